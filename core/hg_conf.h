@@ -1,0 +1,209 @@
+/*
+ * scheduler.conf: reading the file into typed structures.
+ *
+ * hg_conf owns syntax and types: every key of the file is described once in
+ * a table (name, type, default, bounds) from which parsing, defaults, error
+ * messages, did-you-mean hints and the -T dump are derived. It knows nothing
+ * of modules, cron or processes: semantic checks that need them (a module's
+ * validate, a cron expression, a time zone) are made by hg_cycle, which adds
+ * its errors to the same hg_conf_errors_t with the lines kept here.
+ *
+ * Paths in the file (pid, log.file, modules.path, store.path) are resolved
+ * against the prefix; strings have ${VAR} and ${VAR:-default} expanded from
+ * the environment ("$$" is a literal "$").
+ */
+
+#ifndef HG_CONF_H
+#define HG_CONF_H
+
+#include "hg_core.h"
+
+typedef struct hg_conf_error_s {
+    char *file;
+    int line;                       /* 0 when no line applies */
+    char *message;
+} hg_conf_error_t;
+
+typedef struct hg_conf_errors_s {
+    hg_conf_error_t *items;
+    size_t count;
+    size_t capacity;
+} hg_conf_errors_t;
+
+void hg_conf_error_add(hg_conf_errors_t *errors, const char *file, int line,
+                       const char *fmt, ...) HG_PRINTF(4, 5);
+/* "F:LINE: message" per error (or "F: message" when line is 0). */
+void hg_conf_errors_print(const hg_conf_errors_t *errors, FILE *out);
+void hg_conf_errors_free(hg_conf_errors_t *errors);
+
+typedef enum {
+    HG_OVERLAP_SKIP = 0,
+    HG_OVERLAP_QUEUE,
+    HG_OVERLAP_REPLACE,
+    HG_OVERLAP_ALLOW
+} hg_overlap_t;
+
+typedef enum {
+    HG_MISFIRE_SKIP = 0,
+    HG_MISFIRE_RUN_ONCE,
+    HG_MISFIRE_RUN_ALL
+} hg_misfire_t;
+
+typedef enum {
+    HG_PRIORITY_LOW = 0,
+    HG_PRIORITY_NORMAL,
+    HG_PRIORITY_HIGH,
+    HG_PRIORITY_CRITICAL
+} hg_priority_t;
+
+typedef enum {
+    HG_SCHEDULE_NONE = 0,           /* only triggered or enqueued */
+    HG_SCHEDULE_CRON,               /* schedule = "..." */
+    HG_SCHEDULE_EVERY,              /* every = "5m" */
+    HG_SCHEDULE_AT                  /* at = "2026-12-01T09:00:00+01:00" */
+} hg_schedule_kind_t;
+
+typedef enum {
+    HG_LOG_FORMAT_TEXT = 0,
+    HG_LOG_FORMAT_JSON
+} hg_log_format_t;
+
+typedef struct hg_backoff_s {
+    int64_t initial_ms;             /* default 1s */
+    int64_t max_ms;                 /* default 1h */
+    double multiplier;              /* default 2.0, >= 1.0 */
+    double jitter;                  /* default 0.1, 0.0 .. 1.0 */
+} hg_backoff_t;
+
+/* Job settings that `defaults` can give and a job can override. */
+typedef struct hg_job_policy_s {
+    int64_t timeout_ms;             /* 0 = none; default 5m */
+    int max_retries;                /* default 3, 0 .. 1000 */
+    hg_backoff_t backoff;
+    hg_overlap_t overlap;           /* default skip */
+    hg_misfire_t misfire;           /* default run_once */
+    int64_t starting_deadline_ms;   /* 0 = none */
+    hg_priority_t priority;         /* default normal */
+    int64_t jitter_ms;              /* 0 = none */
+} hg_job_policy_t;
+
+typedef struct hg_job_conf_s {
+    char *id;                       /* [A-Za-z0-9._-]{1,128}, unique */
+    char *name;                     /* NULL when not given */
+    char *description;              /* NULL when not given */
+    char *type;                     /* module name; required */
+
+    hg_schedule_kind_t schedule_kind;
+    char *schedule;                 /* cron text, ${VAR} expanded (CRON) */
+    int64_t every_ms;               /* > 0 (EVERY) */
+    char *at;                       /* the `at` text as written (AT) */
+    char *start_at;                 /* NULL, or `start_at` text (EVERY) */
+    char *timezone;                 /* NULL: the global timezone */
+    bool enabled;                   /* default true */
+
+    hg_job_policy_t policy;         /* defaults merged with the job's keys */
+    json_t *tags;                   /* array of strings, never NULL */
+
+    /* Every key the job has (the module's own keys too), values as written
+     * after ${VAR} expansion: what modules receive. */
+    json_t *definition;
+    /* json_dumps(definition, JSON_COMPACT | JSON_SORT_KEYS): what is sent
+     * to workers and compared on reload. */
+    char *definition_text;
+
+    char *file;                     /* where the job is defined */
+    int line;
+    json_t *key_lines;              /* key -> line (integer) of each key */
+} hg_job_conf_t;
+
+typedef struct hg_api_token_s {
+    char *name;
+    char *token;
+    char *role;                     /* read | execute | write | admin */
+} hg_api_token_t;
+
+typedef struct hg_conf_s {
+    char *file;                     /* the main file, as given */
+    char *prefix;
+
+    bool daemon;                    /* default false */
+    char *pid;                      /* absolute; default PREFIX/var/hourglass.pid */
+    int workers;                    /* >= 1; "auto" = online CPUs; default 4 */
+    char *timezone;                 /* NULL = local zone (TZ) */
+    int64_t shutdown_timeout_ms;    /* default 30s */
+
+    struct {
+        char *file;                 /* "-" = stderr; else absolute path */
+        hg_log_level_t level;       /* default info */
+        hg_log_format_t format;     /* default text */
+    } log;
+
+    struct {
+        char *path;                 /* absolute; default PREFIX/modules */
+        char **load;                /* names or paths, in order */
+        size_t nload;
+        json_t *sections;           /* object: NAME -> object (modules.NAME) */
+        json_t *section_lines;      /* object: NAME -> line */
+    } modules;
+
+    struct {
+        char *driver;               /* sqlite | memory | postgres | redis; default sqlite */
+        char *path;                 /* absolute; default PREFIX/var/hourglass.db */
+        char *url;                  /* postgres/redis */
+        int64_t retention_ms;       /* default 30d */
+    } store;
+
+    struct {
+        bool enabled;               /* an api section is present */
+        char *listen;               /* default 127.0.0.1:8080 */
+        char **allow;               /* CIDR strings */
+        size_t nallow;
+        hg_api_token_t *tokens;
+        size_t ntokens;
+        uint64_t body_limit;        /* default 1MiB */
+    } api;
+
+    hg_job_policy_t defaults;
+
+    hg_job_conf_t *jobs;
+    size_t njobs;
+} hg_conf_t;
+
+/*
+ * Read FILE (relative to the current directory), resolving paths in it
+ * against PREFIX. Returns a conf (NULL only when out of memory or when the
+ * file cannot be read or parsed at all) and adds one error per problem
+ * found; the caller must treat errors->count > 0 as failure.
+ */
+hg_conf_t *hg_conf_load(const char *file, const char *prefix,
+                        hg_conf_errors_t *errors);
+void hg_conf_free(hg_conf_t *conf);
+
+/* The job with this id, or NULL. */
+const hg_job_conf_t *hg_conf_find_job(const hg_conf_t *conf, const char *id);
+
+/*
+ * A module's key table, for hg_conf_check_job_keys: every key of a job must
+ * be a common job key or one of the module's keys, else it is reported with
+ * its line and a did-you-mean hint drawn from both sets. `module_keys` is a
+ * NULL-terminated array, or NULL when the module does not declare its keys
+ * (then only common keys are checked for type, and the module's validate
+ * must reject unknown keys itself).
+ */
+void hg_conf_check_job_keys(const hg_job_conf_t *job,
+                            const char *const *module_keys,
+                            hg_conf_errors_t *errors);
+
+/* The line of KEY in JOB, or the job's own line when KEY is not there. */
+int hg_conf_job_key_line(const hg_job_conf_t *job, const char *key);
+
+/* Print the effective configuration (defaults filled, ${VAR} expanded) in
+ * scheduler.conf syntax. Tokens are printed masked. */
+int hg_conf_dump(const hg_conf_t *conf, FILE *out);
+
+/* The closest candidate to WORD by edit distance, or NULL when none is
+ * close enough to be a useful hint. */
+const char *hg_conf_did_you_mean(const char *word,
+                                 const char *const *candidates);
+
+#endif /* HG_CONF_H */
