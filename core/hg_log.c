@@ -1,0 +1,423 @@
+/*
+ * hg_log.c owns the log target of the process and the format of a line.
+ * JSON lines are built by jansson; text lines are `key=value` pairs whose
+ * values are quoted when they hold spaces, quotes or control characters.
+ */
+
+#include "hg_core.h"
+
+#include <fcntl.h>
+#include <sys/time.h>
+
+#include "hg_log.h"
+
+#define HG_LOG_LINE_MAX     8192
+#define HG_LOG_BUFFER_MAX   (256 * 1024)
+
+typedef struct hg_log_s {
+    int fd;
+    bool owns_fd;
+    char *file;
+    hg_log_level_t level;
+    hg_log_format_t format;
+    const char *process;
+    bool buffered;
+    char *buffer;
+    size_t used;
+} hg_log_state_t;
+
+static hg_log_state_t hg_log_state = {
+    STDERR_FILENO, false, NULL, HG_LOG_INFO, HG_LOG_FORMAT_TEXT,
+    "master", false, NULL, 0
+};
+
+static const char *const hg_log_level_names[] = {
+    "error", "warn", "info", "debug"
+};
+
+const char *
+hg_log_level_name(hg_log_level_t level)
+{
+    if ((unsigned) level >= HG_NELEMS(hg_log_level_names)) {
+        return "info";
+    }
+    return hg_log_level_names[level];
+}
+
+static int
+hg_log_open_fd(const char *file)
+{
+    if (strcmp(file, "-") == 0) {
+        return STDERR_FILENO;
+    }
+    return open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+int
+hg_log_open(const char *file, hg_log_level_t level, hg_log_format_t format)
+{
+    int fd;
+    char *copy;
+
+    copy = strdup(file);
+    if (copy == NULL) {
+        return HG_ERROR;
+    }
+    fd = hg_log_open_fd(file);
+    if (fd < 0) {
+        free(copy);
+        return HG_ERROR;
+    }
+    hg_log_flush();
+    if (hg_log_state.owns_fd) {
+        close(hg_log_state.fd);
+    }
+    free(hg_log_state.file);
+    hg_log_state.fd = fd;
+    hg_log_state.owns_fd = (fd != STDERR_FILENO);
+    hg_log_state.file = copy;
+    hg_log_state.level = level;
+    hg_log_state.format = format;
+    return HG_OK;
+}
+
+int
+hg_log_reopen(void)
+{
+    int fd;
+
+    if (hg_log_state.file == NULL || !hg_log_state.owns_fd) {
+        return HG_OK;
+    }
+    fd = hg_log_open_fd(hg_log_state.file);
+    if (fd < 0) {
+        return HG_ERROR;
+    }
+    hg_log_flush();
+    close(hg_log_state.fd);
+    hg_log_state.fd = fd;
+    return HG_OK;
+}
+
+void
+hg_log_close(void)
+{
+    hg_log_flush();
+    if (hg_log_state.owns_fd) {
+        close(hg_log_state.fd);
+    }
+    free(hg_log_state.file);
+    free(hg_log_state.buffer);
+    hg_log_state.fd = STDERR_FILENO;
+    hg_log_state.owns_fd = false;
+    hg_log_state.file = NULL;
+    hg_log_state.buffer = NULL;
+    hg_log_state.used = 0;
+    hg_log_state.buffered = false;
+}
+
+void
+hg_log_set_process(const char *name)
+{
+    hg_log_state.process = name;
+}
+
+int
+hg_log_fd(void)
+{
+    return hg_log_state.fd;
+}
+
+bool
+hg_log_enabled(hg_log_level_t level)
+{
+    return level <= hg_log_state.level;
+}
+
+static void
+hg_log_write_all(const char *data, size_t len)
+{
+    ssize_t n;
+
+    while (len > 0) {
+        n = write(hg_log_state.fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* Nowhere left to report a failing log; drop the line rather
+             * than stall the scheduler. */
+            return;
+        }
+        data += n;
+        len -= (size_t) n;
+    }
+}
+
+void
+hg_log_set_buffered(bool buffered)
+{
+    if (!buffered) {
+        hg_log_flush();
+    }
+    if (buffered && hg_log_state.buffer == NULL) {
+        hg_log_state.buffer = malloc(HG_LOG_BUFFER_MAX);
+        if (hg_log_state.buffer == NULL) {
+            return;
+        }
+    }
+    hg_log_state.buffered = buffered;
+}
+
+void
+hg_log_flush(void)
+{
+    if (hg_log_state.used > 0) {
+        hg_log_write_all(hg_log_state.buffer, hg_log_state.used);
+        hg_log_state.used = 0;
+    }
+}
+
+static void
+hg_log_emit(const char *line, size_t len)
+{
+    if (!hg_log_state.buffered) {
+        hg_log_write_all(line, len);
+        return;
+    }
+    if (hg_log_state.used + len > HG_LOG_BUFFER_MAX) {
+        hg_log_flush();
+    }
+    if (len > HG_LOG_BUFFER_MAX) {
+        hg_log_write_all(line, len);
+        return;
+    }
+    memcpy(hg_log_state.buffer + hg_log_state.used, line, len);
+    hg_log_state.used += len;
+}
+
+static void
+hg_log_timestamp(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+}
+
+/* Appends to a fixed line buffer, silently truncating: a log line is never
+ * worth an allocation failure. */
+typedef struct {
+    char *buf;
+    size_t len;
+    size_t cap;
+} hg_log_line_t;
+
+static void
+hg_log_append(hg_log_line_t *line, const char *fmt, ...) HG_PRINTF(2, 3);
+
+static void
+hg_log_append(hg_log_line_t *line, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (line->len >= line->cap) {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(line->buf + line->len, line->cap - line->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    line->len += (size_t) n;
+    if (line->len >= line->cap) {
+        line->len = line->cap - 1;
+    }
+}
+
+static bool
+hg_log_needs_quotes(const char *s)
+{
+    if (*s == '\0') {
+        return true;
+    }
+    for (; *s != '\0'; s++) {
+        if ((unsigned char) *s <= ' ' || *s == '"' || *s == '=' || *s == '\\') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+hg_log_append_value(hg_log_line_t *line, const char *s)
+{
+    if (!hg_log_needs_quotes(s)) {
+        hg_log_append(line, "%s", s);
+        return;
+    }
+    hg_log_append(line, "\"");
+    for (; *s != '\0' && line->len + 4 < line->cap; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (c == '"' || c == '\\') {
+            hg_log_append(line, "\\%c", c);
+        } else if (c == '\n') {
+            hg_log_append(line, "\\n");
+        } else if (c < ' ') {
+            hg_log_append(line, "\\x%02x", c);
+        } else {
+            line->buf[line->len++] = (char) c;
+            line->buf[line->len] = '\0';
+        }
+    }
+    hg_log_append(line, "\"");
+}
+
+static void
+hg_log_text(hg_log_level_t level, const char *event, const char *job_id,
+            const char *exec_id, const hg_log_field_t *fields,
+            size_t nfields, const char *message)
+{
+    char buf[HG_LOG_LINE_MAX], ts[40];
+    hg_log_line_t line = { buf, 0, sizeof(buf) - 1 };
+    size_t i;
+
+    hg_log_timestamp(ts, sizeof(ts));
+    hg_log_append(&line, "%s [%s] %s %d:", ts, hg_log_level_name(level),
+                  hg_log_state.process, (int) getpid());
+    if (event != NULL) {
+        hg_log_append(&line, " event=%s", event);
+    }
+    if (job_id != NULL) {
+        hg_log_append(&line, " job=");
+        hg_log_append_value(&line, job_id);
+    }
+    if (exec_id != NULL) {
+        hg_log_append(&line, " exec=%s", exec_id);
+    }
+    for (i = 0; i < nfields; i++) {
+        hg_log_append(&line, " %s=", fields[i].key);
+        switch (fields[i].type) {
+        case HG_LOG_FIELD_STRING:
+            hg_log_append_value(&line, fields[i].s ? fields[i].s : "");
+            break;
+        case HG_LOG_FIELD_INT:
+            hg_log_append(&line, "%" PRId64, fields[i].i);
+            break;
+        case HG_LOG_FIELD_REAL:
+            hg_log_append(&line, "%.3f", fields[i].r);
+            break;
+        }
+    }
+    if (message != NULL && *message != '\0') {
+        hg_log_append(&line, "%s%s", line.len > 0 ? " " : "", message);
+    }
+    buf[line.len++] = '\n';
+    hg_log_emit(buf, line.len);
+}
+
+static void
+hg_log_json(hg_log_level_t level, const char *event, const char *job_id,
+            const char *exec_id, const hg_log_field_t *fields,
+            size_t nfields, const char *message)
+{
+    char ts[40];
+    json_t *obj;
+    char *text;
+    size_t i, len;
+
+    obj = json_object();
+    if (obj == NULL) {
+        return;
+    }
+    hg_log_timestamp(ts, sizeof(ts));
+    json_object_set_new(obj, "time", json_string(ts));
+    json_object_set_new(obj, "level", json_string(hg_log_level_name(level)));
+    json_object_set_new(obj, "process", json_string(hg_log_state.process));
+    json_object_set_new(obj, "pid", json_integer(getpid()));
+    if (event != NULL) {
+        json_object_set_new(obj, "event", json_string(event));
+    }
+    if (job_id != NULL) {
+        json_object_set_new(obj, "job", json_string(job_id));
+    }
+    if (exec_id != NULL) {
+        json_object_set_new(obj, "exec", json_string(exec_id));
+    }
+    for (i = 0; i < nfields; i++) {
+        json_t *v = NULL;
+        switch (fields[i].type) {
+        case HG_LOG_FIELD_STRING:
+            v = json_string(fields[i].s ? fields[i].s : "");
+            break;
+        case HG_LOG_FIELD_INT:
+            v = json_integer(fields[i].i);
+            break;
+        case HG_LOG_FIELD_REAL:
+            v = json_real(fields[i].r);
+            break;
+        }
+        json_object_set_new(obj, fields[i].key, v);
+    }
+    if (message != NULL && *message != '\0') {
+        json_object_set_new(obj, "message", json_string(message));
+    }
+    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    if (text == NULL) {
+        return;
+    }
+    len = strlen(text);
+    text[len] = '\n';    /* json_dumps leaves room: overwrite the NUL */
+    hg_log_emit(text, len + 1);
+    free(text);
+}
+
+static void
+hg_log_vevent(hg_log_level_t level, const char *event, const char *job_id,
+              const char *exec_id, const hg_log_field_t *fields,
+              size_t nfields, const char *fmt, va_list ap)
+{
+    char message[HG_LOG_LINE_MAX / 2];
+
+    if (!hg_log_enabled(level)) {
+        return;
+    }
+    message[0] = '\0';
+    if (fmt != NULL) {
+        vsnprintf(message, sizeof(message), fmt, ap);
+    }
+    if (hg_log_state.format == HG_LOG_FORMAT_JSON) {
+        hg_log_json(level, event, job_id, exec_id, fields, nfields, message);
+    } else {
+        hg_log_text(level, event, job_id, exec_id, fields, nfields, message);
+    }
+}
+
+void
+hg_log(hg_log_level_t level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    hg_log_vevent(level, NULL, NULL, NULL, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void
+hg_log_event(hg_log_level_t level, const char *event, const char *job_id,
+             const char *exec_id, const hg_log_field_t *fields,
+             size_t nfields, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    hg_log_vevent(level, event, job_id, exec_id, fields, nfields, fmt, ap);
+    va_end(ap);
+}
