@@ -128,6 +128,13 @@ hg_log_fd(void)
     return hg_log_state.fd;
 }
 
+void
+hg_log_use_fd(int fd)
+{
+    hg_log_state.fd = fd;
+    hg_log_state.owns_fd = (fd != STDERR_FILENO);
+}
+
 bool
 hg_log_enabled(hg_log_level_t level)
 {

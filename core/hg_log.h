@@ -47,6 +47,8 @@ void hg_log_set_buffered(bool buffered);
 void hg_log_flush(void);
 bool hg_log_enabled(hg_log_level_t level);
 int hg_log_fd(void);
+/* The log descriptor was moved (dup2) to FD: use it from now on. */
+void hg_log_use_fd(int fd);
 
 /* A plain message. */
 void hg_log(hg_log_level_t level, const char *fmt, ...) HG_PRINTF(2, 3);
