@@ -1,0 +1,400 @@
+/*
+ * hg_pool.c: worker processes seen from the master. Never blocks: pipes
+ * are nonblocking on the master's side, reaping uses WNOHANG (except at
+ * shutdown, after SIGKILL, where the wait is bounded by the kill).
+ */
+
+#include "hg_core.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include "hg_log.h"
+#include "hg_pool.h"
+#include "hg_timer.h"
+#include "hg_worker.h"
+
+static const char *const hg_worker_state_names[] = {
+    "starting", "idle", "busy", "gone"
+};
+
+const char *
+hg_worker_state_name(hg_worker_state_t state)
+{
+    return hg_worker_state_names[state];
+}
+
+void
+hg_pool_init(hg_pool_t *pool, hg_event_loop_t *loop,
+             const hg_pool_callbacks_t *cb, void *data)
+{
+    memset(pool, 0, sizeof(*pool));
+    pool->loop = loop;
+    pool->cb = *cb;
+    pool->data = data;
+    pool->generation = 1;
+}
+
+static void
+hg_pool_close_to(hg_worker_t *w)
+{
+    if (w->to_fd >= 0) {
+        hg_event_del(&w->out_ev);
+        close(w->to_fd);
+        w->to_fd = -1;
+    }
+}
+
+static void
+hg_pool_close_from(hg_worker_t *w)
+{
+    if (w->from_fd >= 0) {
+        hg_event_del(&w->in_ev);
+        close(w->from_fd);
+        w->from_fd = -1;
+    }
+}
+
+void
+hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo)
+{
+    if (w->kill_reason == HG_KILL_NONE) {
+        w->kill_reason = reason;
+    }
+    /* The group first: the job's own processes must not survive it. The
+     * pid as well, in case the worker has not yet made its group. */
+    kill(-w->pid, signo);
+    kill(w->pid, signo);
+    w->state = HG_WORKER_GONE;
+}
+
+void
+hg_pool_retire(hg_worker_t *w)
+{
+    w->retiring = true;
+    if (w->state == HG_WORKER_IDLE || w->state == HG_WORKER_STARTING) {
+        /* EOF on its input makes the worker finalise and exit 0. */
+        hg_pool_close_to(w);
+        w->state = HG_WORKER_GONE;
+    }
+}
+
+static void
+hg_pool_on_writable(hg_event_t *ev, uint32_t events)
+{
+    hg_worker_t *w = ev->data;
+    int rc;
+
+    HG_UNUSED(events);
+    rc = hg_ipc_write_some(w->to_fd, &w->out);
+    if (rc == HG_OK) {
+        hg_event_del(&w->out_ev);
+    } else if (rc == HG_ERROR) {
+        /* The worker is gone; SIGCHLD will tell what became of it. */
+        hg_pool_close_to(w);
+    }
+}
+
+int
+hg_pool_send(hg_worker_t *w, void *current)
+{
+    int rc;
+
+    if (w->state != HG_WORKER_IDLE || w->to_fd < 0) {
+        return HG_ERROR;
+    }
+    w->state = HG_WORKER_BUSY;
+    w->current = current;
+    rc = hg_ipc_write_some(w->to_fd, &w->out);
+    if (rc == HG_AGAIN && !w->out_ev.active) {
+        if (hg_event_add(w->pool->loop, &w->out_ev, w->to_fd, EPOLLOUT,
+                         hg_pool_on_writable, w) != HG_OK)
+        {
+            return HG_ERROR;
+        }
+    } else if (rc == HG_ERROR) {
+        hg_pool_close_to(w);
+    }
+    return HG_OK;
+}
+
+static void
+hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
+{
+    hg_pool_t *pool = w->pool;
+
+    switch (frame->type) {
+    case HG_IPC_READY:
+        if (w->state == HG_WORKER_STARTING) {
+            w->state = HG_WORKER_IDLE;
+        }
+        pool->cb.ready(w);
+        break;
+    case HG_IPC_RESULT:
+        if (w->state != HG_WORKER_BUSY) {
+            hg_log(HG_LOG_ERROR, "worker %d sent a result while not running "
+                   "anything; replacing it", (int) w->pid);
+            hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+            return;
+        }
+        w->state = HG_WORKER_IDLE;
+        pool->cb.result(w, frame);
+        w->current = NULL;
+        break;
+    default:
+        hg_log(HG_LOG_ERROR, "worker %d sent a frame of type %u, which "
+               "workers do not send; replacing it", (int) w->pid,
+               (unsigned) frame->type);
+        hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+        return;
+    }
+    if (w->retiring && w->state == HG_WORKER_IDLE) {
+        hg_pool_retire(w);
+    }
+}
+
+static void
+hg_pool_on_readable(hg_event_t *ev, uint32_t events)
+{
+    hg_worker_t *w = ev->data;
+    hg_ipc_frame_t frame;
+    char err[256];
+    ssize_t n;
+    int rc;
+
+    HG_UNUSED(events);
+    for (;;) {
+        n = hg_ipc_read(&w->reader, w->from_fd);
+        if (n == HG_AGAIN) {
+            return;
+        }
+        if (n <= 0) {
+            /* EOF or a broken pipe: the worker is ending; its exit status
+             * arrives with SIGCHLD. */
+            hg_pool_close_from(w);
+            return;
+        }
+        while ((rc = hg_ipc_next(&w->reader, &frame, err, sizeof(err))) == 1)
+        {
+            hg_pool_frame(w, &frame);
+            if (w->from_fd < 0 || w->kill_reason == HG_KILL_PROTOCOL) {
+                return;
+            }
+        }
+        if (rc < 0) {
+            hg_log(HG_LOG_ERROR, "worker %d sent a malformed frame (%s); "
+                   "killing and replacing it", (int) w->pid, err);
+            hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+            hg_pool_close_from(w);
+            return;
+        }
+    }
+}
+
+static int
+hg_pool_nonblock(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+hg_worker_t *
+hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const char *prefix)
+{
+    int to[2] = { -1, -1 }, from[2] = { -1, -1 };
+    hg_worker_t *w;
+    pid_t pid, master = getpid();
+
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return NULL;
+    }
+    if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0) {
+        hg_log(HG_LOG_ERROR, "cannot create a worker's pipes: %s",
+               strerror(errno));
+        goto failed;
+    }
+    /* Lines still in the master's buffer would otherwise be written twice,
+     * once by each process. */
+    hg_log_flush();
+    pid = fork();
+    if (pid < 0) {
+        hg_log(HG_LOG_ERROR, "cannot fork a worker: %s", strerror(errno));
+        goto failed;
+    }
+    if (pid == 0) {
+        close(to[1]);
+        close(from[0]);
+        hg_worker_main(mods, prefix, master, to[0], from[1]);
+    }
+    /* Both sides set the group, so it exists whichever runs first. */
+    if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH) {
+        hg_log(HG_LOG_WARN, "setpgid(%d): %s", (int) pid, strerror(errno));
+    }
+    close(to[0]);
+    close(from[1]);
+    w->pid = pid;
+    w->to_fd = to[1];
+    w->from_fd = from[0];
+    w->generation = pool->generation;
+    w->state = HG_WORKER_STARTING;
+    w->spawned_ns = hg_clock_ns(CLOCK_MONOTONIC);
+    w->pool = pool;
+    hg_ipc_reader_init(&w->reader);
+    hg_ipc_buf_init(&w->out);
+    if (hg_pool_nonblock(w->to_fd) != HG_OK
+        || hg_pool_nonblock(w->from_fd) != HG_OK
+        || hg_event_add(pool->loop, &w->in_ev, w->from_fd, EPOLLIN,
+                        hg_pool_on_readable, w) != HG_OK)
+    {
+        hg_log(HG_LOG_ERROR, "cannot watch worker %d: %s", (int) pid,
+               strerror(errno));
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        /* Keep it in the list so that it is reaped like any other. */
+        w->state = HG_WORKER_GONE;
+        w->kill_reason = HG_KILL_RETIRE;
+    }
+    w->next = pool->head;
+    if (pool->head != NULL) {
+        pool->head->prev = w;
+    }
+    pool->head = w;
+    return w->state == HG_WORKER_GONE ? NULL : w;
+
+failed:
+    if (to[0] >= 0) {
+        close(to[0]);
+        close(to[1]);
+    }
+    if (from[0] >= 0) {
+        close(from[0]);
+        close(from[1]);
+    }
+    free(w);
+    return NULL;
+}
+
+static hg_worker_t *
+hg_pool_find(hg_pool_t *pool, pid_t pid)
+{
+    hg_worker_t *w;
+
+    for (w = pool->head; w != NULL; w = w->next) {
+        if (w->pid == pid) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void
+hg_pool_unlink(hg_pool_t *pool, hg_worker_t *w)
+{
+    if (w->prev != NULL) {
+        w->prev->next = w->next;
+    } else {
+        pool->head = w->next;
+    }
+    if (w->next != NULL) {
+        w->next->prev = w->prev;
+    }
+    w->prev = w->next = NULL;
+}
+
+static void
+hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
+             const struct rusage *usage)
+{
+    /* A result may still sit in the pipe: a worker that finished its job
+     * and exited must not have the job recorded as crashed. */
+    if (w->from_fd >= 0) {
+        hg_pool_on_readable(&w->in_ev, EPOLLIN);
+    }
+    hg_pool_close_from(w);
+    hg_pool_close_to(w);
+    hg_pool_unlink(pool, w);
+    w->state = HG_WORKER_GONE;
+    pool->cb.gone(w, status, usage);
+    w->current = NULL;
+    w->next = pool->dead;
+    pool->dead = w;
+}
+
+void
+hg_pool_reap(hg_pool_t *pool)
+{
+    struct rusage usage;
+    hg_worker_t *w;
+    int status;
+    pid_t pid;
+
+    for (;;) {
+        pid = wait4(-1, &status, WNOHANG, &usage);
+        if (pid < 0 && errno == EINTR) {
+            continue;
+        }
+        if (pid <= 0) {
+            return;
+        }
+        w = hg_pool_find(pool, pid);
+        if (w != NULL) {
+            hg_pool_bury(pool, w, status, &usage);
+        }
+    }
+}
+
+void
+hg_pool_collect(hg_pool_t *pool)
+{
+    while (pool->dead != NULL) {
+        hg_worker_t *w = pool->dead;
+        pool->dead = w->next;
+        hg_ipc_reader_free(&w->reader);
+        hg_ipc_buf_free(&w->out);
+        free(w);
+    }
+}
+
+void
+hg_pool_kill_all(hg_pool_t *pool, int signo)
+{
+    struct rusage usage;
+    hg_worker_t *w;
+    int status;
+    pid_t pid;
+
+    for (w = pool->head; w != NULL; w = w->next) {
+        hg_pool_kill(w, HG_KILL_STOP, signo);
+    }
+    while (pool->head != NULL) {
+        pid = wait4(-1, &status, 0, &usage);
+        if (pid < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        w = hg_pool_find(pool, pid);
+        if (w != NULL) {
+            hg_pool_bury(pool, w, status, &usage);
+        }
+    }
+    hg_pool_collect(pool);
+}
+
+size_t
+hg_pool_live(const hg_pool_t *pool)
+{
+    const hg_worker_t *w;
+    size_t n = 0;
+
+    for (w = pool->head; w != NULL; w = w->next) {
+        n++;
+    }
+    return n;
+}

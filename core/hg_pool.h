@@ -1,0 +1,98 @@
+/*
+ * The master's side of the worker processes: forking them, their pipes, the
+ * frames that go in and out, killing them and reaping them. The pool knows
+ * what a worker is doing only as an opaque pointer (`current`); what a
+ * result means is the master's business, told through the callbacks.
+ *
+ * Writes to a worker never block: a dispatch larger than the pipe can take
+ * waits in the worker's output buffer until the pipe is writable.
+ */
+
+#ifndef HG_POOL_H
+#define HG_POOL_H
+
+#include "hg_core.h"
+#include "hg_event.h"
+#include "hg_ipc.h"
+#include "hg_module.h"
+
+#include <sys/resource.h>
+
+typedef enum {
+    HG_WORKER_STARTING = 0,         /* forked, READY not yet received */
+    HG_WORKER_IDLE,
+    HG_WORKER_BUSY,
+    HG_WORKER_GONE                  /* killed or exited, not reaped yet */
+} hg_worker_state_t;
+
+typedef enum {
+    HG_KILL_NONE = 0,
+    HG_KILL_TIMEOUT,
+    HG_KILL_STOP,                   /* replace / API stop / shutdown */
+    HG_KILL_PROTOCOL,               /* sent a malformed frame */
+    HG_KILL_RETIRE                  /* no longer wanted (reload, shrink) */
+} hg_kill_reason_t;
+
+typedef struct hg_worker_s hg_worker_t;
+typedef struct hg_pool_s hg_pool_t;
+
+struct hg_worker_s {
+    pid_t pid;
+    unsigned generation;
+    hg_worker_state_t state;
+    int to_fd;                      /* master -> worker, nonblocking */
+    int from_fd;                    /* worker -> master, nonblocking */
+    hg_event_t in_ev;
+    hg_event_t out_ev;
+    hg_ipc_reader_t reader;
+    hg_ipc_buf_t out;
+    void *current;                  /* the master's execution, or NULL */
+    hg_kill_reason_t kill_reason;
+    bool retiring;                  /* close when idle */
+    int64_t spawned_ns;             /* monotonic */
+    hg_pool_t *pool;
+    hg_worker_t *prev, *next;
+};
+
+typedef struct hg_pool_callbacks_s {
+    void (*ready)(hg_worker_t *w);
+    void (*result)(hg_worker_t *w, const hg_ipc_frame_t *frame);
+    /* The worker is reaped: status as from waitpid, usage from wait4. The
+     * worker is freed after this returns. */
+    void (*gone)(hg_worker_t *w, int status, const struct rusage *usage);
+} hg_pool_callbacks_t;
+
+struct hg_pool_s {
+    hg_event_loop_t *loop;
+    hg_pool_callbacks_t cb;
+    void *data;
+    hg_worker_t *head;              /* every worker not yet reaped */
+    size_t count;                   /* workers not retiring and not gone */
+    unsigned generation;            /* workers forked now get this */
+    hg_worker_t *dead;              /* reaped, freed at the end of a turn */
+};
+
+void hg_pool_init(hg_pool_t *pool, hg_event_loop_t *loop,
+                  const hg_pool_callbacks_t *cb, void *data);
+/* Fork one worker that serves MODS. */
+hg_worker_t *hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods,
+                           const char *prefix);
+/* Send the DISPATCH frame built in w->out (hg_ipc_begin .. hg_ipc_end) and
+ * mark the worker busy with CURRENT. HG_ERROR when it cannot take it. */
+int hg_pool_send(hg_worker_t *w, void *current);
+/* Kill the worker's whole process group. */
+void hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo);
+/* Close the worker's input: it exits after its current execution. */
+void hg_pool_retire(hg_worker_t *w);
+/* Reap exited workers (SIGCHLD). */
+void hg_pool_reap(hg_pool_t *pool);
+/* Free workers reaped during the last turn. */
+void hg_pool_collect(hg_pool_t *pool);
+/* Kill every worker and wait for them (shutdown). */
+void hg_pool_kill_all(hg_pool_t *pool, int signo);
+
+size_t hg_pool_live(const hg_pool_t *pool);     /* not yet reaped */
+
+const char *hg_worker_state_name(hg_worker_state_t state);
+
+#endif /* HG_POOL_H */

@@ -1,0 +1,394 @@
+/*
+ * hg_worker.c: the worker process. Its I/O with the master is blocking and
+ * simple on purpose: it has nothing else to do while it waits. Everything
+ * the master sends is checked before use; a malformed frame ends the worker
+ * (the master replaces it) rather than running half a job.
+ */
+
+#include "hg_core.h"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include "hg_exec.h"
+#include "hg_ipc.h"
+#include "hg_log.h"
+#include "hg_uuid.h"
+#include "hg_worker.h"
+
+typedef struct hg_worker_state_s {
+    hg_modules_t *mods;
+    hg_ipc_reader_t reader;
+    hg_ipc_buf_t out;
+    /* The job definition of the previous dispatch, parsed: a job that runs
+     * again (the common case) is not parsed again. */
+    char *last_def;
+    json_t *last_job;
+} hg_worker_state_t;
+
+/* SIGTERM (sent by the kernel when the master dies, or by the master on a
+ * fast stop) takes the whole process group down: the worker and whatever
+ * its job started. */
+static void
+hg_worker_on_term(int signo)
+{
+    HG_UNUSED(signo);
+    kill(0, SIGKILL);
+    _exit(HG_WORKER_EXIT_MASTER);
+}
+
+static void
+hg_worker_signals(void)
+{
+    struct sigaction sa;
+    sigset_t all;
+    int signo;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (signo = 1; signo < NSIG; signo++) {
+        if (signo != SIGKILL && signo != SIGSTOP) {
+            sigaction(signo, &sa, NULL);
+        }
+    }
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = hg_worker_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static void
+hg_worker_close_from(int first)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned) first, ~0U, 0) == 0) {
+        return;
+    }
+#endif
+    {
+        long max = sysconf(_SC_OPEN_MAX);
+        int fd;
+        if (max < 0 || max > 65536) {
+            max = 65536;
+        }
+        for (fd = first; fd < max; fd++) {
+            close(fd);
+        }
+    }
+}
+
+/* Put the pipes and the log on fixed descriptors and close every other
+ * descriptor inherited from the master (epoll, timerfds, other workers'
+ * pipes, listening sockets). */
+static int
+hg_worker_descriptors(int in_fd, int out_fd)
+{
+    int log_fd = hg_log_fd(), tmp_in, tmp_out, tmp_log = -1;
+
+    tmp_in = fcntl(in_fd, F_DUPFD_CLOEXEC, 100);
+    tmp_out = fcntl(out_fd, F_DUPFD_CLOEXEC, 100);
+    if (log_fd != STDERR_FILENO) {
+        tmp_log = fcntl(log_fd, F_DUPFD_CLOEXEC, 100);
+    }
+    if (tmp_in < 0 || tmp_out < 0 || (log_fd != STDERR_FILENO && tmp_log < 0)) {
+        return HG_ERROR;
+    }
+    if (dup2(tmp_in, HG_WORKER_IN_FD) < 0
+        || dup2(tmp_out, HG_WORKER_OUT_FD) < 0
+        || (tmp_log >= 0 && dup2(tmp_log, HG_WORKER_LOG_FD) < 0))
+    {
+        return HG_ERROR;
+    }
+    if (tmp_log >= 0) {
+        hg_log_use_fd(HG_WORKER_LOG_FD);
+    }
+    hg_worker_close_from(tmp_log >= 0 ? HG_WORKER_LOG_FD + 1
+                                      : HG_WORKER_OUT_FD + 1);
+    /* Job processes must not inherit the pipes to the master. */
+    fcntl(HG_WORKER_IN_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(HG_WORKER_OUT_FD, F_SETFD, FD_CLOEXEC);
+    if (tmp_log >= 0) {
+        fcntl(HG_WORKER_LOG_FD, F_SETFD, FD_CLOEXEC);
+    }
+    return HG_OK;
+}
+
+static void
+hg_worker_send(hg_worker_state_t *w)
+{
+    if (hg_ipc_write_all(HG_WORKER_OUT_FD, &w->out) != HG_OK) {
+        /* The master is gone or its pipe broke: nobody to work for. */
+        _exit(HG_WORKER_EXIT_IO);
+    }
+}
+
+static void
+hg_worker_ready(hg_worker_state_t *w, const char *init_error)
+{
+    hg_ipc_begin(&w->out, HG_IPC_READY);
+    hg_ipc_put_i32(&w->out, HG_IPC_F_PID, (int32_t) getpid());
+    if (init_error != NULL) {
+        hg_ipc_put_str(&w->out, HG_IPC_F_INIT_ERROR, init_error);
+    }
+    if (hg_ipc_end(&w->out) != HG_OK) {
+        _exit(HG_WORKER_EXIT_IO);
+    }
+    hg_worker_send(w);
+}
+
+static int64_t
+hg_worker_tv_ms(const struct timeval *tv)
+{
+    return (int64_t) tv->tv_sec * 1000 + tv->tv_usec / 1000;
+}
+
+static void
+hg_worker_usage(struct rusage *self, struct rusage *children)
+{
+    getrusage(RUSAGE_SELF, self);
+    getrusage(RUSAGE_CHILDREN, children);
+}
+
+/* The job definition as JSON, parsed at most once per distinct text. */
+static json_t *
+hg_worker_job(hg_worker_state_t *w, const hg_ipc_field_t *def)
+{
+    json_error_t jerr;
+    json_t *job;
+    char *text;
+
+    if (w->last_def != NULL && strlen(w->last_def) == def->len
+        && memcmp(w->last_def, def->data, def->len) == 0)
+    {
+        return w->last_job;
+    }
+    job = json_loadb((const char *) def->data, def->len, 0, &jerr);
+    if (!json_is_object(job)) {
+        json_decref(job);
+        return NULL;
+    }
+    text = malloc((size_t) def->len + 1);
+    if (text == NULL) {
+        json_decref(job);
+        return NULL;
+    }
+    memcpy(text, def->data, def->len);
+    text[def->len] = '\0';
+    free(w->last_def);
+    json_decref(w->last_job);
+    w->last_def = text;
+    w->last_job = job;
+    return job;
+}
+
+static hg_result_t
+hg_worker_run(hg_worker_state_t *w, hg_exec_t *exec, const char *type)
+{
+    const hg_module_ref_t *ref = hg_modules_find(w->mods, type);
+    hg_result_t rc;
+
+    if (ref == NULL) {
+        hg_exec_set_error(exec, "no module serves type \"%s\" in this "
+                          "worker", type);
+        return HG_FATAL;
+    }
+    rc = ref->module->execute(exec);
+    if (rc != HG_OK && rc != HG_FAIL && rc != HG_RETRY && rc != HG_FATAL) {
+        hg_exec_set_error(exec, "module \"%s\" returned %d, which is not a "
+                          "result code", type, (int) rc);
+        rc = HG_FAIL;
+    }
+    return rc;
+}
+
+static void
+hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
+{
+    hg_exec_t exec;
+    const hg_ipc_field_t *def, *payload;
+    char *exec_id = NULL, *job_id = NULL, *trigger = NULL, *type = NULL;
+    uint32_t attempt = 1;
+    int64_t scheduled = 0, deadline = 0, limit = -1, started, finished;
+    struct rusage self0, child0, self1, child1;
+    hg_result_t rc;
+    char *metrics = NULL;
+
+    hg_exec_init(&exec);
+    exec_id = hg_ipc_get_strdup(frame, HG_IPC_F_EXEC_ID);
+    job_id = hg_ipc_get_strdup(frame, HG_IPC_F_JOB_ID);
+    type = hg_ipc_get_strdup(frame, HG_IPC_F_TYPE);
+    trigger = hg_ipc_get_strdup(frame, HG_IPC_F_TRIGGER);
+    def = hg_ipc_field(frame, HG_IPC_F_JOB_DEF);
+    if (exec_id == NULL || job_id == NULL || type == NULL || def == NULL
+        || hg_ipc_get_u32(frame, HG_IPC_F_ATTEMPT, &attempt) != HG_OK
+        || hg_ipc_get_i64(frame, HG_IPC_F_SCHEDULED_FOR, &scheduled) != HG_OK
+        || hg_ipc_get_i64(frame, HG_IPC_F_DEADLINE, &deadline) != HG_OK)
+    {
+        hg_log(HG_LOG_ERROR, "dispatch frame from the master lacks a "
+               "required field; exiting so that the master replaces this "
+               "worker");
+        _exit(HG_WORKER_EXIT_PROTOCOL);
+    }
+    exec.id = exec_id;
+    exec.job_id = job_id;
+    exec.trigger = trigger;
+    exec.attempt = attempt;
+    exec.scheduled_for = scheduled;
+    exec.deadline = deadline;
+    payload = hg_ipc_field(frame, HG_IPC_F_PAYLOAD);
+    if (payload != NULL) {
+        exec.payload = payload->data;
+        exec.payload_len = payload->len;
+    }
+    exec.job = hg_worker_job(w, def);
+    if (hg_ipc_get_i64(frame, HG_IPC_F_OUTPUT_LIMIT, &limit) == HG_OK
+        && limit >= 0)
+    {
+        exec.output_limit = (size_t) limit;
+    }
+
+    hg_worker_usage(&self0, &child0);
+    started = hg_exec_now_ms();
+    if (exec.job == NULL) {
+        hg_exec_set_error(&exec, "job definition is not a JSON object");
+        rc = HG_FATAL;
+    } else {
+        rc = hg_worker_run(w, &exec, type);
+    }
+    finished = hg_exec_now_ms();
+    hg_worker_usage(&self1, &child1);
+
+    hg_ipc_begin(&w->out, HG_IPC_RESULT);
+    hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec_id);
+    hg_ipc_put_u32(&w->out, HG_IPC_F_RESULT, (uint32_t) rc);
+    if (exec.has_exit_code) {
+        hg_ipc_put_i32(&w->out, HG_IPC_F_EXIT_CODE, exec.exit_code);
+    }
+    if (exec.signo > 0) {
+        hg_ipc_put_i32(&w->out, HG_IPC_F_SIGNAL, exec.signo);
+    }
+    if (exec.output_len > 0) {
+        hg_ipc_put_bytes(&w->out, HG_IPC_F_OUTPUT, exec.output,
+                         exec.output_len);
+    }
+    hg_ipc_put_u32(&w->out, HG_IPC_F_TRUNCATED, exec.truncated ? 1 : 0);
+    hg_ipc_put_str(&w->out, HG_IPC_F_ERROR, exec.error);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_RETRY_AFTER, exec.retry_after_ms);
+    if (exec.metrics != NULL) {
+        metrics = json_dumps(exec.metrics, JSON_COMPACT);
+        hg_ipc_put_str(&w->out, HG_IPC_F_METRICS, metrics);
+    }
+    hg_ipc_put_i64(&w->out, HG_IPC_F_STARTED_AT, started);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_FINISHED_AT, finished);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_MAX_RSS_KB,
+                   child1.ru_maxrss > self1.ru_maxrss ? child1.ru_maxrss
+                                                      : self1.ru_maxrss);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_CPU_USER_MS,
+                   hg_worker_tv_ms(&self1.ru_utime)
+                   - hg_worker_tv_ms(&self0.ru_utime)
+                   + hg_worker_tv_ms(&child1.ru_utime)
+                   - hg_worker_tv_ms(&child0.ru_utime));
+    hg_ipc_put_i64(&w->out, HG_IPC_F_CPU_SYS_MS,
+                   hg_worker_tv_ms(&self1.ru_stime)
+                   - hg_worker_tv_ms(&self0.ru_stime)
+                   + hg_worker_tv_ms(&child1.ru_stime)
+                   - hg_worker_tv_ms(&child0.ru_stime));
+    if (hg_ipc_end(&w->out) != HG_OK) {
+        /* Too large or out of memory: report the execution without its
+         * output rather than not at all. */
+        hg_ipc_begin(&w->out, HG_IPC_RESULT);
+        hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec_id);
+        hg_ipc_put_u32(&w->out, HG_IPC_F_RESULT, HG_FAIL);
+        hg_ipc_put_str(&w->out, HG_IPC_F_ERROR, "result too large to send");
+        hg_ipc_put_i64(&w->out, HG_IPC_F_STARTED_AT, started);
+        hg_ipc_put_i64(&w->out, HG_IPC_F_FINISHED_AT, finished);
+        if (hg_ipc_end(&w->out) != HG_OK) {
+            _exit(HG_WORKER_EXIT_IO);
+        }
+    }
+    hg_worker_send(w);
+
+    free(metrics);
+    free(exec_id);
+    free(job_id);
+    free(type);
+    free(trigger);
+    hg_exec_reset(&exec);
+}
+
+void
+hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
+               int in_fd, int out_fd)
+{
+    hg_worker_state_t w;
+    hg_conf_errors_t errors;
+    hg_ipc_frame_t frame;
+    char err[256];
+    ssize_t n;
+    int rc;
+
+    memset(&w, 0, sizeof(w));
+    w.mods = mods;
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    hg_worker_signals();
+    if (getppid() != master) {
+        _exit(HG_WORKER_EXIT_MASTER);     /* the master died before prctl */
+    }
+    hg_log_set_buffered(false);
+    hg_log_set_process("worker");
+    if (hg_worker_descriptors(in_fd, out_fd) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "worker cannot set up its descriptors: %s",
+               strerror(errno));
+        _exit(HG_WORKER_EXIT_IO);
+    }
+    hg_random_reseed();
+    hg_ipc_reader_init(&w.reader);
+    hg_ipc_buf_init(&w.out);
+
+    memset(&errors, 0, sizeof(errors));
+    if (hg_modules_init(mods, HG_PROCESS_WORKER, NULL, prefix, &errors)
+        != HG_OK)
+    {
+        hg_worker_ready(&w, errors.count > 0 ? errors.items[0].message
+                                             : "module init failed");
+        _exit(HG_WORKER_EXIT_INIT);
+    }
+    hg_conf_errors_free(&errors);
+    hg_worker_ready(&w, NULL);
+
+    for (;;) {
+        rc = hg_ipc_next(&w.reader, &frame, err, sizeof(err));
+        if (rc == 1) {
+            if (frame.type != HG_IPC_DISPATCH) {
+                hg_log(HG_LOG_ERROR, "unexpected frame type %u from the "
+                       "master; exiting", (unsigned) frame.type);
+                _exit(HG_WORKER_EXIT_PROTOCOL);
+            }
+            hg_worker_dispatch(&w, &frame);
+            continue;
+        }
+        if (rc < 0) {
+            hg_log(HG_LOG_ERROR, "malformed frame from the master (%s); "
+                   "exiting", err);
+            _exit(HG_WORKER_EXIT_PROTOCOL);
+        }
+        n = hg_ipc_read(&w.reader, HG_WORKER_IN_FD);
+        if (n == 0) {
+            break;                        /* the master closed the pipe */
+        }
+        if (n < 0) {
+            _exit(HG_WORKER_EXIT_IO);
+        }
+    }
+    hg_modules_fini(mods);
+    _exit(HG_WORKER_EXIT_OK);
+}
