@@ -1,0 +1,89 @@
+#include "hg_core.h"
+
+/*
+ * hg_hint: edit distances for did-you-mean hints. Owns nothing but a
+ * stack buffer per call; words are short (keys, enum values), so the
+ * quadratic algorithm is the right one.
+ */
+
+#include <ctype.h>
+
+#include "hg_conf.h"
+#include "hg_hint.h"
+
+size_t
+hg_hint_distance(const char *a, const char *b)
+{
+    /* three rows of the dynamic-programming matrix: the transposition case
+     * looks two rows back */
+    size_t rows[3][HG_HINT_MAX_WORD + 1];
+    size_t la = strlen(a), lb = strlen(b), i, j;
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+
+    if (la > HG_HINT_MAX_WORD || lb > HG_HINT_MAX_WORD) {
+        return SIZE_MAX;
+    }
+    for (j = 0; j <= lb; j++) {
+        prev[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        size_t *t;
+        int ca = tolower((unsigned char) a[i - 1]);
+
+        cur[0] = i;
+        for (j = 1; j <= lb; j++) {
+            int cb = tolower((unsigned char) b[j - 1]);
+            size_t cost = ca == cb ? 0 : 1;
+            size_t best = prev[j] + 1;                  /* deletion */
+
+            if (cur[j - 1] + 1 < best) {
+                best = cur[j - 1] + 1;                  /* insertion */
+            }
+            if (prev[j - 1] + cost < best) {
+                best = prev[j - 1] + cost;              /* substitution */
+            }
+            if (i > 1 && j > 1
+                && ca == tolower((unsigned char) b[j - 2])
+                && tolower((unsigned char) a[i - 2]) == cb
+                && prev2[j - 2] + 1 < best)
+            {
+                best = prev2[j - 2] + 1;                /* transposition */
+            }
+            cur[j] = best;
+        }
+        t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+const char *
+hg_hint_closest(const char *word, const char *const *candidates)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, limit, i;
+
+    if (word == NULL || candidates == NULL) {
+        return NULL;
+    }
+    limit = strlen(word) / 3;
+    if (limit < 1) {
+        limit = 1;
+    }
+    for (i = 0; candidates[i] != NULL; i++) {
+        size_t d = hg_hint_distance(word, candidates[i]);
+        if (d <= limit && d < best_d) {
+            best = candidates[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+const char *
+hg_conf_did_you_mean(const char *word, const char *const *candidates)
+{
+    return hg_hint_closest(word, candidates);
+}

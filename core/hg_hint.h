@@ -1,0 +1,30 @@
+/*
+ * Did-you-mean hints: the edit distance between what was written and what
+ * was meant. Used for unknown keys and enum values in scheduler.conf
+ * (hg_conf_did_you_mean in hg_conf.h is built on it), and usable for any
+ * other name a user types (module types, API fields).
+ */
+
+#ifndef HG_HINT_H
+#define HG_HINT_H
+
+#include "hg_core.h"
+
+/* Words longer than this get no hint (and a distance of SIZE_MAX). */
+#define HG_HINT_MAX_WORD  64
+
+/*
+ * Optimal string alignment distance (Levenshtein plus transposition of two
+ * adjacent characters, the commonest typo: "levle"), ignoring ASCII case.
+ * SIZE_MAX when either word is longer than HG_HINT_MAX_WORD.
+ */
+size_t hg_hint_distance(const char *a, const char *b);
+
+/*
+ * The candidate closest to word, or NULL when none is within
+ * max(1, strlen(word) / 3) edits. Ties go to the earlier candidate.
+ * `candidates` is NULL-terminated.
+ */
+const char *hg_hint_closest(const char *word, const char *const *candidates);
+
+#endif /* HG_HINT_H */
