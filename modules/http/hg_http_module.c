@@ -555,6 +555,8 @@ hg_http_build_headers(const hg_http_job_t *job, struct curl_slist **list)
             }
         }
     } else if (json_is_array(job->headers)) {
+        /* Lines go to curl as written, with curl's meaning: "Accept:"
+         * (nothing after the colon) removes a header curl would send. */
         json_array_foreach(job->headers, i, item) {
             if (hg_http_add_header(list, json_string_value(item)) != 0) {
                 return -1;
@@ -572,7 +574,9 @@ hg_http_build_headers(const hg_http_job_t *job, struct curl_slist **list)
 
 /*
  * Set every option of the request on a freshly reset handle. 0, or -1 with
- * the option that failed in err.
+ * the option that failed in err. Every pointer handed to curl here must
+ * outlive curl_easy_perform and is dropped by the reset that ends the
+ * execution.
  */
 static int
 hg_http_setup(CURL *easy, const hg_http_job_t *job, hg_http_xfer_t *xfer,
@@ -810,12 +814,12 @@ hg_http_expect_text(const json_t *expect, char *buf, size_t len)
     return buf;
 }
 
-/* The handle of this process, reset for a new request. */
+/* The handle of this process. Every execution resets it when it is done
+ * (see hg_http_execute), so it comes here with no options set. */
 static CURL *
 hg_http_handle(void)
 {
     if (hg_http.easy != NULL && hg_http.pid == getpid()) {
-        curl_easy_reset(hg_http.easy);
         return hg_http.easy;
     }
     /* None yet, or one inherited from the parent: never share it. */
@@ -831,13 +835,14 @@ hg_http_execute(hg_exec_t *exec)
     hg_http_xfer_t xfer;
     struct curl_slist *headers = NULL;
     char err[HG_HTTP_ERRLEN], errbuf[CURL_ERROR_SIZE], url[1024];
-    char expected[128];
+    char expected[128], via[48];
     const char *body = NULL;
     size_t body_len = 0;
     int64_t deadline, remaining, started, elapsed, delay_ms;
     long timeout_ms = 0, status = 0;
+    long redirects = 0;
     CURLcode cc;
-    CURL *easy;
+    CURL *easy = NULL;
     hg_result_t result = HG_FAIL;
 
     memset(&xfer, 0, sizeof(xfer));
@@ -914,9 +919,17 @@ hg_http_execute(hg_exec_t *exec)
         goto done;
     }
 
-    hg_exec_log(exec, HG_LOG_INFO, "%s %s -> %ld in %" PRId64 " ms, %"
+    via[0] = '\0';
+    if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_COUNT, &redirects)
+            == CURLE_OK
+        && redirects > 0)
+    {
+        snprintf(via, sizeof(via), " after %ld redirect%s", redirects,
+                 redirects == 1 ? "" : "s");
+    }
+    hg_exec_log(exec, HG_LOG_INFO, "%s %s -> %ld%s in %" PRId64 " ms, %"
                 CURL_FORMAT_CURL_OFF_T " bytes", job.method, url, status,
-                elapsed, xfer.received);
+                via, elapsed, xfer.received);
 
     if (hg_http_expected(job.expect, status)) {
         result = HG_OK;
@@ -936,6 +949,13 @@ hg_http_execute(hg_exec_t *exec)
                       expected);
 
 done:
+    /* Reset now, not at the next execution: the handle must not keep
+     * pointers to this one's headers, body, buffers and callbacks' data
+     * (curl_easy_cleanup may still report into the error buffer). The
+     * connection cache survives a reset. */
+    if (easy != NULL) {
+        curl_easy_reset(easy);
+    }
     curl_slist_free_all(headers);
     return result;
 }
