@@ -1,0 +1,531 @@
+/*
+ * hg_shell_spawn.c starts a job's process: it builds the environment, makes
+ * the pipes and forks, and owns everything the child does between fork and
+ * exec.
+ *
+ * The child after fork may only make async-signal-safe calls (no malloc,
+ * no stdio, no NSS): everything it needs is prepared by the parent first,
+ * in hg_shell_launch_t. A failure in the child is reported to the parent
+ * over a close-on-exec pipe ({stage, errno}), so that "the program could not
+ * be started" is never confused with "the program exited 127".
+ *
+ * The child must stay in the worker's process group (no setsid, no
+ * setpgid): on a timeout the master kills the worker's whole group, and
+ * that is what reaches the job's own children too.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hourglass/module.h>
+
+#include "hg_shell.h"
+
+extern char **environ;
+
+/* The close-loop fallback (kernels without close_range) stops here even
+ * when RLIMIT_NOFILE is unlimited. */
+#define HG_SHELL_MAX_FD_LOOP  (1 << 20)
+
+/* The child's fd 3 while it sets up: the report pipe, close-on-exec. */
+#define HG_SHELL_REPORT_FD    3
+
+/* --- environment ------------------------------------------------------- */
+
+/* Due time as RFC 3339 in UTC with a numeric offset:
+ * 2026-11-23T19:00:00+00:00, with milliseconds only when there are some. */
+static int
+shell_rfc3339(int64_t ms, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t sec;
+    int64_t frac;
+    size_t n;
+    int m;
+
+    /* floor division, so that times before 1970 stay correct */
+    sec = (time_t) (ms / 1000);
+    frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        sec -= 1;
+    }
+    if (gmtime_r(&sec, &tm) == NULL) {
+        return -1;
+    }
+    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0) {
+        return -1;
+    }
+    if (frac != 0) {
+        m = snprintf(buf + n, len - n, ".%03d+00:00", (int) frac);
+    } else {
+        m = snprintf(buf + n, len - n, "+00:00");
+    }
+    if (m < 0 || (size_t) m >= len - n) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether one of envp[0..n) sets the variable that `entry` ("NAME=...")
+ * sets. */
+static int
+shell_env_has(char **envp, size_t n, const char *entry)
+{
+    const char *eq;
+    size_t i, len;
+
+    eq = strchr(entry, '=');
+    len = eq != NULL ? (size_t) (eq - entry) : strlen(entry);
+    for (i = 0; i < n; i++) {
+        if (strncmp(envp[i], entry, len) == 0 && envp[i][len] == '=') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+shell_env_add(char **envp, size_t *n, const char *name, const char *value)
+{
+    char *entry;
+
+    if (asprintf(&entry, "%s=%s", name, value) < 0) {
+        return -1;
+    }
+    envp[(*n)++] = entry;
+    return 0;
+}
+
+/* The child's environment: hourglass's variables, then the job's `env`,
+ * then whatever the worker inherited that neither of them overrides. The
+ * first *nowned entries are allocated; the rest point into environ. */
+char **
+hg_shell_env_build(hg_exec_t *exec, const json_t *env, size_t *nowned,
+    char *err, size_t errlen)
+{
+    const char *name, *text;
+    char attempt[16], when[64];
+    json_t *value;
+    char **envp;
+    size_t ninherit, cap, n, owned, i;
+
+    *nowned = 0;
+    ninherit = 0;
+    while (environ != NULL && environ[ninherit] != NULL) {
+        ninherit++;
+    }
+    cap = 5 + (env != NULL ? json_object_size(env) : 0) + ninherit + 1;
+    envp = calloc(cap, sizeof(*envp));
+    if (envp == NULL) {
+        hg_shell_err(err, errlen, "environment: out of memory");
+        return NULL;
+    }
+    n = 0;
+
+    (void) snprintf(attempt, sizeof(attempt), "%u", hg_exec_attempt(exec));
+    if (shell_rfc3339(hg_exec_scheduled_for(exec), when, sizeof(when)) != 0) {
+        hg_shell_err(err, errlen, "environment: cannot format the due time");
+        goto failed;
+    }
+    text = hg_exec_job_id(exec);
+    if (shell_env_add(envp, &n, "HOURGLASS_JOB_ID", text ? text : "") != 0) {
+        goto nomem;
+    }
+    text = hg_exec_id(exec);
+    if (shell_env_add(envp, &n, "HOURGLASS_EXECUTION_ID", text ? text : "")
+            != 0
+        || shell_env_add(envp, &n, "HOURGLASS_ATTEMPT", attempt) != 0
+        || shell_env_add(envp, &n, "HOURGLASS_SCHEDULED_FOR", when) != 0
+        || shell_env_add(envp, &n, "HOURGLASS_TRIGGER",
+                         hg_exec_trigger(exec)) != 0)
+    {
+        goto nomem;
+    }
+
+    if (env != NULL) {
+        json_object_foreach((json_t *) env, name, value) {
+            /* validate refuses the HOURGLASS_ names; stay safe anyway */
+            if (shell_env_has(envp, n, name)) {
+                continue;
+            }
+            if (shell_env_add(envp, &n, name, json_string_value(value))
+                != 0)
+            {
+                goto nomem;
+            }
+        }
+    }
+
+    owned = n;
+    for (i = 0; i < ninherit; i++) {
+        if (strchr(environ[i], '=') == NULL
+            || shell_env_has(envp, owned, environ[i]))
+        {
+            continue;
+        }
+        envp[n++] = environ[i];
+    }
+    envp[n] = NULL;
+    *nowned = owned;
+    return envp;
+
+nomem:
+    hg_shell_err(err, errlen, "environment: out of memory");
+failed:
+    hg_shell_env_free(envp, n);
+    return NULL;
+}
+
+void
+hg_shell_env_free(char **envp, size_t nowned)
+{
+    size_t i;
+
+    if (envp == NULL) {
+        return;
+    }
+    for (i = 0; i < nowned; i++) {
+        free(envp[i]);
+    }
+    free(envp);
+}
+
+/* --- the child ---------------------------------------------------------- */
+
+static void shell_child_fail(int fd, hg_shell_stage_t stage, int error)
+    __attribute__((noreturn));
+
+/* Tell the parent which step failed, then exit. Only async-signal-safe
+ * calls. The 127 is never reported as the job's exit code: the parent
+ * sees the report first. */
+static void
+shell_child_fail(int fd, hg_shell_stage_t stage, int error)
+{
+    hg_shell_report_t report;
+    const char *p;
+    size_t left;
+    ssize_t n;
+
+    report.stage = (int32_t) stage;
+    report.error = (int32_t) error;
+    p = (const char *) &report;
+    left = sizeof(report);
+    while (left > 0) {
+        n = write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        p += n;
+        left -= (size_t) n;
+    }
+    _exit(127);
+}
+
+/* Move fd out of the way of 0..3 (the slots the child is about to fill):
+ * in a worker whose 0/1/2 were closed, pipe2 may have returned them. */
+static int
+shell_child_move_high(int fd)
+{
+    if (fd > HG_SHELL_REPORT_FD) {
+        return fd;
+    }
+    return fcntl(fd, F_DUPFD_CLOEXEC, HG_SHELL_REPORT_FD + 1);
+}
+
+static void
+shell_child_close_from(int first, int max_fd)
+{
+    int fd;
+
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned) first, ~0U, 0U) == 0) {
+        return;
+    }
+#endif
+    /* Older kernel (ENOSYS): close one by one up to the limit computed by
+     * the parent. EBADF for the many fds that are not open is expected. */
+    for (fd = first; fd < max_fd; fd++) {
+        (void) close(fd);
+    }
+}
+
+static void shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd,
+    int report_fd, int max_fd, pid_t parent) __attribute__((noreturn));
+
+static void
+shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
+    int max_fd, pid_t parent)
+{
+    const hg_shell_identity_t *id;
+    struct sigaction sa;
+    sigset_t none;
+    int sig;
+
+    /* The job dies with the worker, whatever kills the worker. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+    if (getppid() != parent) {
+        /* the worker died between fork and prctl */
+        _exit(127);
+    }
+
+    /* Handlers installed by the worker mean nothing in the job; the mask
+     * (all blocked since before fork) is cleared just before exec. Errors
+     * are expected and harmless: SIGKILL, SIGSTOP and the C library's
+     * internal signals cannot be changed. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    if (sigemptyset(&sa.sa_mask) != 0) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+    for (sig = 1; sig < NSIG; sig++) {
+        (void) sigaction(sig, &sa, NULL);
+    }
+
+    report_fd = shell_child_move_high(report_fd);
+    if (report_fd == -1) {
+        _exit(127);
+    }
+    in_fd = shell_child_move_high(in_fd);
+    out_fd = shell_child_move_high(out_fd);
+    if (in_fd == -1 || out_fd == -1) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+    /* stdout and stderr are one pipe so that their interleaving is kept */
+    if (dup2(in_fd, STDIN_FILENO) == -1
+        || dup2(out_fd, STDOUT_FILENO) == -1
+        || dup2(out_fd, STDERR_FILENO) == -1)
+    {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+    if (dup3(report_fd, HG_SHELL_REPORT_FD, O_CLOEXEC) == -1) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+    report_fd = HG_SHELL_REPORT_FD;
+    /* Nothing of the worker's (IPC pipes, log file, sockets) reaches the
+     * job, close-on-exec or not. */
+    shell_child_close_from(HG_SHELL_REPORT_FD + 1, max_fd);
+
+    if (l->has_umask) {
+        (void) umask(l->umask);     /* cannot fail */
+    }
+
+    /* Groups first, then gid, then uid: once the uid is dropped, the right
+     * to change the others is gone. */
+    id = l->identity;
+    if (id != NULL && id->change) {
+        if (setgroups(id->ngroups, id->groups) == -1) {
+            shell_child_fail(report_fd, HG_SHELL_STAGE_SETGROUPS, errno);
+        }
+        if (setgid(id->gid) == -1) {
+            shell_child_fail(report_fd, HG_SHELL_STAGE_SETGID, errno);
+        }
+        if (id->set_uid && setuid(id->uid) == -1) {
+            shell_child_fail(report_fd, HG_SHELL_STAGE_SETUID, errno);
+        }
+    }
+
+    /* After the identity change, so that the directory is entered with
+     * the job's rights, not root's. */
+    if (l->cwd != NULL && chdir(l->cwd) == -1) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_CWD, errno);
+    }
+
+    if (sigemptyset(&none) != 0
+        || sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+    {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+
+    if (l->search_path) {
+        /* execvp searches the PATH of environ: make it the job's, so that
+         * a PATH set in `env` is the one searched. */
+        environ = l->envp;
+        (void) execvp(l->file, (char *const *) l->argv);
+    } else {
+        (void) execve(l->file, (char *const *) l->argv, l->envp);
+    }
+    shell_child_fail(report_fd, HG_SHELL_STAGE_EXEC, errno);
+}
+
+/* --- the parent's side of fork ------------------------------------------ */
+
+static int
+shell_set_nonblock(int fd)
+{
+    int flags;
+
+    flags = fcntl(fd, F_GETFL);
+    if (flags == -1) {
+        return -1;
+    }
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static void
+shell_close(int *fd)
+{
+    if (*fd >= 0) {
+        /* Linux closes the fd even when close reports EINTR: never retry,
+         * the number may already belong to someone else. */
+        (void) close(*fd);
+        *fd = -1;
+    }
+}
+
+static int
+shell_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    int fd;
+
+    fd = (int) syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+        (void) close(fd);
+        return -1;
+    }
+    return fd;
+#else
+    (void) pid;
+    return -1;
+#endif
+}
+
+int
+hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
+    size_t errlen)
+{
+    int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 };
+    int report_pipe[2] = { -1, -1 };
+    int child_in, max_fd, rc, saved_errno;
+    sigset_t all, saved;
+    struct rlimit rl;
+    pid_t pid, parent;
+
+    proc->pid = -1;
+    proc->pidfd = -1;
+    proc->in_fd = -1;
+    proc->out_fd = -1;
+    proc->report_fd = -1;
+    child_in = -1;
+
+    if (l->payload != NULL) {
+        if (pipe2(in_pipe, O_CLOEXEC) == -1) {
+            hg_shell_err(err, errlen, "stdin pipe: %s", strerror(errno));
+            goto failed;
+        }
+        child_in = in_pipe[0];
+        in_pipe[0] = -1;
+        proc->in_fd = in_pipe[1];
+        in_pipe[1] = -1;
+        if (shell_set_nonblock(proc->in_fd) == -1) {
+            hg_shell_err(err, errlen, "stdin pipe: %s", strerror(errno));
+            goto failed;
+        }
+    } else {
+        child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (child_in == -1) {
+            hg_shell_err(err, errlen, "/dev/null: %s", strerror(errno));
+            goto failed;
+        }
+    }
+    if (pipe2(out_pipe, O_CLOEXEC) == -1
+        || pipe2(report_pipe, O_CLOEXEC) == -1)
+    {
+        hg_shell_err(err, errlen, "pipe: %s", strerror(errno));
+        goto failed;
+    }
+    /* Only the parent's ends are nonblocking: each end of a pipe is its
+     * own open file description, so the child's stay blocking. */
+    if (shell_set_nonblock(out_pipe[0]) == -1
+        || shell_set_nonblock(report_pipe[0]) == -1)
+    {
+        hg_shell_err(err, errlen, "pipe: %s", strerror(errno));
+        goto failed;
+    }
+
+    max_fd = HG_SHELL_MAX_FD_LOOP;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+        && rl.rlim_cur < (rlim_t) HG_SHELL_MAX_FD_LOOP)
+    {
+        max_fd = (int) rl.rlim_cur;
+    }
+
+    /* Block every signal across fork so that none of the worker's
+     * handlers runs in the child before it has reset them. */
+    if (sigfillset(&all) != 0) {
+        hg_shell_err(err, errlen, "sigfillset: %s", strerror(errno));
+        goto failed;
+    }
+    rc = pthread_sigmask(SIG_SETMASK, &all, &saved);
+    if (rc != 0) {
+        hg_shell_err(err, errlen, "pthread_sigmask: %s", strerror(rc));
+        goto failed;
+    }
+    parent = getpid();
+    pid = fork();
+    if (pid == 0) {
+        shell_child(l, child_in, out_pipe[1], report_pipe[1], max_fd, parent);
+    }
+    saved_errno = errno;
+    /* Restoring a mask we just read cannot fail. */
+    (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0) {
+        hg_shell_err(err, errlen, "fork: %s", strerror(saved_errno));
+        goto failed;
+    }
+
+    proc->pid = pid;
+    proc->out_fd = out_pipe[0];
+    out_pipe[0] = -1;
+    proc->report_fd = report_pipe[0];
+    report_pipe[0] = -1;
+    /* No pidfd on kernels before 5.3: hg_shell_run then polls waitpid. */
+    proc->pidfd = shell_pidfd_open(pid);
+
+    shell_close(&child_in);
+    shell_close(&out_pipe[1]);
+    shell_close(&report_pipe[1]);
+    return 0;
+
+failed:
+    shell_close(&child_in);
+    shell_close(&in_pipe[0]);
+    shell_close(&in_pipe[1]);
+    shell_close(&out_pipe[0]);
+    shell_close(&out_pipe[1]);
+    shell_close(&report_pipe[0]);
+    shell_close(&report_pipe[1]);
+    hg_shell_proc_close(proc);
+    return -1;
+}
+
+void
+hg_shell_proc_close(hg_shell_proc_t *proc)
+{
+    shell_close(&proc->pidfd);
+    shell_close(&proc->in_fd);
+    shell_close(&proc->out_fd);
+    shell_close(&proc->report_fd);
+}
