@@ -203,18 +203,28 @@ hg_log_emit(const char *line, size_t len)
     hg_log_state.used += len;
 }
 
+void
+hg_format_utc_ms(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t) (ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    /* The modulos tell the compiler the fields' widths. */
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+             tm.tm_sec % 100, (int) (((ms % 1000) + 1000) % 1000));
+}
+
 static void
 hg_log_timestamp(char *buf, size_t len)
 {
     struct timespec ts;
-    struct tm tm;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
-             tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-             tm.tm_sec % 100, (int) (ts.tv_nsec / 1000000L) % 1000);
+    hg_format_utc_ms((int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000, buf,
+                     len);
 }
 
 /* Appends to a fixed line buffer, silently truncating: a log line is never

@@ -61,5 +61,7 @@ void hg_log_event(hg_log_level_t level, const char *event,
                   const char *fmt, ...) HG_PRINTF(7, 8);
 
 const char *hg_log_level_name(hg_log_level_t level);
+/* 2026-11-23T19:00:00.123Z: at least 25 bytes. */
+void hg_format_utc_ms(int64_t ms, char *buf, size_t len);
 
 #endif /* HG_LOG_H */

@@ -1,0 +1,265 @@
+/*
+ * hg_cycle.c: turning a configuration into a checked, ready cycle. Every
+ * problem is collected with its file and line (not only the first), so
+ * `hourglass -t` shows them all at once.
+ */
+
+#include "hg_core.h"
+
+#include "hg_cycle.h"
+#include "hg_log.h"
+
+static void
+hg_cycle_job_error(const hg_job_conf_t *job, const char *key,
+                   hg_conf_errors_t *errors, const char *message)
+{
+    hg_conf_error_add(errors, job->file,
+                      key ? hg_conf_job_key_line(job, key) : job->line,
+                      "job \"%s\": %s", job->id, message);
+}
+
+/* A module's message names the key it is about ("command: ..."): report
+ * the line of that key when the job has it. */
+static const char *
+hg_cycle_message_key(const char *message, char *key, size_t len)
+{
+    const char *colon = strchr(message, ':');
+    size_t n;
+
+    if (colon == NULL) {
+        return NULL;
+    }
+    n = (size_t) (colon - message);
+    if (n == 0 || n >= len || strcspn(message, " \t\"") < n) {
+        return NULL;
+    }
+    memcpy(key, message, n);
+    key[n] = '\0';
+    return key;
+}
+
+static int
+hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
+                      hg_conf_errors_t *errors)
+{
+    const hg_job_conf_t *job = cj->conf;
+    char err[1024], names[512], key[128], message[1200];
+    const char *hint;
+    const char **candidates;
+    size_t i;
+    size_t before = errors->count;
+
+    cj->module = hg_modules_find(&cycle->modules, job->type);
+    if (cj->module == NULL) {
+        candidates = calloc(cycle->modules.count + 1, sizeof(*candidates));
+        if (candidates == NULL) {
+            hg_cycle_job_error(job, "type", errors, "out of memory");
+            return HG_ERROR;
+        }
+        for (i = 0; i < cycle->modules.count; i++) {
+            candidates[i] = cycle->modules.items[i].module->name;
+        }
+        hint = hg_conf_did_you_mean(job->type, candidates);
+        hg_modules_names(&cycle->modules, names, sizeof(names));
+        if (hint != NULL) {
+            snprintf(message, sizeof(message), "type: unknown module type "
+                     "\"%s\" (did you mean \"%s\"?)", job->type, hint);
+        } else {
+            snprintf(message, sizeof(message), "type: unknown module type "
+                     "\"%s\" (loaded modules: %s)", job->type,
+                     names[0] ? names : "none; see modules.load");
+        }
+        free(candidates);
+        hg_cycle_job_error(job, "type", errors, message);
+        return HG_ERROR;
+    }
+    hg_conf_check_job_keys(job, hg_module_ref_keys(cj->module), errors);
+    if (errors->count > before) {
+        return HG_ERROR;
+    }
+    if (cj->module->module->validate == NULL) {
+        return HG_OK;
+    }
+    err[0] = '\0';
+    if (cj->module->module->validate(job->definition, err, sizeof(err))
+        != 0)
+    {
+        if (err[0] == '\0') {
+            snprintf(err, sizeof(err), "rejected by module \"%s\"",
+                     job->type);
+        }
+        hg_cycle_job_error(job, hg_cycle_message_key(err, key, sizeof(key)),
+                           errors, err);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static int
+hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
+                        hg_conf_errors_t *errors)
+{
+    const hg_job_conf_t *job = cj->conf;
+    char err[512], message[1024];
+    int rc = HG_OK;
+
+    if (job->timezone != NULL) {
+        cj->tz = hg_tz_get(job->timezone, err, sizeof(err));
+        if (cj->tz == NULL) {
+            snprintf(message, sizeof(message), "timezone: %s", err);
+            hg_cycle_job_error(job, "timezone", errors, message);
+            return HG_ERROR;
+        }
+    } else {
+        cj->tz = cycle->tz;
+    }
+
+    switch (job->schedule_kind) {
+    case HG_SCHEDULE_CRON:
+        cj->cron = hg_cron_parse(job->schedule, err, sizeof(err));
+        if (cj->cron == NULL) {
+            snprintf(message, sizeof(message), "schedule: invalid schedule "
+                     "\"%s\": %s", job->schedule, err);
+            hg_cycle_job_error(job, "schedule", errors, message);
+            return HG_ERROR;
+        }
+        cj->every_ms = hg_cron_every_seconds(cj->cron) * HG_MSEC_PER_SEC;
+        break;
+    case HG_SCHEDULE_EVERY:
+        cj->every_ms = job->every_ms;
+        if (job->start_at != NULL) {
+            if (hg_tz_parse_time(cj->tz, job->start_at, &cj->start_at, err,
+                                 sizeof(err)) != HG_OK)
+            {
+                snprintf(message, sizeof(message), "start_at: %s", err);
+                hg_cycle_job_error(job, "start_at", errors, message);
+                rc = HG_ERROR;
+            }
+            cj->has_start_at = true;
+        }
+        break;
+    case HG_SCHEDULE_AT:
+        if (hg_tz_parse_time(cj->tz, job->at, &cj->at, err, sizeof(err))
+            != HG_OK)
+        {
+            snprintf(message, sizeof(message), "at: %s", err);
+            hg_cycle_job_error(job, "at", errors, message);
+            rc = HG_ERROR;
+        }
+        break;
+    case HG_SCHEDULE_NONE:
+        break;
+    }
+    if (asprintf(&cj->schedule_key, "%d|%s|%" PRId64 "|%s|%s|%s",
+                 (int) job->schedule_kind,
+                 job->schedule ? job->schedule : "", job->every_ms,
+                 job->at ? job->at : "", job->start_at ? job->start_at : "",
+                 hg_tz_name(cj->tz)) < 0)
+    {
+        cj->schedule_key = NULL;
+        hg_cycle_job_error(job, NULL, errors, "out of memory");
+        rc = HG_ERROR;
+    }
+    return rc;
+}
+
+static void
+hg_cycle_free(hg_cycle_t *cycle)
+{
+    size_t i;
+
+    for (i = 0; i < cycle->njobs; i++) {
+        hg_cron_free(cycle->jobs[i].cron);
+        free(cycle->jobs[i].schedule_key);
+    }
+    free(cycle->jobs);
+    hg_modules_fini(&cycle->modules);
+    hg_modules_close(&cycle->modules);
+    hg_conf_free(cycle->conf);
+    free(cycle->prefix);
+    free(cycle);
+}
+
+hg_cycle_t *
+hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
+                hg_conf_errors_t *errors)
+{
+    hg_cycle_t *cycle;
+    char err[512];
+    size_t i;
+
+    cycle = calloc(1, sizeof(*cycle));
+    if (cycle == NULL) {
+        hg_conf_error_add(errors, file, 0, "out of memory");
+        return NULL;
+    }
+    cycle->prefix = strdup(prefix);
+    cycle->conf = hg_conf_load(file, prefix, errors);
+    if (cycle->prefix == NULL || cycle->conf == NULL || errors->count > 0) {
+        goto failed;
+    }
+    cycle->tz = hg_tz_get(cycle->conf->timezone, err, sizeof(err));
+    if (cycle->tz == NULL) {
+        hg_conf_error_add(errors, cycle->conf->file, 0, "timezone: %s", err);
+        goto failed;
+    }
+    if (hg_modules_open(&cycle->modules, cycle->conf, errors) != HG_OK
+        || hg_modules_init(&cycle->modules, HG_PROCESS_MASTER,
+                           previous ? &previous->modules : NULL, prefix,
+                           errors) != HG_OK)
+    {
+        goto failed;
+    }
+    if (cycle->conf->njobs > 0) {
+        cycle->jobs = calloc(cycle->conf->njobs, sizeof(*cycle->jobs));
+        if (cycle->jobs == NULL) {
+            hg_conf_error_add(errors, file, 0, "out of memory");
+            goto failed;
+        }
+    }
+    for (i = 0; i < cycle->conf->njobs; i++) {
+        hg_cycle_job_t *cj = &cycle->jobs[i];
+        cj->conf = &cycle->conf->jobs[i];
+        cycle->njobs++;
+        if (hg_cycle_check_module(cycle, cj, errors) != HG_OK) {
+            continue;
+        }
+        hg_cycle_check_schedule(cycle, cj, errors);
+    }
+    if (errors->count > 0) {
+        goto failed;
+    }
+    return cycle;
+
+failed:
+    hg_cycle_free(cycle);
+    return NULL;
+}
+
+void
+hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old)
+{
+    hg_modules_commit(&cycle->modules, old ? &old->modules : NULL,
+                      cycle->prefix);
+}
+
+void
+hg_cycle_destroy(hg_cycle_t *cycle)
+{
+    if (cycle != NULL) {
+        hg_cycle_free(cycle);
+    }
+}
+
+const hg_cycle_job_t *
+hg_cycle_find_job(const hg_cycle_t *cycle, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < cycle->njobs; i++) {
+        if (strcmp(cycle->jobs[i].conf->id, id) == 0) {
+            return &cycle->jobs[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,1442 @@
+/*
+ * hg_master.c: scheduling, dispatch, outcomes, signals and reload.
+ *
+ * hg_master.c never runs job code and never blocks. Every wait is the
+ * event loop's; every child is reaped with WNOHANG from SIGCHLD.
+ *
+ * Life of an execution: a job's timer fires (or a trigger arrives) ->
+ * overlap policy -> optional jitter wait -> the ready queue (a heap ordered
+ * by priority, then due time) -> an idle worker (DISPATCH) -> RESULT, or the
+ * worker's death (timeout kill, crash) -> logged -> retried after backoff,
+ * or final (dead when it failed for good).
+ */
+
+#include "hg_core.h"
+
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "hg_exec.h"
+#include "hg_ipc.h"
+#include "hg_log.h"
+#include "hg_master.h"
+#include "hg_uuid.h"
+#include "hg_worker.h"
+
+#define HG_RESPAWN_MAX_DELAY_MS  5000
+#define HG_WORKER_YOUNG_NS       (1000LL * HG_NSEC_PER_MSEC)
+#define HG_RUN_ALL_CAP           100
+
+static const char *const hg_status_names[] = {
+    "queued", "running", "succeeded", "failed", "timed_out", "crashed",
+    "killed", "skipped", "missed", "dead"
+};
+
+const char *
+hg_status_name(hg_status_t status)
+{
+    return hg_status_names[status];
+}
+
+static int64_t
+hg_now_ms(void)
+{
+    return hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC;
+}
+
+static void hg_master_dispatch(hg_master_t *m);
+static void hg_master_enqueue(hg_master_t *m, hg_execution_t *exec);
+static void hg_master_check_done(hg_master_t *m);
+static void hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms);
+
+/* --- jobs ------------------------------------------------------------ */
+
+static void
+hg_job_free(hg_job_t *job)
+{
+    free(job->id);
+    free(job->type);
+    free(job->definition_text);
+    free(job->schedule_key);
+    hg_cron_free(job->cron);
+    free(job);
+}
+
+static void
+hg_job_release(hg_job_t *job)
+{
+    if (--job->refs == 0 && job->removed) {
+        hg_job_free(job);
+    }
+}
+
+/* Copy what the master needs of a checked job into JOB; take the parsed
+ * schedule when it changed (or is new). Returns whether it changed. */
+static int
+hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *schedule_changed)
+{
+    const hg_job_conf_t *conf = cj->conf;
+    char *type = strdup(conf->type);
+    char *def = strdup(conf->definition_text);
+
+    if (type == NULL || def == NULL) {
+        free(type);
+        free(def);
+        return HG_ERROR;
+    }
+    free(job->type);
+    free(job->definition_text);
+    job->type = type;
+    job->definition_text = def;
+    job->policy = conf->policy;
+    job->enabled = conf->enabled;
+    job->output_limit = hg_exec_limit_from_job(conf->definition);
+
+    *schedule_changed = job->schedule_key == NULL
+                        || strcmp(job->schedule_key, cj->schedule_key) != 0;
+    /* The parsed schedule is taken either way (it is equal when the key is
+     * equal), so the cycle never frees one the job uses. */
+    hg_cron_free(job->cron);
+    job->cron = cj->cron;
+    cj->cron = NULL;
+    free(job->schedule_key);
+    job->schedule_key = cj->schedule_key;
+    cj->schedule_key = NULL;
+    job->kind = conf->schedule_kind;
+    job->tz = cj->tz;
+    job->every_ms = cj->every_ms;
+    job->at = cj->at;
+    job->has_start_at = cj->has_start_at;
+    job->start_at = cj->start_at;
+    return HG_OK;
+}
+
+static bool
+hg_job_on_wall_clock(const hg_job_t *job)
+{
+    return (job->kind == HG_SCHEDULE_CRON && job->every_ms == 0)
+           || job->kind == HG_SCHEDULE_AT;
+}
+
+/* --- executions ------------------------------------------------------ */
+
+static hg_execution_t *
+hg_execution_new(hg_master_t *m, hg_job_t *job, int64_t scheduled_for_ms,
+                 unsigned attempt, const char *trigger)
+{
+    hg_execution_t *exec = calloc(1, sizeof(*exec));
+
+    if (exec == NULL) {
+        hg_log_event(HG_LOG_ERROR, "error", job->id, NULL, NULL, 0,
+                     "out of memory: execution not created");
+        return NULL;
+    }
+    hg_uuid_v7(exec->id);
+    memcpy(exec->run_id, exec->id, sizeof(exec->id));
+    exec->job = job;
+    job->refs++;
+    exec->scheduled_for_ms = scheduled_for_ms;
+    exec->attempt = attempt;
+    snprintf(exec->trigger, sizeof(exec->trigger), "%s", trigger);
+    exec->priority = job->policy.priority;
+    exec->status = HG_STATUS_QUEUED;
+    hg_heap_node_init(&exec->ready);
+    hg_timer_init(&exec->timer, NULL, exec);
+    m->nexecutions++;
+    return exec;
+}
+
+static void
+hg_execution_free(hg_master_t *m, hg_execution_t *exec)
+{
+    hg_timer_cancel(&exec->timer);
+    if (hg_heap_node_queued(&exec->ready)) {
+        hg_heap_remove(&m->ready, &exec->ready);
+    }
+    free(exec->payload);
+    hg_job_release(exec->job);
+    free(exec);
+    m->nexecutions--;
+}
+
+/* An execution that ends without running (skipped, missed). */
+static void
+hg_master_record_unrun(hg_master_t *m, hg_execution_t *exec,
+                       hg_status_t status, const char *why)
+{
+    hg_master_result_t result;
+    char due[40];
+    hg_log_field_t fields[] = {
+        HG_LOG_STR("status", hg_status_name(status)),
+        HG_LOG_STR("scheduled_for", due),
+        HG_LOG_STR("trigger", exec->trigger),
+    };
+
+    hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
+    hg_log_event(HG_LOG_WARN, "finish", exec->job->id, exec->id, fields,
+                 HG_NELEMS(fields), "%s", why);
+    if (m->observer != NULL) {
+        memset(&result, 0, sizeof(result));
+        result.exec = exec;
+        result.status = status;
+        result.exit_code = -1;
+        result.error = why;
+        m->observer(m, &result, m->observer_data);
+    }
+    hg_execution_free(m, exec);
+}
+
+static int64_t
+hg_backoff_ms(const hg_backoff_t *b, unsigned attempt)
+{
+    double delay = (double) b->initial_ms;
+    unsigned i;
+
+    for (i = 1; i < attempt && delay < (double) b->max_ms; i++) {
+        delay *= b->multiplier;
+    }
+    if (delay > (double) b->max_ms) {
+        delay = (double) b->max_ms;
+    }
+    if (b->jitter > 0) {
+        double r = (double) (hg_random() >> 11) / (double) (1ULL << 53);
+        delay *= 1.0 + b->jitter * (2.0 * r - 1.0);
+    }
+    return delay < 0 ? 0 : (int64_t) delay;
+}
+
+static void
+hg_execution_on_retry_timer(hg_timer_t *timer)
+{
+    hg_execution_t *exec = timer->data;
+
+    hg_master_enqueue(exec->job->master, exec);
+}
+
+static void
+hg_master_retry(hg_master_t *m, hg_execution_t *failed, int64_t delay_ms)
+{
+    hg_execution_t *exec;
+    hg_log_field_t fields[2];
+
+    exec = hg_execution_new(m, failed->job, failed->scheduled_for_ms,
+                            failed->attempt + 1, "retry");
+    if (exec == NULL) {
+        return;
+    }
+    memcpy(exec->run_id, failed->run_id, sizeof(exec->run_id));
+    exec->priority = failed->priority;
+    if (failed->payload_len > 0) {
+        exec->payload = malloc(failed->payload_len);
+        if (exec->payload != NULL) {
+            memcpy(exec->payload, failed->payload, failed->payload_len);
+            exec->payload_len = failed->payload_len;
+        }
+    }
+    fields[0] = (hg_log_field_t) HG_LOG_INT("attempt", exec->attempt);
+    fields[1] = (hg_log_field_t) HG_LOG_INT("delay_ms", delay_ms);
+    hg_log_event(HG_LOG_INFO, "retry", exec->job->id, exec->id, fields, 2,
+                 "retrying run %s", exec->run_id);
+    exec->job->pending++;
+    exec->timer.handler = hg_execution_on_retry_timer;
+    hg_timer_set(&m->mono, &exec->timer,
+                 hg_clock_ns(CLOCK_MONOTONIC) + delay_ms * HG_NSEC_PER_MSEC);
+}
+
+/* Overlap = queue: the next waiting execution goes once the job is free. */
+static void
+hg_job_release_waiting(hg_master_t *m, hg_job_t *job)
+{
+    hg_execution_t *exec;
+
+    if (job->running > 0 || job->pending > 0 || job->waiting_head == NULL) {
+        return;
+    }
+    exec = job->waiting_head;
+    job->waiting_head = exec->next_waiting;
+    if (job->waiting_head == NULL) {
+        job->waiting_tail = NULL;
+    }
+    exec->next_waiting = NULL;
+    hg_master_enqueue(m, exec);
+}
+
+static void
+hg_master_finish(hg_master_t *m, hg_execution_t *exec,
+                 hg_master_result_t *result, hg_result_t rc,
+                 int64_t retry_after_ms, size_t output_len, bool truncated)
+{
+    hg_job_t *job = exec->job;
+    hg_log_level_t level;
+    char due[40];
+    bool retryable;
+    hg_log_field_t fields[12];
+    size_t n = 0;
+
+    result->exec = exec;
+    exec->status = result->status;
+    hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
+    fields[n++] = (hg_log_field_t) HG_LOG_STR("status",
+                                              hg_status_name(result->status));
+    fields[n++] = (hg_log_field_t) HG_LOG_INT("duration_ms",
+                                     result->finished_ms - result->started_ms);
+    fields[n++] = (hg_log_field_t) HG_LOG_INT("attempt", exec->attempt);
+    fields[n++] = (hg_log_field_t) HG_LOG_STR("trigger", exec->trigger);
+    fields[n++] = (hg_log_field_t) HG_LOG_STR("scheduled_for", due);
+    if (result->exit_code >= 0) {
+        fields[n++] = (hg_log_field_t) HG_LOG_INT("exit_code",
+                                                  result->exit_code);
+    }
+    if (result->signo > 0) {
+        fields[n++] = (hg_log_field_t) HG_LOG_INT("signal", result->signo);
+        fields[n++] = (hg_log_field_t) HG_LOG_STR("signal_name",
+                                                  sigabbrev_np(result->signo));
+    }
+    fields[n++] = (hg_log_field_t) HG_LOG_INT("output_bytes", output_len);
+    if (truncated) {
+        fields[n++] = (hg_log_field_t) HG_LOG_STR("output", "truncated");
+    }
+    if (exec->worker != NULL) {
+        fields[n++] = (hg_log_field_t) HG_LOG_INT("worker", exec->worker->pid);
+    }
+    if (exec->attempt > 1) {
+        fields[n++] = (hg_log_field_t) HG_LOG_STR("run", exec->run_id);
+    }
+    if (result->error != NULL && result->error[0] != '\0') {
+        fields[n++] = (hg_log_field_t) HG_LOG_STR("error", result->error);
+    }
+    level = result->status == HG_STATUS_SUCCEEDED ? HG_LOG_INFO
+                                                  : HG_LOG_WARN;
+    hg_log_event(level, "finish", job->id, exec->id, fields, n, NULL);
+    m->finished_total++;
+    if (m->observer != NULL) {
+        m->observer(m, result, m->observer_data);
+    }
+
+    retryable = result->status == HG_STATUS_FAILED
+                || result->status == HG_STATUS_TIMED_OUT
+                || result->status == HG_STATUS_CRASHED;
+    if (retryable && rc != HG_FATAL && !m->stopping && !m->quitting
+        && !job->removed
+        && exec->attempt <= (unsigned) job->policy.max_retries)
+    {
+        hg_master_retry(m, exec, retry_after_ms >= 0
+                                 ? retry_after_ms
+                                 : hg_backoff_ms(&job->policy.backoff,
+                                                 exec->attempt));
+    } else if (retryable) {
+        hg_log_field_t dead[] = {
+            HG_LOG_STR("status", "dead"),
+            HG_LOG_INT("attempts", exec->attempt),
+            HG_LOG_STR("run", exec->run_id),
+        };
+        hg_log_event(HG_LOG_ERROR, "dead", job->id, exec->id, dead,
+                     HG_NELEMS(dead), "%s", rc == HG_FATAL
+                     ? "fatal failure: no retries"
+                     : "failed after its last attempt");
+    }
+    hg_job_release_waiting(m, job);
+    hg_execution_free(m, exec);
+}
+
+/* --- dispatch -------------------------------------------------------- */
+
+static int64_t
+hg_ready_key(const hg_execution_t *exec)
+{
+    int64_t due = exec->scheduled_for_ms;
+
+    if (due < 0) {
+        due = 0;
+    }
+    if (due > (1LL << 48) - 1) {
+        due = (1LL << 48) - 1;
+    }
+    return ((int64_t) (HG_PRIORITY_CRITICAL - exec->priority) << 48) + due;
+}
+
+static void
+hg_master_enqueue(hg_master_t *m, hg_execution_t *exec)
+{
+    if (!hg_heap_node_queued(&exec->ready)
+        && exec->job->pending == 0 && exec->timer.handler == NULL)
+    {
+        /* fresh from admission: counted here */
+    }
+    if (exec->timer.handler == NULL) {
+        exec->job->pending++;
+    }
+    exec->timer.handler = NULL;
+    if (hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec)) != HG_OK) {
+        exec->job->pending--;
+        hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+                               "out of memory: ready queue full");
+        return;
+    }
+    hg_master_dispatch(m);
+}
+
+static void
+hg_execution_on_timeout(hg_timer_t *timer)
+{
+    hg_execution_t *exec = timer->data;
+    hg_log_field_t fields[] = {
+        HG_LOG_INT("timeout_ms", exec->job->policy.timeout_ms),
+        HG_LOG_INT("worker", exec->worker ? exec->worker->pid : 0),
+    };
+
+    hg_log_event(HG_LOG_WARN, "timeout", exec->job->id, exec->id, fields,
+                 HG_NELEMS(fields), "killing the worker's process group");
+    if (exec->worker != NULL) {
+        hg_pool_kill(exec->worker, HG_KILL_TIMEOUT, SIGKILL);
+    }
+}
+
+static hg_worker_t *
+hg_master_idle_worker(hg_master_t *m)
+{
+    hg_worker_t *w;
+
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        if (w->state == HG_WORKER_IDLE && !w->retiring) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static int
+hg_master_send(hg_master_t *m, hg_worker_t *w, hg_execution_t *exec,
+               int64_t now_ms)
+{
+    hg_job_t *job = exec->job;
+    int64_t deadline = 0;
+
+    if (job->policy.timeout_ms > 0) {
+        deadline = now_ms + job->policy.timeout_ms;
+    }
+    hg_ipc_begin(&w->out, HG_IPC_DISPATCH);
+    hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec->id);
+    hg_ipc_put_str(&w->out, HG_IPC_F_JOB_ID, job->id);
+    hg_ipc_put_str(&w->out, HG_IPC_F_TYPE, job->type);
+    hg_ipc_put_str(&w->out, HG_IPC_F_JOB_DEF, job->definition_text);
+    if (exec->payload_len > 0) {
+        hg_ipc_put_bytes(&w->out, HG_IPC_F_PAYLOAD, exec->payload,
+                         exec->payload_len);
+    }
+    hg_ipc_put_u32(&w->out, HG_IPC_F_ATTEMPT, exec->attempt);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_SCHEDULED_FOR, exec->scheduled_for_ms);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_DEADLINE, deadline);
+    hg_ipc_put_str(&w->out, HG_IPC_F_TRIGGER, exec->trigger);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_OUTPUT_LIMIT,
+                   (int64_t) job->output_limit);
+    if (hg_ipc_end(&w->out) != HG_OK) {
+        return HG_ERROR;
+    }
+    if (hg_pool_send(w, exec) != HG_OK) {
+        return HG_ERROR;
+    }
+    exec->worker = w;
+    exec->status = HG_STATUS_RUNNING;
+    exec->dispatched_ms = now_ms;
+    job->running++;
+    m->dispatched_total++;
+    if (job->policy.timeout_ms > 0) {
+        exec->timer.handler = hg_execution_on_timeout;
+        hg_timer_set(&m->mono, &exec->timer,
+                     hg_clock_ns(CLOCK_MONOTONIC)
+                     + job->policy.timeout_ms * HG_NSEC_PER_MSEC);
+    }
+    return HG_OK;
+}
+
+static void
+hg_master_dispatch(hg_master_t *m)
+{
+    hg_heap_node_t *node;
+    hg_execution_t *exec;
+    hg_worker_t *w;
+    int64_t now_ms;
+
+    while (!m->stopping && (node = hg_heap_min(&m->ready)) != NULL) {
+        w = hg_master_idle_worker(m);
+        if (w == NULL) {
+            return;
+        }
+        hg_heap_remove(&m->ready, node);
+        exec = hg_heap_entry(node, hg_execution_t, ready);
+        exec->job->pending--;
+        now_ms = hg_now_ms();
+        if (exec->job->policy.starting_deadline_ms > 0
+            && now_ms - exec->scheduled_for_ms
+               > exec->job->policy.starting_deadline_ms)
+        {
+            hg_master_record_unrun(m, exec, HG_STATUS_MISSED,
+                                   "could not start within its "
+                                   "starting_deadline");
+            continue;
+        }
+        if (hg_master_send(m, w, exec, now_ms) != HG_OK) {
+            hg_log_event(HG_LOG_ERROR, "error", exec->job->id, exec->id,
+                         NULL, 0, "cannot send the execution to worker %d; "
+                         "it is replaced", (int) w->pid);
+            hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+            exec->job->pending++;
+            hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec));
+            continue;
+        }
+        if (hg_log_enabled(HG_LOG_INFO)) {
+            char due[40];
+            hg_log_field_t fields[] = {
+                HG_LOG_INT("attempt", exec->attempt),
+                HG_LOG_STR("trigger", exec->trigger),
+                HG_LOG_STR("scheduled_for", due),
+                HG_LOG_INT("lag_ms", now_ms - exec->scheduled_for_ms),
+                HG_LOG_INT("worker", w->pid),
+            };
+            hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
+            hg_log_event(HG_LOG_INFO, "start", exec->job->id, exec->id,
+                         fields, HG_NELEMS(fields), NULL);
+        }
+    }
+}
+
+static void
+hg_execution_on_jitter(hg_timer_t *timer)
+{
+    hg_execution_t *exec = timer->data;
+
+    hg_master_enqueue(exec->job->master, exec);
+}
+
+/* Overlap policy, then jitter, then the ready queue. */
+static hg_execution_t *
+hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
+{
+    hg_job_t *job = exec->job;
+    hg_worker_t *w;
+
+    if (job->running + job->pending > 0 || job->waiting_head != NULL) {
+        switch (job->policy.overlap) {
+        case HG_OVERLAP_SKIP:
+            hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+                                   "the previous run is still going "
+                                   "(overlap = skip)");
+            errno = EBUSY;
+            return NULL;
+        case HG_OVERLAP_QUEUE:
+            if (job->waiting_tail != NULL) {
+                job->waiting_tail->next_waiting = exec;
+            } else {
+                job->waiting_head = exec;
+            }
+            job->waiting_tail = exec;
+            return exec;
+        case HG_OVERLAP_REPLACE:
+            for (w = m->pool.head; w != NULL; w = w->next) {
+                hg_execution_t *cur = w->current;
+                if (cur != NULL && cur->job == job
+                    && w->state == HG_WORKER_BUSY)
+                {
+                    hg_log_event(HG_LOG_WARN, "replace", job->id, cur->id,
+                                 NULL, 0, "killed to make way for %s "
+                                 "(overlap = replace)", exec->id);
+                    hg_pool_kill(w, HG_KILL_STOP, SIGKILL);
+                }
+            }
+            break;
+        case HG_OVERLAP_ALLOW:
+            break;
+        }
+    }
+    if (scheduled && job->policy.jitter_ms > 0) {
+        int64_t delay = (int64_t) (hg_random()
+                                   % (uint64_t) (job->policy.jitter_ms + 1));
+        job->pending++;
+        exec->timer.handler = hg_execution_on_jitter;
+        hg_timer_set(&m->mono, &exec->timer,
+                     hg_clock_ns(CLOCK_MONOTONIC) + delay * HG_NSEC_PER_MSEC);
+        return exec;
+    }
+    hg_master_enqueue(m, exec);
+    return exec;
+}
+
+static void
+hg_master_fire(hg_master_t *m, hg_job_t *job, int64_t due_ms,
+               const char *trigger)
+{
+    hg_execution_t *exec;
+
+    if (due_ms > job->last_due_ms) {
+        job->last_due_ms = due_ms;
+    }
+    exec = hg_execution_new(m, job, due_ms, 1, trigger);
+    if (exec != NULL) {
+        hg_master_admit(m, exec, true);
+    }
+}
+
+hg_execution_t *
+hg_master_trigger(hg_master_t *m, const char *job_id, const char *trigger,
+                  const void *payload, size_t payload_len,
+                  hg_priority_t priority)
+{
+    hg_job_t *job = hg_master_find_job(m, job_id);
+    hg_execution_t *exec;
+
+    if (job == NULL || m->quitting || m->stopping) {
+        errno = job == NULL ? ENOENT : ESHUTDOWN;
+        return NULL;
+    }
+    exec = hg_execution_new(m, job, hg_now_ms(), 1, trigger);
+    if (exec == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    exec->priority = priority;
+    if (payload_len > 0) {
+        exec->payload = malloc(payload_len);
+        if (exec->payload == NULL) {
+            hg_execution_free(m, exec);
+            errno = ENOMEM;
+            return NULL;
+        }
+        memcpy(exec->payload, payload, payload_len);
+        exec->payload_len = payload_len;
+    }
+    return hg_master_admit(m, exec, false);
+}
+
+/* --- schedules ------------------------------------------------------- */
+
+static void
+hg_job_on_timer(hg_timer_t *timer)
+{
+    hg_job_t *job = timer->data;
+    hg_master_t *m = job->master;
+    int64_t due_ms, now_ms = hg_now_ms();
+
+    if (timer->set == &m->wall) {
+        due_ms = timer->node.key / HG_NSEC_PER_MSEC;
+    } else {
+        /* A monotonic deadline, told as the wall time it stood for. */
+        due_ms = now_ms - (hg_clock_ns(CLOCK_MONOTONIC) - timer->node.key)
+                          / HG_NSEC_PER_MSEC;
+    }
+    job->next_due_ms = 0;
+    hg_master_fire(m, job, due_ms, "schedule");
+    if (job->every_ms > 0) {
+        /* Fixed rate: the next run is one interval after this one was due,
+         * not after it started; a daemon that fell more than an interval
+         * behind runs once and goes on from now. */
+        int64_t next = timer->node.key + job->every_ms * HG_NSEC_PER_MSEC;
+        int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+        if (next <= now) {
+            next = now + job->every_ms * HG_NSEC_PER_MSEC;
+        }
+        job->next_due_ms = now_ms + (next - now) / HG_NSEC_PER_MSEC;
+        hg_timer_set(&m->mono, &job->timer, next);
+        return;
+    }
+    hg_job_schedule(m, job, due_ms > now_ms ? due_ms : now_ms);
+}
+
+/* Set the job's timer for its next fire time strictly after AFTER_MS (wall
+ * clock). */
+static void
+hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms)
+{
+    int64_t next = 0, now_ms, now_mono;
+
+    hg_timer_cancel(&job->timer);
+    job->next_due_ms = 0;
+    if (!job->enabled || job->removed || m->quitting || m->stopping) {
+        return;
+    }
+    switch (job->kind) {
+    case HG_SCHEDULE_CRON:
+        if (job->every_ms > 0) {
+            break;
+        }
+        if (hg_cron_next(job->cron, job->tz,
+                         (after_ms >= 0 ? after_ms : after_ms - 999) / 1000,
+                         &next) != HG_OK)
+        {
+            hg_log_event(HG_LOG_WARN, "schedule", job->id, NULL, NULL, 0,
+                         "no fire time found: the job will not run");
+            return;
+        }
+        job->next_due_ms = next * HG_MSEC_PER_SEC;
+        hg_timer_set(&m->wall, &job->timer,
+                     job->next_due_ms * HG_NSEC_PER_MSEC);
+        return;
+    case HG_SCHEDULE_AT:
+        if (job->at * HG_MSEC_PER_SEC > after_ms) {
+            job->next_due_ms = job->at * HG_MSEC_PER_SEC;
+            hg_timer_set(&m->wall, &job->timer,
+                         job->next_due_ms * HG_NSEC_PER_MSEC);
+        }
+        return;
+    case HG_SCHEDULE_EVERY:
+        break;
+    case HG_SCHEDULE_NONE:
+        return;
+    }
+    /* every (or @every): on the monotonic clock, first run one interval
+     * from now, or on the grid start_at + k * every. */
+    now_ms = hg_now_ms();
+    now_mono = hg_clock_ns(CLOCK_MONOTONIC);
+    next = now_ms + job->every_ms;
+    if (job->has_start_at) {
+        int64_t start_ms = job->start_at * HG_MSEC_PER_SEC;
+        if (start_ms > now_ms) {
+            next = start_ms;
+        } else {
+            next = start_ms + ((now_ms - start_ms) / job->every_ms + 1)
+                              * job->every_ms;
+        }
+    }
+    job->next_due_ms = next;
+    hg_timer_set(&m->mono, &job->timer,
+                 now_mono + (next - now_ms) * HG_NSEC_PER_MSEC);
+}
+
+/* The wall clock was stepped (NTP, date -s). Wall-clock schedules are
+ * recomputed; a fire time is never repeated because the clock went back
+ * (nothing before the last fire is considered again), and fire times the
+ * clock jumped over follow the job's misfire policy. */
+static void
+hg_master_clock_changed(hg_timers_t *set)
+{
+    hg_master_t *m = set->data;
+    int64_t now_ms = hg_now_ms();
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    hg_log(HG_LOG_WARN, "the wall clock was stepped; recomputing "
+           "wall-clock schedules");
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        hg_job_t *job = value;
+        int64_t missed = job->next_due_ms, after;
+        int fired = 0;
+
+        if (!hg_job_on_wall_clock(job) || !job->enabled) {
+            continue;
+        }
+        if (missed > 0 && missed <= now_ms
+            && job->policy.misfire != HG_MISFIRE_SKIP)
+        {
+            /* Forward step over at least one fire time. */
+            while (missed > 0 && missed <= now_ms) {
+                hg_master_fire(m, job, missed, "misfire");
+                if (job->policy.misfire == HG_MISFIRE_RUN_ONCE
+                    || ++fired == HG_RUN_ALL_CAP)
+                {
+                    if (fired == HG_RUN_ALL_CAP) {
+                        hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL,
+                                     NULL, 0, "run_all capped at %d missed "
+                                     "runs", HG_RUN_ALL_CAP);
+                    }
+                    break;
+                }
+                if (job->kind != HG_SCHEDULE_CRON
+                    || hg_cron_next(job->cron, job->tz, missed / 1000,
+                                    &after) != HG_OK)
+                {
+                    break;
+                }
+                missed = after * HG_MSEC_PER_SEC;
+            }
+        }
+        after = now_ms > job->last_due_ms ? now_ms : job->last_due_ms;
+        hg_job_schedule(m, job, after);
+    }
+}
+
+/* --- reload and jobs -------------------------------------------------- */
+
+static void
+hg_job_remove(hg_master_t *m, hg_job_t *job)
+{
+    hg_execution_t *exec;
+
+    hg_timer_cancel(&job->timer);
+    job->removed = true;
+    job->next_due_ms = 0;
+    while ((exec = job->waiting_head) != NULL) {
+        job->waiting_head = exec->next_waiting;
+        hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+                               "job removed from the configuration");
+    }
+    job->waiting_tail = NULL;
+    hg_map_remove(&m->jobs, job->id);
+    hg_log_event(HG_LOG_INFO, "job_removed", job->id, NULL, NULL, 0, NULL);
+    if (job->refs == 0) {
+        hg_job_free(job);
+    }
+}
+
+static int
+hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
+{
+    hg_job_t **stale = NULL;
+    size_t nstale = 0, i, it = 0;
+    const char *key;
+    void *value;
+    unsigned added = 0, changed = 0, removed = 0;
+
+    for (i = 0; i < cycle->njobs; i++) {
+        hg_cycle_job_t *cj = &cycle->jobs[i];
+        hg_job_t *job = hg_map_get(&m->jobs, cj->conf->id);
+        bool schedule_changed = false, was_enabled;
+        bool is_new = (job == NULL);
+        char *old_def = NULL;
+
+        if (is_new) {
+            job = calloc(1, sizeof(*job));
+            if (job == NULL || (job->id = strdup(cj->conf->id)) == NULL) {
+                free(job);
+                hg_log(HG_LOG_ERROR, "out of memory adding job \"%s\"",
+                       cj->conf->id);
+                continue;
+            }
+            job->master = m;
+            hg_timer_init(&job->timer, hg_job_on_timer, job);
+        } else if (job->definition_text != NULL) {
+            old_def = strdup(job->definition_text);
+        }
+        was_enabled = job->enabled;
+        if (hg_job_update(job, cj, &schedule_changed) != HG_OK) {
+            free(old_def);
+            if (is_new) {
+                hg_job_free(job);
+            }
+            continue;
+        }
+        if (is_new) {
+            if (hg_map_put(&m->jobs, job->id, job) != HG_OK) {
+                hg_job_free(job);
+                continue;
+            }
+            added++;
+            hg_job_schedule(m, job, hg_now_ms());
+        } else {
+            if (old_def == NULL
+                || strcmp(old_def, job->definition_text) != 0)
+            {
+                changed++;
+            }
+            /* An unchanged schedule keeps its timer as it is: the next
+             * fire time neither moves nor repeats across a reload. */
+            if (schedule_changed || was_enabled != job->enabled
+                || !hg_timer_pending(&job->timer))
+            {
+                hg_job_schedule(m, job, hg_now_ms() > job->last_due_ms
+                                        ? hg_now_ms() : job->last_due_ms);
+            }
+        }
+        free(old_def);
+        job->removed = false;
+    }
+
+    stale = calloc(m->jobs.count + 1, sizeof(*stale));
+    if (stale == NULL) {
+        return HG_ERROR;
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        if (hg_cycle_find_job(cycle, key) == NULL) {
+            stale[nstale++] = value;
+        }
+    }
+    for (i = 0; i < nstale; i++) {
+        hg_job_remove(m, stale[i]);
+        removed++;
+    }
+    free(stale);
+    if (added + changed + removed > 0) {
+        hg_log(HG_LOG_INFO, "jobs: %u added, %u changed, %u removed, %zu "
+               "defined", added, changed, removed, m->jobs.count);
+    }
+    return HG_OK;
+}
+
+/* --- workers --------------------------------------------------------- */
+
+static size_t
+hg_master_active_workers(hg_master_t *m)
+{
+    hg_worker_t *w;
+    size_t n = 0;
+
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        if (!w->retiring && w->state != HG_WORKER_GONE
+            && w->generation == m->pool.generation)
+        {
+            n++;
+        }
+    }
+    return n;
+}
+
+static void
+hg_master_spawn_workers(hg_master_t *m)
+{
+    size_t active;
+
+    if (m->stopping || m->quitting || hg_timer_pending(&m->respawn_timer)) {
+        return;
+    }
+    for (active = hg_master_active_workers(m);
+         active < (size_t) m->workers; active++)
+    {
+        hg_worker_t *w = hg_pool_spawn(&m->pool, &m->cycle->modules,
+                                       m->prefix);
+        if (w == NULL) {
+            break;
+        }
+        hg_log(HG_LOG_DEBUG, "worker %d started", (int) w->pid);
+    }
+}
+
+static void
+hg_master_on_respawn(hg_timer_t *timer)
+{
+    hg_master_spawn_workers(timer->data);
+}
+
+static void
+hg_master_worker_ready(hg_worker_t *w)
+{
+    hg_master_t *m = w->pool->data;
+
+    if (w->state == HG_WORKER_IDLE) {
+        m->quick_deaths = 0;
+        hg_master_dispatch(m);
+    }
+}
+
+static hg_status_t
+hg_master_result_status(uint32_t rc)
+{
+    return rc == HG_OK ? HG_STATUS_SUCCEEDED : HG_STATUS_FAILED;
+}
+
+static void
+hg_master_worker_result(hg_worker_t *w, const hg_ipc_frame_t *frame)
+{
+    hg_master_t *m = w->pool->data;
+    hg_execution_t *exec = w->current;
+    hg_master_result_t result;
+    const hg_ipc_field_t *id, *output;
+    uint32_t rc = HG_FAIL, truncated = 0;
+    int32_t code = -1, signo = 0;
+    int64_t retry_after = -1;
+    char *error;
+
+    id = hg_ipc_field(frame, HG_IPC_F_EXEC_ID);
+    if (exec == NULL || id == NULL || id->len != strlen(exec->id)
+        || memcmp(id->data, exec->id, id->len) != 0
+        || hg_ipc_get_u32(frame, HG_IPC_F_RESULT, &rc) != HG_OK
+        || rc > HG_FATAL)
+    {
+        hg_log(HG_LOG_ERROR, "worker %d sent a result that does not match "
+               "its execution; replacing it", (int) w->pid);
+        w->state = HG_WORKER_BUSY;
+        hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+        return;
+    }
+    hg_timer_cancel(&exec->timer);
+    exec->timer.handler = NULL;
+    memset(&result, 0, sizeof(result));
+    result.status = hg_master_result_status(rc);
+    hg_ipc_get_i32(frame, HG_IPC_F_EXIT_CODE, &code);
+    hg_ipc_get_i32(frame, HG_IPC_F_SIGNAL, &signo);
+    hg_ipc_get_u32(frame, HG_IPC_F_TRUNCATED, &truncated);
+    hg_ipc_get_i64(frame, HG_IPC_F_RETRY_AFTER, &retry_after);
+    if (hg_ipc_get_i64(frame, HG_IPC_F_STARTED_AT, &result.started_ms)
+        != HG_OK)
+    {
+        result.started_ms = exec->dispatched_ms;
+    }
+    if (hg_ipc_get_i64(frame, HG_IPC_F_FINISHED_AT, &result.finished_ms)
+        != HG_OK)
+    {
+        result.finished_ms = hg_now_ms();
+    }
+    result.exit_code = code;
+    result.signo = signo;
+    error = hg_ipc_get_strdup(frame, HG_IPC_F_ERROR);
+    result.error = error;
+    output = hg_ipc_field(frame, HG_IPC_F_OUTPUT);
+    exec->job->running--;
+    hg_master_finish(m, exec, &result, (hg_result_t) rc,
+                     rc == HG_RETRY ? retry_after : -1,
+                     output ? output->len : 0, truncated != 0);
+    free(error);
+    w->current = NULL;
+    hg_master_dispatch(m);
+    hg_master_check_done(m);
+}
+
+static void
+hg_master_worker_gone(hg_worker_t *w, int status,
+                      const struct rusage *usage)
+{
+    hg_master_t *m = w->pool->data;
+    hg_execution_t *exec = w->current;
+    hg_master_result_t result;
+    char error[256];
+    int64_t now_ms = hg_now_ms();
+    bool young = hg_clock_ns(CLOCK_MONOTONIC) - w->spawned_ns
+                 < HG_WORKER_YOUNG_NS;
+    const char *reason = "exit";
+
+    HG_UNUSED(usage);
+    switch (w->kill_reason) {
+    case HG_KILL_TIMEOUT: reason = "timeout"; break;
+    case HG_KILL_STOP: reason = "stop"; break;
+    case HG_KILL_PROTOCOL: reason = "protocol"; break;
+    case HG_KILL_RETIRE: reason = "retire"; break;
+    case HG_KILL_NONE:
+        reason = WIFSIGNALED(status) ? "crash"
+                 : (w->retiring ? "retire" : "exit");
+        break;
+    }
+    if (exec != NULL) {
+        memset(&result, 0, sizeof(result));
+        result.started_ms = exec->dispatched_ms;
+        result.finished_ms = now_ms;
+        result.exit_code = -1;
+        result.error = error;
+        hg_timer_cancel(&exec->timer);
+        exec->timer.handler = NULL;
+        switch (w->kill_reason) {
+        case HG_KILL_TIMEOUT:
+            result.status = HG_STATUS_TIMED_OUT;
+            snprintf(error, sizeof(error), "timed out after %" PRId64 " ms; "
+                     "worker %d and its process group killed",
+                     exec->job->policy.timeout_ms, (int) w->pid);
+            break;
+        case HG_KILL_STOP:
+            result.status = HG_STATUS_KILLED;
+            snprintf(error, sizeof(error), "killed on request");
+            break;
+        case HG_KILL_PROTOCOL:
+            result.status = HG_STATUS_CRASHED;
+            snprintf(error, sizeof(error), "worker %d broke the protocol "
+                     "and was replaced", (int) w->pid);
+            break;
+        default:
+            result.status = HG_STATUS_CRASHED;
+            if (WIFSIGNALED(status)) {
+                result.signo = WTERMSIG(status);
+                snprintf(error, sizeof(error), "worker %d killed by signal "
+                         "%d (SIG%s)", (int) w->pid, result.signo,
+                         sigabbrev_np(result.signo) ? sigabbrev_np(result.signo)
+                                                    : "?");
+            } else {
+                snprintf(error, sizeof(error), "worker %d exited with "
+                         "status %d during the execution", (int) w->pid,
+                         WEXITSTATUS(status));
+            }
+            break;
+        }
+        exec->job->running--;
+        hg_master_finish(m, exec, &result, HG_FAIL, -1, 0, false);
+        w->current = NULL;
+    }
+    if (strcmp(reason, "retire") != 0 || hg_log_enabled(HG_LOG_DEBUG)) {
+        hg_log_field_t fields[] = {
+            HG_LOG_INT("worker", w->pid),
+            HG_LOG_STR("reason", reason),
+            HG_LOG_INT("status", WIFEXITED(status) ? WEXITSTATUS(status)
+                                                   : -WTERMSIG(status)),
+        };
+        hg_log_event(strcmp(reason, "retire") == 0 ? HG_LOG_DEBUG
+                     : HG_LOG_WARN, "worker_exit", NULL, NULL, fields,
+                     HG_NELEMS(fields), NULL);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == HG_WORKER_EXIT_INIT) {
+        hg_log(HG_LOG_ERROR, "worker %d could not initialise its modules",
+               (int) w->pid);
+    }
+    if (young && exec == NULL && w->kill_reason == HG_KILL_NONE
+        && !w->retiring)
+    {
+        /* Workers dying as soon as they start would otherwise be forked
+         * in a tight loop. */
+        int64_t delay = 100LL << (m->quick_deaths < 6 ? m->quick_deaths : 6);
+        if (delay > HG_RESPAWN_MAX_DELAY_MS) {
+            delay = HG_RESPAWN_MAX_DELAY_MS;
+        }
+        m->quick_deaths++;
+        if (!hg_timer_pending(&m->respawn_timer)) {
+            hg_timer_set(&m->mono, &m->respawn_timer,
+                         hg_clock_ns(CLOCK_MONOTONIC)
+                         + delay * HG_NSEC_PER_MSEC);
+        }
+    }
+    hg_master_spawn_workers(m);
+    hg_master_dispatch(m);
+    hg_master_check_done(m);
+}
+
+/* --- shutdown -------------------------------------------------------- */
+
+static void
+hg_master_drop_queued(hg_master_t *m, const char *why)
+{
+    hg_heap_node_t *node;
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    while ((node = hg_heap_pop(&m->ready)) != NULL) {
+        hg_execution_t *exec = hg_heap_entry(node, hg_execution_t, ready);
+        exec->job->pending--;
+        hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED, why);
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        hg_job_t *job = value;
+        hg_execution_t *exec;
+        hg_timer_cancel(&job->timer);
+        job->next_due_ms = 0;
+        while ((exec = job->waiting_head) != NULL) {
+            job->waiting_head = exec->next_waiting;
+            hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED, why);
+        }
+        job->waiting_tail = NULL;
+    }
+}
+
+static void
+hg_master_check_done(hg_master_t *m)
+{
+    hg_worker_t *w;
+    bool busy = false;
+
+    if (!m->quitting || m->done) {
+        return;
+    }
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        if (w->state == HG_WORKER_BUSY || w->current != NULL) {
+            busy = true;
+        } else if (w->state != HG_WORKER_GONE) {
+            hg_pool_retire(w);
+        }
+    }
+    if (!busy && m->pool.head == NULL) {
+        m->done = true;
+    }
+}
+
+static void
+hg_master_on_quit_timeout(hg_timer_t *timer)
+{
+    hg_master_t *m = timer->data;
+
+    hg_log(HG_LOG_WARN, "shutdown_timeout reached: killing the executions "
+           "still running");
+    hg_pool_kill_all(&m->pool, SIGKILL);
+    m->done = true;
+}
+
+static void
+hg_master_quit(hg_master_t *m)
+{
+    if (m->quitting || m->stopping) {
+        return;
+    }
+    hg_log(HG_LOG_INFO, "graceful shutdown: no new executions; waiting up "
+           "to %" PRId64 " ms for running ones",
+           m->cycle->conf->shutdown_timeout_ms);
+    m->quitting = true;
+    hg_timer_cancel(&m->respawn_timer);
+    hg_master_drop_queued(m, "daemon shutting down");
+    hg_timer_set(&m->mono, &m->quit_timer, hg_clock_ns(CLOCK_MONOTONIC)
+                 + m->cycle->conf->shutdown_timeout_ms * HG_NSEC_PER_MSEC);
+    hg_master_check_done(m);
+}
+
+static void
+hg_master_stop(hg_master_t *m)
+{
+    if (m->stopping) {
+        return;
+    }
+    hg_log(HG_LOG_INFO, "fast shutdown: killing workers");
+    m->stopping = true;
+    hg_master_drop_queued(m, "daemon stopping");
+    hg_pool_kill_all(&m->pool, SIGKILL);
+    m->done = true;
+}
+
+/* --- reload ---------------------------------------------------------- */
+
+int
+hg_master_reload(hg_master_t *m)
+{
+    hg_conf_errors_t errors;
+    hg_cycle_t *cycle, *old = m->cycle;
+    hg_conf_t *conf;
+    hg_worker_t *w;
+    size_t i;
+
+    memset(&errors, 0, sizeof(errors));
+    hg_log(HG_LOG_INFO, "reloading %s", m->conf_file);
+    cycle = hg_cycle_create(m->conf_file, m->prefix, old, &errors);
+    if (cycle == NULL) {
+        for (i = 0; i < errors.count; i++) {
+            hg_log_field_t field = HG_LOG_STR("result", "failed");
+            if (errors.items[i].line > 0) {
+                hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, &field, 1,
+                             "%s:%d: %s", errors.items[i].file,
+                             errors.items[i].line, errors.items[i].message);
+            } else {
+                hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, &field, 1,
+                             "%s: %s", errors.items[i].file
+                             ? errors.items[i].file : m->conf_file,
+                             errors.items[i].message);
+            }
+        }
+        hg_conf_errors_free(&errors);
+        hg_log(HG_LOG_ERROR, "reload failed: the running configuration "
+               "stays in force");
+        return HG_ERROR;
+    }
+    hg_conf_errors_free(&errors);
+    hg_cycle_commit(cycle, old);
+    conf = cycle->conf;
+    if (strcmp(conf->log.file, old->conf->log.file) != 0
+        || conf->log.level != old->conf->log.level
+        || conf->log.format != old->conf->log.format)
+    {
+        if (hg_log_open(conf->log.file, conf->log.level, conf->log.format)
+            != HG_OK)
+        {
+            hg_log(HG_LOG_ERROR, "cannot open log file %s: %s; logging "
+                   "stays where it was", conf->log.file, strerror(errno));
+        }
+    }
+    if (strcmp(conf->pid, old->conf->pid) != 0) {
+        hg_log(HG_LOG_WARN, "pid: a new pid file path takes effect on "
+               "restart only");
+    }
+    m->cycle = cycle;
+    m->workers = conf->workers;
+    hg_master_apply(m, cycle);
+
+    /* New workers carry the new modules; the old ones leave as soon as
+     * they are idle (a running execution finishes where it is). */
+    m->pool.generation++;
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        if (w->generation != m->pool.generation) {
+            hg_pool_retire(w);
+        }
+    }
+    hg_cycle_destroy(old);
+    hg_master_spawn_workers(m);
+    {
+        hg_log_field_t field = HG_LOG_STR("result", "ok");
+        hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, &field, 1,
+                     "configuration reloaded: %zu jobs, %d workers",
+                     m->jobs.count, m->workers);
+    }
+    return HG_OK;
+}
+
+/* --- signals and the loop -------------------------------------------- */
+
+static void
+hg_master_on_signal(hg_event_t *ev, uint32_t events)
+{
+    hg_master_t *m = ev->data;
+    struct signalfd_siginfo info;
+    ssize_t n;
+
+    HG_UNUSED(events);
+    for (;;) {
+        n = read(m->signal_fd, &info, sizeof(info));
+        if (n != (ssize_t) sizeof(info)) {
+            return;
+        }
+        switch (info.ssi_signo) {
+        case SIGCHLD:
+            hg_pool_reap(&m->pool);
+            break;
+        case SIGHUP:
+            if (!m->quitting && !m->stopping) {
+                hg_master_reload(m);
+            }
+            break;
+        case SIGTERM:
+        case SIGINT:
+            hg_master_stop(m);
+            break;
+        case SIGQUIT:
+            hg_master_quit(m);
+            break;
+        case SIGUSR1:
+            if (hg_log_reopen() != HG_OK) {
+                hg_log(HG_LOG_ERROR, "cannot reopen the log file: %s",
+                       strerror(errno));
+            } else {
+                hg_log(HG_LOG_INFO, "log file reopened");
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void
+hg_master_before_wait(void *data)
+{
+    hg_master_t *m = data;
+
+    hg_pool_collect(&m->pool);
+    hg_log_flush();
+}
+
+int
+hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
+               const char *prefix)
+{
+    sigset_t set;
+    struct sigaction sa;
+
+    memset(m, 0, sizeof(*m));
+    m->cycle = cycle;
+    m->conf_file = conf_file;
+    m->prefix = prefix;
+    m->workers = cycle->conf->workers;
+    m->signal_fd = -1;
+    hg_map_init(&m->jobs);
+    hg_heap_init(&m->ready);
+    hg_timer_init(&m->respawn_timer, hg_master_on_respawn, m);
+    hg_timer_init(&m->quit_timer, hg_master_on_quit_timeout, m);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+        hg_log(HG_LOG_ERROR, "sigprocmask: %s", strerror(errno));
+        return HG_ERROR;
+    }
+    m->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    m->loop = hg_event_loop_create();
+    if (m->signal_fd < 0 || m->loop == NULL) {
+        hg_log(HG_LOG_ERROR, "cannot create the event loop: %s",
+               strerror(errno));
+        return HG_ERROR;
+    }
+    if (hg_event_add(m->loop, &m->signal_ev, m->signal_fd, EPOLLIN,
+                     hg_master_on_signal, m) != HG_OK
+        || hg_timers_init(&m->wall, m->loop, CLOCK_REALTIME) != HG_OK
+        || hg_timers_init(&m->mono, m->loop, CLOCK_MONOTONIC) != HG_OK
+        || hg_event_loop_before_wait(m->loop, hg_master_before_wait, m)
+           != HG_OK)
+    {
+        hg_log(HG_LOG_ERROR, "cannot set up the event loop: %s",
+               strerror(errno));
+        return HG_ERROR;
+    }
+    m->wall.clock_changed = hg_master_clock_changed;
+    m->wall.data = m;
+    {
+        hg_pool_callbacks_t cb = {
+            hg_master_worker_ready, hg_master_worker_result,
+            hg_master_worker_gone
+        };
+        hg_pool_init(&m->pool, m->loop, &cb, m);
+    }
+    hg_log_set_buffered(true);
+    if (hg_master_apply(m, cycle) != HG_OK) {
+        return HG_ERROR;
+    }
+    hg_master_spawn_workers(m);
+    if (hg_master_active_workers(m) == 0) {
+        hg_log(HG_LOG_ERROR, "no worker could be started");
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+int
+hg_master_turn(hg_master_t *m, int timeout_ms)
+{
+    return hg_event_loop_turn(m->loop, timeout_ms);
+}
+
+int
+hg_master_run(hg_master_t *m)
+{
+    while (!m->done) {
+        if (hg_event_loop_turn(m->loop, -1) < 0) {
+            hg_log(HG_LOG_ERROR, "event loop: %s", strerror(errno));
+            m->exit_code = 1;
+            break;
+        }
+    }
+    return m->exit_code;
+}
+
+void
+hg_master_cleanup(hg_master_t *m)
+{
+    const char *key;
+    void *value;
+    size_t it = 0;
+    hg_job_t **jobs;
+    size_t n = 0, i;
+
+    if (m->pool.head != NULL) {
+        hg_pool_kill_all(&m->pool, SIGKILL);
+    }
+    hg_pool_collect(&m->pool);
+    if (m->loop != NULL) {
+        hg_master_drop_queued(m, "daemon exiting");
+    }
+    jobs = calloc(m->jobs.count + 1, sizeof(*jobs));
+    while (jobs != NULL && hg_map_next(&m->jobs, &it, &key, &value)) {
+        jobs[n++] = value;
+    }
+    for (i = 0; i < n; i++) {
+        hg_timer_cancel(&jobs[i]->timer);
+        hg_map_remove(&m->jobs, jobs[i]->id);
+        jobs[i]->removed = true;
+        if (jobs[i]->refs == 0) {
+            hg_job_free(jobs[i]);
+        }
+    }
+    free(jobs);
+    hg_map_free(&m->jobs);
+    hg_heap_free(&m->ready);
+    if (m->loop != NULL) {
+        hg_timers_close(&m->wall);
+        hg_timers_close(&m->mono);
+        hg_event_loop_destroy(m->loop);
+    }
+    if (m->signal_fd >= 0) {
+        close(m->signal_fd);
+    }
+    hg_cycle_destroy(m->cycle);
+    m->cycle = NULL;
+    hg_log_flush();
+}
+
+hg_job_t *
+hg_master_find_job(hg_master_t *m, const char *id)
+{
+    return hg_map_get(&m->jobs, id);
+}

@@ -1,0 +1,159 @@
+/*
+ * The master process: one event loop (epoll) over a signalfd, two timerfds
+ * (wall clock for cron and `at`, monotonic for `every`, timeouts, retries,
+ * jitter) and the worker pipes. It decides what is due, queues executions
+ * by priority, hands each to an idle worker, enforces timeouts by killing
+ * the worker's process group, records outcomes, and reloads.
+ *
+ * hg_master.c never runs job code and never blocks: no module's execute is
+ * called here, no read or write waits, no child is waited for without
+ * WNOHANG (except after SIGKILL at shutdown).
+ */
+
+#ifndef HG_MASTER_H
+#define HG_MASTER_H
+
+#include "hg_core.h"
+#include "hg_cycle.h"
+#include "hg_event.h"
+#include "hg_heap.h"
+#include "hg_map.h"
+#include "hg_pool.h"
+#include "hg_timer.h"
+
+typedef struct hg_master_s hg_master_t;
+typedef struct hg_job_s hg_job_t;
+typedef struct hg_execution_s hg_execution_t;
+
+typedef enum {
+    HG_STATUS_QUEUED = 0,
+    HG_STATUS_RUNNING,
+    HG_STATUS_SUCCEEDED,
+    HG_STATUS_FAILED,
+    HG_STATUS_TIMED_OUT,
+    HG_STATUS_CRASHED,
+    HG_STATUS_KILLED,
+    HG_STATUS_SKIPPED,
+    HG_STATUS_MISSED,
+    HG_STATUS_DEAD
+} hg_status_t;
+
+const char *hg_status_name(hg_status_t status);
+
+/* A job as the master runs it. It outlives reloads while its id exists
+ * (definition updated in place) and, once removed, lives on until its last
+ * execution ends. */
+struct hg_job_s {
+    char *id;
+    char *type;
+    char *definition_text;
+    uint64_t output_limit;
+    hg_job_policy_t policy;
+    bool enabled;
+
+    hg_schedule_kind_t kind;
+    char *schedule_key;
+    hg_cron_t *cron;
+    const hg_tz_t *tz;
+    int64_t every_ms;
+    int64_t at;                     /* s */
+    bool has_start_at;
+    int64_t start_at;               /* s */
+
+    hg_timer_t timer;               /* the next fire */
+    int64_t next_due_ms;            /* wall ms of the next fire, 0 = none */
+    int64_t last_due_ms;            /* wall ms of the last fire */
+
+    unsigned running;               /* executions on a worker */
+    unsigned pending;               /* in the ready queue or jittering */
+    hg_execution_t *waiting_head;   /* overlap = queue: wait for the job */
+    hg_execution_t *waiting_tail;
+    unsigned refs;                  /* executions that point here */
+    bool removed;
+    hg_master_t *master;
+};
+
+struct hg_execution_s {
+    char id[40];
+    char run_id[40];                /* the first attempt's id */
+    hg_job_t *job;
+    int64_t scheduled_for_ms;       /* wall */
+    unsigned attempt;
+    char trigger[64];
+    void *payload;
+    size_t payload_len;
+    hg_priority_t priority;
+    hg_status_t status;
+    hg_heap_node_t ready;           /* in the master's ready queue */
+    hg_timer_t timer;               /* jitter wait, timeout or retry */
+    hg_worker_t *worker;
+    int64_t dispatched_ms;          /* wall */
+    hg_execution_t *next_waiting;
+};
+
+/* What the master reports of every execution that ends (benchmarks and
+ * tests hook here; the store comes in through the same door). */
+typedef struct hg_master_result_s {
+    const hg_execution_t *exec;
+    hg_status_t status;
+    int64_t started_ms;
+    int64_t finished_ms;
+    int exit_code;                  /* -1 when none */
+    int signo;                      /* 0 when none */
+    const char *error;
+} hg_master_result_t;
+
+typedef void (*hg_master_observer_pt)(hg_master_t *master,
+                                      const hg_master_result_t *result,
+                                      void *data);
+
+struct hg_master_s {
+    hg_cycle_t *cycle;
+    const char *conf_file;
+    const char *prefix;
+    hg_event_loop_t *loop;
+    hg_timers_t wall;
+    hg_timers_t mono;
+    hg_pool_t pool;
+    int signal_fd;
+    hg_event_t signal_ev;
+    hg_map_t jobs;
+    hg_heap_t ready;
+    size_t nexecutions;             /* alive (queued .. finishing) */
+    int workers;                    /* target */
+    unsigned quick_deaths;          /* workers that died young in a row */
+    hg_timer_t respawn_timer;
+    hg_timer_t quit_timer;
+    bool stopping;                  /* SIGTERM: leave now */
+    bool quitting;                  /* SIGQUIT: finish, then leave */
+    bool done;
+    int exit_code;
+    uint64_t dispatched_total;
+    uint64_t finished_total;
+    hg_master_observer_pt observer;
+    void *observer_data;
+};
+
+/* Set up the loop, signals and workers for CYCLE (taken over). */
+int hg_master_init(hg_master_t *master, hg_cycle_t *cycle,
+                   const char *conf_file, const char *prefix);
+/* Run until stopped. Returns the process exit code. */
+int hg_master_run(hg_master_t *master);
+/* One turn of the loop (tests and benchmarks drive it themselves). */
+int hg_master_turn(hg_master_t *master, int timeout_ms);
+void hg_master_cleanup(hg_master_t *master);
+
+/* Re-read the configuration (SIGHUP). HG_ERROR keeps the old one. */
+int hg_master_reload(hg_master_t *master);
+
+/* Run a job now, outside its schedule (trigger "manual", "api:NAME",
+ * "queue"), with an optional payload. Returns the execution (its id is
+ * final), or NULL when the job does not exist or the overlap policy
+ * refused it (errno EBUSY). */
+hg_execution_t *hg_master_trigger(hg_master_t *master, const char *job_id,
+                                  const char *trigger, const void *payload,
+                                  size_t payload_len, hg_priority_t priority);
+
+hg_job_t *hg_master_find_job(hg_master_t *master, const char *id);
+
+#endif /* HG_MASTER_H */

@@ -1,0 +1,291 @@
+/*
+ * hourglass: the command line. Parses options, then either tests the
+ * configuration (-t, -T), signals a running master (-s), prints the version
+ * (-V), computes fire times (`next`), or becomes the master.
+ */
+
+#include "hg_core.h"
+
+#include <getopt.h>
+
+#include "hg_cycle.h"
+#include "hg_log.h"
+#include "hg_master.h"
+#include "hg_process.h"
+
+int hg_next_main(int argc, char **argv);
+
+typedef struct hg_options_s {
+    const char *conf_file;
+    const char *prefix;
+    const char *signal;
+    bool test;
+    bool dump;
+} hg_options_t;
+
+static void
+hg_usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: hourglass [-c FILE] [-p PREFIX] [-t | -T] [-s SIGNAL] [-V] [-h]\n"
+        "       hourglass next [--tz ZONE] [--from TIME] [-n COUNT] EXPR\n"
+        "\n"
+        "  -c FILE     configuration file (default: PREFIX/conf/scheduler.conf)\n"
+        "  -p PREFIX   prefix relative paths resolve against (default: %s)\n"
+        "  -t          test the configuration and exit\n"
+        "  -T          test the configuration, print it as in effect, and exit\n"
+        "  -s SIGNAL   send SIGNAL to the running master: reload, stop, quit, reopen\n"
+        "  -V          print version and build information\n"
+        "  -h          this help\n", HG_PREFIX);
+}
+
+static void
+hg_version(void)
+{
+    printf("hourglass version %s\n", HG_VERSION);
+    printf("built by %s\n", HG_COMPILER);
+    printf("configure arguments: %s\n", HG_CONFIGURE_ARGS);
+    printf("module ABI version: %d\n", HG_MODULE_ABI_VERSION);
+    printf("bundled modules: shell system%s\n", HG_HAVE_CURL ? " http" : "");
+    printf("prefix: %s\n", HG_PREFIX);
+}
+
+static void
+hg_print_errors(const hg_conf_errors_t *errors)
+{
+    hg_conf_errors_print(errors, stderr);
+}
+
+/* -t and -T: build a whole cycle (modules loaded and validated) and throw
+ * it away. */
+static int
+hg_test_configuration(const hg_options_t *opt)
+{
+    hg_conf_errors_t errors;
+    hg_cycle_t *cycle;
+
+    memset(&errors, 0, sizeof(errors));
+    cycle = hg_cycle_create(opt->conf_file, opt->prefix, NULL, &errors);
+    if (cycle == NULL) {
+        hg_print_errors(&errors);
+        fprintf(stderr, "hourglass: configuration file %s test failed\n",
+                opt->conf_file);
+        hg_conf_errors_free(&errors);
+        return 1;
+    }
+    if (opt->dump) {
+        hg_conf_dump(cycle->conf, stdout);
+    }
+    printf("hourglass: configuration file %s test is successful\n",
+           opt->conf_file);
+    hg_cycle_destroy(cycle);
+    hg_conf_errors_free(&errors);
+    return 0;
+}
+
+static int
+hg_send_signal(const hg_options_t *opt)
+{
+    hg_conf_errors_t errors;
+    hg_conf_t *conf;
+    char err[512];
+    int signo = hg_signal_by_name(opt->signal);
+    pid_t pid;
+
+    if (signo == 0) {
+        fprintf(stderr, "hourglass: invalid signal \"%s\": use reload, "
+                "stop, quit or reopen\n", opt->signal);
+        return 2;
+    }
+    memset(&errors, 0, sizeof(errors));
+    conf = hg_conf_load(opt->conf_file, opt->prefix, &errors);
+    if (conf == NULL || errors.count > 0) {
+        hg_print_errors(&errors);
+        hg_conf_errors_free(&errors);
+        hg_conf_free(conf);
+        return 1;
+    }
+    pid = hg_pidfile_read(conf->pid, err, sizeof(err));
+    hg_conf_free(conf);
+    hg_conf_errors_free(&errors);
+    if (pid < 0) {
+        fprintf(stderr, "hourglass: %s\n", err);
+        return 1;
+    }
+    if (kill(pid, signo) < 0) {
+        fprintf(stderr, "hourglass: kill(%d, SIG%s): %s\n", (int) pid,
+                sigabbrev_np(signo), strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int
+hg_run_master(const hg_options_t *opt)
+{
+    hg_conf_errors_t errors;
+    hg_cycle_t *cycle;
+    hg_master_t master;
+    hg_conf_t *conf;
+    char err[512];
+    int pid_fd = -1, rc;
+
+    memset(&errors, 0, sizeof(errors));
+    cycle = hg_cycle_create(opt->conf_file, opt->prefix, NULL, &errors);
+    if (cycle == NULL) {
+        hg_print_errors(&errors);
+        fprintf(stderr, "hourglass: configuration file %s test failed\n",
+                opt->conf_file);
+        hg_conf_errors_free(&errors);
+        return 1;
+    }
+    hg_conf_errors_free(&errors);
+    conf = cycle->conf;
+    if (conf->daemon && hg_daemonize(err, sizeof(err)) != HG_OK) {
+        fprintf(stderr, "hourglass: cannot become a daemon: %s\n", err);
+        hg_cycle_destroy(cycle);
+        return 1;
+    }
+    if (hg_pidfile_create(conf->pid, &pid_fd, err, sizeof(err)) != HG_OK) {
+        fprintf(stderr, "hourglass: %s\n", err);
+        hg_cycle_destroy(cycle);
+        return 1;
+    }
+    if (hg_log_open(conf->log.file, conf->log.level, conf->log.format)
+        != HG_OK)
+    {
+        fprintf(stderr, "hourglass: cannot open log file %s: %s\n",
+                conf->log.file, strerror(errno));
+        hg_pidfile_remove(conf->pid, pid_fd);
+        hg_cycle_destroy(cycle);
+        return 1;
+    }
+    {
+        char names[256];
+        hg_log_field_t fields[] = {
+            HG_LOG_STR("version", HG_VERSION),
+            HG_LOG_INT("workers", conf->workers),
+            HG_LOG_INT("jobs", (int64_t) conf->njobs),
+            HG_LOG_STR("modules", names),
+        };
+        hg_modules_names(&cycle->modules, names, sizeof(names));
+        hg_log_event(HG_LOG_INFO, "start_master", NULL, NULL, fields,
+                     HG_NELEMS(fields), "hourglass started with %s",
+                     opt->conf_file);
+    }
+    if (hg_master_init(&master, cycle, opt->conf_file, opt->prefix)
+        != HG_OK)
+    {
+        hg_master_cleanup(&master);
+        hg_pidfile_remove(conf->pid, pid_fd);
+        hg_log_close();
+        return 1;
+    }
+    rc = hg_master_run(&master);
+    {
+        /* The pid file path of the configuration in force now. */
+        char *pid_path = strdup(master.cycle->conf->pid);
+        hg_log(HG_LOG_INFO, "hourglass exiting");
+        hg_master_cleanup(&master);
+        hg_pidfile_remove(pid_path ? pid_path : conf->pid, pid_fd);
+        free(pid_path);
+    }
+    hg_log_close();
+    return rc;
+}
+
+/* Paths the master keeps using after it has changed directory or been
+ * reloaded are made absolute once, here. */
+static char *
+hg_absolute(const char *path)
+{
+    char cwd[PATH_MAX];
+    char *abs = NULL;
+
+    if (path[0] == '/') {
+        return strdup(path);
+    }
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        return strdup(path);
+    }
+    if (strcmp(path, ".") == 0) {
+        return strdup(cwd);
+    }
+    if (asprintf(&abs, "%s/%s", cwd, path) < 0) {
+        return NULL;
+    }
+    return abs;
+}
+
+int
+main(int argc, char **argv)
+{
+    hg_options_t opt;
+    char *prefix = NULL, *conf_file = NULL;
+    int c, rc;
+
+    if (argc > 1 && strcmp(argv[1], "next") == 0) {
+        return hg_next_main(argc - 1, argv + 1);
+    }
+    memset(&opt, 0, sizeof(opt));
+    opt.prefix = HG_PREFIX;
+    opterr = 0;
+    while ((c = getopt(argc, argv, ":c:p:tTs:Vh")) != -1) {
+        switch (c) {
+        case 'c': opt.conf_file = optarg; break;
+        case 'p': opt.prefix = optarg; break;
+        case 't': opt.test = true; break;
+        case 'T': opt.test = true; opt.dump = true; break;
+        case 's': opt.signal = optarg; break;
+        case 'V': hg_version(); return 0;
+        case 'h': hg_usage(stdout); return 0;
+        case ':':
+            fprintf(stderr, "hourglass: option -%c needs an argument\n",
+                    optopt);
+            hg_usage(stderr);
+            return 2;
+        default:
+            fprintf(stderr, "hourglass: unknown option -%c\n", optopt);
+            hg_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "hourglass: unexpected argument \"%s\"\n",
+                argv[optind]);
+        hg_usage(stderr);
+        return 2;
+    }
+    prefix = hg_absolute(opt.prefix);
+    if (prefix == NULL) {
+        fprintf(stderr, "hourglass: out of memory\n");
+        return 1;
+    }
+    opt.prefix = prefix;
+    if (opt.conf_file == NULL) {
+        if (asprintf(&conf_file, "%s/conf/scheduler.conf", prefix) < 0) {
+            conf_file = NULL;
+        }
+    } else {
+        /* Kept as given, so messages name the file as the user wrote it;
+         * the master never changes directory. */
+        conf_file = strdup(opt.conf_file);
+    }
+    if (conf_file == NULL) {
+        fprintf(stderr, "hourglass: out of memory\n");
+        free(prefix);
+        return 1;
+    }
+    opt.conf_file = conf_file;
+
+    if (opt.signal != NULL) {
+        rc = hg_send_signal(&opt);
+    } else if (opt.test) {
+        rc = hg_test_configuration(&opt);
+    } else {
+        rc = hg_run_master(&opt);
+    }
+    free(conf_file);
+    free(prefix);
+    return rc;
+}
