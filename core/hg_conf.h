@@ -150,7 +150,7 @@ typedef struct hg_conf_s {
         char *driver;               /* sqlite | memory | postgres | redis; default sqlite */
         char *path;                 /* absolute; default PREFIX/var/hourglass.db */
         char *url;                  /* postgres/redis */
-        int64_t retention_ms;       /* default 30d */
+        int64_t retention_ms;       /* default 30d; 0 = keep forever */
     } store;
 
     struct {
@@ -205,5 +205,19 @@ int hg_conf_dump(const hg_conf_t *conf, FILE *out);
  * close enough to be a useful hint. */
 const char *hg_conf_did_you_mean(const char *word,
                                  const char *const *candidates);
+
+/* Whether KEY is a common job key (id, type, schedule, timeout, backoff,
+ * ...), as opposed to a key of the job's module. */
+bool hg_conf_is_job_key(const char *key);
+
+/*
+ * TEXT with ${VAR} and ${VAR:-default} replaced from the environment and
+ * "$$" by "$" (a "$" before anything else is kept, so "$HOME" in a shell
+ * command passes through). As in sh, the default also replaces a variable
+ * set to "". HG_OK with a malloc'd *out, or HG_ERROR with the reason in
+ * err ("environment variable "FOO" is not set (use ${FOO:-default})").
+ */
+int hg_conf_expand_env(const char *text, char **out, char *err,
+                       size_t errlen);
 
 #endif /* HG_CONF_H */

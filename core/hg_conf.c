@@ -1,0 +1,2364 @@
+#include "hg_core.h"
+
+/*
+ * hg_conf: reads scheduler.conf (libconfig) into a hg_conf_t.
+ *
+ * The file is described once, by the tables below: one line per key with
+ * its type, default, bounds and the offset where its value is stored.
+ * Everything else is derived from them by walking: defaults (each default
+ * is the text a user would write, run through the same code as the file's
+ * values, so a default can never be something the file could not say),
+ * type checks and messages, did-you-mean hints, freeing, and the -T dump
+ * (hg_conf_dump.c).
+ *
+ * Reading goes in two steps for every leaf value: the libconfig setting is
+ * turned into JSON with ${VAR} expanded (that JSON is also what a job's
+ * definition holds, so modules see exactly the values the core checked),
+ * then the JSON is checked against the key's type and stored. Errors are
+ * collected, never fatal: one run of `hourglass -t` lists every problem,
+ * each with the file and line of the setting at fault.
+ *
+ * hg_conf knows nothing of modules, cron or time zones: the cycle checks
+ * those and adds its errors to the same list. In particular a job key that
+ * is not a common job key is not an error here: it may belong to the
+ * job's module (hg_conf_check_job_keys decides, once modules are loaded).
+ */
+
+#include <ctype.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+
+#include <libconfig.h>
+
+#include "hg_conf.h"
+#include "hg_conf_table.h"
+#include "hg_hint.h"
+#include "hg_units.h"
+
+#define HG_CONF_DAY_MS        86400000LL
+/* A century: longer durations are typos, and keeping them this small
+ * means now + duration can never overflow anywhere downstream. */
+#define HG_CONF_DURATION_MAX  (36500 * HG_CONF_DAY_MS)
+#define HG_CONF_LOC_MAX       512
+#define HG_CONF_ID_MAX        128
+#define HG_CONF_VAR_MAX       255
+/* values quoted in messages are cut to this many bytes */
+#define HG_CONF_QUOTE_MAX     64
+/* hg_conf_expand's out-of-memory result, distinct from a user error */
+#define HG_CONF_NOMEM         (-3)
+
+struct hg_conf_loader_s {
+    hg_conf_t *conf;
+    hg_conf_errors_t *errors;
+    config_t cf;
+    char *incdir;                   /* directory of the main file, or NULL */
+    json_t *ids;                    /* job id -> "file:line" of its first definition */
+    bool oom;
+};
+
+/* --- the tables ------------------------------------------------------- */
+
+static const char *const hg_conf_log_levels[] = {
+    "error", "warn", "info", "debug", NULL          /* hg_log_level_t */
+};
+static const char *const hg_conf_log_formats[] = {
+    "text", "json", NULL                            /* hg_log_format_t */
+};
+static const char *const hg_conf_drivers[] = {
+    "sqlite", "memory", "postgres", "redis", NULL
+};
+static const char *const hg_conf_roles[] = {
+    "read", "execute", "write", "admin", NULL
+};
+static const char *const hg_conf_overlaps[] = {
+    "skip", "queue", "replace", "allow", NULL       /* hg_overlap_t */
+};
+static const char *const hg_conf_misfires[] = {
+    "skip", "run_once", "run_all", NULL             /* hg_misfire_t */
+};
+static const char *const hg_conf_priorities[] = {
+    "low", "normal", "high", "critical", NULL       /* hg_priority_t */
+};
+
+static int hg_conf_check_listen(const char *value, char *err, size_t errlen);
+static int hg_conf_check_cidr(const char *value, char *err, size_t errlen);
+static int hg_conf_check_name(const char *value, char *err, size_t errlen);
+
+static void hg_conf_read_jobs(hg_conf_loader_t *ld, const hg_conf_key_t *key,
+                              char *base, const config_setting_t *s,
+                              const hg_conf_where_t *w);
+static void hg_conf_free_jobs(const hg_conf_key_t *key, char *base);
+static void hg_conf_read_tokens(hg_conf_loader_t *ld,
+                                const hg_conf_key_t *key, char *base,
+                                const config_setting_t *s,
+                                const hg_conf_where_t *w);
+static void hg_conf_free_tokens(const hg_conf_key_t *key, char *base);
+static void hg_conf_job_module_key(hg_conf_loader_t *ld,
+                                   const hg_conf_section_t *sec, char *base,
+                                   const config_setting_t *m,
+                                   const hg_conf_where_t *w, json_t *out);
+static void hg_conf_module_section(hg_conf_loader_t *ld,
+                                   const hg_conf_section_t *sec, char *base,
+                                   const config_setting_t *m,
+                                   const hg_conf_where_t *w, json_t *out);
+
+static const hg_conf_handler_t hg_conf_jobs_handler = {
+    hg_conf_read_jobs, hg_conf_dump_jobs, hg_conf_free_jobs
+};
+static const hg_conf_handler_t hg_conf_tokens_handler = {
+    hg_conf_read_tokens, hg_conf_dump_tokens, hg_conf_free_tokens
+};
+
+#define HG_C(field)  offsetof(hg_conf_t, field)
+#define HG_P(field)  offsetof(hg_job_policy_t, field)
+#define HG_B(field)  offsetof(hg_backoff_t, field)
+#define HG_J(field)  offsetof(hg_job_conf_t, field)
+#define HG_T(field)  offsetof(hg_api_token_t, field)
+
+/* log, modules, store and api store straight into hg_conf_t (their group
+ * offset is 0); defaults, backoff, jobs and tokens have structs of their
+ * own and their offsets are relative to those. */
+
+static const hg_conf_key_t hg_conf_log_keys[] = {
+    { .name = "file", .type = HG_CONF_PATH,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_DASH,
+      .offset = HG_C(log.file), .dflt = "-",
+      .help = "\"-\" = standard error" },
+    { .name = "level", .type = HG_CONF_ENUM, .offset = HG_C(log.level),
+      .dflt = "info", .values = hg_conf_log_levels },
+    { .name = "format", .type = HG_CONF_ENUM, .offset = HG_C(log.format),
+      .dflt = "text", .values = hg_conf_log_formats },
+};
+
+static const hg_conf_section_t hg_conf_log_section = {
+    "log", hg_conf_log_keys, HG_NELEMS(hg_conf_log_keys),
+    NULL, 0, NULL, NULL
+};
+
+static const hg_conf_key_t hg_conf_modules_keys[] = {
+    { .name = "path", .type = HG_CONF_PATH, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(modules.path), .dflt = "modules",
+      .help = "where NAME.so is looked for" },
+    { .name = "load", .type = HG_CONF_STRING_LIST,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_UNIQUE,
+      .offset = HG_C(modules.load), .offset2 = HG_C(modules.nload),
+      .dflt = "", .help = "names (NAME.so in path) or paths, in order" },
+};
+
+static const hg_conf_section_t hg_conf_modules_section = {
+    "modules", hg_conf_modules_keys, HG_NELEMS(hg_conf_modules_keys),
+    NULL, 0, hg_conf_module_section, hg_conf_dump_modules
+};
+
+static const hg_conf_key_t hg_conf_store_keys[] = {
+    { .name = "driver", .type = HG_CONF_ENUM_STRING,
+      .offset = HG_C(store.driver), .dflt = "sqlite",
+      .values = hg_conf_drivers },
+    { .name = "path", .type = HG_CONF_PATH, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(store.path), .dflt = "var/hourglass.db",
+      .help = "sqlite" },
+    { .name = "url", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(store.url), .help = "postgres and redis" },
+    { .name = "retention", .type = HG_CONF_DURATION,
+      .offset = HG_C(store.retention_ms), .dflt = "30d",
+      .min = 0, .max = HG_CONF_DURATION_MAX,
+      .help = "how long finished executions are kept; 0s = forever" },
+};
+
+static const hg_conf_section_t hg_conf_store_section = {
+    "store", hg_conf_store_keys, HG_NELEMS(hg_conf_store_keys),
+    NULL, 0, NULL, NULL
+};
+
+static const hg_conf_key_t hg_conf_token_keys[] = {
+    { .name = "name", .type = HG_CONF_STRING, .flags = HG_CONF_REQUIRED,
+      .offset = HG_T(name), .check = hg_conf_check_name },
+    { .name = "token", .type = HG_CONF_STRING,
+      .flags = HG_CONF_REQUIRED | HG_CONF_NONEMPTY | HG_CONF_SECRET,
+      .offset = HG_T(token) },
+    { .name = "role", .type = HG_CONF_ENUM_STRING, .flags = HG_CONF_REQUIRED,
+      .offset = HG_T(role), .values = hg_conf_roles },
+};
+
+const hg_conf_section_t hg_conf_token_section = {
+    "tokens", hg_conf_token_keys, HG_NELEMS(hg_conf_token_keys),
+    NULL, 0, NULL, NULL
+};
+
+static const hg_conf_key_t hg_conf_api_keys[] = {
+    { .name = "listen", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(api.listen), .dflt = "127.0.0.1:8080",
+      .check = hg_conf_check_listen },
+    { .name = "allow", .type = HG_CONF_STRING_LIST,
+      .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(api.allow), .offset2 = HG_C(api.nallow),
+      .dflt = "127.0.0.0/8 ::1/128", .check = hg_conf_check_cidr,
+      .help = "clients outside these get 403" },
+    { .name = "tokens", .type = HG_CONF_HANDLER,
+      .handler = &hg_conf_tokens_handler },
+    { .name = "body_limit", .type = HG_CONF_SIZE,
+      .offset = HG_C(api.body_limit), .dflt = "1MiB",
+      .min = 1024, .max = 1LL << 30 },
+};
+
+static const hg_conf_section_t hg_conf_api_section = {
+    "api", hg_conf_api_keys, HG_NELEMS(hg_conf_api_keys),
+    NULL, 0, NULL, NULL
+};
+
+static const hg_conf_key_t hg_conf_backoff_keys[] = {
+    { .name = "initial", .type = HG_CONF_DURATION, .offset = HG_B(initial_ms),
+      .dflt = "1s", .min = 0, .max = HG_CONF_DURATION_MAX,
+      .help = "delay before the first retry" },
+    { .name = "max", .type = HG_CONF_DURATION, .offset = HG_B(max_ms),
+      .dflt = "1h", .min = 0, .max = HG_CONF_DURATION_MAX },
+    { .name = "multiplier", .type = HG_CONF_REAL, .offset = HG_B(multiplier),
+      .dflt = "2.0", .rmin = 1.0, .rmax = 1000.0 },
+    { .name = "jitter", .type = HG_CONF_REAL, .offset = HG_B(jitter),
+      .dflt = "0.1", .rmin = 0.0, .rmax = 1.0,
+      .help = "fraction of the delay added at random" },
+};
+
+static const hg_conf_section_t hg_conf_backoff_section = {
+    "backoff", hg_conf_backoff_keys, HG_NELEMS(hg_conf_backoff_keys),
+    NULL, 0, NULL, NULL
+};
+
+static const hg_conf_key_t hg_conf_policy_keys[] = {
+    { .name = "timeout", .type = HG_CONF_DURATION, .offset = HG_P(timeout_ms),
+      .dflt = "5m", .min = 0, .max = HG_CONF_DURATION_MAX,
+      .help = "0s = none" },
+    { .name = "max_retries", .type = HG_CONF_INT, .offset = HG_P(max_retries),
+      .dflt = "3", .min = 0, .max = 1000 },
+    { .name = "backoff", .type = HG_CONF_GROUP, .offset = HG_P(backoff),
+      .section = &hg_conf_backoff_section },
+    { .name = "overlap", .type = HG_CONF_ENUM, .offset = HG_P(overlap),
+      .dflt = "skip", .values = hg_conf_overlaps,
+      .help = "when the previous run is still going" },
+    { .name = "misfire", .type = HG_CONF_ENUM, .offset = HG_P(misfire),
+      .dflt = "run_once", .values = hg_conf_misfires,
+      .help = "fire times missed while the daemon was down" },
+    { .name = "starting_deadline", .type = HG_CONF_DURATION,
+      .offset = HG_P(starting_deadline_ms), .dflt = "0s",
+      .min = 0, .max = HG_CONF_DURATION_MAX, .help = "0s = none" },
+    { .name = "priority", .type = HG_CONF_ENUM, .offset = HG_P(priority),
+      .dflt = "normal", .values = hg_conf_priorities },
+    { .name = "jitter", .type = HG_CONF_DURATION, .offset = HG_P(jitter_ms),
+      .dflt = "0s", .min = 0, .max = HG_CONF_DURATION_MAX,
+      .help = "random start delay up to this; 0s = none" },
+};
+
+const hg_conf_section_t hg_conf_policy_section = {
+    "defaults", hg_conf_policy_keys, HG_NELEMS(hg_conf_policy_keys),
+    NULL, 0, NULL, NULL
+};
+
+/* The common job keys; the policy keys come with them through `also`. */
+static const hg_conf_key_t hg_conf_job_keys[] = {
+    { .name = "id", .type = HG_CONF_STRING, .flags = HG_CONF_REQUIRED,
+      .offset = HG_J(id) },
+    { .name = "name", .type = HG_CONF_STRING, .offset = HG_J(name) },
+    { .name = "description", .type = HG_CONF_STRING,
+      .offset = HG_J(description) },
+    { .name = "type", .type = HG_CONF_STRING,
+      .flags = HG_CONF_REQUIRED | HG_CONF_NONEMPTY, .offset = HG_J(type) },
+    { .name = "schedule", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_J(schedule) },
+    { .name = "every", .type = HG_CONF_DURATION, .offset = HG_J(every_ms),
+      .min = 1, .max = HG_CONF_DURATION_MAX },
+    { .name = "at", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_J(at) },
+    { .name = "start_at", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_J(start_at) },
+    { .name = "timezone", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_J(timezone) },
+    { .name = "enabled", .type = HG_CONF_BOOL, .offset = HG_J(enabled),
+      .dflt = "true" },
+    { .name = "tags", .type = HG_CONF_STRING_ARRAY,
+      .flags = HG_CONF_NONEMPTY, .offset = HG_J(tags) },
+};
+
+const hg_conf_section_t hg_conf_job_section = {
+    "job", hg_conf_job_keys, HG_NELEMS(hg_conf_job_keys),
+    &hg_conf_policy_section, HG_J(policy), hg_conf_job_module_key, NULL
+};
+
+static const hg_conf_key_t hg_conf_root_keys[] = {
+    { .name = "daemon", .type = HG_CONF_BOOL, .offset = HG_C(daemon),
+      .dflt = "false", .help = "detach from the terminal" },
+    { .name = "pid", .type = HG_CONF_PATH, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(pid), .dflt = "var/hourglass.pid" },
+    { .name = "workers", .type = HG_CONF_INT_AUTO, .offset = HG_C(workers),
+      .dflt = "4", .min = 1, .max = 1024,
+      .help = "worker processes; \"auto\" = one per CPU" },
+    { .name = "timezone", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_C(timezone),
+      .help = "of schedules; when not set, the local zone (TZ)" },
+    { .name = "shutdown_timeout", .type = HG_CONF_DURATION,
+      .offset = HG_C(shutdown_timeout_ms), .dflt = "30s",
+      .min = 0, .max = HG_CONF_DAY_MS,
+      .help = "graceful stop: how long running jobs may finish" },
+    { .name = "log", .type = HG_CONF_GROUP, .section = &hg_conf_log_section },
+    { .name = "modules", .type = HG_CONF_GROUP,
+      .section = &hg_conf_modules_section },
+    { .name = "store", .type = HG_CONF_GROUP,
+      .section = &hg_conf_store_section },
+    { .name = "api", .type = HG_CONF_GROUP, .flags = HG_CONF_PRESENCE,
+      .offset2 = HG_C(api.enabled), .section = &hg_conf_api_section },
+    { .name = "defaults", .type = HG_CONF_GROUP, .offset = HG_C(defaults),
+      .section = &hg_conf_policy_section },
+    /* late: a job starts from `defaults`, wherever the file puts them */
+    { .name = "jobs", .type = HG_CONF_HANDLER, .flags = HG_CONF_LATE,
+      .handler = &hg_conf_jobs_handler },
+};
+
+const hg_conf_section_t hg_conf_root_section = {
+    "", hg_conf_root_keys, HG_NELEMS(hg_conf_root_keys),
+    NULL, 0, NULL, NULL
+};
+
+const hg_conf_key_t *
+hg_conf_section_find(const hg_conf_section_t *sec, const char *name,
+                     size_t *offset)
+{
+    size_t i, sub;
+    const hg_conf_key_t *key;
+
+    for (i = 0; i < sec->nkeys; i++) {
+        if (strcmp(sec->keys[i].name, name) == 0) {
+            *offset = 0;
+            return &sec->keys[i];
+        }
+    }
+    if (sec->also != NULL) {
+        key = hg_conf_section_find(sec->also, name, &sub);
+        if (key != NULL) {
+            *offset = sec->also_offset + sub;
+            return key;
+        }
+    }
+    return NULL;
+}
+
+/* The key names of SEC (and its `also`), NULL-terminated, into names. */
+static void
+hg_conf_section_names(const hg_conf_section_t *sec, const char **names,
+                      size_t max)
+{
+    size_t n = 0, i;
+    const hg_conf_section_t *s;
+
+    for (s = sec; s != NULL; s = s->also) {
+        for (i = 0; i < s->nkeys && n + 1 < max; i++) {
+            names[n++] = s->keys[i].name;
+        }
+    }
+    names[n] = NULL;
+}
+
+/* --- errors ----------------------------------------------------------- */
+
+static void hg_conf_error_addv(hg_conf_errors_t *errors, const char *file,
+                               int line, const char *fmt, va_list ap)
+    HG_PRINTF(4, 0);
+
+static void
+hg_conf_error_addv(hg_conf_errors_t *errors, const char *file, int line,
+                   const char *fmt, va_list ap)
+{
+    hg_conf_error_t *e;
+    char *msg = NULL, *f = NULL;
+
+    if (errors == NULL) {
+        return;
+    }
+    if (errors->count == errors->capacity) {
+        size_t cap = errors->capacity ? errors->capacity * 2 : 8;
+        hg_conf_error_t *items = realloc(errors->items, cap * sizeof(*items));
+        if (items == NULL) {
+            return;
+        }
+        errors->items = items;
+        errors->capacity = cap;
+    }
+    if (vasprintf(&msg, fmt, ap) < 0) {
+        return;
+    }
+    if (file != NULL && (f = strdup(file)) == NULL) {
+        free(msg);
+        return;
+    }
+    e = &errors->items[errors->count++];
+    e->file = f;
+    e->line = line;
+    e->message = msg;
+}
+
+void
+hg_conf_error_add(hg_conf_errors_t *errors, const char *file, int line,
+                  const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    hg_conf_error_addv(errors, file, line, fmt, ap);
+    va_end(ap);
+}
+
+void
+hg_conf_errors_print(const hg_conf_errors_t *errors, FILE *out)
+{
+    size_t i;
+
+    for (i = 0; errors != NULL && i < errors->count; i++) {
+        const hg_conf_error_t *e = &errors->items[i];
+        if (e->file != NULL && e->line > 0) {
+            fprintf(out, "%s:%d: %s\n", e->file, e->line, e->message);
+        } else if (e->file != NULL) {
+            fprintf(out, "%s: %s\n", e->file, e->message);
+        } else {
+            fprintf(out, "%s\n", e->message);
+        }
+    }
+}
+
+void
+hg_conf_errors_free(hg_conf_errors_t *errors)
+{
+    size_t i;
+
+    if (errors == NULL) {
+        return;
+    }
+    for (i = 0; i < errors->count; i++) {
+        free(errors->items[i].file);
+        free(errors->items[i].message);
+    }
+    free(errors->items);
+    errors->items = NULL;
+    errors->count = 0;
+    errors->capacity = 0;
+}
+
+/*
+ * The file a setting comes from, as a path the user can open. libconfig
+ * (1.5) records an @included file by the name written in the @include,
+ * which is relative to the include directory, not to the current one.
+ */
+static const char *
+hg_conf_setting_file(hg_conf_loader_t *ld, const config_setting_t *s,
+                     char *buf, size_t len)
+{
+    const char *f = s != NULL ? config_setting_source_file(s) : NULL;
+    size_t dl;
+
+    if (f == NULL || strcmp(f, ld->conf->file) == 0) {
+        return ld->conf->file;
+    }
+    if (ld->incdir == NULL || f[0] == '/') {
+        return f;
+    }
+    dl = strlen(ld->incdir);
+    if (strncmp(f, ld->incdir, dl) == 0 && f[dl] == '/') {
+        return f;               /* a libconfig that already joined them */
+    }
+    snprintf(buf, len, "%s/%s", ld->incdir, f);
+    return buf;
+}
+
+static int
+hg_conf_setting_line(const config_setting_t *s)
+{
+    return s != NULL ? (int) config_setting_source_line(s) : 0;
+}
+
+static void hg_conf_err(hg_conf_loader_t *ld, const config_setting_t *s,
+                        const char *fmt, ...) HG_PRINTF(3, 4);
+
+/* An error at the file and line of s (or the main file, line 0). */
+static void
+hg_conf_err(hg_conf_loader_t *ld, const config_setting_t *s,
+            const char *fmt, ...)
+{
+    char file[PATH_MAX];
+    size_t before = ld->errors->count;
+    va_list ap;
+
+    va_start(ap, fmt);
+    hg_conf_error_addv(ld->errors,
+                       hg_conf_setting_file(ld, s, file, sizeof(file)),
+                       hg_conf_setting_line(s), fmt, ap);
+    va_end(ap);
+    if (ld->errors->count == before) {
+        ld->oom = true;         /* an error we could not record must fail */
+    }
+}
+
+/* `"value"` for a message, cut short and with control bytes shown as '?'. */
+static const char *
+hg_conf_quote(const char *s, char *buf, size_t len)
+{
+    size_t i, o = 0;
+
+    if (len < HG_CONF_QUOTE_MAX + 8) {
+        return "";
+    }
+    buf[o++] = '"';
+    for (i = 0; s[i] != '\0' && i < HG_CONF_QUOTE_MAX; i++) {
+        buf[o++] = iscntrl((unsigned char) s[i]) ? '?' : s[i];
+    }
+    if (s[i] != '\0') {
+        buf[o++] = '.';
+        buf[o++] = '.';
+        buf[o++] = '.';
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* What a setting is, for "expected X, got Y": `a string "many"`. */
+static const char *
+hg_conf_describe(const config_setting_t *s, char *buf, size_t len)
+{
+    char q[HG_CONF_QUOTE_MAX + 8];
+
+    if (s == NULL) {
+        return "the built-in default";
+    }
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        snprintf(buf, len, "an integer %lld", config_setting_get_int64(s));
+        break;
+    case CONFIG_TYPE_FLOAT:
+        snprintf(buf, len, "a number %g", config_setting_get_float(s));
+        break;
+    case CONFIG_TYPE_BOOL:
+        snprintf(buf, len, "%s", config_setting_get_bool(s) ? "true" : "false");
+        break;
+    case CONFIG_TYPE_STRING:
+        snprintf(buf, len, "a string %s",
+                 hg_conf_quote(config_setting_get_string(s), q, sizeof(q)));
+        break;
+    case CONFIG_TYPE_ARRAY:
+    case CONFIG_TYPE_LIST:
+        snprintf(buf, len, "a list");
+        break;
+    case CONFIG_TYPE_GROUP:
+        snprintf(buf, len, "a group");
+        break;
+    default:
+        snprintf(buf, len, "nothing");
+        break;
+    }
+    return buf;
+}
+
+/* "a, b, c" from a NULL-terminated list. */
+static const char *
+hg_conf_join(const char *const *values, const char *sep, char *buf,
+             size_t len)
+{
+    size_t i, o = 0;
+
+    buf[0] = '\0';
+    for (i = 0; values[i] != NULL && o < len; i++) {
+        int w = snprintf(buf + o, len - o, "%s%s", i ? sep : "", values[i]);
+        if (w < 0) {
+            break;
+        }
+        o += (size_t) w;
+    }
+    return buf;
+}
+
+/* `job "x": backoff.initial`, `log.level`, `workers`: what a message about
+ * a value starts with. */
+static const char *
+hg_conf_loc(const hg_conf_where_t *w, const char *name, char *buf,
+            size_t len)
+{
+    bool group = w->group != NULL && w->group[0] != '\0';
+
+    snprintf(buf, len, "%s%s%s%s%s", w->job ? w->job : "", w->job ? ": " : "",
+             group ? w->group : "", group ? "." : "", name);
+    return buf;
+}
+
+/* ` in log`, ` in job "x"`, ` in backoff of job "x"`: where an unknown
+ * key was found. */
+static const char *
+hg_conf_where(const hg_conf_where_t *w, char *buf, size_t len)
+{
+    bool group = w->group != NULL && w->group[0] != '\0';
+
+    if (w->job != NULL && group) {
+        snprintf(buf, len, " in %s of %s", w->group, w->job);
+    } else if (w->job != NULL) {
+        snprintf(buf, len, " in %s", w->job);
+    } else if (group) {
+        snprintf(buf, len, " in %s", w->group);
+    } else {
+        buf[0] = '\0';
+    }
+    return buf;
+}
+
+static void
+hg_conf_unknown(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                const config_setting_t *m, const hg_conf_where_t *w)
+{
+    const char *names[64], *hint;
+    char where[HG_CONF_LOC_MAX], list[HG_CONF_LOC_MAX];
+    const char *name = config_setting_name(m);
+
+    hg_conf_section_names(sec, names, HG_NELEMS(names));
+    hint = hg_hint_closest(name, names);
+    hg_conf_where(w, where, sizeof(where));
+    if (hint != NULL) {
+        hg_conf_err(ld, m, "unknown key \"%s\"%s (did you mean \"%s\"?)",
+                    name, where, hint);
+    } else {
+        hg_conf_err(ld, m, "unknown key \"%s\"%s (known keys: %s)", name,
+                    where, hg_conf_join(names, ", ", list, sizeof(list)));
+    }
+}
+
+/* --- ${VAR} expansion ------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len;
+    size_t cap;
+} hg_conf_buf_t;
+
+static int
+hg_conf_buf_add(hg_conf_buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        char *p;
+
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        p = realloc(b->p, cap);
+        if (p == NULL) {
+            return HG_ERROR;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return HG_OK;
+}
+
+static bool
+hg_conf_var_name_ok(const char *name, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > HG_CONF_VAR_MAX || isdigit((unsigned char) name[0])) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        if (!isalnum((unsigned char) name[i]) && name[i] != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* HG_OK, HG_ERROR (err says why) or HG_CONF_NOMEM. */
+static int
+hg_conf_expand(const char *in, char **out, char *err, size_t errlen)
+{
+    hg_conf_buf_t b = { NULL, 0, 0 };
+    const char *p = in;
+    int rc = HG_CONF_NOMEM;
+
+    *out = NULL;
+    if (hg_conf_buf_add(&b, "", 0) != HG_OK) {
+        goto failed;
+    }
+    while (*p != '\0') {
+        const char *dollar = strchr(p, '$'), *body, *end, *dflt;
+        char name[HG_CONF_VAR_MAX + 1];
+        size_t nlen;
+        const char *value;
+
+        if (dollar == NULL) {
+            if (hg_conf_buf_add(&b, p, strlen(p)) != HG_OK) {
+                goto failed;
+            }
+            break;
+        }
+        if (hg_conf_buf_add(&b, p, (size_t) (dollar - p)) != HG_OK) {
+            goto failed;
+        }
+        if (dollar[1] != '{') {
+            /* "$$" is one "$"; a "$" before anything else is itself, so
+             * that shell text like "$HOME" passes through untouched */
+            if (hg_conf_buf_add(&b, "$", 1) != HG_OK) {
+                goto failed;
+            }
+            p = dollar + (dollar[1] == '$' ? 2 : 1);
+            continue;
+        }
+
+        body = dollar + 2;
+        end = strchr(body, '}');
+        if (end == NULL) {
+            snprintf(err, errlen, "unterminated \"${\" (end it with \"}\", "
+                     "or write \"$$\" for a literal \"$\")");
+            rc = HG_ERROR;
+            goto failed;
+        }
+        dflt = NULL;
+        for (nlen = 0; body + nlen < end; nlen++) {
+            if (body[nlen] == ':' && body[nlen + 1] == '-') {
+                dflt = body + nlen + 2;
+                break;
+            }
+        }
+        if (!hg_conf_var_name_ok(body, nlen)) {
+            snprintf(err, errlen, "\"${%.*s}\" is not a valid reference: a "
+                     "variable name is letters, digits and _, not starting "
+                     "with a digit (write \"$$\" for a literal \"$\")",
+                     (int) (end - body < 64 ? end - body : 64), body);
+            rc = HG_ERROR;
+            goto failed;
+        }
+        memcpy(name, body, nlen);
+        name[nlen] = '\0';
+
+        /* as in sh, ${VAR:-default} also replaces a variable set to "" */
+        value = getenv(name);
+        if (dflt != NULL && (value == NULL || value[0] == '\0')) {
+            if (hg_conf_buf_add(&b, dflt, (size_t) (end - dflt)) != HG_OK) {
+                goto failed;
+            }
+        } else if (value == NULL) {
+            snprintf(err, errlen, "environment variable \"%s\" is not set "
+                     "(use ${%s:-default})", name, name);
+            rc = HG_ERROR;
+            goto failed;
+        } else if (hg_conf_buf_add(&b, value, strlen(value)) != HG_OK) {
+            goto failed;
+        }
+        p = end + 1;
+    }
+
+    *out = b.p;
+    return HG_OK;
+
+failed:
+    free(b.p);
+    return rc;
+}
+
+int
+hg_conf_expand_env(const char *text, char **out, char *err, size_t errlen)
+{
+    int rc = hg_conf_expand(text, out, err, errlen);
+
+    if (rc == HG_CONF_NOMEM) {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    return rc;
+}
+
+static bool
+hg_conf_utf8_ok(const char *text)
+{
+    const unsigned char *s = (const unsigned char *) text;
+
+    while (*s != '\0') {
+        uint32_t cp, min;
+        int n, k;
+
+        if (*s < 0x80) {
+            s++;
+            continue;
+        }
+        if ((*s & 0xE0) == 0xC0) {
+            n = 1; min = 0x80; cp = *s & 0x1F;
+        } else if ((*s & 0xF0) == 0xE0) {
+            n = 2; min = 0x800; cp = *s & 0x0F;
+        } else if ((*s & 0xF8) == 0xF0) {
+            n = 3; min = 0x10000; cp = *s & 0x07;
+        } else {
+            return false;
+        }
+        s++;
+        for (k = 0; k < n; k++, s++) {
+            if ((*s & 0xC0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (*s & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * A setting as JSON, every string ${VAR}-expanded: what modules and the
+ * type checks see. NULL after reporting an error (or on out of memory,
+ * with ld->oom set). A group or list is converted in full even after an
+ * error in one member, so that every bad member is reported.
+ */
+static json_t *
+hg_conf_to_json(hg_conf_loader_t *ld, const config_setting_t *s,
+                const char *loc)
+{
+    json_t *v = NULL;
+    int i, n;
+    bool bad = false;
+
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        v = json_integer(config_setting_get_int64(s));
+        break;
+
+    case CONFIG_TYPE_FLOAT: {
+        double d = config_setting_get_float(s);
+        if (!isfinite(d)) {
+            hg_conf_err(ld, s, "%s: the number is too large", loc);
+            return NULL;
+        }
+        v = json_real(d);
+        break;
+    }
+
+    case CONFIG_TYPE_BOOL:
+        v = json_boolean(config_setting_get_bool(s));
+        break;
+
+    case CONFIG_TYPE_STRING: {
+        char *x, err[HG_CONF_LOC_MAX];
+        int rc = hg_conf_expand(config_setting_get_string(s), &x, err,
+                                sizeof(err));
+        if (rc == HG_CONF_NOMEM) {
+            ld->oom = true;
+            return NULL;
+        }
+        if (rc != HG_OK) {
+            hg_conf_err(ld, s, "%s: %s", loc, err);
+            return NULL;
+        }
+        if (!hg_conf_utf8_ok(x)) {
+            hg_conf_err(ld, s, "%s: the text is not valid UTF-8", loc);
+            free(x);
+            return NULL;
+        }
+        v = json_string_nocheck(x);
+        free(x);
+        break;
+    }
+
+    case CONFIG_TYPE_ARRAY:
+    case CONFIG_TYPE_LIST:
+        v = json_array();
+        n = config_setting_length(s);
+        for (i = 0; v != NULL && i < n; i++) {
+            char sub[HG_CONF_LOC_MAX];
+            json_t *e;
+
+            snprintf(sub, sizeof(sub), "%s[%d]", loc, i);
+            e = hg_conf_to_json(ld, config_setting_get_elem(s, (unsigned) i),
+                                sub);
+            if (e == NULL) {
+                bad = true;
+            } else if (json_array_append_new(v, e) != 0) {
+                ld->oom = true;
+                bad = true;
+            }
+        }
+        break;
+
+    case CONFIG_TYPE_GROUP:
+        v = json_object();
+        n = config_setting_length(s);
+        for (i = 0; v != NULL && i < n; i++) {
+            config_setting_t *m = config_setting_get_elem(s, (unsigned) i);
+            char sub[HG_CONF_LOC_MAX];
+            json_t *e;
+
+            snprintf(sub, sizeof(sub), "%s.%s", loc, config_setting_name(m));
+            e = hg_conf_to_json(ld, m, sub);
+            if (e == NULL) {
+                bad = true;
+            } else if (json_object_set_new_nocheck(v, config_setting_name(m),
+                                                   e) != 0)
+            {
+                ld->oom = true;
+                bad = true;
+            }
+        }
+        break;
+
+    default:
+        hg_conf_err(ld, s, "%s: a value of unknown type", loc);
+        return NULL;
+    }
+
+    if (v == NULL) {
+        ld->oom = true;
+    }
+    if (bad) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* --- storing values --------------------------------------------------- */
+
+/*
+ * PATH made absolute against the prefix, with "." components and doubled
+ * slashes dropped ("..", which may cross a symbolic link, is kept).
+ */
+static char *
+hg_conf_path_join(const char *prefix, const char *path)
+{
+    char *joined, *r, *w;
+
+    if (path[0] == '/' || prefix == NULL) {
+        joined = strdup(path);
+    } else if (asprintf(&joined, "%s/%s", prefix, path) < 0) {
+        joined = NULL;
+    }
+    if (joined == NULL) {
+        return NULL;
+    }
+
+    r = w = joined;
+    while (*r != '\0') {
+        if (r[0] == '/' && r[1] == '/') {
+            r++;                                /* "//" -> "/" */
+        } else if (r[0] == '/' && r[1] == '.'
+                   && (r[2] == '/' || r[2] == '\0'))
+        {
+            r += 2;                             /* "/./" -> "/" */
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    /* no trailing slash, but "/" stays "/" */
+    while (w > joined + 1 && w[-1] == '/') {
+        *--w = '\0';
+    }
+    if (joined[0] == '\0') {
+        joined[0] = '/';
+        joined[1] = '\0';
+    }
+    return joined;
+}
+
+static const char *
+hg_conf_expected(const hg_conf_key_t *key, char *buf, size_t len)
+{
+    char list[HG_CONF_LOC_MAX];
+
+    switch (key->type) {
+    case HG_CONF_BOOL:
+        return "true or false";
+    case HG_CONF_INT:
+        return "an integer";
+    case HG_CONF_INT_AUTO:
+        return "an integer or \"auto\"";
+    case HG_CONF_REAL:
+        return "a number";
+    case HG_CONF_STRING:
+    case HG_CONF_PATH:
+        return "a string";
+    case HG_CONF_DURATION:
+        return "a duration such as \"5m\"";
+    case HG_CONF_SIZE:
+        return "a size such as \"64KiB\"";
+    case HG_CONF_ENUM:
+    case HG_CONF_ENUM_STRING:
+        snprintf(buf, len, "one of %s",
+                 hg_conf_join(key->values, ", ", list, sizeof(list)));
+        return buf;
+    case HG_CONF_STRING_LIST:
+    case HG_CONF_STRING_ARRAY:
+        return "a list of strings such as [ \"a\", \"b\" ]";
+    case HG_CONF_GROUP:
+        return "a group { ... }";
+    default:
+        return "something else";
+    }
+}
+
+/* Index of value in the key's values, or -1 after an error. */
+static int
+hg_conf_enum(hg_conf_loader_t *ld, const hg_conf_key_t *key,
+             const config_setting_t *s, const char *value, const char *loc)
+{
+    char list[HG_CONF_LOC_MAX], q[HG_CONF_QUOTE_MAX + 8];
+    const char *hint;
+    int i;
+
+    for (i = 0; key->values[i] != NULL; i++) {
+        if (strcmp(key->values[i], value) == 0) {
+            return i;
+        }
+    }
+    hint = hg_hint_closest(value, key->values);
+    hg_conf_join(key->values, ", ", list, sizeof(list));
+    if (hint != NULL) {
+        hg_conf_err(ld, s, "%s: %s is not one of %s (did you mean \"%s\"?)",
+                    loc, hg_conf_quote(value, q, sizeof(q)), list, hint);
+    } else {
+        hg_conf_err(ld, s, "%s: %s is not one of %s", loc,
+                    hg_conf_quote(value, q, sizeof(q)), list);
+    }
+    return -1;
+}
+
+/* The string checks shared by scalars and list elements. */
+static int
+hg_conf_string_ok(hg_conf_loader_t *ld, const hg_conf_key_t *key,
+                  const config_setting_t *s, const char *value,
+                  const char *loc)
+{
+    char err[HG_CONF_LOC_MAX];
+
+    if ((key->flags & HG_CONF_NONEMPTY) && value[0] == '\0') {
+        hg_conf_err(ld, s, "%s: must not be empty", loc);
+        return HG_ERROR;
+    }
+    if (key->type == HG_CONF_ENUM_STRING
+        && hg_conf_enum(ld, key, s, value, loc) < 0)
+    {
+        return HG_ERROR;
+    }
+    if (key->check != NULL && key->check(value, err, sizeof(err)) != HG_OK) {
+        hg_conf_err(ld, s, "%s: %s", loc, err);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static void
+hg_conf_free_strings(char **list, size_t n)
+{
+    size_t i;
+
+    for (i = 0; list != NULL && i < n; i++) {
+        free(list[i]);
+    }
+    free(list);
+}
+
+static void
+hg_conf_set_list(hg_conf_loader_t *ld, const hg_conf_key_t *key, char *base,
+                 const config_setting_t *s, const json_t *v, const char *loc)
+{
+    size_t i, j, n = json_array_size(v);
+    bool bad = false;
+    char **list;
+
+    for (i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        const config_setting_t *es = s != NULL
+            ? config_setting_get_elem(s, (unsigned) i) : NULL;
+        char sub[HG_CONF_LOC_MAX], got[HG_CONF_LOC_MAX];
+
+        snprintf(sub, sizeof(sub), "%s[%zu]", loc, i);
+        if (!json_is_string(e)) {
+            hg_conf_err(ld, es, "%s: expected a string, got %s", sub,
+                        hg_conf_describe(es, got, sizeof(got)));
+            bad = true;
+            continue;
+        }
+        if (hg_conf_string_ok(ld, key, es, json_string_value(e), sub)
+            != HG_OK)
+        {
+            bad = true;
+            continue;
+        }
+        for (j = 0; (key->flags & HG_CONF_UNIQUE) && j < i; j++) {
+            if (json_equal(e, json_array_get(v, j))) {
+                char q[HG_CONF_QUOTE_MAX + 8];
+                hg_conf_err(ld, es, "%s: %s is already listed at %s[%zu]",
+                            sub, hg_conf_quote(json_string_value(e), q,
+                                               sizeof(q)), loc, j);
+                bad = true;
+                break;
+            }
+        }
+    }
+    if (bad) {
+        return;
+    }
+
+    if (key->type == HG_CONF_STRING_ARRAY) {
+        json_t *copy = json_deep_copy(v);
+        if (copy == NULL) {
+            ld->oom = true;
+            return;
+        }
+        json_decref(*(json_t **) (base + key->offset));
+        *(json_t **) (base + key->offset) = copy;
+        return;
+    }
+
+    /* NULL-terminated as well as counted, and never NULL itself */
+    list = calloc(n + 1, sizeof(*list));
+    if (list == NULL) {
+        ld->oom = true;
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        list[i] = strdup(json_string_value(json_array_get(v, i)));
+        if (list[i] == NULL) {
+            hg_conf_free_strings(list, i);
+            ld->oom = true;
+            return;
+        }
+    }
+    hg_conf_free_strings(*(char ***) (base + key->offset),
+                         *(size_t *) (base + key->offset2));
+    *(char ***) (base + key->offset) = list;
+    *(size_t *) (base + key->offset2) = n;
+}
+
+/*
+ * Check v (the JSON of setting s, or of a default when s is NULL) against
+ * key and store it at base + key->offset.
+ */
+static void
+hg_conf_set(hg_conf_loader_t *ld, const hg_conf_key_t *key, char *base,
+            const config_setting_t *s, const json_t *v, const char *loc)
+{
+    char *field = base + key->offset;
+    char a[HG_UNITS_TEXT_MAX], b[HG_UNITS_TEXT_MAX], c[HG_UNITS_TEXT_MAX];
+    char q[HG_CONF_QUOTE_MAX + 8], expect[HG_CONF_LOC_MAX];
+    char got[HG_CONF_LOC_MAX];
+
+    switch (key->type) {
+    case HG_CONF_BOOL:
+        if (!json_is_boolean(v)) {
+            break;
+        }
+        *(bool *) field = json_is_true(v);
+        return;
+
+    case HG_CONF_INT:
+    case HG_CONF_INT_AUTO: {
+        json_int_t n;
+
+        if (key->type == HG_CONF_INT_AUTO && json_is_string(v)
+            && strcmp(json_string_value(v), "auto") == 0)
+        {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            n = cpus < key->min ? key->min : cpus > key->max ? key->max : cpus;
+            *(int *) field = (int) n;
+            return;
+        }
+        if (!json_is_integer(v)) {
+            break;
+        }
+        n = json_integer_value(v);
+        if (n < key->min || n > key->max) {
+            hg_conf_err(ld, s, "%s: %" JSON_INTEGER_FORMAT " is out of range "
+                        "%" PRId64 "-%" PRId64, loc, n, key->min, key->max);
+            return;
+        }
+        *(int *) field = (int) n;
+        return;
+    }
+
+    case HG_CONF_REAL: {
+        double d;
+
+        if (!json_is_number(v)) {
+            break;
+        }
+        d = json_number_value(v);
+        if (d < key->rmin || d > key->rmax) {
+            hg_conf_err(ld, s, "%s: %g is out of range %g-%g", loc, d,
+                        key->rmin, key->rmax);
+            return;
+        }
+        *(double *) field = d;
+        return;
+    }
+
+    case HG_CONF_STRING:
+    case HG_CONF_PATH:
+    case HG_CONF_ENUM_STRING: {
+        const char *str;
+        char *copy;
+
+        if (!json_is_string(v)) {
+            break;
+        }
+        str = json_string_value(v);
+        if (hg_conf_string_ok(ld, key, s, str, loc) != HG_OK) {
+            return;
+        }
+        if (key->type == HG_CONF_PATH
+            && !((key->flags & HG_CONF_DASH) && strcmp(str, "-") == 0))
+        {
+            copy = hg_conf_path_join(ld->conf->prefix, str);
+        } else {
+            copy = strdup(str);
+        }
+        if (copy == NULL) {
+            ld->oom = true;
+            return;
+        }
+        free(*(char **) field);
+        *(char **) field = copy;
+        return;
+    }
+
+    case HG_CONF_DURATION: {
+        int64_t ms;
+        const char *str;
+
+        if (json_is_integer(v)) {
+            hg_conf_err(ld, s, "%s: %" JSON_INTEGER_FORMAT " is not a "
+                        "duration: give units, e.g. \"%" JSON_INTEGER_FORMAT
+                        "s\"", loc, json_integer_value(v),
+                        json_integer_value(v));
+            return;
+        }
+        if (!json_is_string(v)) {
+            break;
+        }
+        str = json_string_value(v);
+        if (hg_parse_duration(str, &ms) != HG_OK) {
+            if (hg_suggest_duration(str, a, sizeof(a)) == HG_OK) {
+                hg_conf_err(ld, s, "%s: %s is not a duration (try \"%s\")",
+                            loc, hg_conf_quote(str, q, sizeof(q)), a);
+            } else {
+                hg_conf_err(ld, s, "%s: %s is not a duration (write a number "
+                            "and a unit, ms, s, m, h or d, largest first: "
+                            "\"90s\", \"1h30m\")", loc,
+                            hg_conf_quote(str, q, sizeof(q)));
+            }
+            return;
+        }
+        if (ms < key->min || ms > key->max) {
+            hg_conf_err(ld, s, "%s: %s is out of range %s-%s", loc,
+                        hg_conf_quote(str, q, sizeof(q)),
+                        hg_format_duration(key->min, b, sizeof(b)),
+                        hg_format_duration(key->max, c, sizeof(c)));
+            return;
+        }
+        *(int64_t *) field = ms;
+        return;
+    }
+
+    case HG_CONF_SIZE: {
+        uint64_t bytes;
+        const char *str = NULL;
+
+        if (json_is_integer(v)) {
+            if (json_integer_value(v) < 0) {
+                hg_conf_err(ld, s, "%s: %" JSON_INTEGER_FORMAT " is not a "
+                            "size", loc, json_integer_value(v));
+                return;
+            }
+            bytes = (uint64_t) json_integer_value(v);
+        } else if (json_is_string(v)) {
+            str = json_string_value(v);
+            if (hg_parse_size(str, &bytes) != HG_OK) {
+                if (hg_suggest_size(str, a, sizeof(a)) == HG_OK) {
+                    hg_conf_err(ld, s, "%s: %s is not a size (try \"%s\")",
+                                loc, hg_conf_quote(str, q, sizeof(q)), a);
+                } else {
+                    hg_conf_err(ld, s, "%s: %s is not a size (write a number "
+                                "and a unit, KiB, MiB, GiB or KB, MB, GB: "
+                                "\"64KiB\", \"10MB\")", loc,
+                                hg_conf_quote(str, q, sizeof(q)));
+                }
+                return;
+            }
+        } else {
+            break;
+        }
+        if (bytes < (uint64_t) key->min || bytes > (uint64_t) key->max) {
+            hg_conf_err(ld, s, "%s: %s is out of range %s-%s", loc,
+                        hg_format_size(bytes, a, sizeof(a)),
+                        hg_format_size((uint64_t) key->min, b, sizeof(b)),
+                        hg_format_size((uint64_t) key->max, c, sizeof(c)));
+            return;
+        }
+        *(uint64_t *) field = bytes;
+        return;
+    }
+
+    case HG_CONF_ENUM: {
+        int i;
+
+        if (!json_is_string(v)) {
+            break;
+        }
+        i = hg_conf_enum(ld, key, s, json_string_value(v), loc);
+        if (i >= 0) {
+            *(int *) field = i;
+        }
+        return;
+    }
+
+    case HG_CONF_STRING_LIST:
+    case HG_CONF_STRING_ARRAY:
+        if (!json_is_array(v)) {
+            break;
+        }
+        hg_conf_set_list(ld, key, base, s, v, loc);
+        return;
+
+    case HG_CONF_GROUP:
+    case HG_CONF_HANDLER:
+        return;
+    }
+
+    hg_conf_err(ld, s, "%s: expected %s, got %s", loc,
+                hg_conf_expected(key, expect, sizeof(expect)),
+                hg_conf_describe(s, got, sizeof(got)));
+}
+
+/* A key's default as the JSON value the file would give. */
+static json_t *
+hg_conf_default_json(const hg_conf_key_t *key)
+{
+    json_t *list;
+    const char *p;
+
+    switch (key->type) {
+    case HG_CONF_BOOL:
+        return json_boolean(strcmp(key->dflt, "true") == 0);
+    case HG_CONF_INT:
+    case HG_CONF_INT_AUTO:
+        if (strcmp(key->dflt, "auto") == 0) {
+            return json_string(key->dflt);
+        }
+        return json_integer(strtoll(key->dflt, NULL, 10));
+    case HG_CONF_REAL:
+        return json_real(strtod(key->dflt, NULL));
+    case HG_CONF_STRING_LIST:
+    case HG_CONF_STRING_ARRAY:
+        /* a default list is written space-separated */
+        list = json_array();
+        for (p = key->dflt; list != NULL && *p != '\0'; ) {
+            size_t n = strcspn(p, " ");
+            if (n > 0 && json_array_append_new(list, json_stringn(p, n)) != 0) {
+                json_decref(list);
+                return NULL;
+            }
+            p += n;
+            p += strspn(p, " ");
+        }
+        return list;
+    default:
+        return json_string(key->dflt);
+    }
+}
+
+static void
+hg_conf_defaults(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                 char *base, bool with_also)
+{
+    size_t i;
+
+    for (i = 0; i < sec->nkeys; i++) {
+        const hg_conf_key_t *key = &sec->keys[i];
+        json_t *v;
+
+        if (key->type == HG_CONF_GROUP) {
+            if (!(key->flags & HG_CONF_PRESENCE)) {
+                hg_conf_defaults(ld, key->section, base + key->offset, true);
+            }
+            continue;
+        }
+        if (key->type == HG_CONF_HANDLER || key->dflt == NULL) {
+            continue;
+        }
+        v = hg_conf_default_json(key);
+        if (v == NULL) {
+            ld->oom = true;
+            continue;
+        }
+        hg_conf_set(ld, key, base, NULL, v, key->name);
+        json_decref(v);
+    }
+    if (with_also && sec->also != NULL) {
+        hg_conf_defaults(ld, sec->also, base + sec->also_offset, true);
+    }
+}
+
+/* --- walking groups --------------------------------------------------- */
+
+static void hg_conf_section_read(hg_conf_loader_t *ld,
+                                 const hg_conf_section_t *sec, char *base,
+                                 const config_setting_t *group,
+                                 const hg_conf_where_t *w, json_t *out);
+
+static void
+hg_conf_key_read(hg_conf_loader_t *ld, const hg_conf_key_t *key, char *base,
+                 const config_setting_t *m, const hg_conf_where_t *w,
+                 json_t *out)
+{
+    char loc[HG_CONF_LOC_MAX], path[HG_CONF_LOC_MAX], got[HG_CONF_LOC_MAX];
+    hg_conf_where_t sw;
+    json_t *v;
+
+    hg_conf_loc(w, key->name, loc, sizeof(loc));
+
+    switch (key->type) {
+    case HG_CONF_GROUP:
+        if (!config_setting_is_group(m)) {
+            hg_conf_err(ld, m, "%s: expected a group { ... }, got %s", loc,
+                        hg_conf_describe(m, got, sizeof(got)));
+            return;
+        }
+        if (key->flags & HG_CONF_PRESENCE) {
+            *(bool *) (base + key->offset2) = true;
+            hg_conf_defaults(ld, key->section, base + key->offset, true);
+        }
+        snprintf(path, sizeof(path), "%s%s%s", w->group ? w->group : "",
+                 w->group && w->group[0] ? "." : "", key->name);
+        sw.job = w->job;
+        sw.group = path;
+        v = NULL;
+        if (out != NULL && (v = json_object()) == NULL) {
+            ld->oom = true;
+            return;
+        }
+        hg_conf_section_read(ld, key->section, base + key->offset, m, &sw, v);
+        if (v != NULL && json_object_set_new(out, key->name, v) != 0) {
+            ld->oom = true;
+        }
+        return;
+
+    case HG_CONF_HANDLER:
+        key->handler->read(ld, key, base, m, w);
+        return;
+
+    default:
+        v = hg_conf_to_json(ld, m, loc);
+        if (v == NULL) {
+            return;
+        }
+        hg_conf_set(ld, key, base, m, v, loc);
+        if (out == NULL) {
+            json_decref(v);
+        } else if (json_object_set_new(out, key->name, v) != 0) {
+            ld->oom = true;
+        }
+        return;
+    }
+}
+
+static void
+hg_conf_required(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                 const config_setting_t *group, const hg_conf_where_t *w)
+{
+    char loc[HG_CONF_LOC_MAX], list[HG_CONF_LOC_MAX];
+    size_t i;
+
+    for (; sec != NULL; sec = sec->also) {
+        for (i = 0; i < sec->nkeys; i++) {
+            const hg_conf_key_t *key = &sec->keys[i];
+
+            if (!(key->flags & HG_CONF_REQUIRED)
+                || config_setting_get_member(group, key->name) != NULL)
+            {
+                continue;
+            }
+            hg_conf_loc(w, key->name, loc, sizeof(loc));
+            if (key->values != NULL) {
+                hg_conf_err(ld, group, "%s is required (one of %s)", loc,
+                            hg_conf_join(key->values, ", ", list,
+                                         sizeof(list)));
+            } else {
+                hg_conf_err(ld, group, "%s is required", loc);
+            }
+        }
+    }
+}
+
+/*
+ * Read the members of group into base by sec. When out is not NULL every
+ * member's JSON is put there too (a job's definition). Keys marked LATE
+ * are read after all others, wherever they are written.
+ */
+static void
+hg_conf_section_read(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                     char *base, const config_setting_t *group,
+                     const hg_conf_where_t *w, json_t *out)
+{
+    int pass, i, n = config_setting_length(group);
+
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < n; i++) {
+            config_setting_t *m = config_setting_get_elem(group, (unsigned) i);
+            size_t off = 0;
+            const hg_conf_key_t *key;
+            bool late;
+
+            key = hg_conf_section_find(sec, config_setting_name(m), &off);
+            late = key != NULL && (key->flags & HG_CONF_LATE);
+            if (late != (pass == 1)) {
+                continue;
+            }
+            if (key != NULL) {
+                hg_conf_key_read(ld, key, base + off, m, w, out);
+            } else if (sec->unknown != NULL) {
+                sec->unknown(ld, sec, base, m, w, out);
+            } else {
+                hg_conf_unknown(ld, sec, m, w);
+            }
+        }
+    }
+    hg_conf_required(ld, sec, group, w);
+}
+
+/* --- modules.NAME ----------------------------------------------------- */
+
+/*
+ * A member of `modules` that is neither path nor load is a module's own
+ * section, kept as JSON for the module's init. Only a group can be one;
+ * anything else is most likely a misspelt path or load.
+ */
+static void
+hg_conf_module_section(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                       char *base, const config_setting_t *m,
+                       const hg_conf_where_t *w, json_t *out)
+{
+    const char *name = config_setting_name(m), *names[8];
+    char loc[HG_CONF_LOC_MAX], got[HG_CONF_LOC_MAX];
+    hg_conf_t *conf = ld->conf;
+    json_t *v, *line;
+
+    HG_UNUSED(base);
+    HG_UNUSED(out);
+
+    if (!config_setting_is_group(m)) {
+        hg_conf_section_names(sec, names, HG_NELEMS(names));
+        if (hg_hint_closest(name, names) != NULL) {
+            hg_conf_unknown(ld, sec, m, w);
+        } else {
+            hg_conf_err(ld, m, "modules.%s: expected a group { ... } (the "
+                        "\"%s\" module's own section), got %s", name, name,
+                        hg_conf_describe(m, got, sizeof(got)));
+        }
+        return;
+    }
+    snprintf(loc, sizeof(loc), "modules.%s", name);
+    v = hg_conf_to_json(ld, m, loc);
+    if (v == NULL) {
+        return;
+    }
+    line = json_integer(hg_conf_setting_line(m));
+    if (json_object_set_new(conf->modules.sections, name, v) != 0
+        || json_object_set_new(conf->modules.section_lines, name, line) != 0)
+    {
+        ld->oom = true;
+    }
+}
+
+/* --- api.tokens ------------------------------------------------------- */
+
+static bool
+hg_conf_is_list(const config_setting_t *s)
+{
+    /* libconfig reads an empty "[ ]" as an array; take it as an empty list */
+    return config_setting_is_list(s)
+        || (config_setting_is_array(s) && config_setting_length(s) == 0);
+}
+
+static void
+hg_conf_read_tokens(hg_conf_loader_t *ld, const hg_conf_key_t *key,
+                    char *base, const config_setting_t *s,
+                    const hg_conf_where_t *w)
+{
+    hg_conf_t *conf = ld->conf;
+    char got[HG_CONF_LOC_MAX], path[64];
+    unsigned i, j, n;
+
+    HG_UNUSED(key);
+    HG_UNUSED(base);
+    HG_UNUSED(w);
+
+    if (!hg_conf_is_list(s)) {
+        hg_conf_err(ld, s, "api.tokens: expected a list of tokens, ( { name "
+                    "= \"...\"; token = \"...\"; role = \"...\"; }, ... ), "
+                    "got %s", hg_conf_describe(s, got, sizeof(got)));
+        return;
+    }
+    n = (unsigned) config_setting_length(s);
+    if (n == 0) {
+        return;
+    }
+    conf->api.tokens = calloc(n, sizeof(hg_api_token_t));
+    if (conf->api.tokens == NULL) {
+        ld->oom = true;
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, i);
+        hg_api_token_t *t = &conf->api.tokens[conf->api.ntokens];
+        hg_conf_where_t tw;
+
+        if (!config_setting_is_group(e)) {
+            hg_conf_err(ld, e, "api.tokens[%u]: expected a group { name = "
+                        "\"...\"; token = \"...\"; role = \"...\"; }, got %s",
+                        i, hg_conf_describe(e, got, sizeof(got)));
+            continue;
+        }
+        snprintf(path, sizeof(path), "api.tokens[%u]", i);
+        tw.job = NULL;
+        tw.group = path;
+        hg_conf_section_read(ld, &hg_conf_token_section, (char *) t, e, &tw,
+                             NULL);
+        conf->api.ntokens++;
+
+        /* the name is what executions record (api:NAME), and a token must
+         * say who is calling: neither may be shared */
+        for (j = 0; j + 1 < conf->api.ntokens; j++) {
+            const hg_api_token_t *o = &conf->api.tokens[j];
+            if (t->name != NULL && o->name != NULL
+                && strcmp(t->name, o->name) == 0)
+            {
+                hg_conf_err(ld, config_setting_get_member(e, "name"),
+                            "%s.name: \"%s\" is already the name of another "
+                            "token", path, t->name);
+            }
+            if (t->token != NULL && o->token != NULL
+                && strcmp(t->token, o->token) == 0)
+            {
+                hg_conf_err(ld, config_setting_get_member(e, "token"),
+                            "%s.token: the same token as token \"%s\": every "
+                            "token must be different", path,
+                            o->name ? o->name : "?");
+            }
+        }
+    }
+}
+
+static void hg_conf_free_section(const hg_conf_section_t *sec, char *base);
+
+static void
+hg_conf_free_tokens(const hg_conf_key_t *key, char *base)
+{
+    hg_conf_t *conf = (hg_conf_t *) base;
+    size_t i;
+
+    HG_UNUSED(key);
+    for (i = 0; i < conf->api.ntokens; i++) {
+        hg_conf_free_section(&hg_conf_token_section,
+                             (char *) &conf->api.tokens[i]);
+    }
+    free(conf->api.tokens);
+    conf->api.tokens = NULL;
+    conf->api.ntokens = 0;
+}
+
+/* --- jobs ------------------------------------------------------------- */
+
+static bool
+hg_conf_id_ok(const char *id)
+{
+    size_t i;
+
+    for (i = 0; id[i] != '\0'; i++) {
+        if (!isalnum((unsigned char) id[i]) && id[i] != '.' && id[i] != '_'
+            && id[i] != '-')
+        {
+            return false;
+        }
+    }
+    return i >= 1 && i <= HG_CONF_ID_MAX;
+}
+
+/*
+ * A job key that is not a common one belongs to the job's module: kept in
+ * the definition (expanded), and judged later, once modules are loaded, by
+ * hg_conf_check_job_keys and the module's validate.
+ */
+static void
+hg_conf_job_module_key(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                       char *base, const config_setting_t *m,
+                       const hg_conf_where_t *w, json_t *out)
+{
+    char loc[HG_CONF_LOC_MAX];
+    json_t *v;
+
+    HG_UNUSED(sec);
+    HG_UNUSED(base);
+
+    v = hg_conf_to_json(ld, m, hg_conf_loc(w, config_setting_name(m), loc,
+                                           sizeof(loc)));
+    if (v == NULL) {
+        return;
+    }
+    if (out == NULL) {
+        json_decref(v);
+    } else if (json_object_set_new(out, config_setting_name(m), v) != 0) {
+        ld->oom = true;
+    }
+}
+
+static void
+hg_conf_job_free(hg_job_conf_t *job)
+{
+    hg_conf_free_section(&hg_conf_job_section, (char *) job);
+    json_decref(job->definition);
+    json_decref(job->key_lines);
+    free(job->definition_text);
+    free(job->file);
+    memset(job, 0, sizeof(*job));
+}
+
+/* schedule | every | at, and start_at only with every */
+static void
+hg_conf_job_schedule(hg_conf_loader_t *ld, hg_job_conf_t *job,
+                     const config_setting_t *e, const char *label)
+{
+    static const char *const kinds[] = { "schedule", "every", "at" };
+    const config_setting_t *found[3], *last = NULL, *start_at;
+    const char *names[4];
+    char list[64];
+    size_t k, n = 0;
+
+    for (k = 0; k < 3; k++) {
+        found[k] = config_setting_get_member(e, kinds[k]);
+        if (found[k] != NULL) {
+            names[n++] = kinds[k];
+            if (last == NULL || config_setting_source_line(found[k])
+                                >= config_setting_source_line(last))
+            {
+                last = found[k];
+            }
+        }
+    }
+    names[n] = NULL;
+
+    if (n > 1) {
+        if (n == 2) {
+            snprintf(list, sizeof(list), "%s and %s", names[0], names[1]);
+        } else {
+            snprintf(list, sizeof(list), "%s, %s and %s", names[0], names[1],
+                     names[2]);
+        }
+        hg_conf_err(ld, last, "%s: schedule, every and at are exclusive "
+                    "(found %s)", label, list);
+    } else if (found[0] != NULL && job->schedule != NULL) {
+        job->schedule_kind = HG_SCHEDULE_CRON;
+    } else if (found[1] != NULL && job->every_ms > 0) {
+        job->schedule_kind = HG_SCHEDULE_EVERY;
+    } else if (found[2] != NULL && job->at != NULL) {
+        job->schedule_kind = HG_SCHEDULE_AT;
+    }
+
+    start_at = config_setting_get_member(e, "start_at");
+    if (start_at != NULL && found[1] == NULL) {
+        hg_conf_err(ld, start_at, "%s: start_at is only allowed with every "
+                    "(it is when a fixed-rate job runs first)", label);
+    }
+}
+
+static void
+hg_conf_backoff_check(hg_conf_loader_t *ld, const hg_backoff_t *b,
+                      const config_setting_t *s, const char *loc)
+{
+    char x[HG_UNITS_TEXT_MAX], y[HG_UNITS_TEXT_MAX];
+
+    if (b->initial_ms > b->max_ms) {
+        hg_conf_err(ld, s, "%s: initial (%s) is greater than max (%s)", loc,
+                    hg_format_duration(b->initial_ms, x, sizeof(x)),
+                    hg_format_duration(b->max_ms, y, sizeof(y)));
+    }
+}
+
+static void
+hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
+                 unsigned ordinal)
+{
+    hg_conf_t *conf = ld->conf;
+    hg_job_conf_t *job = &conf->jobs[conf->njobs];
+    const config_setting_t *ids, *bs;
+    char label[HG_CONF_ID_MAX + 16], file[PATH_MAX], at[PATH_MAX + 16];
+    char loc[HG_CONF_LOC_MAX], err[HG_CONF_LOC_MAX];
+    hg_conf_where_t w;
+    bool keep = false;
+    char *id = NULL;
+    json_t *prev;
+    int i, n;
+
+    /* The label for messages is the id when it is usable, else the job's
+     * position: read the id quietly first; its errors come from the walk
+     * below, once. */
+    ids = config_setting_get_member(e, "id");
+    if (ids != NULL && config_setting_type(ids) == CONFIG_TYPE_STRING
+        && hg_conf_expand(config_setting_get_string(ids), &id, err,
+                          sizeof(err)) == HG_OK
+        && hg_conf_id_ok(id))
+    {
+        snprintf(label, sizeof(label), "job \"%s\"", id);
+    } else {
+        snprintf(label, sizeof(label), "job #%u", ordinal);
+    }
+    free(id);
+
+    hg_conf_defaults(ld, &hg_conf_job_section, (char *) job, false);
+    job->policy = conf->defaults;
+    job->definition = json_object();
+    job->key_lines = json_object();
+    job->file = strdup(hg_conf_setting_file(ld, e, file, sizeof(file)));
+    job->line = hg_conf_setting_line(e);
+    if (job->definition == NULL || job->key_lines == NULL || job->file == NULL)
+    {
+        ld->oom = true;
+        goto done;
+    }
+
+    w.job = label;
+    w.group = "";
+    hg_conf_section_read(ld, &hg_conf_job_section, (char *) job, e, &w,
+                         job->definition);
+
+    n = config_setting_length(e);
+    for (i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(e, (unsigned) i);
+        if (json_object_set_new(job->key_lines, config_setting_name(m),
+                                json_integer(hg_conf_setting_line(m))) != 0)
+        {
+            ld->oom = true;
+        }
+    }
+
+    if (job->id != NULL) {
+        char q[HG_CONF_QUOTE_MAX + 8];
+
+        prev = json_object_get(ld->ids, job->id);
+        if (!hg_conf_id_ok(job->id)) {
+            hg_conf_err(ld, ids, "job id %s is invalid: use 1-128 of A-Z "
+                        "a-z 0-9 . _ -", hg_conf_quote(job->id, q, sizeof(q)));
+        } else if (prev != NULL) {
+            hg_conf_err(ld, ids, "duplicate job id \"%s\" (first defined at "
+                        "%s)", job->id, json_string_value(prev));
+        } else {
+            snprintf(at, sizeof(at), "%s:%d",
+                     hg_conf_setting_file(ld, ids, file, sizeof(file)),
+                     hg_conf_setting_line(ids));
+            if (json_object_set_new(ld->ids, job->id, json_string(at)) != 0) {
+                ld->oom = true;
+            }
+            keep = true;
+        }
+    }
+
+    hg_conf_job_schedule(ld, job, e, label);
+    bs = config_setting_get_member(e, "backoff");
+    if (bs != NULL) {
+        hg_conf_backoff_check(ld, &job->policy.backoff, bs,
+                              hg_conf_loc(&w, "backoff", loc, sizeof(loc)));
+    }
+
+    if (job->tags == NULL && (job->tags = json_array()) == NULL) {
+        ld->oom = true;
+    }
+    job->definition_text = json_dumps(job->definition,
+                                      JSON_COMPACT | JSON_SORT_KEYS);
+    if (job->definition_text == NULL) {
+        ld->oom = true;
+    }
+
+done:
+    if (keep && !ld->oom) {
+        conf->njobs++;
+    } else {
+        /* without a usable id the job cannot be told apart from others;
+         * its errors are reported, the conf is not usable anyway */
+        hg_conf_job_free(job);
+    }
+}
+
+static void
+hg_conf_read_jobs(hg_conf_loader_t *ld, const hg_conf_key_t *key,
+                  char *base, const config_setting_t *s,
+                  const hg_conf_where_t *w)
+{
+    hg_conf_t *conf = ld->conf;
+    char got[HG_CONF_LOC_MAX];
+    unsigned i, n;
+
+    HG_UNUSED(key);
+    HG_UNUSED(base);
+    HG_UNUSED(w);
+
+    if (!hg_conf_is_list(s)) {
+        hg_conf_err(ld, s, "jobs: expected a list of jobs, ( { id = \"...\"; "
+                    "type = \"...\"; ... }, ... ), got %s",
+                    hg_conf_describe(s, got, sizeof(got)));
+        return;
+    }
+    n = (unsigned) config_setting_length(s);
+    if (n == 0) {
+        return;
+    }
+    conf->jobs = calloc(n, sizeof(hg_job_conf_t));
+    if (conf->jobs == NULL) {
+        ld->oom = true;
+        return;
+    }
+    for (i = 0; i < n && !ld->oom; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, i);
+
+        if (!config_setting_is_group(e)) {
+            hg_conf_err(ld, e, "jobs: job #%u is not a group: write each job "
+                        "as { id = \"...\"; type = \"...\"; ... }, got %s",
+                        i + 1, hg_conf_describe(e, got, sizeof(got)));
+            continue;
+        }
+        hg_conf_read_job(ld, e, i + 1);
+    }
+}
+
+static void
+hg_conf_free_jobs(const hg_conf_key_t *key, char *base)
+{
+    hg_conf_t *conf = (hg_conf_t *) base;
+    size_t i;
+
+    HG_UNUSED(key);
+    for (i = 0; i < conf->njobs; i++) {
+        hg_conf_job_free(&conf->jobs[i]);
+    }
+    free(conf->jobs);
+    conf->jobs = NULL;
+    conf->njobs = 0;
+}
+
+/* --- value checks ----------------------------------------------------- */
+
+static int
+hg_conf_check_listen(const char *value, char *err, size_t errlen)
+{
+    const char *colon = strrchr(value, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || colon == value) {
+        goto bad;
+    }
+    if (value[0] == '[' && colon[-1] != ']') {
+        goto bad;
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 1
+        || port > 65535)
+    {
+        goto bad;
+    }
+    return HG_OK;
+
+bad:
+    snprintf(err, errlen, "\"%.64s\" is not HOST:PORT (e.g. "
+             "\"127.0.0.1:8080\" or \"[::1]:8080\")", value);
+    return HG_ERROR;
+}
+
+static int
+hg_conf_check_cidr(const char *value, char *err, size_t errlen)
+{
+    char addr[INET6_ADDRSTRLEN + 8];
+    unsigned char bin[sizeof(struct in6_addr)];
+    const char *slash = strchr(value, '/');
+    size_t alen = slash ? (size_t) (slash - value) : strlen(value);
+    long bits, max;
+    char *end;
+
+    if (alen == 0 || alen >= sizeof(addr)) {
+        goto bad;
+    }
+    memcpy(addr, value, alen);
+    addr[alen] = '\0';
+    if (inet_pton(AF_INET, addr, bin) == 1) {
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, bin) == 1) {
+        max = 128;
+    } else {
+        goto bad;
+    }
+    if (slash != NULL) {
+        errno = 0;
+        bits = strtol(slash + 1, &end, 10);
+        if (!isdigit((unsigned char) slash[1]) || *end != '\0' || errno != 0
+            || bits < 0 || bits > max)
+        {
+            goto bad;
+        }
+    }
+    return HG_OK;
+
+bad:
+    snprintf(err, errlen, "\"%.64s\" is not an address or CIDR block (e.g. "
+             "\"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")", value);
+    return HG_ERROR;
+}
+
+static int
+hg_conf_check_name(const char *value, char *err, size_t errlen)
+{
+    if (!hg_conf_id_ok(value)) {
+        snprintf(err, errlen, "\"%.64s\" is not a valid name: use 1-128 of "
+                 "A-Z a-z 0-9 . _ -", value);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+/* --- load and free ---------------------------------------------------- */
+
+static void
+hg_conf_cross_checks(hg_conf_loader_t *ld)
+{
+    hg_conf_t *conf = ld->conf;
+    const config_setting_t *s;
+
+    s = config_lookup(&ld->cf, "defaults.backoff");
+    if (s == NULL) {
+        s = config_lookup(&ld->cf, "defaults");
+    }
+    if (s != NULL) {
+        hg_conf_backoff_check(ld, &conf->defaults.backoff, s,
+                              "defaults.backoff");
+    }
+
+    if (conf->store.driver != NULL && conf->store.url == NULL
+        && (strcmp(conf->store.driver, "postgres") == 0
+            || strcmp(conf->store.driver, "redis") == 0))
+    {
+        hg_conf_err(ld, config_lookup(&ld->cf, "store"), "store: driver "
+                    "\"%s\" needs url (e.g. url = \"%s\";)",
+                    conf->store.driver,
+                    conf->store.driver[0] == 'p'
+                        ? "postgresql://hourglass@localhost/hourglass"
+                        : "redis://127.0.0.1:6379");
+    }
+}
+
+/* The prefix, absolute and without "." components or a trailing slash. */
+static char *
+hg_conf_prefix(const char *prefix)
+{
+    char *cwd, *abs;
+
+    if (prefix[0] == '/') {
+        return hg_conf_path_join(NULL, prefix);
+    }
+    cwd = getcwd(NULL, 0);
+    if (cwd == NULL) {
+        return NULL;
+    }
+    abs = hg_conf_path_join(cwd, prefix);
+    free(cwd);
+    return abs;
+}
+
+hg_conf_t *
+hg_conf_load(const char *file, const char *prefix, hg_conf_errors_t *errors)
+{
+    hg_conf_errors_t local = { NULL, 0, 0 };
+    hg_conf_loader_t ld;
+    hg_conf_where_t top = { NULL, "" };
+    hg_conf_t *conf = NULL;
+    bool cf_ready = false;
+    const char *slash;
+    struct stat st;
+
+    memset(&ld, 0, sizeof(ld));
+    if (errors == NULL) {
+        errors = &local;
+    }
+    if (file == NULL) {
+        hg_conf_error_add(errors, NULL, 0, "no configuration file given");
+        goto done;
+    }
+
+    conf = calloc(1, sizeof(*conf));
+    if (conf == NULL) {
+        goto nomem;
+    }
+    ld.conf = conf;
+    ld.errors = errors;
+    conf->file = strdup(file);
+    conf->prefix = hg_conf_prefix(prefix != NULL ? prefix : HG_PREFIX);
+    conf->modules.sections = json_object();
+    conf->modules.section_lines = json_object();
+    ld.ids = json_object();
+    if (conf->file == NULL || conf->prefix == NULL
+        || conf->modules.sections == NULL
+        || conf->modules.section_lines == NULL || ld.ids == NULL)
+    {
+        goto nomem;
+    }
+
+    hg_conf_defaults(&ld, &hg_conf_root_section, (char *) conf, true);
+    if (ld.oom) {
+        goto nomem;
+    }
+
+    /* libconfig would happily "read" a directory as an empty file */
+    if (stat(file, &st) != 0) {
+        hg_conf_error_add(errors, file, 0, "cannot read the configuration "
+                          "file: %s", strerror(errno));
+        goto failed;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        hg_conf_error_add(errors, file, 0, "is a directory, not a "
+                          "configuration file");
+        goto failed;
+    }
+
+    config_init(&ld.cf);
+    cf_ready = true;
+    /* "@include" paths are relative to the main file, not to the current
+     * directory (which a daemon does not choose) */
+    slash = strrchr(file, '/');
+    if (slash != NULL) {
+        ld.incdir = strndup(file, slash == file ? 1 : (size_t) (slash - file));
+        if (ld.incdir == NULL) {
+            goto nomem;
+        }
+        config_set_include_dir(&ld.cf, ld.incdir);
+    }
+
+    errno = 0;
+    if (config_read_file(&ld.cf, file) != CONFIG_TRUE) {
+        if (config_error_type(&ld.cf) == CONFIG_ERR_FILE_IO) {
+            hg_conf_error_add(errors, file, 0, "cannot read the configuration "
+                              "file: %s",
+                              errno ? strerror(errno) : "I/O error");
+        } else {
+            const char *ef = config_error_file(&ld.cf);
+            const char *text = config_error_text(&ld.cf);
+            char buf[PATH_MAX];
+
+            if (ef != NULL && strcmp(ef, file) != 0 && ld.incdir != NULL
+                && ef[0] != '/')
+            {
+                snprintf(buf, sizeof(buf), "%s/%s", ld.incdir, ef);
+                ef = buf;
+            }
+            if (text != NULL && strstr(text, "include") != NULL) {
+                hg_conf_error_add(errors, ef ? ef : file,
+                                  config_error_line(&ld.cf), "%s (@include "
+                                  "paths are relative to %s)", text,
+                                  ld.incdir ? ld.incdir
+                                            : "the current directory");
+            } else {
+                hg_conf_error_add(errors, ef ? ef : file,
+                                  config_error_line(&ld.cf), "%s",
+                                  text ? text : "syntax error");
+            }
+        }
+        goto failed;
+    }
+
+    hg_conf_section_read(&ld, &hg_conf_root_section, (char *) conf,
+                         config_root_setting(&ld.cf), &top, NULL);
+    hg_conf_cross_checks(&ld);
+    if (ld.oom) {
+        goto nomem;
+    }
+    goto done;
+
+nomem:
+    hg_conf_error_add(errors, file, 0, "out of memory while reading the "
+                      "configuration");
+failed:
+    hg_conf_free(conf);
+    conf = NULL;
+done:
+    if (cf_ready) {
+        config_destroy(&ld.cf);
+    }
+    free(ld.incdir);
+    json_decref(ld.ids);
+    if (errors == &local) {
+        if (local.count > 0) {
+            hg_conf_free(conf);
+            conf = NULL;
+        }
+        hg_conf_errors_free(&local);
+    }
+    return conf;
+}
+
+/* Free what the table says base owns. */
+static void
+hg_conf_free_section(const hg_conf_section_t *sec, char *base)
+{
+    size_t i;
+
+    for (i = 0; i < sec->nkeys; i++) {
+        const hg_conf_key_t *key = &sec->keys[i];
+        char *field = base + key->offset;
+
+        switch (key->type) {
+        case HG_CONF_STRING:
+        case HG_CONF_PATH:
+        case HG_CONF_ENUM_STRING:
+            free(*(char **) field);
+            *(char **) field = NULL;
+            break;
+        case HG_CONF_STRING_LIST:
+            hg_conf_free_strings(*(char ***) field,
+                                 *(size_t *) (base + key->offset2));
+            *(char ***) field = NULL;
+            *(size_t *) (base + key->offset2) = 0;
+            break;
+        case HG_CONF_STRING_ARRAY:
+            json_decref(*(json_t **) field);
+            *(json_t **) field = NULL;
+            break;
+        case HG_CONF_GROUP:
+            hg_conf_free_section(key->section, field);
+            break;
+        case HG_CONF_HANDLER:
+            key->handler->free(key, base);
+            break;
+        default:
+            break;
+        }
+    }
+    if (sec->also != NULL) {
+        hg_conf_free_section(sec->also, base + sec->also_offset);
+    }
+}
+
+void
+hg_conf_free(hg_conf_t *conf)
+{
+    if (conf == NULL) {
+        return;
+    }
+    hg_conf_free_section(&hg_conf_root_section, (char *) conf);
+    json_decref(conf->modules.sections);
+    json_decref(conf->modules.section_lines);
+    free(conf->file);
+    free(conf->prefix);
+    free(conf);
+}
+
+/* --- queries ---------------------------------------------------------- */
+
+const hg_job_conf_t *
+hg_conf_find_job(const hg_conf_t *conf, const char *id)
+{
+    size_t i;
+
+    for (i = 0; conf != NULL && id != NULL && i < conf->njobs; i++) {
+        if (strcmp(conf->jobs[i].id, id) == 0) {
+            return &conf->jobs[i];
+        }
+    }
+    return NULL;
+}
+
+int
+hg_conf_job_key_line(const hg_job_conf_t *job, const char *key)
+{
+    char top[HG_CONF_LOC_MAX];
+    size_t n;
+    json_t *line;
+
+    if (key == NULL) {
+        return job->line;
+    }
+    /* "backoff.initial" and "argv[2]" are on the line of their key */
+    n = strcspn(key, ".[");
+    if (n >= sizeof(top)) {
+        return job->line;
+    }
+    memcpy(top, key, n);
+    top[n] = '\0';
+    line = json_object_get(job->key_lines, top);
+    return json_is_integer(line) ? (int) json_integer_value(line) : job->line;
+}
+
+bool
+hg_conf_is_job_key(const char *key)
+{
+    size_t off;
+
+    return key != NULL
+        && hg_conf_section_find(&hg_conf_job_section, key, &off) != NULL;
+}
+
+void
+hg_conf_check_job_keys(const hg_job_conf_t *job,
+                       const char *const *module_keys,
+                       hg_conf_errors_t *errors)
+{
+    const char *common[64], **names = NULL;
+    size_t nc, nm = 0, i;
+    const char *key;
+    json_t *value;
+
+    if (module_keys == NULL || job->definition == NULL) {
+        return;         /* the module's validate judges its own keys */
+    }
+    hg_conf_section_names(&hg_conf_job_section, common, HG_NELEMS(common));
+    for (nc = 0; common[nc] != NULL; nc++) {
+    }
+    while (module_keys[nm] != NULL) {
+        nm++;
+    }
+    /* hint candidates: common keys and the module's; without memory for
+     * the list the errors still go out, only without hints */
+    names = calloc(nc + nm + 1, sizeof(*names));
+    if (names != NULL) {
+        memcpy(names, common, nc * sizeof(*names));
+        memcpy(names + nc, module_keys, nm * sizeof(*names));
+    }
+
+    json_object_foreach(job->definition, key, value) {
+        const char *hint;
+
+        if (hg_conf_is_job_key(key)) {
+            continue;
+        }
+        for (i = 0; i < nm && strcmp(module_keys[i], key) != 0; i++) {
+        }
+        if (i < nm) {
+            continue;
+        }
+        hint = names != NULL ? hg_hint_closest(key, names) : NULL;
+        if (hint != NULL) {
+            hg_conf_error_add(errors, job->file,
+                              hg_conf_job_key_line(job, key),
+                              "unknown key \"%s\" in job \"%s\" (did you mean "
+                              "\"%s\"?)", key, job->id, hint);
+        } else {
+            hg_conf_error_add(errors, job->file,
+                              hg_conf_job_key_line(job, key),
+                              "unknown key \"%s\" in job \"%s\" (neither a "
+                              "common job key nor a key of type \"%s\")",
+                              key, job->id, job->type ? job->type : "?");
+        }
+    }
+    free(names);
+}
