@@ -10,9 +10,10 @@
 static hg_result_t
 crash_execute(hg_exec_t *exec)
 {
-    /* volatile: the compiler may not prove the store away or turn it
-     * into a trap of its own choosing */
-    int *volatile p = NULL;
+    /* Both volatile: a volatile pointer alone is not enough, gcc -O2
+     * still drops the store to the (non-volatile) int as dead. A store to
+     * a volatile object must happen, through whatever p holds. */
+    volatile int *volatile p = NULL;
 
     (void) exec;
     *p = 42;
