@@ -131,7 +131,7 @@ test_test_modules_load(void **state)
 {
     const hg_module_t *m;
     glob_t g;
-    size_t i, j, known;
+    size_t i;
     void *handle;
 
     (void) state;
@@ -150,20 +150,20 @@ test_test_modules_load(void **state)
         assert_int_equal(dlclose(handle), 0);
     }
 
-    /* and every .so there is one we know (a new test module gets a row) */
+    /* and every .so there (others add their own test modules) loads and
+     * exports hg_module, noexport alone excepted */
     assert_int_equal(glob("tests/modules/*.so", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= HG_NELEMS(expected));
     for (i = 0; i < g.gl_pathc; i++) {
-        known = 0;
-        for (j = 0; j < HG_NELEMS(expected); j++) {
-            known += strcmp(g.gl_pathv[i], expected[j].file) == 0;
-        }
-        if (known != 1) {
-            print_error("%s: not in the expected table\n", g.gl_pathv[i]);
-        }
-        assert_int_equal(known, 1);
         m = load(g.gl_pathv[i], &handle);
-        assert_true((m == NULL) == (strstr(g.gl_pathv[i], "noexport")
-                                    != NULL));
+        if ((m == NULL) != (strstr(g.gl_pathv[i], "noexport") != NULL)) {
+            print_error("%s: hg_module %s\n", g.gl_pathv[i],
+                        m == NULL ? "missing" : "unexpectedly exported");
+            fail();
+        }
+        if (m != NULL) {
+            assert_non_null(m->name);
+        }
         assert_int_equal(dlclose(handle), 0);
     }
     globfree(&g);
