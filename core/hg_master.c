@@ -924,10 +924,11 @@ hg_master_result_status(uint32_t rc)
 }
 
 static void
-hg_master_worker_result(hg_worker_t *w, const hg_ipc_frame_t *frame)
+hg_master_worker_result(hg_worker_t *w, void *current,
+                        const hg_ipc_frame_t *frame)
 {
     hg_master_t *m = w->pool->data;
-    hg_execution_t *exec = w->current;
+    hg_execution_t *exec = current;
     hg_master_result_t result;
     const hg_ipc_field_t *id, *output;
     uint32_t rc = HG_FAIL, truncated = 0;
@@ -943,7 +944,8 @@ hg_master_worker_result(hg_worker_t *w, const hg_ipc_frame_t *frame)
     {
         hg_log(HG_LOG_ERROR, "worker %d sent a result that does not match "
                "its execution; replacing it", (int) w->pid);
-        w->state = HG_WORKER_BUSY;
+        /* Keep the execution with the worker: its death records it. */
+        w->current = exec;
         hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
         return;
     }
@@ -975,17 +977,16 @@ hg_master_worker_result(hg_worker_t *w, const hg_ipc_frame_t *frame)
                      rc == HG_RETRY ? retry_after : -1,
                      output ? output->len : 0, truncated != 0);
     free(error);
-    w->current = NULL;
     hg_master_dispatch(m);
     hg_master_check_done(m);
 }
 
 static void
-hg_master_worker_gone(hg_worker_t *w, int status,
+hg_master_worker_gone(hg_worker_t *w, void *current, int status,
                       const struct rusage *usage)
 {
     hg_master_t *m = w->pool->data;
-    hg_execution_t *exec = w->current;
+    hg_execution_t *exec = current;
     hg_master_result_t result;
     char error[256];
     int64_t now_ms = hg_now_ms();
@@ -1045,7 +1046,6 @@ hg_master_worker_gone(hg_worker_t *w, int status,
         }
         exec->job->running--;
         hg_master_finish(m, exec, &result, HG_FAIL, -1, 0, false);
-        w->current = NULL;
     }
     if (strcmp(reason, "retire") != 0 || hg_log_enabled(HG_LOG_DEBUG)) {
         hg_log_field_t fields[] = {

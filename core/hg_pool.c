@@ -137,10 +137,13 @@ hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
             hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
             return;
         }
+    {
+        void *current = w->current;
         w->state = HG_WORKER_IDLE;
-        pool->cb.result(w, frame);
         w->current = NULL;
+        pool->cb.result(w, current, frame);
         break;
+    }
     default:
         hg_log(HG_LOG_ERROR, "worker %d sent a frame of type %u, which "
                "workers do not send; replacing it", (int) w->pid,
@@ -310,6 +313,8 @@ static void
 hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
              const struct rusage *usage)
 {
+    void *current;
+
     /* A result may still sit in the pipe: a worker that finished its job
      * and exited must not have the job recorded as crashed. */
     if (w->from_fd >= 0) {
@@ -319,8 +324,9 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
     hg_pool_close_to(w);
     hg_pool_unlink(pool, w);
     w->state = HG_WORKER_GONE;
-    pool->cb.gone(w, status, usage);
+    current = w->current;
     w->current = NULL;
+    pool->cb.gone(w, current, status, usage);
     w->next = pool->dead;
     pool->dead = w;
 }

@@ -56,10 +56,15 @@ struct hg_worker_s {
 
 typedef struct hg_pool_callbacks_s {
     void (*ready)(hg_worker_t *w);
-    void (*result)(hg_worker_t *w, const hg_ipc_frame_t *frame);
-    /* The worker is reaped: status as from waitpid, usage from wait4. The
-     * worker is freed after this returns. */
-    void (*gone)(hg_worker_t *w, int status, const struct rusage *usage);
+    /* CURRENT is what the worker was running; the worker is already idle
+     * (w->current NULL) so the callback may give it the next execution. */
+    void (*result)(hg_worker_t *w, void *current,
+                   const hg_ipc_frame_t *frame);
+    /* The worker is reaped: status as from waitpid, usage from wait4;
+     * CURRENT is what it was running, or NULL. The worker is freed at the
+     * end of the loop turn. */
+    void (*gone)(hg_worker_t *w, void *current, int status,
+                 const struct rusage *usage);
 } hg_pool_callbacks_t;
 
 struct hg_pool_s {
