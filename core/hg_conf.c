@@ -1293,8 +1293,12 @@ hg_conf_set(hg_conf_loader_t *ld, const hg_conf_key_t *key, char *base,
             break;
         }
         if (bytes < (uint64_t) key->min || bytes > (uint64_t) key->max) {
-            hg_conf_err(ld, s, "%s: %s is out of range %s-%s", loc,
-                        hg_format_size(bytes, a, sizeof(a)),
+            if (str != NULL) {
+                hg_conf_quote(str, q, sizeof(q));
+            } else {
+                snprintf(q, sizeof(q), "%" PRIu64, bytes);
+            }
+            hg_conf_err(ld, s, "%s: %s is out of range %s-%s", loc, q,
                         hg_format_size((uint64_t) key->min, b, sizeof(b)),
                         hg_format_size((uint64_t) key->max, c, sizeof(c)));
             return;
@@ -1639,16 +1643,15 @@ hg_conf_read_tokens(hg_conf_loader_t *ld, const hg_conf_key_t *key,
                 && strcmp(t->name, o->name) == 0)
             {
                 hg_conf_err(ld, config_setting_get_member(e, "name"),
-                            "%s.name: \"%s\" is already the name of another "
-                            "token", path, t->name);
+                            "%s.name: \"%s\" is already the name of "
+                            "api.tokens[%u]", path, t->name, j);
             }
             if (t->token != NULL && o->token != NULL
                 && strcmp(t->token, o->token) == 0)
             {
                 hg_conf_err(ld, config_setting_get_member(e, "token"),
-                            "%s.token: the same token as token \"%s\": every "
-                            "token must be different", path,
-                            o->name ? o->name : "?");
+                            "%s.token: the same token as api.tokens[%u]: "
+                            "every token must be different", path, j);
             }
         }
     }

@@ -269,11 +269,16 @@ static const hg_units_word_t hg_size_words[] = {
  */
 static double
 hg_units_lenient(const char *text, const hg_units_word_t *words,
-                 size_t nwords, double dflt_unknown, double dflt_missing)
+                 size_t nwords, double dflt_unknown, double dflt_missing,
+                 bool *tidy)
 {
     const char *p = text;
     double total = 0;
     int pairs = 0;
+
+    /* tidy: written as the strict grammar would want it, bar the order of
+     * the units (so a sum would only guess at what was meant) */
+    *tidy = true;
 
     while (*p != '\0') {
         char word[16];
@@ -282,9 +287,11 @@ hg_units_lenient(const char *text, const hg_units_word_t *words,
         char *end;
 
         while (*p == ' ' || *p == ',' || *p == '\t') {
+            *tidy = false;
             p++;
         }
         if (strncasecmp(p, "and ", 4) == 0) {
+            *tidy = false;
             p += 4;
             continue;
         }
@@ -299,11 +306,20 @@ hg_units_lenient(const char *text, const hg_units_word_t *words,
         if (end == p || errno != 0 || !isfinite(n) || n < 0) {
             return -1;
         }
+        if (memchr(p, '.', (size_t) (end - p)) != NULL
+            || memchr(p, 'e', (size_t) (end - p)) != NULL)
+        {
+            *tidy = false;
+        }
         p = end;
         while (*p == ' ') {
+            *tidy = false;
             p++;
         }
         while (isalpha((unsigned char) *p)) {
+            if (isupper((unsigned char) *p)) {
+                *tidy = false;
+            }
             if (wlen + 1 < sizeof(word)) {
                 word[wlen++] = (char) tolower((unsigned char) *p);
             }
@@ -313,6 +329,7 @@ hg_units_lenient(const char *text, const hg_units_word_t *words,
 
         if (wlen == 0) {
             factor = dflt_missing;
+            *tidy = false;
         } else {
             factor = dflt_unknown;
             for (i = 0; i < nwords; i++) {
@@ -320,6 +337,13 @@ hg_units_lenient(const char *text, const hg_units_word_t *words,
                     factor = words[i].factor;
                     break;
                 }
+            }
+            if (i == nwords || (strcmp(word, "ms") != 0
+                                && strpbrk(word, "smhd") != word)
+                || strlen(word) > 2 || (strlen(word) == 2
+                                        && strcmp(word, "ms") != 0))
+            {
+                *tidy = false;
             }
         }
         if (factor <= 0) {
@@ -335,14 +359,17 @@ int
 hg_suggest_duration(const char *text, char *buf, size_t len)
 {
     double ms;
+    bool tidy;
 
     if (text == NULL) {
         return HG_ERROR;
     }
     /* unknown unit: minutes; no unit at all: seconds */
     ms = hg_units_lenient(text, hg_duration_words,
-                          HG_NELEMS(hg_duration_words), 6e4, 1e3);
-    if (ms < 0 || ms > 9e15 || ms != floor(ms)) {
+                          HG_NELEMS(hg_duration_words), 6e4, 1e3, &tidy);
+    /* "1m30m" or "30s1m": units out of order; summing them would only
+     * guess at what was meant */
+    if (tidy || ms < 0 || ms > 9e15 || ms != floor(ms)) {
         return HG_ERROR;
     }
     hg_format_duration((int64_t) ms, buf, len);
@@ -353,12 +380,13 @@ int
 hg_suggest_size(const char *text, char *buf, size_t len)
 {
     double bytes;
+    bool tidy;
 
     if (text == NULL) {
         return HG_ERROR;
     }
     bytes = hg_units_lenient(text, hg_size_words, HG_NELEMS(hg_size_words),
-                             0, 1);
+                             0, 1, &tidy);
     if (bytes < 0 || bytes > 9e15 || bytes != floor(bytes)) {
         return HG_ERROR;
     }
