@@ -398,14 +398,8 @@ static int
 shell_pidfd_open(pid_t pid)
 {
 #ifdef SYS_pidfd_open
-    int fd;
-
-    fd = (int) syscall(SYS_pidfd_open, pid, 0);
-    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-        (void) close(fd);
-        return -1;
-    }
-    return fd;
+    /* a pidfd is always close-on-exec */
+    return (int) syscall(SYS_pidfd_open, pid, 0);
 #else
     (void) pid;
     return -1;

@@ -711,6 +711,29 @@ test_cancel_by_deadline(void **state)
     exec_finish(&exec);
 }
 
+static void
+test_background_process_does_not_hold_execution(void **state)
+{
+    hg_exec_t exec;
+    int64_t start;
+    long bg;
+
+    (void) state;
+    /* The job exits but leaves a process holding the output pipe: the
+     * execution ends shortly after the job's own exit (what the left-over
+     * process does is its business; the master's process-group kill on a
+     * timeout is what reaches it otherwise). */
+    start = mono_ms();
+    assert_int_equal(run(&exec, json_pack("{s:s}", "command",
+                                          "sleep 5.125 & echo $!")), HG_OK);
+    assert_true(mono_ms() - start < 3000);
+    assert_non_null(exec.output);
+    bg = strtol(exec.output, NULL, 10);
+    assert_true(bg > 0);
+    assert_int_equal(kill((pid_t) bg, SIGKILL), 0);
+    exec_finish(&exec);
+}
+
 static volatile sig_atomic_t cancel_flag;
 
 static void
@@ -1010,6 +1033,7 @@ main(void)
         T(test_payload_stdin),
         T(test_payload_larger_than_pipe),
         T(test_output_limit_truncates),
+        T(test_background_process_does_not_hold_execution),
         T(test_cancel_by_deadline),
         T(test_cancel_by_stop_request),
         T(test_exec_failure_reported),
