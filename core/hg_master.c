@@ -136,6 +136,7 @@ hg_execution_new(hg_master_t *m, hg_job_t *job, int64_t scheduled_for_ms,
     exec->job = job;
     job->refs++;
     exec->scheduled_for_ms = scheduled_for_ms;
+    exec->due_ns = scheduled_for_ms * HG_NSEC_PER_MSEC;
     exec->attempt = attempt;
     snprintf(exec->trigger, sizeof(exec->trigger), "%s", trigger);
     exec->priority = job->policy.priority;
@@ -439,6 +440,7 @@ hg_master_send(hg_master_t *m, hg_worker_t *w, hg_execution_t *exec,
     exec->worker = w;
     exec->status = HG_STATUS_RUNNING;
     exec->dispatched_ms = now_ms;
+    exec->dispatched_ns = hg_clock_ns(CLOCK_REALTIME);
     job->running++;
     m->dispatched_total++;
     if (job->policy.timeout_ms > 0) {
@@ -563,8 +565,8 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
 }
 
 static void
-hg_master_fire(hg_master_t *m, hg_job_t *job, int64_t due_ms,
-               const char *trigger)
+hg_master_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
+                     int64_t due_ns, const char *trigger)
 {
     hg_execution_t *exec;
 
@@ -573,8 +575,18 @@ hg_master_fire(hg_master_t *m, hg_job_t *job, int64_t due_ms,
     }
     exec = hg_execution_new(m, job, due_ms, 1, trigger);
     if (exec != NULL) {
+        if (due_ns != 0) {
+            exec->due_ns = due_ns;
+        }
         hg_master_admit(m, exec, true);
     }
+}
+
+static void
+hg_master_fire(hg_master_t *m, hg_job_t *job, int64_t due_ms,
+               const char *trigger)
+{
+    hg_master_fire_exact(m, job, due_ms, 0, trigger);
 }
 
 hg_execution_t *
@@ -615,17 +627,18 @@ hg_job_on_timer(hg_timer_t *timer)
 {
     hg_job_t *job = timer->data;
     hg_master_t *m = job->master;
-    int64_t due_ms, now_ms = hg_now_ms();
+    int64_t due_ms, due_ns, now_ms = hg_now_ms();
 
     if (timer->set == &m->wall) {
-        due_ms = timer->node.key / HG_NSEC_PER_MSEC;
+        due_ns = timer->node.key;
     } else {
         /* A monotonic deadline, told as the wall time it stood for. */
-        due_ms = now_ms - (hg_clock_ns(CLOCK_MONOTONIC) - timer->node.key)
-                          / HG_NSEC_PER_MSEC;
+        due_ns = hg_clock_ns(CLOCK_REALTIME)
+                 - (hg_clock_ns(CLOCK_MONOTONIC) - timer->node.key);
     }
+    due_ms = due_ns / HG_NSEC_PER_MSEC;
     job->next_due_ms = 0;
-    hg_master_fire(m, job, due_ms, "schedule");
+    hg_master_fire_exact(m, job, due_ms, due_ns, "schedule");
     if (job->every_ms > 0) {
         /* Fixed rate: the next run is one interval after this one was due,
          * not after it started; a daemon that fell more than an interval
