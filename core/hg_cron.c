@@ -201,6 +201,10 @@ parse_value(parse_ctx_t *ctx, const char **pp, const char *end, int *out)
     }
     len = (int) (p - start);
     if (len == 0) {
+        if (p < end && *p == '#' && ctx->index != F_DOW) {
+            return field_error(ctx, "\"#\" is only allowed in the day of "
+                               "week field");
+        }
         if (p < end) {
             return field_error(ctx, "unexpected \"%c\" in \"%.*s\"", *p,
                                (int) ctx->item_len, ctx->item);
@@ -225,6 +229,10 @@ parse_value(parse_ctx_t *ctx, const char **pp, const char *end, int *out)
         }
         if (ctx->index == F_DOW) {
             return field_error(ctx, "\"%.*s\" is not a day name", len, start);
+        }
+        if (len == 1 && upper(*start) == 'W' && ctx->index == F_DOM) {
+            return field_error(ctx, "\"W\" needs a day before it (e.g. 15W, "
+                               "the weekday nearest the 15th)");
         }
         if (len == 1 && (upper(*start) == 'L' || upper(*start) == 'W')) {
             return field_error(ctx, "\"%c\" is only allowed in the day of "
@@ -340,6 +348,11 @@ parse_item(parse_ctx_t *ctx, field_t *f, const char *p, const char *end)
         p++;
         if (parse_value(ctx, &p, end, &hi) != HG_OK) {
             return HG_ERROR;
+        }
+        if (p < end && upper(*p) == 'W' && ctx->index == F_DOM) {
+            return field_error(ctx, "\"%.*s\" is not valid (nW takes one "
+                               "day, e.g. 15W)", (int) ctx->item_len,
+                               ctx->item);
         }
         if (hi < lo) {
             return field_error(ctx, "range \"%.*s\" goes backwards",

@@ -162,7 +162,7 @@ hg_next_main(int argc, char **argv)
             opts = 0;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(next_usage, stdout);
-            return 0;
+            return fflush(stdout) == 0 ? 0 : 1;
         } else if ((v = option_value(argc, argv, &k, "--tz")) != NULL) {
             if (v[0] == '\0') {
                 return usage_error("%s needs a time zone", "--tz");
