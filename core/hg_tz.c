@@ -985,7 +985,12 @@ hg_tz_parse_time(const hg_tz_t *tz, const char *text, int64_t *t,
                  "range 1-12", text, mon);
         return HG_ERROR;
     }
-    if (year < 1 || mday < 1 || mday > hg_days_in_month(year, mon)) {
+    if (year < 1) {
+        snprintf(err, errlen, "\"%s\" is not a time: year 0 is out of "
+                 "range 1-9999", text);
+        return HG_ERROR;
+    }
+    if (mday < 1 || mday > hg_days_in_month(year, mon)) {
         snprintf(err, errlen, "\"%s\" is not a time: day %d is out of "
                  "range 1-%d", text, mday, hg_days_in_month(year, mon));
         return HG_ERROR;

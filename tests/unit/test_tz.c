@@ -1,0 +1,649 @@
+/*
+ * test_tz.c: time zones (core/hg_tz.c) against the system tzdata. The
+ * expected offsets and abbreviations come from Python's zoneinfo, which
+ * reads the same files with its own TZif and POSIX TZ code; a wider
+ * comparison (89,850 instants, every zone, 1900-2400) agreed completely
+ * when this was written.
+ */
+
+#include "hg_core.h"
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "hg_tz.h"
+
+static const hg_tz_t *
+test_zone(const char *name)
+{
+    char err[256];
+    const hg_tz_t *tz = hg_tz_get(name, err, sizeof(err));
+
+    if (tz == NULL) {
+        fail_msg("%s", err);
+    }
+    return tz;
+}
+
+static int64_t
+test_utc(const char *text)
+{
+    char err[256];
+    int64_t t = 0;
+
+    if (hg_tz_parse_time(hg_tz_utc(), text, &t, err, sizeof(err)) != HG_OK) {
+        fail_msg("%s", err);
+    }
+    return t;
+}
+
+static const struct {
+    const char *zone;
+    const char *at;
+    int offset;
+    const char *abbr;
+    int isdst;                  /* -1: the file's choice (Dublin) */
+} test_offsets[] = {
+    { "Asia/Kolkata", "2026-06-01T00:00:00Z", 19800, "IST", 0 },
+    { "Asia/Kolkata", "1942-09-01T00:00:00Z", 23400, "+0630", 1 },
+    { "Asia/Kathmandu", "2026-06-01T00:00:00Z", 20700, "+0545", 0 },
+    { "Asia/Kathmandu", "1985-06-01T00:00:00Z", 19800, "+0530", 0 },
+    { "Australia/Eucla", "2026-06-01T00:00:00Z", 31500, "+0845", 0 },
+    { "Australia/Eucla", "2009-01-01T00:00:00Z", 35100, "+0945", 1 },
+    { "Australia/Lord_Howe", "2026-07-01T00:00:00Z", 37800, "+1030", 0 },
+    { "Australia/Lord_Howe", "2026-01-01T00:00:00Z", 39600, "+11", 1 },
+    { "Australia/Lord_Howe", "2090-01-01T00:00:00Z", 39600, "+11", 1 },
+    { "Pacific/Chatham", "2026-07-01T00:00:00Z", 45900, "+1245", 0 },
+    { "Pacific/Chatham", "2026-01-01T00:00:00Z", 49500, "+1345", 1 },
+    /* past 2037: the footer's POSIX rule */
+    { "Europe/Berlin", "2040-07-01T00:00:00Z", 7200, "CEST", 1 },
+    { "Europe/Berlin", "2100-07-01T00:00:00Z", 7200, "CEST", 1 },
+    { "Europe/Berlin", "2400-01-15T00:00:00Z", 3600, "CET", 0 },
+    { "Europe/Berlin", "2400-07-15T00:00:00Z", 7200, "CEST", 1 },
+    { "America/New_York", "2100-07-04T00:00:00Z", -14400, "EDT", 1 },
+    { "America/New_York", "2100-12-25T00:00:00Z", -18000, "EST", 0 },
+    { "America/Sao_Paulo", "2018-12-01T00:00:00Z", -7200, "-02", 1 },
+    { "America/Sao_Paulo", "2026-12-01T00:00:00Z", -10800, "-03", 0 },
+    { "Europe/Dublin", "2026-01-15T00:00:00Z", 0, "GMT", -1 },
+    { "Europe/Dublin", "2026-07-15T00:00:00Z", 3600, "IST", -1 },
+    { "Africa/Casablanca", "2026-06-01T00:00:00Z", 3600, "+01", 0 },
+    { "UTC", "2026-06-01T00:00:00Z", 0, "UTC", 0 },
+    { "Europe/Berlin", "1890-01-01T00:00:00Z", 3208, "LMT", 0 },
+    { "America/St_Johns", "2026-07-01T00:00:00Z", -9000, "NDT", 1 },
+    { "Asia/Tehran", "2026-07-01T00:00:00Z", 12600, "+0330", 0 },
+    { "Antarctica/Troll", "2026-07-01T00:00:00Z", 7200, "+02", 1 },
+    { "Pacific/Kiritimati", "2026-07-01T00:00:00Z", 50400, "+14", 0 },
+    { "Pacific/Apia", "2011-12-31T12:00:00Z", 50400, "+14", 1 },
+};
+
+static void
+test_offset_table(void **state)
+{
+    const hg_tz_t *tz;
+    struct tm tm;
+    int64_t t;
+    size_t i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(test_offsets); i++) {
+        tz = test_zone(test_offsets[i].zone);
+        t = test_utc(test_offsets[i].at);
+        hg_tz_localtime(tz, t, &tm);
+        if (hg_tz_offset(tz, t) != test_offsets[i].offset
+            || tm.tm_gmtoff != test_offsets[i].offset
+            || strcmp(tm.tm_zone, test_offsets[i].abbr) != 0
+            || (test_offsets[i].isdst >= 0
+                && tm.tm_isdst != test_offsets[i].isdst))
+        {
+            fail_msg("%s at %s: %d %s dst=%d, want %d %s dst=%d",
+                     test_offsets[i].zone, test_offsets[i].at,
+                     hg_tz_offset(tz, t), tm.tm_zone, tm.tm_isdst,
+                     test_offsets[i].offset, test_offsets[i].abbr,
+                     test_offsets[i].isdst);
+        }
+    }
+}
+
+/* A zone's POSIX rule alone gives the same offsets as its TZif file. */
+static void
+test_posix_rules(void **state)
+{
+    static const struct {
+        const char *zone;
+        const char *posix;
+    } cases[] = {
+        { "Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3" },
+        { "America/New_York", "EST5EDT,M3.2.0,M11.1.0" },
+        { "Australia/Lord_Howe", "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0" },
+        { "Pacific/Chatham", "<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45" },
+        { "Asia/Kolkata", "IST-5:30" },
+    };
+    const hg_tz_t *file, *rule;
+    int64_t t, end;
+    size_t i;
+
+    HG_UNUSED(state);
+    end = test_utc("2040-01-01T00:00:00Z");
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        file = test_zone(cases[i].zone);
+        rule = test_zone(cases[i].posix);
+        assert_string_equal(hg_tz_name(rule), cases[i].posix);
+        for (t = test_utc("2030-01-01T00:00:00Z"); t < end; t += 900) {
+            if (hg_tz_offset(file, t) != hg_tz_offset(rule, t)) {
+                fail_msg("%s at %lld: file %d, rule %d", cases[i].zone,
+                         (long long) t, hg_tz_offset(file, t),
+                         hg_tz_offset(rule, t));
+            }
+        }
+    }
+}
+
+static void
+test_posix_strings(void **state)
+{
+    static const char *const bad[] = {
+        "", "CET", "C-1", "CET-1CEST,M3.5.0", "CET-1CEST,M13.5.0,M10.5.0",
+        "CET-1CEST,M3.6.0,M10.5.0", "CET-1CEST,M3.5.7,M10.5.0", "<+1", "CET-25",
+        "CET-1CEST,J0,J10", "CET-1CEST,M3.5.0,M10.5.0/168", "CET-1x",
+    };
+    char err[256];
+    hg_tz_t *tz;
+    size_t i;
+    int64_t t;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(bad); i++) {
+        tz = hg_tz_from_posix(bad[i], err, sizeof(err));
+        if (tz != NULL) {
+            fail_msg("\"%s\" parsed", bad[i]);
+        }
+    }
+
+    /* no rule: the US one, as glibc */
+    tz = hg_tz_from_posix("EST5EDT", err, sizeof(err));
+    assert_non_null(tz);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2030-07-01T00:00:00Z")), -14400);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2030-12-01T00:00:00Z")), -18000);
+    hg_tz_free(tz);
+
+    /* DST all year, RFC 8536 style */
+    tz = hg_tz_from_posix("EST5EDT,0/0,J365/25", err, sizeof(err));
+    assert_non_null(tz);
+    for (t = test_utc("2030-01-01T00:00:00Z");
+         t < test_utc("2032-01-01T00:00:00Z"); t += 3600)
+    {
+        assert_int_equal(hg_tz_offset(tz, t), -14400);
+    }
+    hg_tz_free(tz);
+
+    /* Jn skips February 29, n counts it; negative and v3 times */
+    tz = hg_tz_from_posix("XXX0YYY,J60/-1,300/30", err, sizeof(err));
+    assert_non_null(tz);
+    /* J60 is March 1 even in a leap year; DST from Feb 29 23:00 */
+    assert_int_equal(hg_tz_offset(tz, test_utc("2028-02-29T22:59:59Z")), 0);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2028-02-29T23:00:00Z")), 3600);
+    /* day 300 of 2028 (0-based) is Oct 27; 30:00 DST is Oct 28 05:00 UTC */
+    assert_int_equal(hg_tz_offset(tz, test_utc("2028-10-28T04:59:59Z")), 3600);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2028-10-28T05:00:00Z")), 0);
+    hg_tz_free(tz);
+}
+
+static void
+test_from_local(void **state)
+{
+    const hg_tz_t *berlin = test_zone("Europe/Berlin");
+    const hg_tz_t *lhi = test_zone("Australia/Lord_Howe");
+    const hg_tz_t *ny = test_zone("America/New_York");
+    int64_t out[2];
+
+    HG_UNUSED(state);
+    /* spring forward: 02:00-03:00 does not exist */
+    assert_int_equal(hg_tz_from_local(berlin, 2026, 3, 29, 2, 30, 0, out), 0);
+    assert_int_equal(hg_tz_from_local(berlin, 2026, 3, 29, 1, 59, 59, out), 1);
+    assert_int_equal(out[0], test_utc("2026-03-29T00:59:59Z"));
+    assert_int_equal(hg_tz_from_local(berlin, 2026, 3, 29, 3, 0, 0, out), 1);
+    assert_int_equal(out[0], test_utc("2026-03-29T01:00:00Z"));
+    /* fall back: 02:00-03:00 twice, earliest first */
+    assert_int_equal(hg_tz_from_local(berlin, 2026, 10, 25, 2, 30, 0, out), 2);
+    assert_int_equal(out[0], test_utc("2026-10-25T00:30:00Z"));
+    assert_int_equal(out[1], test_utc("2026-10-25T01:30:00Z"));
+    assert_int_equal(hg_tz_from_local(berlin, 2026, 7, 1, 12, 0, 0, out), 1);
+    assert_int_equal(out[0], test_utc("2026-07-01T10:00:00Z"));
+    /* Lord Howe: 30-minute changes */
+    assert_int_equal(hg_tz_from_local(lhi, 2026, 10, 4, 2, 15, 0, out), 0);
+    assert_int_equal(hg_tz_from_local(lhi, 2026, 10, 4, 2, 30, 0, out), 1);
+    assert_int_equal(hg_tz_from_local(lhi, 2026, 4, 5, 1, 45, 0, out), 2);
+    assert_int_equal(out[1] - out[0], 1800);
+    assert_int_equal(hg_tz_from_local(lhi, 2026, 4, 5, 2, 0, 0, out), 1);
+    /* normalised like timegm: Feb 30 2026 is Mar 2 */
+    assert_int_equal(hg_tz_from_local(ny, 2026, 2, 30, 0, 0, 0, out), 1);
+    assert_int_equal(out[0], test_utc("2026-03-02T05:00:00Z"));
+    assert_int_equal(hg_tz_from_local(ny, 2026, 13, 1, 0, 0, 0, out), 1);
+    assert_int_equal(out[0], test_utc("2027-01-01T05:00:00Z"));
+
+    /* the fixed-time rule */
+    assert_int_equal(hg_tz_resolve_wall(berlin, hg_days_from_civil(2026, 3, 29)
+                                        * 86400 + 2 * 3600 + 1800),
+                     test_utc("2026-03-29T01:00:00Z"));
+    assert_int_equal(hg_tz_resolve_wall(berlin, hg_days_from_civil(2026, 10, 25)
+                                        * 86400 + 2 * 3600 + 1800),
+                     test_utc("2026-10-25T00:30:00Z"));
+}
+
+static void
+test_spans(void **state)
+{
+    const hg_tz_t *berlin = test_zone("Europe/Berlin");
+    hg_tz_span_t sp;
+
+    HG_UNUSED(state);
+    hg_tz_span(berlin, test_utc("2026-06-01T00:00:00Z"), &sp);
+    assert_int_equal(sp.start, test_utc("2026-03-29T01:00:00Z"));
+    assert_int_equal(sp.end, test_utc("2026-10-25T01:00:00Z"));
+    assert_int_equal(sp.offset, 7200);
+    assert_int_equal(sp.prev_offset, 3600);
+    /* from the footer rule */
+    hg_tz_span(berlin, test_utc("2400-06-01T00:00:00Z"), &sp);
+    assert_int_equal(sp.start, test_utc("2400-03-26T01:00:00Z"));
+    assert_int_equal(sp.end, test_utc("2400-10-29T01:00:00Z"));
+    hg_tz_span(berlin, test_utc("2400-12-01T00:00:00Z"), &sp);
+    assert_int_equal(sp.start, test_utc("2400-10-29T01:00:00Z"));
+    assert_int_equal(sp.end, test_utc("2401-03-25T01:00:00Z"));
+    assert_int_equal(sp.offset, 3600);
+    assert_int_equal(sp.prev_offset, 7200);
+    hg_tz_span(hg_tz_utc(), 0, &sp);
+    assert_true(sp.start == INT64_MIN && sp.end == INT64_MAX);
+}
+
+static void
+test_format(void **state)
+{
+    static const struct {
+        const char *zone;
+        const char *at;
+        const char *text;
+    } cases[] = {
+        { "Europe/Berlin", "2026-03-29T01:00:00Z", "2026-03-29T03:00:00+02:00" },
+        { "America/New_York", "2026-11-01T06:30:00Z",
+          "2026-11-01T01:30:00-05:00" },
+        { "Asia/Kathmandu", "2026-01-01T00:00:00Z", "2026-01-01T05:45:00+05:45" },
+        { "America/St_Johns", "2026-01-01T00:00:00Z",
+          "2025-12-31T20:30:00-03:30" },
+        { "UTC", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00+00:00" },
+        { "UTC", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00" },
+        { "UTC", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00" },
+        { "Europe/Berlin", "1890-01-01T00:00:00Z", "1890-01-01T00:53:28+00:53:28" },
+    };
+    char buf[64];
+    size_t i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        assert_int_equal(hg_tz_format_rfc3339(test_zone(cases[i].zone),
+                                              test_utc(cases[i].at), buf,
+                                              sizeof(buf)), HG_OK);
+        assert_string_equal(buf, cases[i].text);
+    }
+    assert_int_equal(hg_tz_format_rfc3339(hg_tz_utc(), 0, buf, 25), HG_ERROR);
+    assert_int_equal(hg_tz_format_rfc3339(hg_tz_utc(), 0, buf, 26), HG_OK);
+    assert_int_equal(hg_tz_format_rfc3339(hg_tz_utc(), HG_TZ_MAX_TIME + 1, buf,
+                                          sizeof(buf)), HG_ERROR);
+}
+
+static void
+test_parse_time(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *want;       /* in Berlin */
+    } ok[] = {
+        { "2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01T08:00:00Z", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01t08:00:00z", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01T03:00:00-05:00", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01T09:00:00+0100", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01T09:00:00.999+01:00", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01T09:00", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01 09:00:00", "2026-12-01T09:00:00+01:00" },
+        { "2026-12-01", "2026-12-01T00:00:00+01:00" },
+        { "@1796112000", "2026-12-01T09:00:00+01:00" },
+        /* local, in the gap: the first instant after it */
+        { "2026-03-29T02:30:00", "2026-03-29T03:00:00+02:00" },
+        /* local, repeated: the first occurrence */
+        { "2026-10-25T02:30:00", "2026-10-25T02:30:00+02:00" },
+        { "2026-06-30T23:59:60Z", "2026-07-01T02:00:00+02:00" },
+    };
+    static const struct {
+        const char *text;
+        const char *message;
+    } bad[] = {
+        { "yesterday", "\"yesterday\" is not a time (expected e.g. "
+                       "2026-12-01T09:00:00+01:00)" },
+        { "2026-13-01T00:00:00Z", "\"2026-13-01T00:00:00Z\" is not a time: "
+                                  "month 13 is out of range 1-12" },
+        { "2026-02-29T00:00:00Z", "\"2026-02-29T00:00:00Z\" is not a time: "
+                                  "day 29 is out of range 1-28" },
+        { "2026-01-01T24:00:00Z", "\"2026-01-01T24:00:00Z\" is not a time: "
+                                  "hour, minute, second or offset out of "
+                                  "range" },
+        { "2026-01-01T00:00:00+01:00x", "\"2026-01-01T00:00:00+01:00x\" is "
+                                        "not a time (expected e.g. "
+                                        "2026-12-01T09:00:00+01:00)" },
+        { "2026-1-1", "\"2026-1-1\" is not a time (expected e.g. "
+                      "2026-12-01T09:00:00+01:00)" },
+        { "0000-01-01T00:00:00Z", "\"0000-01-01T00:00:00Z\" is not a time: "
+                                  "year 0 is out of range 1-9999" },
+        { "@x", "\"@x\" is not a time: @ needs seconds since the epoch "
+                "within years 1-9999" },
+        { "", "\"\" is not a time (expected e.g. 2026-12-01T09:00:00+01:00)" },
+    };
+    const hg_tz_t *berlin = test_zone("Europe/Berlin");
+    char err[256], buf[64];
+    int64_t t;
+    size_t i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(ok); i++) {
+        if (hg_tz_parse_time(berlin, ok[i].text, &t, err, sizeof(err))
+            != HG_OK)
+        {
+            fail_msg("\"%s\": %s", ok[i].text, err);
+        }
+        hg_tz_format_rfc3339(berlin, t, buf, sizeof(buf));
+        if (strcmp(buf, ok[i].want) != 0) {
+            fail_msg("\"%s\": got %s, want %s", ok[i].text, buf, ok[i].want);
+        }
+    }
+    for (i = 0; i < HG_NELEMS(bad); i++) {
+        err[0] = '\0';
+        if (hg_tz_parse_time(berlin, bad[i].text, &t, err, sizeof(err))
+            != HG_ERROR || strcmp(err, bad[i].message) != 0)
+        {
+            fail_msg("\"%s\": got \"%s\", want \"%s\"", bad[i].text, err,
+                     bad[i].message);
+        }
+    }
+}
+
+static void
+test_get(void **state)
+{
+    static const char *const unknown[] = {
+        "Foo/Bar", "../../etc/passwd", "/etc/localtime", "Europe//Berlin",
+        "Europe/./Berlin", "Europe/Berlin/", "Europe/Berlin\n", ".",
+    };
+    char err[256], name[400];
+    const hg_tz_t *a, *b;
+    size_t i;
+
+    HG_UNUSED(state);
+    a = test_zone("Europe/Berlin");
+    b = test_zone("Europe/Berlin");
+    assert_ptr_equal(a, b);                 /* cached */
+    assert_string_equal(hg_tz_name(a), "Europe/Berlin");
+
+    assert_null(hg_tz_get("Foo/Bar", err, sizeof(err)));
+    assert_string_equal(err, "unknown time zone \"Foo/Bar\"");
+    for (i = 0; i < HG_NELEMS(unknown); i++) {
+        if (hg_tz_get(unknown[i], err, sizeof(err)) != NULL) {
+            fail_msg("\"%s\" loaded", unknown[i]);
+        }
+    }
+    memset(name, 'A', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_null(hg_tz_get(name, err, sizeof(err)));
+
+    /* a file that is not a zone */
+    assert_null(hg_tz_get("zone.tab", err, sizeof(err)));
+    assert_string_equal(err, "time zone \"zone.tab\": not a TZif file");
+
+    /* UTC works without tzdata */
+    setenv("TZDIR", "/nonexistent", 1);
+    a = test_zone("Etc/Zulu");
+    assert_int_equal(hg_tz_offset(a, 0), 0);
+    assert_string_equal(hg_tz_name(a), "Etc/Zulu");
+    assert_null(hg_tz_get("Asia/Tokyo", err, sizeof(err)));
+    unsetenv("TZDIR");
+    assert_non_null(test_zone("Asia/Tokyo"));
+}
+
+static void
+test_local_zone(void **state)
+{
+    const hg_tz_t *tz;
+    char err[256];
+
+    HG_UNUSED(state);
+    setenv("TZ", ":Asia/Kolkata", 1);
+    tz = test_zone(NULL);
+    assert_string_equal(hg_tz_name(tz), "Asia/Kolkata");
+    assert_int_equal(hg_tz_offset(tz, 0), 19800);
+
+    setenv("TZ", "Asia/Kathmandu", 1);
+    tz = test_zone("");
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-01-01T00:00:00Z")), 20700);
+
+    setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+    tz = test_zone(NULL);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-07-01T00:00:00Z")), 7200);
+
+    setenv("TZ", "/usr/share/zoneinfo/America/New_York", 1);
+    tz = test_zone(NULL);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-07-01T00:00:00Z")), -14400);
+
+    setenv("TZ", "", 1);
+    tz = test_zone(NULL);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-07-01T00:00:00Z")), 0);
+
+    setenv("TZ", "Foo/Bar", 1);
+    assert_null(hg_tz_get(NULL, err, sizeof(err)));
+    assert_string_equal(err, "unknown time zone \"Foo/Bar\" (from TZ)");
+
+    unsetenv("TZ");
+    assert_non_null(test_zone(NULL));       /* /etc/localtime, or UTC */
+}
+
+/* ---- TZif files made here, for the paths tzdata does not take ---------- */
+
+typedef struct {
+    unsigned char data[1024];
+    size_t len;
+} test_buf_t;
+
+static void
+put(test_buf_t *b, const void *p, size_t n)
+{
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void
+put32(test_buf_t *b, uint32_t v)
+{
+    unsigned char x[4] = { (unsigned char) (v >> 24), (unsigned char) (v >> 16),
+                           (unsigned char) (v >> 8), (unsigned char) v };
+
+    put(b, x, 4);
+}
+
+static void
+put64(test_buf_t *b, int64_t v)
+{
+    put32(b, (uint32_t) ((uint64_t) v >> 32));
+    put32(b, (uint32_t) v);
+}
+
+static void
+put_header(test_buf_t *b, char version, uint32_t timecnt, uint32_t typecnt,
+           uint32_t charcnt, uint32_t leapcnt)
+{
+    unsigned char zero[15] = { 0 };
+
+    put(b, "TZif", 4);
+    put(b, &version, 1);
+    put(b, zero, 15);
+    put32(b, 0);
+    put32(b, 0);
+    put32(b, leapcnt);
+    put32(b, timecnt);
+    put32(b, typecnt);
+    put32(b, charcnt);
+}
+
+static void
+put_type(test_buf_t *b, int32_t off, unsigned char isdst, unsigned char abbr)
+{
+    put32(b, (uint32_t) off);
+    put(b, &isdst, 1);
+    put(b, &abbr, 1);
+}
+
+static void
+test_tzif_files(void **state)
+{
+    test_buf_t b;
+    char err[256];
+    hg_tz_t *tz;
+    struct tm tm;
+
+    HG_UNUSED(state);
+
+    /* v1: 32-bit data, no footer; +01 "AAA" until 2000, then +02 "BBB" */
+    memset(&b, 0, sizeof(b));
+    put_header(&b, 0, 1, 2, 8, 0);
+    put32(&b, 946684800);
+    put(&b, "\001", 1);
+    put_type(&b, 3600, 0, 0);
+    put_type(&b, 7200, 1, 4);
+    put(&b, "AAA\0BBB\0", 8);
+    tz = hg_tz_from_tzif("v1", b.data, b.len, err, sizeof(err));
+    assert_non_null(tz);
+    hg_tz_localtime(tz, 946684799, &tm);
+    assert_int_equal(tm.tm_gmtoff, 3600);
+    assert_string_equal(tm.tm_zone, "AAA");
+    hg_tz_localtime(tz, 946684800, &tm);
+    assert_int_equal(tm.tm_gmtoff, 7200);
+    assert_string_equal(tm.tm_zone, "BBB");
+    assert_int_equal(tm.tm_isdst, 1);
+    hg_tz_free(tz);
+
+    /* truncated */
+    tz = hg_tz_from_tzif("cut", b.data, b.len - 1, err, sizeof(err));
+    assert_null(tz);
+    assert_string_equal(err, "time zone \"cut\": truncated");
+
+    /* v3 with no transitions: the footer alone, with a v3 time (25:00) */
+    memset(&b, 0, sizeof(b));
+    put_header(&b, '3', 0, 1, 4, 0);
+    put_type(&b, 0, 0, 0);
+    put(&b, "XXX\0", 4);
+    put_header(&b, '3', 0, 1, 4, 0);
+    put_type(&b, -3600, 0, 0);
+    put(&b, "AAA\0", 4);
+    put(&b, "\n<-01>1<+00>0,M3.5.0/-1,M10.5.0/25\n", 35);
+    tz = hg_tz_from_tzif("v3", b.data, b.len, err, sizeof(err));
+    assert_non_null(tz);
+    /* into DST on Saturday 2026-03-28 at 23:00 local -01 */
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-03-28T23:59:59Z")), -3600);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-03-29T00:00:00Z")), 0);
+    /* out of DST on Monday 2026-10-26 at 01:00 local +00 */
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-10-26T00:59:59Z")), 0);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2026-10-26T01:00:00Z")), -3600);
+    hg_tz_free(tz);
+
+    /* v2 with 64-bit transitions after the footer's reach is tested */
+    memset(&b, 0, sizeof(b));
+    put_header(&b, '2', 0, 1, 4, 0);
+    put_type(&b, 0, 0, 0);
+    put(&b, "XXX\0", 4);
+    put_header(&b, '2', 2, 2, 8, 0);
+    put64(&b, -(1LL << 40));
+    put64(&b, 4102444800LL);                /* 2100-01-01 */
+    put(&b, "\001\000", 2);
+    put_type(&b, 0, 0, 0);
+    put_type(&b, 3600, 0, 4);
+    put(&b, "AAA\0BBB\0", 8);
+    put(&b, "\nAAA0\n", 6);
+    tz = hg_tz_from_tzif("v2", b.data, b.len, err, sizeof(err));
+    assert_non_null(tz);
+    assert_int_equal(hg_tz_offset(tz, -(1LL << 41)), 0);
+    assert_int_equal(hg_tz_offset(tz, 0), 3600);
+    assert_int_equal(hg_tz_offset(tz, 4102444800LL), 0);
+    hg_tz_free(tz);
+
+    /* leap seconds: refused */
+    memset(&b, 0, sizeof(b));
+    put_header(&b, 0, 0, 1, 4, 1);
+    put_type(&b, 0, 0, 0);
+    put(&b, "UTC\0", 4);
+    put32(&b, 78796800);
+    put32(&b, 1);
+    tz = hg_tz_from_tzif("right/UTC", b.data, b.len, err, sizeof(err));
+    assert_null(tz);
+    assert_string_equal(err, "time zone \"right/UTC\": the file counts leap "
+                        "seconds (a right/ zone), which hourglass does not "
+                        "support");
+
+    tz = hg_tz_from_tzif("junk", (const unsigned char *) "TZxf", 4, err,
+                         sizeof(err));
+    assert_null(tz);
+    assert_string_equal(err, "time zone \"junk\": not a TZif file");
+}
+
+static void
+test_civil(void **state)
+{
+    int64_t days, y;
+    int m, d;
+    struct tm tm;
+
+    HG_UNUSED(state);
+    for (days = -800000; days <= 3000000; days += 13) {
+        hg_civil_from_days(days, &y, &m, &d);
+        assert_int_equal(hg_days_from_civil(y, m, d), days);
+    }
+    assert_int_equal(hg_days_from_civil(1970, 1, 1), 0);
+    assert_int_equal(hg_days_from_civil(2000, 3, 1), 11017);
+    assert_int_equal(hg_weekday(0), 4);                 /* Thursday */
+    assert_int_equal(hg_weekday(hg_days_from_civil(2026, 3, 29)), 0);
+    assert_int_equal(hg_weekday(-1), 3);
+    assert_int_equal(hg_days_in_month(2028, 2), 29);
+    assert_int_equal(hg_days_in_month(2100, 2), 28);
+    assert_int_equal(hg_days_in_month(2400, 2), 29);
+    assert_int_equal(hg_days_in_month(2026, 4), 30);
+
+    hg_tz_localtime(test_zone("Asia/Tokyo"), test_utc("2028-12-31T15:00:00Z"),
+                    &tm);
+    assert_int_equal(tm.tm_year, 129);
+    assert_int_equal(tm.tm_mon, 0);
+    assert_int_equal(tm.tm_mday, 1);
+    assert_int_equal(tm.tm_yday, 0);
+    assert_int_equal(tm.tm_wday, 1);
+    hg_tz_localtime(hg_tz_utc(), test_utc("2028-12-31T12:00:00Z"), &tm);
+    assert_int_equal(tm.tm_yday, 365);
+    hg_tz_localtime(hg_tz_utc(), -1, &tm);
+    assert_int_equal(tm.tm_year, 69);
+    assert_int_equal(tm.tm_hour, 23);
+    assert_int_equal(tm.tm_sec, 59);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_offset_table),
+        cmocka_unit_test(test_posix_rules),
+        cmocka_unit_test(test_posix_strings),
+        cmocka_unit_test(test_from_local),
+        cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_get),
+        cmocka_unit_test(test_local_zone),
+        cmocka_unit_test(test_tzif_files),
+        cmocka_unit_test(test_civil),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
