@@ -359,11 +359,8 @@ hg_ready_key(const hg_execution_t *exec)
 static void
 hg_master_enqueue(hg_master_t *m, hg_execution_t *exec)
 {
-    if (!hg_heap_node_queued(&exec->ready)
-        && exec->job->pending == 0 && exec->timer.handler == NULL)
-    {
-        /* fresh from admission: counted here */
-    }
+    /* Executions coming out of a jitter or retry wait were counted as
+     * pending when the wait began (their timer handler is still set). */
     if (exec->timer.handler == NULL) {
         exec->job->pending++;
     }
@@ -484,7 +481,13 @@ hg_master_dispatch(hg_master_t *m)
                          "it is replaced", (int) w->pid);
             hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
             exec->job->pending++;
-            hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec));
+            if (hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec))
+                != HG_OK)
+            {
+                exec->job->pending--;
+                hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+                                       "out of memory: ready queue full");
+            }
             continue;
         }
         if (hg_log_enabled(HG_LOG_INFO)) {

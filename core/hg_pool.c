@@ -103,18 +103,23 @@ hg_pool_send(hg_worker_t *w, void *current)
     if (w->state != HG_WORKER_IDLE || w->to_fd < 0) {
         return HG_ERROR;
     }
+    rc = hg_ipc_write_some(w->to_fd, &w->out);
+    if (rc == HG_AGAIN && !w->out_ev.active
+        && hg_event_add(w->pool->loop, &w->out_ev, w->to_fd, EPOLLOUT,
+                        hg_pool_on_writable, w) != HG_OK)
+    {
+        rc = HG_ERROR;
+    }
+    if (rc == HG_ERROR) {
+        /* The worker is gone (EPIPE) or unusable: the caller keeps the
+         * execution and gives it to another worker. */
+        w->out.start = w->out.len = 0;
+        hg_pool_close_to(w);
+        w->state = HG_WORKER_GONE;
+        return HG_ERROR;
+    }
     w->state = HG_WORKER_BUSY;
     w->current = current;
-    rc = hg_ipc_write_some(w->to_fd, &w->out);
-    if (rc == HG_AGAIN && !w->out_ev.active) {
-        if (hg_event_add(w->pool->loop, &w->out_ev, w->to_fd, EPOLLOUT,
-                         hg_pool_on_writable, w) != HG_OK)
-        {
-            return HG_ERROR;
-        }
-    } else if (rc == HG_ERROR) {
-        hg_pool_close_to(w);
-    }
     return HG_OK;
 }
 
@@ -125,12 +130,25 @@ hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
 
     switch (frame->type) {
     case HG_IPC_READY:
+        if (hg_ipc_field(frame, HG_IPC_F_INIT_ERROR) != NULL) {
+            char *why = hg_ipc_get_strdup(frame, HG_IPC_F_INIT_ERROR);
+            hg_log(HG_LOG_ERROR, "worker %d cannot start: %s", (int) w->pid,
+                   why ? why : "module init failed");
+            free(why);
+            w->state = HG_WORKER_GONE;    /* it exits; never dispatch */
+            return;
+        }
         if (w->state == HG_WORKER_STARTING) {
             w->state = HG_WORKER_IDLE;
         }
         pool->cb.ready(w);
         break;
     case HG_IPC_RESULT:
+        if (w->state == HG_WORKER_GONE && w->kill_reason != HG_KILL_NONE) {
+            /* It finished just as it was being killed: its death, not this
+             * result, is what gets recorded. */
+            return;
+        }
         if (w->state != HG_WORKER_BUSY) {
             hg_log(HG_LOG_ERROR, "worker %d sent a result while not running "
                    "anything; replacing it", (int) w->pid);
@@ -173,8 +191,11 @@ hg_pool_on_readable(hg_event_t *ev, uint32_t events)
         }
         if (n <= 0) {
             /* EOF or a broken pipe: the worker is ending; its exit status
-             * arrives with SIGCHLD. */
+             * arrives with SIGCHLD. Nothing more is sent to it meanwhile. */
             hg_pool_close_from(w);
+            if (w->state == HG_WORKER_IDLE || w->state == HG_WORKER_STARTING) {
+                w->state = HG_WORKER_GONE;
+            }
             return;
         }
         while ((rc = hg_ipc_next(&w->reader, &frame, err, sizeof(err))) == 1)
@@ -316,7 +337,9 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
     void *current;
 
     /* A result may still sit in the pipe: a worker that finished its job
-     * and exited must not have the job recorded as crashed. */
+     * and exited must not have the job recorded as crashed. It is marked
+     * retiring first so that the result's handler gives it nothing new. */
+    w->retiring = true;
     if (w->from_fd >= 0) {
         hg_pool_on_readable(&w->in_ev, EPOLLIN);
     }
