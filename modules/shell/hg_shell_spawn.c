@@ -269,6 +269,27 @@ shell_child_close_from(int first, int max_fd)
     }
 }
 
+/*
+ * The C library's sigaction refuses the signals it keeps for itself (glibc:
+ * 32 and 33, for thread cancellation and setxid), yet an ignored
+ * disposition of those is inherited from whoever started hourglass, and
+ * through exec by the job. Reset them with the system call itself. An
+ * all-zero struct sigaction is SIG_DFL, no flags, empty mask whatever the
+ * architecture's field order, so one zeroed buffer (larger than any
+ * layout) serves everywhere.
+ */
+static void
+shell_child_default_raw(int sig)
+{
+#ifdef SYS_rt_sigaction
+    static const unsigned long zero[32];
+
+    (void) syscall(SYS_rt_sigaction, sig, zero, NULL, (size_t) (NSIG - 1) / 8);
+#else
+    (void) sig;
+#endif
+}
+
 static void shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd,
     int report_fd, int max_fd, pid_t parent) __attribute__((noreturn));
 
@@ -290,17 +311,19 @@ shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
         _exit(127);
     }
 
-    /* Handlers installed by the worker mean nothing in the job; the mask
-     * (all blocked since before fork) is cleared just before exec. Errors
-     * are expected and harmless: SIGKILL, SIGSTOP and the C library's
-     * internal signals cannot be changed. */
+    /* Handlers and ignored signals of the worker mean nothing in the job
+     * (and SIG_IGN would survive exec); the mask, all blocked since before
+     * fork, is cleared just before exec. SIGKILL and SIGSTOP fail with
+     * EINVAL both ways, as they should. */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
     if (sigemptyset(&sa.sa_mask) != 0) {
         shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
     for (sig = 1; sig < NSIG; sig++) {
-        (void) sigaction(sig, &sa, NULL);
+        if (sigaction(sig, &sa, NULL) == -1 && errno == EINVAL) {
+            shell_child_default_raw(sig);
+        }
     }
 
     report_fd = shell_child_move_high(report_fd);
