@@ -1646,8 +1646,10 @@ hg_conf_read_tokens(hg_conf_loader_t *ld, const hg_conf_key_t *key,
                             "%s.name: \"%s\" is already the name of "
                             "api.tokens[%u]", path, t->name, j);
             }
+            /* (the dump masks every token alike: it must read back) */
             if (t->token != NULL && o->token != NULL
-                && strcmp(t->token, o->token) == 0)
+                && strcmp(t->token, o->token) == 0
+                && strcmp(t->token, HG_CONF_MASK) != 0)
             {
                 hg_conf_err(ld, config_setting_get_member(e, "token"),
                             "%s.token: the same token as api.tokens[%u]: "

@@ -23,7 +23,6 @@
 #include "hg_units.h"
 
 #define HG_DUMP_INDENT  4
-#define HG_DUMP_MASK    "****"
 
 static void hg_dump_key(const hg_conf_key_t *key, const char *base,
                         FILE *out, int indent);
@@ -229,7 +228,7 @@ hg_dump_value(const hg_conf_key_t *key, const char *base, FILE *out)
     case HG_CONF_PATH:
     case HG_CONF_ENUM_STRING:
         hg_conf_dump_string((key->flags & HG_CONF_SECRET)
-                            ? HG_DUMP_MASK : *(char *const *) field, out);
+                            ? HG_CONF_MASK : *(char *const *) field, out);
         break;
     case HG_CONF_DURATION:
         fprintf(out, "\"%s\"",

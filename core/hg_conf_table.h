@@ -44,6 +44,9 @@ typedef enum {
 #define HG_CONF_LATE      0x20u     /* read after the other keys of its group */
 #define HG_CONF_UNIQUE    0x40u     /* lists: no element twice */
 
+/* What the dump writes for a SECRET value. */
+#define HG_CONF_MASK  "****"
+
 typedef struct hg_conf_key_s hg_conf_key_t;
 typedef struct hg_conf_section_s hg_conf_section_t;
 typedef struct hg_conf_loader_s hg_conf_loader_t;
