@@ -108,7 +108,8 @@ hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
         if (cj->tz == NULL) {
             snprintf(message, sizeof(message), "timezone: %s", err);
             hg_cycle_job_error(job, "timezone", errors, message);
-            return HG_ERROR;
+            rc = HG_ERROR;
+            cj->tz = hg_tz_utc();       /* to go on checking the schedule */
         }
     } else {
         cj->tz = cycle->tz;
@@ -195,20 +196,20 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
     }
     cycle->prefix = strdup(prefix);
     cycle->conf = hg_conf_load(file, prefix, errors);
-    if (cycle->prefix == NULL || cycle->conf == NULL || errors->count > 0) {
+    if (cycle->prefix == NULL || cycle->conf == NULL) {
         goto failed;
     }
+    /* Go on after errors in the file: -t should show every problem at
+     * once, the modules' and the schedules' included. Nothing of a cycle
+     * with errors is ever used. */
     cycle->tz = hg_tz_get(cycle->conf->timezone, err, sizeof(err));
     if (cycle->tz == NULL) {
         hg_conf_error_add(errors, cycle->conf->file, 0, "timezone: %s", err);
-        goto failed;
+        cycle->tz = hg_tz_utc();
     }
-    if (hg_modules_open(&cycle->modules, cycle->conf, errors) != HG_OK
-        || hg_modules_init(&cycle->modules, HG_PROCESS_MASTER,
-                           previous ? &previous->modules : NULL, prefix,
-                           errors) != HG_OK)
-    {
-        goto failed;
+    if (hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK) {
+        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER,
+                        previous ? &previous->modules : NULL, prefix, errors);
     }
     if (cycle->conf->njobs > 0) {
         cycle->jobs = calloc(cycle->conf->njobs, sizeof(*cycle->jobs));
@@ -221,9 +222,10 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
         hg_cycle_job_t *cj = &cycle->jobs[i];
         cj->conf = &cycle->conf->jobs[i];
         cycle->njobs++;
-        if (hg_cycle_check_module(cycle, cj, errors) != HG_OK) {
-            continue;
+        if (cj->conf->type == NULL) {
+            continue;                   /* reported by hg_conf */
         }
+        hg_cycle_check_module(cycle, cj, errors);
         hg_cycle_check_schedule(cycle, cj, errors);
     }
     if (errors->count > 0) {
