@@ -735,6 +735,14 @@ hg_conf_expand(const char *in, char **out, char *err, size_t errlen)
         }
         memcpy(name, body, nlen);
         name[nlen] = '\0';
+        /* the default is plain text: "${A:-${B}}" would otherwise end at
+         * the first "}" and quietly leave "}" behind */
+        if (dflt != NULL && memmem(dflt, (size_t) (end - dflt), "${", 2) != NULL) {
+            snprintf(err, errlen, "\"${%s:-...}\": the default cannot hold "
+                     "another \"${\" (a default is plain text)", name);
+            rc = HG_ERROR;
+            goto failed;
+        }
 
         /* as in sh, ${VAR:-default} also replaces a variable set to "" */
         value = getenv(name);

@@ -615,6 +615,8 @@ test_expand(void **state)
     expect_expand_error("${A B}", "\"${A B}\" is not a valid reference: a "
                         "variable name is letters, digits and _, not starting "
                         "with a digit (write \"$$\" for a literal \"$\")");
+    expect_expand_error("${A:-${B}}", "\"${A:-...}\": the default cannot "
+                        "hold another \"${\" (a default is plain text)");
     expect_expand_error("${9X:-d}", "\"${9X:-d}\" is not a valid reference: "
                         "a variable name is letters, digits and _, not "
                         "starting with a digit (write \"$$\" for a literal "
@@ -866,7 +868,7 @@ test_dump_content(void **state)
 static void
 test_check_job_keys(void **state)
 {
-    static const char *const shell_keys[] = { "command", "argv", "cwd", NULL };
+    static const char *const keys[] = { "command", "argv", "cwd", NULL };
     hg_conf_errors_t errors = { NULL, 0, 0 };
     hg_conf_t *conf;
     char *text;
@@ -888,7 +890,7 @@ test_check_job_keys(void **state)
     hg_conf_check_job_keys(&conf->jobs[0], NULL, &errors);
     assert_no_errors(&errors);
 
-    hg_conf_check_job_keys(&conf->jobs[0], shell_keys, &errors);
+    hg_conf_check_job_keys(&conf->jobs[0], keys, &errors);
     text = errors_text(&errors);
     assert_string_equal(text,
         "T/scheduler.conf:3: unknown key \"comand\" in job \"x\" (did you "
@@ -1287,12 +1289,33 @@ test_bad_configs(void **state)
 
 /* --- the shipped files ------------------------------------------------- */
 
+/* The keys of the bundled modules (modules/NAME/), to check that the
+ * shipped files use only keys that exist. */
+static const char *const shell_keys[] = {
+    "command", "argv", "env", "cwd", "user", "group", "umask",
+    "output_limit", NULL
+};
+static const char *const http_keys[] = {
+    "url", "method", "headers", "body", "expect", "follow_redirects",
+    "verify_tls", "output_limit", NULL
+};
+static const char *const system_keys[] = { "task", NULL };
+
 static void
 load_shipped(const char *path)
 {
     hg_conf_errors_t errors = { NULL, 0, 0 };
     hg_conf_t *conf = hg_conf_load(path, ".", &errors);
     char *text;
+    size_t i;
+
+    for (i = 0; conf != NULL && i < conf->njobs; i++) {
+        const hg_job_conf_t *job = &conf->jobs[i];
+        hg_conf_check_job_keys(job,
+                               strcmp(job->type, "shell") == 0 ? shell_keys
+                               : strcmp(job->type, "http") == 0 ? http_keys
+                               : system_keys, &errors);
+    }
 
     if (errors.count > 0) {
         text = errors_text(&errors);
@@ -1320,6 +1343,9 @@ test_shipped_configs(void **state)
     /* the quick start must work with no environment at all */
     unsetenv("HOURGLASS_TOKEN");
     load_shipped("conf/scheduler.conf");
+    /* the examples say which variables they need */
+    setenv("HOURGLASS_TOKEN", "example-admin-token", 1);
+    setenv("HOURGLASS_READ_TOKEN", "example-read-token", 1);
     if (glob("conf/examples/*.conf", 0, NULL, &g) == 0) {
         for (i = 0; i < g.gl_pathc; i++) {
             load_shipped(g.gl_pathv[i]);
