@@ -179,12 +179,20 @@ rule_transition(const tz_rule_t *r, int64_t year, int start)
            - (start ? r->std_offset : r->dst_offset);
 }
 
+/*
+ * The span of a rule-based zone around t. The rule's two transitions of
+ * the years around t (taken from t's local standard time) are scanned for
+ * the last one at or before t and the first one after it. Five years, not
+ * three: a transition time may be up to 167 hours off its day (RFC 8536
+ * v3), so a year's transitions can fall a week into the next or previous
+ * year, and the scan must not depend on their order within a year.
+ */
 static void
 rule_span(const hg_tz_t *tz, int64_t t, hg_tz_span_t *sp)
 {
     const tz_rule_t *r = &tz->rule;
-    int64_t y, s, e;
-    int m, d, dst;
+    int64_t y, k, tr, last = INT64_MIN, before = INT64_MIN, next = INT64_MAX;
+    int m, d, start, dst = 0, prev_dst = 0;
 
     if (!r->has_dst) {
         sp->start = INT64_MIN;
@@ -195,50 +203,32 @@ rule_span(const hg_tz_t *tz, int64_t t, hg_tz_span_t *sp)
         return;
     }
 
+    /* the last two transitions at or before t (the later of equal ones
+     * counts, in year order, start before end), and the first after it */
     hg_civil_from_days(hg_floor_div(t + r->std_offset, 86400), &y, &m, &d);
-    s = rule_transition(r, y, 1);
-    e = rule_transition(r, y, 0);
-
-    if (s < e) {                        /* northern: DST inside the year */
-        if (t < s) {
-            dst = 0;
-            sp->start = rule_transition(r, y - 1, 0);
-            sp->end = s;
-        } else if (t < e) {
-            dst = 1;
-            sp->start = s;
-            sp->end = e;
-        } else {
-            dst = 0;
-            sp->start = e;
-            sp->end = rule_transition(r, y + 1, 1);
-        }
-    } else {                            /* southern: DST across new year */
-        if (t < e) {
-            dst = 1;
-            sp->start = rule_transition(r, y - 1, 1);
-            sp->end = e;
-        } else if (t < s) {
-            dst = 0;
-            sp->start = e;
-            sp->end = s;
-        } else {
-            dst = 1;
-            sp->start = s;
-            sp->end = rule_transition(r, y + 1, 0);
+    for (k = y - 2; k <= y + 2; k++) {
+        for (start = 1; start >= 0; start--) {
+            tr = rule_transition(r, k, start);
+            if (tr <= t) {
+                if (tr >= last) {
+                    before = last;
+                    prev_dst = dst;
+                    last = tr;
+                    dst = start;
+                } else if (tr >= before) {
+                    before = tr;
+                    prev_dst = start;
+                }
+            } else if (tr < next) {
+                next = tr;
+            }
         }
     }
 
-    /* Only an absurd rule (a fuzzer's) gets here; keep start <= t < end. */
-    if (sp->start > t) {
-        sp->start = t;
-    }
-    if (sp->end <= t) {
-        sp->end = t + 1;
-    }
-
+    sp->start = last;
+    sp->end = next;
     sp->offset = dst ? r->dst_offset : r->std_offset;
-    sp->prev_offset = dst ? r->std_offset : r->dst_offset;
+    sp->prev_offset = prev_dst ? r->dst_offset : r->std_offset;
     sp->isdst = dst;
     sp->abbr = dst ? r->dst_abbr : r->std_abbr;
 }
