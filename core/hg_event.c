@@ -62,6 +62,7 @@ hg_event_add(hg_event_loop_t *loop, hg_event_t *ev, int fd, uint32_t events,
     ev->events = events;
     ev->active = true;
     ev->turn_deleted = 0;
+    ev->turn_added = loop->turn;
     ev->handler = handler;
     ev->data = data;
     ev->loop = loop;
@@ -120,25 +121,48 @@ hg_event_loop_before_wait(hg_event_loop_t *loop, hg_event_hook_pt hook,
     return HG_OK;
 }
 
+void
+hg_event_loop_remove_hook(hg_event_loop_t *loop, hg_event_hook_pt hook,
+                          void *data)
+{
+    size_t i;
+
+    for (i = 0; i < loop->nhooks; i++) {
+        if (loop->hooks[i] == hook && loop->hook_data[i] == data) {
+            memmove(&loop->hooks[i], &loop->hooks[i + 1],
+                    (loop->nhooks - i - 1) * sizeof(loop->hooks[0]));
+            memmove(&loop->hook_data[i], &loop->hook_data[i + 1],
+                    (loop->nhooks - i - 1) * sizeof(loop->hook_data[0]));
+            loop->nhooks--;
+            return;
+        }
+    }
+}
+
 int
 hg_event_loop_turn(hg_event_loop_t *loop, int timeout_ms)
 {
     size_t i;
     int n;
 
-    loop->turn++;
     for (i = 0; i < loop->nhooks; i++) {
         loop->hooks[i](loop->hook_data[i]);
     }
     n = epoll_wait(loop->epfd, loop->ready, HG_EVENT_BATCH, timeout_ms);
+    /* A new turn begins with the events it reports: what handlers add or
+     * delete from here on is dated with it. */
+    loop->turn++;
     if (n < 0) {
         return errno == EINTR ? 0 : HG_ERROR;
     }
     for (i = 0; i < (size_t) n; i++) {
         hg_event_t *ev = loop->ready[i].data.ptr;
-        /* Deleted by an earlier handler of this turn: its owner may have
-         * closed the descriptor; do not call into it. */
-        if (!ev->active || ev->turn_deleted == loop->turn) {
+        /* Deleted by an earlier handler of this turn (its owner may have
+         * closed the descriptor), or deleted and added again on another
+         * descriptor: what epoll reported is about the old one. */
+        if (!ev->active || ev->turn_deleted == loop->turn
+            || ev->turn_added == loop->turn)
+        {
             continue;
         }
         ev->handler(ev, loop->ready[i].events);

@@ -27,6 +27,7 @@ struct hg_event_s {
     uint32_t events;
     bool active;
     uint64_t turn_deleted;          /* the turn it was deleted in, or 0 */
+    uint64_t turn_added;            /* the turn it was (re-)added in */
     hg_event_handler_pt handler;
     void *data;
     hg_event_loop_t *loop;
@@ -43,6 +44,9 @@ int hg_event_del(hg_event_t *ev);
 /* Called before every wait (flush logs, re-arm timers). At most 8. */
 int hg_event_loop_before_wait(hg_event_loop_t *loop, hg_event_hook_pt hook,
                               void *data);
+
+void hg_event_loop_remove_hook(hg_event_loop_t *loop, hg_event_hook_pt hook,
+                               void *data);
 
 /* One turn: run the hooks, wait up to timeout_ms (-1 = no limit), dispatch.
  * Returns the number of events dispatched, or HG_ERROR. */

@@ -286,6 +286,9 @@ hg_ipc_next(hg_ipc_reader_t *reader, hg_ipc_frame_t *frame, char *err,
 
     in->start += reader->consumed;
     reader->consumed = 0;
+    if (in->start == in->len) {
+        return 0;                       /* nothing buffered (data may be NULL) */
+    }
     rc = hg_ipc_parse(in->data + in->start, in->len - in->start, frame,
                       &frame_len, err, errlen);
     if (rc == 1) {

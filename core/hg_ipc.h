@@ -107,7 +107,8 @@ typedef struct hg_ipc_field_s {
 } hg_ipc_field_t;
 
 /* A decoded frame; fields point into the reader's buffer and are valid
- * until the next call to hg_ipc_next. */
+ * until the next call to hg_ipc_next or hg_ipc_read (which may move the
+ * buffer). */
 typedef struct hg_ipc_frame_s {
     uint16_t type;
     size_t nfields;

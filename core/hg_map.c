@@ -99,9 +99,15 @@ hg_map_grow(hg_map_t *map)
 int
 hg_map_put(hg_map_t *map, const char *key, void *value)
 {
-    uint64_t hash = hg_map_hash(key);
-    hg_map_slot_t *slot = hg_map_find(map, key, hash);
+    uint64_t hash;
+    hg_map_slot_t *slot;
     size_t mask, i;
+
+    if (value == NULL) {
+        return HG_ERROR;                /* NULL marks a tombstone */
+    }
+    hash = hg_map_hash(key);
+    slot = hg_map_find(map, key, hash);
 
     if (slot != NULL) {
         slot->key = key;

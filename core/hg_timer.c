@@ -134,6 +134,7 @@ void
 hg_timers_close(hg_timers_t *set)
 {
     if (set->fd >= 0) {
+        hg_event_loop_remove_hook(set->ev.loop, hg_timers_rearm, set);
         hg_event_del(&set->ev);
         close(set->fd);
         set->fd = -1;
