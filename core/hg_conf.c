@@ -737,7 +737,9 @@ hg_conf_expand(const char *in, char **out, char *err, size_t errlen)
         name[nlen] = '\0';
         /* the default is plain text: "${A:-${B}}" would otherwise end at
          * the first "}" and quietly leave "}" behind */
-        if (dflt != NULL && memmem(dflt, (size_t) (end - dflt), "${", 2) != NULL) {
+        if (dflt != NULL
+            && memmem(dflt, (size_t) (end - dflt), "${", 2) != NULL)
+        {
             snprintf(err, errlen, "\"${%s:-...}\": the default cannot hold "
                      "another \"${\" (a default is plain text)", name);
             rc = HG_ERROR;

@@ -16,8 +16,6 @@
  * reading, and may be pasted into a bug report.
  */
 
-#include <math.h>
-
 #include "hg_conf.h"
 #include "hg_conf_table.h"
 #include "hg_units.h"
@@ -203,7 +201,6 @@ hg_conf_dump_json(const json_t *v, FILE *out, int indent)
     }
     return HG_OK;
 }
-
 
 /* Write the value of a scalar or list key (hg_dump_is_set says it is). */
 static void

@@ -369,7 +369,7 @@ hg_suggest_duration(const char *text, char *buf, size_t len)
                           HG_NELEMS(hg_duration_words), 6e4, 1e3, &tidy);
     /* "1m30m" or "30s1m": units out of order; summing them would only
      * guess at what was meant */
-    if (tidy || ms < 0 || ms > 9e15 || ms != floor(ms)) {
+    if (tidy || ms < 0 || ms > 9e15 || ms != (double) (int64_t) ms) {
         return HG_ERROR;
     }
     hg_format_duration((int64_t) ms, buf, len);
@@ -387,7 +387,7 @@ hg_suggest_size(const char *text, char *buf, size_t len)
     }
     bytes = hg_units_lenient(text, hg_size_words, HG_NELEMS(hg_size_words),
                              0, 1, &tidy);
-    if (bytes < 0 || bytes > 9e15 || bytes != floor(bytes)) {
+    if (bytes < 0 || bytes > 9e15 || bytes != (double) (int64_t) bytes) {
         return HG_ERROR;
     }
     hg_format_size((uint64_t) bytes, buf, len);
