@@ -53,7 +53,7 @@ struct hg_conf_loader_s {
     hg_conf_errors_t *errors;
     config_t cf;
     char *incdir;                   /* directory of the main file, or NULL */
-    json_t *ids;                    /* job id -> "file:line" of its first definition */
+    json_t *ids;                    /* job id -> "file:line" where first seen */
     bool oom;
 };
 
@@ -110,6 +110,15 @@ static const hg_conf_handler_t hg_conf_tokens_handler = {
     hg_conf_read_tokens, hg_conf_dump_tokens, hg_conf_free_tokens
 };
 
+/* HG_CONF_ENUM stores through an int: every enum the table names must be
+ * one (it is, for enums of small non-negative values, on every ABI we
+ * build for; this says so at compile time). */
+_Static_assert(sizeof(hg_log_level_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(hg_log_format_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(hg_overlap_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(hg_misfire_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(hg_priority_t) == sizeof(int), "enum size");
+
 #define HG_C(field)  offsetof(hg_conf_t, field)
 #define HG_P(field)  offsetof(hg_job_policy_t, field)
 #define HG_B(field)  offsetof(hg_backoff_t, field)
@@ -143,7 +152,7 @@ static const hg_conf_key_t hg_conf_modules_keys[] = {
     { .name = "load", .type = HG_CONF_STRING_LIST,
       .flags = HG_CONF_NONEMPTY | HG_CONF_UNIQUE,
       .offset = HG_C(modules.load), .offset2 = HG_C(modules.nload),
-      .dflt = "", .help = "names (NAME.so in path) or paths, in order" },
+      .dflt = "", .help = "NAME (NAME.so in path) or a path to a .so" },
 };
 
 static const hg_conf_section_t hg_conf_modules_section = {
@@ -157,9 +166,9 @@ static const hg_conf_key_t hg_conf_store_keys[] = {
       .values = hg_conf_drivers },
     { .name = "path", .type = HG_CONF_PATH, .flags = HG_CONF_NONEMPTY,
       .offset = HG_C(store.path), .dflt = "var/hourglass.db",
-      .help = "sqlite" },
+      .help = "the database file of driver sqlite" },
     { .name = "url", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
-      .offset = HG_C(store.url), .help = "postgres and redis" },
+      .offset = HG_C(store.url), .help = "for driver postgres or redis" },
     { .name = "retention", .type = HG_CONF_DURATION,
       .offset = HG_C(store.retention_ms), .dflt = "30d",
       .min = 0, .max = HG_CONF_DURATION_MAX,
@@ -294,7 +303,7 @@ static const hg_conf_key_t hg_conf_root_keys[] = {
       .help = "worker processes; \"auto\" = one per CPU" },
     { .name = "timezone", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
       .offset = HG_C(timezone),
-      .help = "of schedules; when not set, the local zone (TZ)" },
+      .help = "of schedules; not set: the local zone (TZ)" },
     { .name = "shutdown_timeout", .type = HG_CONF_DURATION,
       .offset = HG_C(shutdown_timeout_ms), .dflt = "30s",
       .min = 0, .max = HG_CONF_DAY_MS,

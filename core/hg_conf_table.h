@@ -39,7 +39,7 @@ typedef enum {
 #define HG_CONF_REQUIRED  0x01u     /* an error when absent */
 #define HG_CONF_NONEMPTY  0x02u     /* strings (and list elements): not "" */
 #define HG_CONF_DASH      0x04u     /* PATH: "-" (stderr) kept as is */
-#define HG_CONF_PRESENCE  0x08u     /* GROUP: only when written; bool at offset2 */
+#define HG_CONF_PRESENCE  0x08u     /* GROUP: if written; bool at offset2 */
 #define HG_CONF_SECRET    0x10u     /* dumped masked */
 #define HG_CONF_LATE      0x20u     /* read after the other keys of its group */
 #define HG_CONF_UNIQUE    0x40u     /* lists: no element twice */
