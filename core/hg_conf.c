@@ -54,6 +54,7 @@ struct hg_conf_loader_s {
     config_t cf;
     char *incdir;                   /* directory of the main file, or NULL */
     json_t *ids;                    /* job id -> "file:line" where first seen */
+    bool literal;                   /* strings as they are: no ${VAR} */
     bool oom;
 };
 
@@ -462,7 +463,9 @@ hg_conf_setting_file(hg_conf_loader_t *ld, const config_setting_t *s,
     const char *f = s != NULL ? config_setting_source_file(s) : NULL;
     size_t dl;
 
-    if (f == NULL || strcmp(f, ld->conf->file) == 0) {
+    if (f == NULL || ld->conf->file == NULL
+        || strcmp(f, ld->conf->file) == 0)
+    {
         return ld->conf->file;
     }
     if (ld->incdir == NULL || f[0] == '/') {
@@ -780,6 +783,19 @@ failed:
     return rc;
 }
 
+/* A string value as the loader takes it: expanded, or as it is for
+ * definitions from the API. */
+static int
+hg_conf_value(hg_conf_loader_t *ld, const char *in, char **out, char *err,
+              size_t errlen)
+{
+    if (ld->literal) {
+        *out = strdup(in);
+        return *out != NULL ? HG_OK : HG_CONF_NOMEM;
+    }
+    return hg_conf_expand(in, out, err, errlen);
+}
+
 int
 hg_conf_expand_env(const char *text, char **out, char *err, size_t errlen)
 {
@@ -864,8 +880,8 @@ hg_conf_to_json(hg_conf_loader_t *ld, const config_setting_t *s,
 
     case CONFIG_TYPE_STRING: {
         char *x, err[HG_CONF_LOC_MAX];
-        int rc = hg_conf_expand(config_setting_get_string(s), &x, err,
-                                sizeof(err));
+        int rc = hg_conf_value(ld, config_setting_get_string(s), &x, err,
+                               sizeof(err));
         if (rc == HG_CONF_NOMEM) {
             ld->oom = true;
             return NULL;
@@ -1741,9 +1757,12 @@ hg_conf_job_module_key(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
     }
 }
 
-static void
+void
 hg_conf_job_free(hg_job_conf_t *job)
 {
+    if (job == NULL) {
+        return;
+    }
     hg_conf_free_section(&hg_conf_job_section, (char *) job);
     json_decref(job->definition);
     json_decref(job->key_lines);
@@ -1813,12 +1832,17 @@ hg_conf_backoff_check(hg_conf_loader_t *ld, const hg_backoff_t *b,
     }
 }
 
-static void
+/*
+ * Read the job group e into job (zeroed by the caller); ordinal is its
+ * place in `jobs` for messages (0: none). true when the job is to be
+ * kept: its id is valid and new. Its errors are reported either way.
+ */
+static bool
 hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
-                 unsigned ordinal)
+                 unsigned ordinal, hg_job_conf_t *job)
 {
     hg_conf_t *conf = ld->conf;
-    hg_job_conf_t *job = &conf->jobs[conf->njobs];
+    const char *where;
     const config_setting_t *ids, *bs;
     char label[HG_CONF_ID_MAX + 16], file[PATH_MAX], at[PATH_MAX + 16];
     char loc[HG_CONF_LOC_MAX], err[HG_CONF_LOC_MAX];
@@ -1833,13 +1857,15 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
      * below, once. */
     ids = config_setting_get_member(e, "id");
     if (ids != NULL && config_setting_type(ids) == CONFIG_TYPE_STRING
-        && hg_conf_expand(config_setting_get_string(ids), &id, err,
-                          sizeof(err)) == HG_OK
+        && hg_conf_value(ld, config_setting_get_string(ids), &id, err,
+                         sizeof(err)) == HG_OK
         && hg_conf_id_ok(id))
     {
         snprintf(label, sizeof(label), "job \"%s\"", id);
-    } else {
+    } else if (ordinal > 0) {
         snprintf(label, sizeof(label), "job #%u", ordinal);
+    } else {
+        snprintf(label, sizeof(label), "job");
     }
     free(id);
 
@@ -1847,12 +1873,14 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
     job->policy = conf->defaults;
     job->definition = json_object();
     job->key_lines = json_object();
-    job->file = strdup(hg_conf_setting_file(ld, e, file, sizeof(file)));
+    where = hg_conf_setting_file(ld, e, file, sizeof(file));
+    job->file = where != NULL ? strdup(where) : NULL;
     job->line = hg_conf_setting_line(e);
-    if (job->definition == NULL || job->key_lines == NULL || job->file == NULL)
+    if (job->definition == NULL || job->key_lines == NULL
+        || (where != NULL && job->file == NULL))
     {
         ld->oom = true;
-        goto done;
+        return false;
     }
 
     w.job = label;
@@ -1881,8 +1909,8 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
             hg_conf_err(ld, ids, "duplicate job id \"%s\" (first defined at "
                         "%s)", job->id, json_string_value(prev));
         } else {
-            snprintf(at, sizeof(at), "%s:%d",
-                     hg_conf_setting_file(ld, ids, file, sizeof(file)),
+            where = hg_conf_setting_file(ld, ids, file, sizeof(file));
+            snprintf(at, sizeof(at), "%s:%d", where ? where : "?",
                      hg_conf_setting_line(ids));
             if (json_object_set_new(ld->ids, job->id, json_string(at)) != 0) {
                 ld->oom = true;
@@ -1906,15 +1934,7 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
     if (job->definition_text == NULL) {
         ld->oom = true;
     }
-
-done:
-    if (keep && !ld->oom) {
-        conf->njobs++;
-    } else {
-        /* without a usable id the job cannot be told apart from others;
-         * its errors are reported, the conf is not usable anyway */
-        hg_conf_job_free(job);
-    }
+    return keep && !ld->oom;
 }
 
 static void
@@ -1954,7 +1974,13 @@ hg_conf_read_jobs(hg_conf_loader_t *ld, const hg_conf_key_t *key,
                         i + 1, hg_conf_describe(e, got, sizeof(got)));
             continue;
         }
-        hg_conf_read_job(ld, e, i + 1);
+        /* a job without a usable id cannot be told apart from others:
+         * its errors are reported, and the conf is not usable anyway */
+        if (hg_conf_read_job(ld, e, i + 1, &conf->jobs[conf->njobs])) {
+            conf->njobs++;
+        } else {
+            hg_conf_job_free(&conf->jobs[conf->njobs]);
+        }
     }
 }
 
@@ -2285,6 +2311,169 @@ hg_conf_free(hg_conf_t *conf)
     free(conf->file);
     free(conf->prefix);
     free(conf);
+}
+
+/* --- a job from JSON (the admin API) ---------------------------------- */
+
+/*
+ * A JSON value as a libconfig setting under parent, so that a definition
+ * from the API goes through the same reader as a job of the file. Arrays
+ * become lists: a libconfig array holds scalars of one type only.
+ */
+static void
+hg_conf_json_setting(hg_conf_loader_t *ld, config_setting_t *parent,
+                     const char *name, const json_t *v, const char *loc)
+{
+    config_setting_t *s;
+    char sub[HG_CONF_LOC_MAX];
+    const char *key;
+    json_t *member;
+    int type, rc = CONFIG_TRUE;
+    size_t i;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        type = CONFIG_TYPE_GROUP;
+        break;
+    case JSON_ARRAY:
+        type = CONFIG_TYPE_LIST;
+        break;
+    case JSON_STRING:
+        if (strlen(json_string_value(v)) != json_string_length(v)) {
+            hg_conf_err(ld, NULL, "%s: the text holds a NUL character", loc);
+            return;
+        }
+        type = CONFIG_TYPE_STRING;
+        break;
+    case JSON_INTEGER:
+        type = json_integer_value(v) < INT32_MIN
+               || json_integer_value(v) > INT32_MAX
+               ? CONFIG_TYPE_INT64 : CONFIG_TYPE_INT;
+        break;
+    case JSON_REAL:
+        type = CONFIG_TYPE_FLOAT;
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        type = CONFIG_TYPE_BOOL;
+        break;
+    default:
+        hg_conf_err(ld, NULL, "%s: null is not a value (leave the key out)",
+                    loc);
+        return;
+    }
+
+    s = config_setting_add(parent, name, type);
+    if (s == NULL) {
+        /* libconfig refuses a name its own syntax could not write */
+        hg_conf_err(ld, NULL, "%s: not a valid key name (a letter, then "
+                    "letters, digits, _ and -)", loc);
+        return;
+    }
+
+    switch (type) {
+    case CONFIG_TYPE_GROUP:
+        json_object_foreach((json_t *) v, key, member) {
+            snprintf(sub, sizeof(sub), "%s.%s", loc, key);
+            hg_conf_json_setting(ld, s, key, member, sub);
+        }
+        break;
+    case CONFIG_TYPE_LIST:
+        for (i = 0; i < json_array_size(v); i++) {
+            snprintf(sub, sizeof(sub), "%s[%zu]", loc, i);
+            hg_conf_json_setting(ld, s, NULL, json_array_get(v, i), sub);
+        }
+        break;
+    case CONFIG_TYPE_STRING:
+        rc = config_setting_set_string(s, json_string_value(v));
+        break;
+    case CONFIG_TYPE_INT:
+        rc = config_setting_set_int(s, (int) json_integer_value(v));
+        break;
+    case CONFIG_TYPE_INT64:
+        rc = config_setting_set_int64(s, json_integer_value(v));
+        break;
+    case CONFIG_TYPE_FLOAT:
+        rc = config_setting_set_float(s, json_real_value(v));
+        break;
+    default:
+        rc = config_setting_set_bool(s, json_is_true(v));
+        break;
+    }
+    if (rc != CONFIG_TRUE) {
+        ld->oom = true;
+    }
+}
+
+int
+hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
+                      hg_job_conf_t *job, hg_conf_errors_t *errors)
+{
+    hg_conf_loader_t ld;
+    hg_conf_t scratch;
+    config_setting_t *group;
+    const json_t *id;
+    char label[HG_CONF_ID_MAX + 16], loc[HG_CONF_LOC_MAX];
+    const char *key;
+    json_t *value;
+    size_t before;
+    bool keep = false;
+
+    memset(job, 0, sizeof(*job));
+    if (conf == NULL || errors == NULL) {
+        return HG_ERROR;
+    }
+    before = errors->count;
+    if (!json_is_object(definition)) {
+        hg_conf_error_add(errors, NULL, 0, "a job definition is a JSON "
+                          "object: { \"id\": \"...\", \"type\": \"...\", "
+                          "... }");
+        return HG_ERROR;
+    }
+
+    /* the job's view of the configuration: its defaults and prefix, no
+     * file (the job has no lines) and nothing to free */
+    memset(&scratch, 0, sizeof(scratch));
+    scratch.prefix = conf->prefix;
+    scratch.defaults = conf->defaults;
+    memset(&ld, 0, sizeof(ld));
+    ld.conf = &scratch;
+    ld.errors = errors;
+    ld.literal = true;
+    ld.ids = json_object();
+    config_init(&ld.cf);
+    group = config_setting_add(config_root_setting(&ld.cf), "job",
+                               CONFIG_TYPE_GROUP);
+    if (group == NULL || ld.ids == NULL) {
+        ld.oom = true;
+        goto done;
+    }
+
+    id = json_object_get(definition, "id");
+    if (json_is_string(id) && hg_conf_id_ok(json_string_value(id))) {
+        snprintf(label, sizeof(label), "job \"%s\"", json_string_value(id));
+    } else {
+        snprintf(label, sizeof(label), "job");
+    }
+    json_object_foreach((json_t *) definition, key, value) {
+        snprintf(loc, sizeof(loc), "%s: %s", label, key);
+        hg_conf_json_setting(&ld, group, key, value, loc);
+    }
+    if (!ld.oom) {
+        keep = hg_conf_read_job(&ld, group, 0, job);
+    }
+
+done:
+    if (ld.oom) {
+        hg_conf_error_add(errors, NULL, 0, "out of memory");
+    }
+    config_destroy(&ld.cf);
+    json_decref(ld.ids);
+    if (!keep || errors->count != before) {
+        hg_conf_job_free(job);
+        return HG_ERROR;
+    }
+    return HG_OK;
 }
 
 /* --- queries ---------------------------------------------------------- */

@@ -220,4 +220,21 @@ bool hg_conf_is_job_key(const char *key);
 int hg_conf_expand_env(const char *text, char **out, char *err,
                        size_t errlen);
 
+/*
+ * A job from a JSON definition, as the admin API receives one: the same
+ * keys, types, checks and messages as a job of the file, starting from
+ * conf's `defaults`, but with strings taken as they are (no ${VAR}: the
+ * daemon's environment is not an API client's to read) and no file or
+ * lines (job->file is NULL, errors have no file). Whether the id is taken
+ * already, and the module's own keys, are the caller's to check (with
+ * hg_conf_check_job_keys and validate, as for the file). HG_OK with *job
+ * filled, to be freed with hg_conf_job_free; or HG_ERROR with every
+ * problem added to errors and *job empty.
+ */
+int hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
+                          hg_job_conf_t *job, hg_conf_errors_t *errors);
+
+/* Free what a job owns (not the job itself) and zero it. */
+void hg_conf_job_free(hg_job_conf_t *job);
+
 #endif /* HG_CONF_H */

@@ -939,6 +939,90 @@ test_did_you_mean(void **state)
         "timeout", keys));
 }
 
+/* --- a job from JSON (the admin API) ----------------------------------- */
+
+static void
+test_job_from_json(void **state)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    hg_job_conf_t job;
+    hg_conf_t *conf;
+    json_t *def;
+    char *text;
+
+    HG_UNUSED(state);
+    conf = load_text("defaults = { timeout = \"1m\"; max_retries = 7; };\n",
+                     &errors);
+    assert_non_null(conf);
+
+    def = json_loads("{\"id\": \"api-job\", \"type\": \"shell\", "
+                     "\"command\": \"echo ${HG_T_HOME} $$\", "
+                     "\"every\": \"5m\", \"backoff\": {\"initial\": \"2s\"}, "
+                     "\"tags\": [\"a\"], \"big\": 5000000000, \"r\": 0.5, "
+                     "\"on\": true, \"nested\": {\"l\": [1, \"x\", "
+                     "{\"y\": 2}, []]}}", 0, NULL);
+    assert_non_null(def);
+    assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors), HG_OK);
+    assert_no_errors(&errors);
+    assert_string_equal(job.id, "api-job");
+    assert_string_equal(job.type, "shell");
+    assert_int_equal(job.schedule_kind, HG_SCHEDULE_EVERY);
+    assert_int_equal(job.every_ms, 300000);
+    assert_int_equal(job.policy.timeout_ms, 60000);         /* defaults */
+    assert_int_equal(job.policy.max_retries, 7);
+    assert_int_equal(job.policy.backoff.initial_ms, 2000);
+    assert_int_equal(job.policy.backoff.max_ms, 3600000);
+    assert_true(job.enabled);
+    assert_int_equal(json_array_size(job.tags), 1);
+    /* taken as it is: no ${VAR} from an API client */
+    assert_true(json_equal(job.definition, def));
+    text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(job.definition_text, text);
+    free(text);
+    assert_null(job.file);
+    assert_int_equal(job.line, 0);
+    hg_conf_job_free(&job);
+    hg_conf_job_free(NULL);
+    json_decref(def);
+
+    def = json_loads("{\"id\": \"x\", \"type\": \"t\", \"timeout\": \"5x\", "
+                     "\"bad key\": 1, \"n\": null, \"every\": \"1m\", "
+                     "\"schedule\": \"@daily\", \"s\": \"a\\u0000b\"}",
+                     JSON_ALLOW_NUL, NULL);
+    assert_non_null(def);
+    assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors),
+                     HG_ERROR);
+    assert_null(job.id);
+    assert_null(job.definition);
+    json_decref(def);
+
+    def = json_loads("{\"type\": \"t\"}", 0, NULL);
+    assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors),
+                     HG_ERROR);
+    json_decref(def);
+    def = json_loads("[1]", 0, NULL);
+    assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors),
+                     HG_ERROR);
+    json_decref(def);
+
+    text = errors_text(&errors);
+    assert_string_equal(text,
+        "job \"x\": bad key: not a valid key name (a letter, then letters, "
+        "digits, _ and -)\n"
+        "job \"x\": n: null is not a value (leave the key out)\n"
+        "job \"x\": s: the text holds a NUL character\n"
+        "job \"x\": timeout: \"5x\" is not a duration (try \"5m\")\n"
+        "job \"x\": schedule, every and at are exclusive (found schedule and "
+        "every)\n"
+        "job: id is required\n"
+        "a job definition is a JSON object: { \"id\": \"...\", \"type\": "
+        "\"...\", ... }\n");
+    free(text);
+
+    hg_conf_free(conf);
+    hg_conf_errors_free(&errors);
+}
+
 /* --- unreadable files -------------------------------------------------- */
 
 static void
@@ -1370,6 +1454,7 @@ main(void)
         cmocka_unit_test(test_dump_content),
         cmocka_unit_test(test_check_job_keys),
         cmocka_unit_test(test_did_you_mean),
+        cmocka_unit_test(test_job_from_json),
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_shipped_configs),
