@@ -8,6 +8,7 @@
 #   // fuzz-max-len: 160
 #   // fuzz-seed: 0 0 L * *                 (one seed input per line)
 #   // fuzz-seed-file: /usr/share/zoneinfo/Europe/Berlin
+#   // fuzz-libs: -lcurl                   (beyond the core's own libraries)
 # Exits non-zero when a target does not build or finds a crash (the input
 # is left in objs/fuzz/NAME-crash-*). FUZZ_ONLY=NAME runs one target.
 set -u
@@ -27,6 +28,8 @@ if [ ! -f objs/hg_auto_config.h ]; then
     exit 1
 fi
 mkdir -p "$out/corpus"
+# every target may use what the core links: libconfig, jansson, libdl, libm
+core_flags=$(pkg-config --cflags --libs libconfig jansson 2>/dev/null)
 
 status=0
 for src in tests/fuzz/fuzz_*.c; do
@@ -36,13 +39,14 @@ for src in tests/fuzz/fuzz_*.c; do
         continue
     fi
     sources=$(sed -n 's|^// fuzz-sources:||p' "$src")
+    libs=$(sed -n 's|^// fuzz-libs:||p' "$src")
     max_len=$(sed -n 's|^// fuzz-max-len: *||p' "$src")
     echo "== $name ($FUZZ_SECONDS s)"
-    # shellcheck disable=SC2086 # $sources is a list of files
+    # shellcheck disable=SC2086 # lists of files and flags
     if ! "$FUZZ_CC" -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -Iinclude -Icore -Iobjs $(pkg-config --cflags jansson 2>/dev/null) \
-        "$src" $sources -lpthread -o "$out/$name"
+        -Iinclude -Icore -Iobjs "$src" $sources $libs $core_flags \
+        -ldl -lm -lpthread -o "$out/$name"
     then
         echo "fuzz: $name does not build" >&2
         status=1
