@@ -1,0 +1,198 @@
+"""The command line without a running master: -t and -T (the module
+loader's errors among them), -V and `hourglass next`."""
+
+import os
+import re
+
+import pytest
+
+from conftest import MODULES_DIR, conf_value, job, run_hourglass, tmod
+
+
+def write_conf(tmp_path, load=("shell",), jobs=(), extra=""):
+    """A configuration for -t; returns (path, text)."""
+    path = tmp_path / "scheduler.conf"
+    text = "\n".join([
+        'pid = "hourglass.pid";',
+        'log = { file = "hourglass.log"; };',
+        "modules = { path = %s; load = %s; };"
+        % (conf_value(str(MODULES_DIR)), conf_value(list(load))),
+        extra,
+        "jobs = (",
+        ",\n".join(jobs),
+        ");",
+        "",
+    ])
+    path.write_text(text)
+    return path, text
+
+
+def line_of(text, needle):
+    """1-based number of the first line of TEXT containing NEEDLE."""
+    for n, line in enumerate(text.split("\n"), 1):
+        if needle in line:
+            return n
+    raise AssertionError("%r not in the configuration" % needle)
+
+
+def check(tmp_path, conf):
+    return run_hourglass("-p", tmp_path, "-c", conf, "-t")
+
+
+def problems(conf, r):
+    """The problem lines of a failed -t: each must be `F:LINE: message`
+    or `F: message`; the closing `test failed` line is left out."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = [l for l in r.stderr.splitlines()
+             if not l.startswith("hourglass: configuration file")]
+    assert lines, r.stderr
+    pat = re.compile(r"^%s(:\d+)?: \S" % re.escape(str(conf)))
+    for l in lines:
+        assert pat.match(l), "not F:LINE: message: %r" % l
+    assert "test failed" in r.stderr
+    return lines
+
+
+def test_t_good_configuration_is_successful(tmp_path):
+    conf, _ = write_conf(tmp_path, jobs=[job("a", every="1s",
+                                             command="true")])
+    r = check(tmp_path, conf)
+    assert r.returncode == 0, r.stderr
+    assert ("hourglass: configuration file %s test is successful" % conf
+            in r.stdout)
+
+
+def test_T_prints_the_effective_configuration(tmp_path):
+    conf, _ = write_conf(tmp_path, jobs=[job("hello", every="90s",
+                                             command="echo hi")])
+    r = run_hourglass("-p", tmp_path, "-c", conf, "-T")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "test is successful" in out
+    # Defaults filled in, paths made absolute, the job as in effect.
+    assert re.search(r"^workers = \d+;", out, re.M), out
+    assert 'shutdown_timeout = "30s";' in out
+    assert 'pid = "%s/hourglass.pid";' % tmp_path in out
+    assert 'id = "hello";' in out
+    assert 'every = "90s";' in out or 'every = "1m30s";' in out
+
+
+def test_T_expands_environment_variables(tmp_path):
+    conf, _ = write_conf(tmp_path, jobs=[job("hello", every="1s",
+                                             command="echo ${HG_E2E_WORD}")])
+    env = dict(os.environ, HG_E2E_WORD="sesame")
+    r = run_hourglass("-p", tmp_path, "-c", conf, "-T", env=env)
+    assert r.returncode == 0, r.stderr
+    assert 'command = "echo sesame";' in r.stdout, r.stdout
+
+
+def test_t_missing_module_file(tmp_path):
+    conf, _ = write_conf(tmp_path, load=["shell", "nosuchmodule"])
+    lines = problems(conf, check(tmp_path, conf))
+    assert any("nosuchmodule" in l and "nosuchmodule.so" in l
+               for l in lines), lines
+
+
+def test_t_missing_configuration_file(tmp_path):
+    conf = tmp_path / "nope.conf"
+    lines = problems(conf, check(tmp_path, conf))
+    assert any("No such file" in l for l in lines), lines
+
+
+def test_t_module_without_hg_module_symbol(tmp_path):
+    conf, _ = write_conf(tmp_path, load=["shell", tmod("noexport")])
+    lines = problems(conf, check(tmp_path, conf))
+    assert any("noexport.so" in l and "hg_module" in l for l in lines), lines
+
+
+def test_t_module_with_another_abi_version(tmp_path):
+    conf, _ = write_conf(tmp_path, load=["shell", tmod("badabi")])
+    lines = problems(conf, check(tmp_path, conf))
+    hit = [l for l in lines if "badabi.so" in l]
+    assert hit, lines
+    assert re.search(r"\b999\b", hit[0]) and re.search(r"\b1\b", hit[0]), hit
+
+
+def test_t_two_modules_with_the_same_name(tmp_path):
+    conf, _ = write_conf(tmp_path, load=["shell", tmod("dupname")])
+    lines = problems(conf, check(tmp_path, conf))
+    hit = [l for l in lines if '"shell"' in l]
+    assert hit, lines
+    assert "shell.so" in hit[0] and "dupname.so" in hit[0], hit
+
+
+def test_t_module_whose_init_fails(tmp_path):
+    conf, _ = write_conf(tmp_path, load=["shell", tmod("initfail")])
+    lines = problems(conf, check(tmp_path, conf))
+    hit = [l for l in lines if "initfail" in l]
+    assert hit, lines
+    assert "init failed" in hit[0], hit
+    assert "refusing to start (test)" in hit[0], hit
+
+
+def test_t_module_validate_error_names_the_jobs_line(tmp_path):
+    conf, text = write_conf(
+        tmp_path, load=["shell", tmod("badvalidate")],
+        jobs=["  { id = \"picky\";\n"
+              "    type = \"badvalidate\";\n"
+              "    every = \"1s\";\n"
+              "    mode = \"c\"; }"])
+    first = line_of(text, 'id = "picky"')
+    last = line_of(text, 'mode = "c"')
+    lines = problems(conf, check(tmp_path, conf))
+    hit = [l for l in lines if "picky" in l]
+    assert hit, lines
+    m = re.match(r"^%s:(\d+): " % re.escape(str(conf)), hit[0])
+    assert m, hit
+    assert first <= int(m.group(1)) <= last, (hit, first, last)
+    assert "mode: must be one of a, b (test)" in hit[0]
+
+
+def test_t_unknown_type_suggests_the_closest(tmp_path):
+    conf, text = write_conf(tmp_path, jobs=[
+        job("a", every="1s", command="true"),
+        job("typo", type="shel", every="1s", command="true")])
+    lines = problems(conf, check(tmp_path, conf))
+    hit = [l for l in lines if "shel" in l and "typo" in l]
+    assert hit, lines
+    assert hit[0].startswith("%s:%d: " % (conf, line_of(text, '"typo"')))
+    assert re.search(r'did you mean "?shell"?', hit[0]), hit
+
+
+def test_t_unknown_key_suggests_the_closest(tmp_path):
+    conf, text = write_conf(tmp_path, jobs=[
+        job("a", every="1s", command="true", timout="1s")])
+    lines = problems(conf, check(tmp_path, conf))
+    hit = [l for l in lines if "timout" in l]
+    assert hit, lines
+    assert hit[0].startswith("%s:%d: " % (conf, line_of(text, "timout")))
+    assert "timeout" in hit[0].replace("timout", ""), hit
+
+
+def test_V_prints_version_and_bundled_modules():
+    r = run_hourglass("-V")
+    assert r.returncode == 0
+    assert re.search(r"^hourglass version \d+\.\d+", r.stdout, re.M), \
+        r.stdout
+    m = re.search(r"^bundled modules: (.*)$", r.stdout, re.M)
+    assert m, r.stdout
+    mods = m.group(1).replace(",", " ").split()
+    assert "shell" in mods and "system" in mods, mods
+
+
+def test_next_follows_the_dst_rules():
+    r = run_hourglass("next", "--tz", "Europe/Berlin", "--from",
+                      "2026-03-29T00:00:00+01:00", "-n", "2", "30 2 * * *")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["2026-03-29T03:00:00+02:00",
+                                "2026-03-30T02:30:00+02:00"]
+
+
+@pytest.mark.parametrize("expr", ["61 * * * *", "0 0 30 2 *",
+                                  "not a schedule"])
+def test_next_rejects_an_invalid_expression(expr):
+    r = run_hourglass("next", expr)
+    assert r.returncode != 0
+    assert r.stdout == ""
+    assert r.stderr.strip(), "no message"
+    assert expr in r.stderr

@@ -1,0 +1,39 @@
+"""Issue point 11: log lines in text and JSON."""
+
+import json
+import re
+
+from conftest import job, wait_until
+
+
+def test_text_log_lines_carry_event_job_and_exec(daemon):
+    daemon.start(log_format="text", wait_ready=False,
+                 jobs=[job("tick", every="500ms", command="true")])
+
+    def finish_lines():
+        return [l for l in daemon.lines() if " event=finish " in l]
+    lines = wait_until(finish_lines, what="a finish line in the text log")
+    m = re.search(r" event=finish job=(\S+) exec=([0-9a-f-]{36}) ", lines[0])
+    assert m, lines[0]
+    assert m.group(1) == "tick"
+    assert "status=succeeded" in lines[0]
+    starts = [l for l in daemon.lines()
+              if " event=start " in l and "exec=%s" % m.group(2) in l]
+    assert starts and " job=tick " in starts[0]
+    # not JSON
+    assert not daemon.lines()[0].startswith("{")
+
+
+def test_json_log_lines_parse_and_name_job_and_exec(daemon):
+    daemon.start(jobs=[job("tick", every="500ms", command="true")])
+    daemon.wait_event("finish", job="tick", count=2)
+    lines = daemon.lines()
+    assert lines
+    for line in lines:
+        e = json.loads(line)
+        assert isinstance(e, dict)
+        assert {"time", "level", "process", "pid"} <= e.keys(), e
+        if e.get("event") in ("start", "finish", "retry", "dead",
+                              "timeout"):
+            assert e.get("job") and e.get("exec"), e
+            assert re.match(r"^[0-9a-f-]{36}$", e["exec"]), e

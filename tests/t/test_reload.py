@@ -1,0 +1,151 @@
+"""Issue point 10: SIGHUP reloads the configuration without stopping the
+executions that are running."""
+
+import re
+import signal
+import time
+
+from conftest import at_ahead, etime, job, rfc3339, sched
+
+
+def reload(daemon, text=None, **kw):
+    """Rewrites the configuration, sends SIGHUP and waits for the reload
+    event(s) that answer it; returns them."""
+    before = len(daemon.events("reload"))
+    daemon.rewrite(text, **kw)
+    daemon.signal(signal.SIGHUP)
+
+    def answered(evs):
+        got = [e for e in evs if e.get("event") == "reload"][before:]
+        return got if got else None
+    # (the lines of one reload are written together: one flush per turn
+    # of the master's loop)
+    return daemon.wait_for(answered, what="the reload event")
+
+
+def test_reload_adds_a_job(daemon):
+    daemon.start(jobs=[job("old", every="1s", command="true")])
+    daemon.wait_event("start", job="old")
+    evs = reload(daemon, jobs=[job("old", every="1s", command="true"),
+                               job("new", every="1s", command="true")])
+    assert evs[0]["result"] == "ok", evs
+    fin = daemon.wait_event("finish", job="new")[0]
+    assert fin["status"] == "succeeded"
+
+
+def test_reload_removes_a_job_and_lets_its_execution_finish(daemon):
+    daemon.start(jobs=[job("doomed", every="1s", command="sleep 2"),
+                       job("keep", every="1s", command="true")])
+    start = daemon.wait_event("start", job="doomed")[0]
+    rel = reload(daemon, jobs=[job("keep", every="1s", command="true")])[0]
+    assert rel["result"] == "ok", rel
+    fin = daemon.wait_event("finish", job="doomed", exec=start["exec"])[0]
+    assert fin["status"] == "succeeded", fin
+    # Two more seconds of scheduling: nothing of doomed starts.
+    daemon.wait_event("start", job="keep", count=2, after=etime(fin))
+    evs = daemon.events()
+    i = evs.index(rel)
+    late = [e for e in evs[i:] if e.get("event") == "start"
+            and e.get("job") == "doomed"]
+    assert not late, late
+
+
+def test_reload_gives_a_changed_job_its_new_definition(daemon):
+    out = daemon.dir / "changed.out"
+
+    def jobs(word):
+        return [job("chg", every="1s",
+                    command='echo "%s $HOURGLASS_EXECUTION_ID" >> %s'
+                    % (word, out))]
+    daemon.start(jobs=jobs("one"))
+    daemon.wait_event("finish", job="chg")
+    rel = reload(daemon, jobs=jobs("two"))[0]
+    assert rel["result"] == "ok", rel
+    daemon.wait_event("finish", job="chg", count=2, after=etime(rel))
+    evs = daemon.events()
+    i = evs.index(rel)
+    words = dict(reversed(l.split()) for l in out.read_text().splitlines())
+    before = [e["exec"] for e in evs[:i] if e.get("event") == "start"
+              and e.get("job") == "chg"]
+    done = {e["exec"] for e in evs if e.get("event") == "finish"}
+    started_after = [e["exec"] for e in evs[i:] if e.get("event") == "start"
+                     and e.get("job") == "chg" and e["exec"] in done]
+    assert len(started_after) >= 2
+    assert all(words.get(x) == "two" for x in started_after), (
+        words, started_after)
+    assert all(words[x] == "one" for x in before if x in words), words
+
+
+def test_reload_keeps_the_rhythm_of_an_unchanged_job(daemon):
+    rhythm = job("rhythm", every="3s", command="true")
+    daemon.start(jobs=[rhythm])
+    first = daemon.wait_event("start", job="rhythm")[0]
+    time.sleep(max(0.0, etime(first) + 1.0 - time.time()))
+    rel = reload(daemon, jobs=[rhythm, job("other", every="1s",
+                                           command="true")])[0]
+    assert rel["result"] == "ok", rel
+    assert etime(rel) - etime(first) < 2.0, "reload too late to tell"
+    second = daemon.wait_event("start", job="rhythm", count=2)[1]
+    gap = etime(second) - etime(first)
+    assert 2.5 <= gap <= 3.5, gap
+    # the due times did not move either
+    assert abs(sched(second) - sched(first) - 3.0) < 0.05
+
+
+def test_reload_of_an_invalid_file_keeps_the_running_configuration(daemon):
+    good = daemon.config(jobs=[job("tick", every="1s", command="true")])
+    daemon.start(good)
+    daemon.wait_event("start", job="tick")
+    bad = good.replace('command = "true";',
+                       'command = "true"; timout = "1s";')
+    assert bad != good
+    line = next(n for n, l in enumerate(bad.split("\n"), 1)
+                if "timout" in l)
+    evs = reload(daemon, bad)
+    assert all(e["result"] == "failed" for e in evs), evs
+    pat = re.compile(r"^%s:%d: " % (re.escape(str(daemon.conf)), line))
+    hit = [e for e in evs if pat.match(e.get("message", ""))
+           and "timout" in e["message"]]
+    assert hit, evs
+    assert "timeout" in hit[0]["message"].replace("timout", "")
+    # The old jobs keep running.
+    daemon.wait_event("start", job="tick", count=2, after=etime(evs[-1]))
+    assert daemon.running()
+    # and a corrected file is taken
+    fixed = good.replace('command = "true";', 'command = "true"; '
+                         'timeout = "1s";')
+    assert reload(daemon, fixed)[0]["result"] == "ok"
+
+
+def test_reload_changes_the_number_of_workers(daemon):
+    def conf(n):
+        return daemon.config(workers=n, jobs=[job("tick", every="1s",
+                                                  command="true")])
+    daemon.start(conf(2))
+    old = daemon.wait_workers(2)
+    assert reload(daemon, conf(3))[0]["result"] == "ok"
+    daemon.wait_workers(3, exclude=old)
+    assert reload(daemon, conf(1))[0]["result"] == "ok"
+    one = daemon.wait_workers(1)
+    # and the one left works
+    daemon.wait_event("finish", job="tick", worker=one[0])
+
+
+def test_reload_retires_busy_workers_once_their_execution_ends(daemon):
+    def conf(n):
+        return daemon.config(workers=n, jobs=[
+            job("w%d" % i, at=at, command="sleep 2") for i in range(3)])
+    at = rfc3339(at_ahead(2))
+    daemon.start(conf(3))
+    starts = daemon.wait_event("start", count=3)
+    busy = {s["worker"] for s in starts}
+    assert len(busy) == 3
+    rel = reload(daemon, conf(1))[0]
+    assert rel["result"] == "ok", rel
+    # the running executions are not touched ...
+    fins = daemon.wait_event("finish", count=3)
+    assert all(f["status"] == "succeeded" for f in fins), fins
+    assert all(etime(f) > etime(rel) for f in fins)
+    # ... and then their workers leave: one new worker remains
+    left = daemon.wait_workers(1, exclude=busy)
+    assert left
