@@ -2,10 +2,12 @@
 /*
  * libFuzzer target for the configuration reader: any bytes as
  * scheduler.conf, through the whole of hg_conf_load, the job key check, the
- * -T dump, and ${VAR} expansion. Besides "no crash, no leak" it checks one
- * property: a file that loads without errors dumps to a file that loads
- * without errors too, and dumps again to the same text (the dump is the
- * inverse of the reader). A violation aborts, so the fuzzer reports it.
+ * -T dump, ${VAR} expansion and hg_conf_job_from_json. Besides "no crash,
+ * no leak" it checks two properties of a file that loads without errors:
+ * it dumps to a file that loads without errors too and dumps again to the
+ * same text (the dump is the inverse of the reader), and each job's
+ * definition, given to hg_conf_job_from_json, makes the same job. A
+ * violation aborts, so the fuzzer reports it.
  *
  * The input goes through a real file (hg_conf_load reads files, and the
  * include directory is set from its path). Inputs containing "@include"
@@ -169,6 +171,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (errors.count == 0) {
         fuzz_round_trip(conf);
+        /* a definition from the file reads the same through the API path */
+        for (i = 0; i < conf->njobs; i++) {
+            hg_job_conf_t copy;
+
+            if (hg_conf_job_from_json(conf, conf->jobs[i].definition, &copy,
+                                      &kerrors) != HG_OK
+                || strcmp(copy.definition_text,
+                          conf->jobs[i].definition_text) != 0
+                || copy.schedule_kind != conf->jobs[i].schedule_kind
+                || copy.policy.timeout_ms != conf->jobs[i].policy.timeout_ms)
+            {
+                hg_conf_errors_print(&kerrors, stderr);
+                abort();
+            }
+            hg_conf_job_free(&copy);
+        }
     }
 
 done:
