@@ -1,4 +1,10 @@
 // fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_units.c core/hg_hint.c
+// fuzz-max-len: 4096
+// fuzz-seed-file: conf/scheduler.conf
+// fuzz-seed-file: conf/examples/backup.conf
+// fuzz-seed-file: conf/examples/jobs.d/reports.conf
+// fuzz-seed: jobs = ( { id = "a"; type = "t"; every = "1h30m"; x = ( 1, "${HOME:-h}$$", [ 1.5 ], { y = 3000000000L; } ); } );
+// fuzz-seed: api = { tokens = ( { name = "a"; token = "b"; role = "read"; } ); body_limit = "64KiB"; }; workers = "auto";
 /*
  * libFuzzer target for the configuration reader: any bytes as
  * scheduler.conf, through the whole of hg_conf_load, the job key check, the
