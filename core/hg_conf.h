@@ -173,7 +173,8 @@ typedef struct hg_conf_s {
  * Read FILE (relative to the current directory), resolving paths in it
  * against PREFIX. Returns a conf (NULL only when out of memory or when the
  * file cannot be read or parsed at all) and adds one error per problem
- * found; the caller must treat errors->count > 0 as failure.
+ * found; the caller must treat errors->count > 0 as failure. With errors
+ * NULL, any problem makes the result NULL.
  */
 hg_conf_t *hg_conf_load(const char *file, const char *prefix,
                         hg_conf_errors_t *errors);
