@@ -1,0 +1,541 @@
+/*
+ * hg_store.c owns what every store driver shares: the table of drivers and
+ * the dispatch to the one named in the configuration, execution status
+ * names, record validation and copying, freeing rows, the duration buckets
+ * behind p95, how a record counts in its job's statistics, the lines a
+ * writer thread queues for the master to log, and `hourglass -t`'s check.
+ *
+ * It never does I/O of its own but through a driver, and holds no state
+ * between calls: a store is what hg_store_open returned.
+ */
+
+#include "hg_core.h"
+
+#include "hg_log.h"
+#include "hg_store.h"
+
+static const hg_store_driver_t *const hg_store_drivers[] = {
+    &hg_store_memory_driver,
+#if HG_HAVE_SQLITE
+    &hg_store_sqlite_driver,
+#endif
+};
+
+/* --- statuses ------------------------------------------------------------ */
+
+static const char *const hg_exec_status_names[HG_EXEC_NSTATUS] = {
+    "queued", "running", "succeeded", "failed", "timed_out", "crashed",
+    "killed", "skipped", "missed", "dead"
+};
+
+const char *
+hg_exec_status_name(hg_exec_status_t status)
+{
+    if ((unsigned) status >= HG_EXEC_NSTATUS) {
+        return "unknown";
+    }
+    return hg_exec_status_names[status];
+}
+
+int
+hg_exec_status_parse(const char *name, hg_exec_status_t *status)
+{
+    unsigned i;
+
+    if (name == NULL) {
+        return HG_ERROR;
+    }
+    for (i = 0; i < HG_EXEC_NSTATUS; i++) {
+        if (strcmp(name, hg_exec_status_names[i]) == 0) {
+            *status = (hg_exec_status_t) i;
+            return HG_OK;
+        }
+    }
+    return HG_ERROR;
+}
+
+bool
+hg_exec_status_final(hg_exec_status_t status)
+{
+    return status != HG_EXEC_QUEUED && status != HG_EXEC_RUNNING;
+}
+
+/* --- records and rows ---------------------------------------------------- */
+
+int
+hg_exec_record_check(const hg_exec_record_t *rec, char *err, size_t errlen)
+{
+    if (rec == NULL) {
+        snprintf(err, errlen, "no record");
+        return HG_ERROR;
+    }
+    if (rec->id == NULL || rec->id[0] == '\0') {
+        snprintf(err, errlen, "execution without an id");
+        return HG_ERROR;
+    }
+    if (rec->job_id == NULL || rec->job_id[0] == '\0') {
+        snprintf(err, errlen, "execution %s: no job_id", rec->id);
+        return HG_ERROR;
+    }
+    if ((unsigned) rec->status >= HG_EXEC_NSTATUS) {
+        snprintf(err, errlen, "execution %s: status %d is not a status",
+                 rec->id, (int) rec->status);
+        return HG_ERROR;
+    }
+    if (rec->output == NULL && rec->output_len > 0) {
+        snprintf(err, errlen, "execution %s: output_len %zu without output",
+                 rec->id, rec->output_len);
+        return HG_ERROR;
+    }
+    if (rec->payload == NULL && rec->payload_len > 0) {
+        snprintf(err, errlen, "execution %s: payload_len %zu without "
+                 "payload", rec->id, rec->payload_len);
+        return HG_ERROR;
+    }
+    if (rec->output_len > INT_MAX / 2 || rec->payload_len > INT_MAX / 2) {
+        snprintf(err, errlen, "execution %s: output or payload over 1GiB",
+                 rec->id);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static size_t
+hg_str_size(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+/* Copies LEN bytes (plus a NUL) of SRC to *cursor; NULL stays NULL. */
+static char *
+hg_row_put(char **cursor, const void *src, size_t len)
+{
+    char *dst;
+
+    if (src == NULL) {
+        return NULL;
+    }
+    dst = *cursor;
+    if (len > 0) {
+        memcpy(dst, src, len);
+    }
+    dst[len] = '\0';
+    *cursor += len + 1;
+    return dst;
+}
+
+int
+hg_exec_row_copy(hg_exec_row_t *row, const hg_exec_record_t *src)
+{
+    size_t size;
+    char *mem, *cursor;
+
+    size = hg_str_size(src->id) + hg_str_size(src->run_id)
+           + hg_str_size(src->job_id) + hg_str_size(src->trigger)
+           + hg_str_size(src->error) + hg_str_size(src->unique_key)
+           + (src->output != NULL ? src->output_len + 1 : 0)
+           + (src->payload != NULL ? src->payload_len + 1 : 0);
+    mem = malloc(size > 0 ? size : 1);
+    if (mem == NULL) {
+        return HG_ERROR;
+    }
+    row->r = *src;
+    row->mem = mem;
+    cursor = mem;
+    row->r.id = src->id
+        ? hg_row_put(&cursor, src->id, strlen(src->id)) : NULL;
+    row->r.run_id = src->run_id
+        ? hg_row_put(&cursor, src->run_id, strlen(src->run_id)) : NULL;
+    row->r.job_id = src->job_id
+        ? hg_row_put(&cursor, src->job_id, strlen(src->job_id)) : NULL;
+    row->r.trigger = src->trigger
+        ? hg_row_put(&cursor, src->trigger, strlen(src->trigger)) : NULL;
+    row->r.error = src->error
+        ? hg_row_put(&cursor, src->error, strlen(src->error)) : NULL;
+    row->r.unique_key = src->unique_key
+        ? hg_row_put(&cursor, src->unique_key, strlen(src->unique_key))
+        : NULL;
+    row->r.output = hg_row_put(&cursor, src->output, src->output_len);
+    row->r.output_len = src->output != NULL ? src->output_len : 0;
+    row->r.payload = hg_row_put(&cursor, src->payload, src->payload_len);
+    row->r.payload_len = src->payload != NULL ? src->payload_len : 0;
+    return HG_OK;
+}
+
+void
+hg_exec_row_free(hg_exec_row_t *row)
+{
+    if (row == NULL) {
+        return;
+    }
+    free(row->mem);
+    memset(row, 0, sizeof(*row));
+}
+
+void
+hg_exec_rows_free(hg_exec_row_t *rows, size_t n)
+{
+    size_t i;
+
+    if (rows == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        free(rows[i].mem);
+    }
+    free(rows);
+}
+
+/* --- statistics ---------------------------------------------------------- */
+
+#define HG_BUCKET_EXACT   128       /* one bucket per ms below this */
+#define HG_BUCKET_SUBBITS 6         /* 64 buckets per power of two above */
+
+unsigned
+hg_store_duration_bucket(int64_t ms)
+{
+    uint64_t v;
+    unsigned k;
+
+    if (ms < HG_BUCKET_EXACT) {
+        return ms < 0 ? 0 : (unsigned) ms;
+    }
+    v = (uint64_t) ms;
+    k = 63 - (unsigned) __builtin_clzll(v);             /* >= 7 */
+    return HG_BUCKET_EXACT + (k - 7) * (1u << HG_BUCKET_SUBBITS)
+           + (unsigned) ((v >> (k - HG_BUCKET_SUBBITS))
+                         - (1u << HG_BUCKET_SUBBITS));
+}
+
+int64_t
+hg_store_bucket_high(unsigned bucket)
+{
+    unsigned k, sub;
+    uint64_t low, width;
+
+    if (bucket < HG_BUCKET_EXACT) {
+        return (int64_t) bucket;
+    }
+    k = 7 + (bucket - HG_BUCKET_EXACT) / (1u << HG_BUCKET_SUBBITS);
+    sub = (bucket - HG_BUCKET_EXACT) % (1u << HG_BUCKET_SUBBITS);
+    if (k > 62) {
+        return INT64_MAX;
+    }
+    width = 1ULL << (k - HG_BUCKET_SUBBITS);
+    low = ((1ULL << HG_BUCKET_SUBBITS) + sub) * width;
+    return (int64_t) (low + width - 1);
+}
+
+int64_t
+hg_store_p95(const hg_store_bucket_t *buckets, size_t n, int64_t max_ms)
+{
+    uint64_t total = 0, rank, seen = 0;
+    size_t i;
+    int64_t high;
+
+    for (i = 0; i < n; i++) {
+        if (buckets[i].count > 0) {
+            total += (uint64_t) buckets[i].count;
+        }
+    }
+    if (total == 0) {
+        return 0;
+    }
+    rank = (total * 95 + 99) / 100;             /* nearest rank, >= 1 */
+    for (i = 0; i < n; i++) {
+        if (buckets[i].count <= 0) {
+            continue;
+        }
+        seen += (uint64_t) buckets[i].count;
+        if (seen >= rank) {
+            high = hg_store_bucket_high(buckets[i].bucket);
+            return high < max_ms ? high : max_ms;
+        }
+    }
+    return max_ms;
+}
+
+void
+hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    if (!hg_exec_status_final(rec->status)) {
+        return;
+    }
+    e->runs = 1;
+    switch (rec->status) {
+    case HG_EXEC_SUCCEEDED:
+        e->successes = 1;
+        break;
+    case HG_EXEC_FAILED:
+    case HG_EXEC_TIMED_OUT:
+    case HG_EXEC_CRASHED:
+    case HG_EXEC_KILLED:
+    case HG_EXEC_DEAD:
+        e->failures = 1;
+        break;
+    default:                        /* skipped, missed: neither */
+        break;
+    }
+    if (rec->duration_ms >= 0) {
+        e->durations = 1;
+        e->duration_ms = rec->duration_ms;
+        e->bucket = hg_store_duration_bucket(rec->duration_ms);
+    }
+    e->time = rec->finished_at > 0 ? rec->finished_at
+              : rec->started_at > 0 ? rec->started_at : rec->scheduled_for;
+}
+
+/* --- lines from a writer thread ------------------------------------------ */
+
+void
+hg_store_logline_add(hg_store_logline_t **list, hg_log_level_t level,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    int len;
+    hg_store_logline_t *line;
+
+    va_start(ap, fmt);
+    len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        return;
+    }
+    line = malloc(sizeof(*line) + (size_t) len + 1);
+    if (line == NULL) {
+        return;
+    }
+    line->next = NULL;
+    line->level = level;
+    va_start(ap, fmt);
+    vsnprintf(line->text, (size_t) len + 1, fmt, ap);
+    va_end(ap);
+    while (*list != NULL) {
+        list = &(*list)->next;
+    }
+    *list = line;
+}
+
+void
+hg_store_loglines_emit(hg_store_logline_t *list)
+{
+    hg_store_logline_t *next;
+
+    for (; list != NULL; list = next) {
+        next = list->next;
+        hg_log(list->level, "%s", list->text);
+        free(list);
+    }
+}
+
+/* --- dispatch ------------------------------------------------------------ */
+
+static const hg_store_driver_t *
+hg_store_find_driver(const char *name, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < HG_NELEMS(hg_store_drivers); i++) {
+        if (strcmp(hg_store_drivers[i]->name, name) == 0) {
+            return hg_store_drivers[i];
+        }
+    }
+    snprintf(err, errlen, "store.driver: \"%s\" is not available "
+             "(drivers in this build: memory%s)", name,
+             HG_HAVE_SQLITE ? ", sqlite" : "");
+    return NULL;
+}
+
+hg_store_t *
+hg_store_open_with(const hg_conf_t *conf, const hg_store_options_t *options,
+                   char *err, size_t errlen)
+{
+    static const hg_store_options_t none;
+    const hg_store_driver_t *driver;
+    hg_store_t *store;
+    const char *name;
+
+    name = conf->store.driver != NULL ? conf->store.driver : "sqlite";
+    driver = hg_store_find_driver(name, err, errlen);
+    if (driver == NULL) {
+        return NULL;
+    }
+    store = calloc(1, sizeof(*store));
+    if (store == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        return NULL;
+    }
+    store->driver = driver;
+    store->notify_fd = -1;
+    if (driver->open(store, conf, options != NULL ? options : &none, err,
+                     errlen) != HG_OK)
+    {
+        free(store);
+        return NULL;
+    }
+    return store;
+}
+
+hg_store_t *
+hg_store_open(const hg_conf_t *conf, char *err, size_t errlen)
+{
+    return hg_store_open_with(conf, NULL, err, errlen);
+}
+
+void
+hg_store_close(hg_store_t *store)
+{
+    if (store == NULL) {
+        return;
+    }
+    store->driver->close(store);
+    free(store->last_error);
+    free(store);
+}
+
+int
+hg_store_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
+{
+    char err[256];
+
+    if (hg_exec_record_check(rec, err, sizeof(err)) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: not recorded: %s", err);
+        return HG_ERROR;
+    }
+    return store->driver->put_execution(store, rec);
+}
+
+int
+hg_store_put_job_state(hg_store_t *store, const char *job_id,
+                       int64_t last_fire, bool paused)
+{
+    if (job_id == NULL || job_id[0] == '\0') {
+        hg_log(HG_LOG_ERROR, "store: job state without a job id");
+        return HG_ERROR;
+    }
+    return store->driver->put_job_state(store, job_id, last_fire, paused);
+}
+
+int
+hg_store_barrier(hg_store_t *store, uint64_t *ticket)
+{
+    return store->driver->barrier(store, ticket);
+}
+
+uint64_t
+hg_store_ack(hg_store_t *store)
+{
+    return store->driver->committed(store);
+}
+
+int
+hg_store_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    return store->driver->load_unfinished(store, rows, n);
+}
+
+int
+hg_store_load_job_states(hg_store_t *store, json_t **states)
+{
+    *states = NULL;
+    return store->driver->load_job_states(store, states);
+}
+
+int
+hg_store_get_execution(hg_store_t *store, const char *id, hg_exec_row_t *row)
+{
+    memset(row, 0, sizeof(*row));
+    if (id == NULL) {
+        return HG_AGAIN;
+    }
+    return store->driver->get_execution(store, id, row);
+}
+
+int
+hg_store_list_executions(hg_store_t *store, const char *job_id,
+                         const char *status, size_t limit, size_t offset,
+                         hg_exec_row_t **rows, size_t *n)
+{
+    hg_exec_status_t st;
+
+    *rows = NULL;
+    *n = 0;
+    if (status != NULL && hg_exec_status_parse(status, &st) != HG_OK) {
+        return HG_ERROR;
+    }
+    return store->driver->list_executions(store, job_id, status, limit,
+                                          offset, rows, n);
+}
+
+int
+hg_store_job_stats(hg_store_t *store, const char *job_id,
+                   hg_job_stats_t *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    if (job_id == NULL) {
+        return HG_ERROR;
+    }
+    return store->driver->job_stats(store, job_id, stats);
+}
+
+int
+hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
+                            bool *pending)
+{
+    *pending = false;
+    if (unique_key == NULL) {
+        return HG_OK;
+    }
+    return store->driver->unique_key_pending(store, unique_key, pending);
+}
+
+int
+hg_store_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
+                 uint64_t *deleted)
+{
+    *deleted = 0;
+    return store->driver->cleanup(store, older_than,
+                                  batch > 0 ? batch : 1000, deleted);
+}
+
+int
+hg_store_vacuum(hg_store_t *store)
+{
+    return store->driver->vacuum(store);
+}
+
+int
+hg_store_health(hg_store_t *store, json_t **report)
+{
+    *report = NULL;
+    return store->driver->health(store, report);
+}
+
+int
+hg_store_set_max_page_count(hg_store_t *store, uint64_t pages)
+{
+    if (store->driver->set_max_page_count == NULL) {
+        return HG_ERROR;
+    }
+    return store->driver->set_max_page_count(store, pages);
+}
+
+int
+hg_store_check(const hg_conf_t *conf, char *err, size_t errlen)
+{
+    const hg_store_driver_t *driver;
+    const char *name;
+
+    name = conf->store.driver != NULL ? conf->store.driver : "sqlite";
+    driver = hg_store_find_driver(name, err, errlen);
+    if (driver == NULL) {
+        return HG_ERROR;
+    }
+    if (driver->check == NULL) {
+        return HG_OK;
+    }
+    return driver->check(conf, err, errlen);
+}

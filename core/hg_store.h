@@ -1,0 +1,318 @@
+/*
+ * The store: durable history, queued and dead executions, per-job state.
+ *
+ * The master talks to the store through this interface only; a driver
+ * (memory, sqlite, later postgres) implements it. Writes are asynchronous
+ * and batched: hg_store_put_* only queue a copy of the record and return at
+ * once; the driver commits batches in the background (the sqlite driver in
+ * a writer thread of its own) so the event loop never waits on a
+ * transaction. hg_store_barrier() asks to be told, through the completion
+ * descriptor, when everything queued before it is committed: the master
+ * uses it so that an execution is durably recorded `running` before its
+ * dispatch frame goes to a worker (nothing acknowledged is lost on kill -9).
+ *
+ * Reads (recovery at start, history, statistics, dead list) are synchronous
+ * and meant for start-up and for the admin API, not for the hot path.
+ *
+ * Threads: every hg_store_* call is made from one thread (the master's).
+ * The sqlite driver's writer thread is the only other thread; it never
+ * calls hg_log (which is not thread-safe once the master buffers it): the
+ * lines it has to say are queued and written by hg_store_ack, so the
+ * master sees them in its own loop turn.
+ *
+ * A cluster driver (PostgreSQL) fits behind the same calls: claim_fire
+ * turns a fire time into a unique claim (one row per job and fire time),
+ * and take_queued into SELECT ... FOR UPDATE SKIP LOCKED.
+ */
+
+#ifndef HG_STORE_H
+#define HG_STORE_H
+
+#include "hg_core.h"
+#include "hg_conf.h"
+
+typedef enum {
+    HG_EXEC_QUEUED = 0,
+    HG_EXEC_RUNNING,
+    HG_EXEC_SUCCEEDED,
+    HG_EXEC_FAILED,
+    HG_EXEC_TIMED_OUT,
+    HG_EXEC_CRASHED,
+    HG_EXEC_KILLED,
+    HG_EXEC_SKIPPED,
+    HG_EXEC_MISSED,
+    HG_EXEC_DEAD
+} hg_exec_status_t;
+
+#define HG_EXEC_NSTATUS  (HG_EXEC_DEAD + 1)
+
+const char *hg_exec_status_name(hg_exec_status_t status);
+int hg_exec_status_parse(const char *name, hg_exec_status_t *status);
+/* Every status but queued and running. */
+bool hg_exec_status_final(hg_exec_status_t status);
+
+/* One execution (one attempt). Strings are owned by whoever filled the
+ * record; hg_store_put_execution copies what it keeps. id and job_id are
+ * required; every other string may be NULL and reads back as NULL. */
+typedef struct hg_exec_record_s {
+    const char *id;                 /* UUIDv7 text */
+    const char *run_id;             /* first attempt's id: links attempts */
+    const char *job_id;
+    hg_exec_status_t status;
+    unsigned attempt;
+    const char *trigger;            /* schedule manual api:NAME retry queue misfire */
+    int64_t scheduled_for;          /* ms since the epoch */
+    int64_t started_at;             /* ms, 0 = not started */
+    int64_t finished_at;            /* ms, 0 = not finished */
+    int64_t duration_ms;            /* -1 = none */
+    int exit_code;                  /* -1 = none */
+    int signo;                      /* 0 = none */
+    const char *output;             /* may hold NULs; output_len bytes */
+    size_t output_len;
+    bool output_truncated;
+    const char *error;              /* NULL = none */
+    int worker_pid;                 /* 0 = none */
+    int64_t max_rss_kb;             /* -1 = unknown */
+    int64_t cpu_user_ms;
+    int64_t cpu_sys_ms;
+    /* queue fields */
+    const void *payload;
+    size_t payload_len;
+    int priority;                   /* hg_priority_t */
+    int64_t run_at;                 /* ms; when a queued one may start */
+    const char *unique_key;         /* NULL = none */
+    int64_t retry_at;               /* ms; dead/failed retry scheduling, 0 = none */
+} hg_exec_record_t;
+
+/* A record read back from the store; free with hg_exec_row_free. Every
+ * string and blob of r points into one block, mem, owned by the row.
+ * output and payload, when present, are followed by a NUL byte that
+ * output_len/payload_len do not count (so text output prints as is). */
+typedef struct hg_exec_row_s {
+    hg_exec_record_t r;
+    void *mem;
+} hg_exec_row_t;
+
+void hg_exec_row_free(hg_exec_row_t *row);
+void hg_exec_rows_free(hg_exec_row_t *rows, size_t n);
+
+/*
+ * Job statistics, kept by the store as executions become final (so a
+ * request costs the same for a job with ten runs or a million, and
+ * retention cleanup does not change them: they count every run the store
+ * has recorded). A record counts once, when it first reaches a final
+ * status; a later final status of the same id (failed -> dead) moves it
+ * from one count to the other, and a final record put back to queued (a
+ * dead execution retried under the same id) stops counting.
+ */
+typedef struct hg_job_stats_s {
+    uint64_t runs;                  /* final records */
+    uint64_t successes;             /* succeeded */
+    uint64_t failures;              /* failed timed_out crashed killed dead */
+    double mean_duration_ms;        /* over final records with a duration */
+    int64_t p95_duration_ms;        /* exact below 128 ms, else within 1.6% */
+    int64_t last_run;               /* ms, 0 = never */
+    hg_exec_status_t last_status;   /* of the final record finished last */
+} hg_job_stats_t;
+
+typedef struct hg_store_s hg_store_t;
+
+/* Tuning and test hooks for hg_store_open_with; zero means the default. */
+typedef struct hg_store_options_s {
+    size_t queue_limit;             /* records kept in memory while writes
+                                       fail or lag; default 100000 */
+    int64_t retry_max_ms;           /* the writer's backoff doubles from
+                                       retry_max_ms / 10 up to this;
+                                       default 1000 */
+    int64_t busy_timeout_ms;        /* wait on a locked database;
+                                       default 1000 */
+    uint64_t max_page_count;        /* test hook: PRAGMA max_page_count of
+                                       the write connection, 0 = none */
+} hg_store_options_t;
+
+typedef struct hg_store_driver_s {
+    const char *name;
+    int (*open)(hg_store_t *store, const hg_conf_t *conf,
+                const hg_store_options_t *options, char *err, size_t errlen);
+    void (*close)(hg_store_t *store);
+    int (*put_execution)(hg_store_t *store, const hg_exec_record_t *rec);
+    int (*put_job_state)(hg_store_t *store, const char *job_id,
+                         int64_t last_fire, bool paused);
+    int (*barrier)(hg_store_t *store, uint64_t *ticket);
+    uint64_t (*committed)(hg_store_t *store);
+    int (*load_unfinished)(hg_store_t *store, hg_exec_row_t **rows,
+                           size_t *n);
+    int (*load_job_states)(hg_store_t *store, json_t **states);
+    int (*get_execution)(hg_store_t *store, const char *id,
+                         hg_exec_row_t *row);
+    int (*list_executions)(hg_store_t *store, const char *job_id,
+                           const char *status, size_t limit, size_t offset,
+                           hg_exec_row_t **rows, size_t *n);
+    int (*job_stats)(hg_store_t *store, const char *job_id,
+                     hg_job_stats_t *stats);
+    int (*unique_key_pending)(hg_store_t *store, const char *unique_key,
+                              bool *pending);
+    int (*cleanup)(hg_store_t *store, int64_t older_than, size_t batch,
+                   uint64_t *deleted);
+    int (*vacuum)(hg_store_t *store);
+    int (*health)(hg_store_t *store, json_t **report);
+    /* NULL when the driver has no pages to limit. */
+    int (*set_max_page_count)(hg_store_t *store, uint64_t pages);
+    /* hg_store_check's part for this driver; NULL = nothing to check. */
+    int (*check)(const hg_conf_t *conf, char *err, size_t errlen);
+} hg_store_driver_t;
+
+struct hg_store_s {
+    const hg_store_driver_t *driver;
+    void *data;                     /* the driver's state */
+    /* Readable when commits complete (barrier tickets reached) or when the
+     * writer has a line to log. The master watches it and then calls
+     * hg_store_ack. -1 for drivers that commit synchronously. */
+    int notify_fd;
+    /* Copied from the driver by hg_store_ack, in the caller's thread. */
+    char *last_error;               /* the last write error, for health */
+    uint64_t write_errors;          /* failed write transactions */
+    bool failing;                   /* writes fail now: tickets wait */
+};
+
+/*
+ * Open the driver named in conf->store.driver ("memory", "sqlite").
+ * Creates and migrates the schema (by version number). NULL with a message
+ * naming the path and the cause.
+ */
+hg_store_t *hg_store_open(const hg_conf_t *conf, char *err, size_t errlen);
+/* The same with tuning or test hooks (options may be NULL). */
+hg_store_t *hg_store_open_with(const hg_conf_t *conf,
+                               const hg_store_options_t *options,
+                               char *err, size_t errlen);
+/* Commits what is queued (one last attempt if writes fail: what cannot be
+ * written is logged as lost), stops the writer, frees everything. */
+void hg_store_close(hg_store_t *store);
+
+/* Queue writes (copies are taken; never blocks on I/O). HG_ERROR only when
+ * the record is invalid or memory is exhausted. A later put of the same id
+ * replaces the earlier one (while both wait in the queue, only the later
+ * is written). When the database cannot be written (disk full, locked,
+ * read-only, corrupt), records are kept in memory up to a bound and
+ * retried; a log line says so once per episode, and another when writes
+ * succeed again. Beyond the bound the oldest records are dropped, counted
+ * and logged. */
+int hg_store_put_execution(hg_store_t *store, const hg_exec_record_t *rec);
+int hg_store_put_job_state(hg_store_t *store, const char *job_id,
+                           int64_t last_fire, bool paused);
+
+/*
+ * A ticket (1, 2, 3, ...) committed once everything queued so far is
+ * durable. While writes fail no ticket is acknowledged: the master sees
+ * store->failing and decides whether to dispatch without waiting. After
+ * an episode in which records had to be dropped, the first commit
+ * acknowledges the tickets anyway (what was kept is durable; the drops are
+ * counted in health and were logged).
+ */
+int hg_store_barrier(hg_store_t *store, uint64_t *ticket);
+/* The highest ticket committed (0 before any); drains notify_fd and writes
+ * the writer's pending log lines. */
+uint64_t hg_store_ack(hg_store_t *store);
+
+/* Reads. Rows of load_unfinished and get_execution are complete; rows of
+ * list_executions leave out output and payload (NULL, length 0). */
+int hg_store_load_unfinished(hg_store_t *store, hg_exec_row_t **rows,
+                             size_t *n);     /* queued and running */
+int hg_store_load_job_states(hg_store_t *store, json_t **states);
+                                             /* {job: {last_fire, paused}} */
+int hg_store_get_execution(hg_store_t *store, const char *id,
+                           hg_exec_row_t *row);   /* HG_AGAIN: not found */
+/* Newest first (scheduled_for, then id), filtered by job and/or status
+ * (NULL = any; an unknown status name is HG_ERROR); limit 0 = no limit. */
+int hg_store_list_executions(hg_store_t *store, const char *job_id,
+                             const char *status, size_t limit,
+                             size_t offset, hg_exec_row_t **rows,
+                             size_t *n);
+/* All zero (last_status queued) for a job without final records. */
+int hg_store_job_stats(hg_store_t *store, const char *job_id,
+                       hg_job_stats_t *stats);
+/* Whether an execution with this key is queued. */
+int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
+                                bool *pending);
+/* Deletes final executions that finished before older_than (ms), dead
+ * ones excepted (they stay in the dead-letter list until retried or
+ * purged), in transactions of at most batch rows (0 = 1000) so the writer
+ * is never held off for long. Writes through the read connection: call it
+ * from maintenance (a worker, start-up), not from the event loop. */
+int hg_store_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
+                     uint64_t *deleted);
+/* Returns free pages to the file system and truncates the WAL. */
+int hg_store_vacuum(hg_store_t *store);
+/* {driver, path, size_bytes, wal_bytes, queue_depth, written, write_errors,
+ *  failing, last_error, dropped, committed}; memory: the fields that apply
+ *  and executions. */
+int hg_store_health(hg_store_t *store, json_t **report);
+
+/* Test hook (sqlite): limit the database to PAGES pages (0 = no limit),
+ * applied by the writer before its next transaction; a limit below the
+ * current size means "no room to grow". HG_ERROR for the memory driver. */
+int hg_store_set_max_page_count(hg_store_t *store, uint64_t pages);
+
+/* `hourglass -t`: can the store in CONF be opened and written? Creates
+ * nothing. The message names the key and the path:
+ * store.path: cannot create /ro/hourglass.db: Read-only file system */
+int hg_store_check(const hg_conf_t *conf, char *err, size_t errlen);
+
+extern const hg_store_driver_t hg_store_memory_driver;
+#if HG_HAVE_SQLITE
+extern const hg_store_driver_t hg_store_sqlite_driver;
+#endif
+
+/* --- for drivers -------------------------------------------------------- */
+
+/* HG_OK when REC can be stored (ids present, status known, lengths
+ * matching their pointers), else HG_ERROR with the reason in err. */
+int hg_exec_record_check(const hg_exec_record_t *rec, char *err,
+                         size_t errlen);
+/* Deep copy of SRC into ROW (one allocation). */
+int hg_exec_row_copy(hg_exec_row_t *row, const hg_exec_record_t *src);
+
+/*
+ * Durations are counted per job in log-linear buckets: one per millisecond
+ * below 128 ms, then 64 per power of two (so a bucket is at most 1/64 of
+ * its value wide). p95 is the nearest-rank 95th percentile: the highest
+ * value of the bucket holding it, capped by the longest duration seen.
+ */
+typedef struct hg_store_bucket_s {
+    unsigned bucket;
+    int64_t count;
+} hg_store_bucket_t;
+
+unsigned hg_store_duration_bucket(int64_t ms);
+int64_t hg_store_bucket_high(unsigned bucket);
+/* BUCKETS sorted by bucket; counts <= 0 are skipped. */
+int64_t hg_store_p95(const hg_store_bucket_t *buckets, size_t n,
+                     int64_t max_ms);
+
+/* How one record counts in its job's statistics (all zero if not final). */
+typedef struct hg_stats_entry_s {
+    int runs;                       /* 1 if final */
+    int successes;
+    int failures;
+    int durations;                  /* 1 if final with a duration */
+    int64_t duration_ms;
+    unsigned bucket;
+    int64_t time;                   /* when it finished (last-run order) */
+} hg_stats_entry_t;
+
+void hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e);
+
+/* Queued lines of a writer thread, written later by the caller's thread. */
+typedef struct hg_store_logline_s {
+    struct hg_store_logline_s *next;
+    hg_log_level_t level;
+    char text[];
+} hg_store_logline_t;
+
+/* Appends a formatted line to *list (tail order); drops it when out of
+ * memory. Then hg_store_loglines_emit writes and frees them. */
+void hg_store_logline_add(hg_store_logline_t **list, hg_log_level_t level,
+                          const char *fmt, ...) HG_PRINTF(3, 4);
+void hg_store_loglines_emit(hg_store_logline_t *list);
+
+#endif /* HG_STORE_H */

@@ -1,0 +1,541 @@
+/*
+ * hg_store_memory.c: the `memory` store driver, for tests and trials
+ * (driver = "memory"). It keeps executions in a hash by id and per-job
+ * state and statistics in a hash by job id, in the caller's thread:
+ * every put is applied at once, so a barrier is committed as soon as it
+ * is issued and there is no completion descriptor (notify_fd = -1).
+ * Nothing survives hg_store_close.
+ *
+ * It has the sqlite driver's semantics (a later put of an id replaces the
+ * record, statistics count a record when it becomes final, cleanup keeps
+ * dead executions) so that tests of the master can run on either.
+ */
+
+#include "hg_core.h"
+
+#include "hg_log.h"
+#include "hg_map.h"
+#include "hg_store.h"
+
+typedef struct hg_mem_job_s {
+    char *job_id;                   /* the key of jobs */
+    bool has_state;
+    int64_t last_fire;
+    bool paused;
+    /* statistics */
+    uint64_t runs, successes, failures, durations;
+    int64_t duration_sum, duration_max, last_run;
+    hg_exec_status_t last_status;
+    hg_store_bucket_t *buckets;     /* sorted by bucket */
+    size_t nbuckets, cap;
+} hg_mem_job_t;
+
+typedef struct hg_mem_s {
+    hg_map_t execs;                 /* id -> hg_exec_row_t * */
+    hg_map_t jobs;                  /* job id -> hg_mem_job_t * */
+    uint64_t issued;
+    uint64_t written;
+} hg_mem_t;
+
+static hg_mem_job_t *
+hg_mem_job(hg_mem_t *m, const char *job_id)
+{
+    hg_mem_job_t *job = hg_map_get(&m->jobs, job_id);
+
+    if (job != NULL) {
+        return job;
+    }
+    job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        return NULL;
+    }
+    job->job_id = strdup(job_id);
+    if (job->job_id == NULL || hg_map_put(&m->jobs, job->job_id, job) != HG_OK)
+    {
+        free(job->job_id);
+        free(job);
+        return NULL;
+    }
+    return job;
+}
+
+static int
+hg_mem_bucket_add(hg_mem_job_t *job, unsigned bucket, int64_t delta)
+{
+    size_t lo = 0, hi = job->nbuckets, mid;
+    hg_store_bucket_t *b;
+
+    while (lo < hi) {
+        mid = (lo + hi) / 2;
+        if (job->buckets[mid].bucket < bucket) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo < job->nbuckets && job->buckets[lo].bucket == bucket) {
+        job->buckets[lo].count += delta;
+        return HG_OK;
+    }
+    if (job->nbuckets == job->cap) {
+        size_t cap = job->cap ? job->cap * 2 : 8;
+        b = realloc(job->buckets, cap * sizeof(*b));
+        if (b == NULL) {
+            return HG_ERROR;
+        }
+        job->buckets = b;
+        job->cap = cap;
+    }
+    memmove(&job->buckets[lo + 1], &job->buckets[lo],
+            (job->nbuckets - lo) * sizeof(*job->buckets));
+    job->buckets[lo].bucket = bucket;
+    job->buckets[lo].count = delta;
+    job->nbuckets++;
+    return HG_OK;
+}
+
+/* Adds (sign 1) or takes away (sign -1) REC's part of its job's stats. */
+static int
+hg_mem_stats_apply(hg_mem_t *m, const hg_exec_record_t *rec, int sign)
+{
+    hg_stats_entry_t e;
+    hg_mem_job_t *job;
+
+    hg_stats_entry(rec, &e);
+    if (e.runs == 0) {
+        return HG_OK;
+    }
+    job = hg_mem_job(m, rec->job_id);
+    if (job == NULL) {
+        return HG_ERROR;
+    }
+    job->runs += (uint64_t) (sign * e.runs);
+    job->successes += (uint64_t) (sign * e.successes);
+    job->failures += (uint64_t) (sign * e.failures);
+    if (e.durations) {
+        job->durations += (uint64_t) sign;
+        job->duration_sum += sign * e.duration_ms;
+        if (sign > 0 && e.duration_ms > job->duration_max) {
+            job->duration_max = e.duration_ms;
+        }
+        if (hg_mem_bucket_add(job, e.bucket, sign) != HG_OK) {
+            return HG_ERROR;
+        }
+    }
+    if (sign > 0 && e.time >= job->last_run) {
+        job->last_run = e.time;
+        job->last_status = rec->status;
+    }
+    return HG_OK;
+}
+
+static int
+hg_mem_open(hg_store_t *store, const hg_conf_t *conf,
+            const hg_store_options_t *options, char *err, size_t errlen)
+{
+    hg_mem_t *m;
+
+    HG_UNUSED(conf);
+    HG_UNUSED(options);
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        return HG_ERROR;
+    }
+    hg_map_init(&m->execs);
+    hg_map_init(&m->jobs);
+    store->data = m;
+    store->notify_fd = -1;
+    return HG_OK;
+}
+
+static void
+hg_mem_close(hg_store_t *store)
+{
+    hg_mem_t *m = store->data;
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&m->execs, &i, &key, &value)) {
+        hg_exec_row_t *row = value;
+        hg_exec_row_free(row);
+        free(row);
+    }
+    i = 0;
+    while (hg_map_next(&m->jobs, &i, &key, &value)) {
+        hg_mem_job_t *job = value;
+        free(job->buckets);
+        free(job->job_id);
+        free(job);
+    }
+    hg_map_free(&m->execs);
+    hg_map_free(&m->jobs);
+    free(m);
+    store->data = NULL;
+}
+
+static int
+hg_mem_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
+{
+    hg_mem_t *m = store->data;
+    hg_exec_row_t *row, *old;
+
+    row = malloc(sizeof(*row));
+    if (row == NULL || hg_exec_row_copy(row, rec) != HG_OK) {
+        free(row);
+        goto nomem;
+    }
+    old = hg_map_get(&m->execs, rec->id);
+    if (old != NULL && hg_mem_stats_apply(m, &old->r, -1) != HG_OK) {
+        goto failed;
+    }
+    if (hg_mem_stats_apply(m, &row->r, 1) != HG_OK) {
+        if (old != NULL) {
+            (void) hg_mem_stats_apply(m, &old->r, 1);
+        }
+        goto failed;
+    }
+    /* The key is the new row's id: the old row (and its id) goes. */
+    if (hg_map_put(&m->execs, row->r.id, row) != HG_OK) {
+        (void) hg_mem_stats_apply(m, &row->r, -1);
+        if (old != NULL) {
+            (void) hg_mem_stats_apply(m, &old->r, 1);
+        }
+        goto failed;
+    }
+    if (old != NULL) {
+        hg_exec_row_free(old);
+        free(old);
+    }
+    m->written++;
+    return HG_OK;
+
+failed:
+    hg_exec_row_free(row);
+    free(row);
+nomem:
+    hg_log(HG_LOG_ERROR, "store: out of memory: execution %s not recorded",
+           rec->id);
+    return HG_ERROR;
+}
+
+static int
+hg_mem_put_job_state(hg_store_t *store, const char *job_id,
+                     int64_t last_fire, bool paused)
+{
+    hg_mem_job_t *job = hg_mem_job(store->data, job_id);
+
+    if (job == NULL) {
+        hg_log(HG_LOG_ERROR, "store: out of memory: state of job %s not "
+               "recorded", job_id);
+        return HG_ERROR;
+    }
+    job->has_state = true;
+    job->last_fire = last_fire;
+    job->paused = paused;
+    return HG_OK;
+}
+
+static int
+hg_mem_barrier(hg_store_t *store, uint64_t *ticket)
+{
+    hg_mem_t *m = store->data;
+
+    *ticket = ++m->issued;
+    return HG_OK;
+}
+
+static uint64_t
+hg_mem_committed(hg_store_t *store)
+{
+    hg_mem_t *m = store->data;
+
+    return m->issued;
+}
+
+/* Newest first: scheduled_for, then id, both descending. */
+static int
+hg_mem_newest_first(const void *a, const void *b)
+{
+    const hg_exec_row_t *x = *(const hg_exec_row_t *const *) a;
+    const hg_exec_row_t *y = *(const hg_exec_row_t *const *) b;
+
+    if (x->r.scheduled_for != y->r.scheduled_for) {
+        return x->r.scheduled_for > y->r.scheduled_for ? -1 : 1;
+    }
+    return -strcmp(x->r.id, y->r.id);
+}
+
+static int
+hg_mem_oldest_first(const void *a, const void *b)
+{
+    return hg_mem_newest_first(b, a);
+}
+
+typedef bool (*hg_mem_filter_t)(const hg_exec_record_t *r, const void *arg);
+
+/* Rows (deep copies, WITH_BLOBS or not) of the executions FILTER keeps,
+ * sorted by CMP, from OFFSET, at most LIMIT (0 = all). */
+static int
+hg_mem_select(hg_mem_t *m, hg_mem_filter_t filter, const void *arg,
+              int (*cmp)(const void *, const void *), size_t limit,
+              size_t offset, bool with_blobs, hg_exec_row_t **rows_out,
+              size_t *n_out)
+{
+    hg_exec_row_t **match = NULL, *rows = NULL;
+    size_t nmatch = 0, i = 0, j, count;
+    const char *key;
+    void *value;
+
+    if (m->execs.count > 0) {
+        match = malloc(m->execs.count * sizeof(*match));
+        if (match == NULL) {
+            goto failed;
+        }
+    }
+    while (hg_map_next(&m->execs, &i, &key, &value)) {
+        hg_exec_row_t *row = value;
+        if (filter(&row->r, arg)) {
+            match[nmatch++] = row;
+        }
+    }
+    if (nmatch > 1) {
+        qsort(match, nmatch, sizeof(*match), cmp);
+    }
+    count = offset < nmatch ? nmatch - offset : 0;
+    if (limit > 0 && count > limit) {
+        count = limit;
+    }
+    if (count > 0) {
+        rows = calloc(count, sizeof(*rows));
+        if (rows == NULL) {
+            goto failed;
+        }
+    }
+    for (j = 0; j < count; j++) {
+        hg_exec_record_t r = match[offset + j]->r;
+        if (!with_blobs) {
+            r.output = NULL;
+            r.output_len = 0;
+            r.payload = NULL;
+            r.payload_len = 0;
+        }
+        if (hg_exec_row_copy(&rows[j], &r) != HG_OK) {
+            hg_exec_rows_free(rows, j);
+            rows = NULL;
+            goto failed;
+        }
+    }
+    free(match);
+    *rows_out = rows;
+    *n_out = count;
+    return HG_OK;
+
+failed:
+    free(match);
+    hg_log(HG_LOG_ERROR, "store: out of memory reading executions");
+    return HG_ERROR;
+}
+
+static bool
+hg_mem_unfinished(const hg_exec_record_t *r, const void *arg)
+{
+    HG_UNUSED(arg);
+    return !hg_exec_status_final(r->status);
+}
+
+static int
+hg_mem_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
+{
+    return hg_mem_select(store->data, hg_mem_unfinished, NULL,
+                         hg_mem_oldest_first, 0, 0, true, rows, n);
+}
+
+static int
+hg_mem_load_job_states(hg_store_t *store, json_t **states)
+{
+    hg_mem_t *m = store->data;
+    json_t *all, *one;
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    all = json_object();
+    if (all == NULL) {
+        return HG_ERROR;
+    }
+    while (hg_map_next(&m->jobs, &i, &key, &value)) {
+        hg_mem_job_t *job = value;
+        if (!job->has_state) {
+            continue;
+        }
+        one = json_pack("{s:I, s:b}", "last_fire", (json_int_t) job->last_fire,
+                        "paused", job->paused);
+        if (one == NULL || json_object_set_new(all, key, one) != 0) {
+            json_decref(all);
+            return HG_ERROR;
+        }
+    }
+    *states = all;
+    return HG_OK;
+}
+
+static int
+hg_mem_get_execution(hg_store_t *store, const char *id, hg_exec_row_t *row)
+{
+    hg_mem_t *m = store->data;
+    hg_exec_row_t *found = hg_map_get(&m->execs, id);
+
+    if (found == NULL) {
+        return HG_AGAIN;
+    }
+    return hg_exec_row_copy(row, &found->r);
+}
+
+typedef struct hg_mem_list_filter_s {
+    const char *job_id;
+    bool has_status;
+    hg_exec_status_t status;
+} hg_mem_list_filter_t;
+
+static bool
+hg_mem_list_match(const hg_exec_record_t *r, const void *arg)
+{
+    const hg_mem_list_filter_t *f = arg;
+
+    return (f->job_id == NULL || strcmp(r->job_id, f->job_id) == 0)
+           && (!f->has_status || r->status == f->status);
+}
+
+static int
+hg_mem_list_executions(hg_store_t *store, const char *job_id,
+                       const char *status, size_t limit, size_t offset,
+                       hg_exec_row_t **rows, size_t *n)
+{
+    hg_mem_list_filter_t f = { job_id, false, HG_EXEC_QUEUED };
+
+    if (status != NULL) {
+        if (hg_exec_status_parse(status, &f.status) != HG_OK) {
+            return HG_ERROR;
+        }
+        f.has_status = true;
+    }
+    return hg_mem_select(store->data, hg_mem_list_match, &f,
+                         hg_mem_newest_first, limit, offset, false, rows, n);
+}
+
+static int
+hg_mem_job_stats(hg_store_t *store, const char *job_id, hg_job_stats_t *stats)
+{
+    hg_mem_t *m = store->data;
+    hg_mem_job_t *job = hg_map_get(&m->jobs, job_id);
+
+    if (job == NULL) {
+        return HG_OK;
+    }
+    stats->runs = job->runs;
+    stats->successes = job->successes;
+    stats->failures = job->failures;
+    stats->mean_duration_ms = job->durations > 0
+        ? (double) job->duration_sum / (double) job->durations : 0.0;
+    stats->p95_duration_ms = hg_store_p95(job->buckets, job->nbuckets,
+                                          job->duration_max);
+    stats->last_run = job->last_run;
+    stats->last_status = job->last_status;
+    return HG_OK;
+}
+
+static int
+hg_mem_unique_key_pending(hg_store_t *store, const char *unique_key,
+                          bool *pending)
+{
+    hg_mem_t *m = store->data;
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&m->execs, &i, &key, &value)) {
+        const hg_exec_row_t *row = value;
+        if (row->r.status == HG_EXEC_QUEUED && row->r.unique_key != NULL
+            && strcmp(row->r.unique_key, unique_key) == 0)
+        {
+            *pending = true;
+            return HG_OK;
+        }
+    }
+    return HG_OK;
+}
+
+static int
+hg_mem_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
+               uint64_t *deleted)
+{
+    hg_mem_t *m = store->data;
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    HG_UNUSED(batch);               /* nothing waits on a memory store */
+    while (hg_map_next(&m->execs, &i, &key, &value)) {
+        hg_exec_row_t *row = value;
+        if (hg_exec_status_final(row->r.status)
+            && row->r.status != HG_EXEC_DEAD
+            && row->r.finished_at > 0 && row->r.finished_at < older_than)
+        {
+            /* A tombstone is left: iteration goes on safely. */
+            hg_map_remove(&m->execs, key);
+            hg_exec_row_free(row);
+            free(row);
+            (*deleted)++;
+        }
+    }
+    return HG_OK;
+}
+
+static int
+hg_mem_vacuum(hg_store_t *store)
+{
+    HG_UNUSED(store);
+    return HG_OK;
+}
+
+static int
+hg_mem_health(hg_store_t *store, json_t **report)
+{
+    hg_mem_t *m = store->data;
+
+    *report = json_pack("{s:s, s:n, s:I, s:I, s:I, s:I, s:b, s:n, s:I, "
+                        "s:I}",
+                        "driver", "memory", "path",
+                        "executions", (json_int_t) m->execs.count,
+                        "queue_depth", (json_int_t) 0,
+                        "written", (json_int_t) m->written,
+                        "write_errors", (json_int_t) 0,
+                        "failing", 0,
+                        "last_error",
+                        "dropped", (json_int_t) 0,
+                        "committed", (json_int_t) m->issued);
+    return *report != NULL ? HG_OK : HG_ERROR;
+}
+
+const hg_store_driver_t hg_store_memory_driver = {
+    "memory",
+    hg_mem_open,
+    hg_mem_close,
+    hg_mem_put_execution,
+    hg_mem_put_job_state,
+    hg_mem_barrier,
+    hg_mem_committed,
+    hg_mem_load_unfinished,
+    hg_mem_load_job_states,
+    hg_mem_get_execution,
+    hg_mem_list_executions,
+    hg_mem_job_stats,
+    hg_mem_unique_key_pending,
+    hg_mem_cleanup,
+    hg_mem_vacuum,
+    hg_mem_health,
+    NULL,
+    NULL
+};
