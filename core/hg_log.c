@@ -400,6 +400,11 @@ hg_log_json(hg_log_level_t level, const char *event, const char *job_id,
 static void
 hg_log_vevent(hg_log_level_t level, const char *event, const char *job_id,
               const char *exec_id, const hg_log_field_t *fields,
+              size_t nfields, const char *fmt, va_list ap) HG_PRINTF(7, 0);
+
+static void
+hg_log_vevent(hg_log_level_t level, const char *event, const char *job_id,
+              const char *exec_id, const hg_log_field_t *fields,
               size_t nfields, const char *fmt, va_list ap)
 {
     char message[HG_LOG_LINE_MAX / 2];

@@ -27,17 +27,6 @@
 #define HG_WORKER_YOUNG_NS       (1000LL * HG_NSEC_PER_MSEC)
 #define HG_RUN_ALL_CAP           100
 
-static const char *const hg_status_names[] = {
-    "queued", "running", "succeeded", "failed", "timed_out", "crashed",
-    "killed", "skipped", "missed", "dead"
-};
-
-const char *
-hg_status_name(hg_status_t status)
-{
-    return hg_status_names[status];
-}
-
 static int64_t
 hg_now_ms(void)
 {
@@ -45,7 +34,7 @@ hg_now_ms(void)
 }
 
 static void hg_master_dispatch(hg_master_t *m);
-static void hg_master_enqueue(hg_master_t *m, hg_execution_t *exec);
+static void hg_master_ready_push(hg_master_t *m, hg_execution_t *exec);
 static void hg_master_check_done(hg_master_t *m);
 static void hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms);
 
@@ -140,11 +129,48 @@ hg_execution_new(hg_master_t *m, hg_job_t *job, int64_t scheduled_for_ms,
     exec->attempt = attempt;
     snprintf(exec->trigger, sizeof(exec->trigger), "%s", trigger);
     exec->priority = job->policy.priority;
-    exec->status = HG_STATUS_QUEUED;
+    exec->status = HG_EXEC_QUEUED;
     hg_heap_node_init(&exec->ready);
     hg_timer_init(&exec->timer, NULL, exec);
+    exec->all_next = m->executions;
+    if (m->executions != NULL) {
+        m->executions->all_prev = exec;
+    }
+    m->executions = exec;
     m->nexecutions++;
     return exec;
+}
+
+static void
+hg_master_commit_unlink(hg_master_t *m, hg_execution_t *exec)
+{
+    if (!exec->committing) {
+        return;
+    }
+    if (exec->commit_prev != NULL) {
+        exec->commit_prev->commit_next = exec->commit_next;
+    } else {
+        m->commit_head = exec->commit_next;
+    }
+    if (exec->commit_next != NULL) {
+        exec->commit_next->commit_prev = exec->commit_prev;
+    } else {
+        m->commit_tail = exec->commit_prev;
+    }
+    exec->commit_prev = exec->commit_next = NULL;
+    exec->committing = false;
+}
+
+/* A queued execution's unique key is free again once it leaves the
+ * queue (it starts, or ends without running). */
+static void
+hg_master_release_key(hg_master_t *m, hg_execution_t *exec)
+{
+    if (exec->unique_key != NULL
+        && hg_map_get(&m->unique_keys, exec->unique_key) == exec)
+    {
+        hg_map_remove(&m->unique_keys, exec->unique_key);
+    }
 }
 
 static void
@@ -154,21 +180,88 @@ hg_execution_free(hg_master_t *m, hg_execution_t *exec)
     if (hg_heap_node_queued(&exec->ready)) {
         hg_heap_remove(&m->ready, &exec->ready);
     }
+    hg_master_commit_unlink(m, exec);
+    hg_master_release_key(m, exec);
+    if (exec->all_prev != NULL) {
+        exec->all_prev->all_next = exec->all_next;
+    } else {
+        m->executions = exec->all_next;
+    }
+    if (exec->all_next != NULL) {
+        exec->all_next->all_prev = exec->all_prev;
+    }
+    free(exec->unique_key);
     free(exec->payload);
     hg_job_release(exec->job);
     free(exec);
     m->nexecutions--;
 }
 
+/*
+ * Write the execution's current state to the store (queued, running, or
+ * final with RESULT). The store copies what it keeps and batches the
+ * writes; nothing here waits.
+ */
+static void
+hg_master_store_put(hg_master_t *m, hg_execution_t *exec,
+                    hg_exec_status_t status, const hg_master_result_t *res)
+{
+    hg_exec_record_t rec;
+
+    if (m->store == NULL) {
+        return;
+    }
+    memset(&rec, 0, sizeof(rec));
+    rec.id = exec->id;
+    rec.run_id = exec->run_id;
+    rec.job_id = exec->job->id;
+    rec.status = status;
+    rec.attempt = exec->attempt;
+    rec.trigger = exec->trigger;
+    rec.scheduled_for = exec->scheduled_for_ms;
+    rec.started_at = exec->dispatched_ms;
+    rec.duration_ms = -1;
+    rec.exit_code = -1;
+    rec.worker_pid = exec->worker != NULL ? (int) exec->worker->pid : 0;
+    rec.max_rss_kb = -1;
+    rec.payload = exec->payload;
+    rec.payload_len = exec->payload_len;
+    rec.priority = (int) exec->priority;
+    rec.run_at = exec->run_at_ms;
+    rec.unique_key = exec->unique_key;
+    if (res != NULL) {
+        rec.started_at = res->started_ms;
+        rec.finished_at = res->finished_ms;
+        if (res->started_ms > 0 && res->finished_ms >= res->started_ms) {
+            rec.duration_ms = res->finished_ms - res->started_ms;
+        }
+        rec.exit_code = res->exit_code;
+        rec.signo = res->signo;
+        rec.output = res->output;
+        rec.output_len = res->output != NULL ? res->output_len : 0;
+        rec.output_truncated = res->truncated;
+        rec.error = res->error;
+        rec.max_rss_kb = res->max_rss_kb;
+        rec.cpu_user_ms = res->cpu_user_ms;
+        rec.cpu_sys_ms = res->cpu_sys_ms;
+    }
+    if (hg_store_put_execution(m->store, &rec) != HG_OK) {
+        hg_log_event(HG_LOG_ERROR, "store", exec->job->id, exec->id, NULL, 0,
+                     "cannot queue the execution's record for the store");
+        return;
+    }
+    exec->recorded = true;
+}
+
 /* An execution that ends without running (skipped, missed). */
 static void
 hg_master_record_unrun(hg_master_t *m, hg_execution_t *exec,
-                       hg_status_t status, const char *why)
+                       hg_exec_status_t status, const char *why)
 {
     hg_master_result_t result;
     char due[40];
     hg_log_field_t fields[] = {
-        HG_LOG_STR("status", hg_status_name(status)),
+        HG_LOG_STR("status", hg_exec_status_name(status)),
         HG_LOG_STR("scheduled_for", due),
         HG_LOG_STR("trigger", exec->trigger),
     };
@@ -176,12 +269,15 @@ hg_master_record_unrun(hg_master_t *m, hg_execution_t *exec,
     hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
     hg_log_event(HG_LOG_WARN, "finish", exec->job->id, exec->id, fields,
                  HG_NELEMS(fields), "%s", why);
+    memset(&result, 0, sizeof(result));
+    result.exec = exec;
+    result.status = status;
+    result.exit_code = -1;
+    result.error = why;
+    result.max_rss_kb = -1;
+    result.finished_ms = hg_now_ms();
+    hg_master_store_put(m, exec, status, &result);
     if (m->observer != NULL) {
-        memset(&result, 0, sizeof(result));
-        result.exec = exec;
-        result.status = status;
-        result.exit_code = -1;
-        result.error = why;
         m->observer(m, &result, m->observer_data);
     }
     hg_execution_free(m, exec);
@@ -211,7 +307,7 @@ hg_execution_on_retry_timer(hg_timer_t *timer)
 {
     hg_execution_t *exec = timer->data;
 
-    hg_master_enqueue(exec->job->master, exec);
+    hg_master_ready_push(exec->job->master, exec);
 }
 
 static void
@@ -219,6 +315,7 @@ hg_master_retry(hg_master_t *m, hg_execution_t *failed, int64_t delay_ms)
 {
     hg_execution_t *exec;
     hg_log_field_t fields[2];
+    bool later = m->quitting || m->stopping;
 
     exec = hg_execution_new(m, failed->job, failed->scheduled_for_ms,
                             failed->attempt + 1, "retry");
@@ -237,7 +334,16 @@ hg_master_retry(hg_master_t *m, hg_execution_t *failed, int64_t delay_ms)
     fields[0] = (hg_log_field_t) HG_LOG_INT("attempt", exec->attempt);
     fields[1] = (hg_log_field_t) HG_LOG_INT("delay_ms", delay_ms);
     hg_log_event(HG_LOG_INFO, "retry", exec->job->id, exec->id, fields, 2,
-                 "retrying run %s", exec->run_id);
+                 "retrying run %s%s", exec->run_id,
+                 later ? " after the daemon restarts" : "");
+    exec->run_at_ms = hg_now_ms() + delay_ms;
+    hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+    if (later) {
+        /* Shutting down: the queued record is the retry; the next start
+         * picks it up. */
+        hg_execution_free(m, exec);
+        return;
+    }
     exec->job->pending++;
     exec->timer.handler = hg_execution_on_retry_timer;
     hg_timer_set(&m->mono, &exec->timer,
@@ -259,14 +365,16 @@ hg_job_release_waiting(hg_master_t *m, hg_job_t *job)
         job->waiting_tail = NULL;
     }
     exec->next_waiting = NULL;
-    hg_master_enqueue(m, exec);
+    hg_master_ready_push(m, exec);
 }
 
 static void
 hg_master_finish(hg_master_t *m, hg_execution_t *exec,
                  hg_master_result_t *result, hg_result_t rc,
-                 int64_t retry_after_ms, size_t output_len, bool truncated)
+                 int64_t retry_after_ms)
 {
+    size_t output_len = result->output_len;
+    bool truncated = result->truncated;
     hg_job_t *job = exec->job;
     hg_log_level_t level;
     char due[40];
@@ -278,7 +386,7 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
     exec->status = result->status;
     hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
     fields[n++] = (hg_log_field_t) HG_LOG_STR("status",
-                                              hg_status_name(result->status));
+                                              hg_exec_status_name(result->status));
     fields[n++] = (hg_log_field_t) HG_LOG_INT("duration_ms",
                                      result->finished_ms - result->started_ms);
     fields[n++] = (hg_log_field_t) HG_LOG_INT("attempt", exec->attempt);
@@ -306,7 +414,7 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
     if (result->error != NULL && result->error[0] != '\0') {
         fields[n++] = (hg_log_field_t) HG_LOG_STR("error", result->error);
     }
-    level = result->status == HG_STATUS_SUCCEEDED ? HG_LOG_INFO
+    level = result->status == HG_EXEC_SUCCEEDED ? HG_LOG_INFO
                                                   : HG_LOG_WARN;
     hg_log_event(level, "finish", job->id, exec->id, fields, n, NULL);
     m->finished_total++;
@@ -314,18 +422,23 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
         m->observer(m, result, m->observer_data);
     }
 
-    retryable = result->status == HG_STATUS_FAILED
-                || result->status == HG_STATUS_TIMED_OUT
-                || result->status == HG_STATUS_CRASHED;
-    if (retryable && rc != HG_FATAL && !m->stopping && !m->quitting
-        && !job->removed
+    retryable = result->status == HG_EXEC_FAILED
+                || result->status == HG_EXEC_TIMED_OUT
+                || result->status == HG_EXEC_CRASHED;
+    if (retryable && rc != HG_FATAL && !job->removed
         && exec->attempt <= (unsigned) job->policy.max_retries)
     {
+        hg_master_store_put(m, exec, result->status, result);
         hg_master_retry(m, exec, retry_after_ms >= 0
                                  ? retry_after_ms
                                  : hg_backoff_ms(&job->policy.backoff,
                                                  exec->attempt));
-    } else if (retryable) {
+    } else if (!retryable) {
+        hg_master_store_put(m, exec, result->status, result);
+    } else {
+        /* The last attempt failed: the record goes to the dead-letter
+         * list; its error still says how it failed. */
+        hg_master_store_put(m, exec, HG_EXEC_DEAD, result);
         hg_log_field_t dead[] = {
             HG_LOG_STR("status", "dead"),
             HG_LOG_INT("attempts", exec->attempt),
@@ -357,7 +470,7 @@ hg_ready_key(const hg_execution_t *exec)
 }
 
 static void
-hg_master_enqueue(hg_master_t *m, hg_execution_t *exec)
+hg_master_ready_push(hg_master_t *m, hg_execution_t *exec)
 {
     /* Executions coming out of a jitter or retry wait were counted as
      * pending when the wait began (their timer handler is still set). */
@@ -367,7 +480,7 @@ hg_master_enqueue(hg_master_t *m, hg_execution_t *exec)
     exec->timer.handler = NULL;
     if (hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec)) != HG_OK) {
         exec->job->pending--;
-        hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+        hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED,
                                "out of memory: ready queue full");
         return;
     }
@@ -403,12 +516,14 @@ hg_master_idle_worker(hg_master_t *m)
     return NULL;
 }
 
-static int
-hg_master_send(hg_master_t *m, hg_worker_t *w, hg_execution_t *exec,
-               int64_t now_ms)
+/* Send the execution's frame to the worker held for it, arm its
+ * timeout, and log its start. */
+static void
+hg_master_start(hg_master_t *m, hg_execution_t *exec)
 {
+    hg_worker_t *w = exec->worker;
     hg_job_t *job = exec->job;
-    int64_t deadline = 0;
+    int64_t now_ms = hg_now_ms(), deadline = 0;
 
     if (job->policy.timeout_ms > 0) {
         deadline = now_ms + job->policy.timeout_ms;
@@ -428,17 +543,28 @@ hg_master_send(hg_master_t *m, hg_worker_t *w, hg_execution_t *exec,
     hg_ipc_put_str(&w->out, HG_IPC_F_TRIGGER, exec->trigger);
     hg_ipc_put_i64(&w->out, HG_IPC_F_OUTPUT_LIMIT,
                    (int64_t) job->output_limit);
-    if (hg_ipc_end(&w->out) != HG_OK) {
-        return HG_ERROR;
+    if (hg_ipc_end(&w->out) != HG_OK || hg_pool_send(w, exec) != HG_OK) {
+        hg_log_event(HG_LOG_ERROR, "error", job->id, exec->id, NULL, 0,
+                     "cannot send the execution to worker %d; the worker "
+                     "is replaced and the execution queued again",
+                     (int) w->pid);
+        w->current = NULL;
+        hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+        job->running--;
+        exec->worker = NULL;
+        exec->status = HG_EXEC_QUEUED;
+        exec->dispatched_ms = 0;
+        job->pending++;
+        if (hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec))
+            != HG_OK)
+        {
+            job->pending--;
+            hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED,
+                                   "out of memory: ready queue full");
+        }
+        return;
     }
-    if (hg_pool_send(w, exec) != HG_OK) {
-        return HG_ERROR;
-    }
-    exec->worker = w;
-    exec->status = HG_STATUS_RUNNING;
-    exec->dispatched_ms = now_ms;
     exec->dispatched_ns = hg_clock_ns(CLOCK_REALTIME);
-    job->running++;
     m->dispatched_total++;
     if (job->policy.timeout_ms > 0) {
         exec->timer.handler = hg_execution_on_timeout;
@@ -446,7 +572,47 @@ hg_master_send(hg_master_t *m, hg_worker_t *w, hg_execution_t *exec,
                      hg_clock_ns(CLOCK_MONOTONIC)
                      + job->policy.timeout_ms * HG_NSEC_PER_MSEC);
     }
-    return HG_OK;
+    if (hg_log_enabled(HG_LOG_INFO)) {
+        char due[40];
+        hg_log_field_t fields[] = {
+            HG_LOG_INT("attempt", exec->attempt),
+            HG_LOG_STR("trigger", exec->trigger),
+            HG_LOG_STR("scheduled_for", due),
+            HG_LOG_INT("lag_ms", now_ms - exec->scheduled_for_ms),
+            HG_LOG_INT("worker", w->pid),
+        };
+        hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
+        hg_log_event(HG_LOG_INFO, "start", job->id, exec->id, fields,
+                     HG_NELEMS(fields), NULL);
+    }
+}
+
+/* The store committed up to some ticket (or writes are failing): start
+ * the executions whose `running` record is durable. */
+static void
+hg_master_on_store(hg_event_t *ev, uint32_t events)
+{
+    hg_master_t *m = ev->data;
+    uint64_t acked;
+
+    HG_UNUSED(events);
+    acked = hg_store_ack(m->store);
+    if (m->store->failing && !m->store_degraded) {
+        hg_log(HG_LOG_ERROR, "store: writes are failing; executions start "
+               "without waiting for their records (kept in memory and "
+               "written when the store recovers)");
+    } else if (!m->store->failing && m->store_degraded) {
+        hg_log(HG_LOG_INFO, "store: writes succeed again; executions wait "
+               "for their records once more");
+    }
+    m->store_degraded = m->store->failing;
+    while (m->commit_head != NULL
+           && (m->commit_head->ticket <= acked || m->store_degraded))
+    {
+        hg_execution_t *exec = m->commit_head;
+        hg_master_commit_unlink(m, exec);
+        hg_master_start(m, exec);
+    }
 }
 
 static void
@@ -456,6 +622,7 @@ hg_master_dispatch(hg_master_t *m)
     hg_execution_t *exec;
     hg_worker_t *w;
     int64_t now_ms;
+    uint64_t ticket;
 
     while (!m->stopping && (node = hg_heap_min(&m->ready)) != NULL) {
         w = hg_master_idle_worker(m);
@@ -470,39 +637,42 @@ hg_master_dispatch(hg_master_t *m)
             && now_ms - exec->scheduled_for_ms
                > exec->job->policy.starting_deadline_ms)
         {
-            hg_master_record_unrun(m, exec, HG_STATUS_MISSED,
+            hg_master_record_unrun(m, exec, HG_EXEC_MISSED,
                                    "could not start within its "
                                    "starting_deadline");
             continue;
         }
-        if (hg_master_send(m, w, exec, now_ms) != HG_OK) {
-            hg_log_event(HG_LOG_ERROR, "error", exec->job->id, exec->id,
-                         NULL, 0, "cannot send the execution to worker %d; "
-                         "it is replaced", (int) w->pid);
-            hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+        if (hg_pool_reserve(w, exec) != HG_OK) {
             exec->job->pending++;
-            if (hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec))
-                != HG_OK)
-            {
-                exec->job->pending--;
-                hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
-                                       "out of memory: ready queue full");
+            hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec));
+            return;
+        }
+        hg_master_release_key(m, exec);
+        exec->worker = w;
+        exec->status = HG_EXEC_RUNNING;
+        exec->dispatched_ms = now_ms;
+        exec->job->running++;
+        hg_master_store_put(m, exec, HG_EXEC_RUNNING, NULL);
+        /* Nothing acknowledged may be lost: with a durable store the frame
+         * goes out once the `running` record is committed, so that a
+         * master killed now finds it at restart and records it crashed. */
+        if (m->store != NULL && m->store->notify_fd >= 0
+            && !m->store_degraded
+            && hg_store_barrier(m->store, &ticket) == HG_OK)
+        {
+            exec->ticket = ticket;
+            exec->committing = true;
+            exec->commit_prev = m->commit_tail;
+            exec->commit_next = NULL;
+            if (m->commit_tail != NULL) {
+                m->commit_tail->commit_next = exec;
+            } else {
+                m->commit_head = exec;
             }
+            m->commit_tail = exec;
             continue;
         }
-        if (hg_log_enabled(HG_LOG_INFO)) {
-            char due[40];
-            hg_log_field_t fields[] = {
-                HG_LOG_INT("attempt", exec->attempt),
-                HG_LOG_STR("trigger", exec->trigger),
-                HG_LOG_STR("scheduled_for", due),
-                HG_LOG_INT("lag_ms", now_ms - exec->scheduled_for_ms),
-                HG_LOG_INT("worker", w->pid),
-            };
-            hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
-            hg_log_event(HG_LOG_INFO, "start", exec->job->id, exec->id,
-                         fields, HG_NELEMS(fields), NULL);
-        }
+        hg_master_start(m, exec);
     }
 }
 
@@ -511,7 +681,7 @@ hg_execution_on_jitter(hg_timer_t *timer)
 {
     hg_execution_t *exec = timer->data;
 
-    hg_master_enqueue(exec->job->master, exec);
+    hg_master_ready_push(exec->job->master, exec);
 }
 
 /* Overlap policy, then jitter, then the ready queue. */
@@ -524,12 +694,13 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
     if (job->running + job->pending > 0 || job->waiting_head != NULL) {
         switch (job->policy.overlap) {
         case HG_OVERLAP_SKIP:
-            hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+            hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED,
                                    "the previous run is still going "
                                    "(overlap = skip)");
             errno = EBUSY;
             return NULL;
         case HG_OVERLAP_QUEUE:
+            hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
             if (job->waiting_tail != NULL) {
                 job->waiting_tail->next_waiting = exec;
             } else {
@@ -554,6 +725,8 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
             break;
         }
     }
+    /* Recorded before it waits: a master killed now finds it queued. */
+    hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
     if (scheduled && job->policy.jitter_ms > 0) {
         int64_t delay = (int64_t) (hg_random()
                                    % (uint64_t) (job->policy.jitter_ms + 1));
@@ -563,7 +736,7 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
                      hg_clock_ns(CLOCK_MONOTONIC) + delay * HG_NSEC_PER_MSEC);
         return exec;
     }
-    hg_master_enqueue(m, exec);
+    hg_master_ready_push(m, exec);
     return exec;
 }
 
@@ -578,6 +751,13 @@ hg_master_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
     }
     exec = hg_execution_new(m, job, due_ms, 1, trigger);
     if (exec != NULL) {
+        hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+        /* After the execution's record: a restart that sees this fire
+         * time as done also finds its execution. */
+        if (m->store != NULL) {
+            hg_store_put_job_state(m->store, job->id, job->last_due_ms,
+                                   false);
+        }
         if (due_ns != 0) {
             exec->due_ns = due_ns;
         }
@@ -592,35 +772,77 @@ hg_master_fire(hg_master_t *m, hg_job_t *job, int64_t due_ms,
     hg_master_fire_exact(m, job, due_ms, 0, trigger);
 }
 
+static void
+hg_execution_on_run_at(hg_timer_t *timer)
+{
+    hg_execution_t *exec = timer->data;
+
+    exec->timer.handler = NULL;
+    hg_master_admit(exec->job->master, exec, false);
+}
+
 hg_execution_t *
-hg_master_trigger(hg_master_t *m, const char *job_id, const char *trigger,
-                  const void *payload, size_t payload_len,
-                  hg_priority_t priority)
+hg_master_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
+                  const void *payload, size_t payload_len, int64_t run_at_ms,
+                  hg_priority_t priority, const char *unique_key)
 {
     hg_job_t *job = hg_master_find_job(m, job_id);
     hg_execution_t *exec;
+    int64_t now_ms = hg_now_ms();
 
     if (job == NULL || m->quitting || m->stopping) {
         errno = job == NULL ? ENOENT : ESHUTDOWN;
         return NULL;
     }
-    exec = hg_execution_new(m, job, hg_now_ms(), 1, trigger);
+    if (unique_key != NULL && hg_map_get(&m->unique_keys, unique_key)) {
+        errno = EEXIST;
+        return NULL;
+    }
+    exec = hg_execution_new(m, job, run_at_ms > now_ms ? run_at_ms : now_ms,
+                            1, trigger);
     if (exec == NULL) {
         errno = ENOMEM;
         return NULL;
     }
     exec->priority = priority;
+    exec->run_at_ms = run_at_ms;
     if (payload_len > 0) {
         exec->payload = malloc(payload_len);
         if (exec->payload == NULL) {
-            hg_execution_free(m, exec);
-            errno = ENOMEM;
-            return NULL;
+            goto nomem;
         }
         memcpy(exec->payload, payload, payload_len);
         exec->payload_len = payload_len;
     }
+    if (unique_key != NULL) {
+        exec->unique_key = strdup(unique_key);
+        if (exec->unique_key == NULL
+            || hg_map_put(&m->unique_keys, exec->unique_key, exec) != HG_OK)
+        {
+            goto nomem;
+        }
+    }
+    if (run_at_ms > now_ms) {
+        hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+        exec->timer.handler = hg_execution_on_run_at;
+        hg_timer_set(&m->wall, &exec->timer, run_at_ms * HG_NSEC_PER_MSEC);
+        return exec;
+    }
     return hg_master_admit(m, exec, false);
+
+nomem:
+    hg_execution_free(m, exec);
+    errno = ENOMEM;
+    return NULL;
+}
+
+hg_execution_t *
+hg_master_trigger(hg_master_t *m, const char *job_id, const char *trigger,
+                  const void *payload, size_t payload_len,
+                  hg_priority_t priority)
+{
+    return hg_master_enqueue(m, job_id, trigger, payload, payload_len, 0,
+                             priority, NULL);
 }
 
 /* --- schedules ------------------------------------------------------- */
@@ -783,7 +1005,7 @@ hg_job_remove(hg_master_t *m, hg_job_t *job)
     job->next_due_ms = 0;
     while ((exec = job->waiting_head) != NULL) {
         job->waiting_head = exec->next_waiting;
-        hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED,
+        hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED,
                                "job removed from the configuration");
     }
     job->waiting_tail = NULL;
@@ -933,10 +1155,10 @@ hg_master_worker_ready(hg_worker_t *w)
     }
 }
 
-static hg_status_t
+static hg_exec_status_t
 hg_master_result_status(uint32_t rc)
 {
-    return rc == HG_OK ? HG_STATUS_SUCCEEDED : HG_STATUS_FAILED;
+    return rc == HG_OK ? HG_EXEC_SUCCEEDED : HG_EXEC_FAILED;
 }
 
 static void
@@ -988,10 +1210,18 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     error = hg_ipc_get_strdup(frame, HG_IPC_F_ERROR);
     result.error = error;
     output = hg_ipc_field(frame, HG_IPC_F_OUTPUT);
+    if (output != NULL) {
+        result.output = (const char *) output->data;
+        result.output_len = output->len;
+    }
+    result.truncated = truncated != 0;
+    result.max_rss_kb = -1;
+    hg_ipc_get_i64(frame, HG_IPC_F_MAX_RSS_KB, &result.max_rss_kb);
+    hg_ipc_get_i64(frame, HG_IPC_F_CPU_USER_MS, &result.cpu_user_ms);
+    hg_ipc_get_i64(frame, HG_IPC_F_CPU_SYS_MS, &result.cpu_sys_ms);
     exec->job->running--;
     hg_master_finish(m, exec, &result, (hg_result_t) rc,
-                     rc == HG_RETRY ? retry_after : -1,
-                     output ? output->len : 0, truncated != 0);
+                     rc == HG_RETRY ? retry_after : -1);
     free(error);
     hg_master_dispatch(m);
     hg_master_check_done(m);
@@ -1010,7 +1240,6 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
                  < HG_WORKER_YOUNG_NS;
     const char *reason = "exit";
 
-    HG_UNUSED(usage);
     switch (w->kill_reason) {
     case HG_KILL_TIMEOUT: reason = "timeout"; break;
     case HG_KILL_STOP: reason = "stop"; break;
@@ -1027,26 +1256,33 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
         result.finished_ms = now_ms;
         result.exit_code = -1;
         result.error = error;
+        /* The worker's whole life, not just this execution: the closest
+         * figures there are for one that did not report. */
+        result.max_rss_kb = usage->ru_maxrss;
+        result.cpu_user_ms = (int64_t) usage->ru_utime.tv_sec * 1000
+                             + usage->ru_utime.tv_usec / 1000;
+        result.cpu_sys_ms = (int64_t) usage->ru_stime.tv_sec * 1000
+                            + usage->ru_stime.tv_usec / 1000;
         hg_timer_cancel(&exec->timer);
         exec->timer.handler = NULL;
         switch (w->kill_reason) {
         case HG_KILL_TIMEOUT:
-            result.status = HG_STATUS_TIMED_OUT;
+            result.status = HG_EXEC_TIMED_OUT;
             snprintf(error, sizeof(error), "timed out after %" PRId64 " ms; "
                      "worker %d and its process group killed",
                      exec->job->policy.timeout_ms, (int) w->pid);
             break;
         case HG_KILL_STOP:
-            result.status = HG_STATUS_KILLED;
+            result.status = HG_EXEC_KILLED;
             snprintf(error, sizeof(error), "killed on request");
             break;
         case HG_KILL_PROTOCOL:
-            result.status = HG_STATUS_CRASHED;
+            result.status = HG_EXEC_CRASHED;
             snprintf(error, sizeof(error), "worker %d broke the protocol "
                      "and was replaced", (int) w->pid);
             break;
         default:
-            result.status = HG_STATUS_CRASHED;
+            result.status = HG_EXEC_CRASHED;
             if (WIFSIGNALED(status)) {
                 result.signo = WTERMSIG(status);
                 snprintf(error, sizeof(error), "worker %d killed by signal "
@@ -1061,7 +1297,7 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
             break;
         }
         exec->job->running--;
-        hg_master_finish(m, exec, &result, HG_FAIL, -1, 0, false);
+        hg_master_finish(m, exec, &result, HG_FAIL, -1);
     }
     if (strcmp(reason, "retire") != 0 || hg_log_enabled(HG_LOG_DEBUG)) {
         hg_log_field_t fields[] = {
@@ -1101,29 +1337,56 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
 
 /* --- shutdown -------------------------------------------------------- */
 
+/* Shutting down: executions not yet started. With a store they stay
+ * recorded `queued` and the next start runs them; without one they end
+ * here, recorded skipped. */
+static void
+hg_master_drop_one(hg_master_t *m, hg_execution_t *exec, const char *why)
+{
+    if (m->store != NULL && exec->recorded) {
+        hg_log_event(HG_LOG_INFO, "queued", exec->job->id, exec->id, NULL, 0,
+                     "left queued for the next start");
+        hg_execution_free(m, exec);
+        return;
+    }
+    hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED, why);
+}
+
 static void
 hg_master_drop_queued(hg_master_t *m, const char *why)
 {
     hg_heap_node_t *node;
+    hg_execution_t *exec, *next;
     const char *key;
     void *value;
     size_t it = 0;
 
     while ((node = hg_heap_pop(&m->ready)) != NULL) {
-        hg_execution_t *exec = hg_heap_entry(node, hg_execution_t, ready);
+        exec = hg_heap_entry(node, hg_execution_t, ready);
         exec->job->pending--;
-        hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED, why);
+        hg_master_drop_one(m, exec, why);
     }
     while (hg_map_next(&m->jobs, &it, &key, &value)) {
         hg_job_t *job = value;
-        hg_execution_t *exec;
         hg_timer_cancel(&job->timer);
         job->next_due_ms = 0;
         while ((exec = job->waiting_head) != NULL) {
             job->waiting_head = exec->next_waiting;
-            hg_master_record_unrun(m, exec, HG_STATUS_SKIPPED, why);
+            hg_master_drop_one(m, exec, why);
         }
         job->waiting_tail = NULL;
+    }
+    /* Waiting on a timer (jitter, retry, run_at) or on the store. */
+    for (exec = m->executions; exec != NULL; exec = next) {
+        next = exec->all_next;
+        if (exec->worker == NULL) {
+            if (exec->timer.handler != NULL && exec->job->pending > 0
+                && exec->timer.handler != hg_execution_on_run_at)
+            {
+                exec->job->pending--;
+            }
+            hg_master_drop_one(m, exec, why);
+        }
     }
 }
 
@@ -1317,9 +1580,200 @@ hg_master_before_wait(void *data)
     hg_log_flush();
 }
 
+/* --- recovery at start ------------------------------------------------ */
+
+/* Executions the store holds as queued or running: the previous master
+ * ended (kill -9, crash, power) before they did. */
+static void
+hg_master_recover_executions(hg_master_t *m)
+{
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0, i, crashed = 0, requeued = 0;
+    int64_t now_ms = hg_now_ms();
+
+    if (hg_store_load_unfinished(m->store, &rows, &n) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: cannot read unfinished executions; "
+               "nothing recovered");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const hg_exec_record_t *r = &rows[i].r;
+        hg_job_t *job = hg_master_find_job(m, r->job_id);
+        hg_execution_t *exec;
+
+        if (job == NULL) {
+            hg_exec_record_t gone = *r;
+            gone.status = r->status == HG_EXEC_RUNNING ? HG_EXEC_CRASHED
+                                                       : HG_EXEC_SKIPPED;
+            gone.finished_at = now_ms;
+            gone.error = "its job no longer exists";
+            hg_store_put_execution(m->store, &gone);
+            continue;
+        }
+        exec = hg_execution_new(m, job, r->scheduled_for, r->attempt,
+                                r->trigger ? r->trigger : "schedule");
+        if (exec == NULL) {
+            continue;
+        }
+        /* The same execution, under its own id. */
+        snprintf(exec->id, sizeof(exec->id), "%s", r->id);
+        snprintf(exec->run_id, sizeof(exec->run_id), "%s",
+                 r->run_id ? r->run_id : r->id);
+        exec->priority = (hg_priority_t) r->priority;
+        exec->run_at_ms = r->run_at;
+        if (r->payload_len > 0 && (exec->payload = malloc(r->payload_len))) {
+            memcpy(exec->payload, r->payload, r->payload_len);
+            exec->payload_len = r->payload_len;
+        }
+        if (r->unique_key != NULL) {
+            exec->unique_key = strdup(r->unique_key);
+            if (exec->unique_key != NULL) {
+                hg_map_put(&m->unique_keys, exec->unique_key, exec);
+            }
+        }
+        if (r->status == HG_EXEC_RUNNING) {
+            hg_master_result_t result;
+            memset(&result, 0, sizeof(result));
+            result.status = HG_EXEC_CRASHED;
+            result.started_ms = r->started_at;
+            result.finished_ms = now_ms;
+            result.exit_code = -1;
+            result.max_rss_kb = -1;
+            result.error = "found running at start: the master ended while "
+                           "it ran";
+            exec->dispatched_ms = r->started_at;
+            hg_master_finish(m, exec, &result, HG_FAIL, -1);
+            crashed++;
+            continue;
+        }
+        requeued++;
+        if (exec->run_at_ms > now_ms) {
+            exec->timer.handler = hg_execution_on_run_at;
+            hg_timer_set(&m->wall, &exec->timer,
+                         exec->run_at_ms * HG_NSEC_PER_MSEC);
+        } else {
+            hg_master_admit(m, exec, false);
+        }
+    }
+    hg_exec_rows_free(rows, n);
+    if (crashed + requeued > 0) {
+        hg_log(HG_LOG_WARN, "store: recovered %zu executions: %zu found "
+               "running (recorded crashed, retried per policy), %zu queued "
+               "again", crashed + requeued, crashed, requeued);
+    }
+}
+
+/* Fire times that passed while no master ran, per the job's misfire
+ * policy. The store knows each job's last fire time. */
+static void
+hg_master_recover_misfires(hg_master_t *m)
+{
+    json_t *states = NULL, *state;
+    const char *id;
+    int64_t now_ms = hg_now_ms();
+
+    if (hg_store_load_job_states(m->store, &states) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: cannot read job states; missed fire "
+               "times are not recovered");
+        return;
+    }
+    json_object_foreach(states, id, state) {
+        hg_job_t *job = hg_master_find_job(m, id);
+        json_t *lf = json_object_get(state, "last_fire");
+        int64_t last, missed[HG_RUN_ALL_CAP + 1], t, next;
+        size_t count = 0, i;
+
+        if (job == NULL || !job->enabled || !json_is_integer(lf)) {
+            continue;
+        }
+        last = json_integer_value(lf);
+        if (last > job->last_due_ms) {
+            job->last_due_ms = last;
+        }
+        switch (job->kind) {
+        case HG_SCHEDULE_CRON:
+            if (job->every_ms > 0) {
+                goto interval;
+            }
+            t = last / 1000;
+            while (count <= HG_RUN_ALL_CAP
+                   && hg_cron_next(job->cron, job->tz, t, &next) == HG_OK
+                   && next * HG_MSEC_PER_SEC <= now_ms)
+            {
+                missed[count++] = next * HG_MSEC_PER_SEC;
+                t = next;
+            }
+            break;
+        case HG_SCHEDULE_EVERY:
+        interval:
+            for (t = last + job->every_ms;
+                 t <= now_ms && count <= HG_RUN_ALL_CAP; t += job->every_ms)
+            {
+                missed[count++] = t;
+            }
+            break;
+        case HG_SCHEDULE_AT:
+            if (job->at * HG_MSEC_PER_SEC > last
+                && job->at * HG_MSEC_PER_SEC <= now_ms)
+            {
+                missed[count++] = job->at * HG_MSEC_PER_SEC;
+            }
+            break;
+        case HG_SCHEDULE_NONE:
+            break;
+        }
+        if (count == 0) {
+            continue;
+        }
+        switch (job->policy.misfire) {
+        case HG_MISFIRE_SKIP:
+            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                         "%s%zu fire times passed while the daemon was "
+                         "down: skipped (misfire = skip)",
+                         count > HG_RUN_ALL_CAP ? "over " : "",
+                         count > HG_RUN_ALL_CAP ? (size_t) HG_RUN_ALL_CAP
+                                                : count);
+            break;
+        case HG_MISFIRE_RUN_ONCE:
+            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                         "%s%zu fire times passed while the daemon was "
+                         "down: running once (misfire = run_once)",
+                         count > HG_RUN_ALL_CAP ? "over " : "",
+                         count > HG_RUN_ALL_CAP ? (size_t) HG_RUN_ALL_CAP
+                                                : count);
+            hg_master_fire(m, job, missed[count - 1], "misfire");
+            break;
+        case HG_MISFIRE_RUN_ALL:
+            if (count > HG_RUN_ALL_CAP) {
+                hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                             "more than %d fire times passed while the "
+                             "daemon was down: running the first %d "
+                             "(misfire = run_all is capped)",
+                             HG_RUN_ALL_CAP, HG_RUN_ALL_CAP);
+                count = HG_RUN_ALL_CAP;
+            } else {
+                hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                             "%zu fire times passed while the daemon was "
+                             "down: running each (misfire = run_all)",
+                             count);
+            }
+            for (i = 0; i < count; i++) {
+                hg_master_fire(m, job, missed[i], "misfire");
+            }
+            break;
+        }
+        /* The regular schedule goes on from now, after what was missed. */
+        if (hg_job_on_wall_clock(job)) {
+            hg_job_schedule(m, job, now_ms > job->last_due_ms
+                                    ? now_ms : job->last_due_ms);
+        }
+    }
+    json_decref(states);
+}
+
 int
 hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
-               const char *prefix)
+               const char *prefix, hg_store_t *store)
 {
     sigset_t set;
     struct sigaction sa;
@@ -1330,7 +1784,9 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     m->prefix = prefix;
     m->workers = cycle->conf->workers;
     m->signal_fd = -1;
+    m->store = store;
     hg_map_init(&m->jobs);
+    hg_map_init(&m->unique_keys);
     hg_heap_init(&m->ready);
     hg_timer_init(&m->respawn_timer, hg_master_on_respawn, m);
     hg_timer_init(&m->quit_timer, hg_master_on_quit_timeout, m);
@@ -1376,9 +1832,20 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
         };
         hg_pool_init(&m->pool, m->loop, &cb, m);
     }
+    if (m->store != NULL && m->store->notify_fd >= 0
+        && hg_event_add(m->loop, &m->store_ev, m->store->notify_fd, EPOLLIN,
+                        hg_master_on_store, m) != HG_OK)
+    {
+        hg_log(HG_LOG_ERROR, "cannot watch the store: %s", strerror(errno));
+        return HG_ERROR;
+    }
     hg_log_set_buffered(true);
     if (hg_master_apply(m, cycle) != HG_OK) {
         return HG_ERROR;
+    }
+    if (m->store != NULL) {
+        hg_master_recover_executions(m);
+        hg_master_recover_misfires(m);
     }
     hg_master_spawn_workers(m);
     if (hg_master_active_workers(m) == 0) {
@@ -1422,6 +1889,13 @@ hg_master_cleanup(hg_master_t *m)
     hg_pool_collect(&m->pool);
     if (m->loop != NULL) {
         hg_master_drop_queued(m, "daemon exiting");
+    }
+    while (m->executions != NULL) {
+        hg_execution_free(m, m->executions);
+    }
+    hg_map_free(&m->unique_keys);
+    if (m->store != NULL && m->store_ev.active) {
+        hg_event_del(&m->store_ev);
     }
     jobs = calloc(m->jobs.count + 1, sizeof(*jobs));
     while (jobs != NULL && hg_map_next(&m->jobs, &it, &key, &value)) {

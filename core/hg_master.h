@@ -19,26 +19,13 @@
 #include "hg_heap.h"
 #include "hg_map.h"
 #include "hg_pool.h"
+#include "hg_store.h"
 #include "hg_timer.h"
 
 typedef struct hg_master_s hg_master_t;
 typedef struct hg_job_s hg_job_t;
 typedef struct hg_execution_s hg_execution_t;
 
-typedef enum {
-    HG_STATUS_QUEUED = 0,
-    HG_STATUS_RUNNING,
-    HG_STATUS_SUCCEEDED,
-    HG_STATUS_FAILED,
-    HG_STATUS_TIMED_OUT,
-    HG_STATUS_CRASHED,
-    HG_STATUS_KILLED,
-    HG_STATUS_SKIPPED,
-    HG_STATUS_MISSED,
-    HG_STATUS_DEAD
-} hg_status_t;
-
-const char *hg_status_name(hg_status_t status);
 
 /* A job as the master runs it. It outlives reloads while its id exists
  * (definition updated in place) and, once removed, lives on until its last
@@ -83,7 +70,7 @@ struct hg_execution_s {
     void *payload;
     size_t payload_len;
     hg_priority_t priority;
-    hg_status_t status;
+    hg_exec_status_t status;
     hg_heap_node_t ready;           /* in the master's ready queue */
     hg_timer_t timer;               /* jitter wait, timeout or retry */
     hg_worker_t *worker;
@@ -91,18 +78,31 @@ struct hg_execution_s {
     int64_t due_ns;                 /* wall, exact: schedule lag */
     int64_t dispatched_ns;          /* wall, when the frame was sent */
     hg_execution_t *next_waiting;
+    int64_t run_at_ms;              /* queue: not before (wall), 0 = now */
+    char *unique_key;               /* queue: refused twice while queued */
+    bool recorded;                  /* the store has a record of it */
+    uint64_t ticket;                /* store barrier its start waits for */
+    hg_execution_t *commit_prev, *commit_next;
+    bool committing;
+    hg_execution_t *all_prev, *all_next;    /* every live execution */
 };
 
 /* What the master reports of every execution that ends (benchmarks and
  * tests hook here; the store comes in through the same door). */
 typedef struct hg_master_result_s {
     const hg_execution_t *exec;
-    hg_status_t status;
+    hg_exec_status_t status;
     int64_t started_ms;
     int64_t finished_ms;
     int exit_code;                  /* -1 when none */
     int signo;                      /* 0 when none */
     const char *error;
+    const char *output;
+    size_t output_len;
+    bool truncated;
+    int64_t max_rss_kb;             /* -1 when unknown */
+    int64_t cpu_user_ms;
+    int64_t cpu_sys_ms;
 } hg_master_result_t;
 
 typedef void (*hg_master_observer_pt)(hg_master_t *master,
@@ -134,11 +134,26 @@ struct hg_master_s {
     uint64_t finished_total;
     hg_master_observer_pt observer;
     void *observer_data;
+
+    /* The store (NULL: executions live only in the log). Executions whose
+     * `running` record is not yet committed wait here, their worker held,
+     * in the order of their barrier tickets. */
+    hg_store_t *store;
+    hg_event_t store_ev;
+    hg_execution_t *commit_head, *commit_tail;
+    bool store_degraded;
+    hg_map_t unique_keys;           /* unique_key -> queued execution */
+    hg_execution_t *executions;     /* every live execution */
 };
 
-/* Set up the loop, signals and workers for CYCLE (taken over). */
+/* Set up the loop, signals and workers for CYCLE (taken over); STORE (may
+ * be NULL, stays the caller's) is recovered from: executions found running
+ * are recorded crashed and retried per policy, queued ones are queued
+ * again, and fire times missed while the daemon was down follow each job's
+ * misfire policy. */
 int hg_master_init(hg_master_t *master, hg_cycle_t *cycle,
-                   const char *conf_file, const char *prefix);
+                   const char *conf_file, const char *prefix,
+                   hg_store_t *store);
 /* Run until stopped. Returns the process exit code. */
 int hg_master_run(hg_master_t *master);
 /* One turn of the loop (tests and benchmarks drive it themselves). */
@@ -155,6 +170,18 @@ int hg_master_reload(hg_master_t *master);
 hg_execution_t *hg_master_trigger(hg_master_t *master, const char *job_id,
                                   const char *trigger, const void *payload,
                                   size_t payload_len, hg_priority_t priority);
+
+/* Enqueue a one-off execution of a job: PAYLOAD given to the module,
+ * not before RUN_AT_MS (wall; 0 = now), with PRIORITY; a UNIQUE_KEY (may
+ * be NULL) is refused while an execution with the same key is queued.
+ * The execution is recorded `queued` in the store and survives restarts.
+ * NULL with errno ENOENT (no such job), EEXIST (key pending), ESHUTDOWN,
+ * EBUSY (overlap = skip and the job runs) or ENOMEM. */
+hg_execution_t *hg_master_enqueue(hg_master_t *master, const char *job_id,
+                                  const char *trigger, const void *payload,
+                                  size_t payload_len, int64_t run_at_ms,
+                                  hg_priority_t priority,
+                                  const char *unique_key);
 
 hg_job_t *hg_master_find_job(hg_master_t *master, const char *id);
 

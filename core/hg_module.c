@@ -17,6 +17,10 @@
 
 static void
 hg_module_host_log(hg_log_level_t level, const char *module, const char *fmt,
+                   ...) HG_PRINTF(3, 4);
+
+static void
+hg_module_host_log(hg_log_level_t level, const char *module, const char *fmt,
                    ...)
 {
     char message[4096];

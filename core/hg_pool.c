@@ -96,11 +96,25 @@ hg_pool_on_writable(hg_event_t *ev, uint32_t events)
 }
 
 int
+hg_pool_reserve(hg_worker_t *w, void *current)
+{
+    if (w->state != HG_WORKER_IDLE || w->to_fd < 0) {
+        return HG_ERROR;
+    }
+    w->state = HG_WORKER_BUSY;
+    w->current = current;
+    return HG_OK;
+}
+
+int
 hg_pool_send(hg_worker_t *w, void *current)
 {
     int rc;
 
-    if (w->state != HG_WORKER_IDLE || w->to_fd < 0) {
+    if (w->to_fd < 0
+        || !(w->state == HG_WORKER_IDLE
+             || (w->state == HG_WORKER_BUSY && w->current == current)))
+    {
         return HG_ERROR;
     }
     rc = hg_ipc_write_some(w->to_fd, &w->out);
@@ -116,6 +130,7 @@ hg_pool_send(hg_worker_t *w, void *current)
         w->out.start = w->out.len = 0;
         hg_pool_close_to(w);
         w->state = HG_WORKER_GONE;
+        w->current = NULL;
         return HG_ERROR;
     }
     w->state = HG_WORKER_BUSY;

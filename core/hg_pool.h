@@ -82,8 +82,12 @@ void hg_pool_init(hg_pool_t *pool, hg_event_loop_t *loop,
 /* Fork one worker that serves MODS. */
 hg_worker_t *hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods,
                            const char *prefix);
+/* Hold an idle worker for CURRENT before its frame can go (the master
+ * waits for the store to commit the execution's `running` record). */
+int hg_pool_reserve(hg_worker_t *w, void *current);
 /* Send the DISPATCH frame built in w->out (hg_ipc_begin .. hg_ipc_end) and
- * mark the worker busy with CURRENT. HG_ERROR when it cannot take it. */
+ * mark the worker busy with CURRENT (idle, or reserved for CURRENT).
+ * HG_ERROR when it cannot take it: the caller keeps the execution. */
 int hg_pool_send(hg_worker_t *w, void *current);
 /* Kill the worker's whole process group. */
 void hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo);

@@ -12,6 +12,7 @@
 #include "hg_log.h"
 #include "hg_master.h"
 #include "hg_process.h"
+#include "hg_store.h"
 
 int hg_next_main(int argc, char **argv);
 
@@ -63,6 +64,7 @@ hg_test_configuration(const hg_options_t *opt)
 {
     hg_conf_errors_t errors;
     hg_cycle_t *cycle;
+    char err[512];
 
     memset(&errors, 0, sizeof(errors));
     cycle = hg_cycle_create(opt->conf_file, opt->prefix, NULL, &errors);
@@ -70,6 +72,14 @@ hg_test_configuration(const hg_options_t *opt)
         hg_print_errors(&errors);
         fprintf(stderr, "hourglass: configuration file %s test failed\n",
                 opt->conf_file);
+        hg_conf_errors_free(&errors);
+        return 1;
+    }
+    if (hg_store_check(cycle->conf, err, sizeof(err)) != HG_OK) {
+        fprintf(stderr, "%s: %s\n", opt->conf_file, err);
+        fprintf(stderr, "hourglass: configuration file %s test failed\n",
+                opt->conf_file);
+        hg_cycle_destroy(cycle);
         hg_conf_errors_free(&errors);
         return 1;
     }
@@ -126,6 +136,7 @@ hg_run_master(const hg_options_t *opt)
     hg_conf_errors_t errors;
     hg_cycle_t *cycle;
     hg_master_t master;
+    hg_store_t *store;
     hg_conf_t *conf;
     char err[512];
     int pid_fd = -1, rc;
@@ -173,10 +184,19 @@ hg_run_master(const hg_options_t *opt)
                      HG_NELEMS(fields), "hourglass started with %s",
                      opt->conf_file);
     }
-    if (hg_master_init(&master, cycle, opt->conf_file, opt->prefix)
+    store = hg_store_open(conf, err, sizeof(err));
+    if (store == NULL) {
+        hg_log(HG_LOG_ERROR, "cannot open the store: %s", err);
+        hg_pidfile_remove(conf->pid, pid_fd);
+        hg_cycle_destroy(cycle);
+        hg_log_close();
+        return 1;
+    }
+    if (hg_master_init(&master, cycle, opt->conf_file, opt->prefix, store)
         != HG_OK)
     {
         hg_master_cleanup(&master);
+        hg_store_close(store);
         hg_pidfile_remove(conf->pid, pid_fd);
         hg_log_close();
         return 1;
@@ -187,6 +207,7 @@ hg_run_master(const hg_options_t *opt)
         char *pid_path = strdup(master.cycle->conf->pid);
         hg_log(HG_LOG_INFO, "hourglass exiting");
         hg_master_cleanup(&master);
+        hg_store_close(store);
         hg_pidfile_remove(pid_path ? pid_path : conf->pid, pid_fd);
         free(pid_path);
     }
