@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 
 #include "hg_log.h"
+#include "hg_maintenance.h"
 #include "hg_module.h"
 
 /* hg_module_t as version 1 first shipped it, up to and including fini:
@@ -47,6 +48,7 @@ hg_module_host(hg_process_type_t process, const char *prefix)
     host.process = process;
     host.prefix = prefix;
     host.log = hg_module_host_log;
+    host.store_task = hg_maintenance_task;
     return &host;
 }
 

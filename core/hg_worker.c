@@ -15,6 +15,7 @@
 #include "hg_exec.h"
 #include "hg_ipc.h"
 #include "hg_log.h"
+#include "hg_maintenance.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
 
@@ -325,8 +326,8 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 }
 
 void
-hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
-               int in_fd, int out_fd)
+hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
+               pid_t master, int in_fd, int out_fd)
 {
     hg_worker_state_t w;
     hg_conf_errors_t errors;
@@ -351,6 +352,7 @@ hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
         _exit(HG_WORKER_EXIT_IO);
     }
     hg_random_reseed();
+    hg_maintenance_set_conf(conf);
     hg_ipc_reader_init(&w.reader);
     hg_ipc_buf_init(&w.out);
 

@@ -90,7 +90,20 @@ typedef struct hg_host_s {
     const char *prefix;             /* the prefix relative paths resolve in */
     void (*log)(hg_log_level_t level, const char *module, const char *fmt,
                 ...) HG_PRINTF(3, 4);
+    /* Store maintenance in this process: task "history_cleanup" (delete
+     * executions older than store.retention, in bounded batches),
+     * "store_vacuum" or "health_check". On success *report is a JSON
+     * object the caller json_decref()s. 0, or -1 with a message in err.
+     * Present when host->size covers it. */
+    int (*store_task)(const char *task, json_t **report, char *err,
+                      size_t errlen);
 } hg_host_t;
+
+/* Whether HOST (of size host->size) has the member MEMBER. */
+#define HG_HOST_HAS(host, member)                                          \
+    ((host) != NULL                                                       \
+     && (host)->size >= offsetof(hg_host_t, member) + sizeof((host)->member) \
+     && (host)->member != NULL)
 
 /* One execution, as the worker sees it. Opaque: use the accessors. */
 typedef struct hg_exec_s hg_exec_t;

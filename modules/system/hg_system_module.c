@@ -51,27 +51,46 @@ system_monotonic_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The store arrives in a later issue: until then there is nothing to
- * clean or vacuum, and saying so beats pretending. */
-static hg_result_t
-system_store_missing(hg_exec_t *exec)
-{
-    static const char text[] = "store not available yet: nothing to do";
+/* The store tasks are the host's (hg_host_t.store_task): it knows the
+ * store's driver and path and opens a connection of its own in this
+ * worker. The report it returns is the execution's output. */
+static const hg_host_t *hg_system_host;
 
-    (void) hg_exec_output(exec, text, sizeof(text) - 1);
+static hg_result_t
+system_store_task(hg_exec_t *exec, const char *task)
+{
+    json_t *report = NULL;
+    char err[512], *text;
+
+    if (!HG_HOST_HAS(hg_system_host, store_task)) {
+        hg_exec_set_error(exec, "%s: this hourglass offers no store "
+                          "maintenance", task);
+        return HG_FATAL;
+    }
+    err[0] = '\0';
+    if (hg_system_host->store_task(task, &report, err, sizeof(err)) != 0) {
+        hg_exec_set_error(exec, "%s", err[0] ? err : "store task failed");
+        return HG_FAIL;
+    }
+    text = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(report);
+    if (text != NULL) {
+        (void) hg_exec_output(exec, text, strlen(text));
+        free(text);
+    }
     return HG_OK;
 }
 
 static hg_result_t
 system_history_cleanup(hg_exec_t *exec)
 {
-    return system_store_missing(exec);
+    return system_store_task(exec, "history_cleanup");
 }
 
 static hg_result_t
 system_store_vacuum(hg_exec_t *exec)
 {
-    return system_store_missing(exec);
+    return system_store_task(exec, "store_vacuum");
 }
 
 /* One line of JSON: {"status":"ok","pid":N,"uptime_seconds":S,...}. */
@@ -109,13 +128,29 @@ system_health_check(hg_exec_t *exec)
         hg_exec_set_error(exec, "health_check: cannot build the report");
         goto done;
     }
+    if (HG_HOST_HAS(hg_system_host, store_task)) {
+        json_t *store = NULL;
+        char err[512];
+        if (hg_system_host->store_task("health_check", &store, err,
+                                       sizeof(err)) == 0)
+        {
+            json_object_set_new(doc, "store", store);
+        } else {
+            json_object_set_new(doc, "status", json_string("degraded"));
+            json_object_set_new(doc, "store_error", json_string(err));
+            result = HG_FAIL;
+            hg_exec_set_error(exec, "health_check: %s", err);
+        }
+    }
     text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (text == NULL) {
         hg_exec_set_error(exec, "health_check: cannot encode the report");
         goto done;
     }
     (void) hg_exec_output(exec, text, strlen(text));
-    result = HG_OK;
+    if (json_object_get(doc, "store_error") == NULL) {
+        result = HG_OK;
+    }
 
 done:
     free(text);
@@ -166,6 +201,7 @@ system_init(const json_t *conf, const hg_host_t *host, char *err,
     hg_system_started_ms = system_monotonic_ms();
     /* host->version points into the host binary, which outlives us */
     hg_system_version = host != NULL ? host->version : NULL;
+    hg_system_host = host;
     return 0;
 }
 
