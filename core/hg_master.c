@@ -528,6 +528,7 @@ hg_master_start(hg_master_t *m, hg_execution_t *exec)
     if (job->policy.timeout_ms > 0) {
         deadline = now_ms + job->policy.timeout_ms;
     }
+    exec->deadline_ms = deadline;
     hg_ipc_begin(&w->out, HG_IPC_DISPATCH);
     hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec->id);
     hg_ipc_put_str(&w->out, HG_IPC_F_JOB_ID, job->id);
@@ -1191,6 +1192,13 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     exec->timer.handler = NULL;
     memset(&result, 0, sizeof(result));
     result.status = hg_master_result_status(rc);
+    if (rc != HG_OK && exec->deadline_ms > 0
+        && hg_now_ms() >= exec->deadline_ms)
+    {
+        /* The module saw the deadline first (hg_exec_cancelled) and gave
+         * up on its own, just before the master would have killed it. */
+        result.status = HG_EXEC_TIMED_OUT;
+    }
     hg_ipc_get_i32(frame, HG_IPC_F_EXIT_CODE, &code);
     hg_ipc_get_i32(frame, HG_IPC_F_SIGNAL, &signo);
     hg_ipc_get_u32(frame, HG_IPC_F_TRUNCATED, &truncated);
@@ -1209,6 +1217,18 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     result.signo = signo;
     error = hg_ipc_get_strdup(frame, HG_IPC_F_ERROR);
     result.error = error;
+    if (result.status == HG_EXEC_TIMED_OUT) {
+        char *why = NULL;
+        if (asprintf(&why, "timed out after %" PRId64 " ms (the module "
+                     "stopped at its deadline%s%s)",
+                     exec->job->policy.timeout_ms, error ? ": " : "",
+                     error ? error : "") >= 0)
+        {
+            free(error);
+            error = why;
+            result.error = error;
+        }
+    }
     output = hg_ipc_field(frame, HG_IPC_F_OUTPUT);
     if (output != NULL) {
         result.output = (const char *) output->data;
@@ -1562,7 +1582,15 @@ hg_master_on_signal(hg_event_t *ev, uint32_t events)
                 hg_log(HG_LOG_ERROR, "cannot reopen the log file: %s",
                        strerror(errno));
             } else {
+                hg_worker_t *w;
                 hg_log(HG_LOG_INFO, "log file reopened");
+                /* The workers hold their own descriptor: tell each (the
+                 * worker, not its group, where job processes live). */
+                for (w = m->pool.head; w != NULL; w = w->next) {
+                    if (w->state != HG_WORKER_GONE) {
+                        kill(w->pid, SIGUSR1);
+                    }
+                }
             }
             break;
         default:
@@ -1883,6 +1911,8 @@ hg_master_cleanup(hg_master_t *m)
     hg_job_t **jobs;
     size_t n = 0, i;
 
+    /* No worker is replaced from here on. */
+    m->stopping = true;
     if (m->pool.head != NULL) {
         hg_pool_kill_all(&m->pool, SIGKILL);
     }

@@ -75,6 +75,7 @@ struct hg_execution_s {
     hg_timer_t timer;               /* jitter wait, timeout or retry */
     hg_worker_t *worker;
     int64_t dispatched_ms;          /* wall */
+    int64_t deadline_ms;            /* wall, 0 = no timeout */
     int64_t due_ns;                 /* wall, exact: schedule lag */
     int64_t dispatched_ns;          /* wall, when the frame was sent */
     hg_execution_t *next_waiting;

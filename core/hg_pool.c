@@ -362,6 +362,11 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
     hg_pool_close_from(w);
     hg_pool_close_to(w);
     hg_pool_unlink(pool, w);
+    /* Whatever the worker started dies with it, however it died: a job's
+     * grandchild (sh -c forks its command) would otherwise live on as an
+     * orphan in the dead worker's group. A group id is not reused while
+     * the group has members, so this reaches only them. */
+    kill(-w->pid, SIGKILL);
     w->state = HG_WORKER_GONE;
     current = w->current;
     w->current = NULL;
@@ -413,10 +418,15 @@ hg_pool_kill_all(hg_pool_t *pool, int signo)
     int status;
     pid_t pid;
 
-    for (w = pool->head; w != NULL; w = w->next) {
-        hg_pool_kill(w, HG_KILL_STOP, signo);
-    }
     while (pool->head != NULL) {
+        /* Again each time: a callback may have forked a replacement. */
+        for (w = pool->head; w != NULL; w = w->next) {
+            if (w->kill_reason == HG_KILL_NONE
+                || w->kill_reason == HG_KILL_RETIRE)
+            {
+                hg_pool_kill(w, HG_KILL_STOP, signo);
+            }
+        }
         pid = wait4(-1, &status, 0, &usage);
         if (pid < 0) {
             if (errno == EINTR) {

@@ -29,6 +29,17 @@ typedef struct hg_worker_state_s {
     json_t *last_job;
 } hg_worker_state_t;
 
+/* SIGUSR1 from the master: reopen the log file before the next dispatch
+ * (after rotation, as the master does). */
+static volatile sig_atomic_t hg_worker_reopen_log;
+
+static void
+hg_worker_on_usr1(int signo)
+{
+    HG_UNUSED(signo);
+    hg_worker_reopen_log = 1;
+}
+
 /* SIGTERM (sent by the kernel when the master dies, or by the master on a
  * fast stop) takes the whole process group down: the worker and whatever
  * its job started. */
@@ -59,6 +70,7 @@ hg_worker_signals(void)
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = hg_worker_on_usr1;
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = hg_worker_on_term;
     sigaction(SIGTERM, &sa, NULL);
@@ -368,6 +380,13 @@ hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
     hg_worker_ready(&w, NULL);
 
     for (;;) {
+        if (hg_worker_reopen_log) {
+            hg_worker_reopen_log = 0;
+            if (hg_log_reopen() != HG_OK) {
+                hg_log(HG_LOG_ERROR, "worker cannot reopen the log file: %s",
+                       strerror(errno));
+            }
+        }
         rc = hg_ipc_next(&w.reader, &frame, err, sizeof(err));
         if (rc == 1) {
             if (frame.type != HG_IPC_DISPATCH) {
