@@ -242,8 +242,12 @@ test_host_log(hg_log_level_t level, const char *module, const char *fmt,
 }
 
 static const hg_host_t test_host = {
-    HG_MODULE_ABI_VERSION, (uint32_t) sizeof(hg_host_t), "test",
-    HG_PROCESS_WORKER, ".", test_host_log
+    .abi_version = HG_MODULE_ABI_VERSION,
+    .size = (uint32_t) sizeof(hg_host_t),
+    .version = "test",
+    .process = HG_PROCESS_WORKER,
+    .prefix = ".",
+    .log = test_host_log,
 };
 
 /* A job for PATH on the test server (or URL when it has a scheme), with

@@ -399,6 +399,15 @@ test_system_validate(void **state)
     assert_int_equal(dlclose(handle), 0);
 }
 
+static int
+fake_store_task(const char *task, json_t **report, char *err, size_t errlen)
+{
+    (void) err;
+    (void) errlen;
+    *report = json_pack("{s:s, s:i}", "task", task, "deleted", 0);
+    return *report != NULL ? 0 : -1;
+}
+
 static void
 test_system_tasks(void **state)
 {
@@ -428,15 +437,26 @@ test_system_tasks(void **state)
     assert_null(exec.error);
     exec_finish(&exec);
 
+    /* A host without store maintenance: the store tasks cannot run. */
+    exec_prepare(&exec, json_pack("{s:s}", "task", "history_cleanup"));
+    assert_int_equal(m->execute(&exec), HG_FATAL);
+    assert_non_null(exec.error);
+    exec_finish(&exec);
+
+    /* A host with it: the task's report is the output. */
+    host.store_task = fake_store_task;
+    assert_int_equal(m->init(NULL, &host, err, sizeof(err)), 0);
     exec_prepare(&exec, json_pack("{s:s}", "task", "history_cleanup"));
     assert_int_equal(m->execute(&exec), HG_OK);
-    assert_output(&exec, "store not available yet: nothing to do");
+    assert_output(&exec, "{\"task\":\"history_cleanup\",\"deleted\":0}");
     exec_finish(&exec);
 
     exec_prepare(&exec, json_pack("{s:s}", "task", "store_vacuum"));
     assert_int_equal(m->execute(&exec), HG_OK);
-    assert_output(&exec, "store not available yet: nothing to do");
+    assert_output(&exec, "{\"task\":\"store_vacuum\",\"deleted\":0}");
     exec_finish(&exec);
+    host.store_task = NULL;
+    assert_int_equal(m->init(NULL, &host, err, sizeof(err)), 0);
 
     exec_prepare(&exec, json_pack("{s:s}", "task", "health_check"));
     assert_int_equal(m->execute(&exec), HG_OK);
