@@ -59,12 +59,11 @@ hg_print_errors(const hg_conf_errors_t *errors)
 
 /* -t and -T: build a whole cycle (modules loaded and validated) and throw
  * it away. */
-static int
-hg_test_configuration(const hg_options_t *opt)
+static hg_cycle_t *
+hg_load_cycle(const hg_options_t *opt)
 {
     hg_conf_errors_t errors;
     hg_cycle_t *cycle;
-    char err[512];
 
     memset(&errors, 0, sizeof(errors));
     cycle = hg_cycle_create(opt->conf_file, opt->prefix, NULL, &errors);
@@ -72,7 +71,19 @@ hg_test_configuration(const hg_options_t *opt)
         hg_print_errors(&errors);
         fprintf(stderr, "hourglass: configuration file %s test failed\n",
                 opt->conf_file);
-        hg_conf_errors_free(&errors);
+    }
+    hg_conf_errors_free(&errors);
+    return cycle;
+}
+
+static int
+hg_test_configuration(const hg_options_t *opt)
+{
+    hg_cycle_t *cycle;
+    char err[512];
+
+    cycle = hg_load_cycle(opt);
+    if (cycle == NULL) {
         return 1;
     }
     if (hg_store_check(cycle->conf, err, sizeof(err)) != HG_OK) {
@@ -80,7 +91,6 @@ hg_test_configuration(const hg_options_t *opt)
         fprintf(stderr, "hourglass: configuration file %s test failed\n",
                 opt->conf_file);
         hg_cycle_destroy(cycle);
-        hg_conf_errors_free(&errors);
         return 1;
     }
     if (opt->dump) {
@@ -89,7 +99,6 @@ hg_test_configuration(const hg_options_t *opt)
     printf("hourglass: configuration file %s test is successful\n",
            opt->conf_file);
     hg_cycle_destroy(cycle);
-    hg_conf_errors_free(&errors);
     return 0;
 }
 
@@ -133,7 +142,6 @@ hg_send_signal(const hg_options_t *opt)
 static int
 hg_run_master(const hg_options_t *opt)
 {
-    hg_conf_errors_t errors;
     hg_cycle_t *cycle;
     hg_master_t master;
     hg_store_t *store;
@@ -141,16 +149,10 @@ hg_run_master(const hg_options_t *opt)
     char err[512];
     int pid_fd = -1, rc;
 
-    memset(&errors, 0, sizeof(errors));
-    cycle = hg_cycle_create(opt->conf_file, opt->prefix, NULL, &errors);
+    cycle = hg_load_cycle(opt);
     if (cycle == NULL) {
-        hg_print_errors(&errors);
-        fprintf(stderr, "hourglass: configuration file %s test failed\n",
-                opt->conf_file);
-        hg_conf_errors_free(&errors);
         return 1;
     }
-    hg_conf_errors_free(&errors);
     conf = cycle->conf;
     if (conf->daemon && hg_daemonize(err, sizeof(err)) != HG_OK) {
         fprintf(stderr, "hourglass: cannot become a daemon: %s\n", err);
