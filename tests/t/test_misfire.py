@@ -1,0 +1,225 @@
+"""Fire times missed while the daemon was down, per each job's `misfire`
+policy (skip | run_once | run_all, capped at 100): the store keeps every
+job's last fire time (table job_state), and the next start compares it
+with the schedule."""
+
+import signal
+import sqlite3
+import time
+
+from conftest import conf_value, job, wait_until
+
+FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
+         "missed", "dead")
+MEMORY_STORE = 'store = { driver = "memory"; };'
+DOWNTIME = 3.5
+
+
+# --- helpers (this file's own) ---------------------------------------------
+
+def sqlite_config(d, db=None, **kw):
+    """d.config(**kw) with the memory store replaced by SQLite at DB."""
+    db = db or d.dir / "hg.db"
+    text = d.config(**kw)
+    assert MEMORY_STORE in text
+    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(
+        {"driver": "sqlite", "path": str(db)}))
+
+
+def db_rows(db, where="1", args=()):
+    con = sqlite3.connect(str(db), timeout=10)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(
+            "SELECT * FROM executions WHERE %s ORDER BY job_id,"
+            " scheduled_for, id" % where, args)]
+    finally:
+        con.close()
+
+
+def summarize(rows):
+    return [(r["job_id"], r["id"][-6:], r["status"], r["triggered_by"],
+             r["scheduled_for"], r["started_at"]) for r in rows]
+
+
+def misfires(rows, job_id):
+    return [r for r in rows if r["job_id"] == job_id
+            and r["triggered_by"] == "misfire"]
+
+
+def two_jobs(misfire, **kw):
+    """An `every` job and a cron job firing every second."""
+    return [job("ev", every="1s", command="true", misfire=misfire, **kw),
+            job("cr", schedule="* * * * * *", command="true",
+                misfire=misfire, **kw)]
+
+
+def run_stop_wait_restart(d, text, downtime=DOWNTIME, between=None):
+    """Starts D, lets both jobs fire, stops it with SIGTERM, waits
+    DOWNTIME seconds (calling BETWEEN, if given, meanwhile), starts it
+    again on the same store. Returns (time of the stop, time of the
+    restart), epoch seconds."""
+    d.start(text)
+    d.wait_event("finish", job="ev", status="succeeded")
+    d.wait_event("finish", job="cr", status="succeeded")
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit() == 0, d.master_output()
+    stopped = time.time()
+    if between is not None:
+        between()
+    time.sleep(max(0.0, downtime - (time.time() - stopped)))
+    first_pid = d.pid
+    restarted = time.time()
+    d.start()
+    assert d.pid != first_pid
+    return stopped, restarted
+
+
+def misfire_lines(d, job_id):
+    """The `misfire` log lines of the restarted master for JOB_ID."""
+    return [e for e in d.events("misfire", job=job_id) if e["pid"] == d.pid]
+
+
+def wait_final(db, pred, what, timeout=10):
+    last = []
+
+    def probe():
+        last[:] = db_rows(db)
+        return last if pred(last) else None
+    try:
+        return wait_until(probe, timeout=timeout, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; rows: %s" % (e, summarize(last)))
+
+
+# --- tests ------------------------------------------------------------------
+
+def test_misfire_skip_runs_nothing_for_the_downtime(daemon):
+    db = daemon.dir / "hg.db"
+    text = sqlite_config(daemon, db, jobs=two_jobs("skip"))
+    _, restarted = run_stop_wait_restart(daemon, text)
+    for j in ("ev", "cr"):
+        lines = daemon.wait_event("misfire", job=j, pid=daemon.pid)
+        assert "skip" in lines[0]["message"], lines
+    # the schedule goes on: wait for a regular run of each after the restart
+    rows = wait_final(db, lambda rs: all(
+        any(r["job_id"] == j and r["started_at"] > restarted * 1000
+            and r["status"] == "succeeded" for r in rs)
+        for j in ("ev", "cr")), what="a run of each job after the restart")
+    assert not [r for r in rows if r["triggered_by"] == "misfire"], \
+        summarize(rows)
+    assert not [e for e in daemon.events("start")
+                if e["trigger"] == "misfire"]
+
+
+def test_misfire_run_once_runs_one_at_start(daemon):
+    db = daemon.dir / "hg.db"
+    text = sqlite_config(daemon, db, jobs=two_jobs("run_once"))
+    stopped, restarted = run_stop_wait_restart(daemon, text)
+    rows = wait_final(db, lambda rs: all(
+        misfires(rs, j) and all(r["status"] in FINAL
+                                for r in misfires(rs, j))
+        for j in ("ev", "cr")), what="a final misfire execution per job")
+    for j in ("ev", "cr"):
+        got = misfires(rows, j)
+        assert len(got) == 1, summarize(rows)
+        r = got[0]
+        assert r["status"] == "succeeded", r
+        # one of the missed fire times (the last), run right after start
+        assert stopped * 1000 - 1000 < r["scheduled_for"] <= \
+            restarted * 1000 + 1000, (r, stopped, restarted)
+        assert restarted * 1000 <= r["started_at"] <= \
+            restarted * 1000 + 5000, (r, restarted)
+        lines = misfire_lines(daemon, j)
+        assert lines and "run_once" in lines[0]["message"], lines
+    # and only one, a little later too
+    time.sleep(1.2)
+    rows = db_rows(db)
+    assert len(misfires(rows, "ev")) == 1 and \
+        len(misfires(rows, "cr")) == 1, summarize(rows)
+
+
+def check_run_all(daemon, db, stopped, restarted):
+    rows = wait_final(db, lambda rs: all(
+        misfires(rs, j) and all(r["status"] in FINAL
+                                for r in misfires(rs, j))
+        for j in ("ev", "cr")), what="the misfire executions final")
+    time.sleep(0.5)
+    rows = db_rows(db)
+    for j in ("ev", "cr"):
+        got = misfires(rows, j)
+        print("%s: %d misfire executions: %s" % (
+            j, len(got), [r["status"] for r in got]))
+        # one per second of downtime
+        assert 2 <= len(got) <= 5, summarize(rows)
+        times = [r["scheduled_for"] for r in got]
+        assert len(set(times)) == len(times), summarize(got)
+        for t in times:
+            assert stopped * 1000 - 1500 < t <= restarted * 1000 + 500, \
+                (t, stopped, restarted, summarize(got))
+        lines = misfire_lines(daemon, j)
+        assert lines and "run_all" in lines[0]["message"], lines
+    return rows
+
+
+def test_misfire_run_all_runs_each_missed_time(daemon):
+    # overlap = queue: the catch-up runs go one after another
+    db = daemon.dir / "hg.db"
+    text = sqlite_config(daemon, db, jobs=two_jobs("run_all",
+                                                   overlap="queue"))
+    stopped, restarted = run_stop_wait_restart(daemon, text)
+    rows = check_run_all(daemon, db, stopped, restarted)
+    for j in ("ev", "cr"):
+        got = misfires(rows, j)
+        assert all(r["status"] == "succeeded" for r in got), summarize(got)
+
+
+def test_misfire_run_all_with_the_default_overlap(daemon):
+    # The default overlap is skip. The catch-up fires are made at once at
+    # start; the log says "running each (misfire = run_all)": each missed
+    # fire time should run, not be skipped as if it overlapped a run that
+    # only exists because of the same catch-up.
+    db = daemon.dir / "hg.db"
+    text = sqlite_config(daemon, db, jobs=two_jobs("run_all"))
+    stopped, restarted = run_stop_wait_restart(daemon, text)
+    rows = check_run_all(daemon, db, stopped, restarted)
+    for j in ("ev", "cr"):
+        got = misfires(rows, j)
+        skipped = [r for r in got if r["status"] == "skipped"]
+        assert not skipped, (
+            "run_all: %d of %d catch-up executions of %s recorded skipped "
+            "(%s)" % (len(skipped), len(got), j, skipped[0]["error"]))
+
+
+def test_misfire_run_all_is_capped_at_100(daemon):
+    db = daemon.dir / "hg.db"
+    jobs = [job("cr", schedule="* * * * * *", command="true",
+                misfire="run_all", overlap="allow"),
+            job("ev", every="1s", command="true", misfire="skip")]
+    text = sqlite_config(daemon, db, workers=4, jobs=jobs)
+
+    def age_last_fire():
+        con = sqlite3.connect(str(db), timeout=10)
+        try:
+            old = int((time.time() - 200) * 1000)
+            n = con.execute("UPDATE job_state SET last_fire = ? WHERE"
+                            " job_id = 'cr'", (old,)).rowcount
+            con.commit()
+        finally:
+            con.close()
+        assert n == 1
+
+    run_stop_wait_restart(daemon, text, downtime=0.5, between=age_last_fire)
+    line = daemon.wait_for(lambda evs: [
+        e for e in evs if e.get("event") == "misfire" and e.get("job") == "cr"
+        and e.get("pid") == daemon.pid], what="the misfire line of cr")[0]
+    assert "100" in line["message"] and "capped" in line["message"], line
+    wait_final(db, lambda rs: len(misfires(rs, "cr")) >= 100
+               and all(r["status"] in FINAL for r in misfires(rs, "cr")),
+               what="100 misfire executions final", timeout=15)
+    time.sleep(1.0)
+    got = misfires(db_rows(db), "cr")
+    print("cr: %d misfire executions: %d succeeded" % (
+        len(got), sum(r["status"] == "succeeded" for r in got)))
+    assert len(got) == 100, len(got)
+    assert len({r["scheduled_for"] for r in got}) == 100

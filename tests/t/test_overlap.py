@@ -1,0 +1,231 @@
+"""What happens to a fire while the job's previous run still goes
+(overlap = skip | queue | replace | allow), and the ready queue's other
+rules: priority, jitter and starting_deadline. Read back from the SQLite
+store and from the log."""
+
+import sqlite3
+
+from conftest import at_ahead, conf_value, job, rfc3339, wait_until
+
+FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
+         "missed", "dead")
+MEMORY_STORE = 'store = { driver = "memory"; };'
+INF = float("inf")
+
+
+# --- helpers (this file's own) ---------------------------------------------
+
+def sqlite_config(d, db=None, **kw):
+    """d.config(**kw) with the memory store replaced by SQLite at DB."""
+    db = db or d.dir / "hg.db"
+    text = d.config(**kw)
+    assert MEMORY_STORE in text
+    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(
+        {"driver": "sqlite", "path": str(db)}))
+
+
+def db_rows(db, where="1", args=()):
+    con = sqlite3.connect(str(db), timeout=10)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(
+            "SELECT * FROM executions WHERE %s ORDER BY scheduled_for, id"
+            % where, args)]
+    finally:
+        con.close()
+
+
+def wait_rows(db, pred, timeout=15, what="rows in the store"):
+    last = []
+
+    def probe():
+        last[:] = db_rows(db)
+        return last if pred(last) else None
+    try:
+        return wait_until(probe, timeout=timeout, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; rows: %s" % (e, summarize(last)))
+
+
+def summarize(rows):
+    return [(r["id"][-6:], r["job_id"], r["status"], r["scheduled_for"],
+             r["started_at"], r["finished_at"]) for r in rows]
+
+
+def count(rows, status):
+    return sum(1 for r in rows if r["status"] == status)
+
+
+def intervals(rows):
+    """[start, end) of every row that started (end = inf while running)."""
+    out = []
+    for r in rows:
+        if r["started_at"] > 0:
+            end = r["finished_at"] if r["finished_at"] > 0 else INF
+            out.append((r["started_at"], end, r["id"]))
+    return sorted(out)
+
+
+def overlapping(rows):
+    """Pairs of runs whose intervals intersect."""
+    iv = intervals(rows)
+    pairs = []
+    for i, (s1, e1, a) in enumerate(iv):
+        for s2, e2, b in iv[i + 1:]:
+            if s2 < e1 and s1 < e2:
+                pairs.append((a, b))
+    return pairs
+
+
+def sleeper(overlap, **kw):
+    return job("slow", every="1s", command="sleep 2.5", overlap=overlap,
+               max_retries=0, **kw)
+
+
+# --- overlap ----------------------------------------------------------------
+
+def test_overlap_skip_records_the_fire_skipped(daemon):
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, workers=3,
+                               jobs=[sleeper("skip")]))
+    rows = wait_rows(db, lambda rs: count(rs, "skipped") >= 2
+                     and count(rs, "succeeded") >= 1,
+                     what="two skipped fires and a finished run")
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    ran = [r for r in rows if r["started_at"] > 0]
+    assert not overlapping(rows), summarize(rows)
+    for r in skipped:
+        assert r["started_at"] == 0 and r["worker_pid"] == 0, r
+        assert "overlap = skip" in (r["error"] or ""), r
+        assert r["triggered_by"] == "schedule", r
+        # it fell while a run was going
+        assert any(s <= r["scheduled_for"] < e
+                   for s, e, _ in intervals(ran)), summarize(rows)
+    fins = {e["exec"]: e for e in daemon.events("finish", job="slow")
+            if e["status"] == "skipped"}
+    assert {r["id"] for r in skipped} <= set(fins), (fins, summarize(rows))
+    assert not daemon.events("start", exec=skipped[0]["id"])
+
+
+def test_overlap_queue_runs_fires_one_after_another(daemon):
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, workers=3,
+                               jobs=[sleeper("queue")]))
+    rows = wait_rows(db, lambda rs: count(rs, "succeeded") >= 2,
+                     what="two runs finished", timeout=15)
+    assert count(rows, "skipped") == 0, summarize(rows)
+    assert not overlapping(rows), summarize(rows)
+    ran = sorted((r for r in rows if r["started_at"] > 0),
+                 key=lambda r: r["started_at"])
+    # in fire order, each one once its predecessor finished
+    assert [r["scheduled_for"] for r in ran] \
+        == sorted(r["scheduled_for"] for r in ran), summarize(rows)
+    for prev, nxt in zip(ran, ran[1:]):
+        assert prev["finished_at"] > 0, summarize(rows)
+        assert nxt["started_at"] >= prev["finished_at"], summarize(rows)
+    # the second run waited: it fired while the first ran
+    assert ran[1]["scheduled_for"] < ran[0]["finished_at"], summarize(rows)
+    # fires waiting their turn are in the store as queued
+    assert count(rows, "queued") >= 1, summarize(rows)
+    assert not [e for e in daemon.events("finish", job="slow")
+                if e["status"] == "skipped"]
+
+
+def test_overlap_replace_kills_the_running_one(daemon):
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, workers=3,
+                               jobs=[sleeper("replace")]))
+    rows = wait_rows(db, lambda rs: count(rs, "killed") >= 2,
+                     what="two runs replaced")
+    killed = [r for r in rows if r["status"] == "killed"]
+    replaced = {e["exec"]: e for e in daemon.events("replace", job="slow")}
+    starts = {e["exec"]: e for e in daemon.events("start", job="slow")}
+    for r in killed:
+        # killed by the next fire, about a second into its 2.5 s
+        assert r["id"] in replaced, (r, replaced)
+        assert r["finished_at"] - r["started_at"] < 2400, r
+        successor = [x for x in rows
+                     if x["scheduled_for"] > r["scheduled_for"]][0]
+        assert successor["id"] in replaced[r["id"]]["message"]
+        # and the new one runs
+        assert successor["id"] in starts, summarize(rows)
+        assert successor["started_at"] > 0, summarize(rows)
+        assert successor["started_at"] >= r["started_at"]
+    assert count(rows, "skipped") == 0, summarize(rows)
+    assert count(rows, "succeeded") == 0, summarize(rows)
+
+
+def test_overlap_allow_runs_them_at_once(daemon):
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, workers=3,
+                               jobs=[sleeper("allow")]))
+    rows = wait_rows(db, lambda rs: overlapping(rs)
+                     and count(rs, "succeeded") >= 1,
+                     what="two runs at once")
+    assert count(rows, "skipped") == 0 and count(rows, "killed") == 0, \
+        summarize(rows)
+    live = wait_until(lambda: len(daemon.find_commands(["sleep", "2.5"]))
+                      >= 2 and daemon.find_commands(["sleep", "2.5"]),
+                      what="two sleep commands alive at once")
+    assert len(live) >= 2
+
+
+# --- the ready queue ----------------------------------------------------------
+
+def test_priority_orders_the_ready_queue(daemon):
+    db = daemon.dir / "hg.db"
+    t = at_ahead(2)
+    jobs = [job("blocker", at=rfc3339(t), command="sleep 2")]
+    # defined low first, so definition order would be wrong
+    for name in ("low", "critical", "normal"):
+        jobs.append(job("p-" + name, at=rfc3339(t + 1), priority=name,
+                        command="true"))
+    daemon.start(sqlite_config(daemon, db, workers=1, jobs=jobs))
+    starts = daemon.wait_event("start", count=4, timeout=15)
+    order = [s["job"] for s in starts]
+    assert order == ["blocker", "p-critical", "p-normal", "p-low"], order
+    rows = wait_rows(db, lambda rs: len(rs) == 4
+                     and all(r["status"] == "succeeded" for r in rs),
+                     what="four succeeded")
+    prio = {r["job_id"]: r["priority"] for r in rows}
+    assert prio["p-critical"] > prio["p-normal"] > prio["p-low"], prio
+    by_start = [r["job_id"] for r in sorted(rows,
+                                            key=lambda r: r["started_at"])]
+    assert by_start[1:] == ["p-critical", "p-normal", "p-low"], by_start
+
+
+def test_jitter_delays_starts_within_its_bound(daemon):
+    daemon.start(workers=2, jobs=[job("jittery", every="1s", command="true",
+                                      jitter="800ms")])
+    starts = daemon.wait_event("start", count=6, job="jittery", timeout=15)
+    lags = [s["lag_ms"] for s in starts]
+    print("lags (ms):", lags)
+    assert all(0 <= l <= 800 + 250 for l in lags), lags
+    assert max(lags) > 50, lags
+    # not one fixed delay either
+    assert len(set(lags)) > 1, lags
+
+
+def test_starting_deadline_records_a_late_run_missed(daemon):
+    db = daemon.dir / "hg.db"
+    t = at_ahead(2)
+    daemon.start(sqlite_config(daemon, db, workers=1, jobs=[
+        job("blocker", at=rfc3339(t), command="sleep 3"),
+        job("tight", at=rfc3339(t + 1), starting_deadline="500ms",
+            command="true"),
+        job("loose", at=rfc3339(t + 1), starting_deadline="30s",
+            command="true"),
+    ]))
+    rows = wait_rows(db, lambda rs: len(rs) == 3
+                     and all(r["status"] in FINAL for r in rs),
+                     what="three final rows")
+    got = {r["job_id"]: r for r in rows}
+    tight = got["tight"]
+    assert tight["status"] == "missed", summarize(rows)
+    assert tight["started_at"] == 0 and tight["worker_pid"] == 0, tight
+    assert "starting_deadline" in (tight["error"] or ""), tight
+    assert got["loose"]["status"] == "succeeded", summarize(rows)
+    assert got["blocker"]["status"] == "succeeded", summarize(rows)
+    fin = daemon.events("finish", job="tight")
+    assert [f["status"] for f in fin] == ["missed"], fin
+    assert not daemon.events("start", job="tight")
