@@ -693,7 +693,15 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
     hg_worker_t *w;
 
     if (job->running + job->pending > 0 || job->waiting_head != NULL) {
-        switch (job->policy.overlap) {
+        hg_overlap_t overlap = job->policy.overlap;
+        /* Runs owed by misfire = run_all wait their turn rather than skip
+         * each other: the policy asked for every one of them. */
+        if (overlap == HG_OVERLAP_SKIP
+            && strcmp(exec->trigger, "misfire") == 0)
+        {
+            overlap = HG_OVERLAP_QUEUE;
+        }
+        switch (overlap) {
         case HG_OVERLAP_SKIP:
             hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED,
                                    "the previous run is still going "
@@ -1675,7 +1683,18 @@ hg_master_recover_executions(hg_master_t *m)
             continue;
         }
         requeued++;
-        if (exec->run_at_ms > now_ms) {
+        if (strcmp(exec->trigger, "retry") == 0) {
+            /* A retry is the run's own next attempt, not a new run: as
+             * when it was made, it waits for its backoff and is not
+             * subject to the overlap policy. */
+            int64_t wait_ms = exec->run_at_ms > now_ms
+                              ? exec->run_at_ms - now_ms : 0;
+            job->pending++;
+            exec->timer.handler = hg_execution_on_retry_timer;
+            hg_timer_set(&m->mono, &exec->timer,
+                         hg_clock_ns(CLOCK_MONOTONIC)
+                         + wait_ms * HG_NSEC_PER_MSEC);
+        } else if (exec->run_at_ms > now_ms) {
             exec->timer.handler = hg_execution_on_run_at;
             hg_timer_set(&m->wall, &exec->timer,
                          exec->run_at_ms * HG_NSEC_PER_MSEC);

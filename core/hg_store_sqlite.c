@@ -1498,6 +1498,28 @@ done:
 }
 
 static int
+hg_sq_probe_dir(const char *dir)
+{
+    char probe[PATH_MAX];
+    int fd, n;
+
+    /* access(2) says yes to root everywhere (even in /proc or on a
+     * read-only mount): create a file for real, and remove it. */
+    n = snprintf(probe, sizeof(probe), "%s/.hourglass-probe-XXXXXX", dir);
+    if (n < 0 || (size_t) n >= sizeof(probe)) {
+        errno = ENAMETOOLONG;
+        return HG_ERROR;
+    }
+    fd = mkstemp(probe);
+    if (fd < 0) {
+        return HG_ERROR;
+    }
+    close(fd);
+    unlink(probe);
+    return HG_OK;
+}
+
+static int
 hg_sq_check(const hg_conf_t *conf, char *err, size_t errlen)
 {
     const char *path = conf->store.path;
@@ -1536,7 +1558,7 @@ hg_sq_check(const hg_conf_t *conf, char *err, size_t errlen)
             goto done;
         }
         /* WAL needs PATH-wal and PATH-shm beside it. */
-        if (access(dir, W_OK | X_OK) != 0) {
+        if (hg_sq_probe_dir(dir) != HG_OK) {
             snprintf(err, errlen, "store.path: cannot create %s-wal: %s",
                      path, strerror(errno));
             goto done;
@@ -1558,7 +1580,7 @@ hg_sq_check(const hg_conf_t *conf, char *err, size_t errlen)
                          "not a directory", path, dir);
                 goto done;
             }
-            if (access(dir, W_OK | X_OK) != 0) {
+            if (hg_sq_probe_dir(dir) != HG_OK) {
                 snprintf(err, errlen, "store.path: cannot create %s: %s",
                          path, strerror(errno));
                 goto done;
