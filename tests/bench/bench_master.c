@@ -1,0 +1,1278 @@
+/*
+ * bench_master: the master's figures, printed by `make bench`.
+ *
+ *   (a) dispatch throughput: executions per second of a `system` noop job
+ *       through 2 workers, triggered with hg_master_trigger: the master
+ *       alone (no timeout, then the default 5m timeout, then logging at
+ *       info to a file), then recording executions in the memory store
+ *       and in the sqlite store, the daemon's default;
+ *   (b) schedule lag (dispatched_ns - due_ns) of 100 `every = "1s"` jobs
+ *       while 100,000 idle jobs are defined, with the time to build that
+ *       cycle and to start the master on it;
+ *   (c) burst: 10,000 `at` jobs due in the same second, workers = 2;
+ *   (d) the master's RSS with those 100,000 jobs defined.
+ *
+ * (b), (c) and (d) run once without a store and once with the sqlite store
+ * (-S): with a durable store, an execution's frame goes to its worker only
+ * once its `running` record is committed, which is part of the lag.
+ *
+ * The benchmark process is the master: it writes a configuration into a
+ * temporary directory, builds the cycle with hg_cycle_create, opens the log
+ * and the store as main does, starts the master (which forks the workers)
+ * and drives hg_master_turn itself, recording what it needs through
+ * master->observer.
+ *
+ * Each scenario runs in a forked child, as libuv runs its tests: the RSS of
+ * (d) starts from a clean heap, and one scenario's workers, timers, signal
+ * mask and log never leak into the next.
+ *
+ * (b) counts only executions due after the master has started: those due
+ * while hg_master_init was still scheduling jobs are reported apart, since
+ * they measure the set-up, not the schedule. It also prints how many of the
+ * 100 jobs fell due within the same millisecond, because executions due
+ * together queue for the workers (and, with a store, for its commits).
+ *
+ * Options (-h) shrink the figures for profiling, e.g. `perf record -g
+ * objs/bench/bench_master -s b -j 20000 -d 3`.
+ *
+ * This file never fails on timing: a missed target is printed as "not met"
+ * and the exit status stays 0. It exits non-zero only on real errors (a
+ * configuration rejected, no worker, an execution that did not succeed, a
+ * run that stalls).
+ */
+
+#include "hg_core.h"
+
+#include <getopt.h>
+#include <malloc.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+
+#include "hg_cycle.h"
+#include "hg_log.h"
+#include "hg_master.h"
+#include "hg_store.h"
+
+#define BENCH_TICK_JOBS      100
+#define BENCH_WINDOW         1000      /* (a): executions kept queued */
+#define BENCH_RUNS_MAX       99
+#define BENCH_STALL_NS       (10LL * HG_NSEC_PER_SEC)
+
+#define BENCH_TARGET_RATE    50000.0   /* (a) executions/s, at least */
+#define BENCH_TARGET_P99_US  1000.0    /* (b) p99 lag, below */
+#define BENCH_TARGET_BURST   250.0     /* (c) ms, below */
+#define BENCH_TARGET_KIB     1.0       /* (d) issue 5, KiB per idle job */
+
+typedef struct bench_s {
+    char dir[64];                   /* mkdtemp */
+    char modules[PATH_MAX];         /* <repo>/modules */
+    size_t executions;              /* (a) */
+    size_t idle_jobs;               /* (b), (d) */
+    size_t burst_jobs;              /* (c) */
+    int lag_seconds;                /* (b) */
+    size_t runs;                    /* (a) and (c): median of */
+    const char *stores;             /* (b) and (c): "none,sqlite" */
+    const char *store;              /* the one being run, NULL = none */
+    int workers;
+    const char *scenarios;
+} bench_t;
+
+/* What the observer records: every scenario uses the fields it needs. */
+typedef struct bench_obs_s {
+    uint64_t finished;
+    uint64_t failed;
+    hg_exec_status_t last_bad;
+    const char *job_prefix;         /* lag and burst: which jobs count */
+    size_t prefix_len;
+    int64_t since_ns;               /* lag: samples due from then on */
+    int64_t until_ns;               /* lag: and before then */
+    int64_t *lags;                  /* ns, dispatched - due */
+    int64_t *dues;                  /* ns, wall */
+    size_t nlags;
+    size_t lags_cap;
+    uint64_t early;                 /* due before since_ns */
+    int64_t early_max_lag;
+    uint64_t matched;
+    int64_t min_dispatched_ns;
+    int64_t max_dispatched_ns;
+    int64_t last_finished_ns;       /* wall, when the master saw it */
+} bench_obs_t;
+
+typedef struct bench_conf_s {
+    FILE *f;
+    size_t njobs;
+} bench_conf_t;
+
+/* --- small helpers ---------------------------------------------------- */
+
+static int64_t
+bench_now(clockid_t clock)
+{
+    return hg_clock_ns(clock);
+}
+
+static double
+bench_ms(int64_t ns)
+{
+    return (double) ns / 1e6;
+}
+
+static double
+bench_cpu_s(int who)
+{
+    struct rusage ru;
+
+    if (getrusage(who, &ru) != 0) {
+        return 0.0;
+    }
+    return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+           + (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* A "VmRSS:" style line of /proc/self/status, in KiB; -1 if absent. */
+static long
+bench_status_kib(const char *field)
+{
+    char line[256];
+    size_t len = strlen(field);
+    long kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, len) == 0 && line[len] == ':') {
+            kib = strtol(line + len + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+/* Bytes malloc has handed out and not had back (arena and mmap). */
+static size_t
+bench_heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+
+    return mi.uordblks + mi.hblkhd;
+}
+
+static const char *
+bench_met(bool met)
+{
+    return met ? "met" : "NOT MET";
+}
+
+static int
+bench_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static int64_t
+bench_percentile(const int64_t *v, size_t n, double p)
+{
+    size_t rank = (size_t) (p / 100.0 * (double) n + 0.999999);
+
+    if (rank == 0) {
+        rank = 1;
+    }
+    if (rank > n) {
+        rank = n;
+    }
+    return v[rank - 1];
+}
+
+/* The most samples within any window of WIDTH ns (sorts V). */
+static size_t
+bench_largest_group(int64_t *v, size_t n, int64_t width)
+{
+    size_t i, j = 0, best = 0;
+
+    qsort(v, n, sizeof(*v), bench_cmp_i64);
+    for (i = 0; i < n; i++) {
+        while (v[i] - v[j] >= width) {
+            j++;
+        }
+        if (i - j + 1 > best) {
+            best = i - j + 1;
+        }
+    }
+    return best;
+}
+
+/* --- configuration ---------------------------------------------------- */
+
+/* STORE: the driver the master records executions with, or NULL for
+ * none (hg_master_init without a store: executions live only in the
+ * log). */
+static int
+bench_conf_open(bench_conf_t *c, const bench_t *b, const char *path,
+                const char *log_file, const char *log_level,
+                const char *store)
+{
+    c->njobs = 0;
+    c->f = fopen(path, "w");
+    if (c->f == NULL) {
+        fprintf(stderr, "bench_master: cannot write %s: %s\n", path,
+                strerror(errno));
+        return HG_ERROR;
+    }
+    fprintf(c->f,
+            "# written by bench_master\n"
+            "workers = %d;\n"
+            "pid = \"%s/hourglass.pid\";\n"
+            "timezone = \"UTC\";\n"
+            "log = { file = \"%s\"; level = \"%s\"; };\n"
+            "modules = { path = \"%s\"; load = [ \"system\" ]; };\n"
+            "store = { driver = \"%s\"; path = \"%s/store.db\"; };\n"
+            "jobs = (\n",
+            b->workers, b->dir, log_file, log_level, b->modules,
+            store != NULL ? store : "memory", b->dir);
+    return HG_OK;
+}
+
+/* One job: the text between the braces. */
+static void
+bench_conf_job(bench_conf_t *c, const char *fmt, ...) HG_PRINTF(2, 3);
+
+static void
+bench_conf_job(bench_conf_t *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs(c->njobs++ > 0 ? ",\n  { " : "  { ", c->f);
+    va_start(ap, fmt);
+    vfprintf(c->f, fmt, ap);
+    va_end(ap);
+    fputs(" }", c->f);
+}
+
+static int
+bench_conf_close(bench_conf_t *c, const char *path)
+{
+    fputs("\n);\n", c->f);
+    if (ferror(c->f) || fclose(c->f) != 0) {
+        fprintf(stderr, "bench_master: cannot write %s: %s\n", path,
+                strerror(errno));
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+/* --- the master --------------------------------------------------------- */
+
+static void
+bench_observe(hg_master_t *m, const hg_master_result_t *result, void *data)
+{
+    bench_obs_t *obs = data;
+    const hg_execution_t *exec = result->exec;
+
+    HG_UNUSED(m);
+    obs->finished++;
+    if (result->status != HG_EXEC_SUCCEEDED) {
+        obs->failed++;
+        obs->last_bad = result->status;
+    }
+    if (obs->job_prefix == NULL
+        || strncmp(exec->job->id, obs->job_prefix, obs->prefix_len) != 0)
+    {
+        return;
+    }
+    obs->matched++;
+    obs->last_finished_ns = bench_now(CLOCK_REALTIME);
+    if (exec->dispatched_ns != 0) {
+        if (obs->min_dispatched_ns == 0
+            || exec->dispatched_ns < obs->min_dispatched_ns)
+        {
+            obs->min_dispatched_ns = exec->dispatched_ns;
+        }
+        if (exec->dispatched_ns > obs->max_dispatched_ns) {
+            obs->max_dispatched_ns = exec->dispatched_ns;
+        }
+    }
+    if (obs->lags_cap == 0 || exec->dispatched_ns == 0) {
+        return;
+    }
+    if (exec->due_ns >= obs->until_ns) {
+        return;
+    }
+    if (exec->due_ns < obs->since_ns) {
+        obs->early++;
+        if (exec->dispatched_ns - exec->due_ns > obs->early_max_lag) {
+            obs->early_max_lag = exec->dispatched_ns - exec->due_ns;
+        }
+        return;
+    }
+    if (obs->nlags == obs->lags_cap) {
+        size_t cap = obs->lags_cap * 2;
+        int64_t *lags = realloc(obs->lags, cap * sizeof(*lags));
+        int64_t *dues = lags ? realloc(obs->dues, cap * sizeof(*dues)) : NULL;
+        if (lags != NULL) {
+            obs->lags = lags;
+        }
+        if (dues == NULL) {
+            obs->failed++;          /* out of memory: a real error */
+            return;
+        }
+        obs->dues = dues;
+        obs->lags_cap = cap;
+    }
+    obs->lags[obs->nlags] = exec->dispatched_ns - exec->due_ns;
+    obs->dues[obs->nlags] = exec->due_ns;
+    obs->nlags++;
+}
+
+static hg_cycle_t *
+bench_cycle(const char *path, const char *prefix, int64_t *ns)
+{
+    hg_conf_errors_t errors;
+    hg_cycle_t *cycle;
+    int64_t t0 = bench_now(CLOCK_MONOTONIC);
+
+    memset(&errors, 0, sizeof(errors));
+    cycle = hg_cycle_create(path, prefix, NULL, &errors);
+    *ns = bench_now(CLOCK_MONOTONIC) - t0;
+    if (cycle == NULL) {
+        hg_conf_errors_print(&errors, stderr);
+        fprintf(stderr, "bench_master: configuration %s rejected\n", path);
+    }
+    hg_conf_errors_free(&errors);
+    return cycle;
+}
+
+static size_t
+bench_idle_workers(hg_master_t *m)
+{
+    hg_worker_t *w;
+    size_t n = 0;
+
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        n += w->state == HG_WORKER_IDLE;
+    }
+    return n;
+}
+
+/* As main does: open the log, open the store named in the configuration
+ * when USE_STORE (else the master has none), start the master on CYCLE
+ * (taken over), then wait until every worker has said READY. */
+static int
+bench_master_start(hg_master_t *m, hg_store_t **store, bool use_store,
+                   hg_cycle_t *cycle, const char *path, const char *prefix,
+                   bench_obs_t *obs, int64_t *init_ns)
+{
+    const hg_conf_t *conf = cycle->conf;
+    char err[512];
+    int64_t t0, deadline;
+
+    memset(m, 0, sizeof(*m));
+    *store = NULL;
+    if (hg_log_open(conf->log.file, conf->log.level, conf->log.format)
+        != HG_OK)
+    {
+        fprintf(stderr, "bench_master: cannot open log file %s: %s\n",
+                conf->log.file, strerror(errno));
+        hg_cycle_destroy(cycle);
+        return HG_ERROR;
+    }
+    if (use_store) {
+        *store = hg_store_open(conf, err, sizeof(err));
+        if (*store == NULL) {
+            fprintf(stderr, "bench_master: cannot open the store: %s\n", err);
+            hg_cycle_destroy(cycle);
+            return HG_ERROR;
+        }
+    }
+    /* The workers are forked from here: nothing of ours may be flushed
+     * twice. */
+    fflush(stdout);
+    fflush(stderr);
+    t0 = bench_now(CLOCK_MONOTONIC);
+    if (hg_master_init(m, cycle, path, prefix, *store) != HG_OK) {
+        fprintf(stderr, "bench_master: hg_master_init failed (see the log "
+                "%s)\n", conf->log.file);
+        return HG_ERROR;
+    }
+    if (init_ns != NULL) {
+        *init_ns = bench_now(CLOCK_MONOTONIC) - t0;
+    }
+    m->observer = bench_observe;
+    m->observer_data = obs;
+    deadline = bench_now(CLOCK_MONOTONIC) + BENCH_STALL_NS;
+    while (bench_idle_workers(m) < (size_t) m->workers) {
+        if (bench_now(CLOCK_MONOTONIC) > deadline) {
+            fprintf(stderr, "bench_master: %zu of %d workers ready after "
+                    "10 s\n", bench_idle_workers(m), m->workers);
+            return HG_ERROR;
+        }
+        if (hg_master_turn(m, 100) < 0) {
+            fprintf(stderr, "bench_master: event loop: %s\n",
+                    strerror(errno));
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
+/* Kill and reap the workers, free the master and its cycle. */
+static void
+bench_master_cleanup(hg_master_t *m)
+{
+    if (m->loop != NULL || m->cycle != NULL) {
+        hg_master_cleanup(m);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
+/* Everything bench_master_start opened, in main's order, and the store's
+ * files. */
+static void
+bench_master_stop(const bench_t *b, hg_master_t *m, hg_store_t **store)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+    char file[PATH_MAX];
+    size_t i;
+
+    bench_master_cleanup(m);
+    if (*store != NULL) {
+        hg_store_close(*store);
+        *store = NULL;
+    }
+    hg_log_close();
+    for (i = 0; i < HG_NELEMS(suffixes); i++) {
+        snprintf(file, sizeof(file), "%s/store.db%s", b->dir, suffixes[i]);
+        unlink(file);
+    }
+}
+
+/* --- (a) dispatch throughput ------------------------------------------ */
+
+/* Trigger COUNT executions of "noop", keeping BENCH_WINDOW queued, and
+ * return when the last has finished. */
+static int
+bench_pump(hg_master_t *m, bench_obs_t *obs, size_t count)
+{
+    uint64_t start = obs->finished, goal = start + count, seen = start;
+    size_t triggered = 0;
+    int64_t progress = bench_now(CLOCK_MONOTONIC);
+
+    while (obs->finished < goal) {
+        while (triggered < count
+               && (start + triggered) - obs->finished < BENCH_WINDOW)
+        {
+            if (hg_master_trigger(m, "noop", "manual", NULL, 0,
+                                  HG_PRIORITY_NORMAL) == NULL)
+            {
+                fprintf(stderr, "bench_master: hg_master_trigger: %s\n",
+                        strerror(errno));
+                return HG_ERROR;
+            }
+            triggered++;
+        }
+        if (hg_master_turn(m, 1000) < 0) {
+            fprintf(stderr, "bench_master: event loop: %s\n",
+                    strerror(errno));
+            return HG_ERROR;
+        }
+        if (obs->finished != seen) {
+            seen = obs->finished;
+            progress = bench_now(CLOCK_MONOTONIC);
+        } else if (bench_now(CLOCK_MONOTONIC) - progress > BENCH_STALL_NS) {
+            fprintf(stderr, "bench_master: no execution finished for 10 s "
+                    "(%" PRIu64 " of %" PRIu64 ")\n", obs->finished - start,
+                    (uint64_t) count);
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
+/* One timed run of (a). */
+typedef struct bench_rate_s {
+    double rate;                    /* executions/s */
+    double master_us;               /* master CPU per execution */
+    double workers_us;              /* workers' CPU per execution */
+    double log_bytes;               /* per execution, when logging to a file */
+} bench_rate_t;
+
+static int
+bench_cmp_rate(const void *a, const void *b)
+{
+    double x = ((const bench_rate_t *) a)->rate;
+    double y = ((const bench_rate_t *) b)->rate;
+
+    return (x > y) - (x < y);
+}
+
+/* A store that commits to disk is an order of magnitude slower: it runs
+ * a tenth of the executions, so that `make bench` stays short. */
+static size_t
+bench_executions(const bench_t *b, const char *store)
+{
+    if (store == NULL || strcmp(store, "memory") == 0
+        || b->executions < 10)
+    {
+        return b->executions;
+    }
+    return b->executions / 10;
+}
+
+static int
+bench_throughput(const bench_t *b, const char *store, const char *timeout,
+                 const char *level, bench_rate_t *out)
+{
+    char path[PATH_MAX], log_file[PATH_MAX];
+    bench_conf_t c;
+    bench_obs_t obs;
+    hg_master_t m;
+    hg_store_t *st_store = NULL;
+    hg_cycle_t *cycle;
+    int64_t build_ns, t0, t1;
+    double cpu0, cpu1, children0, children;
+    struct stat st;
+    bool to_file = strcmp(level, "warn") != 0;
+    size_t count = bench_executions(b, store), warmup = count / 10 + 1;
+    int rc = 1;
+
+    memset(&m, 0, sizeof(m));
+    memset(out, 0, sizeof(*out));
+    snprintf(path, sizeof(path), "%s/throughput.conf", b->dir);
+    snprintf(log_file, sizeof(log_file), "%s/throughput-%s.log", b->dir,
+             level);
+    if (bench_conf_open(&c, b, path, to_file ? log_file : "/dev/null",
+                        level, store) != HG_OK)
+    {
+        return 1;
+    }
+    bench_conf_job(&c, "id = \"noop\"; type = \"system\"; task = \"noop\"; "
+                   "overlap = \"allow\"; max_retries = 0; timeout = \"%s\";",
+                   timeout);
+    if (bench_conf_close(&c, path) != HG_OK) {
+        return 1;
+    }
+    children0 = bench_cpu_s(RUSAGE_CHILDREN);
+    cycle = bench_cycle(path, b->dir, &build_ns);
+    if (cycle == NULL) {
+        return 1;
+    }
+    memset(&obs, 0, sizeof(obs));
+    if (bench_master_start(&m, &st_store, store != NULL, cycle, path,
+                           b->dir, &obs, NULL) != HG_OK)
+    {
+        goto done;
+    }
+    if (bench_pump(&m, &obs, warmup) != HG_OK) {
+        goto done;
+    }
+    cpu0 = bench_cpu_s(RUSAGE_SELF);
+    t0 = bench_now(CLOCK_MONOTONIC);
+    if (bench_pump(&m, &obs, count) != HG_OK) {
+        goto done;
+    }
+    t1 = bench_now(CLOCK_MONOTONIC);
+    cpu1 = bench_cpu_s(RUSAGE_SELF);
+    bench_master_cleanup(&m);       /* reaps the workers: their CPU time */
+    children = bench_cpu_s(RUSAGE_CHILDREN) - children0;
+    if (obs.failed > 0) {
+        fprintf(stderr, "bench_master: %" PRIu64 " executions did not "
+                "succeed (last: %s)\n", obs.failed,
+                hg_exec_status_name(obs.last_bad));
+        goto done;
+    }
+    out->rate = (double) count / ((double) (t1 - t0) / 1e9);
+    out->master_us = (cpu1 - cpu0) * 1e6 / (double) count;
+    out->workers_us = children * 1e6
+                      / (double) (count + warmup);
+    if (to_file && stat(log_file, &st) == 0) {
+        out->log_bytes = (double) st.st_size
+                         / (double) (count + warmup);
+    }
+    rc = 0;
+
+done:
+    bench_master_stop(b, &m, &st_store);
+    if (to_file) {
+        unlink(log_file);
+    }
+    unlink(path);
+    return rc;
+}
+
+/* (a) RUNS times, each with a master of its own: the median is the
+ * figure, the best and every run are shown beside it. */
+static int
+bench_throughput_runs(const bench_t *b, const char *store,
+                      const char *timeout, const char *level)
+{
+    bench_rate_t runs[BENCH_RUNS_MAX], *med;
+    size_t i, n = b->runs;
+    bool to_file = strcmp(level, "warn") != 0;
+
+    for (i = 0; i < n; i++) {
+        if (bench_throughput(b, store, timeout, level, &runs[i]) != HG_OK) {
+            return 1;
+        }
+    }
+    qsort(runs, n, sizeof(runs[0]), bench_cmp_rate);
+    med = &runs[n / 2];
+    printf("(a) dispatch throughput (workers=%d, system noop, store %s, "
+           "timeout %s, log %s%s): %.0f executions/s, median of %zu  "
+           "[target >= %.0f/s: %s]\n", b->workers,
+           store != NULL ? store : "none",
+           strcmp(timeout, "0s") == 0 ? "none" : timeout, level,
+           to_file ? " to a file" : "", med->rate, n, BENCH_TARGET_RATE,
+           bench_met(med->rate >= BENCH_TARGET_RATE));
+    printf("    best %.0f/s; runs of %zu executions:", runs[n - 1].rate,
+           bench_executions(b, store));
+    for (i = 0; i < n; i++) {
+        printf(" %.0f", runs[i].rate);
+    }
+    printf("; median run: master CPU %.2f us/execution, workers %.2f "
+           "us/execution", med->master_us, med->workers_us);
+    if (to_file) {
+        printf(", log %.0f bytes/execution", med->log_bytes);
+    }
+    printf("\n");
+    fflush(stdout);
+    return 0;
+}
+
+static int
+bench_a(const bench_t *b)
+{
+    bench_rate_t warm;
+    int rc = 0;
+
+    /* The first master a process runs is slower for a second or two on a
+     * virtual machine (measured: the first of several identical runs is
+     * the slowest by 20-30%); one run is thrown away so that the first
+     * figure is not the victim. */
+    if (bench_throughput(b, NULL, "0s", "warn", &warm) != HG_OK) {
+        return 1;
+    }
+    printf("    warm-up run, not counted: %.0f executions/s\n", warm.rate);
+    /* The dispatch path alone, then what a timer per execution, logging
+     * each start and finish, and recording each execution in the store
+     * (its dispatch waits for the `running` record's commit) add. */
+    rc |= bench_throughput_runs(b, NULL, "0s", "warn");
+    rc |= bench_throughput_runs(b, NULL, "5m", "warn");
+    rc |= bench_throughput_runs(b, NULL, "5m", "info");
+    rc |= bench_throughput_runs(b, "memory", "5m", "warn");
+    rc |= bench_throughput_runs(b, "sqlite", "5m", "warn");
+    return rc;
+}
+
+/* --- (b) schedule lag and (d) RSS ------------------------------------- */
+
+static int
+bench_lag(const bench_t *b, const char *store)
+{
+    char path[PATH_MAX];
+    bench_conf_t c;
+    bench_obs_t obs;
+    hg_master_t m;
+    hg_store_t *st_store = NULL;
+    const char *store_name = store != NULL ? store : "none";
+    hg_cycle_t *cycle;
+    size_t i, next_tick = 0, total = b->idle_jobs + BENCH_TICK_JOBS;
+    size_t stride = b->idle_jobs / BENCH_TICK_JOBS;
+    int64_t build_ns, init_ns = 0, t0, t1, end;
+    long rss_base, rss_cycle, rss_init, rss_run, hwm;
+    size_t heap_base, heap_cycle, heap_init;
+    double cpu0, cpu1;
+    time_t now = time(NULL);
+    struct tm tm;
+    int hour, rc = 1;
+
+    memset(&m, 0, sizeof(m));
+    /* Idle cron jobs fire 12 hours away from now, whatever the time. */
+    gmtime_r(&now, &tm);
+    hour = (tm.tm_hour + 12) % 24;
+    snprintf(path, sizeof(path), "%s/lag.conf", b->dir);
+    if (bench_conf_open(&c, b, path, "/dev/null", "warn", store) != HG_OK) {
+        return 1;
+    }
+    /* The 100 ticking jobs are spread through the file, so that their
+     * phases within the second spread over the time the master takes to
+     * schedule all the jobs, as they would in a real configuration
+     * (lined up, they would measure a burst of 100, which is (c)). */
+    for (i = 0; i < b->idle_jobs || next_tick < BENCH_TICK_JOBS; i++) {
+        if (next_tick < BENCH_TICK_JOBS && i >= next_tick * stride) {
+            bench_conf_job(&c, "id = \"tick-%03zu\"; type = \"system\"; "
+                           "task = \"noop\"; every = \"1s\"; "
+                           "max_retries = 0;", next_tick);
+            next_tick++;
+        }
+        if (i >= b->idle_jobs) {
+            continue;
+        }
+        if (i % 2 == 0) {
+            bench_conf_job(&c, "id = \"idle-%06zu\"; type = \"system\"; "
+                           "task = \"noop\"; schedule = \"0 %zu %d * * *\";",
+                           i, (i / 2) % 60, hour);
+        } else {
+            bench_conf_job(&c, "id = \"idle-%06zu\"; type = \"system\"; "
+                           "task = \"noop\"; every = \"1d\";", i);
+        }
+    }
+    if (bench_conf_close(&c, path) != HG_OK) {
+        return 1;
+    }
+
+    rss_base = bench_status_kib("VmRSS");
+    heap_base = bench_heap_bytes();
+    cycle = bench_cycle(path, b->dir, &build_ns);
+    if (cycle == NULL) {
+        return 1;
+    }
+    rss_cycle = bench_status_kib("VmRSS");
+    heap_cycle = bench_heap_bytes();
+    memset(&obs, 0, sizeof(obs));
+    obs.job_prefix = "tick-";
+    obs.prefix_len = strlen(obs.job_prefix);
+    obs.since_ns = INT64_MAX;       /* set-up: not counted */
+    obs.until_ns = INT64_MAX;
+    obs.lags_cap = 1024;
+    obs.lags = malloc(obs.lags_cap * sizeof(*obs.lags));
+    obs.dues = malloc(obs.lags_cap * sizeof(*obs.dues));
+    if (obs.lags == NULL || obs.dues == NULL) {
+        hg_cycle_destroy(cycle);
+        goto done;
+    }
+    if (bench_master_start(&m, &st_store, store != NULL, cycle, path,
+                           b->dir, &obs, &init_ns) != HG_OK)
+    {
+        goto done;
+    }
+    rss_init = bench_status_kib("VmRSS");
+    heap_init = bench_heap_bytes();
+    printf("(b) set-up with %zu jobs defined (%d every 1s + %zu idle: "
+           "half daily cron, half every 1d; store %s): hg_cycle_create "
+           "%.1f ms, hg_master_init %.1f ms\n", total, BENCH_TICK_JOBS,
+           b->idle_jobs, store_name, bench_ms(build_ns), bench_ms(init_ns));
+    fflush(stdout);
+
+    obs.since_ns = bench_now(CLOCK_REALTIME);
+    cpu0 = bench_cpu_s(RUSAGE_SELF);
+    t0 = bench_now(CLOCK_MONOTONIC);
+    end = t0 + (int64_t) b->lag_seconds * HG_NSEC_PER_SEC;
+    while (bench_now(CLOCK_MONOTONIC) < end) {
+        int64_t left = (end - bench_now(CLOCK_MONOTONIC)) / HG_NSEC_PER_MSEC;
+        if (hg_master_turn(&m, left > 100 ? 100 : (int) left + 1) < 0) {
+            fprintf(stderr, "bench_master: event loop: %s\n",
+                    strerror(errno));
+            goto done;
+        }
+    }
+    cpu1 = bench_cpu_s(RUSAGE_SELF);
+    t1 = bench_now(CLOCK_MONOTONIC);
+    rss_run = bench_status_kib("VmRSS");
+    hwm = bench_status_kib("VmHWM");
+    /* Executions due before the end still running then are waited for
+     * (up to 2 s); those due later are not counted. */
+    obs.until_ns = bench_now(CLOCK_REALTIME);
+    end = bench_now(CLOCK_MONOTONIC) + 2 * HG_NSEC_PER_SEC;
+    while (m.nexecutions > 0 && bench_now(CLOCK_MONOTONIC) < end) {
+        if (hg_master_turn(&m, 10) < 0) {
+            fprintf(stderr, "bench_master: event loop: %s\n",
+                    strerror(errno));
+            goto done;
+        }
+    }
+    if (obs.failed > 0 || obs.nlags == 0) {
+        fprintf(stderr, "bench_master: (b) %" PRIu64 " executions did not "
+                "succeed, %zu ran\n", obs.failed, obs.nlags);
+        goto done;
+    }
+    if (obs.finished != obs.matched) {
+        fprintf(stderr, "bench_master: (b) %" PRIu64 " idle jobs ran\n",
+                obs.finished - obs.matched);
+        goto done;
+    }
+    {
+        size_t group = bench_largest_group(obs.dues, obs.nlags,
+                                           HG_NSEC_PER_MSEC);
+        double p50, p99, max;
+
+        qsort(obs.lags, obs.nlags, sizeof(*obs.lags), bench_cmp_i64);
+        p50 = (double) bench_percentile(obs.lags, obs.nlags, 50) / 1e3;
+        p99 = (double) bench_percentile(obs.lags, obs.nlags, 99) / 1e3;
+        max = (double) obs.lags[obs.nlags - 1] / 1e3;
+        printf("(b) schedule lag (start - due; %d every-1s jobs among %zu "
+               "defined, %d s, %zu executions, workers=%d, store %s, log "
+               "warn): p50 %.1f us, p99 %.1f us, max %.1f us  [target p99 "
+               "< %.0f us: %s]\n", BENCH_TICK_JOBS, total, b->lag_seconds,
+               obs.nlags, b->workers, store_name, p50, p99, max,
+               BENCH_TARGET_P99_US,
+               bench_met(p99 < BENCH_TARGET_P99_US));
+        printf("    min %.1f us; up to %zu executions due within the same "
+               "1 ms (they queue for the %d workers); master CPU %.1f%% "
+               "of a core while running\n",
+               (double) obs.lags[0] / 1e3, group, b->workers,
+               (cpu1 - cpu0) * 100.0
+               / ((double) (t1 - t0) / 1e9));
+        if (obs.early > 0) {
+            printf("    not counted: %" PRIu64 " executions due during the "
+                   "set-up, started up to %.1f ms late\n", obs.early,
+                   bench_ms(obs.early_max_lag));
+        }
+    }
+    {
+        double per_init = (double) (rss_init - rss_base) / (double) total;
+        double per_run = (double) (rss_run - rss_base) / (double) total;
+
+        printf("(d) master RSS with %zu jobs defined (store %s), after "
+               "init: %ld KiB (%.1f MiB), %.2f KiB/job above the %ld KiB "
+               "before the cycle  [issue 5 target < %.0f KiB/job: %s; "
+               "reported only]\n", total, store_name, rss_init,
+               (double) rss_init / 1024.0,
+               per_init, rss_base, BENCH_TARGET_KIB,
+               bench_met(per_init < BENCH_TARGET_KIB));
+        printf("(d) master RSS after running (b) for %d s: %ld KiB "
+               "(%.1f MiB), %.2f KiB/job  [issue 5 target < %.0f KiB/job: "
+               "%s; reported only]\n", b->lag_seconds, rss_run,
+               (double) rss_run / 1024.0, per_run, BENCH_TARGET_KIB,
+               bench_met(per_run < BENCH_TARGET_KIB));
+        if (heap_init == 0) {
+            printf("    heap in use: not available (malloc is not glibc's, "
+                   "e.g. under AddressSanitizer); RSS after the cycle %ld "
+                   "KiB; peak (VmHWM) %ld KiB\n", rss_cycle, hwm);
+        } else {
+            printf("    heap in use (mallinfo2): %.0f bytes/job for the "
+                   "cycle (configuration, definitions, parsed schedules), "
+                   "%.0f bytes/job more for the master's jobs, timers and "
+                   "store; RSS after the cycle %ld KiB; peak (VmHWM) %ld "
+                   "KiB\n",
+                   (double) (heap_cycle - heap_base) / (double) total,
+                   (double) (heap_init - heap_cycle) / (double) total,
+                   rss_cycle, hwm);
+        }
+    }
+    rc = 0;
+
+done:
+    bench_master_stop(b, &m, &st_store);
+    free(obs.lags);
+    free(obs.dues);
+    unlink(path);
+    return rc;
+}
+
+/* --- (c) burst ----------------------------------------------------------- */
+
+/* One run of (c), times in ms after the due instant. */
+typedef struct bench_burst_s {
+    double last_started;
+    double last_finished;
+    double first_started;
+    double build_ms;
+    double init_ms;
+} bench_burst_t;
+
+static int
+bench_cmp_burst(const void *a, const void *b)
+{
+    double x = ((const bench_burst_t *) a)->last_started;
+    double y = ((const bench_burst_t *) b)->last_started;
+
+    return (x > y) - (x < y);
+}
+
+/* 1: set up too late for the due instant (try again with a wider margin). */
+static int
+bench_burst(const bench_t *b, const char *store, int margin_s,
+            bench_burst_t *out)
+{
+    char path[PATH_MAX], at[32];
+    bench_conf_t c;
+    bench_obs_t obs;
+    hg_master_t m;
+    hg_store_t *st_store = NULL;
+    hg_cycle_t *cycle;
+    int64_t build_ns, init_ns = 0, due_ns, deadline;
+    time_t due;
+    struct tm tm;
+    size_t i;
+    int rc = -1;
+
+    memset(&m, 0, sizeof(m));
+    due = (time_t) (bench_now(CLOCK_REALTIME) / HG_NSEC_PER_SEC) + margin_s;
+    due_ns = (int64_t) due * HG_NSEC_PER_SEC;
+    gmtime_r(&due, &tm);
+    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(path, sizeof(path), "%s/burst.conf", b->dir);
+    if (bench_conf_open(&c, b, path, "/dev/null", "warn", store) != HG_OK) {
+        return -1;
+    }
+    for (i = 0; i < b->burst_jobs; i++) {
+        bench_conf_job(&c, "id = \"burst-%05zu\"; type = \"system\"; "
+                       "task = \"noop\"; at = \"%s\"; max_retries = 0;",
+                       i, at);
+    }
+    if (bench_conf_close(&c, path) != HG_OK) {
+        return -1;
+    }
+    cycle = bench_cycle(path, b->dir, &build_ns);
+    if (cycle == NULL) {
+        return -1;
+    }
+    memset(&obs, 0, sizeof(obs));
+    obs.job_prefix = "burst-";
+    obs.prefix_len = strlen(obs.job_prefix);
+    if (bench_master_start(&m, &st_store, store != NULL, cycle, path,
+                           b->dir, &obs, &init_ns) != HG_OK)
+    {
+        goto done;
+    }
+    if (bench_now(CLOCK_REALTIME) > due_ns - 200 * HG_NSEC_PER_MSEC) {
+        printf("    (c) set-up took %.0f ms + %.0f ms, too close to the due "
+               "instant %s: again with a wider margin\n",
+               bench_ms(build_ns), bench_ms(init_ns), at);
+        rc = 1;
+        goto done;
+    }
+    deadline = bench_now(CLOCK_MONOTONIC)
+               + (due_ns - bench_now(CLOCK_REALTIME)) + 60 * HG_NSEC_PER_SEC;
+    while (obs.matched < b->burst_jobs) {
+        if (bench_now(CLOCK_MONOTONIC) > deadline) {
+            fprintf(stderr, "bench_master: (c) %" PRIu64 " of %zu ran "
+                    "within 60 s of the due instant\n", obs.matched,
+                    b->burst_jobs);
+            goto done;
+        }
+        if (hg_master_turn(&m, 100) < 0) {
+            fprintf(stderr, "bench_master: event loop: %s\n",
+                    strerror(errno));
+            goto done;
+        }
+    }
+    if (obs.failed > 0) {
+        fprintf(stderr, "bench_master: (c) %" PRIu64 " executions did not "
+                "succeed (last: %s)\n", obs.failed,
+                hg_exec_status_name(obs.last_bad));
+        goto done;
+    }
+    out->last_started = bench_ms(obs.max_dispatched_ns - due_ns);
+    out->last_finished = bench_ms(obs.last_finished_ns - due_ns);
+    out->first_started = bench_ms(obs.min_dispatched_ns - due_ns);
+    out->build_ms = bench_ms(build_ns);
+    out->init_ms = bench_ms(init_ns);
+    rc = 0;
+
+done:
+    bench_master_stop(b, &m, &st_store);
+    unlink(path);
+    return rc;
+}
+
+static int
+bench_burst_runs(const bench_t *b, const char *store)
+{
+    bench_burst_t runs[BENCH_RUNS_MAX], *med;
+    size_t i, n = b->runs;
+    int margin = 3, rc;
+
+    for (i = 0; i < n; i++) {
+        /* A slow set-up widens the margin for the runs that follow. */
+        while ((rc = bench_burst(b, store, margin, &runs[i])) == 1
+               && margin < 60)
+        {
+            margin *= 2;
+        }
+        if (rc != 0) {
+            return 1;
+        }
+    }
+    qsort(runs, n, sizeof(runs[0]), bench_cmp_burst);
+    med = &runs[n / 2];
+    printf("(c) burst (%zu at-jobs due in the same second, workers=%d, "
+           "store %s, timeout 5m, log warn): last started %.1f ms after the "
+           "due instant, median of %zu  [target < %.0f ms: %s]\n",
+           b->burst_jobs, b->workers, store != NULL ? store : "none",
+           med->last_started, n,
+           BENCH_TARGET_BURST, bench_met(med->last_started
+                                         < BENCH_TARGET_BURST));
+    printf("    best %.1f ms; runs:", runs[0].last_started);
+    for (i = 0; i < n; i++) {
+        printf(" %.1f", runs[i].last_started);
+    }
+    printf("; median run: last finished %.1f ms after the due instant "
+           "(%.0f executions/s), first started %.2f ms after it; set-up "
+           "hg_cycle_create %.1f ms, hg_master_init %.1f ms\n",
+           med->last_finished,
+           (double) b->burst_jobs / (med->last_finished / 1e3),
+           med->first_started, med->build_ms, med->init_ms);
+    return 0;
+}
+
+static int
+bench_b(const bench_t *b)
+{
+    return bench_lag(b, b->store);
+}
+
+static int
+bench_c(const bench_t *b)
+{
+    return bench_burst_runs(b, b->store);
+}
+
+/* --- main ---------------------------------------------------------------- */
+
+/* Each scenario in a child of its own; returns its exit status. */
+static int
+bench_fork(const bench_t *b, int (*run)(const bench_t *b), const char *name)
+{
+    pid_t pid;
+    int status;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "bench_master: fork: %s\n", strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        int rc = run(b);
+        fflush(stdout);
+        _exit(rc);
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            fprintf(stderr, "bench_master: waitpid: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "bench_master: scenario %s killed by signal %d\n",
+                name, WTERMSIG(status));
+        return 1;
+    }
+    if (WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "bench_master: scenario %s failed\n", name);
+        return 1;
+    }
+    return 0;
+}
+
+/* RUN once per store of the -S list, each in a child of its own. */
+static int
+bench_each_store(bench_t *b, int (*run)(const bench_t *b), const char *name)
+{
+    char list[256], *save = NULL, *tok;
+    int rc = 0;
+
+    snprintf(list, sizeof(list), "%s", b->stores);
+    for (tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save))
+    {
+        b->store = strcmp(tok, "none") == 0 ? NULL : tok;
+        rc |= bench_fork(b, run, name);
+    }
+    b->store = NULL;
+    return rc;
+}
+
+/* <repo>/modules, from <repo>/objs/bench/bench_master. */
+static int
+bench_find_modules(bench_t *b, const char *argv0)
+{
+    char exe[PATH_MAX], *slash;
+    ssize_t n;
+    int i;
+
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n < 0) {
+        fprintf(stderr, "bench_master: /proc/self/exe: %s\n",
+                strerror(errno));
+        return HG_ERROR;
+    }
+    exe[n] = '\0';
+    for (i = 0; i < 3; i++) {
+        slash = strrchr(exe, '/');
+        if (slash == NULL) {
+            break;
+        }
+        *slash = '\0';
+    }
+    if (snprintf(b->modules, sizeof(b->modules), "%s/modules", exe)
+        >= (int) sizeof(b->modules) || access(b->modules, F_OK) != 0)
+    {
+        fprintf(stderr, "%s: no modules directory at %s (run from the "
+                "build tree: objs/bench/bench_master)\n", argv0, b->modules);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static void
+bench_header(int argc, char **argv, const bench_t *b)
+{
+    struct utsname u;
+    char line[256], model[256] = "unknown";
+    double load[3] = { 0, 0, 0 };
+    FILE *f;
+    int i;
+
+    printf("binary: %s\ncommand:", argv[0]);
+    for (i = 0; i < argc; i++) {
+        printf(" %s", argv[i]);
+    }
+    printf("\n");
+    f = fopen("/proc/cpuinfo", "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+            snprintf(model, sizeof(model), "%s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (uname(&u) == 0) {
+        printf("machine: %s %s %s, %ld CPUs, %s\n", u.sysname, u.release,
+               u.machine, sysconf(_SC_NPROCESSORS_ONLN), model);
+    }
+    if (getloadavg(load, 3) == 3) {
+        printf("load average at start: %.2f %.2f %.2f (other work on the "
+               "machine skews every figure)\n", load[0], load[1], load[2]);
+    }
+    printf("modules: %s\n", b->modules);
+}
+
+static void
+bench_usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: bench_master [-s SCENARIOS] [-n EXECUTIONS] [-j JOBS] "
+        "[-b JOBS] [-d SECONDS] [-r RUNS]\n"
+        "                    [-S STORES]\n"
+        "  -s  which of a (throughput), b (lag; includes d, RSS), c (burst);"
+        " default abc\n"
+        "  -n  executions timed in (a); default 200000\n"
+        "  -j  idle jobs defined in (b) and (d); default 100000\n"
+        "  -b  jobs due in the same second in (c); default 10000\n"
+        "  -d  seconds (b) runs; default 10\n"
+        "  -r  runs of (a) and (c), each with a master of its own; the "
+        "median is the figure; default 3\n"
+        "  -S  stores (b) and (c) run with, in turn: none (the master "
+        "alone), memory, sqlite; default none,sqlite\n");
+}
+
+static int
+bench_size_arg(const char *arg, size_t min, size_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    if (end == arg || *end != '\0' || errno != 0 || v < min
+        || v > 100000000ULL)
+    {
+        fprintf(stderr, "bench_master: \"%s\" is not a count between %zu "
+                "and 100000000\n", arg, min);
+        return HG_ERROR;
+    }
+    *out = (size_t) v;
+    return HG_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    bench_t b;
+    size_t seconds = 10;
+    int c, rc = 0;
+
+    memset(&b, 0, sizeof(b));
+    b.executions = 200000;
+    b.idle_jobs = 100000;
+    b.burst_jobs = 10000;
+    b.workers = 2;
+    b.runs = 3;
+    b.stores = "none,sqlite";
+    b.scenarios = "abc";
+    while ((c = getopt(argc, argv, "s:n:j:b:d:r:S:h")) != -1) {
+        switch (c) {
+        case 's': b.scenarios = optarg; break;
+        case 'n':
+            if (bench_size_arg(optarg, 1, &b.executions) != HG_OK) {
+                return 2;
+            }
+            break;
+        case 'j':
+            if (bench_size_arg(optarg, BENCH_TICK_JOBS, &b.idle_jobs)
+                != HG_OK)
+            {
+                return 2;
+            }
+            break;
+        case 'b':
+            if (bench_size_arg(optarg, 1, &b.burst_jobs) != HG_OK) {
+                return 2;
+            }
+            break;
+        case 'd':
+            if (bench_size_arg(optarg, 2, &seconds) != HG_OK
+                || seconds > 3600)
+            {
+                return 2;
+            }
+            break;
+        case 'r':
+            if (bench_size_arg(optarg, 1, &b.runs) != HG_OK
+                || b.runs > BENCH_RUNS_MAX)
+            {
+                return 2;
+            }
+            break;
+        case 'S':
+            b.stores = optarg;
+            break;
+        case 'h':
+            bench_usage(stdout);
+            return 0;
+        default:
+            bench_usage(stderr);
+            return 2;
+        }
+    }
+    b.lag_seconds = (int) seconds;
+    if (bench_find_modules(&b, argv[0]) != HG_OK) {
+        return 1;
+    }
+    snprintf(b.dir, sizeof(b.dir), "/tmp/hg-bench-XXXXXX");
+    if (mkdtemp(b.dir) == NULL) {
+        fprintf(stderr, "bench_master: mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    bench_header(argc, argv, &b);
+
+    if (strchr(b.scenarios, 'a') != NULL) {
+        rc |= bench_fork(&b, bench_a, "a");
+    }
+    if (strchr(b.scenarios, 'b') != NULL || strchr(b.scenarios, 'd') != NULL)
+    {
+        rc |= bench_each_store(&b, bench_b, "b");
+    }
+    if (strchr(b.scenarios, 'c') != NULL) {
+        rc |= bench_each_store(&b, bench_c, "c");
+    }
+    if (rmdir(b.dir) != 0) {
+        fprintf(stderr, "bench_master: rmdir %s: %s\n", b.dir,
+                strerror(errno));
+    }
+    return rc;
+}
