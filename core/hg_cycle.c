@@ -246,6 +246,20 @@ hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old)
 }
 
 void
+hg_cycle_compact(hg_cycle_t *cycle)
+{
+    size_t i;
+
+    for (i = 0; i < cycle->conf->njobs; i++) {
+        hg_job_conf_t *job = &cycle->conf->jobs[i];
+        json_decref(job->definition);
+        json_decref(job->key_lines);
+        job->definition = NULL;
+        job->key_lines = NULL;
+    }
+}
+
+void
 hg_cycle_destroy(hg_cycle_t *cycle)
 {
     if (cycle != NULL) {

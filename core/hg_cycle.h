@@ -49,6 +49,10 @@ hg_cycle_t *hg_cycle_create(const char *file, const char *prefix,
                             hg_cycle_t *previous, hg_conf_errors_t *errors);
 /* NEW replaces OLD (may be NULL): module init/fini hand-over. */
 void hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old);
+/* Drop what only checking needed (each job's JSON definition and key
+ * lines; the definition text stays): the master calls it once the cycle
+ * is applied, so idle jobs cost little memory. */
+void hg_cycle_compact(hg_cycle_t *cycle);
 /* Finalise the modules this cycle initialised and did not hand on, unload
  * them and free everything. */
 void hg_cycle_destroy(hg_cycle_t *cycle);

@@ -384,6 +384,11 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
 
     result->exec = exec;
     exec->status = result->status;
+    level = result->status == HG_EXEC_SUCCEEDED ? HG_LOG_INFO
+                                                  : HG_LOG_WARN;
+    if (!hg_log_enabled(level)) {
+        goto logged;
+    }
     hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
     fields[n++] = (hg_log_field_t) HG_LOG_STR("status",
                                               hg_exec_status_name(result->status));
@@ -414,9 +419,9 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
     if (result->error != NULL && result->error[0] != '\0') {
         fields[n++] = (hg_log_field_t) HG_LOG_STR("error", result->error);
     }
-    level = result->status == HG_EXEC_SUCCEEDED ? HG_LOG_INFO
-                                                  : HG_LOG_WARN;
     hg_log_event(level, "finish", job->id, exec->id, fields, n, NULL);
+
+logged:
     m->finished_total++;
     if (m->observer != NULL) {
         m->observer(m, result, m->observer_data);
@@ -1034,6 +1039,8 @@ hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
     void *value;
     unsigned added = 0, changed = 0, removed = 0;
 
+    m->applies++;
+
     for (i = 0; i < cycle->njobs; i++) {
         hg_cycle_job_t *cj = &cycle->jobs[i];
         hg_job_t *job = hg_map_get(&m->jobs, cj->conf->id);
@@ -1086,14 +1093,17 @@ hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
         }
         free(old_def);
         job->removed = false;
+        job->applied = m->applies;
     }
 
+    /* A job this configuration did not mention is stale: one pass, so an
+     * apply costs O(n), not a search of the cycle per job. */
     stale = calloc(m->jobs.count + 1, sizeof(*stale));
     if (stale == NULL) {
         return HG_ERROR;
     }
     while (hg_map_next(&m->jobs, &it, &key, &value)) {
-        if (hg_cycle_find_job(cycle, key) == NULL) {
+        if (((hg_job_t *) value)->applied != m->applies) {
             stale[nstale++] = value;
         }
     }
@@ -1534,6 +1544,7 @@ hg_master_reload(hg_master_t *m)
     m->cycle = cycle;
     m->workers = conf->workers;
     hg_master_apply(m, cycle);
+    hg_cycle_compact(cycle);
 
     /* New workers carry the new modules; the old ones leave as soon as
      * they are idle (a running execution finishes where it is). */
@@ -1890,6 +1901,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     if (hg_master_apply(m, cycle) != HG_OK) {
         return HG_ERROR;
     }
+    hg_cycle_compact(cycle);
     if (m->store != NULL) {
         hg_master_recover_executions(m);
         hg_master_recover_misfires(m);

@@ -56,6 +56,7 @@ struct hg_job_s {
     hg_execution_t *waiting_head;   /* overlap = queue: wait for the job */
     hg_execution_t *waiting_tail;
     unsigned refs;                  /* executions that point here */
+    unsigned applied;               /* the apply that last saw it */
     bool removed;
     hg_master_t *master;
 };
@@ -145,6 +146,7 @@ struct hg_master_s {
     bool store_degraded;
     hg_map_t unique_keys;           /* unique_key -> queued execution */
     hg_execution_t *executions;     /* every live execution */
+    unsigned applies;               /* configurations applied so far */
 };
 
 /* Set up the loop, signals and workers for CYCLE (taken over); STORE (may
