@@ -52,6 +52,12 @@ hg_timers_rearm(void *data)
 
     if (min != NULL) {
         when = min->key;
+        /* Armed for an earlier instant already: leave it. Waking once for
+         * nothing is cheaper than a timerfd_settime per turn, which is
+         * what executions finishing before their timeouts would cost. */
+        if (set->armed > 0 && when > set->armed) {
+            return;
+        }
     } else if (set->clock == CLOCK_REALTIME) {
         if (set->armed > hg_clock_ns(set->clock)) {
             return;
