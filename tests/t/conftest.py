@@ -171,6 +171,20 @@ def run_hourglass(*args, timeout=30, env=None):
                           env=env)
 
 
+MEMORY_STORE = 'store = { driver = "memory"; };'
+
+
+def sqlite_config(d, db=None, store_extra=None, **kw):
+    """d.config(**kw) with the memory store replaced by SQLite at DB
+    (default DIR/hg.db); STORE_EXTRA is a dict of more store keys."""
+    db = db or d.dir / "hg.db"
+    text = d.config(**kw)
+    assert MEMORY_STORE in text
+    keys = {"driver": "sqlite", "path": str(db)}
+    keys.update(store_extra or {})
+    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(keys))
+
+
 # --- the daemon -----------------------------------------------------------
 
 class Daemon:

@@ -17,11 +17,10 @@ import sqlite3
 import time
 from collections import Counter
 
-from conftest import conf_value, job, wait_until
+from conftest import sqlite_config, job, wait_until
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
-MEMORY_STORE = 'store = { driver = "memory"; };'
 EVERY_JOBS = 20
 CRON_JOBS = 10
 EVERY_MS = 200
@@ -30,12 +29,6 @@ KILLS = 4
 
 # --- helpers (this file's own) ---------------------------------------------
 
-def sqlite_config(d, db, **kw):
-    """d.config(**kw) with the memory store replaced by SQLite at DB."""
-    text = d.config(**kw)
-    assert MEMORY_STORE in text
-    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(
-        {"driver": "sqlite", "path": str(db)}))
 
 
 def snapshot(db):

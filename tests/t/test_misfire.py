@@ -7,23 +7,15 @@ import signal
 import sqlite3
 import time
 
-from conftest import conf_value, job, wait_until
+from conftest import sqlite_config, job, wait_until
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
-MEMORY_STORE = 'store = { driver = "memory"; };'
 DOWNTIME = 3.5
 
 
 # --- helpers (this file's own) ---------------------------------------------
 
-def sqlite_config(d, db=None, **kw):
-    """d.config(**kw) with the memory store replaced by SQLite at DB."""
-    db = db or d.dir / "hg.db"
-    text = d.config(**kw)
-    assert MEMORY_STORE in text
-    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(
-        {"driver": "sqlite", "path": str(db)}))
 
 
 def db_rows(db, where="1", args=()):

@@ -5,23 +5,15 @@ store and from the log."""
 
 import sqlite3
 
-from conftest import at_ahead, conf_value, job, rfc3339, wait_until
+from conftest import sqlite_config, at_ahead, job, rfc3339, wait_until
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
-MEMORY_STORE = 'store = { driver = "memory"; };'
 INF = float("inf")
 
 
 # --- helpers (this file's own) ---------------------------------------------
 
-def sqlite_config(d, db=None, **kw):
-    """d.config(**kw) with the memory store replaced by SQLite at DB."""
-    db = db or d.dir / "hg.db"
-    text = d.config(**kw)
-    assert MEMORY_STORE in text
-    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(
-        {"driver": "sqlite", "path": str(db)}))
 
 
 def db_rows(db, where="1", args=()):

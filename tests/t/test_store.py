@@ -11,24 +11,15 @@ import time
 import pytest
 
 from conftest import (MODULES_DIR, at_ahead, conf_value, job, rfc3339,
-                      run_hourglass, sanitized_build, wait_until)
+                      run_hourglass, sanitized_build, sqlite_config,
+                      wait_until)
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
-MEMORY_STORE = 'store = { driver = "memory"; };'
 
 
 # --- helpers (this file's own) ---------------------------------------------
 
-def sqlite_config(d, db=None, store_extra=None, **kw):
-    """d.config(**kw) with the memory store replaced by SQLite at DB
-    (default DIR/hg.db); STORE_EXTRA is a dict of more store keys."""
-    db = db or d.dir / "hg.db"
-    text = d.config(**kw)
-    assert MEMORY_STORE in text
-    keys = {"driver": "sqlite", "path": str(db)}
-    keys.update(store_extra or {})
-    return text.replace(MEMORY_STORE, "store = %s;" % conf_value(keys))
 
 
 def db_rows(db, where="1", args=()):
