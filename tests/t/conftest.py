@@ -19,6 +19,7 @@ import math
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -183,6 +184,33 @@ def sqlite_config(d, db=None, store_extra=None, **kw):
     keys = {"driver": "sqlite", "path": str(db)}
     keys.update(store_extra or {})
     return text.replace(MEMORY_STORE, "store = %s;" % conf_value(keys))
+
+
+def db_rows(db, where="1", args=(), order="started_at, attempt, id"):
+    """Rows of the store's `executions` table as dicts, in ORDER."""
+    con = sqlite3.connect(str(db), timeout=10)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(
+            "SELECT * FROM executions WHERE %s ORDER BY %s" % (where, order),
+            args)]
+    finally:
+        con.close()
+
+
+def wait_rows(db, pred, timeout=15, what="rows in the store",
+              describe=lambda rows: rows, **kw):
+    """Polls the executions table (db_rows(db, **kw)) until PRED(rows) is
+    true; returns the rows. On timeout the error shows describe(rows)."""
+    last = []
+
+    def probe():
+        last[:] = db_rows(db, **kw)
+        return last if pred(last) else None
+    try:
+        return wait_until(probe, timeout=timeout, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; rows: %s" % (e, describe(last)))
 
 
 # --- the daemon -----------------------------------------------------------

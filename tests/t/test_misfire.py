@@ -4,10 +4,12 @@ job's last fire time (table job_state), and the next start compares it
 with the schedule."""
 
 import signal
+import functools
 import sqlite3
 import time
 
-from conftest import sqlite_config, job, wait_until
+import conftest
+from conftest import job, sqlite_config
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
@@ -18,20 +20,20 @@ DOWNTIME = 3.5
 
 
 
-def db_rows(db, where="1", args=()):
-    con = sqlite3.connect(str(db), timeout=10)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(
-            "SELECT * FROM executions WHERE %s ORDER BY job_id,"
-            " scheduled_for, id" % where, args)]
-    finally:
-        con.close()
 
 
 def summarize(rows):
     return [(r["job_id"], r["id"][-6:], r["status"], r["triggered_by"],
              r["scheduled_for"], r["started_at"]) for r in rows]
+
+
+ORDER = "job_id, scheduled_for, id"
+db_rows = functools.partial(conftest.db_rows, order=ORDER)
+
+
+def wait_final(db, pred, what, timeout=10):
+    return conftest.wait_rows(db, pred, timeout=timeout, what=what,
+                              order=ORDER, describe=summarize)
 
 
 def misfires(rows, job_id):
@@ -72,16 +74,6 @@ def misfire_lines(d, job_id):
     return [e for e in d.events("misfire", job=job_id) if e["pid"] == d.pid]
 
 
-def wait_final(db, pred, what, timeout=10):
-    last = []
-
-    def probe():
-        last[:] = db_rows(db)
-        return last if pred(last) else None
-    try:
-        return wait_until(probe, timeout=timeout, what=what)
-    except AssertionError as e:
-        raise AssertionError("%s; rows: %s" % (e, summarize(last)))
 
 
 # --- tests ------------------------------------------------------------------

@@ -3,8 +3,9 @@
 rules: priority, jitter and starting_deadline. Read back from the SQLite
 store and from the log."""
 
-import sqlite3
+import functools
 
+import conftest
 from conftest import sqlite_config, at_ahead, job, rfc3339, wait_until
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
@@ -16,32 +17,18 @@ INF = float("inf")
 
 
 
-def db_rows(db, where="1", args=()):
-    con = sqlite3.connect(str(db), timeout=10)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(
-            "SELECT * FROM executions WHERE %s ORDER BY scheduled_for, id"
-            % where, args)]
-    finally:
-        con.close()
 
 
-def wait_rows(db, pred, timeout=15, what="rows in the store"):
-    last = []
-
-    def probe():
-        last[:] = db_rows(db)
-        return last if pred(last) else None
-    try:
-        return wait_until(probe, timeout=timeout, what=what)
-    except AssertionError as e:
-        raise AssertionError("%s; rows: %s" % (e, summarize(last)))
 
 
 def summarize(rows):
     return [(r["id"][-6:], r["job_id"], r["status"], r["scheduled_for"],
              r["started_at"], r["finished_at"]) for r in rows]
+
+
+db_rows = functools.partial(conftest.db_rows, order="scheduled_for, id")
+wait_rows = functools.partial(conftest.wait_rows, order="scheduled_for, id",
+                              describe=summarize)
 
 
 def count(rows, status):

@@ -4,15 +4,15 @@ usage; retries linked by run_id with their backoff; HG_FATAL and
 HG_RETRY's delay (the echo test module); `hourglass -t` on a store path
 that cannot be created; the system module's history_cleanup."""
 
+import functools
 import json
-import sqlite3
 import time
 
 import pytest
 
-from conftest import (MODULES_DIR, at_ahead, conf_value, job, rfc3339,
-                      run_hourglass, sanitized_build, sqlite_config,
-                      wait_until)
+import conftest
+from conftest import (MODULES_DIR, at_ahead, conf_value, db_rows, job,
+                      rfc3339, run_hourglass, sanitized_build, sqlite_config)
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
@@ -22,34 +22,16 @@ FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
 
 
 
-def db_rows(db, where="1", args=()):
-    """Rows of `executions` as dicts, oldest start first."""
-    con = sqlite3.connect(str(db), timeout=10)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(
-            "SELECT * FROM executions WHERE %s ORDER BY started_at, attempt,"
-            " id" % where, args)]
-    finally:
-        con.close()
 
 
-def wait_rows(db, pred, timeout=15, what="rows in the store", **kw):
-    """Polls the executions table until PRED(rows) is true; returns rows."""
-    last = []
-
-    def probe():
-        last[:] = db_rows(db, **kw)
-        return last if pred(last) else None
-    try:
-        return wait_until(probe, timeout=timeout, what=what)
-    except AssertionError as e:
-        raise AssertionError("%s; rows: %s" % (e, summarize(last)))
 
 
 def summarize(rows):
     return [(r["job_id"], r["attempt"], r["status"], r["triggered_by"],
              r["exit_code"], r["signal"], r["error"]) for r in rows]
+
+
+wait_rows = functools.partial(conftest.wait_rows, describe=summarize)
 
 
 def by_job(rows):
