@@ -26,6 +26,8 @@
 #define HG_RESPAWN_MAX_DELAY_MS  5000
 #define HG_WORKER_YOUNG_NS       (1000LL * HG_NSEC_PER_MSEC)
 #define HG_RUN_ALL_CAP           100
+#define HG_PRIME_MAX             256
+#define HG_RATE_WINDOW_NS        (100LL * HG_NSEC_PER_MSEC)
 
 static int64_t
 hg_now_ms(void)
@@ -142,23 +144,42 @@ hg_execution_new(hg_master_t *m, hg_job_t *job, int64_t scheduled_for_ms,
 }
 
 static void
-hg_master_commit_unlink(hg_master_t *m, hg_execution_t *exec)
+hg_exec_list_append(hg_exec_list_t *list, hg_execution_t *exec)
 {
-    if (!exec->committing) {
+    exec->start_list = list;
+    exec->start_prev = list->tail;
+    exec->start_next = NULL;
+    if (list->tail != NULL) {
+        list->tail->start_next = exec;
+    } else {
+        list->head = exec;
+    }
+    list->tail = exec;
+    list->count++;
+}
+
+/* Take EXEC off the primed or committing list, if it is on one. */
+static void
+hg_exec_list_unlink(hg_execution_t *exec)
+{
+    hg_exec_list_t *list = exec->start_list;
+
+    if (list == NULL) {
         return;
     }
-    if (exec->commit_prev != NULL) {
-        exec->commit_prev->commit_next = exec->commit_next;
+    if (exec->start_prev != NULL) {
+        exec->start_prev->start_next = exec->start_next;
     } else {
-        m->commit_head = exec->commit_next;
+        list->head = exec->start_next;
     }
-    if (exec->commit_next != NULL) {
-        exec->commit_next->commit_prev = exec->commit_prev;
+    if (exec->start_next != NULL) {
+        exec->start_next->start_prev = exec->start_prev;
     } else {
-        m->commit_tail = exec->commit_prev;
+        list->tail = exec->start_prev;
     }
-    exec->commit_prev = exec->commit_next = NULL;
-    exec->committing = false;
+    list->count--;
+    exec->start_prev = exec->start_next = NULL;
+    exec->start_list = NULL;
 }
 
 /* A queued execution's unique key is free again once it leaves the
@@ -180,7 +201,7 @@ hg_execution_free(hg_master_t *m, hg_execution_t *exec)
     if (hg_heap_node_queued(&exec->ready)) {
         hg_heap_remove(&m->ready, &exec->ready);
     }
-    hg_master_commit_unlink(m, exec);
+    hg_exec_list_unlink(exec);
     hg_master_release_key(m, exec);
     if (exec->all_prev != NULL) {
         exec->all_prev->all_next = exec->all_next;
@@ -534,6 +555,7 @@ hg_master_start(hg_master_t *m, hg_execution_t *exec)
         deadline = now_ms + job->policy.timeout_ms;
     }
     exec->deadline_ms = deadline;
+    exec->dispatched_ms = now_ms;   /* a primed one was recorded earlier */
     hg_ipc_begin(&w->out, HG_IPC_DISPATCH);
     hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec->id);
     hg_ipc_put_str(&w->out, HG_IPC_F_JOB_ID, job->id);
@@ -593,16 +615,35 @@ hg_master_start(hg_master_t *m, hg_execution_t *exec)
     }
 }
 
+/* Whether EXEC's `running` record is durable, so its frame may go. */
+static bool
+hg_master_committed(const hg_master_t *m, const hg_execution_t *exec)
+{
+    return exec->ticket == 0 || exec->ticket <= m->acked
+           || m->store_degraded;
+}
+
 /* The store committed up to some ticket (or writes are failing): start
  * the executions whose `running` record is durable. */
 static void
 hg_master_on_store(hg_event_t *ev, uint32_t events)
 {
     hg_master_t *m = ev->data;
+    hg_execution_t *exec, *next;
     uint64_t acked;
 
     HG_UNUSED(events);
     acked = hg_store_ack(m->store);
+    if (acked > m->acked) {
+        m->acked = acked;
+    }
+    if (m->probe_ticket != 0 && m->acked >= m->probe_ticket) {
+        double sample = (double) (hg_clock_ns(CLOCK_MONOTONIC)
+                                  - m->probe_ns);
+        m->commit_ns = m->commit_ns == 0 ? sample
+                       : (7.0 * m->commit_ns + sample) / 8.0;
+        m->probe_ticket = 0;
+    }
     if (m->store->failing && !m->store_degraded) {
         hg_log(HG_LOG_ERROR, "store: writes are failing; executions start "
                "without waiting for their records (kept in memory and "
@@ -612,74 +653,186 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
                "for their records once more");
     }
     m->store_degraded = m->store->failing;
-    while (m->commit_head != NULL
-           && (m->commit_head->ticket <= acked || m->store_degraded))
+    if (m->store_degraded) {
+        m->probe_ticket = 0;        /* a failing store's delay is no sample */
+    }
+    /* At most one per worker, walked whole: a primed execution joins it
+     * when a worker takes it, its ticket older than those before it. */
+    for (exec = m->committing.head; exec != NULL; exec = next) {
+        next = exec->start_next;
+        if (hg_master_committed(m, exec)) {
+            hg_exec_list_unlink(exec);
+            hg_master_start(m, exec);
+        }
+    }
+    hg_master_dispatch(m);
+}
+
+/* Leaving the queue for a worker: the execution is recorded `running`,
+ * and when the store is durable a barrier is asked for, which its frame
+ * waits for (a master killed after sending it must find it running at
+ * restart, and record it crashed rather than lose or repeat it). */
+static void
+hg_master_mark_running(hg_master_t *m, hg_execution_t *exec)
+{
+    uint64_t ticket;
+
+    hg_master_release_key(m, exec);
+    exec->status = HG_EXEC_RUNNING;
+    exec->dispatched_ms = hg_now_ms();
+    exec->job->running++;
+    exec->ticket = 0;
+    hg_master_store_put(m, exec, HG_EXEC_RUNNING, NULL);
+    if (m->store != NULL && m->store->notify_fd >= 0
+        && !m->store_degraded
+        && hg_store_barrier(m->store, &ticket) == HG_OK)
     {
-        hg_execution_t *exec = m->commit_head;
-        hg_master_commit_unlink(m, exec);
-        hg_master_start(m, exec);
+        exec->ticket = ticket;
+        if (m->probe_ticket == 0) {
+            m->probe_ticket = ticket;
+            m->probe_ns = hg_clock_ns(CLOCK_MONOTONIC);
+        }
+    }
+}
+
+/* A primed execution goes back to the queued state it was recorded in
+ * before (shutdown), or is about to end without running. */
+static void
+hg_master_unprime(hg_execution_t *exec)
+{
+    hg_exec_list_unlink(exec);
+    exec->job->running--;
+    exec->status = HG_EXEC_QUEUED;
+    exec->dispatched_ms = 0;
+    exec->ticket = 0;
+}
+
+/* Whether EXEC (the next to start, ready or primed) is past its
+ * starting_deadline; if so it is taken off its queue and recorded
+ * missed. */
+static bool
+hg_master_start_missed(hg_master_t *m, hg_execution_t *exec)
+{
+    int64_t limit = exec->job->policy.starting_deadline_ms;
+
+    if (limit <= 0 || hg_now_ms() - exec->scheduled_for_ms <= limit) {
+        return false;
+    }
+    if (exec->start_list != NULL) {
+        hg_master_unprime(exec);
+    } else {
+        hg_heap_remove(&m->ready, &exec->ready);
+        exec->job->pending--;
+    }
+    hg_master_record_unrun(m, exec, HG_EXEC_MISSED,
+                           "could not start within its starting_deadline");
+    return true;
+}
+
+/* The execution an idle worker takes next: the first primed one, unless
+ * the ready queue has one that comes before it (a higher priority, or an
+ * earlier due time, that arrived after the priming). */
+static hg_execution_t *
+hg_master_next_to_start(hg_master_t *m)
+{
+    hg_heap_node_t *node = hg_heap_min(&m->ready);
+    hg_execution_t *primed = m->primed.head, *ready;
+
+    if (node == NULL) {
+        return primed;
+    }
+    ready = hg_heap_entry(node, hg_execution_t, ready);
+    if (primed != NULL && hg_ready_key(primed) <= hg_ready_key(ready)) {
+        return primed;
+    }
+    return ready;
+}
+
+/*
+ * How many executions to record running ahead of a worker: as many as the
+ * workers finish while a barrier waits for its commit, times four (a
+ * barrier may wait for the commit in progress, then its own; the rest is
+ * margin). Long executions finish rarely, so they are not primed and do
+ * not show as running while they wait.
+ */
+static size_t
+hg_master_prime_depth(hg_master_t *m)
+{
+    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+    double depth;
+
+    if (now - m->rate_since_ns >= HG_RATE_WINDOW_NS) {
+        m->finish_rate = (double) (m->finished_total - m->rate_finished)
+                         * 1e9 / (double) (now - m->rate_since_ns);
+        m->rate_since_ns = now;
+        m->rate_finished = m->finished_total;
+    }
+    depth = 4.0 * m->finish_rate * m->commit_ns / 1e9;
+    if (depth >= HG_PRIME_MAX) {
+        return HG_PRIME_MAX;
+    }
+    return (size_t) depth;
+}
+
+/* Every worker is busy: record the next executions running now, so that
+ * their commits overlap the executions in progress. */
+static void
+hg_master_prime(hg_master_t *m)
+{
+    hg_heap_node_t *node;
+    hg_execution_t *exec;
+    size_t depth;
+
+    if (m->store == NULL || m->store->notify_fd < 0 || m->store_degraded
+        || m->stopping || m->quitting || hg_heap_min(&m->ready) == NULL)
+    {
+        return;
+    }
+    depth = hg_master_prime_depth(m);
+    while (m->primed.count < depth
+           && (node = hg_heap_min(&m->ready)) != NULL)
+    {
+        exec = hg_heap_entry(node, hg_execution_t, ready);
+        if (hg_master_start_missed(m, exec)) {
+            continue;
+        }
+        hg_heap_remove(&m->ready, node);
+        exec->job->pending--;
+        hg_master_mark_running(m, exec);
+        hg_exec_list_append(&m->primed, exec);
     }
 }
 
 static void
 hg_master_dispatch(hg_master_t *m)
 {
-    hg_heap_node_t *node;
     hg_execution_t *exec;
     hg_worker_t *w;
-    int64_t now_ms;
-    uint64_t ticket;
 
-    while (!m->stopping && (node = hg_heap_min(&m->ready)) != NULL) {
-        w = hg_master_idle_worker(m);
-        if (w == NULL) {
-            return;
-        }
-        hg_heap_remove(&m->ready, node);
-        exec = hg_heap_entry(node, hg_execution_t, ready);
-        exec->job->pending--;
-        now_ms = hg_now_ms();
-        if (exec->job->policy.starting_deadline_ms > 0
-            && now_ms - exec->scheduled_for_ms
-               > exec->job->policy.starting_deadline_ms)
-        {
-            hg_master_record_unrun(m, exec, HG_EXEC_MISSED,
-                                   "could not start within its "
-                                   "starting_deadline");
+    while (!m->stopping && (w = hg_master_idle_worker(m)) != NULL
+           && (exec = hg_master_next_to_start(m)) != NULL)
+    {
+        if (hg_master_start_missed(m, exec)) {
             continue;
         }
         if (hg_pool_reserve(w, exec) != HG_OK) {
-            exec->job->pending++;
-            hg_heap_push(&m->ready, &exec->ready, hg_ready_key(exec));
             return;
         }
-        hg_master_release_key(m, exec);
         exec->worker = w;
-        exec->status = HG_EXEC_RUNNING;
-        exec->dispatched_ms = now_ms;
-        exec->job->running++;
-        hg_master_store_put(m, exec, HG_EXEC_RUNNING, NULL);
-        /* Nothing acknowledged may be lost: with a durable store the frame
-         * goes out once the `running` record is committed, so that a
-         * master killed now finds it at restart and records it crashed. */
-        if (m->store != NULL && m->store->notify_fd >= 0
-            && !m->store_degraded
-            && hg_store_barrier(m->store, &ticket) == HG_OK)
-        {
-            exec->ticket = ticket;
-            exec->committing = true;
-            exec->commit_prev = m->commit_tail;
-            exec->commit_next = NULL;
-            if (m->commit_tail != NULL) {
-                m->commit_tail->commit_next = exec;
-            } else {
-                m->commit_head = exec;
-            }
-            m->commit_tail = exec;
-            continue;
+        if (exec->start_list != NULL) {
+            hg_exec_list_unlink(exec);
+        } else {
+            hg_heap_remove(&m->ready, &exec->ready);
+            exec->job->pending--;
+            hg_master_mark_running(m, exec);
         }
-        hg_master_start(m, exec);
+        if (hg_master_committed(m, exec)) {
+            hg_master_start(m, exec);
+        } else {
+            hg_exec_list_append(&m->committing, exec);
+        }
     }
+    hg_master_prime(m);
 }
 
 static void
@@ -695,6 +848,7 @@ static hg_execution_t *
 hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
 {
     hg_job_t *job = exec->job;
+    hg_execution_t *cur, *next;
     hg_worker_t *w;
 
     if (job->running + job->pending > 0 || job->waiting_head != NULL) {
@@ -723,8 +877,17 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
             job->waiting_tail = exec;
             return exec;
         case HG_OVERLAP_REPLACE:
+            for (cur = m->primed.head; cur != NULL; cur = next) {
+                next = cur->start_next;
+                if (cur->job == job) {
+                    hg_master_unprime(cur);
+                    hg_master_record_unrun(m, cur, HG_EXEC_SKIPPED,
+                                           "replaced before it started "
+                                           "(overlap = replace)");
+                }
+            }
             for (w = m->pool.head; w != NULL; w = w->next) {
-                hg_execution_t *cur = w->current;
+                cur = w->current;
                 if (cur != NULL && cur->job == job
                     && w->state == HG_WORKER_BUSY)
                 {
@@ -1399,6 +1562,12 @@ hg_master_drop_queued(hg_master_t *m, const char *why)
     void *value;
     size_t it = 0;
 
+    while ((exec = m->primed.head) != NULL) {
+        /* Recorded running ahead of a worker: queued again. */
+        hg_master_unprime(exec);
+        hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+        hg_master_drop_one(m, exec, why);
+    }
     while ((node = hg_heap_pop(&m->ready)) != NULL) {
         exec = hg_heap_entry(node, hg_execution_t, ready);
         exec->job->pending--;

@@ -26,6 +26,12 @@ typedef struct hg_master_s hg_master_t;
 typedef struct hg_job_s hg_job_t;
 typedef struct hg_execution_s hg_execution_t;
 
+/* Executions on their way to a worker (see hg_master_dispatch). */
+typedef struct hg_exec_list_s {
+    hg_execution_t *head, *tail;
+    size_t count;
+} hg_exec_list_t;
+
 
 /* A job as the master runs it. It outlives reloads while its id exists
  * (definition updated in place) and, once removed, lives on until its last
@@ -84,8 +90,8 @@ struct hg_execution_s {
     char *unique_key;               /* queue: refused twice while queued */
     bool recorded;                  /* the store has a record of it */
     uint64_t ticket;                /* store barrier its start waits for */
-    hg_execution_t *commit_prev, *commit_next;
-    bool committing;
+    hg_exec_list_t *start_list;     /* &m->primed, &m->committing or NULL */
+    hg_execution_t *start_prev, *start_next;
     hg_execution_t *all_prev, *all_next;    /* every live execution */
 };
 
@@ -137,13 +143,25 @@ struct hg_master_s {
     hg_master_observer_pt observer;
     void *observer_data;
 
-    /* The store (NULL: executions live only in the log). Executions whose
-     * `running` record is not yet committed wait here, their worker held,
-     * in the order of their barrier tickets. */
+    /* The store (NULL: executions live only in the log). An execution's
+     * frame goes to its worker only once its `running` record is
+     * committed: `committing` holds those whose worker waits for that
+     * commit; `primed` those recorded running ahead of a worker, so that
+     * a busy pool finds its next executions committed already (as many
+     * as workers finish during a commit; none when executions are
+     * long). */
     hg_store_t *store;
     hg_event_t store_ev;
-    hg_execution_t *commit_head, *commit_tail;
+    hg_exec_list_t committing;
+    hg_exec_list_t primed;
+    uint64_t acked;                 /* the last barrier ticket committed */
     bool store_degraded;
+    int64_t rate_since_ns;          /* monotonic: the finish rate's window */
+    uint64_t rate_finished;         /* finished_total when it began */
+    double finish_rate;             /* executions finished per second */
+    uint64_t probe_ticket;          /* a barrier being timed, 0 = none */
+    int64_t probe_ns;               /* monotonic, when it was issued */
+    double commit_ns;               /* barrier to acknowledgement, average */
     hg_map_t unique_keys;           /* unique_key -> queued execution */
     hg_execution_t *executions;     /* every live execution */
     unsigned applies;               /* configurations applied so far */

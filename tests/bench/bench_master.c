@@ -61,6 +61,7 @@
 #define BENCH_STALL_NS       (10LL * HG_NSEC_PER_SEC)
 
 #define BENCH_TARGET_RATE    50000.0   /* (a) executions/s, at least */
+#define BENCH_TARGET_RECORDED 10000.0  /* (a) issue 5, with sqlite */
 #define BENCH_TARGET_P99_US  1000.0    /* (b) p99 lag, below */
 #define BENCH_TARGET_BURST   250.0     /* (c) ms, below */
 #define BENCH_TARGET_KIB     1.0       /* (d) issue 5, KiB per idle job */
@@ -495,6 +496,53 @@ bench_pump(hg_master_t *m, bench_obs_t *obs, size_t count)
     return HG_OK;
 }
 
+/* With a store, the clock stops when the last final record is
+ * committed, not when the last execution finished: the figure is of
+ * executions recorded. */
+static int
+bench_store_settle(hg_master_t *m, hg_store_t *store)
+{
+    uint64_t ticket;
+    int64_t deadline = bench_now(CLOCK_MONOTONIC) + BENCH_STALL_NS;
+
+    if (store == NULL || store->notify_fd < 0) {
+        return HG_OK;
+    }
+    if (hg_store_barrier(store, &ticket) != HG_OK) {
+        fprintf(stderr, "bench_master: store barrier failed\n");
+        return HG_ERROR;
+    }
+    while (m->acked < ticket) {
+        if (hg_master_turn(m, 100) < 0
+            || bench_now(CLOCK_MONOTONIC) > deadline)
+        {
+            fprintf(stderr, "bench_master: the store did not commit the "
+                    "last records within 10 s\n");
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
+/* Every execution run has its final record, counted by the store. */
+static int
+bench_store_check(hg_store_t *store, uint64_t expected)
+{
+    hg_job_stats_t stats;
+
+    if (hg_store_job_stats(store, "noop", &stats) != HG_OK) {
+        fprintf(stderr, "bench_master: cannot read the job's statistics\n");
+        return HG_ERROR;
+    }
+    if (stats.successes != expected || stats.runs != expected) {
+        fprintf(stderr, "bench_master: the store recorded %" PRIu64
+                " runs (%" PRIu64 " succeeded) of %" PRIu64 "\n",
+                stats.runs, stats.successes, expected);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
 /* One timed run of (a). */
 typedef struct bench_rate_s {
     double rate;                    /* executions/s */
@@ -574,11 +622,18 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     }
     cpu0 = bench_cpu_s(RUSAGE_SELF);
     t0 = bench_now(CLOCK_MONOTONIC);
-    if (bench_pump(&m, &obs, count) != HG_OK) {
+    if (bench_pump(&m, &obs, count) != HG_OK
+        || bench_store_settle(&m, st_store) != HG_OK)
+    {
         goto done;
     }
     t1 = bench_now(CLOCK_MONOTONIC);
     cpu1 = bench_cpu_s(RUSAGE_SELF);
+    if (st_store != NULL
+        && bench_store_check(st_store, count + warmup) != HG_OK)
+    {
+        goto done;
+    }
     bench_master_cleanup(&m);       /* reaps the workers: their CPU time */
     children = bench_cpu_s(RUSAGE_CHILDREN) - children0;
     if (obs.failed > 0) {
@@ -615,6 +670,8 @@ bench_throughput_runs(const bench_t *b, const char *store,
     bench_rate_t runs[BENCH_RUNS_MAX], *med;
     size_t i, n = b->runs;
     bool to_file = strcmp(level, "warn") != 0;
+    const char *what = "executions/s", *issue = "";
+    double target = BENCH_TARGET_RATE;
 
     for (i = 0; i < n; i++) {
         if (bench_throughput(b, store, timeout, level, &runs[i]) != HG_OK) {
@@ -623,13 +680,21 @@ bench_throughput_runs(const bench_t *b, const char *store,
     }
     qsort(runs, n, sizeof(runs[0]), bench_cmp_rate);
     med = &runs[n / 2];
+    /* A store that writes to disk has a target of its own (issue 5):
+     * executions recorded, final records committed. */
+    if (store != NULL && strcmp(store, "sqlite") == 0) {
+        what = "executions recorded/s (clock stopped at the last final "
+               "record's commit; records counted)";
+        target = BENCH_TARGET_RECORDED;
+        issue = "issue 5 ";
+    }
     printf("(a) dispatch throughput (workers=%d, system noop, store %s, "
-           "timeout %s, log %s%s): %.0f executions/s, median of %zu  "
-           "[target >= %.0f/s: %s]\n", b->workers,
+           "timeout %s, log %s%s): %.0f %s, median of %zu  "
+           "[%starget >= %.0f/s: %s]\n", b->workers,
            store != NULL ? store : "none",
            strcmp(timeout, "0s") == 0 ? "none" : timeout, level,
-           to_file ? " to a file" : "", med->rate, n, BENCH_TARGET_RATE,
-           bench_met(med->rate >= BENCH_TARGET_RATE));
+           to_file ? " to a file" : "", med->rate, what, n, issue, target,
+           bench_met(med->rate >= target));
     printf("    best %.0f/s; runs of %zu executions:", runs[n - 1].rate,
            bench_executions(b, store));
     for (i = 0; i < n; i++) {

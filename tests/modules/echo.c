@@ -5,14 +5,18 @@
  *   exit        0 OK, 1 FAIL, 2 RETRY, 3 FATAL (default 0)
  *   retry_after with exit = 2: retry after this many ms (or a duration)
  *   sleep_ms    sleep this long first, checking hg_exec_cancelled
+ *   append      a file to which "EXECUTION_ID ATTEMPT\n" is appended first
+ *               (O_APPEND, one write: the list of what really started)
  * It writes the payload (or `message`) to the output, and is the reference
  * for the cooperative side of cancellation: it returns promptly once
  * cancelled.
  */
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hourglass/module.h>
 
@@ -20,7 +24,7 @@
 #define ECHO_TICK_MS  10
 
 static const char *const echo_keys[] = {
-    "message", "exit", "retry_after", "sleep_ms", NULL
+    "message", "exit", "retry_after", "sleep_ms", "append", NULL
 };
 
 static int
@@ -61,6 +65,10 @@ echo_validate(const json_t *job, char *err, size_t errlen)
         return echo_err(err, errlen,
                         "sleep_ms: must be a non-negative integer");
     }
+    v = json_object_get(job, "append");
+    if (v != NULL && !json_is_string(v)) {
+        return echo_err(err, errlen, "append: must be a file name");
+    }
     return 0;
 }
 
@@ -85,6 +93,29 @@ echo_sleep(hg_exec_t *exec, int64_t ms)
     return hg_exec_cancelled(exec) ? 1 : 0;
 }
 
+static int
+echo_append(hg_exec_t *exec, const char *file)
+{
+    char line[128];
+    int fd, len, rc = -1;
+
+    len = snprintf(line, sizeof(line), "%s %u\n", hg_exec_id(exec),
+                   hg_exec_attempt(exec));
+    fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -1;
+    }
+    if (len > 0 && len < (int) sizeof(line)
+        && write(fd, line, (size_t) len) == (ssize_t) len)
+    {
+        rc = 0;
+    }
+    if (close(fd) != 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
 static hg_result_t
 echo_execute(hg_exec_t *exec)
 {
@@ -95,6 +126,11 @@ echo_execute(hg_exec_t *exec)
     int64_t ms;
 
     job = hg_exec_job(exec);
+    v = json_object_get(job, "append");
+    if (json_is_string(v) && echo_append(exec, json_string_value(v)) != 0) {
+        hg_exec_set_error(exec, "echo: cannot append to the file");
+        return HG_FAIL;
+    }
     v = json_object_get(job, "sleep_ms");
     if (json_is_integer(v) && echo_sleep(exec, json_integer_value(v))) {
         hg_exec_set_error(exec, "cancelled");

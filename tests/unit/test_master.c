@@ -2,7 +2,10 @@
  * The master in-process: the C-level queue API (hg_master_enqueue) with
  * payloads, run_at, priorities and unique keys, through real workers
  * running the `echo` test module, and queued executions surviving a
- * restart through a real SQLite store.
+ * restart through a real SQLite store. Then the pipelined start under
+ * load (executions recorded `running` ahead of a worker, "primed"):
+ * every execution recorded once, primed ones queued again by a graceful
+ * shutdown, and recorded crashed and retried after a kill -9.
  *
  * Run from the repository root (make unit): modules are loaded from
  * modules/ and tests/modules/.
@@ -13,7 +16,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "hg_cycle.h"
 #include "hg_log.h"
@@ -38,6 +43,8 @@ typedef struct {
     hg_store_t *store;
     seen_t seen[MAX_SEEN];
     size_t nseen;
+    uint64_t finished;              /* every execution observed */
+    uint64_t succeeded;
 } fixture_t;
 
 static void
@@ -48,6 +55,10 @@ observe(hg_master_t *m, const hg_master_result_t *r, void *data)
     size_t len;
 
     HG_UNUSED(m);
+    f->finished++;
+    if (r->status == HG_EXEC_SUCCEEDED) {
+        f->succeeded++;
+    }
     if (f->nseen == MAX_SEEN) {
         return;
     }
@@ -86,8 +97,11 @@ write_conf(fixture_t *f, const char *driver, int workers)
         "  { id = \"echo\"; type = \"echo\"; overlap = \"allow\"; "
         "max_retries = 0; },\n"
         "  { id = \"busy\"; type = \"echo\"; sleep_ms = 400; "
-        "overlap = \"allow\"; max_retries = 0; }\n"
-        ");\n", f->dir, workers, f->dir, cwd, cwd, driver, f->dir);
+        "overlap = \"allow\"; max_retries = 0; },\n"
+        "  { id = \"started\"; type = \"echo\"; append = "
+        "\"%s/started\"; overlap = \"allow\"; max_retries = 1; "
+        "backoff = { initial = \"10ms\"; jitter = 0.0; }; }\n"
+        ");\n", f->dir, workers, f->dir, cwd, cwd, driver, f->dir, f->dir);
     assert_int_equal(fclose(fp), 0);
 }
 
@@ -303,6 +317,366 @@ test_queued_survives_restart(void **state)
     stop_master(f);
 }
 
+/* --- pipelined starts ---------------------------------------------------- */
+
+#define PUMP_WINDOW  500
+#define HG_PRIME_MAX_TEST  256      /* hg_master.c's HG_PRIME_MAX */
+
+/* Trigger executions of JOB, keeping up to PUMP_WINDOW waiting, until
+ * TOTAL have finished (or, with until_primed, until some are primed and
+ * COMMITTED of them are committed). Returns the most executions seen
+ * primed at once. */
+static size_t
+pump(fixture_t *f, const char *job, uint64_t total, bool until_primed)
+{
+    hg_master_t *m = &f->master;
+    uint64_t triggered = 0, base = f->finished;
+    int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 120 * HG_NSEC_PER_SEC;
+    size_t most = 0;
+
+    while (f->finished - base < total
+           && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
+    {
+        while (triggered < total
+               && triggered - (f->finished - base) < PUMP_WINDOW)
+        {
+            assert_non_null(hg_master_trigger(m, job, "manual", NULL, 0,
+                                              HG_PRIORITY_NORMAL));
+            triggered++;
+        }
+        hg_master_turn(m, 100);
+        if (m->primed.count > most) {
+            most = m->primed.count;
+        }
+        if (until_primed && m->primed.count > 0 && m->primed.head != NULL
+            && m->primed.head->ticket <= m->acked)
+        {
+            break;
+        }
+    }
+    return most;
+}
+
+/* Turn the loop until the store has committed everything put so far. */
+static void
+settle(fixture_t *f)
+{
+    int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
+    uint64_t ticket;
+
+    assert_int_equal(hg_store_barrier(f->store, &ticket), HG_OK);
+    while (f->master.acked < ticket
+           && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
+    {
+        hg_master_turn(&f->master, 50);
+    }
+    assert_true(f->master.acked >= ticket);
+}
+
+/* Turn the loop until no execution is left (recovered ones, retries),
+ * then until the store has committed their records. */
+static void
+drain(fixture_t *f)
+{
+    int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 60 * HG_NSEC_PER_SEC;
+
+    while (f->master.nexecutions > 0
+           && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
+    {
+        hg_master_turn(&f->master, 50);
+    }
+    assert_int_equal(f->master.nexecutions, 0);
+    settle(f);
+}
+
+static void
+assert_nothing_unfinished(hg_store_t *store)
+{
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0, i;
+
+    assert_int_equal(hg_store_load_unfinished(store, &rows, &n), HG_OK);
+    for (i = 0; i < n; i++) {
+        fprintf(stderr, "unfinished: %s %s attempt %u\n", rows[i].r.id,
+                hg_exec_status_name(rows[i].r.status), rows[i].r.attempt);
+    }
+    hg_exec_rows_free(rows, n);
+    assert_int_equal(n, 0);
+}
+
+static void
+test_pipelined_starts_recorded_once(void **state)
+{
+    fixture_t *f = *state;
+    hg_job_stats_t stats;
+    size_t most;
+
+    write_conf(f, "sqlite", 2);
+    start_master(f);
+    most = pump(f, "echo", 4000, false);
+    settle(f);
+    /* Short executions through a durable store: the master recorded some
+     * running ahead of a worker. */
+    assert_true(most > 0);
+    assert_int_equal(f->finished, 4000);
+    assert_int_equal(f->succeeded, 4000);
+    assert_int_equal(hg_store_job_stats(f->store, "echo", &stats), HG_OK);
+    assert_int_equal(stats.runs, 4000);
+    assert_int_equal(stats.successes, 4000);
+    assert_nothing_unfinished(f->store);
+    assert_int_equal(f->master.primed.count, 0);
+    assert_int_equal(f->master.committing.count, 0);
+    stop_master(f);
+}
+
+/* A graceful shutdown puts primed executions back to queued: the next
+ * start runs each of them once, as its first attempt. */
+static void
+test_quit_requeues_primed(void **state)
+{
+    fixture_t *f = *state;
+    char ids[HG_PRIME_MAX_TEST][40];
+    hg_exec_row_t row;
+    hg_job_stats_t stats;
+    hg_execution_t *e;
+    size_t nids = 0, i;
+    uint64_t first;
+    int64_t deadline;
+
+    write_conf(f, "sqlite", 2);
+    start_master(f);
+    assert_true(pump(f, "echo", 1000000, true) > 0);
+    for (e = f->master.primed.head; e != NULL && nids < HG_PRIME_MAX_TEST;
+         e = e->start_next)
+    {
+        snprintf(ids[nids++], sizeof(ids[0]), "%s", e->id);
+    }
+    assert_true(nids > 0);
+    assert_int_equal(raise(SIGQUIT), 0);
+    deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
+    while (!f->master.done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
+        hg_master_turn(&f->master, 50);
+    }
+    assert_true(f->master.done);
+    first = f->finished;
+    stop_master(f);
+
+    /* The next start runs what was left queued, primed ones included. */
+    f->nseen = 0;
+    start_master(f);
+    drain(f);
+    assert_true(f->finished > first);
+    for (i = 0; i < nids; i++) {
+        memset(&row, 0, sizeof(row));
+        assert_int_equal(hg_store_get_execution(f->store, ids[i], &row),
+                         HG_OK);
+        assert_int_equal(row.r.status, HG_EXEC_SUCCEEDED);
+        assert_int_equal(row.r.attempt, 1);
+        hg_exec_row_free(&row);
+    }
+    assert_int_equal(hg_store_job_stats(f->store, "echo", &stats), HG_OK);
+    assert_int_equal(stats.runs, f->finished);
+    assert_int_equal(stats.failures, 0);
+    assert_nothing_unfinished(f->store);
+    stop_master(f);
+}
+
+/* "ID ATTEMPT" lines of FILE; *n of them, in a malloc'd array. */
+typedef struct {
+    char id[40];
+    unsigned attempt;
+} started_t;
+
+static started_t *
+read_started(const char *file, size_t *n)
+{
+    started_t *list = NULL, line;
+    size_t cap = 0;
+    FILE *fp = fopen(file, "r");
+
+    *n = 0;
+    assert_non_null(fp);
+    while (fscanf(fp, "%39s %u", line.id, &line.attempt) == 2) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            list = realloc(list, cap * sizeof(*list));
+            assert_non_null(list);
+        }
+        list[(*n)++] = line;
+    }
+    assert_int_equal(fclose(fp), 0);
+    return list;
+}
+
+static int
+cmp_started(const void *a, const void *b)
+{
+    return strcmp(((const started_t *) a)->id, ((const started_t *) b)->id);
+}
+
+static const hg_exec_row_t *
+find_row(const hg_exec_row_t *rows, size_t n, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(rows[i].r.id, id) == 0) {
+            return &rows[i];
+        }
+    }
+    return NULL;
+}
+
+/* The retry of the crashed row CRASHED: same run, next attempt. */
+static const hg_exec_row_t *
+find_retry(const hg_exec_row_t *rows, size_t n, const hg_exec_row_t *crashed)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(rows[i].r.run_id, crashed->r.run_id) == 0
+            && rows[i].r.attempt == crashed->r.attempt + 1)
+        {
+            return &rows[i];
+        }
+    }
+    return NULL;
+}
+
+/* The master is killed (SIGKILL, in a child process) while executions
+ * are primed: recorded running (or about to be), never sent. The next
+ * start records those whose `running` record was committed crashed and
+ * retries them, and runs the others from their `queued` record; either
+ * way each runs once. Nothing ran twice, and every execution that
+ * started has one final record. */
+static void
+test_kill9_with_primed(void **state)
+{
+    fixture_t *f = *state;
+    char started_file[PATH_MAX + 16], before_file[PATH_MAX + 16];
+    char primed_file[PATH_MAX + 16];
+    char primed[HG_PRIME_MAX_TEST][40];
+    int committed[HG_PRIME_MAX_TEST];
+    hg_exec_row_t *rows = NULL;
+    const hg_exec_row_t *row, *retry, *ran;
+    started_t *started, *before, *all, key;
+    size_t nstarted, nbefore, nall, nrows = 0, nprimed = 0, ncommitted = 0;
+    size_t i;
+    FILE *fp;
+    pid_t pid;
+    int status;
+
+    write_conf(f, "sqlite", 2);
+    snprintf(started_file, sizeof(started_file), "%s/started", f->dir);
+    snprintf(before_file, sizeof(before_file), "%s/started.before", f->dir);
+    snprintf(primed_file, sizeof(primed_file), "%s/primed", f->dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        hg_execution_t *e;
+
+        start_master(f);
+        pump(f, "started", 1000000, true);
+        fp = fopen(primed_file, "w");
+        for (e = f->master.primed.head; fp != NULL && e != NULL;
+             e = e->start_next)
+        {
+            fprintf(fp, "%s %d\n", e->id, e->ticket <= f->master.acked);
+        }
+        if (fp == NULL || fclose(fp) != 0) {
+            _exit(2);
+        }
+        kill(getpid(), SIGKILL);
+        _exit(3);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    fp = fopen(primed_file, "r");
+    assert_non_null(fp);
+    while (nprimed < HG_PRIME_MAX_TEST
+           && fscanf(fp, "%39s %d", primed[nprimed], &committed[nprimed])
+              == 2)
+    {
+        ncommitted += committed[nprimed] != 0;
+        nprimed++;
+    }
+    assert_int_equal(fclose(fp), 0);
+    assert_true(ncommitted > 0);
+    /* The killed master's workers die with it (PR_SET_PDEATHSIG); one
+     * may still start a frame it had read. */
+    usleep(200 * 1000);
+    assert_int_equal(rename(started_file, before_file), 0);
+
+    /* Restart on the same store; let every recovered execution end. */
+    start_master(f);
+    drain(f);
+    assert_nothing_unfinished(f->store);
+    assert_int_equal(hg_store_list_executions(f->store, "started", NULL, 0,
+                                              0, &rows, &nrows), HG_OK);
+    stop_master(f);
+
+    /* Nothing started twice; whatever started has its one final row. */
+    before = read_started(before_file, &nbefore);
+    started = read_started(started_file, &nstarted);
+    assert_true(nbefore > 0 && nstarted > 0);
+    nall = nbefore + nstarted;
+    all = malloc(nall * sizeof(*all));
+    assert_non_null(all);
+    memcpy(all, before, nbefore * sizeof(*all));
+    memcpy(all + nbefore, started, nstarted * sizeof(*all));
+    qsort(before, nbefore, sizeof(*before), cmp_started);
+    qsort(started, nstarted, sizeof(*started), cmp_started);
+    qsort(all, nall, sizeof(*all), cmp_started);
+    for (i = 0; i < nall; i++) {
+        if (i > 0 && strcmp(all[i].id, all[i - 1].id) == 0) {
+            fail_msg("execution %s started twice", all[i].id);
+        }
+        row = find_row(rows, nrows, all[i].id);
+        assert_non_null(row);
+        assert_int_equal(row->r.attempt, all[i].attempt);
+        assert_true(row->r.status == HG_EXEC_SUCCEEDED
+                    || row->r.status == HG_EXEC_CRASHED);
+    }
+    /* Every crashed row (found running at restart) has its retry. */
+    for (i = 0; i < nrows; i++) {
+        if (rows[i].r.status == HG_EXEC_CRASHED) {
+            retry = find_retry(rows, nrows, &rows[i]);
+            assert_non_null(retry);
+            assert_int_equal(retry->r.status, HG_EXEC_SUCCEEDED);
+        }
+    }
+    /* Primed ones never reached a worker of the killed master; each ran
+     * once after the restart: retried when found running, else as it
+     * was queued. */
+    for (i = 0; i < nprimed; i++) {
+        snprintf(key.id, sizeof(key.id), "%.39s", primed[i]);
+        if (bsearch(&key, before, nbefore, sizeof(*before), cmp_started)
+            != NULL)
+        {
+            fail_msg("primed execution %s started before the kill",
+                     primed[i]);
+        }
+        row = find_row(rows, nrows, primed[i]);
+        assert_non_null(row);
+        if (committed[i]) {
+            assert_int_equal(row->r.status, HG_EXEC_CRASHED);
+        }
+        ran = row->r.status == HG_EXEC_CRASHED
+              ? find_retry(rows, nrows, row) : row;
+        assert_non_null(ran);
+        assert_int_equal(ran->r.status, HG_EXEC_SUCCEEDED);
+        snprintf(key.id, sizeof(key.id), "%.39s", ran->r.id);
+        assert_non_null(bsearch(&key, started, nstarted, sizeof(*started),
+                                cmp_started));
+    }
+    free(all);
+    free(before);
+    free(started);
+    hg_exec_rows_free(rows, nrows);
+}
+
 int
 main(void)
 {
@@ -317,6 +691,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_priority_orders_the_queue,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_survives_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_starts_recorded_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quit_requeues_primed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_with_primed, setup,
                                         teardown),
     };
 
