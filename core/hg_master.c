@@ -1855,8 +1855,10 @@ hg_master_recover_executions(hg_master_t *m)
             result.finished_ms = now_ms;
             result.exit_code = -1;
             result.max_rss_kb = -1;
+            /* Recorded running before its frame went out: whether it
+             * started is not known, so it counts as crashed. */
             result.error = "found running at start: the master ended while "
-                           "it ran";
+                           "it ran or was about to start it";
             exec->dispatched_ms = r->started_at;
             hg_master_finish(m, exec, &result, HG_FAIL, -1);
             crashed++;
