@@ -91,6 +91,10 @@ hg_slab_alloc(hg_slab_t *slab)
     hg_slab_block_t *b = slab->partial;
     void *obj;
 
+    if (slab->per_block == 0) {
+        errno = EINVAL;                 /* an object larger than a block */
+        return NULL;
+    }
     if (b == NULL) {
         b = hg_slab_map_block();
         if (b == NULL) {

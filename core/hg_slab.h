@@ -54,9 +54,11 @@ typedef struct hg_slab_s {
     size_t count;                   /* objects handed out and not freed */
 } hg_slab_t;
 
-/* SIZE: 1 .. HG_SLAB_BLOCK / 4. Maps nothing until the first object. */
+/* Maps nothing until the first object. SIZE is meant to be small beside
+ * HG_SLAB_BLOCK (a block holds whole objects only). */
 void hg_slab_init(hg_slab_t *slab, size_t size);
-/* A zeroed object, or NULL with errno ENOMEM. */
+/* A zeroed object, or NULL with errno ENOMEM (EINVAL: SIZE was larger
+ * than a block). */
 void *hg_slab_alloc(hg_slab_t *slab);
 /* OBJ (may be NULL) must come from this slab. */
 void hg_slab_free(hg_slab_t *slab, void *obj);

@@ -877,11 +877,18 @@ bench_lag(const bench_t *b, const char *store)
             size_t used = 0, blocks = 0;
 
             bench_slab_usage(&m, &used, &blocks);
+#ifndef HG_SLAB_MALLOC
             printf("    the master's jobs on slabs (outside the heap): "
                    "%.0f bytes/job in use, in %zu blocks of %d KiB; RSS "
                    "after the cycle %ld KiB; peak (VmHWM) %ld KiB\n",
                    (double) used / (double) total, blocks,
                    HG_SLAB_BLOCK / 1024, rss_cycle, hwm);
+#else
+            printf("    the master's jobs on slabs (from malloc under "
+                   "AddressSanitizer): %.0f bytes/job in use; RSS after the "
+                   "cycle %ld KiB; peak (VmHWM) %ld KiB\n",
+                   (double) used / (double) total, rss_cycle, hwm);
+#endif
         }
     }
     rc = 0;

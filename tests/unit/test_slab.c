@@ -171,6 +171,14 @@ test_slab_reuse(void **state)
     test_check_blocks(&slab);
     hg_slab_free(&slab, NULL);
     hg_slab_destroy(&slab);
+
+#ifndef HG_SLAB_MALLOC
+    hg_slab_init(&slab, HG_SLAB_BLOCK);
+    errno = 0;
+    assert_null(hg_slab_alloc(&slab));
+    assert_int_equal(errno, EINVAL);
+    hg_slab_destroy(&slab);
+#endif
 }
 
 /* Filling whole blocks, then freeing all: the blocks are unmapped as they
