@@ -1987,10 +1987,15 @@ hg_conf_read_jobs(hg_conf_loader_t *ld, const hg_conf_key_t *key,
 static void
 hg_conf_free_jobs(const hg_conf_key_t *key, char *base)
 {
-    hg_conf_t *conf = (hg_conf_t *) base;
+    HG_UNUSED(key);
+    hg_conf_jobs_free((hg_conf_t *) base);
+}
+
+void
+hg_conf_jobs_free(hg_conf_t *conf)
+{
     size_t i;
 
-    HG_UNUSED(key);
     for (i = 0; i < conf->njobs; i++) {
         hg_conf_job_free(&conf->jobs[i]);
     }

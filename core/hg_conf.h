@@ -75,16 +75,18 @@ typedef struct hg_backoff_s {
     double jitter;                  /* default 0.1, 0.0 .. 1.0 */
 } hg_backoff_t;
 
-/* Job settings that `defaults` can give and a job can override. */
+/* Job settings that `defaults` can give and a job can override. Every
+ * job the master runs has a copy: the 4-byte fields are kept together so
+ * that none is padded to 8. */
 typedef struct hg_job_policy_s {
     int64_t timeout_ms;             /* 0 = none; default 5m */
-    int max_retries;                /* default 3, 0 .. 1000 */
     hg_backoff_t backoff;
+    int64_t starting_deadline_ms;   /* 0 = none */
+    int64_t jitter_ms;              /* 0 = none */
+    int max_retries;                /* default 3, 0 .. 1000 */
     hg_overlap_t overlap;           /* default skip */
     hg_misfire_t misfire;           /* default run_once */
-    int64_t starting_deadline_ms;   /* 0 = none */
     hg_priority_t priority;         /* default normal */
-    int64_t jitter_ms;              /* 0 = none */
 } hg_job_policy_t;
 
 typedef struct hg_job_conf_s {
@@ -237,5 +239,7 @@ int hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
 
 /* Free what a job owns (not the job itself) and zero it. */
 void hg_conf_job_free(hg_job_conf_t *job);
+/* Free every job of CONF, which is left with none (njobs 0). */
+void hg_conf_jobs_free(hg_conf_t *conf);
 
 #endif /* HG_CONF_H */

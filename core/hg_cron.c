@@ -38,6 +38,7 @@ struct hg_cron_s {
     uint32_t hour;
     uint16_t mon;               /* bits 1-12 */
     int interval_like;
+    unsigned refs;              /* holders: hg_cron_ref, hg_cron_free */
     int64_t every;              /* @every, seconds; 0 otherwise */
     /* [days in month - 28][weekday of the 1st]: bit d set if day d fires */
     uint32_t days[4][7];
@@ -629,6 +630,7 @@ cron_alloc(const char *text, size_t len)
     hg_cron_t *c = calloc(1, sizeof(*c) + len + 1);
 
     if (c != NULL) {
+        c->refs = 1;
         memcpy(c->text, text, len);
         c->text[len] = '\0';
     }
@@ -884,7 +886,18 @@ failed:
 void
 hg_cron_free(hg_cron_t *cron)
 {
-    free(cron);
+    if (cron != NULL && --cron->refs == 0) {
+        free(cron);
+    }
+}
+
+hg_cron_t *
+hg_cron_ref(hg_cron_t *cron)
+{
+    if (cron != NULL) {
+        cron->refs++;
+    }
+    return cron;
 }
 
 int64_t

@@ -23,6 +23,13 @@ typedef struct hg_cron_s hg_cron_t;
 /* NULL and a message in err ("field 3 (day of month): 32 is out of range
  * 1-31", "never fires: day 30 does not occur in February") on error. */
 hg_cron_t *hg_cron_parse(const char *expr, char *err, size_t errlen);
+/*
+ * A parsed expression never changes, so the jobs that share a text can
+ * share one: hg_cron_ref adds a holder (and returns CRON), hg_cron_free
+ * drops one and frees the expression with the last. The count is not
+ * atomic: an expression is shared within one thread.
+ */
+hg_cron_t *hg_cron_ref(hg_cron_t *cron);
 void hg_cron_free(hg_cron_t *cron);
 
 /*

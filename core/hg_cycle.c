@@ -6,8 +6,15 @@
 
 #include "hg_core.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+/* glibc's default M_MXFAST (mallopt(3)): 128 bytes on 64-bit systems. */
+#define HG_CYCLE_MXFAST_DEFAULT  ((int) (64 * sizeof(size_t) / 4))
+#endif
+
 #include "hg_cycle.h"
 #include "hg_log.h"
+#include "hg_map.h"
 
 static void
 hg_cycle_job_error(const hg_job_conf_t *job, const char *key,
@@ -95,9 +102,28 @@ hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
     return HG_OK;
 }
 
+/* The parsed expression for TEXT: one per distinct text in a cycle
+ * (CRONS: text -> expression), shared by every job that writes it. */
+static hg_cron_t *
+hg_cycle_cron(hg_map_t *crons, const char *text, char *err, size_t errlen)
+{
+    hg_cron_t *cron = hg_map_get(crons, text);
+
+    if (cron != NULL) {
+        return hg_cron_ref(cron);
+    }
+    cron = hg_cron_parse(text, err, errlen);
+    if (cron != NULL && hg_map_put(crons, text, cron) != HG_OK) {
+        hg_cron_free(cron);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    return cron;
+}
+
 static int
 hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
-                        hg_conf_errors_t *errors)
+                        hg_map_t *crons, hg_conf_errors_t *errors)
 {
     const hg_job_conf_t *job = cj->conf;
     char err[512], message[1024];
@@ -117,7 +143,7 @@ hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
 
     switch (job->schedule_kind) {
     case HG_SCHEDULE_CRON:
-        cj->cron = hg_cron_parse(job->schedule, err, sizeof(err));
+        cj->cron = hg_cycle_cron(crons, job->schedule, err, sizeof(err));
         if (cj->cron == NULL) {
             snprintf(message, sizeof(message), "schedule: invalid schedule "
                      "\"%s\": %s", job->schedule, err);
@@ -151,29 +177,26 @@ hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
     case HG_SCHEDULE_NONE:
         break;
     }
-    if (asprintf(&cj->schedule_key, "%d|%s|%" PRId64 "|%s|%s|%s",
-                 (int) job->schedule_kind,
-                 job->schedule ? job->schedule : "", job->every_ms,
-                 job->at ? job->at : "", job->start_at ? job->start_at : "",
-                 hg_tz_name(cj->tz)) < 0)
-    {
-        cj->schedule_key = NULL;
-        hg_cycle_job_error(job, NULL, errors, "out of memory");
-        rc = HG_ERROR;
-    }
     return rc;
 }
 
 static void
-hg_cycle_free(hg_cycle_t *cycle)
+hg_cycle_free_jobs(hg_cycle_t *cycle)
 {
     size_t i;
 
     for (i = 0; i < cycle->njobs; i++) {
         hg_cron_free(cycle->jobs[i].cron);
-        free(cycle->jobs[i].schedule_key);
     }
     free(cycle->jobs);
+    cycle->jobs = NULL;
+    cycle->njobs = 0;
+}
+
+static void
+hg_cycle_free(hg_cycle_t *cycle)
+{
+    hg_cycle_free_jobs(cycle);
     hg_modules_fini(&cycle->modules);
     hg_modules_close(&cycle->modules);
     hg_conf_free(cycle->conf);
@@ -186,9 +209,11 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
                 hg_conf_errors_t *errors)
 {
     hg_cycle_t *cycle;
+    hg_map_t crons;
     char err[512];
     size_t i;
 
+    hg_map_init(&crons);
     cycle = calloc(1, sizeof(*cycle));
     if (cycle == NULL) {
         hg_conf_error_add(errors, file, 0, "out of memory");
@@ -226,14 +251,16 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
             continue;                   /* reported by hg_conf */
         }
         hg_cycle_check_module(cycle, cj, errors);
-        hg_cycle_check_schedule(cycle, cj, errors);
+        hg_cycle_check_schedule(cycle, cj, &crons, errors);
     }
     if (errors->count > 0) {
         goto failed;
     }
+    hg_map_free(&crons);
     return cycle;
 
 failed:
+    hg_map_free(&crons);
     hg_cycle_free(cycle);
     return NULL;
 }
@@ -245,18 +272,30 @@ hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old)
                       cycle->prefix);
 }
 
+/*
+ * What reading the configuration left in malloc's heap goes, and its pages
+ * back to the system: glibc returns memory by itself only from the top of
+ * the heap, and what stays above (modules, the store, anything allocated
+ * since) would keep the rest resident. malloc_trim releases the free pages
+ * in between, but it first merges every chunk still in a fastbin (small
+ * chunks are not merged when freed): the jobs of a large configuration are
+ * millions of them, 200 ms for 100k jobs. With fastbins off while the jobs
+ * are freed, each free merges at once and the trim finds a few large free
+ * chunks (~20 ms). The setting goes back to glibc's default after (a
+ * glibc.malloc.mxfast tunable is not kept).
+ */
 void
 hg_cycle_compact(hg_cycle_t *cycle)
 {
-    size_t i;
-
-    for (i = 0; i < cycle->conf->njobs; i++) {
-        hg_job_conf_t *job = &cycle->conf->jobs[i];
-        json_decref(job->definition);
-        json_decref(job->key_lines);
-        job->definition = NULL;
-        job->key_lines = NULL;
-    }
+#ifdef __GLIBC__
+    mallopt(M_MXFAST, 0);
+#endif
+    hg_cycle_free_jobs(cycle);
+    hg_conf_jobs_free(cycle->conf);
+#ifdef __GLIBC__
+    malloc_trim(0);
+    mallopt(M_MXFAST, HG_CYCLE_MXFAST_DEFAULT);
+#endif
 }
 
 void
@@ -265,17 +304,4 @@ hg_cycle_destroy(hg_cycle_t *cycle)
     if (cycle != NULL) {
         hg_cycle_free(cycle);
     }
-}
-
-const hg_cycle_job_t *
-hg_cycle_find_job(const hg_cycle_t *cycle, const char *id)
-{
-    size_t i;
-
-    for (i = 0; i < cycle->njobs; i++) {
-        if (strcmp(cycle->jobs[i].conf->id, id) == 0) {
-            return &cycle->jobs[i];
-        }
-    }
-    return NULL;
 }

@@ -20,14 +20,11 @@ typedef struct hg_cycle_job_s {
     const hg_job_conf_t *conf;
     const hg_module_ref_t *module;
     const hg_tz_t *tz;
-    hg_cron_t *cron;                /* CRON; the master may take it */
+    hg_cron_t *cron;                /* CRON; one per text (hg_cron_ref) */
     int64_t every_ms;               /* EVERY, or CRON with @every */
     int64_t at;                     /* AT: seconds since the epoch */
     bool has_start_at;
     int64_t start_at;               /* EVERY: seconds since the epoch */
-    /* What identifies the schedule: jobs whose key is unchanged across a
-     * reload keep their next fire time. */
-    char *schedule_key;
 } hg_cycle_job_t;
 
 typedef struct hg_cycle_s {
@@ -49,15 +46,16 @@ hg_cycle_t *hg_cycle_create(const char *file, const char *prefix,
                             hg_cycle_t *previous, hg_conf_errors_t *errors);
 /* NEW replaces OLD (may be NULL): module init/fini hand-over. */
 void hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old);
-/* Drop what only checking needed (each job's JSON definition and key
- * lines; the definition text stays): the master calls it once the cycle
- * is applied, so idle jobs cost little memory. */
+/*
+ * Drop the jobs (the cycle's and its configuration's: njobs becomes 0) and
+ * give the heap's free pages back to the system. The master calls it once
+ * it has applied the cycle: its own jobs then hold all that runs them,
+ * off the heap (hg_slab), so what reading the configuration left in the
+ * heap can go, instead of costing the RSS of every idle job twice over.
+ */
 void hg_cycle_compact(hg_cycle_t *cycle);
 /* Finalise the modules this cycle initialised and did not hand on, unload
  * them and free everything. */
 void hg_cycle_destroy(hg_cycle_t *cycle);
-
-const hg_cycle_job_t *hg_cycle_find_job(const hg_cycle_t *cycle,
-                                        const char *id);
 
 #endif /* HG_CYCLE_H */

@@ -45,12 +45,12 @@ static void hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms);
 static void
 hg_job_free(hg_job_t *job)
 {
-    free(job->id);
-    free(job->type);
-    free(job->definition_text);
-    free(job->schedule_key);
+    hg_master_t *m = job->master;
+
+    hg_slab_strfree(&m->job_strings, job->id);
+    hg_slab_strfree(&m->job_strings, job->definition_text);
     hg_cron_free(job->cron);
-    free(job);
+    hg_slab_free(&m->job_slab, job);
 }
 
 static void
@@ -61,38 +61,68 @@ hg_job_release(hg_job_t *job)
     }
 }
 
-/* Copy what the master needs of a checked job into JOB; take the parsed
- * schedule when it changed (or is new). Returns whether it changed. */
-static int
-hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *schedule_changed)
+/* Whether CJ's schedule is the one JOB runs (never for a new job). The
+ * parsed values are compared, so a text that says the same thing another
+ * way (blanks around a cron expression, `at` with another UTC offset for
+ * the same instant) is the same schedule; the zone is compared by name. */
+static bool
+hg_job_same_schedule(const hg_job_t *job, const hg_cycle_job_t *cj)
 {
-    const hg_job_conf_t *conf = cj->conf;
-    char *type = strdup(conf->type);
-    char *def = strdup(conf->definition_text);
+    if (job->tz == NULL
+        || job->kind != cj->conf->schedule_kind
+        || job->every_ms != cj->every_ms
+        || job->at != cj->at
+        || job->has_start_at != cj->has_start_at
+        || job->start_at != cj->start_at
+        || strcmp(hg_tz_name(job->tz), hg_tz_name(cj->tz)) != 0)
+    {
+        return false;
+    }
+    return job->cron == cj->cron
+           || (job->cron != NULL && cj->cron != NULL
+               && strcmp(hg_cron_text(job->cron), hg_cron_text(cj->cron))
+                  == 0);
+}
 
-    if (type == NULL || def == NULL) {
-        free(type);
-        free(def);
+/* Copy what the master needs of a checked job into JOB: the cycle's copy
+ * is dropped once applied (hg_cycle_compact). Says whether the definition
+ * and the schedule changed; a new job's schedule always has. */
+static int
+hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *changed,
+              bool *schedule_changed)
+{
+    hg_master_t *m = job->master;
+    const hg_job_conf_t *conf = cj->conf;
+    const char *type = hg_slab_intern(&m->job_strings, conf->type);
+    char *def;
+
+    if (type == NULL) {
         return HG_ERROR;
     }
-    free(job->type);
-    free(job->definition_text);
+    *changed = job->definition_text == NULL
+               || strcmp(job->definition_text, conf->definition_text) != 0;
+    if (*changed) {
+        def = hg_slab_strdup(&m->job_strings, conf->definition_text);
+        if (def == NULL) {
+            return HG_ERROR;
+        }
+        hg_slab_strfree(&m->job_strings, job->definition_text);
+        job->definition_text = def;
+    }
     job->type = type;
-    job->definition_text = def;
     job->policy = conf->policy;
     job->enabled = conf->enabled;
     job->output_limit = hg_exec_limit_from_job(conf->definition);
 
-    *schedule_changed = job->schedule_key == NULL
-                        || strcmp(job->schedule_key, cj->schedule_key) != 0;
-    /* The parsed schedule is taken either way (it is equal when the key is
-     * equal), so the cycle never frees one the job uses. */
-    hg_cron_free(job->cron);
-    job->cron = cj->cron;
-    cj->cron = NULL;
-    free(job->schedule_key);
-    job->schedule_key = cj->schedule_key;
-    cj->schedule_key = NULL;
+    *schedule_changed = !hg_job_same_schedule(job, cj);
+    /* The cycle's expression is taken either way (it says the same when
+     * the schedule is unchanged): the previous cycle's can go with it. */
+    {
+        hg_cron_t *old = job->cron;
+
+        job->cron = hg_cron_ref(cj->cron);
+        hg_cron_free(old);
+    }
     job->kind = conf->schedule_kind;
     job->tz = cj->tz;
     job->every_ms = cj->every_ms;
@@ -1193,6 +1223,24 @@ hg_job_remove(hg_master_t *m, hg_job_t *job)
     }
 }
 
+static hg_job_t *
+hg_job_new(hg_master_t *m, const char *id)
+{
+    hg_job_t *job = hg_slab_alloc(&m->job_slab);
+
+    if (job == NULL) {
+        return NULL;
+    }
+    job->master = m;
+    job->id = hg_slab_strdup(&m->job_strings, id);
+    if (job->id == NULL) {
+        hg_slab_free(&m->job_slab, job);
+        return NULL;
+    }
+    hg_timer_init(&job->timer, hg_job_on_timer, job);
+    return job;
+}
+
 static int
 hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
 {
@@ -1207,26 +1255,23 @@ hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
     for (i = 0; i < cycle->njobs; i++) {
         hg_cycle_job_t *cj = &cycle->jobs[i];
         hg_job_t *job = hg_map_get(&m->jobs, cj->conf->id);
-        bool schedule_changed = false, was_enabled;
+        bool def_changed, schedule_changed, was_enabled;
         bool is_new = (job == NULL);
-        char *old_def = NULL;
 
         if (is_new) {
-            job = calloc(1, sizeof(*job));
-            if (job == NULL || (job->id = strdup(cj->conf->id)) == NULL) {
-                free(job);
-                hg_log(HG_LOG_ERROR, "out of memory adding job \"%s\"",
-                       cj->conf->id);
-                continue;
-            }
-            job->master = m;
-            hg_timer_init(&job->timer, hg_job_on_timer, job);
-        } else if (job->definition_text != NULL) {
-            old_def = strdup(job->definition_text);
+            job = hg_job_new(m, cj->conf->id);
+        }
+        if (job == NULL) {
+            hg_log(HG_LOG_ERROR, "out of memory adding job \"%s\"",
+                   cj->conf->id);
+            continue;
         }
         was_enabled = job->enabled;
-        if (hg_job_update(job, cj, &schedule_changed) != HG_OK) {
-            free(old_def);
+        if (hg_job_update(job, cj, &def_changed, &schedule_changed)
+            != HG_OK)
+        {
+            hg_log(HG_LOG_ERROR, "out of memory applying job \"%s\"",
+                   cj->conf->id);
             if (is_new) {
                 hg_job_free(job);
             }
@@ -1240,9 +1285,7 @@ hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
             added++;
             hg_job_schedule(m, job, hg_now_ms());
         } else {
-            if (old_def == NULL
-                || strcmp(old_def, job->definition_text) != 0)
-            {
+            if (def_changed) {
                 changed++;
             }
             /* An unchanged schedule keeps its timer as it is: the next
@@ -1254,7 +1297,6 @@ hg_master_apply(hg_master_t *m, hg_cycle_t *cycle)
                                         ? hg_now_ms() : job->last_due_ms);
             }
         }
-        free(old_def);
         job->removed = false;
         job->applied = m->applies;
     }
@@ -2015,6 +2057,8 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     m->signal_fd = -1;
     m->store = store;
     hg_map_init(&m->jobs);
+    hg_slab_init(&m->job_slab, sizeof(hg_job_t));
+    hg_slab_strings_init(&m->job_strings);
     hg_map_init(&m->unique_keys);
     hg_heap_init(&m->ready);
     hg_timer_init(&m->respawn_timer, hg_master_on_respawn, m);
@@ -2143,6 +2187,8 @@ hg_master_cleanup(hg_master_t *m)
     }
     free(jobs);
     hg_map_free(&m->jobs);
+    hg_slab_strings_destroy(&m->job_strings);
+    hg_slab_destroy(&m->job_slab);
     hg_heap_free(&m->ready);
     if (m->loop != NULL) {
         hg_timers_close(&m->wall);

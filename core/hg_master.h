@@ -19,6 +19,7 @@
 #include "hg_heap.h"
 #include "hg_map.h"
 #include "hg_pool.h"
+#include "hg_slab.h"
 #include "hg_store.h"
 #include "hg_timer.h"
 
@@ -35,36 +36,42 @@ typedef struct hg_exec_list_s {
 
 /* A job as the master runs it. It outlives reloads while its id exists
  * (definition updated in place) and, once removed, lives on until its last
- * execution ends. */
+ * execution ends.
+ *
+ * There is one per configured job, idle most of the time, so it is kept
+ * small: it lives on the master's job slab, its strings on the master's
+ * string slabs (hg_slab: off the heap the configuration churns), its type
+ * is interned, its parsed cron expression shared with the jobs of the same
+ * text; fields are ordered so that none is padded. */
 struct hg_job_s {
-    char *id;
-    char *type;
+    char *id;                       /* the key in master->jobs */
+    const char *type;               /* interned */
     char *definition_text;
-    uint64_t output_limit;
-    hg_job_policy_t policy;
-    bool enabled;
-
-    hg_schedule_kind_t kind;
-    char *schedule_key;
-    hg_cron_t *cron;
-    const hg_tz_t *tz;
-    int64_t every_ms;
-    int64_t at;                     /* s */
-    bool has_start_at;
-    int64_t start_at;               /* s */
+    hg_master_t *master;
 
     hg_timer_t timer;               /* the next fire */
     int64_t next_due_ms;            /* wall ms of the next fire, 0 = none */
     int64_t last_due_ms;            /* wall ms of the last fire */
 
-    unsigned running;               /* executions on a worker */
-    unsigned pending;               /* in the ready queue or jittering */
+    hg_cron_t *cron;                /* CRON (shared: hg_cron_ref) */
+    const hg_tz_t *tz;
+    int64_t every_ms;
+    int64_t at;                     /* s */
+    int64_t start_at;               /* s, when has_start_at */
+
+    hg_job_policy_t policy;
+    uint64_t output_limit;
+
     hg_execution_t *waiting_head;   /* overlap = queue: wait for the job */
     hg_execution_t *waiting_tail;
+    unsigned running;               /* executions on a worker */
+    unsigned pending;               /* in the ready queue or jittering */
     unsigned refs;                  /* executions that point here */
     unsigned applied;               /* the apply that last saw it */
+    hg_schedule_kind_t kind;
+    bool enabled;
+    bool has_start_at;
     bool removed;
-    hg_master_t *master;
 };
 
 struct hg_execution_s {
@@ -128,6 +135,8 @@ struct hg_master_s {
     int signal_fd;
     hg_event_t signal_ev;
     hg_map_t jobs;
+    hg_slab_t job_slab;             /* every hg_job_t */
+    hg_slab_strings_t job_strings;  /* their ids, types and definitions */
     hg_heap_t ready;
     size_t nexecutions;             /* alive (queued .. finishing) */
     int workers;                    /* target */

@@ -163,6 +163,22 @@ bench_heap_bytes(void)
     return mi.uordblks + mi.hblkhd;
 }
 
+/* What the master's job slabs hold: bytes in use, blocks mapped. */
+static void
+bench_slab_usage(const hg_master_t *m, size_t *used, size_t *blocks)
+{
+    size_t i;
+
+    *used = m->job_slab.count * m->job_slab.size;
+    *blocks = m->job_slab.nblocks;
+    for (i = 0; i < HG_NELEMS(m->job_strings.classes); i++) {
+        const hg_slab_t *slab = &m->job_strings.classes[i];
+
+        *used += slab->count * slab->size;
+        *blocks += slab->nblocks;
+    }
+}
+
 static const char *
 bench_met(bool met)
 {
@@ -908,17 +924,36 @@ bench_lag(const bench_t *b, const char *store)
                bench_met(per_run < BENCH_TARGET_KIB));
         if (heap_init == 0) {
             printf("    heap in use: not available (malloc is not glibc's, "
-                   "e.g. under AddressSanitizer); RSS after the cycle %ld "
-                   "KiB; peak (VmHWM) %ld KiB\n", rss_cycle, hwm);
+                   "e.g. under AddressSanitizer)\n");
         } else {
-            printf("    heap in use (mallinfo2): %.0f bytes/job for the "
-                   "cycle (configuration, definitions, parsed schedules), "
-                   "%.0f bytes/job more for the master's jobs, timers and "
-                   "store; RSS after the cycle %ld KiB; peak (VmHWM) %ld "
-                   "KiB\n",
-                   (double) (heap_cycle - heap_base) / (double) total,
-                   (double) (heap_init - heap_cycle) / (double) total,
-                   rss_cycle, hwm);
+            /* Signed: once applied, the cycle's jobs are freed, so the
+             * heap after init is smaller than with the cycle built. */
+            printf("    heap in use (mallinfo2) above the start: %.0f "
+                   "bytes/job with the cycle built (configuration, "
+                   "definitions, parsed schedules), %.0f bytes/job after "
+                   "init (the cycle's jobs dropped; timers, job map, "
+                   "store)\n",
+                   ((double) heap_cycle - (double) heap_base)
+                   / (double) total,
+                   ((double) heap_init - (double) heap_base)
+                   / (double) total);
+        }
+        {
+            size_t used = 0, blocks = 0;
+
+            bench_slab_usage(&m, &used, &blocks);
+#ifndef HG_SLAB_MALLOC
+            printf("    the master's jobs on slabs (outside the heap): "
+                   "%.0f bytes/job in use, in %zu blocks of %d KiB; RSS "
+                   "after the cycle %ld KiB; peak (VmHWM) %ld KiB\n",
+                   (double) used / (double) total, blocks,
+                   HG_SLAB_BLOCK / 1024, rss_cycle, hwm);
+#else
+            printf("    the master's jobs on slabs (from malloc under "
+                   "AddressSanitizer): %.0f bytes/job in use; RSS after the "
+                   "cycle %ld KiB; peak (VmHWM) %ld KiB\n",
+                   (double) used / (double) total, rss_cycle, hwm);
+#endif
         }
     }
     rc = 0;

@@ -2593,6 +2593,28 @@ test_parse_valid(void **state)
     hg_cron_free(c);
 }
 
+/* A shared expression lives until its last holder lets it go. */
+static void
+test_shared(void **state)
+{
+    char err[256];
+    hg_cron_t *c, *held;
+    int64_t next;
+
+    HG_UNUSED(state);
+    c = hg_cron_parse("0 30 9 * * MON", err, sizeof(err));
+    assert_non_null(c);
+    held = hg_cron_ref(c);
+    assert_ptr_equal(held, c);
+    hg_cron_free(c);
+    assert_string_equal(hg_cron_text(held), "0 30 9 * * MON");
+    assert_int_equal(hg_cron_next(held, NULL, 0, &next), HG_OK);
+    assert_int_equal(next, 4 * 86400 + 9 * 3600 + 30 * 60);
+    hg_cron_free(held);
+    assert_null(hg_cron_ref(NULL));
+    hg_cron_free(NULL);
+}
+
 /* The classification of DESIGN.md: minute or hour begins with "*". */
 static void
 test_interval_like(void **state)
@@ -2922,6 +2944,7 @@ main(void)
         cmocka_unit_test(test_next_table),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_shared),
         cmocka_unit_test(test_interval_like),
         cmocka_unit_test(test_every),
         cmocka_unit_test(test_search_bound),

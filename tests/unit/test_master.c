@@ -76,8 +76,10 @@ observe(hg_master_t *m, const hg_master_result_t *r, void *data)
     s->output[len] = '\0';
 }
 
+/* The configuration with JOBS (the inside of `jobs = ( ... );`). */
 static void
-write_conf(fixture_t *f, const char *driver, int workers)
+write_conf_jobs(fixture_t *f, const char *driver, int workers,
+                const char *jobs)
 {
     char cwd[PATH_MAX];
     FILE *fp;
@@ -93,16 +95,25 @@ write_conf(fixture_t *f, const char *driver, int workers)
         "modules = { path = \"%s/modules\"; load = [ \"system\", "
         "\"%s/tests/modules/echo.so\" ]; };\n"
         "store = { driver = \"%s\"; path = \"%s/hg.db\"; };\n"
-        "jobs = (\n"
+        "jobs = (\n%s\n);\n", f->dir, workers, f->dir, cwd, cwd, driver,
+        f->dir, jobs);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void
+write_conf(fixture_t *f, const char *driver, int workers)
+{
+    char jobs[PATH_MAX + 512];
+
+    snprintf(jobs, sizeof(jobs),
         "  { id = \"echo\"; type = \"echo\"; overlap = \"allow\"; "
         "max_retries = 0; },\n"
         "  { id = \"busy\"; type = \"echo\"; sleep_ms = 400; "
         "overlap = \"allow\"; max_retries = 0; },\n"
         "  { id = \"started\"; type = \"echo\"; append = "
         "\"%s/started\"; overlap = \"allow\"; max_retries = 1; "
-        "backoff = { initial = \"10ms\"; jitter = 0.0; }; }\n"
-        ");\n", f->dir, workers, f->dir, cwd, cwd, driver, f->dir, f->dir);
-    assert_int_equal(fclose(fp), 0);
+        "backoff = { initial = \"10ms\"; jitter = 0.0; }; }", f->dir);
+    write_conf_jobs(f, driver, workers, jobs);
 }
 
 static void
@@ -677,6 +688,86 @@ test_kill9_with_primed(void **state)
     hg_exec_rows_free(rows, nrows);
 }
 
+/* A reload keeps every job whose id stays (the same object, definition
+ * updated in place), keeps the next fire time of each unchanged schedule
+ * (one written another way included), moves the changed ones, and keeps a
+ * removed job alive until its running execution ends. Jobs share the
+ * parsed expression of a cron text, and their type. */
+static void
+test_reload_keeps_jobs(void **state)
+{
+    fixture_t *f = *state;
+    hg_job_t *a, *b, *c, *busy;
+    int64_t a_due, b_when, c_due;
+    char *a_def;
+    int i;
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"a\"; type = \"echo\"; schedule = \"0 0 1 1 *\"; },\n"
+        "  { id = \"b\"; type = \"echo\"; every = \"1h\"; },\n"
+        "  { id = \"c\"; type = \"echo\"; schedule = \"0 0 1 1 *\"; },\n"
+        "  { id = \"busy\"; type = \"echo\"; sleep_ms = 400; "
+        "max_retries = 0; }");
+    start_master(f);
+    a = hg_master_find_job(&f->master, "a");
+    b = hg_master_find_job(&f->master, "b");
+    c = hg_master_find_job(&f->master, "c");
+    busy = hg_master_find_job(&f->master, "busy");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(busy);
+    assert_ptr_equal(a->cron, c->cron);
+    assert_ptr_equal(a->type, b->type);
+    a_due = a->next_due_ms;
+    a_def = strdup(a->definition_text);
+    assert_non_null(a_def);
+    b_when = hg_timer_when(&b->timer);
+    c_due = c->next_due_ms;
+    assert_true(a_due > 0);
+    assert_true(hg_timer_pending(&b->timer));
+
+    assert_non_null(hg_master_enqueue(&f->master, "busy", "queue", "slow",
+                                      4, 0, HG_PRIORITY_NORMAL, NULL));
+    for (i = 0; i < 5 && busy->running == 0; i++) {
+        hg_master_turn(&f->master, 20);
+    }
+    assert_int_equal(busy->running, 1);
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"a\"; type = \"echo\"; schedule = \"  0 0 1 1 *  \"; "
+        "timeout = \"1m\"; },\n"
+        "  { id = \"b\"; type = \"echo\"; every = \"1h\"; },\n"
+        "  { id = \"c\"; type = \"echo\"; schedule = \"0 0 2 1 *\"; },\n"
+        "  { id = \"new\"; type = \"echo\"; every = \"1h\"; }");
+    assert_int_equal(hg_master_reload(&f->master), HG_OK);
+
+    assert_ptr_equal(hg_master_find_job(&f->master, "a"), a);
+    assert_ptr_equal(hg_master_find_job(&f->master, "b"), b);
+    assert_ptr_equal(hg_master_find_job(&f->master, "c"), c);
+    assert_null(hg_master_find_job(&f->master, "busy"));
+    assert_non_null(hg_master_find_job(&f->master, "new"));
+    /* a: a new definition, the same schedule written with blanks */
+    assert_string_not_equal(a->definition_text, a_def);
+    assert_int_equal(a->policy.timeout_ms, 60000);
+    assert_int_equal(a->next_due_ms, a_due);
+    /* b: untouched, its timer as it was */
+    assert_true(hg_timer_pending(&b->timer));
+    assert_int_equal(hg_timer_when(&b->timer), b_when);
+    /* c: a new day, a new fire time and its own expression */
+    assert_true(c->next_due_ms > c_due);
+    assert_true(c->cron != a->cron);
+    assert_string_equal(hg_cron_text(a->cron), "0 0 1 1 *");
+
+    /* busy: gone from the configuration, alive until its run ends */
+    run_until(f, 1);
+    assert_string_equal(f->seen[0].job, "busy");
+    assert_int_equal(f->seen[0].status, HG_EXEC_SUCCEEDED);
+    assert_string_equal(f->seen[0].output, "slow");
+    free(a_def);
+    stop_master(f);
+}
+
 int
 main(void)
 {
@@ -697,6 +788,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_quit_requeues_primed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_kill9_with_primed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reload_keeps_jobs, setup,
                                         teardown),
     };
 
