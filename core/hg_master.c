@@ -141,6 +141,73 @@ hg_job_on_wall_clock(const hg_job_t *job)
 
 /* --- executions ------------------------------------------------------ */
 
+static hg_exec_link_t *
+hg_exec_link(const hg_exec_list_t *list, hg_execution_t *exec)
+{
+    return (hg_exec_link_t *) ((char *) exec + list->link);
+}
+
+static void
+hg_exec_list_init(hg_exec_list_t *list, size_t link)
+{
+    list->head = list->tail = NULL;
+    list->count = 0;
+    list->link = link;
+}
+
+static void
+hg_exec_list_append(hg_exec_list_t *list, hg_execution_t *exec)
+{
+    hg_exec_link_t *link = hg_exec_link(list, exec);
+
+    link->prev = list->tail;
+    link->next = NULL;
+    if (list->tail != NULL) {
+        hg_exec_link(list, list->tail)->next = exec;
+    } else {
+        list->head = exec;
+    }
+    list->tail = exec;
+    list->count++;
+}
+
+static void
+hg_exec_list_remove(hg_exec_list_t *list, hg_execution_t *exec)
+{
+    hg_exec_link_t *link = hg_exec_link(list, exec);
+
+    if (link->prev != NULL) {
+        hg_exec_link(list, link->prev)->next = link->next;
+    } else {
+        list->head = link->next;
+    }
+    if (link->next != NULL) {
+        hg_exec_link(list, link->next)->prev = link->prev;
+    } else {
+        list->tail = link->prev;
+    }
+    list->count--;
+    link->prev = link->next = NULL;
+}
+
+/* Put EXEC on the primed or committing list. */
+static void
+hg_exec_start_join(hg_exec_list_t *list, hg_execution_t *exec)
+{
+    exec->start_list = list;
+    hg_exec_list_append(list, exec);
+}
+
+/* Take EXEC off the primed or committing list, if it is on one. */
+static void
+hg_exec_start_leave(hg_execution_t *exec)
+{
+    if (exec->start_list != NULL) {
+        hg_exec_list_remove(exec->start_list, exec);
+        exec->start_list = NULL;
+    }
+}
+
 static hg_execution_t *
 hg_execution_new(hg_master_t *m, hg_job_t *job, int64_t scheduled_for_ms,
                  unsigned attempt, const char *trigger)
@@ -164,52 +231,8 @@ hg_execution_new(hg_master_t *m, hg_job_t *job, int64_t scheduled_for_ms,
     exec->status = HG_EXEC_QUEUED;
     hg_heap_node_init(&exec->ready);
     hg_timer_init(&exec->timer, NULL, exec);
-    exec->all_next = m->executions;
-    if (m->executions != NULL) {
-        m->executions->all_prev = exec;
-    }
-    m->executions = exec;
-    m->nexecutions++;
+    hg_exec_list_append(&m->executions, exec);
     return exec;
-}
-
-static void
-hg_exec_list_append(hg_exec_list_t *list, hg_execution_t *exec)
-{
-    exec->start_list = list;
-    exec->start_prev = list->tail;
-    exec->start_next = NULL;
-    if (list->tail != NULL) {
-        list->tail->start_next = exec;
-    } else {
-        list->head = exec;
-    }
-    list->tail = exec;
-    list->count++;
-}
-
-/* Take EXEC off the primed or committing list, if it is on one. */
-static void
-hg_exec_list_unlink(hg_execution_t *exec)
-{
-    hg_exec_list_t *list = exec->start_list;
-
-    if (list == NULL) {
-        return;
-    }
-    if (exec->start_prev != NULL) {
-        exec->start_prev->start_next = exec->start_next;
-    } else {
-        list->head = exec->start_next;
-    }
-    if (exec->start_next != NULL) {
-        exec->start_next->start_prev = exec->start_prev;
-    } else {
-        list->tail = exec->start_prev;
-    }
-    list->count--;
-    exec->start_prev = exec->start_next = NULL;
-    exec->start_list = NULL;
 }
 
 /* A queued execution's unique key is free again once it leaves the
@@ -231,21 +254,13 @@ hg_execution_free(hg_master_t *m, hg_execution_t *exec)
     if (hg_heap_node_queued(&exec->ready)) {
         hg_heap_remove(&m->ready, &exec->ready);
     }
-    hg_exec_list_unlink(exec);
+    hg_exec_start_leave(exec);
     hg_master_release_key(m, exec);
-    if (exec->all_prev != NULL) {
-        exec->all_prev->all_next = exec->all_next;
-    } else {
-        m->executions = exec->all_next;
-    }
-    if (exec->all_next != NULL) {
-        exec->all_next->all_prev = exec->all_prev;
-    }
+    hg_exec_list_remove(&m->executions, exec);
     free(exec->unique_key);
     free(exec->payload);
     hg_job_release(exec->job);
     free(exec);
-    m->nexecutions--;
 }
 
 /*
@@ -689,9 +704,9 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
     /* At most one per worker, walked whole: a primed execution joins it
      * when a worker takes it, its ticket older than those before it. */
     for (exec = m->committing.head; exec != NULL; exec = next) {
-        next = exec->start_next;
+        next = exec->start.next;
         if (hg_master_committed(m, exec)) {
-            hg_exec_list_unlink(exec);
+            hg_exec_start_leave(exec);
             hg_master_start(m, exec);
         }
     }
@@ -730,7 +745,7 @@ hg_master_mark_running(hg_master_t *m, hg_execution_t *exec)
 static void
 hg_master_unprime(hg_execution_t *exec)
 {
-    hg_exec_list_unlink(exec);
+    hg_exec_start_leave(exec);
     exec->job->running--;
     exec->status = HG_EXEC_QUEUED;
     exec->dispatched_ms = 0;
@@ -829,7 +844,7 @@ hg_master_prime(hg_master_t *m)
         hg_heap_remove(&m->ready, node);
         exec->job->pending--;
         hg_master_mark_running(m, exec);
-        hg_exec_list_append(&m->primed, exec);
+        hg_exec_start_join(&m->primed, exec);
     }
 }
 
@@ -850,7 +865,7 @@ hg_master_dispatch(hg_master_t *m)
         }
         exec->worker = w;
         if (exec->start_list != NULL) {
-            hg_exec_list_unlink(exec);
+            hg_exec_start_leave(exec);
         } else {
             hg_heap_remove(&m->ready, &exec->ready);
             exec->job->pending--;
@@ -859,7 +874,7 @@ hg_master_dispatch(hg_master_t *m)
         if (hg_master_committed(m, exec)) {
             hg_master_start(m, exec);
         } else {
-            hg_exec_list_append(&m->committing, exec);
+            hg_exec_start_join(&m->committing, exec);
         }
     }
     hg_master_prime(m);
@@ -908,7 +923,7 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
             return exec;
         case HG_OVERLAP_REPLACE:
             for (cur = m->primed.head; cur != NULL; cur = next) {
-                next = cur->start_next;
+                next = cur->start.next;
                 if (cur->job == job) {
                     hg_master_unprime(cur);
                     hg_master_record_unrun(m, cur, HG_EXEC_SKIPPED,
@@ -1626,8 +1641,8 @@ hg_master_drop_queued(hg_master_t *m, const char *why)
         job->waiting_tail = NULL;
     }
     /* Waiting on a timer (jitter, retry, run_at) or on the store. */
-    for (exec = m->executions; exec != NULL; exec = next) {
-        next = exec->all_next;
+    for (exec = m->executions.head; exec != NULL; exec = next) {
+        next = exec->all.next;
         if (exec->worker == NULL) {
             if (exec->timer.handler != NULL && exec->job->pending > 0
                 && exec->timer.handler != hg_execution_on_run_at)
@@ -2050,6 +2065,9 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     struct sigaction sa;
 
     memset(m, 0, sizeof(*m));
+    hg_exec_list_init(&m->executions, offsetof(hg_execution_t, all));
+    hg_exec_list_init(&m->committing, offsetof(hg_execution_t, start));
+    hg_exec_list_init(&m->primed, offsetof(hg_execution_t, start));
     m->cycle = cycle;
     m->conf_file = conf_file;
     m->prefix = prefix;
@@ -2166,8 +2184,8 @@ hg_master_cleanup(hg_master_t *m)
     if (m->loop != NULL) {
         hg_master_drop_queued(m, "daemon exiting");
     }
-    while (m->executions != NULL) {
-        hg_execution_free(m, m->executions);
+    while (m->executions.head != NULL) {
+        hg_execution_free(m, m->executions.head);
     }
     hg_map_free(&m->unique_keys);
     if (m->store != NULL && m->store_ev.active) {

@@ -27,10 +27,18 @@ typedef struct hg_master_s hg_master_t;
 typedef struct hg_job_s hg_job_t;
 typedef struct hg_execution_s hg_execution_t;
 
-/* Executions on their way to a worker (see hg_master_dispatch). */
+/* An execution's place in one of the master's lists. */
+typedef struct hg_exec_link_s {
+    hg_execution_t *prev, *next;
+} hg_exec_link_t;
+
+/* A list of executions through one of their links: every live execution
+ * (link `all`), or those on their way to a worker (link `start`, see
+ * hg_master_dispatch). */
 typedef struct hg_exec_list_s {
     hg_execution_t *head, *tail;
     size_t count;
+    size_t link;                    /* offsetof(hg_execution_t, LINK) */
 } hg_exec_list_t;
 
 
@@ -98,8 +106,8 @@ struct hg_execution_s {
     bool recorded;                  /* the store has a record of it */
     uint64_t ticket;                /* store barrier its start waits for */
     hg_exec_list_t *start_list;     /* &m->primed, &m->committing or NULL */
-    hg_execution_t *start_prev, *start_next;
-    hg_execution_t *all_prev, *all_next;    /* every live execution */
+    hg_exec_link_t start;           /* in start_list */
+    hg_exec_link_t all;             /* in m->executions */
 };
 
 /* What the master reports of every execution that ends (benchmarks and
@@ -138,7 +146,6 @@ struct hg_master_s {
     hg_slab_t job_slab;             /* every hg_job_t */
     hg_slab_strings_t job_strings;  /* their ids, types and definitions */
     hg_heap_t ready;
-    size_t nexecutions;             /* alive (queued .. finishing) */
     int workers;                    /* target */
     unsigned quick_deaths;          /* workers that died young in a row */
     hg_timer_t respawn_timer;
@@ -172,7 +179,7 @@ struct hg_master_s {
     int64_t probe_ns;               /* monotonic, when it was issued */
     double commit_ns;               /* barrier to acknowledgement, average */
     hg_map_t unique_keys;           /* unique_key -> queued execution */
-    hg_execution_t *executions;     /* every live execution */
+    hg_exec_list_t executions;      /* alive (queued .. finishing) */
     unsigned applies;               /* configurations applied so far */
 };
 

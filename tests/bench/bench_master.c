@@ -861,7 +861,7 @@ bench_lag(const bench_t *b, const char *store)
      * (up to 2 s); those due later are not counted. */
     obs.until_ns = bench_now(CLOCK_REALTIME);
     end = bench_now(CLOCK_MONOTONIC) + 2 * HG_NSEC_PER_SEC;
-    while (m.nexecutions > 0 && bench_now(CLOCK_MONOTONIC) < end) {
+    while (m.executions.count > 0 && bench_now(CLOCK_MONOTONIC) < end) {
         if (hg_master_turn(&m, 10) < 0) {
             fprintf(stderr, "bench_master: event loop: %s\n",
                     strerror(errno));

@@ -391,12 +391,12 @@ drain(fixture_t *f)
 {
     int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 60 * HG_NSEC_PER_SEC;
 
-    while (f->master.nexecutions > 0
+    while (f->master.executions.count > 0
            && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
     {
         hg_master_turn(&f->master, 50);
     }
-    assert_int_equal(f->master.nexecutions, 0);
+    assert_int_equal(f->master.executions.count, 0);
     settle(f);
 }
 
@@ -458,7 +458,7 @@ test_quit_requeues_primed(void **state)
     start_master(f);
     assert_true(pump(f, "echo", 1000000, true) > 0);
     for (e = f->master.primed.head; e != NULL && nids < HG_PRIME_MAX_TEST;
-         e = e->start_next)
+         e = e->start.next)
     {
         snprintf(ids[nids++], sizeof(ids[0]), "%s", e->id);
     }
@@ -592,7 +592,7 @@ test_kill9_with_primed(void **state)
         pump(f, "started", 1000000, true);
         fp = fopen(primed_file, "w");
         for (e = f->master.primed.head; fp != NULL && e != NULL;
-             e = e->start_next)
+             e = e->start.next)
         {
             fprintf(fp, "%s %d\n", e->id, e->ticket <= f->master.acked);
         }
