@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "hg_heap.h"
+#include "test_rng.h"
 
 typedef struct test_item_s {
     hg_heap_node_t node;
@@ -22,27 +23,6 @@ typedef struct test_item_s {
     bool in;                        /* the model's view: queued or not */
     int64_t key;                    /* the model's key */
 } test_item_t;
-
-/* A fixed-seed xorshift64 so runs are reproducible. */
-static uint64_t test_rng_state;
-
-static void
-test_rng_seed(uint64_t seed)
-{
-    test_rng_state = seed ? seed : 1;
-}
-
-static uint64_t
-test_rng(void)
-{
-    uint64_t x = test_rng_state;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    test_rng_state = x;
-    return x;
-}
 
 static bool
 test_less(const hg_heap_node_t *a, const hg_heap_node_t *b)

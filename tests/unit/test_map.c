@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "hg_map.h"
+#include "test_rng.h"
 
 #define TEST_KEYS  100000
 #define TEST_KEYLEN  16
@@ -23,20 +24,6 @@ static char test_keys[TEST_KEYS][TEST_KEYLEN];
 static int test_vals[2][TEST_KEYS];
 /* The model: -1 = absent, else which of test_vals the key maps to. */
 static signed char test_model[TEST_KEYS];
-
-static uint64_t test_rng_state;
-
-static uint64_t
-test_rng(void)
-{
-    uint64_t x = test_rng_state;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    test_rng_state = x;
-    return x;
-}
 
 static int
 test_setup(void **state)
@@ -50,7 +37,7 @@ test_setup(void **state)
         test_vals[1][i] = -(int) i;
         test_model[i] = -1;
     }
-    test_rng_state = 0x1234567;
+    test_rng_seed(0x1234567);
     return 0;
 }
 
