@@ -710,7 +710,6 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
             hg_master_start(m, exec);
         }
     }
-    hg_master_dispatch(m);
 }
 
 /* Leaving the queue for a worker: the execution is recorded `running`,

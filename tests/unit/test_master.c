@@ -359,7 +359,7 @@ pump(fixture_t *f, const char *job, uint64_t total, bool until_primed)
         if (m->primed.count > most) {
             most = m->primed.count;
         }
-        if (until_primed && m->primed.count > 0 && m->primed.head != NULL
+        if (until_primed && m->primed.head != NULL
             && m->primed.head->ticket <= m->acked)
         {
             break;
