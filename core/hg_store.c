@@ -11,6 +11,8 @@
 
 #include "hg_core.h"
 
+#include <poll.h>
+
 #include "hg_log.h"
 #include "hg_store.h"
 
@@ -493,18 +495,120 @@ hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
 }
 
 int
+hg_store_task(hg_store_t *store, hg_store_task_t *task)
+{
+    task->next = NULL;
+    task->rc = HG_ERROR;
+    task->deleted = 0;
+    task->error[0] = '\0';
+    if (task->kind == HG_STORE_TASK_CLEANUP && task->batch == 0) {
+        task->batch = 1000;
+    }
+    return store->driver->task(store, task);
+}
+
+hg_store_task_t *
+hg_store_task_done(hg_store_t *store)
+{
+    return store->driver->task_done(store);
+}
+
+void
+hg_store_tasks_push(hg_store_tasks_t *list, hg_store_task_t *task)
+{
+    task->next = NULL;
+    if (list->tail != NULL) {
+        list->tail->next = task;
+    } else {
+        list->head = task;
+    }
+    list->tail = task;
+}
+
+hg_store_task_t *
+hg_store_tasks_pop(hg_store_tasks_t *list)
+{
+    hg_store_task_t *task = list->head;
+
+    if (task != NULL) {
+        list->head = task->next;
+        if (list->head == NULL) {
+            list->tail = NULL;
+        }
+        task->next = NULL;
+    }
+    return task;
+}
+
+void
+hg_store_tasks_free(hg_store_tasks_t *list)
+{
+    hg_store_task_t *task;
+
+    while ((task = hg_store_tasks_pop(list)) != NULL) {
+        if (task->release != NULL) {
+            task->release(task->cookie);
+        }
+        free(task);
+    }
+}
+
+/* Runs one task to its end in the caller's thread: waits on notify_fd. */
+static int
+hg_store_task_wait(hg_store_t *store, hg_store_task_kind_t kind,
+                   int64_t older_than, size_t batch, uint64_t *deleted)
+{
+    hg_store_task_t *task, *done;
+    struct pollfd pfd;
+    int rc;
+
+    task = calloc(1, sizeof(*task));
+    if (task == NULL) {
+        hg_log(HG_LOG_ERROR, "store: out of memory for a maintenance task");
+        return HG_ERROR;
+    }
+    task->kind = kind;
+    task->older_than = older_than;
+    task->batch = batch;
+    if (hg_store_task(store, task) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "%s", task->error);
+        free(task);
+        return HG_ERROR;
+    }
+    while ((done = hg_store_task_done(store)) == NULL) {
+        pfd.fd = store->notify_fd;
+        pfd.events = POLLIN;
+        if (pfd.fd >= 0 && poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            hg_log(HG_LOG_ERROR, "store: waiting for a maintenance task: %s",
+                   strerror(errno));
+            return HG_ERROR;    /* the store frees the task at close */
+        }
+        (void) hg_store_ack(store);
+    }
+    if (deleted != NULL) {
+        *deleted = done->deleted;
+    }
+    rc = done->rc;
+    if (rc != HG_OK) {
+        hg_log(HG_LOG_ERROR, "%s", done->error);
+    }
+    free(done);
+    return rc;
+}
+
+int
 hg_store_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
                  uint64_t *deleted)
 {
     *deleted = 0;
-    return store->driver->cleanup(store, older_than,
-                                  batch > 0 ? batch : 1000, deleted);
+    return hg_store_task_wait(store, HG_STORE_TASK_CLEANUP, older_than,
+                              batch, deleted);
 }
 
 int
 hg_store_vacuum(hg_store_t *store)
 {
-    return store->driver->vacuum(store);
+    return hg_store_task_wait(store, HG_STORE_TASK_VACUUM, 0, 0, NULL);
 }
 
 int

@@ -14,11 +14,27 @@
  * Reads (recovery at start, history, statistics, dead list) are synchronous
  * and meant for start-up and for the admin API, not for the hot path.
  *
+ * Maintenance (the `system` module's history_cleanup, store_vacuum and
+ * health_check) runs on the store's side too: hg_store_task hands a task
+ * to the driver and returns; the sqlite driver runs it on a maintenance
+ * thread with a connection of its own, and says it is done through the
+ * same completion descriptor; hg_store_task_done hands finished tasks
+ * back. A worker that runs such a job only asks the master over its pipe
+ * and waits for the answer.
+ *
+ * THE RULE: no SQLite call (and no store call at all) in a process forked
+ * from one that has the store open. SQLite's per-process state (the
+ * inode list behind its POSIX locks, the -shm mapping) is copied by fork
+ * while the locks are not: a connection opened in a worker takes its WAL
+ * locks on the wrong descriptor and writes WAL frames into the slots the
+ * master's writer uses, and the file is corrupted. Workers ask; the
+ * master's store side does.
+ *
  * Threads: every hg_store_* call is made from one thread (the master's).
- * The sqlite driver's writer thread is the only other thread; it never
- * calls hg_log (which is not thread-safe once the master buffers it): the
- * lines it has to say are queued and written by hg_store_ack, so the
- * master sees them in its own loop turn.
+ * The sqlite driver's writer and maintenance threads are the only other
+ * threads; they never call hg_log (which is not thread-safe once the
+ * master buffers it): the lines they have to say are queued and written
+ * by hg_store_ack, so the master sees them in its own loop turn.
  *
  * A cluster driver (PostgreSQL) fits behind the same calls: claim_fire
  * turns a fire time into a unique claim (one row per job and fire time),
@@ -117,6 +133,31 @@ typedef struct hg_job_stats_s {
 
 typedef struct hg_store_s hg_store_t;
 
+typedef enum {
+    HG_STORE_TASK_CLEANUP = 0,      /* delete history past older_than */
+    HG_STORE_TASK_VACUUM,           /* give free pages back, empty the WAL */
+    HG_STORE_TASK_HEALTH            /* check the file is still in place */
+} hg_store_task_kind_t;
+
+/* One maintenance task. The caller fills the first part, allocates the
+ * task with malloc and gives it to hg_store_task; the store owns it until
+ * hg_store_task_done hands it back with the second part filled. A store
+ * closed with tasks in hand frees them, calling release on their cookie
+ * first (when set). */
+typedef struct hg_store_task_s hg_store_task_t;
+struct hg_store_task_s {
+    hg_store_task_t *next;          /* the driver's lists */
+    hg_store_task_kind_t kind;
+    int64_t older_than;             /* CLEANUP: ms since the epoch */
+    size_t batch;                   /* CLEANUP: rows per transaction */
+    void *cookie;                   /* the caller's */
+    void (*release)(void *cookie);
+    /* results */
+    int rc;                         /* HG_OK or HG_ERROR */
+    uint64_t deleted;               /* CLEANUP: rows deleted */
+    char error[256];                /* when rc is HG_ERROR */
+};
+
 /* Tuning and test hooks for hg_store_open_with; zero means the default. */
 typedef struct hg_store_options_s {
     size_t queue_limit;             /* records kept in memory while writes
@@ -152,9 +193,8 @@ typedef struct hg_store_driver_s {
                      hg_job_stats_t *stats);
     int (*unique_key_pending)(hg_store_t *store, const char *unique_key,
                               bool *pending);
-    int (*cleanup)(hg_store_t *store, int64_t older_than, size_t batch,
-                   uint64_t *deleted);
-    int (*vacuum)(hg_store_t *store);
+    int (*task)(hg_store_t *store, hg_store_task_t *task);
+    hg_store_task_t *(*task_done)(hg_store_t *store);
     int (*health)(hg_store_t *store, json_t **report);
     /* NULL when the driver has no pages to limit. */
     int (*set_max_page_count)(hg_store_t *store, uint64_t pages);
@@ -234,14 +274,30 @@ int hg_store_job_stats(hg_store_t *store, const char *job_id,
 /* Whether an execution with this key is queued. */
 int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
                                 bool *pending);
-/* Deletes final executions that finished before older_than (ms), dead
- * ones excepted (they stay in the dead-letter list until retried or
- * purged), in transactions of at most batch rows (0 = 1000) so the writer
- * is never held off for long. Writes through the read connection: call it
- * from maintenance (a worker, start-up), not from the event loop. */
+/*
+ * Maintenance, asynchronous: TASK (see hg_store_task_t) runs on the
+ * store's side, never in the caller's thread (the sqlite driver: on its
+ * maintenance thread and connection; the memory driver at once, as it has
+ * no I/O). HG_ERROR (and the task is still the caller's) only when it
+ * cannot be queued. Completion is signalled on notify_fd; after
+ * hg_store_ack, hg_store_task_done returns finished tasks, oldest first,
+ * NULL when none is (a driver without notify_fd finishes each task before
+ * hg_store_task returns).
+ *
+ * CLEANUP deletes final executions that finished before older_than,
+ * dead ones excepted (they stay in the dead-letter list until retried or
+ * purged), in transactions of at most batch rows (0 = 1000) so the
+ * writer is never held off for long. VACUUM returns free pages to the
+ * file system and truncates the WAL. HEALTH checks that the file is still
+ * the one the store opened; the figures come from hg_store_health.
+ */
+int hg_store_task(hg_store_t *store, hg_store_task_t *task);
+hg_store_task_t *hg_store_task_done(hg_store_t *store);
+
+/* The same tasks, waiting for them: for start-up, tools and tests, never
+ * the event loop; not while asynchronous tasks are outstanding. */
 int hg_store_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
                      uint64_t *deleted);
-/* Returns free pages to the file system and truncates the WAL. */
 int hg_store_vacuum(hg_store_t *store);
 /* {driver, path, size_bytes, wal_bytes, queue_depth, written, write_errors,
  *  failing, last_error, dropped, committed}; memory: the fields that apply
@@ -301,6 +357,16 @@ typedef struct hg_stats_entry_s {
 } hg_stats_entry_t;
 
 void hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e);
+
+/* A FIFO of tasks, linked through their next. */
+typedef struct hg_store_tasks_s {
+    hg_store_task_t *head, *tail;
+} hg_store_tasks_t;
+
+void hg_store_tasks_push(hg_store_tasks_t *list, hg_store_task_t *task);
+hg_store_task_t *hg_store_tasks_pop(hg_store_tasks_t *list);  /* or NULL */
+/* Frees tasks the caller never got back, releasing their cookies. */
+void hg_store_tasks_free(hg_store_tasks_t *list);
 
 /* Queued lines of a writer thread, written later by the caller's thread. */
 typedef struct hg_store_logline_s {

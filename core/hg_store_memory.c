@@ -4,7 +4,8 @@
  * state and statistics in a hash by job id, in the caller's thread:
  * every put is applied at once, so a barrier is committed as soon as it
  * is issued and there is no completion descriptor (notify_fd = -1).
- * Nothing survives hg_store_close.
+ * Maintenance tasks run at once too, in hg_store_task, and wait in a list
+ * for hg_store_task_done. Nothing survives hg_store_close.
  *
  * It has the sqlite driver's semantics (a later put of an id replaces the
  * record, statistics count a record when it becomes final, cleanup keeps
@@ -35,6 +36,7 @@ typedef struct hg_mem_s {
     hg_map_t jobs;                  /* job id -> hg_mem_job_t * */
     uint64_t issued;
     uint64_t written;
+    hg_store_tasks_t done;          /* finished tasks, oldest first */
 } hg_mem_t;
 
 static hg_mem_job_t *
@@ -171,6 +173,7 @@ hg_mem_close(hg_store_t *store)
     }
     hg_map_free(&m->execs);
     hg_map_free(&m->jobs);
+    hg_store_tasks_free(&m->done);
     free(m);
     store->data = NULL;
 }
@@ -467,16 +470,14 @@ hg_mem_unique_key_pending(hg_store_t *store, const char *unique_key,
     return HG_OK;
 }
 
-static int
-hg_mem_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
-               uint64_t *deleted)
+static void
+hg_mem_cleanup(hg_mem_t *m, int64_t older_than, uint64_t *deleted)
 {
-    hg_mem_t *m = store->data;
     size_t i = 0;
     const char *key;
     void *value;
 
-    HG_UNUSED(batch);               /* nothing waits on a memory store */
+    /* No batches: nothing waits on a memory store. */
     while (hg_map_next(&m->execs, &i, &key, &value)) {
         hg_exec_row_t *row = value;
         if (hg_exec_status_final(row->r.status)
@@ -490,14 +491,28 @@ hg_mem_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
             (*deleted)++;
         }
     }
+}
+
+/* Vacuum and health have nothing to do in memory. */
+static int
+hg_mem_task(hg_store_t *store, hg_store_task_t *task)
+{
+    hg_mem_t *m = store->data;
+
+    if (task->kind == HG_STORE_TASK_CLEANUP) {
+        hg_mem_cleanup(m, task->older_than, &task->deleted);
+    }
+    task->rc = HG_OK;
+    hg_store_tasks_push(&m->done, task);
     return HG_OK;
 }
 
-static int
-hg_mem_vacuum(hg_store_t *store)
+static hg_store_task_t *
+hg_mem_task_done(hg_store_t *store)
 {
-    HG_UNUSED(store);
-    return HG_OK;
+    hg_mem_t *m = store->data;
+
+    return hg_store_tasks_pop(&m->done);
 }
 
 static int
@@ -533,8 +548,8 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_list_executions,
     hg_mem_job_stats,
     hg_mem_unique_key_pending,
-    hg_mem_cleanup,
-    hg_mem_vacuum,
+    hg_mem_task,
+    hg_mem_task_done,
     hg_mem_health,
     NULL,
     NULL

@@ -85,6 +85,7 @@
 #define HG_SQ_RETRY_MAX_MS    1000
 #define HG_SQ_BUSY_TIMEOUT_MS 1000
 #define HG_SQ_NO_PAGE_LIMIT   UINT64_C(4294967294)  /* SQLite's own maximum */
+#define HG_SQ_CHUNK           1000  /* records per transaction in recovery */
 
 /* --- the schema ---------------------------------------------------------- */
 
@@ -238,7 +239,8 @@ typedef struct hg_sq_queue_s {
 typedef struct hg_sq_s {
     char *path;
     sqlite3 *wdb;                   /* the writer thread's */
-    sqlite3 *rdb;                   /* the caller's: reads and maintenance */
+    sqlite3 *rdb;                   /* the caller's: reads */
+    sqlite3 *mdb;                   /* the maintenance thread's */
     sqlite3_stmt *w_put, *w_old, *w_state, *w_stats, *w_bucket;
     sqlite3_stmt *r_get, *r_stats, *r_buckets, *r_unique;
 
@@ -249,8 +251,11 @@ typedef struct hg_sq_s {
 
     pthread_t writer;
     bool writer_started;
+    pthread_t maintainer;
+    bool maintainer_started;
     pthread_mutex_t mu;
-    pthread_cond_t cond;            /* CLOCK_MONOTONIC */
+    pthread_cond_t cond;            /* the writer's; CLOCK_MONOTONIC */
+    pthread_cond_t tasks_cond;      /* the maintenance thread's */
 
     /* Everything below is under mu. */
     hg_sq_queue_t q;
@@ -272,6 +277,10 @@ typedef struct hg_sq_s {
     uint64_t max_pages;             /* test hook; 0 = no limit */
     bool pages_changed;             /* a new max_pages: apply it now */
     bool pages_retry;               /* applying it failed: with the next try */
+    size_t recovered;               /* committed in chunks this episode */
+    bool moved;                     /* the file left its path (writer's) */
+    hg_store_tasks_t tasks;         /* for the maintenance thread */
+    hg_store_tasks_t done;          /* for hg_store_task_done */
 } hg_sq_t;
 
 static int64_t
@@ -357,12 +366,10 @@ hg_sq_unlink(hg_sq_queue_t *q, hg_sq_item_t *item)
     q->count--;
 }
 
-static int
-hg_sq_push(hg_sq_queue_t *q, hg_sq_item_t *item, bool front)
+/* Links ITEM at one end of Q's list (not its index). */
+static void
+hg_sq_link(hg_sq_queue_t *q, hg_sq_item_t *item, bool front)
 {
-    if (hg_map_put(&q->ids, item->row.r.id, item) != HG_OK) {
-        return HG_ERROR;
-    }
     if (front) {
         item->prev = NULL;
         item->next = q->head;
@@ -383,6 +390,15 @@ hg_sq_push(hg_sq_queue_t *q, hg_sq_item_t *item, bool front)
         q->tail = item;
     }
     q->count++;
+}
+
+static int
+hg_sq_push(hg_sq_queue_t *q, hg_sq_item_t *item, bool front)
+{
+    if (hg_map_put(&q->ids, item->row.r.id, item) != HG_OK) {
+        return HG_ERROR;
+    }
+    hg_sq_link(q, item, front);
     return HG_OK;
 }
 
@@ -736,6 +752,49 @@ hg_sq_set_pages(sqlite3 *db, uint64_t pages, char *err, size_t errlen)
     return SQLITE_OK;
 }
 
+/* Whether the file DB has open is no longer the one at its path (deleted,
+ * or another file moved there): writing on would go into the void, or
+ * beside a file that another connection may open by its name. */
+static bool
+hg_sq_moved(sqlite3 *db)
+{
+    int moved = 0;
+
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved)
+        != SQLITE_OK)
+    {
+        return false;
+    }
+    return moved != 0;
+}
+
+/* Under mu (or with the writer stopped): moves the oldest records of the
+ * queue into BATCH, at most LIMIT of them (0 = all), and every job state.
+ * Returns whether the queue is empty after. */
+static bool
+hg_sq_take(hg_sq_t *d, hg_sq_queue_t *batch, size_t limit)
+{
+    hg_sq_item_t *item;
+    size_t n;
+
+    if (limit == 0 || d->q.count <= limit) {
+        *batch = d->q;
+        hg_sq_queue_init(&d->q);
+        return true;
+    }
+    hg_sq_queue_init(batch);
+    batch->states = d->q.states;
+    hg_map_init(&d->q.states);
+    for (n = 0; n < limit; n++) {
+        item = d->q.head;
+        hg_map_remove(&d->q.ids, item->row.r.id);
+        hg_sq_unlink(&d->q, item);
+        /* The batch needs no index: nothing looks ids up in it. */
+        hg_sq_link(batch, item, false);
+    }
+    return false;
+}
+
 /* One transaction for everything in BATCH. SQLITE_OK, or the failing
  * code with its message in err (and everything rolled back). */
 static int
@@ -751,6 +810,14 @@ hg_sq_commit(hg_sq_t *d, hg_sq_queue_t *batch, char *err, size_t errlen)
     if (batch->count == 0 && batch->states.count == 0) {
         return SQLITE_OK;
     }
+    if (hg_sq_moved(d->wdb)) {
+        d->moved = true;
+        snprintf(err, errlen, "%s was deleted or replaced while hourglass "
+                 "runs (the file it has open is no longer at that path)",
+                 d->path);
+        return SQLITE_READONLY_DBMOVED;
+    }
+    d->moved = false;               /* put back where it was */
     hg_map_init(&deltas);
     rc = sqlite3_exec(d->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -871,12 +938,18 @@ hg_sq_failed(hg_sq_t *d, hg_sq_queue_t *batch, int code, const char *err,
                          primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB
                          ? " (the file is damaged: stop hourglass, then "
                            "restore it from a backup or move it aside)"
+                         : code == SQLITE_READONLY_DBMOVED
+                         ? " (hourglass writes nothing into a file that is "
+                           "no longer at its path; when it stops, what it "
+                           "keeps in memory is written to a new file at "
+                           "that path: restart it to go on recording)"
                          : "");
 }
 
-/* Under mu: the writer's view of a successful transaction. */
+/* Under mu: the writer's view of a successful transaction. DRAINED: it
+ * took the whole queue (a recovery goes on chunk by chunk until then). */
 static void
-hg_sq_succeeded(hg_sq_t *d, size_t records)
+hg_sq_succeeded(hg_sq_t *d, size_t records, bool drained)
 {
     int64_t lasted;
     char dropped[64];
@@ -886,6 +959,14 @@ hg_sq_succeeded(hg_sq_t *d, size_t records)
         d->drop_logged = false;
         return;
     }
+    records += d->recovered;
+    if (!drained) {
+        /* Progress: the next chunk goes at once, without backoff. */
+        d->recovered = records;
+        clock_gettime(CLOCK_MONOTONIC, &d->retry_at);
+        return;
+    }
+    d->recovered = 0;
     lasted = hg_sq_mono_ms() - d->fail_since;
     dropped[0] = '\0';
     if (d->episode_dropped > 0) {
@@ -913,7 +994,7 @@ hg_sq_writer(void *arg)
     hg_sq_t *d = arg;
     hg_sq_queue_t batch;
     uint64_t ticket, pages = 0;
-    bool last_try, set_pages, pages_failed;
+    bool last_try, set_pages, pages_failed, drained;
     int64_t backoff = 0;
     char err[256];
     int rc;
@@ -930,9 +1011,12 @@ hg_sq_writer(void *arg)
         {
         }
         last_try = d->stop;
-        batch = d->q;
-        hg_sq_queue_init(&d->q);
-        ticket = d->issued;
+        /* Recovering, the backlog goes in bounded transactions: a little
+         * room freed on a full disk lets some of it through, where one
+         * transaction of everything would fail again and again. A ticket
+         * is reached when the queue is drained. */
+        drained = hg_sq_take(d, &batch, d->failing ? HG_SQ_CHUNK : 0);
+        ticket = drained ? d->issued : d->committed;
         set_pages = d->pages_changed || d->pages_retry;
         pages = d->max_pages;
         d->pages_changed = false;
@@ -959,11 +1043,14 @@ hg_sq_writer(void *arg)
             if (ticket > d->committed) {
                 d->committed = ticket;
             }
-            hg_sq_succeeded(d, batch.count);
+            hg_sq_succeeded(d, batch.count, drained);
             hg_sq_queue_free(&batch);
             backoff = 0;
         } else {
             hg_sq_failed(d, &batch, rc, err, &backoff);
+            if (last_try && d->moved) {
+                break;                  /* hg_sq_close rescues them */
+            }
             if (last_try) {
                 hg_store_logline_add(&d->lines, HG_LOG_ERROR, "store: "
                                      "closing with %zu records not written "
@@ -1069,13 +1156,19 @@ hg_sq_open_error(sqlite3 *db, const char *path, const char *doing,
     }
 }
 
+/* Brings the schema to HG_SQ_SCHEMA_VERSION. A file already there is
+ * only read: the write lock is taken when there is something to write. */
 static int
-hg_sq_migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+hg_sq_migrate(sqlite3 *db, const char *path, int64_t seen, char *err,
+              size_t errlen)
 {
     int64_t version;
     int v;
     char sql[64];
 
+    if (seen == HG_SQ_SCHEMA_VERSION) {
+        return HG_OK;
+    }
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         hg_sq_open_error(db, path, "cannot lock it to check its schema",
                          err, errlen);
@@ -1133,15 +1226,28 @@ failed:
     return HG_ERROR;
 }
 
+/* Opens PATH without following a symbolic link at its last component
+ * (a link planted there must not make hourglass write its target). A
+ * missing file is created 0600 first: it holds job output, and SQLite
+ * gives the -wal and -shm files the database's permissions. */
 static int
 hg_sq_connect(const char *path, sqlite3 **out, int busy_ms, char *err,
               size_t errlen)
 {
     sqlite3 *db = NULL;
-    int rc;
+    int rc, fd;
 
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EEXIST) {
+        snprintf(err, errlen, "store.path: cannot create %s: %s", path,
+                 strerror(errno));
+        return HG_ERROR;
+    }
     rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE
-                         | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                         | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc != SQLITE_OK) {
         hg_sq_open_error(db, path, "cannot open it", err, errlen);
         goto failed;
@@ -1196,13 +1302,106 @@ hg_sq_exec_open(sqlite3 *db, const char *sql, const char *path, char *err,
 static void hg_sq_free(hg_sq_t *d);
 static int hg_sq_check(const hg_conf_t *conf, char *err, size_t errlen);
 
+/* The write connection and its statements. Writes to the file only when
+ * it is new (auto_vacuum, WAL mode, the schema) or its schema version
+ * changes: opening a store that is up to date changes nothing in it. */
+static int
+hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    const char *mode;
+    int64_t version = 0;
+    bool wal;
+    int rc;
+
+    if (hg_sq_connect(d->path, &d->wdb, d->busy_timeout_ms, err, errlen)
+        != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    if (hg_sq_pragma_int(d->wdb, "PRAGMA user_version", &version)
+        != SQLITE_OK)
+    {
+        hg_sq_open_error(d->wdb, d->path, "cannot read it", err, errlen);
+        return HG_ERROR;
+    }
+    /* auto_vacuum takes effect only before the first table is created,
+     * i.e. on a new file; on an existing one it would rewrite page 1. */
+    if (version == 0
+        && hg_sq_exec_open(d->wdb, "PRAGMA auto_vacuum = INCREMENTAL",
+                           d->path, err, errlen) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    rc = sqlite3_prepare_v2(d->wdb, "PRAGMA journal_mode", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+    }
+    mode = rc == SQLITE_ROW ? (const char *) sqlite3_column_text(s, 0)
+                            : NULL;
+    wal = mode != NULL && strcmp(mode, "wal") == 0;
+    hg_sq_finalize(&s);
+    if (rc != SQLITE_ROW) {
+        hg_sq_open_error(d->wdb, d->path, "cannot read its journal mode",
+                         err, errlen);
+        return HG_ERROR;
+    }
+    if (!wal) {
+        rc = sqlite3_prepare_v2(d->wdb, "PRAGMA journal_mode = WAL", -1, &s,
+                                NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(s);
+        }
+        wal = rc == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL
+              && strcmp((const char *) sqlite3_column_text(s, 0), "wal")
+                 == 0;
+        hg_sq_finalize(&s);
+        if (rc != SQLITE_ROW) {
+            hg_sq_open_error(d->wdb, d->path, "cannot use WAL mode", err,
+                             errlen);
+            return HG_ERROR;
+        }
+        if (!wal) {
+            snprintf(err, errlen, "store.path: %s: cannot use WAL mode (the "
+                     "file system may not support shared memory)", d->path);
+            return HG_ERROR;
+        }
+    }
+    if (hg_sq_exec_open(d->wdb, "PRAGMA synchronous = NORMAL;"
+                        "PRAGMA cache_size = -32768", d->path, err, errlen)
+        != HG_OK
+        || hg_sq_migrate(d->wdb, d->path, version, err, errlen) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    if (d->max_pages > 0
+        && hg_sq_set_pages(d->wdb, d->max_pages, err, errlen) != SQLITE_OK)
+    {
+        hg_sq_open_error(d->wdb, d->path, "cannot limit its size", err,
+                         errlen);
+        return HG_ERROR;
+    }
+    if (hg_sq_prepare(d->wdb, hg_sq_sql_put, &d->w_put, d->path, err, errlen)
+        || hg_sq_prepare(d->wdb, hg_sq_sql_old, &d->w_old, d->path, err,
+                         errlen)
+        || hg_sq_prepare(d->wdb, hg_sq_sql_state, &d->w_state, d->path, err,
+                         errlen)
+        || hg_sq_prepare(d->wdb, hg_sq_sql_stats, &d->w_stats, d->path, err,
+                         errlen)
+        || hg_sq_prepare(d->wdb, hg_sq_sql_bucket, &d->w_bucket, d->path,
+                         err, errlen))
+    {
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+
 static int
 hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
            const hg_store_options_t *options, char *err, size_t errlen)
 {
     hg_sq_t *d;
-    bool mode_ok;
-    sqlite3_stmt *s = NULL;
     pthread_condattr_t attr;
     sigset_t all, old;
     int rc;
@@ -1241,6 +1440,10 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
         rc = pthread_cond_init(&d->cond, &attr);
     }
     pthread_condattr_destroy(&attr);
+    if (rc == 0 && pthread_cond_init(&d->tasks_cond, NULL) != 0) {
+        pthread_cond_destroy(&d->cond);
+        rc = -1;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "store: cannot create a condition variable");
         pthread_mutex_destroy(&d->mu);
@@ -1256,6 +1459,7 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
         ? (int) (options->busy_timeout_ms < INT_MAX
                  ? options->busy_timeout_ms : INT_MAX)
         : HG_SQ_BUSY_TIMEOUT_MS;
+    d->max_pages = options->max_page_count;
     d->path = strdup(conf->store.path);
     if (d->path == NULL) {
         snprintf(err, errlen, "store: out of memory");
@@ -1266,75 +1470,10 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
      * not a database, newer schema) are clearer than SQLite's. */
     if (hg_sq_mkdirs(d->path, err, errlen) != HG_OK
         || hg_sq_check(conf, err, errlen) != HG_OK
-        || hg_sq_connect(d->path, &d->wdb, d->busy_timeout_ms, err, errlen)
-           != HG_OK)
+        || hg_sq_open_writer(d, err, errlen) != HG_OK)
     {
         goto failed;
     }
-    /* auto_vacuum takes effect only before the first table is created,
-     * i.e. on a new file; on an existing one it is a no-op. */
-    if (sqlite3_exec(d->wdb, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL,
-                     NULL) != SQLITE_OK)
-    {
-        hg_sq_open_error(d->wdb, d->path, "cannot read it", err, errlen);
-        goto failed;
-    }
-    rc = sqlite3_prepare_v2(d->wdb, "PRAGMA journal_mode = WAL", -1, &s,
-                            NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(s);
-    }
-    mode_ok = rc == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL
-              && strcmp((const char *) sqlite3_column_text(s, 0), "wal") == 0;
-    if (rc != SQLITE_ROW) {
-        hg_sq_open_error(d->wdb, d->path, "cannot use WAL mode", err, errlen);
-        hg_sq_finalize(&s);
-        goto failed;
-    }
-    if (!mode_ok) {
-        snprintf(err, errlen, "store.path: %s: cannot use WAL mode (the file "
-                 "system may not support shared memory)", d->path);
-        hg_sq_finalize(&s);
-        goto failed;
-    }
-    if (sqlite3_finalize(s) != SQLITE_OK) {
-        s = NULL;
-        hg_sq_open_error(d->wdb, d->path, "cannot use WAL mode", err, errlen);
-        goto failed;
-    }
-    s = NULL;
-    if (sqlite3_exec(d->wdb, "PRAGMA synchronous = NORMAL;"
-                     "PRAGMA cache_size = -32768", NULL, NULL, NULL)
-        != SQLITE_OK)
-    {
-        hg_sq_open_error(d->wdb, d->path, "cannot set synchronous", err,
-                         errlen);
-        goto failed;
-    }
-    if (hg_sq_migrate(d->wdb, d->path, err, errlen) != HG_OK) {
-        goto failed;
-    }
-    if (options->max_page_count > 0) {
-        d->max_pages = options->max_page_count;
-        if (hg_sq_set_pages(d->wdb, d->max_pages, err, errlen) != SQLITE_OK) {
-            hg_sq_open_error(d->wdb, d->path, "cannot limit its size", err,
-                             errlen);
-            goto failed;
-        }
-    }
-    if (hg_sq_prepare(d->wdb, hg_sq_sql_put, &d->w_put, d->path, err, errlen)
-        || hg_sq_prepare(d->wdb, hg_sq_sql_old, &d->w_old, d->path, err,
-                         errlen)
-        || hg_sq_prepare(d->wdb, hg_sq_sql_state, &d->w_state, d->path, err,
-                         errlen)
-        || hg_sq_prepare(d->wdb, hg_sq_sql_stats, &d->w_stats, d->path, err,
-                         errlen)
-        || hg_sq_prepare(d->wdb, hg_sq_sql_bucket, &d->w_bucket, d->path,
-                         err, errlen))
-    {
-        goto failed;
-    }
-
     if (hg_sq_connect(d->path, &d->rdb, d->busy_timeout_ms, err, errlen)
         != HG_OK
         || hg_sq_exec_open(d->rdb, "PRAGMA cache_size = -8192", d->path,
@@ -1351,6 +1490,16 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
         || hg_sq_prepare(d->rdb, "SELECT 1 FROM executions WHERE"
                          " unique_key = ?1 AND status = 'queued' LIMIT 1",
                          &d->r_unique, d->path, err, errlen))
+    {
+        goto failed;
+    }
+    /* The maintenance connection is opened now, beside the others, while
+     * the path is known to name the file they have open; the maintenance
+     * thread starts with the first task. */
+    if (hg_sq_connect(d->path, &d->mdb, d->busy_timeout_ms, err, errlen)
+        != HG_OK
+        || hg_sq_exec_open(d->mdb, "PRAGMA cache_size = -2048", d->path,
+                           err, errlen) != HG_OK)
     {
         goto failed;
     }
@@ -1381,9 +1530,9 @@ failed:
     return HG_ERROR;
 }
 
-/* Frees D; the writer thread, if any, has ended. */
+/* Closes every connection (the threads have ended). */
 static void
-hg_sq_free(hg_sq_t *d)
+hg_sq_disconnect(hg_sq_t *d)
 {
     int rc;
 
@@ -1396,6 +1545,10 @@ hg_sq_free(hg_sq_t *d)
     hg_sq_finalize(&d->r_stats);
     hg_sq_finalize(&d->r_buckets);
     hg_sq_finalize(&d->r_unique);
+    if (d->mdb != NULL && (rc = sqlite3_close(d->mdb)) != SQLITE_OK) {
+        hg_log(HG_LOG_ERROR, "store: closing the maintenance connection of "
+               "%s: %s", d->path, sqlite3_errstr(rc));
+    }
     if (d->rdb != NULL && (rc = sqlite3_close(d->rdb)) != SQLITE_OK) {
         hg_log(HG_LOG_ERROR, "store: closing the reader of %s: %s", d->path,
                sqlite3_errstr(rc));
@@ -1405,15 +1558,70 @@ hg_sq_free(hg_sq_t *d)
         hg_log(HG_LOG_ERROR, "store: closing %s: %s", d->path,
                sqlite3_errstr(rc));
     }
+    d->mdb = d->rdb = d->wdb = NULL;
+}
+
+/* Frees D; the writer and maintenance threads, if any, have ended. */
+static void
+hg_sq_free(hg_sq_t *d)
+{
+    hg_sq_disconnect(d);
     hg_store_loglines_emit(d->lines);
     hg_sq_queue_free(&d->q);
+    hg_store_tasks_free(&d->tasks);
+    hg_store_tasks_free(&d->done);
     if (d->notify_fd >= 0) {
         close(d->notify_fd);
     }
     pthread_cond_destroy(&d->cond);
+    pthread_cond_destroy(&d->tasks_cond);
     pthread_mutex_destroy(&d->mu);
     free(d->path);
     free(d);
+}
+
+/*
+ * Closing a store whose file was deleted or replaced while it ran: the
+ * records kept in memory since then go to a new file at the path (or to
+ * the file now there). Only now, with every connection to the old file
+ * closed: a connection to the new file beside them would share the -wal
+ * and -shm names with the old one's and mix their frames.
+ */
+static void
+hg_sq_rescue(hg_sq_t *d)
+{
+    hg_sq_queue_t batch;
+    size_t records = d->q.count, written = 0;
+    char err[512];
+    int rc = SQLITE_OK;
+
+    hg_sq_disconnect(d);
+    err[0] = '\0';
+    if (hg_sq_mkdirs(d->path, err, sizeof(err)) != HG_OK
+        || hg_sq_open_writer(d, err, sizeof(err)) != HG_OK)
+    {
+        rc = SQLITE_CANTOPEN;
+    }
+    while (rc == SQLITE_OK && (d->q.count > 0 || d->q.states.count > 0)) {
+        hg_sq_take(d, &batch, HG_SQ_CHUNK);
+        rc = hg_sq_commit(d, &batch, err, sizeof(err));
+        if (rc == SQLITE_OK) {
+            written += batch.count;
+        }
+        hg_sq_queue_free(&batch);   /* what failed is lost: we are closing */
+    }
+    if (rc == SQLITE_OK) {
+        hg_log(HG_LOG_WARN, "store: %s was deleted or replaced while "
+               "hourglass ran: the %zu record%s kept in memory since then "
+               "%s written to the file now at that path", d->path, written,
+               written == 1 ? "" : "s", written == 1 ? "is" : "are");
+    } else {
+        hg_log(HG_LOG_ERROR, "store: %s was deleted or replaced while "
+               "hourglass ran, and the %zu record%s kept in memory since "
+               "then cannot be written to a new file at that path (%s): "
+               "%zu lost", d->path, records, records == 1 ? "" : "s", err,
+               records - written);
+    }
 }
 
 static void
@@ -1424,12 +1632,23 @@ hg_sq_close(hg_store_t *store)
     if (d == NULL) {
         return;
     }
+    pthread_mutex_lock(&d->mu);
+    d->stop = true;
+    pthread_cond_signal(&d->cond);
+    pthread_cond_signal(&d->tasks_cond);
+    pthread_mutex_unlock(&d->mu);
+    if (d->maintainer_started) {
+        /* A long cleanup or vacuum stops at its next step. */
+        sqlite3_interrupt(d->mdb);
+        pthread_join(d->maintainer, NULL);
+    }
     if (d->writer_started) {
-        pthread_mutex_lock(&d->mu);
-        d->stop = true;
-        pthread_cond_signal(&d->cond);
-        pthread_mutex_unlock(&d->mu);
         pthread_join(d->writer, NULL);
+    }
+    if (d->moved && (d->q.count > 0 || d->q.states.count > 0)) {
+        hg_store_loglines_emit(d->lines);
+        d->lines = NULL;
+        hg_sq_rescue(d);
     }
     hg_sq_free(d);
     store->data = NULL;
@@ -1546,7 +1765,13 @@ hg_sq_check(const hg_conf_t *conf, char *err, size_t errlen)
         dir[0] = '.';
         dir[1] = '\0';
     }
-    if (stat(path, &st) == 0) {
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            snprintf(err, errlen, "store.path: %s is a symbolic link; "
+                     "hourglass does not follow links to its store (name "
+                     "the file itself)", path);
+            goto done;
+        }
         if (!S_ISREG(st.st_mode)) {
             snprintf(err, errlen, "store.path: %s is not a regular file",
                      path);
@@ -2106,29 +2331,60 @@ hg_sq_unique_key_pending(hg_store_t *store, const char *unique_key,
     return HG_OK;
 }
 
-static int
-hg_sq_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
-              uint64_t *deleted)
+/* --- maintenance (its own thread and connection) ------------------------ */
+
+static bool
+hg_sq_stopping(hg_sq_t *d)
 {
-    hg_sq_t *d = store->data;
+    bool stop;
+
+    pthread_mutex_lock(&d->mu);
+    stop = d->stop;
+    pthread_mutex_unlock(&d->mu);
+    return stop;
+}
+
+/* The maintenance thread's message for a failed call on mdb. */
+static void
+hg_sq_task_error(hg_sq_t *d, hg_store_task_t *task, const char *doing)
+{
+    int code = sqlite3_extended_errcode(d->mdb) & 0xff;
+
+    snprintf(task->error, sizeof(task->error), "store: %s: %s: %s%s",
+             d->path, doing, sqlite3_errmsg(d->mdb),
+             code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+             ? " (the file is damaged)" : "");
+}
+
+static void
+hg_sq_task_cleanup(hg_sq_t *d, hg_store_task_t *task)
+{
     sqlite3_stmt *s = NULL;
     int rc, changes;
+    char doing[96];
 
-    rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM executions WHERE rowid IN"
+    rc = sqlite3_prepare_v2(d->mdb, "DELETE FROM executions WHERE rowid IN"
                             " (SELECT rowid FROM executions WHERE"
                             " finished_at > 0 AND finished_at < ?1 AND"
                             " status NOT IN ('queued', 'running', 'dead')"
                             " LIMIT ?2)", -1, &s, NULL);
     if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(s, 1, older_than);
+        rc = sqlite3_bind_int64(s, 1, task->older_than);
     }
     if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(s, 2, batch <= INT_MAX ? (int64_t) batch
-                                                       : INT_MAX);
+        rc = sqlite3_bind_int64(s, 2, task->batch <= INT_MAX
+                                      ? (int64_t) task->batch : INT_MAX);
     }
     /* One transaction per batch: the writer waits at most one batch. */
     while (rc == SQLITE_OK) {
-        rc = sqlite3_exec(d->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (hg_sq_stopping(d)) {
+            snprintf(task->error, sizeof(task->error), "store: %s: "
+                     "cleanup stopped after %" PRIu64 " executions: "
+                     "hourglass is stopping", d->path, task->deleted);
+            hg_sq_finalize(&s);
+            return;
+        }
+        rc = sqlite3_exec(d->mdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
             break;
         }
@@ -2136,48 +2392,142 @@ hg_sq_cleanup(hg_store_t *store, int64_t older_than, size_t batch,
         if (rc != SQLITE_OK) {
             break;
         }
-        changes = sqlite3_changes(d->rdb);
-        rc = sqlite3_exec(d->rdb, "COMMIT", NULL, NULL, NULL);
+        changes = sqlite3_changes(d->mdb);
+        rc = sqlite3_exec(d->mdb, "COMMIT", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
             break;
         }
-        *deleted += (uint64_t) changes;
-        if ((size_t) changes < batch) {
+        task->deleted += (uint64_t) changes;
+        if ((size_t) changes < task->batch) {
             hg_sq_finalize(&s);
-            return HG_OK;
+            task->rc = HG_OK;
+            return;
         }
     }
-    hg_log(HG_LOG_ERROR, "store: %s: cleanup stopped after %" PRIu64
-           " executions: %s", d->path, *deleted, sqlite3_errmsg(d->rdb));
-    if (!sqlite3_get_autocommit(d->rdb)) {
+    snprintf(doing, sizeof(doing), "cleanup stopped after %" PRIu64
+             " executions", task->deleted);
+    hg_sq_task_error(d, task, doing);
+    if (!sqlite3_get_autocommit(d->mdb)) {
         /* closing the connection would roll back too */
-        (void) sqlite3_exec(d->rdb, "ROLLBACK", NULL, NULL, NULL);
+        (void) sqlite3_exec(d->mdb, "ROLLBACK", NULL, NULL, NULL);
     }
     hg_sq_finalize(&s);
-    return HG_ERROR;
 }
 
-static int
-hg_sq_vacuum(hg_store_t *store)
+static void
+hg_sq_task_vacuum(hg_sq_t *d, hg_store_task_t *task)
 {
-    hg_sq_t *d = store->data;
-
-    if (sqlite3_exec(d->rdb, "PRAGMA incremental_vacuum", NULL, NULL, NULL)
+    if (sqlite3_exec(d->mdb, "PRAGMA incremental_vacuum", NULL, NULL, NULL)
         != SQLITE_OK)
     {
-        hg_log(HG_LOG_ERROR, "store: %s: vacuum: %s", d->path,
-               sqlite3_errmsg(d->rdb));
-        return HG_ERROR;
+        hg_sq_task_error(d, task, "vacuum");
+        return;
     }
     /* TRUNCATE waits for the writer (busy_timeout) and then empties the
      * WAL; readers that hold old snapshots make it do less, not fail. */
-    if (sqlite3_exec(d->rdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
+    if (sqlite3_exec(d->mdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
                      NULL) != SQLITE_OK)
     {
-        hg_log(HG_LOG_WARN, "store: %s: vacuum: checkpoint: %s", d->path,
-               sqlite3_errmsg(d->rdb));
+        pthread_mutex_lock(&d->mu);
+        hg_store_logline_add(&d->lines, HG_LOG_WARN, "store: %s: vacuum: "
+                             "checkpoint: %s", d->path,
+                             sqlite3_errmsg(d->mdb));
+        pthread_mutex_unlock(&d->mu);
     }
+    task->rc = HG_OK;
+}
+
+static void
+hg_sq_task_run(hg_sq_t *d, hg_store_task_t *task)
+{
+    if (hg_sq_moved(d->mdb)) {
+        snprintf(task->error, sizeof(task->error), "store: %s was deleted "
+                 "or replaced while hourglass runs: nothing done (restart "
+                 "hourglass to use the file at that path)", d->path);
+        return;
+    }
+    switch (task->kind) {
+    case HG_STORE_TASK_CLEANUP:
+        hg_sq_task_cleanup(d, task);
+        break;
+    case HG_STORE_TASK_VACUUM:
+        hg_sq_task_vacuum(d, task);
+        break;
+    case HG_STORE_TASK_HEALTH:
+        task->rc = HG_OK;
+        break;
+    default:
+        snprintf(task->error, sizeof(task->error), "store: task %d is not "
+                 "a store task", (int) task->kind);
+        break;
+    }
+}
+
+static void *
+hg_sq_maintainer(void *arg)
+{
+    hg_sq_t *d = arg;
+    hg_store_task_t *task;
+
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->stop && d->tasks.head == NULL) {
+            pthread_cond_wait(&d->tasks_cond, &d->mu);
+        }
+        if (d->stop) {
+            break;
+        }
+        task = hg_store_tasks_pop(&d->tasks);
+        pthread_mutex_unlock(&d->mu);
+
+        hg_sq_task_run(d, task);
+
+        pthread_mutex_lock(&d->mu);
+        hg_store_tasks_push(&d->done, task);
+        hg_sq_notify(d);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static int
+hg_sq_task(hg_store_t *store, hg_store_task_t *task)
+{
+    hg_sq_t *d = store->data;
+    sigset_t all, old;
+    int rc;
+
+    if (!d->maintainer_started) {
+        /* Like the writer, it blocks every signal (the master's signalfd
+         * must get them all). */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        rc = pthread_create(&d->maintainer, NULL, hg_sq_maintainer, d);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+            snprintf(task->error, sizeof(task->error), "store: cannot start "
+                     "the maintenance thread: %s", strerror(rc));
+            return HG_ERROR;
+        }
+        d->maintainer_started = true;
+    }
+    pthread_mutex_lock(&d->mu);
+    hg_store_tasks_push(&d->tasks, task);
+    pthread_cond_signal(&d->tasks_cond);
+    pthread_mutex_unlock(&d->mu);
     return HG_OK;
+}
+
+static hg_store_task_t *
+hg_sq_task_done(hg_store_t *store)
+{
+    hg_sq_t *d = store->data;
+    hg_store_task_t *task;
+
+    pthread_mutex_lock(&d->mu);
+    task = hg_store_tasks_pop(&d->done);
+    pthread_mutex_unlock(&d->mu);
+    return task;
 }
 
 static json_int_t
@@ -2239,8 +2589,8 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_list_executions,
     hg_sq_job_stats,
     hg_sq_unique_key_pending,
-    hg_sq_cleanup,
-    hg_sq_vacuum,
+    hg_sq_task,
+    hg_sq_task_done,
     hg_sq_health,
     hg_sq_set_max_page_count,
     hg_sq_check
