@@ -7,7 +7,8 @@
  *     offset  size  field
  *          0     4  magic    0x31464748 ("HGF1" in memory on little-endian)
  *          4     2  version  HG_IPC_VERSION (1)
- *          6     2  type     HG_IPC_DISPATCH, HG_IPC_RESULT, HG_IPC_READY
+ *          6     2  type     HG_IPC_DISPATCH, HG_IPC_RESULT, HG_IPC_READY,
+ *                           HG_IPC_STORE_TASK, HG_IPC_STORE_REPLY
  *          8     4  length   of the body, at most HG_IPC_MAX_BODY
  *         12     4  reserved must be 0
  *
@@ -38,7 +39,12 @@
 typedef enum {
     HG_IPC_DISPATCH = 1,            /* master -> worker: run this */
     HG_IPC_RESULT = 2,              /* worker -> master: it ended so */
-    HG_IPC_READY = 3                /* worker -> master: initialised */
+    HG_IPC_READY = 3,               /* worker -> master: initialised */
+    /* A running execution's store task (the system module's): the worker
+     * asks and waits; the master's store side runs it and answers, if
+     * the worker still runs that execution. */
+    HG_IPC_STORE_TASK = 4,          /* worker -> master: run this task */
+    HG_IPC_STORE_REPLY = 5          /* master -> worker: it ended so */
 } hg_ipc_type_t;
 
 typedef enum {
@@ -71,7 +77,13 @@ typedef enum {
 
     /* READY */
     HG_IPC_F_PID = 40,              /* i32 */
-    HG_IPC_F_INIT_ERROR = 41        /* string: a module's init failed */
+    HG_IPC_F_INIT_ERROR = 41,       /* string: a module's init failed */
+
+    /* STORE_TASK (with HG_IPC_F_EXEC_ID) and STORE_REPLY (the same) */
+    HG_IPC_F_STORE_TASK = 50,       /* string: history_cleanup ... */
+    HG_IPC_F_STORE_OK = 51,         /* u32 0/1 */
+    HG_IPC_F_STORE_REPORT = 52,     /* string: JSON object, when ok */
+    HG_IPC_F_STORE_ERROR = 53       /* string, when not ok */
 } hg_ipc_tag_t;
 
 /* A growable byte buffer: frames are built into it, and it doubles as the

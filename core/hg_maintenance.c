@@ -1,122 +1,199 @@
 /*
- * hg_maintenance.c: the store tasks behind hg_host_t.store_task. Runs in
- * a worker only: every call may take as long as the database needs.
+ * hg_maintenance.c: the store tasks behind hg_host_t.store_task, both
+ * ends. In a worker it only builds the request and reads the answer: it
+ * never opens the store and never calls SQLite (a forked process must not;
+ * see hg_store.h). In the master it turns a request into a store task and
+ * the finished task into the answer; it never waits: the store runs the
+ * task on its own thread.
  */
 
 #include "hg_core.h"
 
 #include "hg_maintenance.h"
-#include "hg_store.h"
+#include "hg_timer.h"
 
 #define HG_CLEANUP_BATCH  1000
 
-static const hg_conf_t *hg_maintenance_conf;
+/* The tasks a worker may ask for, with the store's part of each. */
+static const struct {
+    const char *name;
+    hg_store_task_kind_t kind;
+} hg_maintenance_tasks[] = {
+    { "history_cleanup", HG_STORE_TASK_CLEANUP },
+    { "store_vacuum", HG_STORE_TASK_VACUUM },
+    { "health_check", HG_STORE_TASK_HEALTH },
+};
 
-void
-hg_maintenance_set_conf(const hg_conf_t *conf)
+/* --- in a worker ---------------------------------------------------------- */
+
+int
+hg_maintenance_ask(hg_ipc_buf_t *out, const char *exec_id, const char *task)
 {
-    hg_maintenance_conf = conf;
+    hg_ipc_begin(out, HG_IPC_STORE_TASK);
+    hg_ipc_put_str(out, HG_IPC_F_EXEC_ID, exec_id);
+    hg_ipc_put_str(out, HG_IPC_F_STORE_TASK, task);
+    return hg_ipc_end(out);
 }
+
+int
+hg_maintenance_answer(const hg_ipc_frame_t *frame, json_t **report,
+                      char *err, size_t errlen)
+{
+    const hg_ipc_field_t *text;
+    json_error_t jerr;
+    uint32_t ok = 0;
+    char *error;
+
+    *report = NULL;
+    if (hg_ipc_get_u32(frame, HG_IPC_F_STORE_OK, &ok) != HG_OK) {
+        snprintf(err, errlen, "the master's answer to a store task has no "
+                 "outcome");
+        return HG_ERROR;
+    }
+    if (!ok) {
+        error = hg_ipc_get_strdup(frame, HG_IPC_F_STORE_ERROR);
+        snprintf(err, errlen, "%s", error != NULL ? error
+                 : "the store task failed (no reason given)");
+        free(error);
+        return HG_ERROR;
+    }
+    text = hg_ipc_field(frame, HG_IPC_F_STORE_REPORT);
+    if (text != NULL) {
+        *report = json_loadb((const char *) text->data, text->len, 0, &jerr);
+    }
+    if (!json_is_object(*report)) {
+        json_decref(*report);
+        *report = NULL;
+        snprintf(err, errlen, "the master's report of a store task is not "
+                 "a JSON object");
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+/* --- in the master -------------------------------------------------------- */
 
 static int64_t
 hg_maintenance_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC;
 }
 
-static int
-hg_maintenance_cleanup(hg_store_t *store, const hg_conf_t *conf,
-                       json_t *report, char *err, size_t errlen)
+hg_maintenance_request_t *
+hg_maintenance_start(hg_store_t *store, const hg_conf_t *conf,
+                     const char *name, pid_t worker, const char *exec_id,
+                     char *err, size_t errlen)
 {
-    uint64_t deleted = 0;
-    int64_t older_than;
+    hg_maintenance_request_t *req;
+    size_t i;
 
-    if (conf->store.retention_ms <= 0) {
-        json_object_set_new(report, "deleted", json_integer(0));
-        json_object_set_new(report, "note",
-                            json_string("store.retention is 0: history is "
-                                        "kept forever"));
-        return HG_OK;
+    for (i = 0; i < HG_NELEMS(hg_maintenance_tasks); i++) {
+        if (strcmp(hg_maintenance_tasks[i].name, name) == 0) {
+            break;
+        }
     }
-    older_than = hg_maintenance_now_ms() - conf->store.retention_ms;
-    if (hg_store_cleanup(store, older_than, HG_CLEANUP_BATCH, &deleted)
-        != HG_OK)
-    {
-        snprintf(err, errlen, "history_cleanup: deleting executions older "
-                 "than the retention failed (%" PRIu64 " deleted before the "
-                 "error)", deleted);
-        return HG_ERROR;
+    if (i == HG_NELEMS(hg_maintenance_tasks)) {
+        snprintf(err, errlen, "\"%s\" is not a store task", name);
+        return NULL;
     }
-    json_object_set_new(report, "deleted", json_integer((json_int_t) deleted));
-    json_object_set_new(report, "older_than_ms", json_integer(older_than));
-    json_object_set_new(report, "batch", json_integer(HG_CLEANUP_BATCH));
-    return HG_OK;
+    if (strlen(exec_id) >= sizeof(req->exec_id)) {
+        snprintf(err, errlen, "%s: execution id \"%.40s...\" is too long",
+                 name, exec_id);
+        return NULL;
+    }
+    req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return NULL;
+    }
+    req->name = hg_maintenance_tasks[i].name;
+    req->retention_ms = conf->store.retention_ms;
+    req->worker = worker;
+    memcpy(req->exec_id, exec_id, strlen(exec_id) + 1);
+    req->task.kind = hg_maintenance_tasks[i].kind;
+    req->task.batch = HG_CLEANUP_BATCH;
+    /* Retention 0 keeps history forever: nothing is older than that. */
+    req->task.older_than = req->retention_ms > 0
+        ? hg_maintenance_now_ms() - req->retention_ms : INT64_MIN;
+    if (hg_store_task(store, &req->task) != HG_OK) {
+        snprintf(err, errlen, "%s: %s", name, req->task.error);
+        free(req);
+        return NULL;
+    }
+    return req;
+}
+
+hg_maintenance_request_t *
+hg_maintenance_done(hg_store_t *store)
+{
+    /* Every task the master gives its store is a request's. */
+    return (hg_maintenance_request_t *) hg_store_task_done(store);
+}
+
+static json_t *
+hg_maintenance_report(hg_store_t *store, const hg_maintenance_request_t *req)
+{
+    json_t *report, *health = NULL;
+
+    report = json_pack("{s:s, s:s}", "task", req->name,
+                       "driver", store->driver->name);
+    if (report == NULL) {
+        return NULL;
+    }
+    if (req->task.kind == HG_STORE_TASK_CLEANUP) {
+        json_object_set_new(report, "deleted",
+                            json_integer((json_int_t) req->task.deleted));
+        if (req->retention_ms > 0) {
+            json_object_set_new(report, "older_than_ms",
+                                json_integer(req->task.older_than));
+            json_object_set_new(report, "batch",
+                                json_integer((json_int_t) req->task.batch));
+        } else {
+            json_object_set_new(report, "note",
+                                json_string("store.retention is 0: history "
+                                            "is kept forever"));
+        }
+    }
+    if (hg_store_health(store, &health) == HG_OK) {
+        json_object_set_new(report, "store", health);
+    }
+    return report;
 }
 
 int
-hg_maintenance_task(const char *task, json_t **report, char *err,
-                    size_t errlen)
+hg_maintenance_reply(hg_ipc_buf_t *out, hg_store_t *store,
+                     const hg_maintenance_request_t *req)
 {
-    const hg_conf_t *conf = hg_maintenance_conf;
-    hg_store_t *store = NULL;
-    json_t *out = NULL, *health = NULL;
-    char open_err[512];
-    int rc = HG_ERROR;
+    json_t *report;
+    char *text;
 
-    *report = NULL;
-    if (conf == NULL) {
-        snprintf(err, errlen, "%s: no configuration in this process", task);
-        return HG_ERROR;
+    if (req->task.rc != HG_OK) {
+        return hg_maintenance_refuse(out, req->exec_id, req->task.error);
     }
-    out = json_object();
-    if (out == NULL) {
-        snprintf(err, errlen, "%s: out of memory", task);
-        return HG_ERROR;
+    report = hg_maintenance_report(store, req);
+    text = report != NULL ? json_dumps(report, JSON_COMPACT
+                                               | JSON_PRESERVE_ORDER)
+                          : NULL;
+    json_decref(report);
+    if (text == NULL) {
+        return hg_maintenance_refuse(out, req->exec_id, "out of memory for "
+                                     "the store task's report");
     }
-    json_object_set_new(out, "task", json_string(task));
-    json_object_set_new(out, "driver", json_string(conf->store.driver));
-    if (strcmp(conf->store.driver, "memory") == 0) {
-        /* The memory store lives in the master; a worker cannot reach it,
-         * and it keeps nothing worth cleaning across restarts. */
-        json_object_set_new(out, "note", json_string("memory store: nothing "
-                                                     "to do in a worker"));
-        *report = out;
-        return HG_OK;
-    }
-    store = hg_store_open(conf, open_err, sizeof(open_err));
-    if (store == NULL) {
-        snprintf(err, errlen, "%s: cannot open the store: %s", task,
-                 open_err);
-        goto done;
-    }
-    if (strcmp(task, "history_cleanup") == 0) {
-        rc = hg_maintenance_cleanup(store, conf, out, err, errlen);
-    } else if (strcmp(task, "store_vacuum") == 0) {
-        rc = hg_store_vacuum(store);
-        if (rc != HG_OK) {
-            snprintf(err, errlen, "store_vacuum: vacuum failed");
-        }
-    } else if (strcmp(task, "health_check") == 0) {
-        rc = HG_OK;
-    } else {
-        snprintf(err, errlen, "unknown store task \"%s\"", task);
-        goto done;
-    }
-    if (rc == HG_OK && hg_store_health(store, &health) == HG_OK) {
-        json_object_set_new(out, "store", health);
-    }
+    hg_ipc_begin(out, HG_IPC_STORE_REPLY);
+    hg_ipc_put_str(out, HG_IPC_F_EXEC_ID, req->exec_id);
+    hg_ipc_put_u32(out, HG_IPC_F_STORE_OK, 1);
+    hg_ipc_put_str(out, HG_IPC_F_STORE_REPORT, text);
+    free(text);
+    return hg_ipc_end(out);
+}
 
-done:
-    if (store != NULL) {
-        hg_store_close(store);
-    }
-    if (rc == HG_OK) {
-        *report = out;
-    } else {
-        json_decref(out);
-    }
-    return rc;
+int
+hg_maintenance_refuse(hg_ipc_buf_t *out, const char *exec_id,
+                      const char *error)
+{
+    hg_ipc_begin(out, HG_IPC_STORE_REPLY);
+    hg_ipc_put_str(out, HG_IPC_F_EXEC_ID, exec_id);
+    hg_ipc_put_u32(out, HG_IPC_F_STORE_OK, 0);
+    hg_ipc_put_str(out, HG_IPC_F_STORE_ERROR, error);
+    return hg_ipc_end(out);
 }

@@ -19,6 +19,7 @@
 #include "hg_exec.h"
 #include "hg_ipc.h"
 #include "hg_log.h"
+#include "hg_maintenance.h"
 #include "hg_master.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
@@ -668,6 +669,79 @@ hg_master_committed(const hg_master_t *m, const hg_execution_t *exec)
            || m->store_degraded;
 }
 
+/* --- store tasks asked by workers (the system module's) ----------------- */
+
+/* Store tasks that ended: each answer goes to the worker that asked if it
+ * still runs the same execution; one killed meanwhile (timeout, stop) is
+ * gone or runs another, and the answer is dropped. */
+static void
+hg_master_store_tasks(hg_master_t *m)
+{
+    hg_maintenance_request_t *req;
+    hg_worker_t *w;
+    hg_execution_t *exec;
+
+    while ((req = hg_maintenance_done(m->store)) != NULL) {
+        for (w = m->pool.head; w != NULL; w = w->next) {
+            if (w->pid == req->worker) {
+                break;
+            }
+        }
+        exec = w != NULL && w->state == HG_WORKER_BUSY ? w->current : NULL;
+        if (exec != NULL && strcmp(exec->id, req->exec_id) == 0) {
+            if (hg_maintenance_reply(&w->out, m->store, req) == HG_OK) {
+                hg_pool_reply(w);
+            }
+        } else {
+            hg_log(HG_LOG_DEBUG, "store: %s for execution %s ended after "
+                   "its worker %d stopped running it: answer dropped",
+                   req->name, req->exec_id, (int) req->worker);
+        }
+        free(req);
+    }
+}
+
+/* A worker asks for a store task: the store runs it on its own side
+ * (never here, in the loop) and hg_master_store_tasks answers. */
+static void
+hg_master_worker_request(hg_worker_t *w, void *current,
+                         const hg_ipc_frame_t *frame)
+{
+    hg_master_t *m = w->pool->data;
+    hg_execution_t *exec = current;
+    char *task, *exec_id, err[256];
+
+    task = hg_ipc_get_strdup(frame, HG_IPC_F_STORE_TASK);
+    exec_id = hg_ipc_get_strdup(frame, HG_IPC_F_EXEC_ID);
+    if (task == NULL || exec_id == NULL || exec == NULL
+        || strcmp(exec->id, exec_id) != 0)
+    {
+        hg_log(HG_LOG_ERROR, "worker %d asked for a store task without a "
+               "task name or for another execution than it runs; "
+               "replacing it", (int) w->pid);
+        hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+        goto done;
+    }
+    if (m->store == NULL) {
+        snprintf(err, sizeof(err), "%s: this hourglass runs without a "
+                 "store", task);
+    } else if (hg_maintenance_start(m->store, m->cycle->conf, task, w->pid,
+                                    exec_id, err, sizeof(err)) != NULL)
+    {
+        hg_log_event(HG_LOG_DEBUG, "store_task", exec->job->id, exec->id,
+                     NULL, 0, "%s handed to the store", task);
+        hg_master_store_tasks(m);       /* a store without a thread is done */
+        goto done;
+    }
+    if (hg_maintenance_refuse(&w->out, exec_id, err) == HG_OK) {
+        hg_pool_reply(w);
+    }
+
+done:
+    free(task);
+    free(exec_id);
+}
+
 /* The store committed up to some ticket (or writes are failing): start
  * the executions whose `running` record is durable. */
 static void
@@ -710,6 +784,7 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
             hg_master_start(m, exec);
         }
     }
+    hg_master_store_tasks(m);
 }
 
 /* Leaving the queue for a worker: the execution is recorded `running`,
@@ -2118,7 +2193,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     {
         hg_pool_callbacks_t cb = {
             hg_master_worker_ready, hg_master_worker_result,
-            hg_master_worker_gone
+            hg_master_worker_gone, hg_master_worker_request
         };
         hg_pool_init(&m->pool, m->loop, &cb, m);
     }

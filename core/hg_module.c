@@ -9,8 +9,8 @@
 #include <dlfcn.h>
 
 #include "hg_log.h"
-#include "hg_maintenance.h"
 #include "hg_module.h"
+#include "hg_worker.h"
 
 /* hg_module_t as version 1 first shipped it, up to and including fini:
  * a module at least this large is usable. */
@@ -48,7 +48,10 @@ hg_module_host(hg_process_type_t process, const char *prefix)
     host.process = process;
     host.prefix = prefix;
     host.log = hg_module_host_log;
-    host.store_task = hg_maintenance_task;
+    /* A worker asks the master; the master's own modules never run a
+     * job, so they are offered none. */
+    host.store_task = process == HG_PROCESS_WORKER ? hg_worker_store_task
+                                                   : NULL;
     return &host;
 }
 

@@ -106,6 +106,35 @@ hg_pool_reserve(hg_worker_t *w, void *current)
     return HG_OK;
 }
 
+/* Writes what w->out holds; the rest when the pipe is writable. */
+static int
+hg_pool_flush(hg_worker_t *w)
+{
+    int rc = hg_ipc_write_some(w->to_fd, &w->out);
+
+    if (rc == HG_AGAIN && !w->out_ev.active
+        && hg_event_add(w->pool->loop, &w->out_ev, w->to_fd, EPOLLOUT,
+                        hg_pool_on_writable, w) != HG_OK)
+    {
+        rc = HG_ERROR;
+    }
+    return rc;
+}
+
+void
+hg_pool_reply(hg_worker_t *w)
+{
+    if (w->to_fd < 0) {
+        w->out.start = w->out.len = 0;
+        return;
+    }
+    if (hg_pool_flush(w) == HG_ERROR) {
+        /* The worker is dying: its death tells the rest. */
+        w->out.start = w->out.len = 0;
+        hg_pool_close_to(w);
+    }
+}
+
 int
 hg_pool_send(hg_worker_t *w, void *current)
 {
@@ -117,13 +146,7 @@ hg_pool_send(hg_worker_t *w, void *current)
     {
         return HG_ERROR;
     }
-    rc = hg_ipc_write_some(w->to_fd, &w->out);
-    if (rc == HG_AGAIN && !w->out_ev.active
-        && hg_event_add(w->pool->loop, &w->out_ev, w->to_fd, EPOLLOUT,
-                        hg_pool_on_writable, w) != HG_OK)
-    {
-        rc = HG_ERROR;
-    }
+    rc = hg_pool_flush(w);
     if (rc == HG_ERROR) {
         /* The worker is gone (EPIPE) or unusable: the caller keeps the
          * execution and gives it to another worker. */
@@ -177,6 +200,18 @@ hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
         pool->cb.result(w, current, frame);
         break;
     }
+    case HG_IPC_STORE_TASK:
+        if (w->state == HG_WORKER_GONE && w->kill_reason != HG_KILL_NONE) {
+            return;                     /* nobody will read the answer */
+        }
+        if (w->state != HG_WORKER_BUSY || pool->cb.request == NULL) {
+            hg_log(HG_LOG_ERROR, "worker %d asked for a store task while "
+                   "not running anything; replacing it", (int) w->pid);
+            hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+            return;
+        }
+        pool->cb.request(w, w->current, frame);
+        return;
     default:
         hg_log(HG_LOG_ERROR, "worker %d sent a frame of type %u, which "
                "workers do not send; replacing it", (int) w->pid,

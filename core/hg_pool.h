@@ -65,6 +65,11 @@ typedef struct hg_pool_callbacks_s {
      * end of the loop turn. */
     void (*gone)(hg_worker_t *w, void *current, int status,
                  const struct rusage *usage);
+    /* A request from the worker while it runs CURRENT (a STORE_TASK
+     * frame); the worker stays busy and waits for the answer
+     * (hg_pool_reply). NULL: such a frame is a protocol error. */
+    void (*request)(hg_worker_t *w, void *current,
+                    const hg_ipc_frame_t *frame);
 } hg_pool_callbacks_t;
 
 struct hg_pool_s {
@@ -89,6 +94,9 @@ int hg_pool_reserve(hg_worker_t *w, void *current);
  * mark the worker busy with CURRENT (idle, or reserved for CURRENT).
  * HG_ERROR when it cannot take it: the caller keeps the execution. */
 int hg_pool_send(hg_worker_t *w, void *current);
+/* Send the answer to a request built in w->out; the worker's state and
+ * execution are unchanged (a broken pipe is left to SIGCHLD). */
+void hg_pool_reply(hg_worker_t *w);
 /* Kill the worker's whole process group. */
 void hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo);
 /* Close the worker's input: it exits after its current execution. */

@@ -27,7 +27,12 @@ typedef struct hg_worker_state_s {
      * again (the common case) is not parsed again. */
     char *last_def;
     json_t *last_job;
+    const char *exec_id;            /* the execution running, or NULL */
 } hg_worker_state_t;
+
+/* This process's worker, for hg_worker_store_task (a host service, called
+ * by a module with no handle to pass). NULL outside a worker. */
+static hg_worker_state_t *hg_worker_self;
 
 /* SIGUSR1 from the master: reopen the log file before the next dispatch
  * (after rotation, as the master does). */
@@ -222,6 +227,64 @@ hg_worker_run(hg_worker_state_t *w, hg_exec_t *exec, const char *type)
     return rc;
 }
 
+/*
+ * hg_host_t.store_task: the store's maintenance, done by the master's
+ * store side. This process never touches the store: it was forked from a
+ * master that has it open, and SQLite state does not survive a fork (see
+ * hg_store.h). It asks over its pipe and blocks until the answer comes
+ * (the execution's timeout still applies: the master kills the worker).
+ */
+int
+hg_worker_store_task(const char *task, json_t **report, char *err,
+                     size_t errlen)
+{
+    hg_worker_state_t *w = hg_worker_self;
+    hg_ipc_reader_t reader;
+    hg_ipc_frame_t frame;
+    char why[256];
+    ssize_t n;
+    int rc;
+
+    *report = NULL;
+    if (w == NULL || w->exec_id == NULL) {
+        snprintf(err, errlen, "%s: store tasks are asked by a worker that "
+                 "runs an execution", task);
+        return -1;
+    }
+    if (hg_maintenance_ask(&w->out, w->exec_id, task) != HG_OK) {
+        snprintf(err, errlen, "%s: cannot build the request", task);
+        return -1;
+    }
+    hg_worker_send(w);
+    /* A reader of its own: the dispatch frame's fields, which the module
+     * may still use, point into the main reader's buffer. Nothing else
+     * comes from the master while this worker is busy. */
+    hg_ipc_reader_init(&reader);
+    for (;;) {
+        rc = hg_ipc_next(&reader, &frame, why, sizeof(why));
+        if (rc == 1) {
+            if (frame.type != HG_IPC_STORE_REPLY) {
+                hg_log(HG_LOG_ERROR, "frame type %u from the master while "
+                       "waiting for a store task's answer; exiting",
+                       (unsigned) frame.type);
+                _exit(HG_WORKER_EXIT_PROTOCOL);
+            }
+            rc = hg_maintenance_answer(&frame, report, err, errlen);
+            hg_ipc_reader_free(&reader);
+            return rc == HG_OK ? 0 : -1;
+        }
+        if (rc < 0) {
+            hg_log(HG_LOG_ERROR, "malformed frame from the master (%s); "
+                   "exiting", why);
+            _exit(HG_WORKER_EXIT_PROTOCOL);
+        }
+        n = hg_ipc_read(&reader, HG_WORKER_IN_FD);
+        if (n <= 0 && n != HG_AGAIN) {
+            _exit(n == 0 ? HG_WORKER_EXIT_MASTER : HG_WORKER_EXIT_IO);
+        }
+    }
+}
+
 static void
 hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 {
@@ -269,6 +332,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     }
 
     hg_worker_usage(&self0, &child0);
+    w->exec_id = exec_id;
     started = hg_exec_now_ms();
     if (exec.job == NULL) {
         hg_exec_set_error(&exec, "job definition is not a JSON object");
@@ -277,6 +341,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
         rc = hg_worker_run(w, &exec, type);
     }
     finished = hg_exec_now_ms();
+    w->exec_id = NULL;
     hg_worker_usage(&self1, &child1);
 
     hg_ipc_begin(&w->out, HG_IPC_RESULT);
@@ -364,7 +429,8 @@ hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
         _exit(HG_WORKER_EXIT_IO);
     }
     hg_random_reseed();
-    hg_maintenance_set_conf(conf);
+    HG_UNUSED(conf);
+    hg_worker_self = &w;
     hg_ipc_reader_init(&w.reader);
     hg_ipc_buf_init(&w.out);
 

@@ -37,4 +37,10 @@ void hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf,
                     const char *prefix, pid_t master, int in_fd, int out_fd)
     __attribute__((noreturn));
 
+/* hg_host_t.store_task in a worker: asks the master's store side to run
+ * TASK for the execution running and waits for the answer (see
+ * hg_maintenance.h). -1 with a message outside a running execution. */
+int hg_worker_store_task(const char *task, json_t **report, char *err,
+                         size_t errlen);
+
 #endif /* HG_WORKER_H */

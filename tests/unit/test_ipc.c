@@ -453,8 +453,8 @@ test_malformed_header(void **state)
 
     test_header(b, HG_IPC_MAGIC, 1, 0, 0, 0);
     test_expect_malformed(b, HG_IPC_HEADER_SIZE, "unknown frame type 0");
-    test_header(b, HG_IPC_MAGIC, 1, 4, 0, 0);
-    test_expect_malformed(b, HG_IPC_HEADER_SIZE, "unknown frame type 4");
+    test_header(b, HG_IPC_MAGIC, 1, 99, 0, 0);
+    test_expect_malformed(b, HG_IPC_HEADER_SIZE, "unknown frame type 99");
     test_header(b, HG_IPC_MAGIC, 1, 0xffff, 0, 0);
     test_expect_malformed(b, HG_IPC_HEADER_SIZE, "unknown frame type 65535");
 
