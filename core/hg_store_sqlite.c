@@ -812,9 +812,9 @@ hg_sq_commit(hg_sq_t *d, hg_sq_queue_t *batch, char *err, size_t errlen)
     }
     if (hg_sq_moved(d->wdb)) {
         d->moved = true;
-        snprintf(err, errlen, "%s was deleted or replaced while hourglass "
-                 "runs (the file it has open is no longer at that path)",
-                 d->path);
+        snprintf(err, errlen, "the file was deleted or replaced while "
+                 "hourglass runs (the one it has open is no longer at that "
+                 "path)");
         return SQLITE_READONLY_DBMOVED;
     }
     d->moved = false;               /* put back where it was */

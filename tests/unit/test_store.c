@@ -4,8 +4,11 @@
  * updates, recovery reads, listing, statistics, unique keys, cleanup,
  * job states), then what only a file has: barrier ordering under load,
  * reopening, migrations, kill -9 durability, and faults (disk full, locked
- * database, queue bound, read-only directory, corrupt file). Real SQLite
- * files in a mkdtemp directory per test.
+ * database, queue bound, read-only directory, corrupt file, a disk that
+ * stays nearly full, the file deleted under the store); maintenance tasks
+ * handed to the store and coming back; opening writes nothing; the file
+ * is private and no link is followed. Real SQLite files in a mkdtemp
+ * directory per test.
  */
 
 #include "hg_core.h"
@@ -810,6 +813,106 @@ test_health(void **state)
 }
 
 /* --- sqlite only --------------------------------------------------------- */
+
+/* --- maintenance tasks (hg_store_task) ---------------------------------- */
+
+static int released;
+
+static void
+count_release(void *cookie)
+{
+    HG_UNUSED(cookie);
+    released++;
+}
+
+/* Waits (poll on notify_fd, as the master does) for a finished task. */
+static hg_store_task_t *
+wait_task(hg_store_t *store, int timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    hg_store_task_t *done;
+    struct pollfd pfd;
+
+    for (;;) {
+        (void) hg_store_ack(store);
+        done = hg_store_task_done(store);
+        if (done != NULL || store->notify_fd < 0 || mono_ms() > end) {
+            return done;
+        }
+        pfd.fd = store->notify_fd;
+        pfd.events = POLLIN;
+        (void) poll(&pfd, 1, 100);
+    }
+}
+
+static hg_store_task_t *
+new_task(hg_store_task_kind_t kind, void *cookie)
+{
+    hg_store_task_t *task = calloc(1, sizeof(*task));
+
+    assert_non_null(task);
+    task->kind = kind;
+    task->cookie = cookie;
+    task->release = count_release;
+    return task;
+}
+
+/* A task is handed over and comes back through the completion
+ * descriptor (sqlite: from the maintenance thread; memory: at once),
+ * with its cookie and its outcome; one still in the store's hands at
+ * close is freed and its cookie released. */
+static void
+test_task_async(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    hg_store_task_t *task, *done;
+    hg_exec_row_t row;
+    rec_buf_t b;
+    int i, cookie = 42;
+
+    for (i = 0; i < 10; i++) {
+        put_final(store, "old", i, HG_EXEC_SUCCEEDED, 5);
+    }
+    put_final(store, "old", 10, HG_EXEC_DEAD, 5);
+    make_rec(&b, "old", 11, HG_EXEC_QUEUED);
+    put(store, &b.r);
+    sync_store(store);
+
+    task = new_task(HG_STORE_TASK_CLEANUP, &cookie);
+    task->older_than = 1700000000000LL + 100 * 1000;
+    task->batch = 3;
+    assert_int_equal(hg_store_task(store, task), HG_OK);
+    done = wait_task(store, 20000);
+    assert_ptr_equal(done, task);
+    assert_ptr_equal(done->cookie, &cookie);
+    assert_int_equal(done->rc, HG_OK);
+    assert_int_equal(done->deleted, 10);
+    assert_null(hg_store_task_done(store));
+    free(done);
+    /* dead and queued stay */
+    assert_int_equal(hg_store_get_execution(store, "exec-old-00000010", &row),
+                     HG_OK);
+    hg_exec_row_free(&row);
+    assert_int_equal(hg_store_get_execution(store, "exec-old-00000011", &row),
+                     HG_OK);
+    hg_exec_row_free(&row);
+    assert_int_equal(hg_store_get_execution(store, "exec-old-00000001", &row),
+                     HG_AGAIN);
+
+    task = new_task(HG_STORE_TASK_HEALTH, NULL);
+    assert_int_equal(hg_store_task(store, task), HG_OK);
+    done = wait_task(store, 20000);
+    assert_ptr_equal(done, task);
+    assert_int_equal(done->rc, HG_OK);
+    free(done);
+
+    released = 0;
+    assert_int_equal(hg_store_task(store, new_task(HG_STORE_TASK_VACUUM,
+                                                   NULL)), HG_OK);
+    hg_store_close(store);
+    assert_int_equal(released, 1);
+}
 
 #if HG_HAVE_SQLITE
 
@@ -1655,6 +1758,267 @@ test_vacuum(void **state)
     hg_store_close(store);
 }
 
+/* Reads the whole of PATH into *data; its size, or -1 if missing. */
+static ssize_t
+read_all(const char *path, char **data)
+{
+    struct stat st;
+    ssize_t n;
+    int fd;
+
+    *data = NULL;
+    fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        return -1;
+    }
+    assert_int_equal(fstat(fd, &st), 0);
+    *data = malloc((size_t) st.st_size + 1);
+    assert_non_null(*data);
+    n = read(fd, *data, (size_t) st.st_size);
+    assert_int_equal(n, st.st_size);
+    close(fd);
+    return n;
+}
+
+static off_t
+file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* Opening a store that is up to date writes nothing: no WAL frame while
+ * it is open, the same bytes and mtime after it is closed. (auto_vacuum
+ * set on every open rewrote page 1.) */
+static void
+test_open_writes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    char wal[160], *before, *after;
+    ssize_t n0, n1;
+    struct stat st0, st1;
+
+    put_final(store, "quiet", 1, HG_EXEC_SUCCEEDED, 3);
+    sync_store(store);
+    hg_store_close(store);
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    assert_int_equal(stat(f->path, &st0), 0);
+    n0 = read_all(f->path, &before);
+    assert_true(n0 > 0);
+    usleep(20 * 1000);              /* an mtime change would show */
+
+    store = open_store(f, NULL);
+    /* open, read, but write nothing: the WAL holds no frame */
+    assert_true(file_size(wal) <= 0);
+    hg_store_close(store);
+
+    assert_int_equal(stat(f->path, &st1), 0);
+    n1 = read_all(f->path, &after);
+    assert_int_equal(n1, n0);
+    assert_memory_equal(before, after, (size_t) n0);
+    assert_int_equal(st1.st_mtim.tv_sec, st0.st_mtim.tv_sec);
+    assert_int_equal(st1.st_mtim.tv_nsec, st0.st_mtim.tv_nsec);
+    free(before);
+    free(after);
+}
+
+/* The file holds job output: created 0600 (its -wal and -shm alike), and
+ * never reached through a symbolic link. */
+static void
+test_private_no_symlink(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store;
+    char path[160], link[160], err[512];
+    struct stat st;
+    hg_conf_t conf;
+
+    umask(022);
+    store = open_store(f, NULL);
+    put_final(store, "p", 1, HG_EXEC_SUCCEEDED, 3);
+    sync_store(store);
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s-wal", f->path);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s-shm", f->path);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    hg_store_close(store);
+
+    /* a link planted at the path, to the store or anywhere else */
+    snprintf(link, sizeof(link), "%s/link.db", f->dir);
+    assert_int_equal(symlink(f->path, link), 0);
+    conf = f->conf;
+    conf.store.path = link;
+    assert_int_equal(hg_store_check(&conf, err, sizeof(err)), HG_ERROR);
+    assert_non_null(strstr(err, "symbolic link"));
+    assert_null(hg_store_open(&conf, err, sizeof(err)));
+    assert_non_null(strstr(err, "symbolic link"));
+    assert_non_null(strstr(err, link));
+    snprintf(link, sizeof(link), "%s/dangling.db", f->dir);
+    snprintf(path, sizeof(path), "%s/target.db", f->dir);
+    assert_int_equal(symlink(path, link), 0);
+    conf.store.path = link;
+    assert_null(hg_store_open(&conf, err, sizeof(err)));
+    assert_int_equal(lstat(path, &st), -1);         /* nothing created */
+}
+
+static uint64_t
+health_int(hg_store_t *store, const char *key)
+{
+    json_t *report;
+    uint64_t v;
+
+    assert_int_equal(hg_store_health(store, &report), HG_OK);
+    v = (uint64_t) json_integer_value(json_object_get(report, key));
+    json_decref(report);
+    return v;
+}
+
+static int64_t
+page_count(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int64_t pages;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &s,
+                                        NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    pages = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return pages;
+}
+
+/* A disk that stays nearly full: the backlog goes in chunks, so a little
+ * room lets part of it through (one transaction of everything would fail
+ * for ever); the tickets wait until all of it is in. */
+static void
+test_fault_recovery_in_chunks(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, &fast_retry);
+    static char big[1500];
+    hg_exec_row_t row;
+    uint64_t ticket, written0;
+    int64_t end, pages;
+    rec_buf_t b;
+    int i, n = 4000;
+
+    memset(big, 'c', sizeof(big));
+    put_final(store, "chunk", 0, HG_EXEC_SUCCEEDED, 1);
+    sync_store(store);
+    written0 = health_int(store, "written");
+
+    assert_int_equal(hg_store_set_max_page_count(store, 1), HG_OK);
+    for (i = 1; i <= n; i++) {
+        make_rec(&b, "chunk", i, HG_EXEC_SUCCEEDED);
+        b.r.output = big;
+        b.r.output_len = sizeof(big);
+        put(store, &b.r);
+    }
+    assert_int_equal(hg_store_barrier(store, &ticket), HG_OK);
+    assert_true(wait_failing(store, true, 10000));
+
+    /* room for about a third of the backlog (6 MB): 1000 pages of 4 KiB */
+    pages = page_count(f->path);
+    assert_int_equal(hg_store_set_max_page_count(store,
+                                                 (uint64_t) pages + 1000),
+                     HG_OK);
+    end = mono_ms() + 20000;
+    while (health_int(store, "written") < written0 + 1000
+           && mono_ms() < end)
+    {
+        (void) hg_store_ack(store);
+        usleep(10 * 1000);
+    }
+    print_message("with 1000 pages more: %" PRIu64 " of %d records "
+                  "written\n", health_int(store, "written") - written0, n);
+    assert_true(health_int(store, "written") >= written0 + 1000);
+    /* the oldest went first; the rest still waits, unacknowledged */
+    assert_int_equal(hg_store_get_execution(store, "exec-chunk-00000001",
+                                            &row), HG_OK);
+    hg_exec_row_free(&row);
+    assert_true(health_int(store, "written") < written0 + (uint64_t) n);
+    assert_false(wait_ticket(store, ticket, 100));
+    assert_true(store->failing);
+
+    assert_int_equal(hg_store_set_max_page_count(store, 0), HG_OK);
+    assert_true(wait_ticket(store, ticket, 20000));
+    assert_false(store->failing);
+    for (i = 1; i <= n; i += 333) {
+        make_rec(&b, "chunk", i, HG_EXEC_SUCCEEDED);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        assert_int_equal(row.r.output_len, sizeof(big));
+        hg_exec_row_free(&row);
+    }
+    assert_int_equal(log_count(f, "store: cannot write"), 1);
+    assert_int_equal(log_count(f, "again after"), 1);
+    hg_store_close(store);
+    show_fault_lines(f);
+}
+
+/* The file deleted under a running store: noticed at the next commit,
+ * said once, nothing written into the deleted file; what is kept goes to
+ * a new file at the path at close. Maintenance refuses meanwhile. */
+static void
+test_file_deleted(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, &fast_retry);
+    hg_store_task_t *task;
+    hg_exec_row_t row;
+    rec_buf_t b;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        put_final(store, "gone", i, HG_EXEC_SUCCEEDED, 1);
+    }
+    sync_store(store);
+    assert_int_equal(unlink(f->path), 0);
+    for (i = 5; i < 10; i++) {
+        put_final(store, "gone", i, HG_EXEC_SUCCEEDED, 1);
+    }
+    make_rec(&b, "gone", 10, HG_EXEC_QUEUED);
+    put(store, &b.r);
+    assert_true(wait_failing(store, true, 10000));
+    assert_int_equal(log_count(f, "was deleted or replaced while hourglass "
+                                  "runs"), 1);
+    assert_int_equal(log_count(f, "restart it to go on recording"), 1);
+    assert_int_equal(access(f->path, F_OK), -1);    /* nothing recreated */
+
+    task = new_task(HG_STORE_TASK_HEALTH, NULL);
+    assert_int_equal(hg_store_task(store, task), HG_OK);
+    task = wait_task(store, 20000);
+    assert_non_null(task);
+    assert_int_equal(task->rc, HG_ERROR);
+    assert_non_null(strstr(task->error, "deleted or replaced"));
+    free(task);
+
+    hg_store_close(store);
+    assert_int_equal(log_count(f, "written to the file now at that path"),
+                     1);
+    store = open_store(f, NULL);
+    for (i = 5; i <= 10; i++) {
+        make_rec(&b, "gone", i, i < 10 ? HG_EXEC_SUCCEEDED : HG_EXEC_QUEUED);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        assert_int_equal(row.r.status, b.r.status);
+        hg_exec_row_free(&row);
+    }
+    /* what the deleted file held is gone with it */
+    assert_int_equal(hg_store_get_execution(store, "exec-gone-00000000",
+                                            &row), HG_AGAIN);
+    hg_store_close(store);
+    show_fault_lines(f);
+}
+
 #endif /* HG_HAVE_SQLITE */
 
 #define MEMORY(t) \
@@ -1684,6 +2048,7 @@ main(void)
         BOTH(test_cleanup),
         BOTH(test_job_states),
         BOTH(test_health),
+        BOTH(test_task_async),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         SQLITE(test_reopen),
@@ -1698,6 +2063,10 @@ main(void)
         SQLITE(test_readonly),
         SQLITE(test_check),
         SQLITE(test_vacuum),
+        SQLITE(test_open_writes_nothing),
+        SQLITE(test_private_no_symlink),
+        SQLITE(test_fault_recovery_in_chunks),
+        SQLITE(test_file_deleted),
 #endif
     };
 
