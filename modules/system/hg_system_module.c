@@ -51,9 +51,12 @@ system_monotonic_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The store tasks are the host's (hg_host_t.store_task): it knows the
- * store's driver and path and opens a connection of its own in this
- * worker. The report it returns is the execution's output. */
+/* The store tasks are the host's (hg_host_t.store_task): this worker asks
+ * the master, whose store runs the task on a thread and connection of its
+ * own, and waits for the answer. A worker never opens the store itself: it
+ * was forked from a master that has it open, and SQLite's state does not
+ * survive a fork (a connection here corrupts the file). The report it
+ * returns is the execution's output. */
 static const hg_host_t *hg_system_host;
 
 static hg_result_t
@@ -129,12 +132,15 @@ system_health_check(hg_exec_t *exec)
         goto done;
     }
     if (HG_HOST_HAS(hg_system_host, store_task)) {
-        json_t *store = NULL;
+        json_t *report = NULL, *store;
         char err[512];
-        if (hg_system_host->store_task("health_check", &store, err,
+        if (hg_system_host->store_task("health_check", &report, err,
                                        sizeof(err)) == 0)
         {
-            json_object_set_new(doc, "store", store);
+            /* the store's own figures, not the task's wrapping */
+            store = json_object_get(report, "store");
+            json_object_set(doc, "store", store != NULL ? store : report);
+            json_decref(report);
         } else {
             json_object_set_new(doc, "status", json_string("degraded"));
             json_object_set_new(doc, "store_error", json_string(err));
