@@ -217,8 +217,9 @@ struct hg_store_s {
 
 /*
  * Open the driver named in conf->store.driver ("memory", "sqlite").
- * Creates and migrates the schema (by version number). NULL with a message
- * naming the path and the cause.
+ * Creates the file (0600, never through a symbolic link) and its schema,
+ * or migrates it (by version number); a file already up to date is only
+ * read. NULL with a message naming the path and the cause.
  */
 hg_store_t *hg_store_open(const hg_conf_t *conf, char *err, size_t errlen);
 /* The same with tuning or test hooks (options may be NULL). */

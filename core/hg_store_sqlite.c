@@ -2,17 +2,21 @@
  * hg_store_sqlite.c: the `sqlite` store driver (the default), one SQLite
  * file in WAL mode.
  *
- * Two connections. The WRITE connection belongs to a writer thread:
- * hg_store_put_* copy the record into a queue (mutex + condvar) and return;
- * the writer takes everything queued and commits it in ONE transaction,
- * then publishes the highest barrier ticket issued before it took the
- * queue and writes to an eventfd (store->notify_fd) so the master's epoll
- * wakes; hg_store_ack drains it. While the writer commits, new puts
- * collect in the queue for the next transaction: batching follows load by
- * itself, with no timer. The READ connection serves the synchronous reads
- * in the caller's thread; WAL lets them run beside the writer, each seeing
- * the last commit. Cleanup and vacuum write through it too, in short
- * transactions of their own.
+ * Three connections, each used by one thread. The WRITE connection
+ * belongs to a writer thread: hg_store_put_* copy the record into a queue
+ * (mutex + condvar) and return; the writer takes everything queued and
+ * commits it in ONE transaction, then publishes the highest barrier
+ * ticket issued before it took the queue and writes to an eventfd
+ * (store->notify_fd) so the master's epoll wakes; hg_store_ack drains it.
+ * While the writer commits, new puts collect in the queue for the next
+ * transaction: batching follows load by itself, with no timer. The READ
+ * connection serves the synchronous reads in the caller's thread; WAL
+ * lets them run beside the writer, each seeing the last commit. The
+ * MAINTENANCE connection belongs to a maintenance thread (started by the
+ * first hg_store_task) that runs cleanup and vacuum in short transactions
+ * of their own and reports through the same eventfd. All three are opened
+ * together, by this process, before any thread starts; none is ever used
+ * in a forked process (see hg_store.h).
  *
  * The master's event loop never waits on a transaction: puts take the
  * queue's mutex, which the writer holds only to swap the queue out, never
@@ -37,6 +41,23 @@
  * (100,000) -- later puts of an id replace the earlier one in place, so a
  * running record never waits beside its final one -- and beyond that the
  * oldest records are dropped, counted (health: dropped) and logged once.
+ * Recovering, the writer commits the backlog in chunks of HG_SQ_CHUNK
+ * records: a little room freed on a full disk lets part of it through at
+ * once, where one transaction of everything would fail for ever. Tickets
+ * are acknowledged when the backlog is drained.
+ *
+ * A file deleted or replaced under the running daemon (another inode at
+ * the path: SQLITE_FCNTL_HAS_MOVED, checked before each transaction) is
+ * such a fault, with its own line: nothing is written into a file that is
+ * no longer at its path, records are kept in memory, and at close, once
+ * every connection to the old file is closed, they are written to a new
+ * file at the path (or the one moved there). Not while running: a
+ * connection to the new file beside those to the old one would share the
+ * -wal and -shm names with them and mix their frames.
+ *
+ * Files: the database is opened without following a symbolic link at its
+ * last component (SQLITE_OPEN_NOFOLLOW), and created 0600 (SQLite gives
+ * the -wal and -shm files the database's mode): it holds job output.
  *
  * Threads and signals: the writer thread blocks every signal, so that the
  * master's signalfd sees them all.
@@ -64,8 +85,11 @@
  *   job_durations  (job_id, bucket) -> count: the duration histogram
  *                  behind p95 (log-linear buckets, see hg_store.h).
  *
- * auto_vacuum = INCREMENTAL is set when the file is created, so
- * hg_store_vacuum can give free pages back without rewriting the file.
+ * auto_vacuum = INCREMENTAL and WAL mode are set when the file is created
+ * (user_version 0), so that a vacuum can give free pages back without
+ * rewriting the file; a file already at the current version is only read
+ * when the store opens it, and migrations write only when the version
+ * changes.
  */
 
 #include "hg_core.h"

@@ -3,6 +3,11 @@
  * simple on purpose: it has nothing else to do while it waits. Everything
  * the master sends is checked before use; a malformed frame ends the worker
  * (the master replaces it) rather than running half a job.
+ *
+ * It never touches the store: it was forked from a master that has the
+ * store open, and no SQLite call may be made in such a process (see
+ * hg_store.h). A module's store task is asked of the master
+ * (hg_worker_store_task).
  */
 
 #include "hg_core.h"
