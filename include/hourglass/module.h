@@ -90,11 +90,13 @@ typedef struct hg_host_s {
     const char *prefix;             /* the prefix relative paths resolve in */
     void (*log)(hg_log_level_t level, const char *module, const char *fmt,
                 ...) HG_PRINTF(3, 4);
-    /* Store maintenance in this process: task "history_cleanup" (delete
-     * executions older than store.retention, in bounded batches),
-     * "store_vacuum" or "health_check". On success *report is a JSON
-     * object the caller json_decref()s. 0, or -1 with a message in err.
-     * Present when host->size covers it. */
+    /* Store maintenance, from execute in a worker: task
+     * "history_cleanup" (delete executions older than store.retention, in
+     * bounded batches), "store_vacuum" or "health_check". The master's
+     * store runs it and the call waits for the answer (a worker never
+     * opens the store itself). On success *report is a JSON object the
+     * caller json_decref()s. 0, or -1 with a message in err. Present when
+     * host->size covers it (NULL in the master). */
     int (*store_task)(const char *task, json_t **report, char *err,
                       size_t errlen);
 } hg_host_t;

@@ -10,7 +10,8 @@ import sqlite3
 
 import pytest
 
-from conftest import db_rows, job, sqlite_config, wait_rows
+from conftest import (at_ahead, db_rows, job, rfc3339, sqlite_config,
+                      wait_rows)
 
 TASKS = ("history_cleanup", "store_vacuum", "health_check")
 
@@ -122,3 +123,31 @@ def test_store_file_deleted_or_replaced_under_the_daemon(daemon, how):
     if how == "deleted":
         # the new file is hourglass's own: private, as it holds job output
         assert (os.stat(db).st_mode & 0o777) == 0o600
+
+
+def test_answer_to_a_killed_worker_is_dropped(daemon):
+    """A store task outlives its execution (timeout: the worker is
+    killed); its answer goes to no one, and the next executions run."""
+    db = daemon.dir / "hg.db"
+    jobs = [job("vac", type="system", task="store_vacuum",
+                at=rfc3339(at_ahead(2)), timeout="300ms", max_retries=0),
+            job("tick", type="system", task="noop", every="100ms")]
+    daemon.start(sqlite_config(daemon, db, load=("system",), jobs=jobs))
+    # another process holds the write lock: the vacuum waits for it (the
+    # store's busy timeout, 1 s) longer than the job may run
+    other = sqlite3.connect(str(db), timeout=10, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        fin = daemon.wait_event("finish", job="vac", timeout=15)[0]
+        assert fin["status"] == "timed_out", fin
+        daemon.wait_for(lambda evs: messages(daemon, "answer dropped"),
+                        what="the dropped answer")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    since = len(daemon.events("finish", job="tick", status="succeeded"))
+    daemon.wait_for(lambda evs: len(daemon.events("finish", job="tick",
+                                                  status="succeeded"))
+                    >= since + 5, what="five more runs")
+    stop(daemon)
+    assert integrity(db) == [("ok",)]
