@@ -59,8 +59,8 @@
  * last component (SQLITE_OPEN_NOFOLLOW), and created 0600 (SQLite gives
  * the -wal and -shm files the database's mode): it holds job output.
  *
- * Threads and signals: the writer thread blocks every signal, so that the
- * master's signalfd sees them all.
+ * Threads and signals: the writer and maintenance threads block every
+ * signal, so that the master's signalfd sees them all.
  *
  * The schema (version 1, PRAGMA user_version), created and migrated by
  * hg_sq_migrations below, one SQL string per version, applied in order in
