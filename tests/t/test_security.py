@@ -6,15 +6,18 @@ nor show its value in `ps`; text log lines escape control characters."""
 
 import fcntl
 import os
+import pwd
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import (HOURGLASS, alive, conf_value, job, proc_cmdline,
-                      run_hourglass, wait_until)
+from conftest import (HOURGLASS, alive, at_ahead, conf_value, job,
+                      proc_cmdline, rfc3339, run_hourglass, wait_until)
 
 
 # --- pid file and log file ------------------------------------------------
@@ -128,3 +131,57 @@ def test_daemon_start_that_succeeds_exits_zero_once_started(daemon):
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# --- the environment of a shell job -----------------------------------------
+
+def env_of_job(daemon, monkeypatch, **keys):
+    """Runs one shell job (KEYS) once, with a secret in the daemon's
+    environment; returns the command's environment as a dict."""
+    monkeypatch.setenv("HG_E2E_SECRET", "s3cret")
+    # a job's user may be nobody, who cannot reach the test's tmp dir
+    drop = tempfile.mkdtemp(prefix="hg-e2e-env-")
+    try:
+        os.chmod(drop, 0o777)
+        out = os.path.join(drop, "env.out")
+        daemon.start(jobs=[job("envjob", every="1h", start_at=rfc3339(
+            at_ahead(1)), command="env > %s" % out, **keys)])
+        fin = daemon.wait_event("finish", job="envjob")[0]
+        assert fin["status"] == "succeeded", fin
+        with open(out) as f:
+            return dict(line.rstrip("\n").split("=", 1) for line in f
+                        if "=" in line)
+    finally:
+        shutil.rmtree(drop)
+
+
+def test_shell_job_gets_a_clean_environment(daemon, monkeypatch):
+    env = env_of_job(daemon, monkeypatch)
+    assert "HG_E2E_SECRET" not in env, env
+    assert "HG_E2E_TAG" not in env, env
+    pw = pwd.getpwuid(os.geteuid())
+    assert env["HOME"] == pw.pw_dir
+    assert env["USER"] == env["LOGNAME"] == pw.pw_name
+    assert env["SHELL"] == "/bin/sh"
+    assert env["PATH"] == ("/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                           "/usr/bin:/sbin:/bin" if os.geteuid() == 0
+                           else "/usr/local/bin:/usr/bin:/bin")
+    assert env["HOURGLASS_JOB_ID"] == "envjob"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user = needs root")
+def test_shell_job_as_nobody_gets_nobodys_environment(daemon, monkeypatch):
+    env = env_of_job(daemon, monkeypatch, user="nobody", cwd="/")
+    pw = pwd.getpwnam("nobody")
+    assert env["HOME"] == pw.pw_dir, env
+    assert env["USER"] == env["LOGNAME"] == "nobody", env
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin", env
+    assert "HG_E2E_SECRET" not in env, env
+
+
+def test_shell_job_inherit_env_opts_in(daemon, monkeypatch):
+    env = env_of_job(daemon, monkeypatch, inherit_env=True,
+                     env={"FOO": "bar"})
+    assert env["HG_E2E_SECRET"] == "s3cret"
+    assert env["FOO"] == "bar"
+    assert env["HOURGLASS_JOB_ID"] == "envjob"
