@@ -185,3 +185,29 @@ def test_shell_job_inherit_env_opts_in(daemon, monkeypatch):
     assert env["HG_E2E_SECRET"] == "s3cret"
     assert env["FOO"] == "bar"
     assert env["HOURGLASS_JOB_ID"] == "envjob"
+
+
+# --- ${VAR} in a shell command ----------------------------------------------
+
+def test_expanded_value_cannot_inject_shell_syntax(daemon, monkeypatch):
+    pwned = daemon.dir / "pwned"
+    out = daemon.dir / "out"
+    monkeypatch.setenv("HG_E2E_VALUE", "x; touch %s" % pwned)
+    daemon.start(jobs=[job("inject", every="1h", start_at=rfc3339(
+        at_ahead(1)), command="echo ${HG_E2E_VALUE} > %s" % out)])
+    fin = daemon.wait_event("finish", job="inject")[0]
+    assert fin["status"] == "succeeded", fin
+    assert out.read_text() == "x; touch %s\n" % pwned
+    assert not pwned.exists()
+
+
+def test_expanded_value_does_not_show_in_ps(daemon, monkeypatch):
+    monkeypatch.setenv("HG_E2E_SECRET", "s3cret-in-ps")
+    daemon.start(jobs=[job("secret", every="1h", start_at=rfc3339(
+        at_ahead(1)), command="test -n ${HG_E2E_SECRET} && sleep 30")])
+    shells = wait_until(lambda: daemon.find_commands(["sh", "-c"]),
+                        what="the job's shell")
+    for pid in shells:
+        cmdline = b" ".join(proc_cmdline(pid))
+        assert b"s3cret" not in cmdline, cmdline
+        assert b"${HG_E2E_SECRET}" in cmdline, cmdline
