@@ -843,8 +843,7 @@ hg_conf_is_shell_command(const config_setting_t *s)
         || (list = config_setting_parent(group)) == NULL
         || config_setting_name(list) == NULL
         || strcmp(config_setting_name(list), "jobs") != 0
-        || config_setting_parent(list) != config_root_setting(
-               config_setting_parent(list)->config))
+        || !config_setting_is_root(config_setting_parent(list)))
     {
         return false;
     }

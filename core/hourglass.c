@@ -235,25 +235,24 @@ hg_run_master(const hg_options_t *opt)
     store = hg_store_open(conf, err, sizeof(err));
     if (store == NULL) {
         hg_log(HG_LOG_ERROR, "cannot open the store: %s", err);
-        rc = hg_start_failed(&report_fd, "cannot open the store: %s", err);
+        hg_daemon_report(&report_fd, hg_log_last_error());
         hg_pidfile_remove(conf->pid, pid_fd);
         hg_cycle_destroy(cycle);
         hg_log_close();
-        return rc;
+        return 1;
     }
     if (hg_master_init(&master, cycle, opt->conf_file, opt->prefix, store)
         != HG_OK)
     {
-        hg_log_flush();
-        rc = hg_start_failed(&report_fd, "%s (log: %s)",
-                             hg_log_last_error()[0] != '\0'
-                             ? hg_log_last_error() : "the master could not "
-                             "start", conf->log.file);
+        /* what went wrong is in the log already (and on stderr when the
+         * log is "-"); the parent of a daemon is told its last error */
+        hg_daemon_report(&report_fd, hg_log_last_error()[0] != '\0'
+                         ? hg_log_last_error() : "the master could not start");
         hg_master_cleanup(&master);
         hg_store_close(store);
         hg_pidfile_remove(conf->pid, pid_fd);
         hg_log_close();
-        return rc;
+        return 1;
     }
     /* The first cycle is applied, the store open, the workers forked. */
     hg_daemon_report(&report_fd, NULL);
