@@ -55,6 +55,7 @@ struct hg_conf_loader_s {
     char *incdir;                   /* directory of the main file, or NULL */
     json_t *ids;                    /* job id -> "file:line" where first seen */
     bool literal;                   /* strings as they are: no ${VAR} */
+    json_t *pass_env;               /* names a shell command referenced */
     bool oom;
 };
 
@@ -685,9 +686,28 @@ hg_conf_var_name_ok(const char *name, size_t len)
     return true;
 }
 
-/* HG_OK, HG_ERROR (err says why) or HG_CONF_NOMEM. */
+/* Appends NAME to the array LIST unless it is there already. */
 static int
-hg_conf_expand(const char *in, char **out, char *err, size_t errlen)
+hg_conf_name_add(json_t *list, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < json_array_size(list); i++) {
+        const char *have = json_string_value(json_array_get(list, i));
+        if (have != NULL && strcmp(have, name) == 0) {
+            return HG_OK;
+        }
+    }
+    return json_array_append_new(list, json_string(name)) == 0
+           ? HG_OK : HG_ERROR;
+}
+
+/* HG_OK, HG_ERROR (err says why) or HG_CONF_NOMEM. With REFS (a JSON
+ * array), a reference is checked as usual but kept as written, for sh to
+ * expand, and its name, when set, appended to REFS. */
+static int
+hg_conf_expand(const char *in, char **out, json_t *refs, char *err,
+               size_t errlen)
 {
     hg_conf_buf_t b = { NULL, 0, 0 };
     const char *p = in;
@@ -760,7 +780,14 @@ hg_conf_expand(const char *in, char **out, char *err, size_t errlen)
 
         /* as in sh, ${VAR:-default} also replaces a variable set to "" */
         value = getenv(name);
-        if (dflt != NULL && (value == NULL || value[0] == '\0')) {
+        if (refs != NULL && (value != NULL || dflt != NULL)) {
+            if (hg_conf_buf_add(&b, dollar, (size_t) (end + 1 - dollar))
+                    != HG_OK
+                || (value != NULL && hg_conf_name_add(refs, name) != HG_OK))
+            {
+                goto failed;
+            }
+        } else if (dflt != NULL && (value == NULL || value[0] == '\0')) {
             if (hg_conf_buf_add(&b, dflt, (size_t) (end - dflt)) != HG_OK) {
                 goto failed;
             }
@@ -793,13 +820,119 @@ hg_conf_value(hg_conf_loader_t *ld, const char *in, char **out, char *err,
         *out = strdup(in);
         return *out != NULL ? HG_OK : HG_CONF_NOMEM;
     }
-    return hg_conf_expand(in, out, err, errlen);
+    return hg_conf_expand(in, out, NULL, err, errlen);
+}
+
+/*
+ * The `command` of a shell job is text that /bin/sh parses: a value
+ * pasted into it could inject shell syntax (a `;`) and would show in `ps`
+ * to every user. So there a ${VAR} is left for sh to expand from the
+ * command's environment, and VAR is added to the job's `pass_env`, which
+ * hands hourglass's value of VAR to the command (hg_conf_pass_env). A
+ * value then reaches the command as one word of data and only through an
+ * environment that only its user can read. The check is the same as
+ * elsewhere: a VAR neither set nor given a default is an error at load.
+ */
+static bool
+hg_conf_is_shell_command(const config_setting_t *s)
+{
+    const config_setting_t *group = config_setting_parent(s), *list, *type;
+
+    if (group == NULL || config_setting_name(s) == NULL
+        || strcmp(config_setting_name(s), "command") != 0
+        || (list = config_setting_parent(group)) == NULL
+        || config_setting_name(list) == NULL
+        || strcmp(config_setting_name(list), "jobs") != 0
+        || !config_setting_is_root(config_setting_parent(list)))
+    {
+        return false;
+    }
+    type = config_setting_get_member(group, "type");
+    return type != NULL && config_setting_type(type) == CONFIG_TYPE_STRING
+           && strcmp(config_setting_get_string(type), "shell") == 0;
+}
+
+static int
+hg_conf_string_value(hg_conf_loader_t *ld, const config_setting_t *s,
+                     char **out, char *err, size_t errlen)
+{
+    if (ld->literal || !hg_conf_is_shell_command(s)) {
+        return hg_conf_value(ld, config_setting_get_string(s), out, err,
+                             errlen);
+    }
+    if (ld->pass_env == NULL && (ld->pass_env = json_array()) == NULL) {
+        return HG_CONF_NOMEM;
+    }
+    json_array_clear(ld->pass_env);
+    return hg_conf_expand(config_setting_get_string(s), out, ld->pass_env,
+                          err, errlen);
+}
+
+/*
+ * A job's module key V (already in JSON) on its way into the definition
+ * OUT: the names its shell command referenced join `pass_env`, and a
+ * `pass_env` written by hand joins them. From the API (literal) a
+ * `pass_env` is refused: hourglass's environment is not a client's to
+ * read. V is always taken (set in OUT, merged, or freed).
+ */
+static void
+hg_conf_pass_env(hg_conf_loader_t *ld, const config_setting_t *m,
+                 const char *loc, json_t *v, json_t *out)
+{
+    const char *name = config_setting_name(m);
+    json_t *have = json_object_get(out, "pass_env");
+    size_t i;
+
+    if (strcmp(name, "pass_env") == 0 && ld->literal) {
+        hg_conf_err(ld, m, "%s: not accepted from the API (it names "
+                    "variables of hourglass's own environment)", loc);
+        json_decref(v);
+        return;
+    }
+    if (strcmp(name, "pass_env") == 0 && json_is_array(have)
+        && json_is_array(v))
+    {
+        for (i = 0; i < json_array_size(v); i++) {
+            const char *s = json_string_value(json_array_get(v, i));
+            if (s != NULL && hg_conf_name_add(have, s) != HG_OK) {
+                ld->oom = true;
+            }
+        }
+        json_decref(v);
+        return;
+    }
+    if (json_object_set_new(out, name, v) != 0) {
+        ld->oom = true;
+    }
+    if (ld->pass_env == NULL || json_array_size(ld->pass_env) == 0
+        || !hg_conf_is_shell_command(m))
+    {
+        return;
+    }
+    have = json_object_get(out, "pass_env");
+    if (have == NULL) {
+        if (json_object_set_new(out, "pass_env", ld->pass_env) != 0) {
+            ld->oom = true;
+        }
+        ld->pass_env = NULL;        /* the definition has it now */
+        return;
+    }
+    if (json_is_array(have)) {
+        for (i = 0; i < json_array_size(ld->pass_env); i++) {
+            if (hg_conf_name_add(have, json_string_value(
+                    json_array_get(ld->pass_env, i))) != HG_OK)
+            {
+                ld->oom = true;
+            }
+        }
+    }
+    json_array_clear(ld->pass_env);
 }
 
 int
 hg_conf_expand_env(const char *text, char **out, char *err, size_t errlen)
 {
-    int rc = hg_conf_expand(text, out, err, errlen);
+    int rc = hg_conf_expand(text, out, NULL, err, errlen);
 
     if (rc == HG_CONF_NOMEM) {
         snprintf(err, errlen, "out of memory");
@@ -880,8 +1013,7 @@ hg_conf_to_json(hg_conf_loader_t *ld, const config_setting_t *s,
 
     case CONFIG_TYPE_STRING: {
         char *x, err[HG_CONF_LOC_MAX];
-        int rc = hg_conf_value(ld, config_setting_get_string(s), &x, err,
-                               sizeof(err));
+        int rc = hg_conf_string_value(ld, s, &x, err, sizeof(err));
         if (rc == HG_CONF_NOMEM) {
             ld->oom = true;
             return NULL;
@@ -1752,8 +1884,8 @@ hg_conf_job_module_key(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
     }
     if (out == NULL) {
         json_decref(v);
-    } else if (json_object_set_new(out, config_setting_name(m), v) != 0) {
-        ld->oom = true;
+    } else {
+        hg_conf_pass_env(ld, m, loc, v, out);
     }
 }
 
@@ -1896,6 +2028,13 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
         {
             ld->oom = true;
         }
+    }
+    /* a pass_env that a shell command's ${VAR} made is on its line */
+    if (json_object_get(job->key_lines, "pass_env") == NULL
+        && json_object_get(job->definition, "pass_env") != NULL)
+    {
+        (void) json_object_set(job->key_lines, "pass_env",
+                               json_object_get(job->key_lines, "command"));
     }
 
     if (job->id != NULL) {
@@ -2252,6 +2391,7 @@ done:
     }
     free(ld.incdir);
     json_decref(ld.ids);
+    json_decref(ld.pass_env);
     if (errors == &local) {
         if (local.count > 0) {
             hg_conf_free(conf);
@@ -2474,6 +2614,7 @@ done:
     }
     config_destroy(&ld.cf);
     json_decref(ld.ids);
+    json_decref(ld.pass_env);
     if (!keep || errors->count != before) {
         hg_conf_job_free(job);
         return HG_ERROR;

@@ -2,11 +2,16 @@
  * hg_log.c owns the log target of the process and the format of a line.
  * JSON lines are built by jansson; text lines are `key=value` pairs whose
  * values are quoted when they hold spaces, quotes or control characters.
+ * In a text line every control character of every part (process, event,
+ * keys, values, message) is escaped: one event is one line, whatever a
+ * module or a job put in its text. It never writes a raw control
+ * character but the line's final newline.
  */
 
 #include "hg_core.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include "hg_log.h"
@@ -31,6 +36,12 @@ static hg_log_state_t hg_log_state = {
     "master", false, NULL, 0
 };
 
+/* Why the last hg_log_open or hg_log_reopen failed. */
+static char hg_log_open_reason[PATH_MAX + 128];
+/* The last error-level message of this process (what a daemon that fails
+ * to start tells the process that started it). */
+static char hg_log_last_error_text[512];
+
 static const char *const hg_log_level_names[] = {
     "error", "warn", "info", "debug"
 };
@@ -44,13 +55,59 @@ hg_log_level_name(hg_log_level_t level)
     return hg_log_level_names[level];
 }
 
+/*
+ * The log holds job output and error text: created 0640, never reached
+ * through a symbolic link (a link planted in a writable directory must not
+ * make root append to the file it points at), and only a regular file or
+ * a character device such as /dev/null. -1 with hg_log_open_reason set.
+ */
 static int
 hg_log_open_fd(const char *file)
 {
+    struct stat st;
+    int fd, saved;
+
     if (strcmp(file, "-") == 0) {
         return STDERR_FILENO;
     }
-    return open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* O_NONBLOCK: opening a FIFO planted there must not hang the master */
+    fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK
+              | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        saved = errno;
+        if (saved == ELOOP && lstat(file, &st) == 0 && S_ISLNK(st.st_mode)) {
+            snprintf(hg_log_open_reason, sizeof(hg_log_open_reason),
+                     "log file %s is a symbolic link: hourglass does not "
+                     "follow links there", file);
+        } else {
+            snprintf(hg_log_open_reason, sizeof(hg_log_open_reason),
+                     "cannot open log file %s: %s", file, strerror(saved));
+        }
+        errno = saved;
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))
+        || fcntl(fd, F_SETFL, O_APPEND) < 0)
+    {
+        snprintf(hg_log_open_reason, sizeof(hg_log_open_reason),
+                 "log file %s is not a regular file", file);
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
+const char *
+hg_log_open_error(void)
+{
+    return hg_log_open_reason;
+}
+
+const char *
+hg_log_last_error(void)
+{
+    return hg_log_last_error_text;
 }
 
 int
@@ -260,17 +317,52 @@ hg_log_append(hg_log_line_t *line, const char *fmt, ...)
 }
 
 static bool
+hg_log_is_control(unsigned char c)
+{
+    return c < ' ' || c == 0x7f;
+}
+
+static bool
 hg_log_needs_quotes(const char *s)
 {
     if (*s == '\0') {
         return true;
     }
     for (; *s != '\0'; s++) {
-        if ((unsigned char) *s <= ' ' || *s == '"' || *s == '=' || *s == '\\') {
+        unsigned char c = (unsigned char) *s;
+        if (c == ' ' || hg_log_is_control(c) || c == '"' || c == '='
+            || c == '\\')
+        {
             return true;
         }
     }
     return false;
+}
+
+/* Appends S with every control character written as an escape (\n, \r,
+ * \t, or \xNN: ESC is \x1b, DEL \x7f), so that no text from a job, a
+ * module or a configuration file can end a line or start a forged one.
+ * In a quoted value `"` and `\` are escaped too. */
+static void
+hg_log_append_escaped(hg_log_line_t *line, const char *s, bool quoted)
+{
+    for (; *s != '\0' && line->len + 4 < line->cap; s++) {
+        unsigned char c = (unsigned char) *s;
+        if (quoted && (c == '"' || c == '\\')) {
+            hg_log_append(line, "\\%c", c);
+        } else if (c == '\n') {
+            hg_log_append(line, "\\n");
+        } else if (c == '\r') {
+            hg_log_append(line, "\\r");
+        } else if (c == '\t') {
+            hg_log_append(line, "\\t");
+        } else if (hg_log_is_control(c)) {
+            hg_log_append(line, "\\x%02x", c);
+        } else {
+            line->buf[line->len++] = (char) c;
+            line->buf[line->len] = '\0';
+        }
+    }
 }
 
 static void
@@ -281,19 +373,7 @@ hg_log_append_value(hg_log_line_t *line, const char *s)
         return;
     }
     hg_log_append(line, "\"");
-    for (; *s != '\0' && line->len + 4 < line->cap; s++) {
-        unsigned char c = (unsigned char) *s;
-        if (c == '"' || c == '\\') {
-            hg_log_append(line, "\\%c", c);
-        } else if (c == '\n') {
-            hg_log_append(line, "\\n");
-        } else if (c < ' ') {
-            hg_log_append(line, "\\x%02x", c);
-        } else {
-            line->buf[line->len++] = (char) c;
-            line->buf[line->len] = '\0';
-        }
-    }
+    hg_log_append_escaped(line, s, true);
     hg_log_append(line, "\"");
 }
 
@@ -307,20 +387,25 @@ hg_log_text(hg_log_level_t level, const char *event, const char *job_id,
     size_t i;
 
     hg_log_timestamp(ts, sizeof(ts));
-    hg_log_append(&line, "%s [%s] %s %d:", ts, hg_log_level_name(level),
-                  hg_log_state.process, (int) getpid());
+    hg_log_append(&line, "%s [%s] ", ts, hg_log_level_name(level));
+    hg_log_append_escaped(&line, hg_log_state.process, false);
+    hg_log_append(&line, " %d:", (int) getpid());
     if (event != NULL) {
-        hg_log_append(&line, " event=%s", event);
+        hg_log_append(&line, " event=");
+        hg_log_append_value(&line, event);
     }
     if (job_id != NULL) {
         hg_log_append(&line, " job=");
         hg_log_append_value(&line, job_id);
     }
     if (exec_id != NULL) {
-        hg_log_append(&line, " exec=%s", exec_id);
+        hg_log_append(&line, " exec=");
+        hg_log_append_value(&line, exec_id);
     }
     for (i = 0; i < nfields; i++) {
-        hg_log_append(&line, " %s=", fields[i].key);
+        hg_log_append(&line, " ");
+        hg_log_append_escaped(&line, fields[i].key, false);
+        hg_log_append(&line, "=");
         switch (fields[i].type) {
         case HG_LOG_FIELD_STRING:
             hg_log_append_value(&line, fields[i].s ? fields[i].s : "");
@@ -334,7 +419,8 @@ hg_log_text(hg_log_level_t level, const char *event, const char *job_id,
         }
     }
     if (message != NULL && *message != '\0') {
-        hg_log_append(&line, "%s%s", line.len > 0 ? " " : "", message);
+        hg_log_append(&line, " ");
+        hg_log_append_escaped(&line, message, false);
     }
     buf[line.len++] = '\n';
     hg_log_emit(buf, line.len);
@@ -415,6 +501,11 @@ hg_log_vevent(hg_log_level_t level, const char *event, const char *job_id,
     message[0] = '\0';
     if (fmt != NULL) {
         vsnprintf(message, sizeof(message), fmt, ap);
+    }
+    if (level == HG_LOG_ERROR) {
+        snprintf(hg_log_last_error_text, sizeof(hg_log_last_error_text),
+                 "%s", message[0] != '\0' ? message
+                                          : (event != NULL ? event : ""));
     }
     if (hg_log_state.format == HG_LOG_FORMAT_JSON) {
         hg_log_json(level, event, job_id, exec_id, fields, nfields, message);

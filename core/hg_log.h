@@ -35,11 +35,18 @@ typedef struct hg_log_field_s {
 #define HG_LOG_REAL(k, v) { (k), HG_LOG_FIELD_REAL, NULL, 0, (double) (v) }
 
 /* Open FILE ("-" = stderr). Until the first call, lines go to stderr as
- * text at level info. On failure the previous target stays. */
+ * text at level info. On failure the previous target stays. A file is
+ * created 0640 (it holds job output), never opened through a symbolic
+ * link, and must be a regular file or a character device. */
 int hg_log_open(const char *file, hg_log_level_t level,
                 hg_log_format_t format);
 /* Reopen the same file (SIGUSR1, after log rotation). */
 int hg_log_reopen(void);
+/* Why the last hg_log_open or hg_log_reopen failed, naming the file:
+ * "log file F is a symbolic link: ...", "cannot open log file F: ...". */
+const char *hg_log_open_error(void);
+/* The last error-level message logged by this process, or "". */
+const char *hg_log_last_error(void);
 void hg_log_close(void);
 /* The process name written in every line ("master", "worker"). */
 void hg_log_set_process(const char *name);

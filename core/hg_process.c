@@ -2,6 +2,11 @@
  * hg_process.c: pid file, daemon, signal names. The pid file is locked
  * with flock for the master's whole life: a stale file left by a crash does
  * not stop a restart, and a live master cannot be started twice.
+ *
+ * The pid file is never reached through a symbolic link (O_NOFOLLOW) and
+ * must be a regular file: a link planted in a writable directory must not
+ * make root truncate and write the file it points at. `-s` signals only a
+ * process that is hourglass, whatever pid a stale or forged file holds.
  */
 
 #include "hg_core.h"
@@ -9,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "hg_process.h"
 
@@ -65,6 +71,55 @@ hg_read_small(int fd, char *buf, size_t len)
     return n;
 }
 
+/* Opens the pid file PATH without following a symbolic link and checks
+ * that it is a regular file. -1 with a message naming PATH and why. */
+static int
+hg_pidfile_open(const char *path, int flags, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd, saved;
+
+    /* O_NONBLOCK: opening a FIFO planted there must not hang us */
+    fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        saved = errno;
+        if (saved == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+            snprintf(err, errlen, "pid file %s is a symbolic link: hourglass "
+                     "does not follow links there (remove it)", path);
+        } else if (saved == ENOENT && !(flags & O_CREAT)) {
+            snprintf(err, errlen, "cannot open pid file %s: %s (is "
+                     "hourglass running?)", path, strerror(saved));
+        } else {
+            snprintf(err, errlen, "cannot open pid file %s: %s", path,
+                     strerror(saved));
+        }
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "cannot stat pid file %s: %s", path,
+                 strerror(errno));
+        goto failed;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "pid file %s is not a regular file (remove "
+                 "it)", path);
+        goto failed;
+    }
+    /* Writing our pid into a file that someone else owns would let that
+     * user choose what a later `-s` signals. */
+    if ((flags & O_CREAT) && st.st_uid != geteuid()) {
+        snprintf(err, errlen, "pid file %s belongs to uid %lu, not to uid "
+                 "%lu that hourglass runs as (remove it)", path,
+                 (unsigned long) st.st_uid, (unsigned long) geteuid());
+        goto failed;
+    }
+    return fd;
+
+failed:
+    close(fd);
+    return -1;
+}
+
 int
 hg_pidfile_create(const char *path, int *fdp, char *err, size_t errlen)
 {
@@ -77,10 +132,8 @@ hg_pidfile_create(const char *path, int *fdp, char *err, size_t errlen)
                  "%s", path, strerror(errno));
         return HG_ERROR;
     }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = hg_pidfile_open(path, O_RDWR | O_CREAT, err, errlen);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open pid file %s: %s", path,
-                 strerror(errno));
         return HG_ERROR;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -128,10 +181,8 @@ hg_pidfile_read(const char *path, char *err, size_t errlen)
     int fd;
     pid_t pid;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = hg_pidfile_open(path, O_RDONLY, err, errlen);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open pid file %s: %s (is hourglass "
-                 "running?)", path, strerror(errno));
         return -1;
     }
     if (hg_read_small(fd, buf, sizeof(buf)) <= 0
@@ -152,25 +203,143 @@ hg_pidfile_read(const char *path, char *err, size_t errlen)
     return pid;
 }
 
+/* comm of PID (what the kernel took from the program's file name), or
+ * -1 with errno. */
+static int
+hg_process_comm(pid_t pid, char *buf, size_t len)
+{
+    char path[64];
+    ssize_t n;
+    int fd, saved;
+
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    do {
+        n = read(fd, buf, len - 1);
+    } while (n < 0 && errno == EINTR);
+    saved = errno;
+    close(fd);
+    if (n < 0) {
+        errno = saved;
+        return -1;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return 0;
+}
+
+/*
+ * A live process is hourglass when its executable is the very file we run
+ * from (same device and inode), or, when that cannot be told (the binary
+ * was upgraded since, or /proc/PID/exe of another user's process is not
+ * readable), when its name is "hourglass". A pid file left pointing at
+ * an unrelated process (a reused pid, a forged file) is refused.
+ */
 int
-hg_daemonize(char *err, size_t errlen)
+hg_process_is_hourglass(pid_t pid, const char *pidfile, char *err,
+                        size_t errlen)
+{
+    char path[64], comm[64];
+    struct stat self, other;
+
+    if (hg_process_comm(pid, comm, sizeof(comm)) < 0) {
+        snprintf(err, errlen, "pid file %s names pid %d, which is not "
+                 "running: %s (is hourglass running?)", pidfile, (int) pid,
+                 strerror(errno));
+        return HG_ERROR;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+    if (stat("/proc/self/exe", &self) == 0 && stat(path, &other) == 0
+        && self.st_dev == other.st_dev && self.st_ino == other.st_ino)
+    {
+        return HG_OK;
+    }
+    if (strcmp(comm, "hourglass") == 0) {
+        return HG_OK;
+    }
+    snprintf(err, errlen, "pid file %s names pid %d, which is \"%s\", not "
+             "hourglass: not signalled (the pid file is stale or was "
+             "tampered with)", pidfile, (int) pid, comm);
+    return HG_ERROR;
+}
+
+/* The parent's side of a start in the background: waits until the daemon
+ * says how its start went (one line: "0", or "1" and a message) and exits
+ * with that; the daemon's own exit without a word is a failure too. */
+static void hg_daemon_wait(int fd, pid_t pid) __attribute__((noreturn));
+
+static void
+hg_daemon_wait(int fd, pid_t pid)
+{
+    char buf[1024];
+    size_t used = 0;
+    ssize_t n;
+    int status;
+
+    while (used < sizeof(buf) - 1 && memchr(buf, '\n', used) == NULL) {
+        n = read(fd, buf + used, sizeof(buf) - 1 - used);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        used += (size_t) n;
+    }
+    buf[used] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    if (buf[0] == '0') {
+        _exit(0);
+    }
+    if (buf[0] == '1') {
+        fprintf(stderr, "hourglass: %s\n", buf + 1);
+        _exit(1);
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "hourglass: the daemon was killed by signal %d "
+                "(%s) before it started\n", WTERMSIG(status),
+                sigabbrev_np(WTERMSIG(status)));
+    } else {
+        fprintf(stderr, "hourglass: the daemon exited (status %d) before it "
+                "started\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    _exit(1);
+}
+
+int
+hg_daemonize(int *report_fd, char *err, size_t errlen)
 {
     pid_t pid;
-    int fd;
+    int fd, pipefd[2];
 
+    *report_fd = -1;
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return HG_ERROR;
+    }
     pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
         return HG_ERROR;
     }
     if (pid > 0) {
-        _exit(0);
+        close(pipefd[1]);
+        hg_daemon_wait(pipefd[0], pid);
     }
+    close(pipefd[0]);
+    *report_fd = pipefd[1];
     if (setsid() < 0) {
         snprintf(err, errlen, "setsid: %s", strerror(errno));
         return HG_ERROR;
     }
-    fd = open("/dev/null", O_RDWR);
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "/dev/null: %s", strerror(errno));
         return HG_ERROR;
@@ -181,6 +350,49 @@ hg_daemonize(char *err, size_t errlen)
         close(fd);
     }
     return HG_OK;
+}
+
+void
+hg_daemon_report(int *report_fd, const char *failure)
+{
+    char buf[1024];
+    const char *p;
+    size_t left;
+    ssize_t n;
+    int len;
+
+    if (*report_fd < 0) {
+        return;
+    }
+    if (failure == NULL) {
+        len = snprintf(buf, sizeof(buf), "0\n");
+    } else {
+        /* one line: the parent stops at the first newline */
+        len = snprintf(buf, sizeof(buf), "1%.*s\n",
+                       (int) strcspn(failure, "\n"), failure);
+    }
+    if (len < 0) {
+        len = 0;
+    }
+    if ((size_t) len >= sizeof(buf)) {
+        len = (int) sizeof(buf) - 1;
+        buf[len - 1] = '\n';
+    }
+    p = buf;
+    left = (size_t) len;
+    while (left > 0) {
+        n = write(*report_fd, p, left);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        p += n;
+        left -= (size_t) n;
+    }
+    close(*report_fd);
+    *report_fd = -1;
 }
 
 int

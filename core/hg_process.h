@@ -15,9 +15,19 @@ int hg_pidfile_create(const char *path, int *fd, char *err, size_t errlen);
 void hg_pidfile_remove(const char *path, int fd);
 /* The pid in PATH, or -1 with a message. */
 pid_t hg_pidfile_read(const char *path, char *err, size_t errlen);
+/* HG_OK when PID is a live hourglass; HG_ERROR with a message naming
+ * PIDFILE and what PID is instead. */
+int hg_process_is_hourglass(pid_t pid, const char *pidfile, char *err,
+                            size_t errlen);
 
-/* Detach from the terminal: fork, setsid, stdio to /dev/null. */
-int hg_daemonize(char *err, size_t errlen);
+/* Detach from the terminal: fork, setsid, stdin and stdout to /dev/null.
+ * The process that was started waits, and exits 0 once the daemon calls
+ * hg_daemon_report(NULL), or 1 with the daemon's message when it reports a
+ * failure or dies first. *report_fd is the daemon's end of that channel. */
+int hg_daemonize(int *report_fd, char *err, size_t errlen);
+/* Tell the waiting parent how the start went (FAILURE NULL: started) and
+ * close the channel. Does nothing when *report_fd is -1. */
+void hg_daemon_report(int *report_fd, const char *failure);
 
 /* "reload" -> SIGHUP, "stop" -> SIGTERM, "quit" -> SIGQUIT,
  * "reopen" -> SIGUSR1; 0 when NAME is none of them. */

@@ -6,6 +6,7 @@
 
 #include "hg_core.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 
 #include "hg_cycle.h"
@@ -125,6 +126,11 @@ hg_send_signal(const hg_options_t *opt)
         return 1;
     }
     pid = hg_pidfile_read(conf->pid, err, sizeof(err));
+    if (pid > 0
+        && hg_process_is_hourglass(pid, conf->pid, err, sizeof(err)) != HG_OK)
+    {
+        pid = -1;
+    }
     hg_conf_free(conf);
     hg_conf_errors_free(&errors);
     if (pid < 0) {
@@ -139,6 +145,46 @@ hg_send_signal(const hg_options_t *opt)
     return 0;
 }
 
+/* A start that fails: said on stderr, or, in the background, to the
+ * process that started the daemon (which prints it and exits 1). */
+static int
+hg_start_failed(int *report_fd, const char *fmt, ...) HG_PRINTF(2, 3);
+
+static int
+hg_start_failed(int *report_fd, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    if (*report_fd >= 0) {
+        hg_daemon_report(report_fd, message);
+    } else {
+        fprintf(stderr, "hourglass: %s\n", message);
+    }
+    return 1;
+}
+
+/* In the background, stderr is the terminal (or the pipe) of whoever
+ * started us: once the log has a file of its own, let it go, before the
+ * workers inherit it. */
+static void
+hg_detach_stderr(const hg_conf_t *conf)
+{
+    int fd;
+
+    if (!conf->daemon || strcmp(conf->log.file, "-") == 0) {
+        return;
+    }
+    fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+}
+
 static int
 hg_run_master(const hg_options_t *opt)
 {
@@ -147,32 +193,32 @@ hg_run_master(const hg_options_t *opt)
     hg_store_t *store;
     hg_conf_t *conf;
     char err[512];
-    int pid_fd = -1, rc;
+    int pid_fd = -1, report_fd = -1, rc;
 
     cycle = hg_load_cycle(opt);
     if (cycle == NULL) {
         return 1;
     }
     conf = cycle->conf;
-    if (conf->daemon && hg_daemonize(err, sizeof(err)) != HG_OK) {
-        fprintf(stderr, "hourglass: cannot become a daemon: %s\n", err);
+    if (conf->daemon && hg_daemonize(&report_fd, err, sizeof(err)) != HG_OK) {
+        rc = hg_start_failed(&report_fd, "cannot become a daemon: %s", err);
         hg_cycle_destroy(cycle);
-        return 1;
+        return rc;
     }
     if (hg_pidfile_create(conf->pid, &pid_fd, err, sizeof(err)) != HG_OK) {
-        fprintf(stderr, "hourglass: %s\n", err);
+        rc = hg_start_failed(&report_fd, "%s", err);
         hg_cycle_destroy(cycle);
-        return 1;
+        return rc;
     }
     if (hg_log_open(conf->log.file, conf->log.level, conf->log.format)
         != HG_OK)
     {
-        fprintf(stderr, "hourglass: cannot open log file %s: %s\n",
-                conf->log.file, strerror(errno));
+        rc = hg_start_failed(&report_fd, "%s", hg_log_open_error());
         hg_pidfile_remove(conf->pid, pid_fd);
         hg_cycle_destroy(cycle);
-        return 1;
+        return rc;
     }
+    hg_detach_stderr(conf);
     {
         char names[256];
         hg_log_field_t fields[] = {
@@ -189,6 +235,7 @@ hg_run_master(const hg_options_t *opt)
     store = hg_store_open(conf, err, sizeof(err));
     if (store == NULL) {
         hg_log(HG_LOG_ERROR, "cannot open the store: %s", err);
+        hg_daemon_report(&report_fd, hg_log_last_error());
         hg_pidfile_remove(conf->pid, pid_fd);
         hg_cycle_destroy(cycle);
         hg_log_close();
@@ -197,12 +244,18 @@ hg_run_master(const hg_options_t *opt)
     if (hg_master_init(&master, cycle, opt->conf_file, opt->prefix, store)
         != HG_OK)
     {
+        /* what went wrong is in the log already (and on stderr when the
+         * log is "-"); the parent of a daemon is told its last error */
+        hg_daemon_report(&report_fd, hg_log_last_error()[0] != '\0'
+                         ? hg_log_last_error() : "the master could not start");
         hg_master_cleanup(&master);
         hg_store_close(store);
         hg_pidfile_remove(conf->pid, pid_fd);
         hg_log_close();
         return 1;
     }
+    /* The first cycle is applied, the store open, the workers forked. */
+    hg_daemon_report(&report_fd, NULL);
     rc = hg_master_run(&master);
     {
         /* The pid file path of the configuration in force now. */

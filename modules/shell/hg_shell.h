@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct passwd;
+
 #include <hourglass/module.h>
 
 /* A job definition, read and checked. Strings are borrowed from the job's
@@ -29,6 +31,8 @@ typedef struct hg_shell_spec_s {
     const char *command;            /* run by /bin/sh -c, or NULL */
     const char **argv;              /* NULL-terminated, or NULL (owned) */
     const json_t *env;              /* object of strings, or NULL */
+    const json_t *pass_env;         /* array of variable names, or NULL */
+    bool inherit_env;               /* the worker's environment as a base */
     const char *cwd;                /* as written, or NULL */
     const json_t *user;             /* string or integer, or NULL */
     const json_t *group;            /* string or integer, or NULL */
@@ -107,12 +111,15 @@ void hg_shell_spec_free(hg_shell_spec_t *spec);
 int hg_shell_identity_resolve(const hg_shell_spec_t *spec, bool for_exec,
     hg_shell_identity_t *id, char *err, size_t errlen);
 void hg_shell_identity_free(hg_shell_identity_t *id);
+/* The passwd entry of UID: 1 found, 0 none, -1 lookup error (errno).
+ * *buf is grown as needed and owned by the caller. */
+int hg_shell_getpwuid(uid_t uid, struct passwd *pw, char **buf);
 int hg_shell_err(char *err, size_t errlen, const char *fmt, ...)
     HG_PRINTF(3, 4);
 
 /* hg_shell_spawn.c */
-char **hg_shell_env_build(hg_exec_t *exec, const json_t *env, size_t *nowned,
-    char *err, size_t errlen);
+char **hg_shell_env_build(hg_exec_t *exec, const hg_shell_spec_t *spec,
+    const hg_shell_identity_t *id, size_t *nowned, char *err, size_t errlen);
 void hg_shell_env_free(char **envp, size_t nowned);
 int hg_shell_spawn(const hg_shell_launch_t *launch, hg_shell_proc_t *proc,
     char *err, size_t errlen);

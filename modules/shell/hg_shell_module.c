@@ -36,8 +36,8 @@
 /* The keys of a shell job beyond the common job keys (the core rejects
  * any other, with a did-you-mean hint, before validate is called). */
 static const char *const hg_shell_keys[] = {
-    "command", "argv", "env", "cwd", "user", "group", "umask",
-    "output_limit", NULL
+    "command", "argv", "env", "pass_env", "inherit_env", "cwd", "user",
+    "group", "umask", "output_limit", NULL
 };
 
 /* host->prefix, copied: a relative `cwd` is taken relative to it, as every
@@ -199,7 +199,7 @@ shell_execute(hg_exec_t *exec)
         hg_exec_set_error(exec, "%s", err);
         goto done;
     }
-    envp = hg_shell_env_build(exec, spec.env, &nowned, err, sizeof(err));
+    envp = hg_shell_env_build(exec, &spec, &id, &nowned, err, sizeof(err));
     if (envp == NULL) {
         hg_exec_set_error(exec, "%s", err);
         goto done;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -113,13 +114,89 @@ shell_env_add(char **envp, size_t *n, const char *name, const char *value)
     return 0;
 }
 
-/* The child's environment: hourglass's variables, then the job's `env`,
- * then whatever the worker inherited that neither of them overrides. The
- * first *nowned entries are allocated; the rest point into environ. */
-char **
-hg_shell_env_build(hg_exec_t *exec, const json_t *env, size_t *nowned,
+/* PATH as cron gives it: the sbin directories only for root. */
+#define HG_SHELL_PATH_USER  "/usr/local/bin:/usr/bin:/bin"
+#define HG_SHELL_PATH_ROOT  "/usr/local/sbin:/usr/local/bin:/usr/sbin:" \
+                            "/usr/bin:/sbin:/bin"
+
+/* The clean base, as cron gives a job: HOME, LOGNAME, USER of the user the
+ * command runs as (the job's `user`, else the worker's), SHELL=/bin/sh
+ * (what runs a command, whatever the login shell), and PATH. A uid without
+ * a passwd entry gets HOME=/ and its number as its name. */
+static int
+shell_env_base(char **envp, size_t *n, const hg_shell_identity_t *id,
     char *err, size_t errlen)
 {
+    const char *base[5][2];
+    struct passwd pw;
+    char *buf, number[16];
+    uid_t uid;
+    size_t i;
+    int rc;
+
+    uid = id->set_uid ? id->uid : geteuid();
+    buf = NULL;
+    rc = hg_shell_getpwuid(uid, &pw, &buf);
+    if (rc < 0) {
+        hg_shell_err(err, errlen, "environment: cannot look up uid %lu: %s",
+                     (unsigned long) uid, strerror(errno));
+        free(buf);
+        return -1;
+    }
+    (void) snprintf(number, sizeof(number), "%lu", (unsigned long) uid);
+    base[0][0] = "HOME";    base[0][1] = rc == 1 ? pw.pw_dir : "/";
+    base[1][0] = "LOGNAME"; base[1][1] = rc == 1 ? pw.pw_name : number;
+    base[2][0] = "USER";    base[2][1] = base[1][1];
+    base[3][0] = "SHELL";   base[3][1] = "/bin/sh";
+    base[4][0] = "PATH";
+    base[4][1] = uid == 0 ? HG_SHELL_PATH_ROOT : HG_SHELL_PATH_USER;
+    for (i = 0; i < 5; i++) {
+        if (shell_env_has(envp, *n, base[i][0])) {
+            continue;
+        }
+        if (shell_env_add(envp, n, base[i][0], base[i][1]) != 0) {
+            hg_shell_err(err, errlen, "environment: out of memory");
+            free(buf);
+            return -1;
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* pass_env: the named variables of the worker's environment (which is
+ * hourglass's, unchanged since it started), when the job does not set
+ * them itself. */
+static int
+shell_env_pass(char **envp, size_t *n, const json_t *names)
+{
+    const json_t *item;
+    const char *name, *value;
+    size_t i;
+
+    json_array_foreach(names, i, item) {
+        name = json_string_value(item);
+        value = name != NULL ? getenv(name) : NULL;
+        if (value == NULL || shell_env_has(envp, *n, name)) {
+            continue;
+        }
+        if (shell_env_add(envp, n, name, value) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The child's environment, first setter wins: hourglass's variables, the
+ * job's `env`, the variables named by `pass_env`, then the clean base
+ * (shell_env_base), or with `inherit_env` whatever the worker inherited
+ * instead. The first *nowned entries are allocated; the rest point into
+ * environ. */
+char **
+hg_shell_env_build(hg_exec_t *exec, const hg_shell_spec_t *spec,
+    const hg_shell_identity_t *id, size_t *nowned, char *err, size_t errlen)
+{
+    const json_t *env = spec->env;
     const char *name, *text;
     char attempt[16], when[64];
     json_t *value;
@@ -128,10 +205,12 @@ hg_shell_env_build(hg_exec_t *exec, const json_t *env, size_t *nowned,
 
     *nowned = 0;
     ninherit = 0;
-    while (environ != NULL && environ[ninherit] != NULL) {
+    while (spec->inherit_env && environ != NULL && environ[ninherit] != NULL) {
         ninherit++;
     }
-    cap = 5 + (env != NULL ? json_object_size(env) : 0) + ninherit + 1;
+    cap = 5 + (env != NULL ? json_object_size(env) : 0)
+          + (spec->pass_env != NULL ? json_array_size(spec->pass_env) : 0)
+          + 5 + ninherit + 1;
     envp = calloc(cap, sizeof(*envp));
     if (envp == NULL) {
         hg_shell_err(err, errlen, "environment: out of memory");
@@ -171,6 +250,16 @@ hg_shell_env_build(hg_exec_t *exec, const json_t *env, size_t *nowned,
                 goto nomem;
             }
         }
+    }
+    if (spec->pass_env != NULL
+        && shell_env_pass(envp, &n, spec->pass_env) != 0)
+    {
+        goto nomem;
+    }
+    if (!spec->inherit_env
+        && shell_env_base(envp, &n, id, err, errlen) != 0)
+    {
+        goto failed;
     }
 
     owned = n;

@@ -180,6 +180,66 @@ shell_read_env(const json_t *job, hg_shell_spec_t *spec, char *err,
     return 0;
 }
 
+/* A variable name as sh reads ${NAME}: letters, digits and _, not
+ * starting with a digit. */
+static int
+shell_var_name_ok(const char *name)
+{
+    size_t i;
+
+    if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9')) {
+        return 0;
+    }
+    for (i = 0; name[i] != '\0'; i++) {
+        if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= 'A' && name[i] <= 'Z')
+              || (name[i] >= '0' && name[i] <= '9')))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* pass_env: names of variables handed over from hourglass's own
+ * environment (hourglass adds every ${NAME} of a command to it), and
+ * inherit_env: the whole of it instead of the clean environment. */
+static int
+shell_read_pass_env(const json_t *job, hg_shell_spec_t *spec, char *err,
+    size_t errlen)
+{
+    const json_t *list, *inherit, *item;
+    const char *name;
+    size_t i;
+
+    inherit = json_object_get(job, "inherit_env");
+    if (inherit != NULL) {
+        if (!json_is_boolean(inherit)) {
+            return hg_shell_err(err, errlen,
+                                "inherit_env: must be true or false");
+        }
+        spec->inherit_env = json_is_true(inherit);
+    }
+    list = json_object_get(job, "pass_env");
+    if (list == NULL) {
+        return 0;
+    }
+    if (!json_is_array(list)) {
+        return hg_shell_err(err, errlen,
+                            "pass_env: must be a list of variable names");
+    }
+    json_array_foreach(list, i, item) {
+        name = shell_cstring(item);
+        if (name == NULL || !shell_var_name_ok(name)) {
+            return hg_shell_err(err, errlen, "pass_env: element %zu is not "
+                                "a variable name (letters, digits and _)",
+                                i);
+        }
+    }
+    spec->pass_env = list;
+    return 0;
+}
+
 /* A user or group: a name, or a numeric id (integer, or digits in a
  * string as chown accepts them). */
 static int
@@ -332,6 +392,7 @@ hg_shell_spec_read(const json_t *job, hg_shell_spec_t *spec, char *err,
     }
     if (shell_read_command(job, spec, err, errlen) != 0
         || shell_read_env(job, spec, err, errlen) != 0
+        || shell_read_pass_env(job, spec, err, errlen) != 0
         || shell_read_principal(job, "user", &spec->user, err, errlen) != 0
         || shell_read_principal(job, "group", &spec->group, err, errlen) != 0
         || shell_read_umask(job, spec, err, errlen) != 0
@@ -399,6 +460,12 @@ shell_getpw(const char *name, uid_t uid, struct passwd *pw, char **buf)
     }
     errno = ERANGE;
     return -1;
+}
+
+int
+hg_shell_getpwuid(uid_t uid, struct passwd *pw, char **buf)
+{
+    return shell_getpw(NULL, uid, pw, buf);
 }
 
 static int

@@ -9,6 +9,9 @@ back what it did from the log. Every process a daemon starts carries a
 marker in its environment (HG_E2E_TAG, inherited by workers and by the
 commands of shell jobs), so that teardown can find and report whatever the
 test left behind, whichever process group or parent it ended up with.
+A job's command gets a clean environment (no HG_E2E_TAG): it is found by
+its HOURGLASS_EXECUTION_ID instead, one of the execution ids in this
+daemon's log.
 
 Process facts come from /proc (no psutil). Timing is generous: the CI
 machine may be small and loaded; waits poll up to 10 s by default.
@@ -35,6 +38,9 @@ TEST_MODULES_DIR = REPO / "tests" / "modules"
 
 SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|"
                               r"runtime error: ")
+EXEC_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                     rb"[0-9a-f]{12}")
+JOB_EXEC_ID = re.compile(rb"(?:^|\0)HOURGLASS_EXECUTION_ID=([0-9a-f-]{36})\0")
 WAIT = 10.0         # default patience of wait_for
 POLL = 0.05
 
@@ -411,15 +417,35 @@ class Daemon:
         return wait_until(pred, timeout, lambda: "%d workers, none of %s "
                           "(have %s)" % (n, list(exclude), self.workers()))
 
+    def execution_ids(self):
+        """Ids of the executions this daemon's log names (text or JSON)."""
+        try:
+            data = self.log.read_bytes()
+        except OSError:
+            return set()
+        return set(EXEC_ID.findall(data))
+
     def tagged(self):
-        """Live processes started by this daemon (the master, workers,
-        job commands), found by the marker in their environment."""
+        """Live processes started by this daemon: the master and workers,
+        found by the marker in their environment, and job commands, found
+        by the id of one of this daemon's executions in theirs."""
         needle = ("HG_E2E_TAG=" + self.tag).encode() + b"\0"
+        ids = None
         found = []
         for pid in all_pids():
             if pid == os.getpid():
                 continue
-            if needle in proc_environ(pid) and alive(pid):
+            env = proc_environ(pid)
+            if needle in env:
+                if alive(pid):
+                    found.append(pid)
+                continue
+            m = JOB_EXEC_ID.search(env)
+            if m is None:
+                continue
+            if ids is None:
+                ids = self.execution_ids()
+            if m.group(1) in ids and alive(pid):
                 found.append(pid)
         return found
 

@@ -79,11 +79,25 @@ def test_T_prints_the_effective_configuration(tmp_path):
 
 def test_T_expands_environment_variables(tmp_path):
     conf, _ = write_conf(tmp_path, jobs=[job("hello", every="1s",
-                                             command="echo ${HG_E2E_WORD}")])
+                                             command="echo hi",
+                                             cwd="/srv/${HG_E2E_WORD}")])
     env = dict(os.environ, HG_E2E_WORD="sesame")
     r = run_hourglass("-p", tmp_path, "-c", conf, "-T", env=env)
     assert r.returncode == 0, r.stderr
-    assert 'command = "echo sesame";' in r.stdout, r.stdout
+    assert 'cwd = "/srv/sesame";' in r.stdout, r.stdout
+
+
+def test_T_does_not_print_values_expanded_into_a_command(tmp_path):
+    """${VAR} in a shell command is left for sh and passed through the
+    command's environment: -T shows the reference, never the value."""
+    conf, _ = write_conf(tmp_path, jobs=[job("hello", every="1s",
+                                             command="curl -u ${HG_E2E_PW}")])
+    env = dict(os.environ, HG_E2E_PW="s3cret")
+    r = run_hourglass("-p", tmp_path, "-c", conf, "-T", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "s3cret" not in r.stdout, r.stdout
+    assert 'command = "curl -u $${HG_E2E_PW}";' in r.stdout, r.stdout
+    assert 'pass_env = [ "HG_E2E_PW" ];' in r.stdout, r.stdout
 
 
 def test_t_missing_module_file(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import re
+import signal
 
 from conftest import job, wait_until
 
@@ -37,3 +38,25 @@ def test_json_log_lines_parse_and_name_job_and_exec(daemon):
                               "timeout"):
             assert e.get("job") and e.get("exec"), e
             assert re.match(r"^[0-9a-f-]{36}$", e["exec"]), e
+
+
+def test_text_log_lines_cannot_be_forged(daemon):
+    """A message carrying a newline (here: a failed reload quoting a user
+    name from the file) stays on its line, escaped."""
+    daemon.start(log_format="text", wait_ready=False,
+                 jobs=[job("tick", every="1h", command="true")])
+    wait_until(lambda: any(" event=start_master " in l
+                           for l in daemon.lines()),
+               what="the start line")
+    daemon.rewrite(log_format="text", jobs=[job(
+        "tick", every="1h", command="true",
+        user="nobdy\nFORGED [error] master 1: event=finish\x1b[2J")])
+    daemon.signal(signal.SIGHUP)
+    lines = wait_until(lambda: [l for l in daemon.lines()
+                                if " event=reload " in l
+                                and "result=failed" in l],
+                       what="the failed reload line")
+    assert any('nobdy\\nFORGED [error] master 1: event=finish\\x1b[2J' in l
+               for l in lines), lines
+    assert not [l for l in daemon.lines() if l.startswith("FORGED")]
+    assert not [l for l in daemon.lines() if "\x1b" in l]

@@ -543,13 +543,18 @@ test_env(void **state)
     assert_string_equal(conf->api.tokens[0].token, "/srv/hg");
 
     job = &conf->jobs[0];
+    /* a shell command keeps its references for sh; their names go to
+     * pass_env (values are never pasted into shell text) */
     assert_string_equal(json_string_value(json_object_get(job->definition,
                                                           "command")),
-                        "echo $HOME $ ${HG_T_HOME} /srv/hg a$b 100$");
+                        "echo $HOME $ ${HG_T_HOME} ${HG_T_HOME} "
+                        "${HG_T_DOLLAR} 100$");
     assert_string_equal(job->schedule, "*/5 * * * *");
     assert_int_equal(job->policy.timeout_ms, 90000);
     want = json_loads("{\"id\": \"e\", \"type\": \"shell\", \"command\": "
-                      "\"echo $HOME $ ${HG_T_HOME} /srv/hg a$b 100$\", "
+                      "\"echo $HOME $ ${HG_T_HOME} ${HG_T_HOME} "
+                      "${HG_T_DOLLAR} 100$\", "
+                      "\"pass_env\": [\"HG_T_HOME\", \"HG_T_DOLLAR\"], "
                       "\"schedule\": \"*/5 * * * *\", \"argv\": [\"/srv/hg\"], "
                       "\"env\": {\"A\": \"/srv/hg\", \"B\": \"\"}, "
                       "\"timeout\": \"90s\"}", 0, NULL);
@@ -825,6 +830,80 @@ test_dump_round_trip(void **state)
                "n = ( { a = 1; }, [ \"x\" ], 2.0 ); u = \"\\xc3\\xa9t\\xc3\\xa9\"; } );\n");
 }
 
+/* ${VAR} in a shell job's command: never pasted into the text (no shell
+ * syntax injected, no value in `ps` or -T), checked all the same, and
+ * merged with a pass_env written by hand; other job types and other keys
+ * expand as before. */
+static void
+test_env_in_shell_command(void **state)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    const hg_job_conf_t *job;
+    hg_conf_t *conf;
+    const char *first;
+    json_t *want;
+    char *d;
+
+    HG_UNUSED(state);
+    setenv("HG_T_INJECT", "x; touch /tmp/pwned", 1);
+    conf = load_text(
+        "jobs = (\n"
+        "  { id = \"a\"; type = \"shell\"; every = \"1m\";\n"
+        "    pass_env = [ \"LANG\", \"HG_T_HOME\" ];\n"
+        "    command = \"echo ${HG_T_INJECT} ${HG_T_UNSET:-d} ${HG_T_HOME}\"; },\n"
+        "  { id = \"b\"; type = \"shell\"; every = \"1m\";\n"
+        "    command = \"echo \\\"${HG_T_INJECT}\\\"\"; pass_env = [ \"LANG\" ]; },\n"
+        "  { id = \"c\"; type = \"other\"; every = \"1m\";\n"
+        "    command = \"echo ${HG_T_INJECT}\"; }\n"
+        ");\n", &errors);
+    assert_non_null(conf);
+    assert_no_errors(&errors);
+
+    job = &conf->jobs[0];
+    want = json_loads("{\"id\": \"a\", \"type\": \"shell\", \"every\": \"1m\", "
+                      "\"pass_env\": [\"LANG\", \"HG_T_HOME\", \"HG_T_INJECT\"], "
+                      "\"command\": \"echo ${HG_T_INJECT} ${HG_T_UNSET:-d} "
+                      "${HG_T_HOME}\"}", 0, NULL);
+    assert_true(json_equal(job->definition, want));
+    json_decref(want);
+    job = &conf->jobs[1];
+    want = json_loads("{\"id\": \"b\", \"type\": \"shell\", \"every\": \"1m\", "
+                      "\"command\": \"echo \\\"${HG_T_INJECT}\\\"\", "
+                      "\"pass_env\": [\"HG_T_INJECT\", \"LANG\"]}", 0, NULL);
+    assert_true(json_equal(job->definition, want));
+    json_decref(want);
+    assert_int_equal(hg_conf_job_key_line(job, "pass_env"),
+                     hg_conf_job_key_line(job, "command"));
+    /* not a shell job: expanded as any other value */
+    assert_string_equal(json_string_value(json_object_get(
+                            conf->jobs[2].definition, "command")),
+                        "echo x; touch /tmp/pwned");
+
+    /* -T shows the reference, never the value (but for job c) */
+    d = dump_text(conf);
+    assert_non_null(strstr(d, "command = \"echo $${HG_T_INJECT} "
+                              "$${HG_T_UNSET:-d} $${HG_T_HOME}\";"));
+    assert_non_null(strstr(d, "command = \"echo \\\"$${HG_T_INJECT}\\\"\";"));
+    first = strstr(d, "x; touch");
+    assert_non_null(first);
+    assert_ptr_equal(first, strstr(d, "command = \"echo x; touch")
+                            + strlen("command = \"echo "));
+    assert_null(strstr(first + 1, "x; touch"));
+    free(d);
+    hg_conf_free(conf);
+
+    /* an unset variable without a default is still an error at load */
+    conf = load_text("jobs = ( { id = \"a\"; type = \"shell\"; "
+                     "every = \"1m\"; command = \"echo ${HG_T_UNSET}\"; } );\n",
+                     &errors);
+    hg_conf_free(conf);
+    assert_int_equal(errors.count, 1);
+    assert_non_null(strstr(errors.items[0].message,
+                           "environment variable \"HG_T_UNSET\" is not set"));
+    hg_conf_errors_free(&errors);
+    unsetenv("HG_T_INJECT");
+}
+
 static void
 test_dump_content(void **state)
 {
@@ -1000,6 +1079,12 @@ test_job_from_json(void **state)
     assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors),
                      HG_ERROR);
     json_decref(def);
+    /* an API client may not name the daemon's variables */
+    def = json_loads("{\"id\": \"p\", \"type\": \"shell\", \"command\": \"x\", "
+                     "\"pass_env\": [\"HG_T_HOME\"]}", 0, NULL);
+    assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors),
+                     HG_ERROR);
+    json_decref(def);
     def = json_loads("[1]", 0, NULL);
     assert_int_equal(hg_conf_job_from_json(conf, def, &job, &errors),
                      HG_ERROR);
@@ -1015,6 +1100,8 @@ test_job_from_json(void **state)
         "job \"x\": schedule, every and at are exclusive (found schedule and "
         "every)\n"
         "job: id is required\n"
+        "job \"p\": pass_env: not accepted from the API (it names variables "
+        "of hourglass's own environment)\n"
         "a job definition is a JSON object: { \"id\": \"...\", \"type\": "
         "\"...\", ... }\n");
     free(text);
@@ -1451,6 +1538,7 @@ main(void)
         cmocka_unit_test(test_expand),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_dump_round_trip),
+        cmocka_unit_test(test_env_in_shell_command),
         cmocka_unit_test(test_dump_content),
         cmocka_unit_test(test_check_job_keys),
         cmocka_unit_test(test_did_you_mean),

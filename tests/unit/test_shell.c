@@ -441,14 +441,16 @@ test_env_and_hourglass_vars(void **state)
     (void) state;
     assert_int_equal(setenv("HG_TEST_INHERITED", "from-worker", 1), 0);
     assert_int_equal(setenv("HG_TEST_OVERRIDDEN", "old", 1), 0);
-    job = json_pack("{s:s, s:{s:s, s:s}}",
+    /* inherit_env: the worker's environment under the job's own */
+    job = json_pack("{s:s, s:{s:s, s:s}, s:b}",
                     "command",
                     "printf '%s\\n' \"$FOO\" \"$HG_TEST_OVERRIDDEN\" "
                     "\"$HG_TEST_INHERITED\" \"$HOURGLASS_JOB_ID\" "
                     "\"$HOURGLASS_EXECUTION_ID\" \"$HOURGLASS_ATTEMPT\" "
                     "\"$HOURGLASS_SCHEDULED_FOR\" \"$HOURGLASS_TRIGGER\"; "
                     "env | grep -c '^HG_TEST_OVERRIDDEN='",
-                    "env", "FOO", "bar baz", "HG_TEST_OVERRIDDEN", "new");
+                    "env", "FOO", "bar baz", "HG_TEST_OVERRIDDEN", "new",
+                    "inherit_env", 1);
     assert_non_null(job);
     exec_prepare(&exec, job);
     exec.job_id = "nightly-report";
@@ -473,6 +475,65 @@ test_env_and_hourglass_vars(void **state)
 
     unsetenv("HG_TEST_INHERITED");
     unsetenv("HG_TEST_OVERRIDDEN");
+}
+
+/* Without inherit_env a command gets what cron gives: HOME, LOGNAME, USER,
+ * SHELL and PATH of its user, its `env`, what `pass_env` names and the
+ * HOURGLASS_ variables; nothing else of the worker's environment. */
+static void
+test_env_is_clean_by_default(void **state)
+{
+    struct passwd *pw;
+    hg_exec_t exec;
+    char want[1024];
+
+    (void) state;
+    assert_int_equal(setenv("HG_TEST_SECRET", "s3cret", 1), 0);
+    assert_int_equal(setenv("HG_TEST_PASSED", "handed over", 1), 0);
+    pw = getpwuid(geteuid());
+    assert_non_null(pw);
+    assert_int_equal(run(&exec, json_pack("{s:s, s:{s:s}, s:[s, s]}",
+        "command",
+        "env | sed -n 's/=.*//p' | grep -v '^PWD$' | grep -v '^SHLVL$' "
+        "| grep -v '^_$' | sort | tr '\\n' ' '; echo; "
+        "printf '%s\\n' \"$HOME\" \"$LOGNAME\" \"$USER\" \"$SHELL\" "
+        "\"$PATH\" \"$FOO\" \"$HG_TEST_PASSED\"",
+        "env", "FOO", "bar", "pass_env", "HG_TEST_PASSED", "HG_NOT_SET")),
+        HG_OK);
+    snprintf(want, sizeof(want),
+             "FOO HG_TEST_PASSED HOME HOURGLASS_ATTEMPT "
+             "HOURGLASS_EXECUTION_ID HOURGLASS_JOB_ID "
+             "HOURGLASS_SCHEDULED_FOR HOURGLASS_TRIGGER LOGNAME PATH SHELL "
+             "USER \n%s\n%s\n%s\n/bin/sh\n%s\nbar\nhanded over\n",
+             pw->pw_dir, pw->pw_name, pw->pw_name,
+             geteuid() == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                              "/usr/bin:/sbin:/bin"
+                            : "/usr/local/bin:/usr/bin:/bin");
+    assert_output(&exec, want);
+    exec_finish(&exec);
+
+    /* the job's env wins over the clean base */
+    assert_int_equal(run(&exec, json_pack("{s:s, s:{s:s}}", "command",
+                                          "echo \"$PATH\"", "env", "PATH",
+                                          "/opt/x")), HG_OK);
+    assert_output(&exec, "/opt/x\n");
+    exec_finish(&exec);
+
+    /* the user the job runs as, not the worker's */
+    pw = getpwnam("nobody");
+    if (geteuid() == 0 && pw != NULL) {
+        /* echo's trailing space: HG_TEST_SECRET is empty */
+        snprintf(want, sizeof(want), "%s %s %s \n", pw->pw_dir, pw->pw_name,
+                 "/usr/local/bin:/usr/bin:/bin");
+        assert_int_equal(run(&exec, json_pack("{s:s, s:s, s:s}", "command",
+                         "echo \"$HOME\" \"$USER\" \"$PATH\" "
+                         "\"$HG_TEST_SECRET\"", "user", "nobody", "cwd", "/")),
+                         HG_OK);
+        assert_output(&exec, want);
+        exec_finish(&exec);
+    }
+    unsetenv("HG_TEST_SECRET");
+    unsetenv("HG_TEST_PASSED");
 }
 
 static void
@@ -1039,6 +1100,22 @@ test_module_object(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+static void
+test_env_keys_are_checked(void **state)
+{
+    (void) state;
+    expect_invalid("{\"command\": \"x\", \"inherit_env\": 1}",
+                   "inherit_env: must be true or false");
+    expect_invalid("{\"command\": \"x\", \"pass_env\": \"A\"}",
+                   "pass_env: must be a list of variable names");
+    expect_invalid("{\"command\": \"x\", \"pass_env\": [\"A\", \"B=C\"]}",
+                   "pass_env: element 1 is not a variable name (letters, "
+                   "digits and _)");
+    expect_invalid("{\"command\": \"x\", \"pass_env\": [\"1A\"]}",
+                   "pass_env: element 0 is not a variable name (letters, "
+                   "digits and _)");
+}
+
 int
 main(void)
 {
@@ -1053,6 +1130,8 @@ main(void)
         T(test_killed_by_signal),
         T(test_env_and_hourglass_vars),
         T(test_env_path_used_for_argv),
+        T(test_env_is_clean_by_default),
+        T(test_env_keys_are_checked),
         T(test_cwd),
         T(test_umask),
         T(test_child_setup),
