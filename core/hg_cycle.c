@@ -47,7 +47,7 @@ hg_cycle_message_key(const char *message, char *key, size_t len)
 
 static int
 hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
-                      hg_conf_errors_t *errors)
+                      bool run_modules, hg_conf_errors_t *errors)
 {
     const hg_job_conf_t *job = cj->conf;
     char err[1024], names[512], key[128], message[1200];
@@ -80,6 +80,9 @@ hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
         hg_cycle_job_error(job, "type", errors, message);
         return HG_ERROR;
     }
+    if (!run_modules) {
+        return HG_OK;               /* the cycle reader has checked it */
+    }
     hg_conf_check_job_keys(job, hg_module_ref_keys(cj->module), errors);
     if (errors->count > before) {
         return HG_ERROR;
@@ -87,6 +90,7 @@ hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
     if (cj->module->module->validate == NULL) {
         return HG_OK;
     }
+    hg_cycle_stage("validating job \"%s\"", job->id);
     err[0] = '\0';
     if (cj->module->module->validate(job->definition, err, sizeof(err))
         != 0)
@@ -204,9 +208,14 @@ hg_cycle_free(hg_cycle_t *cycle)
     free(cycle);
 }
 
-hg_cycle_t *
-hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
-                hg_conf_errors_t *errors)
+/*
+ * The checks of every job, CONF taken over. RUN_MODULES: initialise the
+ * modules in this process and run each job's validate (the cycle reader,
+ * tests); otherwise only open them (the master: see hg_cycle_build).
+ */
+static hg_cycle_t *
+hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
+               hg_conf_errors_t *errors)
 {
     hg_cycle_t *cycle;
     hg_map_t crons;
@@ -216,12 +225,14 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
     hg_map_init(&crons);
     cycle = calloc(1, sizeof(*cycle));
     if (cycle == NULL) {
-        hg_conf_error_add(errors, file, 0, "out of memory");
+        hg_conf_error_add(errors, conf->file, 0, "out of memory");
+        hg_conf_free(conf);
         return NULL;
     }
+    cycle->conf = conf;
     cycle->prefix = strdup(prefix);
-    cycle->conf = hg_conf_load(file, prefix, errors);
-    if (cycle->prefix == NULL || cycle->conf == NULL) {
+    if (cycle->prefix == NULL) {
+        hg_conf_error_add(errors, conf->file, 0, "out of memory");
         goto failed;
     }
     /* Go on after errors in the file: -t should show every problem at
@@ -232,14 +243,17 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
         hg_conf_error_add(errors, cycle->conf->file, 0, "timezone: %s", err);
         cycle->tz = hg_tz_utc();
     }
-    if (hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK) {
-        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER,
-                        previous ? &previous->modules : NULL, prefix, errors);
+    if (hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK
+        && run_modules)
+    {
+        hg_cycle_stage("initialising the modules");
+        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER, NULL, prefix,
+                        errors);
     }
     if (cycle->conf->njobs > 0) {
         cycle->jobs = calloc(cycle->conf->njobs, sizeof(*cycle->jobs));
         if (cycle->jobs == NULL) {
-            hg_conf_error_add(errors, file, 0, "out of memory");
+            hg_conf_error_add(errors, conf->file, 0, "out of memory");
             goto failed;
         }
     }
@@ -250,7 +264,7 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
         if (cj->conf->type == NULL) {
             continue;                   /* reported by hg_conf */
         }
-        hg_cycle_check_module(cycle, cj, errors);
+        hg_cycle_check_module(cycle, cj, run_modules, errors);
         hg_cycle_check_schedule(cycle, cj, &crons, errors);
     }
     if (errors->count > 0) {
@@ -265,11 +279,24 @@ failed:
     return NULL;
 }
 
-void
-hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old)
+hg_cycle_t *
+hg_cycle_create(const char *file, const char *prefix,
+                hg_conf_errors_t *errors)
 {
-    hg_modules_commit(&cycle->modules, old ? &old->modules : NULL,
-                      cycle->prefix);
+    hg_conf_t *conf;
+
+    hg_cycle_stage("reading %s", file);
+    conf = hg_conf_load(file, prefix, errors);
+    if (conf == NULL) {
+        return NULL;
+    }
+    return hg_cycle_check(conf, prefix, true, errors);
+}
+
+hg_cycle_t *
+hg_cycle_build(hg_conf_t *conf, const char *prefix, hg_conf_errors_t *errors)
+{
+    return hg_cycle_check(conf, prefix, false, errors);
 }
 
 /*

@@ -13,9 +13,12 @@
 
 #include "hg_core.h"
 
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
+#include "hg_cycle_reader.h"
 #include "hg_exec.h"
 #include "hg_ipc.h"
 #include "hg_log.h"
@@ -1717,40 +1720,93 @@ hg_master_stop(hg_master_t *m)
 
 /* --- reload ---------------------------------------------------------- */
 
-int
-hg_master_reload(hg_master_t *m)
-{
+/*
+ * A reload in three steps, none of which holds the loop for long: a cycle
+ * reader process reads the file and runs the modules' validate (its pipe
+ * and exit are watched here, under reload_timeout); a thread turns its
+ * result into a cycle (JSON parsing and 100k jobs are hundreds of ms, and
+ * touch nothing of the master's); the loop applies it.
+ */
+typedef struct hg_master_reload_s {
+    hg_cycle_reader_t reader;
+    hg_event_t reader_ev;
+    hg_timer_t timer;               /* the deadline, then polling the exit */
+    int64_t deadline_ns;
+    int64_t started_ns;
+    char *file;                     /* thread's copy of what it needs */
+    char *prefix;
+    char *text;                     /* the reader's result */
+    size_t len;
+    pthread_t thread;
+    bool thread_running;
+    int done_fd;                    /* eventfd: the thread is done */
+    hg_event_t done_ev;
+    hg_cycle_t *cycle;              /* the thread's result */
     hg_conf_errors_t errors;
-    hg_cycle_t *cycle, *old = m->cycle;
-    hg_conf_t *conf;
-    hg_worker_t *w;
+} hg_master_reload_t;
+
+static void
+hg_master_reload_free(hg_master_t *m)
+{
+    hg_master_reload_t *r = m->reload;
+
+    if (r == NULL) {
+        return;
+    }
+    if (r->reader_ev.active) {
+        hg_event_del(&r->reader_ev);
+    }
+    hg_timer_cancel(&r->timer);
+    hg_cycle_reader_cleanup(&r->reader);
+    if (r->thread_running) {
+        pthread_join(r->thread, NULL);
+    }
+    if (r->done_ev.active) {
+        hg_event_del(&r->done_ev);
+    }
+    if (r->done_fd >= 0) {
+        close(r->done_fd);
+    }
+    hg_cycle_destroy(r->cycle);
+    hg_conf_errors_free(&r->errors);
+    free(r->file);
+    free(r->prefix);
+    free(r->text);
+    free(r);
+    m->reload = NULL;
+}
+
+static void
+hg_master_reload_failed(hg_master_t *m, const hg_conf_errors_t *errors)
+{
     size_t i;
 
-    memset(&errors, 0, sizeof(errors));
-    hg_log(HG_LOG_INFO, "reloading %s", m->conf_file);
-    cycle = hg_cycle_create(m->conf_file, m->prefix, old, &errors);
-    if (cycle == NULL) {
-        for (i = 0; i < errors.count; i++) {
-            hg_log_field_t field = HG_LOG_STR("result", "failed");
-            if (errors.items[i].line > 0) {
-                hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, &field, 1,
-                             "%s:%d: %s", errors.items[i].file,
-                             errors.items[i].line, errors.items[i].message);
-            } else {
-                hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, &field, 1,
-                             "%s: %s", errors.items[i].file
-                             ? errors.items[i].file : m->conf_file,
-                             errors.items[i].message);
-            }
+    for (i = 0; i < errors->count; i++) {
+        hg_log_field_t field = HG_LOG_STR("result", "failed");
+        if (errors->items[i].line > 0) {
+            hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, &field, 1,
+                         "%s:%d: %s", errors->items[i].file,
+                         errors->items[i].line, errors->items[i].message);
+        } else {
+            hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, &field, 1,
+                         "%s: %s", errors->items[i].file
+                         ? errors->items[i].file : m->conf_file,
+                         errors->items[i].message);
         }
-        hg_conf_errors_free(&errors);
-        hg_log(HG_LOG_ERROR, "reload failed: the running configuration "
-               "stays in force");
-        return HG_ERROR;
     }
-    hg_conf_errors_free(&errors);
-    hg_cycle_commit(cycle, old);
-    conf = cycle->conf;
+    hg_log(HG_LOG_ERROR, "reload failed: the running configuration "
+           "stays in force");
+}
+
+/* The new cycle replaces the running one. */
+static void
+hg_master_commit(hg_master_t *m, hg_cycle_t *cycle, int64_t started_ns)
+{
+    hg_cycle_t *old = m->cycle;
+    hg_conf_t *conf = cycle->conf;
+    hg_worker_t *w;
+    int64_t apply_ns;
+
     if (strcmp(conf->log.file, old->conf->log.file) != 0
         || conf->log.level != old->conf->log.level
         || conf->log.format != old->conf->log.format)
@@ -1768,8 +1824,10 @@ hg_master_reload(hg_master_t *m)
     }
     m->cycle = cycle;
     m->workers = conf->workers;
+    apply_ns = hg_clock_ns(CLOCK_MONOTONIC);
     hg_master_apply(m, cycle);
     hg_cycle_compact(cycle);
+    apply_ns = hg_clock_ns(CLOCK_MONOTONIC) - apply_ns;
 
     /* New workers carry the new modules; the old ones leave as soon as
      * they are idle (a running execution finishes where it is). */
@@ -1782,12 +1840,213 @@ hg_master_reload(hg_master_t *m)
     hg_cycle_destroy(old);
     hg_master_spawn_workers(m);
     {
-        hg_log_field_t field = HG_LOG_STR("result", "ok");
-        hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, &field, 1,
-                     "configuration reloaded: %zu jobs, %d workers",
-                     m->jobs.count, m->workers);
+        hg_log_field_t fields[] = {
+            HG_LOG_STR("result", "ok"),
+            HG_LOG_INT("apply_ms", apply_ns / HG_NSEC_PER_MSEC),
+            HG_LOG_INT("duration_ms", (hg_clock_ns(CLOCK_MONOTONIC)
+                                       - started_ns) / HG_NSEC_PER_MSEC),
+        };
+        hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
+                     HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
+                     "%d workers", m->jobs.count, m->workers);
     }
-    return HG_OK;
+}
+
+/* The reload is over, one way or the other: the next may start. */
+static void
+hg_master_reload_over(hg_master_t *m)
+{
+    hg_master_reload_free(m);
+    if (m->reload_again && !m->stopping && !m->quitting) {
+        m->reload_again = false;
+        hg_master_reload(m);
+    }
+}
+
+static void *
+hg_master_reload_build(void *data)
+{
+    hg_master_reload_t *r = data;
+    uint64_t one = 1;
+
+    r->cycle = hg_cycle_reader_cycle(r->text, r->len, r->file, r->prefix,
+                                     &r->errors);
+    free(r->text);
+    r->text = NULL;
+    while (write(r->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
+static void
+hg_master_on_reload_built(hg_event_t *ev, uint32_t events)
+{
+    hg_master_t *m = ev->data;
+    hg_master_reload_t *r = m->reload;
+    hg_cycle_t *cycle;
+
+    HG_UNUSED(events);
+    pthread_join(r->thread, NULL);
+    r->thread_running = false;
+    cycle = r->cycle;
+    r->cycle = NULL;
+    if (cycle == NULL) {
+        hg_master_reload_failed(m, &r->errors);
+    } else if (m->stopping || m->quitting) {
+        hg_cycle_destroy(cycle);
+    } else {
+        hg_master_commit(m, cycle, r->started_ns);
+    }
+    hg_master_reload_over(m);
+}
+
+/* The reader has ended: a failure, or its result to the builder. */
+static void
+hg_master_reader_done(hg_master_t *m)
+{
+    hg_master_reload_t *r = m->reload;
+    int rc;
+
+    if (r->reader_ev.active) {
+        hg_event_del(&r->reader_ev);
+    }
+    hg_timer_cancel(&r->timer);
+    if (!r->reader.killed) {
+        hg_cycle_reader_read(&r->reader);
+    }
+    if (hg_cycle_reader_end(&r->reader, &r->errors) != HG_OK) {
+        hg_master_reload_failed(m, &r->errors);
+        hg_master_reload_over(m);
+        return;
+    }
+    r->text = r->reader.buf;
+    r->len = r->reader.len;
+    r->reader.buf = NULL;
+    hg_cycle_reader_cleanup(&r->reader);
+    r->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rc = r->done_fd < 0 ? errno : 0;
+    if (rc == 0 && hg_event_add(m->loop, &r->done_ev, r->done_fd, EPOLLIN,
+                                hg_master_on_reload_built, m) != HG_OK)
+    {
+        rc = errno;
+    }
+    if (rc == 0) {
+        rc = pthread_create(&r->thread, NULL, hg_master_reload_build, r);
+    }
+    if (rc != 0) {
+        hg_conf_error_add(&r->errors, m->conf_file, 0, "cannot build the "
+                          "new configuration: %s", strerror(rc));
+        hg_master_reload_failed(m, &r->errors);
+        hg_master_reload_over(m);
+        return;
+    }
+    r->thread_running = true;
+}
+
+/* The reader's pipe or the timer: read what came, reap it once it is
+ * done, kill it when its time is up. */
+static void
+hg_master_reader_poll(hg_master_t *m)
+{
+    hg_master_reload_t *r = m->reload;
+    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+
+    if (!r->reader.eof && !r->reader.killed
+        && hg_cycle_reader_read(&r->reader) == HG_ERROR)
+    {
+        hg_cycle_reader_kill(&r->reader);
+    }
+    if (r->reader.eof && r->reader_ev.active) {
+        hg_event_del(&r->reader_ev);
+    }
+    if (hg_cycle_reader_reap(&r->reader)) {
+        hg_master_reader_done(m);
+        return;
+    }
+    if (now >= r->deadline_ns) {
+        hg_cycle_reader_kill(&r->reader);
+    }
+    /* Ended or ending, its exit is a moment away; else the deadline. */
+    hg_timer_set(&m->mono, &r->timer,
+                 r->reader.eof || r->reader.killed
+                 ? now + 5 * HG_NSEC_PER_MSEC : r->deadline_ns);
+}
+
+static void
+hg_master_on_reader(hg_event_t *ev, uint32_t events)
+{
+    HG_UNUSED(events);
+    hg_master_reader_poll(ev->data);
+}
+
+static void
+hg_master_on_reader_timer(hg_timer_t *timer)
+{
+    hg_master_reader_poll(timer->data);
+}
+
+/* The pool reaped a child of ours that is no worker. */
+static void
+hg_master_child_reaped(hg_pool_t *pool, pid_t pid, int status)
+{
+    hg_master_t *m = pool->data;
+
+    if (m->reload != NULL
+        && hg_cycle_reader_reaped(&m->reload->reader, pid, status))
+    {
+        hg_master_reader_poll(m);
+    }
+}
+
+bool
+hg_master_reloading(const hg_master_t *m)
+{
+    return m->reload != NULL;
+}
+
+int
+hg_master_reload(hg_master_t *m)
+{
+    hg_master_reload_t *r;
+    char err[512];
+
+    if (m->reload != NULL) {
+        hg_log(HG_LOG_INFO, "reload requested while one is under way: "
+               "another follows it");
+        m->reload_again = true;
+        return HG_AGAIN;
+    }
+    hg_log(HG_LOG_INFO, "reloading %s", m->conf_file);
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        hg_log(HG_LOG_ERROR, "reload failed: out of memory");
+        return HG_ERROR;
+    }
+    m->reload = r;
+    r->done_fd = -1;
+    r->reader.fd = -1;
+    r->started_ns = hg_clock_ns(CLOCK_MONOTONIC);
+    r->deadline_ns = r->started_ns
+                     + m->cycle->conf->reload_timeout_ms * HG_NSEC_PER_MSEC;
+    hg_timer_init(&r->timer, hg_master_on_reader_timer, m);
+    r->file = strdup(m->conf_file);
+    r->prefix = strdup(m->prefix);
+    err[0] = '\0';
+    if (r->file == NULL || r->prefix == NULL
+        || hg_cycle_reader_start(&r->reader, m->conf_file, m->prefix,
+                                 m->cycle->conf->reload_timeout_ms, err,
+                                 sizeof(err)) != HG_OK
+        || hg_event_add(m->loop, &r->reader_ev, r->reader.fd, EPOLLIN,
+                        hg_master_on_reader, m) != HG_OK
+        || hg_timer_set(&m->mono, &r->timer, r->deadline_ns) != HG_OK)
+    {
+        hg_conf_error_add(&r->errors, m->conf_file, 0, "%s",
+                          err[0] ? err : strerror(errno));
+        hg_master_reload_failed(m, &r->errors);
+        hg_master_reload_free(m);
+        return HG_ERROR;
+    }
+    return HG_AGAIN;
 }
 
 /* --- signals and the loop -------------------------------------------- */
@@ -2118,7 +2377,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     {
         hg_pool_callbacks_t cb = {
             hg_master_worker_ready, hg_master_worker_result,
-            hg_master_worker_gone
+            hg_master_worker_gone, hg_master_child_reaped
         };
         hg_pool_init(&m->pool, m->loop, &cb, m);
     }
@@ -2176,6 +2435,7 @@ hg_master_cleanup(hg_master_t *m)
 
     /* No worker is replaced from here on. */
     m->stopping = true;
+    hg_master_reload_free(m);
     if (m->pool.head != NULL) {
         hg_pool_kill_all(&m->pool, SIGKILL);
     }

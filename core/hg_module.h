@@ -41,10 +41,6 @@ int hg_modules_open(hg_modules_t *mods, const hg_conf_t *conf,
 int hg_modules_init(hg_modules_t *mods, hg_process_type_t process,
                     hg_modules_t *previous, const char *prefix,
                     hg_conf_errors_t *errors);
-/* A reload is committed: finalise what OLD had and NEW did not inherit,
- * then initialise NEW's changed modules. */
-void hg_modules_commit(hg_modules_t *mods, hg_modules_t *old,
-                       const char *prefix);
 /* fini for every module this process initialised and did not hand on. */
 void hg_modules_fini(hg_modules_t *mods);
 void hg_modules_close(hg_modules_t *mods);

@@ -65,6 +65,9 @@ typedef struct hg_pool_callbacks_s {
      * end of the loop turn. */
     void (*gone)(hg_worker_t *w, void *current, int status,
                  const struct rusage *usage);
+    /* A child that is no worker (the cycle reader) is reaped (may be
+     * NULL): its status would be lost otherwise. */
+    void (*other)(hg_pool_t *pool, pid_t pid, int status);
 } hg_pool_callbacks_t;
 
 struct hg_pool_s {
