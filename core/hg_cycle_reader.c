@@ -54,22 +54,50 @@ hg_cycle_stage(const char *fmt, ...)
 
 /* --- the reader process ------------------------------------------------ */
 
+typedef struct hg_reader_out_s {
+    int fd;
+    size_t len;
+    char buf[HG_READER_CHUNK];
+} hg_reader_out_t;
+
 static int
-hg_reader_write(const char *buffer, size_t size, void *data)
+hg_reader_flush(hg_reader_out_t *out)
 {
-    int fd = *(int *) data;
+    const char *p = out->buf;
     ssize_t n;
 
-    while (size > 0) {
-        n = write(fd, buffer, size);
+    while (out->len > 0) {
+        n = write(out->fd, p, out->len);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
             return -1;
         }
+        p += n;
+        out->len -= (size_t) n;
+    }
+    return 0;
+}
+
+/* jansson hands over a token at a time: a write each would be millions
+ * of system calls for a large configuration. */
+static int
+hg_reader_write(const char *buffer, size_t size, void *data)
+{
+    hg_reader_out_t *out = data;
+    size_t n;
+
+    while (size > 0) {
+        if (out->len == sizeof(out->buf) && hg_reader_flush(out) != 0) {
+            return -1;
+        }
+        n = sizeof(out->buf) - out->len;
+        n = n < size ? n : size;
+        memcpy(out->buf + out->len, buffer, n);
+        out->len += n;
         buffer += n;
-        size -= (size_t) n;
+        size -= n;
     }
     return 0;
 }
@@ -99,11 +127,12 @@ hg_cycle_reader_main(int argc, char **argv)
     hg_cycle_t *cycle;
     json_t *doc = NULL, *body;
     sigset_t none;
+    static hg_reader_out_t out;
     char err[512];
-    int fd = HG_READER_RESULT_FD;
     void *page;
 
-    if (argc != 4 || fcntl(fd, F_GETFD) < 0) {
+    out.fd = HG_READER_RESULT_FD;
+    if (argc != 4 || fcntl(out.fd, F_GETFD) < 0) {
         fprintf(stderr, "hourglass: %s is run by the master, not by hand\n",
                 HG_CYCLE_READER_ARG);
         _exit(2);
@@ -141,7 +170,8 @@ hg_cycle_reader_main(int argc, char **argv)
     /* Nothing is freed or finalised: the process ends here, and a module's
      * fini is not worth a crash of its own. */
     if (doc == NULL
-        || json_dump_callback(doc, hg_reader_write, &fd, JSON_COMPACT) != 0)
+        || json_dump_callback(doc, hg_reader_write, &out, JSON_COMPACT) != 0
+        || hg_reader_flush(&out) != 0)
     {
         _exit(1);
     }
