@@ -326,6 +326,30 @@ hg_cycle_compact(hg_cycle_t *cycle)
 }
 
 void
+hg_cycle_release_jobs(hg_cycle_t *cycle, hg_job_conf_t **jobs, size_t *njobs)
+{
+    hg_cycle_free_jobs(cycle);
+    *jobs = cycle->conf->jobs;
+    *njobs = cycle->conf->njobs;
+    cycle->conf->jobs = NULL;
+    cycle->conf->njobs = 0;
+}
+
+void
+hg_cycle_free_conf_jobs(hg_job_conf_t *jobs, size_t njobs)
+{
+    hg_conf_t held;
+
+    memset(&held, 0, sizeof(held));
+    held.jobs = jobs;
+    held.njobs = njobs;
+    hg_conf_jobs_free(&held);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+void
 hg_cycle_destroy(hg_cycle_t *cycle)
 {
     if (cycle != NULL) {

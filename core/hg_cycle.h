@@ -87,6 +87,17 @@ void hg_cycle_stage(const char *fmt, ...) HG_PRINTF(1, 2);
  * heap can go, instead of costing the RSS of every idle job twice over.
  */
 void hg_cycle_compact(hg_cycle_t *cycle);
+/*
+ * hg_cycle_compact for a caller that frees the bulk elsewhere: the cycle's
+ * own job table goes here (its parsed expressions are shared with the jobs
+ * the master runs), the configuration's jobs are handed over in *JOBS (the
+ * cycle keeps none), to be freed with hg_cycle_free_conf_jobs, in any
+ * thread: nothing else refers to them. For 100k jobs that freeing is
+ * most of what a reload would cost the master's loop.
+ */
+void hg_cycle_release_jobs(hg_cycle_t *cycle, hg_job_conf_t **jobs,
+                           size_t *njobs);
+void hg_cycle_free_conf_jobs(hg_job_conf_t *jobs, size_t njobs);
 /* Finalise the modules this cycle initialised and did not hand on, unload
  * them and free everything. */
 void hg_cycle_destroy(hg_cycle_t *cycle);

@@ -1743,6 +1743,9 @@ typedef struct hg_master_reload_s {
     hg_event_t done_ev;
     hg_cycle_t *cycle;              /* the thread's result */
     hg_conf_errors_t errors;
+    hg_job_conf_t *old_jobs;        /* applied: the thread frees them */
+    size_t nold_jobs;
+    bool sweeping;                  /* the thread frees old_jobs */
 } hg_master_reload_t;
 
 static void
@@ -1768,6 +1771,7 @@ hg_master_reload_free(hg_master_t *m)
         close(r->done_fd);
     }
     hg_cycle_destroy(r->cycle);
+    hg_cycle_free_conf_jobs(r->old_jobs, r->nold_jobs);
     hg_conf_errors_free(&r->errors);
     free(r->file);
     free(r->prefix);
@@ -1798,9 +1802,10 @@ hg_master_reload_failed(hg_master_t *m, const hg_conf_errors_t *errors)
            "stays in force");
 }
 
-/* The new cycle replaces the running one. */
+/* The new cycle replaces the running one; what is left of its jobs once
+ * applied goes to r->old_jobs. */
 static void
-hg_master_commit(hg_master_t *m, hg_cycle_t *cycle, int64_t started_ns)
+hg_master_commit(hg_master_t *m, hg_master_reload_t *r, hg_cycle_t *cycle)
 {
     hg_cycle_t *old = m->cycle;
     hg_conf_t *conf = cycle->conf;
@@ -1826,7 +1831,7 @@ hg_master_commit(hg_master_t *m, hg_cycle_t *cycle, int64_t started_ns)
     m->workers = conf->workers;
     apply_ns = hg_clock_ns(CLOCK_MONOTONIC);
     hg_master_apply(m, cycle);
-    hg_cycle_compact(cycle);
+    hg_cycle_release_jobs(cycle, &r->old_jobs, &r->nold_jobs);
     apply_ns = hg_clock_ns(CLOCK_MONOTONIC) - apply_ns;
 
     /* New workers carry the new modules; the old ones leave as soon as
@@ -1844,7 +1849,7 @@ hg_master_commit(hg_master_t *m, hg_cycle_t *cycle, int64_t started_ns)
             HG_LOG_STR("result", "ok"),
             HG_LOG_INT("apply_ms", apply_ns / HG_NSEC_PER_MSEC),
             HG_LOG_INT("duration_ms", (hg_clock_ns(CLOCK_MONOTONIC)
-                                       - started_ns) / HG_NSEC_PER_MSEC),
+                                       - r->started_ns) / HG_NSEC_PER_MSEC),
         };
         hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
                      HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
@@ -1863,31 +1868,60 @@ hg_master_reload_over(hg_master_t *m)
     }
 }
 
+static void
+hg_master_reload_signal(hg_master_reload_t *r)
+{
+    uint64_t one = 1;
+
+    while (write(r->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+}
+
 static void *
 hg_master_reload_build(void *data)
 {
     hg_master_reload_t *r = data;
-    uint64_t one = 1;
 
     r->cycle = hg_cycle_reader_cycle(r->text, r->len, r->file, r->prefix,
                                      &r->errors);
     free(r->text);
     r->text = NULL;
-    while (write(r->done_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    hg_master_reload_signal(r);
     return NULL;
 }
 
+static void *
+hg_master_reload_sweep(void *data)
+{
+    hg_master_reload_t *r = data;
+
+    hg_cycle_free_conf_jobs(r->old_jobs, r->nold_jobs);
+    r->old_jobs = NULL;
+    r->nold_jobs = 0;
+    hg_master_reload_signal(r);
+    return NULL;
+}
+
+/* The thread is done: it built the new cycle (applied here), or it freed
+ * what the apply left (the reload is over). */
 static void
-hg_master_on_reload_built(hg_event_t *ev, uint32_t events)
+hg_master_on_reload_thread(hg_event_t *ev, uint32_t events)
 {
     hg_master_t *m = ev->data;
     hg_master_reload_t *r = m->reload;
     hg_cycle_t *cycle;
+    uint64_t count;
 
     HG_UNUSED(events);
+    if (read(r->done_fd, &count, sizeof(count)) != sizeof(count)) {
+        return;
+    }
     pthread_join(r->thread, NULL);
     r->thread_running = false;
+    if (r->sweeping) {
+        hg_master_reload_over(m);
+        return;
+    }
     cycle = r->cycle;
     r->cycle = NULL;
     if (cycle == NULL) {
@@ -1895,7 +1929,14 @@ hg_master_on_reload_built(hg_event_t *ev, uint32_t events)
     } else if (m->stopping || m->quitting) {
         hg_cycle_destroy(cycle);
     } else {
-        hg_master_commit(m, cycle, r->started_ns);
+        hg_master_commit(m, r, cycle);
+    }
+    if (r->old_jobs != NULL
+        && pthread_create(&r->thread, NULL, hg_master_reload_sweep, r) == 0)
+    {
+        r->thread_running = true;
+        r->sweeping = true;
+        return;
     }
     hg_master_reload_over(m);
 }
@@ -1926,7 +1967,7 @@ hg_master_reader_done(hg_master_t *m)
     r->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rc = r->done_fd < 0 ? errno : 0;
     if (rc == 0 && hg_event_add(m->loop, &r->done_ev, r->done_fd, EPOLLIN,
-                                hg_master_on_reload_built, m) != HG_OK)
+                                hg_master_on_reload_thread, m) != HG_OK)
     {
         rc = errno;
     }
