@@ -2,6 +2,11 @@
  * hg_cycle.c: turning a configuration into a checked, ready cycle. Every
  * problem is collected with its file and line (not only the first), so
  * `hourglass -t` shows them all at once.
+ *
+ * Two ways in: hg_cycle_create reads the file and runs module code (init,
+ * validate): only the cycle reader process calls it, and tests; the master
+ * builds its cycles with hg_cycle_build from what a reader checked, and
+ * that path must never call into a module.
  */
 
 #include "hg_core.h"
