@@ -52,7 +52,7 @@ hg_cycle_message_key(const char *message, char *key, size_t len)
 
 static int
 hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
-                      bool run_modules, hg_conf_errors_t *errors)
+                      hg_conf_errors_t *errors)
 {
     const hg_job_conf_t *job = cj->conf;
     char err[1024], names[512], key[128], message[1200];
@@ -84,9 +84,6 @@ hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
         free(candidates);
         hg_cycle_job_error(job, "type", errors, message);
         return HG_ERROR;
-    }
-    if (!run_modules) {
-        return HG_OK;               /* the cycle reader has checked it */
     }
     hg_conf_check_job_keys(job, hg_module_ref_keys(cj->module), errors);
     if (errors->count > before) {
@@ -214,9 +211,10 @@ hg_cycle_free(hg_cycle_t *cycle)
 }
 
 /*
- * The checks of every job, CONF taken over. RUN_MODULES: initialise the
- * modules in this process and run each job's validate (the cycle reader,
- * tests); otherwise only open them (the master: see hg_cycle_build).
+ * The checks of every job, CONF taken over. RUN_MODULES: load and
+ * initialise the modules in this process and check each job against its
+ * module, validate included (the cycle reader, tests); otherwise leave the
+ * modules alone (the master: see hg_cycle_build).
  */
 static hg_cycle_t *
 hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
@@ -248,8 +246,8 @@ hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
         hg_conf_error_add(errors, cycle->conf->file, 0, "timezone: %s", err);
         cycle->tz = hg_tz_utc();
     }
-    if (hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK
-        && run_modules)
+    if (run_modules
+        && hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK)
     {
         hg_cycle_stage("initialising the modules");
         hg_modules_init(&cycle->modules, HG_PROCESS_MASTER, NULL, prefix,
@@ -269,7 +267,9 @@ hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
         if (cj->conf->type == NULL) {
             continue;                   /* reported by hg_conf */
         }
-        hg_cycle_check_module(cycle, cj, run_modules, errors);
+        if (run_modules) {
+            hg_cycle_check_module(cycle, cj, errors);
+        }
         hg_cycle_check_schedule(cycle, cj, &crons, errors);
     }
     if (errors->count > 0) {
@@ -302,6 +302,12 @@ hg_cycle_t *
 hg_cycle_build(hg_conf_t *conf, const char *prefix, hg_conf_errors_t *errors)
 {
     return hg_cycle_check(conf, prefix, false, errors);
+}
+
+int
+hg_cycle_open_modules(hg_cycle_t *cycle, hg_conf_errors_t *errors)
+{
+    return hg_modules_open(&cycle->modules, cycle->conf, errors);
 }
 
 /*

@@ -52,12 +52,19 @@ hg_cycle_t *hg_cycle_create(const char *file, const char *prefix,
                             hg_conf_errors_t *errors);
 /*
  * A cycle from a configuration the cycle reader has checked (CONF taken
- * over): modules opened but neither initialised nor called, schedules and
- * time zones parsed. Runs no module code (dlopen aside) and touches no
- * state but the tz cache (locked): the master calls it in a thread.
+ * over): schedules and time zones parsed, modules not yet opened. Runs no
+ * module code and touches no state but the tz cache (locked): the master
+ * calls it in a thread.
  */
 hg_cycle_t *hg_cycle_build(hg_conf_t *conf, const char *prefix,
                            hg_conf_errors_t *errors);
+/*
+ * Then load its modules (workers are forked with them), calling nothing of
+ * them. In the thread that forks the workers, never beside it: dlopen
+ * holds the loader's lock, which a fork meanwhile would leave held forever
+ * in the child.
+ */
+int hg_cycle_open_modules(hg_cycle_t *cycle, hg_conf_errors_t *errors);
 
 /* The cycle as the reader hands it to the master (hg_cycle_json.c), and
  * back (through hg_cycle_build). */

@@ -17,8 +17,8 @@
  * Schedules and time zones are parsed again on the master's side: they are
  * core code, and sharing a parsed expression between jobs is cheap there.
  *
- * This file never runs module code: hg_cycle_from_json opens the modules
- * (a worker is forked with them) but neither initialises nor validates.
+ * This file never runs module code, and does not even open the modules
+ * (hg_cycle_open_modules does, in the master's own thread).
  */
 
 #include "hg_cycle.h"

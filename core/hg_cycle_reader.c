@@ -518,5 +518,9 @@ hg_cycle_load(const char *file, const char *prefix, int64_t timeout_ms,
     }
     cycle = hg_cycle_reader_cycle(r.buf, r.len, file, prefix, errors);
     hg_cycle_reader_cleanup(&r);
+    if (cycle != NULL && hg_cycle_open_modules(cycle, errors) != HG_OK) {
+        hg_cycle_destroy(cycle);
+        return NULL;
+    }
     return cycle;
 }

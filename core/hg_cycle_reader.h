@@ -68,9 +68,10 @@ int hg_cycle_reader_end(hg_cycle_reader_t *r, hg_conf_errors_t *errors);
 /* Kill (if it runs), reap and free. */
 void hg_cycle_reader_cleanup(hg_cycle_reader_t *r);
 
-/* The cycle a reader's result TEXT describes, or NULL with the problems
- * (the file's, or the hand-over's) in ERRORS. Parses and builds: the
- * master calls it in a thread; it runs no module code. */
+/* The cycle a reader's result TEXT describes, its modules not opened
+ * (hg_cycle_open_modules), or NULL with the problems (the file's, or the
+ * hand-over's) in ERRORS. Parses and builds: the master calls it in a
+ * thread; it runs no module code. */
 hg_cycle_t *hg_cycle_reader_cycle(const char *text, size_t len,
                                   const char *file, const char *prefix,
                                   hg_conf_errors_t *errors);

@@ -1924,6 +1924,10 @@ hg_master_on_reload_thread(hg_event_t *ev, uint32_t events)
     }
     cycle = r->cycle;
     r->cycle = NULL;
+    if (cycle != NULL && hg_cycle_open_modules(cycle, &r->errors) != HG_OK) {
+        hg_cycle_destroy(cycle);
+        cycle = NULL;
+    }
     if (cycle == NULL) {
         hg_master_reload_failed(m, &r->errors);
     } else if (m->stopping || m->quitting) {
