@@ -20,6 +20,8 @@
 
 #include "hg_conf.h"
 
+#include "test_dump.h"
+
 #define PREFIX  "/opt/hg"
 
 static char tmpdir[64];
@@ -764,19 +766,6 @@ assert_confs_equal(const hg_conf_t *a, const hg_conf_t *b)
     for (i = 0; i < a->njobs; i++) {
         assert_jobs_equal(&a->jobs[i], &b->jobs[i]);
     }
-}
-
-static char *
-dump_text(const hg_conf_t *conf)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-
-    assert_non_null(m);
-    assert_int_equal(hg_conf_dump(conf, m), HG_OK);
-    assert_int_equal(fclose(m), 0);
-    return text;
 }
 
 /* dump, read the dump back, compare; the dump of the dump is the same

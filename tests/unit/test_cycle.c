@@ -14,6 +14,8 @@
 #include "hg_cycle.h"
 #include "hg_cycle_reader.h"
 
+#include "test_dump.h"
+
 static char tmpdir[64];
 static char conf_path[PATH_MAX];
 
@@ -71,19 +73,6 @@ teardown(void **state)
     HG_UNUSED(state);
     unlink(conf_path);
     return rmdir(tmpdir);
-}
-
-static char *
-dump_text(const hg_conf_t *conf)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-
-    assert_non_null(m);
-    assert_int_equal(hg_conf_dump(conf, m), HG_OK);
-    assert_int_equal(fclose(m), 0);
-    return text;
 }
 
 static void
