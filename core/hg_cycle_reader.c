@@ -148,6 +148,9 @@ hg_cycle_reader_main(int argc, char **argv)
     }
     close(HG_READER_STAGE_FD);
 
+#if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
+    close_range(HG_READER_STAGE_FD + 1, ~0U, 0);
+#endif
     memset(&errors, 0, sizeof(errors));
     cycle = hg_cycle_create(argv[2], argv[3], &errors);
     hg_cycle_stage("handing the configuration to the master");
@@ -224,6 +227,14 @@ hg_reader_spawn(hg_cycle_reader_t *r, char *const *argv, int result_fd,
         rc = posix_spawn_file_actions_adddup2(&fa, stage_fd,
                                               HG_READER_STAGE_FD);
     }
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+    /* Whatever the master holds without O_CLOEXEC (a worker's pipe, say)
+     * is none of the reader's business, and would outlive a crash. */
+    if (rc == 0) {
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa,
+                                                      HG_READER_STAGE_FD + 1);
+    }
+#endif
     if (rc == 0) {
         rc = posix_spawn(&r->pid, hg_reader_exe, &fa, &attr, argv, environ);
     }
