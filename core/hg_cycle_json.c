@@ -182,6 +182,7 @@ hg_cycle_to_json(const hg_cycle_t *cycle, char *err, size_t errlen)
         return NULL;
     }
     if (json_object_set_new(doc, "file", json_string(conf->file)) != 0
+        || json_object_set_new(doc, "prefix", json_string(conf->prefix)) != 0
         || json_object_set_new(doc, "module_sections",
                                json_deep_copy(conf->modules.sections)) != 0
         || json_object_set_new(doc, "module_section_lines",
@@ -356,6 +357,8 @@ hg_cj_conf_from(const json_t *doc, const char *prefix,
                 hg_conf_errors_t *errors)
 {
     const char *file = json_string_value(json_object_get(doc, "file"));
+    const char *conf_prefix =
+        json_string_value(json_object_get(doc, "prefix"));
     const json_t *jobs = json_object_get(doc, "jobs");
     hg_conf_t *conf;
     char err[512];
@@ -368,7 +371,7 @@ hg_cj_conf_from(const json_t *doc, const char *prefix,
         return NULL;
     }
     conf->file = strdup(file != NULL ? file : "");
-    conf->prefix = strdup(prefix);
+    conf->prefix = strdup(conf_prefix != NULL ? conf_prefix : prefix);
     conf->modules.sections =
         json_deep_copy(json_object_get(doc, "module_sections"));
     conf->modules.section_lines =
