@@ -204,10 +204,11 @@ void hg_master_cleanup(hg_master_t *master);
 /*
  * Re-read the configuration (SIGHUP). The file is read and the modules'
  * validate run by a cycle reader process, the result built into a cycle
- * in a thread, and applied by the loop: HG_AGAIN, it has started (the log
- * says how it ends: event=reload result=ok|failed); HG_ERROR, it could not
- * start and the old configuration stays. One reload at a time: asked for
- * meanwhile, another follows the current one.
+ * in a thread, and applied by the loop a slice of jobs at a time (the
+ * cycle is m->cycle from the first slice on). HG_AGAIN: it has started,
+ * and the log says how it ends (event=reload result=ok|failed); HG_ERROR:
+ * it could not start and the old configuration stays. One reload at a
+ * time: asked for meanwhile, another follows the current one.
  */
 int hg_master_reload(hg_master_t *master);
 /* Whether a reload is under way. */
