@@ -1817,7 +1817,6 @@ typedef struct hg_master_reload_s {
     hg_conf_errors_t errors;
     hg_master_apply_t apply;        /* the new cycle, a slice a turn */
     hg_timer_t apply_timer;
-    bool applying;
     int64_t apply_ns;               /* the slices' total */
     int64_t hold_ns;                /* the longest slice */
     hg_job_conf_t *old_jobs;        /* applied: the thread frees them */
@@ -1931,7 +1930,6 @@ hg_master_apply_slice(hg_master_t *m)
         hg_timer_set(&m->mono, &r->apply_timer, start + took);
         return;
     }
-    r->applying = false;
     hg_master_apply_free(&r->apply);
     if (rc != HG_OK) {
         hg_log(HG_LOG_ERROR, "reload: out of memory removing the jobs the "
@@ -1986,7 +1984,6 @@ hg_master_commit(hg_master_t *m, hg_master_reload_t *r, hg_cycle_t *cycle)
     hg_master_spawn_workers(m);
 
     hg_master_apply_start(m, &r->apply, cycle);
-    r->applying = true;
     hg_master_apply_slice(m);
 }
 

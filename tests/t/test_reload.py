@@ -268,3 +268,27 @@ def test_t_and_the_start_report_a_validate_crash(daemon):
     daemon.start(wait_ready=False)
     assert daemon.wait_exit() == 1
     assert "configuration reader" in daemon.master_output()
+
+
+def test_a_sighup_during_a_reload_gets_a_reload_of_its_own(daemon):
+    bound = 'reload_timeout = "1s";'
+    daemon.start(test_modules=["badvalidate"], extra=bound, jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    before = len(daemon.events("reload"))
+    daemon.write(test_modules=["badvalidate"], extra=bound, jobs=[
+        TICK, job("stuck", type="badvalidate", mode="hang")])
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda evs: reload_started(daemon) if any(
+        e.get("message", "").startswith("reloading ") for e in evs)
+        else None, what="the first reload to start")
+    daemon.write(test_modules=["badvalidate"], extra=bound,
+                 jobs=[TICK, job("new", every="1s", command="true")])
+    daemon.signal(signal.SIGHUP)
+    evs = daemon.wait_for(
+        lambda evs: [e for e in evs if e.get("event") == "reload"][before:]
+        if any(e.get("result") == "ok" for e in evs
+               if e.get("event") == "reload") else None,
+        what="the second reload")
+    assert evs[0]["result"] == "failed", evs
+    assert evs[-1]["result"] == "ok", evs
+    daemon.wait_event("finish", job="new")
