@@ -133,6 +133,7 @@ typedef struct hg_conf_s {
     int workers;                    /* >= 1; "auto" = online CPUs; default 4 */
     char *timezone;                 /* NULL = local zone (TZ) */
     int64_t shutdown_timeout_ms;    /* default 30s */
+    int64_t reload_timeout_ms;      /* default 60s: the cycle reader's bound */
 
     struct {
         char *file;                 /* "-" = stderr; else absolute path */

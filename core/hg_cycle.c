@@ -2,6 +2,11 @@
  * hg_cycle.c: turning a configuration into a checked, ready cycle. Every
  * problem is collected with its file and line (not only the first), so
  * `hourglass -t` shows them all at once.
+ *
+ * Two ways in: hg_cycle_create reads the file and runs module code (init,
+ * validate): only the cycle reader process calls it, and tests; the master
+ * builds its cycles with hg_cycle_build from what a reader checked, and
+ * that path must never call into a module.
  */
 
 #include "hg_core.h"
@@ -87,6 +92,7 @@ hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
     if (cj->module->module->validate == NULL) {
         return HG_OK;
     }
+    hg_cycle_stage("validating job \"%s\"", job->id);
     err[0] = '\0';
     if (cj->module->module->validate(job->definition, err, sizeof(err))
         != 0)
@@ -204,9 +210,15 @@ hg_cycle_free(hg_cycle_t *cycle)
     free(cycle);
 }
 
-hg_cycle_t *
-hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
-                hg_conf_errors_t *errors)
+/*
+ * The checks of every job, CONF taken over. RUN_MODULES: load and
+ * initialise the modules in this process and check each job against its
+ * module, validate included (the cycle reader, tests); otherwise leave the
+ * modules alone (the master: see hg_cycle_build).
+ */
+static hg_cycle_t *
+hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
+               hg_conf_errors_t *errors)
 {
     hg_cycle_t *cycle;
     hg_map_t crons;
@@ -216,12 +228,14 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
     hg_map_init(&crons);
     cycle = calloc(1, sizeof(*cycle));
     if (cycle == NULL) {
-        hg_conf_error_add(errors, file, 0, "out of memory");
+        hg_conf_error_add(errors, conf->file, 0, "out of memory");
+        hg_conf_free(conf);
         return NULL;
     }
+    cycle->conf = conf;
     cycle->prefix = strdup(prefix);
-    cycle->conf = hg_conf_load(file, prefix, errors);
-    if (cycle->prefix == NULL || cycle->conf == NULL) {
+    if (cycle->prefix == NULL) {
+        hg_conf_error_add(errors, conf->file, 0, "out of memory");
         goto failed;
     }
     /* Go on after errors in the file: -t should show every problem at
@@ -232,14 +246,17 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
         hg_conf_error_add(errors, cycle->conf->file, 0, "timezone: %s", err);
         cycle->tz = hg_tz_utc();
     }
-    if (hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK) {
-        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER,
-                        previous ? &previous->modules : NULL, prefix, errors);
+    if (run_modules
+        && hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK)
+    {
+        hg_cycle_stage("initialising the modules");
+        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER, NULL, prefix,
+                        errors);
     }
     if (cycle->conf->njobs > 0) {
         cycle->jobs = calloc(cycle->conf->njobs, sizeof(*cycle->jobs));
         if (cycle->jobs == NULL) {
-            hg_conf_error_add(errors, file, 0, "out of memory");
+            hg_conf_error_add(errors, conf->file, 0, "out of memory");
             goto failed;
         }
     }
@@ -250,7 +267,9 @@ hg_cycle_create(const char *file, const char *prefix, hg_cycle_t *previous,
         if (cj->conf->type == NULL) {
             continue;                   /* reported by hg_conf */
         }
-        hg_cycle_check_module(cycle, cj, errors);
+        if (run_modules) {
+            hg_cycle_check_module(cycle, cj, errors);
+        }
         hg_cycle_check_schedule(cycle, cj, &crons, errors);
     }
     if (errors->count > 0) {
@@ -265,11 +284,30 @@ failed:
     return NULL;
 }
 
-void
-hg_cycle_commit(hg_cycle_t *cycle, hg_cycle_t *old)
+hg_cycle_t *
+hg_cycle_create(const char *file, const char *prefix,
+                hg_conf_errors_t *errors)
 {
-    hg_modules_commit(&cycle->modules, old ? &old->modules : NULL,
-                      cycle->prefix);
+    hg_conf_t *conf;
+
+    hg_cycle_stage("reading %s", file);
+    conf = hg_conf_load(file, prefix, errors);
+    if (conf == NULL) {
+        return NULL;
+    }
+    return hg_cycle_check(conf, prefix, true, errors);
+}
+
+hg_cycle_t *
+hg_cycle_build(hg_conf_t *conf, const char *prefix, hg_conf_errors_t *errors)
+{
+    return hg_cycle_check(conf, prefix, false, errors);
+}
+
+int
+hg_cycle_open_modules(hg_cycle_t *cycle, hg_conf_errors_t *errors)
+{
+    return hg_modules_open(&cycle->modules, cycle->conf, errors);
 }
 
 /*
@@ -295,6 +333,30 @@ hg_cycle_compact(hg_cycle_t *cycle)
 #ifdef __GLIBC__
     malloc_trim(0);
     mallopt(M_MXFAST, HG_CYCLE_MXFAST_DEFAULT);
+#endif
+}
+
+void
+hg_cycle_release_jobs(hg_cycle_t *cycle, hg_job_conf_t **jobs, size_t *njobs)
+{
+    hg_cycle_free_jobs(cycle);
+    *jobs = cycle->conf->jobs;
+    *njobs = cycle->conf->njobs;
+    cycle->conf->jobs = NULL;
+    cycle->conf->njobs = 0;
+}
+
+void
+hg_cycle_free_conf_jobs(hg_job_conf_t *jobs, size_t njobs)
+{
+    hg_conf_t held;
+
+    memset(&held, 0, sizeof(held));
+    held.jobs = jobs;
+    held.njobs = njobs;
+    hg_conf_jobs_free(&held);
+#ifdef __GLIBC__
+    malloc_trim(0);
 #endif
 }
 

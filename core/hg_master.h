@@ -181,6 +181,10 @@ struct hg_master_s {
     hg_map_t unique_keys;           /* unique_key -> queued execution */
     hg_exec_list_t executions;      /* alive (queued .. finishing) */
     unsigned applies;               /* configurations applied so far */
+    /* A reload under way (its reader, then its builder thread), or
+     * NULL; a SIGHUP meanwhile asks for another once it is done. */
+    struct hg_master_reload_s *reload;
+    bool reload_again;
 };
 
 /* Set up the loop, signals and workers for CYCLE (taken over); STORE (may
@@ -197,8 +201,18 @@ int hg_master_run(hg_master_t *master);
 int hg_master_turn(hg_master_t *master, int timeout_ms);
 void hg_master_cleanup(hg_master_t *master);
 
-/* Re-read the configuration (SIGHUP). HG_ERROR keeps the old one. */
+/*
+ * Re-read the configuration (SIGHUP). The file is read and the modules'
+ * validate run by a cycle reader process, the result built into a cycle
+ * in a thread, and applied by the loop a slice of jobs at a time (the
+ * cycle is m->cycle from the first slice on). HG_AGAIN: it has started,
+ * and the log says how it ends (event=reload result=ok|failed); HG_ERROR:
+ * it could not start and the old configuration stays. One reload at a
+ * time: asked for meanwhile, another follows the current one.
+ */
 int hg_master_reload(hg_master_t *master);
+/* Whether a reload is under way. */
+bool hg_master_reloading(const hg_master_t *master);
 
 /* Run a job now, outside its schedule (trigger "manual", "api:NAME",
  * "queue"), with an optional payload. Returns the execution (its id is

@@ -267,42 +267,6 @@ hg_modules_init(hg_modules_t *mods, hg_process_type_t process,
 }
 
 void
-hg_modules_commit(hg_modules_t *mods, hg_modules_t *old, const char *prefix)
-{
-    char err[1024];
-    size_t i;
-
-    for (i = 0; old != NULL && i < old->count; i++) {
-        hg_module_ref_t *ref = &old->items[i];
-        hg_module_ref_t *now = hg_modules_find_path(mods, ref->path);
-
-        if (!ref->initialized) {
-            continue;
-        }
-        if (now != NULL && now->inherited) {
-            now->initialized = true;
-        } else if (ref->module->fini != NULL) {
-            ref->module->fini();
-        }
-        ref->initialized = false;
-    }
-    for (i = 0; i < mods->count; i++) {
-        hg_module_ref_t *ref = &mods->items[i];
-        ref->inherited = false;
-        if (!ref->needs_reinit) {
-            continue;
-        }
-        ref->needs_reinit = false;
-        if (hg_module_call_init(ref, HG_PROCESS_MASTER, prefix, err,
-                                sizeof(err)) != HG_OK)
-        {
-            hg_log(HG_LOG_ERROR, "module \"%s\": init with its new section "
-                   "failed: %s", ref->module->name, err);
-        }
-    }
-}
-
-void
 hg_modules_fini(hg_modules_t *mods)
 {
     size_t i;

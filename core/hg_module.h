@@ -3,10 +3,10 @@
  *
  * One hg_modules_t belongs to one cycle. dlopen counts references, so a
  * module that both the running cycle and a new one (being prepared for a
- * reload) list is the same loaded object; init/fini are made to happen once
- * per process for it: a module whose section is unchanged is inherited by
- * the new cycle as it is; a changed one is re-initialised when the new
- * cycle is committed; a removed one is finalised then.
+ * reload) list is the same loaded object. Who calls init: the cycle reader
+ * and every worker, each once (hg_modules_init); the master only opens
+ * the modules (its workers are forked with them) and never calls them, so
+ * a reload hands nothing over between cycles there.
  */
 
 #ifndef HG_MODULE_H
@@ -37,14 +37,11 @@ typedef struct hg_modules_s {
 int hg_modules_open(hg_modules_t *mods, const hg_conf_t *conf,
                     hg_conf_errors_t *errors);
 /* Call init in this process, inheriting what PREVIOUS (may be NULL) has
- * initialised with the same section. */
+ * initialised with the same section (every caller passes NULL now: the
+ * cycle reader and a worker each initialise their modules once). */
 int hg_modules_init(hg_modules_t *mods, hg_process_type_t process,
                     hg_modules_t *previous, const char *prefix,
                     hg_conf_errors_t *errors);
-/* A reload is committed: finalise what OLD had and NEW did not inherit,
- * then initialise NEW's changed modules. */
-void hg_modules_commit(hg_modules_t *mods, hg_modules_t *old,
-                       const char *prefix);
 /* fini for every module this process initialised and did not hand on. */
 void hg_modules_fini(hg_modules_t *mods);
 void hg_modules_close(hg_modules_t *mods);

@@ -429,6 +429,8 @@ hg_pool_reap(hg_pool_t *pool)
         w = hg_pool_find(pool, pid);
         if (w != NULL) {
             hg_pool_bury(pool, w, status, &usage);
+        } else if (pool->cb.other != NULL) {
+            pool->cb.other(pool, pid, status);
         }
     }
 }

@@ -70,6 +70,9 @@ typedef struct hg_pool_callbacks_s {
      * (hg_pool_reply). NULL: such a frame is a protocol error. */
     void (*request)(hg_worker_t *w, void *current,
                     const hg_ipc_frame_t *frame);
+    /* A child that is no worker (the cycle reader) is reaped (may be
+     * NULL): its status would be lost otherwise. */
+    void (*other)(hg_pool_t *pool, pid_t pid, int status);
 } hg_pool_callbacks_t;
 
 struct hg_pool_s {

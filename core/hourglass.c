@@ -10,6 +10,7 @@
 #include <getopt.h>
 
 #include "hg_cycle.h"
+#include "hg_cycle_reader.h"
 #include "hg_log.h"
 #include "hg_master.h"
 #include "hg_process.h"
@@ -58,8 +59,8 @@ hg_print_errors(const hg_conf_errors_t *errors)
     hg_conf_errors_print(errors, stderr);
 }
 
-/* -t and -T: build a whole cycle (modules loaded and validated) and throw
- * it away. */
+/* -t, -T and the start: a whole cycle, read and validated by a cycle
+ * reader (a crash or a hang there is an error, not ours). */
 static hg_cycle_t *
 hg_load_cycle(const hg_options_t *opt)
 {
@@ -67,7 +68,8 @@ hg_load_cycle(const hg_options_t *opt)
     hg_cycle_t *cycle;
 
     memset(&errors, 0, sizeof(errors));
-    cycle = hg_cycle_create(opt->conf_file, opt->prefix, NULL, &errors);
+    cycle = hg_cycle_load(opt->conf_file, opt->prefix,
+                          HG_CYCLE_READ_TIMEOUT_MS, &errors);
     if (cycle == NULL) {
         hg_print_errors(&errors);
         fprintf(stderr, "hourglass: configuration file %s test failed\n",
@@ -302,6 +304,9 @@ main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "next") == 0) {
         return hg_next_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], HG_CYCLE_READER_ARG) == 0) {
+        return hg_cycle_reader_main(argc, argv);
     }
     memset(&opt, 0, sizeof(opt));
     opt.prefix = HG_PREFIX;

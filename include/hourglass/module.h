@@ -12,21 +12,29 @@
  *         HG_MODULE_V1("mine", my_init, my_validate, my_execute, my_fini);
  *
  * Life cycle.
- *   init      once in every process that uses the module: in the master
- *             after the module is loaded, and in every worker after it is
- *             forked (host->process tells which). `conf` is the module's own
- *             section `modules.NAME = { ... }` as a JSON object (an empty
- *             object when there is none). Return 0, or -1 after writing a
- *             message into err.
- *   validate  in the master, for every job definition of this type, from
- *             scheduler.conf or the API. Return 0, or -1 with a message in
- *             err. Start the message with the offending key followed by ':'
- *             ("command: must be a string") and hourglass reports the file
- *             and line of that key.
+ *   init      once in every process that uses the module: in the cycle
+ *             reader after the module is loaded, and in every worker after
+ *             it is forked (host->process tells which: HG_PROCESS_MASTER in
+ *             the reader, which works on the master's behalf). The master
+ *             itself loads the module (its workers are forked with it) but
+ *             never calls it. `conf` is the module's own section
+ *             `modules.NAME = { ... }` as a JSON object (an empty object
+ *             when there is none). Return 0, or -1 after writing a message
+ *             into err: an error of the configuration, at -t, start and
+ *             reload.
+ *   validate  in the cycle reader, for every job definition of this type
+ *             in scheduler.conf. The cycle reader is a short-lived process
+ *             that reads the configuration for `hourglass -t`, the start
+ *             and every reload: a validate that crashes or hangs fails the
+ *             reading (with the job named), never the master. Return 0,
+ *             or -1 with a message in err. Start the message with the
+ *             offending key followed by ':' ("command: must be a string")
+ *             and hourglass reports the file and line of that key.
  *   execute   in a worker, one execution at a time. Never called in the
  *             master. The worker may be killed at any moment (timeout,
  *             stop): keep nothing half-written that matters.
- *   fini      once per process before it exits or the module is unloaded.
+ *   fini      in a worker before it exits. The cycle reader ends with
+ *             _exit once it has handed its result over, without fini.
  *
  * Compatibility. The ABI only ever appends: new host services go at the end
  * of hg_host_t (check host->size before using them) and new module callbacks

@@ -356,7 +356,7 @@ bench_cycle(const char *path, const char *prefix, int64_t *ns)
     int64_t t0 = bench_now(CLOCK_MONOTONIC);
 
     memset(&errors, 0, sizeof(errors));
-    cycle = hg_cycle_create(path, prefix, NULL, &errors);
+    cycle = hg_cycle_create(path, prefix, &errors);
     *ns = bench_now(CLOCK_MONOTONIC) - t0;
     if (cycle == NULL) {
         hg_conf_errors_print(&errors, stderr);

@@ -3,9 +3,16 @@
  * that starts with a key ("mode:") as module.h asks, so that the tests can
  * check that hourglass reports it with the file and line of that key (or
  * the API's 422 naming the field). Its execute must never run.
+ *
+ * Two modes misbehave instead, to show that reading a configuration cannot
+ * take the master down or stall it: `mode = "crash"` dereferences NULL in
+ * validate (SIGSEGV), `mode = "hang"` never returns from it. Never load it
+ * outside the tests.
  */
 
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <hourglass/module.h>
 
@@ -14,7 +21,16 @@ static const char *const badvalidate_keys[] = { "mode", NULL };
 static int
 badvalidate_validate(const json_t *job, char *err, size_t errlen)
 {
-    (void) job;
+    const char *mode = json_string_value(json_object_get(job, "mode"));
+
+    if (mode != NULL && strcmp(mode, "crash") == 0) {
+        /* both volatile, as in crash.c: the store must happen */
+        volatile int *volatile p = NULL;
+        *p = 42;
+    }
+    while (mode != NULL && strcmp(mode, "hang") == 0) {
+        (void) sleep(1);
+    }
     (void) snprintf(err, errlen, "mode: must be one of a, b (test)");
     return -1;
 }

@@ -1,16 +1,18 @@
 """Issue point 10: SIGHUP reloads the configuration without stopping the
 executions that are running."""
 
+import os
 import re
 import signal
 import time
 
-from conftest import at_ahead, etime, job, rfc3339, sched
+from conftest import (at_ahead, etime, job, rfc3339, run_hourglass,
+                      sanitized_build, sched)
 
 
-def reload(daemon, text=None, **kw):
-    """Rewrites the configuration, sends SIGHUP and waits for the reload
-    event(s) that answer it; returns them."""
+def reload(daemon, text=None, timeout=10, **kw):
+    """Rewrites the configuration, sends SIGHUP and waits (up to TIMEOUT
+    seconds) for the reload event(s) that answer it; returns them."""
     before = len(daemon.events("reload"))
     daemon.rewrite(text, **kw)
     daemon.signal(signal.SIGHUP)
@@ -20,7 +22,8 @@ def reload(daemon, text=None, **kw):
         return got if got else None
     # (the lines of one reload are written together: one flush per turn
     # of the master's loop)
-    return daemon.wait_for(answered, what="the reload event")
+    return daemon.wait_for(answered, timeout=timeout,
+                           what="the reload event")
 
 
 def test_reload_adds_a_job(daemon):
@@ -149,3 +152,143 @@ def test_reload_retires_busy_workers_once_their_execution_ends(daemon):
     # ... and then their workers leave: one new worker remains
     left = daemon.wait_workers(1, exclude=busy)
     assert left
+
+
+# --- issue 10, point 3: the master outlives every module bug -------------
+#
+# Reading the file and the modules' validate happen in a cycle reader
+# process: a crash or a hang there is a failed reload, and the loop goes on
+# scheduling while a big file is read.
+
+TICK = job("tick", every="100ms", command="true")
+
+
+def fires_between(daemon, first, last, id="tick"):
+    """Start events of job ID logged between the events FIRST and LAST
+    (positions in the log, not times)."""
+    evs = daemon.events()
+    i, j = evs.index(first), evs.index(last)
+    return [e for e in evs[i:j] if e.get("event") == "start"
+            and e.get("job") == id]
+
+
+def reload_started(daemon):
+    """The log line that opens the last reload."""
+    return [e for e in daemon.events() if e.get("message", "")
+            .startswith("reloading ")][-1]
+
+
+def assert_still_scheduling(daemon, after):
+    daemon.wait_event("start", job="tick", count=3, after=after)
+    assert daemon.running()
+
+
+def test_reload_survives_a_module_whose_validate_crashes(daemon):
+    daemon.start(test_modules=["badvalidate"], jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    evs = reload(daemon, test_modules=["badvalidate"], jobs=[
+        TICK, job("boom", type="badvalidate", mode="crash")])
+    assert all(e["result"] == "failed" for e in evs), evs
+    msgs = [e["message"] for e in evs]
+    want = "configuration reader killed by signal 11 (SIGSEGV) while " \
+           "validating job \"boom\""
+    if sanitized_build():       # UBSan may turn the crash into an exit
+        assert any("configuration reader" in m and "\"boom\"" in m
+                   for m in msgs), msgs
+    else:
+        assert any(m == "%s: %s" % (daemon.conf, want) for m in msgs), msgs
+    assert_still_scheduling(daemon, etime(evs[-1]))
+    # the old configuration is in force: the next good file is taken
+    assert reload(daemon, jobs=[TICK])[0]["result"] == "ok"
+
+
+def test_reload_gives_up_on_a_validate_that_never_returns(daemon):
+    bound = 'reload_timeout = "1s";'
+    daemon.start(test_modules=["badvalidate"], extra=bound, jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    evs = reload(daemon, test_modules=["badvalidate"], extra=bound, jobs=[
+        TICK, job("stuck", type="badvalidate", mode="hang")])
+    assert all(e["result"] == "failed" for e in evs), evs
+    assert any(e["message"] == "%s: configuration reader timed out after "
+               "1 s while validating job \"stuck\"" % daemon.conf
+               for e in evs), evs
+    # the loop went on while the reader hung
+    assert len(fires_between(daemon, reload_started(daemon), evs[0])) >= 3
+    assert_still_scheduling(daemon, etime(evs[-1]))
+    assert not daemon.find_commands(["hourglass", "--cycle-reader"])
+
+
+def test_reload_of_an_include_of_a_fifo_fails_and_the_master_goes_on(daemon):
+    bound = 'reload_timeout = "1s";'
+    daemon.start(extra=bound, jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    fifo = daemon.dir / "fifo.conf"
+    os.mkfifo(fifo)
+    evs = reload(daemon, daemon.config(extra=bound, jobs=[TICK])
+                 + '@include "fifo.conf"\n')
+    assert all(e["result"] == "failed" for e in evs), evs
+    assert any("configuration reader timed out after 1 s while reading"
+               in e["message"] for e in evs), evs
+    assert len(fires_between(daemon, reload_started(daemon), evs[0])) >= 3
+    assert_still_scheduling(daemon, etime(evs[-1]))
+
+
+def test_reload_of_a_file_with_a_3mb_comment_keeps_scheduling(daemon):
+    daemon.start(jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    text = daemon.config(jobs=[TICK]) + "# " + "x" * (3 << 20) + "\n"
+    evs = reload(daemon, text, timeout=60)      # seconds of libconfig
+    assert evs[0]["result"] == "ok", evs
+    assert len(fires_between(daemon, reload_started(daemon), evs[0])) >= 3
+
+
+def test_reload_of_100000_jobs_keeps_scheduling(daemon):
+    daemon.start(jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    many = [job("j%d" % i, schedule="0 0 1 1 *", command="true")
+            for i in range(100000)]
+    evs = reload(daemon, jobs=[TICK] + many, timeout=60)
+    assert evs[0]["result"] == "ok", evs
+    assert "100001 jobs" in evs[0]["message"], evs
+    assert len(fires_between(daemon, reload_started(daemon), evs[0])) >= 3
+    assert_still_scheduling(daemon, etime(evs[-1]))
+
+
+def test_t_and_the_start_report_a_validate_crash(daemon):
+    text = daemon.config(test_modules=["badvalidate"], jobs=[
+        TICK, job("boom", type="badvalidate", mode="crash")])
+    daemon.write(text)
+    r = run_hourglass("-t", "-c", daemon.conf, env=daemon.env())
+    assert r.returncode == 1, r
+    assert "configuration reader" in r.stderr and '"boom"' in r.stderr, r
+    assert ("configuration file %s test failed" % daemon.conf) in r.stderr
+    if not sanitized_build():
+        assert ("%s: configuration reader killed by signal 11 (SIGSEGV) "
+                "while validating job \"boom\"" % daemon.conf) in r.stderr
+    daemon.start(wait_ready=False)
+    assert daemon.wait_exit() == 1
+    assert "configuration reader" in daemon.master_output()
+
+
+def test_a_sighup_during_a_reload_gets_a_reload_of_its_own(daemon):
+    bound = 'reload_timeout = "1s";'
+    daemon.start(test_modules=["badvalidate"], extra=bound, jobs=[TICK])
+    daemon.wait_event("start", job="tick")
+    before = len(daemon.events("reload"))
+    daemon.write(test_modules=["badvalidate"], extra=bound, jobs=[
+        TICK, job("stuck", type="badvalidate", mode="hang")])
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda evs: reload_started(daemon) if any(
+        e.get("message", "").startswith("reloading ") for e in evs)
+        else None, what="the first reload to start")
+    daemon.write(test_modules=["badvalidate"], extra=bound,
+                 jobs=[TICK, job("new", every="1s", command="true")])
+    daemon.signal(signal.SIGHUP)
+    evs = daemon.wait_for(
+        lambda evs: [e for e in evs if e.get("event") == "reload"][before:]
+        if any(e.get("result") == "ok" for e in evs
+               if e.get("event") == "reload") else None,
+        what="the second reload")
+    assert evs[0]["result"] == "failed", evs
+    assert evs[-1]["result"] == "ok", evs
+    daemon.wait_event("finish", job="new")

@@ -20,6 +20,8 @@
 
 #include "hg_conf.h"
 
+#include "test_dump.h"
+
 #define PREFIX  "/opt/hg"
 
 static char tmpdir[64];
@@ -771,19 +773,6 @@ assert_confs_equal(const hg_conf_t *a, const hg_conf_t *b)
     }
 }
 
-static char *
-dump_text(const hg_conf_t *conf)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-
-    assert_non_null(m);
-    assert_int_equal(hg_conf_dump(conf, m), HG_OK);
-    assert_int_equal(fclose(m), 0);
-    return text;
-}
-
 /* dump, read the dump back, compare; the dump of the dump is the same
  * text but for its first line, which names the file */
 static void
@@ -1155,7 +1144,7 @@ static const bad_case_t bad_cases[] = {
     { "unknown top-level key, no hint: the keys listed",
       "colour = true;\n", NULL, NULL,
       "T/scheduler.conf:1: unknown key \"colour\" (known keys: daemon, pid, "
-      "workers, timezone, shutdown_timeout, log, modules, store, api, "
+      "workers, timezone, shutdown_timeout, reload_timeout, log, modules, store, api, "
       "defaults, jobs)\n" },
     { "unknown key in a section",
       "log = {\n    levle = \"info\";\n};\n", NULL, NULL,
