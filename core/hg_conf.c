@@ -55,6 +55,7 @@ struct hg_conf_loader_s {
     char *incdir;                   /* directory of the main file, or NULL */
     json_t *ids;                    /* job id -> "file:line" where first seen */
     bool literal;                   /* strings as they are: no ${VAR} */
+    bool from_api;                  /* a client's definition: no pass_env */
     json_t *pass_env;               /* names a shell command referenced */
     bool oom;
 };
@@ -887,7 +888,7 @@ hg_conf_pass_env(hg_conf_loader_t *ld, const config_setting_t *m,
     json_t *have = json_object_get(out, "pass_env");
     size_t i;
 
-    if (strcmp(name, "pass_env") == 0 && ld->literal) {
+    if (strcmp(name, "pass_env") == 0 && ld->from_api) {
         hg_conf_err(ld, m, "%s: not accepted from the API (it names "
                     "variables of hourglass's own environment)", loc);
         json_decref(v);
@@ -2554,9 +2555,29 @@ hg_conf_json_setting(hg_conf_loader_t *ld, config_setting_t *parent,
     }
 }
 
+static int hg_conf_job_from_definition(const hg_conf_t *conf,
+                                       const json_t *definition,
+                                       bool from_api, hg_job_conf_t *job,
+                                       hg_conf_errors_t *errors);
+
 int
 hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
                       hg_job_conf_t *job, hg_conf_errors_t *errors)
+{
+    return hg_conf_job_from_definition(conf, definition, true, job, errors);
+}
+
+int
+hg_conf_job_from_reader(const hg_conf_t *conf, const json_t *definition,
+                        hg_job_conf_t *job, hg_conf_errors_t *errors)
+{
+    return hg_conf_job_from_definition(conf, definition, false, job, errors);
+}
+
+static int
+hg_conf_job_from_definition(const hg_conf_t *conf, const json_t *definition,
+                            bool from_api, hg_job_conf_t *job,
+                            hg_conf_errors_t *errors)
 {
     hg_conf_loader_t ld;
     hg_conf_t scratch;
@@ -2589,6 +2610,7 @@ hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
     ld.conf = &scratch;
     ld.errors = errors;
     ld.literal = true;
+    ld.from_api = from_api;
     ld.ids = json_object();
     config_init(&ld.cf);
     group = config_setting_add(config_root_setting(&ld.cf), "job",

@@ -237,6 +237,11 @@ int hg_conf_expand_env(const char *text, char **out, char *err,
  */
 int hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
                           hg_job_conf_t *job, hg_conf_errors_t *errors);
+/* The same for a definition the cycle reader already checked (its
+ * strings expanded, its shell commands' variables named in `pass_env`,
+ * which is taken here as the reader wrote it). */
+int hg_conf_job_from_reader(const hg_conf_t *conf, const json_t *definition,
+                            hg_job_conf_t *job, hg_conf_errors_t *errors);
 
 /* Free what a job owns (not the job itself) and zero it. */
 void hg_conf_job_free(hg_job_conf_t *job);

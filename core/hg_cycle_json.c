@@ -13,7 +13,7 @@
  * (hg_conf_table.h; a key of a type this file cannot carry is an error,
  * never a silent loss), and each job as its definition, which the master
  * turns back into a job through the very reader the admin API uses
- * (hg_conf_job_from_json), so every derived field comes from one code.
+ * (hg_conf_job_from_reader), so every derived field comes from one code.
  * Schedules and time zones are parsed again on the master's side: they are
  * core code, and sharing a parsed expression between jobs is cheap there.
  *
@@ -404,7 +404,7 @@ hg_cj_conf_from(const json_t *doc, const char *prefix,
         size_t before = errors->count;
 
         /* The reader checked it: a problem now is the hand-over's. */
-        if (hg_conf_job_from_json(conf, json_object_get(j, "definition"),
+        if (hg_conf_job_from_reader(conf, json_object_get(j, "definition"),
                                   job, errors) != HG_OK)
         {
             for (; before < errors->count; before++) {

@@ -46,7 +46,10 @@ static const char full_conf[] =
     "      start_at = \"2026-01-01T00:00:00Z\"; },\n"
     "    { id = \"once\"; type = \"shell\"; command = \"true\";\n"
     "      at = \"2026-12-01T09:00:00+01:00\"; },\n"
-    "    { id = \"manual\"; type = \"shell\"; argv = [ \"/bin/true\" ]; }\n"
+    "    { id = \"manual\"; type = \"shell\"; argv = [ \"/bin/true\" ]; },\n"
+    /* a variable in a shell command reaches it through pass_env */
+    "    { id = \"secret\"; type = \"shell\";\n"
+    "      command = \"curl -u \\\"${HG_TEST_CYCLE_PW}\\\" x\"; }\n"
     ");\n";
 
 static int
@@ -56,7 +59,9 @@ setup(void **state)
 
     HG_UNUSED(state);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/hg_test_cycle.XXXXXX");
-    if (mkdtemp(tmpdir) == NULL) {
+    if (mkdtemp(tmpdir) == NULL
+        || setenv("HG_TEST_CYCLE_PW", "hunter2", 1) != 0)
+    {
         return -1;
     }
     snprintf(conf_path, sizeof(conf_path), "%s/scheduler.conf", tmpdir);
@@ -136,6 +141,8 @@ test_hand_over_keeps_everything(void **state)
     assert_true(built->jobs[1].has_start_at);
     assert_int_equal(built->jobs[2].at, 1796112000);
     assert_int_equal(built->modules.count, 0);      /* not opened yet */
+    assert_non_null(strstr(built->conf->jobs[4].definition_text,
+                           "\"pass_env\":[\"HG_TEST_CYCLE_PW\"]"));
 
     hg_cycle_destroy(built);
     hg_conf_free(conf);
