@@ -71,7 +71,12 @@ typedef enum {
 
     /* READY */
     HG_IPC_F_PID = 40,              /* i32 */
-    HG_IPC_F_INIT_ERROR = 41        /* string: a module's init failed */
+    HG_IPC_F_INIT_ERROR = 41,       /* string: a module's init failed */
+
+    /* DISPATCH: the job's limits, absent when none (hg_cgroup.c) */
+    HG_IPC_F_LIMIT_MEMORY = 60,     /* i64 bytes */
+    HG_IPC_F_LIMIT_CPU = 61,        /* i64 thousandths of a core */
+    HG_IPC_F_LIMIT_TASKS = 62       /* i64 processes */
 } hg_ipc_tag_t;
 
 /* A growable byte buffer: frames are built into it, and it doubles as the

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "hg_cgroup.h"
 #include "hg_log.h"
 #include "hg_pool.h"
 #include "hg_timer.h"
@@ -65,6 +66,10 @@ hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo)
      * pid as well, in case the worker has not yet made its group. */
     kill(-w->pid, signo);
     kill(w->pid, signo);
+    /* and what left the group (setsid) but not the cgroup */
+    if (signo == SIGKILL) {
+        hg_cgroup_kill_worker(w->pid);
+    }
     w->state = HG_WORKER_GONE;
 }
 
@@ -367,6 +372,7 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
      * orphan in the dead worker's group. A group id is not reused while
      * the group has members, so this reaches only them. */
     kill(-w->pid, SIGKILL);
+    hg_cgroup_forget_worker(w->pid);
     w->state = HG_WORKER_GONE;
     current = w->current;
     w->current = NULL;
@@ -384,7 +390,7 @@ hg_pool_reap(hg_pool_t *pool)
     pid_t pid;
 
     for (;;) {
-        pid = wait4(-1, &status, WNOHANG, &usage);
+        pid = wait4(-1, &status, WNOHANG | WUNTRACED, &usage);
         if (pid < 0 && errno == EINTR) {
             continue;
         }
@@ -392,7 +398,12 @@ hg_pool_reap(hg_pool_t *pool)
             return;
         }
         w = hg_pool_find(pool, pid);
-        if (w != NULL) {
+        if (w != NULL && WIFSTOPPED(status)) {
+            /* Its death comes next, through this same loop. */
+            hg_log(HG_LOG_WARN, "worker %d was stopped by signal %d; "
+                   "killing and replacing it", (int) pid, WSTOPSIG(status));
+            hg_pool_kill(w, HG_KILL_STOPPED, SIGKILL);
+        } else if (w != NULL) {
             hg_pool_bury(pool, w, status, &usage);
         }
     }
@@ -401,6 +412,7 @@ hg_pool_reap(hg_pool_t *pool)
 void
 hg_pool_collect(hg_pool_t *pool)
 {
+    hg_cgroup_sweep();
     while (pool->dead != NULL) {
         hg_worker_t *w = pool->dead;
         pool->dead = w->next;
