@@ -344,6 +344,49 @@ hg_cgroup_limits_supported(void)
     return bits;
 }
 
+size_t
+hg_cgroup_warn_limits(const hg_conf_t *conf, bool to_stderr)
+{
+    unsigned have = hg_cgroup_limits_supported(), want;
+    char missing[64];
+    size_t i, k, n = 0;
+
+    for (i = 0; i < conf->njobs; i++) {
+        const hg_job_conf_t *job = &conf->jobs[i];
+        const hg_limits_t *l = &job->policy.limits;
+
+        want = (l->memory > 0 ? HG_LIMIT_MEMORY : 0)
+               | (l->cpu > 0 ? HG_LIMIT_CPU : 0)
+               | (l->tasks > 0 ? HG_LIMIT_TASKS : 0);
+        if ((want & ~have) == 0) {
+            continue;
+        }
+        missing[0] = '\0';
+        for (k = 0; k < HG_CG_NV1; k++) {
+            if (want & ~have & (1u << k)) {
+                size_t len = strlen(missing);
+                snprintf(missing + len, sizeof(missing) - len, "%s%s",
+                         len > 0 ? ", " : "", hg_cg_v1_names[k]);
+            }
+        }
+        n++;
+        if (to_stderr) {
+            fprintf(stderr, "%s:%d: warning: job \"%s\": limits cannot be "
+                    "enforced on this host (no writable %s cgroup "
+                    "controller, v2 or v1); the job would run without "
+                    "them\n", job->file ? job->file : conf->file, job->line,
+                    job->id, missing);
+        } else {
+            hg_log(HG_LOG_WARN, "%s:%d: job \"%s\": limits cannot be "
+                   "enforced on this host (no writable %s cgroup controller,"
+                   " v2 or v1); it runs without them",
+                   job->file ? job->file : conf->file, job->line, job->id,
+                   missing);
+        }
+    }
+    return n;
+}
+
 bool
 hg_cgroup_contained(void)
 {

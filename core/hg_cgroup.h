@@ -44,6 +44,9 @@ void hg_cgroup_setup(void);
 bool hg_cgroup_contained(void);
 /* HG_LIMIT_* bits this host can enforce (probes without creating). */
 unsigned hg_cgroup_limits_supported(void);
+/* Warn about every job of CONF whose limits this host cannot enforce: in
+ * the log (start), or on stderr as FILE:LINE: warning (-t). How many. */
+size_t hg_cgroup_warn_limits(const hg_conf_t *conf, bool to_stderr);
 /* Kill every process of the worker's execution cgroup. */
 void hg_cgroup_kill_worker(pid_t worker);
 /* Remove the worker's cgroups once it is reaped; retried by

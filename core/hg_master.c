@@ -2154,6 +2154,8 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
         return HG_ERROR;
     }
     hg_log_set_buffered(true);
+    hg_cgroup_setup();
+    hg_cgroup_warn_limits(cycle->conf, false);
     if (hg_master_apply(m, cycle) != HG_OK) {
         return HG_ERROR;
     }
@@ -2162,7 +2164,6 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
         hg_master_recover_executions(m);
         hg_master_recover_misfires(m);
     }
-    hg_cgroup_setup();
     hg_master_spawn_workers(m);
     if (hg_master_active_workers(m) == 0) {
         hg_log(HG_LOG_ERROR, "no worker could be started");

@@ -12,15 +12,17 @@ HG_CONTAIN=<a uuid of the test> in its environment.
 """
 
 import os
+import re
+import shutil
 import signal
-import time
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import (all_pids, alive, at_ahead, etime, job, proc_environ,
-                      rfc3339, wait_until)
+from conftest import (HOURGLASS, all_pids, alive, at_ahead, etime, job,
+                      proc_environ, rfc3339, wait_until)
 
 # Everything a job can do to leave processes behind.
 ESCAPES = ("(sleep 300 &); (setsid sleep 300 &); setsid -f sleep 300; "
@@ -269,3 +271,68 @@ def test_stopped_idle_worker_is_replaced(daemon):
     os.kill(victim, signal.SIGSTOP)
     daemon.wait_event("worker_exit", worker=victim, reason="stopped")
     daemon.wait_workers(2, exclude=[victim])
+
+
+# --- a host without cgroups ----------------------------------------------
+
+def no_cgroup_daemon(d, **conf):
+    """Starts D with /sys/fs/cgroup hidden (a private mount namespace with
+    an empty tmpfs over it): the daemon sees a host without cgroups."""
+    d.write(**conf)
+    out = open(d.output, "ab")
+    try:
+        d.proc = subprocess.Popen(
+            ["unshare", "-m", "sh", "-c",
+             'mount -t tmpfs none /sys/fs/cgroup && exec "$0" "$@"',
+             str(HOURGLASS), "-p", str(d.dir), "-c", str(d.conf)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=d.env(),
+            cwd=str(d.dir), start_new_session=True)
+    finally:
+        out.close()
+    d.pid = d.proc.pid
+    d.wait_for(lambda evs: any(e.get("event") == "start_master"
+                               for e in evs), what="start_master")
+    return d
+
+
+needs_unshare = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="hiding the cgroup hierarchies needs root and unshare(1)")
+
+
+@needs_unshare
+def test_without_cgroups_workers_are_subreapers_and_kill_leftovers(daemon):
+    m = Marker()
+    no_cgroup_daemon(daemon, workers=1, jobs=[
+        job("leaky", every="1s", max_retries=0, env=m.env,
+            command=ESCAPES + " exit 0")])
+    said = [e for e in daemon.events()
+            if "containment" in (e.get("message") or "")]
+    assert said and "subreaper" in said[0]["message"], said
+    for i in range(3):
+        fin = daemon.wait_event("finish", job="leaky", count=i + 1,
+                                timeout=15)[i]
+        assert fin.get("error") == "left 4 processes behind, killed", fin
+        wait_until(lambda: not of_exec(fin["exec"]), timeout=5,
+                   what=lambda: "nothing left (still: %s)"
+                   % of_exec(fin["exec"]))
+
+
+@needs_unshare
+def test_limits_without_cgroups_are_a_warning_not_a_silent_ignore(daemon):
+    jobs = [job("capped", every="1h", limits={"memory": "64MiB"},
+                command="true")]
+    daemon.write(jobs=jobs)
+    r = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         'mount -t tmpfs none /sys/fs/cgroup && exec "$0" "$@"',
+         str(HOURGLASS), "-t", "-p", str(daemon.dir), "-c",
+         str(daemon.conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r
+    assert re.search(r'scheduler\.conf:\d+: warning: job "capped": limits '
+                     r'cannot be enforced on this host \(no writable memory',
+                     r.stderr), r.stderr
+    no_cgroup_daemon(daemon, jobs=jobs)
+    assert any('job "capped": limits cannot be enforced' in
+               (e.get("message") or "") for e in daemon.events()), \
+        daemon.lines()
