@@ -336,3 +336,37 @@ def test_limits_without_cgroups_are_a_warning_not_a_silent_ignore(daemon):
     assert any('job "capped": limits cannot be enforced' in
                (e.get("message") or "") for e in daemon.events()), \
         daemon.lines()
+
+
+# --- the `limits` key ----------------------------------------------------
+
+def test_limits_are_checked_with_their_line_and_dumped_merged(daemon):
+    text = daemon.config(extra='defaults = { limits = { memory = "1GiB"; '
+                         'cpu = 2; }; };', jobs=[
+        job("a", every="1h", command="true", limits={"tasks": 10}),
+        job("b", every="1h", command="true")])
+    daemon.write(text)
+    r = subprocess.run([str(HOURGLASS), "-T", "-p", str(daemon.dir), "-c",
+                        str(daemon.conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r
+    # a job's limits add to those of `defaults`, key by key
+    assert 'limits = { memory = "1GiB"; cpu = 2.0; tasks = 10; };' \
+        in r.stdout, r.stdout
+    assert 'limits = { memory = "1GiB"; cpu = 2.0; };' in r.stdout
+
+    daemon.write(daemon.config(jobs=[
+        job("bad", every="1h", command="true",
+            limits={"memory": "5x", "cpu": 0, "tasks": -1, "swap": 1})]))
+    r = subprocess.run([str(HOURGLASS), "-t", "-p", str(daemon.dir), "-c",
+                        str(daemon.conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, r
+    line = [i + 1 for i, l in enumerate(daemon.conf.read_text().split("\n"))
+            if '"bad"' in l][0]
+    where = "scheduler.conf:%d: job \"bad\": " % line
+    for message in ['limits.memory: "5x" is not a size',
+                    "limits.cpu: 0 is out of range 0.01-4096",
+                    "limits.tasks: -1 is out of range 1-4194304"]:
+        assert where + message in r.stderr, r.stderr
+    assert 'unknown key "swap" in limits of job "bad"' in r.stderr
