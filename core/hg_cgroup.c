@@ -773,6 +773,27 @@ hg_cg_close(int *fd)
     }
 }
 
+/*
+ * The worker's cgroup descriptors live high, out of the way of the low
+ * numbers that state inherited from the master may still name (SQLite's
+ * per-inode bookkeeping, for one, remembers descriptor numbers the worker
+ * has closed; a cgroup file must not become one of them).
+ */
+#define HG_CG_FD_FLOOR  64
+
+static int
+hg_cg_open_high(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC), high;
+
+    if (fd < 0 || fd >= HG_CG_FD_FLOOR) {
+        return fd;
+    }
+    high = fcntl(fd, F_DUPFD_CLOEXEC, HG_CG_FD_FLOOR);
+    close(fd);
+    return high;
+}
+
 void
 hg_cgroup_worker_init(void)
 {
@@ -792,11 +813,11 @@ hg_cgroup_worker_init(void)
     if (mkdir(hg_cg.wdir, 0755) != 0 && errno != EEXIST) {
         goto failed;
     }
-    hg_cg.dir_fd = open(hg_cg.wdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    hg_cg.dir_fd = hg_cg_open_high(hg_cg.wdir, O_RDONLY | O_DIRECTORY);
     snprintf(path, sizeof(path), "%s/cgroup.kill", hg_cg.wdir);
-    hg_cg.kill_fd = open(path, O_WRONLY | O_CLOEXEC);
+    hg_cg.kill_fd = hg_cg_open_high(path, O_WRONLY);
     snprintf(path, sizeof(path), "%s/cgroup.events", hg_cg.wdir);
-    hg_cg.events_fd = open(path, O_RDONLY | O_CLOEXEC);
+    hg_cg.events_fd = hg_cg_open_high(path, O_RDONLY);
     if (hg_cg.dir_fd < 0 || hg_cg.kill_fd < 0 || hg_cg.events_fd < 0) {
         goto failed;
     }
@@ -829,7 +850,7 @@ hg_cg_worker_v1(size_t i)
         return NULL;
     }
     snprintf(path, sizeof(path), "%s/cgroup.procs", hg_cg.wdir_v1[i]);
-    hg_cg.v1_procs_fd[i] = open(path, O_WRONLY | O_CLOEXEC);
+    hg_cg.v1_procs_fd[i] = hg_cg_open_high(path, O_WRONLY);
     if (hg_cg.v1_procs_fd[i] < 0) {
         rmdir(hg_cg.wdir_v1[i]);
         hg_cg.wdir_v1[i][0] = '\0';

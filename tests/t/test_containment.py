@@ -215,6 +215,12 @@ def test_restarted_master_removes_what_a_dead_one_left(hg):
     assert not stale.exists()
     assert any("stale cgroup" in (e.get("message") or "")
                for e in again.events())
+    # and it says at start what contains its executions
+    said = [e["message"] for e in again.events()
+            if (e.get("message") or "").startswith("containment:")]
+    assert said and "cgroup v2" in said[0] \
+        and str(cgroup2_dir() / ("hourglass.%d" % again.pid)) in said[0] \
+        and "limits: " in said[0], said
 
 
 @needs_cgroup
