@@ -61,6 +61,7 @@ typedef struct hg_cgroup_state_s {
     hg_limits_t applied;
     bool oom_watch;
     uint64_t oom_base;
+    char children_path[64];             /* /proc/self/task/<pid>/children */
     /* master: removals to retry */
     char *pending[HG_CG_PENDING_MAX];
     size_t npending;
@@ -805,6 +806,8 @@ hg_cgroup_worker_init(void)
         hg_log(HG_LOG_WARN, "worker cannot become a child subreaper: %s",
                strerror(errno));
     }
+    snprintf(hg_cg.children_path, sizeof(hg_cg.children_path),
+             "/proc/self/task/%ld/children", (long) getpid());
     if (!hg_cg_worker_dir(hg_cg.wdir, sizeof(hg_cg.wdir), hg_cg.group,
                           getpid()))
     {
@@ -1009,11 +1012,33 @@ hg_cgroup_worker_oom(void)
 void
 hg_cgroup_worker_kill_now(void)
 {
+    char buf[4096];
     ssize_t n;
+    long pid;
+    int fd, i;
 
     if (hg_cg.kill_fd >= 0) {
         n = write(hg_cg.kill_fd, "1", 1);
         (void) n;
+        return;
+    }
+    /* No cgroup: the worker's children (the job, and its orphans that
+     * came back to this subreaper, each perhaps in a session of its own)
+     * and their groups. A signal handler may call: open, read, kill. */
+    fd = open(hg_cg.children_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    for (i = 0, pid = 0; i < n; i++) {
+        if (buf[i] >= '0' && buf[i] <= '9') {
+            pid = pid * 10 + (buf[i] - '0');
+        } else if (pid > 0) {
+            kill((pid_t) -pid, SIGKILL);
+            kill((pid_t) pid, SIGKILL);
+            pid = 0;
+        }
     }
 }
 
@@ -1056,14 +1081,11 @@ hg_cg_reap_zombies(void)
 static int
 hg_cg_kill_children(void)
 {
-    char path[64];
     int killed = 0, round, n;
 
-    snprintf(path, sizeof(path), "/proc/self/task/%ld/children",
-             (long) getpid());
     for (round = 0; round < HG_CG_REAP_ROUNDS; round++) {
         hg_cg_reap_zombies();
-        n = hg_cg_kill_listed(path, NULL, true);
+        n = hg_cg_kill_listed(hg_cg.children_path, NULL, true);
         if (n == 0) {
             break;
         }

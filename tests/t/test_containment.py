@@ -325,6 +325,20 @@ def test_without_cgroups_workers_are_subreapers_and_kill_leftovers(daemon):
 
 
 @needs_unshare
+def test_without_cgroups_master_kill_9_leaves_no_process(daemon):
+    m = Marker()
+    no_cgroup_daemon(daemon, workers=1, jobs=[
+        job("busy", at=soon(), max_retries=0, env=m.env,
+            command=ESCAPES + " sleep 300")])
+    daemon.wait_event("start", job="busy", timeout=15)
+    wait_until(lambda: len(m.pids()) >= 5, timeout=5,
+               what="the busy job's processes")
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+    m.none_left("after kill -9 of the master")
+
+
+@needs_unshare
 def test_limits_without_cgroups_are_a_warning_not_a_silent_ignore(daemon):
     jobs = [job("capped", every="1h", limits={"memory": "64MiB"},
                 command="true")]
