@@ -1,7 +1,10 @@
 /*
  * hg_pool.c: worker processes seen from the master. Never blocks: pipes
  * are nonblocking on the master's side, reaping uses WNOHANG (except at
- * shutdown, after SIGKILL, where the wait is bounded by the kill).
+ * shutdown, after SIGKILL, where the wait is bounded by the kill). Killing
+ * a worker kills its execution cgroup too (hg_cgroup.c); a worker found
+ * stopped (WUNTRACED) is killed and replaced, since it would hold its
+ * execution forever.
  */
 
 #include "hg_core.h"

@@ -3,6 +3,10 @@
  * simple on purpose: it has nothing else to do while it waits. Everything
  * the master sends is checked before use; a malformed frame ends the worker
  * (the master replaces it) rather than running half a job.
+ *
+ * It is a child subreaper and owns its execution cgroup (hg_cgroup.c):
+ * whatever an execution leaves behind is killed before its result goes,
+ * and nothing it started outlives the worker, however the worker ends.
  */
 
 #include "hg_core.h"
