@@ -1042,13 +1042,22 @@ hg_cgroup_worker_kill_now(void)
     }
 }
 
+/* One pread: cgroup.events ("populated 0\nfrozen 0\n") comes whole, and
+ * this runs after every execution. */
 static bool
 hg_cg_populated(void)
 {
     char buf[256];
+    ssize_t n;
 
-    return hg_cg_pread_fd(hg_cg.events_fd, buf, sizeof(buf)) > 0
-           && hg_cg_keyed(buf, "populated") != 0;
+    do {
+        n = pread(hg_cg.events_fd, buf, sizeof(buf) - 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        return false;
+    }
+    buf[n] = '\0';
+    return hg_cg_keyed(buf, "populated") != 0;
 }
 
 /* Count the lines of the execution cgroup's cgroup.procs. */
