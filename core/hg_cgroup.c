@@ -1106,12 +1106,13 @@ hg_cg_kill_children(void)
 /*
  * Empty the execution cgroup, which stays in use: frozen (nothing in it
  * can fork any more), its processes killed one by one until none is left,
- * thawed. Not cgroup.kill: on the kernels this was written on (6.18), a
- * child started with CLONE_INTO_CGROUP into a cgroup that cgroup.kill has
- * emptied before is killed at birth (its fork compares the kill sequence
- * of the parent's cgroup with the target's), so a killed cgroup could
- * never run a job again. cgroup.kill remains for cgroups that are done
- * with (a timeout, a stop, a dying worker).
+ * thawed. Not cgroup.kill: on the kernel this was written on (6.18), every
+ * child started with CLONE_INTO_CGROUP into a cgroup that cgroup.kill had
+ * emptied before was killed at birth (observed: SIGKILL before exec; the
+ * fork seems to compare the kill count of the parent's cgroup with the
+ * target's), so a killed cgroup could never run a job again. cgroup.kill
+ * remains for cgroups that are done with (a timeout, a stop, a dying
+ * worker).
  */
 static void
 hg_cg_empty(void)
