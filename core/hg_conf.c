@@ -237,6 +237,23 @@ static const hg_conf_section_t hg_conf_backoff_section = {
     NULL, 0, NULL, NULL
 };
 
+#define HG_L(field)  offsetof(hg_limits_t, field)
+
+static const hg_conf_key_t hg_conf_limits_keys[] = {
+    { .name = "memory", .type = HG_CONF_SIZE, .offset = HG_L(memory),
+      .min = 1024 * 1024, .max = INT64_MAX,
+      .help = "memory of the execution's processes; killed beyond it" },
+    { .name = "cpu", .type = HG_CONF_REAL, .offset = HG_L(cpu),
+      .rmin = 0.01, .rmax = 4096.0, .help = "cores (0.5 = half of one)" },
+    { .name = "tasks", .type = HG_CONF_INT, .offset = HG_L(tasks),
+      .min = 1, .max = 4194304, .help = "processes and threads at once" },
+};
+
+static const hg_conf_section_t hg_conf_limits_section = {
+    "limits", hg_conf_limits_keys, HG_NELEMS(hg_conf_limits_keys),
+    NULL, 0, NULL, NULL
+};
+
 static const hg_conf_key_t hg_conf_policy_keys[] = {
     { .name = "timeout", .type = HG_CONF_DURATION, .offset = HG_P(timeout_ms),
       .dflt = "5m", .min = 0, .max = HG_CONF_DURATION_MAX,
@@ -245,6 +262,9 @@ static const hg_conf_key_t hg_conf_policy_keys[] = {
       .dflt = "3", .min = 0, .max = 1000 },
     { .name = "backoff", .type = HG_CONF_GROUP, .offset = HG_P(backoff),
       .section = &hg_conf_backoff_section },
+    { .name = "limits", .type = HG_CONF_GROUP, .offset = HG_P(limits),
+      .section = &hg_conf_limits_section,
+      .help = "per execution, through its cgroup; none by default" },
     { .name = "overlap", .type = HG_CONF_ENUM, .offset = HG_P(overlap),
       .dflt = "skip", .values = hg_conf_overlaps,
       .help = "when the previous run is still going" },

@@ -75,12 +75,22 @@ typedef struct hg_backoff_s {
     double jitter;                  /* default 0.1, 0.0 .. 1.0 */
 } hg_backoff_t;
 
+/* Per-execution resource limits (`limits = { memory = "512MiB"; cpu =
+ * 0.5; tasks = 64; }`), enforced through the execution's cgroup
+ * (hg_cgroup.c). Zero: no limit. */
+typedef struct hg_limits_s {
+    uint64_t memory;                /* bytes */
+    double cpu;                     /* cores */
+    int tasks;                      /* processes (and threads) */
+} hg_limits_t;
+
 /* Job settings that `defaults` can give and a job can override. Every
  * job the master runs has a copy: the 4-byte fields are kept together so
  * that none is padded to 8. */
 typedef struct hg_job_policy_s {
     int64_t timeout_ms;             /* 0 = none; default 5m */
     hg_backoff_t backoff;
+    hg_limits_t limits;
     int64_t starting_deadline_ms;   /* 0 = none */
     int64_t jitter_ms;              /* 0 = none */
     int max_retries;                /* default 3, 0 .. 1000 */

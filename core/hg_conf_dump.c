@@ -274,6 +274,17 @@ hg_dump_is_set(const hg_conf_key_t *key, const char *base)
         for (n = 0; key->values[n] != NULL; n++) {
         }
         return v >= 0 && (size_t) v < n;
+    /* Without a default, a zero no value may take means "not set" (the
+     * `limits` keys: 0 = no limit). */
+    case HG_CONF_SIZE:
+        return key->dflt != NULL || key->min <= 0
+               || *(const uint64_t *) field != 0;
+    case HG_CONF_REAL:
+        return key->dflt != NULL || key->rmin <= 0.0
+               || *(const double *) field != 0.0;
+    case HG_CONF_INT:
+        return key->dflt != NULL || key->min <= 0
+               || *(const int *) field != 0;
     default:
         return true;
     }
@@ -347,12 +358,20 @@ hg_dump_inline(const hg_conf_key_t *key, const char *base, FILE *out)
 {
     size_t i;
 
+    if (key->type != HG_CONF_GROUP && !hg_dump_is_set(key, base)) {
+        return;
+    }
     fprintf(out, "%s = ", key->name);
     if (key->type == HG_CONF_GROUP) {
         fputs("{ ", out);
         for (i = 0; i < key->section->nkeys; i++) {
-            hg_dump_inline(&key->section->keys[i], base + key->offset, out);
-            fputs(" ", out);
+            const hg_conf_key_t *k = &key->section->keys[i];
+            if (k->type == HG_CONF_GROUP
+                || hg_dump_is_set(k, base + key->offset))
+            {
+                hg_dump_inline(k, base + key->offset, out);
+                fputs(" ", out);
+            }
         }
         fputs("};", out);
         return;

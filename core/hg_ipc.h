@@ -83,7 +83,12 @@ typedef enum {
     HG_IPC_F_STORE_TASK = 50,       /* string: history_cleanup ... */
     HG_IPC_F_STORE_OK = 51,         /* u32 0/1 */
     HG_IPC_F_STORE_REPORT = 52,     /* string: JSON object, when ok */
-    HG_IPC_F_STORE_ERROR = 53       /* string, when not ok */
+    HG_IPC_F_STORE_ERROR = 53,      /* string, when not ok */
+
+    /* DISPATCH: the job's limits, absent when none (hg_cgroup.c) */
+    HG_IPC_F_LIMIT_MEMORY = 60,     /* i64 bytes */
+    HG_IPC_F_LIMIT_CPU = 61,        /* i64 thousandths of a core */
+    HG_IPC_F_LIMIT_TASKS = 62       /* i64 processes */
 } hg_ipc_tag_t;
 
 /* A growable byte buffer: frames are built into it, and it doubles as the

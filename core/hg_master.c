@@ -18,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
+#include "hg_cgroup.h"
 #include "hg_cycle_reader.h"
 #include "hg_exec.h"
 #include "hg_ipc.h"
@@ -591,6 +592,22 @@ hg_master_idle_worker(hg_master_t *m)
     return NULL;
 }
 
+/* The job's limits into a dispatch frame; absent fields mean none. */
+static void
+hg_master_put_limits(hg_ipc_buf_t *out, const hg_limits_t *limits)
+{
+    if (limits->memory > 0) {
+        hg_ipc_put_i64(out, HG_IPC_F_LIMIT_MEMORY, (int64_t) limits->memory);
+    }
+    if (limits->cpu > 0) {
+        hg_ipc_put_i64(out, HG_IPC_F_LIMIT_CPU,
+                       (int64_t) (limits->cpu * 1000.0 + 0.5));
+    }
+    if (limits->tasks > 0) {
+        hg_ipc_put_i64(out, HG_IPC_F_LIMIT_TASKS, limits->tasks);
+    }
+}
+
 /* Send the execution's frame to the worker held for it, arm its
  * timeout, and log its start. */
 static void
@@ -620,6 +637,7 @@ hg_master_start(hg_master_t *m, hg_execution_t *exec)
     hg_ipc_put_str(&w->out, HG_IPC_F_TRIGGER, exec->trigger);
     hg_ipc_put_i64(&w->out, HG_IPC_F_OUTPUT_LIMIT,
                    (int64_t) job->output_limit);
+    hg_master_put_limits(&w->out, &job->policy.limits);
     if (hg_ipc_end(&w->out) != HG_OK || hg_pool_send(w, exec) != HG_OK) {
         hg_log_event(HG_LOG_ERROR, "error", job->id, exec->id, NULL, 0,
                      "cannot send the execution to worker %d; the worker "
@@ -1652,6 +1670,7 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
     case HG_KILL_STOP: reason = "stop"; break;
     case HG_KILL_PROTOCOL: reason = "protocol"; break;
     case HG_KILL_RETIRE: reason = "retire"; break;
+    case HG_KILL_STOPPED: reason = "stopped"; break;
     case HG_KILL_NONE:
         reason = WIFSIGNALED(status) ? "crash"
                  : (w->retiring ? "retire" : "exit");
@@ -1687,6 +1706,11 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
             result.status = HG_EXEC_CRASHED;
             snprintf(error, sizeof(error), "worker %d broke the protocol "
                      "and was replaced", (int) w->pid);
+            break;
+        case HG_KILL_STOPPED:
+            result.status = HG_EXEC_CRASHED;
+            snprintf(error, sizeof(error), "worker %d was stopped (SIGSTOP)"
+                     " and was killed and replaced", (int) w->pid);
             break;
         default:
             result.status = HG_EXEC_CRASHED;
@@ -2635,6 +2659,8 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
         return HG_ERROR;
     }
     hg_log_set_buffered(true);
+    hg_cgroup_setup();
+    hg_cgroup_warn_limits(cycle->conf, false);
     if (hg_master_apply(m, cycle) != HG_OK) {
         return HG_ERROR;
     }
@@ -2686,6 +2712,7 @@ hg_master_cleanup(hg_master_t *m)
         hg_pool_kill_all(&m->pool, SIGKILL);
     }
     hg_pool_collect(&m->pool);
+    hg_cgroup_teardown();
     if (m->loop != NULL) {
         hg_master_drop_queued(m, "daemon exiting");
     }

@@ -1,7 +1,10 @@
 /*
  * hg_pool.c: worker processes seen from the master. Never blocks: pipes
  * are nonblocking on the master's side, reaping uses WNOHANG (except at
- * shutdown, after SIGKILL, where the wait is bounded by the kill).
+ * shutdown, after SIGKILL, where the wait is bounded by the kill). Killing
+ * a worker kills its execution cgroup too (hg_cgroup.c); a worker found
+ * stopped (WUNTRACED) is killed and replaced, since it would hold its
+ * execution forever.
  */
 
 #include "hg_core.h"
@@ -9,6 +12,7 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
+#include "hg_cgroup.h"
 #include "hg_log.h"
 #include "hg_pool.h"
 #include "hg_timer.h"
@@ -65,6 +69,10 @@ hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo)
      * pid as well, in case the worker has not yet made its group. */
     kill(-w->pid, signo);
     kill(w->pid, signo);
+    /* and what left the group (setsid) but not the cgroup */
+    if (signo == SIGKILL) {
+        hg_cgroup_kill_worker(w->pid);
+    }
     w->state = HG_WORKER_GONE;
 }
 
@@ -402,6 +410,7 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
      * orphan in the dead worker's group. A group id is not reused while
      * the group has members, so this reaches only them. */
     kill(-w->pid, SIGKILL);
+    hg_cgroup_forget_worker(w->pid);
     w->state = HG_WORKER_GONE;
     current = w->current;
     w->current = NULL;
@@ -419,7 +428,7 @@ hg_pool_reap(hg_pool_t *pool)
     pid_t pid;
 
     for (;;) {
-        pid = wait4(-1, &status, WNOHANG, &usage);
+        pid = wait4(-1, &status, WNOHANG | WUNTRACED, &usage);
         if (pid < 0 && errno == EINTR) {
             continue;
         }
@@ -427,8 +436,17 @@ hg_pool_reap(hg_pool_t *pool)
             return;
         }
         w = hg_pool_find(pool, pid);
-        if (w != NULL) {
+        if (w != NULL && WIFSTOPPED(status)) {
+            /* Its death comes next, through this same loop. */
+            hg_log(HG_LOG_WARN, "worker %d was stopped by signal %d; "
+                   "killing and replacing it", (int) pid, WSTOPSIG(status));
+            hg_pool_kill(w, HG_KILL_STOPPED, SIGKILL);
+        } else if (w != NULL) {
             hg_pool_bury(pool, w, status, &usage);
+        } else if (WIFSTOPPED(status)) {
+            /* Another child (a cycle reader) stopped: its owner's time
+             * bound ends it; only its end is reported. */
+            continue;
         } else if (pool->cb.other != NULL) {
             pool->cb.other(pool, pid, status);
         }
@@ -438,6 +456,7 @@ hg_pool_reap(hg_pool_t *pool)
 void
 hg_pool_collect(hg_pool_t *pool)
 {
+    hg_cgroup_sweep();
     while (pool->dead != NULL) {
         hg_worker_t *w = pool->dead;
         pool->dead = w->next;

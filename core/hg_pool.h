@@ -30,7 +30,8 @@ typedef enum {
     HG_KILL_TIMEOUT,
     HG_KILL_STOP,                   /* replace / API stop / shutdown */
     HG_KILL_PROTOCOL,               /* sent a malformed frame */
-    HG_KILL_RETIRE                  /* no longer wanted (reload, shrink) */
+    HG_KILL_RETIRE,                 /* no longer wanted (reload, shrink) */
+    HG_KILL_STOPPED                 /* stopped (SIGSTOP): cannot answer */
 } hg_kill_reason_t;
 
 typedef struct hg_worker_s hg_worker_t;
@@ -100,11 +101,13 @@ int hg_pool_send(hg_worker_t *w, void *current);
 /* Send the answer to a request built in w->out; the worker's state and
  * execution are unchanged (a broken pipe is left to SIGCHLD). */
 void hg_pool_reply(hg_worker_t *w);
-/* Kill the worker's whole process group. */
+/* Kill the worker's whole process group and its execution cgroup. */
 void hg_pool_kill(hg_worker_t *w, hg_kill_reason_t reason, int signo);
 /* Close the worker's input: it exits after its current execution. */
 void hg_pool_retire(hg_worker_t *w);
-/* Reap exited workers (SIGCHLD). */
+/* Reap exited workers (SIGCHLD). A worker found stopped (SIGSTOP, a
+ * debugger's SIGTSTP...) is killed and reaped like a dead one: it would
+ * hold its execution forever. */
 void hg_pool_reap(hg_pool_t *pool);
 /* Free workers reaped during the last turn. */
 void hg_pool_collect(hg_pool_t *pool);

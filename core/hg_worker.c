@@ -8,6 +8,10 @@
  * store open, and no SQLite call may be made in such a process (see
  * hg_store.h). A module's store task is asked of the master
  * (hg_worker_store_task).
+ *
+ * It is a child subreaper and owns its execution cgroup (hg_cgroup.c):
+ * whatever an execution leaves behind is killed before its result goes,
+ * and nothing it started outlives the worker, however the worker ends.
  */
 
 #include "hg_core.h"
@@ -17,10 +21,12 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
+#include "hg_cgroup.h"
 #include "hg_exec.h"
 #include "hg_ipc.h"
 #include "hg_log.h"
 #include "hg_maintenance.h"
+#include "hg_units.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
 
@@ -51,12 +57,14 @@ hg_worker_on_usr1(int signo)
 }
 
 /* SIGTERM (sent by the kernel when the master dies, or by the master on a
- * fast stop) takes the whole process group down: the worker and whatever
- * its job started. */
+ * fast stop) takes the execution's cgroup and the whole process group
+ * down: the worker and whatever its job started, a job's process that
+ * left the group (setsid) included. */
 static void
 hg_worker_on_term(int signo)
 {
     HG_UNUSED(signo);
+    hg_cgroup_worker_kill_now();
     kill(0, SIGKILL);
     _exit(HG_WORKER_EXIT_MASTER);
 }
@@ -149,6 +157,7 @@ hg_worker_send(hg_worker_state_t *w)
 {
     if (hg_ipc_write_all(HG_WORKER_OUT_FD, &w->out) != HG_OK) {
         /* The master is gone or its pipe broke: nobody to work for. */
+        hg_cgroup_worker_exit();
         _exit(HG_WORKER_EXIT_IO);
     }
 }
@@ -290,6 +299,55 @@ hg_worker_store_task(const char *task, json_t **report, char *err,
     }
 }
 
+
+/* The job's limits from the dispatch frame (absent: none). */
+static void
+hg_worker_limits(const hg_ipc_frame_t *frame, hg_limits_t *limits)
+{
+    int64_t v;
+
+    memset(limits, 0, sizeof(*limits));
+    if (hg_ipc_get_i64(frame, HG_IPC_F_LIMIT_MEMORY, &v) == HG_OK && v > 0) {
+        limits->memory = (uint64_t) v;
+    }
+    if (hg_ipc_get_i64(frame, HG_IPC_F_LIMIT_CPU, &v) == HG_OK && v > 0) {
+        limits->cpu = (double) v / 1000.0;
+    }
+    if (hg_ipc_get_i64(frame, HG_IPC_F_LIMIT_TASKS, &v) == HG_OK && v > 0
+        && v <= INT_MAX)
+    {
+        limits->tasks = (int) v;
+    }
+}
+
+/* After the module returned: an execution killed by its memory limit is
+ * recorded so; whatever processes it left behind are killed (the whole
+ * cgroup, as systemd's KillMode=control-group), and the record says how
+ * many, after the module's own error if any: "left 2 processes behind,
+ * killed". Its result stands: leftovers are cleaned, not a failure. */
+static hg_result_t
+hg_worker_contain(hg_exec_t *exec, hg_result_t rc, const hg_limits_t *limits)
+{
+    char size[32];
+    int left;
+
+    left = hg_cgroup_worker_sweep();
+    if (hg_cgroup_worker_oom()) {
+        hg_exec_set_signal(exec, SIGKILL);
+        hg_exec_set_error(exec, "killed by its memory limit (%s)",
+                          hg_format_size(limits->memory, size,
+                                         sizeof(size)));
+        rc = rc == HG_FATAL ? rc : HG_FAIL;
+    }
+    if (left > 0) {
+        hg_exec_set_error(exec, "%s%sleft %d process%s behind, killed",
+                          exec->error ? exec->error : "",
+                          exec->error ? "; " : "", left,
+                          left == 1 ? "" : "es");
+    }
+    return rc;
+}
+
 static void
 hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 {
@@ -299,8 +357,9 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     uint32_t attempt = 1;
     int64_t scheduled = 0, deadline = 0, limit = -1, started, finished;
     struct rusage self0, child0, self1, child1;
+    hg_limits_t limits;
     hg_result_t rc;
-    char *metrics = NULL;
+    char *metrics = NULL, err[256];
 
     hg_exec_init(&exec);
     exec_id = hg_ipc_get_strdup(frame, HG_IPC_F_EXEC_ID);
@@ -336,14 +395,22 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
         exec.output_limit = (size_t) limit;
     }
 
+    hg_worker_limits(frame, &limits);
+
     hg_worker_usage(&self0, &child0);
     w->exec_id = exec_id;
     started = hg_exec_now_ms();
     if (exec.job == NULL) {
         hg_exec_set_error(&exec, "job definition is not a JSON object");
         rc = HG_FATAL;
+    } else if (hg_cgroup_worker_prepare(&limits, err, sizeof(err))
+               != HG_OK)
+    {
+        hg_exec_set_error(&exec, "%s", err);
+        rc = HG_FAIL;
     } else {
         rc = hg_worker_run(w, &exec, type);
+        rc = hg_worker_contain(&exec, rc, &limits);
     }
     finished = hg_exec_now_ms();
     w->exec_id = NULL;
@@ -433,6 +500,7 @@ hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
                strerror(errno));
         _exit(HG_WORKER_EXIT_IO);
     }
+    hg_cgroup_worker_init();
     hg_random_reseed();
     HG_UNUSED(conf);
     hg_worker_self = &w;
@@ -481,6 +549,9 @@ hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
             _exit(HG_WORKER_EXIT_IO);
         }
     }
+    /* The master closed the pipe: it retires this worker, or it died
+     * (kill -9) and nothing else will clean up after the job. */
+    hg_cgroup_worker_exit();
     hg_modules_fini(mods);
     _exit(HG_WORKER_EXIT_OK);
 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 
+#include "hg_cgroup.h"
 #include "hg_cycle.h"
 #include "hg_cycle_reader.h"
 #include "hg_log.h"
@@ -96,6 +97,7 @@ hg_test_configuration(const hg_options_t *opt)
         hg_cycle_destroy(cycle);
         return 1;
     }
+    (void) hg_cgroup_warn_limits(cycle->conf, true);
     if (opt->dump) {
         hg_conf_dump(cycle->conf, stdout);
     }

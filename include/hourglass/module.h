@@ -192,6 +192,20 @@ HG_EXPORT int hg_parse_duration(const char *text, int64_t *ms);
 /* "512", "64KiB", "10MB" -> bytes. 0 or -1 (bad). */
 HG_EXPORT int hg_parse_size(const char *text, uint64_t *bytes);
 
+/* --- containment (appended) ------------------------------------------ */
+
+/* The execution's cgroup (v2) as a directory fd, to start the job's
+ * processes in it (clone3 with CLONE_INTO_CGROUP, or by writing "0" to its
+ * cgroup.procs before exec), or -1 when the host gives none. The worker
+ * owns the fd and kills whatever is left in the cgroup when the execution
+ * ends, times out or is stopped. */
+HG_EXPORT int hg_exec_cgroup_fd(const hg_exec_t *exec);
+/* Open cgroup.procs files of cgroup v1 hierarchies that enforce this
+ * execution's limits on a hybrid host: the job's first process writes "0"
+ * to each before exec (before dropping root). Returns their count. */
+HG_EXPORT size_t hg_exec_cgroup_procs(const hg_exec_t *exec,
+                                      const int **fds);
+
 #ifdef __cplusplus
 }
 #endif

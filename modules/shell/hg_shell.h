@@ -7,8 +7,9 @@
  *   hg_shell_spec.c    reading a job definition into a hg_shell_spec_t (the
  *                      one place where the keys' types and values are checked,
  *                      shared by validate and execute) and user/group lookup
- *   hg_shell_spawn.c   environment, pipes, fork and everything the child does
- *                      between fork and exec
+ *   hg_shell_spawn.c   environment, pipes, starting the child (vfork-like,
+ *                      into the execution's cgroup) and everything the
+ *                      child does before exec
  *   hg_shell_io.c      the parent's poll loop: payload in, output out,
  *                      cancellation, reaping
  */
@@ -100,6 +101,9 @@ typedef struct hg_shell_launch_s {
     const hg_shell_identity_t *identity;
     const void *payload;            /* NULL: stdin is /dev/null */
     size_t payload_len;
+    int cgroup_fd;                  /* the execution's cgroup, or -1 */
+    const int *procs;               /* v1 cgroup.procs to join (limits) */
+    size_t nprocs;
 } hg_shell_launch_t;
 
 /* hg_shell_spec.c */

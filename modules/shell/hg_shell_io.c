@@ -134,7 +134,10 @@ shell_tree_children(pid_t pid, pid_t *pids, size_t *n, size_t max)
  * /proc instead. Each process is stopped as it is found, so that it can
  * neither fork nor reap (a reaped pid could be reused) while the walk goes
  * on, and then everything found is killed. Best effort: without
- * /proc/PID/task/TID/children only the child itself is killed.
+ * /proc/PID/task/TID/children only the child itself is killed, and what
+ * left the tree (a double fork) is not found; the worker empties the
+ * execution's cgroup (or kills what was reparented to it) when execute
+ * returns.
  */
 static void
 shell_kill_tree(pid_t pid)

@@ -236,6 +236,8 @@ shell_execute(hg_exec_t *exec)
     payload = hg_exec_payload(exec, &payload_len);
     launch.payload = payload;
     launch.payload_len = payload_len;
+    launch.cgroup_fd = hg_exec_cgroup_fd(exec);
+    launch.nprocs = hg_exec_cgroup_procs(exec, &launch.procs);
 
     if (hg_shell_spawn(&launch, &proc, err, sizeof(err)) != 0) {
         hg_exec_set_error(exec, "%s", err);

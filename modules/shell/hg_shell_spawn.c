@@ -1,17 +1,23 @@
 /*
  * hg_shell_spawn.c starts a job's process: it builds the environment, makes
- * the pipes and forks, and owns everything the child does between fork and
- * exec.
+ * the pipes and starts the child, and owns everything the child does
+ * between its start and exec.
  *
- * The child after fork may only make async-signal-safe calls (no malloc,
- * no stdio, no NSS): everything it needs is prepared by the parent first,
+ * The child is started as vfork starts one (clone with CLONE_VM and
+ * CLONE_VFORK: no copy of the worker's page tables, the worker waits until
+ * exec), straight into the execution's cgroup (clone3 with
+ * CLONE_INTO_CGROUP) where the host has one, so that the worker can kill
+ * whatever the job leaves. It shares the worker's memory until exec: it
+ * may only make async-signal-safe calls (no malloc, no stdio, no NSS) and
+ * must write no memory of the worker's (environ is the one exception, put
+ * back by the parent). Everything it needs is prepared by the parent first,
  * in hg_shell_launch_t. A failure in the child is reported to the parent
  * over a close-on-exec pipe ({stage, errno}), so that "the program could not
  * be started" is never confused with "the program exited 127".
  *
- * The child must stay in the worker's process group (no setsid, no
- * setpgid): on a timeout the master kills the worker's whole group, and
- * that is what reaches the job's own children too.
+ * The child stays in the worker's process group (no setsid, no setpgid):
+ * on a timeout the master kills the worker's whole group as well as the
+ * cgroup.
  */
 
 #ifndef _GNU_SOURCE
@@ -20,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +52,14 @@ extern char **environ;
 
 /* The child's fd 3 while it sets up: the report pipe, close-on-exec. */
 #define HG_SHELL_REPORT_FD    3
+
+/* The child's stack until exec (it shares the worker's memory). Room for
+ * execvp's PATH walk and its script fallback's argument copy. */
+#define HG_SHELL_STACK_SIZE   (256 * 1024)
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP     0x200000000ULL
+#endif
 
 /* --- environment ------------------------------------------------------- */
 
@@ -379,13 +394,51 @@ shell_child_default_raw(int sig)
 #endif
 }
 
-static void shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd,
-    int report_fd, int max_fd, pid_t parent) __attribute__((noreturn));
+/* What the child starts from, on the parent's stack (shared memory). */
+typedef struct shell_child_args_s {
+    const hg_shell_launch_t *l;
+    int in_fd;
+    int out_fd;
+    int report_fd;
+    int max_fd;
+    pid_t parent;
+    int join_cgroup;        /* v2 cgroup fd to join by hand, or -1 */
+    const int *procs;       /* v1 cgroup.procs fds to join */
+    size_t nprocs;
+} shell_child_args_t;
 
-static void
-shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
-    int max_fd, pid_t parent)
+/* Join the execution's cgroups: the v2 one when clone3 could not start
+ * the child in it, and the v1 ones that enforce limits on a hybrid host.
+ * Before the identity change: cgroupfs belongs to root. */
+static int
+shell_child_join(const shell_child_args_t *a)
 {
+    size_t i;
+    int fd;
+
+    if (a->join_cgroup >= 0) {
+        fd = openat(a->join_cgroup, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd == -1 || write(fd, "0", 1) != 1) {
+            return -1;
+        }
+        (void) close(fd);
+    }
+    for (i = 0; i < a->nprocs; i++) {
+        if (write(a->procs[i], "0", 1) != 1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int shell_child(void *arg) __attribute__((noreturn));
+
+static int
+shell_child(void *arg)
+{
+    const shell_child_args_t *a = arg;
+    const hg_shell_launch_t *l = a->l;
+    int in_fd = a->in_fd, out_fd = a->out_fd, report_fd = a->report_fd;
     const hg_shell_identity_t *id;
     struct sigaction sa;
     sigset_t none;
@@ -395,9 +448,12 @@ shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) {
         shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
-    if (getppid() != parent) {
-        /* the worker died between fork and prctl */
+    if (getppid() != a->parent) {
+        /* the worker died between clone and prctl */
         _exit(127);
+    }
+    if (shell_child_join(a) != 0) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
 
     /* Handlers and ignored signals of the worker mean nothing in the job
@@ -437,23 +493,25 @@ shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
     report_fd = HG_SHELL_REPORT_FD;
     /* Nothing of the worker's (IPC pipes, log file, sockets) reaches the
      * job, close-on-exec or not. */
-    shell_child_close_from(HG_SHELL_REPORT_FD + 1, max_fd);
+    shell_child_close_from(HG_SHELL_REPORT_FD + 1, a->max_fd);
 
     if (l->has_umask) {
         (void) umask(l->umask);     /* cannot fail */
     }
 
     /* Groups first, then gid, then uid: once the uid is dropped, the right
-     * to change the others is gone. */
+     * to change the others is gone. System calls, not the C library's
+     * wrappers, which may coordinate with other threads through memory
+     * this child shares with the worker. */
     id = l->identity;
     if (id != NULL && id->change) {
-        if (setgroups(id->ngroups, id->groups) == -1) {
+        if (syscall(SYS_setgroups, id->ngroups, id->groups) == -1) {
             shell_child_fail(report_fd, HG_SHELL_STAGE_SETGROUPS, errno);
         }
-        if (setgid(id->gid) == -1) {
+        if (syscall(SYS_setgid, id->gid) == -1) {
             shell_child_fail(report_fd, HG_SHELL_STAGE_SETGID, errno);
         }
-        if (id->set_uid && setuid(id->uid) == -1) {
+        if (id->set_uid && syscall(SYS_setuid, id->uid) == -1) {
             shell_child_fail(report_fd, HG_SHELL_STAGE_SETUID, errno);
         }
     }
@@ -472,7 +530,8 @@ shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
 
     if (l->search_path) {
         /* execvp searches the PATH of environ: make it the job's, so that
-         * a PATH set in `env` is the one searched. */
+         * a PATH set in `env` is the one searched. The worker's own is put
+         * back by the parent when this child has exec'd or exited. */
         environ = l->envp;
         (void) execvp(l->file, (char *const *) l->argv);
     } else {
@@ -481,7 +540,106 @@ shell_child(const hg_shell_launch_t *l, int in_fd, int out_fd, int report_fd,
     shell_child_fail(report_fd, HG_SHELL_STAGE_EXEC, errno);
 }
 
-/* --- the parent's side of fork ------------------------------------------ */
+/* --- starting the child ------------------------------------------------ */
+
+/* struct clone_args of <linux/sched.h> (v2, with `cgroup`), spelled out
+ * so as not to mix that header with the C library's. */
+typedef struct shell_clone_args_s {
+    uint64_t flags;
+    uint64_t pidfd;
+    uint64_t child_tid;
+    uint64_t parent_tid;
+    uint64_t exit_signal;
+    uint64_t stack;
+    uint64_t stack_size;
+    uint64_t tls;
+    uint64_t set_tid;
+    uint64_t set_tid_size;
+    uint64_t cgroup;
+} shell_clone_args_t;
+
+static unsigned char shell_stack[HG_SHELL_STACK_SIZE]
+    __attribute__((aligned(64)));
+
+#if defined(__x86_64__) && defined(SYS_clone3)
+/*
+ * clone3 with CLONE_VM: the child runs on its own stack from the system
+ * call's return, where no C function can be, so it is entered here: the
+ * child calls fn(arg) (which never returns; exit otherwise). The parent
+ * gets the pid or -errno.
+ */
+static long
+shell_clone3(shell_clone_args_t *ca, int (*fn)(void *), void *arg)
+{
+    register long rax __asm__("rax") = SYS_clone3;
+    register void *r12 __asm__("r12") = (void *) fn;
+    register void *r13 __asm__("r13") = arg;
+
+    __asm__ __volatile__(
+        "syscall\n\t"
+        "testq %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xorl %%ebp, %%ebp\n\t"
+        "movq %%r13, %%rdi\n\t"
+        "callq *%%r12\n\t"
+        "movl %%eax, %%edi\n\t"
+        "movl %[nr_exit], %%eax\n\t"
+        "syscall\n\t"
+        "hlt\n"
+        "1:\n\t"
+        : "+r" (rax)
+        : "D" (ca), "S" (sizeof(*ca)), "r" (r12), "r" (r13),
+          [nr_exit] "i" (SYS_exit)
+        : "rcx", "r11", "memory");
+    return rax;
+}
+#endif
+
+/* Start the child as vfork would, in CGROUP_FD (-1: the worker's own
+ * cgroup). The pid, with *pidfd set when the kernel gave one; -1 and
+ * errno on failure. */
+static pid_t
+shell_start(shell_child_args_t *a, int cgroup_fd, int *pidfd)
+{
+    pid_t pid;
+
+    *pidfd = -1;
+    a->join_cgroup = cgroup_fd;
+#if defined(__x86_64__) && defined(SYS_clone3)
+    {
+        shell_clone_args_t ca;
+        long r;
+
+        memset(&ca, 0, sizeof(ca));
+        ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+        ca.pidfd = (uint64_t) (uintptr_t) pidfd;
+        ca.exit_signal = SIGCHLD;
+        ca.stack = (uint64_t) (uintptr_t) shell_stack;
+        ca.stack_size = sizeof(shell_stack);
+        if (cgroup_fd >= 0) {
+            ca.flags |= CLONE_INTO_CGROUP;
+            ca.cgroup = (uint64_t) cgroup_fd;
+            a->join_cgroup = -1;
+        }
+        r = shell_clone3(&ca, shell_child, a);
+        if (r > 0) {
+            return (pid_t) r;
+        }
+        *pidfd = -1;
+        if (r != -ENOSYS && r != -E2BIG && r != -EINVAL) {
+            errno = (int) -r;
+            return -1;
+        }
+        /* an older kernel: clone below, joining the cgroup by hand */
+        a->join_cgroup = cgroup_fd;
+    }
+#endif
+    pid = clone(shell_child, shell_stack + sizeof(shell_stack),
+                CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+    return pid;
+}
+
+/* --- the parent's side of the start ------------------------------------- */
 
 static int
 shell_set_nonblock(int fd)
@@ -524,10 +682,12 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
 {
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 };
     int report_pipe[2] = { -1, -1 };
-    int child_in, max_fd, rc, saved_errno;
+    int child_in, max_fd, rc, saved_errno, pidfd;
+    shell_child_args_t args;
+    char **saved_environ;
     sigset_t all, saved;
     struct rlimit rl;
-    pid_t pid, parent;
+    pid_t pid;
 
     proc->pid = -1;
     proc->pidfd = -1;
@@ -578,8 +738,9 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
         max_fd = (int) rl.rlim_cur;
     }
 
-    /* Block every signal across fork so that none of the worker's
-     * handlers runs in the child before it has reset them. */
+    /* Block every signal across the start so that none of the worker's
+     * handlers runs in the child (on memory it shares with the worker)
+     * before it has reset them. */
     if (sigfillset(&all) != 0) {
         hg_shell_err(err, errlen, "sigfillset: %s", strerror(errno));
         goto failed;
@@ -589,16 +750,24 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
         hg_shell_err(err, errlen, "pthread_sigmask: %s", strerror(rc));
         goto failed;
     }
-    parent = getpid();
-    pid = fork();
-    if (pid == 0) {
-        shell_child(l, child_in, out_pipe[1], report_pipe[1], max_fd, parent);
-    }
+    args.l = l;
+    args.in_fd = child_in;
+    args.out_fd = out_pipe[1];
+    args.report_fd = report_pipe[1];
+    args.max_fd = max_fd;
+    args.parent = getpid();
+    args.nprocs = l->nprocs;
+    args.procs = l->procs;
+    saved_environ = environ;
+    pid = shell_start(&args, l->cgroup_fd, &pidfd);
     saved_errno = errno;
+    /* The child has exec'd or exited: what it changed in environ (for
+     * execvp's PATH) is put back. */
+    environ = saved_environ;
     /* Restoring a mask we just read cannot fail. */
     (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
-        hg_shell_err(err, errlen, "fork: %s", strerror(saved_errno));
+        hg_shell_err(err, errlen, "clone: %s", strerror(saved_errno));
         goto failed;
     }
 
@@ -608,7 +777,7 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
     proc->report_fd = report_pipe[0];
     report_pipe[0] = -1;
     /* No pidfd on kernels before 5.3: hg_shell_run then polls waitpid. */
-    proc->pidfd = shell_pidfd_open(pid);
+    proc->pidfd = pidfd >= 0 ? pidfd : shell_pidfd_open(pid);
 
     shell_close(&child_in);
     shell_close(&out_pipe[1]);

@@ -10,7 +10,11 @@
  *       while 100,000 idle jobs are defined, with the time to build that
  *       cycle and to start the master on it;
  *   (c) burst: 10,000 `at` jobs due in the same second, workers = 2;
- *   (d) the master's RSS with those 100,000 jobs defined.
+ *   (d) the master's RSS with those 100,000 jobs defined;
+ *   (e) containment costs no speed: `sh -c true` run by the shell module
+ *       through 2 workers (each execution in its worker's cgroup, started
+ *       with clone3 CLONE_INTO_CGROUP) beside the same number started bare
+ *       with posix_spawn (vfork) by 2 processes, runs interleaved.
  *
  * (b), (c) and (d) run once without a store and once with the sqlite store
  * (-S): with a durable store, an execution's frame goes to its worker only
@@ -45,11 +49,13 @@
 
 #include <getopt.h>
 #include <malloc.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
+#include "hg_cgroup.h"
 #include "hg_cycle.h"
 #include "hg_log.h"
 #include "hg_master.h"
@@ -65,6 +71,12 @@
 #define BENCH_TARGET_P99_US  1000.0    /* (b) p99 lag, below */
 #define BENCH_TARGET_BURST   250.0     /* (c) ms, below */
 #define BENCH_TARGET_KIB     1.0       /* (d) issue 5, KiB per idle job */
+#define BENCH_TARGET_SPAWN   1.1       /* (e) issue 10, bare / daemon rate */
+
+#define BENCH_NOOP_JOB  "id = \"noop\"; type = \"system\"; task = \"noop\"; " \
+                        "overlap = \"allow\"; max_retries = 0;"
+#define BENCH_TRUE_JOB  "id = \"true\"; type = \"shell\"; command = \"true\"; " \
+                        "overlap = \"allow\"; max_retries = 0;"
 
 typedef struct bench_s {
     char dir[64];                   /* mkdtemp */
@@ -78,6 +90,8 @@ typedef struct bench_s {
     const char *store;              /* the one being run, NULL = none */
     int workers;
     const char *scenarios;
+    const char *job;                /* (a) and (e): the job run */
+    const char *job_id;             /* its id */
 } bench_t;
 
 /* What the observer records: every scenario uses the fields it needs. */
@@ -249,7 +263,8 @@ bench_conf_open(bench_conf_t *c, const bench_t *b, const char *path,
             "pid = \"%s/hourglass.pid\";\n"
             "timezone = \"UTC\";\n"
             "log = { file = \"%s\"; level = \"%s\"; };\n"
-            "modules = { path = \"%s\"; load = [ \"system\" ]; };\n"
+            "modules = { path = \"%s\"; load = [ \"system\", \"shell\" ]; "
+            "};\n"
             "store = { driver = \"%s\"; path = \"%s/store.db\"; };\n"
             "jobs = (\n",
             b->workers, b->dir, log_file, log_level, b->modules,
@@ -472,10 +487,10 @@ bench_master_stop(const bench_t *b, hg_master_t *m, hg_store_t **store)
 
 /* --- (a) dispatch throughput ------------------------------------------ */
 
-/* Trigger COUNT executions of "noop", keeping BENCH_WINDOW queued, and
+/* Trigger COUNT executions of JOB, keeping BENCH_WINDOW queued, and
  * return when the last has finished. */
 static int
-bench_pump(hg_master_t *m, bench_obs_t *obs, size_t count)
+bench_pump(hg_master_t *m, bench_obs_t *obs, const char *job, size_t count)
 {
     uint64_t start = obs->finished, goal = start + count, seen = start;
     size_t triggered = 0;
@@ -485,7 +500,7 @@ bench_pump(hg_master_t *m, bench_obs_t *obs, size_t count)
         while (triggered < count
                && (start + triggered) - obs->finished < BENCH_WINDOW)
         {
-            if (hg_master_trigger(m, "noop", "manual", NULL, 0,
+            if (hg_master_trigger(m, job, "manual", NULL, 0,
                                   HG_PRIORITY_NORMAL) == NULL)
             {
                 fprintf(stderr, "bench_master: hg_master_trigger: %s\n",
@@ -616,9 +631,7 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     {
         return 1;
     }
-    bench_conf_job(&c, "id = \"noop\"; type = \"system\"; task = \"noop\"; "
-                   "overlap = \"allow\"; max_retries = 0; timeout = \"%s\";",
-                   timeout);
+    bench_conf_job(&c, "%s timeout = \"%s\";", b->job, timeout);
     if (bench_conf_close(&c, path) != HG_OK) {
         return 1;
     }
@@ -633,12 +646,12 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     {
         goto done;
     }
-    if (bench_pump(&m, &obs, warmup) != HG_OK) {
+    if (bench_pump(&m, &obs, b->job_id, warmup) != HG_OK) {
         goto done;
     }
     cpu0 = bench_cpu_s(RUSAGE_SELF);
     t0 = bench_now(CLOCK_MONOTONIC);
-    if (bench_pump(&m, &obs, count) != HG_OK
+    if (bench_pump(&m, &obs, b->job_id, count) != HG_OK
         || bench_store_settle(&m, st_store) != HG_OK)
     {
         goto done;
@@ -749,6 +762,102 @@ bench_a(const bench_t *b)
     rc |= bench_throughput_runs(b, "memory", "5m", "warn");
     rc |= bench_throughput_runs(b, "sqlite", "5m", "warn");
     return rc;
+}
+
+/* --- (e) containment costs no speed ----------------------------------- */
+
+/* COUNT `sh -c true` started with posix_spawn (CLONE_VM|CLONE_VFORK in
+ * glibc) and waited for, by PARALLEL processes at once: executions/s. */
+static double
+bench_bare_spawn(size_t count, int parallel)
+{
+    char *const argv[] = { "sh", "-c", "true", NULL };
+    extern char **environ;
+    int64_t t0, t1;
+    int i, status, failed = 0;
+    pid_t pid;
+
+    t0 = bench_now(CLOCK_MONOTONIC);
+    for (i = 0; i < parallel; i++) {
+        if (fork() == 0) {
+            size_t n;
+            for (n = 0; n < count / (size_t) parallel; n++) {
+                if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ)
+                    != 0
+                    || waitpid(pid, &status, 0) != pid || status != 0)
+                {
+                    _exit(1);
+                }
+            }
+            _exit(0);
+        }
+    }
+    while ((pid = wait(&status)) > 0 || (pid < 0 && errno == EINTR)) {
+        if (pid > 0 && status != 0) {
+            failed = 1;
+        }
+    }
+    t1 = bench_now(CLOCK_MONOTONIC);
+    if (failed) {
+        return 0.0;
+    }
+    return (double) (count / (size_t) parallel * (size_t) parallel)
+           / ((double) (t1 - t0) / 1e9);
+}
+
+static int
+bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+
+    return (x > y) - (x < y);
+}
+
+/* Each run is a pair, daemon then bare, so that both see the same load
+ * on the machine: the figure is the median of the pairs' ratios. */
+static int
+bench_e(const bench_t *b)
+{
+    bench_t shell = *b;
+    bench_rate_t run;
+    double daemon[BENCH_RUNS_MAX], bare[BENCH_RUNS_MAX];
+    double ratio[BENCH_RUNS_MAX];
+    size_t i, n = b->runs < 5 ? 5 : b->runs;
+
+    shell.job = BENCH_TRUE_JOB;
+    shell.job_id = "true";
+    shell.executions = b->executions / 100 < 100 ? 100
+                       : b->executions / 100;
+    for (i = 0; i < n; i++) {
+        if (bench_throughput(&shell, NULL, "5m", "warn", &run) != HG_OK) {
+            return 1;
+        }
+        daemon[i] = run.rate;
+        bare[i] = bench_bare_spawn(shell.executions, b->workers);
+        if (bare[i] <= 0.0) {
+            fprintf(stderr, "bench_master: a bare sh -c true failed\n");
+            return 1;
+        }
+        ratio[i] = bare[i] / daemon[i];
+    }
+    printf("    pairs (daemon/s, bare/s):");
+    for (i = 0; i < n; i++) {
+        printf(" %.0f/%.0f", daemon[i], bare[i]);
+    }
+    printf("\n");
+    qsort(daemon, n, sizeof(daemon[0]), bench_cmp_double);
+    qsort(bare, n, sizeof(bare[0]), bench_cmp_double);
+    qsort(ratio, n, sizeof(ratio[0]), bench_cmp_double);
+    printf("(e) sh -c true, %zu per run, %d at once: through the daemon "
+           "(shell module, %s) %.0f/s, bare posix_spawn %.0f/s (medians); "
+           "median of %zu paired runs: %.2fx the bare time  [issue 10 "
+           "target <= %.1fx: %s]\n", shell.executions, b->workers,
+           hg_cgroup_contained() ? "each in its worker's cgroup"
+                                 : "no cgroup on this host",
+           daemon[n / 2], bare[n / 2], n, ratio[n / 2], BENCH_TARGET_SPAWN,
+           bench_met(ratio[n / 2] <= BENCH_TARGET_SPAWN));
+    fflush(stdout);
+    return 0;
 }
 
 /* --- (b) schedule lag and (d) RSS ------------------------------------- */
@@ -1258,9 +1367,10 @@ bench_usage(FILE *out)
         "Usage: bench_master [-s SCENARIOS] [-n EXECUTIONS] [-j JOBS] "
         "[-b JOBS] [-d SECONDS] [-r RUNS]\n"
         "                    [-S STORES]\n"
-        "  -s  which of a (throughput), b (lag; includes d, RSS), c (burst);"
-        " default abc\n"
-        "  -n  executions timed in (a); default 200000\n"
+        "  -s  which of a (throughput), b (lag; includes d, RSS), c (burst),"
+        " e (sh -c true, daemon vs bare); default abce\n"
+        "  -n  executions timed in (a), a hundredth of them in (e); default "
+        "200000\n"
         "  -j  idle jobs defined in (b) and (d); default 100000\n"
         "  -b  jobs due in the same second in (c); default 10000\n"
         "  -d  seconds (b) runs; default 10\n"
@@ -1303,7 +1413,9 @@ main(int argc, char **argv)
     b.workers = 2;
     b.runs = 3;
     b.stores = "none,sqlite";
-    b.scenarios = "abc";
+    b.scenarios = "abce";
+    b.job = BENCH_NOOP_JOB;
+    b.job_id = "noop";
     while ((c = getopt(argc, argv, "s:n:j:b:d:r:S:h")) != -1) {
         switch (c) {
         case 's': b.scenarios = optarg; break;
@@ -1369,6 +1481,9 @@ main(int argc, char **argv)
     }
     if (strchr(b.scenarios, 'c') != NULL) {
         rc |= bench_each_store(&b, bench_c, "c");
+    }
+    if (strchr(b.scenarios, 'e') != NULL) {
+        rc |= bench_fork(&b, bench_e, "e");
     }
     if (rmdir(b.dir) != 0) {
         fprintf(stderr, "bench_master: rmdir %s: %s\n", b.dir,
