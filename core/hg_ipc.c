@@ -227,7 +227,7 @@ hg_ipc_parse(const uint8_t *data, size_t len, hg_ipc_frame_t *frame,
                  (unsigned) version, (unsigned) HG_IPC_VERSION);
         return HG_ERROR;
     }
-    if (type < HG_IPC_DISPATCH || type > HG_IPC_STORE_REPLY) {
+    if (type < HG_IPC_DISPATCH || type > HG_IPC_TYPE_LAST) {
         snprintf(err, errlen, "unknown frame type %u", (unsigned) type);
         return HG_ERROR;
     }

@@ -47,6 +47,9 @@ typedef enum {
     HG_IPC_STORE_REPLY = 5          /* master -> worker: it ended so */
 } hg_ipc_type_t;
 
+/* The highest type a reader accepts: move it with each new type. */
+#define HG_IPC_TYPE_LAST    HG_IPC_STORE_REPLY
+
 typedef enum {
     /* DISPATCH */
     HG_IPC_F_EXEC_ID = 1,           /* string */

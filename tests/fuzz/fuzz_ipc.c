@@ -154,7 +154,7 @@ fuzz_check_frame(const hg_ipc_frame_t *frame, const uint8_t *bytes,
     char err[256];
 
     FUZZ_CHECK(frame->type >= HG_IPC_DISPATCH
-               && frame->type <= HG_IPC_READY);
+               && frame->type <= HG_IPC_TYPE_LAST);
     FUZZ_CHECK(frame->nfields <= HG_IPC_MAX_FIELDS);
     FUZZ_CHECK(frame_len >= HG_IPC_HEADER_SIZE
                && frame_len <= HG_IPC_HEADER_SIZE + (size_t) HG_IPC_MAX_BODY);
