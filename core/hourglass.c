@@ -217,8 +217,8 @@ hg_run_master(const hg_options_t *opt)
     if (hg_log_open(conf->log.file, conf->log.level, conf->log.format)
         != HG_OK)
     {
-        rc = hg_start_failed(&report_fd, "%s", hg_log_open_error());
         hg_pidfile_remove(conf->pid, pid_fd);
+        rc = hg_start_failed(&report_fd, "%s", hg_log_open_error());
         hg_cycle_destroy(cycle);
         return rc;
     }
@@ -239,8 +239,10 @@ hg_run_master(const hg_options_t *opt)
     store = hg_store_open(conf, err, sizeof(err));
     if (store == NULL) {
         hg_log(HG_LOG_ERROR, "cannot open the store: %s", err);
-        hg_daemon_report(&report_fd, hg_log_last_error());
+        /* The pid file goes before the starter hears of the failure: it
+         * may start again at once, and must not lose its file to us. */
         hg_pidfile_remove(conf->pid, pid_fd);
+        hg_daemon_report(&report_fd, hg_log_last_error());
         hg_cycle_destroy(cycle);
         hg_log_close();
         return 1;
@@ -250,11 +252,12 @@ hg_run_master(const hg_options_t *opt)
     {
         /* what went wrong is in the log already (and on stderr when the
          * log is "-"); the parent of a daemon is told its last error */
-        hg_daemon_report(&report_fd, hg_log_last_error()[0] != '\0'
-                         ? hg_log_last_error() : "the master could not start");
+        snprintf(err, sizeof(err), "%s", hg_log_last_error()[0] != '\0'
+                 ? hg_log_last_error() : "the master could not start");
         hg_master_cleanup(&master);
         hg_store_close(store);
         hg_pidfile_remove(conf->pid, pid_fd);
+        hg_daemon_report(&report_fd, err);
         hg_log_close();
         return 1;
     }
