@@ -29,6 +29,13 @@ int hg_daemonize(int *report_fd, char *err, size_t errlen);
  * close the channel. Does nothing when *report_fd is -1. */
 void hg_daemon_report(int *report_fd, const char *failure);
 
+/* Ask the scheduler for the shortest time slice (EEVDF, Linux 6.12 and
+ * later; older kernels ignore it) for this process, not its children:
+ * see hg_process.c. Best effort, and only for a SCHED_OTHER process whose
+ * nice value is not negative (for which resetting on fork changes nothing
+ * but the slice). */
+void hg_process_short_slice(void);
+
 /* "reload" -> SIGHUP, "stop" -> SIGTERM, "quit" -> SIGQUIT,
  * "reopen" -> SIGUSR1; 0 when NAME is none of them. */
 int hg_signal_by_name(const char *name);

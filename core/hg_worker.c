@@ -26,6 +26,7 @@
 #include "hg_ipc.h"
 #include "hg_log.h"
 #include "hg_maintenance.h"
+#include "hg_process.h"
 #include "hg_units.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
@@ -490,6 +491,7 @@ hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     hg_worker_signals();
+    hg_process_short_slice();       /* why: hg_process.c */
     if (getppid() != master) {
         _exit(HG_WORKER_EXIT_MASTER);     /* the master died before prctl */
     }

@@ -1,6 +1,10 @@
 """The shell module end to end: the environment of a command, and exit 75
 asking for a retry."""
 
+import os
+
+import pytest
+
 from conftest import at_ahead, job, parse_time, rfc3339
 
 VARS = ["HOURGLASS_JOB_ID", "HOURGLASS_EXECUTION_ID", "HOURGLASS_ATTEMPT",
@@ -59,3 +63,43 @@ def test_retries_exhausted_make_the_execution_dead(daemon):
     # the run id ties the attempts together: the first attempt's id
     assert dead["run"] == fins[0]["exec"]
     assert len(daemon.events("retry", job="doomed")) == 1
+
+
+
+def _slices(text):
+    """{path: se.slice in ns} from `grep -H se.slice PATH...` output."""
+    got = {}
+    for line in text.splitlines():
+        path, _, rest = line.partition(":")
+        if "se.slice" in rest:
+            got[path] = int(rest.rsplit(":", 1)[1])
+    return got
+
+
+def test_workers_run_with_a_short_slice_and_jobs_do_not(daemon):
+    # A worker asks for the shortest slice, so that it starts and ends an
+    # execution without waiting behind the jobs on the CPU; the job gets
+    # the default back (reset on fork). The job is `sh -c`, its parent the
+    # worker; grep is the job's own child: it shows what a job inherits.
+    if not os.path.exists("/proc/self/sched"):
+        pytest.skip("no /proc/PID/sched (kernel without CONFIG_SCHED_DEBUG)")
+    with open("/proc/self/sched") as f:
+        ours = _slices("/proc/self/sched:" + f.read().replace(
+            "\n", "\n/proc/self/sched:"))
+    if not ours:
+        pytest.skip("no se.slice in /proc/PID/sched (kernel before 6.6)")
+    out = daemon.dir / "slice.out"
+    daemon.start(jobs=[job(
+        "slice", at=rfc3339(at_ahead(2)),
+        command="grep -H se.slice /proc/$PPID/sched /proc/self/sched > %s"
+                % out)])
+    fin = daemon.wait_event("finish", job="slice")[0]
+    assert fin["status"] == "succeeded", fin
+    got = _slices(out.read_text())
+    worker = [v for k, v in got.items() if k != "/proc/self/sched"]
+    # the job: the default slice, as this test process has
+    assert got["/proc/self/sched"] == ours["/proc/self/sched"], got
+    # the worker: 0.1 ms where the kernel takes a slice (Linux 6.12)
+    release = tuple(int(x) for x in os.uname().release.split(".")[:2])
+    if release >= (6, 12):
+        assert worker == [100000], got
