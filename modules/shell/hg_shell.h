@@ -52,9 +52,8 @@ typedef struct hg_shell_identity_s {
     size_t ngroups;
 } hg_shell_identity_t;
 
-/* What the child reports when a step between its start and exec fails:
- * written into memory it shares with the parent (hg_shell_spawn.c), read
- * by the parent once the child has exec'd or exited. */
+/* What the child reports over the close-on-exec pipe when a step between
+ * fork and exec fails. Written in one write(2) (smaller than PIPE_BUF). */
 typedef enum {
     HG_SHELL_STAGE_NONE = 0,
     HG_SHELL_STAGE_SETUP,           /* prctl, dup2: the child's plumbing */
@@ -78,9 +77,7 @@ typedef struct hg_shell_proc_s {
                                        the kernel has no pidfd_open */
     int in_fd;                      /* child's stdin (payload), nonblocking */
     int out_fd;                     /* child's stdout+stderr, nonblocking */
-    int out_hold_fd;                /* a write end of that pipe, held until
-                                       the child is reaped (hg_shell_io.c) */
-    hg_shell_report_t report;       /* stage != NONE: exec never happened */
+    int report_fd;                  /* hg_shell_report_t, or EOF on exec */
 } hg_shell_proc_t;
 
 /* How the child ended, as the parent saw it. */

@@ -14,11 +14,6 @@
  *  - Every path out of hg_shell_run has reaped the child: no zombies.
  *  - SIGPIPE is blocked while we write, so that a child that exits without
  *    reading its stdin gives EPIPE here instead of killing the worker.
- *  - The worker holds a write end of the output pipe until the child is
- *    reaped (proc->out_hold_fd): the child's exit wakes the loop once, on
- *    its pidfd, rather than on the pipe's hang-up first (a wake-up, a
- *    context switch and a turn of the loop per execution). Once it is
- *    closed, EOF means that what the job left behind has closed it too.
  */
 
 #ifndef _GNU_SOURCE
@@ -199,6 +194,35 @@ shell_abort(hg_shell_proc_t *proc, hg_shell_outcome_t *outcome)
 
 /* --- the loop ----------------------------------------------------------- */
 
+/* Read the child's {stage, errno} report, if any. EOF: exec succeeded (or
+ * the child died before reporting). */
+static void
+shell_read_report(hg_shell_proc_t *proc, hg_shell_report_t *report,
+    size_t *got)
+{
+    ssize_t n;
+
+    if (*got >= sizeof(*report)) {
+        char sink[64];
+
+        /* more than one report cannot happen; keep draining to EOF */
+        n = read(proc->report_fd, sink, sizeof(sink));
+    } else {
+        n = read(proc->report_fd, (char *) report + *got,
+                 sizeof(*report) - *got);
+    }
+    if (n > 0) {
+        if (*got < sizeof(*report)) {
+            *got += (size_t) n;
+        }
+        return;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return;
+    }
+    shell_close(&proc->report_fd);
+}
+
 /* One read of output. Past the limit hg_exec_output drops the bytes (and
  * marks truncation); we read them anyway so that the child never blocks. */
 static void
@@ -278,11 +302,11 @@ int
 hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
     size_t payload_len, hg_shell_outcome_t *outcome, char *err, size_t errlen)
 {
-    struct pollfd pfd[3];
-    int idx_out, idx_in, idx_pid;
+    struct pollfd pfd[4];
+    int idx_out, idx_in, idx_report, idx_pid;
     sigset_t pipe_set, saved, pending;
     bool reaped, pipe_was_pending, masked;
-    size_t written;
+    size_t written, report_got;
     int64_t drain_until;
     nfds_t nfds;
     char *buf;
@@ -290,11 +314,11 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
     int rc, n;
 
     memset(outcome, 0, sizeof(*outcome));
-    outcome->report = proc->report;
     reaped = false;
     masked = false;
     pipe_was_pending = false;
     written = 0;
+    report_got = 0;
     drain_until = 0;
     rc = -1;
 
@@ -329,7 +353,7 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
             }
             break;
         }
-        if (reaped
+        if (reaped && proc->report_fd < 0
             && (proc->out_fd < 0
                 || shell_clock_ms(CLOCK_MONOTONIC) >= drain_until))
         {
@@ -337,10 +361,15 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
         }
 
         nfds = 0;
-        idx_out = idx_in = idx_pid = -1;
+        idx_out = idx_in = idx_report = idx_pid = -1;
         if (proc->out_fd >= 0) {
             idx_out = (int) nfds;
             pfd[nfds].fd = proc->out_fd;
+            pfd[nfds++].events = POLLIN;
+        }
+        if (proc->report_fd >= 0) {
+            idx_report = (int) nfds;
+            pfd[nfds].fd = proc->report_fd;
             pfd[nfds++].events = POLLIN;
         }
         if (proc->in_fd >= 0) {
@@ -367,6 +396,9 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
             goto done;
         }
 
+        if (idx_report >= 0 && pfd[idx_report].revents != 0) {
+            shell_read_report(proc, &outcome->report, &report_got);
+        }
         if (idx_out >= 0 && pfd[idx_out].revents != 0) {
             shell_read_output(exec, proc, buf);
         }
@@ -386,8 +418,6 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
                               + HG_SHELL_DRAIN_MS;
                 /* nobody left to read the rest of the payload */
                 shell_close(&proc->in_fd);
-                /* the pipe's EOF now waits only for what the job left */
-                shell_close(&proc->out_hold_fd);
                 /* Usually everything is in the pipe already and EOF
                  * follows: read now rather than after one more poll. */
                 if (proc->out_fd >= 0) {
@@ -397,6 +427,11 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
         }
     }
 
+    if (report_got > 0 && report_got < sizeof(outcome->report)) {
+        /* a torn report: cannot happen with one write below PIPE_BUF */
+        outcome->report.stage = HG_SHELL_STAGE_SETUP;
+        outcome->report.error = EIO;
+    }
     rc = 0;
 
 done:

@@ -185,7 +185,7 @@ shell_execute(hg_exec_t *exec)
     nowned = 0;
     cwd = NULL;
     proc.pid = -1;
-    proc.pidfd = proc.in_fd = proc.out_fd = proc.out_hold_fd = -1;
+    proc.pidfd = proc.in_fd = proc.out_fd = proc.report_fd = -1;
     result = HG_FAIL;
 
     /* validate accepted this definition; failing here means it changed

@@ -9,15 +9,11 @@
  * CLONE_INTO_CGROUP) where the host has one, so that the worker can kill
  * whatever the job leaves. It shares the worker's memory until exec: it
  * may only make async-signal-safe calls (no malloc, no stdio, no NSS) and
- * must write no memory of the worker's but two: environ (put back by the
- * parent) and its report. Everything it needs is prepared by the parent
- * first, in hg_shell_launch_t. A failure in the child is reported as
- * {stage, errno} in the arguments it shares with the parent, as glibc's
- * posix_spawn does: the parent reads them once clone returns, which
- * CLONE_VFORK holds back until the child has exec'd or exited. So "the
- * program could not be started" is never confused with "the program exited
- * 127", at no cost per execution (a pipe for the report cost a pipe2, two
- * fcntl, a read and three close, and a turn of the poll loop).
+ * must write no memory of the worker's (environ is the one exception, put
+ * back by the parent). Everything it needs is prepared by the parent first,
+ * in hg_shell_launch_t. A failure in the child is reported to the parent
+ * over a close-on-exec pipe ({stage, errno}), so that "the program could not
+ * be started" is never confused with "the program exited 127".
  *
  * The child stays in the worker's process group (no setsid, no setpgid):
  * on a timeout the master kills the worker's whole group as well as the
@@ -53,6 +49,9 @@ extern char **environ;
 /* The close-loop fallback (kernels without close_range) stops here even
  * when RLIMIT_NOFILE is unlimited. */
 #define HG_SHELL_MAX_FD_LOOP  (1 << 20)
+
+/* The child's fd 3 while it sets up: the report pipe, close-on-exec. */
+#define HG_SHELL_REPORT_FD    3
 
 /* The child's stack until exec (it shares the worker's memory). Room for
  * execvp's PATH walk and its script fallback's argument copy. */
@@ -314,15 +313,47 @@ hg_shell_env_free(char **envp, size_t nowned)
 
 /* --- the child ---------------------------------------------------------- */
 
-/* Move fd out of the way of 0..2 (the slots the child is about to fill):
+static void shell_child_fail(int fd, hg_shell_stage_t stage, int error)
+    __attribute__((noreturn));
+
+/* Tell the parent which step failed, then exit. Only async-signal-safe
+ * calls. The 127 is never reported as the job's exit code: the parent
+ * sees the report first. */
+static void
+shell_child_fail(int fd, hg_shell_stage_t stage, int error)
+{
+    hg_shell_report_t report;
+    const char *p;
+    size_t left;
+    ssize_t n;
+
+    report.stage = (int32_t) stage;
+    report.error = (int32_t) error;
+    p = (const char *) &report;
+    left = sizeof(report);
+    while (left > 0) {
+        n = write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        p += n;
+        left -= (size_t) n;
+    }
+    _exit(127);
+}
+
+/* Move fd out of the way of 0..3 (the slots the child is about to fill):
  * in a worker whose 0/1/2 were closed, pipe2 may have returned them. */
 static int
 shell_child_move_high(int fd)
 {
-    if (fd > STDERR_FILENO) {
+    if (fd > HG_SHELL_REPORT_FD) {
         return fd;
     }
-    return fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    return fcntl(fd, F_DUPFD_CLOEXEC, HG_SHELL_REPORT_FD + 1);
 }
 
 static void
@@ -366,9 +397,9 @@ shell_child_default_raw(int sig)
 /* What the child starts from, on the parent's stack (shared memory). */
 typedef struct shell_child_args_s {
     const hg_shell_launch_t *l;
-    hg_shell_report_t report;       /* the one field the child writes */
     int in_fd;
     int out_fd;
+    int report_fd;
     int max_fd;
     pid_t parent;
     int join_cgroup;        /* v2 cgroup fd to join by hand, or -1 */
@@ -400,27 +431,14 @@ shell_child_join(const shell_child_args_t *a)
     return 0;
 }
 
-static void shell_child_fail(shell_child_args_t *a, hg_shell_stage_t stage,
-    int error) __attribute__((noreturn));
-
-/* Tell the parent which step failed, then exit. The 127 is never reported
- * as the job's exit code: the parent sees the report first. */
-static void
-shell_child_fail(shell_child_args_t *a, hg_shell_stage_t stage, int error)
-{
-    a->report.stage = (int32_t) stage;
-    a->report.error = (int32_t) error;
-    _exit(127);
-}
-
 static int shell_child(void *arg) __attribute__((noreturn));
 
 static int
 shell_child(void *arg)
 {
-    shell_child_args_t *a = arg;
+    const shell_child_args_t *a = arg;
     const hg_shell_launch_t *l = a->l;
-    int in_fd = a->in_fd, out_fd = a->out_fd;
+    int in_fd = a->in_fd, out_fd = a->out_fd, report_fd = a->report_fd;
     const hg_shell_identity_t *id;
     struct sigaction sa;
     sigset_t none;
@@ -428,14 +446,14 @@ shell_child(void *arg)
 
     /* The job dies with the worker, whatever kills the worker. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) {
-        shell_child_fail(a, HG_SHELL_STAGE_SETUP, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
     if (getppid() != a->parent) {
         /* the worker died between clone and prctl */
         _exit(127);
     }
     if (shell_child_join(a) != 0) {
-        shell_child_fail(a, HG_SHELL_STAGE_SETUP, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
 
     /* Handlers and ignored signals of the worker mean nothing in the job
@@ -445,7 +463,7 @@ shell_child(void *arg)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
     if (sigemptyset(&sa.sa_mask) != 0) {
-        shell_child_fail(a, HG_SHELL_STAGE_SETUP, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
     for (sig = 1; sig < NSIG; sig++) {
         if (sigaction(sig, &sa, NULL) == -1 && errno == EINVAL) {
@@ -453,21 +471,29 @@ shell_child(void *arg)
         }
     }
 
+    report_fd = shell_child_move_high(report_fd);
+    if (report_fd == -1) {
+        _exit(127);
+    }
     in_fd = shell_child_move_high(in_fd);
     out_fd = shell_child_move_high(out_fd);
     if (in_fd == -1 || out_fd == -1) {
-        shell_child_fail(a, HG_SHELL_STAGE_SETUP, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
     /* stdout and stderr are one pipe so that their interleaving is kept */
     if (dup2(in_fd, STDIN_FILENO) == -1
         || dup2(out_fd, STDOUT_FILENO) == -1
         || dup2(out_fd, STDERR_FILENO) == -1)
     {
-        shell_child_fail(a, HG_SHELL_STAGE_SETUP, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
+    if (dup3(report_fd, HG_SHELL_REPORT_FD, O_CLOEXEC) == -1) {
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
+    }
+    report_fd = HG_SHELL_REPORT_FD;
     /* Nothing of the worker's (IPC pipes, log file, sockets) reaches the
      * job, close-on-exec or not. */
-    shell_child_close_from(STDERR_FILENO + 1, a->max_fd);
+    shell_child_close_from(HG_SHELL_REPORT_FD + 1, a->max_fd);
 
     if (l->has_umask) {
         (void) umask(l->umask);     /* cannot fail */
@@ -480,26 +506,26 @@ shell_child(void *arg)
     id = l->identity;
     if (id != NULL && id->change) {
         if (syscall(SYS_setgroups, id->ngroups, id->groups) == -1) {
-            shell_child_fail(a, HG_SHELL_STAGE_SETGROUPS, errno);
+            shell_child_fail(report_fd, HG_SHELL_STAGE_SETGROUPS, errno);
         }
         if (syscall(SYS_setgid, id->gid) == -1) {
-            shell_child_fail(a, HG_SHELL_STAGE_SETGID, errno);
+            shell_child_fail(report_fd, HG_SHELL_STAGE_SETGID, errno);
         }
         if (id->set_uid && syscall(SYS_setuid, id->uid) == -1) {
-            shell_child_fail(a, HG_SHELL_STAGE_SETUID, errno);
+            shell_child_fail(report_fd, HG_SHELL_STAGE_SETUID, errno);
         }
     }
 
     /* After the identity change, so that the directory is entered with
      * the job's rights, not root's. */
     if (l->cwd != NULL && chdir(l->cwd) == -1) {
-        shell_child_fail(a, HG_SHELL_STAGE_CWD, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_CWD, errno);
     }
 
     if (sigemptyset(&none) != 0
         || sigprocmask(SIG_SETMASK, &none, NULL) != 0)
     {
-        shell_child_fail(a, HG_SHELL_STAGE_SETUP, errno);
+        shell_child_fail(report_fd, HG_SHELL_STAGE_SETUP, errno);
     }
 
     if (l->search_path) {
@@ -511,7 +537,7 @@ shell_child(void *arg)
     } else {
         (void) execve(l->file, (char *const *) l->argv, l->envp);
     }
-    shell_child_fail(a, HG_SHELL_STAGE_EXEC, errno);
+    shell_child_fail(report_fd, HG_SHELL_STAGE_EXEC, errno);
 }
 
 /* --- starting the child ------------------------------------------------ */
@@ -615,12 +641,16 @@ shell_start(shell_child_args_t *a, int cgroup_fd, int *pidfd)
 
 /* --- the parent's side of the start ------------------------------------- */
 
-/* A fresh pipe end has no file status flags but its access mode (which
- * F_SETFL ignores): set O_NONBLOCK without reading them first. */
 static int
 shell_set_nonblock(int fd)
 {
-    return fcntl(fd, F_SETFL, O_NONBLOCK);
+    int flags;
+
+    flags = fcntl(fd, F_GETFL);
+    if (flags == -1) {
+        return -1;
+    }
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
 static void
@@ -651,6 +681,7 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
     size_t errlen)
 {
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 };
+    int report_pipe[2] = { -1, -1 };
     int child_in, max_fd, rc, saved_errno, pidfd;
     shell_child_args_t args;
     char **saved_environ;
@@ -662,9 +693,7 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
     proc->pidfd = -1;
     proc->in_fd = -1;
     proc->out_fd = -1;
-    proc->out_hold_fd = -1;
-    proc->report.stage = HG_SHELL_STAGE_NONE;
-    proc->report.error = 0;
+    proc->report_fd = -1;
     child_in = -1;
 
     if (l->payload != NULL) {
@@ -687,14 +716,18 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
             goto failed;
         }
     }
-    if (pipe2(out_pipe, O_CLOEXEC) == -1) {
-        hg_shell_err(err, errlen, "output pipe: %s", strerror(errno));
+    if (pipe2(out_pipe, O_CLOEXEC) == -1
+        || pipe2(report_pipe, O_CLOEXEC) == -1)
+    {
+        hg_shell_err(err, errlen, "pipe: %s", strerror(errno));
         goto failed;
     }
-    /* Only the parent's end is nonblocking: each end of a pipe is its own
-     * open file description, so the child's stays blocking. */
-    if (shell_set_nonblock(out_pipe[0]) == -1) {
-        hg_shell_err(err, errlen, "output pipe: %s", strerror(errno));
+    /* Only the parent's ends are nonblocking: each end of a pipe is its
+     * own open file description, so the child's stay blocking. */
+    if (shell_set_nonblock(out_pipe[0]) == -1
+        || shell_set_nonblock(report_pipe[0]) == -1)
+    {
+        hg_shell_err(err, errlen, "pipe: %s", strerror(errno));
         goto failed;
     }
 
@@ -717,11 +750,10 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
         hg_shell_err(err, errlen, "pthread_sigmask: %s", strerror(rc));
         goto failed;
     }
-    memset(&args, 0, sizeof(args));
     args.l = l;
-    args.report.stage = HG_SHELL_STAGE_NONE;
     args.in_fd = child_in;
     args.out_fd = out_pipe[1];
+    args.report_fd = report_pipe[1];
     args.max_fd = max_fd;
     args.parent = getpid();
     args.nprocs = l->nprocs;
@@ -730,7 +762,7 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
     pid = shell_start(&args, l->cgroup_fd, &pidfd);
     saved_errno = errno;
     /* The child has exec'd or exited: what it changed in environ (for
-     * execvp's PATH) is put back, and its report, if any, is final. */
+     * execvp's PATH) is put back. */
     environ = saved_environ;
     /* Restoring a mask we just read cannot fail. */
     (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -740,18 +772,16 @@ hg_shell_spawn(const hg_shell_launch_t *l, hg_shell_proc_t *proc, char *err,
     }
 
     proc->pid = pid;
-    proc->report = args.report;
     proc->out_fd = out_pipe[0];
     out_pipe[0] = -1;
-    /* The child's end stays open here until the child is reaped, so that
-     * its exit wakes hg_shell_run once (the pidfd), not twice (the pipe's
-     * hang-up, then the pidfd). */
-    proc->out_hold_fd = out_pipe[1];
-    out_pipe[1] = -1;
+    proc->report_fd = report_pipe[0];
+    report_pipe[0] = -1;
     /* No pidfd on kernels before 5.3: hg_shell_run then polls waitpid. */
     proc->pidfd = pidfd >= 0 ? pidfd : shell_pidfd_open(pid);
 
     shell_close(&child_in);
+    shell_close(&out_pipe[1]);
+    shell_close(&report_pipe[1]);
     return 0;
 
 failed:
@@ -760,6 +790,8 @@ failed:
     shell_close(&in_pipe[1]);
     shell_close(&out_pipe[0]);
     shell_close(&out_pipe[1]);
+    shell_close(&report_pipe[0]);
+    shell_close(&report_pipe[1]);
     hg_shell_proc_close(proc);
     return -1;
 }
@@ -770,5 +802,5 @@ hg_shell_proc_close(hg_shell_proc_t *proc)
     shell_close(&proc->pidfd);
     shell_close(&proc->in_fd);
     shell_close(&proc->out_fd);
-    shell_close(&proc->out_hold_fd);
+    shell_close(&proc->report_fd);
 }
