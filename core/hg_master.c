@@ -703,11 +703,7 @@ hg_master_store_tasks(hg_master_t *m)
     hg_execution_t *exec;
 
     while ((req = hg_maintenance_done(m->store)) != NULL) {
-        for (w = m->pool.head; w != NULL; w = w->next) {
-            if (w->pid == req->worker) {
-                break;
-            }
-        }
+        w = hg_pool_find(&m->pool, req->worker);
         exec = w != NULL && w->state == HG_WORKER_BUSY ? w->current : NULL;
         if (exec != NULL && strcmp(exec->id, req->exec_id) == 0) {
             if (hg_maintenance_reply(&w->out, m->store, req) == HG_OK) {

@@ -362,7 +362,7 @@ failed:
     return NULL;
 }
 
-static hg_worker_t *
+hg_worker_t *
 hg_pool_find(hg_pool_t *pool, pid_t pid)
 {
     hg_worker_t *w;

@@ -115,6 +115,8 @@ void hg_pool_collect(hg_pool_t *pool);
 void hg_pool_kill_all(hg_pool_t *pool, int signo);
 
 size_t hg_pool_live(const hg_pool_t *pool);     /* not yet reaped */
+/* The worker with this pid, not yet reaped; NULL if none. */
+hg_worker_t *hg_pool_find(hg_pool_t *pool, pid_t pid);
 
 const char *hg_worker_state_name(hg_worker_state_t state);
 
