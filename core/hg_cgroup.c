@@ -23,13 +23,10 @@
 #include "hg_log.h"
 #include "hg_worker.h"
 
-/* The v1 controllers limits may fall back to, in HG_LIMIT_* bit order. */
+/* The controllers limits use, in HG_LIMIT_* bit order: v2 and the v1
+ * hierarchies limits may fall back to spell them alike. */
 #define HG_CG_NV1  3
-static const char *const hg_cg_v1_names[HG_CG_NV1] = {
-    "memory", "cpu", "pids"
-};
-/* The same controllers as v2 spells them. */
-static const char *const hg_cg_v2_names[HG_CG_NV1] = {
+static const char *const hg_cg_names[HG_CG_NV1] = {
     "memory", "cpu", "pids"
 };
 
@@ -295,8 +292,8 @@ hg_cg_probe(void)
         } else if (strcmp(type, "cgroup") == 0 && super != NULL) {
             for (i = 0; i < HG_CG_NV1; i++) {
                 if (hg_cg.v1_own[i][0] == '\0'
-                    && hg_cg_has_word(super, hg_cg_v1_names[i], ",")
-                    && hg_cg_own_path(hg_cg_v1_names[i], own, sizeof(own))
+                    && hg_cg_has_word(super, hg_cg_names[i], ",")
+                    && hg_cg_own_path(hg_cg_names[i], own, sizeof(own))
                     && !hg_cg_join(hg_cg.v1_own[i], sizeof(hg_cg.v1_own[i]),
                                    field[4], field[3], own))
                 {
@@ -336,7 +333,7 @@ hg_cgroup_limits_supported(void)
         ctl[0] = '\0';
     }
     for (i = 0; i < HG_CG_NV1; i++) {
-        if (hg_cg_has_word(ctl, hg_cg_v2_names[i], " \n")
+        if (hg_cg_has_word(ctl, hg_cg_names[i], " \n")
             || hg_cg.v1_own[i][0] != '\0')
         {
             bits |= 1u << i;
@@ -367,7 +364,7 @@ hg_cgroup_warn_limits(const hg_conf_t *conf, bool to_stderr)
             if (want & ~have & (1u << k)) {
                 size_t len = strlen(missing);
                 snprintf(missing + len, sizeof(missing) - len, "%s%s",
-                         len > 0 ? ", " : "", hg_cg_v1_names[k]);
+                         len > 0 ? ", " : "", hg_cg_names[k]);
             }
         }
         n++;
@@ -552,7 +549,7 @@ hg_cg_enable_controllers(void)
         return;
     }
     for (i = 0; i < HG_CG_NV1; i++) {
-        if (!hg_cg_has_word(avail, hg_cg_v2_names[i], " \n")) {
+        if (!hg_cg_has_word(avail, hg_cg_names[i], " \n")) {
             continue;
         }
         if (hg_cg_read(hg_cg.v2_own, "cgroup.subtree_control", on,
@@ -560,8 +557,8 @@ hg_cg_enable_controllers(void)
         {
             return;
         }
-        snprintf(want, sizeof(want), "+%s", hg_cg_v2_names[i]);
-        if (!hg_cg_has_word(on, hg_cg_v2_names[i], " \n")) {
+        snprintf(want, sizeof(want), "+%s", hg_cg_names[i]);
+        if (!hg_cg_has_word(on, hg_cg_names[i], " \n")) {
             if (!hg_cg.v2_is_root && !hg_cg.moved) {
                 snprintf(leaf, sizeof(leaf), "%s/master", hg_cg.group);
                 if ((mkdir(leaf, 0755) != 0 && errno != EEXIST)
@@ -598,7 +595,7 @@ hg_cg_limits_text(char *buf, size_t len)
         if (how != NULL && off < len) {
             off += (size_t) snprintf(buf + off, len - off, "%s%s (%s)",
                                      off > 0 ? ", " : "",
-                                     hg_cg_v1_names[i], how);
+                                     hg_cg_names[i], how);
         }
     }
     return off > 0 ? buf : "none";
@@ -715,7 +712,8 @@ hg_cgroup_forget_worker(pid_t worker)
     char dir[PATH_MAX];
     size_t i;
 
-    hg_cgroup_kill_worker(worker);
+    /* No kill first: hg_cg_forget kills exactly when rmdir finds the
+     * group still populated (hg_pool_kill has usually killed it). */
     if (hg_cg_worker_dir(dir, sizeof(dir), hg_cg.group, worker)) {
         hg_cg_forget(dir, true);
     }
@@ -990,19 +988,6 @@ hg_cgroup_worker_prepare(const hg_limits_t *limits, char *err,
     return HG_OK;
 }
 
-int
-hg_cgroup_worker_fd(void)
-{
-    return hg_cg.dir_fd;
-}
-
-size_t
-hg_cgroup_worker_v1_procs(const int **fds)
-{
-    *fds = hg_cg.join_fds;
-    return hg_cg.njoin;
-}
-
 bool
 hg_cgroup_worker_oom(void)
 {
@@ -1189,5 +1174,6 @@ HG_EXPORT size_t
 hg_exec_cgroup_procs(const hg_exec_t *exec, const int **fds)
 {
     HG_UNUSED(exec);
-    return hg_cgroup_worker_v1_procs(fds);
+    *fds = hg_cg.join_fds;
+    return hg_cg.njoin;
 }

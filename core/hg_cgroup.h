@@ -64,11 +64,6 @@ void hg_cgroup_worker_init(void);
  * HG_ERROR with a message when a limit cannot be enforced. */
 int hg_cgroup_worker_prepare(const hg_limits_t *limits, char *err,
                              size_t errlen);
-/* The v2 execution cgroup's directory fd (CLONE_INTO_CGROUP), or -1. */
-int hg_cgroup_worker_fd(void);
-/* cgroup.procs fds of v1 hierarchies the job's process must join by
- * writing "0" before exec; their count. */
-size_t hg_cgroup_worker_v1_procs(const int **fds);
 /* After an execution: kill whatever it left, reap it, and return how
  * many processes that was. */
 int hg_cgroup_worker_sweep(void);
