@@ -1532,7 +1532,7 @@ hg_master_spawn_workers(hg_master_t *m)
          active < (size_t) m->workers; active++)
     {
         hg_worker_t *w = hg_pool_spawn(&m->pool, &m->cycle->modules,
-                                       m->cycle->conf, m->prefix);
+                                       m->prefix);
         if (w == NULL) {
             break;
         }

@@ -285,8 +285,7 @@ hg_pool_nonblock(int fd)
 }
 
 hg_worker_t *
-hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const hg_conf_t *conf,
-              const char *prefix)
+hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const char *prefix)
 {
     int to[2] = { -1, -1 }, from[2] = { -1, -1 };
     hg_worker_t *w;
@@ -312,7 +311,7 @@ hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const hg_conf_t *conf,
     if (pid == 0) {
         close(to[1]);
         close(from[0]);
-        hg_worker_main(mods, conf, prefix, master, to[0], from[1]);
+        hg_worker_main(mods, prefix, master, to[0], from[1]);
     }
     /* Both sides set the group, so it exists whichever runs first. */
     if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH) {

@@ -90,7 +90,7 @@ void hg_pool_init(hg_pool_t *pool, hg_event_loop_t *loop,
                   const hg_pool_callbacks_t *cb, void *data);
 /* Fork one worker that serves MODS. */
 hg_worker_t *hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods,
-                           const hg_conf_t *conf, const char *prefix);
+                           const char *prefix);
 /* Hold an idle worker for CURRENT before its frame can go (the master
  * waits for the store to commit the execution's `running` record). */
 int hg_pool_reserve(hg_worker_t *w, void *current);

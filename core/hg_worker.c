@@ -476,8 +476,8 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 }
 
 void
-hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
-               pid_t master, int in_fd, int out_fd)
+hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
+               int in_fd, int out_fd)
 {
     hg_worker_state_t w;
     hg_conf_errors_t errors;
@@ -504,7 +504,6 @@ hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf, const char *prefix,
     }
     hg_cgroup_worker_init();
     hg_random_reseed();
-    HG_UNUSED(conf);
     hg_worker_self = &w;
     hg_ipc_reader_init(&w.reader);
     hg_ipc_buf_init(&w.out);

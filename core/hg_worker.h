@@ -33,8 +33,8 @@
  * signal, descriptors, signals), initialises the modules in the worker and
  * serves dispatches until the master closes the pipe. Never returns.
  */
-void hg_worker_main(hg_modules_t *mods, const hg_conf_t *conf,
-                    const char *prefix, pid_t master, int in_fd, int out_fd)
+void hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
+                    int in_fd, int out_fd)
     __attribute__((noreturn));
 
 /* hg_host_t.store_task in a worker: asks the master's store side to run
