@@ -231,16 +231,13 @@ hg_process_comm(pid_t pid, char *buf, size_t len)
     if (fd < 0) {
         return -1;
     }
-    do {
-        n = read(fd, buf, len - 1);
-    } while (n < 0 && errno == EINTR);
+    n = hg_read_small(fd, buf, len);
     saved = errno;
     close(fd);
     if (n < 0) {
         errno = saved;
         return -1;
     }
-    buf[n] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
     return 0;
 }
