@@ -250,7 +250,7 @@ hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
         && hg_modules_open(&cycle->modules, cycle->conf, errors) == HG_OK)
     {
         hg_cycle_stage("initialising the modules");
-        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER, NULL, prefix,
+        hg_modules_init(&cycle->modules, HG_PROCESS_MASTER, prefix,
                         errors);
     }
     if (cycle->conf->njobs > 0) {

@@ -105,8 +105,8 @@ void hg_cycle_compact(hg_cycle_t *cycle);
 void hg_cycle_release_jobs(hg_cycle_t *cycle, hg_job_conf_t **jobs,
                            size_t *njobs);
 void hg_cycle_free_conf_jobs(hg_job_conf_t *jobs, size_t njobs);
-/* Finalise the modules this cycle initialised and did not hand on, unload
- * them and free everything. */
+/* Finalise the modules this cycle initialised (in the cycle reader only),
+ * unload them and free everything. */
 void hg_cycle_destroy(hg_cycle_t *cycle);
 
 #endif /* HG_CYCLE_H */

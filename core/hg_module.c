@@ -179,8 +179,7 @@ hg_modules_open(hg_modules_t *mods, const hg_conf_t *conf,
             section = json_object_get(conf->modules.sections, name);
         }
         ref->conf = section ? json_incref(section) : json_object();
-        ref->conf_text = json_dumps(ref->conf, JSON_COMPACT | JSON_SORT_KEYS);
-        if (ref->conf == NULL || ref->conf_text == NULL) {
+        if (ref->conf == NULL) {
             hg_conf_error_add(errors, conf->file, 0, "out of memory");
             goto bad;
         }
@@ -191,29 +190,12 @@ hg_modules_open(hg_modules_t *mods, const hg_conf_t *conf,
             dlclose(ref->handle);
         }
         json_decref(ref->conf);
-        free(ref->conf_text);
         free(ref->name);
         free(ref->path);
         memset(ref, 0, sizeof(*ref));
         rc = HG_ERROR;
     }
     return rc;
-}
-
-static hg_module_ref_t *
-hg_modules_find_path(hg_modules_t *mods, const char *path)
-{
-    size_t i;
-
-    if (mods == NULL) {
-        return NULL;
-    }
-    for (i = 0; i < mods->count; i++) {
-        if (strcmp(mods->items[i].path, path) == 0) {
-            return &mods->items[i];
-        }
-    }
-    return NULL;
 }
 
 static int
@@ -236,8 +218,7 @@ hg_module_call_init(hg_module_ref_t *ref, hg_process_type_t process,
 
 int
 hg_modules_init(hg_modules_t *mods, hg_process_type_t process,
-                hg_modules_t *previous, const char *prefix,
-                hg_conf_errors_t *errors)
+                const char *prefix, hg_conf_errors_t *errors)
 {
     char err[1024];
     size_t i;
@@ -245,16 +226,7 @@ hg_modules_init(hg_modules_t *mods, hg_process_type_t process,
 
     for (i = 0; i < mods->count; i++) {
         hg_module_ref_t *ref = &mods->items[i];
-        hg_module_ref_t *old = hg_modules_find_path(previous, ref->path);
 
-        if (old != NULL && old->initialized) {
-            if (strcmp(old->conf_text, ref->conf_text) == 0) {
-                ref->inherited = true;
-            } else {
-                ref->needs_reinit = true;
-            }
-            continue;
-        }
         if (hg_module_call_init(ref, process, prefix, err, sizeof(err))
             != HG_OK)
         {
@@ -291,7 +263,6 @@ hg_modules_close(hg_modules_t *mods)
             dlclose(ref->handle);
         }
         json_decref(ref->conf);
-        free(ref->conf_text);
         free(ref->name);
         free(ref->path);
     }

@@ -21,10 +21,7 @@ typedef struct hg_module_ref_s {
     void *handle;
     const hg_module_t *module;
     json_t *conf;                   /* modules.NAME, or an empty object */
-    char *conf_text;                /* conf as compact sorted JSON */
     bool initialized;               /* init has run in this process */
-    bool inherited;                 /* initialised by the previous cycle */
-    bool needs_reinit;              /* section changed: init at commit */
 } hg_module_ref_t;
 
 typedef struct hg_modules_s {
@@ -36,13 +33,11 @@ typedef struct hg_modules_s {
 /* dlopen every module of conf->modules.load and check its ABI and name. */
 int hg_modules_open(hg_modules_t *mods, const hg_conf_t *conf,
                     hg_conf_errors_t *errors);
-/* Call init in this process, inheriting what PREVIOUS (may be NULL) has
- * initialised with the same section (every caller passes NULL now: the
- * cycle reader and a worker each initialise their modules once). */
+/* Call init in this process (the cycle reader and each worker initialise
+ * their modules once; the master never does). */
 int hg_modules_init(hg_modules_t *mods, hg_process_type_t process,
-                    hg_modules_t *previous, const char *prefix,
-                    hg_conf_errors_t *errors);
-/* fini for every module this process initialised and did not hand on. */
+                    const char *prefix, hg_conf_errors_t *errors);
+/* fini for every module this process initialised. */
 void hg_modules_fini(hg_modules_t *mods);
 void hg_modules_close(hg_modules_t *mods);
 

@@ -509,7 +509,7 @@ hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
     hg_ipc_buf_init(&w.out);
 
     memset(&errors, 0, sizeof(errors));
-    if (hg_modules_init(mods, HG_PROCESS_WORKER, NULL, prefix, &errors)
+    if (hg_modules_init(mods, HG_PROCESS_WORKER, prefix, &errors)
         != HG_OK)
     {
         hg_worker_ready(&w, errors.count > 0 ? errors.items[0].message
