@@ -12,8 +12,6 @@
 #include "hg_maintenance.h"
 #include "hg_timer.h"
 
-#define HG_CLEANUP_BATCH  1000
-
 /* The tasks a worker may ask for, with the store's part of each. */
 static const struct {
     const char *name;
@@ -107,14 +105,21 @@ hg_maintenance_start(hg_store_t *store, const hg_conf_t *conf,
         return NULL;
     }
     req->name = hg_maintenance_tasks[i].name;
-    req->retention_ms = conf->store.retention_ms;
     req->worker = worker;
     memcpy(req->exec_id, exec_id, strlen(exec_id) + 1);
     req->task.kind = hg_maintenance_tasks[i].kind;
-    req->task.batch = HG_CLEANUP_BATCH;
-    /* Retention 0 keeps history forever: nothing is older than that. */
-    req->task.older_than = req->retention_ms > 0
-        ? hg_maintenance_now_ms() - req->retention_ms : INT64_MIN;
+    if (req->task.kind == HG_STORE_TASK_CLEANUP
+        && conf->store.retention_ms <= 0)
+    {
+        /* Retention 0 keeps history forever: nothing to delete, so no
+         * write transaction either; the report is the store's health. */
+        req->kept_forever = true;
+        req->task.kind = HG_STORE_TASK_HEALTH;
+    } else {
+        /* batch 0: the store's default */
+        req->task.older_than = hg_maintenance_now_ms()
+                               - conf->store.retention_ms;
+    }
     if (hg_store_task(store, &req->task) != HG_OK) {
         snprintf(err, errlen, "%s: %s", name, req->task.error);
         free(req);
@@ -143,16 +148,15 @@ hg_maintenance_report(hg_store_t *store, const hg_maintenance_request_t *req)
     if (req->task.kind == HG_STORE_TASK_CLEANUP) {
         json_object_set_new(report, "deleted",
                             json_integer((json_int_t) req->task.deleted));
-        if (req->retention_ms > 0) {
-            json_object_set_new(report, "older_than_ms",
-                                json_integer(req->task.older_than));
-            json_object_set_new(report, "batch",
-                                json_integer((json_int_t) req->task.batch));
-        } else {
-            json_object_set_new(report, "note",
-                                json_string("store.retention is 0: history "
-                                            "is kept forever"));
-        }
+        json_object_set_new(report, "older_than_ms",
+                            json_integer(req->task.older_than));
+        json_object_set_new(report, "batch",
+                            json_integer((json_int_t) req->task.batch));
+    } else if (req->kept_forever) {
+        json_object_set_new(report, "deleted", json_integer(0));
+        json_object_set_new(report, "note",
+                            json_string("store.retention is 0: history "
+                                        "is kept forever"));
     }
     if (hg_store_health(store, &health) == HG_OK) {
         json_object_set_new(report, "store", health);

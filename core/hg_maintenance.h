@@ -41,7 +41,8 @@ int hg_maintenance_answer(const hg_ipc_frame_t *frame, json_t **report,
 typedef struct hg_maintenance_request_s {
     hg_store_task_t task;
     const char *name;               /* the task's name (static) */
-    int64_t retention_ms;           /* store.retention when asked */
+    bool kept_forever;              /* store.retention 0: nothing to
+                                       clean, health only */
     pid_t worker;                   /* who asked ... */
     char exec_id[40];               /* ... for which execution */
 } hg_maintenance_request_t;
