@@ -727,6 +727,23 @@ hg_conf_name_add(json_t *list, const char *name)
            ? HG_OK : HG_ERROR;
 }
 
+/* Appends every string of the array FROM to LIST, skipping names LIST
+ * has. HG_ERROR when out of memory. */
+static int
+hg_conf_names_merge(json_t *list, const json_t *from)
+{
+    const char *name;
+    size_t i;
+
+    for (i = 0; i < json_array_size(from); i++) {
+        name = json_string_value(json_array_get(from, i));
+        if (name != NULL && hg_conf_name_add(list, name) != HG_OK) {
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
 /* HG_OK, HG_ERROR (err says why) or HG_CONF_NOMEM. With REFS (a JSON
  * array), a reference is checked as usual but kept as written, for sh to
  * expand, and its name, when set, appended to REFS. */
@@ -906,7 +923,6 @@ hg_conf_pass_env(hg_conf_loader_t *ld, const config_setting_t *m,
 {
     const char *name = config_setting_name(m);
     json_t *have = json_object_get(out, "pass_env");
-    size_t i;
 
     if (strcmp(name, "pass_env") == 0 && ld->from_api) {
         hg_conf_err(ld, m, "%s: not accepted from the API (it names "
@@ -917,11 +933,8 @@ hg_conf_pass_env(hg_conf_loader_t *ld, const config_setting_t *m,
     if (strcmp(name, "pass_env") == 0 && json_is_array(have)
         && json_is_array(v))
     {
-        for (i = 0; i < json_array_size(v); i++) {
-            const char *s = json_string_value(json_array_get(v, i));
-            if (s != NULL && hg_conf_name_add(have, s) != HG_OK) {
-                ld->oom = true;
-            }
+        if (hg_conf_names_merge(have, v) != HG_OK) {
+            ld->oom = true;
         }
         json_decref(v);
         return;
@@ -942,14 +955,10 @@ hg_conf_pass_env(hg_conf_loader_t *ld, const config_setting_t *m,
         ld->pass_env = NULL;        /* the definition has it now */
         return;
     }
-    if (json_is_array(have)) {
-        for (i = 0; i < json_array_size(ld->pass_env); i++) {
-            if (hg_conf_name_add(have, json_string_value(
-                    json_array_get(ld->pass_env, i))) != HG_OK)
-            {
-                ld->oom = true;
-            }
-        }
+    if (json_is_array(have) && hg_conf_names_merge(have, ld->pass_env)
+                               != HG_OK)
+    {
+        ld->oom = true;
     }
     json_array_clear(ld->pass_env);
 }
