@@ -203,6 +203,47 @@ hg_ipc_read(hg_ipc_reader_t *reader, int fd)
 }
 
 int
+hg_ipc_reader_feed(hg_ipc_reader_t *reader, const void *data, size_t len)
+{
+    hg_ipc_buf_t *in = &reader->in;
+
+    in->start += reader->consumed;
+    reader->consumed = 0;
+    if (in->start > 0 && in->start == in->len) {
+        in->start = in->len = 0;
+    }
+    if (len == 0) {
+        return HG_OK;
+    }
+    if (hg_ipc_reserve(in, len) != HG_OK) {
+        in->failed = false;
+        return HG_ERROR;
+    }
+    memcpy(in->data + in->len, data, len);
+    in->len += len;
+    return HG_OK;
+}
+
+void
+hg_ipc_reader_last(const hg_ipc_reader_t *reader, const uint8_t **data,
+                   size_t *len)
+{
+    *data = reader->in.data != NULL ? reader->in.data + reader->in.start
+                                    : NULL;
+    *len = reader->consumed;
+}
+
+void
+hg_ipc_reader_rest(const hg_ipc_reader_t *reader, const uint8_t **data,
+                   size_t *len)
+{
+    size_t from = reader->in.start + reader->consumed;
+
+    *data = reader->in.data != NULL ? reader->in.data + from : NULL;
+    *len = reader->in.len - from;
+}
+
+int
 hg_ipc_parse(const uint8_t *data, size_t len, hg_ipc_frame_t *frame,
              size_t *frame_len, char *err, size_t errlen)
 {

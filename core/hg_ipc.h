@@ -58,7 +58,9 @@ typedef enum {
     HG_IPC_F_PAYLOAD = 4,           /* bytes */
     HG_IPC_F_ATTEMPT = 5,           /* u32 */
     HG_IPC_F_SCHEDULED_FOR = 6,     /* i64 ms */
-    HG_IPC_F_DEADLINE = 7,          /* i64 ms, 0 = none */
+    /* The worker's deadline is its own start plus this: an execution
+     * handed ahead starts when its worker is done with the one before. */
+    HG_IPC_F_TIMEOUT = 7,           /* i64 ms, 0 = none */
     HG_IPC_F_TRIGGER = 8,           /* string */
     HG_IPC_F_OUTPUT_LIMIT = 9,      /* i64 bytes */
     HG_IPC_F_TYPE = 10,             /* string: module name */
@@ -154,6 +156,17 @@ ssize_t hg_ipc_read(hg_ipc_reader_t *reader, int fd);
 int hg_ipc_next(hg_ipc_reader_t *reader, hg_ipc_frame_t *frame, char *err,
                 size_t errlen);
 
+/* Append LEN bytes to what the reader holds, as if read after them (bytes
+ * read by another reader: hg_ipc_reader_rest). Invalidates the fields of
+ * the last frame handed out. */
+int hg_ipc_reader_feed(hg_ipc_reader_t *reader, const void *data,
+                       size_t len);
+/* The bytes of the frame hg_ipc_next handed out last (none before the
+ * first), and those the reader holds after it, not handed out yet. */
+void hg_ipc_reader_last(const hg_ipc_reader_t *reader, const uint8_t **data,
+                        size_t *len);
+void hg_ipc_reader_rest(const hg_ipc_reader_t *reader, const uint8_t **data,
+                        size_t *len);
 /* Parse a complete frame held in memory (for tests and fuzzing). */
 int hg_ipc_parse(const uint8_t *data, size_t len, hg_ipc_frame_t *frame,
                  size_t *frame_len, char *err, size_t errlen);

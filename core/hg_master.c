@@ -33,6 +33,10 @@
 #define HG_RUN_ALL_CAP           100
 #define HG_PRIME_MAX             256
 #define HG_RATE_WINDOW_NS        (100LL * HG_NSEC_PER_MSEC)
+/* How long an execution handed ahead may wait for its worker's current one
+ * to end before it is taken back for another worker; a job whose last run
+ * took under half of it counts as quick. */
+#define HG_AHEAD_TURN_MS         10
 
 static int64_t
 hg_now_ms(void)
@@ -43,6 +47,8 @@ hg_now_ms(void)
 static void hg_master_dispatch(hg_master_t *m);
 static void hg_master_ready_push(hg_master_t *m, hg_execution_t *exec);
 static void hg_master_check_done(hg_master_t *m);
+static void hg_master_drop_primed(hg_master_t *m, hg_execution_t *exec,
+                                  const char *why);
 static void hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms);
 
 /* --- jobs ------------------------------------------------------------ */
@@ -201,6 +207,24 @@ hg_exec_start_join(hg_exec_list_t *list, hg_execution_t *exec)
 {
     exec->start_list = list;
     hg_exec_list_append(list, exec);
+}
+
+/* Put EXEC first on the primed list: it was taken before those there. */
+static void
+hg_exec_start_push(hg_exec_list_t *list, hg_execution_t *exec)
+{
+    hg_exec_link_t *link = hg_exec_link(list, exec);
+
+    exec->start_list = list;
+    link->prev = NULL;
+    link->next = list->head;
+    if (list->head != NULL) {
+        hg_exec_link(list, list->head)->prev = exec;
+    } else {
+        list->tail = exec;
+    }
+    list->head = exec;
+    list->count++;
 }
 
 /* Take EXEC off the primed or committing list, if it is on one. */
@@ -579,6 +603,9 @@ hg_execution_on_timeout(hg_timer_t *timer)
     }
 }
 
+static void hg_execution_on_turn_passed(hg_timer_t *timer);
+static void hg_master_hand_ahead(hg_master_t *m);
+
 static hg_worker_t *
 hg_master_idle_worker(hg_master_t *m)
 {
@@ -608,20 +635,47 @@ hg_master_put_limits(hg_ipc_buf_t *out, const hg_limits_t *limits)
     }
 }
 
-/* Send the execution's frame to the worker held for it, arm its
- * timeout, and log its start. */
+/* The worker has the execution's frame and runs it now: arm its timeout
+ * and log its start. One handed ahead gets here when the execution
+ * before it on its worker ends. */
 static void
-hg_master_start(hg_master_t *m, hg_execution_t *exec)
+hg_master_begin(hg_master_t *m, hg_execution_t *exec)
 {
-    hg_worker_t *w = exec->worker;
     hg_job_t *job = exec->job;
-    int64_t now_ms = hg_now_ms(), deadline = 0;
+    int64_t now_ms = hg_now_ms();
 
-    if (job->policy.timeout_ms > 0) {
-        deadline = now_ms + job->policy.timeout_ms;
-    }
-    exec->deadline_ms = deadline;
+    exec->deadline_ms = job->policy.timeout_ms > 0
+                        ? now_ms + job->policy.timeout_ms : 0;
     exec->dispatched_ms = now_ms;   /* a primed one was recorded earlier */
+    exec->dispatched_ns = hg_clock_ns(CLOCK_REALTIME);
+    m->dispatched_total++;
+    if (job->policy.timeout_ms > 0) {
+        exec->timer.handler = hg_execution_on_timeout;
+        hg_timer_set(&m->mono, &exec->timer,
+                     hg_clock_ns(CLOCK_MONOTONIC)
+                     + job->policy.timeout_ms * HG_NSEC_PER_MSEC);
+    }
+    if (hg_log_enabled(HG_LOG_INFO)) {
+        char due[40];
+        hg_log_field_t fields[] = {
+            HG_LOG_INT("attempt", exec->attempt),
+            HG_LOG_STR("trigger", exec->trigger),
+            HG_LOG_STR("scheduled_for", due),
+            HG_LOG_INT("lag_ms", now_ms - exec->scheduled_for_ms),
+            HG_LOG_INT("worker", exec->worker->pid),
+        };
+        hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
+        hg_log_event(HG_LOG_INFO, "start", job->id, exec->id, fields,
+                     HG_NELEMS(fields), NULL);
+    }
+}
+
+/* The execution's DISPATCH frame into its worker's output buffer. */
+static int
+hg_master_frame(hg_worker_t *w, const hg_execution_t *exec)
+{
+    const hg_job_t *job = exec->job;
+
     hg_ipc_begin(&w->out, HG_IPC_DISPATCH);
     hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec->id);
     hg_ipc_put_str(&w->out, HG_IPC_F_JOB_ID, job->id);
@@ -633,12 +687,53 @@ hg_master_start(hg_master_t *m, hg_execution_t *exec)
     }
     hg_ipc_put_u32(&w->out, HG_IPC_F_ATTEMPT, exec->attempt);
     hg_ipc_put_i64(&w->out, HG_IPC_F_SCHEDULED_FOR, exec->scheduled_for_ms);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_DEADLINE, deadline);
+    hg_ipc_put_i64(&w->out, HG_IPC_F_TIMEOUT, job->policy.timeout_ms);
     hg_ipc_put_str(&w->out, HG_IPC_F_TRIGGER, exec->trigger);
     hg_ipc_put_i64(&w->out, HG_IPC_F_OUTPUT_LIMIT,
                    (int64_t) job->output_limit);
     hg_master_put_limits(&w->out, &job->policy.limits);
-    if (hg_ipc_end(&w->out) != HG_OK || hg_pool_send(w, exec) != HG_OK) {
+    return hg_ipc_end(&w->out);
+}
+
+static void hg_master_hand_back(hg_master_t *m, hg_execution_t *exec);
+
+/* Send a handed execution's frame: the worker starts it when its current
+ * execution ends; if that takes longer than its turn, the timer takes it
+ * back (if the worker has not read it yet). A frame too large to be
+ * taken back whole is not handed: it waits for a worker free. */
+static void
+hg_master_send_ahead(hg_master_t *m, hg_execution_t *exec)
+{
+    hg_worker_t *w = exec->worker;
+
+    if (hg_master_frame(w, exec) != HG_OK
+        || hg_pool_send_ahead(w, exec) != HG_OK)
+    {
+        hg_master_hand_back(m, exec);
+        return;
+    }
+    exec->ahead = HG_AHEAD_SENT;
+    m->handed_total++;
+    exec->timer.handler = hg_execution_on_turn_passed;
+    hg_timer_set(&m->mono, &exec->timer, hg_clock_ns(CLOCK_MONOTONIC)
+                 + m->ahead_turn_ms * HG_NSEC_PER_MSEC);
+}
+
+/* Send the execution's frame to the worker held for it (or handed it
+ * ahead), then begin it. */
+static void
+hg_master_start(hg_master_t *m, hg_execution_t *exec)
+{
+    hg_worker_t *w = exec->worker;
+    hg_job_t *job = exec->job;
+
+    if (exec->ahead == HG_AHEAD_WAITING) {
+        hg_master_send_ahead(m, exec);
+        return;
+    }
+    if (hg_master_frame(w, exec) != HG_OK
+        || hg_pool_send(w, exec) != HG_OK)
+    {
         hg_log_event(HG_LOG_ERROR, "error", job->id, exec->id, NULL, 0,
                      "cannot send the execution to worker %d; the worker "
                      "is replaced and the execution queued again",
@@ -659,27 +754,7 @@ hg_master_start(hg_master_t *m, hg_execution_t *exec)
         }
         return;
     }
-    exec->dispatched_ns = hg_clock_ns(CLOCK_REALTIME);
-    m->dispatched_total++;
-    if (job->policy.timeout_ms > 0) {
-        exec->timer.handler = hg_execution_on_timeout;
-        hg_timer_set(&m->mono, &exec->timer,
-                     hg_clock_ns(CLOCK_MONOTONIC)
-                     + job->policy.timeout_ms * HG_NSEC_PER_MSEC);
-    }
-    if (hg_log_enabled(HG_LOG_INFO)) {
-        char due[40];
-        hg_log_field_t fields[] = {
-            HG_LOG_INT("attempt", exec->attempt),
-            HG_LOG_STR("trigger", exec->trigger),
-            HG_LOG_STR("scheduled_for", due),
-            HG_LOG_INT("lag_ms", now_ms - exec->scheduled_for_ms),
-            HG_LOG_INT("worker", w->pid),
-        };
-        hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
-        hg_log_event(HG_LOG_INFO, "start", job->id, exec->id, fields,
-                     HG_NELEMS(fields), NULL);
-    }
+    hg_master_begin(m, exec);
 }
 
 /* Whether EXEC's `running` record is durable, so its frame may go. */
@@ -801,6 +876,7 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
             hg_master_start(m, exec);
         }
     }
+    hg_master_hand_ahead(m);            /* behind those just started */
     hg_master_store_tasks(m);
 }
 
@@ -939,6 +1015,88 @@ hg_master_prime(hg_master_t *m)
     }
 }
 
+/* EXEC (primed or ready) goes to worker W, held for it: its frame goes
+ * now if its `running` record is durable, else once it is. */
+static void
+hg_master_take(hg_master_t *m, hg_execution_t *exec, hg_worker_t *w)
+{
+    exec->worker = w;
+    if (exec->start_list != NULL) {
+        hg_exec_start_leave(exec);
+    } else {
+        hg_heap_remove(&m->ready, &exec->ready);
+        exec->job->pending--;
+        hg_master_mark_running(m, exec);
+    }
+    if (hg_master_committed(m, exec)) {
+        hg_master_start(m, exec);
+    } else {
+        hg_exec_start_join(&m->committing, exec);
+    }
+}
+
+/* The next execution to start that is still in time, or NULL. */
+static hg_execution_t *
+hg_master_next_in_time(hg_master_t *m)
+{
+    hg_execution_t *exec;
+
+    while ((exec = hg_master_next_to_start(m)) != NULL
+           && hg_master_start_missed(m, exec))
+    {
+        continue;
+    }
+    return exec;
+}
+
+/*
+ * Whether busy worker W may be handed its next execution now. Handing
+ * ahead saves the round trip through the master between two executions
+ * (the worker starts the next as soon as it has reported the last), which
+ * is most of the cost of a short one. It is done only behind an
+ * execution expected to end soon (its job's last run was quick, and it
+ * began just now) whose frame is out: an execution is never held behind a
+ * long one, and one held behind an execution that runs long after all is
+ * taken back when its turn passes (HG_AHEAD_TURN_MS).
+ */
+static bool
+hg_master_can_hand(const hg_master_t *m, const hg_worker_t *w)
+{
+    const hg_execution_t *cur = w->current;
+
+    return w->state == HG_WORKER_BUSY && w->handed == NULL && !w->retiring
+           && cur != NULL && cur->start_list == NULL
+           && cur->ahead == HG_AHEAD_NONE && cur->job->quick
+           && hg_now_ms() - cur->dispatched_ms < m->ahead_turn_ms / 2;
+}
+
+/* No worker is idle and executions wait: hand each busy worker that may
+ * take one its next. */
+static void
+hg_master_hand_ahead(hg_master_t *m)
+{
+    hg_execution_t *exec;
+    hg_worker_t *w;
+
+    if (m->stopping || m->quitting) {
+        return;
+    }
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        if (!hg_master_can_hand(m, w)) {
+            continue;
+        }
+        exec = hg_master_next_in_time(m);
+        if (exec == NULL) {
+            return;
+        }
+        if (hg_pool_hand(w, exec) != HG_OK) {
+            continue;
+        }
+        exec->ahead = HG_AHEAD_WAITING;
+        hg_master_take(m, exec, w);
+    }
+}
+
 static void
 hg_master_dispatch(hg_master_t *m)
 {
@@ -946,29 +1104,70 @@ hg_master_dispatch(hg_master_t *m)
     hg_worker_t *w;
 
     while (!m->stopping && (w = hg_master_idle_worker(m)) != NULL
-           && (exec = hg_master_next_to_start(m)) != NULL)
+           && (exec = hg_master_next_in_time(m)) != NULL)
     {
-        if (hg_master_start_missed(m, exec)) {
-            continue;
-        }
         if (hg_pool_reserve(w, exec) != HG_OK) {
             return;
         }
-        exec->worker = w;
-        if (exec->start_list != NULL) {
-            hg_exec_start_leave(exec);
-        } else {
-            hg_heap_remove(&m->ready, &exec->ready);
-            exec->job->pending--;
-            hg_master_mark_running(m, exec);
-        }
-        if (hg_master_committed(m, exec)) {
-            hg_master_start(m, exec);
-        } else {
-            hg_exec_start_join(&m->committing, exec);
-        }
+        hg_master_take(m, exec, w);
     }
+    hg_master_hand_ahead(m);
     hg_master_prime(m);
+}
+
+/* A handed execution that never started: first among the primed ones
+ * (it is recorded running), for the next worker free; shutting down, it
+ * is left queued for the next start, as the primed ones are. */
+static void
+hg_master_hand_back(hg_master_t *m, hg_execution_t *exec)
+{
+    hg_timer_cancel(&exec->timer);
+    exec->timer.handler = NULL;
+    hg_exec_start_leave(exec);          /* waiting for its commit */
+    exec->worker = NULL;
+    exec->ahead = HG_AHEAD_NONE;
+    hg_exec_start_push(&m->primed, exec);
+    if (m->stopping || m->quitting) {
+        hg_master_drop_primed(m, exec, "daemon shutting down");
+    }
+}
+
+/* Its turn passed and its worker still runs the execution before it:
+ * taken back for another worker, unless the worker has read it. */
+static void
+hg_execution_on_turn_passed(hg_timer_t *timer)
+{
+    hg_execution_t *exec = timer->data;
+    hg_master_t *m = exec->job->master;
+    hg_worker_t *w = exec->worker;
+
+    exec->timer.handler = NULL;
+    if (!hg_pool_take_back(w, exec)) {
+        return;             /* the worker has read it: it runs it next */
+    }
+    m->taken_back_total++;
+    hg_log_event(HG_LOG_DEBUG, "handed_back", exec->job->id, exec->id, NULL,
+                 0, "worker %d still runs the execution before it after "
+                 "%" PRId64 " ms: given to the next worker free",
+                 (int) w->pid, m->ahead_turn_ms);
+    hg_master_hand_back(m, exec);
+    hg_master_dispatch(m);
+}
+
+/* The worker reported the execution before EXEC, which was handed ahead:
+ * EXEC runs now, if its frame was out; else it is an execution held for
+ * its worker like any other, its frame sent once its record commits. */
+static void
+hg_master_promote(hg_master_t *m, hg_execution_t *exec)
+{
+    hg_ahead_t ahead = exec->ahead;
+
+    exec->ahead = HG_AHEAD_NONE;
+    if (ahead == HG_AHEAD_SENT) {
+        hg_timer_cancel(&exec->timer);
+        exec->timer.handler = NULL;
+        hg_master_begin(m, exec);
+    }
 }
 
 static void
@@ -1584,10 +1783,15 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     {
         hg_log(HG_LOG_ERROR, "worker %d sent a result that does not match "
                "its execution; replacing it", (int) w->pid);
-        /* Keep the execution with the worker: its death records it. */
+        /* Keep the execution with the worker: its death records it, and
+         * gives back the one handed ahead, which never started. */
+        w->handed = w->current;
         w->current = exec;
         hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
         return;
+    }
+    if (w->current != NULL) {
+        hg_master_promote(m, w->current);
     }
     hg_timer_cancel(&exec->timer);
     exec->timer.handler = NULL;
@@ -1641,11 +1845,26 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     hg_ipc_get_i64(frame, HG_IPC_F_CPU_USER_MS, &result.cpu_user_ms);
     hg_ipc_get_i64(frame, HG_IPC_F_CPU_SYS_MS, &result.cpu_sys_ms);
     exec->job->running--;
+    exec->job->quick = result.finished_ms - result.started_ms
+                       < m->ahead_turn_ms / 2;
     hg_master_finish(m, exec, &result, (hg_result_t) rc,
                      rc == HG_RETRY ? retry_after : -1);
     free(error);
     hg_master_dispatch(m);
     hg_master_check_done(m);
+}
+
+/* A dying worker never started EXEC (handed ahead, or its frame unread):
+ * it goes to the next worker free, not counted as an attempt. */
+static void
+hg_master_worker_returned(hg_worker_t *w, void *exec)
+{
+    hg_execution_t *e = exec;
+
+    hg_log_event(HG_LOG_DEBUG, "returned", e->job->id, e->id, NULL, 0,
+                 "worker %d ended before starting it: given to another",
+                 (int) w->pid);
+    hg_master_hand_back(w->pool->data, e);
 }
 
 static void
@@ -1779,6 +1998,16 @@ hg_master_drop_one(hg_master_t *m, hg_execution_t *exec, const char *why)
     hg_master_record_unrun(m, exec, HG_EXEC_SKIPPED, why);
 }
 
+/* A primed execution, recorded running ahead of a worker, is queued
+ * again (shutting down). */
+static void
+hg_master_drop_primed(hg_master_t *m, hg_execution_t *exec, const char *why)
+{
+    hg_master_unprime(exec);
+    hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+    hg_master_drop_one(m, exec, why);
+}
+
 static void
 hg_master_drop_queued(hg_master_t *m, const char *why)
 {
@@ -1789,10 +2018,7 @@ hg_master_drop_queued(hg_master_t *m, const char *why)
     size_t it = 0;
 
     while ((exec = m->primed.head) != NULL) {
-        /* Recorded running ahead of a worker: queued again. */
-        hg_master_unprime(exec);
-        hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
-        hg_master_drop_one(m, exec, why);
+        hg_master_drop_primed(m, exec, why);
     }
     while ((node = hg_heap_pop(&m->ready)) != NULL) {
         exec = hg_heap_entry(node, hg_execution_t, ready);
@@ -1855,6 +2081,23 @@ hg_master_on_quit_timeout(hg_timer_t *timer)
     m->done = true;
 }
 
+/* Shutting down: executions handed ahead that their workers have not
+ * read are not started (those read run, as running ones do). */
+static void
+hg_master_take_back_all(hg_master_t *m)
+{
+    hg_execution_t *exec;
+    hg_worker_t *w;
+
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        exec = w->handed;
+        if (exec != NULL && hg_pool_take_back(w, exec)) {
+            m->taken_back_total++;
+            hg_master_hand_back(m, exec);
+        }
+    }
+}
+
 static void
 hg_master_quit(hg_master_t *m)
 {
@@ -1866,6 +2109,7 @@ hg_master_quit(hg_master_t *m)
            m->cycle->conf->shutdown_timeout_ms);
     m->quitting = true;
     hg_timer_cancel(&m->respawn_timer);
+    hg_master_take_back_all(m);
     hg_master_drop_queued(m, "daemon shutting down");
     hg_timer_set(&m->mono, &m->quit_timer, hg_clock_ns(CLOCK_MONOTONIC)
                  + m->cycle->conf->shutdown_timeout_ms * HG_NSEC_PER_MSEC);
@@ -2588,6 +2832,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     struct sigaction sa;
 
     memset(m, 0, sizeof(*m));
+    m->ahead_turn_ms = HG_AHEAD_TURN_MS;
     hg_exec_list_init(&m->executions, offsetof(hg_execution_t, all));
     hg_exec_list_init(&m->committing, offsetof(hg_execution_t, start));
     hg_exec_list_init(&m->primed, offsetof(hg_execution_t, start));
@@ -2641,9 +2886,12 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     m->wall.data = m;
     {
         hg_pool_callbacks_t cb = {
-            hg_master_worker_ready, hg_master_worker_result,
-            hg_master_worker_gone, hg_master_worker_request,
-            hg_master_child_reaped
+            .ready = hg_master_worker_ready,
+            .result = hg_master_worker_result,
+            .gone = hg_master_worker_gone,
+            .returned = hg_master_worker_returned,
+            .request = hg_master_worker_request,
+            .other = hg_master_child_reaped
         };
         hg_pool_init(&m->pool, m->loop, &cb, m);
     }

@@ -80,7 +80,19 @@ struct hg_job_s {
     bool enabled;
     bool has_start_at;
     bool removed;
+    /* Its last execution ended soon after it began: the next one for
+     * the same worker may be handed ahead behind its next (HG_AHEAD). */
+    bool quick;
 };
+
+/* An execution handed ahead to a busy worker (see hg_master_hand_ahead):
+ * waiting for its `running` record's commit, then its frame sent and
+ * waiting for the worker's current execution to end. */
+typedef enum {
+    HG_AHEAD_NONE = 0,
+    HG_AHEAD_WAITING,
+    HG_AHEAD_SENT
+} hg_ahead_t;
 
 struct hg_execution_s {
     char id[40];
@@ -104,6 +116,7 @@ struct hg_execution_s {
     int64_t run_at_ms;              /* queue: not before (wall), 0 = now */
     char *unique_key;               /* queue: refused twice while queued */
     bool recorded;                  /* the store has a record of it */
+    hg_ahead_t ahead;               /* handed ahead to exec->worker */
     uint64_t ticket;                /* store barrier its start waits for */
     hg_exec_list_t *start_list;     /* &m->primed, &m->committing or NULL */
     hg_exec_link_t start;           /* in start_list */
@@ -156,6 +169,9 @@ struct hg_master_s {
     int exit_code;
     uint64_t dispatched_total;
     uint64_t finished_total;
+    int64_t ahead_turn_ms;          /* HG_AHEAD_TURN_MS (tests change it) */
+    uint64_t handed_total;          /* frames handed ahead to busy workers */
+    uint64_t taken_back_total;      /* of those, taken back unread */
     hg_master_observer_pt observer;
     void *observer_data;
 

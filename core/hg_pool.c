@@ -15,6 +15,8 @@
 #include "hg_cgroup.h"
 #include "hg_log.h"
 #include "hg_pool.h"
+
+#include <limits.h>
 #include "hg_timer.h"
 #include "hg_worker.h"
 
@@ -169,6 +171,180 @@ hg_pool_send(hg_worker_t *w, void *current)
     return HG_OK;
 }
 
+/* What a worker has not read of its input, read back out of its pipe:
+ * the bytes, and where its last two DISPATCH frames lie in them. WHOLE
+ * when they are complete frames only (a frame larger than PIPE_BUF may
+ * have been read in part: then nothing is taken). */
+typedef struct hg_pool_unread_s {
+    hg_ipc_reader_t bytes;
+    size_t dispatches;              /* complete DISPATCH frames */
+    size_t at[2], len[2];           /* [1] the last, [0] the one before */
+    bool whole;
+} hg_pool_unread_t;
+
+static void
+hg_pool_read_back(hg_worker_t *w, hg_pool_unread_t *u)
+{
+    const uint8_t *base, *frame_data;
+    hg_ipc_frame_t frame;
+    char err[128];
+    size_t frame_len;
+    ssize_t n;
+    int rc;
+
+    memset(u, 0, sizeof(*u));
+    hg_ipc_reader_init(&u->bytes);
+    do {
+        n = hg_ipc_read(&u->bytes, w->back_fd);
+    } while (n > 0);
+    u->whole = true;
+    base = u->bytes.in.data;
+    while ((rc = hg_ipc_next(&u->bytes, &frame, err, sizeof(err))) == 1) {
+        if (frame.type != HG_IPC_DISPATCH) {
+            continue;
+        }
+        hg_ipc_reader_last(&u->bytes, &frame_data, &frame_len);
+        u->at[0] = u->at[1];
+        u->len[0] = u->len[1];
+        u->at[1] = (size_t) (frame_data - base);
+        u->len[1] = frame_len;
+        u->dispatches++;
+    }
+    u->whole = rc == 0 && u->bytes.consumed == 0
+               && u->bytes.in.start == u->bytes.in.len;
+}
+
+/* Put back what was read out of the worker's pipe, but the frame at
+ * [SKIP, SKIP + SKIP_LEN) (SKIP_LEN 0: none), ahead of whatever w->out
+ * still holds: the worker reads the same bytes in the same order. */
+static void
+hg_pool_put_back(hg_worker_t *w, hg_pool_unread_t *u, size_t skip,
+                 size_t skip_len)
+{
+    hg_ipc_buf_t out;
+    const uint8_t *data = u->bytes.in.data;
+    size_t len = u->bytes.in.len;
+
+    hg_ipc_buf_init(&out);
+    if (len > skip_len || w->out.start < w->out.len) {
+        hg_ipc_reader_t joined;
+
+        hg_ipc_reader_init(&joined);
+        if (hg_ipc_reader_feed(&joined, data, skip) != HG_OK
+            || hg_ipc_reader_feed(&joined, data + skip + skip_len,
+                                  len - skip - skip_len) != HG_OK
+            || hg_ipc_reader_feed(&joined, w->out.data + w->out.start,
+                                  w->out.len - w->out.start) != HG_OK)
+        {
+            /* The worker would read a stream with a hole: it must go. */
+            hg_ipc_reader_free(&joined);
+            hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+            goto done;
+        }
+        out = joined.in;
+    }
+    hg_ipc_buf_free(&w->out);
+    w->out = out;
+    if (w->out.start < w->out.len && w->to_fd >= 0
+        && hg_pool_flush(w) == HG_ERROR)
+    {
+        w->out.start = w->out.len = 0;
+        hg_pool_close_to(w);
+    }
+
+done:
+    hg_ipc_reader_free(&u->bytes);
+}
+
+int
+hg_pool_hand(hg_worker_t *w, void *next)
+{
+    if (w->state != HG_WORKER_BUSY || w->handed != NULL || w->retiring
+        || w->to_fd < 0 || w->back_fd < 0 || w->out.start != w->out.len)
+    {
+        return HG_ERROR;
+    }
+    w->handed = next;
+    w->handed_sent = false;
+    return HG_OK;
+}
+
+int
+hg_pool_send_ahead(hg_worker_t *w, void *next)
+{
+    if (w->to_fd < 0 || w->state != HG_WORKER_BUSY || w->handed != next
+        || w->out.len - w->out.start > PIPE_BUF
+        || hg_pool_flush(w) != HG_OK)
+    {
+        /* Too large to be taken back whole, or the pipe is broken (the
+         * worker's death tells what became of the current execution). */
+        w->out.start = w->out.len = 0;
+        w->handed = NULL;
+        return HG_ERROR;
+    }
+    w->handed_sent = true;
+    return HG_OK;
+}
+
+bool
+hg_pool_take_back(hg_worker_t *w, void *next)
+{
+    hg_pool_unread_t u;
+
+    if (w->handed != next) {
+        return false;
+    }
+    if (!w->handed_sent) {
+        w->handed = NULL;
+        return true;
+    }
+    hg_pool_read_back(w, &u);
+    if (!u.whole || u.dispatches == 0) {
+        /* The worker has read it (or a frame cannot be told apart). */
+        hg_pool_put_back(w, &u, 0, 0);
+        return false;
+    }
+    /* Sent last, it is the last dispatch frame in the pipe. */
+    hg_pool_put_back(w, &u, u.at[1], u.len[1]);
+    w->handed = NULL;
+    w->handed_sent = false;
+    return true;
+}
+
+/* A dying worker: the executions whose frames it never read are given
+ * back (the handed one, then the current one if it never got to it). */
+static void *
+hg_pool_give_back_unread(hg_worker_t *w)
+{
+    hg_pool_t *pool = w->pool;
+    hg_pool_unread_t u;
+    void *current = w->current, *handed = w->handed;
+    size_t unread = 0;
+
+    if (w->back_fd >= 0) {
+        hg_pool_read_back(w, &u);
+        unread = u.whole ? u.dispatches : 0;
+        hg_ipc_reader_free(&u.bytes);
+    }
+    w->handed = NULL;
+    if (handed != NULL) {
+        /* Unread, or read by a worker that died before it reported the
+         * execution it is queued behind: never started either way. */
+        if (w->handed_sent && unread > 0) {
+            unread--;
+        }
+        if (pool->cb.returned != NULL) {
+            pool->cb.returned(w, handed);
+        }
+    }
+    if (current != NULL && unread > 0 && pool->cb.returned != NULL) {
+        w->current = NULL;
+        pool->cb.returned(w, current);
+        return NULL;
+    }
+    return current;
+}
+
 static void
 hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
 {
@@ -203,8 +379,11 @@ hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
         }
     {
         void *current = w->current;
-        w->state = HG_WORKER_IDLE;
-        w->current = NULL;
+        w->current = w->handed;
+        w->handed = NULL;
+        if (w->current == NULL) {
+            w->state = HG_WORKER_IDLE;
+        }
         pool->cb.result(w, current, frame);
         break;
     }
@@ -284,6 +463,24 @@ hg_pool_nonblock(int fd)
     return HG_OK;
 }
 
+/* The worker's end of its input pipe, opened again through /proc: a
+ * description of its own, so that O_NONBLOCK here leaves the worker's
+ * reads blocking. */
+static int
+hg_pool_open_back(int fd)
+{
+    char path[64];
+    int back;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    back = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (back < 0) {
+        hg_log(HG_LOG_DEBUG, "cannot open %s (%s): executions are not "
+               "handed ahead to this worker", path, strerror(errno));
+    }
+    return back;
+}
+
 hg_worker_t *
 hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const char *prefix)
 {
@@ -295,6 +492,7 @@ hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const char *prefix)
     if (w == NULL) {
         return NULL;
     }
+    w->back_fd = -1;
     if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0) {
         hg_log(HG_LOG_ERROR, "cannot create a worker's pipes: %s",
                strerror(errno));
@@ -317,6 +515,7 @@ hg_pool_spawn(hg_pool_t *pool, hg_modules_t *mods, const char *prefix)
     if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH) {
         hg_log(HG_LOG_WARN, "setpgid(%d): %s", (int) pid, strerror(errno));
     }
+    w->back_fd = hg_pool_open_back(to[0]);
     close(to[0]);
     close(from[1]);
     w->pid = pid;
@@ -411,8 +610,12 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
     kill(-w->pid, SIGKILL);
     hg_cgroup_forget_worker(w->pid);
     w->state = HG_WORKER_GONE;
-    current = w->current;
+    current = hg_pool_give_back_unread(w);
     w->current = NULL;
+    if (w->back_fd >= 0) {
+        close(w->back_fd);
+        w->back_fd = -1;
+    }
     pool->cb.gone(w, current, status, usage);
     w->next = pool->dead;
     pool->dead = w;

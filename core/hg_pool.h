@@ -42,12 +42,20 @@ struct hg_worker_s {
     unsigned generation;
     hg_worker_state_t state;
     int to_fd;                      /* master -> worker, nonblocking */
+    /* The worker's end of that pipe, opened again (a description of its
+     * own, nonblocking) so that frames it has not read yet can be taken
+     * back; -1 where /proc is not there: nothing is handed ahead. */
+    int back_fd;
     int from_fd;                    /* worker -> master, nonblocking */
     hg_event_t in_ev;
     hg_event_t out_ev;
     hg_ipc_reader_t reader;
     hg_ipc_buf_t out;
     void *current;                  /* the master's execution, or NULL */
+    /* The next execution, handed ahead while CURRENT runs (hg_pool_hand):
+     * it becomes current when CURRENT's result comes. */
+    void *handed;
+    bool handed_sent;               /* its frame is in the pipe */
     hg_kill_reason_t kill_reason;
     bool retiring;                  /* close when idle */
     int64_t spawned_ns;             /* monotonic */
@@ -58,7 +66,9 @@ struct hg_worker_s {
 typedef struct hg_pool_callbacks_s {
     void (*ready)(hg_worker_t *w);
     /* CURRENT is what the worker was running; the worker is already idle
-     * (w->current NULL) so the callback may give it the next execution. */
+     * (w->current NULL) so the callback may give it the next execution,
+     * or it runs the execution handed ahead (now w->current), which the
+     * callback starts the clock of. */
     void (*result)(hg_worker_t *w, void *current,
                    const hg_ipc_frame_t *frame);
     /* The worker is reaped: status as from waitpid, usage from wait4;
@@ -66,6 +76,10 @@ typedef struct hg_pool_callbacks_s {
      * end of the loop turn. */
     void (*gone)(hg_worker_t *w, void *current, int status,
                  const struct rusage *usage);
+    /* A dying worker never started EXEC: its frame was still unread in
+     * the pipe, or it was handed ahead behind the execution it died in.
+     * Called before gone; EXEC is the caller's again. */
+    void (*returned)(hg_worker_t *w, void *exec);
     /* A request from the worker while it runs CURRENT (a STORE_TASK
      * frame); the worker stays busy and waits for the answer
      * (hg_pool_reply). NULL: such a frame is a protocol error. */
@@ -98,6 +112,26 @@ int hg_pool_reserve(hg_worker_t *w, void *current);
  * mark the worker busy with CURRENT (idle, or reserved for CURRENT).
  * HG_ERROR when it cannot take it: the caller keeps the execution. */
 int hg_pool_send(hg_worker_t *w, void *current);
+/*
+ * Handing ahead: a busy worker is given its next execution before the
+ * current one ends, so that it starts it without waiting for the master
+ * (hg_pool_hand, then hg_pool_send_ahead). The worker reads it only once
+ * the current one is done; until then hg_pool_take_back can read the
+ * frame back out of the pipe, and whichever of the two reads it first
+ * has it: it never runs twice.
+ */
+/* Hold a busy worker's next slot for NEXT (its frame may wait for the
+ * store): HG_ERROR if it has one, or is retiring, or cannot be written,
+ * or its frames cannot be taken back. */
+int hg_pool_hand(hg_worker_t *w, void *next);
+/* Send the frame built in w->out for the handed NEXT, which must fit in
+ * one atomic pipe write (PIPE_BUF). HG_ERROR: the slot is freed, the
+ * caller keeps NEXT. */
+int hg_pool_send_ahead(hg_worker_t *w, void *next);
+/* Take the handed NEXT back if the worker has not read its frame yet:
+ * true, and NEXT is the caller's again, never started; false when the
+ * worker has it (it starts it when the current execution ends). */
+bool hg_pool_take_back(hg_worker_t *w, void *next);
 /* Send the answer to a request built in w->out; the worker's state and
  * execution are unchanged (a broken pipe is left to SIGCHLD). */
 void hg_pool_reply(hg_worker_t *w);

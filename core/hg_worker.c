@@ -40,6 +40,9 @@ typedef struct hg_worker_state_s {
     char *last_def;
     json_t *last_job;
     const char *exec_id;            /* the execution running, or NULL */
+    /* Frames that came while a store task's answer was awaited (an
+     * execution handed ahead): read before the pipe once it is done. */
+    hg_ipc_reader_t held;
 } hg_worker_state_t;
 
 /* This process's worker, for hg_worker_store_task (a host service, called
@@ -256,7 +259,9 @@ hg_worker_store_task(const char *task, json_t **report, char *err,
     hg_worker_state_t *w = hg_worker_self;
     hg_ipc_reader_t reader;
     hg_ipc_frame_t frame;
+    const uint8_t *data;
     char why[256];
+    size_t len;
     ssize_t n;
     int rc;
 
@@ -272,11 +277,19 @@ hg_worker_store_task(const char *task, json_t **report, char *err,
     }
     hg_worker_send(w);
     /* A reader of its own: the dispatch frame's fields, which the module
-     * may still use, point into the main reader's buffer. Nothing else
-     * comes from the master while this worker is busy. */
+     * may still use, point into the main reader's buffer. Besides the
+     * answer, only the next execution (handed ahead) may come meanwhile. */
     hg_ipc_reader_init(&reader);
     for (;;) {
         rc = hg_ipc_next(&reader, &frame, why, sizeof(why));
+        if (rc == 1 && frame.type == HG_IPC_DISPATCH) {
+            /* The next execution, handed ahead: it waits its turn. */
+            hg_ipc_reader_last(&reader, &data, &len);
+            if (hg_ipc_reader_feed(&w->held, data, len) != HG_OK) {
+                _exit(HG_WORKER_EXIT_IO);
+            }
+            continue;
+        }
         if (rc == 1) {
             if (frame.type != HG_IPC_STORE_REPLY) {
                 hg_log(HG_LOG_ERROR, "frame type %u from the master while "
@@ -285,6 +298,10 @@ hg_worker_store_task(const char *task, json_t **report, char *err,
                 _exit(HG_WORKER_EXIT_PROTOCOL);
             }
             rc = hg_maintenance_answer(&frame, report, err, errlen);
+            hg_ipc_reader_rest(&reader, &data, &len);
+            if (hg_ipc_reader_feed(&w->held, data, len) != HG_OK) {
+                _exit(HG_WORKER_EXIT_IO);
+            }
             hg_ipc_reader_free(&reader);
             return rc == HG_OK ? 0 : -1;
         }
@@ -349,6 +366,25 @@ hg_worker_contain(hg_exec_t *exec, hg_result_t rc, const hg_limits_t *limits)
     return rc;
 }
 
+/* Frames held while a store task's answer was awaited go before whatever
+ * the pipe has next (the last frame's fields are no longer in use). */
+static void
+hg_worker_take_held(hg_worker_state_t *w)
+{
+    const uint8_t *data;
+    size_t len;
+
+    hg_ipc_reader_rest(&w->held, &data, &len);
+    if (len == 0) {
+        return;
+    }
+    if (hg_ipc_reader_feed(&w->reader, data, len) != HG_OK) {
+        _exit(HG_WORKER_EXIT_IO);
+    }
+    hg_ipc_reader_free(&w->held);
+    hg_ipc_reader_init(&w->held);
+}
+
 static void
 hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 {
@@ -356,7 +392,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     const hg_ipc_field_t *def, *payload;
     char *exec_id = NULL, *job_id = NULL, *trigger = NULL, *type = NULL;
     uint32_t attempt = 1;
-    int64_t scheduled = 0, deadline = 0, limit = -1, started, finished;
+    int64_t scheduled = 0, timeout = 0, limit = -1, started, finished;
     struct rusage self0, child0, self1, child1;
     hg_limits_t limits;
     hg_result_t rc;
@@ -371,7 +407,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     if (exec_id == NULL || job_id == NULL || type == NULL || def == NULL
         || hg_ipc_get_u32(frame, HG_IPC_F_ATTEMPT, &attempt) != HG_OK
         || hg_ipc_get_i64(frame, HG_IPC_F_SCHEDULED_FOR, &scheduled) != HG_OK
-        || hg_ipc_get_i64(frame, HG_IPC_F_DEADLINE, &deadline) != HG_OK)
+        || hg_ipc_get_i64(frame, HG_IPC_F_TIMEOUT, &timeout) != HG_OK)
     {
         hg_log(HG_LOG_ERROR, "dispatch frame from the master lacks a "
                "required field; exiting so that the master replaces this "
@@ -383,7 +419,6 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     exec.trigger = trigger;
     exec.attempt = attempt;
     exec.scheduled_for = scheduled;
-    exec.deadline = deadline;
     payload = hg_ipc_field(frame, HG_IPC_F_PAYLOAD);
     if (payload != NULL) {
         exec.payload = payload->data;
@@ -401,6 +436,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     hg_worker_usage(&self0, &child0);
     w->exec_id = exec_id;
     started = hg_exec_now_ms();
+    exec.deadline = timeout > 0 ? started + timeout : 0;
     if (exec.job == NULL) {
         hg_exec_set_error(&exec, "job definition is not a JSON object");
         rc = HG_FATAL;
@@ -506,6 +542,7 @@ hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
     hg_random_reseed();
     hg_worker_self = &w;
     hg_ipc_reader_init(&w.reader);
+    hg_ipc_reader_init(&w.held);
     hg_ipc_buf_init(&w.out);
 
     memset(&errors, 0, sizeof(errors));
@@ -527,6 +564,7 @@ hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
                        strerror(errno));
             }
         }
+        hg_worker_take_held(&w);
         rc = hg_ipc_next(&w.reader, &frame, err, sizeof(err));
         if (rc == 1) {
             if (frame.type != HG_IPC_DISPATCH) {

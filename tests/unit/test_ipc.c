@@ -149,7 +149,7 @@ test_build_dispatch(hg_ipc_buf_t *buf)
                      sizeof(test_payload));
     hg_ipc_put_u32(buf, HG_IPC_F_ATTEMPT, 3);
     hg_ipc_put_i64(buf, HG_IPC_F_SCHEDULED_FOR, 1718000000123LL);
-    hg_ipc_put_i64(buf, HG_IPC_F_DEADLINE, 0);
+    hg_ipc_put_i64(buf, HG_IPC_F_TIMEOUT, 0);
     hg_ipc_put_str(buf, HG_IPC_F_TRIGGER, "");
     hg_ipc_put_i64(buf, HG_IPC_F_OUTPUT_LIMIT, INT64_MAX);
     hg_ipc_put_str(buf, HG_IPC_F_TYPE, "shell");
@@ -178,7 +178,7 @@ test_check_dispatch(const hg_ipc_frame_t *frame)
     assert_int_equal(hg_ipc_get_i64(frame, HG_IPC_F_SCHEDULED_FOR, &i64),
                      HG_OK);
     assert_int_equal(i64, 1718000000123LL);
-    assert_int_equal(hg_ipc_get_i64(frame, HG_IPC_F_DEADLINE, &i64), HG_OK);
+    assert_int_equal(hg_ipc_get_i64(frame, HG_IPC_F_TIMEOUT, &i64), HG_OK);
     assert_int_equal(i64, 0);
     /* An empty string is present and empty, not absent. */
     s = hg_ipc_get_strdup(frame, HG_IPC_F_TRIGGER);
@@ -272,7 +272,7 @@ test_roundtrip_result(void **state)
     assert_int_equal(i64, 0);
     test_field_bytes(&frame, 1000, NULL, 0);
     /* Absent fields. */
-    assert_int_equal(hg_ipc_get_i64(&frame, HG_IPC_F_DEADLINE, &i64),
+    assert_int_equal(hg_ipc_get_i64(&frame, HG_IPC_F_TIMEOUT, &i64),
                      HG_ERROR);
     assert_null(hg_ipc_get_strdup(&frame, HG_IPC_F_JOB_ID));
     hg_ipc_buf_free(&buf);

@@ -27,6 +27,7 @@
 #include "hg_store.h"
 
 #define MAX_SEEN 64
+#define HG_AHEAD_TURN_MS_TEST 10    /* the master's default turn */
 
 typedef struct {
     char id[40];
@@ -493,6 +494,228 @@ test_quit_requeues_primed(void **state)
     stop_master(f);
 }
 
+/* --- handing ahead ---------------------------------------------------- */
+
+/* The jobs of the handing-ahead tests: echo (quick), two that sleep, and
+ * the store's health check. */
+static void
+write_conf_ahead(fixture_t *f, const char *driver, int workers)
+{
+    write_conf_jobs(f, driver, workers,
+        "  { id = \"echo\"; type = \"echo\"; overlap = \"allow\"; "
+        "max_retries = 0; },\n"
+        "  { id = \"busy\"; type = \"echo\"; sleep_ms = 400; "
+        "overlap = \"allow\"; max_retries = 0; },\n"
+        "  { id = \"health\"; type = \"system\"; task = \"health_check\"; "
+        "overlap = \"allow\"; max_retries = 0; }");
+}
+
+/* The job's last run counts as quick: the next one may be handed ahead
+ * behind it (as after a short run). */
+static void
+pretend_quick(fixture_t *f, const char *job)
+{
+    hg_job_t *j = hg_map_get(&f->master.jobs, job);
+
+    assert_non_null(j);
+    j->quick = true;
+}
+
+static hg_execution_t *
+trigger(fixture_t *f, const char *job)
+{
+    hg_execution_t *e = hg_master_trigger(&f->master, job, "manual", NULL,
+                                          0, HG_PRIORITY_NORMAL);
+
+    assert_non_null(e);
+    return e;
+}
+
+/* The worker that holds an execution handed ahead, or NULL. */
+static hg_worker_t *
+holder(fixture_t *f)
+{
+    hg_worker_t *w;
+
+    for (w = f->master.pool.head; w != NULL; w = w->next) {
+        if (w->handed != NULL) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* How many times execution ID was seen ending; *INDEX the last. */
+static size_t
+count_seen(fixture_t *f, const char *id, size_t *index)
+{
+    size_t i, found = 0;
+
+    for (i = 0; i < f->nseen; i++) {
+        if (strcmp(f->seen[i].id, id) == 0) {
+            *index = i;
+            found++;
+        }
+    }
+    return found;
+}
+
+static const seen_t *
+seen_of(fixture_t *f, const char *id)
+{
+    size_t i = 0;
+
+    assert_int_equal(count_seen(f, id, &i), 1);  /* never run twice */
+    return &f->seen[i];
+}
+
+/* Short executions with every worker busy: each next one is handed to a
+ * worker ahead, and each is still recorded once, with no store and with
+ * the durable one (where a handed frame waits for its record's commit). */
+static void
+test_handed_ahead_recorded_once(void **state)
+{
+    const char *drivers[] = { "memory", "sqlite" };
+    fixture_t *f = *state;
+    hg_job_stats_t stats;
+    size_t i;
+
+    for (i = 0; i < HG_NELEMS(drivers); i++) {
+        f->finished = f->succeeded = 0;
+        f->nseen = 0;
+        write_conf_ahead(f, drivers[i], 2);
+        start_master(f);
+        pump(f, "echo", 3000, false);
+        if (f->store->notify_fd >= 0) {
+            settle(f);
+        }
+        assert_true(f->master.handed_total > 0);
+        assert_int_equal(f->finished, 3000);
+        assert_int_equal(f->succeeded, 3000);
+        assert_int_equal(f->master.dispatched_total, 3000);
+        assert_int_equal(hg_store_job_stats(f->store, "echo", &stats),
+                         HG_OK);
+        assert_int_equal(stats.runs, 3000);
+        assert_int_equal(stats.successes, 3000);
+        assert_nothing_unfinished(f->store);
+        stop_master(f);
+    }
+}
+
+/* Both workers busy with 400 ms runs of a job that counts as quick, and
+ * an echo triggered behind them, handed ahead to one: its id in ID. */
+static void
+hand_echo_behind_busy(fixture_t *f, int64_t turn_ms, char id[40])
+{
+    write_conf_ahead(f, "memory", 2);
+    start_master(f);
+    f->master.ahead_turn_ms = turn_ms;
+    pretend_quick(f, "busy");
+    trigger(f, "busy");
+    trigger(f, "busy");
+    snprintf(id, 40, "%s", trigger(f, "echo")->id);
+    assert_non_null(holder(f));
+    assert_int_equal(f->master.handed_total, 1);
+}
+
+/* Handed ahead behind an execution that runs long after all, an
+ * execution is taken back and runs once, on the next worker free. */
+static void
+test_handed_ahead_taken_back(void **state)
+{
+    fixture_t *f = *state;
+    char id[40];
+
+    hand_echo_behind_busy(f, HG_AHEAD_TURN_MS_TEST, id);
+    run_until(f, 3);
+    assert_int_equal(f->master.taken_back_total, 1);
+    assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
+    assert_int_equal(f->finished, 3);
+    assert_int_equal(f->master.dispatched_total, 3);
+    stop_master(f);
+}
+
+/* A worker that dies while an execution is handed to it: that one never
+ * started, and runs once elsewhere, as its first attempt. */
+static void
+test_worker_death_gives_back_handed(void **state)
+{
+    fixture_t *f = *state;
+    char id[40];
+    size_t i;
+
+    /* A turn longer than the test: no take back, the death tells. */
+    hand_echo_behind_busy(f, 60000, id);
+    assert_int_equal(kill(holder(f)->pid, SIGKILL), 0);
+    run_until(f, 3);
+    assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
+    assert_int_equal(f->master.taken_back_total, 0);
+    for (i = 0; i < f->nseen; i++) {
+        if (strcmp(f->seen[i].job, "busy") == 0
+            && f->seen[i].status != HG_EXEC_SUCCEEDED)
+        {
+            break;
+        }
+    }
+    assert_true(i < f->nseen);          /* the killed worker's own run */
+    assert_int_equal(f->seen[i].status, HG_EXEC_CRASHED);
+    stop_master(f);
+}
+
+/* A graceful shutdown does not start an execution handed ahead that its
+ * worker has not read: it ends as the queued ones do. */
+static void
+test_quit_takes_back_handed(void **state)
+{
+    fixture_t *f = *state;
+    char id[40];
+    size_t i;
+    int64_t deadline;
+
+    hand_echo_behind_busy(f, 60000, id);
+    assert_int_equal(raise(SIGQUIT), 0);
+    deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
+    while (!f->master.done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
+        hg_master_turn(&f->master, 50);
+    }
+    assert_true(f->master.done);
+    assert_int_equal(f->master.taken_back_total, 1);
+    assert_int_equal(f->master.dispatched_total, 2);
+    /* Left queued in the store for the next start, not run. */
+    assert_int_equal(count_seen(f, id, &i), 0);
+    assert_int_equal(f->finished, 2);
+    stop_master(f);
+}
+
+/* A store task's answer and the next execution's frame on the same pipe:
+ * the worker keeps the frame while it waits for the answer, then runs
+ * it. */
+static void
+test_handed_ahead_during_store_task(void **state)
+{
+    fixture_t *f = *state;
+    char ids[10][40];
+    size_t i;
+
+    write_conf_ahead(f, "sqlite", 1);
+    start_master(f);
+    pretend_quick(f, "health");
+    for (i = 0; i < HG_NELEMS(ids); i++) {
+        hg_execution_t *e = trigger(f, i % 2 == 0 ? "health" : "echo");
+        snprintf(ids[i], sizeof(ids[i]), "%s", e->id);
+        if (i % 2 == 0) {
+            pretend_quick(f, "health");
+        }
+    }
+    run_until(f, HG_NELEMS(ids));
+    assert_true(f->master.handed_total > 0);
+    for (i = 0; i < HG_NELEMS(ids); i++) {
+        assert_int_equal(seen_of(f, ids[i])->status,
+                         HG_EXEC_SUCCEEDED);
+    }
+    stop_master(f);
+}
+
 /* "ID ATTEMPT" lines of FILE; *n of them, in a malloc'd array. */
 typedef struct {
     char id[40];
@@ -798,6 +1021,16 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_keeps_jobs, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_handed_ahead_recorded_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handed_ahead_taken_back,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_death_gives_back_handed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quit_takes_back_handed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handed_ahead_during_store_task,
+                                        setup, teardown),
     };
 
     /* The cycle reader is the daemon itself (the tests run from the top
