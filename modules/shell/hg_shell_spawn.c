@@ -134,6 +134,75 @@ shell_env_add(char **envp, size_t *n, const char *name, const char *value)
 #define HG_SHELL_PATH_ROOT  "/usr/local/sbin:/usr/local/bin:/usr/sbin:" \
                             "/usr/bin:/sbin:/bin"
 
+/*
+ * The passwd entry of the user a command runs as, kept for a second in
+ * this worker: short jobs run back to back would otherwise each read
+ * /etc/passwd (or ask a directory service) for the same HOME and name. An
+ * edit shows within the second, as with nscd's cache, only sooner.
+ */
+#define HG_SHELL_PW_TTL_NS  1000000000LL
+
+typedef struct shell_pw_cache_s {
+    int found;                      /* 1 found, 0 no entry, -1 empty */
+    uid_t uid;
+    long long at_ns;                /* CLOCK_MONOTONIC */
+    char *home;
+    char *name;
+} shell_pw_cache_t;
+
+static shell_pw_cache_t shell_pw = { -1, 0, 0, NULL, NULL };
+
+static long long
+shell_monotonic_ns(void)
+{
+    struct timespec ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* HOME and name of UID, from the cache or NSS: 1, 0 for no entry, -1 for
+ * a lookup error (errno set). */
+static int
+shell_pw_lookup(uid_t uid, const char **home, const char **name)
+{
+    struct passwd pw;
+    char *buf = NULL, *h = NULL, *nm = NULL;
+    long long now = shell_monotonic_ns();
+    int rc;
+
+    if (shell_pw.found >= 0 && shell_pw.uid == uid
+        && now - shell_pw.at_ns < HG_SHELL_PW_TTL_NS)
+    {
+        *home = shell_pw.home;
+        *name = shell_pw.name;
+        return shell_pw.found;
+    }
+    rc = hg_shell_getpwuid(uid, &pw, &buf);
+    if (rc == 1 && ((h = strdup(pw.pw_dir)) == NULL
+                    || (nm = strdup(pw.pw_name)) == NULL))
+    {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    free(buf);
+    if (rc < 0) {
+        free(h);
+        free(nm);
+        return -1;
+    }
+    free(shell_pw.home);
+    free(shell_pw.name);
+    shell_pw.found = rc;
+    shell_pw.uid = uid;
+    shell_pw.at_ns = now;
+    shell_pw.home = h;
+    shell_pw.name = nm;
+    *home = h;
+    *name = nm;
+    return rc;
+}
+
 /* The clean base, as cron gives a job: HOME, LOGNAME, USER of the user the
  * command runs as (the job's `user`, else the worker's), SHELL=/bin/sh
  * (what runs a command, whatever the login shell), and PATH. A uid without
@@ -142,25 +211,22 @@ static int
 shell_env_base(char **envp, size_t *n, const hg_shell_identity_t *id,
     char *err, size_t errlen)
 {
-    const char *base[5][2];
-    struct passwd pw;
-    char *buf, number[16];
+    const char *base[5][2], *home = NULL, *name = NULL;
+    char number[16];
     uid_t uid;
     size_t i;
     int rc;
 
     uid = id->set_uid ? id->uid : geteuid();
-    buf = NULL;
-    rc = hg_shell_getpwuid(uid, &pw, &buf);
+    rc = shell_pw_lookup(uid, &home, &name);
     if (rc < 0) {
         hg_shell_err(err, errlen, "environment: cannot look up uid %lu: %s",
                      (unsigned long) uid, strerror(errno));
-        free(buf);
         return -1;
     }
     (void) snprintf(number, sizeof(number), "%lu", (unsigned long) uid);
-    base[0][0] = "HOME";    base[0][1] = rc == 1 ? pw.pw_dir : "/";
-    base[1][0] = "LOGNAME"; base[1][1] = rc == 1 ? pw.pw_name : number;
+    base[0][0] = "HOME";    base[0][1] = rc == 1 ? home : "/";
+    base[1][0] = "LOGNAME"; base[1][1] = rc == 1 ? name : number;
     base[2][0] = "USER";    base[2][1] = base[1][1];
     base[3][0] = "SHELL";   base[3][1] = "/bin/sh";
     base[4][0] = "PATH";
@@ -171,11 +237,9 @@ shell_env_base(char **envp, size_t *n, const hg_shell_identity_t *id,
         }
         if (shell_env_add(envp, n, base[i][0], base[i][1]) != 0) {
             hg_shell_err(err, errlen, "environment: out of memory");
-            free(buf);
             return -1;
         }
     }
-    free(buf);
     return 0;
 }
 
@@ -641,16 +705,12 @@ shell_start(shell_child_args_t *a, int cgroup_fd, int *pidfd)
 
 /* --- the parent's side of the start ------------------------------------- */
 
+/* A pipe end just made has no status flag that F_SETFL changes set: no
+ * need to read them first. */
 static int
 shell_set_nonblock(int fd)
 {
-    int flags;
-
-    flags = fcntl(fd, F_GETFL);
-    if (flags == -1) {
-        return -1;
-    }
-    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    return fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
 static void
