@@ -25,6 +25,7 @@
 #include "hg_log.h"
 #include "hg_maintenance.h"
 #include "hg_master.h"
+#include "hg_msg.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
 
@@ -619,22 +620,6 @@ hg_master_idle_worker(hg_master_t *m)
     return NULL;
 }
 
-/* The job's limits into a dispatch frame; absent fields mean none. */
-static void
-hg_master_put_limits(hg_ipc_buf_t *out, const hg_limits_t *limits)
-{
-    if (limits->memory > 0) {
-        hg_ipc_put_i64(out, HG_IPC_F_LIMIT_MEMORY, (int64_t) limits->memory);
-    }
-    if (limits->cpu > 0) {
-        hg_ipc_put_i64(out, HG_IPC_F_LIMIT_CPU,
-                       (int64_t) (limits->cpu * 1000.0 + 0.5));
-    }
-    if (limits->tasks > 0) {
-        hg_ipc_put_i64(out, HG_IPC_F_LIMIT_TASKS, limits->tasks);
-    }
-}
-
 /* The worker has the execution's frame and runs it now: arm its timeout
  * and log its start. One handed ahead gets here when the execution
  * before it on its worker ends. */
@@ -675,24 +660,25 @@ static int
 hg_master_frame(hg_worker_t *w, const hg_execution_t *exec)
 {
     const hg_job_t *job = exec->job;
+    hg_msg_dispatch_t d;
 
-    hg_ipc_begin(&w->out, HG_IPC_DISPATCH);
-    hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec->id);
-    hg_ipc_put_str(&w->out, HG_IPC_F_JOB_ID, job->id);
-    hg_ipc_put_str(&w->out, HG_IPC_F_TYPE, job->type);
-    hg_ipc_put_str(&w->out, HG_IPC_F_JOB_DEF, job->definition_text);
+    memset(&d, 0, sizeof(d));
+    d.exec_id = exec->id;
+    d.job_id = job->id;
+    d.type = job->type;
+    d.trigger = exec->trigger;
+    d.job_def = (const uint8_t *) job->definition_text;
+    d.job_def_len = strlen(job->definition_text);
     if (exec->payload_len > 0) {
-        hg_ipc_put_bytes(&w->out, HG_IPC_F_PAYLOAD, exec->payload,
-                         exec->payload_len);
+        d.payload = exec->payload;
+        d.payload_len = exec->payload_len;
     }
-    hg_ipc_put_u32(&w->out, HG_IPC_F_ATTEMPT, exec->attempt);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_SCHEDULED_FOR, exec->scheduled_for_ms);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_TIMEOUT, job->policy.timeout_ms);
-    hg_ipc_put_str(&w->out, HG_IPC_F_TRIGGER, exec->trigger);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_OUTPUT_LIMIT,
-                   (int64_t) job->output_limit);
-    hg_master_put_limits(&w->out, &job->policy.limits);
-    return hg_ipc_end(&w->out);
+    d.attempt = exec->attempt;
+    d.scheduled_for_ms = exec->scheduled_for_ms;
+    d.timeout_ms = job->policy.timeout_ms;
+    d.output_limit = (int64_t) job->output_limit;
+    d.limits = job->policy.limits;
+    return hg_msg_put_dispatch(&w->out, &d);
 }
 
 static void hg_master_hand_back(hg_master_t *m, hg_execution_t *exec);
@@ -1762,6 +1748,30 @@ hg_master_result_status(uint32_t rc)
     return rc == HG_OK ? HG_EXEC_SUCCEEDED : HG_EXEC_FAILED;
 }
 
+/* A module's custom metrics (hg_exec_metric), as the worker sent them: a
+ * JSON object of numbers, or NULL (none, or not that: logged). */
+static json_t *
+hg_master_metrics(const hg_worker_t *w, const hg_execution_t *exec,
+                  const char *text)
+{
+    json_error_t jerr;
+    json_t *metrics;
+
+    if (text == NULL) {
+        return NULL;
+    }
+    metrics = json_loads(text, 0, &jerr);
+    if (!json_is_object(metrics)) {
+        hg_log_event(HG_LOG_WARN, "error", exec->job->id, exec->id, NULL, 0,
+                     "worker %d sent metrics that are not a JSON object "
+                     "(%s): ignored", (int) w->pid,
+                     metrics == NULL ? jerr.text : "another JSON value");
+        json_decref(metrics);
+        return NULL;
+    }
+    return metrics;
+}
+
 static void
 hg_master_worker_result(hg_worker_t *w, void *current,
                         const hg_ipc_frame_t *frame)
@@ -1769,25 +1779,33 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     hg_master_t *m = w->pool->data;
     hg_execution_t *exec = current;
     hg_master_result_t result;
-    const hg_ipc_field_t *id, *output;
-    uint32_t rc = HG_FAIL, truncated = 0;
-    int32_t code = -1, signo = 0;
-    int64_t retry_after = -1;
-    char *error;
+    hg_msg_result_t r;
+    json_t *metrics = NULL;
+    char err[256], *why = NULL;
 
-    id = hg_ipc_field(frame, HG_IPC_F_EXEC_ID);
-    if (exec == NULL || id == NULL || id->len != strlen(exec->id)
-        || memcmp(id->data, exec->id, id->len) != 0
-        || hg_ipc_get_u32(frame, HG_IPC_F_RESULT, &rc) != HG_OK
-        || rc > HG_FATAL)
-    {
+    if (hg_msg_get_result(frame, &r, err, sizeof(err)) != HG_OK) {
+        /* err says what */
+    } else if (exec == NULL) {
+        snprintf(err, sizeof(err), "it runs none");
+    } else if (strcmp(r.exec_id, exec->id) != 0) {
+        snprintf(err, sizeof(err), "another execution's id");
+    } else if (r.result > HG_FATAL) {
+        snprintf(err, sizeof(err), "unknown result code %u", r.result);
+    } else {
+        err[0] = '\0';
+    }
+    if (err[0] != '\0') {
         hg_log(HG_LOG_ERROR, "worker %d sent a result that does not match "
-               "its execution; replacing it", (int) w->pid);
+               "its execution (%s); replacing it", (int) w->pid, err);
         /* Keep the execution with the worker: its death records it, and
          * gives back the one handed ahead, which never started. */
         w->handed = w->current;
+        w->handed_sent = w->handed != NULL
+                         && ((hg_execution_t *) w->handed)->ahead
+                            == HG_AHEAD_SENT;
         w->current = exec;
         hg_pool_kill(w, HG_KILL_PROTOCOL, SIGKILL);
+        hg_msg_result_free(&r);
         return;
     }
     if (w->current != NULL) {
@@ -1796,60 +1814,43 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     hg_timer_cancel(&exec->timer);
     exec->timer.handler = NULL;
     memset(&result, 0, sizeof(result));
-    result.status = hg_master_result_status(rc);
-    if (rc != HG_OK && exec->deadline_ms > 0
+    result.status = hg_master_result_status(r.result);
+    if (r.result != HG_OK && exec->deadline_ms > 0
         && hg_now_ms() >= exec->deadline_ms)
     {
         /* The module saw the deadline first (hg_exec_cancelled) and gave
          * up on its own, just before the master would have killed it. */
         result.status = HG_EXEC_TIMED_OUT;
     }
-    hg_ipc_get_i32(frame, HG_IPC_F_EXIT_CODE, &code);
-    hg_ipc_get_i32(frame, HG_IPC_F_SIGNAL, &signo);
-    hg_ipc_get_u32(frame, HG_IPC_F_TRUNCATED, &truncated);
-    hg_ipc_get_i64(frame, HG_IPC_F_RETRY_AFTER, &retry_after);
-    if (hg_ipc_get_i64(frame, HG_IPC_F_STARTED_AT, &result.started_ms)
-        != HG_OK)
+    result.started_ms = r.has_times ? r.started_ms : exec->dispatched_ms;
+    result.finished_ms = r.has_times ? r.finished_ms : hg_now_ms();
+    result.exit_code = r.has_exit_code ? r.exit_code : -1;
+    result.signo = r.signo;
+    result.error = r.error;
+    if (result.status == HG_EXEC_TIMED_OUT
+        && asprintf(&why, "timed out after %" PRId64 " ms (the module "
+                    "stopped at its deadline%s%s)",
+                    exec->job->policy.timeout_ms, r.error ? ": " : "",
+                    r.error ? r.error : "") >= 0)
     {
-        result.started_ms = exec->dispatched_ms;
+        result.error = why;
     }
-    if (hg_ipc_get_i64(frame, HG_IPC_F_FINISHED_AT, &result.finished_ms)
-        != HG_OK)
-    {
-        result.finished_ms = hg_now_ms();
-    }
-    result.exit_code = code;
-    result.signo = signo;
-    error = hg_ipc_get_strdup(frame, HG_IPC_F_ERROR);
-    result.error = error;
-    if (result.status == HG_EXEC_TIMED_OUT) {
-        char *why = NULL;
-        if (asprintf(&why, "timed out after %" PRId64 " ms (the module "
-                     "stopped at its deadline%s%s)",
-                     exec->job->policy.timeout_ms, error ? ": " : "",
-                     error ? error : "") >= 0)
-        {
-            free(error);
-            error = why;
-            result.error = error;
-        }
-    }
-    output = hg_ipc_field(frame, HG_IPC_F_OUTPUT);
-    if (output != NULL) {
-        result.output = (const char *) output->data;
-        result.output_len = output->len;
-    }
-    result.truncated = truncated != 0;
-    result.max_rss_kb = -1;
-    hg_ipc_get_i64(frame, HG_IPC_F_MAX_RSS_KB, &result.max_rss_kb);
-    hg_ipc_get_i64(frame, HG_IPC_F_CPU_USER_MS, &result.cpu_user_ms);
-    hg_ipc_get_i64(frame, HG_IPC_F_CPU_SYS_MS, &result.cpu_sys_ms);
+    result.output = (const char *) r.output;
+    result.output_len = r.output_len;
+    result.truncated = r.truncated;
+    result.max_rss_kb = r.max_rss_kb;
+    result.cpu_user_ms = r.cpu_user_ms;
+    result.cpu_sys_ms = r.cpu_sys_ms;
+    metrics = hg_master_metrics(w, exec, r.metrics);
+    result.metrics = metrics;
     exec->job->running--;
     exec->job->quick = result.finished_ms - result.started_ms
                        < m->ahead_turn_ms / 2;
-    hg_master_finish(m, exec, &result, (hg_result_t) rc,
-                     rc == HG_RETRY ? retry_after : -1);
-    free(error);
+    hg_master_finish(m, exec, &result, (hg_result_t) r.result,
+                     r.result == HG_RETRY ? r.retry_after_ms : -1);
+    json_decref(metrics);
+    free(why);
+    hg_msg_result_free(&r);
     hg_master_dispatch(m);
     hg_master_check_done(m);
 }

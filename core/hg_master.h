@@ -139,6 +139,9 @@ typedef struct hg_master_result_s {
     int64_t max_rss_kb;             /* -1 when unknown */
     int64_t cpu_user_ms;
     int64_t cpu_sys_ms;
+    /* The module's custom metrics (hg_exec_metric): an object of names to
+     * numbers, or NULL; borrowed for the observer's call. */
+    const json_t *metrics;
 } hg_master_result_t;
 
 typedef void (*hg_master_observer_pt)(hg_master_t *master,

@@ -381,6 +381,7 @@ hg_pool_frame(hg_worker_t *w, const hg_ipc_frame_t *frame)
         void *current = w->current;
         w->current = w->handed;
         w->handed = NULL;
+        w->handed_sent = false;
         if (w->current == NULL) {
             w->state = HG_WORKER_IDLE;
         }

@@ -26,6 +26,7 @@
 #include "hg_ipc.h"
 #include "hg_log.h"
 #include "hg_maintenance.h"
+#include "hg_msg.h"
 #include "hg_process.h"
 #include "hg_units.h"
 #include "hg_uuid.h"
@@ -195,29 +196,29 @@ hg_worker_usage(struct rusage *self, struct rusage *children)
 
 /* The job definition as JSON, parsed at most once per distinct text. */
 static json_t *
-hg_worker_job(hg_worker_state_t *w, const hg_ipc_field_t *def)
+hg_worker_job(hg_worker_state_t *w, const uint8_t *def, size_t len)
 {
     json_error_t jerr;
     json_t *job;
     char *text;
 
-    if (w->last_def != NULL && strlen(w->last_def) == def->len
-        && memcmp(w->last_def, def->data, def->len) == 0)
+    if (w->last_def != NULL && strlen(w->last_def) == len
+        && memcmp(w->last_def, def, len) == 0)
     {
         return w->last_job;
     }
-    job = json_loadb((const char *) def->data, def->len, 0, &jerr);
+    job = json_loadb((const char *) def, len, 0, &jerr);
     if (!json_is_object(job)) {
         json_decref(job);
         return NULL;
     }
-    text = malloc((size_t) def->len + 1);
+    text = malloc(len + 1);
     if (text == NULL) {
         json_decref(job);
         return NULL;
     }
-    memcpy(text, def->data, def->len);
-    text[def->len] = '\0';
+    memcpy(text, def, len);
+    text[len] = '\0';
     free(w->last_def);
     json_decref(w->last_job);
     w->last_def = text;
@@ -318,26 +319,6 @@ hg_worker_store_task(const char *task, json_t **report, char *err,
 }
 
 
-/* The job's limits from the dispatch frame (absent: none). */
-static void
-hg_worker_limits(const hg_ipc_frame_t *frame, hg_limits_t *limits)
-{
-    int64_t v;
-
-    memset(limits, 0, sizeof(*limits));
-    if (hg_ipc_get_i64(frame, HG_IPC_F_LIMIT_MEMORY, &v) == HG_OK && v > 0) {
-        limits->memory = (uint64_t) v;
-    }
-    if (hg_ipc_get_i64(frame, HG_IPC_F_LIMIT_CPU, &v) == HG_OK && v > 0) {
-        limits->cpu = (double) v / 1000.0;
-    }
-    if (hg_ipc_get_i64(frame, HG_IPC_F_LIMIT_TASKS, &v) == HG_OK && v > 0
-        && v <= INT_MAX)
-    {
-        limits->tasks = (int) v;
-    }
-}
-
 /* After the module returned: an execution killed by its memory limit is
  * recorded so; whatever processes it left behind are killed (the whole
  * cgroup, as systemd's KillMode=control-group), and the record says how
@@ -389,125 +370,101 @@ static void
 hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 {
     hg_exec_t exec;
-    const hg_ipc_field_t *def, *payload;
-    char *exec_id = NULL, *job_id = NULL, *trigger = NULL, *type = NULL;
-    uint32_t attempt = 1;
-    int64_t scheduled = 0, timeout = 0, limit = -1, started, finished;
+    hg_msg_dispatch_t d;
+    hg_msg_result_t r;
+    int64_t started, finished;
     struct rusage self0, child0, self1, child1;
-    hg_limits_t limits;
     hg_result_t rc;
     char *metrics = NULL, err[256];
 
     hg_exec_init(&exec);
-    exec_id = hg_ipc_get_strdup(frame, HG_IPC_F_EXEC_ID);
-    job_id = hg_ipc_get_strdup(frame, HG_IPC_F_JOB_ID);
-    type = hg_ipc_get_strdup(frame, HG_IPC_F_TYPE);
-    trigger = hg_ipc_get_strdup(frame, HG_IPC_F_TRIGGER);
-    def = hg_ipc_field(frame, HG_IPC_F_JOB_DEF);
-    if (exec_id == NULL || job_id == NULL || type == NULL || def == NULL
-        || hg_ipc_get_u32(frame, HG_IPC_F_ATTEMPT, &attempt) != HG_OK
-        || hg_ipc_get_i64(frame, HG_IPC_F_SCHEDULED_FOR, &scheduled) != HG_OK
-        || hg_ipc_get_i64(frame, HG_IPC_F_TIMEOUT, &timeout) != HG_OK)
-    {
-        hg_log(HG_LOG_ERROR, "dispatch frame from the master lacks a "
-               "required field; exiting so that the master replaces this "
-               "worker");
+    if (hg_msg_get_dispatch(frame, &d, err, sizeof(err)) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "dispatch frame from the master: %s; exiting "
+               "so that the master replaces this worker", err);
         _exit(HG_WORKER_EXIT_PROTOCOL);
     }
-    exec.id = exec_id;
-    exec.job_id = job_id;
-    exec.trigger = trigger;
-    exec.attempt = attempt;
-    exec.scheduled_for = scheduled;
-    payload = hg_ipc_field(frame, HG_IPC_F_PAYLOAD);
-    if (payload != NULL) {
-        exec.payload = payload->data;
-        exec.payload_len = payload->len;
+    exec.id = d.exec_id;
+    exec.job_id = d.job_id;
+    exec.trigger = d.trigger;
+    exec.attempt = d.attempt;
+    exec.scheduled_for = d.scheduled_for_ms;
+    exec.payload = d.payload;
+    exec.payload_len = d.payload_len;
+    exec.job = hg_worker_job(w, d.job_def, d.job_def_len);
+    if (d.output_limit >= 0) {
+        exec.output_limit = (size_t) d.output_limit;
     }
-    exec.job = hg_worker_job(w, def);
-    if (hg_ipc_get_i64(frame, HG_IPC_F_OUTPUT_LIMIT, &limit) == HG_OK
-        && limit >= 0)
-    {
-        exec.output_limit = (size_t) limit;
-    }
-
-    hg_worker_limits(frame, &limits);
 
     hg_worker_usage(&self0, &child0);
-    w->exec_id = exec_id;
+    w->exec_id = d.exec_id;
     started = hg_exec_now_ms();
-    exec.deadline = timeout > 0 ? started + timeout : 0;
+    exec.deadline = d.timeout_ms > 0 ? started + d.timeout_ms : 0;
     if (exec.job == NULL) {
         hg_exec_set_error(&exec, "job definition is not a JSON object");
         rc = HG_FATAL;
-    } else if (hg_cgroup_worker_prepare(&limits, err, sizeof(err))
+    } else if (hg_cgroup_worker_prepare(&d.limits, err, sizeof(err))
                != HG_OK)
     {
         hg_exec_set_error(&exec, "%s", err);
         rc = HG_FAIL;
     } else {
-        rc = hg_worker_run(w, &exec, type);
-        rc = hg_worker_contain(&exec, rc, &limits);
+        rc = hg_worker_run(w, &exec, d.type);
+        rc = hg_worker_contain(&exec, rc, &d.limits);
     }
     finished = hg_exec_now_ms();
     w->exec_id = NULL;
     hg_worker_usage(&self1, &child1);
 
-    hg_ipc_begin(&w->out, HG_IPC_RESULT);
-    hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec_id);
-    hg_ipc_put_u32(&w->out, HG_IPC_F_RESULT, (uint32_t) rc);
-    if (exec.has_exit_code) {
-        hg_ipc_put_i32(&w->out, HG_IPC_F_EXIT_CODE, exec.exit_code);
-    }
-    if (exec.signo > 0) {
-        hg_ipc_put_i32(&w->out, HG_IPC_F_SIGNAL, exec.signo);
-    }
-    if (exec.output_len > 0) {
-        hg_ipc_put_bytes(&w->out, HG_IPC_F_OUTPUT, exec.output,
-                         exec.output_len);
-    }
-    hg_ipc_put_u32(&w->out, HG_IPC_F_TRUNCATED, exec.truncated ? 1 : 0);
-    hg_ipc_put_str(&w->out, HG_IPC_F_ERROR, exec.error);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_RETRY_AFTER, exec.retry_after_ms);
+    memset(&r, 0, sizeof(r));
+    r.exec_id = d.exec_id;
+    r.result = (uint32_t) rc;
+    r.has_exit_code = exec.has_exit_code;
+    r.exit_code = exec.exit_code;
+    r.signo = exec.signo;
+    r.output = (const uint8_t *) exec.output;
+    r.output_len = exec.output_len;
+    r.truncated = exec.truncated;
+    r.error = exec.error;
+    r.retry_after_ms = exec.retry_after_ms;
     if (exec.metrics != NULL) {
         metrics = json_dumps(exec.metrics, JSON_COMPACT);
-        hg_ipc_put_str(&w->out, HG_IPC_F_METRICS, metrics);
+        r.metrics = metrics;
     }
-    hg_ipc_put_i64(&w->out, HG_IPC_F_STARTED_AT, started);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_FINISHED_AT, finished);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_MAX_RSS_KB,
-                   child1.ru_maxrss > self1.ru_maxrss ? child1.ru_maxrss
-                                                      : self1.ru_maxrss);
-    hg_ipc_put_i64(&w->out, HG_IPC_F_CPU_USER_MS,
-                   hg_worker_tv_ms(&self1.ru_utime)
-                   - hg_worker_tv_ms(&self0.ru_utime)
-                   + hg_worker_tv_ms(&child1.ru_utime)
-                   - hg_worker_tv_ms(&child0.ru_utime));
-    hg_ipc_put_i64(&w->out, HG_IPC_F_CPU_SYS_MS,
-                   hg_worker_tv_ms(&self1.ru_stime)
+    r.has_times = true;
+    r.started_ms = started;
+    r.finished_ms = finished;
+    r.max_rss_kb = child1.ru_maxrss > self1.ru_maxrss ? child1.ru_maxrss
+                                                       : self1.ru_maxrss;
+    r.cpu_user_ms = hg_worker_tv_ms(&self1.ru_utime)
+                    - hg_worker_tv_ms(&self0.ru_utime)
+                    + hg_worker_tv_ms(&child1.ru_utime)
+                    - hg_worker_tv_ms(&child0.ru_utime);
+    r.cpu_sys_ms = hg_worker_tv_ms(&self1.ru_stime)
                    - hg_worker_tv_ms(&self0.ru_stime)
                    + hg_worker_tv_ms(&child1.ru_stime)
-                   - hg_worker_tv_ms(&child0.ru_stime));
-    if (hg_ipc_end(&w->out) != HG_OK) {
+                   - hg_worker_tv_ms(&child0.ru_stime);
+    if (hg_msg_put_result(&w->out, &r) != HG_OK) {
         /* Too large or out of memory: report the execution without its
          * output rather than not at all. */
-        hg_ipc_begin(&w->out, HG_IPC_RESULT);
-        hg_ipc_put_str(&w->out, HG_IPC_F_EXEC_ID, exec_id);
-        hg_ipc_put_u32(&w->out, HG_IPC_F_RESULT, HG_FAIL);
-        hg_ipc_put_str(&w->out, HG_IPC_F_ERROR, "result too large to send");
-        hg_ipc_put_i64(&w->out, HG_IPC_F_STARTED_AT, started);
-        hg_ipc_put_i64(&w->out, HG_IPC_F_FINISHED_AT, finished);
-        if (hg_ipc_end(&w->out) != HG_OK) {
+        hg_msg_result_t small;
+
+        memset(&small, 0, sizeof(small));
+        small.exec_id = d.exec_id;
+        small.result = HG_FAIL;
+        small.error = "result too large to send";
+        small.retry_after_ms = -1;
+        small.has_times = true;
+        small.started_ms = started;
+        small.finished_ms = finished;
+        small.max_rss_kb = -1;
+        if (hg_msg_put_result(&w->out, &small) != HG_OK) {
             _exit(HG_WORKER_EXIT_IO);
         }
     }
     hg_worker_send(w);
 
     free(metrics);
-    free(exec_id);
-    free(job_id);
-    free(type);
-    free(trigger);
+    hg_msg_dispatch_free(&d);
     hg_exec_reset(&exec);
 }
 

@@ -1,4 +1,4 @@
-// fuzz-sources: core/hg_ipc.c
+// fuzz-sources: core/hg_ipc.c core/hg_msg.c
 /*
  * fuzz_ipc.c: libFuzzer target for the IPC frame parser (core/hg_ipc.c).
  *
@@ -16,6 +16,10 @@
  * field; it is re-encoded with the writer, which must give back the very
  * same bytes, and every proper prefix of it must parse as incomplete.
  *
+ * A DISPATCH or RESULT frame also goes through its typed decoder
+ * (core/hg_msg.c): when that accepts it, its encoder must give a frame
+ * that decodes to the same message.
+ *
  * Any disagreement calls abort(), which libFuzzer reports as a crash.
  */
 
@@ -28,6 +32,7 @@
 #include <fcntl.h>
 
 #include "hg_ipc.h"
+#include "hg_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -140,6 +145,88 @@ fuzz_same_frame(const hg_ipc_frame_t *a, const hg_ipc_frame_t *b)
     return true;
 }
 
+static bool
+fuzz_same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL)
+           || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool
+fuzz_same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* The typed decoders: what they accept, re-encoded, decodes the same. */
+static void
+fuzz_check_message(const hg_ipc_frame_t *frame)
+{
+    hg_ipc_frame_t again;
+    hg_ipc_buf_t buf;
+    size_t len = 0;
+    char err[256];
+
+    hg_ipc_buf_init(&buf);
+    if (frame->type == HG_IPC_DISPATCH) {
+        hg_msg_dispatch_t d, e;
+        if (hg_msg_get_dispatch(frame, &d, err, sizeof(err)) == HG_OK) {
+            FUZZ_CHECK(hg_msg_put_dispatch(&buf, &d) == HG_OK);
+            FUZZ_CHECK(hg_ipc_parse(buf.data, buf.len, &again, &len, err,
+                                    sizeof(err)) == 1);
+            FUZZ_CHECK(hg_msg_get_dispatch(&again, &e, err, sizeof(err))
+                       == HG_OK);
+            FUZZ_CHECK(fuzz_same_str(d.exec_id, e.exec_id)
+                       && fuzz_same_str(d.job_id, e.job_id)
+                       && fuzz_same_str(d.type, e.type)
+                       && fuzz_same_str(d.trigger, e.trigger)
+                       && fuzz_same_bytes(d.job_def, d.job_def_len,
+                                          e.job_def, e.job_def_len)
+                       && (d.payload == NULL) == (e.payload == NULL)
+                       && fuzz_same_bytes(d.payload, d.payload_len,
+                                          e.payload, e.payload_len)
+                       && d.attempt == e.attempt
+                       && d.scheduled_for_ms == e.scheduled_for_ms
+                       && d.timeout_ms == e.timeout_ms
+                       && d.output_limit == e.output_limit
+                       && d.limits.memory == e.limits.memory
+                       && d.limits.tasks == e.limits.tasks);
+            hg_msg_dispatch_free(&e);
+        }
+        hg_msg_dispatch_free(&d);
+    } else if (frame->type == HG_IPC_RESULT) {
+        hg_msg_result_t r, q;
+        if (hg_msg_get_result(frame, &r, err, sizeof(err)) == HG_OK) {
+            FUZZ_CHECK(hg_msg_put_result(&buf, &r) == HG_OK);
+            FUZZ_CHECK(hg_ipc_parse(buf.data, buf.len, &again, &len, err,
+                                    sizeof(err)) == 1);
+            FUZZ_CHECK(hg_msg_get_result(&again, &q, err, sizeof(err))
+                       == HG_OK);
+            FUZZ_CHECK(fuzz_same_str(r.exec_id, q.exec_id)
+                       && r.result == q.result
+                       && r.has_exit_code == q.has_exit_code
+                       && (!r.has_exit_code || r.exit_code == q.exit_code)
+                       && r.signo == q.signo
+                       && fuzz_same_bytes(r.output, r.output_len,
+                                          q.output, q.output_len)
+                       && r.truncated == q.truncated
+                       && fuzz_same_str(r.error, q.error)
+                       && r.retry_after_ms == q.retry_after_ms
+                       && fuzz_same_str(r.metrics, q.metrics)
+                       && r.has_times == q.has_times
+                       && (!r.has_times
+                           || (r.started_ms == q.started_ms
+                               && r.finished_ms == q.finished_ms))
+                       && r.max_rss_kb == q.max_rss_kb
+                       && r.cpu_user_ms == q.cpu_user_ms
+                       && r.cpu_sys_ms == q.cpu_sys_ms);
+            hg_msg_result_free(&q);
+        }
+        hg_msg_result_free(&r);
+    }
+    hg_ipc_buf_free(&buf);
+}
+
 /* A frame parsed from `bytes` (frame_len long): its fields lie inside it,
  * the getters agree with the raw fields, the writer re-encodes it to the
  * same bytes, and no proper prefix of it is a frame. */
@@ -176,6 +263,7 @@ fuzz_check_frame(const hg_ipc_frame_t *frame, const uint8_t *bytes,
     for (i = HG_IPC_F_EXEC_ID; i <= HG_IPC_F_INIT_ERROR; i++) {
         fuzz_getters(frame, (uint16_t) i);
     }
+    fuzz_check_message(frame);
 
     /* Re-encode: the same bytes, and they parse to the same frame. */
     hg_ipc_buf_init(&buf);

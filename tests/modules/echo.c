@@ -7,6 +7,8 @@
  *   sleep_ms    sleep this long first, checking hg_exec_cancelled
  *   append      a file to which "EXECUTION_ID ATTEMPT\n" is appended first
  *               (O_APPEND, one write: the list of what really started)
+ *   metric      a custom metric reported with the execution: its name,
+ *               with the attempt number as its value
  * It writes the payload (or `message`) to the output, and is the reference
  * for the cooperative side of cancellation: it returns promptly once
  * cancelled.
@@ -24,7 +26,7 @@
 #define ECHO_TICK_MS  10
 
 static const char *const echo_keys[] = {
-    "message", "exit", "retry_after", "sleep_ms", "append", NULL
+    "message", "exit", "retry_after", "sleep_ms", "append", "metric", NULL
 };
 
 static int
@@ -135,6 +137,12 @@ echo_execute(hg_exec_t *exec)
     if (json_is_integer(v) && echo_sleep(exec, json_integer_value(v))) {
         hg_exec_set_error(exec, "cancelled");
         return HG_FAIL;
+    }
+
+    v = json_object_get(job, "metric");
+    if (json_is_string(v)) {
+        hg_exec_metric(exec, json_string_value(v),
+                       (double) hg_exec_attempt(exec));
     }
 
     payload = hg_exec_payload(exec, &len);

@@ -36,6 +36,7 @@ typedef struct {
     hg_exec_status_t status;
     char output[256];
     int64_t started_ms;
+    char metrics[128];              /* the module's metrics, as JSON */
 } seen_t;
 
 typedef struct {
@@ -76,6 +77,12 @@ observe(hg_master_t *m, const hg_master_result_t *r, void *data)
         memcpy(s->output, r->output, len);
     }
     s->output[len] = '\0';
+    if (r->metrics != NULL) {
+        char *text = json_dumps(r->metrics, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_non_null(text);
+        snprintf(s->metrics, sizeof(s->metrics), "%s", text);
+        free(text);
+    }
 }
 
 /* The configuration with JOBS (the inside of `jobs = ( ... );`). */
@@ -716,6 +723,28 @@ test_handed_ahead_during_store_task(void **state)
     stop_master(f);
 }
 
+/* A module's custom metrics reach the master with the execution's
+ * result (hg_exec_metric, through the worker's RESULT message). */
+static void
+test_module_metrics_reach_the_master(void **state)
+{
+    fixture_t *f = *state;
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"counted\"; type = \"echo\"; metric = \"rows\"; "
+        "max_retries = 0; },\n"
+        "  { id = \"plain\"; type = \"echo\"; max_retries = 0; }");
+    start_master(f);
+    trigger(f, "counted");
+    run_until(f, 1);
+    trigger(f, "plain");
+    run_until(f, 2);
+    assert_string_equal(f->seen[0].job, "counted");
+    assert_string_equal(f->seen[0].metrics, "{\"rows\":1.0}");
+    assert_string_equal(f->seen[1].metrics, "");
+    stop_master(f);
+}
+
 /* "ID ATTEMPT" lines of FILE; *n of them, in a malloc'd array. */
 typedef struct {
     char id[40];
@@ -1030,6 +1059,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_quit_takes_back_handed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_handed_ahead_during_store_task,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_module_metrics_reach_the_master,
                                         setup, teardown),
     };
 
