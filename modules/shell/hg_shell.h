@@ -128,6 +128,8 @@ void hg_shell_env_free(char **envp, size_t nowned);
 int hg_shell_spawn(const hg_shell_launch_t *launch, hg_shell_proc_t *proc,
     char *err, size_t errlen);
 void hg_shell_proc_close(hg_shell_proc_t *proc);
+/* Forget what hg_shell_spawn keeps between executions (fini). */
+void hg_shell_spawn_forget(void);
 
 /* hg_shell_io.c */
 int hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc,

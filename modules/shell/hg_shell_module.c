@@ -69,6 +69,7 @@ shell_fini(void)
 {
     free(hg_shell_prefix);
     hg_shell_prefix = NULL;
+    hg_shell_spawn_forget();
 }
 
 static int

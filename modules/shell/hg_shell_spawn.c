@@ -203,6 +203,15 @@ shell_pw_lookup(uid_t uid, const char **home, const char **name)
     return rc;
 }
 
+void
+hg_shell_spawn_forget(void)
+{
+    free(shell_pw.home);
+    free(shell_pw.name);
+    shell_pw.home = shell_pw.name = NULL;
+    shell_pw.found = -1;
+}
+
 /* The clean base, as cron gives a job: HOME, LOGNAME, USER of the user the
  * command runs as (the job's `user`, else the worker's), SHELL=/bin/sh
  * (what runs a command, whatever the login shell), and PATH. A uid without
