@@ -164,13 +164,15 @@ static const hg_conf_section_t hg_conf_modules_section = {
 };
 
 static const hg_conf_key_t hg_conf_store_keys[] = {
-    { .name = "driver", .type = HG_CONF_ENUM_STRING,
+    { .name = "driver", .type = HG_CONF_ENUM_STRING, .flags = HG_CONF_RESTART,
       .offset = HG_C(store.driver), .dflt = "sqlite",
       .values = hg_conf_drivers },
-    { .name = "path", .type = HG_CONF_PATH, .flags = HG_CONF_NONEMPTY,
+    { .name = "path", .type = HG_CONF_PATH,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(store.path), .dflt = "var/hourglass.db",
       .help = "the database file of driver sqlite" },
-    { .name = "url", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+    { .name = "url", .type = HG_CONF_STRING,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(store.url), .help = "for driver postgres or redis" },
     { .name = "retention", .type = HG_CONF_DURATION,
       .offset = HG_C(store.retention_ms), .dflt = "30d",
@@ -199,7 +201,8 @@ const hg_conf_section_t hg_conf_token_section = {
 };
 
 static const hg_conf_key_t hg_conf_api_keys[] = {
-    { .name = "listen", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+    { .name = "listen", .type = HG_CONF_STRING,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(api.listen), .dflt = "127.0.0.1:8080",
       .check = hg_conf_check_listen },
     { .name = "allow", .type = HG_CONF_STRING_LIST,
@@ -317,9 +320,11 @@ const hg_conf_section_t hg_conf_job_section = {
 };
 
 static const hg_conf_key_t hg_conf_root_keys[] = {
-    { .name = "daemon", .type = HG_CONF_BOOL, .offset = HG_C(daemon),
-      .dflt = "false", .help = "detach from the terminal" },
-    { .name = "pid", .type = HG_CONF_PATH, .flags = HG_CONF_NONEMPTY,
+    { .name = "daemon", .type = HG_CONF_BOOL, .flags = HG_CONF_RESTART,
+      .offset = HG_C(daemon), .dflt = "false",
+      .help = "detach from the terminal" },
+    { .name = "pid", .type = HG_CONF_PATH,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(pid), .dflt = "var/hourglass.pid" },
     { .name = "workers", .type = HG_CONF_INT_AUTO, .offset = HG_C(workers),
       .dflt = "4", .min = 1, .max = 1024,
@@ -340,7 +345,8 @@ static const hg_conf_key_t hg_conf_root_keys[] = {
       .section = &hg_conf_modules_section },
     { .name = "store", .type = HG_CONF_GROUP,
       .section = &hg_conf_store_section },
-    { .name = "api", .type = HG_CONF_GROUP, .flags = HG_CONF_PRESENCE,
+    { .name = "api", .type = HG_CONF_GROUP,
+      .flags = HG_CONF_PRESENCE | HG_CONF_RESTART,
       .offset2 = HG_C(api.enabled), .section = &hg_conf_api_section },
     { .name = "defaults", .type = HG_CONF_GROUP, .offset = HG_C(defaults),
       .section = &hg_conf_policy_section },

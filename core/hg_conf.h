@@ -214,6 +214,13 @@ int hg_conf_job_key_line(const hg_job_conf_t *job, const char *key);
 /* Print the effective configuration (defaults filled, ${VAR} expanded) in
  * scheduler.conf syntax. Tokens are printed masked. */
 int hg_conf_dump(const hg_conf_t *conf, FILE *out);
+/* The settings read once at start whose values differ from WAS to NOW (a
+ * reload cannot apply them): CB with the dotted name and both values as
+ * -T writes them, in the order of the key table. */
+typedef void (*hg_conf_change_pt)(const char *name, const char *was,
+                                  const char *now, void *data);
+void hg_conf_restart_changes(const hg_conf_t *was, const hg_conf_t *now,
+                             hg_conf_change_pt cb, void *data);
 
 /* The closest candidate to WORD by edit distance, or NULL when none is
  * close enough to be a useful hint. */

@@ -14,6 +14,9 @@
  * definition reads back unchanged; the policy values it takes from
  * `defaults` follow as comments. Tokens are masked: -T output is for
  * reading, and may be pasted into a bug report.
+ *
+ * hg_conf_restart_changes compares two configurations by the same text,
+ * for the settings a reload cannot apply (HG_CONF_RESTART).
  */
 
 #include "hg_conf.h"
@@ -547,4 +550,79 @@ hg_conf_dump(const hg_conf_t *conf, FILE *out)
     hg_conf_dump_section(&hg_conf_root_section, (const char *) conf, out, 0);
     fflush(out);
     return ferror(out) ? HG_ERROR : HG_OK;
+}
+
+/* KEY's value in BASE as -T writes it, into BUF ("(not set)" when it has
+ * none). */
+static void
+hg_dump_value_text(const hg_conf_key_t *key, const char *base, char *buf,
+                   size_t len)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out;
+
+    snprintf(buf, len, "(not set)");
+    if (!hg_dump_is_set(key, base)) {
+        return;
+    }
+    out = open_memstream(&text, &size);
+    if (out == NULL) {
+        snprintf(buf, len, "(cannot be shown)");
+        return;
+    }
+    hg_dump_value(key, base, out);
+    if (fclose(out) == 0 && text != NULL) {
+        snprintf(buf, len, "%s", text);
+    }
+    free(text);
+}
+
+static void
+hg_restart_section(const hg_conf_section_t *sec, const char *prefix,
+                   const char *was, const char *now, hg_conf_change_pt cb,
+                   void *data)
+{
+    char name[128], a[512], b[512];
+    const hg_conf_key_t *key;
+    bool had, has;
+    size_t i;
+
+    for (i = 0; i < sec->nkeys; i++) {
+        key = &sec->keys[i];
+        snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "",
+                 key->name);
+        if (key->type == HG_CONF_GROUP) {
+            if (key->flags & HG_CONF_PRESENCE) {
+                had = *(const bool *) (was + key->offset2);
+                has = *(const bool *) (now + key->offset2);
+                if ((key->flags & HG_CONF_RESTART) && had != has) {
+                    cb(name, had ? "a section" : "no section",
+                       has ? "a section" : "no section", data);
+                }
+                if (!had || !has) {
+                    continue;
+                }
+            }
+            hg_restart_section(key->section, name, was + key->offset,
+                               now + key->offset, cb, data);
+            continue;
+        }
+        if (!(key->flags & HG_CONF_RESTART)) {
+            continue;
+        }
+        hg_dump_value_text(key, was, a, sizeof(a));
+        hg_dump_value_text(key, now, b, sizeof(b));
+        if (strcmp(a, b) != 0) {
+            cb(name, a, b, data);
+        }
+    }
+}
+
+void
+hg_conf_restart_changes(const hg_conf_t *was, const hg_conf_t *now,
+                        hg_conf_change_pt cb, void *data)
+{
+    hg_restart_section(&hg_conf_root_section, "", (const char *) was,
+                       (const char *) now, cb, data);
 }

@@ -43,6 +43,9 @@ typedef enum {
 #define HG_CONF_SECRET    0x10u     /* dumped masked */
 #define HG_CONF_LATE      0x20u     /* read after the other keys of its group */
 #define HG_CONF_UNIQUE    0x40u     /* lists: no element twice */
+/* Read once at start: a reload that changes it says so (the daemon keeps
+ * the value it started with until the next start). */
+#define HG_CONF_RESTART   0x80u
 
 /* What the dump writes for a SECRET value. */
 #define HG_CONF_MASK  "****"

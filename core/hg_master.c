@@ -2286,6 +2286,18 @@ hg_master_on_apply_timer(hg_timer_t *timer)
 
 /* The new cycle replaces the running one; its jobs are applied a slice
  * at a time from here. */
+/* A reload changed a setting read once at start: said, never ignored
+ * silently (PostgreSQL's "cannot be changed without restarting"). */
+static void
+hg_master_restart_only(const char *name, const char *was, const char *now,
+                       void *data)
+{
+    HG_UNUSED(data);
+    hg_log(HG_LOG_WARN, "reload: %s changed from %s to %s, which takes "
+           "effect at the next start only (until then the daemon keeps the "
+           "first)", name, was, now);
+}
+
 static void
 hg_master_commit(hg_master_t *m, hg_master_reload_t *r, hg_cycle_t *cycle)
 {
@@ -2304,10 +2316,7 @@ hg_master_commit(hg_master_t *m, hg_master_reload_t *r, hg_cycle_t *cycle)
                    "stays where it was", conf->log.file, strerror(errno));
         }
     }
-    if (strcmp(conf->pid, old->conf->pid) != 0) {
-        hg_log(HG_LOG_WARN, "pid: a new pid file path takes effect on "
-               "restart only");
-    }
+    hg_conf_restart_changes(old->conf, conf, hg_master_restart_only, NULL);
     m->cycle = cycle;
     m->workers = conf->workers;
 

@@ -6,8 +6,8 @@ import re
 import signal
 import time
 
-from conftest import (at_ahead, etime, job, rfc3339, run_hourglass,
-                      sanitized_build, sched)
+from conftest import (at_ahead, db_rows, etime, job, rfc3339, run_hourglass,
+                      sanitized_build, sched, sqlite_config)
 
 
 def reload(daemon, text=None, timeout=10, **kw):
@@ -292,3 +292,34 @@ def test_a_sighup_during_a_reload_gets_a_reload_of_its_own(daemon):
     assert evs[0]["result"] == "failed", evs
     assert evs[-1]["result"] == "ok", evs
     daemon.wait_event("finish", job="new")
+
+
+def test_reload_says_which_settings_wait_for_a_restart(daemon):
+    """A reload applies what it can and names each setting read once at
+    start that the file changed (store, pid, api), with both values: none
+    is ignored silently. The store stays the one the daemon started with."""
+    db = daemon.dir / "hg.db"
+    moved = daemon.dir / "moved.db"
+    jobs = [job("tick", every="200ms", command="true")]
+    daemon.start(sqlite_config(daemon, db=db, jobs=jobs))
+    daemon.wait_event("finish", job="tick")
+    text = sqlite_config(daemon, db=moved, jobs=jobs,
+                         extra='api = { listen = "127.0.0.1:18080"; };')
+    text = text.replace(str(daemon.pidfile), str(daemon.dir / "other.pid"))
+    rel = reload(daemon, text)[0]
+    assert rel["result"] == "ok", rel
+    said = {}
+    for e in daemon.events():
+        m = re.match(r"reload: (\S+) changed from (.*) to (.*), which takes "
+                     r"effect at the next start only", e.get("message", ""))
+        if m:
+            said[m.group(1)] = (m.group(2), m.group(3))
+    assert said.get("store.path") == ('"%s"' % db, '"%s"' % moved), said
+    assert said.get("pid") == ('"%s"' % daemon.pidfile,
+                               '"%s"' % (daemon.dir / "other.pid")), said
+    assert said.get("api") == ("no section", "a section"), said
+    assert set(said) == {"store.path", "pid", "api"}, said
+    # Still recording into the store it opened, not the new path.
+    daemon.wait_event("finish", job="tick", count=3, after=etime(rel))
+    assert not moved.exists()
+    assert db_rows(db, "job_id = 'tick'")
