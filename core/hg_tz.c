@@ -11,6 +11,10 @@
  * 2038 and later right in "slim" files, and 2100 and 2400 right in all).
  * Lookups are a binary search in the table, or a computation of the rule's
  * two transitions in the instant's year: no per-call allocation, no locks.
+ * Each thread keeps the span it found last: a schedule asks about instants
+ * close together, mostly within one span (half a year), and the span's
+ * bounds say whether the answer still holds, so a zone costs about what
+ * UTC does.
  *
  * Leap seconds: files that count them (right/...) are refused, since the
  * scheduler's clock (CLOCK_REALTIME) does not.
@@ -72,7 +76,16 @@ struct hg_tz_s {
     size_t nabbrs;
     int has_rule;
     tz_rule_t rule;
+    uint64_t serial;            /* unique: a freed zone's address may return */
 };
+
+static uint64_t tz_serials;
+
+/* The span this thread looked up last, and the zone's serial (0: none). */
+static __thread struct {
+    uint64_t serial;
+    hg_tz_span_t span;
+} tz_last;
 
 static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 static hg_tz_t *tz_cache;
@@ -445,6 +458,7 @@ tz_new(const char *name)
         free(tz);
         return NULL;
     }
+    tz->serial = __atomic_add_fetch(&tz_serials, 1, __ATOMIC_RELAXED);
     return tz;
 }
 
@@ -693,13 +707,12 @@ type_span(const hg_tz_t *tz, size_t type, hg_tz_span_t *sp)
     sp->abbr = tz->abbrs + tz->types[type].abbr;
 }
 
-void
-hg_tz_span(const hg_tz_t *tz, int64_t t, hg_tz_span_t *sp)
+static void
+tz_span_lookup(const hg_tz_t *tz, int64_t t, hg_tz_span_t *sp)
 {
     size_t n = tz->ntrans, lo, hi, mid;
     int32_t prev;
 
-    t = tz_clamp(t);
     if (n == 0 || t < tz->trans[0]) {
         if (n == 0 && tz->has_rule) {
             rule_span(tz, t, sp);
@@ -737,6 +750,21 @@ hg_tz_span(const hg_tz_t *tz, int64_t t, hg_tz_span_t *sp)
     sp->start = tz->trans[lo];
     sp->end = lo + 1 < n ? tz->trans[lo + 1] : INT64_MAX;
     sp->prev_offset = prev;
+}
+
+void
+hg_tz_span(const hg_tz_t *tz, int64_t t, hg_tz_span_t *sp)
+{
+    t = tz_clamp(t);
+    if (tz_last.serial == tz->serial && t >= tz_last.span.start
+        && t < tz_last.span.end)
+    {
+        *sp = tz_last.span;
+        return;
+    }
+    tz_span_lookup(tz, t, sp);
+    tz_last.serial = tz->serial;
+    tz_last.span = *sp;
 }
 
 int

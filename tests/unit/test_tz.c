@@ -256,6 +256,58 @@ test_spans(void **state)
     assert_true(sp.start == INT64_MIN && sp.end == INT64_MAX);
 }
 
+static bool
+same_span(const hg_tz_span_t *a, const hg_tz_span_t *b)
+{
+    return a->start == b->start && a->end == b->end
+           && a->offset == b->offset && a->prev_offset == b->prev_offset
+           && a->isdst == b->isdst && strcmp(a->abbr, b->abbr) == 0;
+}
+
+/* The span a thread keeps from its last lookup answers exactly as a fresh
+ * lookup does: instants in and out of it, in order and at random, in the
+ * table and past it (the footer rule); and a zone freed and another made
+ * (perhaps at its address) is never answered from the first one's span. */
+static void
+test_span_cache(void **state)
+{
+    const hg_tz_t *berlin = test_zone("Europe/Berlin");
+    hg_tz_span_t cached, fresh;
+    hg_tz_t *a, *b;
+    uint64_t x = 88172645463325252ULL;
+    int64_t t = 0, from = test_utc("2020-01-01T00:00:00Z");
+    int64_t span = test_utc("2060-01-01T00:00:00Z") - from;
+    char err[128];
+    int i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        /* half the time the next instant is near the last one */
+        t = i % 2 ? t + (int64_t) (x % 86400) - 43200
+                  : from + (int64_t) (x % (uint64_t) span);
+        hg_tz_span(berlin, t, &cached);
+        hg_tz_span(hg_tz_utc(), t, &fresh);     /* forget Berlin's span */
+        hg_tz_span(berlin, t, &fresh);
+        assert_true(same_span(&cached, &fresh));
+        assert_true(cached.start <= t && t < cached.end);
+    }
+    a = hg_tz_from_posix("AAA-1BBB,M3.5.0,M10.5.0/3", err, sizeof(err));
+    assert_non_null(a);
+    t = test_utc("2026-06-01T00:00:00Z");
+    hg_tz_span(a, t, &cached);
+    assert_int_equal(cached.offset, 7200);
+    hg_tz_free(a);
+    b = hg_tz_from_posix("CCC5DDD,M3.2.0,M11.1.0", err, sizeof(err));
+    assert_non_null(b);
+    hg_tz_span(b, t, &cached);
+    assert_int_equal(cached.offset, -4 * 3600);
+    assert_string_equal(cached.abbr, "DDD");
+    hg_tz_free(b);
+}
+
 static void
 test_format(void **state)
 {
@@ -643,6 +695,7 @@ main(void)
         cmocka_unit_test(test_local_zone),
         cmocka_unit_test(test_tzif_files),
         cmocka_unit_test(test_civil),
+        cmocka_unit_test(test_span_cache),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
