@@ -26,6 +26,7 @@
 #include "hg_maintenance.h"
 #include "hg_master.h"
 #include "hg_msg.h"
+#include "hg_schedule.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
 
@@ -144,11 +145,28 @@ hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *changed,
     return HG_OK;
 }
 
+/* The job's schedule, for hg_schedule.c. */
+static hg_schedule_t
+hg_job_sched(const hg_job_t *job)
+{
+    hg_schedule_t s;
+
+    s.kind = job->kind;
+    s.cron = job->cron;
+    s.tz = job->tz;
+    s.every_ms = job->every_ms;
+    s.at = job->at;
+    s.has_start_at = job->has_start_at;
+    s.start_at = job->start_at;
+    return s;
+}
+
 static bool
 hg_job_on_wall_clock(const hg_job_t *job)
 {
-    return (job->kind == HG_SCHEDULE_CRON && job->every_ms == 0)
-           || job->kind == HG_SCHEDULE_AT;
+    hg_schedule_t s = hg_job_sched(job);
+
+    return hg_schedule_on_wall_clock(&s);
 }
 
 /* --- executions ------------------------------------------------------ */
@@ -1379,63 +1397,87 @@ hg_job_on_timer(hg_timer_t *timer)
 }
 
 /* Set the job's timer for its next fire time strictly after AFTER_MS (wall
- * clock). */
+ * clock); a fixed rate is kept on the monotonic clock, its first run one
+ * interval from now (or on the grid of start_at). */
 static void
 hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms)
 {
-    int64_t next = 0, now_ms, now_mono;
+    hg_schedule_t s = hg_job_sched(job);
+    int64_t next, now_ms;
 
     hg_timer_cancel(&job->timer);
     job->next_due_ms = 0;
-    if (!job->enabled || job->removed || m->quitting || m->stopping) {
+    if (!job->enabled || job->removed || m->quitting || m->stopping
+        || job->kind == HG_SCHEDULE_NONE)
+    {
         return;
     }
-    switch (job->kind) {
-    case HG_SCHEDULE_CRON:
-        if (job->every_ms > 0) {
-            break;
-        }
-        if (hg_cron_next(job->cron, job->tz,
-                         (after_ms >= 0 ? after_ms : after_ms - 999) / 1000,
-                         &next) != HG_OK)
-        {
-            hg_log_event(HG_LOG_WARN, "schedule", job->id, NULL, NULL, 0,
-                         "no fire time found: the job will not run");
+    if (hg_schedule_on_wall_clock(&s)) {
+        if (hg_schedule_next(&s, after_ms, &next) != HG_OK) {
+            if (job->kind == HG_SCHEDULE_CRON) {
+                hg_log_event(HG_LOG_WARN, "schedule", job->id, NULL, NULL,
+                             0, "no fire time found: the job will not run");
+            }
             return;
         }
-        job->next_due_ms = next * HG_MSEC_PER_SEC;
-        hg_timer_set(&m->wall, &job->timer,
-                     job->next_due_ms * HG_NSEC_PER_MSEC);
-        return;
-    case HG_SCHEDULE_AT:
-        if (job->at * HG_MSEC_PER_SEC > after_ms) {
-            job->next_due_ms = job->at * HG_MSEC_PER_SEC;
-            hg_timer_set(&m->wall, &job->timer,
-                         job->next_due_ms * HG_NSEC_PER_MSEC);
-        }
-        return;
-    case HG_SCHEDULE_EVERY:
-        break;
-    case HG_SCHEDULE_NONE:
+        job->next_due_ms = next;
+        hg_timer_set(&m->wall, &job->timer, next * HG_NSEC_PER_MSEC);
         return;
     }
-    /* every (or @every): on the monotonic clock, first run one interval
-     * from now, or on the grid start_at + k * every. */
     now_ms = hg_now_ms();
-    now_mono = hg_clock_ns(CLOCK_MONOTONIC);
-    next = now_ms + job->every_ms;
-    if (job->has_start_at) {
-        int64_t start_ms = job->start_at * HG_MSEC_PER_SEC;
-        if (start_ms > now_ms) {
-            next = start_ms;
-        } else {
-            next = start_ms + ((now_ms - start_ms) / job->every_ms + 1)
-                              * job->every_ms;
-        }
+    if (hg_schedule_next(&s, now_ms, &next) != HG_OK) {
+        return;
     }
     job->next_due_ms = next;
-    hg_timer_set(&m->mono, &job->timer,
-                 now_mono + (next - now_ms) * HG_NSEC_PER_MSEC);
+    hg_timer_set(&m->mono, &job->timer, hg_clock_ns(CLOCK_MONOTONIC)
+                 + (next - now_ms) * HG_NSEC_PER_MSEC);
+}
+
+/*
+ * Fire times that passed unrun (COUNT of them in MISSED, one more than
+ * HG_RUN_ALL_CAP when there were more), per the job's misfire policy:
+ * skipped, the latest run once, or each run up to the cap. CAUSE ends
+ * the log line ("while the daemon was down").
+ */
+static void
+hg_master_misfire(hg_master_t *m, hg_job_t *job, const int64_t *missed,
+                  size_t count, const char *cause)
+{
+    size_t shown = count > HG_RUN_ALL_CAP ? (size_t) HG_RUN_ALL_CAP : count;
+    const char *over = count > HG_RUN_ALL_CAP ? "over " : "";
+    size_t i;
+
+    if (count == 0) {
+        return;
+    }
+    switch (job->policy.misfire) {
+    case HG_MISFIRE_SKIP:
+        hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                     "%s%zu fire times passed %s: skipped (misfire = skip)",
+                     over, shown, cause);
+        break;
+    case HG_MISFIRE_RUN_ONCE:
+        hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                     "%s%zu fire times passed %s: running once (misfire = "
+                     "run_once)", over, shown, cause);
+        hg_master_fire(m, job, missed[shown - 1], "misfire");
+        break;
+    case HG_MISFIRE_RUN_ALL:
+        if (count > HG_RUN_ALL_CAP) {
+            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                         "more than %d fire times passed %s: running the "
+                         "first %d (misfire = run_all is capped)",
+                         HG_RUN_ALL_CAP, cause, HG_RUN_ALL_CAP);
+        } else {
+            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                         "%zu fire times passed %s: running each (misfire "
+                         "= run_all)", count, cause);
+        }
+        for (i = 0; i < shown; i++) {
+            hg_master_fire(m, job, missed[i], "misfire");
+        }
+        break;
+    }
 }
 
 /* The wall clock was stepped (NTP, date -s). Wall-clock schedules are
@@ -1446,48 +1488,30 @@ static void
 hg_master_clock_changed(hg_timers_t *set)
 {
     hg_master_t *m = set->data;
-    int64_t now_ms = hg_now_ms();
+    int64_t now_ms = hg_now_ms(), missed[HG_RUN_ALL_CAP];
     const char *key;
     void *value;
-    size_t it = 0;
+    size_t it = 0, count;
 
     hg_log(HG_LOG_WARN, "the wall clock was stepped; recomputing "
            "wall-clock schedules");
     while (hg_map_next(&m->jobs, &it, &key, &value)) {
         hg_job_t *job = value;
-        int64_t missed = job->next_due_ms, after;
-        int fired = 0;
+        hg_schedule_t s = hg_job_sched(job);
 
-        if (!hg_job_on_wall_clock(job) || !job->enabled) {
+        if (!hg_schedule_on_wall_clock(&s) || !job->enabled) {
             continue;
         }
-        if (missed > 0 && missed <= now_ms
-            && job->policy.misfire != HG_MISFIRE_SKIP)
-        {
-            /* Forward step over at least one fire time. */
-            while (missed > 0 && missed <= now_ms) {
-                hg_master_fire(m, job, missed, "misfire");
-                if (job->policy.misfire == HG_MISFIRE_RUN_ONCE
-                    || ++fired == HG_RUN_ALL_CAP)
-                {
-                    if (fired == HG_RUN_ALL_CAP) {
-                        hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL,
-                                     NULL, 0, "run_all capped at %d missed "
-                                     "runs", HG_RUN_ALL_CAP);
-                    }
-                    break;
-                }
-                if (job->kind != HG_SCHEDULE_CRON
-                    || hg_cron_next(job->cron, job->tz, missed / 1000,
-                                    &after) != HG_OK)
-                {
-                    break;
-                }
-                missed = after * HG_MSEC_PER_SEC;
-            }
+        /* A forward step over the next fire time, and perhaps more: those
+         * from it up to now. */
+        if (job->next_due_ms > 0 && job->next_due_ms <= now_ms) {
+            count = hg_schedule_missed(&s, job->next_due_ms - 1, now_ms,
+                                       missed, HG_NELEMS(missed));
+            hg_master_misfire(m, job, missed, count,
+                              "when the wall clock was stepped forward");
         }
-        after = now_ms > job->last_due_ms ? now_ms : job->last_due_ms;
-        hg_job_schedule(m, job, after);
+        hg_job_schedule(m, job, now_ms > job->last_due_ms
+                                ? now_ms : job->last_due_ms);
     }
 }
 
@@ -2743,8 +2767,9 @@ hg_master_recover_misfires(hg_master_t *m)
     json_object_foreach(states, id, state) {
         hg_job_t *job = hg_master_find_job(m, id);
         json_t *lf = json_object_get(state, "last_fire");
-        int64_t last, missed[HG_RUN_ALL_CAP + 1], t, next;
-        size_t count = 0, i;
+        int64_t last, missed[HG_RUN_ALL_CAP];
+        hg_schedule_t s;
+        size_t count;
 
         if (job == NULL || !job->enabled || !json_is_integer(lf)) {
             continue;
@@ -2753,78 +2778,14 @@ hg_master_recover_misfires(hg_master_t *m)
         if (last > job->last_due_ms) {
             job->last_due_ms = last;
         }
-        switch (job->kind) {
-        case HG_SCHEDULE_CRON:
-            if (job->every_ms > 0) {
-                goto interval;
-            }
-            t = last / 1000;
-            while (count <= HG_RUN_ALL_CAP
-                   && hg_cron_next(job->cron, job->tz, t, &next) == HG_OK
-                   && next * HG_MSEC_PER_SEC <= now_ms)
-            {
-                missed[count++] = next * HG_MSEC_PER_SEC;
-                t = next;
-            }
-            break;
-        case HG_SCHEDULE_EVERY:
-        interval:
-            for (t = last + job->every_ms;
-                 t <= now_ms && count <= HG_RUN_ALL_CAP; t += job->every_ms)
-            {
-                missed[count++] = t;
-            }
-            break;
-        case HG_SCHEDULE_AT:
-            if (job->at * HG_MSEC_PER_SEC > last
-                && job->at * HG_MSEC_PER_SEC <= now_ms)
-            {
-                missed[count++] = job->at * HG_MSEC_PER_SEC;
-            }
-            break;
-        case HG_SCHEDULE_NONE:
-            break;
-        }
+        s = hg_job_sched(job);
+        count = hg_schedule_missed(&s, last, now_ms, missed,
+                                   HG_NELEMS(missed));
         if (count == 0) {
             continue;
         }
-        switch (job->policy.misfire) {
-        case HG_MISFIRE_SKIP:
-            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
-                         "%s%zu fire times passed while the daemon was "
-                         "down: skipped (misfire = skip)",
-                         count > HG_RUN_ALL_CAP ? "over " : "",
-                         count > HG_RUN_ALL_CAP ? (size_t) HG_RUN_ALL_CAP
-                                                : count);
-            break;
-        case HG_MISFIRE_RUN_ONCE:
-            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
-                         "%s%zu fire times passed while the daemon was "
-                         "down: running once (misfire = run_once)",
-                         count > HG_RUN_ALL_CAP ? "over " : "",
-                         count > HG_RUN_ALL_CAP ? (size_t) HG_RUN_ALL_CAP
-                                                : count);
-            hg_master_fire(m, job, missed[count - 1], "misfire");
-            break;
-        case HG_MISFIRE_RUN_ALL:
-            if (count > HG_RUN_ALL_CAP) {
-                hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
-                             "more than %d fire times passed while the "
-                             "daemon was down: running the first %d "
-                             "(misfire = run_all is capped)",
-                             HG_RUN_ALL_CAP, HG_RUN_ALL_CAP);
-                count = HG_RUN_ALL_CAP;
-            } else {
-                hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
-                             "%zu fire times passed while the daemon was "
-                             "down: running each (misfire = run_all)",
-                             count);
-            }
-            for (i = 0; i < count; i++) {
-                hg_master_fire(m, job, missed[i], "misfire");
-            }
-            break;
-        }
+        hg_master_misfire(m, job, missed, count,
+                          "while the daemon was down");
         /* The regular schedule goes on from now, after what was missed. */
         if (hg_job_on_wall_clock(job)) {
             hg_job_schedule(m, job, now_ms > job->last_due_ms
