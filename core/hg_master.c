@@ -1272,7 +1272,7 @@ hg_master_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
          * time as done also finds its execution. */
         if (m->store != NULL) {
             hg_store_put_job_state(m->store, job->id, job->last_due_ms,
-                                   false);
+                                   job->paused);
         }
         if (due_ns != 0) {
             exec->due_ns = due_ns;
@@ -1407,8 +1407,8 @@ hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms)
 
     hg_timer_cancel(&job->timer);
     job->next_due_ms = 0;
-    if (!job->enabled || job->removed || m->quitting || m->stopping
-        || job->kind == HG_SCHEDULE_NONE)
+    if (!job->enabled || job->paused || job->removed || m->quitting
+        || m->stopping || job->kind == HG_SCHEDULE_NONE)
     {
         return;
     }
@@ -1499,7 +1499,9 @@ hg_master_clock_changed(hg_timers_t *set)
         hg_job_t *job = value;
         hg_schedule_t s = hg_job_sched(job);
 
-        if (!hg_schedule_on_wall_clock(&s) || !job->enabled) {
+        if (!hg_schedule_on_wall_clock(&s) || !job->enabled
+            || job->paused)
+        {
             continue;
         }
         /* A forward step over the next fire time, and perhaps more: those
@@ -2771,7 +2773,16 @@ hg_master_recover_misfires(hg_master_t *m)
         hg_schedule_t s;
         size_t count;
 
-        if (job == NULL || !job->enabled || !json_is_integer(lf)) {
+        if (job != NULL && json_is_true(json_object_get(state, "paused"))) {
+            job->paused = true;
+            hg_timer_cancel(&job->timer);
+            job->next_due_ms = 0;
+            hg_log_event(HG_LOG_INFO, "job_paused", job->id, NULL, NULL, 0,
+                         "paused before the restart: stays paused");
+        }
+        if (job == NULL || !job->enabled || job->paused
+            || !json_is_integer(lf))
+        {
             continue;
         }
         last = json_integer_value(lf);
@@ -2793,6 +2804,115 @@ hg_master_recover_misfires(hg_master_t *m)
         }
     }
     json_decref(states);
+}
+
+/* --- commands and queries ------------------------------------------- */
+
+/* The job's paused state into the store, and its schedule after it. */
+static int
+hg_master_set_paused(hg_master_t *m, const char *job_id, bool paused)
+{
+    hg_job_t *job = hg_master_find_job(m, job_id);
+
+    if (job == NULL) {
+        return HG_AGAIN;
+    }
+    if (job->paused == paused) {
+        return HG_OK;
+    }
+    if (m->store != NULL
+        && hg_store_put_job_state(m->store, job->id, job->last_due_ms,
+                                  paused) != HG_OK)
+    {
+        hg_log_event(HG_LOG_ERROR, "error", job->id, NULL, NULL, 0,
+                     "the store refused the %s state: the job stays %s",
+                     paused ? "paused" : "resumed",
+                     job->paused ? "paused" : "scheduled");
+        return HG_ERROR;
+    }
+    job->paused = paused;
+    if (paused) {
+        hg_timer_cancel(&job->timer);
+        job->next_due_ms = 0;
+    } else {
+        /* From now: what passed while it was paused is not owed. */
+        hg_job_schedule(m, job, hg_now_ms());
+    }
+    hg_log_event(HG_LOG_INFO, paused ? "job_paused" : "job_resumed",
+                 job->id, NULL, NULL, 0, NULL);
+    return HG_OK;
+}
+
+int
+hg_master_pause(hg_master_t *m, const char *job_id)
+{
+    return hg_master_set_paused(m, job_id, true);
+}
+
+int
+hg_master_resume(hg_master_t *m, const char *job_id)
+{
+    return hg_master_set_paused(m, job_id, false);
+}
+
+int
+hg_master_stop_job(hg_master_t *m, const char *job_id, size_t *killed)
+{
+    hg_job_t *job = hg_master_find_job(m, job_id);
+    hg_execution_t *exec;
+    hg_worker_t *w;
+    size_t n = 0;
+
+    if (killed != NULL) {
+        *killed = 0;
+    }
+    if (job == NULL) {
+        return HG_AGAIN;
+    }
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        exec = w->current;
+        if (w->state == HG_WORKER_BUSY && exec != NULL && exec->job == job
+            && exec->start_list == NULL)
+        {
+            hg_log_event(HG_LOG_INFO, "stop", job->id, exec->id, NULL, 0,
+                         "killing worker %d's process group on request",
+                         (int) w->pid);
+            hg_pool_kill(w, HG_KILL_STOP, SIGKILL);
+            n++;
+        }
+    }
+    if (killed != NULL) {
+        *killed = n;
+    }
+    return HG_OK;
+}
+
+int
+hg_master_next_fires(hg_master_t *m, const char *job_id, int64_t *out,
+                     size_t max, size_t *n)
+{
+    hg_job_t *job = hg_master_find_job(m, job_id);
+    hg_schedule_t s;
+    int64_t t;
+
+    *n = 0;
+    if (job == NULL) {
+        return HG_AGAIN;
+    }
+    if (!job->enabled || job->paused || job->next_due_ms == 0) {
+        return HG_OK;
+    }
+    s = hg_job_sched(job);
+    t = job->next_due_ms;
+    while (*n < max) {
+        out[(*n)++] = t;
+        if (s.every_ms > 0) {
+            t += s.every_ms;         /* a fixed rate from its next due */
+        } else if (hg_schedule_next(&s, t, &t) != HG_OK) {
+            break;
+        }
+    }
+    return HG_OK;
 }
 
 int

@@ -77,12 +77,13 @@ struct hg_job_s {
     unsigned refs;                  /* executions that point here */
     unsigned applied;               /* the apply that last saw it */
     hg_schedule_kind_t kind;
-    bool enabled;
-    bool has_start_at;
-    bool removed;
+    bool enabled : 1;               /* by its configuration */
+    bool paused : 1;                /* by a command (hg_master_pause) */
+    bool has_start_at : 1;
+    bool removed : 1;
     /* Its last execution ended soon after it began: the next one for
      * the same worker may be handed ahead behind its next (HG_AHEAD). */
-    bool quick;
+    bool quick : 1;
 };
 
 /* An execution handed ahead to a busy worker (see hg_master_hand_ahead):
@@ -254,5 +255,27 @@ hg_execution_t *hg_master_enqueue(hg_master_t *master, const char *job_id,
                                   const char *unique_key);
 
 hg_job_t *hg_master_find_job(hg_master_t *master, const char *id);
+
+/*
+ * Commands and queries, for tests and the admin API. Each returns HG_OK,
+ * or HG_AGAIN when no job has that id (HG_ERROR: the store refused the
+ * change, which is not made).
+ *
+ * Pausing a job stops its schedule (fire times pass unrun, and are not
+ * misfires when it resumes); its queued and running executions go on, and
+ * it can still be triggered, as a suspended Kubernetes CronJob. The state
+ * is kept in the store across restarts and reloads. Resuming schedules it
+ * again from now.
+ */
+int hg_master_pause(hg_master_t *master, const char *job_id);
+int hg_master_resume(hg_master_t *master, const char *job_id);
+/* Kill the job's running executions (recorded `killed`, never retried:
+ * someone asked); *KILLED says how many (may be NULL). */
+int hg_master_stop_job(hg_master_t *master, const char *job_id,
+                       size_t *killed);
+/* The job's next fire times (wall ms), at most MAX, into OUT; *N how many
+ * (none for a paused job or one without a schedule). */
+int hg_master_next_fires(hg_master_t *master, const char *job_id,
+                         int64_t *out, size_t max, size_t *n);
 
 #endif /* HG_MASTER_H */

@@ -745,6 +745,113 @@ test_module_metrics_reach_the_master(void **state)
     stop_master(f);
 }
 
+/* Turn the loop for MS milliseconds. */
+static void
+turn_for(fixture_t *f, int64_t ms)
+{
+    int64_t until = hg_clock_ns(CLOCK_MONOTONIC) + ms * HG_NSEC_PER_MSEC;
+
+    while (hg_clock_ns(CLOCK_MONOTONIC) < until) {
+        hg_master_turn(&f->master, 20);
+    }
+}
+
+static size_t
+count_job(fixture_t *f, const char *job, const char *trigger)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < f->nseen; i++) {
+        if (strcmp(f->seen[i].job, job) == 0
+            && (trigger == NULL || strcmp(f->seen[i].trigger, trigger) == 0))
+        {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Pausing stops the schedule, not the triggers; the paused state outlives
+ * a restart (kept in the store); resuming schedules again from now, with
+ * no misfire for what passed meanwhile. */
+static void
+test_pause_and_resume(void **state)
+{
+    fixture_t *f = *state;
+    int64_t next[5];
+    size_t n, i, before;
+
+    write_conf_jobs(f, "sqlite", 2,
+        "  { id = \"tick\"; type = \"echo\"; schedule = \"* * * * * *\"; "
+        "misfire = \"run_all\"; max_retries = 0; }");
+    start_master(f);
+    assert_int_equal(hg_master_pause(&f->master, "nope"), HG_AGAIN);
+    run_until(f, 1);
+    assert_int_equal(hg_master_pause(&f->master, "tick"), HG_OK);
+    assert_int_equal(hg_master_next_fires(&f->master, "tick", next, 5, &n),
+                     HG_OK);
+    assert_int_equal(n, 0);
+    turn_for(f, 300);               /* one that was already queued ends */
+    before = count_job(f, "tick", "schedule");
+    turn_for(f, 2500);
+    assert_int_equal(count_job(f, "tick", "schedule"), before);
+    /* a paused job can still be triggered */
+    trigger(f, "tick");
+    run_until(f, f->nseen + 1);
+    assert_int_equal(count_job(f, "tick", "manual"), 1);
+    stop_master(f);
+
+    /* Still paused after a restart: nothing scheduled, no misfires. */
+    f->nseen = 0;
+    start_master(f);
+    assert_true(hg_master_find_job(&f->master, "tick")->paused);
+    turn_for(f, 2500);
+    assert_int_equal(f->nseen, 0);
+    assert_int_equal(hg_master_resume(&f->master, "tick"), HG_OK);
+    assert_int_equal(hg_master_next_fires(&f->master, "tick", next, 5, &n),
+                     HG_OK);
+    assert_int_equal(n, 5);
+    for (i = 1; i < n; i++) {
+        assert_int_equal(next[i] - next[i - 1], 1000);
+    }
+    run_until(f, 1);
+    assert_int_equal(count_job(f, "tick", "misfire"), 0);
+    assert_int_equal(count_job(f, "tick", "schedule"), f->nseen);
+    stop_master(f);
+}
+
+/* Stopping a job kills its running execution, recorded killed and not
+ * retried although the job has retries left. */
+static void
+test_stop_job(void **state)
+{
+    fixture_t *f = *state;
+    hg_execution_t *e;
+    size_t killed = 9;
+    char id[40];
+
+    write_conf_jobs(f, "memory", 2,
+        "  { id = \"long\"; type = \"echo\"; sleep_ms = 30000; "
+        "max_retries = 3; backoff = { initial = \"10ms\"; }; }");
+    start_master(f);
+    assert_int_equal(hg_master_stop_job(&f->master, "long", &killed), HG_OK);
+    assert_int_equal(killed, 0);
+    e = trigger(f, "long");
+    snprintf(id, sizeof(id), "%s", e->id);
+    while (e->dispatched_ns == 0) {
+        hg_master_turn(&f->master, 20);
+    }
+    assert_int_equal(hg_master_stop_job(&f->master, "long", &killed), HG_OK);
+    assert_int_equal(killed, 1);
+    run_until(f, 1);
+    assert_int_equal(seen_of(f, id)->status, HG_EXEC_KILLED);
+    turn_for(f, 300);
+    assert_int_equal(f->nseen, 1);      /* no retry */
+    assert_int_equal(hg_master_stop_job(&f->master, "none", NULL),
+                     HG_AGAIN);
+    stop_master(f);
+}
+
 /* "ID ATTEMPT" lines of FILE; *n of them, in a malloc'd array. */
 typedef struct {
     char id[40];
@@ -1062,6 +1169,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_module_metrics_reach_the_master,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
     };
 
     /* The cycle reader is the daemon itself (the tests run from the top
