@@ -25,6 +25,7 @@
 #include "hg_log.h"
 #include "hg_maintenance.h"
 #include "hg_master.h"
+#include "hg_metrics.h"
 #include "hg_msg.h"
 #include "hg_schedule.h"
 #include "hg_uuid.h"
@@ -49,6 +50,13 @@ hg_now_ms(void)
 static void hg_master_dispatch(hg_master_t *m);
 static void hg_master_ready_push(hg_master_t *m, hg_execution_t *exec);
 static void hg_master_check_done(hg_master_t *m);
+static int hg_master_metrics_init(hg_master_t *m);
+static void hg_master_count_end(hg_master_t *m, const hg_execution_t *exec,
+                                hg_exec_status_t status,
+                                const hg_master_result_t *r);
+static void hg_master_count_module(hg_master_t *m,
+                                   const hg_execution_t *exec,
+                                   const json_t *metrics);
 static void hg_master_drop_primed(hg_master_t *m, hg_execution_t *exec,
                                   const char *why);
 static void hg_job_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms);
@@ -391,6 +399,7 @@ hg_master_record_unrun(hg_master_t *m, hg_execution_t *exec,
     result.max_rss_kb = -1;
     result.finished_ms = hg_now_ms();
     hg_master_store_put(m, exec, status, &result);
+    hg_master_count_end(m, exec, status, NULL);
     if (m->observer != NULL) {
         m->observer(m, &result, m->observer_data);
     }
@@ -544,6 +553,11 @@ logged:
     retryable = result->status == HG_EXEC_FAILED
                 || result->status == HG_EXEC_TIMED_OUT
                 || result->status == HG_EXEC_CRASHED;
+    hg_master_count_end(m, exec, retryable && (rc == HG_FATAL
+                                               || job->removed
+                                               || exec->attempt
+                                                  > (unsigned) job->policy.max_retries)
+                                 ? HG_EXEC_DEAD : result->status, result);
     if (retryable && rc != HG_FATAL && !job->removed
         && exec->attempt <= (unsigned) job->policy.max_retries)
     {
@@ -652,6 +666,8 @@ hg_master_begin(hg_master_t *m, hg_execution_t *exec)
     exec->dispatched_ms = now_ms;   /* a primed one was recorded earlier */
     exec->dispatched_ns = hg_clock_ns(CLOCK_REALTIME);
     m->dispatched_total++;
+    hg_metric_observe(m->metric.lag, NULL,
+                      (double) (exec->dispatched_ns - exec->due_ns) / 1e9);
     if (job->policy.timeout_ms > 0) {
         exec->timer.handler = hg_execution_on_timeout;
         hg_timer_set(&m->mono, &exec->timer,
@@ -1869,6 +1885,9 @@ hg_master_worker_result(hg_worker_t *w, void *current,
     result.cpu_sys_ms = r.cpu_sys_ms;
     metrics = hg_master_metrics(w, exec, r.metrics);
     result.metrics = metrics;
+    if (metrics != NULL) {
+        hg_master_count_module(m, exec, metrics);
+    }
     exec->job->running--;
     exec->job->quick = result.finished_ms - result.started_ms
                        < m->ahead_turn_ms / 2;
@@ -1971,6 +1990,10 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
         }
         exec->job->running--;
         hg_master_finish(m, exec, &result, HG_FAIL, -1);
+    }
+    if (strcmp(reason, "retire") != 0) {
+        const char *labels[] = { reason };
+        hg_metric_add(m->metric.restarts, labels, 1);
     }
     if (strcmp(reason, "retire") != 0 || hg_log_enabled(HG_LOG_DEBUG)) {
         hg_log_field_t fields[] = {
@@ -2244,6 +2267,10 @@ hg_master_reload_failed(hg_master_t *m, const hg_conf_errors_t *errors)
     }
     hg_log(HG_LOG_ERROR, "reload failed: the running configuration "
            "stays in force");
+    {
+        const char *labels[] = { "failed" };
+        hg_metric_add(m->metric.reloads, labels, 1);
+    }
 }
 
 static void hg_master_reload_over(hg_master_t *m);
@@ -2262,6 +2289,9 @@ hg_master_applied(hg_master_t *m, hg_master_reload_t *r)
                                    - r->started_ns) / HG_NSEC_PER_MSEC),
     };
 
+    const char *labels[] = { "ok" };
+
+    hg_metric_add(m->metric.reloads, labels, 1);
     hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
                  HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
                  "%d workers", m->jobs.count, m->workers);
@@ -2806,6 +2836,155 @@ hg_master_recover_misfires(hg_master_t *m)
     json_decref(states);
 }
 
+/* --- metrics --------------------------------------------------------- */
+
+static const double hg_duration_bounds[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+    900, 3600
+};
+static const double hg_lag_bounds[] = {
+    0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60
+};
+
+static const char *const hg_l_job_status[] = { "job", "status", NULL };
+static const char *const hg_l_job[] = { "job", NULL };
+static const char *const hg_l_state[] = { "state", NULL };
+static const char *const hg_l_reason[] = { "reason", NULL };
+static const char *const hg_l_result[] = { "result", NULL };
+static const char *const hg_l_module[] = { "module", "name", NULL };
+
+/* The master's metrics: where each goes in m->metric, and what it is. */
+static const struct {
+    size_t offset;
+    const char *name;
+    const char *help;
+    hg_metric_type_t type;
+    const char *const *labels;
+    const double *bounds;
+    size_t nbounds;
+} hg_master_families[] = {
+#define HG_MF(field) offsetof(hg_master_t, metric.field)
+    { HG_MF(executions), "hourglass_executions_total",
+      "Executions that ended, by job and the status recorded",
+      HG_METRIC_COUNTER, hg_l_job_status, NULL, 0 },
+    { HG_MF(duration), "hourglass_execution_duration_seconds",
+      "How long executions ran", HG_METRIC_HISTOGRAM, hg_l_job,
+      hg_duration_bounds, HG_NELEMS(hg_duration_bounds) },
+    { HG_MF(lag), "hourglass_schedule_lag_seconds",
+      "Start time minus due time", HG_METRIC_HISTOGRAM, NULL,
+      hg_lag_bounds, HG_NELEMS(hg_lag_bounds) },
+    { HG_MF(queue_depth), "hourglass_queue_depth",
+      "Executions waiting for a worker", HG_METRIC_GAUGE, NULL, NULL, 0 },
+    { HG_MF(workers), "hourglass_workers", "Worker processes by state",
+      HG_METRIC_GAUGE, hg_l_state, NULL, 0 },
+    { HG_MF(restarts), "hourglass_worker_restarts_total",
+      "Workers that ended other than by being retired, by reason",
+      HG_METRIC_COUNTER, hg_l_reason, NULL, 0 },
+    { HG_MF(reloads), "hourglass_reloads_total", "Reloads by result",
+      HG_METRIC_COUNTER, hg_l_result, NULL, 0 },
+    { HG_MF(jobs), "hourglass_jobs", "Jobs by state", HG_METRIC_GAUGE,
+      hg_l_state, NULL, 0 },
+    { HG_MF(module), "hourglass_module_metric_total",
+      "Modules' own metrics (hg_exec_metric), summed", HG_METRIC_COUNTER,
+      hg_l_module, NULL, 0 },
+    { HG_MF(handed), "hourglass_dispatch_handed_ahead_total",
+      "Executions handed to a busy worker ahead of their turn",
+      HG_METRIC_COUNTER, NULL, NULL, 0 },
+#undef HG_MF
+};
+
+static int
+hg_master_metrics_init(hg_master_t *m)
+{
+    hg_metric_t **family;
+    size_t i;
+
+    m->metrics = hg_metrics_new();
+    if (m->metrics == NULL) {
+        return HG_ERROR;
+    }
+    for (i = 0; i < HG_NELEMS(hg_master_families); i++) {
+        family = (hg_metric_t **) ((char *) m
+                                   + hg_master_families[i].offset);
+        *family = hg_metrics_family(m->metrics, hg_master_families[i].name,
+                                    hg_master_families[i].help,
+                                    hg_master_families[i].type,
+                                    hg_master_families[i].labels,
+                                    hg_master_families[i].bounds,
+                                    hg_master_families[i].nbounds);
+        if (*family == NULL) {
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
+/* An execution ended with STATUS recorded (final or before a retry). */
+static void
+hg_master_count_end(hg_master_t *m, const hg_execution_t *exec,
+                    hg_exec_status_t status, const hg_master_result_t *r)
+{
+    const char *labels[] = { exec->job->id, hg_exec_status_name(status) };
+
+    hg_metric_add(m->metric.executions, labels, 1);
+    if (r != NULL && r->finished_ms >= r->started_ms && r->started_ms > 0) {
+        hg_metric_observe(m->metric.duration, labels,
+                          (double) (r->finished_ms - r->started_ms) / 1e3);
+    }
+}
+
+/* A module's own metrics, summed by module and name. */
+static void
+hg_master_count_module(hg_master_t *m, const hg_execution_t *exec,
+                       const json_t *metrics)
+{
+    const char *name;
+    json_t *value;
+
+    json_object_foreach((json_t *) metrics, name, value) {
+        const char *labels[] = { exec->job->type, name };
+        if (json_is_number(value)) {
+            hg_metric_add(m->metric.module, labels, json_number_value(value));
+        }
+    }
+}
+
+int
+hg_master_render_metrics(hg_master_t *m, FILE *out)
+{
+    static const char *const jstates[] = {
+        "scheduled", "paused", "disabled", "manual"
+    };
+    double jobs[HG_NELEMS(jstates)] = { 0 }, workers[4] = { 0 };
+    const char *key;
+    void *value;
+    size_t it = 0, i;
+    hg_worker_t *w;
+
+    hg_metric_set(m->metric.queue_depth, NULL,
+                  (double) (m->ready.count + m->primed.count));
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        workers[w->state]++;
+    }
+    for (i = 0; i < HG_NELEMS(workers); i++) {
+        const char *labels[] = {
+            hg_worker_state_name((hg_worker_state_t) i)
+        };
+        hg_metric_set(m->metric.workers, labels, workers[i]);
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        const hg_job_t *job = value;
+        jobs[!job->enabled ? 2 : job->paused ? 1
+             : job->kind == HG_SCHEDULE_NONE ? 3 : 0]++;
+    }
+    for (i = 0; i < HG_NELEMS(jstates); i++) {
+        const char *labels[] = { jstates[i] };
+        hg_metric_set(m->metric.jobs, labels, jobs[i]);
+    }
+    hg_metric_set(m->metric.handed, NULL, (double) m->handed_total);
+    return hg_metrics_render(m->metrics, out);
+}
+
 /* --- commands and queries ------------------------------------------- */
 
 /* The job's paused state into the store, and its schedule after it. */
@@ -2924,6 +3103,10 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
 
     memset(m, 0, sizeof(*m));
     m->ahead_turn_ms = HG_AHEAD_TURN_MS;
+    if (hg_master_metrics_init(m) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "out of memory for the metrics");
+        return HG_ERROR;
+    }
     hg_exec_list_init(&m->executions, offsetof(hg_execution_t, all));
     hg_exec_list_init(&m->committing, offsetof(hg_execution_t, start));
     hg_exec_list_init(&m->primed, offsetof(hg_execution_t, start));
@@ -3085,6 +3268,8 @@ hg_master_cleanup(hg_master_t *m)
     }
     hg_cycle_destroy(m->cycle);
     m->cycle = NULL;
+    hg_metrics_free(m->metrics);
+    m->metrics = NULL;
     hg_log_flush();
 }
 

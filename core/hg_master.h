@@ -18,6 +18,7 @@
 #include "hg_event.h"
 #include "hg_heap.h"
 #include "hg_map.h"
+#include "hg_metrics.h"
 #include "hg_pool.h"
 #include "hg_slab.h"
 #include "hg_store.h"
@@ -173,6 +174,21 @@ struct hg_master_s {
     int exit_code;
     uint64_t dispatched_total;
     uint64_t finished_total;
+    /* The metrics (DESIGN.md "Metrics"), fed where things happen; the
+     * gauges are read when rendered (hg_master_render_metrics). */
+    hg_metrics_t *metrics;
+    struct {
+        hg_metric_t *executions;    /* {job,status} */
+        hg_metric_t *duration;      /* {job} */
+        hg_metric_t *lag;
+        hg_metric_t *queue_depth;
+        hg_metric_t *workers;       /* {state} */
+        hg_metric_t *restarts;      /* {reason} */
+        hg_metric_t *reloads;       /* {result} */
+        hg_metric_t *jobs;          /* {state} */
+        hg_metric_t *module;        /* {module,name} */
+        hg_metric_t *handed;
+    } metric;
     int64_t ahead_turn_ms;          /* HG_AHEAD_TURN_MS (tests change it) */
     uint64_t handed_total;          /* frames handed ahead to busy workers */
     uint64_t taken_back_total;      /* of those, taken back unread */
@@ -277,5 +293,7 @@ int hg_master_stop_job(hg_master_t *master, const char *job_id,
  * (none for a paused job or one without a schedule). */
 int hg_master_next_fires(hg_master_t *master, const char *job_id,
                          int64_t *out, size_t max, size_t *n);
+/* The metrics in the Prometheus text format, the gauges read now. */
+int hg_master_render_metrics(hg_master_t *master, FILE *out);
 
 #endif /* HG_MASTER_H */

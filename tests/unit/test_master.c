@@ -745,6 +745,61 @@ test_module_metrics_reach_the_master(void **state)
     stop_master(f);
 }
 
+static char *
+metrics_text(fixture_t *f)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+
+    assert_non_null(out);
+    assert_int_equal(hg_master_render_metrics(&f->master, out), HG_OK);
+    assert_int_equal(fclose(out), 0);
+    return text;
+}
+
+/* The metrics count what ran, by job and status, the modules' own
+ * metrics, the workers by state and the jobs by state. */
+static void
+test_metrics(void **state)
+{
+    fixture_t *f = *state;
+    char *text;
+
+    write_conf_jobs(f, "memory", 2,
+        "  { id = \"counted\"; type = \"echo\"; metric = \"rows\"; "
+        "overlap = \"allow\"; max_retries = 0; },\n"
+        "  { id = \"bad\"; type = \"echo\"; exit = 1; max_retries = 1; "
+        "backoff = { initial = \"10ms\"; }; },\n"
+        "  { id = \"idle\"; type = \"echo\"; schedule = \"0 0 1 1 *\"; }");
+    start_master(f);
+    trigger(f, "counted");
+    trigger(f, "counted");
+    trigger(f, "bad");
+    run_until(f, 4);
+    assert_int_equal(hg_master_pause(&f->master, "idle"), HG_OK);
+    text = metrics_text(f);
+    assert_non_null(strstr(text, "# TYPE hourglass_executions_total "
+                                 "counter\n"));
+    assert_non_null(strstr(text, "hourglass_executions_total{job=\"counted\","
+                                 "status=\"succeeded\"} 2\n"));
+    assert_non_null(strstr(text, "hourglass_executions_total{job=\"bad\","
+                                 "status=\"failed\"} 1\n"));
+    assert_non_null(strstr(text, "hourglass_executions_total{job=\"bad\","
+                                 "status=\"dead\"} 1\n"));
+    assert_non_null(strstr(text, "hourglass_execution_duration_seconds_count"
+                                 "{job=\"counted\"} 2\n"));
+    assert_non_null(strstr(text, "hourglass_module_metric_total{module="
+                                 "\"echo\",name=\"rows\"} 2\n"));
+    assert_non_null(strstr(text, "hourglass_workers{state=\"idle\"} 2\n"));
+    assert_non_null(strstr(text, "hourglass_jobs{state=\"paused\"} 1\n"));
+    assert_non_null(strstr(text, "hourglass_jobs{state=\"manual\"} 2\n"));
+    assert_non_null(strstr(text, "hourglass_schedule_lag_seconds_count 4\n"));
+    assert_non_null(strstr(text, "hourglass_queue_depth 0\n"));
+    free(text);
+    stop_master(f);
+}
+
 /* Turn the loop for MS milliseconds. */
 static void
 turn_for(fixture_t *f, int64_t ms)
@@ -1171,6 +1226,7 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
     };
 
