@@ -415,12 +415,13 @@ hg_backoff_ms(const hg_backoff_t *b, unsigned attempt)
     for (i = 1; i < attempt && delay < (double) b->max_ms; i++) {
         delay *= b->multiplier;
     }
-    if (delay > (double) b->max_ms) {
-        delay = (double) b->max_ms;
-    }
     if (b->jitter > 0) {
         double r = (double) (hg_random() >> 11) / (double) (1ULL << 53);
         delay *= 1.0 + b->jitter * (2.0 * r - 1.0);
+    }
+    /* The cap after the jitter: max is a promise, never exceeded. */
+    if (delay > (double) b->max_ms) {
+        delay = (double) b->max_ms;
     }
     return delay < 0 ? 0 : (int64_t) delay;
 }
@@ -645,7 +646,7 @@ hg_master_idle_worker(hg_master_t *m)
     hg_worker_t *w;
 
     for (w = m->pool.head; w != NULL; w = w->next) {
-        if (w->state == HG_WORKER_IDLE && !w->retiring) {
+        if (w->state == HG_WORKER_IDLE && !w->retiring && w->to_fd >= 0) {
             return w;
         }
     }

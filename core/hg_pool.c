@@ -595,14 +595,15 @@ hg_pool_bury(hg_pool_t *pool, hg_worker_t *w, int status,
     void *current;
 
     /* A result may still sit in the pipe: a worker that finished its job
-     * and exited must not have the job recorded as crashed. It is marked
-     * retiring first so that the result's handler gives it nothing new. */
-    w->retiring = true;
+     * and exited must not have the job recorded as crashed. Its input is
+     * closed first so that the result's handler gives it nothing new (not
+     * marked retiring: the master tells a retired worker from a dead one
+     * by that). */
+    hg_pool_close_to(w);
     if (w->from_fd >= 0) {
         hg_pool_on_readable(&w->in_ev, EPOLLIN);
     }
     hg_pool_close_from(w);
-    hg_pool_close_to(w);
     hg_pool_unlink(pool, w);
     /* Whatever the worker started dies with it, however it died: a job's
      * grandchild (sh -c forks its command) would otherwise live on as an
