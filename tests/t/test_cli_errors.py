@@ -1,0 +1,156 @@
+"""
+The command line's refusals, each with the exit code the README promises
+(2 for a usage error, 1 for anything else) and a message naming what is
+wrong: options, `-s` against a pid file that names no running hourglass,
+a start whose pid file cannot be taken, and `hourglass next` with bad
+arguments, a schedule with no fire time left, or an unwritable stdout.
+No daemon is left running by any of them.
+"""
+
+import fcntl
+import os
+import subprocess
+
+import pytest
+
+from conftest import HOURGLASS, run_hourglass
+
+
+def usage_refused(r, message):
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("hourglass: " + message + "\n"), r.stderr
+    assert "Usage:" in r.stderr, r.stderr
+    assert r.stdout == ""
+
+
+def test_help_and_usage_errors():
+    r = run_hourglass("-h")
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("Usage: hourglass "), r.stdout
+    for opt in ("-c FILE", "-p PREFIX", "-t", "-s SIGNAL", "next"):
+        assert opt in r.stdout, (opt, r.stdout)
+    assert r.stderr == ""
+
+    usage_refused(run_hourglass("-x"), "unknown option -x")
+    usage_refused(run_hourglass("-c"), "option -c needs an argument")
+    usage_refused(run_hourglass("-t", "extra"), 'unexpected argument "extra"')
+
+
+def test_signal_with_a_bad_configuration(daemon):
+    daemon.write("workers = 0;\n")
+    r = run_hourglass("-s", "reload", "-c", daemon.conf)
+    assert r.returncode == 1, r
+    assert r.stderr == "%s:1: workers: 0 is out of range 1-1024\n" % daemon.conf
+
+
+def test_signal_pid_file_without_a_pid(daemon):
+    daemon.write()
+    daemon.pidfile.write_text("not a pid\n")
+    r = run_hourglass("-s", "reload", "-c", daemon.conf)
+    assert r.returncode == 1, r
+    assert r.stderr == "hourglass: pid file %s does not hold a pid\n" \
+        % daemon.pidfile
+
+
+def test_signal_pid_file_naming_a_dead_process(daemon):
+    """A locked pid file (as a live master holds it) whose pid has
+    exited: nothing is signalled."""
+    daemon.write()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with open(daemon.pidfile, "w") as f:
+        f.write("%d\n" % gone.pid)
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        r = run_hourglass("-s", "reload", "-c", daemon.conf)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("hourglass: pid file %s names pid %d, which "
+                               "is not running: " % (daemon.pidfile, gone.pid)
+                               ), r.stderr
+
+
+def start_refused(daemon):
+    p = subprocess.run([str(HOURGLASS), "-p", str(daemon.dir), "-c",
+                        str(daemon.conf)], capture_output=True, text=True,
+                       timeout=30, env=daemon.env(), cwd=str(daemon.dir))
+    assert p.returncode == 1, p
+    return p.stderr
+
+
+def test_start_pid_file_locked_by_another_process(daemon):
+    daemon.write()
+    with open(daemon.pidfile, "w") as f:
+        f.write("locked\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        err = start_refused(daemon)
+    assert "pid file %s is locked by another process" % daemon.pidfile \
+        in err, err
+    assert daemon.pidfile.read_text() == "locked\n"
+
+
+def test_start_pid_file_directory_cannot_be_made(daemon):
+    blocker = daemon.dir / "plain-file"
+    blocker.write_text("")
+    daemon.pidfile = blocker / "run" / "hourglass.pid"
+    daemon.write()
+    err = start_refused(daemon)
+    assert "cannot create the directory of pid file %s: Not a directory" \
+        % daemon.pidfile in err, err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_start_pid_file_of_another_user(daemon):
+    daemon.write()
+    daemon.pidfile.write_text("")
+    os.chown(daemon.pidfile, 4242, 4242)
+    err = start_refused(daemon)
+    assert ("pid file %s belongs to uid 4242, not to uid 0 that hourglass "
+            "runs as (remove it)" % daemon.pidfile) in err, err
+    assert daemon.pidfile.stat().st_uid == 4242
+
+
+NEXT_USAGE = "usage: hourglass next"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tz"], "--tz needs a time zone"),
+    (["*/5 * * * *", "--from"], "--from needs a time"),
+])
+def test_next_option_without_a_value(args, message):
+    r = run_hourglass("next", *args)
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("hourglass: %s\n%s" % (message, NEXT_USAGE)), \
+        r.stderr
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("${} * * * *", '"${}" is not a variable reference'),
+    ("${1X} * * * *", '"1X" is not a variable name'),
+    ("${A-B} * * * *", '"A-B" is not a variable name'),
+])
+def test_next_bad_variable_reference(expr, message):
+    r = run_hourglass("next", expr)
+    assert r.returncode == 1, r
+    assert r.stderr == 'hourglass: invalid schedule "%s": %s\n' \
+        % (expr, message)
+    assert r.stdout == ""
+
+
+def test_next_runs_out_of_fire_times():
+    r = run_hourglass("next", "--tz", "UTC", "--from",
+                      "9999-11-30T00:00:00Z", "-n", "3", "0 0 1 * *")
+    assert r.returncode == 1, r
+    assert r.stdout == "9999-12-01T00:00:00+00:00\n", r.stdout
+    assert r.stderr.startswith('hourglass: schedule "0 0 1 * *" has no '
+                               'further fire time within '), r.stderr
+
+
+def test_next_cannot_write():
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([str(HOURGLASS), "next", "-n", "3", "@daily"],
+                           stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=30)
+    assert r.returncode == 1, r
+    assert r.stderr == "hourglass: cannot write the fire times: No space " \
+        "left on device\n"
