@@ -16,7 +16,7 @@ from conftest import MODULES_DIR, conf_value, run_hourglass
 LONG = "a" * 100
 
 
-def conf_with(tmp_path, text, jobs=""):
+def conf_with(tmp_path, text, jobs=b""):
     conf = tmp_path / "scheduler.conf"
     conf.write_bytes(("store = { driver = \"memory\"; };\n"
                       "modules = { path = %s; load = [ \"shell\" ]; };\n"
@@ -104,3 +104,35 @@ def test_paths_are_made_absolute_and_tidy(tmp_path):
     assert r.returncode == 0, r
     assert 'pid = "%s/run/hg.pid";' % tmp_path in r.stdout, r.stdout
     assert '    path = "/";' in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("keys, message", [
+    (b'type = "nosuch"; command = "true";',
+     'type: unknown module type "nosuch" (loaded modules: shell)'),
+    (b'type = "shell"; command = "true"; timezone = "Mars/Base"; '
+     b'schedule = "0 0 * * *";', 'timezone: unknown time zone "Mars/Base"'),
+    (b'type = "shell"; command = "true"; schedule = "0 0 30 2 *";',
+     'schedule: invalid schedule "0 0 30 2 *": never fires: day 30 does not '
+     'occur in February'),
+    (b'type = "shell"; command = "true"; every = "1m"; start_at = "soon";',
+     'start_at: "soon" is not a time (expected e.g. '
+     '2026-12-01T09:00:00+01:00)'),
+    (b'type = "shell"; command = "true"; at = "tomorrow";',
+     'at: "tomorrow" is not a time (expected e.g. 2026-12-01T09:00:00+01:00)'),
+])
+def test_job_schedule_refused(tmp_path, keys, message):
+    conf = conf_with(tmp_path, b"", b'jobs = ( { id = "a"; ' + keys + b" } );\n")
+    r = run_hourglass("-t", "-p", tmp_path, "-c", conf)
+    assert r.returncode == 1, r
+    assert r.stderr == ('%s:4: job "a": %s\nhourglass: configuration file %s '
+                        "test failed\n" % (conf, message, conf)), r.stderr
+
+
+def test_global_timezone_refused(tmp_path):
+    conf = conf_with(tmp_path, b'timezone = "Mars/Base";')
+    r = run_hourglass("-t", "-p", tmp_path, "-c", conf)
+    assert r.returncode == 1, r
+    # no line number: the cycle checks the zone after the file is read
+    assert r.stderr == ('%s: timezone: unknown time zone "Mars/Base"\n'
+                        "hourglass: configuration file %s test failed\n"
+                        % (conf, conf)), r.stderr
