@@ -2,7 +2,8 @@
 The command line's refusals, each with the exit code the README promises
 (2 for a usage error, 1 for anything else) and a message naming what is
 wrong: options, `-s` against a pid file that names no running hourglass,
-a start whose pid file cannot be taken, and `hourglass next` with bad
+a start whose pid file cannot be taken (told by a daemon to the
+process that started it), and `hourglass next` with bad
 arguments, a schedule with no fire time left, or an unwritable stdout.
 No daemon is left running by any of them.
 """
@@ -87,6 +88,20 @@ def test_start_pid_file_locked_by_another_process(daemon):
     assert "pid file %s is locked by another process" % daemon.pidfile \
         in err, err
     assert daemon.pidfile.read_text() == "locked\n"
+
+
+def test_daemon_start_refused_is_told_to_the_starter(daemon):
+    """daemon = true: the refusal happens in the background process, which
+    tells the process that started it; that one says it and exits 1."""
+    daemon.write(daemon.config().replace("workers = 2;",
+                                         "workers = 2;\ndaemon = true;"))
+    with open(daemon.pidfile, "w") as f:
+        f.write("locked\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        err = start_refused(daemon)
+    assert err == "hourglass: pid file %s is locked by another process\n" \
+        % daemon.pidfile, err
 
 
 def test_start_pid_file_directory_cannot_be_made(daemon):
