@@ -104,6 +104,27 @@ def test_daemon_start_refused_is_told_to_the_starter(daemon):
         % daemon.pidfile, err
 
 
+def test_daemon_start_refused_with_a_long_message(daemon):
+    """A refusal longer than the report's one line (a log file path of
+    1,300 characters that is a directory) arrives cut, still as one line
+    that the starter prints."""
+    deep = daemon.dir
+    for _ in range(6):
+        deep = deep / ("d" * 200)
+    deep.mkdir(parents=True)
+    text = daemon.config().replace("workers = 2;",
+                                   "workers = 2;\ndaemon = true;")
+    daemon.write(text.replace('file = "%s";' % daemon.log,
+                              'file = "%s";' % deep))
+    full = "cannot open log file %s: Is a directory" % deep
+    err = start_refused(daemon)
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    said = err[len("hourglass: "):-1]
+    assert err.startswith("hourglass: ") and full.startswith(said), err
+    assert 1000 < len(said) < len(full), (len(said), len(full))
+    assert not daemon.pidfile.exists()
+
+
 def test_start_pid_file_directory_cannot_be_made(daemon):
     blocker = daemon.dir / "plain-file"
     blocker.write_text("")
