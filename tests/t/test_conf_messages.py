@@ -9,9 +9,11 @@ shows paths made absolute with doubled slashes, "." and trailing
 slashes dropped.
 """
 
+import subprocess
+
 import pytest
 
-from conftest import MODULES_DIR, conf_value, run_hourglass
+from conftest import HOURGLASS, MODULES_DIR, conf_value, run_hourglass
 
 LONG = "a" * 100
 
@@ -136,3 +138,17 @@ def test_global_timezone_refused(tmp_path):
     assert r.stderr == ('%s: timezone: unknown time zone "Mars/Base"\n'
                         "hourglass: configuration file %s test failed\n"
                         % (conf, conf)), r.stderr
+
+
+@pytest.mark.parametrize("prefix, under", [(".", ""), ("sub", "/sub"),
+                                           ("sub/", "/sub")])
+def test_relative_prefix_is_made_absolute(tmp_path, prefix, under):
+    conf = tmp_path / "scheduler.conf"
+    conf.write_text('pid = "run/hg.pid";\nstore = { driver = "memory"; };\n'
+                    'modules = { path = "/"; load = [ ]; };\n')
+    r = subprocess.run([str(HOURGLASS), "-T", "-p", prefix, "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, r
+    assert 'pid = "%s%s/run/hg.pid";' % (tmp_path, under) in r.stdout, \
+        r.stdout
