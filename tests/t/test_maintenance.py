@@ -2,12 +2,14 @@
 The system module's history_cleanup when store.retention is 0: history
 is kept forever, so the task deletes nothing and says why (the report is
 the store's health, with no cut-off time), and the oldest runs remain.
+A module that asks the master for a store task that does not exist is
+refused with the name, and its worker goes on serving.
 """
 
 import json
 import signal
 
-from conftest import db_rows, job, sqlite_config
+from conftest import at_ahead, db_rows, etime, job, rfc3339, sqlite_config
 
 
 def stop(daemon):
@@ -41,3 +43,19 @@ def test_retention_zero_keeps_history_forever(daemon):
     first_maint = min(r["started_at"] for r in rows)
     assert any(r["started_at"] < first_maint for r in noop), noop
 
+
+
+def test_unknown_store_task_is_refused(daemon):
+    when = rfc3339(at_ahead(1.5))
+    daemon.start(workers=1, load=("system",), test_modules=["storetask"],
+                 jobs=[job("bogus", type="storetask", task="bogus", at=when,
+                           max_retries=0),
+                       job("health", type="storetask", task="health_check",
+                           every="1s")])
+    fin = daemon.wait_event("finish", job="bogus", timeout=20)[0]
+    assert fin["status"] == "failed", fin
+    assert fin["error"] == '"bogus" is not a store task', fin
+    # the same worker serves the next one
+    ok = daemon.wait_event("finish", job="health", status="succeeded",
+                           timeout=20, after=etime(fin))[0]
+    assert ok["worker"] == fin["worker"], (ok, fin)
