@@ -152,3 +152,32 @@ def test_relative_prefix_is_made_absolute(tmp_path, prefix, under):
     assert r.returncode == 0, r
     assert 'pid = "%s%s/run/hg.pid";' % (tmp_path, under) in r.stdout, \
         r.stdout
+
+
+def test_dump_round_trips_escapes_and_module_sections(tmp_path):
+    """-T writes what it read so that it reads back the same: control
+    characters escaped, a module's own section with booleans, a number and
+    lists."""
+    conf = conf_with(
+        tmp_path, b"",
+        b'jobs = ( { id = "a"; type = "shell"; command = "true"; '
+        b'description = "a\\rb\\fc\\td"; } );\n')
+    conf.write_text(conf.read_text().replace(
+        'load = [ "shell" ];',
+        'load = [ "shell" ]; shell = { flag = true; off = false; n = 1.5; '
+        'l = [ 1, 2 ]; b = [ true, false ]; };'))
+    first = run_hourglass("-T", "-p", tmp_path, "-c", conf)
+    assert first.returncode == 0, first
+    assert '        description = "a\\rb\\fc\\td";\n' in first.stdout, \
+        first.stdout
+    assert ("    shell = {\n        flag = true;\n        off = false;\n"
+            "        n = 1.5;\n        l = [ 1, 2 ];\n"
+            "        b = [ true, false ];\n    };\n") \
+        in first.stdout, first.stdout
+    # the dump, without -T's closing "test is successful" line
+    dump = first.stdout[:first.stdout.rindex("hourglass: configuration")]
+    dumped = tmp_path / "dumped.conf"
+    dumped.write_text(dump)
+    second = run_hourglass("-T", "-p", tmp_path, "-c", dumped)
+    assert second.returncode == 0, second
+    assert second.stdout.replace(str(dumped), str(conf)) == first.stdout
