@@ -1,7 +1,8 @@
 """
 The command line's refusals, each with the exit code the README promises
 (2 for a usage error, 1 for anything else) and a message naming what is
-wrong: options, `-s` against a pid file that names no running hourglass,
+wrong: options, `-s` against a pid file that names no running hourglass
+(and `-s` that does reach a master run from another copy of the binary),
 a start whose pid file cannot be taken (told by a daemon to the
 process that started it), and `hourglass next` with bad
 arguments, a schedule with no fire time left, or an unwritable stdout.
@@ -10,6 +11,7 @@ No daemon is left running by any of them.
 
 import fcntl
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -68,6 +70,36 @@ def test_signal_pid_file_naming_a_dead_process(daemon):
     assert r.stderr.startswith("hourglass: pid file %s names pid %d, which "
                                "is not running: " % (daemon.pidfile, gone.pid)
                                ), r.stderr
+
+
+def test_signal_pid_file_path_unusable(daemon):
+    blocker = daemon.dir / "plain-file"
+    blocker.write_text("")
+    daemon.pidfile = blocker / "hourglass.pid"
+    daemon.write()
+    r = run_hourglass("-s", "reload", "-c", daemon.conf)
+    assert r.returncode == 1, r
+    assert r.stderr == "hourglass: cannot open pid file %s: Not a " \
+        "directory\n" % daemon.pidfile, r.stderr
+
+
+def test_signal_reaches_a_master_run_from_another_copy(daemon):
+    """The binary was upgraded since the master started (another file,
+    the same name): -s still signals it."""
+    copy = daemon.dir / "old" / "hourglass"
+    copy.parent.mkdir()
+    shutil.copy2(HOURGLASS, copy)
+    daemon.write(jobs=[])
+    daemon.proc = subprocess.Popen(
+        [str(copy), "-p", str(daemon.dir), "-c", str(daemon.conf)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=daemon.env(), cwd=str(daemon.dir),
+        start_new_session=True)
+    daemon.pid = daemon.proc.pid
+    daemon.wait_event("start_master")
+    r = run_hourglass("-s", "reload", "-c", daemon.conf)
+    assert r.returncode == 0, r
+    daemon.wait_event("reload")
 
 
 def start_refused(daemon):
