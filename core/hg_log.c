@@ -503,9 +503,12 @@ hg_log_vevent(hg_log_level_t level, const char *event, const char *job_id,
         vsnprintf(message, sizeof(message), fmt, ap);
     }
     if (level == HG_LOG_ERROR) {
+        /* Cut to the buffer on purpose; the precision says so, which
+         * gcc's truncation warning (-O0) needs to see. */
         snprintf(hg_log_last_error_text, sizeof(hg_log_last_error_text),
-                 "%s", message[0] != '\0' ? message
-                                          : (event != NULL ? event : ""));
+                 "%.*s", (int) sizeof(hg_log_last_error_text) - 1,
+                 message[0] != '\0' ? message
+                                     : (event != NULL ? event : ""));
     }
     if (hg_log_state.format == HG_LOG_FORMAT_JSON) {
         hg_log_json(level, event, job_id, exec_id, fields, nfields, message);

@@ -4,10 +4,11 @@
  * check that hourglass reports it with the file and line of that key (or
  * the API's 422 naming the field). Its execute must never run.
  *
- * Two modes misbehave instead, to show that reading a configuration cannot
- * take the master down or stall it: `mode = "crash"` dereferences NULL in
- * validate (SIGSEGV), `mode = "hang"` never returns from it. Never load it
- * outside the tests.
+ * Three modes misbehave instead, to show that reading a configuration
+ * cannot take the master down or stall it: `mode = "crash"` dereferences
+ * NULL in validate (SIGSEGV), `mode = "exit"` ends the process there with
+ * status 3, `mode = "hang"` never returns from it. Never load it outside
+ * the tests.
  */
 
 #include <stdio.h>
@@ -27,6 +28,9 @@ badvalidate_validate(const json_t *job, char *err, size_t errlen)
         /* both volatile, as in crash.c: the store must happen */
         volatile int *volatile p = NULL;
         *p = 42;
+    }
+    if (mode != NULL && strcmp(mode, "exit") == 0) {
+        _exit(3);
     }
     while (mode != NULL && strcmp(mode, "hang") == 0) {
         (void) sleep(1);

@@ -2,7 +2,8 @@
  * Unit tests for hg_log: a text line escapes every control character in
  * every part (so no module or job text can end a line or forge one), a
  * JSON line keeps the text exactly, and the log file is created 0640 and
- * never opened through a symbolic link.
+ * never opened through a symbolic link, a FIFO or a directory. Fields of
+ * every type, a line cut to the maximum, reopening after a rotation.
  */
 
 #include "hg_core.h"
@@ -10,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "hg_log.h"
@@ -193,6 +195,152 @@ test_log_file_symlink_is_refused(void **state)
     free(text);
 }
 
+/* One event "ev" with FIELDS logged in FORMAT: the file's text. */
+static char *
+log_fields(log_fixture_t *f, hg_log_format_t format,
+           const hg_log_field_t *fields, size_t n)
+{
+    char *text;
+
+    unlink(f->path);
+    assert_int_equal(hg_log_open(f->path, HG_LOG_DEBUG, format), HG_OK);
+    hg_log_event(HG_LOG_INFO, "ev", NULL, NULL, fields, n, NULL);
+    hg_log_close();
+    text = slurp(f->path);
+    return text;
+}
+
+static void
+test_fields_of_every_kind(void **state)
+{
+    log_fixture_t *f = *state;
+    hg_log_field_t fields[] = {
+        HG_LOG_REAL("lag", 1.5),
+        HG_LOG_INT("n", -3),
+        HG_LOG_STR("q", "a\"b\\c"),
+        HG_LOG_STR("empty", ""),
+    };
+    json_error_t jerr;
+    json_t *line;
+    char *text;
+
+    text = log_fields(f, HG_LOG_FORMAT_TEXT, fields, HG_NELEMS(fields));
+    assert_one_clean_line(text);
+    assert_non_null(strstr(text, " event=ev lag=1.500 n=-3 q=\"a\\\"b\\\\c\" "
+                                 "empty=\"\"\n"));
+    free(text);
+
+    text = log_fields(f, HG_LOG_FORMAT_JSON, fields, HG_NELEMS(fields));
+    line = json_loads(text, 0, &jerr);
+    assert_non_null(line);
+    assert_true(json_is_real(json_object_get(line, "lag")));
+    assert_true(json_real_value(json_object_get(line, "lag")) == 1.5);
+    assert_int_equal(json_integer_value(json_object_get(line, "n")), -3);
+    assert_string_equal(json_string_value(json_object_get(line, "q")),
+                        "a\"b\\c");
+    json_decref(line);
+    free(text);
+}
+
+/* A line longer than a log line may be is cut, and is still one line;
+ * in buffered mode too (written out at close). */
+static void
+test_long_line_is_cut(void **state)
+{
+    log_fixture_t *f = *state;
+    char *big = malloc(20000), *text;
+    hg_log_field_t fields[1];
+    int buffered;
+
+    assert_non_null(big);
+    memset(big, 'x', 19999);
+    big[19999] = '\0';
+    fields[0] = (hg_log_field_t) HG_LOG_STR("big", big);
+    for (buffered = 0; buffered <= 1; buffered++) {
+        assert_int_equal(hg_log_open(f->path, HG_LOG_DEBUG,
+                                     HG_LOG_FORMAT_TEXT), HG_OK);
+        hg_log_set_buffered(buffered);
+        hg_log_event(HG_LOG_INFO, "ev", NULL, NULL, fields, 1, "%s", big);
+        hg_log_set_buffered(false);
+        hg_log_close();
+        text = slurp(f->path);
+        assert_one_clean_line(text);
+        assert_true(strlen(text) >= 8000 && strlen(text) <= 8192);
+        assert_non_null(strstr(text, " big=xxxxxxxx"));
+        free(text);
+        unlink(f->path);
+    }
+    free(big);
+}
+
+/* What cannot be a log file is refused with the reason, and nothing is
+ * written through it. */
+static void
+test_log_file_refused(void **state)
+{
+    log_fixture_t *f = *state;
+    char want[256];
+    int reader;
+
+    /* a FIFO with a reader opens; its type refuses it */
+    assert_int_equal(mkfifo(f->path, 0600), 0);
+    reader = open(f->path, O_RDONLY | O_NONBLOCK);
+    assert_true(reader >= 0);
+    assert_int_equal(hg_log_open(f->path, HG_LOG_INFO, HG_LOG_FORMAT_TEXT),
+                     HG_ERROR);
+    snprintf(want, sizeof(want), "log file %s is not a regular file",
+             f->path);
+    assert_string_equal(hg_log_open_error(), want);
+    assert_int_equal(read(reader, want, sizeof(want)), 0);
+    close(reader);
+    assert_int_equal(unlink(f->path), 0);
+
+    assert_int_equal(hg_log_open(f->dir, HG_LOG_INFO, HG_LOG_FORMAT_TEXT),
+                     HG_ERROR);
+    snprintf(want, sizeof(want), "cannot open log file %s: Is a directory",
+             f->dir);
+    assert_string_equal(hg_log_open_error(), want);
+}
+
+/* USR1 after a rotation: the log goes on in a new file at the same path;
+ * a reopen that fails keeps writing where it was. */
+static void
+test_reopen(void **state)
+{
+    log_fixture_t *f = *state;
+    char rotated[128], *text;
+
+    snprintf(rotated, sizeof(rotated), "%s/link.log", f->dir);
+    assert_int_equal(hg_log_open(f->path, HG_LOG_INFO, HG_LOG_FORMAT_TEXT),
+                     HG_OK);
+    hg_log(HG_LOG_INFO, "one");
+    assert_int_equal(rename(f->path, rotated), 0);
+    hg_log(HG_LOG_INFO, "two");
+    assert_int_equal(hg_log_reopen(), HG_OK);
+    hg_log(HG_LOG_INFO, "three");
+
+    assert_int_equal(rename(f->path, rotated), 0);   /* three replaces one */
+    assert_int_equal(mkfifo(f->path, 0600), 0);
+    assert_int_equal(hg_log_reopen(), HG_ERROR);
+    hg_log(HG_LOG_INFO, "four");
+    hg_log_close();
+    unlink(f->path);
+
+    text = slurp(rotated);
+    assert_null(strstr(text, " one\n"));
+    assert_null(strstr(text, " two\n"));
+    assert_non_null(strstr(text, " three\n"));
+    assert_non_null(strstr(text, " four\n"));
+    free(text);
+
+    /* the standard error is not reopened */
+    assert_int_equal(hg_log_open("-", HG_LOG_INFO, HG_LOG_FORMAT_TEXT),
+                     HG_OK);
+    assert_int_equal(hg_log_fd(), STDERR_FILENO);
+    assert_int_equal(hg_log_reopen(), HG_OK);
+    assert_int_equal(hg_log_fd(), STDERR_FILENO);
+}
+
 int
 main(void)
 {
@@ -207,6 +355,13 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_file_symlink_is_refused,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fields_of_every_kind,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_line_is_cut,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_file_refused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -521,6 +521,50 @@ test_list(void **state)
     hg_store_close(store);
 }
 
+/* Executions due at the same time list by id, newest first (both drivers
+ * alike); the job states read back are those of jobs that have one, not
+ * of every job with history. */
+static void
+test_list_ties_and_states(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    rec_buf_t b[3];
+    hg_exec_row_t *rows;
+    json_t *states;
+    size_t n;
+    int k;
+
+    for (k = 0; k < 3; k++) {
+        make_rec(&b[k], "tie", k, HG_EXEC_SUCCEEDED);
+        b[k].r.scheduled_for = 1700000000000LL;
+    }
+    put(store, &b[1].r);
+    put(store, &b[0].r);
+    put(store, &b[2].r);
+    assert_int_equal(hg_store_put_job_state(store, "paused-one", 42, true),
+                     HG_OK);
+    sync_store(store);
+
+    assert_int_equal(hg_store_list_executions(store, "tie", NULL, 0, 0,
+                                              &rows, &n), HG_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].r.id, "exec-tie-00000002");
+    assert_string_equal(rows[1].r.id, "exec-tie-00000001");
+    assert_string_equal(rows[2].r.id, "exec-tie-00000000");
+    hg_exec_rows_free(rows, n);
+
+    assert_int_equal(hg_store_load_job_states(store, &states), HG_OK);
+    assert_int_equal(json_object_size(states), 1);
+    assert_null(json_object_get(states, "tie"));
+    assert_int_equal(json_integer_value(json_object_get(
+        json_object_get(states, "paused-one"), "last_fire")), 42);
+    assert_true(json_is_true(json_object_get(
+        json_object_get(states, "paused-one"), "paused")));
+    json_decref(states);
+    hg_store_close(store);
+}
+
 static void
 put_final(hg_store_t *store, const char *job, int i, hg_exec_status_t status,
           int64_t duration)
@@ -2043,6 +2087,7 @@ main(void)
         BOTH(test_update_same_id),
         BOTH(test_load_unfinished),
         BOTH(test_list),
+        BOTH(test_list_ties_and_states),
         BOTH(test_job_stats),
         BOTH(test_unique_key),
         BOTH(test_cleanup),

@@ -389,6 +389,21 @@ test_parse_time(void **state)
         { "@x", "\"@x\" is not a time: @ needs seconds since the epoch "
                 "within years 1-9999" },
         { "", "\"\" is not a time (expected e.g. 2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T9:00", "\"2026-12-01T9:00\" is not a time (expected "
+                             "e.g. 2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T09:00:0", "\"2026-12-01T09:00:0\" is not a time "
+                                "(expected e.g. 2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T09:00:00.Z", "\"2026-12-01T09:00:00.Z\" is not a time "
+                                   "(expected e.g. "
+                                   "2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T09:00:00+1", "\"2026-12-01T09:00:00+1\" is not a time "
+                                   "(expected e.g. "
+                                   "2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T09:00:00+01:5", "\"2026-12-01T09:00:00+01:5\" is not a "
+                                      "time (expected e.g. "
+                                      "2026-12-01T09:00:00+01:00)" },
+        { "9999-12-31T23:00:00-05:00", "\"9999-12-31T23:00:00-05:00\" is not "
+                                       "a time: outside years 1-9999" },
     };
     const hg_tz_t *berlin = test_zone("Europe/Berlin");
     char err[256], buf[64];
@@ -643,6 +658,95 @@ test_tzif_files(void **state)
     assert_string_equal(err, "time zone \"junk\": not a TZif file");
 }
 
+/* Each way a TZif file can be wrong is refused with what is wrong: a
+ * valid v2 file (a transition to +01 at 0 after +00), then one field
+ * broken at a time. */
+static void
+tzif_v2(test_buf_t *b, char version, uint32_t typecnt, int64_t t2,
+        unsigned char type2, int32_t off2, unsigned char isdst2,
+        const char *footer)
+{
+    memset(b, 0, sizeof(*b));
+    put_header(b, '2', 0, 1, 4, 0);
+    put_type(b, 0, 0, 0);
+    put(b, "XXX\0", 4);
+    put_header(b, version, 2, typecnt, 8, 0);
+    put64(b, -86400);
+    put64(b, t2);
+    put(b, "\000", 1);
+    put(b, &type2, 1);
+    put_type(b, 0, 0, 0);
+    if (typecnt > 1) {
+        put_type(b, off2, isdst2, 4);
+    }
+    put(b, "AAA\0BBB\0", 8);
+    put(b, footer, strlen(footer));
+}
+
+static void
+test_tzif_bad(void **state)
+{
+    static const struct {
+        const char *what;
+        char version;
+        uint32_t typecnt;
+        int64_t t2;
+        unsigned char type2;
+        int32_t off2;
+        unsigned char isdst2;
+        const char *footer;
+        size_t cut;                 /* bytes taken off the end */
+        const char *err;            /* NULL: loads */
+    } cases[] = {
+        { "valid", '2', 2, 0, 1, 3600, 0, "\nBBB-1\n", 0, NULL },
+        { "version", 'x', 2, 0, 1, 3600, 0, "\nBBB-1\n", 0,
+          "unknown TZif version" },
+        { "no types", '2', 0, 0, 1, 3600, 0, "\nBBB-1\n", 0,
+          "bad counts in TZif header" },
+        { "second block cut", '2', 2, 0, 1, 3600, 0, "", 3, "truncated" },
+        { "times not ascending", '2', 2, -86400, 1, 3600, 0, "\nBBB-1\n", 0,
+          "transition times are not ascending" },
+        { "type index", '2', 2, 0, 2, 3600, 0, "\nBBB-1\n", 0,
+          "transition type out of range" },
+        { "offset", '2', 2, 0, 1, 200000, 0, "\nBBB-1\n", 0,
+          "UTC offset out of range" },
+        { "isdst", '2', 2, 0, 1, 3600, 2, "\nBBB-1\n", 0,
+          "bad local time type" },
+        { "no footer", '2', 2, 0, 1, 3600, 0, "", 0, "missing footer" },
+        { "footer unterminated", '2', 2, 0, 1, 3600, 0, "\nBBB-1", 0,
+          "bad footer" },
+        { "footer not a rule", '2', 2, 0, 1, 3600, 0, "\nB-1\n", 0,
+          "bad TZ string in footer" },
+    };
+    test_buf_t b;
+    char err[256], want[256];
+    hg_tz_t *tz;
+    size_t i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        tzif_v2(&b, cases[i].version, cases[i].typecnt, cases[i].t2,
+                cases[i].type2, cases[i].off2, cases[i].isdst2,
+                cases[i].footer);
+        err[0] = '\0';
+        tz = hg_tz_from_tzif("T/Z", b.data, b.len - cases[i].cut, err,
+                             sizeof(err));
+        if (cases[i].err == NULL) {
+            if (tz == NULL) {
+                fail_msg("%s: %s", cases[i].what, err);
+            }
+            assert_int_equal(hg_tz_offset(tz, -1), 0);
+            assert_int_equal(hg_tz_offset(tz, 0), 3600);
+            hg_tz_free(tz);
+            continue;
+        }
+        snprintf(want, sizeof(want), "time zone \"T/Z\": %s", cases[i].err);
+        if (tz != NULL || strcmp(err, want) != 0) {
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i].what, err, want);
+        }
+    }
+}
+
 static void
 test_civil(void **state)
 {
@@ -694,6 +798,7 @@ main(void)
         cmocka_unit_test(test_get),
         cmocka_unit_test(test_local_zone),
         cmocka_unit_test(test_tzif_files),
+        cmocka_unit_test(test_tzif_bad),
         cmocka_unit_test(test_civil),
         cmocka_unit_test(test_span_cache),
     };
