@@ -226,3 +226,12 @@ hg_exec_metric(hg_exec_t *exec, const char *name, double value)
     }
     json_object_set_new(exec->metrics, name, json_real(value));
 }
+
+HG_EXPORT void
+hg_exec_set_usage(hg_exec_t *exec, const struct rusage *usage)
+{
+    if (usage != NULL) {
+        exec->usage = *usage;
+        exec->has_usage = true;
+    }
+}

@@ -11,6 +11,8 @@
 
 #include "hg_core.h"
 
+#include <sys/resource.h>
+
 #define HG_EXEC_DEFAULT_OUTPUT_LIMIT  (64 * 1024)
 
 struct hg_exec_s {
@@ -38,6 +40,8 @@ struct hg_exec_s {
     char *error;
     int64_t retry_after_ms;         /* -1 = not set */
     json_t *metrics;                /* object name -> real, or NULL */
+    bool has_usage;                 /* hg_exec_set_usage was called */
+    struct rusage usage;            /* the job's processes, as wait4 saw */
 };
 
 /* Zero the handle and set the defaults of its outputs. */

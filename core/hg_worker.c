@@ -366,6 +366,37 @@ hg_worker_take_held(hg_worker_state_t *w)
     hg_ipc_reader_init(&w->held);
 }
 
+/*
+ * The execution's CPU time and peak memory. A module that reaped the job's
+ * processes itself says what they used (hg_exec_set_usage): that, with the
+ * worker's own share. Otherwise the worker's children's figures: their
+ * CPU time is a difference, but their peak memory is the largest any child
+ * of this worker ever had, so it is only given when the worker's own is
+ * smaller (a module that forks), never as the job's for certain.
+ */
+static void
+hg_worker_usage_of(const hg_exec_t *exec, const struct rusage *self0,
+                   const struct rusage *child0, const struct rusage *self1,
+                   const struct rusage *child1, hg_msg_result_t *r)
+{
+    r->cpu_user_ms = hg_worker_tv_ms(&self1->ru_utime)
+                     - hg_worker_tv_ms(&self0->ru_utime);
+    r->cpu_sys_ms = hg_worker_tv_ms(&self1->ru_stime)
+                    - hg_worker_tv_ms(&self0->ru_stime);
+    if (exec->has_usage) {
+        r->cpu_user_ms += hg_worker_tv_ms(&exec->usage.ru_utime);
+        r->cpu_sys_ms += hg_worker_tv_ms(&exec->usage.ru_stime);
+        r->max_rss_kb = exec->usage.ru_maxrss;
+        return;
+    }
+    r->cpu_user_ms += hg_worker_tv_ms(&child1->ru_utime)
+                      - hg_worker_tv_ms(&child0->ru_utime);
+    r->cpu_sys_ms += hg_worker_tv_ms(&child1->ru_stime)
+                     - hg_worker_tv_ms(&child0->ru_stime);
+    r->max_rss_kb = child1->ru_maxrss > self1->ru_maxrss ? child1->ru_maxrss
+                                                          : self1->ru_maxrss;
+}
+
 static void
 hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
 {
@@ -433,16 +464,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     r.has_times = true;
     r.started_ms = started;
     r.finished_ms = finished;
-    r.max_rss_kb = child1.ru_maxrss > self1.ru_maxrss ? child1.ru_maxrss
-                                                       : self1.ru_maxrss;
-    r.cpu_user_ms = hg_worker_tv_ms(&self1.ru_utime)
-                    - hg_worker_tv_ms(&self0.ru_utime)
-                    + hg_worker_tv_ms(&child1.ru_utime)
-                    - hg_worker_tv_ms(&child0.ru_utime);
-    r.cpu_sys_ms = hg_worker_tv_ms(&self1.ru_stime)
-                   - hg_worker_tv_ms(&self0.ru_stime)
-                   + hg_worker_tv_ms(&child1.ru_stime)
-                   - hg_worker_tv_ms(&child0.ru_stime);
+    hg_worker_usage_of(&exec, &self0, &child0, &self1, &child1, &r);
     if (hg_msg_put_result(&w->out, &r) != HG_OK) {
         /* Too large or out of memory: report the execution without its
          * output rather than not at all. */

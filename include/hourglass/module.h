@@ -52,6 +52,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <jansson.h>
 
 #ifdef __cplusplus
@@ -184,6 +185,12 @@ HG_EXPORT void hg_exec_retry_after(hg_exec_t *exec, int64_t delay_ms);
 /* A custom metric, reported with the execution. */
 HG_EXPORT void hg_exec_metric(hg_exec_t *exec, const char *name,
                               double value);
+/* What the job's processes used, as wait4 reported it when the module
+ * reaped them: the execution's CPU time and peak memory are taken from it
+ * (with the worker's own share), rather than from the worker's lifetime
+ * figures for all the children it ever reaped. */
+HG_EXPORT void hg_exec_set_usage(hg_exec_t *exec,
+                                 const struct rusage *usage);
 
 /* --- helpers a module may use in validate and execute ----------------- */
 

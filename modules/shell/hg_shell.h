@@ -85,6 +85,7 @@ typedef struct hg_shell_outcome_s {
     bool cancelled;                 /* hg_exec_cancelled: we killed it */
     bool lost;                      /* no status (someone else reaped it) */
     int status;                     /* waitpid status, when !lost */
+    struct rusage usage;            /* wait4's, when !lost */
     hg_shell_report_t report;       /* stage != NONE: exec never happened */
 } hg_shell_outcome_t;
 

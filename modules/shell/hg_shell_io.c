@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,15 +170,15 @@ shell_kill_tree(pid_t pid)
     free(pids);
 }
 
-/* waitpid that retries EINTR. Returns the pid, 0 (WNOHANG, still
- * running) or -1. */
+/* wait4 that retries EINTR, keeping what the child used in the outcome.
+ * Returns the pid, 0 (WNOHANG, still running) or -1. */
 static pid_t
-shell_waitpid(pid_t pid, int *status, int flags)
+shell_waitpid(pid_t pid, hg_shell_outcome_t *outcome, int flags)
 {
     pid_t r;
 
     do {
-        r = waitpid(pid, status, flags);
+        r = wait4(pid, &outcome->status, flags, &outcome->usage);
     } while (r == -1 && errno == EINTR);
     return r;
 }
@@ -187,7 +188,7 @@ static void
 shell_abort(hg_shell_proc_t *proc, hg_shell_outcome_t *outcome)
 {
     shell_kill_tree(proc->pid);
-    if (shell_waitpid(proc->pid, &outcome->status, 0) != proc->pid) {
+    if (shell_waitpid(proc->pid, outcome, 0) != proc->pid) {
         outcome->lost = true;
     }
 }
@@ -408,7 +409,7 @@ hg_shell_run(hg_exec_t *exec, hg_shell_proc_t *proc, const void *payload,
         if (!reaped && (proc->pidfd < 0
                         || (idx_pid >= 0 && pfd[idx_pid].revents != 0)))
         {
-            r = shell_waitpid(proc->pid, &outcome->status, WNOHANG);
+            r = shell_waitpid(proc->pid, outcome, WNOHANG);
             if (r == proc->pid || r == -1) {
                 /* -1 (ECHILD): someone else reaped it (SIGCHLD ignored, or
                  * a waitpid(-1) elsewhere in the worker): no status. */

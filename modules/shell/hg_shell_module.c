@@ -252,6 +252,9 @@ shell_execute(hg_exec_t *exec)
         goto done;
     }
 
+    if (!outcome.lost) {
+        hg_exec_set_usage(exec, &outcome.usage);
+    }
     if (!outcome.cancelled && outcome.report.stage != HG_SHELL_STAGE_NONE) {
         shell_report_error(exec, &launch, &spec, &outcome.report);
         goto done;

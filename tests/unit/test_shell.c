@@ -338,6 +338,9 @@ test_command_output(void **state)
     assert_int_equal(exec.signo, 0);
     assert_false(exec.truncated);
     assert_null(exec.error);
+    /* what the job's process used, as wait4 saw it */
+    assert_true(exec.has_usage);
+    assert_true(exec.usage.ru_maxrss > 0);
     exec_finish(&exec);
 }
 
