@@ -694,6 +694,31 @@ test_quit_takes_back_handed(void **state)
     stop_master(f);
 }
 
+/* An execution handed ahead has its timeout from its own start: one that
+ * hangs behind a quick one is killed at its timeout like any other. */
+static void
+test_handed_ahead_times_out(void **state)
+{
+    fixture_t *f = *state;
+    char id[40];
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"echo\"; type = \"echo\"; sleep_ms = 100; "
+        "max_retries = 0; },\n"
+        "  { id = \"hang\"; type = \"echo\"; sleep_ms = 60000; "
+        "timeout = \"300ms\"; max_retries = 0; }");
+    start_master(f);
+    f->master.ahead_turn_ms = 60000;    /* wait behind echo, however long */
+    pretend_quick(f, "echo");
+    trigger(f, "echo");
+    snprintf(id, sizeof(id), "%s", trigger(f, "hang")->id);
+    assert_int_equal(f->master.handed_total, 1);
+    run_until(f, 2);
+    assert_int_equal(seen_of(f, id)->status, HG_EXEC_TIMED_OUT);
+    assert_string_equal(f->seen[0].job, "echo");
+    stop_master(f);
+}
+
 /* A store task's answer and the next execution's frame on the same pipe:
  * the worker keeps the frame while it waits for the answer, then runs
  * it. */
@@ -1222,6 +1247,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_handed_ahead_during_store_task,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handed_ahead_times_out, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_module_metrics_reach_the_master,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,
