@@ -1224,7 +1224,9 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
             errno = EBUSY;
             return NULL;
         case HG_OVERLAP_QUEUE:
-            hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+            if (!exec->recorded) {
+                hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+            }
             if (job->waiting_tail != NULL) {
                 job->waiting_tail->next_waiting = exec;
             } else {
@@ -1258,8 +1260,11 @@ hg_master_admit(hg_master_t *m, hg_execution_t *exec, bool scheduled)
             break;
         }
     }
-    /* Recorded before it waits: a master killed now finds it queued. */
-    hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+    /* Recorded before it waits: a master killed now finds it queued (a
+     * fire or a future run_at was recorded so already: once is enough). */
+    if (!exec->recorded) {
+        hg_master_store_put(m, exec, HG_EXEC_QUEUED, NULL);
+    }
     if (scheduled && job->policy.jitter_ms > 0) {
         int64_t delay = (int64_t) (hg_random()
                                    % (uint64_t) (job->policy.jitter_ms + 1));

@@ -932,6 +932,63 @@ test_stop_job(void **state)
     stop_master(f);
 }
 
+/* The store's puts of `queued` records, counted under the driver. */
+static hg_store_driver_t counting_driver;
+static int (*counted_put)(hg_store_t *, const hg_exec_record_t *);
+static size_t queued_puts;
+
+static int
+counting_put(hg_store_t *store, const hg_exec_record_t *rec)
+{
+    if (rec->status == HG_EXEC_QUEUED) {
+        queued_puts++;
+    }
+    return counted_put(store, rec);
+}
+
+/* A scheduled fire, a trigger and an enqueue for later are each recorded
+ * `queued` once (a fire was recorded twice: when it fired and again when
+ * it was admitted). */
+static void
+test_queued_recorded_once(void **state)
+{
+    fixture_t *f = *state;
+    const hg_store_driver_t *original;
+    size_t before;
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"tick\"; type = \"echo\"; every = \"200ms\"; },\n"
+        "  { id = \"echo\"; type = \"echo\"; overlap = \"queue\"; "
+        "sleep_ms = 50; }");
+    start_master(f);
+    original = f->store->driver;
+    counting_driver = *f->store->driver;
+    counted_put = counting_driver.put_execution;
+    counting_driver.put_execution = counting_put;
+    f->store->driver = &counting_driver;
+    queued_puts = 0;
+    before = f->nseen;
+    run_until(f, before + 3);
+    /* every fire since was put queued once (one may be waiting now) */
+    assert_true(queued_puts >= f->nseen - before);
+    assert_true(queued_puts <= f->nseen - before + 1);
+    assert_int_equal(hg_master_pause(&f->master, "tick"), HG_OK);
+    turn_for(f, 300);
+    before = queued_puts;
+    trigger(f, "echo");
+    trigger(f, "echo");                 /* waits its turn (overlap queue) */
+    assert_int_equal(queued_puts - before, 2);
+    before = queued_puts;
+    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", NULL, 0,
+                                      hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC + 200,
+                                      HG_PRIORITY_NORMAL, NULL));
+    assert_int_equal(queued_puts - before, 1);
+    turn_for(f, 600);
+    assert_int_equal(queued_puts - before, 1);
+    f->store->driver = original;
+    stop_master(f);
+}
+
 /* "ID ATTEMPT" lines of FILE; *n of them, in a malloc'd array. */
 typedef struct {
     char id[40];
@@ -1254,6 +1311,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
     };
 
