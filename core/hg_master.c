@@ -35,7 +35,6 @@
 #define HG_WORKER_YOUNG_NS       (1000LL * HG_NSEC_PER_MSEC)
 #define HG_RUN_ALL_CAP           100
 #define HG_PRIME_MAX             256
-#define HG_RATE_WINDOW_NS        (100LL * HG_NSEC_PER_MSEC)
 /* How long an execution handed ahead may wait for its worker's current one
  * to end before it is taken back for another worker; a job whose last run
  * took under half of it counts as quick. */
@@ -50,6 +49,7 @@ hg_now_ms(void)
 static void hg_master_dispatch(hg_master_t *m);
 static void hg_master_ready_push(hg_master_t *m, hg_execution_t *exec);
 static void hg_master_check_done(hg_master_t *m);
+static void hg_master_note_finish(hg_master_t *m);
 static int hg_master_metrics_init(hg_master_t *m);
 static void hg_master_count_end(hg_master_t *m, const hg_execution_t *exec,
                                 hg_exec_status_t status,
@@ -547,6 +547,7 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
 
 logged:
     m->finished_total++;
+    hg_master_note_finish(m);
     if (m->observer != NULL) {
         m->observer(m, result, m->observer_data);
     }
@@ -981,26 +982,45 @@ hg_master_next_to_start(hg_master_t *m)
     return ready;
 }
 
+/* An execution ended: the gap since the one before feeds the moving
+ * average that sizes the primed pipeline, so that a burst of short
+ * executions is seen within a few finishes, not a window later. */
+static void
+hg_master_note_finish(hg_master_t *m)
+{
+    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+    double gap;
+
+    if (m->last_finish_ns != 0) {
+        gap = (double) (now - m->last_finish_ns);
+        m->finish_gap_ns = m->finish_gap_ns == 0.0 || gap > 1e9
+                           ? gap : (7.0 * m->finish_gap_ns + gap) / 8.0;
+    }
+    m->last_finish_ns = now;
+}
+
 /*
  * How many executions to record running ahead of a worker: as many as the
  * workers finish while a barrier waits for its commit, times four (a
  * barrier may wait for the commit in progress, then its own; the rest is
- * margin). Long executions finish rarely, so they are not primed and do
- * not show as running while they wait.
+ * margin). The finish rate is that of the last few finishes, unless the
+ * pool has been quiet longer than that says: long executions finish
+ * rarely, so they are not primed and do not show as running while they
+ * wait.
  */
 static size_t
 hg_master_prime_depth(hg_master_t *m)
 {
-    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
-    double depth;
+    double gap = m->finish_gap_ns, quiet, depth;
 
-    if (now - m->rate_since_ns >= HG_RATE_WINDOW_NS) {
-        m->finish_rate = (double) (m->finished_total - m->rate_finished)
-                         * 1e9 / (double) (now - m->rate_since_ns);
-        m->rate_since_ns = now;
-        m->rate_finished = m->finished_total;
+    if (m->last_finish_ns == 0 || gap <= 0.0) {
+        return 0;
     }
-    depth = 4.0 * m->finish_rate * m->commit_ns / 1e9;
+    quiet = (double) (hg_clock_ns(CLOCK_MONOTONIC) - m->last_finish_ns);
+    if (quiet > gap) {
+        gap = quiet;
+    }
+    depth = 4.0 * m->commit_ns / gap;
     if (depth >= HG_PRIME_MAX) {
         return HG_PRIME_MAX;
     }

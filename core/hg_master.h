@@ -208,9 +208,8 @@ struct hg_master_s {
     hg_exec_list_t primed;
     uint64_t acked;                 /* the last barrier ticket committed */
     bool store_degraded;
-    int64_t rate_since_ns;          /* monotonic: the finish rate's window */
-    uint64_t rate_finished;         /* finished_total when it began */
-    double finish_rate;             /* executions finished per second */
+    int64_t last_finish_ns;         /* monotonic, 0 = none yet */
+    double finish_gap_ns;           /* between finishes, moving average */
     uint64_t probe_ticket;          /* a barrier being timed, 0 = none */
     int64_t probe_ns;               /* monotonic, when it was issued */
     double commit_ns;               /* barrier to acknowledgement, average */
