@@ -44,6 +44,14 @@ typedef struct hg_worker_state_s {
     /* Frames that came while a store task's answer was awaited (an
      * execution handed ahead): read before the pipe once it is done. */
     hg_ipc_reader_t held;
+    /* What this process and its reaped children had used when last read
+     * (getrusage), and what modules reported since of children they
+     * reaped themselves (hg_exec_set_usage): one getrusage an execution,
+     * two when a module forks without reporting. */
+    struct rusage self_base;
+    struct rusage children_base;
+    int64_t reported_user_ms;
+    int64_t reported_sys_ms;
 } hg_worker_state_t;
 
 /* This process's worker, for hg_worker_store_task (a host service, called
@@ -187,12 +195,6 @@ hg_worker_tv_ms(const struct timeval *tv)
     return (int64_t) tv->tv_sec * 1000 + tv->tv_usec / 1000;
 }
 
-static void
-hg_worker_usage(struct rusage *self, struct rusage *children)
-{
-    getrusage(RUSAGE_SELF, self);
-    getrusage(RUSAGE_CHILDREN, children);
-}
 
 /* The job definition as JSON, parsed at most once per distinct text. */
 static json_t *
@@ -366,35 +368,56 @@ hg_worker_take_held(hg_worker_state_t *w)
     hg_ipc_reader_init(&w->held);
 }
 
+/* Rounding to milliseconds on both sides may leave -1. */
+static int64_t
+hg_worker_clamp0(int64_t ms)
+{
+    return ms < 0 ? 0 : ms;
+}
+
 /*
- * The execution's CPU time and peak memory. A module that reaped the job's
- * processes itself says what they used (hg_exec_set_usage): that, with the
- * worker's own share. Otherwise the worker's children's figures: their
- * CPU time is a difference, but their peak memory is the largest any child
- * of this worker ever had, so it is only given when the worker's own is
- * smaller (a module that forks), never as the job's for certain.
+ * The execution's CPU time and peak memory, from what this process used
+ * since the last reading (the work between two executions counts for the
+ * next) and what the job's processes used. A module that reaped them
+ * itself says what (hg_exec_set_usage): that, and no more reading. Else
+ * the children reaped since the last reading, less those modules reported
+ * meanwhile; their peak memory then is the largest any child of this
+ * worker ever had, so it is given only when larger than the worker's own.
  */
 static void
-hg_worker_usage_of(const hg_exec_t *exec, const struct rusage *self0,
-                   const struct rusage *child0, const struct rusage *self1,
-                   const struct rusage *child1, hg_msg_result_t *r)
+hg_worker_usage_of(hg_worker_state_t *w, const hg_exec_t *exec,
+                   hg_msg_result_t *r)
 {
-    r->cpu_user_ms = hg_worker_tv_ms(&self1->ru_utime)
-                     - hg_worker_tv_ms(&self0->ru_utime);
-    r->cpu_sys_ms = hg_worker_tv_ms(&self1->ru_stime)
-                    - hg_worker_tv_ms(&self0->ru_stime);
+    struct rusage self, children;
+    const struct rusage *base;
+
+    getrusage(RUSAGE_SELF, &self);
+    r->cpu_user_ms = hg_worker_tv_ms(&self.ru_utime)
+                     - hg_worker_tv_ms(&w->self_base.ru_utime);
+    r->cpu_sys_ms = hg_worker_tv_ms(&self.ru_stime)
+                    - hg_worker_tv_ms(&w->self_base.ru_stime);
+    w->self_base = self;
     if (exec->has_usage) {
         r->cpu_user_ms += hg_worker_tv_ms(&exec->usage.ru_utime);
         r->cpu_sys_ms += hg_worker_tv_ms(&exec->usage.ru_stime);
         r->max_rss_kb = exec->usage.ru_maxrss;
+        w->reported_user_ms += hg_worker_tv_ms(&exec->usage.ru_utime);
+        w->reported_sys_ms += hg_worker_tv_ms(&exec->usage.ru_stime);
         return;
     }
-    r->cpu_user_ms += hg_worker_tv_ms(&child1->ru_utime)
-                      - hg_worker_tv_ms(&child0->ru_utime);
-    r->cpu_sys_ms += hg_worker_tv_ms(&child1->ru_stime)
-                     - hg_worker_tv_ms(&child0->ru_stime);
-    r->max_rss_kb = child1->ru_maxrss > self1->ru_maxrss ? child1->ru_maxrss
-                                                          : self1->ru_maxrss;
+    getrusage(RUSAGE_CHILDREN, &children);
+    /* children the modules reported are not this execution's */
+    base = &w->children_base;
+    r->cpu_user_ms += hg_worker_clamp0(hg_worker_tv_ms(&children.ru_utime)
+                                       - hg_worker_tv_ms(&base->ru_utime)
+                                       - w->reported_user_ms);
+    r->cpu_sys_ms += hg_worker_clamp0(hg_worker_tv_ms(&children.ru_stime)
+                                      - hg_worker_tv_ms(&base->ru_stime)
+                                      - w->reported_sys_ms);
+    w->children_base = children;
+    w->reported_user_ms = w->reported_sys_ms = 0;
+    r->max_rss_kb = children.ru_maxrss > self.ru_maxrss ? children.ru_maxrss
+                                                        : self.ru_maxrss;
 }
 
 static void
@@ -404,7 +427,6 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     hg_msg_dispatch_t d;
     hg_msg_result_t r;
     int64_t started, finished;
-    struct rusage self0, child0, self1, child1;
     hg_result_t rc;
     char *metrics = NULL, err[256];
 
@@ -426,7 +448,6 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
         exec.output_limit = (size_t) d.output_limit;
     }
 
-    hg_worker_usage(&self0, &child0);
     w->exec_id = d.exec_id;
     started = hg_exec_now_ms();
     exec.deadline = d.timeout_ms > 0 ? started + d.timeout_ms : 0;
@@ -444,7 +465,6 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     }
     finished = hg_exec_now_ms();
     w->exec_id = NULL;
-    hg_worker_usage(&self1, &child1);
 
     memset(&r, 0, sizeof(r));
     r.exec_id = d.exec_id;
@@ -464,7 +484,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     r.has_times = true;
     r.started_ms = started;
     r.finished_ms = finished;
-    hg_worker_usage_of(&exec, &self0, &child0, &self1, &child1, &r);
+    hg_worker_usage_of(w, &exec, &r);
     if (hg_msg_put_result(&w->out, &r) != HG_OK) {
         /* Too large or out of memory: report the execution without its
          * output rather than not at all. */
@@ -522,6 +542,8 @@ hg_worker_main(hg_modules_t *mods, const char *prefix, pid_t master,
     hg_worker_self = &w;
     hg_ipc_reader_init(&w.reader);
     hg_ipc_reader_init(&w.held);
+    getrusage(RUSAGE_SELF, &w.self_base);
+    getrusage(RUSAGE_CHILDREN, &w.children_base);
     hg_ipc_buf_init(&w.out);
 
     memset(&errors, 0, sizeof(errors));
