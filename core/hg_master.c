@@ -1661,6 +1661,11 @@ hg_master_apply_job(hg_master_t *m, hg_master_apply_t *a,
         }
         a->added++;
         hg_job_schedule(m, job, hg_now_ms());
+        /* Added by a reload: its fire times count from now, so that a
+         * restart before its first fire finds the ones it missed. */
+        if (m->store != NULL && m->applies > 1) {
+            hg_store_put_job_state(m->store, job->id, hg_now_ms(), false);
+        }
     } else {
         if (def_changed) {
             a->changed++;
@@ -2808,6 +2813,26 @@ hg_master_recover_executions(hg_master_t *m)
     }
 }
 
+/* Jobs the store has no state for yet (never fired: new in the file, or
+ * from before states were kept) start counting their fire times now, so
+ * that an `at` or a first cron time that passes while the daemon is down
+ * is found missed at the next start. */
+static void
+hg_master_baseline_states(hg_master_t *m, const json_t *states,
+                          int64_t now_ms)
+{
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        hg_job_t *job = value;
+        if (json_object_get(states, job->id) == NULL) {
+            hg_store_put_job_state(m->store, job->id, now_ms, job->paused);
+        }
+    }
+}
+
 /* Fire times that passed while no master ran, per the job's misfire
  * policy. The store knows each job's last fire time. */
 static void
@@ -2859,6 +2884,7 @@ hg_master_recover_misfires(hg_master_t *m)
                                     ? now_ms : job->last_due_ms);
         }
     }
+    hg_master_baseline_states(m, states, now_ms);
     json_decref(states);
 }
 

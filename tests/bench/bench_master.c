@@ -56,6 +56,8 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <spawn.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -89,6 +91,7 @@ typedef struct bench_s {
     char dir[64];                   /* mkdtemp */
     char modules[PATH_MAX];         /* <repo>/modules */
     size_t executions;              /* (a) */
+    double floor;                   /* (a): the pipe floor, round trips/s */
     size_t idle_jobs;               /* (b), (d): this run's */
     size_t idle_list[4];            /* (b): each size in turn */
     size_t nidle;
@@ -727,11 +730,12 @@ bench_throughput_runs(const bench_t *b, const char *store,
         issue = "issue 5 ";
     }
     printf("(a) dispatch throughput (workers=%d, system noop, store %s, "
-           "timeout %s, log %s%s): %.0f %s, median of %zu  "
-           "[%starget >= %.0f/s: %s]\n", b->workers,
+           "timeout %s, log %s%s): %.0f %s, median of %zu, %.2fx the pipe "
+           "floor  [%starget >= %.0f/s: %s]\n", b->workers,
            store != NULL ? store : "none",
            strcmp(timeout, "0s") == 0 ? "none" : timeout, level,
-           to_file ? " to a file" : "", med->rate, what, n, issue, target,
+           to_file ? " to a file" : "", med->rate, what, n,
+           b->floor > 0 ? med->rate / b->floor : 0.0, issue, target,
            bench_met(med->rate >= target));
     printf("    best %.0f/s; runs of %zu executions:", runs[n - 1].rate,
            bench_executions(b, store));
@@ -748,9 +752,120 @@ bench_throughput_runs(const bench_t *b, const char *store,
     return 0;
 }
 
+#define BENCH_WORKERS_MAX 64
+
+static int bench_cmp_double(const void *a, const void *b);
+
+/* The pipe floor's message sizes: a DISPATCH and a RESULT of the noop
+ * job, as the daemon builds them. */
+#define BENCH_FLOOR_OUT  243
+#define BENCH_FLOOR_IN   172
+
+/* A child of the pipe floor: answers each message, until EOF. */
+static void
+bench_floor_child(int in, int out)
+{
+    char buf[4096], reply[BENCH_FLOOR_IN];
+    ssize_t n;
+
+    memset(reply, 'r', sizeof(reply));
+    hg_process_short_slice();           /* as a worker has */
+    for (;;) {
+        n = read(in, buf, sizeof(buf));
+        if (n <= 0) {
+            _exit(n == 0 ? 0 : 1);
+        }
+        if (write(out, reply, sizeof(reply)) != (ssize_t) sizeof(reply)) {
+            _exit(1);
+        }
+    }
+}
+
+/*
+ * The pipe floor: the round trips per second one process gets from
+ * WORKERS children over pipes watched with epoll, a message out and an
+ * answer back each, unbatched, with nothing else done: what a master
+ * that waits for each result before sending the next frame could reach
+ * at best. 0 on error.
+ */
+static double
+bench_pipe_floor(size_t count, int workers)
+{
+    int to[BENCH_WORKERS_MAX][2], from[BENCH_WORKERS_MAX][2], ep, i, n;
+    char msg[BENCH_FLOOR_OUT], buf[4096];
+    struct epoll_event ev, evs[BENCH_WORKERS_MAX];
+    size_t sent = 0, done = 0;
+    int64_t t0, t1;
+    pid_t pid;
+
+    memset(msg, 'd', sizeof(msg));
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0 || workers > BENCH_WORKERS_MAX) {
+        return 0.0;
+    }
+    for (i = 0; i < workers; i++) {
+        if (pipe2(to[i], O_CLOEXEC) < 0 || pipe2(from[i], O_CLOEXEC) < 0) {
+            return 0.0;
+        }
+        pid = fork();
+        if (pid == 0) {
+            bench_floor_child(to[i][0], from[i][1]);
+        }
+        close(to[i][0]);
+        close(from[i][1]);
+        ev.events = EPOLLIN;
+        ev.data.u32 = (uint32_t) i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, from[i][0], &ev);
+    }
+    t0 = bench_now(CLOCK_MONOTONIC);
+    for (i = 0; i < workers && sent < count; i++, sent++) {
+        if (write(to[i][1], msg, sizeof(msg)) != (ssize_t) sizeof(msg)) {
+            goto failed;
+        }
+    }
+    while (done < count) {
+        n = epoll_wait(ep, evs, workers, 1000);
+        if (n <= 0) {
+            goto failed;
+        }
+        for (i = 0; i < n; i++) {
+            int w = (int) evs[i].data.u32;
+            ssize_t got = read(from[w][0], buf, sizeof(buf));
+            if (got <= 0) {
+                goto failed;
+            }
+            done += (size_t) got / BENCH_FLOOR_IN;
+            if (sent < count) {
+                if (write(to[w][1], msg, sizeof(msg))
+                    != (ssize_t) sizeof(msg))
+                {
+                    goto failed;
+                }
+                sent++;
+            }
+        }
+    }
+    t1 = bench_now(CLOCK_MONOTONIC);
+    for (i = 0; i < workers; i++) {
+        close(to[i][1]);
+        close(from[i][0]);
+    }
+    close(ep);
+    while (wait(NULL) > 0 || errno == EINTR) {
+    }
+    return (double) count / ((double) (t1 - t0) / 1e9);
+
+failed:
+    fprintf(stderr, "bench_master: the pipe floor failed: %s\n",
+            strerror(errno));
+    close(ep);
+    return 0.0;
+}
+
 static int
 bench_a(const bench_t *b)
 {
+    bench_t with_floor = *b;
     bench_rate_t warm;
     int rc = 0;
 
@@ -762,14 +877,32 @@ bench_a(const bench_t *b)
         return 1;
     }
     printf("    warm-up run, not counted: %.0f executions/s\n", warm.rate);
+    {
+        double floors[BENCH_RUNS_MAX];
+        size_t i, n = b->runs;
+
+        for (i = 0; i < n; i++) {
+            floors[i] = bench_pipe_floor(b->executions, b->workers);
+            if (floors[i] <= 0.0) {
+                return 1;
+            }
+        }
+        qsort(floors, n, sizeof(floors[0]), bench_cmp_double);
+        printf("(a) pipe floor (the same process, %d children, a %d-byte "
+               "message out and a %d-byte answer back each, unbatched, "
+               "epoll): %.0f round trips/s, median of %zu\n", b->workers,
+               BENCH_FLOOR_OUT, BENCH_FLOOR_IN, floors[n / 2], n);
+        fflush(stdout);
+        with_floor.floor = floors[n / 2];
+    }
     /* The dispatch path alone, then what a timer per execution, logging
      * each start and finish, and recording each execution in the store
      * (its dispatch waits for the `running` record's commit) add. */
-    rc |= bench_throughput_runs(b, NULL, "0s", "warn");
-    rc |= bench_throughput_runs(b, NULL, "5m", "warn");
-    rc |= bench_throughput_runs(b, NULL, "5m", "info");
-    rc |= bench_throughput_runs(b, "memory", "5m", "warn");
-    rc |= bench_throughput_runs(b, "sqlite", "5m", "warn");
+    rc |= bench_throughput_runs(&with_floor, NULL, "0s", "warn");
+    rc |= bench_throughput_runs(&with_floor, NULL, "5m", "warn");
+    rc |= bench_throughput_runs(&with_floor, NULL, "5m", "info");
+    rc |= bench_throughput_runs(&with_floor, "memory", "5m", "warn");
+    rc |= bench_throughput_runs(&with_floor, "sqlite", "5m", "warn");
     return rc;
 }
 
