@@ -206,7 +206,24 @@ def test_next_follows_the_dst_rules():
                                   "not a schedule"])
 def test_next_rejects_an_invalid_expression(expr):
     r = run_hourglass("next", expr)
-    assert r.returncode != 0
+    # README: an invalid or never-firing expression exits 1 with
+    # `hourglass: invalid schedule "EXPR": <why>`
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr.startswith('hourglass: invalid schedule "%s": ' % expr), \
+        r.stderr
+    assert r.stderr.split('": ', 1)[1].strip(), "no reason given"
+
+
+@pytest.mark.parametrize("args", [["-n", "zero", "* * * * *"],
+                                  ["-n", "0", "* * * * *"],
+                                  ["--tz", "Mars/Olympus", "* * * * *"],
+                                  ["--from", "yesterday", "* * * * *"],
+                                  ["--bogus", "* * * * *"],
+                                  []])
+def test_next_usage_error_exits_2(args):
+    # README: a usage error (unknown option, bad -n, --tz or --from) exits 2
+    r = run_hourglass("next", *args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stdout == ""
     assert r.stderr.strip(), "no message"
-    assert expr in r.stderr

@@ -1,9 +1,13 @@
 """Issue point 9: every, at and 6-field cron schedules in a running
 daemon."""
 
+import re
 import time
 
-from conftest import at_ahead, etime, job, rfc3339, sched
+from conftest import at_ahead, etime, job, parse_time, rfc3339, sched
+
+UTC_WHOLE_SECOND = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:(\d\d)"
+                              r"(?:\.000)?(?:Z|\+00:00)$")
 
 
 def test_every_1s_fires_about_once_a_second(daemon):
@@ -34,13 +38,24 @@ def test_at_fires_exactly_once(daemon):
 
 
 def test_six_field_cron_fires_on_even_seconds(daemon):
+    # The command records the fire time it was given, so the test sees
+    # what the job saw as well as what the log says.
+    out = daemon.dir / "due.out"
     daemon.start(jobs=[job("even", schedule="*/2 * * * * *",
-                           command="true")])
+                           command='echo "$HOURGLASS_SCHEDULED_FOR" >> %s'
+                           % out)])
     starts = daemon.wait_event("start", job="even", count=3)
     due = [sched(e) for e in starts]
     for d, e in zip(due, starts):
-        assert d == int(d), e["scheduled_for"]
-        assert int(d) % 2 == 0, e["scheduled_for"]
-        assert e["scheduled_for"].endswith(".000Z") or \
-            e["scheduled_for"].endswith("Z"), e
+        # the seconds field of the UTC fire time itself is even
+        m = UTC_WHOLE_SECOND.match(e["scheduled_for"])
+        assert m, e["scheduled_for"]
+        assert int(m.group(1)) % 2 == 0, e["scheduled_for"]
+        assert d == int(d) and int(d) % 2 == 0, e["scheduled_for"]
+        # it fired at that second, not before it
+        assert etime(e) >= d, e
     assert [b - a for a, b in zip(due, due[1:])] == [2.0, 2.0], due
+    fins = daemon.wait_event("finish", job="even", count=3)
+    assert all(f["status"] == "succeeded" for f in fins), fins
+    seen = [parse_time(l) for l in out.read_text().split()]
+    assert seen[:3] == due, (seen, due)

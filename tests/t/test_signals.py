@@ -71,8 +71,11 @@ def test_ctl_with_a_stale_pid_file_fails(daemon):
 def test_ctl_rejects_an_unknown_signal_name(daemon):
     daemon.write(jobs=[])
     r = daemon.ctl("explode")
-    assert r.returncode != 0
-    assert "explode" in r.stderr
+    # a usage error: 2, as for an unknown option (README: 1 is kept for a
+    # master that cannot be signalled)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert 'invalid signal "explode"' in r.stderr, r.stderr
+    assert "reload" in r.stderr, "the message does not name the valid ones"
 
 
 def test_second_instance_with_the_same_pid_file_refuses(hg):

@@ -2,9 +2,10 @@
 
 import os
 import signal
+from collections import Counter
 
-from conftest import (alive, at_ahead, etime, job, proc_stat, rfc3339,
-                      wait_until)
+from conftest import (alive, at_ahead, db_rows, etime, job, proc_stat,
+                      rfc3339, sched, sqlite_config, wait_until)
 
 
 def test_workers_are_children_of_the_master_and_group_leaders(daemon):
@@ -100,7 +101,11 @@ def test_malformed_result_frame_replaces_the_worker(daemon):
 
 
 def test_killed_idle_worker_is_replaced(daemon):
-    daemon.start(workers=2, jobs=[job("tick", every="1s", command="true")])
+    db = daemon.dir / "hg.db"
+    out = daemon.dir / "ran.out"
+    daemon.start(sqlite_config(daemon, db, workers=2, jobs=[job(
+        "tick", every="1s",
+        command="echo $HOURGLASS_EXECUTION_ID >> %s" % out)]))
     # Right after a run: the next one is about a second away, so both
     # workers are idle.
     daemon.wait_event("finish", job="tick")
@@ -112,12 +117,34 @@ def test_killed_idle_worker_is_replaced(daemon):
     gone = daemon.wait_event("worker_exit", worker=victim)[0]
     assert gone["status"] == -9, gone
     daemon.wait_workers(2, exclude=[victim])
-    # No execution was lost with it, and the master keeps scheduling.
+    # The master keeps scheduling ...
     daemon.wait_event("start", job="tick", count=2, after=etime(gone))
-    assert all(f["status"] == "succeeded"
-               for f in daemon.events("finish", job="tick")), \
-        daemon.events("finish")
     assert daemon.running()
+    # ... and no execution was lost with the worker: stopped gracefully,
+    # every fire from the first to the last is there once (fixed rate:
+    # one a second, no gap, no repeat), ran once, finished once and has
+    # one row in the store, succeeded.
+    daemon.signal(signal.SIGQUIT)
+    assert daemon.wait_exit(timeout=15) == 0
+    starts = daemon.events("start", job="tick")
+    fins = daemon.events("finish", job="tick")
+    started = Counter(e["exec"] for e in starts)
+    finished = Counter(e["exec"] for e in fins)
+    assert max(started.values()) == 1 and max(finished.values()) == 1, \
+        (started, finished)
+    assert set(started) == set(finished), (started, finished)
+    assert all(f["status"] == "succeeded" for f in fins), fins
+    due = sorted(sched(e) for e in starts)
+    steps = [round(b - a, 2) for a, b in zip(due, due[1:])]
+    assert steps and set(steps) == {1.0}, ("fires missing or repeated",
+                                          [e["scheduled_for"] for e in starts])
+    assert any(etime(e) > etime(gone) for e in starts)
+    rows = db_rows(db, "job_id = 'tick'")
+    assert sorted(r["id"] for r in rows) == sorted(started), rows
+    assert all(r["status"] == "succeeded" for r in rows), rows
+    assert sorted(r["scheduled_for"] / 1000 for r in rows) == due
+    ran = out.read_text().split()
+    assert sorted(ran) == sorted(started), ran
 
 
 def test_killed_busy_worker_records_its_execution_crashed(daemon):
