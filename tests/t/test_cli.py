@@ -206,7 +206,55 @@ def test_next_follows_the_dst_rules():
                                   "not a schedule"])
 def test_next_rejects_an_invalid_expression(expr):
     r = run_hourglass("next", expr)
-    assert r.returncode != 0
+    # README: an invalid or never-firing expression exits 1 with
+    # `hourglass: invalid schedule "EXPR": <why>`
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stdout == ""
+    assert r.stderr.startswith('hourglass: invalid schedule "%s": ' % expr), \
+        r.stderr
+    assert r.stderr.split('": ', 1)[1].strip(), "no reason given"
+
+
+@pytest.mark.parametrize("args", [["-n", "zero", "* * * * *"],
+                                  ["-n", "0", "* * * * *"],
+                                  ["--tz", "Mars/Olympus", "* * * * *"],
+                                  ["--from", "yesterday", "* * * * *"],
+                                  ["--bogus", "* * * * *"],
+                                  []])
+def test_next_usage_error_exits_2(args):
+    # README: a usage error (unknown option, bad -n, --tz or --from) exits 2
+    r = run_hourglass("next", *args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stdout == ""
     assert r.stderr.strip(), "no message"
-    assert expr in r.stderr
+
+
+# (key, value, what the message must say after `job "x": KEY: `)
+BAD_TIMES = [
+    ("schedule", "61 * * * *", "61 is out of range 0-59"),
+    ("schedule", "0 0 30 2 *", "never fires"),
+    ("schedule", "@every 0s", "at least 1s"),
+    ("at", "2026-13-01T00:00:00Z", "month 13 is out of range"),
+    ("at", "tomorrow", "is not a time"),
+    ("timezone", "Mars/Olympus", 'unknown time zone "Mars/Olympus"'),
+]
+
+
+def bad_time_job(key, value):
+    keys = {key: value}
+    if key == "timezone":
+        keys["schedule"] = "0 2 * * *"
+    return job("x", command="true", **keys)
+
+
+@pytest.mark.parametrize("key,value,why", BAD_TIMES,
+                         ids=["%s=%s" % (k, v) for k, v, _ in BAD_TIMES])
+def test_t_reports_an_invalid_schedule_at_or_timezone(tmp_path, key, value,
+                                                      why):
+    conf, text = write_conf(tmp_path, jobs=[
+        job("ok", every="1s", command="true"), bad_time_job(key, value)])
+    lines = problems(conf, check(tmp_path, conf))
+    assert len(lines) == 1, lines
+    want = '%s:%d: job "x": %s: ' % (conf, line_of(text, '"x"'), key)
+    assert lines[0].startswith(want), (lines, want)
+    assert why in lines[0], lines

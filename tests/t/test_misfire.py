@@ -8,6 +8,7 @@ import functools
 import sqlite3
 import time
 
+
 import conftest
 from conftest import job, sqlite_config
 
@@ -207,3 +208,70 @@ def test_misfire_run_all_is_capped_at_100(daemon):
         len(got), sum(r["status"] == "succeeded" for r in got)))
     assert len(got) == 100, len(got)
     assert len({r["scheduled_for"] for r in got}) == 100
+
+
+AT_POLICIES = ("skip", "run_once", "run_all")
+
+
+def test_misfire_of_at_jobs_follows_each_policy(daemon):
+    # `done` fires before the stop; the `at` of the others passes while
+    # the daemon is down. At the restart: run_once and run_all run the
+    # missed time once (an `at` has one), skip runs nothing and says so,
+    # and `done` does not run again.
+    db = daemon.dir / "hg.db"
+    t0 = conftest.at_ahead(2)
+    due = t0 + 3
+    jobs = [job("done", at=conftest.rfc3339(t0), command="true")]
+    jobs += [job("at_" + p, at=conftest.rfc3339(due), command="true",
+                 misfire=p) for p in AT_POLICIES]
+    daemon.start(sqlite_config(daemon, db, jobs=jobs))
+    daemon.wait_event("finish", job="done", status="succeeded")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0, daemon.master_output()
+    assert time.time() < due, "stopped too late: the at already passed"
+    assert not daemon.events("start", job="at_run_once")
+    time.sleep(max(0.0, due + 1 - time.time()))
+    daemon.start()
+    rows = wait_final(db, lambda rs: all(
+        misfires(rs, "at_" + p) and all(r["status"] in FINAL
+                                        for r in misfires(rs, "at_" + p))
+        for p in ("run_once", "run_all")),
+        what="the missed at of run_once and run_all run")
+    time.sleep(0.5)
+    rows = db_rows(db)
+    for p in ("run_once", "run_all"):
+        got = [r for r in rows if r["job_id"] == "at_" + p]
+        assert len(got) == 1, summarize(rows)
+        assert got[0]["triggered_by"] == "misfire", summarize(got)
+        assert got[0]["scheduled_for"] == due * 1000, summarize(got)
+        assert got[0]["status"] == "succeeded", summarize(got)
+    assert not [r for r in rows if r["job_id"] == "at_skip"], summarize(rows)
+    assert len([r for r in rows if r["job_id"] == "done"]) == 1, \
+        summarize(rows)
+    for p in AT_POLICIES:
+        lines = misfire_lines(daemon, "at_" + p)
+        assert lines and p in lines[0]["message"], lines
+
+
+def test_an_at_that_ran_does_not_run_again_after_a_restart(daemon):
+    # Whatever the policy: its one fire time is done, not missed.
+    db = daemon.dir / "hg.db"
+    t0 = conftest.at_ahead(2)
+    jobs = [job("at_" + p, at=conftest.rfc3339(t0), command="true",
+                misfire=p) for p in AT_POLICIES]
+    jobs.append(job("tick", every="500ms", command="true"))
+    daemon.start(sqlite_config(daemon, db, jobs=jobs))
+    for p in AT_POLICIES:
+        daemon.wait_event("finish", job="at_" + p, status="succeeded")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit() == 0, daemon.master_output()
+    time.sleep(1.0)
+    daemon.start()
+    # the restarted master schedules (two ticks) and runs no `at` again
+    daemon.wait_event("finish", job="tick", count=2, pid=daemon.pid)
+    rows = db_rows(db)
+    for p in AT_POLICIES:
+        got = [r for r in rows if r["job_id"] == "at_" + p]
+        assert len(got) == 1 and got[0]["triggered_by"] == "schedule", \
+            summarize(rows)
+        assert not misfire_lines(daemon, "at_" + p)

@@ -323,3 +323,58 @@ def test_reload_says_which_settings_wait_for_a_restart(daemon):
     daemon.wait_event("finish", job="tick", count=3, after=etime(rel))
     assert not moved.exists()
     assert db_rows(db, "job_id = 'tick'")
+
+
+def test_reload_refuses_an_invalid_schedule_at_or_timezone(daemon):
+    # Every bad time key is reported with its line; the running jobs go
+    # on with their old definition, and none of the new jobs exists.
+    good = daemon.config(jobs=[job("tick", every="1s", command="true")])
+    daemon.start(good)
+    daemon.wait_event("start", job="tick")
+    bad_jobs = {
+        "b_sched": job("b_sched", schedule="61 * * * *", command="true"),
+        "b_never": job("b_never", schedule="0 0 30 2 *", command="true"),
+        "b_at": job("b_at", at="2026-13-01T00:00:00Z", command="true"),
+        "b_tz": job("b_tz", schedule="* * * * * *", command="true",
+                    timezone="Mars/Olympus"),
+    }
+    bad = daemon.config(jobs=[job("tick", every="1s", command="exit 3")]
+                        + list(bad_jobs.values()))
+    evs = reload(daemon, bad)
+    assert all(e["result"] == "failed" for e in evs), evs
+    lines = bad.split("\n")
+    for jid, key in (("b_sched", "schedule"), ("b_never", "schedule"),
+                     ("b_at", "at"), ("b_tz", "timezone")):
+        n = next(i for i, l in enumerate(lines, 1) if '"%s"' % jid in l)
+        want = '%s:%d: job "%s": %s: ' % (daemon.conf, n, jid, key)
+        assert [e for e in evs if e.get("message", "").startswith(want)], \
+            (want, evs)
+    # the old definition keeps running (command true, not exit 3)
+    after = etime(evs[-1])
+    fins = daemon.wait_event("finish", job="tick", count=2, after=after)
+    assert all(f["status"] == "succeeded" for f in fins), fins
+    assert not [e for e in daemon.events() if e.get("job") in bad_jobs]
+    assert daemon.running()
+
+
+def test_reload_that_loads_a_new_module_runs_its_jobs(daemon):
+    # `system` is not loaded at start: a job of its type is refused, then
+    # a reload that loads it brings the job, and workers that can run it.
+    daemon.start(jobs=[job("tick", every="1s", command="true")])
+    old_workers = daemon.workers()
+    refused = reload(daemon, jobs=[
+        job("tick", every="1s", command="true"),
+        job("chk", type="system", task="noop", every="1s")])
+    assert refused[0]["result"] == "failed", refused
+    assert any("system" in e.get("message", "") for e in refused), refused
+    evs = reload(daemon, load=("shell", "system"), jobs=[
+        job("tick", every="1s", command="true"),
+        job("chk", type="system", task="noop", every="1s")])
+    assert evs[0]["result"] == "ok", evs
+    fin = daemon.wait_event("finish", job="chk", count=2)
+    assert all(f["status"] == "succeeded" for f in fin), fin
+    # run by workers forked after the reload (they carry the module)
+    starts = daemon.events("start", job="chk")
+    assert not {e["worker"] for e in starts} & set(old_workers), starts
+    daemon.wait_event("finish", job="tick", status="succeeded",
+                      after=etime(fin[-1]))

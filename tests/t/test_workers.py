@@ -1,10 +1,13 @@
 """Issue point 3: the pre-forked workers, seen from outside."""
 
 import os
+import re
 import signal
+from collections import Counter
 
-from conftest import (alive, at_ahead, etime, job, proc_stat, rfc3339,
-                      wait_until)
+
+from conftest import (alive, at_ahead, conf_value, db_rows, etime, job,
+                      proc_stat, rfc3339, sched, sqlite_config, wait_until)
 
 
 def test_workers_are_children_of_the_master_and_group_leaders(daemon):
@@ -100,7 +103,11 @@ def test_malformed_result_frame_replaces_the_worker(daemon):
 
 
 def test_killed_idle_worker_is_replaced(daemon):
-    daemon.start(workers=2, jobs=[job("tick", every="1s", command="true")])
+    db = daemon.dir / "hg.db"
+    out = daemon.dir / "ran.out"
+    daemon.start(sqlite_config(daemon, db, workers=2, jobs=[job(
+        "tick", every="1s",
+        command="echo $HOURGLASS_EXECUTION_ID >> %s" % out)]))
     # Right after a run: the next one is about a second away, so both
     # workers are idle.
     daemon.wait_event("finish", job="tick")
@@ -112,12 +119,34 @@ def test_killed_idle_worker_is_replaced(daemon):
     gone = daemon.wait_event("worker_exit", worker=victim)[0]
     assert gone["status"] == -9, gone
     daemon.wait_workers(2, exclude=[victim])
-    # No execution was lost with it, and the master keeps scheduling.
+    # The master keeps scheduling ...
     daemon.wait_event("start", job="tick", count=2, after=etime(gone))
-    assert all(f["status"] == "succeeded"
-               for f in daemon.events("finish", job="tick")), \
-        daemon.events("finish")
     assert daemon.running()
+    # ... and no execution was lost with the worker: stopped gracefully,
+    # every fire from the first to the last is there once (fixed rate:
+    # one a second, no gap, no repeat), ran once, finished once and has
+    # one row in the store, succeeded.
+    daemon.signal(signal.SIGQUIT)
+    assert daemon.wait_exit(timeout=15) == 0
+    starts = daemon.events("start", job="tick")
+    fins = daemon.events("finish", job="tick")
+    started = Counter(e["exec"] for e in starts)
+    finished = Counter(e["exec"] for e in fins)
+    assert max(started.values()) == 1 and max(finished.values()) == 1, \
+        (started, finished)
+    assert set(started) == set(finished), (started, finished)
+    assert all(f["status"] == "succeeded" for f in fins), fins
+    due = sorted(sched(e) for e in starts)
+    steps = [round(b - a, 2) for a, b in zip(due, due[1:])]
+    assert steps and set(steps) == {1.0}, ("fires missing or repeated",
+                                          [e["scheduled_for"] for e in starts])
+    assert any(etime(e) > etime(gone) for e in starts)
+    rows = db_rows(db, "job_id = 'tick'")
+    assert sorted(r["id"] for r in rows) == sorted(started), rows
+    assert all(r["status"] == "succeeded" for r in rows), rows
+    assert sorted(r["scheduled_for"] / 1000 for r in rows) == due
+    ran = out.read_text().split()
+    assert sorted(ran) == sorted(started), ran
 
 
 def test_killed_busy_worker_records_its_execution_crashed(daemon):
@@ -168,3 +197,35 @@ def test_master_death_leaves_no_orphans(daemon):
                                        if alive(p)])
     wait_until(lambda: not daemon.tagged(), timeout=5,
                what="every process of the daemon to end")
+
+
+def test_workers_dying_at_start_are_reforked_with_a_growing_delay(daemon):
+    # The workerfail module's init fails in workers (not in the cycle
+    # reader) while FLAG exists: every worker dies as it starts.
+    flag = daemon.dir / "fail"
+    flag.write_text("")
+    text = daemon.config(workers=1, test_modules=["workerfail"],
+                         jobs=[job("tick", every="500ms", command="true")])
+    text = re.sub(r"^(modules = \{.*?)\s*\};$",
+                  lambda m: "%s workerfail = { fail_while = %s; }; };"
+                  % (m.group(1), conf_value(str(flag))), text, flags=re.M)
+    daemon.start(text, wait_ready=False)
+    exits = daemon.wait_for(lambda evs: [
+        e for e in evs if e.get("event") == "worker_exit"][:5] if len([
+            e for e in evs if e.get("event") == "worker_exit"]) >= 5
+        else None, what="five workers dying at start")
+    flag.unlink()
+    assert all(e["status"] == 70 for e in exits), exits
+    said = [e for e in daemon.events()
+            if "could not initialise its modules" in e.get("message", "")]
+    assert len(said) >= 5, said
+    # Each re-fork waits longer than the one before: at least 100 ms,
+    # then 200, 400, 800 (doubling up to 5 s).
+    gaps = [etime(b) - etime(a) for a, b in zip(exits, exits[1:])]
+    print("gaps between deaths: %s" % ["%.3f" % g for g in gaps])
+    for i, g in enumerate(gaps):
+        assert g >= 0.1 * (1 << i) * 0.95, (i, gaps)
+    # The master outlived them all and, the fault gone, runs again.
+    assert daemon.running()
+    daemon.wait_workers(1)
+    daemon.wait_event("finish", job="tick", status="succeeded")

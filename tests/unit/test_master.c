@@ -37,6 +37,7 @@ typedef struct {
     char output[256];
     int64_t started_ms;
     char metrics[128];              /* the module's metrics, as JSON */
+    int64_t scheduled_for_ms;
 } seen_t;
 
 typedef struct {
@@ -71,6 +72,7 @@ observe(hg_master_t *m, const hg_master_result_t *r, void *data)
     snprintf(s->trigger, sizeof(s->trigger), "%s", r->exec->trigger);
     s->status = r->status;
     s->started_ms = r->started_ms;
+    s->scheduled_for_ms = r->exec->scheduled_for_ms;
     len = r->output_len < sizeof(s->output) - 1 ? r->output_len
                                                 : sizeof(s->output) - 1;
     if (r->output != NULL) {
@@ -1271,6 +1273,155 @@ test_reload_keeps_jobs(void **state)
     stop_master(f);
 }
 
+/* --- wall-clock steps -------------------------------------------------
+ *
+ * A step of the wall clock reaches the master as the realtime timerfd's
+ * ECANCELED, on which hg_timers_expire calls the set's clock_changed hook.
+ * The tests call that hook as the timerfd path does, without stepping the
+ * system clock: a step forward is a job whose next fire time is now in
+ * the past (the clock jumped over it), a step back one whose last fire
+ * time is now in the future (it fired before the clock went back). */
+
+static void
+clock_step(fixture_t *f)
+{
+    assert_non_null(f->master.wall.clock_changed);
+    f->master.wall.clock_changed(&f->master.wall);
+}
+
+/* The misfire runs of JOB: their due times into DUE (room for MAX). */
+static size_t
+misfires_of(fixture_t *f, const char *job, int64_t *due, size_t max)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < f->nseen; i++) {
+        if (strcmp(f->seen[i].job, job) == 0) {
+            assert_string_equal(f->seen[i].trigger, "misfire");
+            assert_int_equal(f->seen[i].status, HG_EXEC_SUCCEEDED);
+            if (n < max) {
+                due[n] = f->seen[i].scheduled_for_ms;
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Three fire times, the seconds B, B+1 and B+2 of one minute in the past,
+ * are the only ones of the year; a step forward over them follows each
+ * job's misfire policy, then each job waits for next year. An `every` job
+ * (monotonic) is not touched. */
+static void
+test_clock_step_forward_follows_misfire(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const ids[] = { "skip", "once", "all" };
+    char jobs[1024], expr[64];
+    struct tm tm;
+    time_t now, base;
+    int64_t now_ms, due[4], ev_due, ev_when;
+    hg_job_t *job, *ev;
+    size_t i;
+
+    /* the three seconds must share a minute: not in its first 5 s */
+    now = time(NULL);
+    if (now % 60 < 5) {
+        sleep((unsigned) (6 - now % 60));
+        now = time(NULL);
+    }
+    base = now - 4;
+    assert_non_null(gmtime_r(&base, &tm));
+    snprintf(expr, sizeof(expr), "%d-%d %d %d %d %d *", tm.tm_sec,
+             tm.tm_sec + 2, tm.tm_min, tm.tm_hour, tm.tm_mday,
+             tm.tm_mon + 1);
+    snprintf(jobs, sizeof(jobs),
+        "  { id = \"skip\"; type = \"echo\"; schedule = \"%s\"; "
+        "timezone = \"UTC\"; misfire = \"skip\"; overlap = \"allow\"; },\n"
+        "  { id = \"once\"; type = \"echo\"; schedule = \"%s\"; "
+        "timezone = \"UTC\"; misfire = \"run_once\"; overlap = \"allow\"; },\n"
+        "  { id = \"all\"; type = \"echo\"; schedule = \"%s\"; "
+        "timezone = \"UTC\"; misfire = \"run_all\"; overlap = \"allow\"; },\n"
+        "  { id = \"ev\"; type = \"echo\"; every = \"1h\"; }",
+        expr, expr, expr);
+    write_conf_jobs(f, "memory", 2, jobs);
+    start_master(f);
+    ev = hg_master_find_job(&f->master, "ev");
+    assert_non_null(ev);
+    ev_due = ev->next_due_ms;
+    ev_when = hg_timer_when(&ev->timer);
+    now_ms = hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC;
+    for (i = 0; i < HG_NELEMS(ids); i++) {
+        job = hg_master_find_job(&f->master, ids[i]);
+        assert_non_null(job);
+        /* next year's, as the clock reads now */
+        assert_true(job->next_due_ms > now_ms + 300LL * 86400 * 1000);
+        /* as it read before the step */
+        job->next_due_ms = (int64_t) base * HG_MSEC_PER_SEC;
+    }
+
+    clock_step(f);
+    run_until(f, 4);
+    turn_for(f, 300);
+    assert_int_equal(f->nseen, 4);
+
+    assert_int_equal(misfires_of(f, "skip", due, 4), 0);
+    assert_int_equal(misfires_of(f, "once", due, 4), 1);
+    assert_true(due[0] >= (int64_t) base * HG_MSEC_PER_SEC
+                && due[0] <= (int64_t) (base + 2) * HG_MSEC_PER_SEC);
+    assert_int_equal(misfires_of(f, "all", due, 4), 3);
+    for (i = 0; i < 3; i++) {
+        int64_t want = (int64_t) (base + (time_t) i) * HG_MSEC_PER_SEC;
+        assert_true(due[0] == want || due[1] == want || due[2] == want);
+    }
+    for (i = 0; i < HG_NELEMS(ids); i++) {
+        job = hg_master_find_job(&f->master, ids[i]);
+        assert_true(job->next_due_ms > now_ms + 300LL * 86400 * 1000);
+        assert_true(hg_timer_pending(&job->timer));
+        assert_int_equal(hg_timer_when(&job->timer),
+                         job->next_due_ms * HG_NSEC_PER_MSEC);
+    }
+    assert_int_equal(ev->next_due_ms, ev_due);
+    assert_int_equal(hg_timer_when(&ev->timer), ev_when);
+    stop_master(f);
+}
+
+/* A job that fires every second fired at L; the clock then goes back 3 s
+ * (L is 3 s ahead of it): nothing at or before L fires again. */
+static void
+test_clock_step_back_never_repeats_a_fire(void **state)
+{
+    fixture_t *f = *state;
+    hg_job_t *job;
+    int64_t last;
+    size_t before, i;
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"tick\"; type = \"echo\"; schedule = \"* * * * * *\"; "
+        "misfire = \"run_all\"; overlap = \"allow\"; }");
+    start_master(f);
+    run_until(f, 1);
+    job = hg_master_find_job(&f->master, "tick");
+    assert_non_null(job);
+    last = (hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_SEC + 3)
+           * HG_MSEC_PER_SEC;
+    job->last_due_ms = last;
+    job->next_due_ms = last + HG_MSEC_PER_SEC;
+    before = f->nseen;
+
+    clock_step(f);
+    assert_true(job->next_due_ms > last);
+    assert_int_equal(hg_timer_when(&job->timer),
+                     job->next_due_ms * HG_NSEC_PER_MSEC);
+    /* without the guard it would fire within a second, for now + 1 s */
+    turn_for(f, 1500);
+    for (i = before; i < f->nseen; i++) {
+        assert_true(f->seen[i].scheduled_for_ms > last);
+    }
+    assert_int_equal(f->nseen, before);
+    stop_master(f);
+}
+
 int
 main(void)
 {
@@ -1314,6 +1465,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_clock_step_forward_follows_misfire, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_clock_step_back_never_repeats_a_fire, setup, teardown),
     };
 
     /* The cycle reader is the daemon itself (the tests run from the top
