@@ -37,6 +37,8 @@ typedef struct hg_mem_s {
     uint64_t issued;
     uint64_t written;
     hg_store_tasks_t done;          /* finished tasks, oldest first */
+    hg_map_t claims;                /* "job_id fire_time" -> its key */
+    uint64_t tokens;                /* the last fencing token given out */
 } hg_mem_t;
 
 static hg_mem_job_t *
@@ -146,6 +148,7 @@ hg_mem_open(hg_store_t *store, const hg_conf_t *conf,
     }
     hg_map_init(&m->execs);
     hg_map_init(&m->jobs);
+    hg_map_init(&m->claims);
     store->data = m;
     store->notify_fd = -1;
     return HG_OK;
@@ -171,8 +174,13 @@ hg_mem_close(hg_store_t *store)
         free(job->job_id);
         free(job);
     }
+    i = 0;
+    while (hg_map_next(&m->claims, &i, &key, &value)) {
+        free(value);
+    }
     hg_map_free(&m->execs);
     hg_map_free(&m->jobs);
+    hg_map_free(&m->claims);
     hg_store_tasks_free(&m->done);
     free(m);
     store->data = NULL;
@@ -534,6 +542,77 @@ hg_mem_health(hg_store_t *store, json_t **report)
     return *report != NULL ? HG_OK : HG_ERROR;
 }
 
+/* --- the cluster's calls: one instance, which always wins ------------- */
+
+static int
+hg_mem_claim_fire(hg_store_t *store, const char *job_id, int64_t fire_time,
+                  uint64_t *token)
+{
+    hg_mem_t *m = store->data;
+    char *key;
+
+    /* A job id holds no NUL, so "job_id NUL fire_time" would be unique;
+     * a space reads better and job ids have none either. */
+    if (asprintf(&key, "%s %" PRId64, job_id, fire_time) < 0) {
+        return HG_ERROR;
+    }
+    if (hg_map_get(&m->claims, key) != NULL) {
+        free(key);
+        return HG_AGAIN;
+    }
+    if (hg_map_put(&m->claims, key, key) != HG_OK) {
+        free(key);
+        return HG_ERROR;
+    }
+    *token = ++m->tokens;
+    return HG_OK;
+}
+
+typedef struct hg_mem_due_s {
+    const hg_store_leases_t *leases;
+    int64_t now;
+} hg_mem_due_t;
+
+static bool
+hg_mem_takeable(const hg_exec_record_t *r, const void *arg)
+{
+    const hg_mem_due_t *due = arg;
+
+    return r->status == HG_EXEC_QUEUED && r->run_at <= due->now
+           && hg_store_leases_free_at(due->leases, r->id, due->now);
+}
+
+/* take_queued's order: priority (high first), run_at, id. */
+static int
+hg_mem_take_order(const void *a, const void *b)
+{
+    const hg_exec_record_t *x = &(*(const hg_exec_row_t *const *) a)->r;
+    const hg_exec_record_t *y = &(*(const hg_exec_row_t *const *) b)->r;
+
+    if (x->priority != y->priority) {
+        return x->priority > y->priority ? -1 : 1;
+    }
+    if (x->run_at != y->run_at) {
+        return x->run_at < y->run_at ? -1 : 1;
+    }
+    return strcmp(x->id, y->id);
+}
+
+static int
+hg_mem_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
+                   size_t limit, hg_exec_row_t **rows, size_t *n)
+{
+    hg_mem_t *m = store->data;
+    hg_mem_due_t due = { &store->leases, now };
+
+    if (hg_mem_select(m, hg_mem_takeable, &due, hg_mem_take_order, limit, 0,
+                      true, rows, n) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    return hg_store_leases_take(&store->leases, rows, n, now + lease_ms);
+}
+
 const hg_store_driver_t hg_store_memory_driver = {
     "memory",
     hg_mem_open,
@@ -551,6 +630,10 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_task,
     hg_mem_task_done,
     hg_mem_health,
+    NULL,
+    NULL,
+    hg_mem_claim_fire,
+    hg_mem_take_queued,
     NULL,
     NULL
 };
