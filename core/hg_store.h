@@ -315,7 +315,8 @@ int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
  * CLEANUP deletes final executions that finished before older_than,
  * dead ones excepted (they stay in the dead-letter list until retried or
  * purged), in transactions of at most batch rows (0 = 1000) so the
- * writer is never held off for long. VACUUM returns free pages to the
+ * writer is never held off for long; then the claims of fire times
+ * before older_than (not counted in deleted). VACUUM returns free pages to the
  * file system and truncates the WAL. HEALTH checks that the file is still
  * the one the store opened; the figures come from hg_store_health.
  */

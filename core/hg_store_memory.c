@@ -37,7 +37,7 @@ typedef struct hg_mem_s {
     uint64_t issued;
     uint64_t written;
     hg_store_tasks_t done;          /* finished tasks, oldest first */
-    hg_map_t claims;                /* "job_id fire_time" -> its key */
+    hg_map_t claims;                /* "job_id fire_time" -> claim */
     uint64_t tokens;                /* the last fencing token given out */
 } hg_mem_t;
 
@@ -501,6 +501,28 @@ hg_mem_cleanup(hg_mem_t *m, int64_t older_than, uint64_t *deleted)
     }
 }
 
+typedef struct hg_mem_claim_s {
+    int64_t fire_time;
+    char key[];                     /* "job_id fire_time" */
+} hg_mem_claim_t;
+
+/* Claims of fire times past retention: nothing fires at those again. */
+static void
+hg_mem_claims_cleanup(hg_mem_t *m, int64_t older_than)
+{
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&m->claims, &i, &key, &value)) {
+        hg_mem_claim_t *claim = value;
+        if (claim->fire_time < older_than) {
+            hg_map_remove(&m->claims, key);
+            free(claim);
+        }
+    }
+}
+
 /* Vacuum and health have nothing to do in memory. */
 static int
 hg_mem_task(hg_store_t *store, hg_store_task_t *task)
@@ -509,6 +531,7 @@ hg_mem_task(hg_store_t *store, hg_store_task_t *task)
 
     if (task->kind == HG_STORE_TASK_CLEANUP) {
         hg_mem_cleanup(m, task->older_than, &task->deleted);
+        hg_mem_claims_cleanup(m, task->older_than);
     }
     task->rc = HG_OK;
     hg_store_tasks_push(&m->done, task);
@@ -549,19 +572,25 @@ hg_mem_claim_fire(hg_store_t *store, const char *job_id, int64_t fire_time,
                   uint64_t *token)
 {
     hg_mem_t *m = store->data;
-    char *key;
+    hg_mem_claim_t *claim;
+    char key[32];
+    size_t len;
 
-    /* A job id holds no NUL, so "job_id NUL fire_time" would be unique;
-     * a space reads better and job ids have none either. */
-    if (asprintf(&key, "%s %" PRId64, job_id, fire_time) < 0) {
+    /* Job ids hold no space: "job_id fire_time" names one fire. */
+    snprintf(key, sizeof(key), " %" PRId64, fire_time);
+    len = strlen(job_id) + strlen(key);
+    claim = malloc(sizeof(*claim) + len + 1);
+    if (claim == NULL) {
         return HG_ERROR;
     }
-    if (hg_map_get(&m->claims, key) != NULL) {
-        free(key);
+    claim->fire_time = fire_time;
+    snprintf(claim->key, len + 1, "%s%s", job_id, key);
+    if (hg_map_get(&m->claims, claim->key) != NULL) {
+        free(claim);
         return HG_AGAIN;
     }
-    if (hg_map_put(&m->claims, key, key) != HG_OK) {
-        free(key);
+    if (hg_map_put(&m->claims, claim->key, claim) != HG_OK) {
+        free(claim);
         return HG_ERROR;
     }
     *token = ++m->tokens;

@@ -70,7 +70,8 @@
  *   fire_claims    (version 2) token (the fencing token, AUTOINCREMENT:
  *                  never given twice), job_id, fire_time, claimed_at;
  *                  unique on (job_id, fire_time): a fire time claimed
- *                  twice is refused (hg_store_claim_fire).
+ *                  twice is refused (hg_store_claim_fire). Index:
+ *                  (fire_time), for retention.
  *
  * auto_vacuum = INCREMENTAL and WAL mode are set when the file is created
  * (user_version 0), so that a vacuum can give free pages back without
@@ -160,7 +161,8 @@ static const char hg_sq_schema_v2[] =
     " job_id TEXT NOT NULL,"
     " fire_time INTEGER NOT NULL,"
     " claimed_at INTEGER NOT NULL,"
-    " UNIQUE (job_id, fire_time));";
+    " UNIQUE (job_id, fire_time));"
+    "CREATE INDEX fire_claims_time ON fire_claims (fire_time);";
 
 /* Append only: entry i takes a file from version i to version i + 1. */
 static const char *const hg_sq_migrations[] = {
@@ -1806,18 +1808,19 @@ hg_sq_task_error(hg_sq_t *d, hg_store_task_t *task, const char *doing)
              ? " (the file is damaged)" : "");
 }
 
-static void
-hg_sq_task_cleanup(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task)
+/* Runs the DELETE in SQL (?1 = older_than, ?2 = rows per batch) until
+ * a batch deletes fewer rows than that, adding the rows to *deleted. One
+ * transaction per batch: the writer waits at most one batch. HG_ERROR
+ * with task->error filled. */
+static int
+hg_sq_delete_batches(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task,
+                     const char *sql, const char *what, uint64_t *deleted)
 {
     sqlite3_stmt *s = NULL;
     int rc, changes;
     char doing[96];
 
-    rc = sqlite3_prepare_v2(d->mdb, "DELETE FROM executions WHERE rowid IN"
-                            " (SELECT rowid FROM executions WHERE"
-                            " finished_at > 0 AND finished_at < ?1 AND"
-                            " status NOT IN ('queued', 'running', 'dead')"
-                            " LIMIT ?2)", -1, &s, NULL);
+    rc = sqlite3_prepare_v2(d->mdb, sql, -1, &s, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_bind_int64(s, 1, task->older_than);
     }
@@ -1825,14 +1828,13 @@ hg_sq_task_cleanup(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task)
         rc = sqlite3_bind_int64(s, 2, task->batch <= INT_MAX
                                       ? (int64_t) task->batch : INT_MAX);
     }
-    /* One transaction per batch: the writer waits at most one batch. */
     while (rc == SQLITE_OK) {
         if (hg_store_writer_stopping(w)) {
             snprintf(task->error, sizeof(task->error), "store: %s: "
-                     "cleanup stopped after %" PRIu64 " executions: "
-                     "hourglass is stopping", d->path, task->deleted);
+                     "cleanup stopped after %" PRIu64 " %s: hourglass is "
+                     "stopping", d->path, *deleted, what);
             hg_sq_finalize(&s);
-            return;
+            return HG_ERROR;
         }
         rc = sqlite3_exec(d->mdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
@@ -1847,21 +1849,45 @@ hg_sq_task_cleanup(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task)
         if (rc != SQLITE_OK) {
             break;
         }
-        task->deleted += (uint64_t) changes;
+        *deleted += (uint64_t) changes;
         if ((size_t) changes < task->batch) {
             hg_sq_finalize(&s);
-            task->rc = HG_OK;
-            return;
+            return HG_OK;
         }
     }
-    snprintf(doing, sizeof(doing), "cleanup stopped after %" PRIu64
-             " executions", task->deleted);
+    snprintf(doing, sizeof(doing), "cleanup stopped after %" PRIu64 " %s",
+             *deleted, what);
     hg_sq_task_error(d, task, doing);
     if (!sqlite3_get_autocommit(d->mdb)) {
         /* closing the connection would roll back too */
         (void) sqlite3_exec(d->mdb, "ROLLBACK", NULL, NULL, NULL);
     }
     hg_sq_finalize(&s);
+    return HG_ERROR;
+}
+
+/* Executions past retention (task->deleted counts them), then the claims
+ * of fire times as old: nothing will fire at those again. The claims'
+ * tokens stay unique (AUTOINCREMENT never reuses one). */
+static void
+hg_sq_task_cleanup(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task)
+{
+    uint64_t claims = 0;
+
+    if (hg_sq_delete_batches(d, w, task, "DELETE FROM executions WHERE rowid"
+                             " IN (SELECT rowid FROM executions WHERE"
+                             " finished_at > 0 AND finished_at < ?1 AND"
+                             " status NOT IN ('queued', 'running', 'dead')"
+                             " LIMIT ?2)", "executions", &task->deleted)
+        != HG_OK
+        || hg_sq_delete_batches(d, w, task, "DELETE FROM fire_claims WHERE"
+                                " token IN (SELECT token FROM fire_claims"
+                                " WHERE fire_time < ?1 LIMIT ?2)",
+                                "fire claims", &claims) != HG_OK)
+    {
+        return;
+    }
+    task->rc = HG_OK;
 }
 
 static void

@@ -1221,6 +1221,31 @@ test_claim_fire(void **state)
     hg_store_close(store);
 }
 
+static void
+test_claims_cleanup(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    uint64_t t1 = 0, t2 = 0, t3 = 0, again = 0, deleted = 99;
+
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &t1), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "a", 5000, &t2), HG_OK);
+    /* retention forgets the claims of fire times before its cut-off (they
+     * are not executions: not counted) and keeps the later ones */
+    assert_int_equal(hg_store_cleanup(store, 2000, 0, &deleted), HG_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(hg_store_claim_fire(store, "a", 5000, &again),
+                     HG_AGAIN);
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &t3), HG_OK);
+    assert_true(t3 > t2);
+    /* a token is never given out twice, even once every claim that had
+     * the highest ones is gone */
+    assert_int_equal(hg_store_cleanup(store, 6000, 0, &deleted), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "a", 5000, &t1), HG_OK);
+    assert_true(t1 > t3);
+    hg_store_close(store);
+}
+
 /* Queued execution I of job "q", due at RUN_AT with PRIORITY. */
 static void
 put_queued(hg_store_t *store, int i, int64_t run_at, int priority)
@@ -2240,6 +2265,7 @@ main(void)
         BOTH(test_task_async),
         BOTH(test_claim_fire),
         BOTH(test_take_queued),
+        BOTH(test_claims_cleanup),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         SQLITE(test_reopen),
