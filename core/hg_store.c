@@ -3,10 +3,12 @@
  * the dispatch to the one named in the configuration, execution status
  * names, record validation and copying, freeing rows, the duration buckets
  * behind p95, how a record counts in its job's statistics, the lines a
- * writer thread queues for the master to log, and `hourglass -t`'s check.
+ * writer thread queues for the master to log, the leases of a driver that
+ * serves one instance, and `hourglass -t`'s check.
  *
- * It never does I/O of its own but through a driver, and holds no state
- * between calls: a store is what hg_store_open returned.
+ * It never does I/O of its own but through a driver, never calls the
+ * shared writer (hg_store_writer.c calls it), and holds no state between
+ * calls: a store is what hg_store_open returned.
  */
 
 #include "hg_core.h"
@@ -370,9 +372,11 @@ hg_store_open_with(const hg_conf_t *conf, const hg_store_options_t *options,
     }
     store->driver = driver;
     store->notify_fd = -1;
+    hg_store_leases_init(&store->leases);
     if (driver->open(store, conf, options != NULL ? options : &none, err,
                      errlen) != HG_OK)
     {
+        hg_store_leases_free(&store->leases);
         free(store);
         return NULL;
     }
@@ -392,6 +396,7 @@ hg_store_close(hg_store_t *store)
         return;
     }
     store->driver->close(store);
+    hg_store_leases_free(&store->leases);
     free(store->last_error);
     free(store);
 }
@@ -625,6 +630,149 @@ hg_store_set_max_page_count(hg_store_t *store, uint64_t pages)
         return HG_ERROR;
     }
     return store->driver->set_max_page_count(store, pages);
+}
+
+/* --- the cluster's calls ------------------------------------------------ */
+
+int
+hg_store_claim_fire(hg_store_t *store, const char *job_id, int64_t fire_time,
+                    uint64_t *token)
+{
+    if (job_id == NULL || job_id[0] == '\0') {
+        return HG_ERROR;
+    }
+    return store->driver->claim_fire(store, job_id, fire_time, token);
+}
+
+int
+hg_store_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
+                     size_t limit, hg_exec_row_t **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    return store->driver->take_queued(store, now, lease_ms, limit, rows, n);
+}
+
+int
+hg_store_renew(hg_store_t *store, const char *id, int64_t now,
+               int64_t lease_ms)
+{
+    if (store->driver->renew == NULL) {
+        return hg_store_leases_renew(&store->leases, id, now + lease_ms);
+    }
+    return store->driver->renew(store, id, now, lease_ms);
+}
+
+int
+hg_store_release(hg_store_t *store, const char *id)
+{
+    if (store->driver->release == NULL) {
+        return hg_store_leases_release(&store->leases, id);
+    }
+    return store->driver->release(store, id);
+}
+
+typedef struct hg_store_lease_s {
+    int64_t until;
+    char id[];
+} hg_store_lease_t;
+
+void
+hg_store_leases_init(hg_store_leases_t *leases)
+{
+    hg_map_init(&leases->held);
+}
+
+void
+hg_store_leases_free(hg_store_leases_t *leases)
+{
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&leases->held, &i, &key, &value)) {
+        free(value);
+    }
+    hg_map_free(&leases->held);
+}
+
+bool
+hg_store_leases_free_at(const hg_store_leases_t *leases, const char *id,
+                        int64_t now)
+{
+    const hg_store_lease_t *lease = hg_map_get(&leases->held, id);
+
+    return lease == NULL || lease->until <= now;
+}
+
+int
+hg_store_leases_hold(hg_store_leases_t *leases, const char *id,
+                     int64_t until)
+{
+    hg_store_lease_t *lease = hg_map_get(&leases->held, id);
+    size_t len;
+
+    if (lease == NULL) {
+        len = strlen(id);
+        lease = malloc(sizeof(*lease) + len + 1);
+        if (lease == NULL) {
+            return HG_ERROR;
+        }
+        memcpy(lease->id, id, len + 1);
+        if (hg_map_put(&leases->held, lease->id, lease) != HG_OK) {
+            free(lease);
+            return HG_ERROR;
+        }
+    }
+    lease->until = until;
+    return HG_OK;
+}
+
+int
+hg_store_leases_take(hg_store_leases_t *leases, hg_exec_row_t **rows,
+                     size_t *n, int64_t until)
+{
+    size_t i;
+
+    for (i = 0; i < *n; i++) {
+        if (hg_store_leases_hold(leases, (*rows)[i].r.id, until) != HG_OK) {
+            while (i-- > 0) {
+                (void) hg_store_leases_release(leases, (*rows)[i].r.id);
+            }
+            hg_exec_rows_free(*rows, *n);
+            *rows = NULL;
+            *n = 0;
+            hg_log(HG_LOG_ERROR, "store: out of memory taking queued "
+                   "executions");
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
+int
+hg_store_leases_renew(hg_store_leases_t *leases, const char *id,
+                      int64_t until)
+{
+    hg_store_lease_t *lease = hg_map_get(&leases->held, id);
+
+    if (lease == NULL) {
+        return HG_AGAIN;
+    }
+    lease->until = until;
+    return HG_OK;
+}
+
+int
+hg_store_leases_release(hg_store_leases_t *leases, const char *id)
+{
+    hg_store_lease_t *lease = hg_map_remove(&leases->held, id);
+
+    if (lease == NULL) {
+        return HG_AGAIN;
+    }
+    free(lease);
+    return HG_OK;
 }
 
 int

@@ -5,8 +5,8 @@
  * (memory, sqlite, later postgres) implements it. Writes are asynchronous
  * and batched: hg_store_put_* only queue a copy of the record and return at
  * once; the driver commits batches in the background (the sqlite driver in
- * a writer thread of its own) so the event loop never waits on a
- * transaction. hg_store_barrier() asks to be told, through the completion
+ * the shared writer's thread, hg_store_writer.c) so the event loop never
+ * waits on a transaction. hg_store_barrier() asks to be told, through the completion
  * descriptor, when everything queued before it is committed: the master
  * uses it so that an execution is durably recorded `running` before its
  * dispatch frame goes to a worker (nothing acknowledged is lost on kill -9).
@@ -31,14 +31,17 @@
  * master's store side does.
  *
  * Threads: every hg_store_* call is made from one thread (the master's).
- * The sqlite driver's writer and maintenance threads are the only other
- * threads; they never call hg_log (which is not thread-safe once the
- * master buffers it): the lines they have to say are queued and written
- * by hg_store_ack, so the master sees them in its own loop turn.
+ * The shared writer's threads (hg_store_writer.h: the queue, batches,
+ * tickets, failure episodes, maintenance; used by every driver with I/O)
+ * are the only other threads; they never call hg_log (which is not
+ * thread-safe once the master buffers it): the lines they have to say are
+ * queued and written by hg_store_ack, so the master sees them in its own
+ * loop turn. A driver adds its SQL and connections below that writer.
  *
  * A cluster driver (PostgreSQL) fits behind the same calls: claim_fire
  * turns a fire time into a unique claim (one row per job and fire time),
- * and take_queued into SELECT ... FOR UPDATE SKIP LOCKED.
+ * and take_queued into SELECT ... FOR UPDATE SKIP LOCKED (see "The calls
+ * a cluster needs" below).
  */
 
 #ifndef HG_STORE_H
@@ -46,6 +49,7 @@
 
 #include "hg_core.h"
 #include "hg_conf.h"
+#include "hg_map.h"
 
 typedef enum {
     HG_EXEC_QUEUED = 0,
@@ -132,6 +136,14 @@ typedef struct hg_job_stats_s {
 } hg_job_stats_t;
 
 typedef struct hg_store_s hg_store_t;
+typedef struct hg_store_writer_s hg_store_writer_t;
+
+/* The leases one instance holds on executions it took (take_queued):
+ * id -> until, for the drivers that serve one instance. */
+typedef struct hg_store_leases_s {
+    hg_map_t held;                  /* id -> hg_store_lease_t * */
+} hg_store_leases_t;
+
 
 typedef enum {
     HG_STORE_TASK_CLEANUP = 0,      /* delete history past older_than */
@@ -200,11 +212,26 @@ typedef struct hg_store_driver_s {
     int (*set_max_page_count)(hg_store_t *store, uint64_t pages);
     /* hg_store_check's part for this driver; NULL = nothing to check. */
     int (*check)(const hg_conf_t *conf, char *err, size_t errlen);
+    /* The cluster's calls (see hg_store_claim_fire and after). */
+    int (*claim_fire)(hg_store_t *store, const char *job_id,
+                      int64_t fire_time, uint64_t *token);
+    int (*take_queued)(hg_store_t *store, int64_t now, int64_t lease_ms,
+                       size_t limit, hg_exec_row_t **rows, size_t *n);
+    /* NULL: the leases are store->leases, this instance's own. */
+    int (*renew)(hg_store_t *store, const char *id, int64_t now,
+                 int64_t lease_ms);
+    int (*release)(hg_store_t *store, const char *id);
 } hg_store_driver_t;
 
 struct hg_store_s {
     const hg_store_driver_t *driver;
     void *data;                     /* the driver's state */
+    /* The shared writer (hg_store_writer.c) of a driver with I/O; NULL
+     * for one that commits in the caller's thread (memory). */
+    hg_store_writer_t *writer;
+    /* The leases this instance holds (take_queued), for drivers that
+     * serve one instance (renew and release NULL). */
+    hg_store_leases_t leases;
     /* Readable when commits complete (barrier tickets reached) or when the
      * writer has a line to log. The master watches it and then calls
      * hg_store_ack. -1 for drivers that commit synchronously. */
@@ -288,7 +315,8 @@ int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
  * CLEANUP deletes final executions that finished before older_than,
  * dead ones excepted (they stay in the dead-letter list until retried or
  * purged), in transactions of at most batch rows (0 = 1000) so the
- * writer is never held off for long. VACUUM returns free pages to the
+ * writer is never held off for long; then the claims of fire times
+ * before older_than (not counted in deleted). VACUUM returns free pages to the
  * file system and truncates the WAL. HEALTH checks that the file is still
  * the one the store opened; the figures come from hg_store_health.
  */
@@ -309,6 +337,52 @@ int hg_store_health(hg_store_t *store, json_t **report);
  * applied by the writer before its next transaction; a limit below the
  * current size means "no room to grow". HG_ERROR for the memory driver. */
 int hg_store_set_max_page_count(hg_store_t *store, uint64_t pages);
+
+/*
+ * The calls a cluster needs. Several instances share one database; each
+ * fire time of a job must start once, and each queued execution must run
+ * on one instance at a time. These are synchronous (a cluster driver
+ * makes one round trip each) and are not yet called by the master.
+ *
+ * claim_fire: JOB_ID's fire at FIRE_TIME (ms) is this instance's to start.
+ * HG_OK: claimed, with a fencing token in *token, greater than every token
+ * given out before by this store (a worker's writes can carry it, so that
+ * a claim that was lost and taken over is refused downstream). HG_AGAIN:
+ * the fire time is already claimed (by anyone, this instance included):
+ * do not start it. HG_ERROR: the store cannot say; nothing is claimed.
+ * A PostgreSQL driver: INSERT ... ON CONFLICT DO NOTHING RETURNING on a
+ * unique (job_id, fire_time) row, the token from a sequence.
+ *
+ * take_queued: up to LIMIT (0 = no limit) queued executions whose run_at
+ * is due at NOW, highest priority first, then oldest run_at, then id,
+ * leased to this instance until NOW + LEASE_MS. An execution leased and
+ * not expired is not taken again; one whose lease expired is (its taker
+ * died or stopped renewing). *rows as for hg_store_load_unfinished.
+ * A PostgreSQL driver: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE
+ * SKIP LOCKED) RETURNING.
+ *
+ * renew: the lease on execution ID runs until NOW + LEASE_MS. HG_OK, or
+ * HG_AGAIN when this instance does not hold it (never taken, released,
+ * or expired and taken again): stop the execution.
+ *
+ * release: give execution ID's lease back (after its final record is
+ * put, or to let another instance take it). HG_OK, or HG_AGAIN when not
+ * held.
+ *
+ * memory and sqlite serve one instance, which always wins: a claim
+ * succeeds once per (job, fire time) -- sqlite keeps one row per claim
+ * (table fire_claims, unique on both), so a fire time recorded twice is
+ * refused even across restarts; memory a hash set -- and leases are
+ * this instance's, kept in memory (a restarted instance takes up every
+ * queued execution anyway).
+ */
+int hg_store_claim_fire(hg_store_t *store, const char *job_id,
+                        int64_t fire_time, uint64_t *token);
+int hg_store_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
+                         size_t limit, hg_exec_row_t **rows, size_t *n);
+int hg_store_renew(hg_store_t *store, const char *id, int64_t now,
+                   int64_t lease_ms);
+int hg_store_release(hg_store_t *store, const char *id);
 
 /* `hourglass -t`: can the store in CONF be opened and written? Creates
  * nothing. The message names the key and the path:
@@ -358,6 +432,23 @@ typedef struct hg_stats_entry_s {
 } hg_stats_entry_t;
 
 void hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e);
+
+void hg_store_leases_init(hg_store_leases_t *leases);
+void hg_store_leases_free(hg_store_leases_t *leases);
+/* Whether ID may be taken at NOW (not held, or its lease expired). */
+bool hg_store_leases_free_at(const hg_store_leases_t *leases,
+                             const char *id, int64_t now);
+/* Take or renew ID's lease until UNTIL. HG_ERROR: out of memory. */
+int hg_store_leases_hold(hg_store_leases_t *leases, const char *id,
+                         int64_t until);
+/* Leases every row of *ROWS until UNTIL; out of memory, none is held,
+ * the rows are freed (*n = 0) and HG_ERROR returned. */
+int hg_store_leases_take(hg_store_leases_t *leases, hg_exec_row_t **rows,
+                         size_t *n, int64_t until);
+/* HG_OK, or HG_AGAIN when ID is not held. */
+int hg_store_leases_renew(hg_store_leases_t *leases, const char *id,
+                          int64_t until);
+int hg_store_leases_release(hg_store_leases_t *leases, const char *id);
 
 /* A FIFO of tasks, linked through their next. */
 typedef struct hg_store_tasks_s {

@@ -37,6 +37,8 @@ typedef struct hg_mem_s {
     uint64_t issued;
     uint64_t written;
     hg_store_tasks_t done;          /* finished tasks, oldest first */
+    hg_map_t claims;                /* "job_id fire_time" -> claim */
+    uint64_t tokens;                /* the last fencing token given out */
 } hg_mem_t;
 
 static hg_mem_job_t *
@@ -146,6 +148,7 @@ hg_mem_open(hg_store_t *store, const hg_conf_t *conf,
     }
     hg_map_init(&m->execs);
     hg_map_init(&m->jobs);
+    hg_map_init(&m->claims);
     store->data = m;
     store->notify_fd = -1;
     return HG_OK;
@@ -171,8 +174,13 @@ hg_mem_close(hg_store_t *store)
         free(job->job_id);
         free(job);
     }
+    i = 0;
+    while (hg_map_next(&m->claims, &i, &key, &value)) {
+        free(value);
+    }
     hg_map_free(&m->execs);
     hg_map_free(&m->jobs);
+    hg_map_free(&m->claims);
     hg_store_tasks_free(&m->done);
     free(m);
     store->data = NULL;
@@ -493,6 +501,28 @@ hg_mem_cleanup(hg_mem_t *m, int64_t older_than, uint64_t *deleted)
     }
 }
 
+typedef struct hg_mem_claim_s {
+    int64_t fire_time;
+    char key[];                     /* "job_id fire_time" */
+} hg_mem_claim_t;
+
+/* Claims of fire times past retention: nothing fires at those again. */
+static void
+hg_mem_claims_cleanup(hg_mem_t *m, int64_t older_than)
+{
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&m->claims, &i, &key, &value)) {
+        hg_mem_claim_t *claim = value;
+        if (claim->fire_time < older_than) {
+            hg_map_remove(&m->claims, key);
+            free(claim);
+        }
+    }
+}
+
 /* Vacuum and health have nothing to do in memory. */
 static int
 hg_mem_task(hg_store_t *store, hg_store_task_t *task)
@@ -501,6 +531,7 @@ hg_mem_task(hg_store_t *store, hg_store_task_t *task)
 
     if (task->kind == HG_STORE_TASK_CLEANUP) {
         hg_mem_cleanup(m, task->older_than, &task->deleted);
+        hg_mem_claims_cleanup(m, task->older_than);
     }
     task->rc = HG_OK;
     hg_store_tasks_push(&m->done, task);
@@ -534,6 +565,83 @@ hg_mem_health(hg_store_t *store, json_t **report)
     return *report != NULL ? HG_OK : HG_ERROR;
 }
 
+/* --- the cluster's calls: one instance, which always wins ------------- */
+
+static int
+hg_mem_claim_fire(hg_store_t *store, const char *job_id, int64_t fire_time,
+                  uint64_t *token)
+{
+    hg_mem_t *m = store->data;
+    hg_mem_claim_t *claim;
+    char key[32];
+    size_t len;
+
+    /* Job ids hold no space: "job_id fire_time" names one fire. */
+    snprintf(key, sizeof(key), " %" PRId64, fire_time);
+    len = strlen(job_id) + strlen(key);
+    claim = malloc(sizeof(*claim) + len + 1);
+    if (claim == NULL) {
+        return HG_ERROR;
+    }
+    claim->fire_time = fire_time;
+    snprintf(claim->key, len + 1, "%s%s", job_id, key);
+    if (hg_map_get(&m->claims, claim->key) != NULL) {
+        free(claim);
+        return HG_AGAIN;
+    }
+    if (hg_map_put(&m->claims, claim->key, claim) != HG_OK) {
+        free(claim);
+        return HG_ERROR;
+    }
+    *token = ++m->tokens;
+    return HG_OK;
+}
+
+typedef struct hg_mem_due_s {
+    const hg_store_leases_t *leases;
+    int64_t now;
+} hg_mem_due_t;
+
+static bool
+hg_mem_takeable(const hg_exec_record_t *r, const void *arg)
+{
+    const hg_mem_due_t *due = arg;
+
+    return r->status == HG_EXEC_QUEUED && r->run_at <= due->now
+           && hg_store_leases_free_at(due->leases, r->id, due->now);
+}
+
+/* take_queued's order: priority (high first), run_at, id. */
+static int
+hg_mem_take_order(const void *a, const void *b)
+{
+    const hg_exec_record_t *x = &(*(const hg_exec_row_t *const *) a)->r;
+    const hg_exec_record_t *y = &(*(const hg_exec_row_t *const *) b)->r;
+
+    if (x->priority != y->priority) {
+        return x->priority > y->priority ? -1 : 1;
+    }
+    if (x->run_at != y->run_at) {
+        return x->run_at < y->run_at ? -1 : 1;
+    }
+    return strcmp(x->id, y->id);
+}
+
+static int
+hg_mem_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
+                   size_t limit, hg_exec_row_t **rows, size_t *n)
+{
+    hg_mem_t *m = store->data;
+    hg_mem_due_t due = { &store->leases, now };
+
+    if (hg_mem_select(m, hg_mem_takeable, &due, hg_mem_take_order, limit, 0,
+                      true, rows, n) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    return hg_store_leases_take(&store->leases, rows, n, now + lease_ms);
+}
+
 const hg_store_driver_t hg_store_memory_driver = {
     "memory",
     hg_mem_open,
@@ -551,6 +659,10 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_task,
     hg_mem_task_done,
     hg_mem_health,
+    NULL,
+    NULL,
+    hg_mem_claim_fire,
+    hg_mem_take_queued,
     NULL,
     NULL
 };

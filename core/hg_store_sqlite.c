@@ -2,26 +2,22 @@
  * hg_store_sqlite.c: the `sqlite` store driver (the default), one SQLite
  * file in WAL mode.
  *
- * Three connections, each used by one thread. The WRITE connection
- * belongs to a writer thread: hg_store_put_* copy the record into a queue
- * (mutex + condvar) and return; the writer takes everything queued and
- * commits it in ONE transaction, then publishes the highest barrier
- * ticket issued before it took the queue and writes to an eventfd
- * (store->notify_fd) so the master's epoll wakes; hg_store_ack drains it.
- * While the writer commits, new puts collect in the queue for the next
- * transaction: batching follows load by itself, with no timer. The READ
- * connection serves the synchronous reads in the caller's thread; WAL
- * lets them run beside the writer, each seeing the last commit. The
- * MAINTENANCE connection belongs to a maintenance thread (started by the
- * first hg_store_task) that runs cleanup and vacuum in short transactions
- * of their own and reports through the same eventfd. All three are opened
- * together, by this process, before any thread starts; none is ever used
- * in a forked process (see hg_store.h).
+ * It holds the SQL, the connections and the file checks, and nothing
+ * else: the queue, the writer and maintenance threads, barrier tickets,
+ * failure episodes and the rescue of a moved file are the shared writer's
+ * (hg_store_writer.c), which calls the backend below (hg_sq_backend) from
+ * its threads. It must never run a statement on a connection from another
+ * thread than the one that owns it, nor open one in a forked process
+ * (see hg_store.h).
  *
- * The master's event loop never waits on a transaction: puts take the
- * queue's mutex, which the writer holds only to swap the queue out, never
- * across I/O. The writer never calls hg_log (it is not thread-safe); its
- * lines wait in d->lines and are written by hg_store_ack.
+ * Three connections, each used by one thread, opened together, by this
+ * process, before any thread starts. The WRITE connection is the writer
+ * thread's: hg_sq_commit writes one batch of records in ONE transaction
+ * and says how a failure should be told (busy, damaged, moved, other).
+ * The READ connection serves the synchronous reads (and the cluster's
+ * calls) in the caller's thread; WAL lets them run beside the writer, each
+ * seeing the last commit. The MAINTENANCE connection is the maintenance
+ * thread's: cleanup and vacuum in short transactions of their own.
  *
  * Durability: journal_mode = WAL with synchronous = NORMAL. A commit is in
  * the WAL file (the operating system's page cache) when the writer
@@ -31,29 +27,16 @@
  * NORMAL syncs at checkpoints, not at each commit, which is what makes a
  * commit cheap enough to batch thousands of executions a second.
  *
- * Faults. When a transaction fails (disk full, database locked by another
- * process past busy_timeout, read-only file, corrupt file, I/O error), it
- * is rolled back and its records go back to the front of the queue (a
- * newer put of the same id wins); the writer retries with a backoff that
- * doubles up to retry_max_ms (1 s); one log line opens the episode and one
- * closes it when a commit succeeds again. No ticket is acknowledged during
- * an episode. Puts never block: the queue keeps up to queue_limit records
- * (100,000) -- later puts of an id replace the earlier one in place, so a
- * running record never waits beside its final one -- and beyond that the
- * oldest records are dropped, counted (health: dropped) and logged once.
- * Recovering, the writer commits the backlog in chunks of HG_SQ_CHUNK
- * records: a little room freed on a full disk lets part of it through at
- * once, where one transaction of everything would fail for ever. Tickets
- * are acknowledged when the backlog is drained.
- *
- * A file deleted or replaced under the running daemon (another inode at
- * the path: SQLITE_FCNTL_HAS_MOVED, checked before each transaction) is
- * such a fault, with its own line: nothing is written into a file that is
- * no longer at its path, records are kept in memory, and at close, once
- * every connection to the old file is closed, they are written to a new
- * file at the path (or the one moved there). Not while running: a
- * connection to the new file beside those to the old one would share the
- * -wal and -shm names with them and mix their frames.
+ * Faults. A failed transaction (disk full, database locked by another
+ * process past busy_timeout, read-only file, corrupt file, I/O error) is
+ * rolled back; the shared writer keeps its records and retries. A file
+ * deleted or replaced under the running daemon (another inode at the
+ * path: SQLITE_FCNTL_HAS_MOVED, checked before each transaction) is such
+ * a fault: nothing is written into a file that is no longer at its path,
+ * and at close, once every connection to the old file is closed,
+ * hg_sq_reopen opens the file now at the path for what was kept. Not
+ * while running: a connection to the new file beside those to the old one
+ * would share the -wal and -shm names with them and mix their frames.
  *
  * Files: the database is opened without following a symbolic link at its
  * last component (SQLITE_OPEN_NOFOLLOW), and created 0600 (SQLite gives
@@ -62,7 +45,7 @@
  * Threads and signals: the writer and maintenance threads block every
  * signal, so that the master's signalfd sees them all.
  *
- * The schema (version 1, PRAGMA user_version), created and migrated by
+ * The schema (version 2, PRAGMA user_version), created and migrated by
  * hg_sq_migrations below, one SQL string per version, applied in order in
  * one transaction at open:
  *
@@ -84,6 +67,11 @@
  *                  same transaction as the executions.
  *   job_durations  (job_id, bucket) -> count: the duration histogram
  *                  behind p95 (log-linear buckets, see hg_store.h).
+ *   fire_claims    (version 2) token (the fencing token, AUTOINCREMENT:
+ *                  never given twice), job_id, fire_time, claimed_at;
+ *                  unique on (job_id, fire_time): a fire time claimed
+ *                  twice is refused (hg_store_claim_fire). Index:
+ *                  (fire_time), for retention.
  *
  * auto_vacuum = INCREMENTAL and WAL mode are set when the file is created
  * (user_version 0), so that a vacuum can give free pages back without
@@ -95,8 +83,6 @@
 #include "hg_core.h"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <sqlite3.h>
@@ -104,12 +90,10 @@
 #include "hg_log.h"
 #include "hg_map.h"
 #include "hg_store.h"
+#include "hg_store_writer.h"
 
-#define HG_SQ_QUEUE_LIMIT     100000
-#define HG_SQ_RETRY_MAX_MS    1000
 #define HG_SQ_BUSY_TIMEOUT_MS 1000
 #define HG_SQ_NO_PAGE_LIMIT   UINT64_C(4294967294)  /* SQLite's own maximum */
-#define HG_SQ_CHUNK           1000  /* records per transaction in recovery */
 
 /* --- the schema ---------------------------------------------------------- */
 
@@ -169,9 +153,21 @@ static const char hg_sq_schema_v1[] =
     " count INTEGER NOT NULL,"
     " PRIMARY KEY (job_id, bucket)) WITHOUT ROWID;";
 
+/* Version 2: one row per fire time claimed (hg_store_claim_fire); the
+ * token is the claim's fencing token, never given out twice. */
+static const char hg_sq_schema_v2[] =
+    "CREATE TABLE fire_claims ("
+    " token INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " job_id TEXT NOT NULL,"
+    " fire_time INTEGER NOT NULL,"
+    " claimed_at INTEGER NOT NULL,"
+    " UNIQUE (job_id, fire_time));"
+    "CREATE INDEX fire_claims_time ON fire_claims (fire_time);";
+
 /* Append only: entry i takes a file from version i to version i + 1. */
 static const char *const hg_sq_migrations[] = {
     hg_sq_schema_v1,
+    hg_sq_schema_v2,
 };
 
 #define HG_SQ_SCHEMA_VERSION  ((int) HG_NELEMS(hg_sq_migrations))
@@ -239,27 +235,6 @@ static const char hg_sq_sql_bucket[] =
 
 /* --- state --------------------------------------------------------------- */
 
-typedef struct hg_sq_item_s {
-    struct hg_sq_item_s *prev, *next;
-    hg_exec_row_t row;
-} hg_sq_item_t;
-
-typedef struct hg_sq_state_s {
-    int64_t last_fire;
-    bool paused;
-    char job_id[];
-} hg_sq_state_t;
-
-/* What waits to be written: executions oldest first, with an index by id
- * (a later put of an id replaces the record in place), and job states by
- * job id (the last one wins). */
-typedef struct hg_sq_queue_s {
-    hg_sq_item_t *head, *tail;
-    size_t count;
-    hg_map_t ids;                   /* id -> hg_sq_item_t * */
-    hg_map_t states;                /* job id -> hg_sq_state_t * */
-} hg_sq_queue_t;
-
 typedef struct hg_sq_s {
     char *path;
     sqlite3 *wdb;                   /* the writer thread's */
@@ -267,65 +242,10 @@ typedef struct hg_sq_s {
     sqlite3 *mdb;                   /* the maintenance thread's */
     sqlite3_stmt *w_put, *w_old, *w_state, *w_stats, *w_bucket;
     sqlite3_stmt *r_get, *r_stats, *r_buckets, *r_unique;
-
-    size_t queue_limit;
-    int64_t retry_max_ms;
+    sqlite3_stmt *r_claim;
     int busy_timeout_ms;
-    int notify_fd;
-
-    pthread_t writer;
-    bool writer_started;
-    pthread_t maintainer;
-    bool maintainer_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;            /* the writer's; CLOCK_MONOTONIC */
-    pthread_cond_t tasks_cond;      /* the maintenance thread's */
-
-    /* Everything below is under mu. */
-    hg_sq_queue_t q;
-    size_t in_flight;               /* records in the writer's transaction */
-    uint64_t issued;                /* the last barrier ticket given out */
-    uint64_t committed;             /* the last ticket made durable */
-    bool stop;
-    bool failing;                   /* an episode of failed writes */
-    int64_t fail_since;             /* monotonic ms */
-    uint64_t fail_attempts;
-    struct timespec retry_at;
-    uint64_t write_errors;
-    uint64_t written;
-    uint64_t dropped, episode_dropped;
-    bool drop_logged;
-    char last_error[256];
-    bool error_changed;             /* last_error not yet seen by ack */
-    hg_store_logline_t *lines;      /* for hg_store_ack to log */
-    uint64_t max_pages;             /* test hook; 0 = no limit */
-    bool pages_changed;             /* a new max_pages: apply it now */
-    bool pages_retry;               /* applying it failed: with the next try */
-    size_t recovered;               /* committed in chunks this episode */
-    bool moved;                     /* the file left its path (writer's) */
-    hg_store_tasks_t tasks;         /* for the maintenance thread */
-    hg_store_tasks_t done;          /* for hg_store_task_done */
+    uint64_t max_pages;             /* test hook at open; 0 = no limit */
 } hg_sq_t;
-
-static int64_t
-hg_sq_mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-hg_sq_notify(hg_sq_t *d)
-{
-    uint64_t one = 1;
-
-    /* EAGAIN means the counter is already non-zero: the master will wake
-     * anyway. */
-    while (write(d->notify_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
-}
 
 static void
 hg_sq_finalize(sqlite3_stmt **stmt)
@@ -333,167 +253,6 @@ hg_sq_finalize(sqlite3_stmt **stmt)
     /* finalize repeats the last step's error, already handled there. */
     (void) sqlite3_finalize(*stmt);
     *stmt = NULL;
-}
-
-/* --- the queue ----------------------------------------------------------- */
-
-static void
-hg_sq_queue_init(hg_sq_queue_t *q)
-{
-    q->head = q->tail = NULL;
-    q->count = 0;
-    hg_map_init(&q->ids);
-    hg_map_init(&q->states);
-}
-
-static void
-hg_sq_item_free(hg_sq_item_t *item)
-{
-    hg_exec_row_free(&item->row);
-    free(item);
-}
-
-static void
-hg_sq_queue_free(hg_sq_queue_t *q)
-{
-    hg_sq_item_t *item, *next;
-    size_t i = 0;
-    const char *key;
-    void *value;
-
-    for (item = q->head; item != NULL; item = next) {
-        next = item->next;
-        hg_sq_item_free(item);
-    }
-    while (hg_map_next(&q->states, &i, &key, &value)) {
-        free(value);
-    }
-    hg_map_free(&q->ids);
-    hg_map_free(&q->states);
-    hg_sq_queue_init(q);
-}
-
-static void
-hg_sq_unlink(hg_sq_queue_t *q, hg_sq_item_t *item)
-{
-    if (item->prev != NULL) {
-        item->prev->next = item->next;
-    } else {
-        q->head = item->next;
-    }
-    if (item->next != NULL) {
-        item->next->prev = item->prev;
-    } else {
-        q->tail = item->prev;
-    }
-    item->prev = item->next = NULL;
-    q->count--;
-}
-
-/* Links ITEM at one end of Q's list (not its index). */
-static void
-hg_sq_link(hg_sq_queue_t *q, hg_sq_item_t *item, bool front)
-{
-    if (front) {
-        item->prev = NULL;
-        item->next = q->head;
-        if (q->head != NULL) {
-            q->head->prev = item;
-        } else {
-            q->tail = item;
-        }
-        q->head = item;
-    } else {
-        item->next = NULL;
-        item->prev = q->tail;
-        if (q->tail != NULL) {
-            q->tail->next = item;
-        } else {
-            q->head = item;
-        }
-        q->tail = item;
-    }
-    q->count++;
-}
-
-static int
-hg_sq_push(hg_sq_queue_t *q, hg_sq_item_t *item, bool front)
-{
-    if (hg_map_put(&q->ids, item->row.r.id, item) != HG_OK) {
-        return HG_ERROR;
-    }
-    hg_sq_link(q, item, front);
-    return HG_OK;
-}
-
-/* Under mu: drops the oldest records beyond queue_limit. Returns the id
- * and job of the first one dropped, for the caller's log line, in
- * what/whatlen (empty when nothing was dropped or the drop was already
- * logged in this episode). */
-static void
-hg_sq_trim(hg_sq_t *d, char *what, size_t whatlen)
-{
-    hg_sq_item_t *oldest;
-
-    what[0] = '\0';
-    while (d->q.count > d->queue_limit && d->q.head != NULL) {
-        oldest = d->q.head;
-        if (!d->drop_logged) {
-            d->drop_logged = true;
-            snprintf(what, whatlen, "execution %s of job %s (%s)",
-                     oldest->row.r.id, oldest->row.r.job_id,
-                     hg_exec_status_name(oldest->row.r.status));
-        }
-        hg_map_remove(&d->q.ids, oldest->row.r.id);
-        hg_sq_unlink(&d->q, oldest);
-        hg_sq_item_free(oldest);
-        d->dropped++;
-        d->episode_dropped++;
-    }
-}
-
-/* Under mu: puts a batch whose transaction failed back in front of what
- * was queued meanwhile; a record queued meanwhile for the same id is
- * newer and wins. */
-static void
-hg_sq_requeue(hg_sq_t *d, hg_sq_queue_t *batch)
-{
-    hg_sq_item_t *item, *prev;
-    size_t i = 0;
-    const char *key;
-    void *value;
-    char what[256];
-
-    while (hg_map_next(&batch->states, &i, &key, &value)) {
-        hg_sq_state_t *st = value;
-        if (hg_map_get(&d->q.states, st->job_id) != NULL
-            || hg_map_put(&d->q.states, st->job_id, st) != HG_OK)
-        {
-            free(st);
-        }
-    }
-    for (item = batch->tail; item != NULL; item = prev) {
-        prev = item->prev;
-        if (hg_map_get(&d->q.ids, item->row.r.id) != NULL
-            || hg_sq_push(&d->q, item, true) != HG_OK)
-        {
-            if (hg_map_get(&d->q.ids, item->row.r.id) == NULL) {
-                d->dropped++;           /* out of memory for the index */
-                d->episode_dropped++;
-            }
-            hg_sq_item_free(item);
-        }
-    }
-    hg_map_free(&batch->ids);
-    hg_map_free(&batch->states);
-    hg_sq_queue_init(batch);
-    hg_sq_trim(d, what, sizeof(what));
-    if (what[0] != '\0') {
-        hg_store_logline_add(&d->lines, HG_LOG_ERROR, "store: more than %zu "
-                             "records wait for %s: dropping the oldest, "
-                             "starting with %s", d->queue_limit, d->path,
-                             what);
-    }
 }
 
 /* --- the writer ---------------------------------------------------------- */
@@ -792,56 +551,47 @@ hg_sq_moved(sqlite3 *db)
     return moved != 0;
 }
 
-/* Under mu (or with the writer stopped): moves the oldest records of the
- * queue into BATCH, at most LIMIT of them (0 = all), and every job state.
- * Returns whether the queue is empty after. */
-static bool
-hg_sq_take(hg_sq_t *d, hg_sq_queue_t *batch, size_t limit)
+/* The shared writer's word for a failure with CODE. */
+static hg_store_write_t
+hg_sq_kind(int code)
 {
-    hg_sq_item_t *item;
-    size_t n;
+    int primary = code & 0xff;
 
-    if (limit == 0 || d->q.count <= limit) {
-        *batch = d->q;
-        hg_sq_queue_init(&d->q);
-        return true;
+    if (code == SQLITE_OK) {
+        return HG_STORE_WRITE_OK;
     }
-    hg_sq_queue_init(batch);
-    batch->states = d->q.states;
-    hg_map_init(&d->q.states);
-    for (n = 0; n < limit; n++) {
-        item = d->q.head;
-        hg_map_remove(&d->q.ids, item->row.r.id);
-        hg_sq_unlink(&d->q, item);
-        /* The batch needs no index: nothing looks ids up in it. */
-        hg_sq_link(batch, item, false);
+    if (code == SQLITE_READONLY_DBMOVED) {
+        return HG_STORE_WRITE_MOVED;
     }
-    return false;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+        return HG_STORE_WRITE_BUSY;
+    }
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+        return HG_STORE_WRITE_DAMAGED;
+    }
+    return HG_STORE_WRITE_FAILED;
 }
 
-/* One transaction for everything in BATCH. SQLITE_OK, or the failing
- * code with its message in err (and everything rolled back). */
-static int
-hg_sq_commit(hg_sq_t *d, hg_sq_queue_t *batch, char *err, size_t errlen)
+/* The backend's commit (writer thread): everything in BATCH in one
+ * transaction, or nothing and the reason in err. */
+static hg_store_write_t
+hg_sq_commit(void *be, const hg_store_batch_t *batch, char *err,
+             size_t errlen)
 {
+    hg_sq_t *d = be;
     hg_map_t deltas;
-    hg_sq_item_t *item;
+    hg_store_item_t *item;
     size_t i = 0;
     const char *key;
     void *value;
     int rc;
 
-    if (batch->count == 0 && batch->states.count == 0) {
-        return SQLITE_OK;
-    }
     if (hg_sq_moved(d->wdb)) {
-        d->moved = true;
         snprintf(err, errlen, "the file was deleted or replaced while "
                  "hourglass runs (the one it has open is no longer at that "
                  "path)");
-        return SQLITE_READONLY_DBMOVED;
+        return HG_STORE_WRITE_MOVED;
     }
-    d->moved = false;               /* put back where it was */
     hg_map_init(&deltas);
     rc = sqlite3_exec(d->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -854,7 +604,7 @@ hg_sq_commit(hg_sq_t *d, hg_sq_queue_t *batch, char *err, size_t errlen)
         }
     }
     while (hg_map_next(&batch->states, &i, &key, &value)) {
-        hg_sq_state_t *st = value;
+        hg_store_state_t *st = value;
         sqlite3_stmt *s = d->w_state;
         const int brc[] = {
             hg_sq_text(s, 1, st->job_id),
@@ -881,7 +631,7 @@ hg_sq_commit(hg_sq_t *d, hg_sq_queue_t *batch, char *err, size_t errlen)
         goto failed;
     }
     hg_sq_deltas_free(&deltas);
-    return SQLITE_OK;
+    return HG_STORE_WRITE_OK;
 
 failed:
     if (rc == SQLITE_NOMEM) {
@@ -899,196 +649,15 @@ failed:
                  sqlite3_errmsg(d->wdb));
     }
     hg_sq_deltas_free(&deltas);
-    return rc;
+    return hg_sq_kind(rc);
 }
 
-static bool
-hg_sq_has_work(const hg_sq_t *d)
+static hg_store_write_t
+hg_sq_set_limit(void *be, uint64_t pages, char *err, size_t errlen)
 {
-    return d->q.count > 0 || d->q.states.count > 0
-           || d->issued > d->committed || d->pages_changed;
-}
+    hg_sq_t *d = be;
 
-static void
-hg_sq_format_ms(int64_t ms, char *buf, size_t len)
-{
-    if (ms % 1000 == 0) {
-        snprintf(buf, len, "%" PRId64 "s", ms / 1000);
-    } else {
-        snprintf(buf, len, "%" PRId64 "ms", ms);
-    }
-}
-
-/* Under mu: the writer's view of a failed transaction. */
-static void
-hg_sq_failed(hg_sq_t *d, hg_sq_queue_t *batch, int code, const char *err,
-             int64_t *backoff)
-{
-    int64_t now = hg_sq_mono_ms(), at;
-    int primary = code & 0xff;
-    char every[32];
-
-    d->write_errors++;
-    snprintf(d->last_error, sizeof(d->last_error), "%s", err);
-    d->error_changed = true;
-    hg_sq_requeue(d, batch);
-
-    *backoff = *backoff > 0 ? *backoff * 2 : d->retry_max_ms / 10;
-    if (*backoff > d->retry_max_ms) {
-        *backoff = d->retry_max_ms;
-    }
-    if (*backoff < 1) {
-        *backoff = 1;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &d->retry_at);
-    at = (int64_t) d->retry_at.tv_nsec + *backoff * HG_NSEC_PER_MSEC;
-    d->retry_at.tv_sec += (time_t) (at / HG_NSEC_PER_SEC);
-    d->retry_at.tv_nsec = (long) (at % HG_NSEC_PER_SEC);
-
-    d->fail_attempts++;
-    if (d->failing) {
-        return;
-    }
-    d->failing = true;
-    d->fail_since = now;
-    d->fail_attempts = 1;
-    hg_sq_format_ms(d->retry_max_ms, every, sizeof(every));
-    hg_store_logline_add(&d->lines,
-                         primary == SQLITE_BUSY || primary == SQLITE_LOCKED
-                         ? HG_LOG_WARN : HG_LOG_ERROR,
-                         "store: cannot write %s: %s; keeping %zu record%s "
-                         "in memory and retrying every %s%s", d->path, err,
-                         d->q.count, d->q.count == 1 ? "" : "s", every,
-                         primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB
-                         ? " (the file is damaged: stop hourglass, then "
-                           "restore it from a backup or move it aside)"
-                         : code == SQLITE_READONLY_DBMOVED
-                         ? " (hourglass writes nothing into a file that is "
-                           "no longer at its path; when it stops, what it "
-                           "keeps in memory is written to a new file at "
-                           "that path: restart it to go on recording)"
-                         : "");
-}
-
-/* Under mu: the writer's view of a successful transaction. DRAINED: it
- * took the whole queue (a recovery goes on chunk by chunk until then). */
-static void
-hg_sq_succeeded(hg_sq_t *d, size_t records, bool drained)
-{
-    int64_t lasted;
-    char dropped[64];
-
-    d->written += records;
-    if (!d->failing) {
-        d->drop_logged = false;
-        return;
-    }
-    records += d->recovered;
-    if (!drained) {
-        /* Progress: the next chunk goes at once, without backoff. */
-        d->recovered = records;
-        clock_gettime(CLOCK_MONOTONIC, &d->retry_at);
-        return;
-    }
-    d->recovered = 0;
-    lasted = hg_sq_mono_ms() - d->fail_since;
-    dropped[0] = '\0';
-    if (d->episode_dropped > 0) {
-        snprintf(dropped, sizeof(dropped), "; %" PRIu64 " older record%s "
-                 "dropped", d->episode_dropped,
-                 d->episode_dropped == 1 ? " was" : "s were");
-    }
-    hg_store_logline_add(&d->lines,
-                         d->episode_dropped > 0 ? HG_LOG_WARN : HG_LOG_INFO,
-                         "store: writing %s again after %" PRId64 ".%03"
-                         PRId64 "s and %" PRIu64 " failed attempt%s: %zu "
-                         "record%s kept in memory %s committed%s", d->path,
-                         lasted / 1000, lasted % 1000, d->fail_attempts,
-                         d->fail_attempts == 1 ? "" : "s", records,
-                         records == 1 ? "" : "s", records == 1 ? "is" : "are",
-                         dropped);
-    d->failing = false;
-    d->episode_dropped = 0;
-    d->drop_logged = false;
-}
-
-static void *
-hg_sq_writer(void *arg)
-{
-    hg_sq_t *d = arg;
-    hg_sq_queue_t batch;
-    uint64_t ticket, pages = 0;
-    bool last_try, set_pages, pages_failed, drained;
-    int64_t backoff = 0;
-    char err[256];
-    int rc;
-
-    pthread_mutex_lock(&d->mu);
-    for (;;) {
-        while (!d->stop && !hg_sq_has_work(d)) {
-            pthread_cond_wait(&d->cond, &d->mu);
-        }
-        /* Back off while failing; stop or a new page limit end the wait. */
-        while (d->failing && !d->stop && !d->pages_changed
-               && pthread_cond_timedwait(&d->cond, &d->mu, &d->retry_at)
-                  != ETIMEDOUT)
-        {
-        }
-        last_try = d->stop;
-        /* Recovering, the backlog goes in bounded transactions: a little
-         * room freed on a full disk lets some of it through, where one
-         * transaction of everything would fail again and again. A ticket
-         * is reached when the queue is drained. */
-        drained = hg_sq_take(d, &batch, d->failing ? HG_SQ_CHUNK : 0);
-        ticket = drained ? d->issued : d->committed;
-        set_pages = d->pages_changed || d->pages_retry;
-        pages = d->max_pages;
-        d->pages_changed = false;
-        d->pages_retry = false;
-        d->in_flight = batch.count;
-        pthread_mutex_unlock(&d->mu);
-
-        err[0] = '\0';
-        rc = SQLITE_OK;
-        if (set_pages) {
-            rc = hg_sq_set_pages(d->wdb, pages, err, sizeof(err));
-        }
-        pages_failed = rc != SQLITE_OK;
-        if (rc == SQLITE_OK) {
-            rc = hg_sq_commit(d, &batch, err, sizeof(err));
-        }
-
-        pthread_mutex_lock(&d->mu);
-        d->in_flight = 0;
-        if (pages_failed) {
-            d->pages_retry = true;      /* with the next attempt */
-        }
-        if (rc == SQLITE_OK) {
-            if (ticket > d->committed) {
-                d->committed = ticket;
-            }
-            hg_sq_succeeded(d, batch.count, drained);
-            hg_sq_queue_free(&batch);
-            backoff = 0;
-        } else {
-            hg_sq_failed(d, &batch, rc, err, &backoff);
-            if (last_try && d->moved) {
-                break;                  /* hg_sq_close rescues them */
-            }
-            if (last_try) {
-                hg_store_logline_add(&d->lines, HG_LOG_ERROR, "store: "
-                                     "closing with %zu records not written "
-                                     "to %s: %s", d->q.count, d->path, err);
-                break;
-            }
-        }
-        hg_sq_notify(d);
-        if (d->stop && !hg_sq_has_work(d)) {
-            break;
-        }
-    }
-    pthread_mutex_unlock(&d->mu);
-    return NULL;
+    return hg_sq_kind(hg_sq_set_pages(d->wdb, pages, err, errlen));
 }
 
 /* --- open, close, check -------------------------------------------------- */
@@ -1421,14 +990,31 @@ hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
 }
 
 
+static void hg_sq_task_run(void *be, hg_store_writer_t *w,
+                           hg_store_task_t *task);
+static int hg_sq_reopen(void *be, char *err, size_t errlen);
+
+static void
+hg_sq_interrupt(void *be)
+{
+    hg_sq_t *d = be;
+
+    sqlite3_interrupt(d->mdb);
+}
+
+static const hg_store_backend_t hg_sq_backend = {
+    hg_sq_commit,
+    hg_sq_set_limit,
+    hg_sq_task_run,
+    hg_sq_interrupt,
+    hg_sq_reopen
+};
+
 static int
 hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
            const hg_store_options_t *options, char *err, size_t errlen)
 {
     hg_sq_t *d;
-    pthread_condattr_t attr;
-    sigset_t all, old;
-    int rc;
 
     if (conf->store.path == NULL || conf->store.path[0] == '\0') {
         snprintf(err, errlen, "store.path: not set (the sqlite driver needs "
@@ -1446,39 +1032,7 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
         snprintf(err, errlen, "store: out of memory");
         return HG_ERROR;
     }
-    d->notify_fd = -1;
-    hg_sq_queue_init(&d->q);
-    if (pthread_mutex_init(&d->mu, NULL) != 0) {
-        snprintf(err, errlen, "store: cannot create a mutex");
-        free(d);
-        return HG_ERROR;
-    }
-    if (pthread_condattr_init(&attr) != 0) {
-        snprintf(err, errlen, "store: cannot create a condition variable");
-        pthread_mutex_destroy(&d->mu);
-        free(d);
-        return HG_ERROR;
-    }
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0) {
-        rc = pthread_cond_init(&d->cond, &attr);
-    }
-    pthread_condattr_destroy(&attr);
-    if (rc == 0 && pthread_cond_init(&d->tasks_cond, NULL) != 0) {
-        pthread_cond_destroy(&d->cond);
-        rc = -1;
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "store: cannot create a condition variable");
-        pthread_mutex_destroy(&d->mu);
-        free(d);
-        return HG_ERROR;
-    }
     /* From here on hg_sq_free undoes everything. */
-    d->queue_limit = options->queue_limit > 0 ? options->queue_limit
-                                              : HG_SQ_QUEUE_LIMIT;
-    d->retry_max_ms = options->retry_max_ms > 0 ? options->retry_max_ms
-                                                : HG_SQ_RETRY_MAX_MS;
     d->busy_timeout_ms = options->busy_timeout_ms > 0
         ? (int) (options->busy_timeout_ms < INT_MAX
                  ? options->busy_timeout_ms : INT_MAX)
@@ -1513,7 +1067,10 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
                          &d->r_buckets, d->path, err, errlen)
         || hg_sq_prepare(d->rdb, "SELECT 1 FROM executions WHERE"
                          " unique_key = ?1 AND status = 'queued' LIMIT 1",
-                         &d->r_unique, d->path, err, errlen))
+                         &d->r_unique, d->path, err, errlen)
+        || hg_sq_prepare(d->rdb, "INSERT OR IGNORE INTO fire_claims"
+                         " (job_id, fire_time, claimed_at) VALUES"
+                         " (?1, ?2, ?3)", &d->r_claim, d->path, err, errlen))
     {
         goto failed;
     }
@@ -1527,26 +1084,13 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
     {
         goto failed;
     }
-
-    d->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (d->notify_fd < 0) {
-        snprintf(err, errlen, "store: eventfd: %s", strerror(errno));
-        goto failed;
-    }
-    /* The writer blocks every signal: the master's signalfd must get them
-     * all, and a signal a thread does not block may land on that thread. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&d->writer, NULL, hg_sq_writer, d);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        snprintf(err, errlen, "store: cannot start the writer thread: %s",
-                 strerror(rc));
-        goto failed;
-    }
-    d->writer_started = true;
     store->data = d;
-    store->notify_fd = d->notify_fd;
+    if (hg_store_writer_start(store, &hg_sq_backend, d, d->path, options,
+                              err, errlen) != HG_OK)
+    {
+        store->data = NULL;
+        goto failed;
+    }
     return HG_OK;
 
 failed:
@@ -1569,6 +1113,7 @@ hg_sq_disconnect(hg_sq_t *d)
     hg_sq_finalize(&d->r_stats);
     hg_sq_finalize(&d->r_buckets);
     hg_sq_finalize(&d->r_unique);
+    hg_sq_finalize(&d->r_claim);
     if (d->mdb != NULL && (rc = sqlite3_close(d->mdb)) != SQLITE_OK) {
         hg_log(HG_LOG_ERROR, "store: closing the maintenance connection of "
                "%s: %s", d->path, sqlite3_errstr(rc));
@@ -1585,67 +1130,30 @@ hg_sq_disconnect(hg_sq_t *d)
     d->mdb = d->rdb = d->wdb = NULL;
 }
 
-/* Frees D; the writer and maintenance threads, if any, have ended. */
+/* Frees D; the shared writer, if any, has stopped. */
 static void
 hg_sq_free(hg_sq_t *d)
 {
     hg_sq_disconnect(d);
-    hg_store_loglines_emit(d->lines);
-    hg_sq_queue_free(&d->q);
-    hg_store_tasks_free(&d->tasks);
-    hg_store_tasks_free(&d->done);
-    if (d->notify_fd >= 0) {
-        close(d->notify_fd);
-    }
-    pthread_cond_destroy(&d->cond);
-    pthread_cond_destroy(&d->tasks_cond);
-    pthread_mutex_destroy(&d->mu);
     free(d->path);
     free(d);
 }
 
-/*
- * Closing a store whose file was deleted or replaced while it ran: the
- * records kept in memory since then go to a new file at the path (or to
- * the file now there). Only now, with every connection to the old file
- * closed: a connection to the new file beside them would share the -wal
- * and -shm names with the old one's and mix their frames.
- */
-static void
-hg_sq_rescue(hg_sq_t *d)
+/* The file was moved away while the store ran; the threads have ended:
+ * a write connection to the file now at the path (or a new one), with
+ * every connection to the old one closed first (see hg_store_writer.c). */
+static int
+hg_sq_reopen(void *be, char *err, size_t errlen)
 {
-    hg_sq_queue_t batch;
-    size_t records = d->q.count, written = 0;
-    char err[512];
-    int rc = SQLITE_OK;
+    hg_sq_t *d = be;
 
     hg_sq_disconnect(d);
-    err[0] = '\0';
-    if (hg_sq_mkdirs(d->path, err, sizeof(err)) != HG_OK
-        || hg_sq_open_writer(d, err, sizeof(err)) != HG_OK)
+    if (hg_sq_mkdirs(d->path, err, errlen) != HG_OK
+        || hg_sq_open_writer(d, err, errlen) != HG_OK)
     {
-        rc = SQLITE_CANTOPEN;
+        return HG_ERROR;
     }
-    while (rc == SQLITE_OK && (d->q.count > 0 || d->q.states.count > 0)) {
-        hg_sq_take(d, &batch, HG_SQ_CHUNK);
-        rc = hg_sq_commit(d, &batch, err, sizeof(err));
-        if (rc == SQLITE_OK) {
-            written += batch.count;
-        }
-        hg_sq_queue_free(&batch);   /* what failed is lost: we are closing */
-    }
-    if (rc == SQLITE_OK) {
-        hg_log(HG_LOG_WARN, "store: %s was deleted or replaced while "
-               "hourglass ran: the %zu record%s kept in memory since then "
-               "%s written to the file now at that path", d->path, written,
-               written == 1 ? "" : "s", written == 1 ? "is" : "are");
-    } else {
-        hg_log(HG_LOG_ERROR, "store: %s was deleted or replaced while "
-               "hourglass ran, and the %zu record%s kept in memory since "
-               "then cannot be written to a new file at that path (%s): "
-               "%zu lost", d->path, records, records == 1 ? "" : "s", err,
-               records - written);
-    }
+    return HG_OK;
 }
 
 static void
@@ -1656,27 +1164,9 @@ hg_sq_close(hg_store_t *store)
     if (d == NULL) {
         return;
     }
-    pthread_mutex_lock(&d->mu);
-    d->stop = true;
-    pthread_cond_signal(&d->cond);
-    pthread_cond_signal(&d->tasks_cond);
-    pthread_mutex_unlock(&d->mu);
-    if (d->maintainer_started) {
-        /* A long cleanup or vacuum stops at its next step. */
-        sqlite3_interrupt(d->mdb);
-        pthread_join(d->maintainer, NULL);
-    }
-    if (d->writer_started) {
-        pthread_join(d->writer, NULL);
-    }
-    if (d->moved && (d->q.count > 0 || d->q.states.count > 0)) {
-        hg_store_loglines_emit(d->lines);
-        d->lines = NULL;
-        hg_sq_rescue(d);
-    }
+    hg_store_writer_close(store);
     hg_sq_free(d);
     store->data = NULL;
-    store->notify_fd = -1;
 }
 
 /* "file:PATH?immutable=1": read PATH without creating -wal or -shm. */
@@ -1855,147 +1345,6 @@ done:
     return rc;
 }
 
-/* --- writes (caller's thread) -------------------------------------------- */
-
-static int
-hg_sq_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
-{
-    hg_sq_t *d = store->data;
-    hg_sq_item_t *item, *old;
-    hg_exec_row_t swap;
-    char what[256];
-    int rc = HG_OK;
-
-    item = calloc(1, sizeof(*item));
-    if (item == NULL || hg_exec_row_copy(&item->row, rec) != HG_OK) {
-        free(item);
-        hg_log(HG_LOG_ERROR, "store: out of memory: execution %s not "
-               "recorded", rec->id);
-        return HG_ERROR;
-    }
-    what[0] = '\0';
-    pthread_mutex_lock(&d->mu);
-    old = hg_map_get(&d->q.ids, item->row.r.id);
-    if (old != NULL) {
-        /* Replace in place: the queue keeps the first put's position. */
-        swap = old->row;
-        old->row = item->row;
-        item->row = swap;
-        rc = hg_map_put(&d->q.ids, old->row.r.id, old);     /* new key */
-    } else {
-        rc = hg_sq_push(&d->q, item, false);
-        if (rc == HG_OK) {
-            item = NULL;
-            hg_sq_trim(d, what, sizeof(what));
-        }
-    }
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->mu);
-    if (item != NULL) {
-        hg_sq_item_free(item);
-    }
-    if (what[0] != '\0') {
-        hg_log(HG_LOG_ERROR, "store: more than %zu records wait for %s: "
-               "dropping the oldest, starting with %s", d->queue_limit,
-               d->path, what);
-    }
-    if (rc != HG_OK) {
-        hg_log(HG_LOG_ERROR, "store: out of memory: execution %s not "
-               "recorded", rec->id);
-    }
-    return rc;
-}
-
-static int
-hg_sq_put_job_state(hg_store_t *store, const char *job_id,
-                    int64_t last_fire, bool paused)
-{
-    hg_sq_t *d = store->data;
-    hg_sq_state_t *st, *old;
-    size_t len = strlen(job_id);
-    int rc;
-
-    st = malloc(sizeof(*st) + len + 1);
-    if (st == NULL) {
-        hg_log(HG_LOG_ERROR, "store: out of memory: state of job %s not "
-               "recorded", job_id);
-        return HG_ERROR;
-    }
-    st->last_fire = last_fire;
-    st->paused = paused;
-    memcpy(st->job_id, job_id, len + 1);
-    pthread_mutex_lock(&d->mu);
-    old = hg_map_get(&d->q.states, st->job_id);
-    rc = hg_map_put(&d->q.states, st->job_id, st);
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->mu);
-    if (rc != HG_OK) {
-        free(st);
-        hg_log(HG_LOG_ERROR, "store: out of memory: state of job %s not "
-               "recorded", job_id);
-        return HG_ERROR;
-    }
-    free(old);
-    return HG_OK;
-}
-
-static int
-hg_sq_barrier(hg_store_t *store, uint64_t *ticket)
-{
-    hg_sq_t *d = store->data;
-
-    pthread_mutex_lock(&d->mu);
-    *ticket = ++d->issued;
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->mu);
-    return HG_OK;
-}
-
-static uint64_t
-hg_sq_committed(hg_store_t *store)
-{
-    hg_sq_t *d = store->data;
-    hg_store_logline_t *lines;
-    uint64_t value, committed;
-    char *error = NULL;
-    bool error_changed;
-
-    /* Drain first: a commit published after this read signals again. */
-    while (read(d->notify_fd, &value, sizeof(value)) < 0 && errno == EINTR) {
-    }
-    pthread_mutex_lock(&d->mu);
-    committed = d->committed;
-    lines = d->lines;
-    d->lines = NULL;
-    store->failing = d->failing;
-    store->write_errors = d->write_errors;
-    error_changed = d->error_changed;
-    if (error_changed) {
-        error = strdup(d->last_error);
-        d->error_changed = error == NULL;
-    }
-    pthread_mutex_unlock(&d->mu);
-    if (error != NULL) {
-        free(store->last_error);
-        store->last_error = error;
-    }
-    hg_store_loglines_emit(lines);
-    return committed;
-}
-
-static int
-hg_sq_set_max_page_count(hg_store_t *store, uint64_t pages)
-{
-    hg_sq_t *d = store->data;
-
-    pthread_mutex_lock(&d->mu);
-    d->max_pages = pages;
-    d->pages_changed = true;
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->mu);
-    return HG_OK;
-}
-
 /* --- reads (caller's thread) --------------------------------------------- */
 
 static void
@@ -2068,16 +1417,38 @@ hg_sq_read_row(hg_sq_t *d, sqlite3_stmt *s, hg_exec_row_t *row)
     return HG_OK;
 }
 
-/* Every row of S (bound, not yet stepped), finalized or reset after. */
+/* What take_queued skips and how many it takes. */
+typedef struct hg_sq_take_s {
+    const hg_store_leases_t *leases;
+    int64_t now;
+    size_t limit;                   /* 0 = no limit */
+} hg_sq_take_t;
+
+/* Every row of S (bound, not yet stepped), finalized or reset after;
+ * with TAKE, the ones not leased, up to its limit. */
 static int
 hg_sq_read_rows(hg_sq_t *d, sqlite3_stmt *s, const char *what,
-                hg_exec_row_t **rows_out, size_t *n_out)
+                const hg_sq_take_t *take, hg_exec_row_t **rows_out,
+                size_t *n_out)
 {
     hg_exec_row_t *rows = NULL, *grown;
     size_t n = 0, cap = 0;
+    const char *id;
     int rc;
 
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (take != NULL) {
+            if (take->limit > 0 && n == take->limit) {
+                rc = SQLITE_DONE;
+                break;
+            }
+            id = (const char *) sqlite3_column_text(s, 0);
+            if (id != NULL
+                && !hg_store_leases_free_at(take->leases, id, take->now))
+            {
+                continue;
+            }
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             grown = realloc(rows, cap * sizeof(*rows));
@@ -2123,7 +1494,7 @@ hg_sq_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
         hg_sq_read_error(d, "unfinished executions");
         return HG_ERROR;
     }
-    rc = hg_sq_read_rows(d, s, "unfinished executions", rows, n);
+    rc = hg_sq_read_rows(d, s, "unfinished executions", NULL, rows, n);
     hg_sq_finalize(&s);
     return rc;
 }
@@ -2241,7 +1612,7 @@ hg_sq_list_executions(hg_store_t *store, const char *job_id,
         hg_sq_finalize(&s);
         return HG_ERROR;
     }
-    rc = hg_sq_read_rows(d, s, "executions", rows, n);
+    rc = hg_sq_read_rows(d, s, "executions", NULL, rows, n);
     hg_sq_finalize(&s);
     return rc;
 }
@@ -2355,18 +1726,75 @@ hg_sq_unique_key_pending(hg_store_t *store, const char *unique_key,
     return HG_OK;
 }
 
-/* --- maintenance (its own thread and connection) ------------------------ */
+/* --- the cluster's calls: one instance, which always wins -------------- */
 
-static bool
-hg_sq_stopping(hg_sq_t *d)
+/* Synchronous, on the read connection: a claim waits for the writer's
+ * transaction at most busy_timeout (a single instance has no one else to
+ * wait for). The row makes a fire time claimed twice refused, across
+ * restarts too. */
+static int
+hg_sq_claim_fire(hg_store_t *store, const char *job_id, int64_t fire_time,
+                 uint64_t *token)
 {
-    bool stop;
+    hg_sq_t *d = store->data;
+    sqlite3_stmt *s = d->r_claim;
+    struct timespec now;
+    int rc;
 
-    pthread_mutex_lock(&d->mu);
-    stop = d->stop;
-    pthread_mutex_unlock(&d->mu);
-    return stop;
+    clock_gettime(CLOCK_REALTIME, &now);
+    {
+        const int brc[] = {
+            hg_sq_text(s, 1, job_id),
+            sqlite3_bind_int64(s, 2, fire_time),
+            sqlite3_bind_int64(s, 3, (int64_t) now.tv_sec * 1000
+                                     + now.tv_nsec / 1000000),
+        };
+        rc = hg_sq_binds(brc, HG_NELEMS(brc));
+    }
+    if (rc == SQLITE_OK) {
+        rc = hg_sq_step_done(s);
+    }
+    if (rc != SQLITE_OK) {
+        hg_log(HG_LOG_ERROR, "store: %s: claiming the fire of job %s at %"
+               PRId64 ": %s", d->path, job_id, fire_time,
+               sqlite3_errmsg(d->rdb));
+        return HG_ERROR;
+    }
+    if (sqlite3_changes(d->rdb) == 0) {
+        return HG_AGAIN;
+    }
+    *token = (uint64_t) sqlite3_last_insert_rowid(d->rdb);
+    return HG_OK;
 }
+
+static int
+hg_sq_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
+                  size_t limit, hg_exec_row_t **rows, size_t *n)
+{
+    hg_sq_t *d = store->data;
+    hg_sq_take_t take = { &store->leases, now, limit };
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(d->rdb, "SELECT " HG_SQ_COLS_FULL " FROM"
+                           " executions WHERE status = 'queued' AND"
+                           " run_at <= ?1 ORDER BY priority DESC, run_at,"
+                           " id", -1, &s, NULL) != SQLITE_OK
+        || sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
+    {
+        hg_sq_read_error(d, "queued executions");
+        hg_sq_finalize(&s);
+        return HG_ERROR;
+    }
+    rc = hg_sq_read_rows(d, s, "queued executions", &take, rows, n);
+    hg_sq_finalize(&s);
+    if (rc != HG_OK) {
+        return rc;
+    }
+    return hg_store_leases_take(&store->leases, rows, n, now + lease_ms);
+}
+
+/* --- maintenance (its own thread and connection) ------------------------ */
 
 /* The maintenance thread's message for a failed call on mdb. */
 static void
@@ -2380,18 +1808,19 @@ hg_sq_task_error(hg_sq_t *d, hg_store_task_t *task, const char *doing)
              ? " (the file is damaged)" : "");
 }
 
-static void
-hg_sq_task_cleanup(hg_sq_t *d, hg_store_task_t *task)
+/* Runs the DELETE in SQL (?1 = older_than, ?2 = rows per batch) until
+ * a batch deletes fewer rows than that, adding the rows to *deleted. One
+ * transaction per batch: the writer waits at most one batch. HG_ERROR
+ * with task->error filled. */
+static int
+hg_sq_delete_batches(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task,
+                     const char *sql, const char *what, uint64_t *deleted)
 {
     sqlite3_stmt *s = NULL;
     int rc, changes;
     char doing[96];
 
-    rc = sqlite3_prepare_v2(d->mdb, "DELETE FROM executions WHERE rowid IN"
-                            " (SELECT rowid FROM executions WHERE"
-                            " finished_at > 0 AND finished_at < ?1 AND"
-                            " status NOT IN ('queued', 'running', 'dead')"
-                            " LIMIT ?2)", -1, &s, NULL);
+    rc = sqlite3_prepare_v2(d->mdb, sql, -1, &s, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_bind_int64(s, 1, task->older_than);
     }
@@ -2399,14 +1828,13 @@ hg_sq_task_cleanup(hg_sq_t *d, hg_store_task_t *task)
         rc = sqlite3_bind_int64(s, 2, task->batch <= INT_MAX
                                       ? (int64_t) task->batch : INT_MAX);
     }
-    /* One transaction per batch: the writer waits at most one batch. */
     while (rc == SQLITE_OK) {
-        if (hg_sq_stopping(d)) {
+        if (hg_store_writer_stopping(w)) {
             snprintf(task->error, sizeof(task->error), "store: %s: "
-                     "cleanup stopped after %" PRIu64 " executions: "
-                     "hourglass is stopping", d->path, task->deleted);
+                     "cleanup stopped after %" PRIu64 " %s: hourglass is "
+                     "stopping", d->path, *deleted, what);
             hg_sq_finalize(&s);
-            return;
+            return HG_ERROR;
         }
         rc = sqlite3_exec(d->mdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
@@ -2421,25 +1849,49 @@ hg_sq_task_cleanup(hg_sq_t *d, hg_store_task_t *task)
         if (rc != SQLITE_OK) {
             break;
         }
-        task->deleted += (uint64_t) changes;
+        *deleted += (uint64_t) changes;
         if ((size_t) changes < task->batch) {
             hg_sq_finalize(&s);
-            task->rc = HG_OK;
-            return;
+            return HG_OK;
         }
     }
-    snprintf(doing, sizeof(doing), "cleanup stopped after %" PRIu64
-             " executions", task->deleted);
+    snprintf(doing, sizeof(doing), "cleanup stopped after %" PRIu64 " %s",
+             *deleted, what);
     hg_sq_task_error(d, task, doing);
     if (!sqlite3_get_autocommit(d->mdb)) {
         /* closing the connection would roll back too */
         (void) sqlite3_exec(d->mdb, "ROLLBACK", NULL, NULL, NULL);
     }
     hg_sq_finalize(&s);
+    return HG_ERROR;
+}
+
+/* Executions past retention (task->deleted counts them), then the claims
+ * of fire times as old: nothing will fire at those again. The claims'
+ * tokens stay unique (AUTOINCREMENT never reuses one). */
+static void
+hg_sq_task_cleanup(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task)
+{
+    uint64_t claims = 0;
+
+    if (hg_sq_delete_batches(d, w, task, "DELETE FROM executions WHERE rowid"
+                             " IN (SELECT rowid FROM executions WHERE"
+                             " finished_at > 0 AND finished_at < ?1 AND"
+                             " status NOT IN ('queued', 'running', 'dead')"
+                             " LIMIT ?2)", "executions", &task->deleted)
+        != HG_OK
+        || hg_sq_delete_batches(d, w, task, "DELETE FROM fire_claims WHERE"
+                                " token IN (SELECT token FROM fire_claims"
+                                " WHERE fire_time < ?1 LIMIT ?2)",
+                                "fire claims", &claims) != HG_OK)
+    {
+        return;
+    }
+    task->rc = HG_OK;
 }
 
 static void
-hg_sq_task_vacuum(hg_sq_t *d, hg_store_task_t *task)
+hg_sq_task_vacuum(hg_sq_t *d, hg_store_writer_t *w, hg_store_task_t *task)
 {
     if (sqlite3_exec(d->mdb, "PRAGMA incremental_vacuum", NULL, NULL, NULL)
         != SQLITE_OK)
@@ -2452,18 +1904,19 @@ hg_sq_task_vacuum(hg_sq_t *d, hg_store_task_t *task)
     if (sqlite3_exec(d->mdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
                      NULL) != SQLITE_OK)
     {
-        pthread_mutex_lock(&d->mu);
-        hg_store_logline_add(&d->lines, HG_LOG_WARN, "store: %s: vacuum: "
-                             "checkpoint: %s", d->path,
-                             sqlite3_errmsg(d->mdb));
-        pthread_mutex_unlock(&d->mu);
+        hg_store_writer_log(w, HG_LOG_WARN, "store: %s: vacuum: "
+                            "checkpoint: %s", d->path,
+                            sqlite3_errmsg(d->mdb));
     }
     task->rc = HG_OK;
 }
 
+/* The backend's task (maintenance thread). */
 static void
-hg_sq_task_run(hg_sq_t *d, hg_store_task_t *task)
+hg_sq_task_run(void *be, hg_store_writer_t *w, hg_store_task_t *task)
 {
+    hg_sq_t *d = be;
+
     if (hg_sq_moved(d->mdb)) {
         snprintf(task->error, sizeof(task->error), "store: %s was deleted "
                  "or replaced while hourglass runs: nothing done (restart "
@@ -2472,10 +1925,10 @@ hg_sq_task_run(hg_sq_t *d, hg_store_task_t *task)
     }
     switch (task->kind) {
     case HG_STORE_TASK_CLEANUP:
-        hg_sq_task_cleanup(d, task);
+        hg_sq_task_cleanup(d, w, task);
         break;
     case HG_STORE_TASK_VACUUM:
-        hg_sq_task_vacuum(d, task);
+        hg_sq_task_vacuum(d, w, task);
         break;
     case HG_STORE_TASK_HEALTH:
         task->rc = HG_OK;
@@ -2485,73 +1938,6 @@ hg_sq_task_run(hg_sq_t *d, hg_store_task_t *task)
                  "a store task", (int) task->kind);
         break;
     }
-}
-
-static void *
-hg_sq_maintainer(void *arg)
-{
-    hg_sq_t *d = arg;
-    hg_store_task_t *task;
-
-    pthread_mutex_lock(&d->mu);
-    for (;;) {
-        while (!d->stop && d->tasks.head == NULL) {
-            pthread_cond_wait(&d->tasks_cond, &d->mu);
-        }
-        if (d->stop) {
-            break;
-        }
-        task = hg_store_tasks_pop(&d->tasks);
-        pthread_mutex_unlock(&d->mu);
-
-        hg_sq_task_run(d, task);
-
-        pthread_mutex_lock(&d->mu);
-        hg_store_tasks_push(&d->done, task);
-        hg_sq_notify(d);
-    }
-    pthread_mutex_unlock(&d->mu);
-    return NULL;
-}
-
-static int
-hg_sq_task(hg_store_t *store, hg_store_task_t *task)
-{
-    hg_sq_t *d = store->data;
-    sigset_t all, old;
-    int rc;
-
-    if (!d->maintainer_started) {
-        /* Like the writer, it blocks every signal (the master's signalfd
-         * must get them all). */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        rc = pthread_create(&d->maintainer, NULL, hg_sq_maintainer, d);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (rc != 0) {
-            snprintf(task->error, sizeof(task->error), "store: cannot start "
-                     "the maintenance thread: %s", strerror(rc));
-            return HG_ERROR;
-        }
-        d->maintainer_started = true;
-    }
-    pthread_mutex_lock(&d->mu);
-    hg_store_tasks_push(&d->tasks, task);
-    pthread_cond_signal(&d->tasks_cond);
-    pthread_mutex_unlock(&d->mu);
-    return HG_OK;
-}
-
-static hg_store_task_t *
-hg_sq_task_done(hg_store_t *store)
-{
-    hg_sq_t *d = store->data;
-    hg_store_task_t *task;
-
-    pthread_mutex_lock(&d->mu);
-    task = hg_store_tasks_pop(&d->done);
-    pthread_mutex_unlock(&d->mu);
-    return task;
 }
 
 static json_int_t
@@ -2568,54 +1954,44 @@ static int
 hg_sq_health(hg_store_t *store, json_t **report)
 {
     hg_sq_t *d = store->data;
-    size_t depth;
-    uint64_t written, errors, dropped, committed;
-    bool failing;
-    char last_error[sizeof(d->last_error)];
 
-    pthread_mutex_lock(&d->mu);
-    depth = d->q.count + d->in_flight;
-    written = d->written;
-    errors = d->write_errors;
-    dropped = d->dropped;
-    committed = d->committed;
-    failing = d->failing;
-    memcpy(last_error, d->last_error, sizeof(last_error));
-    pthread_mutex_unlock(&d->mu);
-
-    *report = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:s?, "
-                        "s:I, s:I}",
+    *report = json_pack("{s:s, s:s, s:I, s:I}",
                         "driver", "sqlite",
                         "path", d->path,
                         "size_bytes", hg_sq_file_size(d->path, ""),
-                        "wal_bytes", hg_sq_file_size(d->path, "-wal"),
-                        "queue_depth", (json_int_t) depth,
-                        "written", (json_int_t) written,
-                        "write_errors", (json_int_t) errors,
-                        "failing", failing,
-                        "last_error", last_error[0] ? last_error : NULL,
-                        "dropped", (json_int_t) dropped,
-                        "committed", (json_int_t) committed);
-    return *report != NULL ? HG_OK : HG_ERROR;
+                        "wal_bytes", hg_sq_file_size(d->path, "-wal"));
+    if (*report == NULL) {
+        return HG_ERROR;
+    }
+    if (hg_store_writer_health(store, *report) != HG_OK) {
+        json_decref(*report);
+        *report = NULL;
+        return HG_ERROR;
+    }
+    return HG_OK;
 }
 
 const hg_store_driver_t hg_store_sqlite_driver = {
     "sqlite",
     hg_sq_open,
     hg_sq_close,
-    hg_sq_put_execution,
-    hg_sq_put_job_state,
-    hg_sq_barrier,
-    hg_sq_committed,
+    hg_store_writer_put_execution,
+    hg_store_writer_put_job_state,
+    hg_store_writer_barrier,
+    hg_store_writer_committed,
     hg_sq_load_unfinished,
     hg_sq_load_job_states,
     hg_sq_get_execution,
     hg_sq_list_executions,
     hg_sq_job_stats,
     hg_sq_unique_key_pending,
-    hg_sq_task,
-    hg_sq_task_done,
+    hg_store_writer_task,
+    hg_store_writer_task_done,
     hg_sq_health,
-    hg_sq_set_max_page_count,
-    hg_sq_check
+    hg_store_writer_set_limit,
+    hg_sq_check,
+    hg_sq_claim_fire,
+    hg_sq_take_queued,
+    NULL,
+    NULL
 };

@@ -1106,7 +1106,7 @@ test_reopen(void **state)
     json_decref(states);
     hg_store_close(store);
     /* the schema was created once */
-    assert_int_equal(log_count(f, "schema version 1 created"), 1);
+    assert_int_equal(log_count(f, "schema version 2 created"), 1);
 }
 
 static int64_t
@@ -1171,15 +1171,184 @@ test_migration_v0(void **state)
     assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
     hg_exec_row_free(&row);
     hg_store_close(store);
-    assert_int_equal(user_version(f->path), 1);
-    assert_int_equal(log_count(f, "schema version 1 created"), 1);
+    assert_int_equal(user_version(f->path), 2);
+    assert_int_equal(log_count(f, "schema version 2 created"), 1);
 
     /* opening a current file again migrates nothing */
     store = open_store(f, NULL);
     hg_store_close(store);
-    assert_int_equal(log_count(f, "schema version 1 created"), 1);
+    assert_int_equal(log_count(f, "schema version 2 created"), 1);
     assert_int_equal(log_count(f, "migrated"), 0);
     exec_sql(f->path, "SELECT x FROM notes");   /* their table is kept */
+}
+
+/* --- the cluster's calls -------------------------------------------------- */
+
+static void
+test_claim_fire(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    uint64_t t1 = 0, t2 = 0, t3 = 0, t4 = 0, again = 0;
+
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &t1), HG_OK);
+    assert_true(t1 > 0);
+    /* the same fire time twice: refused, the token left alone */
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &again),
+                     HG_AGAIN);
+    assert_int_equal(again, 0);
+    /* another fire time, another job: each once, tokens growing */
+    assert_int_equal(hg_store_claim_fire(store, "a", 2000, &t2), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "b", 1000, &t3), HG_OK);
+    assert_true(t2 > t1);
+    assert_true(t3 > t2);
+    assert_int_equal(hg_store_claim_fire(store, "b", 1000, &again),
+                     HG_AGAIN);
+    assert_int_equal(hg_store_claim_fire(store, "", 1000, &again),
+                     HG_ERROR);
+    hg_store_close(store);
+
+    if (strcmp(f->driver, "sqlite") != 0) {
+        return;                     /* memory keeps nothing */
+    }
+    /* a claim outlives the process: a restarted instance does not start
+     * a fire time twice, and never gives a token out again */
+    store = open_store(f, NULL);
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &again),
+                     HG_AGAIN);
+    assert_int_equal(hg_store_claim_fire(store, "a", 3000, &t4), HG_OK);
+    assert_true(t4 > t3);
+    hg_store_close(store);
+}
+
+static void
+test_claims_cleanup(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    uint64_t t1 = 0, t2 = 0, t3 = 0, again = 0, deleted = 99;
+
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &t1), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "a", 5000, &t2), HG_OK);
+    /* retention forgets the claims of fire times before its cut-off (they
+     * are not executions: not counted) and keeps the later ones */
+    assert_int_equal(hg_store_cleanup(store, 2000, 0, &deleted), HG_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(hg_store_claim_fire(store, "a", 5000, &again),
+                     HG_AGAIN);
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &t3), HG_OK);
+    assert_true(t3 > t2);
+    /* a token is never given out twice, even once every claim that had
+     * the highest ones is gone */
+    assert_int_equal(hg_store_cleanup(store, 6000, 0, &deleted), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "a", 5000, &t1), HG_OK);
+    assert_true(t1 > t3);
+    hg_store_close(store);
+}
+
+/* Queued execution I of job "q", due at RUN_AT with PRIORITY. */
+static void
+put_queued(hg_store_t *store, int i, int64_t run_at, int priority)
+{
+    rec_buf_t b;
+
+    make_rec(&b, "q", i, HG_EXEC_QUEUED);
+    b.r.run_at = run_at;
+    b.r.priority = priority;
+    b.r.payload = "p";
+    b.r.payload_len = 1;
+    put(store, &b.r);
+}
+
+static void
+assert_taken(hg_exec_row_t *rows, size_t n, const int *want, size_t nwant)
+{
+    rec_buf_t b;
+    size_t i;
+
+    assert_int_equal(n, nwant);
+    for (i = 0; i < n; i++) {
+        make_rec(&b, "q", want[i], HG_EXEC_QUEUED);
+        assert_string_equal(rows[i].r.id, b.id);
+        assert_int_equal(rows[i].r.payload_len, 1);  /* rows are complete */
+    }
+    hg_exec_rows_free(rows, n);
+}
+
+static void
+test_take_queued(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    hg_exec_row_t *rows;
+    rec_buf_t b;
+    size_t n;
+    static const int first[] = { 3, 1 }, rest[] = { 0, 2 }, back[] = { 1 };
+    static const int expired[] = { 0, 2 };
+
+    put_queued(store, 0, 100, HG_PRIORITY_NORMAL);
+    put_queued(store, 1, 200, HG_PRIORITY_HIGH);
+    put_queued(store, 2, 100, HG_PRIORITY_LOW);
+    put_queued(store, 3, 300, HG_PRIORITY_CRITICAL);
+    put_queued(store, 4, 5000, HG_PRIORITY_CRITICAL);   /* not yet due */
+    make_rec(&b, "q", 5, HG_EXEC_RUNNING);              /* not queued */
+    put(store, &b.r);
+    sync_store(store);
+
+    /* highest priority first, at most the limit, leased for 1 s */
+    assert_int_equal(hg_store_take_queued(store, 1000, 1000, 2, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, first, HG_NELEMS(first));
+    /* what is leased is not taken again */
+    assert_int_equal(hg_store_take_queued(store, 1000, 1000, 0, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, rest, HG_NELEMS(rest));
+    assert_int_equal(hg_store_take_queued(store, 1000, 1000, 0, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, NULL, 0);
+
+    /* renew and release: only what this instance holds */
+    make_rec(&b, "q", 3, HG_EXEC_QUEUED);
+    assert_int_equal(hg_store_renew(store, b.id, 1500, 10000), HG_OK);
+    make_rec(&b, "q", 4, HG_EXEC_QUEUED);
+    assert_int_equal(hg_store_renew(store, b.id, 1500, 10000), HG_AGAIN);
+    assert_int_equal(hg_store_release(store, b.id), HG_AGAIN);
+    make_rec(&b, "q", 1, HG_EXEC_QUEUED);
+    assert_int_equal(hg_store_release(store, b.id), HG_OK);
+    assert_int_equal(hg_store_release(store, b.id), HG_AGAIN);
+    assert_int_equal(hg_store_renew(store, b.id, 1500, 10000), HG_AGAIN);
+    /* a released execution can be taken again */
+    assert_int_equal(hg_store_take_queued(store, 1500, 1000, 0, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, back, HG_NELEMS(back));
+
+    /* at 2 s the leases of 0 and 2 have run out (1 was taken again until
+     * 2.5 s, 3 renewed until 11.5 s): they go to the next taker */
+    assert_int_equal(hg_store_take_queued(store, 2000, 1000, 0, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, expired, HG_NELEMS(expired));
+    hg_store_close(store);
+}
+
+static void
+test_migration_v1(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store;
+    uint64_t token = 0;
+
+    /* a version-1 file: before fire_claims */
+    store = open_store(f, NULL);
+    hg_store_close(store);
+    exec_sql(f->path, "DROP TABLE fire_claims; PRAGMA user_version = 1;");
+
+    store = open_store(f, NULL);
+    assert_int_equal(log_count(f, "schema migrated from version 1 to 2"), 1);
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &token), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "a", 1000, &token),
+                     HG_AGAIN);
+    hg_store_close(store);
+    assert_int_equal(user_version(f->path), 2);
 }
 
 static void
@@ -2094,10 +2263,14 @@ main(void)
         BOTH(test_job_states),
         BOTH(test_health),
         BOTH(test_task_async),
+        BOTH(test_claim_fire),
+        BOTH(test_take_queued),
+        BOTH(test_claims_cleanup),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         SQLITE(test_reopen),
         SQLITE(test_migration_v0),
+        SQLITE(test_migration_v1),
         SQLITE(test_migration_newer),
         SQLITE(test_kill9),
         SQLITE(test_fault_disk_full),

@@ -1,0 +1,964 @@
+/*
+ * hg_store_writer.c owns the machinery every store driver with I/O shares
+ * (see hg_store_writer.h): the queue of records, the writer thread and
+ * its batches, barrier tickets and notify_fd, failure episodes and the
+ * bounded backlog, the rescue of a moved file at close, the lines its
+ * threads queue, and the maintenance thread with its task lists.
+ *
+ * It must never open a database or hold SQL (that is the backend's), never
+ * call hg_log from its threads, and never hold its mutex across a backend
+ * call: the master's puts take that mutex.
+ *
+ * The writer takes everything queued and hands it to the backend as ONE
+ * transaction, then publishes the highest barrier ticket issued before it
+ * took the queue and writes to an eventfd (store->notify_fd) so the
+ * master's epoll wakes; hg_store_ack drains it. While the backend
+ * commits, new puts collect in the queue for the next transaction:
+ * batching follows load by itself, with no timer.
+ *
+ * Faults. When a transaction fails, its records go back to the front of
+ * the queue (a newer put of the same id wins); the writer retries with a
+ * backoff that doubles up to retry_max_ms (1 s); one log line opens the
+ * episode and one closes it when a commit succeeds again. No ticket is
+ * acknowledged during an episode. Puts never block: the queue keeps up to
+ * queue_limit records (100,000) -- later puts of an id replace the earlier
+ * one in place, so a running record never waits beside its final one --
+ * and beyond that the oldest records are dropped, counted (health:
+ * dropped) and logged once. Recovering, the writer commits the backlog in
+ * chunks of HG_SW_CHUNK records: a little room freed on a full disk lets
+ * part of it through at once, where one transaction of everything would
+ * fail for ever. Tickets are acknowledged when the backlog is drained.
+ *
+ * A file moved away (HG_STORE_WRITE_MOVED) is such a fault: records are
+ * kept in memory and, at close, once the backend has reopened the path
+ * with every connection to the old file closed, written there.
+ *
+ * Threads and signals: the writer and maintenance threads block every
+ * signal, so that the master's signalfd sees them all.
+ */
+
+#include "hg_core.h"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+
+#include "hg_log.h"
+#include "hg_store_writer.h"
+
+#define HG_SW_QUEUE_LIMIT     100000
+#define HG_SW_RETRY_MAX_MS    1000
+#define HG_SW_CHUNK           1000  /* records per transaction in recovery */
+
+struct hg_store_writer_s {
+    const hg_store_backend_t *ops;
+    void *be;
+    char *name;
+    size_t queue_limit;
+    int64_t retry_max_ms;
+    int notify_fd;
+
+    pthread_t writer;
+    bool writer_started;
+    pthread_t maintainer;
+    bool maintainer_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;            /* the writer's; CLOCK_MONOTONIC */
+    pthread_cond_t tasks_cond;      /* the maintenance thread's */
+
+    /* Everything below is under mu. */
+    hg_store_batch_t q;
+    size_t in_flight;               /* records in the writer's transaction */
+    uint64_t issued;                /* the last barrier ticket given out */
+    uint64_t committed;             /* the last ticket made durable */
+    bool stop;
+    bool failing;                   /* an episode of failed writes */
+    int64_t fail_since;             /* monotonic ms */
+    uint64_t fail_attempts;
+    struct timespec retry_at;
+    uint64_t write_errors;
+    uint64_t written;
+    uint64_t dropped, episode_dropped;
+    bool drop_logged;
+    char last_error[256];
+    bool error_changed;             /* last_error not yet seen by ack */
+    hg_store_logline_t *lines;      /* for hg_store_ack to log */
+    uint64_t limit;                 /* test hook; 0 = none */
+    bool limit_changed;             /* a new limit: apply it now */
+    bool limit_retry;               /* applying it failed: with the next try */
+    size_t recovered;               /* committed in chunks this episode */
+    bool moved;                     /* the file left its path (writer's) */
+    hg_store_tasks_t tasks;         /* for the maintenance thread */
+    hg_store_tasks_t done;          /* for hg_store_task_done */
+};
+
+static int64_t
+hg_sw_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+hg_sw_notify(hg_store_writer_t *w)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN means the counter is already non-zero: the master will wake
+     * anyway. */
+    while (write(w->notify_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+}
+
+/* --- the queue ----------------------------------------------------------- */
+
+static void
+hg_sw_queue_init(hg_store_batch_t *q)
+{
+    q->head = q->tail = NULL;
+    q->count = 0;
+    hg_map_init(&q->ids);
+    hg_map_init(&q->states);
+}
+
+static void
+hg_sw_item_free(hg_store_item_t *item)
+{
+    hg_exec_row_free(&item->row);
+    free(item);
+}
+
+static void
+hg_sw_queue_free(hg_store_batch_t *q)
+{
+    hg_store_item_t *item, *next;
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    for (item = q->head; item != NULL; item = next) {
+        next = item->next;
+        hg_sw_item_free(item);
+    }
+    while (hg_map_next(&q->states, &i, &key, &value)) {
+        free(value);
+    }
+    hg_map_free(&q->ids);
+    hg_map_free(&q->states);
+    hg_sw_queue_init(q);
+}
+
+static void
+hg_sw_unlink(hg_store_batch_t *q, hg_store_item_t *item)
+{
+    if (item->prev != NULL) {
+        item->prev->next = item->next;
+    } else {
+        q->head = item->next;
+    }
+    if (item->next != NULL) {
+        item->next->prev = item->prev;
+    } else {
+        q->tail = item->prev;
+    }
+    item->prev = item->next = NULL;
+    q->count--;
+}
+
+/* Links ITEM at one end of Q's list (not its index). */
+static void
+hg_sw_link(hg_store_batch_t *q, hg_store_item_t *item, bool front)
+{
+    if (front) {
+        item->prev = NULL;
+        item->next = q->head;
+        if (q->head != NULL) {
+            q->head->prev = item;
+        } else {
+            q->tail = item;
+        }
+        q->head = item;
+    } else {
+        item->next = NULL;
+        item->prev = q->tail;
+        if (q->tail != NULL) {
+            q->tail->next = item;
+        } else {
+            q->head = item;
+        }
+        q->tail = item;
+    }
+    q->count++;
+}
+
+static int
+hg_sw_push(hg_store_batch_t *q, hg_store_item_t *item, bool front)
+{
+    if (hg_map_put(&q->ids, item->row.r.id, item) != HG_OK) {
+        return HG_ERROR;
+    }
+    hg_sw_link(q, item, front);
+    return HG_OK;
+}
+
+/* Under mu: drops the oldest records beyond queue_limit. Returns the id
+ * and job of the first one dropped, for the caller's log line, in
+ * what/whatlen (empty when nothing was dropped or the drop was already
+ * logged in this episode). */
+static void
+hg_sw_trim(hg_store_writer_t *w, char *what, size_t whatlen)
+{
+    hg_store_item_t *oldest;
+
+    what[0] = '\0';
+    while (w->q.count > w->queue_limit && w->q.head != NULL) {
+        oldest = w->q.head;
+        if (!w->drop_logged) {
+            w->drop_logged = true;
+            snprintf(what, whatlen, "execution %s of job %s (%s)",
+                     oldest->row.r.id, oldest->row.r.job_id,
+                     hg_exec_status_name(oldest->row.r.status));
+        }
+        hg_map_remove(&w->q.ids, oldest->row.r.id);
+        hg_sw_unlink(&w->q, oldest);
+        hg_sw_item_free(oldest);
+        w->dropped++;
+        w->episode_dropped++;
+    }
+}
+
+/* Under mu: puts a batch whose transaction failed back in front of what
+ * was queued meanwhile; a record queued meanwhile for the same id is
+ * newer and wins. */
+static void
+hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
+{
+    hg_store_item_t *item, *prev;
+    size_t i = 0;
+    const char *key;
+    void *value;
+    char what[256];
+
+    while (hg_map_next(&batch->states, &i, &key, &value)) {
+        hg_store_state_t *st = value;
+        if (hg_map_get(&w->q.states, st->job_id) != NULL
+            || hg_map_put(&w->q.states, st->job_id, st) != HG_OK)
+        {
+            free(st);
+        }
+    }
+    for (item = batch->tail; item != NULL; item = prev) {
+        prev = item->prev;
+        if (hg_map_get(&w->q.ids, item->row.r.id) != NULL
+            || hg_sw_push(&w->q, item, true) != HG_OK)
+        {
+            if (hg_map_get(&w->q.ids, item->row.r.id) == NULL) {
+                w->dropped++;           /* out of memory for the index */
+                w->episode_dropped++;
+            }
+            hg_sw_item_free(item);
+        }
+    }
+    hg_map_free(&batch->ids);
+    hg_map_free(&batch->states);
+    hg_sw_queue_init(batch);
+    hg_sw_trim(w, what, sizeof(what));
+    if (what[0] != '\0') {
+        hg_store_logline_add(&w->lines, HG_LOG_ERROR, "store: more than %zu "
+                             "records wait for %s: dropping the oldest, "
+                             "starting with %s", w->queue_limit, w->name,
+                             what);
+    }
+}
+
+/* Under mu (or with the writer stopped): moves the oldest records of the
+ * queue into BATCH, at most LIMIT of them (0 = all), and every job state.
+ * Returns whether the queue is empty after. */
+static bool
+hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
+{
+    hg_store_item_t *item;
+    size_t n;
+
+    if (limit == 0 || w->q.count <= limit) {
+        *batch = w->q;
+        hg_sw_queue_init(&w->q);
+        return true;
+    }
+    hg_sw_queue_init(batch);
+    batch->states = w->q.states;
+    hg_map_init(&w->q.states);
+    for (n = 0; n < limit; n++) {
+        item = w->q.head;
+        hg_map_remove(&w->q.ids, item->row.r.id);
+        hg_sw_unlink(&w->q, item);
+        /* The batch needs no index: nothing looks ids up in it. */
+        hg_sw_link(batch, item, false);
+    }
+    return false;
+}
+
+/* --- the writer ---------------------------------------------------------- */
+
+static bool
+hg_sw_empty(const hg_store_batch_t *batch)
+{
+    return batch->count == 0 && batch->states.count == 0;
+}
+
+/* Writer thread (or close): one transaction for BATCH, nothing if empty. */
+static hg_store_write_t
+hg_sw_commit(hg_store_writer_t *w, const hg_store_batch_t *batch, char *err,
+             size_t errlen)
+{
+    hg_store_write_t rc;
+
+    if (hg_sw_empty(batch)) {
+        return HG_STORE_WRITE_OK;
+    }
+    rc = w->ops->commit(w->be, batch, err, errlen);
+    w->moved = rc == HG_STORE_WRITE_MOVED;  /* or put back where it was */
+    return rc;
+}
+
+static bool
+hg_sw_has_work(const hg_store_writer_t *w)
+{
+    return !hg_sw_empty(&w->q) || w->issued > w->committed
+           || w->limit_changed;
+}
+
+static void
+hg_sw_format_ms(int64_t ms, char *buf, size_t len)
+{
+    if (ms % 1000 == 0) {
+        snprintf(buf, len, "%" PRId64 "s", ms / 1000);
+    } else {
+        snprintf(buf, len, "%" PRId64 "ms", ms);
+    }
+}
+
+/* Under mu: the writer's view of a failed transaction. */
+static void
+hg_sw_failed(hg_store_writer_t *w, hg_store_batch_t *batch,
+             hg_store_write_t kind, const char *err, int64_t *backoff)
+{
+    int64_t now = hg_sw_mono_ms(), at;
+    char every[32];
+
+    w->write_errors++;
+    snprintf(w->last_error, sizeof(w->last_error), "%s", err);
+    w->error_changed = true;
+    hg_sw_requeue(w, batch);
+
+    *backoff = *backoff > 0 ? *backoff * 2 : w->retry_max_ms / 10;
+    if (*backoff > w->retry_max_ms) {
+        *backoff = w->retry_max_ms;
+    }
+    if (*backoff < 1) {
+        *backoff = 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &w->retry_at);
+    at = (int64_t) w->retry_at.tv_nsec + *backoff * HG_NSEC_PER_MSEC;
+    w->retry_at.tv_sec += (time_t) (at / HG_NSEC_PER_SEC);
+    w->retry_at.tv_nsec = (long) (at % HG_NSEC_PER_SEC);
+
+    w->fail_attempts++;
+    if (w->failing) {
+        return;
+    }
+    w->failing = true;
+    w->fail_since = now;
+    w->fail_attempts = 1;
+    hg_sw_format_ms(w->retry_max_ms, every, sizeof(every));
+    hg_store_logline_add(&w->lines,
+                         kind == HG_STORE_WRITE_BUSY
+                         ? HG_LOG_WARN : HG_LOG_ERROR,
+                         "store: cannot write %s: %s; keeping %zu record%s "
+                         "in memory and retrying every %s%s", w->name, err,
+                         w->q.count, w->q.count == 1 ? "" : "s", every,
+                         kind == HG_STORE_WRITE_DAMAGED
+                         ? " (the file is damaged: stop hourglass, then "
+                           "restore it from a backup or move it aside)"
+                         : kind == HG_STORE_WRITE_MOVED
+                         ? " (hourglass writes nothing into a file that is "
+                           "no longer at its path; when it stops, what it "
+                           "keeps in memory is written to a new file at "
+                           "that path: restart it to go on recording)"
+                         : "");
+}
+
+/* Under mu: the writer's view of a successful transaction. DRAINED: it
+ * took the whole queue (a recovery goes on chunk by chunk until then). */
+static void
+hg_sw_succeeded(hg_store_writer_t *w, size_t records, bool drained)
+{
+    int64_t lasted;
+    char dropped[64];
+
+    w->written += records;
+    if (!w->failing) {
+        w->drop_logged = false;
+        return;
+    }
+    records += w->recovered;
+    if (!drained) {
+        /* Progress: the next chunk goes at once, without backoff. */
+        w->recovered = records;
+        clock_gettime(CLOCK_MONOTONIC, &w->retry_at);
+        return;
+    }
+    w->recovered = 0;
+    lasted = hg_sw_mono_ms() - w->fail_since;
+    dropped[0] = '\0';
+    if (w->episode_dropped > 0) {
+        snprintf(dropped, sizeof(dropped), "; %" PRIu64 " older record%s "
+                 "dropped", w->episode_dropped,
+                 w->episode_dropped == 1 ? " was" : "s were");
+    }
+    hg_store_logline_add(&w->lines,
+                         w->episode_dropped > 0 ? HG_LOG_WARN : HG_LOG_INFO,
+                         "store: writing %s again after %" PRId64 ".%03"
+                         PRId64 "s and %" PRIu64 " failed attempt%s: %zu "
+                         "record%s kept in memory %s committed%s", w->name,
+                         lasted / 1000, lasted % 1000, w->fail_attempts,
+                         w->fail_attempts == 1 ? "" : "s", records,
+                         records == 1 ? "" : "s", records == 1 ? "is" : "are",
+                         dropped);
+    w->failing = false;
+    w->episode_dropped = 0;
+    w->drop_logged = false;
+}
+
+static void *
+hg_sw_writer(void *arg)
+{
+    hg_store_writer_t *w = arg;
+    hg_store_batch_t batch;
+    hg_store_write_t rc;
+    uint64_t ticket, limit = 0;
+    bool last_try, set_limit, limit_failed, drained;
+    int64_t backoff = 0;
+    char err[256];
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && !hg_sw_has_work(w)) {
+            pthread_cond_wait(&w->cond, &w->mu);
+        }
+        /* Back off while failing; stop or a new limit end the wait. */
+        while (w->failing && !w->stop && !w->limit_changed
+               && pthread_cond_timedwait(&w->cond, &w->mu, &w->retry_at)
+                  != ETIMEDOUT)
+        {
+        }
+        last_try = w->stop;
+        /* Recovering, the backlog goes in bounded transactions: a little
+         * room freed on a full disk lets some of it through, where one
+         * transaction of everything would fail again and again. A ticket
+         * is reached when the queue is drained. */
+        drained = hg_sw_take(w, &batch, w->failing ? HG_SW_CHUNK : 0);
+        ticket = drained ? w->issued : w->committed;
+        set_limit = w->limit_changed || w->limit_retry;
+        limit = w->limit;
+        w->limit_changed = false;
+        w->limit_retry = false;
+        w->in_flight = batch.count;
+        pthread_mutex_unlock(&w->mu);
+
+        err[0] = '\0';
+        rc = HG_STORE_WRITE_OK;
+        if (set_limit && w->ops->set_limit != NULL) {
+            rc = w->ops->set_limit(w->be, limit, err, sizeof(err));
+        }
+        limit_failed = rc != HG_STORE_WRITE_OK;
+        if (rc == HG_STORE_WRITE_OK) {
+            rc = hg_sw_commit(w, &batch, err, sizeof(err));
+        }
+
+        pthread_mutex_lock(&w->mu);
+        w->in_flight = 0;
+        if (limit_failed) {
+            w->limit_retry = true;      /* with the next attempt */
+        }
+        if (rc == HG_STORE_WRITE_OK) {
+            if (ticket > w->committed) {
+                w->committed = ticket;
+            }
+            hg_sw_succeeded(w, batch.count, drained);
+            hg_sw_queue_free(&batch);
+            backoff = 0;
+        } else {
+            hg_sw_failed(w, &batch, rc, err, &backoff);
+            if (last_try && w->moved) {
+                break;                  /* hg_sw_rescue writes them */
+            }
+            if (last_try) {
+                hg_store_logline_add(&w->lines, HG_LOG_ERROR, "store: "
+                                     "closing with %zu records not written "
+                                     "to %s: %s", w->q.count, w->name, err);
+                break;
+            }
+        }
+        hg_sw_notify(w);
+        if (w->stop && !hg_sw_has_work(w)) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* --- start and close ----------------------------------------------------- */
+
+static void
+hg_sw_free(hg_store_writer_t *w)
+{
+    hg_store_loglines_emit(w->lines);
+    hg_sw_queue_free(&w->q);
+    hg_store_tasks_free(&w->tasks);
+    hg_store_tasks_free(&w->done);
+    if (w->notify_fd >= 0) {
+        close(w->notify_fd);
+    }
+    pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->tasks_cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w->name);
+    free(w);
+}
+
+/* Starts a thread running FN with every signal blocked: the master's
+ * signalfd must get them all, and a signal a thread does not block may
+ * land on that thread. */
+static int
+hg_sw_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(thread, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int
+hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
+                      void *be, const char *name,
+                      const hg_store_options_t *options, char *err,
+                      size_t errlen)
+{
+    hg_store_writer_t *w;
+    pthread_condattr_t attr;
+    int rc;
+
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        return HG_ERROR;
+    }
+    w->notify_fd = -1;
+    hg_sw_queue_init(&w->q);
+    if (pthread_mutex_init(&w->mu, NULL) != 0) {
+        snprintf(err, errlen, "store: cannot create a mutex");
+        free(w);
+        return HG_ERROR;
+    }
+    if (pthread_condattr_init(&attr) != 0) {
+        snprintf(err, errlen, "store: cannot create a condition variable");
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return HG_ERROR;
+    }
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0) {
+        rc = pthread_cond_init(&w->cond, &attr);
+    }
+    pthread_condattr_destroy(&attr);
+    if (rc == 0 && pthread_cond_init(&w->tasks_cond, NULL) != 0) {
+        pthread_cond_destroy(&w->cond);
+        rc = -1;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "store: cannot create a condition variable");
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return HG_ERROR;
+    }
+    /* From here on hg_sw_free undoes everything. */
+    w->ops = ops;
+    w->be = be;
+    w->queue_limit = options->queue_limit > 0 ? options->queue_limit
+                                              : HG_SW_QUEUE_LIMIT;
+    w->retry_max_ms = options->retry_max_ms > 0 ? options->retry_max_ms
+                                                : HG_SW_RETRY_MAX_MS;
+    w->name = strdup(name);
+    if (w->name == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        goto failed;
+    }
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->notify_fd < 0) {
+        snprintf(err, errlen, "store: eventfd: %s", strerror(errno));
+        goto failed;
+    }
+    rc = hg_sw_thread(&w->writer, hg_sw_writer, w);
+    if (rc != 0) {
+        snprintf(err, errlen, "store: cannot start the writer thread: %s",
+                 strerror(rc));
+        goto failed;
+    }
+    w->writer_started = true;
+    store->writer = w;
+    store->notify_fd = w->notify_fd;
+    return HG_OK;
+
+failed:
+    hg_sw_free(w);
+    return HG_ERROR;
+}
+
+/*
+ * Closing a store whose file was moved away while it ran: the records
+ * kept in memory since then go to a new file at the path (or to the file
+ * now there). Only now, with every connection to the old file closed: a
+ * connection to the new file beside them would share the -wal and -shm
+ * names with the old one's and mix their frames.
+ */
+static void
+hg_sw_rescue(hg_store_writer_t *w)
+{
+    hg_store_batch_t batch;
+    size_t records = w->q.count, written = 0;
+    hg_store_write_t rc = HG_STORE_WRITE_OK;
+    char err[512];
+
+    err[0] = '\0';
+    if (w->ops->reopen(w->be, err, sizeof(err)) != HG_OK) {
+        rc = HG_STORE_WRITE_FAILED;
+    }
+    while (rc == HG_STORE_WRITE_OK && !hg_sw_empty(&w->q)) {
+        hg_sw_take(w, &batch, HG_SW_CHUNK);
+        rc = hg_sw_commit(w, &batch, err, sizeof(err));
+        if (rc == HG_STORE_WRITE_OK) {
+            written += batch.count;
+        }
+        hg_sw_queue_free(&batch);   /* what failed is lost: we are closing */
+    }
+    if (rc == HG_STORE_WRITE_OK) {
+        hg_log(HG_LOG_WARN, "store: %s was deleted or replaced while "
+               "hourglass ran: the %zu record%s kept in memory since then "
+               "%s written to the file now at that path", w->name, written,
+               written == 1 ? "" : "s", written == 1 ? "is" : "are");
+    } else {
+        hg_log(HG_LOG_ERROR, "store: %s was deleted or replaced while "
+               "hourglass ran, and the %zu record%s kept in memory since "
+               "then cannot be written to a new file at that path (%s): "
+               "%zu lost", w->name, records, records == 1 ? "" : "s", err,
+               records - written);
+    }
+}
+
+void
+hg_store_writer_close(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cond);
+    pthread_cond_signal(&w->tasks_cond);
+    pthread_mutex_unlock(&w->mu);
+    if (w->maintainer_started) {
+        /* A long cleanup or vacuum stops at its next step. */
+        if (w->ops->interrupt != NULL) {
+            w->ops->interrupt(w->be);
+        }
+        pthread_join(w->maintainer, NULL);
+    }
+    if (w->writer_started) {
+        pthread_join(w->writer, NULL);
+    }
+    if (w->moved && !hg_sw_empty(&w->q)) {
+        hg_store_loglines_emit(w->lines);
+        w->lines = NULL;
+        hg_sw_rescue(w);
+    }
+    hg_sw_free(w);
+    store->writer = NULL;
+    store->notify_fd = -1;
+}
+
+/* --- the caller's side --------------------------------------------------- */
+
+int
+hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
+{
+    hg_store_writer_t *w = store->writer;
+    hg_store_item_t *item, *old;
+    hg_exec_row_t swap;
+    char what[256];
+    int rc = HG_OK;
+
+    item = calloc(1, sizeof(*item));
+    if (item == NULL || hg_exec_row_copy(&item->row, rec) != HG_OK) {
+        free(item);
+        hg_log(HG_LOG_ERROR, "store: out of memory: execution %s not "
+               "recorded", rec->id);
+        return HG_ERROR;
+    }
+    what[0] = '\0';
+    pthread_mutex_lock(&w->mu);
+    old = hg_map_get(&w->q.ids, item->row.r.id);
+    if (old != NULL) {
+        /* Replace in place: the queue keeps the first put's position. */
+        swap = old->row;
+        old->row = item->row;
+        item->row = swap;
+        rc = hg_map_put(&w->q.ids, old->row.r.id, old);     /* new key */
+    } else {
+        rc = hg_sw_push(&w->q, item, false);
+        if (rc == HG_OK) {
+            item = NULL;
+            hg_sw_trim(w, what, sizeof(what));
+        }
+    }
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    if (item != NULL) {
+        hg_sw_item_free(item);
+    }
+    if (what[0] != '\0') {
+        hg_log(HG_LOG_ERROR, "store: more than %zu records wait for %s: "
+               "dropping the oldest, starting with %s", w->queue_limit,
+               w->name, what);
+    }
+    if (rc != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: out of memory: execution %s not "
+               "recorded", rec->id);
+    }
+    return rc;
+}
+
+int
+hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
+                              int64_t last_fire, bool paused)
+{
+    hg_store_writer_t *w = store->writer;
+    hg_store_state_t *st, *old;
+    size_t len = strlen(job_id);
+    int rc;
+
+    st = malloc(sizeof(*st) + len + 1);
+    if (st == NULL) {
+        hg_log(HG_LOG_ERROR, "store: out of memory: state of job %s not "
+               "recorded", job_id);
+        return HG_ERROR;
+    }
+    st->last_fire = last_fire;
+    st->paused = paused;
+    memcpy(st->job_id, job_id, len + 1);
+    pthread_mutex_lock(&w->mu);
+    old = hg_map_get(&w->q.states, st->job_id);
+    rc = hg_map_put(&w->q.states, st->job_id, st);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    if (rc != HG_OK) {
+        free(st);
+        hg_log(HG_LOG_ERROR, "store: out of memory: state of job %s not "
+               "recorded", job_id);
+        return HG_ERROR;
+    }
+    free(old);
+    return HG_OK;
+}
+
+int
+hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
+{
+    hg_store_writer_t *w = store->writer;
+
+    pthread_mutex_lock(&w->mu);
+    *ticket = ++w->issued;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    return HG_OK;
+}
+
+uint64_t
+hg_store_writer_committed(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+    hg_store_logline_t *lines;
+    uint64_t value, committed;
+    char *error = NULL;
+
+    /* Drain first: a commit published after this read signals again. */
+    while (read(w->notify_fd, &value, sizeof(value)) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&w->mu);
+    committed = w->committed;
+    lines = w->lines;
+    w->lines = NULL;
+    store->failing = w->failing;
+    store->write_errors = w->write_errors;
+    if (w->error_changed) {
+        error = strdup(w->last_error);
+        w->error_changed = error == NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (error != NULL) {
+        free(store->last_error);
+        store->last_error = error;
+    }
+    hg_store_loglines_emit(lines);
+    return committed;
+}
+
+int
+hg_store_writer_set_limit(hg_store_t *store, uint64_t limit)
+{
+    hg_store_writer_t *w = store->writer;
+
+    if (w->ops->set_limit == NULL) {
+        return HG_ERROR;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->limit = limit;
+    w->limit_changed = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    return HG_OK;
+}
+
+int
+hg_store_writer_health(hg_store_t *store, json_t *report)
+{
+    hg_store_writer_t *w = store->writer;
+    size_t depth;
+    uint64_t written, errors, dropped, committed;
+    bool failing;
+    char last_error[sizeof(w->last_error)];
+    json_t *part;
+    int rc;
+
+    pthread_mutex_lock(&w->mu);
+    depth = w->q.count + w->in_flight;
+    written = w->written;
+    errors = w->write_errors;
+    dropped = w->dropped;
+    committed = w->committed;
+    failing = w->failing;
+    memcpy(last_error, w->last_error, sizeof(last_error));
+    pthread_mutex_unlock(&w->mu);
+
+    part = json_pack("{s:I, s:I, s:I, s:b, s:s?, s:I, s:I}",
+                     "queue_depth", (json_int_t) depth,
+                     "written", (json_int_t) written,
+                     "write_errors", (json_int_t) errors,
+                     "failing", failing,
+                     "last_error", last_error[0] ? last_error : NULL,
+                     "dropped", (json_int_t) dropped,
+                     "committed", (json_int_t) committed);
+    if (part == NULL) {
+        return HG_ERROR;
+    }
+    rc = json_object_update(report, part) == 0 ? HG_OK : HG_ERROR;
+    json_decref(part);
+    return rc;
+}
+
+/* --- maintenance (its own thread) ---------------------------------------- */
+
+bool
+hg_store_writer_stopping(hg_store_writer_t *w)
+{
+    bool stop;
+
+    pthread_mutex_lock(&w->mu);
+    stop = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return stop;
+}
+
+void
+hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    char text[1024];
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&w->mu);
+    hg_store_logline_add(&w->lines, level, "%s", text);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *
+hg_sw_maintainer(void *arg)
+{
+    hg_store_writer_t *w = arg;
+    hg_store_task_t *task;
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->tasks.head == NULL) {
+            pthread_cond_wait(&w->tasks_cond, &w->mu);
+        }
+        if (w->stop) {
+            break;
+        }
+        task = hg_store_tasks_pop(&w->tasks);
+        pthread_mutex_unlock(&w->mu);
+
+        w->ops->task(w->be, w, task);
+
+        pthread_mutex_lock(&w->mu);
+        hg_store_tasks_push(&w->done, task);
+        hg_sw_notify(w);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int
+hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
+{
+    hg_store_writer_t *w = store->writer;
+    int rc;
+
+    if (!w->maintainer_started) {
+        rc = hg_sw_thread(&w->maintainer, hg_sw_maintainer, w);
+        if (rc != 0) {
+            snprintf(task->error, sizeof(task->error), "store: cannot start "
+                     "the maintenance thread: %s", strerror(rc));
+            return HG_ERROR;
+        }
+        w->maintainer_started = true;
+    }
+    pthread_mutex_lock(&w->mu);
+    hg_store_tasks_push(&w->tasks, task);
+    pthread_cond_signal(&w->tasks_cond);
+    pthread_mutex_unlock(&w->mu);
+    return HG_OK;
+}
+
+hg_store_task_t *
+hg_store_writer_task_done(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+    hg_store_task_t *task;
+
+    pthread_mutex_lock(&w->mu);
+    task = hg_store_tasks_pop(&w->done);
+    pthread_mutex_unlock(&w->mu);
+    return task;
+}

@@ -1,0 +1,121 @@
+/*
+ * The store's shared writer: what a driver with I/O needs between the
+ * master's puts and its own transactions. It owns the queue of records
+ * (merged by execution id, job states by job id), the writer thread that
+ * hands the queue to the driver as one batch per transaction, barrier
+ * tickets and their acknowledgement through notify_fd, failure episodes
+ * (retry with backoff, one line when an episode opens and one when it
+ * closes, a bounded backlog whose drops are counted, chunked recovery,
+ * the rescue of a file moved away, at close), the lines its threads queue
+ * for the master's hg_log, and the maintenance thread that runs
+ * hg_store_task.
+ *
+ * A driver gives it a backend (below): one call that writes a batch in
+ * one transaction and classifies a failure, and the calls its threads
+ * need. The driver's table then points put_execution, put_job_state,
+ * barrier, committed, task and task_done at the hg_store_writer_* entries
+ * here, and keeps only its SQL, its connections and its file checks: a
+ * PostgreSQL driver adds SQL, not machinery.
+ *
+ * It never opens a database nor knows a query language, never calls
+ * hg_log from its threads (lines wait for hg_store_ack), and never blocks
+ * the caller's thread on I/O: the caller takes its mutex, which the
+ * threads hold only to swap the queue, never across a backend call.
+ */
+
+#ifndef HG_STORE_WRITER_H
+#define HG_STORE_WRITER_H
+
+#include "hg_core.h"
+#include "hg_map.h"
+#include "hg_store.h"
+
+typedef struct hg_store_item_s {
+    struct hg_store_item_s *prev, *next;
+    hg_exec_row_t row;
+} hg_store_item_t;
+
+typedef struct hg_store_state_s {
+    int64_t last_fire;
+    bool paused;
+    char job_id[];
+} hg_store_state_t;
+
+/* What one transaction writes: executions oldest first (each id once: a
+ * later put replaced the earlier in place) and job states by job id. A
+ * backend reads it: for (item = b->head; item; item = item->next) and
+ * hg_map_next(&b->states, ...) for hg_store_state_t values. */
+typedef struct hg_store_batch_s {
+    hg_store_item_t *head, *tail;
+    size_t count;
+    hg_map_t ids;                   /* id -> hg_store_item_t * */
+    hg_map_t states;                /* job id -> hg_store_state_t * */
+} hg_store_batch_t;
+
+/* How a write went; every failure is retried (with backoff), the kind
+ * only chooses the words and level of the episode's line. */
+typedef enum {
+    HG_STORE_WRITE_OK = 0,
+    HG_STORE_WRITE_BUSY,            /* held by another process: a warning */
+    HG_STORE_WRITE_FAILED,          /* full, read-only, I/O, memory */
+    HG_STORE_WRITE_DAMAGED,         /* the file is corrupt */
+    HG_STORE_WRITE_MOVED            /* the file left its path: keep the
+                                       records for reopen, at close */
+} hg_store_write_t;
+
+typedef struct hg_store_writer_s hg_store_writer_t;
+
+typedef struct hg_store_backend_s {
+    /* Writer thread, on the driver's write connection: BATCH (never
+     * empty) in one transaction, all or nothing; the reason in err. */
+    hg_store_write_t (*commit)(void *be, const hg_store_batch_t *batch,
+                               char *err, size_t errlen);
+    /* Writer thread, before the next commit: the test hook of
+     * hg_store_set_max_page_count. NULL = not supported. */
+    hg_store_write_t (*set_limit)(void *be, uint64_t limit, char *err,
+                                  size_t errlen);
+    /* Maintenance thread, on a connection of its own: runs TASK, filling
+     * its results; a long task polls hg_store_writer_stopping. */
+    void (*task)(void *be, hg_store_writer_t *w, hg_store_task_t *task);
+    /* Caller's thread, at close: cut a running task short. NULL = none. */
+    void (*interrupt)(void *be);
+    /* Caller's thread, at close, the threads ended, after a MOVED fault:
+     * close every connection and open a write connection to the file now
+     * at the path (creating it). */
+    int (*reopen)(void *be, char *err, size_t errlen);
+} hg_store_backend_t;
+
+/* Starts the writer thread for STORE (store->writer, store->notify_fd).
+ * NAME (the path) is what the lines call the database. */
+int hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
+                          void *be, const char *name,
+                          const hg_store_options_t *options, char *err,
+                          size_t errlen);
+/* Commits what is queued (one last try), stops the threads, writes a
+ * moved file's records to the one now at its path, logs the threads'
+ * last lines and frees the writer. The driver closes its connections
+ * after. */
+void hg_store_writer_close(hg_store_t *store);
+
+/* The driver table's entries (see hg_store.h for their promises). */
+int hg_store_writer_put_execution(hg_store_t *store,
+                                  const hg_exec_record_t *rec);
+int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
+                                  int64_t last_fire, bool paused);
+int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
+uint64_t hg_store_writer_committed(hg_store_t *store);
+int hg_store_writer_task(hg_store_t *store, hg_store_task_t *task);
+hg_store_task_t *hg_store_writer_task_done(hg_store_t *store);
+int hg_store_writer_set_limit(hg_store_t *store, uint64_t limit);
+
+/* Adds queue_depth, written, write_errors, failing, last_error, dropped
+ * and committed to REPORT (a driver's health object). */
+int hg_store_writer_health(hg_store_t *store, json_t *report);
+
+/* For the backend's threads: whether the store is closing, and a line
+ * for hg_store_ack to log. */
+bool hg_store_writer_stopping(hg_store_writer_t *w);
+void hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
+                         const char *fmt, ...) HG_PRINTF(3, 4);
+
+#endif /* HG_STORE_WRITER_H */
