@@ -809,6 +809,13 @@ bench_pipe_floor(size_t count, int workers)
         }
         pid = fork();
         if (pid == 0) {
+            int j;
+            /* Only its own ends: a child holding another's input open
+             * would keep that one from ever reading EOF. */
+            for (j = 0; j <= i; j++) {
+                close(to[j][1]);
+                close(from[j][0]);
+            }
             bench_floor_child(to[i][0], from[i][1]);
         }
         close(to[i][0]);
