@@ -3235,14 +3235,18 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
         return HG_ERROR;
     }
     hg_cycle_compact(cycle);
-    if (m->store != NULL) {
-        hg_master_recover_executions(m);
-        hg_master_recover_misfires(m);
-    }
+    /* Workers first, while the store's threads are idle: recovery sets
+     * them writing, and a fork while another thread allocates is a risk
+     * with allocators that do not guard fork (AddressSanitizer's). What
+     * recovery queues waits for the workers' READY like anything else. */
     hg_master_spawn_workers(m);
     if (hg_master_active_workers(m) == 0) {
         hg_log(HG_LOG_ERROR, "no worker could be started");
         return HG_ERROR;
+    }
+    if (m->store != NULL) {
+        hg_master_recover_executions(m);
+        hg_master_recover_misfires(m);
     }
     return HG_OK;
 }
