@@ -502,7 +502,7 @@ hg_master_finish(hg_master_t *m, hg_execution_t *exec,
     hg_job_t *job = exec->job;
     hg_log_level_t level;
     char due[40];
-    bool retryable;
+    bool retryable, retry;
     hg_log_field_t fields[12];
     size_t n = 0;
 
@@ -555,14 +555,12 @@ logged:
     retryable = result->status == HG_EXEC_FAILED
                 || result->status == HG_EXEC_TIMED_OUT
                 || result->status == HG_EXEC_CRASHED;
-    hg_master_count_end(m, exec, retryable && (rc == HG_FATAL
-                                               || job->removed
-                                               || exec->attempt
-                                                  > (unsigned) job->policy.max_retries)
-                                 ? HG_EXEC_DEAD : result->status, result);
-    if (retryable && rc != HG_FATAL && !job->removed
-        && exec->attempt <= (unsigned) job->policy.max_retries)
-    {
+    retry = retryable && rc != HG_FATAL && !job->removed
+            && exec->attempt <= (unsigned) job->policy.max_retries;
+    hg_master_count_end(m, exec, retryable && !retry ? HG_EXEC_DEAD
+                                                     : result->status,
+                        result);
+    if (retry) {
         hg_master_store_put(m, exec, result->status, result);
         hg_master_retry(m, exec, retry_after_ms >= 0
                                  ? retry_after_ms
