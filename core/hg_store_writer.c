@@ -59,6 +59,7 @@ struct hg_store_writer_s {
 
     pthread_t writer;
     bool writer_started;
+    bool writer_parked;             /* reached its first wait */
     pthread_t maintainer;
     bool maintainer_started;
     pthread_mutex_t mu;
@@ -443,6 +444,8 @@ hg_sw_writer(void *arg)
     char err[256];
 
     pthread_mutex_lock(&w->mu);
+    w->writer_parked = true;
+    pthread_cond_broadcast(&w->cond);
     for (;;) {
         while (!w->stop && !hg_sw_has_work(w)) {
             pthread_cond_wait(&w->cond, &w->mu);
@@ -612,6 +615,15 @@ hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
         goto failed;
     }
     w->writer_started = true;
+    /* Back only once the thread waits for work: the master forks its
+     * workers next, and a thread still starting may hold a lock of the
+     * allocator's that the child would wait for forever (as
+     * AddressSanitizer's allocator does not guard fork). */
+    pthread_mutex_lock(&w->mu);
+    while (!w->writer_parked) {
+        pthread_cond_wait(&w->cond, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
     store->writer = w;
     store->notify_fd = w->notify_fd;
     return HG_OK;

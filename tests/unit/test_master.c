@@ -165,6 +165,27 @@ stop_master(fixture_t *f)
     hg_log_close();
 }
 
+/* A test that gave up waiting shows what the daemon said, so that a
+ * failure seen once (on a CI machine) explains itself. */
+static void
+dump_log(const fixture_t *f, size_t n)
+{
+    char path[PATH_MAX + 16], line[1024];
+    FILE *fp;
+
+    fprintf(stderr, "saw %zu of %zu executions in 10 s; the log:\n",
+            f->nseen, n);
+    snprintf(path, sizeof(path), "%s/hg.log", f->dir);
+    fp = fopen(path, "r");
+    if (fp == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        fputs(line, stderr);
+    }
+    fclose(fp);
+}
+
 /* Turn the loop until N executions were seen, or 10 s passed. */
 static void
 run_until(fixture_t *f, size_t n)
@@ -173,6 +194,9 @@ run_until(fixture_t *f, size_t n)
 
     while (f->nseen < n && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
         hg_master_turn(&f->master, 50);
+    }
+    if (f->nseen < n) {
+        dump_log(f, n);
     }
     assert_true(f->nseen >= n);
 }
