@@ -21,6 +21,31 @@
 #include "hg_log.h"
 #include "hg_map.h"
 
+/* In a cycle reader process: the shared page that says what it is doing
+ * (hg_cycle_stage), which its parent reads if it crashes or hangs. */
+static char *hg_cycle_stage_text;
+static size_t hg_cycle_stage_size;
+
+void
+hg_cycle_stage_page(char *page, size_t size)
+{
+    hg_cycle_stage_text = page;
+    hg_cycle_stage_size = size;
+}
+
+void
+hg_cycle_stage(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (hg_cycle_stage_text == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(hg_cycle_stage_text, hg_cycle_stage_size, fmt, ap);
+    va_end(ap);
+}
+
 static void
 hg_cycle_job_error(const hg_job_conf_t *job, const char *key,
                    hg_conf_errors_t *errors, const char *message)

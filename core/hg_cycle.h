@@ -85,6 +85,9 @@ hg_cycle_t *hg_cycle_load(const char *file, const char *prefix,
 /* What the cycle reader is doing now (printf-like), for the message that
  * names where it crashed or hung. A no-op outside a reader. */
 void hg_cycle_stage(const char *fmt, ...) HG_PRINTF(1, 2);
+/* The cycle reader process gives hg_cycle_stage its page (SIZE bytes,
+ * shared with its parent). */
+void hg_cycle_stage_page(char *page, size_t size);
 
 /*
  * Drop the jobs (the cycle's and its configuration's: njobs becomes 0) and

@@ -30,26 +30,11 @@
 #define HG_READER_CHUNK      (64 * 1024)
 
 static const char *hg_reader_exe = "/proc/self/exe";
-/* In the reader process: the stage page. */
-static char *hg_reader_stage;
 
 void
 hg_cycle_reader_set_exe(const char *path)
 {
     hg_reader_exe = path;
-}
-
-void
-hg_cycle_stage(const char *fmt, ...)
-{
-    va_list ap;
-
-    if (hg_reader_stage == NULL) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(hg_reader_stage, HG_READER_STAGE_SIZE, fmt, ap);
-    va_end(ap);
 }
 
 /* --- the reader process ------------------------------------------------ */
@@ -144,7 +129,7 @@ hg_cycle_reader_main(int argc, char **argv)
     page = mmap(NULL, HG_READER_STAGE_SIZE, PROT_READ | PROT_WRITE,
                 MAP_SHARED, HG_READER_STAGE_FD, 0);
     if (page != MAP_FAILED) {
-        hg_reader_stage = page;
+        hg_cycle_stage_page(page, HG_READER_STAGE_SIZE);
     }
     close(HG_READER_STAGE_FD);
 

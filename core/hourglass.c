@@ -193,9 +193,10 @@ static int
 hg_run_master(const hg_options_t *opt)
 {
     hg_cycle_t *cycle;
-    hg_master_t master;
+    hg_master_t *master;
     hg_store_t *store;
     hg_conf_t *conf;
+    char *pid_path;
     char err[512];
     int pid_fd = -1, report_fd = -1, rc;
 
@@ -247,30 +248,43 @@ hg_run_master(const hg_options_t *opt)
         hg_log_close();
         return 1;
     }
-    if (hg_master_init(&master, cycle, opt->conf_file, opt->prefix, store)
-        != HG_OK)
-    {
+    /* The master takes the cycle over (and frees it if it cannot start):
+     * the pid file's path is kept apart. */
+    pid_path = strdup(conf->pid);
+    if (pid_path == NULL) {
+        hg_log(HG_LOG_ERROR, "out of memory");
+        hg_store_close(store);
+        hg_pidfile_remove(conf->pid, pid_fd);
+        hg_daemon_report(&report_fd, hg_log_last_error());
+        hg_cycle_destroy(cycle);
+        hg_log_close();
+        return 1;
+    }
+    conf = NULL;
+    master = hg_master_create(cycle, opt->conf_file, opt->prefix, store);
+    if (master == NULL) {
         /* what went wrong is in the log already (and on stderr when the
          * log is "-"); the parent of a daemon is told its last error */
         snprintf(err, sizeof(err), "%s", hg_log_last_error()[0] != '\0'
                  ? hg_log_last_error() : "the master could not start");
-        hg_master_cleanup(&master);
         hg_store_close(store);
-        hg_pidfile_remove(conf->pid, pid_fd);
+        hg_pidfile_remove(pid_path, pid_fd);
+        free(pid_path);
         hg_daemon_report(&report_fd, err);
         hg_log_close();
         return 1;
     }
     /* The first cycle is applied, the store open, the workers forked. */
     hg_daemon_report(&report_fd, NULL);
-    rc = hg_master_run(&master);
+    rc = hg_master_run(master);
     {
         /* The pid file path of the configuration in force now. */
-        char *pid_path = strdup(master.cycle->conf->pid);
+        char *now_path = strdup(hg_master_conf(master)->pid);
         hg_log(HG_LOG_INFO, "hourglass exiting");
-        hg_master_cleanup(&master);
+        hg_master_destroy(master);
         hg_store_close(store);
-        hg_pidfile_remove(pid_path ? pid_path : conf->pid, pid_fd);
+        hg_pidfile_remove(now_path != NULL ? now_path : pid_path, pid_fd);
+        free(now_path);
         free(pid_path);
     }
     hg_log_close();

@@ -37,7 +37,7 @@
  * mask and log never leak into the next.
  *
  * (b) counts only executions due after the master has started: those due
- * while hg_master_init was still scheduling jobs are reported apart, since
+ * while hg_master_create was still scheduling jobs are reported apart, since
  * they measure the set-up, not the schedule. It also prints how many of the
  * 100 jobs fell due within the same millisecond, because executions due
  * together queue for the workers (and, with a store, for its commits).
@@ -67,6 +67,7 @@
 #include "hg_cycle.h"
 #include "hg_log.h"
 #include "hg_master.h"
+#include "hg_scheduler.h"
 #include "hg_process.h"
 #include "hg_store.h"
 
@@ -255,7 +256,7 @@ bench_largest_group(int64_t *v, size_t n, int64_t width)
 /* --- configuration ---------------------------------------------------- */
 
 /* STORE: the driver the master records executions with, or NULL for
- * none (hg_master_init without a store: executions live only in the
+ * none (hg_master_create without a store: executions live only in the
  * log). */
 static int
 bench_conf_open(bench_conf_t *c, const bench_t *b, const char *path,
@@ -409,15 +410,16 @@ bench_idle_workers(hg_master_t *m)
  * when USE_STORE (else the master has none), start the master on CYCLE
  * (taken over), then wait until every worker has said READY. */
 static int
-bench_master_start(hg_master_t *m, hg_store_t **store, bool use_store,
+bench_master_start(hg_master_t **mp, hg_store_t **store, bool use_store,
                    hg_cycle_t *cycle, const char *path, const char *prefix,
                    bench_obs_t *obs, int64_t *init_ns)
 {
     const hg_conf_t *conf = cycle->conf;
     char err[512];
     int64_t t0, deadline;
+    hg_master_t *m;
 
-    memset(m, 0, sizeof(*m));
+    *mp = NULL;
     *store = NULL;
     if (hg_log_open(conf->log.file, conf->log.level, conf->log.format)
         != HG_OK)
@@ -440,16 +442,17 @@ bench_master_start(hg_master_t *m, hg_store_t **store, bool use_store,
     fflush(stdout);
     fflush(stderr);
     t0 = bench_now(CLOCK_MONOTONIC);
-    if (hg_master_init(m, cycle, path, prefix, *store) != HG_OK) {
-        fprintf(stderr, "bench_master: hg_master_init failed (see the log "
-                "%s)\n", conf->log.file);
+    m = hg_master_create(cycle, path, prefix, *store);
+    if (m == NULL) {
+        fprintf(stderr, "bench_master: hg_master_create failed (see the "
+                "log)\n");
         return HG_ERROR;
     }
+    *mp = m;
     if (init_ns != NULL) {
         *init_ns = bench_now(CLOCK_MONOTONIC) - t0;
     }
-    m->observer = bench_observe;
-    m->observer_data = obs;
+    hg_master_observe(m, bench_observe, obs);
     deadline = bench_now(CLOCK_MONOTONIC) + BENCH_STALL_NS;
     while (bench_idle_workers(m) < (size_t) m->workers) {
         if (bench_now(CLOCK_MONOTONIC) > deadline) {
@@ -468,18 +471,16 @@ bench_master_start(hg_master_t *m, hg_store_t **store, bool use_store,
 
 /* Kill and reap the workers, free the master and its cycle. */
 static void
-bench_master_cleanup(hg_master_t *m)
+bench_master_cleanup(hg_master_t **m)
 {
-    if (m->loop != NULL || m->cycle != NULL) {
-        hg_master_cleanup(m);
-    }
-    memset(m, 0, sizeof(*m));
+    hg_master_destroy(*m);
+    *m = NULL;
 }
 
 /* Everything bench_master_start opened, in main's order, and the store's
  * files. */
 static void
-bench_master_stop(const bench_t *b, hg_master_t *m, hg_store_t **store)
+bench_master_stop(const bench_t *b, hg_master_t **m, hg_store_t **store)
 {
     static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
     char file[PATH_MAX];
@@ -623,7 +624,7 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     char path[PATH_MAX], log_file[PATH_MAX];
     bench_conf_t c;
     bench_obs_t obs;
-    hg_master_t m;
+    hg_master_t *m = NULL;
     hg_store_t *st_store = NULL;
     hg_cycle_t *cycle;
     int64_t build_ns, t0, t1;
@@ -633,7 +634,6 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     size_t count = bench_executions(b, store), warmup = count / 10 + 1;
     int rc = 1;
 
-    memset(&m, 0, sizeof(m));
     memset(out, 0, sizeof(*out));
     snprintf(path, sizeof(path), "%s/throughput.conf", b->dir);
     snprintf(log_file, sizeof(log_file), "%s/throughput-%s.log", b->dir,
@@ -658,13 +658,13 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     {
         goto done;
     }
-    if (bench_pump(&m, &obs, b->job_id, warmup) != HG_OK) {
+    if (bench_pump(m, &obs, b->job_id, warmup) != HG_OK) {
         goto done;
     }
     cpu0 = bench_cpu_s(RUSAGE_SELF);
     t0 = bench_now(CLOCK_MONOTONIC);
-    if (bench_pump(&m, &obs, b->job_id, count) != HG_OK
-        || bench_store_settle(&m, st_store) != HG_OK)
+    if (bench_pump(m, &obs, b->job_id, count) != HG_OK
+        || bench_store_settle(m, st_store) != HG_OK)
     {
         goto done;
     }
@@ -1049,7 +1049,7 @@ bench_lag(const bench_t *b, const char *store)
     char path[PATH_MAX];
     bench_conf_t c;
     bench_obs_t obs;
-    hg_master_t m;
+    hg_master_t *m = NULL;
     hg_store_t *st_store = NULL;
     const char *store_name = store != NULL ? store : "none";
     hg_cycle_t *cycle;
@@ -1063,7 +1063,6 @@ bench_lag(const bench_t *b, const char *store)
     struct tm tm;
     int hour, rc = 1;
 
-    memset(&m, 0, sizeof(m));
     /* Idle cron jobs fire 12 hours away from now, whatever the time. */
     gmtime_r(&now, &tm);
     hour = (tm.tm_hour + 12) % 24;
@@ -1123,12 +1122,12 @@ bench_lag(const bench_t *b, const char *store)
     {
         goto done;
     }
-    bench_spread_ticks(&m);
+    bench_spread_ticks(m);
     rss_init = bench_status_kib("VmRSS");
     heap_init = bench_heap_bytes();
     printf("(b) set-up with %zu jobs defined (%d every 1s + %zu idle: "
            "half daily cron, half every 1d; store %s): hg_cycle_create "
-           "%.1f ms, hg_master_init %.1f ms\n", total, BENCH_TICK_JOBS,
+           "%.1f ms, hg_master_create %.1f ms\n", total, BENCH_TICK_JOBS,
            b->idle_jobs, store_name, bench_ms(build_ns), bench_ms(init_ns));
     fflush(stdout);
 
@@ -1138,7 +1137,7 @@ bench_lag(const bench_t *b, const char *store)
     end = t0 + (int64_t) b->lag_seconds * HG_NSEC_PER_SEC;
     while (bench_now(CLOCK_MONOTONIC) < end) {
         int64_t left = (end - bench_now(CLOCK_MONOTONIC)) / HG_NSEC_PER_MSEC;
-        if (hg_master_turn(&m, left > 100 ? 100 : (int) left + 1) < 0) {
+        if (hg_master_turn(m, left > 100 ? 100 : (int) left + 1) < 0) {
             fprintf(stderr, "bench_master: event loop: %s\n",
                     strerror(errno));
             goto done;
@@ -1152,8 +1151,8 @@ bench_lag(const bench_t *b, const char *store)
      * (up to 2 s); those due later are not counted. */
     obs.until_ns = bench_now(CLOCK_REALTIME);
     end = bench_now(CLOCK_MONOTONIC) + 2 * HG_NSEC_PER_SEC;
-    while (m.executions.count > 0 && bench_now(CLOCK_MONOTONIC) < end) {
-        if (hg_master_turn(&m, 10) < 0) {
+    while (m->executions.count > 0 && bench_now(CLOCK_MONOTONIC) < end) {
+        if (hg_master_turn(m, 10) < 0) {
             fprintf(stderr, "bench_master: event loop: %s\n",
                     strerror(errno));
             goto done;
@@ -1237,7 +1236,7 @@ bench_lag(const bench_t *b, const char *store)
         {
             size_t used = 0, blocks = 0;
 
-            bench_slab_usage(&m, &used, &blocks);
+            bench_slab_usage(m, &used, &blocks);
 #ifndef HG_SLAB_MALLOC
             printf("    the master's jobs on slabs (outside the heap): "
                    "%.0f bytes/job in use, in %zu blocks of %d KiB; RSS "
@@ -1290,7 +1289,7 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
     char path[PATH_MAX], at[32];
     bench_conf_t c;
     bench_obs_t obs;
-    hg_master_t m;
+    hg_master_t *m = NULL;
     hg_store_t *st_store = NULL;
     hg_cycle_t *cycle;
     int64_t build_ns, init_ns = 0, due_ns, deadline;
@@ -1299,7 +1298,6 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
     size_t i;
     int rc = -1;
 
-    memset(&m, 0, sizeof(m));
     due = (time_t) (bench_now(CLOCK_REALTIME) / HG_NSEC_PER_SEC) + margin_s;
     due_ns = (int64_t) due * HG_NSEC_PER_SEC;
     gmtime_r(&due, &tm);
@@ -1344,7 +1342,7 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
                     b->burst_jobs);
             goto done;
         }
-        if (hg_master_turn(&m, 100) < 0) {
+        if (hg_master_turn(m, 100) < 0) {
             fprintf(stderr, "bench_master: event loop: %s\n",
                     strerror(errno));
             goto done;
@@ -1402,7 +1400,7 @@ bench_burst_runs(const bench_t *b, const char *store)
     }
     printf("; median run: last finished %.1f ms after the due instant "
            "(%.0f executions/s), first started %.2f ms after it; set-up "
-           "hg_cycle_create %.1f ms, hg_master_init %.1f ms\n",
+           "hg_cycle_create %.1f ms, hg_master_create %.1f ms\n",
            med->last_finished,
            (double) b->burst_jobs / (med->last_finished / 1e3),
            med->first_started, med->build_ms, med->init_ms);

@@ -24,6 +24,7 @@
 #include "hg_cycle_reader.h"
 #include "hg_log.h"
 #include "hg_master.h"
+#include "hg_scheduler.h"
 #include "hg_store.h"
 
 #define MAX_SEEN 64
@@ -43,7 +44,7 @@ typedef struct {
 typedef struct {
     char dir[PATH_MAX];
     char conf[PATH_MAX + 32];
-    hg_master_t master;
+    hg_master_t *master;
     hg_store_t *store;
     seen_t seen[MAX_SEEN];
     size_t nseen;
@@ -146,20 +147,20 @@ start_master(fixture_t *f)
                                  HG_LOG_FORMAT_TEXT), HG_OK);
     f->store = hg_store_open(cycle->conf, err, sizeof(err));
     assert_non_null(f->store);
-    assert_int_equal(hg_master_init(&f->master, cycle, f->conf, f->dir,
-                                    f->store), HG_OK);
-    f->master.observer = observe;
-    f->master.observer_data = f;
+    f->master = hg_master_create(cycle, f->conf, f->dir, f->store);
+    assert_non_null(f->master);
+    hg_master_observe(f->master, observe, f);
     /* Let the workers say they are ready. */
     for (i = 0; i < 50; i++) {
-        hg_master_turn(&f->master, 20);
+        hg_master_turn(f->master, 20);
     }
 }
 
 static void
 stop_master(fixture_t *f)
 {
-    hg_master_cleanup(&f->master);
+    hg_master_destroy(f->master);
+    f->master = NULL;
     hg_store_close(f->store);
     f->store = NULL;
     hg_log_close();
@@ -193,7 +194,7 @@ run_until(fixture_t *f, size_t n)
     int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
 
     while (f->nseen < n && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
-        hg_master_turn(&f->master, 50);
+        hg_master_turn(f->master, 50);
     }
     if (f->nseen < n) {
         dump_log(f, n);
@@ -236,7 +237,7 @@ test_payload_reaches_the_module(void **state)
 
     write_conf(f, "memory", 2);
     start_master(f);
-    e = hg_master_enqueue(&f->master, "echo", "queue", "hello payload", 13,
+    e = hg_master_enqueue(f->master, "echo", "queue", "hello payload", 13,
                           0, HG_PRIORITY_NORMAL, NULL);
     assert_non_null(e);
     snprintf(id, sizeof(id), "%s", e->id);
@@ -256,7 +257,7 @@ test_unknown_job(void **state)
     write_conf(f, "memory", 1);
     start_master(f);
     errno = 0;
-    assert_null(hg_master_enqueue(&f->master, "nope", "queue", NULL, 0, 0,
+    assert_null(hg_master_enqueue(f->master, "nope", "queue", NULL, 0, 0,
                                   HG_PRIORITY_NORMAL, NULL));
     assert_int_equal(errno, ENOENT);
     stop_master(f);
@@ -271,18 +272,18 @@ test_unique_key_refused_while_queued(void **state)
     write_conf(f, "memory", 1);
     start_master(f);
     soon = hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC + 300;
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "a", 1,
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "a", 1,
                                       soon, HG_PRIORITY_NORMAL, "k1"));
     errno = 0;
-    assert_null(hg_master_enqueue(&f->master, "echo", "queue", "b", 1, 0,
+    assert_null(hg_master_enqueue(f->master, "echo", "queue", "b", 1, 0,
                                   HG_PRIORITY_NORMAL, "k1"));
     assert_int_equal(errno, EEXIST);
     /* Another key is fine. */
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "c", 1,
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "c", 1,
                                       0, HG_PRIORITY_NORMAL, "k2"));
     run_until(f, 2);
     /* Once k1's execution has run, the key is free again. */
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "d", 1,
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "d", 1,
                                       0, HG_PRIORITY_NORMAL, "k1"));
     run_until(f, 3);
     stop_master(f);
@@ -297,7 +298,7 @@ test_run_at_is_respected(void **state)
     write_conf(f, "memory", 1);
     start_master(f);
     now = hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC;
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "x", 1,
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "x", 1,
                                       now + 400, HG_PRIORITY_NORMAL, NULL));
     run_until(f, 1);
     assert_true(f->seen[0].started_ms >= now + 400);
@@ -312,14 +313,14 @@ test_priority_orders_the_queue(void **state)
     write_conf(f, "memory", 1);
     start_master(f);
     /* The only worker is busy for 400 ms; three wait meanwhile. */
-    assert_non_null(hg_master_enqueue(&f->master, "busy", "queue", NULL, 0,
+    assert_non_null(hg_master_enqueue(f->master, "busy", "queue", NULL, 0,
                                       0, HG_PRIORITY_NORMAL, NULL));
-    hg_master_turn(&f->master, 10);
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "low", 3,
+    hg_master_turn(f->master, 10);
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "low", 3,
                                       0, HG_PRIORITY_LOW, NULL));
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "crit",
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "crit",
                                       4, 0, HG_PRIORITY_CRITICAL, NULL));
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", "norm",
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", "norm",
                                       4, 0, HG_PRIORITY_NORMAL, NULL));
     run_until(f, 4);
     assert_string_equal(f->seen[0].job, "busy");
@@ -341,19 +342,19 @@ test_queued_survives_restart(void **state)
     start_master(f);
     /* Far enough ahead that the restart (about 1 s) happens before. */
     later = hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC + 4000;
-    e = hg_master_enqueue(&f->master, "echo", "queue", "kept", 4, later,
+    e = hg_master_enqueue(f->master, "echo", "queue", "kept", 4, later,
                           HG_PRIORITY_HIGH, "once");
     assert_non_null(e);
     snprintf(id, sizeof(id), "%s", e->id);
     /* Let the store commit, then stop before run_at. */
-    hg_master_turn(&f->master, 100);
+    hg_master_turn(f->master, 100);
     stop_master(f);
     assert_int_equal(f->nseen, 0);
 
     start_master(f);
     /* Recovered with its key: a second enqueue is refused. */
     errno = 0;
-    assert_null(hg_master_enqueue(&f->master, "echo", "queue", "dup", 3, 0,
+    assert_null(hg_master_enqueue(f->master, "echo", "queue", "dup", 3, 0,
                                   HG_PRIORITY_NORMAL, "once"));
     assert_int_equal(errno, EEXIST);
     run_until(f, 1);
@@ -366,7 +367,7 @@ test_queued_survives_restart(void **state)
 /* --- pipelined starts ---------------------------------------------------- */
 
 #define PUMP_WINDOW  500
-#define HG_PRIME_MAX_TEST  256      /* hg_master.c's HG_PRIME_MAX */
+#define HG_PRIME_MAX_TEST  256      /* hg_dispatch.c's HG_PRIME_MAX */
 
 /* Trigger executions of JOB, keeping up to PUMP_WINDOW waiting, until
  * TOTAL have finished (or, with until_primed, until some are primed and
@@ -375,7 +376,7 @@ test_queued_survives_restart(void **state)
 static size_t
 pump(fixture_t *f, const char *job, uint64_t total, bool until_primed)
 {
-    hg_master_t *m = &f->master;
+    hg_master_t *m = f->master;
     uint64_t triggered = 0, base = f->finished;
     int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 120 * HG_NSEC_PER_SEC;
     size_t most = 0;
@@ -411,12 +412,12 @@ settle(fixture_t *f)
     uint64_t ticket;
 
     assert_int_equal(hg_store_barrier(f->store, &ticket), HG_OK);
-    while (f->master.acked < ticket
+    while (f->master->acked < ticket
            && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
     {
-        hg_master_turn(&f->master, 50);
+        hg_master_turn(f->master, 50);
     }
-    assert_true(f->master.acked >= ticket);
+    assert_true(f->master->acked >= ticket);
 }
 
 /* Turn the loop until no execution is left (recovered ones, retries),
@@ -426,12 +427,12 @@ drain(fixture_t *f)
 {
     int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 60 * HG_NSEC_PER_SEC;
 
-    while (f->master.executions.count > 0
+    while (f->master->executions.count > 0
            && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
     {
-        hg_master_turn(&f->master, 50);
+        hg_master_turn(f->master, 50);
     }
-    assert_int_equal(f->master.executions.count, 0);
+    assert_int_equal(f->master->executions.count, 0);
     settle(f);
 }
 
@@ -470,8 +471,8 @@ test_pipelined_starts_recorded_once(void **state)
     assert_int_equal(stats.runs, 4000);
     assert_int_equal(stats.successes, 4000);
     assert_nothing_unfinished(f->store);
-    assert_int_equal(f->master.primed.count, 0);
-    assert_int_equal(f->master.committing.count, 0);
+    assert_int_equal(f->master->primed.count, 0);
+    assert_int_equal(f->master->committing.count, 0);
     stop_master(f);
 }
 
@@ -492,7 +493,7 @@ test_quit_requeues_primed(void **state)
     write_conf(f, "sqlite", 2);
     start_master(f);
     assert_true(pump(f, "echo", 1000000, true) > 0);
-    for (e = f->master.primed.head; e != NULL && nids < HG_PRIME_MAX_TEST;
+    for (e = f->master->primed.head; e != NULL && nids < HG_PRIME_MAX_TEST;
          e = e->start.next)
     {
         snprintf(ids[nids++], sizeof(ids[0]), "%s", e->id);
@@ -500,10 +501,10 @@ test_quit_requeues_primed(void **state)
     assert_true(nids > 0);
     assert_int_equal(raise(SIGQUIT), 0);
     deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
-    while (!f->master.done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
-        hg_master_turn(&f->master, 50);
+    while (!f->master->done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
+        hg_master_turn(f->master, 50);
     }
-    assert_true(f->master.done);
+    assert_true(f->master->done);
     first = f->finished;
     stop_master(f);
 
@@ -548,7 +549,7 @@ write_conf_ahead(fixture_t *f, const char *driver, int workers)
 static void
 pretend_quick(fixture_t *f, const char *job)
 {
-    hg_job_t *j = hg_map_get(&f->master.jobs, job);
+    hg_job_t *j = hg_map_get(&f->master->jobs, job);
 
     assert_non_null(j);
     j->quick = true;
@@ -557,7 +558,7 @@ pretend_quick(fixture_t *f, const char *job)
 static hg_execution_t *
 trigger(fixture_t *f, const char *job)
 {
-    hg_execution_t *e = hg_master_trigger(&f->master, job, "manual", NULL,
+    hg_execution_t *e = hg_master_trigger(f->master, job, "manual", NULL,
                                           0, HG_PRIORITY_NORMAL);
 
     assert_non_null(e);
@@ -570,7 +571,7 @@ holder(fixture_t *f)
 {
     hg_worker_t *w;
 
-    for (w = f->master.pool.head; w != NULL; w = w->next) {
+    for (w = f->master->pool.head; w != NULL; w = w->next) {
         if (w->handed != NULL) {
             return w;
         }
@@ -622,10 +623,10 @@ test_handed_ahead_recorded_once(void **state)
         if (f->store->notify_fd >= 0) {
             settle(f);
         }
-        assert_true(f->master.handed_total > 0);
+        assert_true(f->master->handed_total > 0);
         assert_int_equal(f->finished, 3000);
         assert_int_equal(f->succeeded, 3000);
-        assert_int_equal(f->master.dispatched_total, 3000);
+        assert_int_equal(f->master->dispatched_total, 3000);
         assert_int_equal(hg_store_job_stats(f->store, "echo", &stats),
                          HG_OK);
         assert_int_equal(stats.runs, 3000);
@@ -642,13 +643,13 @@ hand_echo_behind_busy(fixture_t *f, int64_t turn_ms, char id[40])
 {
     write_conf_ahead(f, "memory", 2);
     start_master(f);
-    f->master.ahead_turn_ms = turn_ms;
+    f->master->ahead_turn_ms = turn_ms;
     pretend_quick(f, "busy");
     trigger(f, "busy");
     trigger(f, "busy");
     snprintf(id, 40, "%s", trigger(f, "echo")->id);
     assert_non_null(holder(f));
-    assert_int_equal(f->master.handed_total, 1);
+    assert_int_equal(f->master->handed_total, 1);
 }
 
 /* Handed ahead behind an execution that runs long after all, an
@@ -661,10 +662,10 @@ test_handed_ahead_taken_back(void **state)
 
     hand_echo_behind_busy(f, HG_AHEAD_TURN_MS_TEST, id);
     run_until(f, 3);
-    assert_int_equal(f->master.taken_back_total, 1);
+    assert_int_equal(f->master->taken_back_total, 1);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
     assert_int_equal(f->finished, 3);
-    assert_int_equal(f->master.dispatched_total, 3);
+    assert_int_equal(f->master->dispatched_total, 3);
     stop_master(f);
 }
 
@@ -682,7 +683,7 @@ test_worker_death_gives_back_handed(void **state)
     assert_int_equal(kill(holder(f)->pid, SIGKILL), 0);
     run_until(f, 3);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
-    assert_int_equal(f->master.taken_back_total, 0);
+    assert_int_equal(f->master->taken_back_total, 0);
     for (i = 0; i < f->nseen; i++) {
         if (strcmp(f->seen[i].job, "busy") == 0
             && f->seen[i].status != HG_EXEC_SUCCEEDED)
@@ -708,12 +709,12 @@ test_quit_takes_back_handed(void **state)
     hand_echo_behind_busy(f, 60000, id);
     assert_int_equal(raise(SIGQUIT), 0);
     deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
-    while (!f->master.done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
-        hg_master_turn(&f->master, 50);
+    while (!f->master->done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
+        hg_master_turn(f->master, 50);
     }
-    assert_true(f->master.done);
-    assert_int_equal(f->master.taken_back_total, 1);
-    assert_int_equal(f->master.dispatched_total, 2);
+    assert_true(f->master->done);
+    assert_int_equal(f->master->taken_back_total, 1);
+    assert_int_equal(f->master->dispatched_total, 2);
     /* Left queued in the store for the next start, not run. */
     assert_int_equal(count_seen(f, id, &i), 0);
     assert_int_equal(f->finished, 2);
@@ -734,11 +735,11 @@ test_handed_ahead_times_out(void **state)
         "  { id = \"hang\"; type = \"echo\"; sleep_ms = 60000; "
         "timeout = \"300ms\"; max_retries = 0; }");
     start_master(f);
-    f->master.ahead_turn_ms = 60000;    /* wait behind echo, however long */
+    f->master->ahead_turn_ms = 60000;    /* wait behind echo, however long */
     pretend_quick(f, "echo");
     trigger(f, "echo");
     snprintf(id, sizeof(id), "%s", trigger(f, "hang")->id);
-    assert_int_equal(f->master.handed_total, 1);
+    assert_int_equal(f->master->handed_total, 1);
     run_until(f, 2);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_TIMED_OUT);
     assert_string_equal(f->seen[0].job, "echo");
@@ -766,7 +767,7 @@ test_handed_ahead_during_store_task(void **state)
         }
     }
     run_until(f, HG_NELEMS(ids));
-    assert_true(f->master.handed_total > 0);
+    assert_true(f->master->handed_total > 0);
     for (i = 0; i < HG_NELEMS(ids); i++) {
         assert_int_equal(seen_of(f, ids[i])->status,
                          HG_EXEC_SUCCEEDED);
@@ -804,7 +805,7 @@ metrics_text(fixture_t *f)
     FILE *out = open_memstream(&text, &size);
 
     assert_non_null(out);
-    assert_int_equal(hg_master_render_metrics(&f->master, out), HG_OK);
+    assert_int_equal(hg_master_render_metrics(f->master, out), HG_OK);
     assert_int_equal(fclose(out), 0);
     return text;
 }
@@ -828,7 +829,7 @@ test_metrics(void **state)
     trigger(f, "counted");
     trigger(f, "bad");
     run_until(f, 4);
-    assert_int_equal(hg_master_pause(&f->master, "idle"), HG_OK);
+    assert_int_equal(hg_master_pause(f->master, "idle"), HG_OK);
     text = metrics_text(f);
     assert_non_null(strstr(text, "# TYPE hourglass_executions_total "
                                  "counter\n"));
@@ -858,7 +859,7 @@ turn_for(fixture_t *f, int64_t ms)
     int64_t until = hg_clock_ns(CLOCK_MONOTONIC) + ms * HG_NSEC_PER_MSEC;
 
     while (hg_clock_ns(CLOCK_MONOTONIC) < until) {
-        hg_master_turn(&f->master, 20);
+        hg_master_turn(f->master, 20);
     }
 }
 
@@ -891,10 +892,10 @@ test_pause_and_resume(void **state)
         "  { id = \"tick\"; type = \"echo\"; schedule = \"* * * * * *\"; "
         "misfire = \"run_all\"; max_retries = 0; }");
     start_master(f);
-    assert_int_equal(hg_master_pause(&f->master, "nope"), HG_AGAIN);
+    assert_int_equal(hg_master_pause(f->master, "nope"), HG_AGAIN);
     run_until(f, 1);
-    assert_int_equal(hg_master_pause(&f->master, "tick"), HG_OK);
-    assert_int_equal(hg_master_next_fires(&f->master, "tick", next, 5, &n),
+    assert_int_equal(hg_master_pause(f->master, "tick"), HG_OK);
+    assert_int_equal(hg_master_next_fires(f->master, "tick", next, 5, &n),
                      HG_OK);
     assert_int_equal(n, 0);
     turn_for(f, 300);               /* one that was already queued ends */
@@ -910,11 +911,11 @@ test_pause_and_resume(void **state)
     /* Still paused after a restart: nothing scheduled, no misfires. */
     f->nseen = 0;
     start_master(f);
-    assert_true(hg_master_find_job(&f->master, "tick")->paused);
+    assert_true(hg_master_find_job(f->master, "tick")->paused);
     turn_for(f, 2500);
     assert_int_equal(f->nseen, 0);
-    assert_int_equal(hg_master_resume(&f->master, "tick"), HG_OK);
-    assert_int_equal(hg_master_next_fires(&f->master, "tick", next, 5, &n),
+    assert_int_equal(hg_master_resume(f->master, "tick"), HG_OK);
+    assert_int_equal(hg_master_next_fires(f->master, "tick", next, 5, &n),
                      HG_OK);
     assert_int_equal(n, 5);
     for (i = 1; i < n; i++) {
@@ -940,20 +941,20 @@ test_stop_job(void **state)
         "  { id = \"long\"; type = \"echo\"; sleep_ms = 30000; "
         "max_retries = 3; backoff = { initial = \"10ms\"; }; }");
     start_master(f);
-    assert_int_equal(hg_master_stop_job(&f->master, "long", &killed), HG_OK);
+    assert_int_equal(hg_master_stop_job(f->master, "long", &killed), HG_OK);
     assert_int_equal(killed, 0);
     e = trigger(f, "long");
     snprintf(id, sizeof(id), "%s", e->id);
     while (e->dispatched_ns == 0) {
-        hg_master_turn(&f->master, 20);
+        hg_master_turn(f->master, 20);
     }
-    assert_int_equal(hg_master_stop_job(&f->master, "long", &killed), HG_OK);
+    assert_int_equal(hg_master_stop_job(f->master, "long", &killed), HG_OK);
     assert_int_equal(killed, 1);
     run_until(f, 1);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_KILLED);
     turn_for(f, 300);
     assert_int_equal(f->nseen, 1);      /* no retry */
-    assert_int_equal(hg_master_stop_job(&f->master, "none", NULL),
+    assert_int_equal(hg_master_stop_job(f->master, "none", NULL),
                      HG_AGAIN);
     stop_master(f);
 }
@@ -998,14 +999,14 @@ test_queued_recorded_once(void **state)
     /* every fire since was put queued once (one may be waiting now) */
     assert_true(queued_puts >= f->nseen - before);
     assert_true(queued_puts <= f->nseen - before + 1);
-    assert_int_equal(hg_master_pause(&f->master, "tick"), HG_OK);
+    assert_int_equal(hg_master_pause(f->master, "tick"), HG_OK);
     turn_for(f, 300);
     before = queued_puts;
     trigger(f, "echo");
     trigger(f, "echo");                 /* waits its turn (overlap queue) */
     assert_int_equal(queued_puts - before, 2);
     before = queued_puts;
-    assert_non_null(hg_master_enqueue(&f->master, "echo", "queue", NULL, 0,
+    assert_non_null(hg_master_enqueue(f->master, "echo", "queue", NULL, 0,
                                       hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC + 200,
                                       HG_PRIORITY_NORMAL, NULL));
     assert_int_equal(queued_puts - before, 1);
@@ -1114,10 +1115,10 @@ test_kill9_with_primed(void **state)
         start_master(f);
         pump(f, "started", 1000000, true);
         fp = fopen(primed_file, "w");
-        for (e = f->master.primed.head; fp != NULL && e != NULL;
+        for (e = f->master->primed.head; fp != NULL && e != NULL;
              e = e->start.next)
         {
-            fprintf(fp, "%s %d\n", e->id, e->ticket <= f->master.acked);
+            fprintf(fp, "%s %d\n", e->id, e->ticket <= f->master->acked);
         }
         if (fp == NULL || fclose(fp) != 0) {
             _exit(2);
@@ -1232,10 +1233,10 @@ test_reload_keeps_jobs(void **state)
         "  { id = \"busy\"; type = \"echo\"; sleep_ms = 400; "
         "max_retries = 0; }");
     start_master(f);
-    a = hg_master_find_job(&f->master, "a");
-    b = hg_master_find_job(&f->master, "b");
-    c = hg_master_find_job(&f->master, "c");
-    busy = hg_master_find_job(&f->master, "busy");
+    a = hg_master_find_job(f->master, "a");
+    b = hg_master_find_job(f->master, "b");
+    c = hg_master_find_job(f->master, "c");
+    busy = hg_master_find_job(f->master, "busy");
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(c);
@@ -1250,10 +1251,10 @@ test_reload_keeps_jobs(void **state)
     assert_true(a_due > 0);
     assert_true(hg_timer_pending(&b->timer));
 
-    assert_non_null(hg_master_enqueue(&f->master, "busy", "queue", "slow",
+    assert_non_null(hg_master_enqueue(f->master, "busy", "queue", "slow",
                                       4, 0, HG_PRIORITY_NORMAL, NULL));
     for (i = 0; i < 5 && busy->running == 0; i++) {
-        hg_master_turn(&f->master, 20);
+        hg_master_turn(f->master, 20);
     }
     assert_int_equal(busy->running, 1);
 
@@ -1265,17 +1266,17 @@ test_reload_keeps_jobs(void **state)
         "  { id = \"new\"; type = \"echo\"; every = \"1h\"; }");
     /* The reload reads the file in a cycle reader and applies from the
      * loop. */
-    assert_int_equal(hg_master_reload(&f->master), HG_AGAIN);
-    for (i = 0; i < 500 && hg_master_reloading(&f->master); i++) {
-        hg_master_turn(&f->master, 20);
+    assert_int_equal(hg_master_reload(f->master), HG_AGAIN);
+    for (i = 0; i < 500 && hg_master_reloading(f->master); i++) {
+        hg_master_turn(f->master, 20);
     }
-    assert_false(hg_master_reloading(&f->master));
+    assert_false(hg_master_reloading(f->master));
 
-    assert_ptr_equal(hg_master_find_job(&f->master, "a"), a);
-    assert_ptr_equal(hg_master_find_job(&f->master, "b"), b);
-    assert_ptr_equal(hg_master_find_job(&f->master, "c"), c);
-    assert_null(hg_master_find_job(&f->master, "busy"));
-    assert_non_null(hg_master_find_job(&f->master, "new"));
+    assert_ptr_equal(hg_master_find_job(f->master, "a"), a);
+    assert_ptr_equal(hg_master_find_job(f->master, "b"), b);
+    assert_ptr_equal(hg_master_find_job(f->master, "c"), c);
+    assert_null(hg_master_find_job(f->master, "busy"));
+    assert_non_null(hg_master_find_job(f->master, "new"));
     /* a: a new definition, the same schedule written with blanks */
     assert_string_not_equal(a->definition_text, a_def);
     assert_int_equal(a->policy.timeout_ms, 60000);
@@ -1309,8 +1310,8 @@ test_reload_keeps_jobs(void **state)
 static void
 clock_step(fixture_t *f)
 {
-    assert_non_null(f->master.wall.clock_changed);
-    f->master.wall.clock_changed(&f->master.wall);
+    assert_non_null(f->master->wall.clock_changed);
+    f->master->wall.clock_changed(&f->master->wall);
 }
 
 /* The misfire runs of JOB: their due times into DUE (room for MAX). */
@@ -1370,13 +1371,13 @@ test_clock_step_forward_follows_misfire(void **state)
         expr, expr, expr);
     write_conf_jobs(f, "memory", 2, jobs);
     start_master(f);
-    ev = hg_master_find_job(&f->master, "ev");
+    ev = hg_master_find_job(f->master, "ev");
     assert_non_null(ev);
     ev_due = ev->next_due_ms;
     ev_when = hg_timer_when(&ev->timer);
     now_ms = hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC;
     for (i = 0; i < HG_NELEMS(ids); i++) {
-        job = hg_master_find_job(&f->master, ids[i]);
+        job = hg_master_find_job(f->master, ids[i]);
         assert_non_null(job);
         /* next year's, as the clock reads now */
         assert_true(job->next_due_ms > now_ms + 300LL * 86400 * 1000);
@@ -1399,7 +1400,7 @@ test_clock_step_forward_follows_misfire(void **state)
         assert_true(due[0] == want || due[1] == want || due[2] == want);
     }
     for (i = 0; i < HG_NELEMS(ids); i++) {
-        job = hg_master_find_job(&f->master, ids[i]);
+        job = hg_master_find_job(f->master, ids[i]);
         assert_true(job->next_due_ms > now_ms + 300LL * 86400 * 1000);
         assert_true(hg_timer_pending(&job->timer));
         assert_int_equal(hg_timer_when(&job->timer),
@@ -1425,7 +1426,7 @@ test_clock_step_back_never_repeats_a_fire(void **state)
         "misfire = \"run_all\"; overlap = \"allow\"; }");
     start_master(f);
     run_until(f, 1);
-    job = hg_master_find_job(&f->master, "tick");
+    job = hg_master_find_job(f->master, "tick");
     assert_non_null(job);
     last = (hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_SEC + 3)
            * HG_MSEC_PER_SEC;

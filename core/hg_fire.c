@@ -1,0 +1,323 @@
+/*
+ * hg_fire.c: when a job fires, and what a fire creates.
+ *
+ * It owns each job's timer (wall clock for cron and `at`, monotonic for a
+ * fixed rate), the last fire time kept in the store, misfires (fire times
+ * passed unrun, by the job's policy), the wall clock's steps, triggers and
+ * enqueues (with run_at and unique keys), and pausing. It never computes a
+ * fire time itself (hg_schedule.c does) and hands what it creates to
+ * hg_dispatch.c, never to a worker.
+ */
+
+#include "hg_core.h"
+
+#include "hg_dispatch.h"
+#include "hg_execution.h"
+#include "hg_fire.h"
+#include "hg_job.h"
+#include "hg_journal.h"
+#include "hg_log.h"
+
+static void
+hg_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
+              int64_t due_ns, const char *trigger)
+{
+    hg_execution_t *exec;
+
+    if (due_ms > job->last_due_ms) {
+        job->last_due_ms = due_ms;
+    }
+    exec = hg_execution_new(m, job, due_ms, 1, trigger);
+    if (exec != NULL) {
+        hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
+        /* After the execution's record: a restart that sees this fire
+         * time as done also finds its execution. */
+        if (m->store != NULL) {
+            hg_store_put_job_state(m->store, job->id, job->last_due_ms,
+                                   job->paused);
+        }
+        if (due_ns != 0) {
+            exec->due_ns = due_ns;
+        }
+        hg_dispatch_admit(m, exec, true);
+    }
+}
+
+static void
+hg_fire(hg_master_t *m, hg_job_t *job, int64_t due_ms,
+        const char *trigger)
+{
+    hg_fire_exact(m, job, due_ms, 0, trigger);
+}
+
+void
+hg_fire_on_run_at(hg_timer_t *timer)
+{
+    hg_execution_t *exec = timer->data;
+
+    exec->timer.handler = NULL;
+    hg_dispatch_admit(exec->job->master, exec, false);
+}
+
+hg_execution_t *
+hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
+                const void *payload, size_t payload_len, int64_t run_at_ms,
+                hg_priority_t priority, const char *unique_key)
+{
+    hg_job_t *job = hg_job_find(m, job_id);
+    hg_execution_t *exec;
+    int64_t now_ms = hg_now_ms();
+
+    if (job == NULL || m->quitting || m->stopping) {
+        errno = job == NULL ? ENOENT : ESHUTDOWN;
+        return NULL;
+    }
+    if (unique_key != NULL && hg_map_get(&m->unique_keys, unique_key)) {
+        errno = EEXIST;
+        return NULL;
+    }
+    exec = hg_execution_new(m, job, run_at_ms > now_ms ? run_at_ms : now_ms,
+                            1, trigger);
+    if (exec == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    exec->priority = priority;
+    exec->run_at_ms = run_at_ms;
+    if (payload_len > 0) {
+        exec->payload = malloc(payload_len);
+        if (exec->payload == NULL) {
+            goto nomem;
+        }
+        memcpy(exec->payload, payload, payload_len);
+        exec->payload_len = payload_len;
+    }
+    if (unique_key != NULL) {
+        exec->unique_key = strdup(unique_key);
+        if (exec->unique_key == NULL
+            || hg_map_put(&m->unique_keys, exec->unique_key, exec) != HG_OK)
+        {
+            goto nomem;
+        }
+    }
+    if (run_at_ms > now_ms) {
+        hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
+        exec->timer.handler = hg_fire_on_run_at;
+        hg_timer_set(&m->wall, &exec->timer, run_at_ms * HG_NSEC_PER_MSEC);
+        return exec;
+    }
+    return hg_dispatch_admit(m, exec, false);
+
+nomem:
+    hg_execution_free(m, exec);
+    errno = ENOMEM;
+    return NULL;
+}
+
+
+
+void
+hg_fire_on_timer(hg_timer_t *timer)
+{
+    hg_job_t *job = timer->data;
+    hg_master_t *m = job->master;
+    int64_t due_ms, due_ns, now_ms = hg_now_ms();
+
+    if (timer->set == &m->wall) {
+        due_ns = timer->node.key;
+    } else {
+        /* A monotonic deadline, told as the wall time it stood for. */
+        due_ns = hg_clock_ns(CLOCK_REALTIME)
+                 - (hg_clock_ns(CLOCK_MONOTONIC) - timer->node.key);
+    }
+    due_ms = due_ns / HG_NSEC_PER_MSEC;
+    job->next_due_ms = 0;
+    hg_fire_exact(m, job, due_ms, due_ns, "schedule");
+    if (job->every_ms > 0) {
+        /* Fixed rate: the next run is one interval after this one was due,
+         * not after it started; a daemon that fell more than an interval
+         * behind runs once and goes on from now. */
+        int64_t next = timer->node.key + job->every_ms * HG_NSEC_PER_MSEC;
+        int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+        if (next <= now) {
+            next = now + job->every_ms * HG_NSEC_PER_MSEC;
+        }
+        job->next_due_ms = now_ms + (next - now) / HG_NSEC_PER_MSEC;
+        hg_timer_set(&m->mono, &job->timer, next);
+        return;
+    }
+    hg_fire_schedule(m, job, due_ms > now_ms ? due_ms : now_ms);
+}
+
+void
+hg_fire_schedule(hg_master_t *m, hg_job_t *job, int64_t after_ms)
+{
+    hg_schedule_t s = hg_job_sched(job);
+    int64_t next, now_ms;
+
+    hg_timer_cancel(&job->timer);
+    job->next_due_ms = 0;
+    if (!job->enabled || job->paused || job->removed || m->quitting
+        || m->stopping || job->kind == HG_SCHEDULE_NONE)
+    {
+        return;
+    }
+    if (hg_schedule_on_wall_clock(&s)) {
+        if (hg_schedule_next(&s, after_ms, &next) != HG_OK) {
+            if (job->kind == HG_SCHEDULE_CRON) {
+                hg_log_event(HG_LOG_WARN, "schedule", job->id, NULL, NULL,
+                             0, "no fire time found: the job will not run");
+            }
+            return;
+        }
+        job->next_due_ms = next;
+        hg_timer_set(&m->wall, &job->timer, next * HG_NSEC_PER_MSEC);
+        return;
+    }
+    now_ms = hg_now_ms();
+    if (hg_schedule_next(&s, now_ms, &next) != HG_OK) {
+        return;
+    }
+    job->next_due_ms = next;
+    hg_timer_set(&m->mono, &job->timer, hg_clock_ns(CLOCK_MONOTONIC)
+                 + (next - now_ms) * HG_NSEC_PER_MSEC);
+}
+
+void
+hg_fire_misfire(hg_master_t *m, hg_job_t *job, const int64_t *missed,
+                size_t count, const char *cause)
+{
+    size_t shown = count > HG_RUN_ALL_CAP ? (size_t) HG_RUN_ALL_CAP : count;
+    const char *over = count > HG_RUN_ALL_CAP ? "over " : "";
+    size_t i;
+
+    if (count == 0) {
+        return;
+    }
+    switch (job->policy.misfire) {
+    case HG_MISFIRE_SKIP:
+        hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                     "%s%zu fire times passed %s: skipped (misfire = skip)",
+                     over, shown, cause);
+        break;
+    case HG_MISFIRE_RUN_ONCE:
+        hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                     "%s%zu fire times passed %s: running once (misfire = "
+                     "run_once)", over, shown, cause);
+        hg_fire(m, job, missed[shown - 1], "misfire");
+        break;
+    case HG_MISFIRE_RUN_ALL:
+        if (count > HG_RUN_ALL_CAP) {
+            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                         "more than %d fire times passed %s: running the "
+                         "first %d (misfire = run_all is capped)",
+                         HG_RUN_ALL_CAP, cause, HG_RUN_ALL_CAP);
+        } else {
+            hg_log_event(HG_LOG_WARN, "misfire", job->id, NULL, NULL, 0,
+                         "%zu fire times passed %s: running each (misfire "
+                         "= run_all)", count, cause);
+        }
+        for (i = 0; i < shown; i++) {
+            hg_fire(m, job, missed[i], "misfire");
+        }
+        break;
+    }
+}
+
+void
+hg_fire_clock_changed(hg_timers_t *set)
+{
+    hg_master_t *m = set->data;
+    int64_t now_ms = hg_now_ms(), missed[HG_RUN_ALL_CAP];
+    const char *key;
+    void *value;
+    size_t it = 0, count;
+
+    hg_log(HG_LOG_WARN, "the wall clock was stepped; recomputing "
+           "wall-clock schedules");
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        hg_job_t *job = value;
+        hg_schedule_t s = hg_job_sched(job);
+
+        if (!hg_schedule_on_wall_clock(&s) || !job->enabled
+            || job->paused)
+        {
+            continue;
+        }
+        /* A forward step over the next fire time, and perhaps more: those
+         * from it up to now. */
+        if (job->next_due_ms > 0 && job->next_due_ms <= now_ms) {
+            count = hg_schedule_missed(&s, job->next_due_ms - 1, now_ms,
+                                       missed, HG_NELEMS(missed));
+            hg_fire_misfire(m, job, missed, count,
+                            "when the wall clock was stepped forward");
+        }
+        hg_fire_schedule(m, job, now_ms > job->last_due_ms
+                                ? now_ms : job->last_due_ms);
+    }
+}
+
+
+int
+hg_fire_set_paused(hg_master_t *m, const char *job_id, bool paused)
+{
+    hg_job_t *job = hg_job_find(m, job_id);
+
+    if (job == NULL) {
+        return HG_AGAIN;
+    }
+    if (job->paused == paused) {
+        return HG_OK;
+    }
+    if (m->store != NULL
+        && hg_store_put_job_state(m->store, job->id, job->last_due_ms,
+                                  paused) != HG_OK)
+    {
+        hg_log_event(HG_LOG_ERROR, "error", job->id, NULL, NULL, 0,
+                     "the store refused the %s state: the job stays %s",
+                     paused ? "paused" : "resumed",
+                     job->paused ? "paused" : "scheduled");
+        return HG_ERROR;
+    }
+    job->paused = paused;
+    if (paused) {
+        hg_timer_cancel(&job->timer);
+        job->next_due_ms = 0;
+    } else {
+        /* From now: what passed while it was paused is not owed. */
+        hg_fire_schedule(m, job, hg_now_ms());
+    }
+    hg_log_event(HG_LOG_INFO, paused ? "job_paused" : "job_resumed",
+                 job->id, NULL, NULL, 0, NULL);
+    return HG_OK;
+}
+
+
+
+int
+hg_fire_next_fires(hg_master_t *m, const char *job_id, int64_t *out,
+                   size_t max, size_t *n)
+{
+    hg_job_t *job = hg_job_find(m, job_id);
+    hg_schedule_t s;
+    int64_t t;
+
+    *n = 0;
+    if (job == NULL) {
+        return HG_AGAIN;
+    }
+    if (!job->enabled || job->paused || job->next_due_ms == 0) {
+        return HG_OK;
+    }
+    s = hg_job_sched(job);
+    t = job->next_due_ms;
+    while (*n < max) {
+        out[(*n)++] = t;
+        if (s.every_ms > 0) {
+            t += s.every_ms;         /* a fixed rate from its next due */
+        } else if (hg_schedule_next(&s, t, &t) != HG_OK) {
+            break;
+        }
+    }
+    return HG_OK;
+}

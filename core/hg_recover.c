@@ -1,0 +1,186 @@
+/*
+ * hg_recover.c: what a previous master left unfinished, at start.
+ *
+ * It owns reading the store once at start: executions found running are
+ * recorded crashed and retried per policy, queued ones queued again (a
+ * retry waits for its backoff, a run_at for its time), and fire times
+ * that passed while no master ran follow each job's misfire policy; jobs
+ * without a state start counting from now. It runs before the loop does,
+ * and never again.
+ */
+
+#include "hg_core.h"
+
+#include "hg_dispatch.h"
+#include "hg_execution.h"
+#include "hg_fire.h"
+#include "hg_job.h"
+#include "hg_journal.h"
+#include "hg_log.h"
+#include "hg_outcome.h"
+#include "hg_recover.h"
+
+void
+hg_recover_executions(hg_master_t *m)
+{
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0, i, crashed = 0, requeued = 0;
+    int64_t now_ms = hg_now_ms();
+
+    if (hg_store_load_unfinished(m->store, &rows, &n) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: cannot read unfinished executions; "
+               "nothing recovered");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const hg_exec_record_t *r = &rows[i].r;
+        hg_job_t *job = hg_job_find(m, r->job_id);
+        hg_execution_t *exec;
+
+        if (job == NULL) {
+            hg_exec_record_t gone = *r;
+            gone.status = r->status == HG_EXEC_RUNNING ? HG_EXEC_CRASHED
+                                                       : HG_EXEC_SKIPPED;
+            gone.finished_at = now_ms;
+            gone.error = "its job no longer exists";
+            hg_store_put_execution(m->store, &gone);
+            continue;
+        }
+        exec = hg_execution_new(m, job, r->scheduled_for, r->attempt,
+                                r->trigger ? r->trigger : "schedule");
+        if (exec == NULL) {
+            continue;
+        }
+        /* The same execution, under its own id. */
+        snprintf(exec->id, sizeof(exec->id), "%s", r->id);
+        snprintf(exec->run_id, sizeof(exec->run_id), "%s",
+                 r->run_id ? r->run_id : r->id);
+        exec->priority = (hg_priority_t) r->priority;
+        exec->run_at_ms = r->run_at;
+        if (r->payload_len > 0 && (exec->payload = malloc(r->payload_len))) {
+            memcpy(exec->payload, r->payload, r->payload_len);
+            exec->payload_len = r->payload_len;
+        }
+        if (r->unique_key != NULL) {
+            exec->unique_key = strdup(r->unique_key);
+            if (exec->unique_key != NULL) {
+                hg_map_put(&m->unique_keys, exec->unique_key, exec);
+            }
+        }
+        if (r->status == HG_EXEC_RUNNING) {
+            hg_master_result_t result;
+            memset(&result, 0, sizeof(result));
+            result.status = HG_EXEC_CRASHED;
+            result.started_ms = r->started_at;
+            result.finished_ms = now_ms;
+            result.exit_code = -1;
+            result.max_rss_kb = -1;
+            /* Recorded running before its frame went out: whether it
+             * started is not known, so it counts as crashed. */
+            result.error = "found running at start: the master ended while "
+                           "it ran or was about to start it";
+            exec->dispatched_ms = r->started_at;
+            hg_outcome_finish(m, exec, &result, HG_FAIL, -1);
+            crashed++;
+            continue;
+        }
+        requeued++;
+        if (strcmp(exec->trigger, "retry") == 0) {
+            /* A retry is the run's own next attempt, not a new run: as
+             * when it was made, it waits for its backoff and is not
+             * subject to the overlap policy. */
+            int64_t wait_ms = exec->run_at_ms > now_ms
+                              ? exec->run_at_ms - now_ms : 0;
+            job->pending++;
+            exec->timer.handler = hg_outcome_on_retry_timer;
+            hg_timer_set(&m->mono, &exec->timer,
+                         hg_clock_ns(CLOCK_MONOTONIC)
+                         + wait_ms * HG_NSEC_PER_MSEC);
+        } else if (exec->run_at_ms > now_ms) {
+            exec->timer.handler = hg_fire_on_run_at;
+            hg_timer_set(&m->wall, &exec->timer,
+                         exec->run_at_ms * HG_NSEC_PER_MSEC);
+        } else {
+            hg_dispatch_admit(m, exec, false);
+        }
+    }
+    hg_exec_rows_free(rows, n);
+    if (crashed + requeued > 0) {
+        hg_log(HG_LOG_WARN, "store: recovered %zu executions: %zu found "
+               "running (recorded crashed, retried per policy), %zu queued "
+               "again", crashed + requeued, crashed, requeued);
+    }
+}
+
+/* Jobs the store has no state for yet (never fired: new in the file, or
+ * from before states were kept) start counting their fire times now, so
+ * that an `at` or a first cron time that passes while the daemon is down
+ * is found missed at the next start. */
+static void
+hg_recover_baseline_states(hg_master_t *m, const json_t *states,
+                           int64_t now_ms)
+{
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        hg_job_t *job = value;
+        if (json_object_get(states, job->id) == NULL) {
+            hg_store_put_job_state(m->store, job->id, now_ms, job->paused);
+        }
+    }
+}
+
+void
+hg_recover_misfires(hg_master_t *m)
+{
+    json_t *states = NULL, *state;
+    const char *id;
+    int64_t now_ms = hg_now_ms();
+
+    if (hg_store_load_job_states(m->store, &states) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: cannot read job states; missed fire "
+               "times are not recovered");
+        return;
+    }
+    json_object_foreach(states, id, state) {
+        hg_job_t *job = hg_job_find(m, id);
+        json_t *lf = json_object_get(state, "last_fire");
+        int64_t last, missed[HG_RUN_ALL_CAP];
+        hg_schedule_t s;
+        size_t count;
+
+        if (job != NULL && json_is_true(json_object_get(state, "paused"))) {
+            job->paused = true;
+            hg_timer_cancel(&job->timer);
+            job->next_due_ms = 0;
+            hg_log_event(HG_LOG_INFO, "job_paused", job->id, NULL, NULL, 0,
+                         "paused before the restart: stays paused");
+        }
+        if (job == NULL || !job->enabled || job->paused
+            || !json_is_integer(lf))
+        {
+            continue;
+        }
+        last = json_integer_value(lf);
+        if (last > job->last_due_ms) {
+            job->last_due_ms = last;
+        }
+        s = hg_job_sched(job);
+        count = hg_schedule_missed(&s, last, now_ms, missed,
+                                   HG_NELEMS(missed));
+        if (count == 0) {
+            continue;
+        }
+        hg_fire_misfire(m, job, missed, count,
+                        "while the daemon was down");
+        /* The regular schedule goes on from now, after what was missed. */
+        if (hg_job_on_wall_clock(job)) {
+            hg_fire_schedule(m, job, now_ms > job->last_due_ms
+                                    ? now_ms : job->last_due_ms);
+        }
+    }
+    hg_recover_baseline_states(m, states, now_ms);
+    json_decref(states);
+}

@@ -1,0 +1,44 @@
+/*
+ * What the master reports of every execution that ends: the result its
+ * observer is given (tests and benchmarks hook there; the store and the
+ * metrics are fed from the same record).
+ *
+ * It owns no code and names the master's objects only as opaque types:
+ * the files that make up the master and its public surface both include
+ * it, and it must never include either.
+ */
+
+#ifndef HG_RESULT_H
+#define HG_RESULT_H
+
+#include "hg_core.h"
+#include "hg_store.h"
+
+typedef struct hg_master_s hg_master_t;
+typedef struct hg_job_s hg_job_t;
+typedef struct hg_execution_s hg_execution_t;
+
+typedef struct hg_master_result_s {
+    const hg_execution_t *exec;
+    hg_exec_status_t status;
+    int64_t started_ms;
+    int64_t finished_ms;
+    int exit_code;                  /* -1 when none */
+    int signo;                      /* 0 when none */
+    const char *error;
+    const char *output;
+    size_t output_len;
+    bool truncated;
+    int64_t max_rss_kb;             /* -1 when unknown */
+    int64_t cpu_user_ms;
+    int64_t cpu_sys_ms;
+    /* The module's custom metrics (hg_exec_metric): an object of names to
+     * numbers, or NULL; borrowed for the observer's call. */
+    const json_t *metrics;
+} hg_master_result_t;
+
+typedef void (*hg_master_observer_pt)(hg_master_t *master,
+                                      const hg_master_result_t *result,
+                                      void *data);
+
+#endif /* HG_RESULT_H */

@@ -1,0 +1,158 @@
+/*
+ * hg_stats.c: the master's metrics (DESIGN.md "Metrics").
+ *
+ * It owns the families table (name, help, type, labels, buckets) and the
+ * registry built from it, the counting of ends and of modules' own
+ * metrics, and the gauges read when the metrics are rendered. The others
+ * count where things happen through m->metric; nothing here changes the
+ * scheduler's state, and rendering only reads it.
+ */
+
+#include "hg_core.h"
+
+#include "hg_stats.h"
+
+static const double hg_duration_bounds[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+    900, 3600
+};
+static const double hg_lag_bounds[] = {
+    0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60
+};
+
+static const char *const hg_l_job_status[] = { "job", "status", NULL };
+static const char *const hg_l_job[] = { "job", NULL };
+static const char *const hg_l_state[] = { "state", NULL };
+static const char *const hg_l_reason[] = { "reason", NULL };
+static const char *const hg_l_result[] = { "result", NULL };
+static const char *const hg_l_module[] = { "module", "name", NULL };
+
+/* The master's metrics: where each goes in m->metric, and what it is. */
+static const struct {
+    size_t offset;
+    const char *name;
+    const char *help;
+    hg_metric_type_t type;
+    const char *const *labels;
+    const double *bounds;
+    size_t nbounds;
+} hg_stats_families[] = {
+#define HG_MF(field) offsetof(hg_master_t, metric.field)
+    { HG_MF(executions), "hourglass_executions_total",
+      "Executions that ended, by job and the status recorded",
+      HG_METRIC_COUNTER, hg_l_job_status, NULL, 0 },
+    { HG_MF(duration), "hourglass_execution_duration_seconds",
+      "How long executions ran", HG_METRIC_HISTOGRAM, hg_l_job,
+      hg_duration_bounds, HG_NELEMS(hg_duration_bounds) },
+    { HG_MF(lag), "hourglass_schedule_lag_seconds",
+      "Start time minus due time", HG_METRIC_HISTOGRAM, NULL,
+      hg_lag_bounds, HG_NELEMS(hg_lag_bounds) },
+    { HG_MF(queue_depth), "hourglass_queue_depth",
+      "Executions waiting for a worker", HG_METRIC_GAUGE, NULL, NULL, 0 },
+    { HG_MF(workers), "hourglass_workers", "Worker processes by state",
+      HG_METRIC_GAUGE, hg_l_state, NULL, 0 },
+    { HG_MF(restarts), "hourglass_worker_restarts_total",
+      "Workers that ended other than by being retired, by reason",
+      HG_METRIC_COUNTER, hg_l_reason, NULL, 0 },
+    { HG_MF(reloads), "hourglass_reloads_total", "Reloads by result",
+      HG_METRIC_COUNTER, hg_l_result, NULL, 0 },
+    { HG_MF(jobs), "hourglass_jobs", "Jobs by state", HG_METRIC_GAUGE,
+      hg_l_state, NULL, 0 },
+    { HG_MF(module), "hourglass_module_metric_total",
+      "Modules' own metrics (hg_exec_metric), summed", HG_METRIC_COUNTER,
+      hg_l_module, NULL, 0 },
+    { HG_MF(handed), "hourglass_dispatch_handed_ahead_total",
+      "Executions handed to a busy worker ahead of their turn",
+      HG_METRIC_COUNTER, NULL, NULL, 0 },
+#undef HG_MF
+};
+
+int
+hg_stats_init(hg_master_t *m)
+{
+    hg_metric_t **family;
+    size_t i;
+
+    m->metrics = hg_metrics_new();
+    if (m->metrics == NULL) {
+        return HG_ERROR;
+    }
+    for (i = 0; i < HG_NELEMS(hg_stats_families); i++) {
+        family = (hg_metric_t **) ((char *) m
+                                   + hg_stats_families[i].offset);
+        *family = hg_metrics_family(m->metrics, hg_stats_families[i].name,
+                                    hg_stats_families[i].help,
+                                    hg_stats_families[i].type,
+                                    hg_stats_families[i].labels,
+                                    hg_stats_families[i].bounds,
+                                    hg_stats_families[i].nbounds);
+        if (*family == NULL) {
+            return HG_ERROR;
+        }
+    }
+    return HG_OK;
+}
+
+void
+hg_stats_count_end(hg_master_t *m, const hg_execution_t *exec,
+                   hg_exec_status_t status, const hg_master_result_t *r)
+{
+    const char *labels[] = { exec->job->id, hg_exec_status_name(status) };
+
+    hg_metric_add(m->metric.executions, labels, 1);
+    if (r != NULL && r->finished_ms >= r->started_ms && r->started_ms > 0) {
+        hg_metric_observe(m->metric.duration, labels,
+                          (double) (r->finished_ms - r->started_ms) / 1e3);
+    }
+}
+
+void
+hg_stats_count_module(hg_master_t *m, const hg_execution_t *exec,
+                      const json_t *metrics)
+{
+    const char *name;
+    json_t *value;
+
+    json_object_foreach((json_t *) metrics, name, value) {
+        const char *labels[] = { exec->job->type, name };
+        if (json_is_number(value)) {
+            hg_metric_add(m->metric.module, labels, json_number_value(value));
+        }
+    }
+}
+
+int
+hg_stats_render(hg_master_t *m, FILE *out)
+{
+    static const char *const jstates[] = {
+        "scheduled", "paused", "disabled", "manual"
+    };
+    double jobs[HG_NELEMS(jstates)] = { 0 }, workers[4] = { 0 };
+    const char *key;
+    void *value;
+    size_t it = 0, i;
+    hg_worker_t *w;
+
+    hg_metric_set(m->metric.queue_depth, NULL,
+                  (double) (m->ready.count + m->primed.count));
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        workers[w->state]++;
+    }
+    for (i = 0; i < HG_NELEMS(workers); i++) {
+        const char *labels[] = {
+            hg_worker_state_name((hg_worker_state_t) i)
+        };
+        hg_metric_set(m->metric.workers, labels, workers[i]);
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        const hg_job_t *job = value;
+        jobs[!job->enabled ? 2 : job->paused ? 1
+             : job->kind == HG_SCHEDULE_NONE ? 3 : 0]++;
+    }
+    for (i = 0; i < HG_NELEMS(jstates); i++) {
+        const char *labels[] = { jstates[i] };
+        hg_metric_set(m->metric.jobs, labels, jobs[i]);
+    }
+    hg_metric_set(m->metric.handed, NULL, (double) m->handed_total);
+    return hg_metrics_render(m->metrics, out);
+}
