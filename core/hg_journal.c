@@ -14,7 +14,7 @@
 #include "hg_execution.h"
 #include "hg_journal.h"
 #include "hg_log.h"
-#include "hg_stats.h"
+#include "hg_meter.h"
 
 void
 hg_journal_put(hg_master_t *m, hg_execution_t *exec,
@@ -90,7 +90,7 @@ hg_journal_unrun(hg_master_t *m, hg_execution_t *exec,
     result.max_rss_kb = -1;
     result.finished_ms = hg_now_ms();
     hg_journal_put(m, exec, status, &result);
-    hg_stats_count_end(m, exec, status, NULL);
+    hg_meter_count_end(m, exec, status, NULL);
     if (m->observer != NULL) {
         m->observer(m, &result, m->observer_data);
     }

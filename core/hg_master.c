@@ -41,7 +41,7 @@
 #include "hg_master.h"
 #include "hg_outcome.h"
 #include "hg_recover.h"
-#include "hg_stats.h"
+#include "hg_meter.h"
 #include "hg_worker.h"
 
 static void hg_master_check_done(hg_master_t *m);
@@ -1049,7 +1049,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
 
     memset(m, 0, sizeof(*m));
     m->ahead_turn_ms = HG_AHEAD_TURN_MS;
-    if (hg_stats_init(m) != HG_OK) {
+    if (hg_meter_init(m) != HG_OK) {
         hg_log(HG_LOG_ERROR, "out of memory for the metrics");
         return HG_ERROR;
     }
@@ -1327,5 +1327,5 @@ hg_master_next_fires(hg_master_t *m, const char *job_id, int64_t *out,
 int
 hg_master_render_metrics(hg_master_t *m, FILE *out)
 {
-    return hg_stats_render(m, out);
+    return hg_meter_render(m, out);
 }

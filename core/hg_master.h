@@ -19,7 +19,7 @@
  *   hg_outcome.c   a result or a worker's death to a status; retries, dead
  *   hg_fire.c      job timers, fires, misfires, clock steps, triggers
  *   hg_recover.c   what a previous master left unfinished, at start
- *   hg_stats.c     the metrics
+ *   hg_meter.c     the metrics
  */
 
 #ifndef HG_MASTER_H

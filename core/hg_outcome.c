@@ -21,7 +21,7 @@
 #include "hg_log.h"
 #include "hg_msg.h"
 #include "hg_outcome.h"
-#include "hg_stats.h"
+#include "hg_meter.h"
 #include "hg_uuid.h"
 
 int64_t
@@ -175,7 +175,7 @@ logged:
                 || result->status == HG_EXEC_CRASHED;
     retry = retryable && rc != HG_FATAL && !job->removed
             && exec->attempt <= (unsigned) job->policy.max_retries;
-    hg_stats_count_end(m, exec, retryable && !retry ? HG_EXEC_DEAD
+    hg_meter_count_end(m, exec, retryable && !retry ? HG_EXEC_DEAD
                                                      : result->status,
                        result);
     if (retry) {
@@ -306,7 +306,7 @@ hg_outcome_result(hg_worker_t *w, void *current,
     metrics = hg_outcome_metrics(w, exec, r.metrics);
     result.metrics = metrics;
     if (metrics != NULL) {
-        hg_stats_count_module(m, exec, metrics);
+        hg_meter_count_module(m, exec, metrics);
     }
     exec->job->running--;
     exec->job->quick = result.finished_ms - result.started_ms

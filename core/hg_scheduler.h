@@ -2,7 +2,7 @@
  * The scheduler's state: the master, its jobs and their executions, as
  * the files that make up the master share them (hg_master.c, hg_job.c,
  * hg_execution.c, hg_journal.c, hg_dispatch.c, hg_outcome.c, hg_fire.c,
- * hg_recover.c, hg_stats.c), and the master's own unit tests and
+ * hg_recover.c, hg_meter.c), and the master's own unit tests and
  * benchmarks.
  *
  * It owns no code. Each field has one owner that changes it (said at the
@@ -162,7 +162,7 @@ struct hg_master_s {
     uint64_t dispatched_total;
     uint64_t finished_total;
     /* The metrics (DESIGN.md "Metrics"), fed where things happen; the
-     * gauges are read when rendered (hg_stats_render). */
+     * gauges are read when rendered (hg_meter_render). */
     hg_metrics_t *metrics;
     struct {
         hg_metric_t *executions;    /* {job,status} */

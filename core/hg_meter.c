@@ -1,5 +1,5 @@
 /*
- * hg_stats.c: the master's metrics (DESIGN.md "Metrics").
+ * hg_meter.c: the master's metrics (DESIGN.md "Metrics").
  *
  * It owns the families table (name, help, type, labels, buckets) and the
  * registry built from it, the counting of ends and of modules' own
@@ -10,7 +10,7 @@
 
 #include "hg_core.h"
 
-#include "hg_stats.h"
+#include "hg_meter.h"
 
 static const double hg_duration_bounds[] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
@@ -36,7 +36,7 @@ static const struct {
     const char *const *labels;
     const double *bounds;
     size_t nbounds;
-} hg_stats_families[] = {
+} hg_meter_families[] = {
 #define HG_MF(field) offsetof(hg_master_t, metric.field)
     { HG_MF(executions), "hourglass_executions_total",
       "Executions that ended, by job and the status recorded",
@@ -68,7 +68,7 @@ static const struct {
 };
 
 int
-hg_stats_init(hg_master_t *m)
+hg_meter_init(hg_master_t *m)
 {
     hg_metric_t **family;
     size_t i;
@@ -77,15 +77,15 @@ hg_stats_init(hg_master_t *m)
     if (m->metrics == NULL) {
         return HG_ERROR;
     }
-    for (i = 0; i < HG_NELEMS(hg_stats_families); i++) {
+    for (i = 0; i < HG_NELEMS(hg_meter_families); i++) {
         family = (hg_metric_t **) ((char *) m
-                                   + hg_stats_families[i].offset);
-        *family = hg_metrics_family(m->metrics, hg_stats_families[i].name,
-                                    hg_stats_families[i].help,
-                                    hg_stats_families[i].type,
-                                    hg_stats_families[i].labels,
-                                    hg_stats_families[i].bounds,
-                                    hg_stats_families[i].nbounds);
+                                   + hg_meter_families[i].offset);
+        *family = hg_metrics_family(m->metrics, hg_meter_families[i].name,
+                                    hg_meter_families[i].help,
+                                    hg_meter_families[i].type,
+                                    hg_meter_families[i].labels,
+                                    hg_meter_families[i].bounds,
+                                    hg_meter_families[i].nbounds);
         if (*family == NULL) {
             return HG_ERROR;
         }
@@ -94,7 +94,7 @@ hg_stats_init(hg_master_t *m)
 }
 
 void
-hg_stats_count_end(hg_master_t *m, const hg_execution_t *exec,
+hg_meter_count_end(hg_master_t *m, const hg_execution_t *exec,
                    hg_exec_status_t status, const hg_master_result_t *r)
 {
     const char *labels[] = { exec->job->id, hg_exec_status_name(status) };
@@ -107,7 +107,7 @@ hg_stats_count_end(hg_master_t *m, const hg_execution_t *exec,
 }
 
 void
-hg_stats_count_module(hg_master_t *m, const hg_execution_t *exec,
+hg_meter_count_module(hg_master_t *m, const hg_execution_t *exec,
                       const json_t *metrics)
 {
     const char *name;
@@ -122,7 +122,7 @@ hg_stats_count_module(hg_master_t *m, const hg_execution_t *exec,
 }
 
 int
-hg_stats_render(hg_master_t *m, FILE *out)
+hg_meter_render(hg_master_t *m, FILE *out)
 {
     static const char *const jstates[] = {
         "scheduled", "paused", "disabled", "manual"
