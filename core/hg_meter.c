@@ -64,6 +64,24 @@ static const struct {
     { HG_MF(handed), "hourglass_dispatch_handed_ahead_total",
       "Executions handed to a busy worker ahead of their turn",
       HG_METRIC_COUNTER, NULL, NULL, 0 },
+    { HG_MF(store_queue), "hourglass_store_queue_depth",
+      "Execution records waiting for the store's writer",
+      HG_METRIC_GAUGE, NULL, NULL, 0 },
+    { HG_MF(store_written), "hourglass_store_records_written_total",
+      "Execution records committed to the store", HG_METRIC_COUNTER, NULL,
+      NULL, 0 },
+    { HG_MF(store_errors), "hourglass_store_write_errors_total",
+      "Store transactions that failed (retried)", HG_METRIC_COUNTER, NULL,
+      NULL, 0 },
+    { HG_MF(store_dropped), "hourglass_store_records_dropped_total",
+      "Execution records given up because the store's queue was full",
+      HG_METRIC_COUNTER, NULL, NULL, 0 },
+    { HG_MF(store_failing), "hourglass_store_failing",
+      "1 while the store's writes are failing", HG_METRIC_GAUGE, NULL, NULL,
+      0 },
+    { HG_MF(store_commit), "hourglass_store_commit_seconds",
+      "Time from a start's barrier to its commit (moving average)",
+      HG_METRIC_GAUGE, NULL, NULL, 0 },
 #undef HG_MF
 };
 
@@ -154,5 +172,17 @@ hg_meter_render(hg_master_t *m, FILE *out)
         hg_metric_set(m->metric.jobs, labels, jobs[i]);
     }
     hg_metric_set(m->metric.handed, NULL, (double) m->handed_total);
+    if (m->store != NULL) {
+        hg_store_figures_t fig;
+
+        hg_store_figures(m->store, &fig);
+        hg_metric_set(m->metric.store_queue, NULL, (double) fig.queue_depth);
+        hg_metric_set(m->metric.store_written, NULL, (double) fig.written);
+        hg_metric_set(m->metric.store_errors, NULL,
+                      (double) fig.write_errors);
+        hg_metric_set(m->metric.store_dropped, NULL, (double) fig.dropped);
+        hg_metric_set(m->metric.store_failing, NULL, fig.failing ? 1 : 0);
+        hg_metric_set(m->metric.store_commit, NULL, m->commit_ns / 1e9);
+    }
     return hg_metrics_render(m->metrics, out);
 }

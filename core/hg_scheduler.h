@@ -175,6 +175,12 @@ struct hg_master_s {
         hg_metric_t *jobs;          /* {state} */
         hg_metric_t *module;        /* {module,name} */
         hg_metric_t *handed;
+        hg_metric_t *store_queue;
+        hg_metric_t *store_written;
+        hg_metric_t *store_errors;
+        hg_metric_t *store_dropped;
+        hg_metric_t *store_failing;
+        hg_metric_t *store_commit;
     } metric;
     int64_t ahead_turn_ms;          /* HG_AHEAD_TURN_MS (tests change it) */
     uint64_t handed_total;          /* frames handed ahead to busy workers */

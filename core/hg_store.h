@@ -333,6 +333,18 @@ int hg_store_vacuum(hg_store_t *store);
  *  and executions. */
 int hg_store_health(hg_store_t *store, json_t **report);
 
+/* The write side's figures, cheap enough for every metrics scrape (no
+ * query, one lock): all zero for a store without a writer (memory). */
+typedef struct hg_store_figures_s {
+    uint64_t queue_depth;           /* records waiting or being written */
+    uint64_t written;               /* records committed */
+    uint64_t write_errors;          /* transactions that failed */
+    uint64_t dropped;               /* records given up (queue full) */
+    bool failing;                   /* in a failure episode now */
+} hg_store_figures_t;
+
+void hg_store_figures(hg_store_t *store, hg_store_figures_t *figures);
+
 /* Test hook (sqlite): limit the database to PAGES pages (0 = no limit),
  * applied by the writer before its next transaction; a limit below the
  * current size means "no room to grow". HG_ERROR for the memory driver. */

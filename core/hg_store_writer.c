@@ -886,6 +886,24 @@ hg_store_writer_health(hg_store_t *store, json_t *report)
     return rc;
 }
 
+void
+hg_store_figures(hg_store_t *store, hg_store_figures_t *figures)
+{
+    hg_store_writer_t *w = store->writer;
+
+    memset(figures, 0, sizeof(*figures));
+    if (w == NULL) {
+        return;                     /* a store without a writer (memory) */
+    }
+    pthread_mutex_lock(&w->mu);
+    figures->queue_depth = w->q.count + w->in_flight;
+    figures->written = w->written;
+    figures->write_errors = w->write_errors;
+    figures->dropped = w->dropped;
+    figures->failing = w->failing;
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* --- maintenance (its own thread) ---------------------------------------- */
 
 bool

@@ -810,6 +810,39 @@ metrics_text(fixture_t *f)
     return text;
 }
 
+/* The store's write side shows in the metrics: records written (each
+ * execution's queued, running and final records), the queue, whether it
+ * fails, and the commit delay the starts wait for. */
+static void
+test_store_metrics(void **state)
+{
+    fixture_t *f = *state;
+    char *text, *at;
+    double written = 0;
+
+    write_conf(f, "sqlite", 1);
+    start_master(f);
+    trigger(f, "echo");
+    run_until(f, 1);
+    trigger(f, "echo");
+    run_until(f, 2);
+    settle(f);
+    text = metrics_text(f);
+    assert_non_null(strstr(text, "# TYPE hourglass_store_records_written_total"
+                                 " counter\n"));
+    at = strstr(text, "\nhourglass_store_records_written_total ");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "\nhourglass_store_records_written_total %lf",
+                            &written), 1);
+    assert_true(written >= 4);      /* running and final, twice at least */
+    assert_non_null(strstr(text, "\nhourglass_store_queue_depth 0\n"));
+    assert_non_null(strstr(text, "\nhourglass_store_failing 0\n"));
+    assert_non_null(strstr(text, "\nhourglass_store_write_errors_total 0\n"));
+    assert_non_null(strstr(text, "\nhourglass_store_commit_seconds "));
+    free(text);
+    stop_master(f);
+}
+
 /* The metrics count what ran, by job and status, the modules' own
  * metrics, the workers by state and the jobs by state. */
 static void
@@ -1487,6 +1520,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
@@ -1499,6 +1533,11 @@ main(void)
     /* The cycle reader is the daemon itself (the tests run from the top
      * of the tree, as `make unit` does). */
     hg_cycle_reader_set_exe("objs/hourglass");
+    /* HG_TEST_FILTER=NAME runs the tests whose names match (cmocka's
+     * pattern), to chase one alone. */
+    if (getenv("HG_TEST_FILTER") != NULL) {
+        cmocka_set_test_filter(getenv("HG_TEST_FILTER"));
+    }
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
