@@ -503,6 +503,7 @@ int
 hg_store_task(hg_store_t *store, hg_store_task_t *task)
 {
     task->next = NULL;
+    task->store = store;
     task->rc = HG_ERROR;
     task->deleted = 0;
     task->error[0] = '\0';
@@ -510,6 +511,14 @@ hg_store_task(hg_store_t *store, hg_store_task_t *task)
         task->batch = 1000;
     }
     return store->driver->task(store, task);
+}
+
+int
+hg_store_purge_dead(hg_store_t *store, const char *id, const char *job_id,
+                    int64_t before, uint64_t *deleted)
+{
+    *deleted = 0;
+    return store->driver->purge_dead(store, id, job_id, before, deleted);
 }
 
 hg_store_task_t *

@@ -148,7 +148,8 @@ typedef struct hg_store_leases_s {
 typedef enum {
     HG_STORE_TASK_CLEANUP = 0,      /* delete history past older_than */
     HG_STORE_TASK_VACUUM,           /* give free pages back, empty the WAL */
-    HG_STORE_TASK_HEALTH            /* check the file is still in place */
+    HG_STORE_TASK_HEALTH,           /* check the file is still in place */
+    HG_STORE_TASK_QUERY             /* the caller's reads: task->query */
 } hg_store_task_kind_t;
 
 /* One maintenance task. The caller fills the first part, allocates the
@@ -164,6 +165,13 @@ struct hg_store_task_s {
     size_t batch;                   /* CLEANUP: rows per transaction */
     void *cookie;                   /* the caller's */
     void (*release)(void *cookie);
+    /* QUERY: run on the store's side (its maintenance thread, or at once
+     * for a store without one), where it may call the reads below
+     * (hg_store_get_execution, _list_executions, _job_stats,
+     * _purge_dead) and keep what they return in its own memory; RC is
+     * what it returns. */
+    int (*query)(hg_store_t *store, hg_store_task_t *task);
+    hg_store_t *store;              /* set by hg_store_task */
     /* results */
     int rc;                         /* HG_OK or HG_ERROR */
     uint64_t deleted;               /* CLEANUP: rows deleted */
@@ -205,6 +213,8 @@ typedef struct hg_store_driver_s {
                      hg_job_stats_t *stats);
     int (*unique_key_pending)(hg_store_t *store, const char *unique_key,
                               bool *pending);
+    int (*purge_dead)(hg_store_t *store, const char *id, const char *job_id,
+                      int64_t before, uint64_t *deleted);
     int (*task)(hg_store_t *store, hg_store_task_t *task);
     hg_store_task_t *(*task_done)(hg_store_t *store);
     int (*health)(hg_store_t *store, json_t **report);
@@ -299,6 +309,15 @@ int hg_store_list_executions(hg_store_t *store, const char *job_id,
 /* All zero (last_status queued) for a job without final records. */
 int hg_store_job_stats(hg_store_t *store, const char *job_id,
                        hg_job_stats_t *stats);
+/* Delete dead executions (the dead-letter list's purge): the one with ID,
+ * or, ID NULL, those of JOB_ID (NULL: any job) that finished before
+ * BEFORE (0: any time); *DELETED says how many. Only from a QUERY task
+ * (the store's side), as the reads above once the loop runs: a dead
+ * execution's record may still be on its way to the file, so purging
+ * one that was just recorded may find nothing (deleted 0). */
+int hg_store_purge_dead(hg_store_t *store, const char *id,
+                        const char *job_id, int64_t before,
+                        uint64_t *deleted);
 /* Whether an execution with this key is queued. */
 int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
                                 bool *pending);

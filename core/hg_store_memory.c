@@ -501,6 +501,31 @@ hg_mem_cleanup(hg_mem_t *m, int64_t older_than, uint64_t *deleted)
     }
 }
 
+static int
+hg_mem_purge_dead(hg_store_t *store, const char *id, const char *job_id,
+                  int64_t before, uint64_t *deleted)
+{
+    hg_mem_t *m = store->data;
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&m->execs, &i, &key, &value)) {
+        hg_exec_row_t *row = value;
+        if (row->r.status == HG_EXEC_DEAD
+            && (id == NULL || strcmp(row->r.id, id) == 0)
+            && (job_id == NULL || strcmp(row->r.job_id, job_id) == 0)
+            && (before <= 0 || row->r.finished_at < before))
+        {
+            hg_map_remove(&m->execs, key);
+            hg_exec_row_free(row);
+            free(row);
+            (*deleted)++;
+        }
+    }
+    return HG_OK;
+}
+
 typedef struct hg_mem_claim_s {
     int64_t fire_time;
     char key[];                     /* "job_id fire_time" */
@@ -529,11 +554,13 @@ hg_mem_task(hg_store_t *store, hg_store_task_t *task)
 {
     hg_mem_t *m = store->data;
 
+    task->rc = HG_OK;
     if (task->kind == HG_STORE_TASK_CLEANUP) {
         hg_mem_cleanup(m, task->older_than, &task->deleted);
         hg_mem_claims_cleanup(m, task->older_than);
+    } else if (task->kind == HG_STORE_TASK_QUERY) {
+        task->rc = task->query(store, task);
     }
-    task->rc = HG_OK;
     hg_store_tasks_push(&m->done, task);
     return HG_OK;
 }
@@ -656,6 +683,7 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_list_executions,
     hg_mem_job_stats,
     hg_mem_unique_key_pending,
+    hg_mem_purge_dead,
     hg_mem_task,
     hg_mem_task_done,
     hg_mem_health,

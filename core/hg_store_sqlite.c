@@ -1351,12 +1351,19 @@ static void
 hg_sq_read_error(hg_sq_t *d, const char *what)
 {
     int code = sqlite3_extended_errcode(d->rdb) & 0xff;
+    const char *damaged = code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+        ? " (the file is damaged: stop hourglass, then restore it from a "
+          "backup or move it aside)" : "";
+    hg_store_writer_t *w = hg_store_writer_self();
 
+    /* A query's read on the maintenance thread: the loop logs it. */
+    if (w != NULL) {
+        hg_store_writer_log(w, HG_LOG_ERROR, "store: %s: reading %s: %s%s",
+                            d->path, what, sqlite3_errmsg(d->rdb), damaged);
+        return;
+    }
     hg_log(HG_LOG_ERROR, "store: %s: reading %s: %s%s", d->path, what,
-           sqlite3_errmsg(d->rdb),
-           code == SQLITE_CORRUPT || code == SQLITE_NOTADB
-           ? " (the file is damaged: stop hourglass, then restore it from a "
-             "backup or move it aside)" : "");
+           sqlite3_errmsg(d->rdb), damaged);
 }
 
 /* The row at S's current step, columns in HG_SQ_COLS_* order. */
@@ -1726,6 +1733,45 @@ hg_sq_unique_key_pending(hg_store_t *store, const char *unique_key,
     return HG_OK;
 }
 
+/* The dead-letter list's purge, on the read connection: called from a
+ * QUERY task, on the maintenance thread, which owns that connection once
+ * the loop runs. A dead record is final: the writer never touches it
+ * again, so the two connections do not race over a row. */
+static int
+hg_sq_purge_dead(hg_store_t *store, const char *id, const char *job_id,
+                 int64_t before, uint64_t *deleted)
+{
+    hg_sq_t *d = store->data;
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM executions WHERE"
+                            " status = 'dead' AND (?1 IS NULL OR id = ?1)"
+                            " AND (?2 IS NULL OR job_id = ?2)"
+                            " AND (?3 <= 0 OR finished_at < ?3)", -1, &s,
+                            NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(s, 2, job_id, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 3, before);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+    }
+    if (rc != SQLITE_DONE) {
+        hg_sq_read_error(d, "dead executions to purge");
+        sqlite3_finalize(s);
+        return HG_ERROR;
+    }
+    *deleted = (uint64_t) sqlite3_changes(d->rdb);
+    sqlite3_finalize(s);
+    return HG_OK;
+}
+
 /* --- the cluster's calls: one instance, which always wins -------------- */
 
 /* Synchronous, on the read connection: a claim waits for the writer's
@@ -1985,6 +2031,7 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_list_executions,
     hg_sq_job_stats,
     hg_sq_unique_key_pending,
+    hg_sq_purge_dead,
     hg_store_writer_task,
     hg_store_writer_task_done,
     hg_sq_health,

@@ -932,12 +932,22 @@ hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
     pthread_mutex_unlock(&w->mu);
 }
 
+/* The maintenance thread's writer (hg_store_writer_self). */
+static __thread hg_store_writer_t *hg_sw_self;
+
+hg_store_writer_t *
+hg_store_writer_self(void)
+{
+    return hg_sw_self;
+}
+
 static void *
 hg_sw_maintainer(void *arg)
 {
     hg_store_writer_t *w = arg;
     hg_store_task_t *task;
 
+    hg_sw_self = w;
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->stop && w->tasks.head == NULL) {
@@ -949,7 +959,11 @@ hg_sw_maintainer(void *arg)
         task = hg_store_tasks_pop(&w->tasks);
         pthread_mutex_unlock(&w->mu);
 
-        w->ops->task(w->be, w, task);
+        if (task->kind == HG_STORE_TASK_QUERY) {
+            task->rc = task->query(task->store, task);
+        } else {
+            w->ops->task(w->be, w, task);
+        }
 
         pthread_mutex_lock(&w->mu);
         hg_store_tasks_push(&w->done, task);

@@ -115,6 +115,10 @@ int hg_store_writer_health(hg_store_t *store, json_t *report);
 /* For the backend's threads: whether the store is closing, and a line
  * for hg_store_ack to log. */
 bool hg_store_writer_stopping(hg_store_writer_t *w);
+/* The writer whose maintenance thread calls (a QUERY task's reads), or
+ * NULL in any other thread: what a read has to say goes through
+ * hg_store_writer_log there, as the log is the loop's. */
+hg_store_writer_t *hg_store_writer_self(void);
 void hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
                          const char *fmt, ...) HG_PRINTF(3, 4);
 
