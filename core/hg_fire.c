@@ -114,7 +114,38 @@ nomem:
     return NULL;
 }
 
+hg_execution_t *
+hg_fire_retry_dead(hg_master_t *m, const hg_exec_record_t *dead,
+                   const char *trigger)
+{
+    hg_job_t *job = hg_job_find(m, dead->job_id);
+    hg_execution_t *exec;
 
+    if (job == NULL || m->quitting || m->stopping) {
+        errno = job == NULL ? ENOENT : ESHUTDOWN;
+        return NULL;
+    }
+    exec = hg_execution_new(m, job, hg_now_ms(), dead->attempt + 1,
+                            trigger);
+    if (exec == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    snprintf(exec->run_id, sizeof(exec->run_id), "%s",
+             dead->run_id != NULL ? dead->run_id : dead->id);
+    exec->priority = (hg_priority_t) dead->priority;
+    if (dead->payload_len > 0) {
+        exec->payload = malloc(dead->payload_len);
+        if (exec->payload == NULL) {
+            hg_execution_free(m, exec);
+            errno = ENOMEM;
+            return NULL;
+        }
+        memcpy(exec->payload, dead->payload, dead->payload_len);
+        exec->payload_len = dead->payload_len;
+    }
+    return hg_dispatch_admit(m, exec, false);
+}
 
 void
 hg_fire_on_timer(hg_timer_t *timer)

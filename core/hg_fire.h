@@ -13,6 +13,13 @@ hg_execution_t *hg_fire_enqueue(hg_master_t *m, const char *job_id,
                                 size_t payload_len, int64_t run_at_ms,
                                 hg_priority_t priority,
                                 const char *unique_key);
+/* The next attempt of the run whose last attempt is DEAD (a dead record
+ * read back from the store): attempt + 1, the same run id, payload and
+ * priority, admitted now under TRIGGER. NULL with errno as
+ * hg_fire_enqueue's (ENOENT: its job is gone). */
+hg_execution_t *hg_fire_retry_dead(hg_master_t *m,
+                                   const hg_exec_record_t *dead,
+                                   const char *trigger);
 void hg_fire_on_timer(hg_timer_t *timer);
 /* Set the job's timer for its next fire time strictly after AFTER_MS (wall
  * clock); a fixed rate is kept on the monotonic clock, its first run one

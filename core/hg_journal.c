@@ -128,6 +128,21 @@ hg_journal_mark_running(hg_master_t *m, hg_execution_t *exec)
 }
 
 void
+hg_journal_undead(hg_master_t *m, const hg_exec_record_t *dead)
+{
+    hg_exec_record_t rec = *dead;
+
+    if (m->store == NULL) {
+        return;
+    }
+    rec.status = HG_EXEC_FAILED;
+    if (hg_store_put_execution(m->store, &rec) != HG_OK) {
+        hg_log_event(HG_LOG_ERROR, "store", rec.job_id, rec.id, NULL, 0,
+                     "cannot queue the retried dead execution's record");
+    }
+}
+
+void
 hg_journal_ack(hg_master_t *m)
 {
     uint64_t acked;

@@ -24,6 +24,10 @@ bool hg_journal_committed(const hg_master_t *m, const hg_execution_t *exec);
  * waits for (a master killed after sending it must find it running at
  * restart, and record it crashed rather than lose or repeat it). */
 void hg_journal_mark_running(hg_master_t *m, hg_execution_t *exec);
+/* A dead execution was retried by hand: its record leaves the dead-letter
+ * list as the failed attempt it was (the next attempt follows it, as after
+ * an automatic retry). */
+void hg_journal_undead(hg_master_t *m, const hg_exec_record_t *dead);
 /* The store said how far it committed (its notification): m->acked moves
  * on, the commit delay is sampled, and a store that starts or stops
  * failing is said once. */

@@ -129,10 +129,10 @@ hg_maintenance_start(hg_store_t *store, const hg_conf_t *conf,
 }
 
 hg_maintenance_request_t *
-hg_maintenance_done(hg_store_t *store)
+hg_maintenance_of(hg_store_task_t *task)
 {
-    /* Every task the master gives its store is a request's. */
-    return (hg_maintenance_request_t *) hg_store_task_done(store);
+    /* A request's task is its first member. */
+    return (hg_maintenance_request_t *) task;
 }
 
 static json_t *

@@ -56,8 +56,9 @@ hg_maintenance_request_t *hg_maintenance_start(hg_store_t *store,
                                                pid_t worker,
                                                const char *exec_id,
                                                char *err, size_t errlen);
-/* The next request the store has finished, or NULL; free() it after. */
-hg_maintenance_request_t *hg_maintenance_done(hg_store_t *store);
+/* The request whose task the store has finished (hg_store_task_done, a
+ * task other than a QUERY); free() it after. */
+hg_maintenance_request_t *hg_maintenance_of(hg_store_task_t *task);
 /* Appends the STORE_REPLY for REQ (its report, with the store's health,
  * or its error). */
 int hg_maintenance_reply(hg_ipc_buf_t *out, hg_store_t *store,

@@ -40,6 +40,7 @@
 #include "hg_maintenance.h"
 #include "hg_master.h"
 #include "hg_outcome.h"
+#include "hg_query.h"
 #include "hg_recover.h"
 #include "hg_meter.h"
 #include "hg_worker.h"
@@ -50,17 +51,24 @@ static void hg_master_check_done(hg_master_t *m);
 #define HG_WORKER_YOUNG_NS       (1000LL * HG_NSEC_PER_MSEC)
 
 
-/* Store tasks that ended: each answer goes to the worker that asked if it
- * still runs the same execution; one killed meanwhile (timeout, stop) is
- * gone or runs another, and the answer is dropped. */
+/* Store tasks that ended: a query's goes to hg_query.c; a maintenance
+ * task's answer goes to the worker that asked if it still runs the same
+ * execution (one killed meanwhile, by a timeout or a stop, is gone or runs
+ * another, and the answer is dropped). */
 static void
 hg_master_store_tasks(hg_master_t *m)
 {
     hg_maintenance_request_t *req;
+    hg_store_task_t *task;
     hg_worker_t *w;
     hg_execution_t *exec;
 
-    while ((req = hg_maintenance_done(m->store)) != NULL) {
+    while ((task = hg_store_task_done(m->store)) != NULL) {
+        if (task->kind == HG_STORE_TASK_QUERY) {
+            hg_query_done(m, task);
+            continue;
+        }
+        req = hg_maintenance_of(task);
         w = hg_pool_find(&m->pool, req->worker);
         exec = w != NULL && w->state == HG_WORKER_BUSY ? w->current : NULL;
         if (exec != NULL && strcmp(exec->id, req->exec_id) == 0) {
@@ -1178,6 +1186,7 @@ hg_master_cleanup(hg_master_t *m)
 
     /* No worker is replaced from here on. */
     m->stopping = true;
+    hg_query_orphan_all(m);
     hg_master_reload_free(m);
     if (m->pool.head != NULL) {
         hg_pool_kill_all(&m->pool, SIGKILL);
@@ -1328,4 +1337,70 @@ int
 hg_master_render_metrics(hg_master_t *m, FILE *out)
 {
     return hg_meter_render(m, out);
+}
+
+/* A query handed to the store; a store without a thread has answered it
+ * already, and its answer is given now. */
+static int
+hg_master_query(hg_master_t *m, hg_query_kind_t kind,
+                const hg_query_args_t *args, hg_master_reply_pt reply,
+                void *data)
+{
+    int rc = hg_query_start(m, kind, args, reply, data);
+
+    if (rc == HG_OK && m->store->notify_fd < 0) {
+        hg_master_store_tasks(m);
+    }
+    return rc;
+}
+
+int
+hg_master_job(hg_master_t *m, const char *job_id, hg_master_reply_pt reply,
+              void *data)
+{
+    hg_query_args_t args = { .job_id = job_id };
+
+    return hg_master_query(m, HG_QUERY_JOB, &args, reply, data);
+}
+
+int
+hg_master_execution(hg_master_t *m, const char *exec_id,
+                    hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .exec_id = exec_id };
+
+    return hg_master_query(m, HG_QUERY_EXECUTION, &args, reply, data);
+}
+
+int
+hg_master_dead(hg_master_t *m, const char *job_id, size_t limit,
+               size_t offset, hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .job_id = job_id, .limit = limit,
+                             .offset = offset };
+
+    return hg_master_query(m, HG_QUERY_DEAD, &args, reply, data);
+}
+
+int
+hg_master_retry_dead(hg_master_t *m, const char *exec_id,
+                     const char *job_id, int64_t before,
+                     const char *trigger, hg_master_reply_pt reply,
+                     void *data)
+{
+    hg_query_args_t args = { .exec_id = exec_id, .job_id = job_id,
+                             .before = before, .trigger = trigger };
+
+    return hg_master_query(m, HG_QUERY_RETRY, &args, reply, data);
+}
+
+int
+hg_master_purge_dead(hg_master_t *m, const char *exec_id,
+                     const char *job_id, int64_t before,
+                     hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .exec_id = exec_id, .job_id = job_id,
+                             .before = before };
+
+    return hg_master_query(m, HG_QUERY_PURGE, &args, reply, data);
 }

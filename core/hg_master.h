@@ -109,6 +109,42 @@ int hg_master_stop_job(hg_master_t *master, const char *job_id,
  * (none for a paused job or one without a schedule). */
 int hg_master_next_fires(hg_master_t *master, const char *job_id,
                          int64_t *out, size_t max, size_t *n);
+/*
+ * Queries and commands that read the store. They never block: the reads
+ * run on the store's side and REPLY is called from the loop later (at
+ * once with the memory store), with a JSON answer (hg_master_reply_pt).
+ * Each returns HG_OK when REPLY will be called, HG_AGAIN when there is no
+ * such job (REPLY is not called), HG_ERROR without a store or memory.
+ *
+ * A job: {id, type, enabled, paused, definition, next_fires (the next
+ * five, UTC), running, pending, stats {runs, successes, failures,
+ * mean_duration_ms, p95_duration_ms, last_run, last_status}}.
+ */
+int hg_master_job(hg_master_t *master, const char *job_id,
+                  hg_master_reply_pt reply, void *data);
+/* One execution, with its output: HG_AGAIN to REPLY when unknown. */
+int hg_master_execution(hg_master_t *master, const char *exec_id,
+                        hg_master_reply_pt reply, void *data);
+/* A page of the dead-letter list, newest first, of JOB_ID (NULL: every
+ * job): {executions: [...], limit, offset}. */
+int hg_master_dead(hg_master_t *master, const char *job_id, size_t limit,
+                   size_t offset, hg_master_reply_pt reply, void *data);
+/* Retry dead executions by hand: EXEC_ID, or (NULL) those of JOB_ID (NULL:
+ * any) that finished before BEFORE (ms, 0: any), up to 1,000 a call. Each
+ * gets its next attempt (the same run, payload and priority) under
+ * TRIGGER (NULL: "manual"), and leaves the dead-letter list recorded as
+ * the failed attempt it was: {retried: [{dead, execution}], skipped:
+ * [{id, error}]} (skipped: its job is gone, or refuses it now). EXEC_ID
+ * not dead: HG_AGAIN to REPLY. */
+int hg_master_retry_dead(hg_master_t *master, const char *exec_id,
+                         const char *job_id, int64_t before,
+                         const char *trigger, hg_master_reply_pt reply,
+                         void *data);
+/* Delete dead executions, chosen as hg_master_retry_dead's: {purged}.
+ * EXEC_ID not dead (or not yet in the file): HG_AGAIN to REPLY. */
+int hg_master_purge_dead(hg_master_t *master, const char *exec_id,
+                         const char *job_id, int64_t before,
+                         hg_master_reply_pt reply, void *data);
 /* The metrics in the Prometheus text format, the gauges read now. */
 int hg_master_render_metrics(hg_master_t *master, FILE *out);
 

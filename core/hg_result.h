@@ -41,4 +41,10 @@ typedef void (*hg_master_observer_pt)(hg_master_t *master,
                                       const hg_master_result_t *result,
                                       void *data);
 
+/* The answer to a query or command that reads the store (hg_master_job
+ * and after): RC HG_OK with ANSWER (borrowed for the call), HG_AGAIN when
+ * there is no such job or execution, HG_ERROR when the store failed (the
+ * log says why); ANSWER is NULL but with HG_OK. */
+typedef void (*hg_master_reply_pt)(void *data, int rc, const json_t *answer);
+
 #endif /* HG_RESULT_H */

@@ -187,6 +187,7 @@ struct hg_master_s {
     uint64_t taken_back_total;      /* of those, taken back unread */
     hg_master_observer_pt observer;
     void *observer_data;
+    struct hg_query_s *queries;     /* at the store (hg_query.c) */
 
     /* The store (NULL: executions live only in the log). An execution's
      * frame goes to its worker only once its `running` record is

@@ -775,6 +775,207 @@ test_handed_ahead_during_store_task(void **state)
     stop_master(f);
 }
 
+/* What a query's reply was given (hg_master_reply_pt). */
+typedef struct reply_s {
+    bool called;
+    int rc;
+    json_t *answer;                 /* a copy */
+} reply_t;
+
+static void
+on_reply(void *data, int rc, const json_t *answer)
+{
+    reply_t *r = data;
+
+    r->called = true;
+    r->rc = rc;
+    r->answer = answer != NULL ? json_deep_copy(answer) : NULL;
+}
+
+/* Turn the loop until the reply came (a store with a thread answers
+ * later, the memory store at once). */
+static void
+await_reply(fixture_t *f, reply_t *r)
+{
+    int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
+
+    while (!r->called && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
+        hg_master_turn(f->master, 50);
+    }
+    assert_true(r->called);
+}
+
+static void
+reply_reset(reply_t *r)
+{
+    json_decref(r->answer);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The dead-letter list through the master's commands, on both drivers:
+ * listed, retried by hand (the next attempt of the same run, with its
+ * payload; the dead record leaves the list as the failed attempt it
+ * was), and purged one by one; unknown ids answer HG_AGAIN. */
+static void
+test_dead_retry_and_purge(void **state)
+{
+    static const char *const drivers[] = { "memory", "sqlite" };
+    fixture_t *f = *state;
+    reply_t r;
+    hg_execution_t *e;
+    char dead[40], next[40], run[40];
+    json_t *list, *row;
+    size_t i;
+
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < HG_NELEMS(drivers); i++) {
+        f->nseen = 0;
+        write_conf_jobs(f, drivers[i], 1,
+            "  { id = \"bad\"; type = \"echo\"; exit = 1; max_retries = 0; }");
+        start_master(f);
+        e = hg_master_trigger(f->master, "bad", "manual", "pay", 3,
+                              HG_PRIORITY_HIGH);
+        assert_non_null(e);
+        snprintf(dead, sizeof(dead), "%s", hg_execution_id(e));
+        run_until(f, 1);
+        assert_int_equal(seen_of(f, dead)->status, HG_EXEC_FAILED);
+        if (f->store->notify_fd >= 0) {
+            settle(f);
+        }
+
+        assert_int_equal(hg_master_dead(f->master, NULL, 10, 0, on_reply,
+                                        &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_OK);
+        list = json_object_get(r.answer, "executions");
+        assert_int_equal(json_array_size(list), 1);
+        row = json_array_get(list, 0);
+        assert_string_equal(json_string_value(json_object_get(row, "id")),
+                            dead);
+        assert_string_equal(json_string_value(json_object_get(row,
+                                                              "status")),
+                            "dead");
+        snprintf(run, sizeof(run), "%s",
+                 json_string_value(json_object_get(row, "run_id")));
+        reply_reset(&r);
+
+        assert_int_equal(hg_master_retry_dead(f->master, dead, NULL, 0,
+                                              "api:ops", on_reply, &r),
+                         HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_OK);
+        list = json_object_get(r.answer, "retried");
+        assert_int_equal(json_array_size(list), 1);
+        snprintf(next, sizeof(next), "%s", json_string_value(
+                     json_object_get(json_array_get(list, 0), "execution")));
+        reply_reset(&r);
+        run_until(f, 2);
+        assert_string_equal(f->seen[1].id, next);
+        if (f->store->notify_fd >= 0) {
+            settle(f);
+        }
+
+        /* The next attempt: same run, attempt 2, its payload; dead now. */
+        assert_int_equal(hg_master_execution(f->master, next, on_reply, &r),
+                         HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_OK);
+        assert_string_equal(json_string_value(json_object_get(r.answer,
+                                                              "run_id")), run);
+        assert_int_equal(json_integer_value(json_object_get(r.answer,
+                                                            "attempt")), 2);
+        assert_string_equal(json_string_value(json_object_get(r.answer,
+                                                              "trigger")),
+                            "api:ops");
+        assert_string_equal(json_string_value(json_object_get(r.answer,
+                                                              "status")),
+                            "dead");
+        reply_reset(&r);
+        /* The first attempt left the list as the failure it was. */
+        assert_int_equal(hg_master_execution(f->master, dead, on_reply, &r),
+                         HG_OK);
+        await_reply(f, &r);
+        assert_string_equal(json_string_value(json_object_get(r.answer,
+                                                              "status")),
+                            "failed");
+        reply_reset(&r);
+        /* Retrying it again: it is not dead. */
+        assert_int_equal(hg_master_retry_dead(f->master, dead, NULL, 0,
+                                              NULL, on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_AGAIN);
+        reply_reset(&r);
+
+        assert_int_equal(hg_master_purge_dead(f->master, next, NULL, 0,
+                                              on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_OK);
+        assert_int_equal(json_integer_value(json_object_get(r.answer,
+                                                            "purged")), 1);
+        reply_reset(&r);
+        assert_int_equal(hg_master_purge_dead(f->master, next, NULL, 0,
+                                              on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_AGAIN);
+        reply_reset(&r);
+        assert_int_equal(hg_master_dead(f->master, "bad", 10, 0, on_reply,
+                                        &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(json_array_size(json_object_get(r.answer,
+                                                         "executions")), 0);
+        reply_reset(&r);
+        assert_int_equal(hg_master_execution(f->master, "no-such-id",
+                                             on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_AGAIN);
+        reply_reset(&r);
+        stop_master(f);
+    }
+}
+
+/* A job read through the master: its next five fire times and the
+ * statistics the store keeps; an unknown job is HG_AGAIN at once. */
+static void
+test_job_query(void **state)
+{
+    fixture_t *f = *state;
+    reply_t r;
+    json_t *next, *stats;
+
+    memset(&r, 0, sizeof(r));
+    write_conf_jobs(f, "sqlite", 1,
+        "  { id = \"nightly\"; type = \"echo\"; schedule = \"30 2 * * *\"; "
+        "timezone = \"UTC\"; max_retries = 0; }");
+    start_master(f);
+    trigger(f, "nightly");
+    run_until(f, 1);
+    trigger(f, "nightly");
+    run_until(f, 2);
+    settle(f);
+    assert_int_equal(hg_master_job(f->master, "nope", on_reply, &r),
+                     HG_AGAIN);
+    assert_false(r.called);
+    assert_int_equal(hg_master_job(f->master, "nightly", on_reply, &r),
+                     HG_OK);
+    await_reply(f, &r);
+    assert_int_equal(r.rc, HG_OK);
+    assert_string_equal(json_string_value(json_object_get(r.answer, "id")),
+                        "nightly");
+    next = json_object_get(r.answer, "next_fires");
+    assert_int_equal(json_array_size(next), 5);
+    assert_non_null(strstr(json_string_value(json_array_get(next, 0)),
+                           "T02:30:00"));
+    stats = json_object_get(r.answer, "stats");
+    assert_int_equal(json_integer_value(json_object_get(stats, "runs")), 2);
+    assert_int_equal(json_integer_value(json_object_get(stats,
+                                                        "successes")), 2);
+    assert_string_equal(json_string_value(json_object_get(stats,
+                                                          "last_status")),
+                        "succeeded");
+    reply_reset(&r);
+    stop_master(f);
+}
+
 /* A module's custom metrics reach the master with the execution's
  * result (hg_exec_metric, through the worker's RESULT message). */
 static void
@@ -1521,6 +1722,9 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_retry_and_purge, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_job_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),

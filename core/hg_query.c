@@ -1,0 +1,472 @@
+/*
+ * hg_query.c: the master's reads and commands that go through the store.
+ *
+ * It owns each query's life: its task handed to the store, the reads it
+ * runs there (the store's maintenance thread owns the read connection
+ * once the loop runs), what the loop then does with what was read (a dead
+ * execution's next attempt admitted, its record re-written), and the JSON
+ * answer, built with jansson, given to the caller's reply. It never reads
+ * the store in the loop and never outlives its master: a query still at
+ * the store when its master goes is orphaned, and freed when it is back.
+ */
+
+#include "hg_core.h"
+
+#include "hg_fire.h"
+#include "hg_job.h"
+#include "hg_journal.h"
+#include "hg_log.h"
+#include "hg_query.h"
+
+/* A bulk retry takes at most this many dead executions at a time. */
+#define HG_QUERY_RETRY_MAX  1000
+/* Next fire times in a job's answer. */
+#define HG_QUERY_NEXT_FIRES 5
+
+struct hg_query_s {
+    hg_store_task_t task;           /* first: the store frees it as one */
+    hg_master_t *m;                 /* NULL: orphaned */
+    hg_query_t *prev, *next;        /* m->queries */
+    hg_query_kind_t kind;
+    hg_master_reply_pt reply;
+    void *data;
+    /* the arguments, copied */
+    char *job_id;
+    char *exec_id;
+    char *trigger;
+    int64_t before;
+    size_t limit;
+    size_t offset;
+    /* what the store's side read */
+    hg_job_stats_t stats;
+    hg_exec_row_t *rows;
+    size_t nrows;
+    uint64_t purged;
+};
+
+static void
+hg_query_release(void *cookie)
+{
+    hg_query_t *q = cookie;
+
+    hg_exec_rows_free(q->rows, q->nrows);
+    free(q->job_id);
+    free(q->exec_id);
+    free(q->trigger);
+}
+
+static void
+hg_query_free(hg_query_t *q)
+{
+    hg_query_release(q);
+    free(q);
+}
+
+static char *
+hg_query_strdup(const char *s, bool *failed)
+{
+    char *copy;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    copy = strdup(s);
+    if (copy == NULL) {
+        *failed = true;
+    }
+    return copy;
+}
+
+/* Dead executions, with their output and payload (a list leaves those
+ * out): the one named, or a page of those of the job. */
+static int
+hg_query_read_dead(hg_store_t *store, hg_query_t *q, bool whole)
+{
+    hg_exec_row_t *list = NULL;
+    size_t n = 0, i;
+    int rc;
+
+    if (q->exec_id != NULL) {
+        q->rows = calloc(1, sizeof(*q->rows));
+        if (q->rows == NULL) {
+            return HG_ERROR;
+        }
+        rc = hg_store_get_execution(store, q->exec_id, q->rows);
+        if (rc != HG_OK) {
+            free(q->rows);
+            q->rows = NULL;
+            return rc;
+        }
+        q->nrows = 1;
+        if (q->rows[0].r.status != HG_EXEC_DEAD) {
+            return HG_AGAIN;        /* not (or no longer) dead */
+        }
+        return HG_OK;
+    }
+    rc = hg_store_list_executions(store, q->job_id, "dead", q->limit,
+                                  q->offset, &list, &n);
+    if (rc != HG_OK || !whole) {
+        q->rows = list;
+        q->nrows = n;
+        return rc;
+    }
+    q->rows = calloc(n + 1, sizeof(*q->rows));
+    if (q->rows == NULL) {
+        hg_exec_rows_free(list, n);
+        return HG_ERROR;
+    }
+    for (i = 0; i < n && rc == HG_OK; i++) {
+        rc = hg_store_get_execution(store, list[i].r.id, &q->rows[q->nrows]);
+        if (rc == HG_OK) {
+            q->nrows++;
+        } else if (rc == HG_AGAIN) {
+            rc = HG_OK;             /* purged meanwhile */
+        }
+    }
+    hg_exec_rows_free(list, n);
+    return rc;
+}
+
+/* On the store's side: only the store's reads, into the query. */
+static int
+hg_query_run(hg_store_t *store, hg_store_task_t *task)
+{
+    hg_query_t *q = (hg_query_t *) task;
+
+    switch (q->kind) {
+    case HG_QUERY_JOB:
+        return hg_store_job_stats(store, q->job_id, &q->stats);
+    case HG_QUERY_EXECUTION:
+        q->rows = calloc(1, sizeof(*q->rows));
+        if (q->rows == NULL) {
+            return HG_ERROR;
+        }
+        if (hg_store_get_execution(store, q->exec_id, q->rows) != HG_OK) {
+            free(q->rows);
+            q->rows = NULL;
+            return HG_AGAIN;
+        }
+        q->nrows = 1;
+        return HG_OK;
+    case HG_QUERY_DEAD:
+        return hg_query_read_dead(store, q, false);
+    case HG_QUERY_RETRY:
+        return hg_query_read_dead(store, q, true);
+    case HG_QUERY_PURGE:
+        return hg_store_purge_dead(store, q->exec_id, q->job_id, q->before,
+                                   &q->purged);
+    }
+    return HG_ERROR;
+}
+
+int
+hg_query_start(hg_master_t *m, hg_query_kind_t kind,
+               const hg_query_args_t *args, hg_master_reply_pt reply,
+               void *data)
+{
+    hg_query_t *q;
+    bool failed = false;
+
+    if (m->store == NULL) {
+        return HG_ERROR;
+    }
+    if ((kind == HG_QUERY_JOB && hg_job_find(m, args->job_id) == NULL)
+        || (kind == HG_QUERY_EXECUTION && args->exec_id == NULL))
+    {
+        return HG_AGAIN;
+    }
+    q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        return HG_ERROR;
+    }
+    q->m = m;
+    q->kind = kind;
+    q->reply = reply;
+    q->data = data;
+    q->job_id = hg_query_strdup(args->job_id, &failed);
+    q->exec_id = hg_query_strdup(args->exec_id, &failed);
+    q->trigger = hg_query_strdup(args->trigger != NULL ? args->trigger
+                                                       : "manual", &failed);
+    q->before = args->before;
+    q->limit = args->limit;
+    if (kind == HG_QUERY_RETRY
+        && (q->limit == 0 || q->limit > HG_QUERY_RETRY_MAX))
+    {
+        q->limit = HG_QUERY_RETRY_MAX;
+    }
+    q->offset = args->offset;
+    q->task.kind = HG_STORE_TASK_QUERY;
+    q->task.query = hg_query_run;
+    q->task.cookie = q;
+    q->task.release = hg_query_release;
+    if (failed || hg_store_task(m->store, &q->task) != HG_OK) {
+        hg_query_free(q);
+        return HG_ERROR;
+    }
+    q->next = m->queries;
+    if (m->queries != NULL) {
+        m->queries->prev = q;
+    }
+    m->queries = q;
+    return HG_OK;
+}
+
+/* --- answers ------------------------------------------------------------ */
+
+static json_t *
+hg_query_time(int64_t ms)
+{
+    char text[40];
+
+    if (ms <= 0) {
+        return json_null();
+    }
+    hg_format_utc_ms(ms, text, sizeof(text));
+    return json_string(text);
+}
+
+/* Text as JSON: bytes that are not UTF-8 become U+FFFD, so an output
+ * that is not text still reads (its length is said apart). */
+static json_t *
+hg_query_text(const char *s, size_t len)
+{
+    json_t *text;
+    char *clean, *p;
+    size_t i;
+
+    if (s == NULL) {
+        return json_null();
+    }
+    text = json_stringn(s, len);
+    if (text != NULL) {
+        return text;
+    }
+    clean = malloc(len * 3 + 1);
+    if (clean == NULL) {
+        return NULL;
+    }
+    for (i = 0, p = clean; i < len; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c >= 0x20 && c < 0x80) {
+            *p++ = (char) c;
+        } else if (c < 0x20 && c != 0) {
+            *p++ = (char) c;
+        } else {
+            memcpy(p, "\xef\xbf\xbd", 3);
+            p += 3;
+        }
+    }
+    text = json_stringn(clean, (size_t) (p - clean));
+    free(clean);
+    return text;
+}
+
+static json_t *
+hg_query_execution_json(const hg_exec_record_t *r)
+{
+    return json_pack("{s:s, s:s?, s:s, s:s, s:i, s:s?, s:o, s:o, s:o,"
+                     " s:o, s:o, s:o, s:o, s:I, s:b, s:s?, s:o, s:o, s:I,"
+                     " s:I, s:i, s:s?}",
+                     "id", r->id,
+                     "run_id", r->run_id,
+                     "job", r->job_id,
+                     "status", hg_exec_status_name(r->status),
+                     "attempt", (int) r->attempt,
+                     "trigger", r->trigger,
+                     "scheduled_for", hg_query_time(r->scheduled_for),
+                     "started_at", hg_query_time(r->started_at),
+                     "finished_at", hg_query_time(r->finished_at),
+                     "duration_ms", r->duration_ms >= 0
+                                    ? json_integer(r->duration_ms)
+                                    : json_null(),
+                     "exit_code", r->exit_code >= 0
+                                  ? json_integer(r->exit_code) : json_null(),
+                     "signal", r->signo > 0 ? json_integer(r->signo)
+                                            : json_null(),
+                     "output", hg_query_text(r->output, r->output_len),
+                     "output_bytes", (json_int_t) r->output_len,
+                     "output_truncated", r->output_truncated,
+                     "error", r->error,
+                     "worker_pid", r->worker_pid > 0
+                                   ? json_integer(r->worker_pid)
+                                   : json_null(),
+                     "max_rss_kb", r->max_rss_kb >= 0
+                                   ? json_integer(r->max_rss_kb)
+                                   : json_null(),
+                     "cpu_user_ms", (json_int_t) r->cpu_user_ms,
+                     "cpu_sys_ms", (json_int_t) r->cpu_sys_ms,
+                     "priority", r->priority,
+                     "unique_key", r->unique_key);
+}
+
+static json_t *
+hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
+{
+    int64_t fires[HG_QUERY_NEXT_FIRES];
+    json_t *answer, *next, *definition;
+    size_t n = 0, i;
+
+    next = json_array();
+    if (next != NULL
+        && hg_fire_next_fires(m, job->id, fires, HG_NELEMS(fires), &n)
+           == HG_OK)
+    {
+        for (i = 0; i < n; i++) {
+            json_array_append_new(next, hg_query_time(fires[i]));
+        }
+    }
+    definition = json_loads(job->definition_text, 0, NULL);
+    answer = json_pack("{s:s, s:s, s:b, s:b, s:o?, s:o, s:i, s:i,"
+                       " s:{s:I, s:I, s:I, s:f, s:I, s:o, s:s?}}",
+                       "id", job->id,
+                       "type", job->type,
+                       "enabled", job->enabled,
+                       "paused", job->paused,
+                       "definition", definition,
+                       "next_fires", next,
+                       "running", (int) job->running,
+                       "pending", (int) job->pending,
+                       "stats",
+                       "runs", (json_int_t) st->runs,
+                       "successes", (json_int_t) st->successes,
+                       "failures", (json_int_t) st->failures,
+                       "mean_duration_ms", st->mean_duration_ms,
+                       "p95_duration_ms", (json_int_t) st->p95_duration_ms,
+                       "last_run", hg_query_time(st->last_run),
+                       "last_status", st->runs > 0
+                                      ? hg_exec_status_name(st->last_status)
+                                      : NULL);
+    return answer;
+}
+
+static json_t *
+hg_query_list_json(const hg_exec_row_t *rows, size_t n)
+{
+    json_t *list = json_array();
+    size_t i;
+
+    for (i = 0; list != NULL && i < n; i++) {
+        if (json_array_append_new(list, hg_query_execution_json(&rows[i].r))
+            != 0)
+        {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+/* Each dead execution read gets its next attempt, unless its job is gone
+ * or refuses it now (overlap = skip while it runs): those stay dead. */
+static json_t *
+hg_query_retry(hg_master_t *m, hg_query_t *q)
+{
+    json_t *retried = json_array(), *skipped = json_array();
+    hg_execution_t *exec;
+    size_t i;
+
+    for (i = 0; i < q->nrows; i++) {
+        const hg_exec_record_t *dead = &q->rows[i].r;
+
+        if (dead->status != HG_EXEC_DEAD
+            || (q->before > 0 && dead->finished_at >= q->before))
+        {
+            continue;
+        }
+        exec = hg_fire_retry_dead(m, dead, q->trigger);
+        if (exec == NULL) {
+            json_array_append_new(skipped, json_pack(
+                "{s:s, s:s}", "id", dead->id, "error",
+                errno == ENOENT ? "its job no longer exists"
+                : errno == EBUSY ? "its job is running (overlap = skip)"
+                : errno == ESHUTDOWN ? "the daemon is shutting down"
+                : "out of memory"));
+            continue;
+        }
+        hg_journal_undead(m, dead);
+        hg_log_event(HG_LOG_INFO, "retry", dead->job_id, exec->id, NULL, 0,
+                     "dead execution %s retried by hand (attempt %u)",
+                     dead->id, exec->attempt);
+        json_array_append_new(retried, json_pack("{s:s, s:s}", "dead",
+                                                 dead->id, "execution",
+                                                 exec->id));
+    }
+    return json_pack("{s:o, s:o}", "retried", retried, "skipped", skipped);
+}
+
+static int
+hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
+{
+    hg_job_t *job;
+
+    *answer = NULL;
+    if (rc != HG_OK) {
+        return rc;
+    }
+    switch (q->kind) {
+    case HG_QUERY_JOB:
+        job = hg_job_find(m, q->job_id);
+        if (job == NULL) {
+            return HG_AGAIN;        /* removed meanwhile */
+        }
+        *answer = hg_query_job_json(m, job, &q->stats);
+        break;
+    case HG_QUERY_EXECUTION:
+        *answer = hg_query_execution_json(&q->rows[0].r);
+        break;
+    case HG_QUERY_DEAD:
+        *answer = json_pack("{s:o, s:I, s:I}", "executions",
+                            hg_query_list_json(q->rows, q->nrows),
+                            "limit", (json_int_t) q->limit,
+                            "offset", (json_int_t) q->offset);
+        break;
+    case HG_QUERY_RETRY:
+        *answer = hg_query_retry(m, q);
+        break;
+    case HG_QUERY_PURGE:
+        if (q->exec_id != NULL && q->purged == 0) {
+            return HG_AGAIN;
+        }
+        *answer = json_pack("{s:I}", "purged", (json_int_t) q->purged);
+        break;
+    }
+    return *answer != NULL ? HG_OK : HG_ERROR;
+}
+
+void
+hg_query_done(hg_master_t *m, hg_store_task_t *task)
+{
+    hg_query_t *q = (hg_query_t *) task;
+    json_t *answer;
+    int rc;
+
+    if (q->m != m) {
+        hg_query_free(q);           /* its master is gone */
+        return;
+    }
+    if (q->prev != NULL) {
+        q->prev->next = q->next;
+    } else {
+        m->queries = q->next;
+    }
+    if (q->next != NULL) {
+        q->next->prev = q->prev;
+    }
+    rc = hg_query_answer(m, q, task->rc, &answer);
+    if (q->reply != NULL) {
+        q->reply(q->data, rc, answer);
+    }
+    json_decref(answer);
+    hg_query_free(q);
+}
+
+void
+hg_query_orphan_all(hg_master_t *m)
+{
+    hg_query_t *q;
+
+    for (q = m->queries; q != NULL; q = q->next) {
+        q->m = NULL;
+    }
+    m->queries = NULL;
+}

@@ -1,0 +1,42 @@
+/*
+ * The master's reads and commands that go through the store:
+ * hg_query.c. Each completes later, in the loop, through the caller's
+ * reply (hg_master_reply_pt in hg_result.h).
+ */
+
+#ifndef HG_QUERY_H
+#define HG_QUERY_H
+
+#include "hg_scheduler.h"
+
+typedef struct hg_query_s hg_query_t;
+
+typedef enum {
+    HG_QUERY_JOB = 0,               /* a job with its statistics */
+    HG_QUERY_EXECUTION,             /* one execution, with its output */
+    HG_QUERY_DEAD,                  /* a page of the dead-letter list */
+    HG_QUERY_RETRY,                 /* dead executions' next attempts */
+    HG_QUERY_PURGE                  /* dead executions deleted */
+} hg_query_kind_t;
+
+typedef struct hg_query_args_s {
+    const char *job_id;             /* JOB; filter of DEAD RETRY PURGE */
+    const char *exec_id;            /* EXECUTION; one of RETRY PURGE */
+    const char *trigger;            /* RETRY: NULL = "manual" */
+    int64_t before;                 /* RETRY PURGE: finished before (ms) */
+    size_t limit;                   /* DEAD RETRY: a page (0: all) */
+    size_t offset;
+} hg_query_args_t;
+
+/* HG_OK: REPLY follows (at once for a store without a thread, once the
+ * caller pops it through hg_query_done); HG_AGAIN: no such job; HG_ERROR:
+ * no store, or out of memory. */
+int hg_query_start(hg_master_t *m, hg_query_kind_t kind,
+                   const hg_query_args_t *args, hg_master_reply_pt reply,
+                   void *data);
+/* A QUERY task came back from the store: answer it (or free an orphan). */
+void hg_query_done(hg_master_t *m, hg_store_task_t *task);
+/* The master goes: its queries still at the store are orphaned. */
+void hg_query_orphan_all(hg_master_t *m);
+
+#endif /* HG_QUERY_H */
