@@ -2413,6 +2413,19 @@ hg_conf_load(const char *file, const char *prefix, hg_conf_errors_t *errors)
 
     hg_conf_section_read(&ld, &hg_conf_root_section, (char *) conf,
                          config_root_setting(&ld.cf), &top, NULL);
+    {
+        /* The zone is checked with the cycle: its errors name this line. */
+        const config_setting_t *tz = config_lookup(&ld.cf, "timezone");
+        char buf[PATH_MAX];
+        const char *where = tz != NULL
+                            ? hg_conf_setting_file(&ld, tz, buf, sizeof(buf))
+                            : NULL;
+
+        conf->timezone_line = hg_conf_setting_line(tz);
+        if (where != NULL && (conf->timezone_file = strdup(where)) == NULL) {
+            ld.oom = true;
+        }
+    }
     hg_conf_cross_checks(&ld);
     if (ld.oom) {
         goto nomem;
@@ -2493,6 +2506,7 @@ hg_conf_free(hg_conf_t *conf)
     hg_conf_free_section(&hg_conf_root_section, (char *) conf);
     json_decref(conf->modules.sections);
     json_decref(conf->modules.section_lines);
+    free(conf->timezone_file);
     free(conf->file);
     free(conf->prefix);
     free(conf);

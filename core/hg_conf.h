@@ -142,6 +142,8 @@ typedef struct hg_conf_s {
     char *pid;                      /* absolute; default PREFIX/var/hourglass.pid */
     int workers;                    /* >= 1; "auto" = online CPUs; default 4 */
     char *timezone;                 /* NULL = local zone (TZ) */
+    char *timezone_file;            /* where it is set, for its errors */
+    int timezone_line;
     int64_t shutdown_timeout_ms;    /* default 30s */
     int64_t reload_timeout_ms;      /* default 60s: the cycle reader's bound */
 

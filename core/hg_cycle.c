@@ -268,7 +268,10 @@ hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
      * with errors is ever used. */
     cycle->tz = hg_tz_get(cycle->conf->timezone, err, sizeof(err));
     if (cycle->tz == NULL) {
-        hg_conf_error_add(errors, cycle->conf->file, 0, "timezone: %s", err);
+        hg_conf_error_add(errors, cycle->conf->timezone_file != NULL
+                                  ? cycle->conf->timezone_file
+                                  : cycle->conf->file,
+                          cycle->conf->timezone_line, "timezone: %s", err);
         cycle->tz = hg_tz_utc();
     }
     if (run_modules

@@ -134,10 +134,20 @@ def test_global_timezone_refused(tmp_path):
     conf = conf_with(tmp_path, b'timezone = "Mars/Base";')
     r = run_hourglass("-t", "-p", tmp_path, "-c", conf)
     assert r.returncode == 1, r
-    # no line number: the cycle checks the zone after the file is read
-    assert r.stderr == ('%s: timezone: unknown time zone "Mars/Base"\n'
+    # the cycle checks the zone after the file is read, at the key's line
+    assert r.stderr == ('%s:3: timezone: unknown time zone "Mars/Base"\n'
                         "hourglass: configuration file %s test failed\n"
                         % (conf, conf)), r.stderr
+
+
+def test_global_timezone_refused_in_an_included_file(tmp_path):
+    (tmp_path / "zone.conf").write_bytes(b'\n\ntimezone = "Mars/Base";\n')
+    conf = conf_with(tmp_path, b'@include "zone.conf"')
+    r = run_hourglass("-t", "-p", tmp_path, "-c", conf)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith('%s:3: timezone: unknown time zone '
+                               '"Mars/Base"\n' % (tmp_path / "zone.conf")), \
+        r.stderr
 
 
 @pytest.mark.parametrize("prefix, under", [(".", ""), ("sub", "/sub"),
