@@ -17,7 +17,7 @@
 #define NEXT_MAX_COUNT  10000
 
 static const char next_usage[] =
-    "usage: hourglass next [--tz ZONE] [--from TIME] [-n COUNT] EXPR\n"
+    "Usage: hourglass next [--tz ZONE] [--from TIME] [-n COUNT] EXPR\n"
     "  print the next COUNT (default 5, at most 10000) fire times of the\n"
     "  cron expression EXPR strictly after TIME (default now), in ZONE\n"
     "  (default the local zone, TZ). TIME is RFC 3339, e.g.\n"

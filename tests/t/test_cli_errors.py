@@ -178,7 +178,7 @@ def test_start_pid_file_of_another_user(daemon):
     assert daemon.pidfile.stat().st_uid == 4242
 
 
-NEXT_USAGE = "usage: hourglass next"
+NEXT_USAGE = "Usage: hourglass next"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2875,7 +2875,7 @@ test_next_command(void **state)
     TEST_NEXT(&r, "-n", "0", "* * * * *");
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "-n: \"0\" is not a count from 1 to 10000"));
-    assert_non_null(strstr(r.err, "usage: hourglass next"));
+    assert_non_null(strstr(r.err, "Usage: hourglass next"));
 
     TEST_NEXT(&r, "-n", "10001", "* * * * *");
     assert_int_equal(r.status, 2);
@@ -2902,7 +2902,7 @@ test_next_command(void **state)
 
     TEST_NEXT(&r, "--help");
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "usage: hourglass next"));
+    assert_non_null(strstr(r.out, "Usage: hourglass next"));
 }
 
 static void
