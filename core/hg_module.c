@@ -147,9 +147,18 @@ hg_modules_open(hg_modules_t *mods, const hg_conf_t *conf,
         }
         ref->handle = dlopen(ref->path, RTLD_NOW | RTLD_LOCAL);
         if (ref->handle == NULL) {
+            const char *why = dlerror();
+            size_t plen = strlen(ref->path);
+
+            /* glibc's message starts with the path, said once already. */
+            if (why != NULL && strncmp(why, ref->path, plen) == 0
+                && strncmp(why + plen, ": ", 2) == 0)
+            {
+                why += plen + 2;
+            }
             hg_conf_error_add(errors, conf->file, 0,
                               "module \"%s\": cannot load %s: %s", name,
-                              ref->path, dlerror());
+                              ref->path, why != NULL ? why : "dlopen failed");
             goto bad;
         }
         ref->module = dlsym(ref->handle, "hg_module");

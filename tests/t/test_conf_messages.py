@@ -191,3 +191,21 @@ def test_dump_round_trips_escapes_and_module_sections(tmp_path):
     second = run_hourglass("-T", "-p", tmp_path, "-c", dumped)
     assert second.returncode == 0, second
     assert second.stdout.replace(str(dumped), str(conf)) == first.stdout
+
+
+def test_module_that_cannot_load_is_named_once(tmp_path):
+    (tmp_path / "junk.so").write_bytes(b"not a shared object\n" * 64)
+    for load, path, why in [
+            ('"nope"', "%s/nope.so" % MODULES_DIR,
+             "cannot open shared object file: No such file or directory"),
+            ('"%s"' % (tmp_path / "junk.so"), str(tmp_path / "junk.so"),
+             "invalid ELF header")]:
+        conf = tmp_path / "scheduler.conf"
+        conf.write_bytes(("store = { driver = \"memory\"; };\n"
+                          "modules = { path = %s; load = [ %s ]; };\n"
+                          % (conf_value(str(MODULES_DIR)), load)).encode())
+        r = run_hourglass("-t", "-p", tmp_path, "-c", conf)
+        assert r.returncode == 1, r
+        name = load.strip('"')
+        assert r.stderr.startswith('%s: module "%s": cannot load %s: %s\n'
+                                   % (conf, name, path, why)), r.stderr
