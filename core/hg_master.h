@@ -11,7 +11,8 @@
  * reloads. It never runs job code and never blocks. Its state is private
  * (hg_scheduler.h); each policy has one owner among its files:
  *
- *   hg_master.c    its life: start, signals, workers, reload, shutdown
+ *   hg_master.c    its life: start, signals, workers, shutdown
+ *   hg_reload.c    a new configuration put in force (SIGHUP, and the first)
  *   hg_job.c       a job's object and the job table
  *   hg_execution.c an execution's object and the master's lists of them
  *   hg_journal.c   every execution record written to the store, barriers
@@ -19,6 +20,7 @@
  *   hg_outcome.c   a result or a worker's death to a status; retries, dead
  *   hg_fire.c      job timers, fires, misfires, clock steps, triggers
  *   hg_recover.c   what a previous master left unfinished, at start
+ *   hg_query.c     reads and commands through the store's thread
  *   hg_meter.c     the metrics
  */
 

@@ -1,9 +1,9 @@
 /*
  * The scheduler's state: the master, its jobs and their executions, as
- * the files that make up the master share them (hg_master.c, hg_job.c,
- * hg_execution.c, hg_journal.c, hg_dispatch.c, hg_outcome.c, hg_fire.c,
- * hg_recover.c, hg_meter.c), and the master's own unit tests and
- * benchmarks.
+ * the files that make up the master share them (hg_master.c, hg_reload.c,
+ * hg_job.c, hg_execution.c, hg_journal.c, hg_dispatch.c, hg_outcome.c,
+ * hg_fire.c, hg_recover.c, hg_query.c, hg_meter.c), and the master's own
+ * unit tests and benchmarks.
  *
  * It owns no code. Each field has one owner that changes it (said at the
  * field, or its file's opening comment); the others read it. Nothing
