@@ -185,23 +185,46 @@ static const char *const hg_sq_migrations[] = {
 #define HG_SQ_COLS_LIST \
     HG_SQ_COLS_HEAD "NULL" HG_SQ_COLS_MID "NULL" HG_SQ_COLS_TAIL
 
+/* The columns every put sets, but those the fast put keeps (see
+ * hg_sq_write_exec). */
+#define HG_SQ_SET_MUTABLE \
+    " run_id = excluded.run_id, status = excluded.status," \
+    " attempt = excluded.attempt, triggered_by = excluded.triggered_by," \
+    " started_at = excluded.started_at, finished_at = excluded.finished_at," \
+    " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code," \
+    " signal = excluded.signal, output = excluded.output," \
+    " output_truncated = excluded.output_truncated, error = excluded.error," \
+    " worker_pid = excluded.worker_pid, max_rss_kb = excluded.max_rss_kb," \
+    " cpu_user_ms = excluded.cpu_user_ms, cpu_sys_ms = excluded.cpu_sys_ms," \
+    " payload = excluded.payload, priority = excluded.priority," \
+    " run_at = excluded.run_at, retry_at = excluded.retry_at"
+
+#define HG_SQ_INSERT \
+    "INSERT INTO executions (" HG_SQ_COLS_FULL ") VALUES (?1, ?2, ?3, ?4," \
+    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19," \
+    " ?20, ?21, ?22, ?23, ?24) ON CONFLICT(id) DO UPDATE SET"
+
+/*
+ * The put of nearly every record: a new execution, or one whose row is
+ * queued or running and keeps its job, due time and unique key (the
+ * master's queued -> running -> final). Such a row counts for nothing in
+ * the statistics, so no SELECT is needed to take it out of them; and
+ * leaving job_id, scheduled_for and unique_key out of the SET spares the
+ * rewrite of the indexes made of them. Any other row is left untouched
+ * (sqlite3_changes() = 0) for hg_sq_sql_put.
+ */
+static const char hg_sq_sql_put_fast[] =
+    HG_SQ_INSERT HG_SQ_SET_MUTABLE
+    " WHERE executions.status IN ('queued', 'running')"
+    " AND executions.job_id = excluded.job_id"
+    " AND executions.scheduled_for = excluded.scheduled_for"
+    " AND executions.unique_key IS excluded.unique_key";
+
+/* Every other put, after its old row was taken out of the statistics. */
 static const char hg_sq_sql_put[] =
-    "INSERT INTO executions (" HG_SQ_COLS_FULL ") VALUES (?1, ?2, ?3, ?4,"
-    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-    " ?20, ?21, ?22, ?23, ?24)"
-    " ON CONFLICT(id) DO UPDATE SET run_id = excluded.run_id,"
-    " job_id = excluded.job_id, status = excluded.status,"
-    " attempt = excluded.attempt, triggered_by = excluded.triggered_by,"
+    HG_SQ_INSERT HG_SQ_SET_MUTABLE ", job_id = excluded.job_id,"
     " scheduled_for = excluded.scheduled_for,"
-    " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-    " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code,"
-    " signal = excluded.signal, output = excluded.output,"
-    " output_truncated = excluded.output_truncated, error = excluded.error,"
-    " worker_pid = excluded.worker_pid, max_rss_kb = excluded.max_rss_kb,"
-    " cpu_user_ms = excluded.cpu_user_ms, cpu_sys_ms = excluded.cpu_sys_ms,"
-    " payload = excluded.payload, priority = excluded.priority,"
-    " run_at = excluded.run_at, unique_key = excluded.unique_key,"
-    " retry_at = excluded.retry_at";
+    " unique_key = excluded.unique_key";
 
 static const char hg_sq_sql_old[] =
     "SELECT job_id, status, scheduled_for, started_at, finished_at,"
@@ -240,7 +263,7 @@ typedef struct hg_sq_s {
     sqlite3 *wdb;                   /* the writer thread's */
     sqlite3 *rdb;                   /* the caller's: reads */
     sqlite3 *mdb;                   /* the maintenance thread's */
-    sqlite3_stmt *w_put, *w_old, *w_state, *w_stats, *w_bucket;
+    sqlite3_stmt *w_put_fast, *w_put, *w_old, *w_state, *w_stats, *w_bucket;
     sqlite3_stmt *r_get, *r_stats, *r_buckets, *r_unique;
     sqlite3_stmt *r_claim;
     int busy_timeout_ms;
@@ -425,15 +448,15 @@ hg_sq_bind_put(sqlite3_stmt *s, const hg_exec_record_t *r)
     return hg_sq_binds(rc, HG_NELEMS(rc));
 }
 
-/* Takes REC's old row (if any) out of the stats and writes REC. */
+/* Takes the row REC replaces out of the stats (the slow put's part). */
 static int
-hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
+hg_sq_unstat_old(hg_sq_t *d, hg_map_t *deltas, const char *id)
 {
     sqlite3_stmt *s = d->w_old;
     hg_exec_record_t old;
     int rc;
 
-    rc = sqlite3_bind_text(s, 1, rec->id, -1, SQLITE_STATIC);
+    rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) {
         return rc;
     }
@@ -461,16 +484,38 @@ hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
         (void) sqlite3_reset(s);
         return rc;
     }
-    rc = sqlite3_reset(s);
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    rc = hg_sq_bind_put(d->w_put, rec);
+    return sqlite3_reset(s);
+}
+
+/*
+ * Writes REC and adds it to the stats. The fast put first: it writes a
+ * new execution or a queued or running one, whose row counts for nothing,
+ * in one statement. When it writes nothing, the row there is final (or
+ * changes an indexed key): read it, take it out of the stats, overwrite.
+ */
+static int
+hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
+{
+    int rc;
+
+    rc = hg_sq_bind_put(d->w_put_fast, rec);
     if (rc == SQLITE_OK) {
-        rc = hg_sq_step_done(d->w_put);
+        rc = hg_sq_step_done(d->w_put_fast);
     }
     if (rc != SQLITE_OK) {
         return rc;
+    }
+    if (sqlite3_changes(d->wdb) == 0) {
+        rc = hg_sq_unstat_old(d, deltas, rec->id);
+        if (rc == SQLITE_OK) {
+            rc = hg_sq_bind_put(d->w_put, rec);
+        }
+        if (rc == SQLITE_OK) {
+            rc = hg_sq_step_done(d->w_put);
+        }
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
     }
     return hg_sq_delta_apply(deltas, rec, 1) == HG_OK ? SQLITE_OK
                                                        : SQLITE_NOMEM;
@@ -974,7 +1019,10 @@ hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
                          errlen);
         return HG_ERROR;
     }
-    if (hg_sq_prepare(d->wdb, hg_sq_sql_put, &d->w_put, d->path, err, errlen)
+    if (hg_sq_prepare(d->wdb, hg_sq_sql_put_fast, &d->w_put_fast, d->path,
+                      err, errlen)
+        || hg_sq_prepare(d->wdb, hg_sq_sql_put, &d->w_put, d->path, err,
+                         errlen)
         || hg_sq_prepare(d->wdb, hg_sq_sql_old, &d->w_old, d->path, err,
                          errlen)
         || hg_sq_prepare(d->wdb, hg_sq_sql_state, &d->w_state, d->path, err,
@@ -1104,6 +1152,7 @@ hg_sq_disconnect(hg_sq_t *d)
 {
     int rc;
 
+    hg_sq_finalize(&d->w_put_fast);
     hg_sq_finalize(&d->w_put);
     hg_sq_finalize(&d->w_old);
     hg_sq_finalize(&d->w_state);
