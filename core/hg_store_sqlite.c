@@ -45,18 +45,26 @@
  * Threads and signals: the writer and maintenance threads block every
  * signal, so that the master's signalfd sees them all.
  *
- * The schema (version 2, PRAGMA user_version), created and migrated by
+ * The schema (version 3, PRAGMA user_version), created and migrated by
  * hg_sq_migrations below, one SQL string per version, applied in order in
  * one transaction at open:
  *
  *   executions     one row per execution (attempt), every field of
  *                  hg_exec_record_t; times are ms since the epoch; status
  *                  is the name ("queued" ... "dead"); later puts of an id
- *                  overwrite the row (INSERT ... ON CONFLICT(id) DO UPDATE).
- *                  Indexes: (job_id, scheduled_for) for a job's history
- *                  and statistics, (status, scheduled_for) for recovery
- *                  and the dead list newest first, (finished_at) for
- *                  retention, (unique_key) partial, for enqueue refusals.
+ *                  overwrite the row (INSERT ... ON CONFLICT(id) DO UPDATE,
+ *                  without a read first: see hg_sq_write_exec). A rowid
+ *                  table: rows sit in insertion order under an integer
+ *                  key, by which every index entry finds its row (8 bytes);
+ *                  the text id is a unique index beside it, not the key
+ *                  of the rows (WITHOUT ROWID would make each index entry
+ *                  carry the 36-byte id, and the rows, output included,
+ *                  move with it). Indexes: (job_id, scheduled_for) for a
+ *                  job's history and statistics, (status, scheduled_for)
+ *                  for recovery and the dead list newest first,
+ *                  (finished_at) of finished rows (version 3: partial),
+ *                  for retention, (unique_key) partial, for enqueue
+ *                  refusals.
  *   job_state      job_id, last_fire, paused: what the scheduler needs
  *                  back after a restart.
  *   jobs           id, definition (JSON text), created_at, updated_at:
@@ -164,10 +172,21 @@ static const char hg_sq_schema_v2[] =
     " UNIQUE (job_id, fire_time));"
     "CREATE INDEX fire_claims_time ON fire_claims (fire_time);";
 
+/* Version 3: executions_finished holds finished rows only. Queued and
+ * running rows (finished_at 0) were all in it, so each put of such a row
+ * rewrote an entry that retention never reads; now their puts leave the
+ * index alone, and a final put adds one entry. Retention's query names
+ * finished_at > 0, which lets it use the partial index. */
+static const char hg_sq_schema_v3[] =
+    "DROP INDEX executions_finished;"
+    "CREATE INDEX executions_finished ON executions (finished_at)"
+    " WHERE finished_at > 0;";
+
 /* Append only: entry i takes a file from version i to version i + 1. */
 static const char *const hg_sq_migrations[] = {
     hg_sq_schema_v1,
     hg_sq_schema_v2,
+    hg_sq_schema_v3,
 };
 
 #define HG_SQ_SCHEMA_VERSION  ((int) HG_NELEMS(hg_sq_migrations))
