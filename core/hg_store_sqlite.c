@@ -17,7 +17,8 @@
  * The READ connection serves the synchronous reads (and the cluster's
  * calls) in the caller's thread; WAL lets them run beside the writer, each
  * seeing the last commit. The MAINTENANCE connection is the maintenance
- * thread's: cleanup and vacuum in short transactions of their own.
+ * thread's: cleanup and vacuum in short transactions of their own, and
+ * the WAL checkpoints.
  *
  * Durability: journal_mode = WAL with synchronous = NORMAL. A commit is in
  * the WAL file (the operating system's page cache) when the writer
@@ -26,6 +27,10 @@
  * kernel crash may lose the last transactions (not corrupt the file):
  * NORMAL syncs at checkpoints, not at each commit, which is what makes a
  * commit cheap enough to batch thousands of executions a second.
+ * Checkpoints run on the maintenance connection (hg_sq_after_commit), not
+ * in the commit that crosses SQLite's mark of 1,000 WAL pages: no barrier
+ * waits for their fsyncs. Where they run changes nothing of what a commit
+ * promises.
  *
  * Faults. A failed transaction (disk full, database locked by another
  * process past busy_timeout, read-only file, corrupt file, I/O error) is
@@ -101,6 +106,12 @@
 #include "hg_store_writer.h"
 
 #define HG_SQ_BUSY_TIMEOUT_MS 1000
+/* WAL frames (pages) after which the maintenance thread checkpoints:
+ * SQLite's own default. Past HG_SQ_WAL_HARD times that (the maintenance
+ * thread busy with a long cleanup), the writer checkpoints itself, as
+ * SQLite would: the WAL stays bounded. */
+#define HG_SQ_WAL_FRAMES      1000
+#define HG_SQ_WAL_HARD        4
 #define HG_SQ_NO_PAGE_LIMIT   UINT64_C(4294967294)  /* SQLite's own maximum */
 
 /* --- the schema ---------------------------------------------------------- */
@@ -287,6 +298,8 @@ typedef struct hg_sq_s {
     sqlite3_stmt *r_claim;
     int busy_timeout_ms;
     uint64_t max_pages;             /* test hook at open; 0 = no limit */
+    int wal_frames;                 /* in the WAL after the last commit */
+    int wal_ask_at;                 /* frames at which to ask next */
 } hg_sq_t;
 
 static void
@@ -636,11 +649,75 @@ hg_sq_kind(int code)
     return HG_STORE_WRITE_FAILED;
 }
 
+/* Writer thread, in each COMMIT: how big the WAL is. Registering a hook
+ * turns SQLite's automatic checkpoint off: hg_sq_after_commit decides. */
+static int
+hg_sq_wal_hook(void *be, sqlite3 *db, const char *name, int frames)
+{
+    hg_sq_t *d = be;
+
+    HG_UNUSED(db);
+    HG_UNUSED(name);
+    d->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/*
+ * Writer thread, after a commit: once HG_SQ_WAL_FRAMES more frames are in
+ * the WAL, the maintenance thread copies them into the database
+ * (hg_sq_checkpoint). A checkpoint syncs the WAL and the database file:
+ * run by the writer, as SQLite does by default, it held up the commit
+ * that crossed the mark, and every barrier waiting behind it, for as long
+ * as those fsyncs took. Commits are as durable as before (synchronous =
+ * NORMAL: in the WAL, which survives the process); only who copies them
+ * on changes.
+ */
+static void
+hg_sq_after_commit(hg_sq_t *d, hg_store_writer_t *w)
+{
+    if (d->wal_frames < d->wal_ask_at - HG_SQ_WAL_FRAMES) {
+        d->wal_ask_at = HG_SQ_WAL_FRAMES;       /* the WAL started over */
+    }
+    if (d->wal_frames >= HG_SQ_WAL_FRAMES * HG_SQ_WAL_HARD) {
+        /* Errors as SQLite's own checkpoint: the next one retries. */
+        (void) sqlite3_wal_checkpoint_v2(d->wdb, "main",
+                                         SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                         NULL);
+        return;
+    }
+    if (d->wal_frames >= d->wal_ask_at) {
+        d->wal_ask_at = d->wal_frames + HG_SQ_WAL_FRAMES;
+        hg_store_writer_want_checkpoint(w);
+    }
+}
+
+/* The backend's checkpoint (maintenance thread, its connection). PASSIVE
+ * never waits: frames a reader still needs, or a checkpoint already under
+ * way (a vacuum's), are left for the next one. */
+static void
+hg_sq_checkpoint(void *be, hg_store_writer_t *w)
+{
+    hg_sq_t *d = be;
+    int rc;
+
+    if (hg_sq_moved(d->mdb)) {
+        return;                     /* the writer reports it */
+    }
+    rc = sqlite3_wal_checkpoint_v2(d->mdb, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                   NULL, NULL);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY
+        && (rc & 0xff) != SQLITE_INTERRUPT)
+    {
+        hg_store_writer_log(w, HG_LOG_WARN, "store: %s: checkpoint: %s",
+                            d->path, sqlite3_errmsg(d->mdb));
+    }
+}
+
 /* The backend's commit (writer thread): everything in BATCH in one
  * transaction, or nothing and the reason in err. */
 static hg_store_write_t
-hg_sq_commit(void *be, const hg_store_batch_t *batch, char *err,
-             size_t errlen)
+hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
+             char *err, size_t errlen)
 {
     hg_sq_t *d = be;
     hg_map_t deltas;
@@ -695,6 +772,7 @@ hg_sq_commit(void *be, const hg_store_batch_t *batch, char *err,
         goto failed;
     }
     hg_sq_deltas_free(&deltas);
+    hg_sq_after_commit(d, w);
     return HG_STORE_WRITE_OK;
 
 failed:
@@ -1031,6 +1109,9 @@ hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
     {
         return HG_ERROR;
     }
+    d->wal_frames = 0;
+    d->wal_ask_at = HG_SQ_WAL_FRAMES;
+    (void) sqlite3_wal_hook(d->wdb, hg_sq_wal_hook, d);    /* the old: none */
     if (d->max_pages > 0
         && hg_sq_set_pages(d->wdb, d->max_pages, err, errlen) != SQLITE_OK)
     {
@@ -1074,7 +1155,8 @@ static const hg_store_backend_t hg_sq_backend = {
     hg_sq_set_limit,
     hg_sq_task_run,
     hg_sq_interrupt,
-    hg_sq_reopen
+    hg_sq_reopen,
+    hg_sq_checkpoint
 };
 
 static int
@@ -1142,8 +1224,7 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
         goto failed;
     }
     /* The maintenance connection is opened now, beside the others, while
-     * the path is known to name the file they have open; the maintenance
-     * thread starts with the first task. */
+     * the path is known to name the file they have open. */
     if (hg_sq_connect(d->path, &d->mdb, d->busy_timeout_ms, err, errlen)
         != HG_OK
         || hg_sq_exec_open(d->mdb, "PRAGMA cache_size = -2048", d->path,

@@ -67,9 +67,11 @@ typedef struct hg_store_writer_s hg_store_writer_t;
 
 typedef struct hg_store_backend_s {
     /* Writer thread, on the driver's write connection: BATCH (never
-     * empty) in one transaction, all or nothing; the reason in err. */
-    hg_store_write_t (*commit)(void *be, const hg_store_batch_t *batch,
-                               char *err, size_t errlen);
+     * empty) in one transaction, all or nothing; the reason in err. W is
+     * for hg_store_writer_want_checkpoint. */
+    hg_store_write_t (*commit)(void *be, hg_store_writer_t *w,
+                               const hg_store_batch_t *batch, char *err,
+                               size_t errlen);
     /* Writer thread, before the next commit: the test hook of
      * hg_store_set_max_page_count. NULL = not supported. */
     hg_store_write_t (*set_limit)(void *be, uint64_t limit, char *err,
@@ -83,6 +85,12 @@ typedef struct hg_store_backend_s {
      * close every connection and open a write connection to the file now
      * at the path (creating it). */
     int (*reopen)(void *be, char *err, size_t errlen);
+    /* Maintenance thread, before its next task, once commit asked with
+     * hg_store_writer_want_checkpoint: the work a commit leaves for later
+     * (SQLite: copying the WAL into the database, with its fsyncs), done
+     * off the writer thread so that no commit, and no barrier, waits for
+     * it. NULL = none. */
+    void (*checkpoint)(void *be, hg_store_writer_t *w);
 } hg_store_backend_t;
 
 /* Starts the writer thread for STORE (store->writer, store->notify_fd).
@@ -115,6 +123,9 @@ int hg_store_writer_health(hg_store_t *store, json_t *report);
 /* For the backend's threads: whether the store is closing, and a line
  * for hg_store_ack to log. */
 bool hg_store_writer_stopping(hg_store_writer_t *w);
+/* For commit: have the maintenance thread run the backend's checkpoint
+ * (once for any number of asks before it starts). */
+void hg_store_writer_want_checkpoint(hg_store_writer_t *w);
 void hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
                          const char *fmt, ...) HG_PRINTF(3, 4);
 
