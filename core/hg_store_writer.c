@@ -453,6 +453,8 @@ hg_sw_writer(void *arg)
     int64_t backoff = 0;
     char err[256];
 
+    /* A name for top -H and perf; a failure changes nothing else. */
+    (void) pthread_setname_np(pthread_self(), "hg-store-write");
     pthread_mutex_lock(&w->mu);
     w->writer_parked = true;
     pthread_cond_broadcast(&w->cond);
@@ -965,6 +967,7 @@ hg_sw_maintainer(void *arg)
     hg_store_writer_t *w = arg;
     hg_store_task_t *task;
 
+    (void) pthread_setname_np(pthread_self(), "hg-store-maint");
     pthread_mutex_lock(&w->mu);
     w->maintainer_parked = true;
     pthread_cond_broadcast(&w->cond);
