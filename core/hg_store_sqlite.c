@@ -1111,7 +1111,8 @@ hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
     }
     d->wal_frames = 0;
     d->wal_ask_at = HG_SQ_WAL_FRAMES;
-    (void) sqlite3_wal_hook(d->wdb, hg_sq_wal_hook, d);    /* the old: none */
+    /* Instead of SQLite's automatic checkpoint. */
+    (void) sqlite3_wal_hook(d->wdb, hg_sq_wal_hook, d);
     if (d->max_pages > 0
         && hg_sq_set_pages(d->wdb, d->max_pages, err, errlen) != SQLITE_OK)
     {

@@ -93,8 +93,9 @@ typedef struct hg_store_backend_s {
     void (*checkpoint)(void *be, hg_store_writer_t *w);
 } hg_store_backend_t;
 
-/* Starts the writer thread for STORE (store->writer, store->notify_fd).
- * NAME (the path) is what the lines call the database. */
+/* Starts the writer and maintenance threads for STORE (store->writer,
+ * store->notify_fd). NAME (the path) is what the lines call the
+ * database. */
 int hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
                           void *be, const char *name,
                           const hg_store_options_t *options, char *err,
