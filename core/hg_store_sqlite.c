@@ -17,7 +17,8 @@
  * The READ connection serves the synchronous reads (and the cluster's
  * calls) in the caller's thread; WAL lets them run beside the writer, each
  * seeing the last commit. The MAINTENANCE connection is the maintenance
- * thread's: cleanup and vacuum in short transactions of their own.
+ * thread's: cleanup and vacuum in short transactions of their own, and
+ * the WAL checkpoints.
  *
  * Durability: journal_mode = WAL with synchronous = NORMAL. A commit is in
  * the WAL file (the operating system's page cache) when the writer
@@ -26,6 +27,10 @@
  * kernel crash may lose the last transactions (not corrupt the file):
  * NORMAL syncs at checkpoints, not at each commit, which is what makes a
  * commit cheap enough to batch thousands of executions a second.
+ * Checkpoints run on the maintenance connection (hg_sq_after_commit), not
+ * in the commit that crosses SQLite's mark of 1,000 WAL pages: no barrier
+ * waits for their fsyncs. Where they run changes nothing of what a commit
+ * promises.
  *
  * Faults. A failed transaction (disk full, database locked by another
  * process past busy_timeout, read-only file, corrupt file, I/O error) is
@@ -45,18 +50,26 @@
  * Threads and signals: the writer and maintenance threads block every
  * signal, so that the master's signalfd sees them all.
  *
- * The schema (version 2, PRAGMA user_version), created and migrated by
+ * The schema (version 3, PRAGMA user_version), created and migrated by
  * hg_sq_migrations below, one SQL string per version, applied in order in
  * one transaction at open:
  *
  *   executions     one row per execution (attempt), every field of
  *                  hg_exec_record_t; times are ms since the epoch; status
  *                  is the name ("queued" ... "dead"); later puts of an id
- *                  overwrite the row (INSERT ... ON CONFLICT(id) DO UPDATE).
- *                  Indexes: (job_id, scheduled_for) for a job's history
- *                  and statistics, (status, scheduled_for) for recovery
- *                  and the dead list newest first, (finished_at) for
- *                  retention, (unique_key) partial, for enqueue refusals.
+ *                  overwrite the row (INSERT ... ON CONFLICT(id) DO UPDATE,
+ *                  without a read first: see hg_sq_write_exec). A rowid
+ *                  table: rows sit in insertion order under an integer
+ *                  key, by which every index entry finds its row (8 bytes);
+ *                  the text id is a unique index beside it, not the key
+ *                  of the rows (WITHOUT ROWID would make each index entry
+ *                  carry the 36-byte id, and the rows, output included,
+ *                  move with it). Indexes: (job_id, scheduled_for) for a
+ *                  job's history and statistics, (status, scheduled_for)
+ *                  for recovery and the dead list newest first,
+ *                  (finished_at) of finished rows (version 3: partial),
+ *                  for retention, (unique_key) partial, for enqueue
+ *                  refusals.
  *   job_state      job_id, last_fire, paused: what the scheduler needs
  *                  back after a restart.
  *   jobs           id, definition (JSON text), created_at, updated_at:
@@ -93,6 +106,12 @@
 #include "hg_store_writer.h"
 
 #define HG_SQ_BUSY_TIMEOUT_MS 1000
+/* WAL frames (pages) after which the maintenance thread checkpoints:
+ * SQLite's own default. Past HG_SQ_WAL_HARD times that (the maintenance
+ * thread busy with a long cleanup), the writer checkpoints itself, as
+ * SQLite would: the WAL stays bounded. */
+#define HG_SQ_WAL_FRAMES      1000
+#define HG_SQ_WAL_HARD        4
 #define HG_SQ_NO_PAGE_LIMIT   UINT64_C(4294967294)  /* SQLite's own maximum */
 
 /* --- the schema ---------------------------------------------------------- */
@@ -164,10 +183,21 @@ static const char hg_sq_schema_v2[] =
     " UNIQUE (job_id, fire_time));"
     "CREATE INDEX fire_claims_time ON fire_claims (fire_time);";
 
+/* Version 3: executions_finished holds finished rows only. Queued and
+ * running rows (finished_at 0) were all in it, so each put of such a row
+ * rewrote an entry that retention never reads; now their puts leave the
+ * index alone, and a final put adds one entry. Retention's query names
+ * finished_at > 0, which lets it use the partial index. */
+static const char hg_sq_schema_v3[] =
+    "DROP INDEX executions_finished;"
+    "CREATE INDEX executions_finished ON executions (finished_at)"
+    " WHERE finished_at > 0;";
+
 /* Append only: entry i takes a file from version i to version i + 1. */
 static const char *const hg_sq_migrations[] = {
     hg_sq_schema_v1,
     hg_sq_schema_v2,
+    hg_sq_schema_v3,
 };
 
 #define HG_SQ_SCHEMA_VERSION  ((int) HG_NELEMS(hg_sq_migrations))
@@ -185,23 +215,46 @@ static const char *const hg_sq_migrations[] = {
 #define HG_SQ_COLS_LIST \
     HG_SQ_COLS_HEAD "NULL" HG_SQ_COLS_MID "NULL" HG_SQ_COLS_TAIL
 
+/* The columns every put sets, but those the fast put keeps (see
+ * hg_sq_write_exec). */
+#define HG_SQ_SET_MUTABLE \
+    " run_id = excluded.run_id, status = excluded.status," \
+    " attempt = excluded.attempt, triggered_by = excluded.triggered_by," \
+    " started_at = excluded.started_at, finished_at = excluded.finished_at," \
+    " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code," \
+    " signal = excluded.signal, output = excluded.output," \
+    " output_truncated = excluded.output_truncated, error = excluded.error," \
+    " worker_pid = excluded.worker_pid, max_rss_kb = excluded.max_rss_kb," \
+    " cpu_user_ms = excluded.cpu_user_ms, cpu_sys_ms = excluded.cpu_sys_ms," \
+    " payload = excluded.payload, priority = excluded.priority," \
+    " run_at = excluded.run_at, retry_at = excluded.retry_at"
+
+#define HG_SQ_INSERT \
+    "INSERT INTO executions (" HG_SQ_COLS_FULL ") VALUES (?1, ?2, ?3, ?4," \
+    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19," \
+    " ?20, ?21, ?22, ?23, ?24) ON CONFLICT(id) DO UPDATE SET"
+
+/*
+ * The put of nearly every record: a new execution, or one whose row is
+ * queued or running and keeps its job, due time and unique key (the
+ * master's queued -> running -> final). Such a row counts for nothing in
+ * the statistics, so no SELECT is needed to take it out of them; and
+ * leaving job_id, scheduled_for and unique_key out of the SET spares the
+ * rewrite of the indexes made of them. Any other row is left untouched
+ * (sqlite3_changes() = 0) for hg_sq_sql_put.
+ */
+static const char hg_sq_sql_put_fast[] =
+    HG_SQ_INSERT HG_SQ_SET_MUTABLE
+    " WHERE executions.status IN ('queued', 'running')"
+    " AND executions.job_id = excluded.job_id"
+    " AND executions.scheduled_for = excluded.scheduled_for"
+    " AND executions.unique_key IS excluded.unique_key";
+
+/* Every other put, after its old row was taken out of the statistics. */
 static const char hg_sq_sql_put[] =
-    "INSERT INTO executions (" HG_SQ_COLS_FULL ") VALUES (?1, ?2, ?3, ?4,"
-    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-    " ?20, ?21, ?22, ?23, ?24)"
-    " ON CONFLICT(id) DO UPDATE SET run_id = excluded.run_id,"
-    " job_id = excluded.job_id, status = excluded.status,"
-    " attempt = excluded.attempt, triggered_by = excluded.triggered_by,"
+    HG_SQ_INSERT HG_SQ_SET_MUTABLE ", job_id = excluded.job_id,"
     " scheduled_for = excluded.scheduled_for,"
-    " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-    " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code,"
-    " signal = excluded.signal, output = excluded.output,"
-    " output_truncated = excluded.output_truncated, error = excluded.error,"
-    " worker_pid = excluded.worker_pid, max_rss_kb = excluded.max_rss_kb,"
-    " cpu_user_ms = excluded.cpu_user_ms, cpu_sys_ms = excluded.cpu_sys_ms,"
-    " payload = excluded.payload, priority = excluded.priority,"
-    " run_at = excluded.run_at, unique_key = excluded.unique_key,"
-    " retry_at = excluded.retry_at";
+    " unique_key = excluded.unique_key";
 
 static const char hg_sq_sql_old[] =
     "SELECT job_id, status, scheduled_for, started_at, finished_at,"
@@ -240,11 +293,13 @@ typedef struct hg_sq_s {
     sqlite3 *wdb;                   /* the writer thread's */
     sqlite3 *rdb;                   /* the caller's: reads */
     sqlite3 *mdb;                   /* the maintenance thread's */
-    sqlite3_stmt *w_put, *w_old, *w_state, *w_stats, *w_bucket;
+    sqlite3_stmt *w_put_fast, *w_put, *w_old, *w_state, *w_stats, *w_bucket;
     sqlite3_stmt *r_get, *r_stats, *r_buckets, *r_unique;
     sqlite3_stmt *r_claim;
     int busy_timeout_ms;
     uint64_t max_pages;             /* test hook at open; 0 = no limit */
+    int wal_frames;                 /* in the WAL after the last commit */
+    int wal_ask_at;                 /* frames at which to ask next */
 } hg_sq_t;
 
 static void
@@ -425,15 +480,15 @@ hg_sq_bind_put(sqlite3_stmt *s, const hg_exec_record_t *r)
     return hg_sq_binds(rc, HG_NELEMS(rc));
 }
 
-/* Takes REC's old row (if any) out of the stats and writes REC. */
+/* Takes the row REC replaces out of the stats (the slow put's part). */
 static int
-hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
+hg_sq_unstat_old(hg_sq_t *d, hg_map_t *deltas, const char *id)
 {
     sqlite3_stmt *s = d->w_old;
     hg_exec_record_t old;
     int rc;
 
-    rc = sqlite3_bind_text(s, 1, rec->id, -1, SQLITE_STATIC);
+    rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) {
         return rc;
     }
@@ -461,16 +516,38 @@ hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
         (void) sqlite3_reset(s);
         return rc;
     }
-    rc = sqlite3_reset(s);
-    if (rc != SQLITE_OK) {
-        return rc;
-    }
-    rc = hg_sq_bind_put(d->w_put, rec);
+    return sqlite3_reset(s);
+}
+
+/*
+ * Writes REC and adds it to the stats. The fast put first: it writes a
+ * new execution or a queued or running one, whose row counts for nothing,
+ * in one statement. When it writes nothing, the row there is final (or
+ * changes an indexed key): read it, take it out of the stats, overwrite.
+ */
+static int
+hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
+{
+    int rc;
+
+    rc = hg_sq_bind_put(d->w_put_fast, rec);
     if (rc == SQLITE_OK) {
-        rc = hg_sq_step_done(d->w_put);
+        rc = hg_sq_step_done(d->w_put_fast);
     }
     if (rc != SQLITE_OK) {
         return rc;
+    }
+    if (sqlite3_changes(d->wdb) == 0) {
+        rc = hg_sq_unstat_old(d, deltas, rec->id);
+        if (rc == SQLITE_OK) {
+            rc = hg_sq_bind_put(d->w_put, rec);
+        }
+        if (rc == SQLITE_OK) {
+            rc = hg_sq_step_done(d->w_put);
+        }
+        if (rc != SQLITE_OK) {
+            return rc;
+        }
     }
     return hg_sq_delta_apply(deltas, rec, 1) == HG_OK ? SQLITE_OK
                                                        : SQLITE_NOMEM;
@@ -572,11 +649,75 @@ hg_sq_kind(int code)
     return HG_STORE_WRITE_FAILED;
 }
 
+/* Writer thread, in each COMMIT: how big the WAL is. Registering a hook
+ * turns SQLite's automatic checkpoint off: hg_sq_after_commit decides. */
+static int
+hg_sq_wal_hook(void *be, sqlite3 *db, const char *name, int frames)
+{
+    hg_sq_t *d = be;
+
+    HG_UNUSED(db);
+    HG_UNUSED(name);
+    d->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/*
+ * Writer thread, after a commit: once HG_SQ_WAL_FRAMES more frames are in
+ * the WAL, the maintenance thread copies them into the database
+ * (hg_sq_checkpoint). A checkpoint syncs the WAL and the database file:
+ * run by the writer, as SQLite does by default, it held up the commit
+ * that crossed the mark, and every barrier waiting behind it, for as long
+ * as those fsyncs took. Commits are as durable as before (synchronous =
+ * NORMAL: in the WAL, which survives the process); only who copies them
+ * on changes.
+ */
+static void
+hg_sq_after_commit(hg_sq_t *d, hg_store_writer_t *w)
+{
+    if (d->wal_frames < d->wal_ask_at - HG_SQ_WAL_FRAMES) {
+        d->wal_ask_at = HG_SQ_WAL_FRAMES;       /* the WAL started over */
+    }
+    if (d->wal_frames >= HG_SQ_WAL_FRAMES * HG_SQ_WAL_HARD) {
+        /* Errors as SQLite's own checkpoint: the next one retries. */
+        (void) sqlite3_wal_checkpoint_v2(d->wdb, "main",
+                                         SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                         NULL);
+        return;
+    }
+    if (d->wal_frames >= d->wal_ask_at) {
+        d->wal_ask_at = d->wal_frames + HG_SQ_WAL_FRAMES;
+        hg_store_writer_want_checkpoint(w);
+    }
+}
+
+/* The backend's checkpoint (maintenance thread, its connection). PASSIVE
+ * never waits: frames a reader still needs, or a checkpoint already under
+ * way (a vacuum's), are left for the next one. */
+static void
+hg_sq_checkpoint(void *be, hg_store_writer_t *w)
+{
+    hg_sq_t *d = be;
+    int rc;
+
+    if (hg_sq_moved(d->mdb)) {
+        return;                     /* the writer reports it */
+    }
+    rc = sqlite3_wal_checkpoint_v2(d->mdb, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                   NULL, NULL);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY
+        && (rc & 0xff) != SQLITE_INTERRUPT)
+    {
+        hg_store_writer_log(w, HG_LOG_WARN, "store: %s: checkpoint: %s",
+                            d->path, sqlite3_errmsg(d->mdb));
+    }
+}
+
 /* The backend's commit (writer thread): everything in BATCH in one
  * transaction, or nothing and the reason in err. */
 static hg_store_write_t
-hg_sq_commit(void *be, const hg_store_batch_t *batch, char *err,
-             size_t errlen)
+hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
+             char *err, size_t errlen)
 {
     hg_sq_t *d = be;
     hg_map_t deltas;
@@ -631,6 +772,7 @@ hg_sq_commit(void *be, const hg_store_batch_t *batch, char *err,
         goto failed;
     }
     hg_sq_deltas_free(&deltas);
+    hg_sq_after_commit(d, w);
     return HG_STORE_WRITE_OK;
 
 failed:
@@ -967,6 +1109,10 @@ hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
     {
         return HG_ERROR;
     }
+    d->wal_frames = 0;
+    d->wal_ask_at = HG_SQ_WAL_FRAMES;
+    /* Instead of SQLite's automatic checkpoint. */
+    (void) sqlite3_wal_hook(d->wdb, hg_sq_wal_hook, d);
     if (d->max_pages > 0
         && hg_sq_set_pages(d->wdb, d->max_pages, err, errlen) != SQLITE_OK)
     {
@@ -974,7 +1120,10 @@ hg_sq_open_writer(hg_sq_t *d, char *err, size_t errlen)
                          errlen);
         return HG_ERROR;
     }
-    if (hg_sq_prepare(d->wdb, hg_sq_sql_put, &d->w_put, d->path, err, errlen)
+    if (hg_sq_prepare(d->wdb, hg_sq_sql_put_fast, &d->w_put_fast, d->path,
+                      err, errlen)
+        || hg_sq_prepare(d->wdb, hg_sq_sql_put, &d->w_put, d->path, err,
+                         errlen)
         || hg_sq_prepare(d->wdb, hg_sq_sql_old, &d->w_old, d->path, err,
                          errlen)
         || hg_sq_prepare(d->wdb, hg_sq_sql_state, &d->w_state, d->path, err,
@@ -1007,14 +1156,30 @@ static const hg_store_backend_t hg_sq_backend = {
     hg_sq_set_limit,
     hg_sq_task_run,
     hg_sq_interrupt,
-    hg_sq_reopen
+    hg_sq_reopen,
+    hg_sq_checkpoint
 };
+
+/*
+ * Before SQLite's first use in this process: no memory statistics (no
+ * call reads them). With them, each of SQLite's allocations takes one
+ * process-wide mutex, a tenth of the writer thread's time at thousands
+ * of records a second. Later calls change nothing (SQLite refuses a
+ * configuration once it is initialized).
+ */
+static void
+hg_sq_library_setup(void)
+{
+    (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 
 static int
 hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
            const hg_store_options_t *options, char *err, size_t errlen)
 {
     hg_sq_t *d;
+
+    hg_sq_library_setup();
 
     if (conf->store.path == NULL || conf->store.path[0] == '\0') {
         snprintf(err, errlen, "store.path: not set (the sqlite driver needs "
@@ -1075,8 +1240,7 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
         goto failed;
     }
     /* The maintenance connection is opened now, beside the others, while
-     * the path is known to name the file they have open; the maintenance
-     * thread starts with the first task. */
+     * the path is known to name the file they have open. */
     if (hg_sq_connect(d->path, &d->mdb, d->busy_timeout_ms, err, errlen)
         != HG_OK
         || hg_sq_exec_open(d->mdb, "PRAGMA cache_size = -2048", d->path,
@@ -1104,6 +1268,7 @@ hg_sq_disconnect(hg_sq_t *d)
 {
     int rc;
 
+    hg_sq_finalize(&d->w_put_fast);
     hg_sq_finalize(&d->w_put);
     hg_sq_finalize(&d->w_old);
     hg_sq_finalize(&d->w_state);
@@ -1260,6 +1425,7 @@ hg_sq_check(const hg_conf_t *conf, char *err, size_t errlen)
     char *dir = NULL, *slash;
     int rc = HG_ERROR;
 
+    hg_sq_library_setup();
     if (path == NULL || path[0] == '\0') {
         snprintf(err, errlen, "store.path: not set (the sqlite driver needs "
                  "a file)");

@@ -33,8 +33,16 @@
  * kept in memory and, at close, once the backend has reopened the path
  * with every connection to the old file closed, written there.
  *
+ * The maintenance thread runs hg_store_task's tasks and, when a commit
+ * asks (hg_store_writer_want_checkpoint), the backend's checkpoint: the
+ * work a commit would otherwise leave to the one that crosses a mark,
+ * fsyncs included, done where no barrier waits for it.
+ *
  * Threads and signals: the writer and maintenance threads block every
- * signal, so that the master's signalfd sees them all.
+ * signal, so that the master's signalfd sees them all. Both start in
+ * hg_store_writer_start, which returns once they wait for work: a thread
+ * started later, or still starting, could hold an allocator lock while
+ * the master forks.
  */
 
 #include "hg_core.h"
@@ -62,6 +70,7 @@ struct hg_store_writer_s {
     bool writer_parked;             /* reached its first wait */
     pthread_t maintainer;
     bool maintainer_started;
+    bool maintainer_parked;         /* reached its first wait */
     pthread_mutex_t mu;
     pthread_cond_t cond;            /* the writer's; CLOCK_MONOTONIC */
     pthread_cond_t tasks_cond;      /* the maintenance thread's */
@@ -88,6 +97,7 @@ struct hg_store_writer_s {
     bool limit_retry;               /* applying it failed: with the next try */
     size_t recovered;               /* committed in chunks this episode */
     bool moved;                     /* the file left its path (writer's) */
+    bool checkpoint_wanted;         /* for the maintenance thread */
     hg_store_tasks_t tasks;         /* for the maintenance thread */
     hg_store_tasks_t done;          /* for hg_store_task_done */
 };
@@ -318,7 +328,7 @@ hg_sw_commit(hg_store_writer_t *w, const hg_store_batch_t *batch, char *err,
     if (hg_sw_empty(batch)) {
         return HG_STORE_WRITE_OK;
     }
-    rc = w->ops->commit(w->be, batch, err, errlen);
+    rc = w->ops->commit(w->be, w, batch, err, errlen);
     w->moved = rc == HG_STORE_WRITE_MOVED;  /* or put back where it was */
     return rc;
 }
@@ -443,6 +453,8 @@ hg_sw_writer(void *arg)
     int64_t backoff = 0;
     char err[256];
 
+    /* A name for top -H and perf; a failure changes nothing else. */
+    (void) pthread_setname_np(pthread_self(), "hg-store-write");
     pthread_mutex_lock(&w->mu);
     w->writer_parked = true;
     pthread_cond_broadcast(&w->cond);
@@ -548,6 +560,32 @@ hg_sw_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
     return rc;
 }
 
+static void *hg_sw_maintainer(void *arg);
+
+/* Stops the threads that started and waits for them to end; the writer
+ * commits what is queued first (one last try). */
+static void
+hg_sw_join(hg_store_writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cond);
+    pthread_cond_signal(&w->tasks_cond);
+    pthread_mutex_unlock(&w->mu);
+    if (w->maintainer_started) {
+        /* A long cleanup or vacuum stops at its next step. */
+        if (w->ops->interrupt != NULL) {
+            w->ops->interrupt(w->be);
+        }
+        pthread_join(w->maintainer, NULL);
+        w->maintainer_started = false;
+    }
+    if (w->writer_started) {
+        pthread_join(w->writer, NULL);
+        w->writer_started = false;
+    }
+}
+
 int
 hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
                       void *be, const char *name,
@@ -608,6 +646,9 @@ hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
         snprintf(err, errlen, "store: eventfd: %s", strerror(errno));
         goto failed;
     }
+    /* Both threads now, from the caller's: the writer thread asks for
+     * checkpoints while the master may fork, and must not start a thread
+     * then. */
     rc = hg_sw_thread(&w->writer, hg_sw_writer, w);
     if (rc != 0) {
         snprintf(err, errlen, "store: cannot start the writer thread: %s",
@@ -615,12 +656,19 @@ hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
         goto failed;
     }
     w->writer_started = true;
-    /* Back only once the thread waits for work: the master forks its
+    rc = hg_sw_thread(&w->maintainer, hg_sw_maintainer, w);
+    if (rc != 0) {
+        snprintf(err, errlen, "store: cannot start the maintenance thread: "
+                 "%s", strerror(rc));
+        goto failed;
+    }
+    w->maintainer_started = true;
+    /* Back only once the threads wait for work: the master forks its
      * workers next, and a thread still starting may hold a lock of the
      * allocator's that the child would wait for forever (as
      * AddressSanitizer's allocator does not guard fork). */
     pthread_mutex_lock(&w->mu);
-    while (!w->writer_parked) {
+    while (!w->writer_parked || !w->maintainer_parked) {
         pthread_cond_wait(&w->cond, &w->mu);
     }
     pthread_mutex_unlock(&w->mu);
@@ -629,6 +677,7 @@ hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
     return HG_OK;
 
 failed:
+    hg_sw_join(w);
     hg_sw_free(w);
     return HG_ERROR;
 }
@@ -682,21 +731,7 @@ hg_store_writer_close(hg_store_t *store)
     if (w == NULL) {
         return;
     }
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    pthread_cond_signal(&w->cond);
-    pthread_cond_signal(&w->tasks_cond);
-    pthread_mutex_unlock(&w->mu);
-    if (w->maintainer_started) {
-        /* A long cleanup or vacuum stops at its next step. */
-        if (w->ops->interrupt != NULL) {
-            w->ops->interrupt(w->be);
-        }
-        pthread_join(w->maintainer, NULL);
-    }
-    if (w->writer_started) {
-        pthread_join(w->writer, NULL);
-    }
+    hg_sw_join(w);
     if (w->moved && !hg_sw_empty(&w->q)) {
         hg_store_loglines_emit(w->lines);
         w->lines = NULL;
@@ -941,6 +976,18 @@ hg_store_writer_self(void)
     return hg_sw_self;
 }
 
+void
+hg_store_writer_want_checkpoint(hg_store_writer_t *w)
+{
+    if (w->ops->checkpoint == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->checkpoint_wanted = true;
+    pthread_cond_signal(&w->tasks_cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void *
 hg_sw_maintainer(void *arg)
 {
@@ -948,13 +995,23 @@ hg_sw_maintainer(void *arg)
     hg_store_task_t *task;
 
     hg_sw_self = w;
+    (void) pthread_setname_np(pthread_self(), "hg-store-maint");
     pthread_mutex_lock(&w->mu);
+    w->maintainer_parked = true;
+    pthread_cond_broadcast(&w->cond);
     for (;;) {
-        while (!w->stop && w->tasks.head == NULL) {
+        while (!w->stop && w->tasks.head == NULL && !w->checkpoint_wanted) {
             pthread_cond_wait(&w->tasks_cond, &w->mu);
         }
         if (w->stop) {
             break;
+        }
+        if (w->checkpoint_wanted) {
+            w->checkpoint_wanted = false;
+            pthread_mutex_unlock(&w->mu);
+            w->ops->checkpoint(w->be, w);
+            pthread_mutex_lock(&w->mu);
+            continue;
         }
         task = hg_store_tasks_pop(&w->tasks);
         pthread_mutex_unlock(&w->mu);
@@ -977,17 +1034,7 @@ int
 hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
 {
     hg_store_writer_t *w = store->writer;
-    int rc;
 
-    if (!w->maintainer_started) {
-        rc = hg_sw_thread(&w->maintainer, hg_sw_maintainer, w);
-        if (rc != 0) {
-            snprintf(task->error, sizeof(task->error), "store: cannot start "
-                     "the maintenance thread: %s", strerror(rc));
-            return HG_ERROR;
-        }
-        w->maintainer_started = true;
-    }
     pthread_mutex_lock(&w->mu);
     hg_store_tasks_push(&w->tasks, task);
     pthread_cond_signal(&w->tasks_cond);

@@ -67,9 +67,11 @@ typedef struct hg_store_writer_s hg_store_writer_t;
 
 typedef struct hg_store_backend_s {
     /* Writer thread, on the driver's write connection: BATCH (never
-     * empty) in one transaction, all or nothing; the reason in err. */
-    hg_store_write_t (*commit)(void *be, const hg_store_batch_t *batch,
-                               char *err, size_t errlen);
+     * empty) in one transaction, all or nothing; the reason in err. W is
+     * for hg_store_writer_want_checkpoint. */
+    hg_store_write_t (*commit)(void *be, hg_store_writer_t *w,
+                               const hg_store_batch_t *batch, char *err,
+                               size_t errlen);
     /* Writer thread, before the next commit: the test hook of
      * hg_store_set_max_page_count. NULL = not supported. */
     hg_store_write_t (*set_limit)(void *be, uint64_t limit, char *err,
@@ -83,10 +85,17 @@ typedef struct hg_store_backend_s {
      * close every connection and open a write connection to the file now
      * at the path (creating it). */
     int (*reopen)(void *be, char *err, size_t errlen);
+    /* Maintenance thread, before its next task, once commit asked with
+     * hg_store_writer_want_checkpoint: the work a commit leaves for later
+     * (SQLite: copying the WAL into the database, with its fsyncs), done
+     * off the writer thread so that no commit, and no barrier, waits for
+     * it. NULL = none. */
+    void (*checkpoint)(void *be, hg_store_writer_t *w);
 } hg_store_backend_t;
 
-/* Starts the writer thread for STORE (store->writer, store->notify_fd).
- * NAME (the path) is what the lines call the database. */
+/* Starts the writer and maintenance threads for STORE (store->writer,
+ * store->notify_fd). NAME (the path) is what the lines call the
+ * database. */
 int hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
                           void *be, const char *name,
                           const hg_store_options_t *options, char *err,
@@ -119,6 +128,9 @@ bool hg_store_writer_stopping(hg_store_writer_t *w);
  * NULL in any other thread: what a read has to say goes through
  * hg_store_writer_log there, as the log is the loop's. */
 hg_store_writer_t *hg_store_writer_self(void);
+/* For commit: have the maintenance thread run the backend's checkpoint
+ * (once for any number of asks before it starts). */
+void hg_store_writer_want_checkpoint(hg_store_writer_t *w);
 void hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
                          const char *fmt, ...) HG_PRINTF(3, 4);
 

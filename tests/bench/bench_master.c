@@ -1265,6 +1265,7 @@ done:
 
 /* One run of (c), times in ms after the due instant. */
 typedef struct bench_burst_s {
+    double p50, p99;                /* lag of the starts */
     double last_started;
     double last_finished;
     double first_started;
@@ -1321,6 +1322,14 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
     memset(&obs, 0, sizeof(obs));
     obs.job_prefix = "burst-";
     obs.prefix_len = strlen(obs.job_prefix);
+    obs.until_ns = INT64_MAX;       /* every start's lag */
+    obs.lags_cap = b->burst_jobs;
+    obs.lags = malloc(obs.lags_cap * sizeof(*obs.lags));
+    obs.dues = malloc(obs.lags_cap * sizeof(*obs.dues));
+    if (obs.lags == NULL || obs.dues == NULL) {
+        fprintf(stderr, "bench_master: out of memory\n");
+        goto done;
+    }
     if (bench_master_start(&m, &st_store, store != NULL, cycle, path,
                            b->dir, &obs, &init_ns) != HG_OK)
     {
@@ -1354,6 +1363,9 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
                 hg_exec_status_name(obs.last_bad));
         goto done;
     }
+    qsort(obs.lags, obs.nlags, sizeof(*obs.lags), bench_cmp_i64);
+    out->p50 = bench_ms(bench_percentile(obs.lags, obs.nlags, 50.0));
+    out->p99 = bench_ms(bench_percentile(obs.lags, obs.nlags, 99.0));
     out->last_started = bench_ms(obs.max_dispatched_ns - due_ns);
     out->last_finished = bench_ms(obs.last_finished_ns - due_ns);
     out->first_started = bench_ms(obs.min_dispatched_ns - due_ns);
@@ -1363,6 +1375,8 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
 
 done:
     bench_master_stop(b, &m, &st_store);
+    free(obs.lags);
+    free(obs.dues);
     unlink(path);
     return rc;
 }
@@ -1398,9 +1412,10 @@ bench_burst_runs(const bench_t *b, const char *store)
     for (i = 0; i < n; i++) {
         printf(" %.1f", runs[i].last_started);
     }
-    printf("; median run: last finished %.1f ms after the due instant "
-           "(%.0f executions/s), first started %.2f ms after it; set-up "
-           "hg_cycle_create %.1f ms, hg_master_create %.1f ms\n",
+    printf("; median run: start lag p50 %.1f ms, p99 %.1f ms; last "
+           "finished %.1f ms after the due instant (%.0f executions/s), "
+           "first started %.2f ms after it; set-up hg_cycle_create %.1f ms, "
+           "hg_master_create %.1f ms\n", med->p50, med->p99,
            med->last_finished,
            (double) b->burst_jobs / (med->last_finished / 1e3),
            med->first_started, med->build_ms, med->init_ms);

@@ -226,6 +226,17 @@ put(hg_store_t *store, const hg_exec_record_t *r)
     assert_int_equal(hg_store_put_execution(store, r), HG_OK);
 }
 
+/* Whether a queued execution holds KEY. */
+static bool
+key_pending(hg_store_t *store, const char *key)
+{
+    bool pending = false;
+
+    assert_int_equal(hg_store_unique_key_pending(store, key, &pending),
+                     HG_OK);
+    return pending;
+}
+
 static void
 assert_same_record(const hg_exec_record_t *a, const hg_exec_record_t *b)
 {
@@ -400,6 +411,34 @@ test_update_same_id(void **state)
                                               &rows, &n), HG_OK);
     assert_int_equal(n, 1);
     hg_exec_rows_free(rows, n);
+
+    /* a queued execution put again with another due time, unique key
+     * and job: every field is the new one, and so are the lists that
+     * read those fields through their indexes */
+    make_rec(&b, "job", 2, HG_EXEC_QUEUED);
+    b.r.unique_key = "key-1";
+    put(store, &b.r);
+    sync_store(store);
+    make_rec(&b, "other", 2, HG_EXEC_QUEUED);
+    snprintf(b.id, sizeof(b.id), "exec-job-%08d", 2);
+    b.r.scheduled_for += 500;
+    b.r.unique_key = "key-2";
+    put(store, &b.r);
+    sync_store(store);
+    assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+    assert_same_record(&b.r, &row.r);
+    hg_exec_row_free(&row);
+    assert_int_equal(hg_store_list_executions(store, "other", "queued", 0,
+                                              0, &rows, &n), HG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].r.scheduled_for, b.r.scheduled_for);
+    hg_exec_rows_free(rows, n);
+    assert_int_equal(hg_store_list_executions(store, "job", "queued", 0, 0,
+                                              &rows, &n), HG_OK);
+    assert_int_equal(n, 0);
+    assert_null(rows);
+    assert_false(key_pending(store, "key-1"));
+    assert_true(key_pending(store, "key-2"));
     hg_store_close(store);
 }
 
@@ -704,12 +743,8 @@ test_unique_key(void **state)
     put(store, &b.r);
     sync_store(store);
 
-    assert_int_equal(hg_store_unique_key_pending(store, "invoice-42",
-                                                 &pending), HG_OK);
-    assert_true(pending);
-    assert_int_equal(hg_store_unique_key_pending(store, "invoice-41",
-                                                 &pending), HG_OK);
-    assert_false(pending);
+    assert_true(key_pending(store, "invoice-42"));
+    assert_false(key_pending(store, "invoice-41"));
     assert_int_equal(hg_store_unique_key_pending(store, "other", &pending),
                      HG_OK);
     assert_false(pending);
@@ -1106,25 +1141,55 @@ test_reopen(void **state)
     json_decref(states);
     hg_store_close(store);
     /* the schema was created once */
-    assert_int_equal(log_count(f, "schema version 2 created"), 1);
+    assert_int_equal(log_count(f, "schema version 3 created"), 1);
+}
+
+/* Version 3 back to version 2's index on finished_at (every row). */
+#define HG_TEST_SCHEMA_BACK_TO_V2 \
+    "DROP INDEX executions_finished;" \
+    "CREATE INDEX executions_finished ON executions (finished_at);"
+
+/* The first column of the first row SQL gives (with ?1 bound to ARG when
+ * not NULL), as text the caller frees; NULL when there is no row. */
+static char *
+sql_value(const char *path, const char *sql, const char *arg)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    char *value = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (arg != NULL) {
+        assert_int_equal(sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC),
+                         SQLITE_OK);
+    }
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        value = strdup((const char *) sqlite3_column_text(s, 0));
+        assert_non_null(value);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return value;
+}
+
+static int64_t
+sql_int(const char *path, const char *sql)
+{
+    char *text = sql_value(path, sql, NULL);
+    int64_t v;
+
+    assert_non_null(text);
+    v = strtoll(text, NULL, 10);
+    free(text);
+    return v;
 }
 
 static int64_t
 user_version(const char *path)
 {
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t v = -1;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
-                                        NULL), SQLITE_OK);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        v = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
+    return sql_int(path, "PRAGMA user_version");
 }
 
 static void
@@ -1171,13 +1236,13 @@ test_migration_v0(void **state)
     assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
     hg_exec_row_free(&row);
     hg_store_close(store);
-    assert_int_equal(user_version(f->path), 2);
-    assert_int_equal(log_count(f, "schema version 2 created"), 1);
+    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(log_count(f, "schema version 3 created"), 1);
 
     /* opening a current file again migrates nothing */
     store = open_store(f, NULL);
     hg_store_close(store);
-    assert_int_equal(log_count(f, "schema version 2 created"), 1);
+    assert_int_equal(log_count(f, "schema version 3 created"), 1);
     assert_int_equal(log_count(f, "migrated"), 0);
     exec_sql(f->path, "SELECT x FROM notes");   /* their table is kept */
 }
@@ -1340,15 +1405,108 @@ test_migration_v1(void **state)
     /* a version-1 file: before fire_claims */
     store = open_store(f, NULL);
     hg_store_close(store);
-    exec_sql(f->path, "DROP TABLE fire_claims; PRAGMA user_version = 1;");
+    exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V2
+                      "DROP TABLE fire_claims; PRAGMA user_version = 1;");
 
     store = open_store(f, NULL);
-    assert_int_equal(log_count(f, "schema migrated from version 1 to 2"), 1);
+    assert_int_equal(log_count(f, "schema migrated from version 1 to 3"), 1);
     assert_int_equal(hg_store_claim_fire(store, "a", 1000, &token), HG_OK);
     assert_int_equal(hg_store_claim_fire(store, "a", 1000, &token),
                      HG_AGAIN);
     hg_store_close(store);
-    assert_int_equal(user_version(f->path), 2);
+    assert_int_equal(user_version(f->path), 3);
+}
+
+/* The SQL of index NAME as the file holds it (freed by the caller). */
+static char *
+index_sql(const char *path, const char *name)
+{
+    return sql_value(path, "SELECT sql FROM sqlite_schema WHERE type ="
+                     " 'index' AND name = ?1", name);
+}
+
+/*
+ * A version-2 file (the index on finished_at holds every row) with
+ * history in it: opened, it is migrated to 3 (the index holds finished
+ * rows only) and keeps every row, statistic, job state and claim; the
+ * records that follow go on from there, and retention still finds the
+ * old rows through the new index.
+ */
+static void
+test_migration_v2(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store;
+    hg_job_stats_t st;
+    hg_exec_row_t row;
+    rec_buf_t b;
+    json_t *states;
+    uint64_t token = 0, deleted = 0;
+    char *sql;
+    int i;
+
+    store = open_store(f, NULL);
+    for (i = 1; i <= 20; i++) {
+        put_final(store, "v2", i, i % 5 ? HG_EXEC_SUCCEEDED : HG_EXEC_FAILED,
+                  i);
+    }
+    make_rec(&b, "v2", 21, HG_EXEC_RUNNING);
+    put(store, &b.r);
+    make_rec(&b, "v2", 22, HG_EXEC_QUEUED);
+    b.r.unique_key = "v2-key";
+    put(store, &b.r);
+    assert_int_equal(hg_store_put_job_state(store, "v2", 4242, true), HG_OK);
+    assert_int_equal(hg_store_claim_fire(store, "v2", 4242, &token), HG_OK);
+    sync_store(store);
+    hg_store_close(store);
+    exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V2 "PRAGMA user_version = 2;");
+    sql = index_sql(f->path, "executions_finished");
+    assert_non_null(sql);
+    assert_null(strstr(sql, "WHERE"));
+    free(sql);
+
+    store = open_store(f, NULL);
+    assert_int_equal(log_count(f, "schema migrated from version 2 to 3"), 1);
+    assert_int_equal(user_version(f->path), 3);
+    sql = index_sql(f->path, "executions_finished");
+    assert_non_null(sql);
+    assert_non_null(strstr(sql, "WHERE finished_at > 0"));
+    free(sql);
+
+    for (i = 1; i <= 22; i++) {
+        make_rec(&b, "v2", i, i <= 20 ? (i % 5 ? HG_EXEC_SUCCEEDED
+                                                : HG_EXEC_FAILED)
+                                      : i == 21 ? HG_EXEC_RUNNING
+                                                : HG_EXEC_QUEUED);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        assert_int_equal(row.r.status, b.r.status);
+        assert_int_equal(row.r.scheduled_for, b.r.scheduled_for);
+        hg_exec_row_free(&row);
+    }
+    assert_int_equal(hg_store_job_stats(store, "v2", &st), HG_OK);
+    assert_int_equal(st.runs, 20);
+    assert_int_equal(st.failures, 4);
+    assert_int_equal(hg_store_load_job_states(store, &states), HG_OK);
+    assert_int_equal(json_integer_value(json_object_get(
+        json_object_get(states, "v2"), "last_fire")), 4242);
+    json_decref(states);
+    assert_int_equal(hg_store_claim_fire(store, "v2", 4242, &token),
+                     HG_AGAIN);
+    assert_true(key_pending(store, "v2-key"));
+
+    /* the running one ends on the migrated file: counted once */
+    put_final(store, "v2", 21, HG_EXEC_SUCCEEDED, 21);
+    sync_store(store);
+    assert_int_equal(hg_store_job_stats(store, "v2", &st), HG_OK);
+    assert_int_equal(st.runs, 21);
+
+    /* retention: the 21 finished rows, not the queued one */
+    assert_int_equal(hg_store_cleanup(store, INT64_MAX, 8, &deleted), HG_OK);
+    assert_int_equal(deleted, 21);
+    make_rec(&b, "v2", 22, HG_EXEC_QUEUED);
+    assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+    hg_exec_row_free(&row);
+    hg_store_close(store);
 }
 
 static void
@@ -1931,26 +2089,37 @@ test_check(void **state)
     assert_non_null(strstr(err, "store.driver: \"postgres\""));
 }
 
+/* N succeeded executions of JOB with 2,000 bytes of output each,
+ * committed EVERY at a time. */
+static void
+put_big(hg_store_t *store, const char *job, int n, int every)
+{
+    static char big[2000];
+    rec_buf_t b;
+    int i;
+
+    memset(big, 'b', sizeof(big));
+    for (i = 0; i < n; i++) {
+        make_rec(&b, job, i, HG_EXEC_SUCCEEDED);
+        b.r.output = big;
+        b.r.output_len = sizeof(big);
+        put(store, &b.r);
+        if (i % every == every - 1) {
+            sync_store(store);
+        }
+    }
+}
+
 static void
 test_vacuum(void **state)
 {
     fixture_t *f = *state;
     hg_store_t *store = open_store(f, NULL);
-    static char big[2000];
     json_t *report;
     json_int_t before, after;
     uint64_t deleted;
-    rec_buf_t b;
-    int i;
 
-    memset(big, 'v', sizeof(big));
-    for (i = 0; i < 2000; i++) {
-        make_rec(&b, "v", i, HG_EXEC_SUCCEEDED);
-        b.r.output = big;
-        b.r.output_len = sizeof(big);
-        put(store, &b.r);
-    }
-    sync_store(store);
+    put_big(store, "v", 2000, 2000);
     assert_int_equal(hg_store_vacuum(store), HG_OK);    /* checkpoint */
     assert_int_equal(hg_store_health(store, &report), HG_OK);
     before = json_integer_value(json_object_get(report, "size_bytes"));
@@ -2095,19 +2264,33 @@ health_int(hg_store_t *store, const char *key)
 static int64_t
 page_count(const char *path)
 {
-    sqlite3 *db;
-    sqlite3_stmt *s;
-    int64_t pages;
+    return sql_int(path, "PRAGMA page_count");
+}
 
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &s,
-                                        NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    pages = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return pages;
+/* Past SQLite's mark of 1,000 WAL pages, the maintenance thread copies
+ * the WAL into the database (the commit that crossed the mark does not):
+ * the file grows while the store is open, with no vacuum asked, and the
+ * WAL stays bounded. */
+static void
+test_checkpoint(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    struct stat st;
+    int64_t end;
+
+    put_big(store, "c", 3000, 100);
+    /* about 1,500 pages in the WAL; the writer checkpoints only past
+     * 4,000 */
+    end = mono_ms() + 20000;
+    while (stat(f->path, &st) == 0 && st.st_size < 2 * 1024 * 1024
+           && mono_ms() < end)
+    {
+        usleep(10000);
+    }
+    assert_true(st.st_size >= 2 * 1024 * 1024);
+    assert_true(health_int(store, "wal_bytes") < 5000 * (4096 + 24));
+    hg_store_close(store);
 }
 
 /* A disk that stays nearly full: the backlog goes in chunks, so a little
@@ -2271,6 +2454,7 @@ main(void)
         SQLITE(test_reopen),
         SQLITE(test_migration_v0),
         SQLITE(test_migration_v1),
+        SQLITE(test_migration_v2),
         SQLITE(test_migration_newer),
         SQLITE(test_kill9),
         SQLITE(test_fault_disk_full),
@@ -2281,6 +2465,7 @@ main(void)
         SQLITE(test_readonly),
         SQLITE(test_check),
         SQLITE(test_vacuum),
+        SQLITE(test_checkpoint),
         SQLITE(test_open_writes_nothing),
         SQLITE(test_private_no_symlink),
         SQLITE(test_fault_recovery_in_chunks),
