@@ -39,6 +39,17 @@ def test_help_and_usage_errors():
     usage_refused(run_hourglass("-t", "extra"), 'unexpected argument "extra"')
 
 
+@pytest.mark.parametrize("args", [(), ("a.conf", "/prefix", "1000")])
+def test_the_configuration_reader_refuses_to_be_run_by_hand(args):
+    # The master runs it with its result pipe open on a descriptor of its
+    # own; from a shell (without it, whatever the arguments) it refuses
+    # at once, as a usage error, and reads nothing.
+    r = run_hourglass("--cycle-reader", *args)
+    assert r.returncode == 2, r
+    assert r.stderr == ("hourglass: --cycle-reader is run by the master, "
+                        "not by hand\n"), r.stderr
+    assert r.stdout == ""
+
 def test_signal_with_a_bad_configuration(daemon):
     daemon.write("workers = 0;\n")
     r = run_hourglass("-s", "reload", "-c", daemon.conf)
