@@ -1330,6 +1330,33 @@ test_take_queued(void **state)
     hg_store_close(store);
 }
 
+/* Within one priority, the oldest run_at first; within one run_at too,
+ * the smaller id: the same order from every driver. */
+static void
+test_take_queued_ties(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    hg_exec_row_t *rows;
+    size_t n, i;
+    /* put in this order: execution i, due at run_at */
+    static const struct { int i; int64_t run_at; } put[] = {
+        { 3, 200 }, { 0, 300 }, { 1, 200 }, { 2, 100 },
+    };
+    static const int order[] = { 4, 2, 1, 3, 0 };
+
+    for (i = 0; i < HG_NELEMS(put); i++) {
+        put_queued(store, put[i].i, put[i].run_at, HG_PRIORITY_NORMAL);
+    }
+    /* due last, but a higher priority goes first all the same */
+    put_queued(store, 4, 400, HG_PRIORITY_HIGH);
+    sync_store(store);
+    assert_int_equal(hg_store_take_queued(store, 1000, 1000, 0, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, order, HG_NELEMS(order));
+    hg_store_close(store);
+}
+
 static void
 test_migration_v1(void **state)
 {
@@ -2265,6 +2292,7 @@ main(void)
         BOTH(test_task_async),
         BOTH(test_claim_fire),
         BOTH(test_take_queued),
+        BOTH(test_take_queued_ties),
         BOTH(test_claims_cleanup),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
