@@ -1669,6 +1669,41 @@ test_fault_locked(void **state)
     show_fault_lines(f);
 }
 
+/* A cleanup that cannot take the file's lock fails with the store's
+ * reason and what it did before, deletes nothing, and leaves the store
+ * usable: the same cleanup succeeds once the lock is gone. */
+static void
+test_fault_locked_cleanup(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, &fast_retry);
+    char want[512];
+    sqlite3 *other;
+    uint64_t deleted = 99;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        put_final(store, "old", i, HG_EXEC_SUCCEEDED, i);
+    }
+    sync_store(store);
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(hg_store_cleanup(store, INT64_MAX, 100, &deleted),
+                     HG_ERROR);
+    assert_int_equal(deleted, 0);
+    snprintf(want, sizeof(want), "store: %s: cleanup stopped after 0 "
+             "executions: database is locked", f->path);
+    assert_int_equal(log_count(f, want), 1);
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(other), SQLITE_OK);
+    assert_int_equal(hg_store_cleanup(store, INT64_MAX, 100, &deleted),
+                     HG_OK);
+    assert_int_equal(deleted, 5);
+    hg_store_close(store);
+}
+
 /* Past queue_limit the oldest records go, counted and logged once; a
  * later put of a waiting id replaces it and costs no room. */
 static void
@@ -2303,6 +2338,7 @@ main(void)
         SQLITE(test_kill9),
         SQLITE(test_fault_disk_full),
         SQLITE(test_fault_locked),
+        SQLITE(test_fault_locked_cleanup),
         SQLITE(test_fault_queue_bound),
         SQLITE(test_corrupt_open),
         SQLITE(test_corrupt_runtime),
