@@ -216,6 +216,21 @@ def test_next_bad_variable_reference(expr, message):
     assert r.stdout == ""
 
 
+@pytest.mark.parametrize("expr, env", [
+    ("${HG_LONG}", {"HG_LONG": "0" * 5000}),
+    ("${HG_UNSET:-%s}" % ("0" * 5000), {}),
+    ("0 " * 2500, {}),
+])
+def test_next_schedule_too_long_once_expanded(expr, env):
+    # Whatever makes it long (a variable, a default, the text itself), a
+    # schedule that does not fit is refused by name, never cut short.
+    r = run_hourglass("next", expr, env=dict(
+        {k: v for k, v in os.environ.items() if k != "HG_UNSET"}, **env))
+    assert r.returncode == 1, r
+    assert r.stderr == ('hourglass: invalid schedule "%s": too long after '
+                        'expanding variables\n' % expr), r.stderr
+    assert r.stdout == ""
+
 def test_next_runs_out_of_fire_times():
     r = run_hourglass("next", "--tz", "UTC", "--from",
                       "9999-11-30T00:00:00Z", "-n", "3", "0 0 1 * *")
