@@ -162,6 +162,20 @@ def test_t_module_validate_error_names_the_jobs_line(tmp_path):
     assert "mode: must be one of a, b (test)" in hit[0]
 
 
+def test_t_module_that_rejects_without_a_reason_is_named(tmp_path):
+    # validate said no and wrote nothing: the error still says who refused
+    # the job, at the job's line.
+    conf, text = write_conf(
+        tmp_path, load=["shell", tmod("badvalidate")],
+        jobs=["  { id = \"mute\";\n"
+              "    type = \"badvalidate\";\n"
+              "    every = \"1s\";\n"
+              "    mode = \"silent\"; }"])
+    r = check(tmp_path, conf)
+    hit = [l for l in problems(conf, r) if "mute" in l]
+    assert hit == ['%s:%d: job "mute": rejected by module "badvalidate"'
+                   % (conf, line_of(text, 'id = "mute"'))], r.stderr
+
 def test_t_unknown_type_suggests_the_closest(tmp_path):
     conf, text = write_conf(tmp_path, jobs=[
         job("a", every="1s", command="true"),
