@@ -127,6 +127,25 @@ def test_sigquit_kills_what_outlives_shutdown_timeout(daemon):
     assert not daemon.pidfile.exists()
 
 
+def test_sigterm_during_a_graceful_shutdown_stops_at_once(daemon):
+    # A second SIGQUIT changes nothing (one graceful shutdown, its timeout
+    # not started again); SIGTERM then turns it into a fast stop that
+    # kills the execution the graceful one was waiting for.
+    daemon.start(jobs=[job("long", at=rfc3339(at_ahead(1)),
+                           command="sleep 300")])
+    start = daemon.wait_event("start", job="long")[0]
+    daemon.signal(signal.SIGQUIT)
+    daemon.wait_for(lambda evs: message_events(daemon, "graceful shutdown"),
+                    what="the graceful shutdown")
+    daemon.signal(signal.SIGQUIT)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=20) == 0, daemon.master_output()
+    assert len(message_events(daemon, "graceful shutdown")) == 1
+    assert len(message_events(daemon, "fast shutdown")) == 1
+    fin = daemon.events("finish", job="long", exec=start["exec"])
+    assert fin and fin[0]["status"] == "killed", fin
+    assert not daemon.pidfile.exists()
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
                          ids=["SIGTERM", "SIGINT"])
 def test_sigterm_stops_at_once_killing_running_executions(daemon, sig):
