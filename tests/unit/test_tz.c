@@ -782,6 +782,19 @@ test_tzif_bad(void **state)
         { "footer not a rule", '2', 2, 0, 1, 3600, 0, "\nB-1\n", 0,
           "bad TZ string in footer" },
     };
+    static const struct {
+        const char *what;
+        size_t offset;              /* of the count in the first header */
+        uint32_t value;
+    } counts[] = {
+        { "isutcnt not one per type", 20, 2 },
+        { "isstdcnt not one per type", 24, 2 },
+        { "leapcnt", 28, 100001 },
+        { "timecnt", 32, 100001 },
+        { "typecnt", 36, 257 },
+        { "no abbreviation bytes", 40, 0 },
+        { "charcnt", 40, 65536 },
+    };
     test_buf_t b;
     char err[256], want[256];
     hg_tz_t *tz;
@@ -807,6 +820,22 @@ test_tzif_bad(void **state)
         snprintf(want, sizeof(want), "time zone \"T/Z\": %s", cases[i].err);
         if (tz != NULL || strcmp(err, want) != 0) {
             fail_msg("%s: got \"%s\", want \"%s\"", cases[i].what, err, want);
+        }
+    }
+    /* each count of the header out of bounds, or the per-type flags not
+     * one per type: refused before anything is read past the header */
+    for (i = 0; i < HG_NELEMS(counts); i++) {
+        tzif_v2(&b, '2', 2, 0, 1, 3600, 0, "\nBBB-1\n");
+        b.data[counts[i].offset] = (unsigned char) (counts[i].value >> 24);
+        b.data[counts[i].offset + 1] = (unsigned char) (counts[i].value >> 16);
+        b.data[counts[i].offset + 2] = (unsigned char) (counts[i].value >> 8);
+        b.data[counts[i].offset + 3] = (unsigned char) counts[i].value;
+        err[0] = '\0';
+        tz = hg_tz_from_tzif("T/Z", b.data, b.len, err, sizeof(err));
+        if (tz != NULL || strcmp(err, "time zone \"T/Z\": bad counts in "
+                                      "TZif header") != 0)
+        {
+            fail_msg("%s: got \"%s\"", counts[i].what, err);
         }
     }
 }
