@@ -2548,6 +2548,10 @@ static const struct {
     { "0 0 * * %", "field 5 (day of week): unexpected \"%\" in \"%\"" },
     { "0 0 L-3W * *", "field 3 (day of month): \"L-3W\" is not valid (L is "
                       "the last day of the month, LW its last weekday)" },
+    { "0 0 LW3 * *", "field 3 (day of month): \"LW3\" is not valid (L is "
+                     "the last day of the month, LW its last weekday)" },
+    { "0 0 LWx * *", "field 3 (day of month): \"LWx\" is not valid (L is "
+                     "the last day of the month, LW its last weekday)" },
     { "@every 5us", "@every: \"5us\": sub-second durations are not allowed "
                     "(cron fires on whole seconds)" },
     { "@every 5ns", "@every: \"5ns\": sub-second durations are not allowed "
