@@ -312,8 +312,9 @@ parse_item(parse_ctx_t *ctx, field_t *f, const char *p, const char *end)
         goto set_range;
     }
 
+    /* "LW" followed by more is a malformed LW, not a name */
     if (upper(*p) == 'L' && (end - p == 1 || !is_alpha(p[1])
-                             || (end - p == 2 && upper(p[1]) == 'W')))
+                             || upper(p[1]) == 'W'))
     {
         if (ctx->index == F_DOM) {
             if (end - p == 1) {

@@ -7,8 +7,9 @@
  * Three modes misbehave instead, to show that reading a configuration
  * cannot take the master down or stall it: `mode = "crash"` dereferences
  * NULL in validate (SIGSEGV), `mode = "exit"` ends the process there with
- * status 3, `mode = "hang"` never returns from it. Never load it outside
- * the tests.
+ * status 3, `mode = "hang"` never returns from it. `mode = "silent"`
+ * rejects the job without a word, which hourglass must still report,
+ * naming the module. Never load it outside the tests.
  */
 
 #include <stdio.h>
@@ -34,6 +35,9 @@ badvalidate_validate(const json_t *job, char *err, size_t errlen)
     }
     while (mode != NULL && strcmp(mode, "hang") == 0) {
         (void) sleep(1);
+    }
+    if (mode != NULL && strcmp(mode, "silent") == 0) {
+        return -1;
     }
     (void) snprintf(err, errlen, "mode: must be one of a, b (test)");
     return -1;

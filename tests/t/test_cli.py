@@ -144,13 +144,19 @@ def test_t_module_whose_init_fails(tmp_path):
     assert "refusing to start (test)" in hit[0], hit
 
 
-def test_t_module_validate_error_names_the_jobs_line(tmp_path):
-    conf, text = write_conf(
+def badvalidate_conf(tmp_path, id, mode):
+    """A configuration whose one job ID, of the badvalidate test module in
+    MODE, spans four lines: (conf path, its text)."""
+    return write_conf(
         tmp_path, load=["shell", tmod("badvalidate")],
-        jobs=["  { id = \"picky\";\n"
+        jobs=["  { id = \"%s\";\n"
               "    type = \"badvalidate\";\n"
               "    every = \"1s\";\n"
-              "    mode = \"c\"; }"])
+              "    mode = \"%s\"; }" % (id, mode)])
+
+
+def test_t_module_validate_error_names_the_jobs_line(tmp_path):
+    conf, text = badvalidate_conf(tmp_path, "picky", "c")
     first = line_of(text, 'id = "picky"')
     last = line_of(text, 'mode = "c"')
     lines = problems(conf, check(tmp_path, conf))
@@ -161,6 +167,15 @@ def test_t_module_validate_error_names_the_jobs_line(tmp_path):
     assert first <= int(m.group(1)) <= last, (hit, first, last)
     assert "mode: must be one of a, b (test)" in hit[0]
 
+
+def test_t_module_that_rejects_without_a_reason_is_named(tmp_path):
+    # validate said no and wrote nothing: the error still says who refused
+    # the job, at the job's line.
+    conf, text = badvalidate_conf(tmp_path, "mute", "silent")
+    r = check(tmp_path, conf)
+    hit = [l for l in problems(conf, r) if "mute" in l]
+    assert hit == ['%s:%d: job "mute": rejected by module "badvalidate"'
+                   % (conf, line_of(text, 'id = "mute"'))], r.stderr
 
 def test_t_unknown_type_suggests_the_closest(tmp_path):
     conf, text = write_conf(tmp_path, jobs=[

@@ -39,6 +39,17 @@ def test_help_and_usage_errors():
     usage_refused(run_hourglass("-t", "extra"), 'unexpected argument "extra"')
 
 
+@pytest.mark.parametrize("args", [(), ("a.conf", "/prefix", "1000")])
+def test_the_configuration_reader_refuses_to_be_run_by_hand(args):
+    # The master runs it with its result pipe open on a descriptor of its
+    # own; from a shell (without it, whatever the arguments) it refuses
+    # at once, as a usage error, and reads nothing.
+    r = run_hourglass("--cycle-reader", *args)
+    assert r.returncode == 2, r
+    assert r.stderr == ("hourglass: --cycle-reader is run by the master, "
+                        "not by hand\n"), r.stderr
+    assert r.stdout == ""
+
 def test_signal_with_a_bad_configuration(daemon):
     daemon.write("workers = 0;\n")
     r = run_hourglass("-s", "reload", "-c", daemon.conf)
@@ -204,6 +215,21 @@ def test_next_bad_variable_reference(expr, message):
         % (expr, message)
     assert r.stdout == ""
 
+
+@pytest.mark.parametrize("expr, env", [
+    ("${HG_LONG}", {"HG_LONG": "0" * 5000}),
+    ("${HG_UNSET:-%s}" % ("0" * 5000), {}),
+    ("0 " * 2500, {}),
+])
+def test_next_schedule_too_long_once_expanded(expr, env):
+    # Whatever makes it long (a variable, a default, the text itself), a
+    # schedule that does not fit is refused by name, never cut short.
+    r = run_hourglass("next", expr, env=dict(
+        {k: v for k, v in os.environ.items() if k != "HG_UNSET"}, **env))
+    assert r.returncode == 1, r
+    assert r.stderr == ('hourglass: invalid schedule "%s": too long after '
+                        'expanding variables\n' % expr), r.stderr
+    assert r.stdout == ""
 
 def test_next_runs_out_of_fire_times():
     r = run_hourglass("next", "--tz", "UTC", "--from",

@@ -21,7 +21,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import sqlite_config, job, wait_until
+from conftest import at_ahead, job, rfc3339, sqlite_config, wait_until
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
@@ -297,3 +297,44 @@ def test_a_retry_waiting_at_kill_9_still_runs_after_the_restart(daemon):
            [(r["id"][-6:], r["attempt"], r["status"], r["triggered_by"],
              r["error"]) for r in rows]))
     assert row["attempt"] == 2 and row["run_id"] == before["run_id"], row
+
+
+def test_unfinished_executions_of_a_removed_job_are_closed_at_restart(daemon):
+    # The master is killed while "long" runs and while "flaky" waits for
+    # its retry (queued). It restarts with a configuration that has
+    # neither job: each execution is closed, not left unfinished for ever
+    # nor run: the running one crashed, the queued one skipped, both
+    # saying why. A job that is still configured keeps its own.
+    db = daemon.dir / "hg.db"
+    keep = job("keep", every="1h", command="true")
+    daemon.start(sqlite_config(daemon, db, workers=2, jobs=[
+        keep,
+        job("long", at=rfc3339(at_ahead(1)), command="sleep 300"),
+        job("flaky", at=rfc3339(at_ahead(1)), max_retries=1,
+            backoff={"initial": "1h", "jitter": 0.0}, command="false")]))
+    run = daemon.wait_event("start", job="long")[0]
+    retry = daemon.wait_event("retry", job="flaky")[0]
+    wait_until(lambda: (lambda rows: rows.get(run["exec"], {}).get("status")
+                        == "running" and retry["exec"] in rows)(
+        snapshot(db)[0]), what="the running and the queued rows")
+    daemon.signal(signal.SIGKILL)
+    daemon.wait_exit()
+    wait_until(lambda: not daemon.tagged(), timeout=10,
+               what="the killed master's processes to end")
+    daemon.start(sqlite_config(daemon, db, workers=2, jobs=[keep]))
+    rows = wait_until(lambda: (lambda r: r if r[run["exec"]]["status"]
+                               != "running"
+                               and r[retry["exec"]]["status"] != "queued"
+                               else None)(snapshot(db)[0]),
+                      what="the removed jobs' executions closed")
+    assert rows[run["exec"]]["status"] == "crashed", rows[run["exec"]]
+    assert rows[run["exec"]]["error"] == "its job no longer exists"
+    assert rows[run["exec"]]["finished_at"] is not None
+    assert rows[retry["exec"]]["status"] == "skipped", rows[retry["exec"]]
+    assert rows[retry["exec"]]["error"] == "its job no longer exists"
+    # nothing of theirs ran again
+    assert [e["exec"] for e in daemon.events("start", job="long")] \
+        == [run["exec"]]
+    assert [e["exec"] for e in daemon.events("start", job="flaky")] \
+        != [] and retry["exec"] not in [
+            e["exec"] for e in daemon.events("start", job="flaky")]

@@ -67,3 +67,40 @@ def test_crashing_module_takes_down_only_its_worker(daemon):
     daemon.wait_workers(2, exclude=[start["worker"]])
     daemon.wait_event("start", job="tick", count=2, after=etime(fin))
     assert daemon.running()
+
+
+
+def run_badresult(daemon, mode):
+    """Starts a one-worker daemon whose job "bad" runs the badresult test
+    module in MODE, beside a job "tick"; returns the start and finish
+    lines of "bad"."""
+    daemon.start(workers=1, test_modules=["badresult"], jobs=[
+        job("bad", type="badresult", mode=mode, at=rfc3339(at_ahead(1)),
+            max_retries=0),
+        job("tick", every="300ms", command="true"),
+    ])
+    return (daemon.wait_event("start", job="bad")[0],
+            daemon.wait_event("finish", job="bad")[0])
+
+
+def test_a_module_returning_no_result_code_fails_its_execution(daemon):
+    # A module's execute must return one of the four result codes; another
+    # value is a bug of the module, recorded as a failure that says so,
+    # and the worker goes on serving.
+    start, fin = run_badresult(daemon, "code")
+    assert fin["status"] == "failed", fin
+    assert fin["error"] == ('module "badresult" returned 42, which is not '
+                            'a result code'), fin
+    daemon.wait_event("start", job="tick", count=2, after=etime(fin),
+                      worker=start["worker"])
+    assert not daemon.events("worker_exit")
+
+
+def test_a_module_ending_its_worker_is_recorded_with_the_exit_status(daemon):
+    start, fin = run_badresult(daemon, "exit")
+    assert fin["status"] == "crashed", fin
+    assert fin["error"] == ("worker %d exited with status 7 during the "
+                            "execution" % start["worker"]), fin
+    daemon.wait_event("worker_exit", worker=start["worker"])
+    daemon.wait_workers(1, exclude=[start["worker"]])
+    daemon.wait_event("start", job="tick", count=2, after=etime(fin))

@@ -3,8 +3,9 @@
 import json
 import re
 import signal
+import sqlite3
 
-from conftest import job, wait_until
+from conftest import db_rows, job, sqlite_config, wait_until
 
 
 def test_text_log_lines_carry_event_job_and_exec(daemon):
@@ -60,3 +61,27 @@ def test_text_log_lines_cannot_be_forged(daemon):
                for l in lines), lines
     assert not [l for l in daemon.lines() if l.startswith("FORGED")]
     assert not [l for l in daemon.lines() if "\x1b" in l]
+
+
+def test_a_log_that_cannot_be_written_does_not_stop_the_jobs(daemon):
+    # Every write to the log fails (/dev/full: the disk is full). The
+    # lines are dropped, and the master and its workers go on running
+    # the jobs and recording them; a stop still ends it cleanly.
+    db = daemon.dir / "hg.db"
+    text = sqlite_config(daemon, db, workers=2, jobs=[
+        job("tick", every="200ms", command="echo hi")])
+    text = text.replace('file = "%s"' % daemon.log, 'file = "/dev/full"')
+    assert "/dev/full" in text
+    daemon.start(text, wait_ready=False)
+
+    def succeeded():
+        try:
+            rows = db_rows(db, "job_id = 'tick' AND status = 'succeeded'")
+        except sqlite3.OperationalError:
+            return None         # the store is not made yet
+        return rows if len(rows) >= 5 else None
+    rows = wait_until(succeeded, what="five runs recorded")
+    assert all(r["output"] == b"hi\n" for r in rows), rows
+    assert daemon.running()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=20) == 0, daemon.master_output()

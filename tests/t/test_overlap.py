@@ -4,6 +4,7 @@ rules: priority, jitter and starting_deadline. Read back from the SQLite
 store and from the log."""
 
 import functools
+import signal
 
 import conftest
 from conftest import sqlite_config, at_ahead, job, rfc3339, wait_until
@@ -208,3 +209,36 @@ def test_starting_deadline_records_a_late_run_missed(daemon):
     fin = daemon.events("finish", job="tight")
     assert [f["status"] for f in fin] == ["missed"], fin
     assert not daemon.events("start", job="tight")
+
+
+def test_fires_queued_behind_a_run_are_skipped_when_the_job_is_removed(
+        daemon):
+    # overlap = queue keeps fires waiting behind the running one. A reload
+    # that removes the job closes each waiting fire as skipped, saying
+    # why, rather than running it for a job that no longer exists or
+    # leaving it queued; the running one finishes.
+    db = daemon.dir / "hg.db"
+    tick = job("tick", every="1h", command="true")
+    daemon.start(sqlite_config(daemon, db, workers=2, jobs=[
+        tick, job("slow", every="300ms", command="sleep 2", overlap="queue",
+                  max_retries=0)]))
+    rows = wait_rows(db, lambda rs: count(rs, "queued") >= 2
+                     and count(rs, "running") == 1,
+                     where="job_id = 'slow'", what="fires waiting their turn")
+    running = [r["id"] for r in rows if r["status"] == "running"]
+    daemon.rewrite(sqlite_config(daemon, db, workers=2, jobs=[tick]))
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_event("job_removed", job="slow")
+    rows = wait_rows(db, lambda rs: rs and count(rs, "queued") == 0
+                     and count(rs, "running") == 0,
+                     where="job_id = 'slow'", what="the removed job's rows "
+                     "closed")
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert len(skipped) >= 2, summarize(rows)
+    for r in skipped:
+        assert r["error"] == "job removed from the configuration", r
+        assert r["started_at"] == 0, r
+    assert [r["status"] for r in rows if r["id"] in running] \
+        == ["succeeded"], summarize(rows)
+    assert {r["status"] for r in rows} == {"succeeded", "skipped"}, \
+        summarize(rows)

@@ -378,3 +378,26 @@ def test_reload_that_loads_a_new_module_runs_its_jobs(daemon):
     assert not {e["worker"] for e in starts} & set(old_workers), starts
     daemon.wait_event("finish", job="tick", status="succeeded",
                       after=etime(fin[-1]))
+
+
+def test_reload_to_a_log_file_that_cannot_be_opened_keeps_the_old_one(daemon):
+    # The new log.file cannot be opened (its directory does not exist):
+    # the rest of the reload applies, the master says why in the log it
+    # keeps writing, and goes on.
+    daemon.start(jobs=[job("tick", every="300ms", command="true")])
+    daemon.wait_event("finish", job="tick")
+    gone = daemon.dir / "no-such-dir" / "hourglass.log"
+    text = daemon.config(jobs=[job("tick", every="300ms", command="true"),
+                               job("new", every="300ms", command="true")])
+    text = text.replace('file = "%s"' % daemon.log, 'file = "%s"' % gone)
+    assert str(gone) in text
+    rel = reload(daemon, text)[0]
+    assert rel["result"] == "ok", rel
+    said = [e for e in daemon.events()
+            if "logging stays where it was" in e.get("message", "")]
+    assert [e["message"] for e in said] == [
+        "cannot open log file %s: No such file or directory; logging stays "
+        "where it was" % gone], said
+    assert said[0]["level"] == "error", said
+    daemon.wait_event("finish", job="new", after=etime(rel))
+    assert not gone.parent.exists()

@@ -127,6 +127,25 @@ def test_sigquit_kills_what_outlives_shutdown_timeout(daemon):
     assert not daemon.pidfile.exists()
 
 
+def test_sigterm_during_a_graceful_shutdown_stops_at_once(daemon):
+    # A second SIGQUIT changes nothing (one graceful shutdown, its timeout
+    # not started again); SIGTERM then turns it into a fast stop that
+    # kills the execution the graceful one was waiting for.
+    daemon.start(jobs=[job("long", at=rfc3339(at_ahead(1)),
+                           command="sleep 300")])
+    start = daemon.wait_event("start", job="long")[0]
+    daemon.signal(signal.SIGQUIT)
+    daemon.wait_for(lambda evs: message_events(daemon, "graceful shutdown"),
+                    what="the graceful shutdown")
+    daemon.signal(signal.SIGQUIT)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(timeout=20) == 0, daemon.master_output()
+    assert len(message_events(daemon, "graceful shutdown")) == 1
+    assert len(message_events(daemon, "fast shutdown")) == 1
+    fin = daemon.events("finish", job="long", exec=start["exec"])
+    assert fin and fin[0]["status"] == "killed", fin
+    assert not daemon.pidfile.exists()
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
                          ids=["SIGTERM", "SIGINT"])
 def test_sigterm_stops_at_once_killing_running_executions(daemon, sig):
@@ -171,6 +190,34 @@ def test_sigusr1_reopens_the_log_file(daemon):
     new = daemon.events()
     assert etime(new[0]) >= etime(old[-1])
 
+
+def test_sigusr1_that_cannot_reopen_keeps_logging_where_it_was(daemon):
+    # After a rotation the log's path cannot be opened (a directory
+    # stands there): the master says so in the file it still holds and
+    # goes on; a later reopen, once the path is free, moves the log.
+    daemon.start(jobs=[job("tick", every="300ms", command="true")])
+    daemon.wait_event("finish", job="tick")
+    rotated = daemon.dir / "hourglass.log.1"
+    os.rename(daemon.log, rotated)
+    daemon.log.mkdir()
+    assert daemon.ctl("reopen").returncode == 0
+    failed = wait_until(
+        lambda: message_events(daemon, "cannot reopen the log file",
+                               path=rotated),
+        what="the failed reopen, in the file the master still holds")
+    assert failed[0]["message"] == ("cannot reopen the log file: Is a "
+                                    "directory"), failed
+    assert failed[0]["level"] == "error", failed
+    n = len(daemon.events("finish", job="tick", path=rotated))
+    wait_until(lambda: len(daemon.events("finish", job="tick",
+                                         path=rotated)) >= n + 2,
+               what="the job's runs still logged in the held file")
+    assert daemon.running()
+    daemon.log.rmdir()
+    assert daemon.ctl("reopen").returncode == 0
+    daemon.wait_for(lambda evs: message_events(daemon, "log file reopened"),
+                    what="'log file reopened' in the new file")
+    daemon.wait_event("finish", job="tick")
 
 def test_sigusr1_reopen_also_moves_the_workers_log_lines(daemon):
     # Lines that modules log go out from the worker that runs them (the

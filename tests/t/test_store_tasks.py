@@ -154,3 +154,30 @@ def test_answer_to_a_killed_worker_is_dropped(daemon):
                     >= since + 5, what="five more runs")
     stop(daemon)
     assert integrity(db) == [("ok",)]
+
+
+def test_cleanup_that_cannot_lock_the_file_fails_with_the_reason(daemon):
+    # Another process holds the file's write lock past the store's busy
+    # timeout: the history_cleanup execution fails with the path, how far
+    # it got and SQLite's reason (it does not hang, nor succeed having
+    # done nothing); once the lock is gone its record reaches the file,
+    # dead (it had no retry left).
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, load=("system",), workers=1,
+                               store_extra={"retention": "1s"}, jobs=[
+        job("maint", type="system", task="history_cleanup",
+            at=rfc3339(at_ahead(1.5)), max_retries=0)]))
+    con = sqlite3.connect(str(db), isolation_level=None, timeout=10)
+    try:
+        con.execute("BEGIN EXCLUSIVE")
+        fin = daemon.wait_event("finish", job="maint", timeout=20)[0]
+    finally:
+        con.close()             # rolls the lock back
+    want = ("store: %s: cleanup stopped after 0 executions: database is "
+            "locked" % db)
+    assert fin["status"] == "failed", fin
+    assert fin["error"] == want, fin
+    rows = wait_rows(db, lambda rows: rows and rows[0]["status"] == "dead",
+                     where="job_id = 'maint'",
+                     what="the failed cleanup's record")
+    assert rows[0]["error"] == want, rows

@@ -5,6 +5,7 @@ import re
 import signal
 from collections import Counter
 
+import pytest
 
 from conftest import (alive, at_ahead, conf_value, db_rows, etime, job,
                       proc_stat, rfc3339, sched, sqlite_config, wait_until)
@@ -80,10 +81,25 @@ def test_busy_workers_make_due_executions_wait_in_priority_order(daemon):
     assert crit["lag_ms"] >= 500, crit
 
 
-def test_malformed_result_frame_replaces_the_worker(daemon):
+# What the master logs of each way the badframe test module breaks the
+# protocol (its `mode`): %d is the worker's pid.
+BAD_FRAMES = {
+    None: "worker %d sent a malformed frame (bad magic 0x73696874); killing "
+          "and replacing it",
+    "dispatch": "worker %d sent a frame of type 1, which workers do not "
+                "send; replacing it",
+    "result": "worker %d sent a result that does not match its execution "
+              "(field 1 is missing); replacing it",
+}
+
+
+@pytest.mark.parametrize("mode", list(BAD_FRAMES))
+def test_malformed_result_frame_replaces_the_worker(daemon, mode):
     t = at_ahead(2)
+    keys = {"mode": mode} if mode else {}
     daemon.start(workers=2, test_modules=["badframe"], jobs=[
-        job("garbage", type="badframe", at=rfc3339(t), max_retries=0),
+        job("garbage", type="badframe", at=rfc3339(t), max_retries=0,
+            **keys),
         job("tick", every="500ms", command="true"),
     ])
     before = set(daemon.workers())
@@ -91,8 +107,11 @@ def test_malformed_result_frame_replaces_the_worker(daemon):
     assert fin["status"] == "crashed", fin
     start = daemon.events("start", job="garbage")[0]
     bad_worker = start["worker"]
-    assert any("malformed frame" in e.get("message", "")
-               for e in daemon.events()), "no log line about the frame"
+    assert fin["error"] == ("worker %d broke the protocol and was replaced"
+                            % bad_worker), fin
+    said = [e for e in daemon.events() if e.get("level") == "error"
+            and "worker %d" % bad_worker in e.get("message", "")]
+    assert [e["message"] for e in said] == [BAD_FRAMES[mode] % bad_worker]
     # Replaced: the bad worker is gone, and a new one took its place.
     now = daemon.wait_workers(2, exclude=[bad_worker])
     assert set(now) - before, (before, now)

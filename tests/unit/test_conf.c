@@ -1334,6 +1334,53 @@ static const bad_case_t bad_cases[] = {
       "\"127.0.0.1:8080\" or \"[::1]:8080\")\n"
       "T/scheduler.conf:1: api.allow[0]: \"10.0.0.0/33\" is not an address "
       "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n" },
+    { "listen: an IPv6 address without its closing bracket",
+      "api = { listen = \"[::1:8080\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.listen: \"[::1:8080\" is not HOST:PORT (e.g. "
+      "\"127.0.0.1:8080\" or \"[::1]:8080\")\n" },
+    { "listen: no host",
+      "api = { listen = \":8080\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.listen: \":8080\" is not HOST:PORT (e.g. "
+      "\"127.0.0.1:8080\" or \"[::1]:8080\")\n" },
+    { "listen: no port",
+      "api = { listen = \"127.0.0.1:\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.listen: \"127.0.0.1:\" is not HOST:PORT (e.g. "
+      "\"127.0.0.1:8080\" or \"[::1]:8080\")\n" },
+    { "listen: port 0",
+      "api = { listen = \"127.0.0.1:0\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.listen: \"127.0.0.1:0\" is not HOST:PORT (e.g. "
+      "\"127.0.0.1:8080\" or \"[::1]:8080\")\n" },
+    { "listen: port above 65535",
+      "api = { listen = \"127.0.0.1:65536\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.listen: \"127.0.0.1:65536\" is not HOST:PORT (e.g. "
+      "\"127.0.0.1:8080\" or \"[::1]:8080\")\n" },
+    { "listen: port followed by text",
+      "api = { listen = \"127.0.0.1:80x\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.listen: \"127.0.0.1:80x\" is not HOST:PORT (e.g. "
+      "\"127.0.0.1:8080\" or \"[::1]:8080\")\n" },
+    { "allow: no address, a name, prefixes out of range or not numbers, "
+      "an address too long",
+      "api = { allow = [ \"/8\", \"example.org\", \"::1/129\", \"10.0.0.0/\", \"10.0.0.0/x\", \"10.0.0.0/-1\", \"10.0.0.0/8x\", \"1234:5678:9abc:def0:1234:5678:9abc:def0:1234:5678:9abc:def0/8\" ]; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.allow[0]: \"/8\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[1]: \"example.org\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[2]: \"::1/129\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[3]: \"10.0.0.0/\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[4]: \"10.0.0.0/x\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[5]: \"10.0.0.0/-1\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[6]: \"10.0.0.0/8x\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n"
+      "T/scheduler.conf:1: api.allow[7]: \"1234:5678:9abc:def0:1234:5678:9abc:def0:1234:5678:9abc:def0/8\" is not an address "
+      "or CIDR block (e.g. \"10.0.0.0/8\", \"::1/128\", \"192.0.2.7\")\n" },
+    { "size out of range, written with its unit",
+      "api = { body_limit = \"2GiB\"; };\n", NULL, NULL,
+      "T/scheduler.conf:1: api.body_limit: \"2GiB\" is out of range "
+      "1KiB-1GiB\n" },
     { "size with a space",
       "api = { body_limit = \"10 KiB\"; };\n", NULL, NULL,
       "T/scheduler.conf:1: api.body_limit: \"10 KiB\" is not a size (try "

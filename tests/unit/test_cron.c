@@ -2523,6 +2523,47 @@ static const struct {
                    "90s, 1h30m, 7d)" },
     { "@every 1.5h", "@every: \"1.5h\" is not a duration (use s, m, h, d, "
                      "e.g. 90s, 1h30m, 7d)" },
+    { "0 0 * * W", "field 5 (day of week): \"W\" is not a day name" },
+    { "0 0 1/2x * *", "field 3 (day of month): step \"2x\" is not a number" },
+    { "0 */1000000 * * *",
+      "field 2 (hour): step 1000000 is out of range 1-24" },
+    { "0 0 1-3/1000000 * *",
+      "field 3 (day of month): step 1000000 is out of range 1-31" },
+    { "0 0 * * 2-5/x", "field 5 (day of week): step \"x\" is not a number" },
+    { "0 0 15W3 * *", "field 3 (day of month): \"15W3\" is not valid (nW "
+                      "takes one day, e.g. 15W)" },
+    { "0 0 15W/2 * *", "field 3 (day of month): \"15W/2\" is not valid (nW "
+                       "takes one day, e.g. 15W)" },
+    { "0 0 * * 5L3", "field 5 (day of week): unexpected \"3\" in \"5L3\"" },
+    { "0 0 * * 5L/2", "field 5 (day of week): unexpected \"/\" in \"5L/2\"" },
+    { "0 0 * * 5#2x", "field 5 (day of week): \"5#2x\" is not valid (d#n "
+                      "takes a week number 1-5, e.g. MON#2)" },
+    { "0 0 * * 5#1234567", "field 5 (day of week): \"5#1234567\" is not "
+                           "valid (d#n takes a week number 1-5, e.g. "
+                           "MON#2)" },
+    { "0 0 * * MONx", "field 5 (day of week): \"MONx\" is not a day name" },
+    { "0 0 * JAN-x *", "field 4 (month): \"x\" is not a month name" },
+    { "0 0 *x * *", "field 3 (day of month): unexpected \"x\" in \"*x\"" },
+    { "0 0 *-3 * *", "field 3 (day of month): unexpected \"-\" in \"*-3\"" },
+    { "0 0 * * %", "field 5 (day of week): unexpected \"%\" in \"%\"" },
+    { "0 0 L-3W * *", "field 3 (day of month): \"L-3W\" is not valid (L is "
+                      "the last day of the month, LW its last weekday)" },
+    { "0 0 LW3 * *", "field 3 (day of month): \"LW3\" is not valid (L is "
+                     "the last day of the month, LW its last weekday)" },
+    { "0 0 LWx * *", "field 3 (day of month): \"LWx\" is not valid (L is "
+                     "the last day of the month, LW its last weekday)" },
+    { "@every 5us", "@every: \"5us\": sub-second durations are not allowed "
+                    "(cron fires on whole seconds)" },
+    { "@every 5ns", "@every: \"5ns\": sub-second durations are not allowed "
+                    "(cron fires on whole seconds)" },
+    { "@every 5\xc2\xb5s", "@every: \"5\xc2\xb5s\": sub-second durations "
+                           "are not allowed (cron fires on whole seconds)" },
+    { "@every s", "@every: \"s\" is not a duration (use s, m, h, d, e.g. "
+                  "90s, 1h30m, 7d)" },
+    { "@every 5", "@every: \"5\" is not a duration (use s, m, h, d, e.g. "
+                  "90s, 1h30m, 7d)" },
+    { "@every 999999999999s", "@every: \"999999999999s\" is too long (at "
+                              "most 100 years)" },
     { "@every 99999d", "@every: \"99999d\" is too long (at most 100 "
                        "years)" },
 };
@@ -2530,7 +2571,7 @@ static const struct {
 static void
 test_parse_errors(void **state)
 {
-    char err[512];
+    char err[512], text[HG_CRON_MAX_TEXT + 2];
     hg_cron_t *c;
     size_t i;
     int failures = 0;
@@ -2548,6 +2589,15 @@ test_parse_errors(void **state)
         hg_cron_free(c);
     }
     assert_int_equal(failures, 0);
+
+    /* a schedule longer than any real one is refused before parsing */
+    memset(text, ',', sizeof(text) - 1);
+    memcpy(text, "0 0 * * 1", 9);
+    text[HG_CRON_MAX_TEXT] = '1';
+    text[HG_CRON_MAX_TEXT + 1] = '\0';
+    assert_null(hg_cron_parse(text, err, sizeof(err)));
+    assert_string_equal(err, "schedule is too long (1025 characters, at "
+                        "most 1024)");
 }
 
 /* Valid although they look doubtful: each fires somewhere. */

@@ -273,6 +273,47 @@ test_long_line_is_cut(void **state)
     free(big);
 }
 
+/* Buffered lines that outgrow the buffer before the next flush are all
+ * written, whole and in order: the buffer is emptied to make room, no
+ * line is dropped or cut. */
+static void
+test_buffer_overflow_keeps_every_line(void **state)
+{
+    log_fixture_t *f = *state;
+    char *text, *p, want[32];
+    FILE *fp;
+    size_t size = 0, lines = 0;
+    int i;
+
+    assert_int_equal(hg_log_open(f->path, HG_LOG_DEBUG, HG_LOG_FORMAT_TEXT),
+                     HG_OK);
+    hg_log_set_buffered(true);
+    for (i = 0; i < 100; i++) {
+        hg_log(HG_LOG_INFO, "line %03d %4000d|", i, i);    /* 400 KB */
+    }
+    hg_log_set_buffered(false);
+    hg_log_close();
+
+    fp = fopen(f->path, "rb");
+    assert_non_null(fp);
+    text = NULL;
+    assert_int_equal(getdelim(&text, &size, '\0', fp) > 400000, 1);
+    fclose(fp);
+    for (p = text, i = 0; (p = strstr(p, "line ")) != NULL; p++) {
+        snprintf(want, sizeof(want), "line %03d ", i);
+        if (strncmp(p, want, strlen(want)) != 0) {
+            fail_msg("line %d out of order: %.20s", i, p);
+        }
+        i++;
+    }
+    for (p = text; *p != '\0'; p++) {
+        lines += *p == '\n';
+    }
+    assert_int_equal(i, 100);
+    assert_int_equal(lines, 100);
+    free(text);
+}
+
 /* What cannot be a log file is refused with the reason, and nothing is
  * written through it. */
 static void
@@ -358,6 +399,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fields_of_every_kind,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_is_cut,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_overflow_keeps_every_line,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_file_refused,
                                         setup, teardown),

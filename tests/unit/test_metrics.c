@@ -8,6 +8,7 @@
 
 #include "hg_core.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -76,6 +77,54 @@ test_render(void **state)
     hg_metrics_free(r);
 }
 
+/* Values as Prometheus reads them: NaN, +Inf and -Inf by those names, a
+ * finite value in the fewest digits that read back as itself; a call on
+ * a NULL family (out of memory) does nothing. */
+static void
+test_values(void **state)
+{
+    static const char *const labels[] = { "v", NULL };
+    static const struct {
+        const char *label;
+        double value;
+        const char *text;
+    } cases[] = {
+        { "nan", NAN, "NaN" },
+        { "inf", INFINITY, "+Inf" },
+        { "neg_inf", -INFINITY, "-Inf" },
+        { "tenth", 0.1, "0.1" },
+        { "sum", 0.1 + 0.2, "0.30000000000000004" },
+        { "third", 1.0 / 3, "0.3333333333333333" },
+        { "big", 1e300, "1e+300" },
+        { "neg", -2.5, "-2.5" },
+    };
+    hg_metrics_t *r = hg_metrics_new();
+    hg_metric_t *g;
+    char *text, want[128];
+    const char *v[1];
+    size_t i;
+
+    HG_UNUSED(state);
+    g = hg_metrics_family(r, "t_g", "G", HG_METRIC_GAUGE, labels, NULL, 0);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        v[0] = cases[i].label;
+        hg_metric_set(g, v, cases[i].value);
+    }
+    hg_metric_add(NULL, v, 1);
+    hg_metric_set(NULL, v, 1);
+    hg_metric_observe(NULL, v, 1);
+    text = render(r);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        snprintf(want, sizeof(want), "\nt_g{v=\"%s\"} %s\n", cases[i].label,
+                 cases[i].text);
+        if (strstr(text, want) == NULL) {
+            fail_msg("no line %s in:\n%s", want, text);
+        }
+    }
+    free(text);
+    hg_metrics_free(r);
+}
+
 /* Many series of one family, long label values among them: each keeps
  * its own count. */
 static void
@@ -111,6 +160,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_values),
         cmocka_unit_test(test_many_series),
     };
 

@@ -1395,6 +1395,33 @@ test_take_queued(void **state)
     hg_store_close(store);
 }
 
+/* Within one priority, the oldest run_at first; within one run_at too,
+ * the smaller id: the same order from every driver. */
+static void
+test_take_queued_ties(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    hg_exec_row_t *rows;
+    size_t n, i;
+    /* put in this order: execution i, due at run_at */
+    static const struct { int i; int64_t run_at; } put[] = {
+        { 3, 200 }, { 0, 300 }, { 1, 200 }, { 2, 100 },
+    };
+    static const int order[] = { 4, 2, 1, 3, 0 };
+
+    for (i = 0; i < HG_NELEMS(put); i++) {
+        put_queued(store, put[i].i, put[i].run_at, HG_PRIORITY_NORMAL);
+    }
+    /* due last, but a higher priority goes first all the same */
+    put_queued(store, 4, 400, HG_PRIORITY_HIGH);
+    sync_store(store);
+    assert_int_equal(hg_store_take_queued(store, 1000, 1000, 0, &rows, &n),
+                     HG_OK);
+    assert_taken(rows, n, order, HG_NELEMS(order));
+    hg_store_close(store);
+}
+
 static void
 test_migration_v1(void **state)
 {
@@ -1798,6 +1825,91 @@ test_fault_locked(void **state)
     assert_int_equal(log_count(f, "again after"), 1);
     hg_store_close(store);
     show_fault_lines(f);
+}
+
+/* A row whose status this hourglass does not know (written by hand, or
+ * by a later version) is no unfinished execution, and the reads that meet
+ * it skip it, each time with a line naming the file, the execution and
+ * the status; the other rows are read as usual. */
+static void
+test_unknown_status_row(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    hg_exec_row_t *rows, row;
+    rec_buf_t b;
+    char want[512];
+    size_t n;
+
+    put_final(store, "u", 0, HG_EXEC_SUCCEEDED, 10);
+    put_final(store, "u", 1, HG_EXEC_SUCCEEDED, 20);
+    make_rec(&b, "u", 2, HG_EXEC_RUNNING);
+    put(store, &b.r);
+    make_rec(&b, "u", 3, HG_EXEC_RUNNING);
+    put(store, &b.r);
+    sync_store(store);
+    exec_sql(f->path, "UPDATE executions SET status = 'paused'"
+                      " WHERE id IN ('exec-u-00000001', 'exec-u-00000003')");
+    snprintf(want, sizeof(want), "store: %s: execution exec-u-00000003 has "
+             "no known status (\"paused\"): skipped", f->path);
+
+    assert_int_equal(hg_store_load_unfinished(store, &rows, &n), HG_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].r.id, "exec-u-00000002");
+    hg_exec_rows_free(rows, n);
+
+    assert_int_equal(hg_store_list_executions(store, "u", NULL, 0, 0, &rows,
+                                              &n), HG_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].r.id, "exec-u-00000002");
+    assert_string_equal(rows[1].r.id, "exec-u-00000000");
+    hg_exec_rows_free(rows, n);
+    hg_log_flush();
+    assert_int_equal(log_count(f, want), 1);
+
+    assert_int_equal(hg_store_get_execution(store, "exec-u-00000003", &row),
+                     HG_ERROR);
+    hg_log_flush();
+    assert_int_equal(log_count(f, want), 2);
+    assert_int_equal(hg_store_get_execution(store, "exec-u-00000000", &row),
+                     HG_OK);
+    hg_exec_row_free(&row);
+    hg_store_close(store);
+}
+
+/* A cleanup that cannot take the file's lock fails with the store's
+ * reason and what it did before, deletes nothing, and leaves the store
+ * usable: the same cleanup succeeds once the lock is gone. */
+static void
+test_fault_locked_cleanup(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, &fast_retry);
+    char want[512];
+    sqlite3 *other;
+    uint64_t deleted = 99;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        put_final(store, "old", i, HG_EXEC_SUCCEEDED, i);
+    }
+    sync_store(store);
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(hg_store_cleanup(store, INT64_MAX, 100, &deleted),
+                     HG_ERROR);
+    assert_int_equal(deleted, 0);
+    snprintf(want, sizeof(want), "store: %s: cleanup stopped after 0 "
+             "executions: database is locked", f->path);
+    assert_int_equal(log_count(f, want), 1);
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(other), SQLITE_OK);
+    assert_int_equal(hg_store_cleanup(store, INT64_MAX, 100, &deleted),
+                     HG_OK);
+    assert_int_equal(deleted, 5);
+    hg_store_close(store);
 }
 
 /* Past queue_limit the oldest records go, counted and logged once; a
@@ -2448,6 +2560,7 @@ main(void)
         BOTH(test_task_async),
         BOTH(test_claim_fire),
         BOTH(test_take_queued),
+        BOTH(test_take_queued_ties),
         BOTH(test_claims_cleanup),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
@@ -2459,6 +2572,8 @@ main(void)
         SQLITE(test_kill9),
         SQLITE(test_fault_disk_full),
         SQLITE(test_fault_locked),
+        SQLITE(test_fault_locked_cleanup),
+        SQLITE(test_unknown_status_row),
         SQLITE(test_fault_queue_bound),
         SQLITE(test_corrupt_open),
         SQLITE(test_corrupt_runtime),

@@ -146,19 +146,53 @@ test_posix_strings(void **state)
         "", "CET", "C-1", "CET-1CEST,M3.5.0", "CET-1CEST,M13.5.0,M10.5.0",
         "CET-1CEST,M3.6.0,M10.5.0", "CET-1CEST,M3.5.7,M10.5.0", "<+1", "CET-25",
         "CET-1CEST,J0,J10", "CET-1CEST,M3.5.0,M10.5.0/168", "CET-1x",
+        /* offsets: too many digits, minutes or seconds past 59, a sign
+         * with nothing after it */
+        "EST1000", "EST5EDT4:60", "EST5EDT4:00:60", "EST5EDT+", "EST-",
+        /* abbreviations: too short, too long, quoted too short */
+        "ES5", "ESTABCDEFGHIJKLMNOPQRSTUVWXYZ5", "<A1>5", "<>5",
+        /* rules: a field missing or not a number, text after them */
+        "EST5EDT,M3.2", "EST5EDT,M3x2.0,M11.1.0", "EST5EDT,Mx.2.0,M11.1.0",
+        "EST5EDT,M3.x.0,M11.1.0", "EST5EDT,M3.2.0/x,M11.1.0",
+        "EST5EDT,M3.2.0,M11.1.0x", "EST5EDT,M3.2.0;M11.1.0", "EST5EDT,x,y",
+        "EST5EDT,M3.2.0", "EST5EDT,Jx,J300",
     };
-    char err[256];
+    char err[256], want[256];
     hg_tz_t *tz;
     size_t i;
     int64_t t;
 
     HG_UNUSED(state);
     for (i = 0; i < HG_NELEMS(bad); i++) {
+        err[0] = '\0';
         tz = hg_tz_from_posix(bad[i], err, sizeof(err));
         if (tz != NULL) {
             fail_msg("\"%s\" parsed", bad[i]);
         }
+        snprintf(want, sizeof(want), "\"%s\" is not a POSIX TZ string",
+                 bad[i]);
+        if (strcmp(err, want) != 0) {
+            fail_msg("\"%s\": got \"%s\", want \"%s\"", bad[i], err, want);
+        }
     }
+
+    /* an explicit "+" is west of Greenwich, as no sign; a quoted
+     * abbreviation may hold digits and signs; an explicit DST offset */
+    tz = hg_tz_from_posix("EST+5", err, sizeof(err));
+    assert_non_null(tz);
+    assert_int_equal(hg_tz_offset(tz, 0), -5 * 3600);
+    hg_tz_free(tz);
+    tz = hg_tz_from_posix("<-03>3", err, sizeof(err));
+    assert_non_null(tz);
+    assert_int_equal(hg_tz_offset(tz, 0), -3 * 3600);
+    hg_tz_free(tz);
+    tz = hg_tz_from_posix("AAA3BBB1:30,M3.2.0,M11.1.0", err, sizeof(err));
+    assert_non_null(tz);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2030-07-01T00:00:00Z")),
+                     -90 * 60);
+    assert_int_equal(hg_tz_offset(tz, test_utc("2030-12-01T00:00:00Z")),
+                     -3 * 3600);
+    hg_tz_free(tz);
 
     /* no rule: the US one, as glibc */
     tz = hg_tz_from_posix("EST5EDT", err, sizeof(err));
@@ -404,6 +438,32 @@ test_parse_time(void **state)
                                       "2026-12-01T09:00:00+01:00)" },
         { "9999-12-31T23:00:00-05:00", "\"9999-12-31T23:00:00-05:00\" is not "
                                        "a time: outside years 1-9999" },
+        { "@99999999999999", "\"@99999999999999\" is not a time: @ needs "
+                             "seconds since the epoch within years 1-9999" },
+        { "@12x", "\"@12x\" is not a time: @ needs seconds since the epoch "
+                  "within years 1-9999" },
+        { "2026-12-01T09:60:00Z", "\"2026-12-01T09:60:00Z\" is not a time: "
+                                  "hour, minute, second or offset out of "
+                                  "range" },
+        { "2026-12-01T09:00:61Z", "\"2026-12-01T09:00:61Z\" is not a time: "
+                                  "hour, minute, second or offset out of "
+                                  "range" },
+        { "2026-12-01T09:00:00+24:00", "\"2026-12-01T09:00:00+24:00\" is not "
+                                       "a time: hour, minute, second or "
+                                       "offset out of range" },
+        { "2026-12-01T09:00:00-01:60", "\"2026-12-01T09:00:00-01:60\" is not "
+                                       "a time: hour, minute, second or "
+                                       "offset out of range" },
+        { "2026-12-01 ", "\"2026-12-01 \" is not a time (expected e.g. "
+                         "2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T", "\"2026-12-01T\" is not a time (expected e.g. "
+                         "2026-12-01T09:00:00+01:00)" },
+        { "2026-12-01T09-00", "\"2026-12-01T09-00\" is not a time (expected "
+                              "e.g. 2026-12-01T09:00:00+01:00)" },
+        { "2026/12/01", "\"2026/12/01\" is not a time (expected e.g. "
+                        "2026-12-01T09:00:00+01:00)" },
+        { "2026-12/01", "\"2026-12/01\" is not a time (expected e.g. "
+                        "2026-12-01T09:00:00+01:00)" },
     };
     const hg_tz_t *berlin = test_zone("Europe/Berlin");
     char err[256], buf[64];
@@ -460,6 +520,10 @@ test_get(void **state)
     memset(name, 'A', sizeof(name) - 1);
     name[sizeof(name) - 1] = '\0';
     assert_null(hg_tz_get(name, err, sizeof(err)));
+
+    /* a directory of zones is no zone */
+    assert_null(hg_tz_get("Europe", err, sizeof(err)));
+    assert_string_equal(err, "unknown time zone \"Europe\"");
 
     /* a file that is not a zone */
     assert_null(hg_tz_get("zone.tab", err, sizeof(err)));
@@ -718,6 +782,19 @@ test_tzif_bad(void **state)
         { "footer not a rule", '2', 2, 0, 1, 3600, 0, "\nB-1\n", 0,
           "bad TZ string in footer" },
     };
+    static const struct {
+        const char *what;
+        size_t offset;              /* of the count in the first header */
+        uint32_t value;
+    } counts[] = {
+        { "isutcnt not one per type", 20, 2 },
+        { "isstdcnt not one per type", 24, 2 },
+        { "leapcnt", 28, 100001 },
+        { "timecnt", 32, 100001 },
+        { "typecnt", 36, 257 },
+        { "no abbreviation bytes", 40, 0 },
+        { "charcnt", 40, 65536 },
+    };
     test_buf_t b;
     char err[256], want[256];
     hg_tz_t *tz;
@@ -743,6 +820,22 @@ test_tzif_bad(void **state)
         snprintf(want, sizeof(want), "time zone \"T/Z\": %s", cases[i].err);
         if (tz != NULL || strcmp(err, want) != 0) {
             fail_msg("%s: got \"%s\", want \"%s\"", cases[i].what, err, want);
+        }
+    }
+    /* each count of the header out of bounds, or the per-type flags not
+     * one per type: refused before anything is read past the header */
+    for (i = 0; i < HG_NELEMS(counts); i++) {
+        tzif_v2(&b, '2', 2, 0, 1, 3600, 0, "\nBBB-1\n");
+        b.data[counts[i].offset] = (unsigned char) (counts[i].value >> 24);
+        b.data[counts[i].offset + 1] = (unsigned char) (counts[i].value >> 16);
+        b.data[counts[i].offset + 2] = (unsigned char) (counts[i].value >> 8);
+        b.data[counts[i].offset + 3] = (unsigned char) counts[i].value;
+        err[0] = '\0';
+        tz = hg_tz_from_tzif("T/Z", b.data, b.len, err, sizeof(err));
+        if (tz != NULL || strcmp(err, "time zone \"T/Z\": bad counts in "
+                                      "TZif header") != 0)
+        {
+            fail_msg("%s: got \"%s\"", counts[i].what, err);
         }
     }
 }
