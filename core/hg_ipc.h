@@ -79,6 +79,10 @@ typedef enum {
     HG_IPC_F_MAX_RSS_KB = 30,       /* i64 */
     HG_IPC_F_CPU_USER_MS = 31,      /* i64 */
     HG_IPC_F_CPU_SYS_MS = 32,       /* i64 */
+    /* The worker's own deadline (its start plus the timeout) had passed
+     * when the module returned: the master's clock for an execution
+     * handed ahead starts later than the worker's. */
+    HG_IPC_F_DEADLINE_PASSED = 33,  /* u32 0/1 */
 
     /* READY */
     HG_IPC_F_PID = 40,              /* i32 */

@@ -231,6 +231,9 @@ hg_msg_put_result(hg_ipc_buf_t *out, const hg_msg_result_t *r)
     }
     hg_ipc_put_i64(out, HG_IPC_F_CPU_USER_MS, r->cpu_user_ms);
     hg_ipc_put_i64(out, HG_IPC_F_CPU_SYS_MS, r->cpu_sys_ms);
+    if (r->deadline_passed) {
+        hg_ipc_put_u32(out, HG_IPC_F_DEADLINE_PASSED, 1);
+    }
     return hg_ipc_end(out);
 }
 
@@ -244,7 +247,7 @@ hg_msg_get_result(const hg_ipc_frame_t *frame, hg_msg_result_t *r,
         { HG_IPC_F_METRICS, &r->metrics, false },
     };
     const hg_ipc_field_t *f;
-    uint32_t truncated = 0;
+    uint32_t truncated = 0, passed = 0;
 
     memset(r, 0, sizeof(*r));
     r->retry_after_ms = -1;
@@ -290,6 +293,8 @@ hg_msg_get_result(const hg_ipc_frame_t *frame, hg_msg_result_t *r,
     }
     (void) hg_ipc_get_i64(frame, HG_IPC_F_CPU_USER_MS, &r->cpu_user_ms);
     (void) hg_ipc_get_i64(frame, HG_IPC_F_CPU_SYS_MS, &r->cpu_sys_ms);
+    (void) hg_ipc_get_u32(frame, HG_IPC_F_DEADLINE_PASSED, &passed);
+    r->deadline_passed = passed != 0;
     return HG_OK;
 }
 

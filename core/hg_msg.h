@@ -58,6 +58,7 @@ typedef struct hg_msg_result_s {
     int64_t max_rss_kb;             /* -1: unknown */
     int64_t cpu_user_ms;
     int64_t cpu_sys_ms;
+    bool deadline_passed;           /* the worker's deadline, at the end */
     char *strings;                  /* decoded: behind the strings above */
 } hg_msg_result_t;
 

@@ -277,11 +277,14 @@ hg_outcome_result(hg_worker_t *w, void *current,
     exec->timer.handler = NULL;
     memset(&result, 0, sizeof(result));
     result.status = hg_outcome_status(r.result);
-    if (r.result != HG_OK && exec->deadline_ms > 0
-        && hg_now_ms() >= exec->deadline_ms)
+    if (r.result != HG_OK
+        && (r.deadline_passed
+            || (exec->deadline_ms > 0 && hg_now_ms() >= exec->deadline_ms)))
     {
         /* The module saw the deadline first (hg_exec_cancelled) and gave
-         * up on its own, just before the master would have killed it. */
+         * up on its own, just before the master would have killed it. The
+         * worker's deadline says so first: one handed ahead started there
+         * before the master's clock for it did. */
         result.status = HG_EXEC_TIMED_OUT;
     }
     result.started_ms = r.has_times ? r.started_ms : exec->dispatched_ms;

@@ -484,6 +484,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     r.has_times = true;
     r.started_ms = started;
     r.finished_ms = finished;
+    r.deadline_passed = exec.deadline > 0 && finished >= exec.deadline;
     hg_worker_usage_of(w, &exec, &r);
     if (hg_msg_put_result(&w->out, &r) != HG_OK) {
         /* Too large or out of memory: report the execution without its

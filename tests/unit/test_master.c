@@ -976,6 +976,35 @@ test_job_query(void **state)
     stop_master(f);
 }
 
+/* An execution handed ahead starts on its worker as soon as the one
+ * before it ends, before the master hears of that: its deadline is the
+ * worker's. A module that gives up there (hg_exec_cancelled) has timed
+ * out, even when the master's own clock for it started later (here: the
+ * loop does not turn while the worker goes on). */
+static void
+test_handed_ahead_deadline_is_the_workers(void **state)
+{
+    fixture_t *f = *state;
+    hg_execution_t *e;
+    char slow[40];
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"echo\"; type = \"echo\"; overlap = \"allow\"; "
+        "max_retries = 0; },\n"
+        "  { id = \"slow\"; type = \"echo\"; sleep_ms = 10000; "
+        "timeout = \"200ms\"; max_retries = 0; }");
+    start_master(f);
+    pretend_quick(f, "echo");
+    trigger(f, "echo");
+    e = trigger(f, "slow");
+    snprintf(slow, sizeof(slow), "%s", hg_execution_id(e));
+    assert_int_equal(f->master->handed_total, 1);
+    usleep(700 * 1000);             /* echo ends, slow gives up at 200 ms */
+    run_until(f, 2);
+    assert_int_equal(seen_of(f, slow)->status, HG_EXEC_TIMED_OUT);
+    stop_master(f);
+}
+
 /* A module's custom metrics reach the master with the execution's
  * result (hg_exec_metric, through the worker's RESULT message). */
 static void
@@ -1716,6 +1745,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_handed_ahead_times_out, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_handed_ahead_deadline_is_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_module_metrics_reach_the_master,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,

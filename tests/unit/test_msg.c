@@ -247,6 +247,7 @@ test_result_roundtrip(void **state)
     in.max_rss_kb = 2048;
     in.cpu_user_ms = 12;
     in.cpu_sys_ms = 7;
+    in.deadline_passed = true;
     hg_ipc_buf_init(&buf);
     assert_int_equal(hg_msg_put_result(&buf, &in), HG_OK);
     parse_one(&buf, &frame);
@@ -269,6 +270,7 @@ test_result_roundtrip(void **state)
     assert_int_equal(out.max_rss_kb, 2048);
     assert_int_equal(out.cpu_user_ms, 12);
     assert_int_equal(out.cpu_sys_ms, 7);
+    assert_true(out.deadline_passed);
     hg_msg_result_free(&out);
     hg_ipc_buf_free(&buf);
 }
@@ -298,6 +300,7 @@ test_result_minimal(void **state)
     assert_null(out.metrics);
     assert_int_equal(out.retry_after_ms, -1);
     assert_false(out.has_times);
+    assert_false(out.deadline_passed);
     assert_int_equal(out.max_rss_kb, -1);
     hg_msg_result_free(&out);
 
