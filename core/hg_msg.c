@@ -7,6 +7,39 @@
 
 #include "hg_msg.h"
 
+/* Each field's name, for the errors that say which one is wrong. */
+static const struct {
+    uint16_t tag;
+    const char *name;
+} hg_msg_names[] = {
+    { HG_IPC_F_EXEC_ID, "exec_id" },
+    { HG_IPC_F_JOB_ID, "job_id" },
+    { HG_IPC_F_JOB_DEF, "job definition" },
+    { HG_IPC_F_PAYLOAD, "payload" },
+    { HG_IPC_F_ATTEMPT, "attempt" },
+    { HG_IPC_F_SCHEDULED_FOR, "scheduled_for" },
+    { HG_IPC_F_TIMEOUT, "timeout" },
+    { HG_IPC_F_TRIGGER, "trigger" },
+    { HG_IPC_F_OUTPUT_LIMIT, "output_limit" },
+    { HG_IPC_F_TYPE, "type" },
+    { HG_IPC_F_RESULT, "result code" },
+    { HG_IPC_F_ERROR, "error" },
+    { HG_IPC_F_METRICS, "metrics" },
+};
+
+static const char *
+hg_msg_name(uint16_t tag)
+{
+    size_t i;
+
+    for (i = 0; i < HG_NELEMS(hg_msg_names); i++) {
+        if (hg_msg_names[i].tag == tag) {
+            return hg_msg_names[i].name;
+        }
+    }
+    return "?";
+}
+
 /* A string field to copy out of a frame: where its copy goes. */
 typedef struct hg_msg_str_s {
     uint16_t tag;
@@ -30,15 +63,15 @@ hg_msg_strings(const hg_ipc_frame_t *frame, const hg_msg_str_t *want,
         f = hg_ipc_field(frame, want[i].tag);
         if (f == NULL) {
             if (want[i].required) {
-                snprintf(err, errlen, "field %u is missing",
-                         (unsigned) want[i].tag);
+                snprintf(err, errlen, "field %u (%s) is missing",
+                         (unsigned) want[i].tag, hg_msg_name(want[i].tag));
                 return HG_ERROR;
             }
             continue;
         }
         if (memchr(f->data, '\0', f->len) != NULL) {
-            snprintf(err, errlen, "field %u holds a NUL byte",
-                     (unsigned) want[i].tag);
+            snprintf(err, errlen, "field %u (%s) holds a NUL byte",
+                     (unsigned) want[i].tag, hg_msg_name(want[i].tag));
             return HG_ERROR;
         }
         total += f->len + 1;
@@ -66,8 +99,8 @@ hg_msg_require_i64(const hg_ipc_frame_t *frame, uint16_t tag, int64_t *v,
                    char *err, size_t errlen)
 {
     if (hg_ipc_get_i64(frame, tag, v) != HG_OK) {
-        snprintf(err, errlen, "field %u is missing or not 8 bytes",
-                 (unsigned) tag);
+        snprintf(err, errlen, "field %u (%s) is missing or not 8 bytes",
+                 (unsigned) tag, hg_msg_name(tag));
         return HG_ERROR;
     }
     return HG_OK;
@@ -155,8 +188,8 @@ hg_msg_get_dispatch(const hg_ipc_frame_t *frame, hg_msg_dispatch_t *d,
     }
     f = hg_ipc_field(frame, HG_IPC_F_JOB_DEF);
     if (f == NULL) {
-        snprintf(err, errlen, "field %u is missing",
-                 (unsigned) HG_IPC_F_JOB_DEF);
+        snprintf(err, errlen, "field %u (%s) is missing",
+                 (unsigned) HG_IPC_F_JOB_DEF, hg_msg_name(HG_IPC_F_JOB_DEF));
         return HG_ERROR;
     }
     d->job_def = f->data;
@@ -167,8 +200,8 @@ hg_msg_get_dispatch(const hg_ipc_frame_t *frame, hg_msg_dispatch_t *d,
         d->payload_len = f->len;
     }
     if (hg_ipc_get_u32(frame, HG_IPC_F_ATTEMPT, &d->attempt) != HG_OK) {
-        snprintf(err, errlen, "field %u is missing or not 4 bytes",
-                 (unsigned) HG_IPC_F_ATTEMPT);
+        snprintf(err, errlen, "field %u (%s) is missing or not 4 bytes",
+                 (unsigned) HG_IPC_F_ATTEMPT, hg_msg_name(HG_IPC_F_ATTEMPT));
         return HG_ERROR;
     }
     if (hg_msg_require_i64(frame, HG_IPC_F_SCHEDULED_FOR,
@@ -263,8 +296,8 @@ hg_msg_get_result(const hg_ipc_frame_t *frame, hg_msg_result_t *r,
         return HG_ERROR;
     }
     if (hg_ipc_get_u32(frame, HG_IPC_F_RESULT, &r->result) != HG_OK) {
-        snprintf(err, errlen, "field %u is missing or not 4 bytes",
-                 (unsigned) HG_IPC_F_RESULT);
+        snprintf(err, errlen, "field %u (%s) is missing or not 4 bytes",
+                 (unsigned) HG_IPC_F_RESULT, hg_msg_name(HG_IPC_F_RESULT));
         return HG_ERROR;
     }
     r->has_exit_code = hg_ipc_get_i32(frame, HG_IPC_F_EXIT_CODE,

@@ -89,7 +89,7 @@ BAD_FRAMES = {
     "dispatch": "worker %d sent a frame of type 1, which workers do not "
                 "send; replacing it",
     "result": "worker %d sent a result that does not match its execution "
-              "(field 1 is missing); replacing it",
+              "(field 1 (exec_id) is missing); replacing it",
 }
 
 

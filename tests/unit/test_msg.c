@@ -189,8 +189,7 @@ test_dispatch_required(void **state)
     for (i = 0; i < HG_NELEMS(required); i++) {
         hg_ipc_buf_init(&buf);
         dispatch_without(required[i], &buf);
-        snprintf(want, sizeof(want), "field %u is missing",
-                 (unsigned) required[i]);
+        snprintf(want, sizeof(want), "field %u (", (unsigned) required[i]);
         expect_refused(&buf, HG_IPC_DISPATCH, want);
     }
     /* and with every one there, it decodes */
@@ -213,7 +212,8 @@ test_dispatch_string_with_nul(void **state)
     hg_ipc_buf_init(&buf);
     hg_ipc_begin(&buf, HG_IPC_DISPATCH);
     hg_ipc_put_bytes(&buf, HG_IPC_F_EXEC_ID, "a\0b", 3);
-    expect_refused(&buf, HG_IPC_DISPATCH, "field 1 holds a NUL byte");
+    expect_refused(&buf, HG_IPC_DISPATCH,
+                   "field 1 (exec_id) holds a NUL byte");
     /* a result is not a dispatch */
     hg_ipc_buf_init(&buf);
     hg_ipc_begin(&buf, HG_IPC_RESULT);
@@ -310,11 +310,12 @@ test_result_minimal(void **state)
     hg_ipc_buf_init(&buf);
     hg_ipc_begin(&buf, HG_IPC_RESULT);
     hg_ipc_put_str(&buf, HG_IPC_F_EXEC_ID, "e");
-    expect_refused(&buf, HG_IPC_RESULT, "field 20 is missing");
+    expect_refused(&buf, HG_IPC_RESULT,
+                   "field 20 (result code) is missing");
     hg_ipc_buf_init(&buf);
     hg_ipc_begin(&buf, HG_IPC_RESULT);
     hg_ipc_put_u32(&buf, HG_IPC_F_RESULT, HG_OK);
-    expect_refused(&buf, HG_IPC_RESULT, "field 1 is missing");
+    expect_refused(&buf, HG_IPC_RESULT, "field 1 (exec_id) is missing");
 }
 
 /* A frame read by one reader, fed to another ahead of what that one reads
