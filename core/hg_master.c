@@ -140,6 +140,10 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
 }
 
 
+/* Workers of this generation that are not leaving. One that is gone but
+ * not reaped yet still counts: its replacement is forked once its death
+ * is known (hg_master_worker_gone), which decides whether it died young
+ * and the replacement waits (the growing respawn delay). */
 static size_t
 hg_master_active_workers(hg_master_t *m)
 {
@@ -147,8 +151,7 @@ hg_master_active_workers(hg_master_t *m)
     size_t n = 0;
 
     for (w = m->pool.head; w != NULL; w = w->next) {
-        if (!w->retiring && w->state != HG_WORKER_GONE
-            && w->generation == m->pool.generation)
+        if (!w->retiring && w->generation == m->pool.generation)
         {
             n++;
         }
