@@ -150,3 +150,19 @@ hg_execution_free(hg_master_t *m, hg_execution_t *exec)
     hg_job_release(exec->job);
     free(exec);
 }
+
+int
+hg_execution_set_payload(hg_execution_t *exec, const void *payload,
+                         size_t len)
+{
+    if (len == 0) {
+        return HG_OK;
+    }
+    exec->payload = malloc(len);
+    if (exec->payload == NULL) {
+        return HG_ERROR;
+    }
+    memcpy(exec->payload, payload, len);
+    exec->payload_len = len;
+    return HG_OK;
+}

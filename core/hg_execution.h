@@ -23,6 +23,10 @@ hg_execution_t *hg_execution_new(hg_master_t *m, hg_job_t *job,
 /* A queued execution's unique key is free again once it leaves the
  * queue (it starts, or ends without running). */
 void hg_execution_release_key(hg_master_t *m, hg_execution_t *exec);
+/* A copy of PAYLOAD (LEN bytes; none when 0) for EXEC, which has none
+ * yet. HG_ERROR when out of memory: EXEC is left without one. */
+int hg_execution_set_payload(hg_execution_t *exec, const void *payload,
+                             size_t len);
 void hg_execution_free(hg_master_t *m, hg_execution_t *exec);
 
 #endif /* HG_EXECUTION_H */

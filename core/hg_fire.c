@@ -84,13 +84,8 @@ hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
     }
     exec->priority = priority;
     exec->run_at_ms = run_at_ms;
-    if (payload_len > 0) {
-        exec->payload = malloc(payload_len);
-        if (exec->payload == NULL) {
-            goto nomem;
-        }
-        memcpy(exec->payload, payload, payload_len);
-        exec->payload_len = payload_len;
+    if (hg_execution_set_payload(exec, payload, payload_len) != HG_OK) {
+        goto nomem;
     }
     if (unique_key != NULL) {
         exec->unique_key = strdup(unique_key);
@@ -134,15 +129,12 @@ hg_fire_retry_dead(hg_master_t *m, const hg_exec_record_t *dead,
     snprintf(exec->run_id, sizeof(exec->run_id), "%s",
              dead->run_id != NULL ? dead->run_id : dead->id);
     exec->priority = (hg_priority_t) dead->priority;
-    if (dead->payload_len > 0) {
-        exec->payload = malloc(dead->payload_len);
-        if (exec->payload == NULL) {
-            hg_execution_free(m, exec);
-            errno = ENOMEM;
-            return NULL;
-        }
-        memcpy(exec->payload, dead->payload, dead->payload_len);
-        exec->payload_len = dead->payload_len;
+    if (hg_execution_set_payload(exec, dead->payload, dead->payload_len)
+        != HG_OK)
+    {
+        hg_execution_free(m, exec);
+        errno = ENOMEM;
+        return NULL;
     }
     return hg_dispatch_admit(m, exec, false);
 }

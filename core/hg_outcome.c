@@ -66,13 +66,10 @@ hg_outcome_retry(hg_master_t *m, hg_execution_t *failed, int64_t delay_ms)
     }
     memcpy(exec->run_id, failed->run_id, sizeof(exec->run_id));
     exec->priority = failed->priority;
-    if (failed->payload_len > 0) {
-        exec->payload = malloc(failed->payload_len);
-        if (exec->payload != NULL) {
-            memcpy(exec->payload, failed->payload, failed->payload_len);
-            exec->payload_len = failed->payload_len;
-        }
-    }
+    /* Out of memory, the retry goes without its payload rather than not
+     * at all (as it always has). */
+    (void) hg_execution_set_payload(exec, failed->payload,
+                                    failed->payload_len);
     fields[0] = (hg_log_field_t) HG_LOG_INT("attempt", exec->attempt);
     fields[1] = (hg_log_field_t) HG_LOG_INT("delay_ms", delay_ms);
     hg_log_event(HG_LOG_INFO, "retry", exec->job->id, exec->id, fields, 2,

@@ -57,10 +57,7 @@ hg_recover_executions(hg_master_t *m)
                  r->run_id ? r->run_id : r->id);
         exec->priority = (hg_priority_t) r->priority;
         exec->run_at_ms = r->run_at;
-        if (r->payload_len > 0 && (exec->payload = malloc(r->payload_len))) {
-            memcpy(exec->payload, r->payload, r->payload_len);
-            exec->payload_len = r->payload_len;
-        }
+        (void) hg_execution_set_payload(exec, r->payload, r->payload_len);
         if (r->unique_key != NULL) {
             exec->unique_key = strdup(r->unique_key);
             if (exec->unique_key != NULL) {
