@@ -478,6 +478,18 @@ hg_mem_unique_key_pending(hg_store_t *store, const char *unique_key,
     return HG_OK;
 }
 
+/* Delete ROW, kept under KEY; a tombstone is left in the map, so an
+ * iteration over it goes on safely. */
+static void
+hg_mem_delete(hg_mem_t *m, const char *key, hg_exec_row_t *row,
+              uint64_t *deleted)
+{
+    hg_map_remove(&m->execs, key);
+    hg_exec_row_free(row);
+    free(row);
+    (*deleted)++;
+}
+
 static void
 hg_mem_cleanup(hg_mem_t *m, int64_t older_than, uint64_t *deleted)
 {
@@ -492,13 +504,18 @@ hg_mem_cleanup(hg_mem_t *m, int64_t older_than, uint64_t *deleted)
             && row->r.status != HG_EXEC_DEAD
             && row->r.finished_at > 0 && row->r.finished_at < older_than)
         {
-            /* A tombstone is left: iteration goes on safely. */
-            hg_map_remove(&m->execs, key);
-            hg_exec_row_free(row);
-            free(row);
-            (*deleted)++;
+            hg_mem_delete(m, key, row, deleted);
         }
     }
+}
+
+static bool
+hg_mem_purgeable(const hg_exec_row_t *row, const char *job_id,
+                 int64_t before)
+{
+    return row->r.status == HG_EXEC_DEAD
+           && (job_id == NULL || strcmp(row->r.job_id, job_id) == 0)
+           && (before <= 0 || row->r.finished_at < before);
 }
 
 static int
@@ -506,21 +523,22 @@ hg_mem_purge_dead(hg_store_t *store, const char *id, const char *job_id,
                   int64_t before, uint64_t *deleted)
 {
     hg_mem_t *m = store->data;
+    hg_exec_row_t *row;
     size_t i = 0;
     const char *key;
     void *value;
 
+    if (id != NULL) {
+        /* One by its id: the map's own key, no walk. */
+        row = hg_map_get(&m->execs, id);
+        if (row != NULL && hg_mem_purgeable(row, job_id, before)) {
+            hg_mem_delete(m, row->r.id, row, deleted);
+        }
+        return HG_OK;
+    }
     while (hg_map_next(&m->execs, &i, &key, &value)) {
-        hg_exec_row_t *row = value;
-        if (row->r.status == HG_EXEC_DEAD
-            && (id == NULL || strcmp(row->r.id, id) == 0)
-            && (job_id == NULL || strcmp(row->r.job_id, job_id) == 0)
-            && (before <= 0 || row->r.finished_at < before))
-        {
-            hg_map_remove(&m->execs, key);
-            hg_exec_row_free(row);
-            free(row);
-            (*deleted)++;
+        if (hg_mem_purgeable(value, job_id, before)) {
+            hg_mem_delete(m, key, value, deleted);
         }
     }
     return HG_OK;
