@@ -359,7 +359,9 @@ typedef struct hg_store_figures_s {
     uint64_t written;               /* records committed */
     uint64_t write_errors;          /* transactions that failed */
     uint64_t dropped;               /* records given up (queue full) */
+    uint64_t committed;             /* the last barrier ticket committed */
     bool failing;                   /* in a failure episode now */
+    char last_error[256];           /* "" when none */
 } hg_store_figures_t;
 
 void hg_store_figures(hg_store_t *store, hg_store_figures_t *figures);

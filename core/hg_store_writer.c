@@ -887,32 +887,19 @@ hg_store_writer_set_limit(hg_store_t *store, uint64_t limit)
 int
 hg_store_writer_health(hg_store_t *store, json_t *report)
 {
-    hg_store_writer_t *w = store->writer;
-    size_t depth;
-    uint64_t written, errors, dropped, committed;
-    bool failing;
-    char last_error[sizeof(w->last_error)];
+    hg_store_figures_t f;
     json_t *part;
     int rc;
 
-    pthread_mutex_lock(&w->mu);
-    depth = w->q.count + w->in_flight;
-    written = w->written;
-    errors = w->write_errors;
-    dropped = w->dropped;
-    committed = w->committed;
-    failing = w->failing;
-    memcpy(last_error, w->last_error, sizeof(last_error));
-    pthread_mutex_unlock(&w->mu);
-
+    hg_store_figures(store, &f);
     part = json_pack("{s:I, s:I, s:I, s:b, s:s?, s:I, s:I}",
-                     "queue_depth", (json_int_t) depth,
-                     "written", (json_int_t) written,
-                     "write_errors", (json_int_t) errors,
-                     "failing", failing,
-                     "last_error", last_error[0] ? last_error : NULL,
-                     "dropped", (json_int_t) dropped,
-                     "committed", (json_int_t) committed);
+                     "queue_depth", (json_int_t) f.queue_depth,
+                     "written", (json_int_t) f.written,
+                     "write_errors", (json_int_t) f.write_errors,
+                     "failing", f.failing,
+                     "last_error", f.last_error[0] ? f.last_error : NULL,
+                     "dropped", (json_int_t) f.dropped,
+                     "committed", (json_int_t) f.committed);
     if (part == NULL) {
         return HG_ERROR;
     }
@@ -935,7 +922,10 @@ hg_store_figures(hg_store_t *store, hg_store_figures_t *figures)
     figures->written = w->written;
     figures->write_errors = w->write_errors;
     figures->dropped = w->dropped;
+    figures->committed = w->committed;
     figures->failing = w->failing;
+    snprintf(figures->last_error, sizeof(figures->last_error), "%s",
+             w->last_error);
     pthread_mutex_unlock(&w->mu);
 }
 
