@@ -77,6 +77,26 @@ hg_query_strdup(const char *s, bool *failed)
     return copy;
 }
 
+/* The execution named, whole: HG_AGAIN when the store has none. */
+static int
+hg_query_read_one(hg_store_t *store, hg_query_t *q)
+{
+    int rc;
+
+    q->rows = calloc(1, sizeof(*q->rows));
+    if (q->rows == NULL) {
+        return HG_ERROR;
+    }
+    rc = hg_store_get_execution(store, q->exec_id, q->rows);
+    if (rc != HG_OK) {
+        free(q->rows);
+        q->rows = NULL;
+        return rc;
+    }
+    q->nrows = 1;
+    return HG_OK;
+}
+
 /* Dead executions, with their output and payload (a list leaves those
  * out): the one named, or a page of those of the job. */
 static int
@@ -87,21 +107,11 @@ hg_query_read_dead(hg_store_t *store, hg_query_t *q, bool whole)
     int rc;
 
     if (q->exec_id != NULL) {
-        q->rows = calloc(1, sizeof(*q->rows));
-        if (q->rows == NULL) {
-            return HG_ERROR;
+        rc = hg_query_read_one(store, q);
+        if (rc == HG_OK && q->rows[0].r.status != HG_EXEC_DEAD) {
+            rc = HG_AGAIN;          /* not (or no longer) dead */
         }
-        rc = hg_store_get_execution(store, q->exec_id, q->rows);
-        if (rc != HG_OK) {
-            free(q->rows);
-            q->rows = NULL;
-            return rc;
-        }
-        q->nrows = 1;
-        if (q->rows[0].r.status != HG_EXEC_DEAD) {
-            return HG_AGAIN;        /* not (or no longer) dead */
-        }
-        return HG_OK;
+        return rc;
     }
     rc = hg_store_list_executions(store, q->job_id, "dead", q->limit,
                                   q->offset, &list, &n);
@@ -137,17 +147,7 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_JOB:
         return hg_store_job_stats(store, q->job_id, &q->stats);
     case HG_QUERY_EXECUTION:
-        q->rows = calloc(1, sizeof(*q->rows));
-        if (q->rows == NULL) {
-            return HG_ERROR;
-        }
-        if (hg_store_get_execution(store, q->exec_id, q->rows) != HG_OK) {
-            free(q->rows);
-            q->rows = NULL;
-            return HG_AGAIN;
-        }
-        q->nrows = 1;
-        return HG_OK;
+        return hg_query_read_one(store, q);
     case HG_QUERY_DEAD:
         return hg_query_read_dead(store, q, false);
     case HG_QUERY_RETRY:
@@ -225,7 +225,8 @@ hg_query_time(int64_t ms)
     return json_string(text);
 }
 
-/* Text as JSON: bytes that are not UTF-8 become U+FFFD, so an output
+/* Text as JSON. A text that is not UTF-8 as a whole keeps its ASCII
+ * (NUL aside) and has every other byte replaced by U+FFFD, so an output
  * that is not text still reads (its length is said apart). */
 static json_t *
 hg_query_text(const char *s, size_t len)
