@@ -812,6 +812,11 @@ reply_reset(reply_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* OBJ's KEY is the string WANT (cmocka names the line that fails). */
+#define assert_json_str(obj, key, want) \
+    assert_string_equal(json_string_value(json_object_get((obj), (key))), \
+                        (want))
+
 /* The dead-letter list through the master's commands, on both drivers:
  * listed, retried by hand (the next attempt of the same run, with its
  * payload; the dead record leaves the list as the failed attempt it
@@ -850,11 +855,8 @@ test_dead_retry_and_purge(void **state)
         list = json_object_get(r.answer, "executions");
         assert_int_equal(json_array_size(list), 1);
         row = json_array_get(list, 0);
-        assert_string_equal(json_string_value(json_object_get(row, "id")),
-                            dead);
-        assert_string_equal(json_string_value(json_object_get(row,
-                                                              "status")),
-                            "dead");
+        assert_json_str(row, "id", dead);
+        assert_json_str(row, "status", "dead");
         snprintf(run, sizeof(run), "%s",
                  json_string_value(json_object_get(row, "run_id")));
         reply_reset(&r);
@@ -880,24 +882,17 @@ test_dead_retry_and_purge(void **state)
                          HG_OK);
         await_reply(f, &r);
         assert_int_equal(r.rc, HG_OK);
-        assert_string_equal(json_string_value(json_object_get(r.answer,
-                                                              "run_id")), run);
+        assert_json_str(r.answer, "run_id", run);
         assert_int_equal(json_integer_value(json_object_get(r.answer,
                                                             "attempt")), 2);
-        assert_string_equal(json_string_value(json_object_get(r.answer,
-                                                              "trigger")),
-                            "api:ops");
-        assert_string_equal(json_string_value(json_object_get(r.answer,
-                                                              "status")),
-                            "dead");
+        assert_json_str(r.answer, "trigger", "api:ops");
+        assert_json_str(r.answer, "status", "dead");
         reply_reset(&r);
         /* The first attempt left the list as the failure it was. */
         assert_int_equal(hg_master_execution(f->master, dead, on_reply, &r),
                          HG_OK);
         await_reply(f, &r);
-        assert_string_equal(json_string_value(json_object_get(r.answer,
-                                                              "status")),
-                            "failed");
+        assert_json_str(r.answer, "status", "failed");
         reply_reset(&r);
         /* Retrying it again: it is not dead. */
         assert_int_equal(hg_master_retry_dead(f->master, dead, NULL, 0,
@@ -959,8 +954,7 @@ test_job_query(void **state)
                      HG_OK);
     await_reply(f, &r);
     assert_int_equal(r.rc, HG_OK);
-    assert_string_equal(json_string_value(json_object_get(r.answer, "id")),
-                        "nightly");
+    assert_json_str(r.answer, "id", "nightly");
     next = json_object_get(r.answer, "next_fires");
     assert_int_equal(json_array_size(next), 5);
     assert_non_null(strstr(json_string_value(json_array_get(next, 0)),
@@ -969,9 +963,7 @@ test_job_query(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "runs")), 2);
     assert_int_equal(json_integer_value(json_object_get(stats,
                                                         "successes")), 2);
-    assert_string_equal(json_string_value(json_object_get(stats,
-                                                          "last_status")),
-                        "succeeded");
+    assert_json_str(stats, "last_status", "succeeded");
     reply_reset(&r);
     stop_master(f);
 }
