@@ -196,7 +196,7 @@ hg_run_master(const hg_options_t *opt)
     hg_master_t *master;
     hg_store_t *store;
     hg_conf_t *conf;
-    char *pid_path;
+    char pid_path[PATH_MAX];
     char err[512];
     int pid_fd = -1, report_fd = -1, rc;
 
@@ -249,17 +249,8 @@ hg_run_master(const hg_options_t *opt)
         return 1;
     }
     /* The master takes the cycle over (and frees it if it cannot start):
-     * the pid file's path is kept apart. */
-    pid_path = strdup(conf->pid);
-    if (pid_path == NULL) {
-        hg_log(HG_LOG_ERROR, "out of memory");
-        hg_store_close(store);
-        hg_pidfile_remove(conf->pid, pid_fd);
-        hg_daemon_report(&report_fd, hg_log_last_error());
-        hg_cycle_destroy(cycle);
-        hg_log_close();
-        return 1;
-    }
+     * the pid file's path is kept apart (it fits: the file was created). */
+    snprintf(pid_path, sizeof(pid_path), "%s", conf->pid);
     conf = NULL;
     master = hg_master_create(cycle, opt->conf_file, opt->prefix, store);
     if (master == NULL) {
@@ -269,7 +260,6 @@ hg_run_master(const hg_options_t *opt)
                  ? hg_log_last_error() : "the master could not start");
         hg_store_close(store);
         hg_pidfile_remove(pid_path, pid_fd);
-        free(pid_path);
         hg_daemon_report(&report_fd, err);
         hg_log_close();
         return 1;
@@ -285,7 +275,6 @@ hg_run_master(const hg_options_t *opt)
         hg_store_close(store);
         hg_pidfile_remove(now_path != NULL ? now_path : pid_path, pid_fd);
         free(now_path);
-        free(pid_path);
     }
     hg_log_close();
     return rc;
