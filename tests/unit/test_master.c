@@ -928,6 +928,83 @@ test_dead_retry_and_purge(void **state)
     }
 }
 
+/* Dead executions over a filter, on both drivers: a bulk retry takes
+ * only the job named, a bulk purge only the job named; a job removed
+ * from the configuration cannot be retried (it is said, and the record
+ * stays dead). */
+static void
+test_dead_in_bulk(void **state)
+{
+    static const char *const drivers[] = { "memory", "sqlite" };
+    fixture_t *f = *state;
+    reply_t r;
+    size_t i;
+
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < HG_NELEMS(drivers); i++) {
+        f->nseen = 0;
+        write_conf_jobs(f, drivers[i], 1,
+            "  { id = \"a\"; type = \"echo\"; exit = 1; max_retries = 0; "
+            "overlap = \"allow\"; },\n"
+            "  { id = \"b\"; type = \"echo\"; exit = 1; max_retries = 0; }");
+        start_master(f);
+        trigger(f, "a");
+        trigger(f, "a");
+        trigger(f, "b");
+        run_until(f, 3);
+        if (f->store->notify_fd >= 0) {
+            settle(f);
+        }
+
+        assert_int_equal(hg_master_retry_dead(f->master, NULL, "b", 0, NULL,
+                                              on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_OK);
+        assert_int_equal(json_array_size(json_object_get(r.answer,
+                                                         "retried")), 1);
+        reply_reset(&r);
+        run_until(f, 4);
+        if (f->store->notify_fd >= 0) {
+            settle(f);
+        }
+        assert_int_equal(hg_master_purge_dead(f->master, NULL, "a", 0,
+                                              on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(r.rc, HG_OK);
+        assert_int_equal(json_integer_value(json_object_get(r.answer,
+                                                            "purged")), 2);
+        reply_reset(&r);
+        /* b's second attempt is the one dead letter left. */
+        assert_int_equal(hg_master_dead(f->master, NULL, 10, 0, on_reply,
+                                        &r), HG_OK);
+        await_reply(f, &r);
+        assert_int_equal(json_array_size(json_object_get(r.answer,
+                                                         "executions")), 1);
+        assert_json_str(json_array_get(json_object_get(r.answer,
+                                                       "executions"), 0),
+                        "job", "b");
+        reply_reset(&r);
+        stop_master(f);
+
+        /* b removed: its dead letter cannot be retried, and stays. */
+        write_conf_jobs(f, drivers[i], 1,
+            "  { id = \"a\"; type = \"echo\"; exit = 1; max_retries = 0; }");
+        start_master(f);
+        assert_int_equal(hg_master_retry_dead(f->master, NULL, NULL, 0, NULL,
+                                              on_reply, &r), HG_OK);
+        await_reply(f, &r);
+        if (strcmp(drivers[i], "sqlite") == 0) {
+            assert_int_equal(json_array_size(json_object_get(r.answer,
+                                                             "retried")), 0);
+            assert_json_str(json_array_get(json_object_get(r.answer,
+                                                           "skipped"), 0),
+                            "error", "its job no longer exists");
+        }
+        reply_reset(&r);
+        stop_master(f);
+    }
+}
+
 /* A job read through the master: its next five fire times and the
  * statistics the store keeps; an unknown job is HG_AGAIN at once. */
 static void
@@ -1747,6 +1824,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_store_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_retry_and_purge, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_dead_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
                                         teardown),
