@@ -34,6 +34,7 @@
 #include "hg_conf.h"
 #include "hg_conf_table.h"
 #include "hg_hint.h"
+#include "hg_map.h"
 #include "hg_units.h"
 
 #define HG_CONF_DAY_MS        86400000LL
@@ -1886,7 +1887,7 @@ hg_conf_free_tokens(const hg_conf_key_t *key, char *base)
 
 /* --- jobs ------------------------------------------------------------- */
 
-static bool
+bool
 hg_conf_id_ok(const char *id)
 {
     size_t i;
@@ -2695,6 +2696,86 @@ done:
         return HG_ERROR;
     }
     return HG_OK;
+}
+
+int
+hg_conf_add_api_jobs(hg_conf_t *conf, const json_t *definitions,
+                     hg_conf_errors_t *errors)
+{
+    hg_job_conf_t *jobs, job;
+    const hg_job_conf_t *other;
+    hg_map_t ids;
+    size_t i, n = json_array_size(definitions), before = errors->count;
+
+    if (n == 0) {
+        return json_is_array(definitions) || definitions == NULL
+               ? HG_OK : HG_ERROR;
+    }
+    jobs = realloc(conf->jobs, (conf->njobs + n) * sizeof(*jobs));
+    if (jobs == NULL) {
+        hg_conf_error_add(errors, HG_CONF_API_FILE, 0, "out of memory");
+        return HG_ERROR;
+    }
+    conf->jobs = jobs;
+    /* the file's ids, once: a search of the file per API job would cost
+     * O(n * m) for large files */
+    hg_map_init(&ids);
+    for (i = 0; i < conf->njobs; i++) {
+        if (conf->jobs[i].id != NULL
+            && hg_map_put(&ids, conf->jobs[i].id, &conf->jobs[i]) != HG_OK)
+        {
+            hg_conf_error_add(errors, HG_CONF_API_FILE, 0, "out of memory");
+            hg_map_free(&ids);
+            return HG_ERROR;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        size_t first = errors->count;
+
+        if (hg_conf_job_from_json(conf, json_array_get(definitions, i), &job,
+                                  errors) != HG_OK)
+        {
+            for (; first < errors->count; first++) {
+                if (errors->items[first].file == NULL) {
+                    errors->items[first].file = strdup(HG_CONF_API_FILE);
+                }
+            }
+            continue;
+        }
+        other = hg_map_get(&ids, job.id);
+        if (other != NULL) {
+            if (other->api) {
+                hg_conf_error_add(errors, HG_CONF_API_FILE, 0, "job \"%s\": "
+                                  "defined twice through the API", job.id);
+            } else {
+                hg_conf_error_add(errors, HG_CONF_API_FILE, 0, "job \"%s\": "
+                                  "also defined in %s:%d; an id names one "
+                                  "job (remove one of the two)", job.id,
+                                  other->file != NULL ? other->file
+                                                      : conf->file,
+                                  other->line);
+            }
+            hg_conf_job_free(&job);
+            continue;
+        }
+        job.api = true;
+        job.file = strdup(HG_CONF_API_FILE);
+        if (job.file == NULL) {
+            hg_conf_error_add(errors, HG_CONF_API_FILE, 0, "out of memory");
+            hg_conf_job_free(&job);
+            continue;
+        }
+        conf->jobs[conf->njobs] = job;
+        /* the map's key lives in conf->jobs, which does not move now */
+        if (hg_map_put(&ids, conf->jobs[conf->njobs].id,
+                       &conf->jobs[conf->njobs]) != HG_OK)
+        {
+            hg_conf_error_add(errors, HG_CONF_API_FILE, 0, "out of memory");
+        }
+        conf->njobs++;
+    }
+    hg_map_free(&ids);
+    return errors->count == before ? HG_OK : HG_ERROR;
 }
 
 /* --- queries ---------------------------------------------------------- */

@@ -123,8 +123,12 @@ typedef struct hg_job_conf_s {
      * to workers and compared on reload. */
     char *definition_text;
 
-    char *file;                     /* where the job is defined */
+    char *file;                     /* where the job is defined;
+                                       HG_CONF_API_FILE for an API job */
     int line;
+    bool api;                       /* defined through the master's
+                                       surface (the admin API), kept in
+                                       the store, not in the file */
     json_t *key_lines;              /* key -> line (integer) of each key */
 } hg_job_conf_t;
 
@@ -261,6 +265,24 @@ int hg_conf_job_from_json(const hg_conf_t *conf, const json_t *definition,
  * which is taken here as the reader wrote it). */
 int hg_conf_job_from_reader(const hg_conf_t *conf, const json_t *definition,
                             hg_job_conf_t *job, hg_conf_errors_t *errors);
+
+/* Whether ID is a job id: 1-128 of A-Z a-z 0-9 . _ - */
+bool hg_conf_id_ok(const char *id);
+
+/* What an API job's errors name instead of a file. */
+#define HG_CONF_API_FILE  "api"
+
+/*
+ * Add the jobs defined through the admin API to CONF: DEFINITIONS is an
+ * array of job definitions (hg_conf_job_from_json each), appended after
+ * the file's jobs with api set and HG_CONF_API_FILE as their file. An id
+ * the file already defines, or one given twice, is an error naming both:
+ * neither source silently wins. HG_OK, or HG_ERROR with every problem in
+ * ERRORS (the jobs that were fine are added all the same; a conf with
+ * errors is never used).
+ */
+int hg_conf_add_api_jobs(hg_conf_t *conf, const json_t *definitions,
+                         hg_conf_errors_t *errors);
 
 /* Free what a job owns (not the job itself) and zero it. */
 void hg_conf_job_free(hg_job_conf_t *job);

@@ -316,6 +316,13 @@ hg_cycle_t *
 hg_cycle_create(const char *file, const char *prefix,
                 hg_conf_errors_t *errors)
 {
+    return hg_cycle_create_with(file, prefix, NULL, errors);
+}
+
+hg_cycle_t *
+hg_cycle_create_with(const char *file, const char *prefix,
+                     const json_t *api_jobs, hg_conf_errors_t *errors)
+{
     hg_conf_t *conf;
 
     hg_cycle_stage("reading %s", file);
@@ -323,6 +330,25 @@ hg_cycle_create(const char *file, const char *prefix,
     if (conf == NULL) {
         return NULL;
     }
+    hg_cycle_stage("reading the jobs defined through the API");
+    (void) hg_conf_add_api_jobs(conf, api_jobs, errors);
+    return hg_cycle_check(conf, prefix, true, errors);
+}
+
+hg_cycle_t *
+hg_cycle_create_from(const json_t *base, const char *prefix,
+                     const json_t *api_jobs, hg_conf_errors_t *errors)
+{
+    hg_conf_t *conf;
+
+    hg_cycle_stage("reading the configuration in force");
+    conf = hg_cycle_conf_from_json(base, prefix, errors);
+    if (conf == NULL) {
+        return NULL;
+    }
+    hg_conf_jobs_free(conf);
+    hg_cycle_stage("reading the jobs defined through the API");
+    (void) hg_conf_add_api_jobs(conf, api_jobs, errors);
     return hg_cycle_check(conf, prefix, true, errors);
 }
 

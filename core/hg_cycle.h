@@ -50,6 +50,19 @@ typedef struct hg_cycle_s {
  */
 hg_cycle_t *hg_cycle_create(const char *file, const char *prefix,
                             hg_conf_errors_t *errors);
+/* The same with the jobs defined through the admin API (API_JOBS: an
+ * array of definitions, NULL for none) added to the file's: a reload. */
+hg_cycle_t *hg_cycle_create_with(const char *file, const char *prefix,
+                                 const json_t *api_jobs,
+                                 hg_conf_errors_t *errors);
+/* A cycle of API_JOBS alone, checked against the configuration in force
+ * (BASE: hg_cycle_to_json of the running cycle, whose jobs are left out),
+ * without reading the file: one job added or replaced through the API
+ * is checked as a reload would check it, while an edit of the file that
+ * no one reloaded yet stays out of it. */
+hg_cycle_t *hg_cycle_create_from(const json_t *base, const char *prefix,
+                                 const json_t *api_jobs,
+                                 hg_conf_errors_t *errors);
 /*
  * A cycle from a configuration the cycle reader has checked (CONF taken
  * over): schedules and time zones parsed, modules not yet opened. Runs no
@@ -71,6 +84,9 @@ int hg_cycle_open_modules(hg_cycle_t *cycle, hg_conf_errors_t *errors);
 json_t *hg_cycle_to_json(const hg_cycle_t *cycle, char *err, size_t errlen);
 hg_cycle_t *hg_cycle_from_json(const json_t *doc, const char *prefix,
                                hg_conf_errors_t *errors);
+/* The configuration part of such a document (its jobs included). */
+hg_conf_t *hg_cycle_conf_from_json(const json_t *doc, const char *prefix,
+                                   hg_conf_errors_t *errors);
 
 /*
  * Read FILE in a cycle reader, a process of its own (hg_cycle_reader.c),
@@ -81,6 +97,11 @@ hg_cycle_t *hg_cycle_from_json(const json_t *doc, const char *prefix,
  */
 hg_cycle_t *hg_cycle_load(const char *file, const char *prefix,
                           int64_t timeout_ms, hg_conf_errors_t *errors);
+/* The same with an input for the reader (hg_cycle_reader_start): the
+ * start, when the store holds jobs defined through the API. */
+hg_cycle_t *hg_cycle_load_with(const char *file, const char *prefix,
+                               const json_t *input, int64_t timeout_ms,
+                               hg_conf_errors_t *errors);
 
 /* What the cycle reader is doing now (printf-like), for the message that
  * names where it crashed or hung. A no-op outside a reader. */

@@ -194,9 +194,9 @@ hg_cycle_to_json(const hg_cycle_t *cycle, char *err, size_t errlen)
     for (i = 0; i < conf->njobs; i++) {
         const hg_job_conf_t *job = &conf->jobs[i];
 
-        j = json_pack("{sOsssi}", "definition", job->definition,
+        j = json_pack("{sOsssisb}", "definition", job->definition,
                       "file", job->file ? job->file : conf->file,
-                      "line", job->line);
+                      "line", job->line, "api", job->api);
         if (j == NULL || json_array_append_new(jobs, j) != 0) {
             goto nomem;
         }
@@ -352,9 +352,9 @@ hg_cj_section_from(const hg_conf_section_t *sec, char *base,
     return HG_OK;
 }
 
-static hg_conf_t *
-hg_cj_conf_from(const json_t *doc, const char *prefix,
-                hg_conf_errors_t *errors)
+hg_conf_t *
+hg_cycle_conf_from_json(const json_t *doc, const char *prefix,
+                        hg_conf_errors_t *errors)
 {
     const char *file = json_string_value(json_object_get(doc, "file"));
     const char *conf_prefix =
@@ -418,6 +418,7 @@ hg_cj_conf_from(const json_t *doc, const char *prefix,
         conf->njobs++;
         job->file = jfile != NULL ? strdup(jfile) : NULL;
         job->line = (int) json_integer_value(json_object_get(j, "line"));
+        job->api = json_is_true(json_object_get(j, "api"));
     }
     return conf;
 
@@ -432,7 +433,7 @@ hg_cycle_t *
 hg_cycle_from_json(const json_t *doc, const char *prefix,
                    hg_conf_errors_t *errors)
 {
-    hg_conf_t *conf = hg_cj_conf_from(doc, prefix, errors);
+    hg_conf_t *conf = hg_cycle_conf_from_json(doc, prefix, errors);
 
     if (conf == NULL) {
         return NULL;

@@ -9,6 +9,12 @@
  * may do anything a configuration asks, and only ever writes to its pipe
  * (fd 3) and its stage page (fd 4), then leaves with _exit.
  *
+ * Input document (fd 5, when argv[4] is --input): {"api_jobs": [job
+ * definitions]} adds the jobs defined through the API to the file's;
+ * with "base" (the running cycle's hg_cycle_to_json), the file is not
+ * read: the API jobs alone are checked against the configuration in
+ * force (hg_cycle_create_from).
+ *
  * Result document: {"result": "ok", "cycle": {...hg_cycle_to_json...}} or
  * {"result": "failed", "errors": [{"file", "line", "message"}, ...]}. A
  * reader that ends without a complete document has crashed, was killed,
@@ -26,6 +32,8 @@
 
 #define HG_READER_RESULT_FD  3
 #define HG_READER_STAGE_FD   4
+#define HG_READER_INPUT_FD   5      /* with HG_READER_INPUT_ARG */
+#define HG_READER_INPUT_ARG  "--input"
 #define HG_READER_STAGE_SIZE 512
 #define HG_READER_CHUNK      (64 * 1024)
 
@@ -105,6 +113,51 @@ hg_reader_errors(const hg_conf_errors_t *errors)
     return a;
 }
 
+/* The input document, from the start of its memfd. */
+static json_t *
+hg_reader_input(hg_conf_errors_t *errors, const char *file)
+{
+    json_error_t jerr;
+    json_t *input;
+
+    if (lseek(HG_READER_INPUT_FD, 0, SEEK_SET) != 0) {
+        hg_conf_error_add(errors, file, 0, "cannot read the master's input:"
+                          " %s", strerror(errno));
+        return NULL;
+    }
+    input = json_loadfd(HG_READER_INPUT_FD, 0, &jerr);
+    if (!json_is_object(input)) {
+        hg_conf_error_add(errors, file, 0, "the master's input is not a "
+                          "JSON object: %s", jerr.text);
+        json_decref(input);
+        return NULL;
+    }
+    return input;
+}
+
+static hg_cycle_t *
+hg_reader_cycle(int argc, char **argv, hg_conf_errors_t *errors)
+{
+    const json_t *base, *api_jobs;
+    hg_cycle_t *cycle;
+    json_t *input;
+
+    if (argc < 5) {
+        return hg_cycle_create(argv[2], argv[3], errors);
+    }
+    input = hg_reader_input(errors, argv[2]);
+    if (input == NULL) {
+        return NULL;
+    }
+    base = json_object_get(input, "base");
+    api_jobs = json_object_get(input, "api_jobs");
+    cycle = base != NULL
+            ? hg_cycle_create_from(base, argv[3], api_jobs, errors)
+            : hg_cycle_create_with(argv[2], argv[3], api_jobs, errors);
+    json_decref(input);
+    return cycle;
+}
+
 int
 hg_cycle_reader_main(int argc, char **argv)
 {
@@ -117,7 +170,9 @@ hg_cycle_reader_main(int argc, char **argv)
     void *page;
 
     out.fd = HG_READER_RESULT_FD;
-    if (argc != 4 || fcntl(out.fd, F_GETFD) < 0) {
+    if ((argc != 4 && (argc != 5 || strcmp(argv[4], HG_READER_INPUT_ARG)))
+        || fcntl(out.fd, F_GETFD) < 0)
+    {
         fprintf(stderr, "hourglass: %s is run by the master, not by hand\n",
                 HG_CYCLE_READER_ARG);
         _exit(2);
@@ -134,10 +189,11 @@ hg_cycle_reader_main(int argc, char **argv)
     close(HG_READER_STAGE_FD);
 
 #if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
-    close_range(HG_READER_STAGE_FD + 1, ~0U, 0);
+    close_range(argc == 5 ? HG_READER_INPUT_FD + 1
+                          : HG_READER_STAGE_FD + 1, ~0U, 0);
 #endif
     memset(&errors, 0, sizeof(errors));
-    cycle = hg_cycle_create(argv[2], argv[3], &errors);
+    cycle = hg_reader_cycle(argc, argv, &errors);
     hg_cycle_stage("handing the configuration to the master");
     if (cycle != NULL) {
         err[0] = '\0';
@@ -181,7 +237,7 @@ hg_reader_high_fd(int fd)
 
 static int
 hg_reader_spawn(hg_cycle_reader_t *r, char *const *argv, int result_fd,
-                int stage_fd)
+                int stage_fd, int input_fd)
 {
     extern char **environ;
     posix_spawn_file_actions_t fa;
@@ -212,12 +268,17 @@ hg_reader_spawn(hg_cycle_reader_t *r, char *const *argv, int result_fd,
         rc = posix_spawn_file_actions_adddup2(&fa, stage_fd,
                                               HG_READER_STAGE_FD);
     }
+    if (rc == 0 && input_fd >= 0) {
+        rc = posix_spawn_file_actions_adddup2(&fa, input_fd,
+                                              HG_READER_INPUT_FD);
+    }
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
     /* Whatever the master holds without O_CLOEXEC (a worker's pipe, say)
      * is none of the reader's business, and would outlive a crash. */
     if (rc == 0) {
         rc = posix_spawn_file_actions_addclosefrom_np(&fa,
-                                                      HG_READER_STAGE_FD + 1);
+                 input_fd >= 0 ? HG_READER_INPUT_FD + 1
+                               : HG_READER_STAGE_FD + 1);
     }
 #endif
     if (rc == 0) {
@@ -228,14 +289,41 @@ hg_reader_spawn(hg_cycle_reader_t *r, char *const *argv, int result_fd,
     return rc;
 }
 
+/* INPUT in a memfd of its own, numbered high: -1 with the reason in err. */
+static int
+hg_reader_input_fd(const json_t *input, char *err, size_t errlen)
+{
+    int fd = memfd_create("hourglass-cycle-input", MFD_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot set up the configuration reader: "
+                 "memfd_create: %s", strerror(errno));
+        return -1;
+    }
+    if (json_dumpfd(input, fd, JSON_COMPACT) != 0) {
+        snprintf(err, errlen, "cannot set up the configuration reader: "
+                 "writing its input: %s", errno ? strerror(errno)
+                                                : "out of memory");
+        close(fd);
+        return -1;
+    }
+    fd = hg_reader_high_fd(fd);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot set up the configuration reader: "
+                 "fcntl: %s", strerror(errno));
+    }
+    return fd;
+}
+
 int
 hg_cycle_reader_start(hg_cycle_reader_t *r, const char *file,
-                      const char *prefix, int64_t timeout_ms, char *err,
-                      size_t errlen)
+                      const char *prefix, const json_t *input,
+                      int64_t timeout_ms, char *err, size_t errlen)
 {
     char *argv[] = { "hourglass", HG_CYCLE_READER_ARG, (char *) file,
-                     (char *) prefix, NULL };
-    int fds[2] = { -1, -1 }, stage_fd = -1, rc;
+                     (char *) prefix,
+                     input != NULL ? HG_READER_INPUT_ARG : NULL, NULL };
+    int fds[2] = { -1, -1 }, stage_fd = -1, input_fd = -1, rc;
     void *page;
 
     memset(r, 0, sizeof(*r));
@@ -271,7 +359,18 @@ hg_cycle_reader_start(hg_cycle_reader_t *r, const char *file,
                  "fcntl: %s", strerror(errno));
         goto failed;
     }
-    rc = hg_reader_spawn(r, argv, fds[1], stage_fd);
+    if (input != NULL) {
+        errno = 0;
+        input_fd = hg_reader_input_fd(input, err, errlen);
+        if (input_fd < 0) {
+            goto failed;
+        }
+    }
+    rc = hg_reader_spawn(r, argv, fds[1], stage_fd, input_fd);
+    if (input_fd >= 0) {
+        close(input_fd);
+        input_fd = -1;
+    }
     if (rc != 0) {
         r->pid = 0;
         snprintf(err, errlen, "cannot start the configuration reader %s: "
@@ -472,14 +571,22 @@ hg_cycle_t *
 hg_cycle_load(const char *file, const char *prefix, int64_t timeout_ms,
               hg_conf_errors_t *errors)
 {
+    return hg_cycle_load_with(file, prefix, NULL, timeout_ms, errors);
+}
+
+hg_cycle_t *
+hg_cycle_load_with(const char *file, const char *prefix,
+                   const json_t *input, int64_t timeout_ms,
+                   hg_conf_errors_t *errors)
+{
     hg_cycle_reader_t r;
     hg_cycle_t *cycle;
     struct pollfd pfd;
     int64_t deadline, left;
     char err[512];
 
-    if (hg_cycle_reader_start(&r, file, prefix, timeout_ms, err, sizeof(err))
-        != HG_OK)
+    if (hg_cycle_reader_start(&r, file, prefix, input, timeout_ms, err,
+                              sizeof(err)) != HG_OK)
     {
         hg_conf_error_add(errors, file, 0, "%s", err);
         return NULL;

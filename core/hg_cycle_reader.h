@@ -45,10 +45,13 @@ typedef struct hg_cycle_reader_s {
     bool killed;                    /* by hg_cycle_reader_kill */
 } hg_cycle_reader_t;
 
-/* Start a reader of FILE. HG_ERROR with the reason in err. */
+/* Start a reader of FILE; INPUT (NULL: none) is handed to it: the jobs
+ * defined through the API ({"api_jobs": [...]}), and "base" to check
+ * those against the configuration in force instead of reading FILE
+ * (hg_cycle_create_from). HG_ERROR with the reason in err. */
 int hg_cycle_reader_start(hg_cycle_reader_t *r, const char *file,
-                          const char *prefix, int64_t timeout_ms, char *err,
-                          size_t errlen);
+                          const char *prefix, const json_t *input,
+                          int64_t timeout_ms, char *err, size_t errlen);
 /* Read what is there without blocking: HG_AGAIN while more may come,
  * HG_OK at the end (r->eof), HG_ERROR when out of memory. */
 int hg_cycle_reader_read(hg_cycle_reader_t *r);

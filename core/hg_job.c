@@ -69,6 +69,7 @@ hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *changed,
     }
     *changed = job->definition_text == NULL
                || strcmp(job->definition_text, conf->definition_text) != 0;
+    job->api = conf->api;
     if (*changed) {
         def = hg_slab_strdup(&m->job_strings, conf->definition_text);
         if (def == NULL) {

@@ -38,6 +38,7 @@
 #include "hg_journal.h"
 #include "hg_log.h"
 #include "hg_maintenance.h"
+#include "hg_jobdef.h"
 #include "hg_master.h"
 #include "hg_outcome.h"
 #include "hg_query.h"
@@ -392,7 +393,7 @@ hg_master_on_signal(hg_event_t *ev, uint32_t events)
             break;
         case SIGHUP:
             if (!m->quitting && !m->stopping) {
-                hg_reload_start(m);
+                hg_master_reload(m);
             }
             break;
         case SIGTERM:
@@ -455,6 +456,16 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     m->workers = cycle->conf->workers;
     m->signal_fd = -1;
     m->store = store;
+    /* The jobs defined through the API: the cycle has them already (the
+     * start read them from the store too); these are what a reload hands
+     * the reader. */
+    if (store != NULL ? hg_store_load_jobs(store, &m->api_jobs) != HG_OK
+                      : (m->api_jobs = json_object()) == NULL)
+    {
+        hg_log(HG_LOG_ERROR, "cannot read the jobs defined through the API "
+               "from the store");
+        return HG_ERROR;
+    }
     hg_map_init(&m->jobs);
     hg_slab_init(&m->job_slab, sizeof(hg_job_t));
     hg_slab_strings_init(&m->job_strings);
@@ -538,15 +549,37 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     return HG_OK;
 }
 
+/* A reload asked for while the reader was busy, then the next job
+ * command: one at a time, as each needs the reader and the job set. A
+ * store without a thread answers a command's write at once, and the next
+ * command may go then. */
+static void
+hg_master_next_change(hg_master_t *m)
+{
+    do {
+        if (m->store != NULL && m->store->notify_fd < 0) {
+            hg_master_store_tasks(m);
+        }
+        if (m->reload_again && m->reload == NULL && !hg_jobdef_busy(m)
+            && !m->stopping && !m->quitting)
+        {
+            m->reload_again = false;
+            hg_reload_start(m);
+        }
+    } while (hg_jobdef_pump(m));
+}
+
 int
 hg_master_turn(hg_master_t *m, int timeout_ms)
 {
     int rc = hg_event_loop_turn(m->loop, timeout_ms);
 
     /* Level-triggered, as nginx's master: whatever the turn did (a
-     * worker gone, a reload's new generation), the pool is made whole
-     * and a graceful stop that has nothing left is done. */
+     * worker gone, a reload's new generation, a reader done), the pool
+     * is made whole, what waited for the reader goes, and a graceful
+     * stop that has nothing left is done. */
     hg_master_spawn_workers(m);
+    hg_master_next_change(m);
     hg_master_check_done(m);
     return rc;
 }
@@ -577,6 +610,9 @@ hg_master_cleanup(hg_master_t *m)
     m->stopping = true;
     hg_query_orphan_all(m);
     hg_reload_free(m);
+    hg_jobdef_free_all(m);
+    json_decref(m->api_jobs);
+    m->api_jobs = NULL;
     if (m->pool.head != NULL) {
         hg_pool_kill_all(&m->pool, SIGKILL);
     }
@@ -676,7 +712,34 @@ hg_execution_id(const hg_execution_t *exec)
 int
 hg_master_reload(hg_master_t *m)
 {
+    /* A job command in flight would be undone by a cycle read without
+     * it: the reload follows it. */
+    if (hg_jobdef_busy(m)) {
+        hg_log(HG_LOG_INFO, "reload requested while a job change is under "
+               "way: it follows");
+        m->reload_again = true;
+        return HG_AGAIN;
+    }
     return hg_reload_start(m);
+}
+
+int
+hg_master_put_job(hg_master_t *m, const json_t *definition, bool create,
+                  const char *actor, hg_master_reply_pt reply, void *data)
+{
+    return hg_jobdef_submit(m, create ? HG_JOBDEF_CREATE : HG_JOBDEF_REPLACE,
+                            NULL, definition, actor, reply, data);
+}
+
+int
+hg_master_delete_job(hg_master_t *m, const char *job_id, const char *actor,
+                     hg_master_reply_pt reply, void *data)
+{
+    if (job_id == NULL) {
+        return HG_ERROR;
+    }
+    return hg_jobdef_submit(m, HG_JOBDEF_DELETE, job_id, NULL, actor, reply,
+                            data);
 }
 
 bool

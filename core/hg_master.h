@@ -21,6 +21,7 @@
  *   hg_fire.c      job timers, fires, misfires, clock steps, triggers
  *   hg_recover.c   what a previous master left unfinished, at start
  *   hg_query.c     reads and commands through the store's thread
+ *   hg_jobdef.c    jobs defined through the API: checked, kept, applied
  *   hg_meter.c     the metrics
  */
 
@@ -147,6 +148,33 @@ int hg_master_retry_dead(hg_master_t *master, const char *exec_id,
 int hg_master_purge_dead(hg_master_t *master, const char *exec_id,
                          const char *job_id, int64_t before,
                          hg_master_reply_pt reply, void *data);
+/*
+ * Jobs defined through the API, beside the file's (the admin API's POST,
+ * PUT and DELETE /jobs). A job added or replaced from DEFINITION (a JSON
+ * object with "id", as the file's keys) is checked as a reload would
+ * check it, by a cycle reader against the configuration in force (the
+ * file is not read again: an edit nobody reloaded stays out), then
+ * written to the store, then put in force; ACTOR ("api:NAME") is kept
+ * as its creator. Deleting one writes the store, then removes it (its
+ * running executions finish). Jobs of the file are read only. A reload
+ * reads these jobs with the file; while a command is in flight, a reload
+ * waits for it, and commands wait for a reload; commands go one at a
+ * time, in order.
+ *
+ * HG_OK: REPLY follows, from the loop, with one of: HG_OK and {id, type,
+ * api, enabled, paused, definition, created_by, created_at, updated_at,
+ * next_fires} (delete: {id, deleted}); HG_AGAIN (no such job),
+ * HG_REPLY_EXISTS, HG_REPLY_READ_ONLY, HG_REPLY_INVALID (with "errors"),
+ * or HG_ERROR (the store failed, out of memory, shutting down), each
+ * with {"error": "..."}; a master destroyed first answers HG_ERROR
+ * then. HG_ERROR (REPLY not called): out of memory.
+ */
+int hg_master_put_job(hg_master_t *master, const json_t *definition,
+                      bool create, const char *actor,
+                      hg_master_reply_pt reply, void *data);
+int hg_master_delete_job(hg_master_t *master, const char *job_id,
+                         const char *actor, hg_master_reply_pt reply,
+                         void *data);
 /* The metrics in the Prometheus text format, the gauges read now. */
 int hg_master_render_metrics(hg_master_t *master, FILE *out);
 

@@ -42,6 +42,7 @@ struct hg_query_s {
     hg_exec_row_t *rows;
     size_t nrows;
     uint64_t purged;
+    json_t *record;                 /* PUT_JOB */
 };
 
 static void
@@ -53,6 +54,7 @@ hg_query_release(void *cookie)
     free(q->job_id);
     free(q->exec_id);
     free(q->trigger);
+    json_decref(q->record);
 }
 
 static void
@@ -155,6 +157,8 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_PURGE:
         return hg_store_purge_dead(store, q->exec_id, q->job_id, q->before,
                                    &q->purged);
+    case HG_QUERY_PUT_JOB:
+        return hg_store_put_job(store, q->job_id, q->record);
     }
     return HG_ERROR;
 }
@@ -195,6 +199,10 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
         q->limit = HG_QUERY_RETRY_MAX;
     }
     q->offset = args->offset;
+    if (args->record != NULL) {
+        q->record = json_deep_copy(args->record);
+        failed = failed || q->record == NULL;
+    }
     q->task.kind = HG_STORE_TASK_QUERY;
     q->task.query = hg_query_run;
     q->task.cookie = q;
@@ -213,7 +221,7 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
 
 /* --- answers ------------------------------------------------------------ */
 
-static json_t *
+json_t *
 hg_query_time(int64_t ms)
 {
     char text[40];
@@ -300,14 +308,13 @@ hg_query_execution_json(const hg_exec_record_t *r)
                      "unique_key", r->unique_key);
 }
 
-static json_t *
-hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
+json_t *
+hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
 {
     int64_t fires[HG_QUERY_NEXT_FIRES];
-    json_t *answer, *next, *definition;
+    json_t *next = json_array();
     size_t n = 0, i;
 
-    next = json_array();
     if (next != NULL
         && hg_fire_next_fires(m, job->id, fires, HG_NELEMS(fires), &n)
            == HG_OK)
@@ -316,6 +323,15 @@ hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
             json_array_append_new(next, hg_query_time(fires[i]));
         }
     }
+    return next;
+}
+
+static json_t *
+hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
+{
+    json_t *answer, *next, *definition;
+
+    next = hg_query_next_fires(m, job);
     definition = json_loads(job->definition_text, 0, NULL);
     answer = json_pack("{s:s, s:s, s:b, s:b, s:o?, s:o, s:i, s:i,"
                        " s:{s:I, s:I, s:I, s:f, s:I, s:o, s:s?}}",
@@ -429,6 +445,9 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
             return HG_AGAIN;
         }
         *answer = json_pack("{s:I}", "purged", (json_int_t) q->purged);
+        break;
+    case HG_QUERY_PUT_JOB:
+        *answer = json_object();
         break;
     }
     return *answer != NULL ? HG_OK : HG_ERROR;

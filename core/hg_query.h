@@ -16,7 +16,8 @@ typedef enum {
     HG_QUERY_EXECUTION,             /* one execution, with its output */
     HG_QUERY_DEAD,                  /* a page of the dead-letter list */
     HG_QUERY_RETRY,                 /* dead executions' next attempts */
-    HG_QUERY_PURGE                  /* dead executions deleted */
+    HG_QUERY_PURGE,                 /* dead executions deleted */
+    HG_QUERY_PUT_JOB                /* an API job written or deleted */
 } hg_query_kind_t;
 
 typedef struct hg_query_args_s {
@@ -26,6 +27,7 @@ typedef struct hg_query_args_s {
     int64_t before;                 /* RETRY PURGE: finished before (ms) */
     size_t limit;                   /* DEAD RETRY: a page (0: all) */
     size_t offset;
+    const json_t *record;           /* PUT_JOB: NULL = delete job_id */
 } hg_query_args_t;
 
 /* HG_OK: REPLY follows (at once for a store without a thread, once the
@@ -34,6 +36,10 @@ typedef struct hg_query_args_s {
 int hg_query_start(hg_master_t *m, hg_query_kind_t kind,
                    const hg_query_args_t *args, hg_master_reply_pt reply,
                    void *data);
+/* A time (ms) as the answers write it: UTC text, or null for none. */
+json_t *hg_query_time(int64_t ms);
+/* The job's next five fire times, as an array of such texts. */
+json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
 /* A QUERY task came back from the store: answer it (or free an orphan). */
 void hg_query_done(hg_master_t *m, hg_store_task_t *task);
 /* The master goes: its queries still at the store are orphaned. */

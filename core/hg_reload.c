@@ -25,7 +25,7 @@
 #include "hg_log.h"
 #include "hg_reload.h"
 
-static void
+void
 hg_reload_remove_job(hg_master_t *m, hg_job_t *job)
 {
     hg_execution_t *exec;
@@ -64,6 +64,7 @@ typedef struct hg_reload_apply_s {
     size_t next_stale;
     bool stale_listed;
     unsigned added, changed, removed;
+    unsigned failed;                /* out of memory */
 } hg_reload_apply_t;
 
 static void
@@ -89,6 +90,7 @@ hg_reload_apply_job(hg_master_t *m, hg_reload_apply_t *a,
     if (job == NULL) {
         hg_log(HG_LOG_ERROR, "out of memory adding job \"%s\"",
                cj->conf->id);
+        a->failed++;
         return;
     }
     was_enabled = job->enabled;
@@ -98,11 +100,13 @@ hg_reload_apply_job(hg_master_t *m, hg_reload_apply_t *a,
         if (is_new) {
             hg_job_free(job);
         }
+        a->failed++;
         return;
     }
     if (is_new) {
         if (hg_map_put(&m->jobs, job->id, job) != HG_OK) {
             hg_job_free(job);
+            a->failed++;
             return;
         }
         a->added++;
@@ -192,6 +196,21 @@ hg_reload_apply_free(hg_reload_apply_t *a)
     a->stale = NULL;
 }
 
+/* A job check's cycle holds only the jobs to add or replace: nothing
+ * is stale, and it is small (one job), so it is applied at once. */
+int
+hg_reload_apply_jobs(hg_master_t *m, hg_cycle_t *cycle)
+{
+    hg_reload_apply_t a;
+    size_t i;
+
+    hg_reload_apply_start(m, &a, cycle);
+    for (i = 0; i < cycle->njobs; i++) {
+        hg_reload_apply_job(m, &a, &cycle->jobs[i]);
+    }
+    return a.failed == 0 ? HG_OK : HG_ERROR;
+}
+
 int
 hg_reload_apply_all(hg_master_t *m, hg_cycle_t *cycle)
 {
@@ -236,6 +255,10 @@ typedef struct hg_master_reload_s {
     hg_job_conf_t *old_jobs;        /* applied: the thread frees them */
     size_t nold_jobs;
     bool sweeping;                  /* the thread frees old_jobs */
+    /* A job check (hg_reload_check): its cycle, or its errors, go to
+     * checked, and nothing is committed here. */
+    hg_reload_checked_pt checked;
+    void *checked_data;
 } hg_reload_t;
 
 void
@@ -300,6 +323,20 @@ hg_reload_failed(hg_master_t *m, const hg_conf_errors_t *errors)
 
 static void hg_reload_over(hg_master_t *m);
 static void *hg_reload_sweep(void *data);
+
+/* The reload (or the job check) cannot go on: said, and over. */
+static void
+hg_reload_fail(hg_master_t *m)
+{
+    hg_reload_t *r = m->reload;
+
+    if (r->checked != NULL) {
+        r->checked(m, NULL, &r->errors, r->checked_data);
+    } else {
+        hg_reload_failed(m, &r->errors);
+    }
+    hg_reload_over(m);
+}
 
 /* The new cycle is in force: what is left of its jobs goes to a thread to
  * be freed, and the reload is done. */
@@ -417,15 +454,12 @@ hg_reload_commit(hg_master_t *m, hg_reload_t *r, hg_cycle_t *cycle)
     hg_reload_apply_slice(m);
 }
 
-/* The reload is over, one way or the other: the next may start. */
+/* The reload is over, one way or the other: the next may start (one
+ * asked for meanwhile is started by hg_master_turn). */
 static void
 hg_reload_over(hg_master_t *m)
 {
     hg_reload_free(m);
-    if (m->reload_again && !m->stopping && !m->quitting) {
-        m->reload_again = false;
-        hg_reload_start(m);
-    }
 }
 
 static void
@@ -489,7 +523,11 @@ hg_reload_on_thread(hg_event_t *ev, uint32_t events)
         cycle = NULL;
     }
     if (cycle == NULL) {
-        hg_reload_failed(m, &r->errors);
+        hg_reload_fail(m);
+        return;
+    }
+    if (r->checked != NULL) {
+        r->checked(m, cycle, &r->errors, r->checked_data);
     } else if (m->stopping || m->quitting) {
         hg_cycle_destroy(cycle);
     } else {
@@ -514,8 +552,7 @@ hg_reload_reader_done(hg_master_t *m)
         hg_cycle_reader_read(&r->reader);
     }
     if (hg_cycle_reader_end(&r->reader, &r->errors) != HG_OK) {
-        hg_reload_failed(m, &r->errors);
-        hg_reload_over(m);
+        hg_reload_fail(m);
         return;
     }
     r->text = r->reader.buf;
@@ -535,8 +572,7 @@ hg_reload_reader_done(hg_master_t *m)
     if (rc != 0) {
         hg_conf_error_add(&r->errors, m->conf_file, 0, "cannot build the "
                           "new configuration: %s", strerror(rc));
-        hg_reload_failed(m, &r->errors);
-        hg_reload_over(m);
+        hg_reload_fail(m);
         return;
     }
     r->thread_running = true;
@@ -587,26 +623,33 @@ hg_reload_on_reader_timer(hg_timer_t *timer)
 bool
 hg_reload_running(const hg_master_t *m)
 {
-    return m->reload != NULL;
+    return m->reload != NULL && m->reload->checked == NULL;
 }
 
-int
-hg_reload_start(hg_master_t *m)
+bool
+hg_reload_busy(const hg_master_t *m)
 {
-    hg_reload_t *r;
-    char err[512];
+    return m->reload != NULL || m->reload_again;
+}
 
-    if (m->reload != NULL) {
-        hg_log(HG_LOG_INFO, "reload requested while one is under way: "
-               "another follows it");
-        m->reload_again = true;
-        return HG_AGAIN;
-    }
-    hg_log(HG_LOG_INFO, "reloading %s", m->conf_file);
-    r = calloc(1, sizeof(*r));
+/* The definitions of the jobs defined through the API, as a reader takes
+ * them: {"api_jobs": [...]} and BASE when given (a job check). */
+static json_t *
+hg_reload_input(hg_master_t *m, json_t *api_jobs, json_t *base)
+{
+    json_t *list = api_jobs != NULL ? api_jobs
+                                    : hg_store_job_definitions(m->api_jobs);
+
+    return json_pack("{s:o, s:o*}", "api_jobs", list, "base", base);
+}
+
+static hg_reload_t *
+hg_reload_new(hg_master_t *m)
+{
+    hg_reload_t *r = calloc(1, sizeof(*r));
+
     if (r == NULL) {
-        hg_log(HG_LOG_ERROR, "reload failed: out of memory");
-        return HG_ERROR;
+        return NULL;
     }
     m->reload = r;
     r->done_fd = -1;
@@ -616,24 +659,93 @@ hg_reload_start(hg_master_t *m)
                      + m->cycle->conf->reload_timeout_ms * HG_NSEC_PER_MSEC;
     hg_timer_init(&r->timer, hg_reload_on_reader_timer, m);
     hg_timer_init(&r->apply_timer, hg_reload_on_apply_timer, m);
+    return r;
+}
+
+/* The reader of the reload or check R, with INPUT (taken). */
+static int
+hg_reload_read(hg_master_t *m, hg_reload_t *r, json_t *input)
+{
+    char err[512];
+    int rc = HG_OK;
+
     r->file = strdup(m->conf_file);
     r->prefix = strdup(m->prefix);
     err[0] = '\0';
-    if (r->file == NULL || r->prefix == NULL
+    errno = ENOMEM;
+    if (input == NULL || r->file == NULL || r->prefix == NULL
         || hg_cycle_reader_start(&r->reader, m->conf_file, m->prefix,
-                                 m->cycle->conf->reload_timeout_ms, err,
-                                 sizeof(err)) != HG_OK
+                                 input, m->cycle->conf->reload_timeout_ms,
+                                 err, sizeof(err)) != HG_OK
         || hg_event_add(m->loop, &r->reader_ev, r->reader.fd, EPOLLIN,
                         hg_reload_on_reader, m) != HG_OK
         || hg_timer_set(&m->mono, &r->timer, r->deadline_ns) != HG_OK)
     {
         hg_conf_error_add(&r->errors, m->conf_file, 0, "%s",
                           err[0] ? err : strerror(errno));
+        rc = HG_ERROR;
+    }
+    json_decref(input);
+    return rc;
+}
+
+int
+hg_reload_start(hg_master_t *m)
+{
+    hg_reload_t *r;
+
+    if (m->reload != NULL) {
+        if (m->reload->checked == NULL) {
+            hg_log(HG_LOG_INFO, "reload requested while one is under way:"
+                   " another follows it");
+        }
+        m->reload_again = true;
+        return HG_AGAIN;
+    }
+    hg_log(HG_LOG_INFO, "reloading %s", m->conf_file);
+    r = hg_reload_new(m);
+    if (r == NULL) {
+        hg_log(HG_LOG_ERROR, "reload failed: out of memory");
+        return HG_ERROR;
+    }
+    if (hg_reload_read(m, r, hg_reload_input(m, NULL, NULL)) != HG_OK) {
         hg_reload_failed(m, &r->errors);
         hg_reload_free(m);
         return HG_ERROR;
     }
     return HG_AGAIN;
+}
+
+int
+hg_reload_check(hg_master_t *m, const json_t *definition,
+                hg_reload_checked_pt checked, void *data, char *err,
+                size_t errlen)
+{
+    hg_reload_t *r;
+    json_t *list, *base;
+
+    if (m->reload != NULL) {
+        snprintf(err, errlen, "a reload is under way");
+        return HG_ERROR;
+    }
+    base = hg_cycle_to_json(m->cycle, err, errlen);
+    list = json_pack("[O]", definition);
+    r = base != NULL && list != NULL ? hg_reload_new(m) : NULL;
+    if (r == NULL) {
+        json_decref(base);
+        json_decref(list);
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    r->checked = checked;
+    r->checked_data = data;
+    if (hg_reload_read(m, r, hg_reload_input(m, list, base)) != HG_OK) {
+        snprintf(err, errlen, "%s", r->errors.count > 0
+                 ? r->errors.items[0].message : "out of memory");
+        hg_reload_free(m);
+        return HG_ERROR;
+    }
+    return HG_OK;
 }
 
 bool

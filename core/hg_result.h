@@ -47,4 +47,12 @@ typedef void (*hg_master_observer_pt)(hg_master_t *master,
  * log says why); ANSWER is NULL but with HG_OK. */
 typedef void (*hg_master_reply_pt)(void *data, int rc, const json_t *answer);
 
+/* More answers, of the job commands (hg_master_put_job, _delete_job);
+ * each with {"error": "..."} as ANSWER: */
+#define HG_REPLY_EXISTS     -3      /* create: the id is taken */
+#define HG_REPLY_READ_ONLY  -4      /* a job of the configuration file */
+#define HG_REPLY_INVALID    -5      /* refused as a reload would refuse
+                                       it; ANSWER has "errors": [{field
+                                       (or null), message}] */
+
 #endif /* HG_RESULT_H */

@@ -97,6 +97,8 @@ struct hg_job_s {
     /* Its last execution ended soon after it began: the next one for
      * the same worker may be handed ahead behind its next (HG_AHEAD). */
     bool quick : 1;
+    bool api : 1;                   /* defined through the API, not the
+                                       file (hg_jobdef.c) */
 };
 
 /* An execution handed ahead to a busy worker (see hg_dispatch_hand_ahead):
@@ -214,6 +216,14 @@ struct hg_master_s {
      * NULL; a SIGHUP meanwhile asks for another once it is done. */
     struct hg_master_reload_s *reload;
     bool reload_again;
+    /* The jobs defined through the API (hg_jobdef.c): id -> {definition,
+     * created_by, created_at, updated_at}, as the store keeps them; what
+     * every reload hands the cycle reader besides the file. */
+    json_t *api_jobs;
+    /* Job commands: the one in flight (its check, then its write), and
+     * those waiting their turn, oldest first. */
+    struct hg_jobdef_cmd_s *jobdef_current;
+    struct hg_jobdef_cmd_s *jobdef_head, *jobdef_tail;
 };
 
 #endif /* HG_SCHEDULER_H */

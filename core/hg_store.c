@@ -445,6 +445,43 @@ hg_store_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
 }
 
 int
+hg_store_load_jobs(hg_store_t *store, json_t **jobs)
+{
+    *jobs = NULL;
+    return store->driver->load_jobs(store, jobs);
+}
+
+json_t *
+hg_store_job_definitions(const json_t *jobs)
+{
+    json_t *list = json_array(), *record;
+    const char *id;
+
+    json_object_foreach((json_t *) jobs, id, record) {
+        if (list == NULL
+            || json_array_append(list, json_object_get(record, "definition"))
+               != 0)
+        {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+int
+hg_store_put_job(hg_store_t *store, const char *id, const json_t *record)
+{
+    if (id == NULL || (record != NULL
+                       && !json_is_object(json_object_get(record,
+                                                          "definition"))))
+    {
+        return HG_ERROR;
+    }
+    return store->driver->put_job(store, id, record);
+}
+
+int
 hg_store_load_job_states(hg_store_t *store, json_t **states)
 {
     *states = NULL;

@@ -215,6 +215,8 @@ typedef struct hg_store_driver_s {
                               bool *pending);
     int (*purge_dead)(hg_store_t *store, const char *id, const char *job_id,
                       int64_t before, uint64_t *deleted);
+    int (*load_jobs)(hg_store_t *store, json_t **jobs);
+    int (*put_job)(hg_store_t *store, const char *id, const json_t *record);
     int (*task)(hg_store_t *store, hg_store_task_t *task);
     hg_store_task_t *(*task_done)(hg_store_t *store);
     int (*health)(hg_store_t *store, json_t **report);
@@ -318,6 +320,22 @@ int hg_store_job_stats(hg_store_t *store, const char *job_id,
 int hg_store_purge_dead(hg_store_t *store, const char *id,
                         const char *job_id, int64_t before,
                         uint64_t *deleted);
+/*
+ * The jobs defined through the admin API (the file's are the file's):
+ * load_jobs gives {id: {definition, created_by, created_at, updated_at}}
+ * (times in ms), at start or from a QUERY task; put_job writes RECORD
+ * (that shape) as job ID's, or deletes it when RECORD is NULL, at once
+ * and durably, and only from a QUERY task (the store's side): the answer
+ * to the API client waits for it, as a job the client was told exists
+ * must survive a kill -9.
+ */
+int hg_store_load_jobs(hg_store_t *store, json_t **jobs);
+int hg_store_put_job(hg_store_t *store, const char *id,
+                     const json_t *record);
+/* The definitions of JOBS (load_jobs' shape), as an array: what a cycle
+ * reader takes ({"api_jobs": ...}); NULL when out of memory. */
+json_t *hg_store_job_definitions(const json_t *jobs);
+
 /* Whether an execution with this key is queued. */
 int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
                                 bool *pending);

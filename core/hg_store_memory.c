@@ -39,6 +39,7 @@ typedef struct hg_mem_s {
     hg_store_tasks_t done;          /* finished tasks, oldest first */
     hg_map_t claims;                /* "job_id fire_time" -> claim */
     uint64_t tokens;                /* the last fencing token given out */
+    json_t *api_jobs;               /* id -> record (hg_store_put_job) */
 } hg_mem_t;
 
 static hg_mem_job_t *
@@ -182,6 +183,7 @@ hg_mem_close(hg_store_t *store)
     hg_map_free(&m->jobs);
     hg_map_free(&m->claims);
     hg_store_tasks_free(&m->done);
+    json_decref(m->api_jobs);
     free(m);
     store->data = NULL;
 }
@@ -687,6 +689,48 @@ hg_mem_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
     return hg_store_leases_take(&store->leases, rows, n, now + lease_ms);
 }
 
+static int
+hg_mem_load_jobs(hg_store_t *store, json_t **jobs)
+{
+    hg_mem_t *m = store->data;
+
+    *jobs = m->api_jobs != NULL ? json_deep_copy(m->api_jobs)
+                                : json_object();
+    return *jobs != NULL ? HG_OK : HG_ERROR;
+}
+
+static int
+hg_mem_put_job(hg_store_t *store, const char *id, const json_t *record)
+{
+    hg_mem_t *m = store->data;
+    json_t *copy, *old;
+
+    if (m->api_jobs == NULL && (m->api_jobs = json_object()) == NULL) {
+        return HG_ERROR;
+    }
+    if (record == NULL) {
+        (void) json_object_del(m->api_jobs, id);
+        return HG_OK;
+    }
+    copy = json_deep_copy(record);
+    if (copy == NULL) {
+        return HG_ERROR;
+    }
+    /* as the sqlite driver: a replaced job keeps its creator and birth */
+    old = json_object_get(m->api_jobs, id);
+    if (old != NULL
+        && (json_object_set(copy, "created_by",
+                            json_object_get(old, "created_by")) != 0
+            || json_object_set(copy, "created_at",
+                               json_object_get(old, "created_at")) != 0))
+    {
+        json_decref(copy);
+        return HG_ERROR;
+    }
+    return json_object_set_new(m->api_jobs, id, copy) == 0 ? HG_OK
+                                                           : HG_ERROR;
+}
+
 const hg_store_driver_t hg_store_memory_driver = {
     "memory",
     hg_mem_open,
@@ -702,6 +746,8 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_job_stats,
     hg_mem_unique_key_pending,
     hg_mem_purge_dead,
+    hg_mem_load_jobs,
+    hg_mem_put_job,
     hg_mem_task,
     hg_mem_task_done,
     hg_mem_health,

@@ -50,7 +50,7 @@
  * Threads and signals: the writer and maintenance threads block every
  * signal, so that the master's signalfd sees them all.
  *
- * The schema (version 3, PRAGMA user_version), created and migrated by
+ * The schema (version 4, PRAGMA user_version), created and migrated by
  * hg_sq_migrations below, one SQL string per version, applied in order in
  * one transaction at open:
  *
@@ -72,8 +72,9 @@
  *                  refusals.
  *   job_state      job_id, last_fire, paused: what the scheduler needs
  *                  back after a restart.
- *   jobs           id, definition (JSON text), created_at, updated_at:
- *                  dynamic jobs (created now, used by a later issue).
+ *   jobs           id, definition (JSON text), created_at, updated_at,
+ *                  created_by (version 4): the jobs defined through the
+ *                  admin API (hg_store_put_job), read back at start.
  *   job_stats      per job: runs, successes, failures, durations (how
  *                  many runs had a duration), duration_sum, duration_max,
  *                  last_run, last_status; updated by the writer in the
@@ -193,11 +194,17 @@ static const char hg_sq_schema_v3[] =
     "CREATE INDEX executions_finished ON executions (finished_at)"
     " WHERE finished_at > 0;";
 
+/* Version 4: the jobs defined through the admin API say who made them
+ * (the table itself came with version 1, unused until then). */
+static const char hg_sq_schema_v4[] =
+    "ALTER TABLE jobs ADD COLUMN created_by TEXT;";
+
 /* Append only: entry i takes a file from version i to version i + 1. */
 static const char *const hg_sq_migrations[] = {
     hg_sq_schema_v1,
     hg_sq_schema_v2,
     hg_sq_schema_v3,
+    hg_sq_schema_v4,
 };
 
 #define HG_SQ_SCHEMA_VERSION  ((int) HG_NELEMS(hg_sq_migrations))
@@ -1951,6 +1958,124 @@ hg_sq_purge_dead(hg_store_t *store, const char *id, const char *job_id,
     return HG_OK;
 }
 
+/* The API's jobs, on the read connection (at start, or from a QUERY
+ * task on the maintenance thread). */
+static int
+hg_sq_load_jobs(hg_store_t *store, json_t **jobs)
+{
+    hg_sq_t *d = store->data;
+    sqlite3_stmt *s = NULL;
+    json_error_t jerr;
+    json_t *all, *definition, *one;
+    int rc;
+
+    all = json_object();
+    if (all == NULL) {
+        return HG_ERROR;
+    }
+    if (sqlite3_prepare_v2(d->rdb, "SELECT id, definition, created_by,"
+                           " created_at, updated_at FROM jobs ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK)
+    {
+        goto failed;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *) sqlite3_column_text(s, 0);
+        const char *text = (const char *) sqlite3_column_text(s, 1);
+
+        definition = text != NULL ? json_loads(text, 0, &jerr) : NULL;
+        if (id == NULL || !json_is_object(definition)) {
+            hg_sq_read_say(HG_LOG_ERROR, "store: %s: job %s has a definition"
+                           " that is not a JSON object: skipped", d->path,
+                           id != NULL ? id : "(no id)");
+            json_decref(definition);
+            continue;
+        }
+        one = json_pack("{s:o, s:s?, s:I, s:I}", "definition", definition,
+                        "created_by",
+                        (const char *) sqlite3_column_text(s, 2),
+                        "created_at",
+                        (json_int_t) sqlite3_column_int64(s, 3),
+                        "updated_at",
+                        (json_int_t) sqlite3_column_int64(s, 4));
+        if (one == NULL || json_object_set_new(all, id, one) != 0) {
+            hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
+                           "jobs");
+            hg_sq_finalize(&s);
+            json_decref(all);
+            return HG_ERROR;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        goto failed;
+    }
+    hg_sq_finalize(&s);
+    *jobs = all;
+    return HG_OK;
+
+failed:
+    hg_sq_read_error(d, "jobs");
+    hg_sq_finalize(&s);
+    json_decref(all);
+    return HG_ERROR;
+}
+
+/* One statement, so one implicit transaction, committed when it returns:
+ * in the WAL, which a kill -9 of the process does not lose (the store's
+ * durability, see the top of this file). */
+static int
+hg_sq_put_job(hg_store_t *store, const char *id, const json_t *record)
+{
+    hg_sq_t *d = store->data;
+    sqlite3_stmt *s = NULL;
+    char *text = NULL;
+    int rc;
+
+    if (record != NULL) {
+        text = json_dumps(json_object_get(record, "definition"),
+                          JSON_COMPACT | JSON_SORT_KEYS);
+        if (text == NULL) {
+            return HG_ERROR;
+        }
+        rc = sqlite3_prepare_v2(d->rdb, "INSERT INTO jobs (id, definition,"
+                                " created_by, created_at, updated_at) VALUES"
+                                " (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO"
+                                " UPDATE SET definition = excluded.definition,"
+                                " updated_at = excluded.updated_at", -1, &s,
+                                NULL);
+        if (rc == SQLITE_OK) {
+            const int brc[] = {
+                sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC),
+                sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC),
+                sqlite3_bind_text(s, 3, json_string_value(
+                    json_object_get(record, "created_by")), -1,
+                    SQLITE_STATIC),
+                sqlite3_bind_int64(s, 4, json_integer_value(
+                    json_object_get(record, "created_at"))),
+                sqlite3_bind_int64(s, 5, json_integer_value(
+                    json_object_get(record, "updated_at"))),
+            };
+            rc = hg_sq_binds(brc, HG_NELEMS(brc));
+        }
+    } else {
+        rc = sqlite3_prepare_v2(d->rdb, "DELETE FROM jobs WHERE id = ?1", -1,
+                                &s, NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+        }
+    }
+    if (rc == SQLITE_OK) {
+        rc = hg_sq_step_done(s);
+    }
+    if (rc != SQLITE_OK) {
+        hg_sq_read_error(d, record != NULL ? "the job to write"
+                                           : "the job to delete");
+    }
+    sqlite3_finalize(s);
+    free(text);
+    return rc == SQLITE_OK ? HG_OK : HG_ERROR;
+}
+
 /* --- the cluster's calls: one instance, which always wins -------------- */
 
 /* Synchronous, on the read connection: a claim waits for the writer's
@@ -2211,6 +2336,8 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_job_stats,
     hg_sq_unique_key_pending,
     hg_sq_purge_dead,
+    hg_sq_load_jobs,
+    hg_sq_put_job,
     hg_store_writer_task,
     hg_store_writer_task_done,
     hg_sq_health,

@@ -80,6 +80,59 @@ hg_load_cycle(const hg_options_t *opt)
     return cycle;
 }
 
+/*
+ * The jobs defined through the admin API live in the store, which the
+ * file names: once it is open, the file is read again with them by a
+ * reader, as a reload reads both. A stored job the configuration now
+ * refuses (its module gone, an id the file took since) stops the start
+ * with the reader's words, as an error of the file would: nothing is
+ * dropped silently.
+ */
+static int
+hg_start_api_jobs(const hg_options_t *opt, hg_store_t *store,
+                  hg_cycle_t **cycle)
+{
+    hg_conf_errors_t errors;
+    json_t *jobs, *input;
+    hg_cycle_t *with;
+    size_t i;
+
+    if (hg_store_load_jobs(store, &jobs) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "cannot read the jobs defined through the API "
+               "from the store");
+        return HG_ERROR;
+    }
+    if (json_object_size(jobs) == 0) {
+        json_decref(jobs);
+        return HG_OK;
+    }
+    input = json_pack("{s:o}", "api_jobs", hg_store_job_definitions(jobs));
+    memset(&errors, 0, sizeof(errors));
+    with = input != NULL
+           ? hg_cycle_load_with(opt->conf_file, opt->prefix, input,
+                                (*cycle)->conf->reload_timeout_ms, &errors)
+           : NULL;
+    json_decref(input);
+    json_decref(jobs);
+    if (with == NULL) {
+        for (i = 0; i < errors.count; i++) {
+            hg_log(HG_LOG_ERROR, "%s%s%s", errors.items[i].file != NULL
+                   ? errors.items[i].file : "", errors.items[i].file != NULL
+                   ? ": " : "", errors.items[i].message);
+        }
+        hg_log(HG_LOG_ERROR, "cannot start: the jobs defined through the API"
+               " (kept in the store, table jobs) do not fit the "
+               "configuration; give the file back what they need, or "
+               "delete them from the store");
+        hg_conf_errors_free(&errors);
+        return HG_ERROR;
+    }
+    hg_conf_errors_free(&errors);
+    hg_cycle_destroy(*cycle);
+    *cycle = with;
+    return HG_OK;
+}
+
 static int
 hg_test_configuration(const hg_options_t *opt)
 {
@@ -248,6 +301,15 @@ hg_run_master(const hg_options_t *opt)
         hg_log_close();
         return 1;
     }
+    if (hg_start_api_jobs(opt, store, &cycle) != HG_OK) {
+        hg_pidfile_remove(conf->pid, pid_fd);
+        hg_daemon_report(&report_fd, hg_log_last_error());
+        hg_store_close(store);
+        hg_cycle_destroy(cycle);
+        hg_log_close();
+        return 1;
+    }
+    conf = cycle->conf;
     /* The master takes the cycle over (and frees it if it cannot start):
      * the pid file's path is kept apart (it fits: the file was created). */
     snprintf(pid_path, sizeof(pid_path), "%s", conf->pid);

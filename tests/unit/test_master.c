@@ -27,6 +27,8 @@
 #include "hg_scheduler.h"
 #include "hg_store.h"
 
+#include <sqlite3.h>
+
 #define MAX_SEEN 64
 #define HG_AHEAD_TURN_MS_TEST 10    /* the master's default turn */
 
@@ -50,6 +52,7 @@ typedef struct {
     size_t nseen;
     uint64_t finished;              /* every execution observed */
     uint64_t succeeded;
+    hg_store_options_t store_options;   /* zero: the defaults */
 } fixture_t;
 
 static void
@@ -133,6 +136,7 @@ start_master(fixture_t *f)
 {
     hg_conf_errors_t errors;
     hg_cycle_t *cycle;
+    json_t *api;
     char err[512];
     int i;
 
@@ -145,8 +149,24 @@ start_master(fixture_t *f)
     hg_conf_errors_free(&errors);
     assert_int_equal(hg_log_open(cycle->conf->log.file, HG_LOG_INFO,
                                  HG_LOG_FORMAT_TEXT), HG_OK);
-    f->store = hg_store_open(cycle->conf, err, sizeof(err));
+    f->store = hg_store_open_with(cycle->conf, &f->store_options, err,
+                                  sizeof(err));
     assert_non_null(f->store);
+    /* as the daemon's start: the jobs defined through the API are read
+     * with the file */
+    assert_int_equal(hg_store_load_jobs(f->store, &api), HG_OK);
+    if (json_object_size(api) > 0) {
+        json_t *list = hg_store_job_definitions(api);
+
+        hg_cycle_destroy(cycle);
+        cycle = hg_cycle_create_with(f->conf, f->dir, list, &errors);
+        if (cycle == NULL) {
+            hg_conf_errors_print(&errors, stderr);
+        }
+        assert_non_null(cycle);
+        json_decref(list);
+    }
+    json_decref(api);
     f->master = hg_master_create(cycle, f->conf, f->dir, f->store);
     assert_non_null(f->master);
     hg_master_observe(f->master, observe, f);
@@ -185,6 +205,26 @@ dump_log(const fixture_t *f, size_t n)
         fputs(line, stderr);
     }
     fclose(fp);
+}
+
+/* Whether the daemon's log says TEXT (what it buffered included). */
+static bool
+log_has(const fixture_t *f, const char *text)
+{
+    char path[PATH_MAX + 16], line[2048];
+    bool found = false;
+    FILE *fp;
+
+    hg_log_flush();
+    snprintf(path, sizeof(path), "%s/hg.log", f->dir);
+    fp = fopen(path, "r");
+    while (fp != NULL && !found && fgets(line, sizeof(line), fp) != NULL) {
+        found = strstr(line, text) != NULL;
+    }
+    if (fp != NULL) {
+        fclose(fp);
+    }
+    return found;
 }
 
 /* Turn the loop until N executions were seen, or 10 s passed. */
@@ -1779,6 +1819,307 @@ test_clock_step_back_never_repeats_a_fire(void **state)
     stop_master(f);
 }
 
+/* A job command through the master's surface, its reply awaited. */
+static void
+put_job(fixture_t *f, reply_t *r, const char *definition, bool create)
+{
+    json_error_t jerr;
+    json_t *def = json_loads(definition, 0, &jerr);
+
+    assert_non_null(def);
+    reply_reset(r);
+    assert_int_equal(hg_master_put_job(f->master, def, create, "api:ops",
+                                       on_reply, r), HG_OK);
+    json_decref(def);
+    await_reply(f, r);
+}
+
+static void
+delete_job(fixture_t *f, reply_t *r, const char *id)
+{
+    reply_reset(r);
+    assert_int_equal(hg_master_delete_job(f->master, id, "api:ops", on_reply,
+                                          r), HG_OK);
+    await_reply(f, r);
+}
+
+/* Jobs added, replaced and deleted through the master's surface, on both
+ * drivers: each put in force (a trigger runs it; its schedule gives next
+ * fires), kept by the store across a restart with its creator (sqlite),
+ * and gone once deleted, across a restart too. */
+static void
+test_api_jobs(void **state)
+{
+    static const char *const drivers[] = { "memory", "sqlite" };
+    fixture_t *f = *state;
+    json_t *created_at;
+    hg_execution_t *e;
+    hg_job_t *job;
+    reply_t r;
+    size_t i;
+
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < HG_NELEMS(drivers); i++) {
+        f->nseen = 0;
+        write_conf_jobs(f, drivers[i], 1,
+            "  { id = \"file\"; type = \"echo\"; every = \"1h\"; }");
+        start_master(f);
+
+        put_job(f, &r, "{\"id\": \"web\", \"type\": \"echo\", \"message\": "
+                "\"one\", \"schedule\": \"0 3 * * *\"}", true);
+        assert_int_equal(r.rc, HG_OK);
+        assert_json_str(r.answer, "id", "web");
+        assert_json_str(r.answer, "created_by", "api:ops");
+        assert_true(json_is_true(json_object_get(r.answer, "api")));
+        assert_int_equal(json_array_size(json_object_get(r.answer,
+                                                         "next_fires")), 5);
+        created_at = json_incref(json_object_get(r.answer, "created_at"));
+        assert_true(json_is_string(created_at));
+        job = hg_master_find_job(f->master, "web");
+        assert_non_null(job);
+        e = hg_master_trigger(f->master, "web", "manual", NULL, 0,
+                              HG_PRIORITY_NORMAL);
+        assert_non_null(e);
+        run_until(f, 1);
+        assert_string_equal(f->seen[0].output, "one");
+
+        put_job(f, &r, "{\"id\": \"web\", \"type\": \"echo\", \"message\": "
+                "\"two\", \"every\": \"1h\"}", false);
+        assert_int_equal(r.rc, HG_OK);
+        assert_json_str(r.answer, "created_by", "api:ops");
+        assert_true(json_equal(json_object_get(r.answer, "created_at"),
+                               created_at));
+        json_decref(created_at);
+        e = hg_master_trigger(f->master, "web", "manual", NULL, 0,
+                              HG_PRIORITY_NORMAL);
+        assert_non_null(e);
+        run_until(f, 2);
+        assert_string_equal(f->seen[1].output, "two");
+
+        if (strcmp(drivers[i], "sqlite") == 0) {
+            /* kept: the restart reads it with the file, replaced */
+            stop_master(f);
+            f->nseen = 0;
+            start_master(f);
+            assert_non_null(hg_master_find_job(f->master, "web"));
+            e = hg_master_trigger(f->master, "web", "manual", NULL, 0,
+                                  HG_PRIORITY_NORMAL);
+            assert_non_null(e);
+            run_until(f, 1);
+            assert_string_equal(f->seen[0].output, "two");
+        }
+
+        delete_job(f, &r, "web");
+        assert_int_equal(r.rc, HG_OK);
+        assert_null(hg_master_find_job(f->master, "web"));
+        assert_non_null(hg_master_find_job(f->master, "file"));
+        if (strcmp(drivers[i], "sqlite") == 0) {
+            stop_master(f);
+            start_master(f);
+            assert_null(hg_master_find_job(f->master, "web"));
+            assert_non_null(hg_master_find_job(f->master, "file"));
+        }
+        reply_reset(&r);
+        stop_master(f);
+    }
+}
+
+/* The error (first of "errors") names FIELD. */
+static void
+assert_refused_on(const reply_t *r, const char *field)
+{
+    const json_t *first = json_array_get(json_object_get(r->answer,
+                                                         "errors"), 0);
+
+    if (json_object_get(first, "field") == NULL
+        || !json_is_string(json_object_get(first, "field"))
+        || strcmp(json_string_value(json_object_get(first, "field")), field))
+    {
+        char *text = json_dumps(r->answer, JSON_INDENT(1));
+        fprintf(stderr, "refused, but not on %s: %s\n", field, text);
+        free(text);
+    }
+    assert_int_equal(r->rc, HG_REPLY_INVALID);
+    assert_non_null(first);
+    assert_json_str(first, "field", field);
+    assert_true(json_is_string(json_object_get(r->answer, "error")));
+}
+
+/* What a job command refuses, changing nothing: a taken id, a job of the
+ * file (read only), an unknown one, and definitions a reload would
+ * refuse (a schedule, a module's validate, an unknown type or key), each
+ * naming the field. */
+static void
+test_api_jobs_refused(void **state)
+{
+    fixture_t *f = *state;
+    reply_t r;
+
+    memset(&r, 0, sizeof(r));
+    write_conf_jobs(f, "sqlite", 1,
+        "  { id = \"file\"; type = \"echo\"; every = \"1h\"; }");
+    start_master(f);
+    put_job(f, &r, "{\"id\": \"web\", \"type\": \"echo\"}", true);
+    assert_int_equal(r.rc, HG_OK);
+
+    put_job(f, &r, "{\"id\": \"web\", \"type\": \"echo\"}", true);
+    assert_int_equal(r.rc, HG_REPLY_EXISTS);
+    put_job(f, &r, "{\"id\": \"file\", \"type\": \"echo\"}", true);
+    assert_int_equal(r.rc, HG_REPLY_EXISTS);
+    put_job(f, &r, "{\"id\": \"file\", \"type\": \"echo\"}", false);
+    assert_int_equal(r.rc, HG_REPLY_READ_ONLY);
+    delete_job(f, &r, "file");
+    assert_int_equal(r.rc, HG_REPLY_READ_ONLY);
+    assert_non_null(hg_master_find_job(f->master, "file"));
+    delete_job(f, &r, "nope");
+    assert_int_equal(r.rc, HG_AGAIN);
+    put_job(f, &r, "{\"id\": \"nope\", \"type\": \"echo\"}", false);
+    assert_int_equal(r.rc, HG_AGAIN);
+
+    put_job(f, &r, "{\"id\": \"bad\", \"type\": \"echo\", \"schedule\": "
+            "\"61 * * * *\"}", true);
+    assert_refused_on(&r, "schedule");
+    put_job(f, &r, "{\"id\": \"bad\", \"type\": \"echo\", \"exit\": 9}",
+            true);
+    assert_refused_on(&r, "exit");
+    put_job(f, &r, "{\"id\": \"bad\", \"type\": \"nosuch\"}", true);
+    assert_refused_on(&r, "type");
+    put_job(f, &r, "{\"id\": \"bad\", \"type\": \"echo\", \"colour\": 1}",
+            true);
+    assert_refused_on(&r, "colour");
+    put_job(f, &r, "{\"id\": \"bad\", \"type\": \"echo\", \"timezone\": "
+            "\"Mars/Olympus\", \"schedule\": \"0 3 * * *\"}", true);
+    assert_refused_on(&r, "timezone");
+    put_job(f, &r, "{\"id\": \"b d\", \"type\": \"echo\"}", true);
+    assert_refused_on(&r, "id");
+    put_job(f, &r, "{\"type\": \"echo\"}", true);
+    assert_refused_on(&r, "id");
+    assert_null(hg_master_find_job(f->master, "bad"));
+
+    /* a replace refused leaves the job as it was */
+    put_job(f, &r, "{\"id\": \"web\", \"type\": \"echo\", \"every\": "
+            "\"-1s\"}", false);
+    assert_refused_on(&r, "every");
+    assert_non_null(hg_master_find_job(f->master, "web"));
+    reply_reset(&r);
+    stop_master(f);
+
+    /* nothing refused was kept */
+    start_master(f);
+    assert_null(hg_master_find_job(f->master, "bad"));
+    assert_non_null(hg_master_find_job(f->master, "web"));
+    stop_master(f);
+}
+
+/* A reload keeps the jobs defined through the API (the reader reads them
+ * with the file), including one whose command was in flight when the
+ * reload was asked for: the reload waits for it, and does not undo it. A
+ * file that takes an API job's id fails the reload, naming both. */
+static void
+test_api_job_and_reload(void **state)
+{
+    fixture_t *f = *state;
+    json_t *def;
+    reply_t r;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"file\"; type = \"echo\"; every = \"1h\"; }");
+    start_master(f);
+    def = json_pack("{s:s, s:s, s:s}", "id", "web", "type", "echo",
+                    "every", "1h");
+    assert_int_equal(hg_master_put_job(f->master, def, true, "api:ops",
+                                       on_reply, &r), HG_OK);
+    json_decref(def);
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"file2\"; type = \"echo\"; every = \"1h\"; }");
+    /* the command goes first (the next turn); the reload follows it */
+    hg_master_turn(f->master, 0);
+    assert_int_equal(hg_master_reload(f->master), HG_AGAIN);
+    await_reply(f, &r);
+    assert_int_equal(r.rc, HG_OK);
+    for (i = 0; i < 500 && (hg_master_reloading(f->master)
+                            || hg_master_find_job(f->master, "file2")
+                               == NULL); i++)
+    {
+        hg_master_turn(f->master, 20);
+    }
+    assert_non_null(hg_master_find_job(f->master, "file2"));
+    assert_null(hg_master_find_job(f->master, "file"));
+    assert_non_null(hg_master_find_job(f->master, "web"));
+
+    /* the file takes the id: the reload fails, both stay */
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"web\"; type = \"echo\"; every = \"2h\"; }");
+    assert_int_equal(hg_master_reload(f->master), HG_AGAIN);
+    for (i = 0; i < 500 && hg_master_reloading(f->master); i++) {
+        hg_master_turn(f->master, 20);
+    }
+    assert_non_null(hg_master_find_job(f->master, "file2"));
+    assert_true(hg_master_find_job(f->master, "web")->api);
+    assert_true(log_has(f, "also defined in"));
+    reply_reset(&r);
+    stop_master(f);
+}
+
+/* A reload asked for while a job's write waits for the store (another
+ * process holds the database) starts only once the job is in force, and
+ * keeps it. */
+static void
+test_reload_waits_for_a_job_write(void **state)
+{
+    fixture_t *f = *state;
+    char path[PATH_MAX + 16];
+    sqlite3 *db;
+    json_t *def;
+    reply_t r;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    f->store_options.busy_timeout_ms = 60 * 1000;
+    write_conf_jobs(f, "sqlite", 1,
+        "  { id = \"file\"; type = \"echo\"; every = \"1h\"; }");
+    start_master(f);
+    snprintf(path, sizeof(path), "%s/hg.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    def = json_pack("{s:s, s:s, s:s}", "id", "web", "type", "echo",
+                    "every", "1h");
+    assert_int_equal(hg_master_put_job(f->master, def, true, "api:ops",
+                                       on_reply, &r), HG_OK);
+    json_decref(def);
+    /* checked, now waiting for the write */
+    hg_master_turn(f->master, 0);
+    for (i = 0; i < 1000 && f->master->reload != NULL; i++) {
+        hg_master_turn(f->master, 20);
+    }
+    assert_null(f->master->reload);
+    assert_false(r.called);
+    assert_non_null(f->master->jobdef_current);
+
+    write_conf_jobs(f, "sqlite", 1,
+        "  { id = \"file2\"; type = \"echo\"; every = \"1h\"; }");
+    assert_int_equal(hg_master_reload(f->master), HG_AGAIN);
+    hg_master_turn(f->master, 0);
+    assert_false(hg_master_reloading(f->master));
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    await_reply(f, &r);
+    assert_int_equal(r.rc, HG_OK);
+    for (i = 0; i < 500 && hg_master_find_job(f->master, "file2") == NULL;
+         i++)
+    {
+        hg_master_turn(f->master, 20);
+    }
+    assert_non_null(hg_master_find_job(f->master, "file2"));
+    assert_non_null(hg_master_find_job(f->master, "web"));
+    reply_reset(&r);
+    stop_master(f);
+}
+
 int
 main(void)
 {
@@ -1829,6 +2170,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_jobs_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_api_job_and_reload, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reload_waits_for_a_job_write,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_clock_step_forward_follows_misfire, setup, teardown),
         cmocka_unit_test_setup_teardown(

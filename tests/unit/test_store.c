@@ -821,6 +821,52 @@ test_cleanup(void **state)
     hg_store_close(store);
 }
 
+/* The jobs defined through the API: written, read back whole, replaced
+ * (keeping their creator and birth), deleted; the store's reopen (the
+ * restart) finds what was written (sqlite). */
+static void
+test_api_jobs_kept(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    json_t *jobs, *rec, *one;
+
+    rec = json_pack("{s:{s:s, s:s, s:s}, s:s, s:I, s:I}", "definition",
+                    "id", "web", "type", "echo", "every", "1h",
+                    "created_by", "api:ops", "created_at", (json_int_t) 1000,
+                    "updated_at", (json_int_t) 1000);
+    assert_int_equal(hg_store_put_job(store, "web", rec), HG_OK);
+    json_object_set_new(rec, "created_by", json_string("api:other"));
+    json_object_set_new(rec, "created_at", json_integer(5000));
+    json_object_set_new(rec, "updated_at", json_integer(5000));
+    json_object_set_new(json_object_get(rec, "definition"), "every",
+                        json_string("2h"));
+    assert_int_equal(hg_store_put_job(store, "web", rec), HG_OK);
+    assert_int_equal(hg_store_put_job(store, "gone", rec), HG_OK);
+    assert_int_equal(hg_store_put_job(store, "gone", NULL), HG_OK);
+    assert_int_equal(hg_store_put_job(store, "bad", json_object()),
+                     HG_ERROR);
+    json_decref(rec);
+    if (strcmp(f->driver, sqlite_driver) == 0) {
+        hg_store_close(store);
+        store = open_store(f, NULL);
+    }
+    assert_int_equal(hg_store_load_jobs(store, &jobs), HG_OK);
+    assert_int_equal(json_object_size(jobs), 1);
+    one = json_object_get(jobs, "web");
+    assert_string_equal(json_string_value(json_object_get(
+        json_object_get(one, "definition"), "every")), "2h");
+    assert_string_equal(json_string_value(json_object_get(one,
+                                                          "created_by")),
+                        "api:ops");
+    assert_int_equal(json_integer_value(json_object_get(one, "created_at")),
+                     1000);
+    assert_int_equal(json_integer_value(json_object_get(one, "updated_at")),
+                     5000);
+    json_decref(jobs);
+    hg_store_close(store);
+}
+
 static void
 test_job_states(void **state)
 {
@@ -1141,11 +1187,14 @@ test_reopen(void **state)
     json_decref(states);
     hg_store_close(store);
     /* the schema was created once */
-    assert_int_equal(log_count(f, "schema version 3 created"), 1);
+    assert_int_equal(log_count(f, "schema version 4 created"), 1);
 }
 
 /* Version 3 back to version 2's index on finished_at (every row). */
+#define HG_TEST_SCHEMA_BACK_TO_V3 \
+    "ALTER TABLE jobs DROP COLUMN created_by;"
 #define HG_TEST_SCHEMA_BACK_TO_V2 \
+    HG_TEST_SCHEMA_BACK_TO_V3 \
     "DROP INDEX executions_finished;" \
     "CREATE INDEX executions_finished ON executions (finished_at);"
 
@@ -1236,13 +1285,13 @@ test_migration_v0(void **state)
     assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
     hg_exec_row_free(&row);
     hg_store_close(store);
-    assert_int_equal(user_version(f->path), 3);
-    assert_int_equal(log_count(f, "schema version 3 created"), 1);
+    assert_int_equal(user_version(f->path), 4);
+    assert_int_equal(log_count(f, "schema version 4 created"), 1);
 
     /* opening a current file again migrates nothing */
     store = open_store(f, NULL);
     hg_store_close(store);
-    assert_int_equal(log_count(f, "schema version 3 created"), 1);
+    assert_int_equal(log_count(f, "schema version 4 created"), 1);
     assert_int_equal(log_count(f, "migrated"), 0);
     exec_sql(f->path, "SELECT x FROM notes");   /* their table is kept */
 }
@@ -1436,12 +1485,12 @@ test_migration_v1(void **state)
                       "DROP TABLE fire_claims; PRAGMA user_version = 1;");
 
     store = open_store(f, NULL);
-    assert_int_equal(log_count(f, "schema migrated from version 1 to 3"), 1);
+    assert_int_equal(log_count(f, "schema migrated from version 1 to 4"), 1);
     assert_int_equal(hg_store_claim_fire(store, "a", 1000, &token), HG_OK);
     assert_int_equal(hg_store_claim_fire(store, "a", 1000, &token),
                      HG_AGAIN);
     hg_store_close(store);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(user_version(f->path), 4);
 }
 
 /* The SQL of index NAME as the file holds it (freed by the caller). */
@@ -1493,8 +1542,8 @@ test_migration_v2(void **state)
     free(sql);
 
     store = open_store(f, NULL);
-    assert_int_equal(log_count(f, "schema migrated from version 2 to 3"), 1);
-    assert_int_equal(user_version(f->path), 3);
+    assert_int_equal(log_count(f, "schema migrated from version 2 to 4"), 1);
+    assert_int_equal(user_version(f->path), 4);
     sql = index_sql(f->path, "executions_finished");
     assert_non_null(sql);
     assert_non_null(strstr(sql, "WHERE finished_at > 0"));
@@ -1533,6 +1582,32 @@ test_migration_v2(void **state)
     make_rec(&b, "v2", 22, HG_EXEC_QUEUED);
     assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
     hg_exec_row_free(&row);
+    hg_store_close(store);
+}
+
+/* A version-3 file whose jobs table has a row (no creator then) is
+ * migrated to 4, and the row reads back with no creator. */
+static void
+test_migration_v3(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    json_t *jobs, *one;
+
+    hg_store_close(store);
+    exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V3
+                      "INSERT INTO jobs VALUES ('old', '{\"id\": \"old\"}',"
+                      " 7, 8); PRAGMA user_version = 3;");
+    store = open_store(f, NULL);
+    assert_int_equal(log_count(f, "schema migrated from version 3 to 4"), 1);
+    assert_int_equal(user_version(f->path), 4);
+    assert_int_equal(hg_store_load_jobs(store, &jobs), HG_OK);
+    one = json_object_get(jobs, "old");
+    assert_non_null(one);
+    assert_true(json_is_null(json_object_get(one, "created_by")));
+    assert_int_equal(json_integer_value(json_object_get(one, "updated_at")),
+                     8);
+    json_decref(jobs);
     hg_store_close(store);
 }
 
@@ -2556,6 +2631,7 @@ main(void)
         BOTH(test_unique_key),
         BOTH(test_cleanup),
         BOTH(test_job_states),
+        BOTH(test_api_jobs_kept),
         BOTH(test_health),
         BOTH(test_task_async),
         BOTH(test_claim_fire),
@@ -2568,6 +2644,7 @@ main(void)
         SQLITE(test_migration_v0),
         SQLITE(test_migration_v1),
         SQLITE(test_migration_v2),
+        SQLITE(test_migration_v3),
         SQLITE(test_migration_newer),
         SQLITE(test_kill9),
         SQLITE(test_fault_disk_full),

@@ -1,0 +1,33 @@
+/*
+ * Jobs defined through the master's surface (the admin API), beside the
+ * file's: hg_jobdef.c.
+ */
+
+#ifndef HG_JOBDEF_H
+#define HG_JOBDEF_H
+
+#include "hg_scheduler.h"
+
+typedef enum {
+    HG_JOBDEF_CREATE = 0,
+    HG_JOBDEF_REPLACE,
+    HG_JOBDEF_DELETE
+} hg_jobdef_op_t;
+
+/* Queue a job command (DEFINITION for CREATE and REPLACE, JOB_ID for
+ * DELETE; both copied). REPLY follows, always, from the loop. HG_ERROR
+ * (REPLY not called) when out of memory. */
+int hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
+                     const json_t *definition, const char *actor,
+                     hg_master_reply_pt reply, void *data);
+/* Start the next command when nothing holds the reader: true when it
+ * did something (started one, or answered one at once), so the caller
+ * may call again. */
+bool hg_jobdef_pump(hg_master_t *m);
+/* Whether a command is in flight (a reload must wait for it: a cycle
+ * read without its job would undo it). */
+bool hg_jobdef_busy(const hg_master_t *m);
+/* The master goes: every command is answered HG_ERROR and freed. */
+void hg_jobdef_free_all(hg_master_t *m);
+
+#endif /* HG_JOBDEF_H */
