@@ -226,6 +226,11 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
     json_t *created_by, *created_at;
     int64_t now = hg_now_ms();
 
+    if (m->stopping || m->quitting) {
+        hg_cycle_destroy(cycle);
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "the daemon is shutting down");
+        return;
+    }
     if (cycle == NULL) {
         hg_log_event(HG_LOG_INFO, "job_refused", cmd->id, NULL, NULL, 0,
                      "job \"%s\" from %s refused: %s", cmd->id, cmd->actor,

@@ -844,8 +844,9 @@ test_api_jobs_kept(void **state)
     assert_int_equal(hg_store_put_job(store, "web", rec), HG_OK);
     assert_int_equal(hg_store_put_job(store, "gone", rec), HG_OK);
     assert_int_equal(hg_store_put_job(store, "gone", NULL), HG_OK);
-    assert_int_equal(hg_store_put_job(store, "bad", json_object()),
-                     HG_ERROR);
+    json_decref(rec);
+    rec = json_object();                /* no definition */
+    assert_int_equal(hg_store_put_job(store, "bad", rec), HG_ERROR);
     json_decref(rec);
     if (strcmp(f->driver, sqlite_driver) == 0) {
         hg_store_close(store);
