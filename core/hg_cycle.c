@@ -336,19 +336,9 @@ hg_cycle_create_with(const char *file, const char *prefix,
 }
 
 hg_cycle_t *
-hg_cycle_create_from(const json_t *base, const char *prefix,
-                     const json_t *api_jobs, hg_conf_errors_t *errors)
+hg_cycle_create_from_conf(hg_conf_t *conf, const char *prefix,
+                          hg_conf_errors_t *errors)
 {
-    hg_conf_t *conf;
-
-    hg_cycle_stage("reading the configuration in force");
-    conf = hg_cycle_conf_from_json(base, prefix, errors);
-    if (conf == NULL) {
-        return NULL;
-    }
-    hg_conf_jobs_free(conf);
-    hg_cycle_stage("reading the jobs defined through the API");
-    (void) hg_conf_add_api_jobs(conf, api_jobs, errors);
     return hg_cycle_check(conf, prefix, true, errors);
 }
 

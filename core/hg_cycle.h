@@ -55,14 +55,11 @@ hg_cycle_t *hg_cycle_create(const char *file, const char *prefix,
 hg_cycle_t *hg_cycle_create_with(const char *file, const char *prefix,
                                  const json_t *api_jobs,
                                  hg_conf_errors_t *errors);
-/* A cycle of API_JOBS alone, checked against the configuration in force
- * (BASE: hg_cycle_to_json of the running cycle, whose jobs are left out),
- * without reading the file: one job added or replaced through the API
- * is checked as a reload would check it, while an edit of the file that
- * no one reloaded yet stays out of it. */
-hg_cycle_t *hg_cycle_create_from(const json_t *base, const char *prefix,
-                                 const json_t *api_jobs,
-                                 hg_conf_errors_t *errors);
+/* The same from a configuration already read (CONF taken over): the
+ * cycle reader's check of a job defined through the API, against the
+ * configuration in force rather than the file. */
+hg_cycle_t *hg_cycle_create_from_conf(hg_conf_t *conf, const char *prefix,
+                                      hg_conf_errors_t *errors);
 /*
  * A cycle from a configuration the cycle reader has checked (CONF taken
  * over): schedules and time zones parsed, modules not yet opened. Runs no

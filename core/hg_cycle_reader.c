@@ -135,6 +135,30 @@ hg_reader_input(hg_conf_errors_t *errors, const char *file)
     return input;
 }
 
+/*
+ * A cycle of API_JOBS alone, checked against the configuration in force
+ * (BASE: hg_cycle_to_json of the running cycle, whose jobs are left out),
+ * without reading the file: one job added or replaced through the API is
+ * checked as a reload would check it, while an edit of the file that no
+ * one reloaded yet stays out of it.
+ */
+static hg_cycle_t *
+hg_reader_cycle_from(const json_t *base, const char *prefix,
+                     const json_t *api_jobs, hg_conf_errors_t *errors)
+{
+    hg_conf_t *conf;
+
+    hg_cycle_stage("reading the configuration in force");
+    conf = hg_cycle_conf_from_json(base, prefix, errors);
+    if (conf == NULL) {
+        return NULL;
+    }
+    hg_conf_jobs_free(conf);
+    hg_cycle_stage("reading the jobs defined through the API");
+    (void) hg_conf_add_api_jobs(conf, api_jobs, errors);
+    return hg_cycle_create_from_conf(conf, prefix, errors);
+}
+
 static hg_cycle_t *
 hg_reader_cycle(int argc, char **argv, hg_conf_errors_t *errors)
 {
@@ -152,7 +176,7 @@ hg_reader_cycle(int argc, char **argv, hg_conf_errors_t *errors)
     base = json_object_get(input, "base");
     api_jobs = json_object_get(input, "api_jobs");
     cycle = base != NULL
-            ? hg_cycle_create_from(base, argv[3], api_jobs, errors)
+            ? hg_reader_cycle_from(base, argv[3], api_jobs, errors)
             : hg_cycle_create_with(argv[2], argv[3], api_jobs, errors);
     json_decref(input);
     return cycle;
