@@ -742,6 +742,12 @@ hg_master_delete_job(hg_master_t *m, const char *job_id, const char *actor,
                             data);
 }
 
+hg_event_loop_t *
+hg_master_loop(hg_master_t *m)
+{
+    return m->loop;
+}
+
 bool
 hg_master_reloading(const hg_master_t *m)
 {

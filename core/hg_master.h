@@ -31,6 +31,7 @@
 #include "hg_core.h"
 #include "hg_conf.h"
 #include "hg_cycle.h"
+#include "hg_event.h"
 #include "hg_result.h"
 #include "hg_store.h"
 
@@ -51,6 +52,9 @@ void hg_master_destroy(hg_master_t *master);
 /* Every ending execution is reported to OBSERVER (NULL: none). */
 void hg_master_observe(hg_master_t *master, hg_master_observer_pt observer,
                        void *data);
+/* The master's event loop, for what serves from it beside the master
+ * (the admin API): its handlers run in the loop's turns, never block. */
+hg_event_loop_t *hg_master_loop(hg_master_t *master);
 /* The configuration in force (the last reload's, once applied). */
 const hg_conf_t *hg_master_conf(const hg_master_t *master);
 /* An execution's id (final once hg_master_trigger returned it). */

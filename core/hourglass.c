@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 
+#include "hg_api.h"
 #include "hg_cgroup.h"
 #include "hg_cycle.h"
 #include "hg_cycle_reader.h"
@@ -247,6 +248,7 @@ hg_run_master(const hg_options_t *opt)
 {
     hg_cycle_t *cycle;
     hg_master_t *master;
+    hg_api_t *api = NULL;
     hg_store_t *store;
     hg_conf_t *conf;
     char pid_path[PATH_MAX];
@@ -326,6 +328,18 @@ hg_run_master(const hg_options_t *opt)
         hg_log_close();
         return 1;
     }
+    if (hg_master_conf(master)->api.enabled) {
+        api = hg_api_open(master, hg_master_loop(master), err, sizeof(err));
+        if (api == NULL) {
+            hg_log(HG_LOG_ERROR, "%s", err);
+            hg_master_destroy(master);
+            hg_store_close(store);
+            hg_pidfile_remove(pid_path, pid_fd);
+            hg_daemon_report(&report_fd, err);
+            hg_log_close();
+            return 1;
+        }
+    }
     /* The first cycle is applied, the store open, the workers forked. */
     hg_daemon_report(&report_fd, NULL);
     rc = hg_master_run(master);
@@ -333,7 +347,9 @@ hg_run_master(const hg_options_t *opt)
         /* The pid file path of the configuration in force now. */
         char *now_path = strdup(hg_master_conf(master)->pid);
         hg_log(HG_LOG_INFO, "hourglass exiting");
+        hg_api_close(api);
         hg_master_destroy(master);
+        hg_api_free(api);
         hg_store_close(store);
         hg_pidfile_remove(now_path != NULL ? now_path : pid_path, pid_fd);
         free(now_path);

@@ -1,0 +1,27 @@
+/*
+ * The admin HTTP API, /healthz and /metrics, served from the master's
+ * loop: hg_api.c.
+ *
+ * Its life is in two steps around the master's: hg_api_close before
+ * hg_master_destroy (the socket, libmicrohttpd, the loop's event and
+ * timer go, while the loop is alive), hg_api_free after it (what still
+ * waited for the master's reply, which the master gives as it goes).
+ */
+
+#ifndef HG_API_H
+#define HG_API_H
+
+#include "hg_core.h"
+#include "hg_event.h"
+#include "hg_master.h"
+
+typedef struct hg_api_s hg_api_t;
+
+/* Listen on the configuration's api.listen and serve from LOOP (the
+ * master's). NULL with the reason in err. */
+hg_api_t *hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
+                      size_t errlen);
+void hg_api_close(hg_api_t *api);
+void hg_api_free(hg_api_t *api);
+
+#endif /* HG_API_H */

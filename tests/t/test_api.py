@@ -1,0 +1,200 @@
+"""The admin HTTP API served from the master's loop: jobs added, read,
+triggered, replaced, paused and deleted over real HTTP on loopback;
+tokens and roles (401 without a token, 403 with a weak one, the allow
+list before anything); and bad requests answered with the JSON error
+shape, changing nothing."""
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import job, sqlite_config
+
+TOKENS = {"reader": "r-" + "x" * 30, "runner": "e-" + "y" * 30,
+          "writer": "w-" + "z" * 30, "ops": "a-" + "q" * 30}
+ROLES = {"reader": "read", "runner": "execute", "writer": "write",
+         "ops": "admin"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api_section(port, allow=("127.0.0.0/8", "::1/128"), body_limit="4KiB"):
+    tokens = ", ".join('{ name = "%s"; token = "%s"; role = "%s"; }'
+                       % (n, t, ROLES[n]) for n, t in TOKENS.items())
+    return ('api = { listen = "127.0.0.1:%d"; allow = [ %s ]; '
+            'body_limit = "%s"; tokens = ( %s ); };'
+            % (port, ", ".join('"%s"' % a for a in allow), body_limit,
+               tokens))
+
+
+class Api:
+    def __init__(self, port):
+        self.base = "http://127.0.0.1:%d" % port
+
+    def call(self, method, path, body=None, token="ops", raw=None,
+             headers=None):
+        data = raw if raw is not None else (
+            json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data,
+                                     method=method)
+        if token is not None:
+            req.add_header("Authorization", "Bearer " + TOKENS.get(token,
+                                                                   token))
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read(), resp.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), e.headers
+
+    def json(self, method, path, body=None, token="ops", raw=None):
+        status, text, _ = self.call(method, path, body, token, raw)
+        return status, json.loads(text)
+
+
+@pytest.fixture
+def api(daemon):
+    port = free_port()
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, jobs=[job(
+        "file", command="true", every="1h")], extra=api_section(port)))
+    return Api(port)
+
+
+def test_jobs_through_the_api(daemon, api):
+    status, body = api.json("GET", "/healthz", token=None)
+    assert (status, body) == (200, {"status": "ok"})
+
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "hello", "type": "shell", "command": "echo hello-api",
+        "schedule": "0 3 * * *"}, token="writer")
+    assert status == 201, body
+    assert body["created_by"] == "api:writer"
+    assert len(body["next_fires"]) == 5
+
+    status, body = api.json("POST", "/api/v1/jobs/hello/trigger",
+                            token="runner")
+    assert status == 202, body
+    exec_id = body["execution"]
+    fin = daemon.wait_event("finish", exec=exec_id)[0]
+    assert fin["status"] == "succeeded", fin
+
+    status, body = api.json("GET", "/api/v1/jobs/hello", token="reader")
+    assert status == 200, body
+    assert body["definition"]["command"] == "echo hello-api"
+    assert len(body["next_fires"]) == 5
+
+    status, body = api.json("PUT", "/api/v1/jobs/hello", {
+        "type": "shell", "command": "echo replaced", "every": "1h"},
+        token="writer")
+    assert status == 200, body
+    assert body["definition"]["command"] == "echo replaced"
+    assert body["created_by"] == "api:writer"
+
+    status, body = api.json("POST", "/api/v1/jobs/hello/pause",
+                            token="runner")
+    assert (status, body["paused"]) == (200, True), body
+    status, body = api.json("POST", "/api/v1/jobs/hello/resume",
+                            token="runner")
+    assert (status, body["paused"]) == (200, False), body
+
+    # the file's jobs are read only through the API
+    status, body = api.json("PUT", "/api/v1/jobs/file", {
+        "type": "shell", "command": "true", "every": "1h"})
+    assert status == 403, body
+    status, body = api.json("DELETE", "/api/v1/jobs/file")
+    assert status == 403, body
+
+    status, body = api.json("DELETE", "/api/v1/jobs/hello", token="writer")
+    assert status == 200, body
+    status, body = api.json("GET", "/api/v1/jobs/hello", token="reader")
+    assert status == 404, body
+    assert body["error"]["code"] == "not_found"
+
+    status, text, headers = api.call("GET", "/metrics", token="reader")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain")
+    assert b"hourglass_executions_total" in text
+
+
+def test_tokens_and_roles(api):
+    assert api.json("GET", "/api/v1/jobs/file", token=None)[0] == 401
+    assert api.json("GET", "/api/v1/jobs/file", token="wrong")[0] == 401
+    assert api.json("GET", "/api/v1/jobs/file", token="reader")[0] == 200
+    status, body = api.json("POST", "/api/v1/jobs/file/trigger",
+                            token="reader")
+    assert status == 403 and "execute" in body["error"]["message"], body
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "x", "type": "shell", "command": "true"}, token="runner")
+    assert status == 403, body
+    assert api.json("GET", "/metrics", token=None)[0] == 401
+
+
+def test_outside_the_allow_list_is_refused_first(daemon):
+    port = free_port()
+    daemon.start(daemon.config(jobs=[job("file", command="true",
+                                         every="1h")],
+                               extra=api_section(port,
+                                                 allow=("10.0.0.0/8",))))
+    api = Api(port)
+    for path in ("/healthz", "/api/v1/jobs/file", "/nowhere"):
+        status, body = api.json("GET", path, token=None)
+        assert status == 403, (path, body)
+        assert body["error"]["code"] == "forbidden"
+
+
+def test_bad_requests_change_nothing(daemon, api):
+    cases = [
+        ("POST", "/api/v1/jobs", b"{not json", 400),
+        ("POST", "/api/v1/jobs", b"[1, 2]", 400),
+        ("POST", "/api/v1/jobs", b"", 400),
+        ("POST", "/api/v1/jobs", b'{"id": "a", "id": "b"}', 400),
+        ("POST", "/api/v1/jobs", b'{"id": "b d", "type": "shell"}', 422),
+        ("POST", "/api/v1/jobs", b'{"id": "' + b"x" * 129 + b'"}', 422),
+        ("POST", "/api/v1/jobs",
+         b'{"id": "c", "type": "shell", "command": "true",'
+         b' "schedule": "61 * * * *"}', 422),
+        ("POST", "/api/v1/jobs",
+         b'{"id": "c", "type": "shell", "command": 7}', 422),
+        ("POST", "/api/v1/jobs", b'{"id": "c", "type": "nosuch"}', 422),
+        ("POST", "/api/v1/jobs",
+         b'{"id": "c", "type": "shell", "command": "true", "colour": 1}',
+         422),
+        ("POST", "/api/v1/jobs", b'{"id": "file", "type": "shell",'
+         b' "command": "true"}', 409),
+        ("POST", "/api/v1/jobs", b'{"id": "' + b"y" * 5000 + b'"}', 413),
+        ("PUT", "/api/v1/jobs/other", b'{"id": "file"}', 422),
+        ("GET", "/api/v1/jobs/..", None, 404),
+        ("GET", "/api/v1/jobs/..%2Fetc", None, 404),
+        ("GET", "/api/v1/jobs/%00", None, 404),
+        ("GET", "/api/v1/jobs/" + "z" * 200, None, 404),
+        ("GET", "/api/v1/nothing", None, 404),
+        ("PATCH", "/api/v1/jobs", None, 405),
+        ("DELETE", "/healthz", None, 405),
+        ("POST", "/api/v1/jobs/none/trigger", None, 404),
+    ]
+    for method, path, raw, want in cases:
+        status, text, headers = api.call(method, path, raw=raw)
+        assert status == want, (method, path, raw, status, text)
+        body = json.loads(text)
+        assert set(body) == {"error"}, body
+        assert body["error"]["code"] and body["error"]["message"], body
+    status, body = api.json("POST", "/api/v1/jobs", raw=b'{"id": "c", '
+                            b'"type": "shell", "command": "true", '
+                            b'"schedule": "61 * * * *"}')
+    assert body["error"]["errors"][0]["field"] == "schedule", body
+    # nothing was added
+    for jid in ("a", "b", "c", "b d"):
+        assert api.json("GET", "/api/v1/jobs/%s" % jid.replace(" ", "%20"),
+                        token="reader")[0] == 404
+    assert api.json("GET", "/api/v1/jobs/file", token="reader")[0] == 200
