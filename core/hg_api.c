@@ -28,6 +28,7 @@
 #include "hg_event.h"
 #include "hg_log.h"
 #include "hg_timer.h"
+#include "hg_tz.h"
 
 #define HG_API_CONN_LIMIT     64
 #define HG_API_CONN_TIMEOUT_S 30
@@ -262,8 +263,8 @@ hg_api_wait(hg_api_req_t *req, int rc)
         return;
     }
     if (rc == HG_AGAIN) {
-        hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job \"%s\"",
-                     req->id);
+        hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job or "
+                     "execution \"%s\"", req->id);
         return;
     }
     hg_api_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
@@ -430,6 +431,184 @@ hg_api_job_resume(hg_api_t *api, hg_api_req_t *req)
     hg_api_job_pause_or_resume(api, req, false);
 }
 
+static void
+hg_api_job_stop(hg_api_t *api, hg_api_req_t *req)
+{
+    size_t killed = 0;
+
+    if (hg_master_stop_job(api->master, req->id, &killed) != HG_OK) {
+        hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job \"%s\"",
+                     req->id);
+        return;
+    }
+    hg_api_answer(req, MHD_HTTP_OK, json_pack("{s:s, s:I}", "id", req->id,
+                                              "killed", (json_int_t) killed));
+}
+
+static void
+hg_api_execution_get(hg_api_t *api, hg_api_req_t *req)
+{
+    hg_api_wait(req, hg_master_execution(api->master, req->id,
+                                         hg_api_reply_ok, req));
+}
+
+/* A query argument as a count in [MIN, MAX]; DFLT when absent. False
+ * (answered 400) when it is not one. */
+static bool
+hg_api_arg_count(hg_api_req_t *req, const char *name, size_t dflt,
+                 size_t min, size_t max, size_t *out)
+{
+    const char *v = MHD_lookup_connection_value(req->conn,
+                                                MHD_GET_ARGUMENT_KIND, name);
+    char *end;
+    unsigned long long n;
+
+    *out = dflt;
+    if (v == NULL) {
+        return true;
+    }
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < min
+        || n > max)
+    {
+        hg_api_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "%s: must be "
+                     "a whole number from %zu to %zu", name, min, max);
+        return false;
+    }
+    *out = (size_t) n;
+    return true;
+}
+
+#define HG_API_PAGE_SIZE      50
+#define HG_API_PAGE_SIZE_MAX  500
+
+static void
+hg_api_dead_list(hg_api_t *api, hg_api_req_t *req)
+{
+    const char *job = MHD_lookup_connection_value(req->conn,
+                                                  MHD_GET_ARGUMENT_KIND,
+                                                  "job");
+    size_t page, size;
+
+    if (!hg_api_arg_count(req, "page", 1, 1, SIZE_MAX / HG_API_PAGE_SIZE_MAX,
+                          &page)
+        || !hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
+                             HG_API_PAGE_SIZE_MAX, &size))
+    {
+        return;
+    }
+    hg_api_wait(req, hg_master_dead(api->master, job, size, (page - 1) * size,
+                                    hg_api_reply_ok, req));
+}
+
+/* The bulk filter of POST /dead/retry and /dead/purge: {job, before}, both
+ * optional; false when answered 400/422. */
+static bool
+hg_api_dead_filter(hg_api_req_t *req, const char **job, int64_t *before,
+                   json_t **body)
+{
+    const json_t *j, *b;
+    char err[256];
+    int64_t t;
+
+    *job = NULL;
+    *before = 0;
+    *body = req->len > 0 ? hg_api_body(req) : json_object();
+    if (*body == NULL) {
+        return false;
+    }
+    j = json_object_get(*body, "job");
+    b = json_object_get(*body, "before");
+    if ((j != NULL && !json_is_string(j))
+        || json_object_size(*body) > (size_t) (j != NULL) + (b != NULL))
+    {
+        hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "the "
+                     "filter is {\"job\": ID, \"before\": TIME}, both "
+                     "optional");
+        json_decref(*body);
+        return false;
+    }
+    if (b != NULL) {
+        if (!json_is_string(b)
+            || hg_tz_parse_time(hg_tz_utc(), json_string_value(b), &t, err,
+                                sizeof(err)) != HG_OK)
+        {
+            hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid",
+                         "before: an RFC 3339 time is expected");
+            json_decref(*body);
+            return false;
+        }
+        *before = t * 1000;
+    }
+    *job = json_string_value(j);
+    return true;
+}
+
+static void
+hg_api_dead_retry_one(hg_api_t *api, hg_api_req_t *req)
+{
+    char actor[160];
+
+    hg_api_actor(req, actor, sizeof(actor));
+    hg_api_wait(req, hg_master_retry_dead(api->master, req->id, NULL, 0,
+                                          actor, hg_api_reply_ok, req));
+}
+
+static void
+hg_api_dead_purge_one(hg_api_t *api, hg_api_req_t *req)
+{
+    hg_api_wait(req, hg_master_purge_dead(api->master, req->id, NULL, 0,
+                                          hg_api_reply_ok, req));
+}
+
+static void
+hg_api_dead_retry(hg_api_t *api, hg_api_req_t *req)
+{
+    const char *job;
+    char actor[160];
+    int64_t before;
+    json_t *body;
+
+    if (!hg_api_dead_filter(req, &job, &before, &body)) {
+        return;
+    }
+    hg_api_actor(req, actor, sizeof(actor));
+    hg_api_wait(req, hg_master_retry_dead(api->master, NULL, job, before,
+                                          actor, hg_api_reply_ok, req));
+    json_decref(body);
+}
+
+static void
+hg_api_dead_purge(hg_api_t *api, hg_api_req_t *req)
+{
+    const char *job;
+    int64_t before;
+    json_t *body;
+
+    if (!hg_api_dead_filter(req, &job, &before, &body)) {
+        return;
+    }
+    hg_api_wait(req, hg_master_purge_dead(api->master, NULL, job, before,
+                                          hg_api_reply_ok, req));
+    json_decref(body);
+}
+
+static void
+hg_api_reload(hg_api_t *api, hg_api_req_t *req)
+{
+    int rc = hg_master_reload(api->master);
+
+    if (rc == HG_ERROR) {
+        hg_api_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                     "the reload could not start (the daemon's log says "
+                     "why)");
+        return;
+    }
+    hg_api_answer(req, MHD_HTTP_ACCEPTED, json_pack("{s:s}", "reload",
+                                                    "started"));
+}
+
 static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/healthz",                   HG_ROLE_NONE,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
@@ -440,6 +619,14 @@ static const hg_api_route_t hg_api_routes[] = {
     { "POST",   "/api/v1/jobs/{}/trigger",    HG_ROLE_EXECUTE, hg_api_job_trigger },
     { "POST",   "/api/v1/jobs/{}/pause",      HG_ROLE_EXECUTE, hg_api_job_pause },
     { "POST",   "/api/v1/jobs/{}/resume",     HG_ROLE_EXECUTE, hg_api_job_resume },
+    { "POST",   "/api/v1/jobs/{}/stop",       HG_ROLE_EXECUTE, hg_api_job_stop },
+    { "GET",    "/api/v1/executions/{}",      HG_ROLE_READ,    hg_api_execution_get },
+    { "GET",    "/api/v1/dead",               HG_ROLE_READ,    hg_api_dead_list },
+    { "POST",   "/api/v1/dead/retry",         HG_ROLE_EXECUTE, hg_api_dead_retry },
+    { "POST",   "/api/v1/dead/purge",         HG_ROLE_WRITE,   hg_api_dead_purge },
+    { "POST",   "/api/v1/dead/{}/retry",      HG_ROLE_EXECUTE, hg_api_dead_retry_one },
+    { "DELETE", "/api/v1/dead/{}",            HG_ROLE_WRITE,   hg_api_dead_purge_one },
+    { "POST",   "/api/v1/reload",             HG_ROLE_ADMIN,   hg_api_reload },
 };
 
 /* --- routing and access -------------------------------------------------- */

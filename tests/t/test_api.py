@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import job, sqlite_config
+from conftest import job, sqlite_config, wait_until
 
 TOKENS = {"reader": "r-" + "x" * 30, "runner": "e-" + "y" * 30,
           "writer": "w-" + "z" * 30, "ops": "a-" + "q" * 30}
@@ -198,3 +198,71 @@ def test_bad_requests_change_nothing(daemon, api):
         assert api.json("GET", "/api/v1/jobs/%s" % jid.replace(" ", "%20"),
                         token="reader")[0] == 404
     assert api.json("GET", "/api/v1/jobs/file", token="reader")[0] == 200
+
+
+def test_executions_dead_letters_stop_and_reload(daemon, api):
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "fails", "type": "shell", "command": "echo broke; exit 3",
+        "max_retries": 0})
+    assert status == 201, body
+    dead = []
+    for _ in range(3):
+        status, body = api.json("POST", "/api/v1/jobs/fails/trigger")
+        assert status == 202, body
+        dead.append(body["execution"])
+        daemon.wait_event("finish", exec=body["execution"])
+
+    status, body = api.json("GET", "/api/v1/executions/%s" % dead[0],
+                            token="reader")
+    assert status == 200, body
+    assert body["output"] == "broke\n" and body["exit_code"] == 3, body
+    assert body["trigger"] == "api:ops", body
+    assert api.json("GET", "/api/v1/executions/nope")[0] == 404
+
+    def dead_ids():
+        status, body = api.json("GET", "/api/v1/dead?job=fails&page_size=10",
+                                token="reader")
+        assert status == 200, body
+        return [e["id"] for e in body["executions"]]
+    wait_until(lambda: len(dead_ids()) == 3, what="3 dead letters")
+    assert api.json("GET", "/api/v1/dead?page_size=0")[0] == 400
+    assert api.json("GET", "/api/v1/dead?page=x")[0] == 400
+
+    status, body = api.json("POST", "/api/v1/dead/%s/retry" % dead[0],
+                            token="runner")
+    assert status == 200 and len(body["retried"]) == 1, body
+    daemon.wait_event("finish", exec=body["retried"][0]["execution"])
+    status, body = api.json("DELETE", "/api/v1/dead/%s" % dead[1],
+                            token="writer")
+    assert (status, body) == (200, {"purged": 1}), body
+    assert api.json("DELETE", "/api/v1/dead/%s" % dead[1])[0] == 404
+    wait_until(lambda: len(dead_ids()) == 2, what="2 dead letters (one "
+               "retried and dead again, one left)")
+    status, body = api.json("POST", "/api/v1/dead/purge", {"job": "fails"},
+                            token="writer")
+    assert (status, body) == (200, {"purged": 2}), body
+    assert dead_ids() == []
+    assert api.json("POST", "/api/v1/dead/purge", {"job": 1})[0] == 422
+    assert api.json("POST", "/api/v1/dead/purge", {"before": "soon"})[0] \
+        == 422
+    assert api.json("POST", "/api/v1/dead/purge", {"jobs": "x"})[0] == 422
+    assert api.json("POST", "/api/v1/dead/purge", {"job": "fails"},
+                    token="runner")[0] == 403
+
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "sleeper", "type": "shell", "command": "sleep 30"})
+    assert status == 201, body
+    status, body = api.json("POST", "/api/v1/jobs/sleeper/trigger")
+    daemon.wait_event("start", exec=body["execution"])
+    status, body = api.json("POST", "/api/v1/jobs/sleeper/stop",
+                            token="runner")
+    assert (status, body["killed"]) == (200, 1), body
+    fin = daemon.wait_event("finish", job="sleeper")[0]
+    assert fin["status"] == "killed", fin
+
+    assert api.json("POST", "/api/v1/reload", token="writer")[0] == 403
+    status, body = api.json("POST", "/api/v1/reload")
+    assert status == 202, body
+    daemon.wait_event("reload", result="ok")
+    # the API's jobs are still there after the reload
+    assert api.json("GET", "/api/v1/jobs/sleeper")[0] == 200
