@@ -609,6 +609,104 @@ hg_api_reload(hg_api_t *api, hg_api_req_t *req)
                                                     "started"));
 }
 
+/* POST /queue: {job, payload, run_at, priority, unique_key}, job alone
+ * required; a payload that is not a string is given as its JSON text. */
+static void
+hg_api_enqueue(hg_api_t *api, hg_api_req_t *req)
+{
+    static const char *const keys[] = {
+        "job", "payload", "run_at", "priority", "unique_key"
+    };
+    const json_t *job, *payload, *run_at, *priority, *unique_key;
+    hg_priority_t prio = HG_PRIORITY_NORMAL;
+    hg_execution_t *exec;
+    const char *key, *text = NULL;
+    char actor[160], err[256], *dumped = NULL;
+    json_t *body = hg_api_body(req), *value;
+    int64_t at = 0;
+    size_t i;
+
+    if (body == NULL) {
+        return;
+    }
+    json_object_foreach(body, key, value) {
+        for (i = 0; i < HG_NELEMS(keys) && strcmp(keys[i], key) != 0; i++) {
+        }
+        if (i == HG_NELEMS(keys)) {
+            hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid",
+                         "%.64s: unknown key (job, payload, run_at, "
+                         "priority, unique_key)", key);
+            goto done;
+        }
+    }
+    job = json_object_get(body, "job");
+    payload = json_object_get(body, "payload");
+    run_at = json_object_get(body, "run_at");
+    priority = json_object_get(body, "priority");
+    unique_key = json_object_get(body, "unique_key");
+    if (!json_is_string(job)) {
+        hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "job: "
+                     "the id of the job to run is required");
+        goto done;
+    }
+    if (run_at != NULL
+        && (!json_is_string(run_at)
+            || hg_tz_parse_time(hg_tz_utc(), json_string_value(run_at), &at,
+                                err, sizeof(err)) != HG_OK))
+    {
+        hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid",
+                     "run_at: an RFC 3339 time is expected");
+        goto done;
+    }
+    if (priority != NULL
+        && hg_conf_priority_parse(json_string_value(priority), &prio)
+           != HG_OK)
+    {
+        hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid",
+                     "priority: one of low, normal, high, critical");
+        goto done;
+    }
+    if (unique_key != NULL && !json_is_string(unique_key)) {
+        hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid",
+                     "unique_key: a string is expected");
+        goto done;
+    }
+    if (json_is_string(payload)) {
+        text = json_string_value(payload);
+    } else if (payload != NULL) {
+        dumped = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+        text = dumped;
+    }
+    hg_api_actor(req, actor, sizeof(actor));
+    errno = 0;
+    exec = hg_master_enqueue(api->master, json_string_value(job), actor,
+                             text, text != NULL ? strlen(text) : 0,
+                             at * 1000, prio,
+                             json_string_value(unique_key));
+    if (exec != NULL) {
+        hg_api_answer(req, MHD_HTTP_ACCEPTED, json_pack(
+            "{s:s, s:s}", "job", json_string_value(job), "execution",
+            hg_execution_id(exec)));
+    } else if (errno == ENOENT) {
+        hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job \"%.128s\"",
+                     json_string_value(job));
+    } else if (errno == EEXIST) {
+        hg_api_error(req, MHD_HTTP_CONFLICT, "exists", "an execution with "
+                     "this unique_key is queued already");
+    } else if (errno == EBUSY) {
+        hg_api_error(req, MHD_HTTP_CONFLICT, "running", "the job is running "
+                     "and its overlap is \"skip\"");
+    } else {
+        hg_api_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                     "cannot enqueue now: %s", strerror(errno != 0 ? errno
+                                                                   : ENOMEM));
+    }
+
+done:
+    free(dumped);
+    json_decref(body);
+}
+
 static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/healthz",                   HG_ROLE_NONE,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
@@ -627,6 +725,7 @@ static const hg_api_route_t hg_api_routes[] = {
     { "POST",   "/api/v1/dead/{}/retry",      HG_ROLE_EXECUTE, hg_api_dead_retry_one },
     { "DELETE", "/api/v1/dead/{}",            HG_ROLE_WRITE,   hg_api_dead_purge_one },
     { "POST",   "/api/v1/reload",             HG_ROLE_ADMIN,   hg_api_reload },
+    { "POST",   "/api/v1/queue",              HG_ROLE_EXECUTE, hg_api_enqueue },
 };
 
 /* --- routing and access -------------------------------------------------- */

@@ -2778,6 +2778,20 @@ hg_conf_add_api_jobs(hg_conf_t *conf, const json_t *definitions,
     return errors->count == before ? HG_OK : HG_ERROR;
 }
 
+int
+hg_conf_priority_parse(const char *name, hg_priority_t *priority)
+{
+    int i;
+
+    for (i = 0; name != NULL && hg_conf_priorities[i] != NULL; i++) {
+        if (strcmp(hg_conf_priorities[i], name) == 0) {
+            *priority = (hg_priority_t) i;
+            return HG_OK;
+        }
+    }
+    return HG_ERROR;
+}
+
 /* --- queries ---------------------------------------------------------- */
 
 const hg_job_conf_t *

@@ -266,3 +266,35 @@ def test_executions_dead_letters_stop_and_reload(daemon, api):
     daemon.wait_event("reload", result="ok")
     # the API's jobs are still there after the reload
     assert api.json("GET", "/api/v1/jobs/sleeper")[0] == 200
+
+
+def test_enqueue(daemon, api):
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "cat", "type": "shell", "command": "cat", "overlap": "allow"})
+    assert status == 201, body
+    status, body = api.json("POST", "/api/v1/queue", {
+        "job": "cat", "payload": {"order": 42}, "priority": "high"},
+        token="runner")
+    assert status == 202, body
+    fin = daemon.wait_event("finish", exec=body["execution"])[0]
+    assert fin["status"] == "succeeded", fin
+    status, body = api.json("GET", "/api/v1/executions/%s"
+                            % body["execution"])
+    assert body["output"] == '{"order":42}' and body["trigger"] \
+        == "api:runner", body
+    # a unique key pending is refused; run_at in the future keeps it pending
+    status, body = api.json("POST", "/api/v1/queue", {
+        "job": "cat", "run_at": "2099-01-01T00:00:00Z", "unique_key": "k"})
+    assert status == 202, body
+    status, body = api.json("POST", "/api/v1/queue", {
+        "job": "cat", "unique_key": "k"})
+    assert status == 409, body
+    for bad, want in (({"job": "nope"}, 404), ({}, 422),
+                      ({"job": "cat", "priority": "urgent"}, 422),
+                      ({"job": "cat", "run_at": "tomorrow"}, 422),
+                      ({"job": "cat", "unique_key": 5}, 422),
+                      ({"job": "cat", "colour": "red"}, 422)):
+        status, body = api.json("POST", "/api/v1/queue", bad)
+        assert status == want, (bad, body)
+    assert api.json("POST", "/api/v1/queue", {"job": "cat"},
+                    token="reader")[0] == 403
