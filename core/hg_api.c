@@ -707,9 +707,48 @@ done:
     json_decref(body);
 }
 
+static void
+hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
+{
+    static const char *const statuses[] = {
+        "active", "paused", "disabled", "running"
+    };
+    const char *status = MHD_lookup_connection_value(req->conn,
+                                                     MHD_GET_ARGUMENT_KIND,
+                                                     "status");
+    const char *type = MHD_lookup_connection_value(req->conn,
+                                                   MHD_GET_ARGUMENT_KIND,
+                                                   "type");
+    size_t page, size, i;
+    json_t *answer;
+
+    for (i = 0; status != NULL && i < HG_NELEMS(statuses)
+                && strcmp(statuses[i], status) != 0; i++) {
+    }
+    if (status != NULL && i == HG_NELEMS(statuses)) {
+        hg_api_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "status: one "
+                     "of active, paused, disabled, running");
+        return;
+    }
+    if (!hg_api_arg_count(req, "page", 1, 1, SIZE_MAX / HG_API_PAGE_SIZE_MAX,
+                          &page)
+        || !hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
+                             HG_API_PAGE_SIZE_MAX, &size))
+    {
+        return;
+    }
+    answer = hg_master_jobs(api->master, status, type, size,
+                            (page - 1) * size);
+    if (answer != NULL) {
+        json_object_set_new(answer, "page", json_integer((json_int_t) page));
+    }
+    hg_api_answer(req, MHD_HTTP_OK, answer);
+}
+
 static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/healthz",                   HG_ROLE_NONE,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
+    { "GET",    "/api/v1/jobs",               HG_ROLE_READ,    hg_api_jobs_list },
     { "POST",   "/api/v1/jobs",               HG_ROLE_WRITE,   hg_api_job_post },
     { "GET",    "/api/v1/jobs/{}",            HG_ROLE_READ,    hg_api_job_get },
     { "PUT",    "/api/v1/jobs/{}",            HG_ROLE_WRITE,   hg_api_job_put },

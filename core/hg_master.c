@@ -742,6 +742,13 @@ hg_master_delete_job(hg_master_t *m, const char *job_id, const char *actor,
                             data);
 }
 
+json_t *
+hg_master_jobs(hg_master_t *m, const char *status, const char *type,
+               size_t limit, size_t offset)
+{
+    return hg_query_jobs(m, status, type, limit, offset);
+}
+
 hg_event_loop_t *
 hg_master_loop(hg_master_t *m)
 {

@@ -179,6 +179,12 @@ int hg_master_put_job(hg_master_t *master, const json_t *definition,
 int hg_master_delete_job(hg_master_t *master, const char *job_id,
                          const char *actor, hg_master_reply_pt reply,
                          void *data);
+/* A page of the job table, by id, read now (no store; what the loop holds):
+ * STATUS active | paused | disabled | running (NULL: any), TYPE (NULL:
+ * any): {jobs: [{id, type, api, enabled, paused, next_fire, running,
+ * pending}], total, limit, offset}, the caller's; NULL: out of memory. */
+json_t *hg_master_jobs(hg_master_t *master, const char *status,
+                       const char *type, size_t limit, size_t offset);
 /* The metrics in the Prometheus text format, the gauges read now. */
 int hg_master_render_metrics(hg_master_t *master, FILE *out);
 

@@ -373,6 +373,86 @@ hg_query_list_json(const hg_exec_row_t *rows, size_t n)
     return list;
 }
 
+static int
+hg_query_by_id(const void *a, const void *b)
+{
+    const hg_job_t *const *x = a, *const *y = b;
+
+    return strcmp((*x)->id, (*y)->id);
+}
+
+static bool
+hg_query_job_is(const hg_job_t *job, const char *status, const char *type)
+{
+    if (type != NULL && strcmp(job->type, type) != 0) {
+        return false;
+    }
+    if (status == NULL) {
+        return true;
+    }
+    if (strcmp(status, "paused") == 0) {
+        return job->paused;
+    }
+    if (strcmp(status, "disabled") == 0) {
+        return !job->enabled;
+    }
+    if (strcmp(status, "running") == 0) {
+        return job->running > 0;
+    }
+    return job->enabled && !job->paused;        /* "active" */
+}
+
+static json_t *
+hg_query_job_row(const hg_job_t *job)
+{
+    return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:i, s:i}",
+                     "id", job->id,
+                     "type", job->type,
+                     "api", job->api,
+                     "enabled", job->enabled,
+                     "paused", job->paused,
+                     "next_fire", hg_query_time(job->next_due_ms),
+                     "running", (int) job->running,
+                     "pending", (int) job->pending);
+}
+
+json_t *
+hg_query_jobs(hg_master_t *m, const char *status, const char *type,
+              size_t limit, size_t offset)
+{
+    hg_job_t **all;
+    json_t *list, *answer;
+    const char *key;
+    void *value;
+    size_t it = 0, n = 0, i;
+
+    all = calloc(m->jobs.count + 1, sizeof(*all));
+    list = json_array();
+    if (all == NULL || list == NULL) {
+        free(all);
+        json_decref(list);
+        return NULL;
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        if (hg_query_job_is(value, status, type)) {
+            all[n++] = value;
+        }
+    }
+    qsort(all, n, sizeof(*all), hg_query_by_id);
+    for (i = offset; i < n && i - offset < limit; i++) {
+        if (json_array_append_new(list, hg_query_job_row(all[i])) != 0) {
+            free(all);
+            json_decref(list);
+            return NULL;
+        }
+    }
+    free(all);
+    answer = json_pack("{s:o, s:I, s:I, s:I}", "jobs", list,
+                       "total", (json_int_t) n, "limit", (json_int_t) limit,
+                       "offset", (json_int_t) offset);
+    return answer;
+}
+
 /* Each dead execution read gets its next attempt, unless its job is gone
  * or refuses it now (overlap = skip while it runs): those stay dead. */
 static json_t *

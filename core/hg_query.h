@@ -40,6 +40,12 @@ int hg_query_start(hg_master_t *m, hg_query_kind_t kind,
 json_t *hg_query_time(int64_t ms);
 /* The job's next five fire times, as an array of such texts. */
 json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
+/* The job table, read now (no store): jobs of STATUS (active, paused,
+ * disabled, running; NULL: any) and TYPE (NULL: any), by id, a page of
+ * LIMIT from OFFSET: {jobs: [{id, type, api, enabled, paused, next_fire,
+ * running, pending}], total, limit, offset}. NULL when out of memory. */
+json_t *hg_query_jobs(hg_master_t *m, const char *status, const char *type,
+                      size_t limit, size_t offset);
 /* A QUERY task came back from the store: answer it (or free an orphan). */
 void hg_query_done(hg_master_t *m, hg_store_task_t *task);
 /* The master goes: its queries still at the store are orphaned. */

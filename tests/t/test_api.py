@@ -131,6 +131,8 @@ def test_tokens_and_roles(api):
     assert api.json("GET", "/api/v1/jobs/file", token=None)[0] == 401
     assert api.json("GET", "/api/v1/jobs/file", token="wrong")[0] == 401
     assert api.json("GET", "/api/v1/jobs/file", token="reader")[0] == 200
+    status, body = api.json("GET", "/api/v1/jobs", token="reader")
+    assert [j["id"] for j in body["jobs"]] == ["file"], body
     status, body = api.json("POST", "/api/v1/jobs/file/trigger",
                             token="reader")
     assert status == 403 and "execute" in body["error"]["message"], body
@@ -198,6 +200,8 @@ def test_bad_requests_change_nothing(daemon, api):
         assert api.json("GET", "/api/v1/jobs/%s" % jid.replace(" ", "%20"),
                         token="reader")[0] == 404
     assert api.json("GET", "/api/v1/jobs/file", token="reader")[0] == 200
+    status, body = api.json("GET", "/api/v1/jobs", token="reader")
+    assert [j["id"] for j in body["jobs"]] == ["file"], body
 
 
 def test_executions_dead_letters_stop_and_reload(daemon, api):
@@ -298,3 +302,27 @@ def test_enqueue(daemon, api):
         assert status == want, (bad, body)
     assert api.json("POST", "/api/v1/queue", {"job": "cat"},
                     token="reader")[0] == 403
+
+
+def test_job_list_filters_and_pages(daemon, api):
+    for i in range(7):
+        status, body = api.json("POST", "/api/v1/jobs", {
+            "id": "j%d" % i, "type": "shell", "command": "true",
+            "every": "1h"})
+        assert status == 201, body
+    api.json("POST", "/api/v1/jobs/j3/pause")
+    status, body = api.json("GET", "/api/v1/jobs?page_size=3&page=2",
+                            token="reader")
+    assert status == 200, body
+    assert body["total"] == 8 and body["page"] == 2, body
+    assert [j["id"] for j in body["jobs"]] == ["j2", "j3", "j4"], body
+    assert body["jobs"][0]["api"] is True and body["jobs"][0]["next_fire"]
+    status, body = api.json("GET", "/api/v1/jobs?status=paused")
+    assert [j["id"] for j in body["jobs"]] == ["j3"], body
+    status, body = api.json("GET", "/api/v1/jobs?status=active&page_size=500")
+    assert body["total"] == 7, body
+    status, body = api.json("GET", "/api/v1/jobs?type=http")
+    assert body["total"] == 0, body
+    for q in ("status=gone", "page=0", "page_size=501", "page_size=-1",
+              "page=1e3"):
+        assert api.json("GET", "/api/v1/jobs?" + q)[0] == 400, q
