@@ -27,6 +27,7 @@
 #include "hg_api.h"
 #include "hg_event.h"
 #include "hg_log.h"
+#include "hg_openapi.h"
 #include "hg_timer.h"
 #include "hg_tz.h"
 
@@ -745,9 +746,17 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
     hg_api_answer(req, MHD_HTTP_OK, answer);
 }
 
+static void
+hg_api_openapi(hg_api_t *api, hg_api_req_t *req)
+{
+    HG_UNUSED(api);
+    hg_api_answer(req, MHD_HTTP_OK, json_loads(hg_openapi_text, 0, NULL));
+}
+
 static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/healthz",                   HG_ROLE_NONE,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
+    { "GET",    "/api/v1/openapi.json",       HG_ROLE_NONE,    hg_api_openapi },
     { "GET",    "/api/v1/jobs",               HG_ROLE_READ,    hg_api_jobs_list },
     { "POST",   "/api/v1/jobs",               HG_ROLE_WRITE,   hg_api_job_post },
     { "GET",    "/api/v1/jobs/{}",            HG_ROLE_READ,    hg_api_job_get },
@@ -1100,6 +1109,93 @@ hg_api_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     hg_api_req_unlink(req);
     hg_api_req_free(req);
+}
+
+/* --- the description ------------------------------------------------------ */
+
+/* PATTERN ("/jobs/{}") as OpenAPI writes it ("/jobs/{id}"). */
+static void
+hg_api_openapi_path(const char *pattern, char *out, size_t len)
+{
+    const char *brace = strstr(pattern, "{}");
+
+    if (brace == NULL) {
+        snprintf(out, len, "%s", pattern);
+    } else {
+        snprintf(out, len, "%.*s{id}%s", (int) (brace - pattern), pattern,
+                 brace + 2);
+    }
+}
+
+int
+hg_api_check_description(char *err, size_t errlen)
+{
+    const hg_api_route_t *r;
+    const json_t *op, *role;
+    const char *path, *method;
+    json_t *doc, *paths, *ops;
+    char want[256], lower[16];
+    size_t i, described = 0, j;
+    int rc = HG_ERROR;
+
+    doc = json_loads(hg_openapi_text, 0, NULL);
+    paths = json_object_get(doc, "paths");
+    if (!json_is_object(paths)) {
+        snprintf(err, errlen, "the OpenAPI description has no paths");
+        goto done;
+    }
+    for (i = 0; i < HG_NELEMS(hg_api_routes); i++) {
+        r = &hg_api_routes[i];
+        hg_api_openapi_path(r->path, want, sizeof(want));
+        for (j = 0; r->method[j] != '\0' && j < sizeof(lower) - 1; j++) {
+            lower[j] = (char) tolower((unsigned char) r->method[j]);
+        }
+        lower[j] = '\0';
+        op = json_object_get(json_object_get(paths, want), lower);
+        role = json_object_get(op, "x-hourglass-role");
+        if (op == NULL) {
+            snprintf(err, errlen, "%s %s is served but not described",
+                     r->method, want);
+            goto done;
+        }
+        if (!json_is_string(role)
+            || strcmp(json_string_value(role), hg_api_role_names[r->role])
+               != 0)
+        {
+            snprintf(err, errlen, "%s %s: described with role %s, served "
+                     "with %s", r->method, want,
+                     json_is_string(role) ? json_string_value(role) : "none",
+                     hg_api_role_names[r->role]);
+            goto done;
+        }
+    }
+    json_object_foreach(paths, path, ops) {
+        described += json_object_size(ops);
+    }
+    if (described != HG_NELEMS(hg_api_routes)) {
+        json_object_foreach(paths, path, ops) {
+            json_object_foreach(ops, method, op) {
+                bool known = false;
+                for (i = 0; i < HG_NELEMS(hg_api_routes) && !known; i++) {
+                    hg_api_openapi_path(hg_api_routes[i].path, want,
+                                        sizeof(want));
+                    known = strcmp(want, path) == 0
+                            && strcasecmp(hg_api_routes[i].method, method)
+                               == 0;
+                }
+                if (!known) {
+                    snprintf(err, errlen, "%s %s is described but not "
+                             "served", method, path);
+                    goto done;
+                }
+            }
+        }
+    }
+    rc = HG_OK;
+
+done:
+    json_decref(doc);
+    return rc;
 }
 
 /* --- the loop's side ------------------------------------------------------ */

@@ -326,3 +326,24 @@ def test_job_list_filters_and_pages(daemon, api):
     for q in ("status=gone", "page=0", "page_size=501", "page_size=-1",
               "page=1e3"):
         assert api.json("GET", "/api/v1/jobs?" + q)[0] == 400, q
+
+
+def test_every_described_route_answers(api):
+    status, doc = api.json("GET", "/api/v1/openapi.json", token=None)
+    assert status == 200 and doc["openapi"].startswith("3."), doc
+    n = 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            url = path.replace("{id}", "none")
+            status, text, _ = api.call(method.upper(), url, raw=b"{}"
+                                       if method in ("post", "put") else
+                                       None)
+            n += 1
+            assert status != 405, (method, path)
+            if status == 404:
+                assert json.loads(text)["error"]["message"] \
+                    != "no such route", (method, path)
+            if op["x-hourglass-role"] != "none":
+                assert api.call(method.upper(), url, token=None)[0] == 401, \
+                    (method, path)
+    assert n >= 20
