@@ -278,8 +278,17 @@ hg_api_wait(hg_api_req_t *req, int rc)
 static void
 hg_api_healthz(hg_api_t *api, hg_api_req_t *req)
 {
-    HG_UNUSED(api);
-    hg_api_answer(req, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    bool well = false;
+    json_t *answer = hg_master_health(api->master, &well);
+
+    hg_api_answer(req, well ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                  answer);
+}
+
+static void
+hg_api_status(hg_api_t *api, hg_api_req_t *req)
+{
+    hg_api_answer(req, MHD_HTTP_OK, hg_master_status(api->master));
 }
 
 static json_t *
@@ -757,6 +766,7 @@ static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/healthz",                   HG_ROLE_NONE,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
     { "GET",    "/api/v1/openapi.json",       HG_ROLE_NONE,    hg_api_openapi },
+    { "GET",    "/api/v1/status",             HG_ROLE_READ,    hg_api_status },
     { "GET",    "/api/v1/jobs",               HG_ROLE_READ,    hg_api_jobs_list },
     { "POST",   "/api/v1/jobs",               HG_ROLE_WRITE,   hg_api_job_post },
     { "GET",    "/api/v1/jobs/{}",            HG_ROLE_READ,    hg_api_job_get },

@@ -443,6 +443,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
 
     memset(m, 0, sizeof(*m));
     m->ahead_turn_ms = HG_AHEAD_TURN_MS;
+    m->started_ms = hg_now_ms();
     if (hg_meter_init(m) != HG_OK) {
         hg_log(HG_LOG_ERROR, "out of memory for the metrics");
         return HG_ERROR;
@@ -747,6 +748,18 @@ hg_master_jobs(hg_master_t *m, const char *status, const char *type,
                size_t limit, size_t offset)
 {
     return hg_query_jobs(m, status, type, limit, offset);
+}
+
+json_t *
+hg_master_status(hg_master_t *m)
+{
+    return hg_meter_status(m);
+}
+
+json_t *
+hg_master_health(hg_master_t *m, bool *well)
+{
+    return hg_meter_health(m, well);
 }
 
 hg_event_loop_t *

@@ -185,6 +185,13 @@ int hg_master_delete_job(hg_master_t *master, const char *job_id,
  * pending}], total, limit, offset}, the caller's; NULL: out of memory. */
 json_t *hg_master_jobs(hg_master_t *master, const char *status,
                        const char *type, size_t limit, size_t offset);
+/* The daemon at a glance: {version, pid, started_at_ms, uptime_s,
+ * configuration, reloads {ok, failed}, workers_configured, workers {by
+ * state}, jobs, queue_depth, executions_ended {by status}}; and whether
+ * it is well: {status ok|unwell, problems [...], workers_ready}, *WELL
+ * saying. The caller's; NULL when out of memory. */
+json_t *hg_master_status(hg_master_t *master);
+json_t *hg_master_health(hg_master_t *master, bool *well);
 /* The metrics in the Prometheus text format, the gauges read now. */
 int hg_master_render_metrics(hg_master_t *master, FILE *out);
 

@@ -118,6 +118,7 @@ hg_meter_count_end(hg_master_t *m, const hg_execution_t *exec,
     const char *labels[] = { exec->job->id, hg_exec_status_name(status) };
 
     hg_metric_add(m->metric.executions, labels, 1);
+    m->ended[status]++;
     if (r != NULL && r->finished_ms >= r->started_ms && r->started_ms > 0) {
         hg_metric_observe(m->metric.duration, labels,
                           (double) (r->finished_ms - r->started_ms) / 1e3);
@@ -137,6 +138,81 @@ hg_meter_count_module(hg_master_t *m, const hg_execution_t *exec,
             hg_metric_add(m->metric.module, labels, json_number_value(value));
         }
     }
+}
+
+json_t *
+hg_meter_status(hg_master_t *m)
+{
+    static const char *const results[] = { "ok", "failed" };
+    json_t *workers = json_object(), *ended = json_object(), *reloads;
+    double counts[4] = { 0 };
+    hg_worker_t *w;
+    size_t i;
+
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        counts[w->state]++;
+    }
+    for (i = 0; workers != NULL && i < HG_NELEMS(counts); i++) {
+        json_object_set_new(workers, hg_worker_state_name(
+                                (hg_worker_state_t) i),
+                            json_integer((json_int_t) counts[i]));
+    }
+    for (i = 0; ended != NULL && i < HG_EXEC_NSTATUS; i++) {
+        json_object_set_new(ended, hg_exec_status_name((hg_exec_status_t) i),
+                            json_integer((json_int_t) m->ended[i]));
+    }
+    reloads = json_object();
+    for (i = 0; reloads != NULL && i < HG_NELEMS(results); i++) {
+        const char *labels[] = { results[i] };
+        json_object_set_new(reloads, results[i], json_integer(
+            (json_int_t) hg_metric_value(m->metric.reloads, labels)));
+    }
+    return json_pack("{s:s, s:i, s:I, s:I, s:s, s:o, s:i, s:o, s:I, s:I,"
+                     " s:o}",
+                     "version", HG_VERSION,
+                     "pid", (int) getpid(),
+                     "started_at_ms", (json_int_t) m->started_ms,
+                     "uptime_s", (json_int_t) ((hg_now_ms() - m->started_ms)
+                                               / 1000),
+                     "configuration", m->conf_file,
+                     "reloads", reloads,
+                     "workers_configured", m->workers,
+                     "workers", workers,
+                     "jobs", (json_int_t) m->jobs.count,
+                     "queue_depth", (json_int_t) (m->ready.count
+                                                  + m->primed.count),
+                     "executions_ended", ended);
+}
+
+json_t *
+hg_meter_health(hg_master_t *m, bool *well)
+{
+    json_t *problems = json_array();
+    unsigned alive = 0;
+    hg_worker_t *w;
+
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        alive += w->state == HG_WORKER_IDLE || w->state == HG_WORKER_BUSY;
+    }
+    if (m->stopping || m->quitting) {
+        json_array_append_new(problems, json_string("shutting down"));
+    }
+    if (alive == 0) {
+        json_array_append_new(problems, json_string("no worker is ready"));
+    }
+    if (m->store != NULL) {
+        hg_store_figures_t fig;
+
+        hg_store_figures(m->store, &fig);
+        if (fig.failing) {
+            json_array_append_new(problems, json_sprintf(
+                "the store cannot be written: %s", fig.last_error[0]
+                ? fig.last_error : "(no reason given)"));
+        }
+    }
+    *well = json_array_size(problems) == 0;
+    return json_pack("{s:s, s:o, s:i}", "status", *well ? "ok" : "unwell",
+                     "problems", problems, "workers_ready", (int) alive);
 }
 
 int

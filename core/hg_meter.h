@@ -15,5 +15,12 @@ void hg_meter_count_end(hg_master_t *m, const hg_execution_t *exec,
 void hg_meter_count_module(hg_master_t *m, const hg_execution_t *exec,
                            const json_t *metrics);
 int hg_meter_render(hg_master_t *m, FILE *out);
+/* What /status says: version, pid, start, uptime, configuration file,
+ * reloads by result, workers by state, jobs, queue depth, executions
+ * ended by status; NULL when out of memory. */
+json_t *hg_meter_status(hg_master_t *m);
+/* Whether the daemon is well (workers ready, the store writable, not
+ * stopping): {status, problems [...], workers_ready}; *WELL says. */
+json_t *hg_meter_health(hg_master_t *m, bool *well);
 
 #endif /* HG_METER_H */

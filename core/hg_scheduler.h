@@ -157,6 +157,8 @@ struct hg_master_s {
     unsigned quick_deaths;          /* workers that died young in a row */
     hg_timer_t respawn_timer;
     hg_timer_t quit_timer;
+    int64_t started_ms;             /* wall, when the master was made */
+    uint64_t ended[HG_EXEC_NSTATUS];    /* executions ended, by status */
     bool stopping;                  /* SIGTERM: leave now */
     bool quitting;                  /* SIGQUIT: finish, then leave */
     bool done;

@@ -6,6 +6,7 @@ shape, changing nothing."""
 
 import json
 import socket
+import sqlite3
 import urllib.error
 import urllib.request
 
@@ -73,7 +74,8 @@ def api(daemon):
 
 def test_jobs_through_the_api(daemon, api):
     status, body = api.json("GET", "/healthz", token=None)
-    assert (status, body) == (200, {"status": "ok"})
+    assert status == 200 and body["status"] == "ok", body
+    assert body["problems"] == [] and body["workers_ready"] == 2, body
 
     status, body = api.json("POST", "/api/v1/jobs", {
         "id": "hello", "type": "shell", "command": "echo hello-api",
@@ -347,3 +349,42 @@ def test_every_described_route_answers(api):
                 assert api.call(method.upper(), url, token=None)[0] == 401, \
                     (method, path)
     assert n >= 20
+
+
+def test_status(daemon, api):
+    status, body = api.json("POST", "/api/v1/jobs/file/trigger")
+    daemon.wait_event("finish", exec=body["execution"])
+    status, body = api.json("GET", "/api/v1/status", token="reader")
+    assert status == 200, body
+    assert body["version"] and body["pid"] == daemon.pid, body
+    assert body["configuration"] == str(daemon.conf), body
+    assert body["workers_configured"] == 2, body
+    assert body["workers"]["idle"] + body["workers"]["busy"] == 2, body
+    assert body["jobs"] == 1 and body["executions_ended"]["succeeded"] == 1
+    assert body["uptime_s"] >= 0 and body["reloads"] == {"ok": 0,
+                                                         "failed": 0}
+
+
+def test_healthz_says_what_is_wrong(daemon):
+    """A store another process holds cannot be written: 503 naming it;
+    200 again once it can."""
+    port = free_port()
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, jobs=[job(
+        "tick", command="true", every="200ms")], extra=api_section(port)))
+    api = Api(port)
+    assert api.json("GET", "/healthz", token=None)[0] == 200
+    con = sqlite3.connect(str(db), timeout=10, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    try:
+        def unwell():
+            status, body = api.json("GET", "/healthz", token=None)
+            return body if status == 503 else None
+        body = wait_until(unwell, what="/healthz saying 503")
+        assert body["status"] == "unwell", body
+        assert any("store" in p for p in body["problems"]), body
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    wait_until(lambda: api.json("GET", "/healthz", token=None)[0] == 200,
+               what="/healthz well again")
