@@ -718,6 +718,33 @@ done:
 }
 
 static void
+hg_api_job_executions(hg_api_t *api, hg_api_req_t *req)
+{
+    const char *status = MHD_lookup_connection_value(req->conn,
+                                                     MHD_GET_ARGUMENT_KIND,
+                                                     "status");
+    hg_exec_status_t st;
+    size_t page, size;
+
+    if (status != NULL && hg_exec_status_parse(status, &st) != HG_OK) {
+        hg_api_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "status: one "
+                     "of queued, running, succeeded, failed, timed_out, "
+                     "crashed, killed, skipped, missed, dead");
+        return;
+    }
+    if (!hg_api_arg_count(req, "page", 1, 1, SIZE_MAX / HG_API_PAGE_SIZE_MAX,
+                          &page)
+        || !hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
+                             HG_API_PAGE_SIZE_MAX, &size))
+    {
+        return;
+    }
+    hg_api_wait(req, hg_master_executions(api->master, req->id, status, size,
+                                          (page - 1) * size, hg_api_reply_ok,
+                                          req));
+}
+
+static void
 hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
 {
     static const char *const statuses[] = {
@@ -776,6 +803,7 @@ static const hg_api_route_t hg_api_routes[] = {
     { "POST",   "/api/v1/jobs/{}/pause",      HG_ROLE_EXECUTE, hg_api_job_pause },
     { "POST",   "/api/v1/jobs/{}/resume",     HG_ROLE_EXECUTE, hg_api_job_resume },
     { "POST",   "/api/v1/jobs/{}/stop",       HG_ROLE_EXECUTE, hg_api_job_stop },
+    { "GET",    "/api/v1/jobs/{}/executions", HG_ROLE_READ,    hg_api_job_executions },
     { "GET",    "/api/v1/executions/{}",      HG_ROLE_READ,    hg_api_execution_get },
     { "GET",    "/api/v1/dead",               HG_ROLE_READ,    hg_api_dead_list },
     { "POST",   "/api/v1/dead/retry",         HG_ROLE_EXECUTE, hg_api_dead_retry },

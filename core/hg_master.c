@@ -845,6 +845,25 @@ hg_master_query(hg_master_t *m, hg_query_kind_t kind,
 }
 
 int
+hg_master_executions(hg_master_t *m, const char *job_id, const char *status,
+                     size_t limit, size_t offset, hg_master_reply_pt reply,
+                     void *data)
+{
+    hg_query_args_t args;
+    hg_exec_status_t st;
+
+    if (status != NULL && hg_exec_status_parse(status, &st) != HG_OK) {
+        return HG_ERROR;
+    }
+    memset(&args, 0, sizeof(args));
+    args.job_id = job_id;
+    args.status = status;
+    args.limit = limit;
+    args.offset = offset;
+    return hg_master_query(m, HG_QUERY_EXECUTIONS, &args, reply, data);
+}
+
+int
 hg_master_job(hg_master_t *m, const char *job_id, hg_master_reply_pt reply,
               void *data)
 {

@@ -43,6 +43,8 @@ struct hg_query_s {
     size_t nrows;
     uint64_t purged;
     json_t *record;                 /* PUT_JOB */
+    char *status;                   /* EXECUTIONS */
+    uint64_t total;                 /* EXECUTIONS: without the page */
 };
 
 static void
@@ -54,6 +56,7 @@ hg_query_release(void *cookie)
     free(q->job_id);
     free(q->exec_id);
     free(q->trigger);
+    free(q->status);
     json_decref(q->record);
 }
 
@@ -159,6 +162,14 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
                                    &q->purged);
     case HG_QUERY_PUT_JOB:
         return hg_store_put_job(store, q->job_id, q->record);
+    case HG_QUERY_EXECUTIONS:
+        if (hg_store_count_executions(store, q->job_id, q->status, &q->total)
+            != HG_OK)
+        {
+            return HG_ERROR;
+        }
+        return hg_store_list_executions(store, q->job_id, q->status, q->limit,
+                                        q->offset, &q->rows, &q->nrows);
     }
     return HG_ERROR;
 }
@@ -174,7 +185,8 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     if (m->store == NULL) {
         return HG_ERROR;
     }
-    if ((kind == HG_QUERY_JOB && hg_job_find(m, args->job_id) == NULL)
+    if (((kind == HG_QUERY_JOB || kind == HG_QUERY_EXECUTIONS)
+         && hg_job_find(m, args->job_id) == NULL)
         || (kind == HG_QUERY_EXECUTION && args->exec_id == NULL))
     {
         return HG_AGAIN;
@@ -191,6 +203,7 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     q->exec_id = hg_query_strdup(args->exec_id, &failed);
     q->trigger = hg_query_strdup(args->trigger != NULL ? args->trigger
                                                        : "manual", &failed);
+    q->status = hg_query_strdup(args->status, &failed);
     q->before = args->before;
     q->limit = args->limit;
     if (kind == HG_QUERY_RETRY
@@ -528,6 +541,13 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         break;
     case HG_QUERY_PUT_JOB:
         *answer = json_object();
+        break;
+    case HG_QUERY_EXECUTIONS:
+        *answer = json_pack("{s:o, s:I, s:I, s:I}", "executions",
+                            hg_query_list_json(q->rows, q->nrows),
+                            "total", (json_int_t) q->total,
+                            "limit", (json_int_t) q->limit,
+                            "offset", (json_int_t) q->offset);
         break;
     }
     return *answer != NULL ? HG_OK : HG_ERROR;

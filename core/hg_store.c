@@ -445,6 +445,19 @@ hg_store_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
 }
 
 int
+hg_store_count_executions(hg_store_t *store, const char *job_id,
+                          const char *status, uint64_t *n)
+{
+    hg_exec_status_t st;
+
+    *n = 0;
+    if (status != NULL && hg_exec_status_parse(status, &st) != HG_OK) {
+        return HG_ERROR;
+    }
+    return store->driver->count_executions(store, job_id, status, n);
+}
+
+int
 hg_store_load_jobs(hg_store_t *store, json_t **jobs)
 {
     *jobs = NULL;

@@ -215,6 +215,8 @@ typedef struct hg_store_driver_s {
                               bool *pending);
     int (*purge_dead)(hg_store_t *store, const char *id, const char *job_id,
                       int64_t before, uint64_t *deleted);
+    int (*count_executions)(hg_store_t *store, const char *job_id,
+                            const char *status, uint64_t *n);
     int (*load_jobs)(hg_store_t *store, json_t **jobs);
     int (*put_job)(hg_store_t *store, const char *id, const json_t *record);
     int (*task)(hg_store_t *store, hg_store_task_t *task);
@@ -308,6 +310,10 @@ int hg_store_list_executions(hg_store_t *store, const char *job_id,
                              const char *status, size_t limit,
                              size_t offset, hg_exec_row_t **rows,
                              size_t *n);
+/* How many hg_store_list_executions would list without limit or offset:
+ * a page's total. */
+int hg_store_count_executions(hg_store_t *store, const char *job_id,
+                              const char *status, uint64_t *n);
 /* All zero (last_status queued) for a job without final records. */
 int hg_store_job_stats(hg_store_t *store, const char *job_id,
                        hg_job_stats_t *stats);

@@ -439,6 +439,25 @@ hg_mem_list_executions(hg_store_t *store, const char *job_id,
 }
 
 static int
+hg_mem_count_executions(hg_store_t *store, const char *job_id,
+                        const char *status, uint64_t *n)
+{
+    hg_mem_list_filter_t f = { job_id, status != NULL, HG_EXEC_QUEUED };
+    hg_mem_t *m = store->data;
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    if (status != NULL && hg_exec_status_parse(status, &f.status) != HG_OK) {
+        return HG_ERROR;
+    }
+    while (hg_map_next(&m->execs, &it, &key, &value)) {
+        *n += hg_mem_list_match(&((hg_exec_row_t *) value)->r, &f);
+    }
+    return HG_OK;
+}
+
+static int
 hg_mem_job_stats(hg_store_t *store, const char *job_id, hg_job_stats_t *stats)
 {
     hg_mem_t *m = store->data;
@@ -746,6 +765,7 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_job_stats,
     hg_mem_unique_key_pending,
     hg_mem_purge_dead,
+    hg_mem_count_executions,
     hg_mem_load_jobs,
     hg_mem_put_job,
     hg_mem_task,

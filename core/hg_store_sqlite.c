@@ -1811,6 +1811,41 @@ hg_sq_list_executions(hg_store_t *store, const char *job_id,
 }
 
 static int
+hg_sq_count_executions(hg_store_t *store, const char *job_id,
+                       const char *status, uint64_t *n)
+{
+    hg_sq_t *d = store->data;
+    sqlite3_stmt *s = NULL;
+    char sql[256];
+    int rc;
+
+    /* the filters written in, as hg_sq_list_executions does, so that the
+     * planner sees which index serves them */
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM executions%s%s%s",
+             job_id != NULL || status != NULL ? " WHERE" : "",
+             job_id != NULL ? " job_id = ?1" : "",
+             status != NULL ? (job_id != NULL ? " AND status = ?2"
+                                              : " status = ?2") : "");
+    rc = sqlite3_prepare_v2(d->rdb, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK && job_id != NULL) {
+        rc = hg_sq_text(s, 1, job_id);
+    }
+    if (rc == SQLITE_OK && status != NULL) {
+        rc = hg_sq_text(s, 2, status);
+    }
+    if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        *n = (uint64_t) sqlite3_column_int64(s, 0);
+    } else {
+        rc = SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) {
+        hg_sq_read_error(d, "the count of executions");
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_OK ? HG_OK : HG_ERROR;
+}
+
+static int
 hg_sq_job_stats(hg_store_t *store, const char *job_id, hg_job_stats_t *stats)
 {
     hg_sq_t *d = store->data;
@@ -2336,6 +2371,7 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_job_stats,
     hg_sq_unique_key_pending,
     hg_sq_purge_dead,
+    hg_sq_count_executions,
     hg_sq_load_jobs,
     hg_sq_put_job,
     hg_store_writer_task,

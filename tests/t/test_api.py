@@ -388,3 +388,25 @@ def test_healthz_says_what_is_wrong(daemon):
         con.close()
     wait_until(lambda: api.json("GET", "/healthz", token=None)[0] == 200,
                what="/healthz well again")
+
+
+def test_a_jobs_executions_newest_first_in_pages(daemon, api):
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "n", "type": "shell", "command": "exit $((RANDOM % 1))",
+        "overlap": "allow"})
+    ids = []
+    for _ in range(5):
+        status, body = api.json("POST", "/api/v1/jobs/n/trigger")
+        ids.append(body["execution"])
+        daemon.wait_event("finish", exec=body["execution"])
+    status, body = api.json("GET", "/api/v1/jobs/n/executions?page_size=2",
+                            token="reader")
+    assert status == 200, body
+    assert body["total"] == 5, body
+    assert [e["id"] for e in body["executions"]] == ids[::-1][:2], body
+    assert "output" in body["executions"][0]
+    status, body = api.json("GET", "/api/v1/jobs/n/executions?page=3"
+                            "&page_size=2&status=succeeded")
+    assert [e["id"] for e in body["executions"]] == [ids[0]], body
+    assert api.json("GET", "/api/v1/jobs/n/executions?status=fine")[0] == 400
+    assert api.json("GET", "/api/v1/jobs/none/executions")[0] == 404

@@ -535,6 +535,29 @@ test_list(void **state)
     assert_int_equal(n, 0);
     assert_null(rows);
 
+    /* a page's total: what the list holds without limit or offset */
+    {
+        uint64_t total;
+
+        assert_int_equal(hg_store_count_executions(store, NULL, NULL,
+                                                   &total), HG_OK);
+        assert_int_equal(total, 40);
+        assert_int_equal(hg_store_count_executions(store, "a", NULL,
+                                                   &total), HG_OK);
+        assert_int_equal(total, 30);
+        assert_int_equal(hg_store_count_executions(store, "a", "dead",
+                                                   &total), HG_OK);
+        assert_int_equal(total, 6);
+        assert_int_equal(hg_store_count_executions(store, NULL, "dead",
+                                                   &total), HG_OK);
+        assert_int_equal(total, 7);
+        assert_int_equal(hg_store_count_executions(store, "c", NULL,
+                                                   &total), HG_OK);
+        assert_int_equal(total, 0);
+        assert_int_equal(hg_store_count_executions(store, NULL, "fine",
+                                                   &total), HG_ERROR);
+    }
+
     /* the dead-letter list, all jobs, then one */
     assert_int_equal(hg_store_list_executions(store, NULL, "dead", 0, 0,
                                               &rows, &n), HG_OK);
