@@ -493,6 +493,16 @@ hg_api_arg_count(hg_api_req_t *req, const char *name, size_t dflt,
 #define HG_API_PAGE_SIZE      50
 #define HG_API_PAGE_SIZE_MAX  500
 
+/* ?page=N&page_size=M: pages from 1, of at most HG_API_PAGE_SIZE_MAX. */
+static bool
+hg_api_page(hg_api_req_t *req, size_t *page, size_t *size)
+{
+    return hg_api_arg_count(req, "page", 1, 1,
+                            SIZE_MAX / HG_API_PAGE_SIZE_MAX, page)
+           && hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
+                               HG_API_PAGE_SIZE_MAX, size);
+}
+
 static void
 hg_api_dead_list(hg_api_t *api, hg_api_req_t *req)
 {
@@ -501,11 +511,7 @@ hg_api_dead_list(hg_api_t *api, hg_api_req_t *req)
                                                   "job");
     size_t page, size;
 
-    if (!hg_api_arg_count(req, "page", 1, 1, SIZE_MAX / HG_API_PAGE_SIZE_MAX,
-                          &page)
-        || !hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
-                             HG_API_PAGE_SIZE_MAX, &size))
-    {
+    if (!hg_api_page(req, &page, &size)) {
         return;
     }
     hg_api_wait(req, hg_master_dead(api->master, job, size, (page - 1) * size,
@@ -732,11 +738,7 @@ hg_api_job_executions(hg_api_t *api, hg_api_req_t *req)
                      "crashed, killed, skipped, missed, dead");
         return;
     }
-    if (!hg_api_arg_count(req, "page", 1, 1, SIZE_MAX / HG_API_PAGE_SIZE_MAX,
-                          &page)
-        || !hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
-                             HG_API_PAGE_SIZE_MAX, &size))
-    {
+    if (!hg_api_page(req, &page, &size)) {
         return;
     }
     hg_api_wait(req, hg_master_executions(api->master, req->id, status, size,
@@ -767,11 +769,7 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
                      "of active, paused, disabled, running");
         return;
     }
-    if (!hg_api_arg_count(req, "page", 1, 1, SIZE_MAX / HG_API_PAGE_SIZE_MAX,
-                          &page)
-        || !hg_api_arg_count(req, "page_size", HG_API_PAGE_SIZE, 1,
-                             HG_API_PAGE_SIZE_MAX, &size))
-    {
+    if (!hg_api_page(req, &page, &size)) {
         return;
     }
     answer = hg_master_jobs(api->master, status, type, size,
