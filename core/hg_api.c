@@ -86,6 +86,8 @@ struct hg_api_s {
     hg_timer_t timer;
     bool timers_ready;
     hg_api_req_t *reqs;             /* every request alive */
+    char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
+    char *tls_key;                  /* pointers to them while it runs */
 };
 
 /* --- answers -------------------------------------------------------------- */
@@ -1338,6 +1340,57 @@ hg_api_listen(const char *listen_on, char *err, size_t errlen)
     return fd;
 }
 
+/* PATH's text, whole, NUL-terminated; NULL with the reason in err. */
+static char *
+hg_api_read_pem(const char *what, const char *path, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "re"), *m;
+    int c;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "api.tls.%s %s: %s", what, path,
+                 strerror(errno));
+        return NULL;
+    }
+    m = open_memstream(&text, &len);
+    while (m != NULL && (c = getc(f)) != EOF) {
+        putc(c, m);
+    }
+    if (m == NULL || ferror(f) || fclose(m) != 0) {
+        snprintf(err, errlen, "api.tls.%s %s: cannot be read", what, path);
+        fclose(f);
+        free(text);
+        return NULL;
+    }
+    fclose(f);
+    if (strstr(text, "-----BEGIN ") == NULL) {
+        snprintf(err, errlen, "api.tls.%s %s: not a PEM file (no "
+                 "\"-----BEGIN\" line)", what, path);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+int
+hg_api_check_tls(const hg_conf_t *conf, char *err, size_t errlen)
+{
+    char *cert, *key;
+
+    if (!conf->api.enabled || !conf->api.tls) {
+        return HG_OK;
+    }
+    cert = hg_api_read_pem("cert", conf->api.tls_cert, err, errlen);
+    key = cert != NULL ? hg_api_read_pem("key", conf->api.tls_key, err,
+                                         errlen)
+                       : NULL;
+    free(cert);
+    free(key);
+    return key != NULL ? HG_OK : HG_ERROR;
+}
+
 hg_api_t *
 hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
             size_t errlen)
@@ -1357,21 +1410,46 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
         free(api);
         return NULL;
     }
-    api->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        hg_api_on_request, api,
-        MHD_OPTION_LISTEN_SOCKET, api->fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned) HG_API_CONN_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HG_API_CONN_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, hg_api_on_completed, api,
-        MHD_OPTION_END);
+    if (conf->api.tls) {
+        api->tls_cert = hg_api_read_pem("cert", conf->api.tls_cert, err,
+                                        errlen);
+        api->tls_key = api->tls_cert != NULL
+                       ? hg_api_read_pem("key", conf->api.tls_key, err,
+                                         errlen)
+                       : NULL;
+        if (api->tls_key == NULL) {
+            hg_api_close(api);
+            hg_api_free(api);
+            return NULL;
+        }
+        api->mhd = MHD_start_daemon(
+            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TLS, 0, NULL,
+            NULL, hg_api_on_request, api,
+            MHD_OPTION_LISTEN_SOCKET, api->fd,
+            MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
+            MHD_OPTION_HTTPS_MEM_KEY, api->tls_key,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned) HG_API_CONN_LIMIT,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HG_API_CONN_TIMEOUT_S,
+            MHD_OPTION_NOTIFY_COMPLETED, hg_api_on_completed, api,
+            MHD_OPTION_END);
+    } else {
+        api->mhd = MHD_start_daemon(
+            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+            hg_api_on_request, api,
+            MHD_OPTION_LISTEN_SOCKET, api->fd,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned) HG_API_CONN_LIMIT,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HG_API_CONN_TIMEOUT_S,
+            MHD_OPTION_NOTIFY_COMPLETED, hg_api_on_completed, api,
+            MHD_OPTION_END);
+    }
     info = api->mhd != NULL
            ? MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (info == NULL
         || hg_timers_init(&api->timers, loop, CLOCK_MONOTONIC) != HG_OK)
     {
-        snprintf(err, errlen, "api: cannot start the HTTP server on %s",
-                 conf->api.listen);
+        snprintf(err, errlen, "api: cannot start the HTTP%s server on %s%s",
+                 conf->api.tls ? "S" : "", conf->api.listen, conf->api.tls
+                 ? " (do api.tls.cert and api.tls.key make a pair?)" : "");
         goto failed;
     }
     api->timers_ready = true;
@@ -1439,5 +1517,7 @@ hg_api_free(hg_api_t *api)
         api->reqs = req->next;
         hg_api_req_free(req);
     }
+    free(api->tls_cert);
+    free(api->tls_key);
     free(api);
 }

@@ -22,6 +22,9 @@ typedef struct hg_api_s hg_api_t;
 hg_api_t *hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
                       size_t errlen);
 void hg_api_close(hg_api_t *api);
+/* api.tls's files can be read and look like PEM (`hourglass -t`); the
+ * pair itself is checked when the server starts. */
+int hg_api_check_tls(const hg_conf_t *conf, char *err, size_t errlen);
 /* Whether the routes served and api/openapi.json (built in) say the same:
  * every route described with its method and minimum role, and nothing
  * described that is not served; HG_ERROR with the first difference. */

@@ -201,6 +201,21 @@ const hg_conf_section_t hg_conf_token_section = {
     NULL, 0, NULL, NULL
 };
 
+static const hg_conf_key_t hg_conf_tls_keys[] = {
+    { .name = "cert", .type = HG_CONF_PATH,
+      .flags = HG_CONF_REQUIRED | HG_CONF_NONEMPTY | HG_CONF_RESTART,
+      .offset = HG_C(api.tls_cert),
+      .help = "PEM certificate (with its chain) served over HTTPS" },
+    { .name = "key", .type = HG_CONF_PATH,
+      .flags = HG_CONF_REQUIRED | HG_CONF_NONEMPTY | HG_CONF_RESTART,
+      .offset = HG_C(api.tls_key), .help = "its PEM private key" },
+};
+
+static const hg_conf_section_t hg_conf_tls_section = {
+    "tls", hg_conf_tls_keys, HG_NELEMS(hg_conf_tls_keys),
+    NULL, 0, NULL, NULL
+};
+
 static const hg_conf_key_t hg_conf_api_keys[] = {
     { .name = "listen", .type = HG_CONF_STRING,
       .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
@@ -216,6 +231,9 @@ static const hg_conf_key_t hg_conf_api_keys[] = {
     { .name = "body_limit", .type = HG_CONF_SIZE,
       .offset = HG_C(api.body_limit), .dflt = "1MiB",
       .min = 1024, .max = 1LL << 30 },
+    { .name = "tls", .type = HG_CONF_GROUP,
+      .flags = HG_CONF_PRESENCE | HG_CONF_RESTART,
+      .offset2 = HG_C(api.tls), .section = &hg_conf_tls_section },
 };
 
 static const hg_conf_section_t hg_conf_api_section = {

@@ -180,6 +180,9 @@ typedef struct hg_conf_s {
         hg_api_token_t *tokens;
         size_t ntokens;
         uint64_t body_limit;        /* default 1MiB */
+        bool tls;                   /* a tls section is present */
+        char *tls_cert;             /* absolute: PEM certificate (chain) */
+        char *tls_key;              /* absolute: PEM private key */
     } api;
 
     hg_job_policy_t defaults;

@@ -144,7 +144,9 @@ hg_test_configuration(const hg_options_t *opt)
     if (cycle == NULL) {
         return 1;
     }
-    if (hg_store_check(cycle->conf, err, sizeof(err)) != HG_OK) {
+    if (hg_store_check(cycle->conf, err, sizeof(err)) != HG_OK
+        || hg_api_check_tls(cycle->conf, err, sizeof(err)) != HG_OK)
+    {
         fprintf(stderr, "%s: %s\n", opt->conf_file, err);
         fprintf(stderr, "hourglass: configuration file %s test failed\n",
                 opt->conf_file);

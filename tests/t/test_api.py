@@ -410,3 +410,40 @@ def test_a_jobs_executions_newest_first_in_pages(daemon, api):
     assert [e["id"] for e in body["executions"]] == [ids[0]], body
     assert api.json("GET", "/api/v1/jobs/n/executions?status=fine")[0] == 400
     assert api.json("GET", "/api/v1/jobs/none/executions")[0] == 404
+
+
+def test_tls(daemon, tmp_path):
+    """api.tls serves HTTPS with the given pair; -t names a missing file."""
+    import ssl
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    port = free_port()
+    tls = ' tls = { cert = "%s"; key = "%s"; };' % (cert, key)
+    text = daemon.config(jobs=[job("file", command="true", every="1h")],
+                         extra=api_section(port).replace(
+                             "tokens =", tls + " tokens ="))
+    daemon.start(text)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    req = urllib.request.Request("https://127.0.0.1:%d/api/v1/jobs/file"
+                                 % port)
+    req.add_header("Authorization", "Bearer " + TOKENS["reader"])
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read())["id"] == "file"
+    # plain HTTP on the TLS port is no answer
+    with pytest.raises(Exception):
+        urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port,
+                               timeout=5).read()
+    daemon.stop()
+
+    from conftest import run_hourglass
+    daemon.write(text.replace(str(key), str(tmp_path / "nokey.pem")))
+    r = run_hourglass("-t", "-p", str(daemon.dir), "-c", str(daemon.conf))
+    assert r.returncode == 1, r
+    assert "api.tls.key %s: No such file" % (tmp_path / "nokey.pem") \
+        in r.stderr, r.stderr
