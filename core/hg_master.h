@@ -139,7 +139,7 @@ int hg_master_executions(hg_master_t *master, const char *job_id,
 int hg_master_execution(hg_master_t *master, const char *exec_id,
                         hg_master_reply_pt reply, void *data);
 /* A page of the dead-letter list, newest first, of JOB_ID (NULL: every
- * job): {executions: [...], limit, offset}. */
+ * job): {executions: [...], total, limit, offset}. */
 int hg_master_dead(hg_master_t *master, const char *job_id, size_t limit,
                    size_t offset, hg_master_reply_pt reply, void *data);
 /* Retry dead executions by hand: EXEC_ID, or (NULL) those of JOB_ID (NULL:

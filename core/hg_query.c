@@ -154,6 +154,11 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_EXECUTION:
         return hg_query_read_one(store, q);
     case HG_QUERY_DEAD:
+        if (hg_store_count_executions(store, q->job_id, "dead", &q->total)
+            != HG_OK)
+        {
+            return HG_ERROR;
+        }
         return hg_query_read_dead(store, q, false);
     case HG_QUERY_RETRY:
         return hg_query_read_dead(store, q, true);
@@ -525,8 +530,9 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         *answer = hg_query_execution_json(&q->rows[0].r);
         break;
     case HG_QUERY_DEAD:
-        *answer = json_pack("{s:o, s:I, s:I}", "executions",
+        *answer = json_pack("{s:o, s:I, s:I, s:I}", "executions",
                             hg_query_list_json(q->rows, q->nrows),
+                            "total", (json_int_t) q->total,
                             "limit", (json_int_t) q->limit,
                             "offset", (json_int_t) q->offset);
         break;

@@ -229,6 +229,7 @@ def test_executions_dead_letters_stop_and_reload(daemon, api):
         status, body = api.json("GET", "/api/v1/dead?job=fails&page_size=10",
                                 token="reader")
         assert status == 200, body
+        assert body["total"] == len(body["executions"]), body
         return [e["id"] for e in body["executions"]]
     wait_until(lambda: len(dead_ids()) == 3, what="3 dead letters")
     assert api.json("GET", "/api/v1/dead?page_size=0")[0] == 400
