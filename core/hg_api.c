@@ -34,6 +34,13 @@
 #define HG_API_CONN_LIMIT     64
 #define HG_API_CONN_TIMEOUT_S 30
 #define HG_API_ID_MAX         128
+/* An events client's bound: what it has not read yet, beyond which it is
+ * dropped rather than let grow (or hold the loop). */
+#define HG_API_SSE_BUFFER     (256 * 1024)
+/* A comment this often on every events stream: a client that has gone is
+ * found by the write that fails (a suspended connection notices nothing
+ * by itself). */
+#define HG_API_SSE_KEEPALIVE_NS  (15 * HG_NSEC_PER_SEC)
 
 typedef enum {
     HG_ROLE_NONE = 0,               /* no token needed */
@@ -65,6 +72,7 @@ struct hg_api_req_s {
     char *body;
     size_t len;
     bool too_large;
+    bool sse;                       /* answered with the events stream */
     bool waiting;                   /* for the master's reply */
     bool suspended;
     /* the answer */
@@ -77,6 +85,17 @@ struct hg_api_req_s {
     const hg_api_route_t *route;
 };
 
+/* One client of GET /api/v1/events: what it has not read yet. */
+typedef struct hg_api_sse_s {
+    hg_api_t *api;
+    struct MHD_Connection *conn;
+    struct hg_api_sse_s *prev, *next;
+    char *buf;                      /* HG_API_SSE_BUFFER bytes */
+    size_t off, len;                /* unread: buf[off .. len) */
+    bool suspended;                 /* nothing to send: parked */
+    bool dropped;                   /* fell behind, or the API closes */
+} hg_api_sse_t;
+
 struct hg_api_s {
     hg_master_t *master;
     struct MHD_Daemon *mhd;
@@ -86,6 +105,8 @@ struct hg_api_s {
     hg_timer_t timer;
     bool timers_ready;
     hg_api_req_t *reqs;             /* every request alive */
+    hg_api_sse_t *sse;              /* every events client */
+    hg_timer_t keepalive;
     char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
     char *tls_key;                  /* pointers to them while it runs */
 };
@@ -789,11 +810,19 @@ hg_api_openapi(hg_api_t *api, hg_api_req_t *req)
     hg_api_answer(req, MHD_HTTP_OK, json_loads(hg_openapi_text, 0, NULL));
 }
 
+static void
+hg_api_events(hg_api_t *api, hg_api_req_t *req)
+{
+    HG_UNUSED(api);
+    req->sse = true;                /* hg_api_sse_start answers */
+}
+
 static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/healthz",                   HG_ROLE_NONE,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
     { "GET",    "/api/v1/openapi.json",       HG_ROLE_NONE,    hg_api_openapi },
     { "GET",    "/api/v1/status",             HG_ROLE_READ,    hg_api_status },
+    { "GET",    "/api/v1/events",             HG_ROLE_READ,    hg_api_events },
     { "GET",    "/api/v1/jobs",               HG_ROLE_READ,    hg_api_jobs_list },
     { "POST",   "/api/v1/jobs",               HG_ROLE_WRITE,   hg_api_job_post },
     { "GET",    "/api/v1/jobs/{}",            HG_ROLE_READ,    hg_api_job_get },
@@ -1066,6 +1095,168 @@ hg_api_metrics(hg_api_t *api, struct MHD_Connection *conn)
                        "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 
+/* --- server-sent events -------------------------------------------------- */
+
+/* libmicrohttpd asks for more of a client's stream: what is there, or the
+ * connection parked until a notice comes (returning 0 without parking
+ * would turn the loop into a busy one). */
+static ssize_t
+hg_api_sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    hg_api_sse_t *c = cls;
+    size_t n = c->len - c->off;
+
+    HG_UNUSED(pos);
+    if (c->dropped) {
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (n == 0) {
+        c->suspended = true;
+        MHD_suspend_connection(c->conn);
+        return 0;
+    }
+    n = n < max ? n : max;
+    memcpy(buf, c->buf + c->off, n);
+    c->off += n;
+    if (c->off == c->len) {
+        c->off = c->len = 0;
+    }
+    return (ssize_t) n;
+}
+
+static void
+hg_api_sse_free(void *cls)
+{
+    hg_api_sse_t *c = cls;
+
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else if (c->api != NULL) {
+        c->api->sse = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    free(c->buf);
+    free(c);
+}
+
+/* TEXT (LEN bytes) for client C: appended, or C dropped when it does not
+ * fit what C has left unread; a parked client is woken. */
+static void
+hg_api_sse_push(hg_api_sse_t *c, const char *text, size_t len)
+{
+    if (c->dropped) {
+        return;
+    }
+    if (c->off > 0) {
+        memmove(c->buf, c->buf + c->off, c->len - c->off);
+        c->len -= c->off;
+        c->off = 0;
+    }
+    if (len > HG_API_SSE_BUFFER - c->len) {
+        c->dropped = true;
+        hg_log(HG_LOG_WARN, "api: an events client fell %d KiB behind: "
+               "dropped", HG_API_SSE_BUFFER / 1024);
+    } else {
+        memcpy(c->buf + c->len, text, len);
+        c->len += len;
+    }
+    if (c->suspended) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+        hg_timer_set(&c->api->timers, &c->api->timer,
+                     hg_clock_ns(CLOCK_MONOTONIC));
+    }
+}
+
+static void
+hg_api_sse_push_all(hg_api_t *api, const char *text, size_t len)
+{
+    hg_api_sse_t *c;
+
+    for (c = api->sse; c != NULL; c = c->next) {
+        hg_api_sse_push(c, text, len);
+    }
+}
+
+/* The master's notice, as one event on every stream. */
+static void
+hg_api_on_notice(void *data, const char *event, const json_t *body)
+{
+    hg_api_t *api = data;
+    char *json, *text;
+    int len;
+
+    if (api->sse == NULL) {
+        return;
+    }
+    json = json_dumps(body, JSON_COMPACT);
+    len = json != NULL ? asprintf(&text, "event: %s\ndata: %s\n\n", event,
+                                  json)
+                       : -1;
+    free(json);
+    if (len < 0) {
+        hg_log(HG_LOG_ERROR, "api: out of memory for an event");
+        return;
+    }
+    hg_api_sse_push_all(api, text, (size_t) len);
+    free(text);
+}
+
+static void
+hg_api_on_keepalive(hg_timer_t *timer)
+{
+    static const char comment[] = ": keepalive\n\n";
+    hg_api_t *api = timer->data;
+
+    hg_api_sse_push_all(api, comment, sizeof(comment) - 1);
+    hg_timer_set(&api->timers, &api->keepalive,
+                 hg_clock_ns(CLOCK_MONOTONIC) + HG_API_SSE_KEEPALIVE_NS);
+}
+
+static enum MHD_Result
+hg_api_sse_start(hg_api_t *api, hg_api_req_t *req)
+{
+    static const char hello[] = "retry: 3000\n: hourglass events\n\n";
+    struct MHD_Response *resp;
+    enum MHD_Result rc;
+    hg_api_sse_t *c;
+
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->buf = malloc(HG_API_SSE_BUFFER)) == NULL) {
+        free(c);
+        return MHD_NO;
+    }
+    c->api = api;
+    c->conn = req->conn;
+    memcpy(c->buf, hello, sizeof(hello) - 1);
+    c->len = sizeof(hello) - 1;
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+                                             hg_api_sse_read, c,
+                                             hg_api_sse_free);
+    if (resp == NULL) {
+        free(c->buf);
+        free(c);
+        return MHD_NO;
+    }
+    c->next = api->sse;
+    if (api->sse != NULL) {
+        api->sse->prev = c;
+    }
+    api->sse = c;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    rc = MHD_queue_response(req->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    if (!hg_timer_pending(&api->keepalive)) {
+        hg_timer_set(&api->timers, &api->keepalive,
+                     hg_clock_ns(CLOCK_MONOTONIC) + HG_API_SSE_KEEPALIVE_NS);
+    }
+    return rc;
+}
+
 static enum MHD_Result
 hg_api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                   const char *method, const char *version,
@@ -1118,6 +1309,9 @@ hg_api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
             && req->route->handler == NULL)
         {
             return hg_api_metrics(api, conn);
+        }
+        if (!req->answered && req->sse) {
+            return hg_api_sse_start(api, req);
         }
     }
     if (req->waiting && !req->answered) {
@@ -1454,6 +1648,8 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
     }
     api->timers_ready = true;
     hg_timer_init(&api->timer, hg_api_on_timer, api);
+    hg_timer_init(&api->keepalive, hg_api_on_keepalive, api);
+    hg_master_on_notice(master, hg_api_on_notice, api);
     if (hg_event_add(loop, &api->ev, info->epoll_fd, EPOLLIN, hg_api_on_event,
                      api) != HG_OK)
     {
@@ -1476,13 +1672,25 @@ hg_api_close(hg_api_t *api)
 {
     hg_api_req_t *req;
 
+    hg_api_sse_t *c;
+
     if (api == NULL) {
         return;
     }
+    hg_master_on_notice(api->master, NULL, NULL);
     if (api->ev.active) {
         hg_event_del(&api->ev);
     }
+    /* every stream ends: its reader says so once resumed */
+    for (c = api->sse; c != NULL; c = c->next) {
+        c->dropped = true;
+        if (c->suspended) {
+            c->suspended = false;
+            MHD_resume_connection(c->conn);
+        }
+    }
     if (api->timers_ready) {
+        hg_timer_cancel(&api->keepalive);
         hg_timer_cancel(&api->timer);
         hg_timers_close(&api->timers);
         api->timers_ready = false;

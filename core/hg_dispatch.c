@@ -19,6 +19,7 @@
 #include "hg_job.h"
 #include "hg_journal.h"
 #include "hg_log.h"
+#include "hg_notice.h"
 #include "hg_msg.h"
 #include "hg_uuid.h"
 
@@ -127,6 +128,7 @@ hg_dispatch_begin(hg_master_t *m, hg_execution_t *exec)
         hg_log_event(HG_LOG_INFO, "start", job->id, exec->id, fields,
                      HG_NELEMS(fields), NULL);
     }
+    hg_notice_started(m, exec);
 }
 
 /* The execution's DISPATCH frame into its worker's output buffer. */

@@ -17,6 +17,7 @@
 #include "hg_job.h"
 #include "hg_journal.h"
 #include "hg_log.h"
+#include "hg_notice.h"
 
 static void
 hg_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
@@ -312,6 +313,7 @@ hg_fire_set_paused(hg_master_t *m, const char *job_id, bool paused)
     }
     hg_log_event(HG_LOG_INFO, paused ? "job_paused" : "job_resumed",
                  job->id, NULL, NULL, 0, NULL);
+    hg_notice_job(m, job->id, paused ? "paused" : "resumed", NULL);
     return HG_OK;
 }
 

@@ -22,6 +22,7 @@
 #include "hg_job.h"
 #include "hg_jobdef.h"
 #include "hg_log.h"
+#include "hg_notice.h"
 #include "hg_query.h"
 #include "hg_reload.h"
 
@@ -290,6 +291,7 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
         (void) json_object_del(m->api_jobs, cmd->id);
         hg_log_event(HG_LOG_INFO, "job_deleted", cmd->id, NULL, &field, 1,
                      "job \"%s\" deleted by %s", cmd->id, cmd->actor);
+        hg_notice_job(m, cmd->id, "deleted", cmd->actor);
         hg_jobdef_finish(m, cmd, HG_OK, json_pack("{s:s, s:b}", "id",
                                                   cmd->id, "deleted", 1));
         return;
@@ -308,6 +310,9 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
                  : "job_replaced", cmd->id, NULL, &field, 1,
                  "job \"%s\" %s by %s", cmd->id, cmd->op == HG_JOBDEF_CREATE
                  ? "added" : "replaced", cmd->actor);
+    hg_notice_job(m, cmd->id, cmd->op == HG_JOBDEF_CREATE ? "added"
+                                                          : "replaced",
+                  cmd->actor);
     hg_jobdef_finish(m, cmd, HG_OK, hg_jobdef_job_json(m, job, cmd->record));
 }
 

@@ -14,6 +14,7 @@
 #include "hg_execution.h"
 #include "hg_journal.h"
 #include "hg_log.h"
+#include "hg_notice.h"
 #include "hg_meter.h"
 
 void
@@ -91,6 +92,7 @@ hg_journal_unrun(hg_master_t *m, hg_execution_t *exec,
     result.finished_ms = hg_now_ms();
     hg_journal_put(m, exec, status, &result);
     hg_meter_count_end(m, exec, status, NULL);
+    hg_notice_finished(m, &result);
     if (m->observer != NULL) {
         m->observer(m, &result, m->observer_data);
     }

@@ -762,6 +762,13 @@ hg_master_health(hg_master_t *m, bool *well)
     return hg_meter_health(m, well);
 }
 
+void
+hg_master_on_notice(hg_master_t *m, hg_master_notice_pt notice, void *data)
+{
+    m->notice = notice;
+    m->notice_data = data;
+}
+
 hg_event_loop_t *
 hg_master_loop(hg_master_t *m)
 {

@@ -55,6 +55,10 @@ void hg_master_observe(hg_master_t *master, hg_master_observer_pt observer,
 /* The master's event loop, for what serves from it beside the master
  * (the admin API): its handlers run in the loop's turns, never block. */
 hg_event_loop_t *hg_master_loop(hg_master_t *master);
+/* Every notice (an execution started or finished, a job changed, a
+ * reload ended) to NOTICE (NULL: none): the admin API's /events. */
+void hg_master_on_notice(hg_master_t *master, hg_master_notice_pt notice,
+                         void *data);
 /* The configuration in force (the last reload's, once applied). */
 const hg_conf_t *hg_master_conf(const hg_master_t *master);
 /* An execution's id (final once hg_master_trigger returned it). */

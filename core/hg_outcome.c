@@ -19,6 +19,7 @@
 #include "hg_execution.h"
 #include "hg_journal.h"
 #include "hg_log.h"
+#include "hg_notice.h"
 #include "hg_msg.h"
 #include "hg_outcome.h"
 #include "hg_meter.h"
@@ -166,6 +167,7 @@ logged:
     if (m->observer != NULL) {
         m->observer(m, result, m->observer_data);
     }
+    hg_notice_finished(m, result);
 
     retryable = result->status == HG_EXEC_FAILED
                 || result->status == HG_EXEC_TIMED_OUT

@@ -23,6 +23,7 @@
 #include "hg_job.h"
 #include "hg_journal.h"
 #include "hg_log.h"
+#include "hg_notice.h"
 #include "hg_reload.h"
 
 void
@@ -315,6 +316,9 @@ hg_reload_failed(hg_master_t *m, const hg_conf_errors_t *errors)
     }
     hg_log(HG_LOG_ERROR, "reload failed: the running configuration "
            "stays in force");
+    hg_notice(m, "reload", json_pack("{s:s, s:s?}", "result", "failed",
+                                     "error", errors->count > 0
+                                     ? errors->items[0].message : NULL));
     {
         const char *labels[] = { "failed" };
         hg_metric_add(m->metric.reloads, labels, 1);
@@ -354,6 +358,8 @@ hg_reload_applied(hg_master_t *m, hg_reload_t *r)
     const char *labels[] = { "ok" };
 
     hg_metric_add(m->metric.reloads, labels, 1);
+    hg_notice(m, "reload", json_pack("{s:s, s:I}", "result", "ok", "jobs",
+                                     (json_int_t) m->jobs.count));
     hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
                  HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
                  "%d workers", m->jobs.count, m->workers);

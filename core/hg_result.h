@@ -47,6 +47,12 @@ typedef void (*hg_master_observer_pt)(hg_master_t *master,
  * log says why); ANSWER is NULL but with HG_OK. */
 typedef void (*hg_master_reply_pt)(void *data, int rc, const json_t *answer);
 
+/* A notice of the master's (hg_master_on_notice): EVENT
+ * (execution_started, execution_finished, job_changed, reload) with its
+ * BODY, borrowed for the call. Called from the loop; must not block. */
+typedef void (*hg_master_notice_pt)(void *data, const char *event,
+                                    const json_t *body);
+
 /* More answers, of the job commands (hg_master_put_job, _delete_job);
  * each with {"error": "..."} as ANSWER: */
 #define HG_REPLY_EXISTS     -3      /* create: the id is taken */

@@ -191,6 +191,8 @@ struct hg_master_s {
     uint64_t taken_back_total;      /* of those, taken back unread */
     hg_master_observer_pt observer;
     void *observer_data;
+    hg_master_notice_pt notice;     /* hg_notice.c */
+    void *notice_data;
     struct hg_query_s *queries;     /* at the store (hg_query.c) */
 
     /* The store (NULL: executions live only in the log). An execution's

@@ -5,6 +5,8 @@ list before anything); and bad requests answered with the JSON error
 shape, changing nothing."""
 
 import json
+import re
+import time
 import socket
 import sqlite3
 import urllib.error
@@ -338,10 +340,16 @@ def test_every_described_route_answers(api):
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             url = path.replace("{id}", "none")
+            n += 1
+            if path == "/api/v1/events":    # a stream: opened, not read
+                req = urllib.request.Request(api.base + url)
+                req.add_header("Authorization", "Bearer " + TOKENS["ops"])
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    assert resp.status == 200
+                continue
             status, text, _ = api.call(method.upper(), url, raw=b"{}"
                                        if method in ("post", "put") else
                                        None)
-            n += 1
             assert status != 405, (method, path)
             if status == 404:
                 assert json.loads(text)["error"]["message"] \
@@ -448,3 +456,74 @@ def test_tls(daemon, tmp_path):
     assert r.returncode == 1, r
     assert "api.tls.key %s: No such file" % (tmp_path / "nokey.pem") \
         in r.stderr, r.stderr
+
+
+def read_events(resp, want, limit=200):
+    """Events from an open text/event-stream until WANT(event, data) is
+    true; returns those read."""
+    seen, event, data = [], None, None
+    for _ in range(limit * 4):
+        line = resp.readline().decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = json.loads(line[6:])
+        elif line == "" and event is not None:
+            seen.append((event, data))
+            if want(event, data):
+                return seen
+            event, data = None, None
+    raise AssertionError("no such event in %r" % seen)
+
+
+def test_events(daemon, api):
+    req = urllib.request.Request(api.base + "/api/v1/events")
+    req.add_header("Authorization", "Bearer " + TOKENS["reader"])
+    with urllib.request.urlopen(req, timeout=10) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        status, body = api.json("POST", "/api/v1/jobs", {
+            "id": "ev", "type": "shell", "command": "echo x"})
+        assert status == 201, body
+        status, body = api.json("POST", "/api/v1/jobs/ev/trigger")
+        exec_id = body["execution"]
+        seen = read_events(stream, lambda e, d: e == "execution_finished"
+                           and d["id"] == exec_id)
+        kinds = [e for e, d in seen]
+        assert ("job_changed", {"id": "ev", "change": "added",
+                                "by": "api:ops"}) in seen, seen
+        assert kinds.index("execution_started") \
+            < kinds.index("execution_finished"), seen
+        assert seen[-1][1]["status"] == "succeeded", seen
+        api.json("POST", "/api/v1/reload")
+        seen = read_events(stream, lambda e, d: e == "reload")
+        assert seen[-1][1]["result"] == "ok", seen
+    assert api.call("GET", "/api/v1/events", token=None)[0] == 401
+    # the daemon serves on after the client went
+    assert api.json("GET", "/api/v1/jobs/ev")[0] == 200
+
+
+def test_a_slow_events_client_is_dropped(daemon, api):
+    """A client that never reads is dropped once 256 KiB of events wait
+    for it; the daemon's memory stays bounded and it serves on."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", int(api.base.rsplit(":", 1)[1])))
+    sock.sendall(("GET /api/v1/events HTTP/1.1\r\nHost: x\r\n"
+                  "Authorization: Bearer %s\r\n\r\n"
+                  % TOKENS["reader"]).encode())
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "flood", "type": "shell", "command": "true",
+        "overlap": "allow", "max_retries": 0})
+    assert status == 201, body
+    # every execution is two events of about 250 bytes
+    deadline = time.monotonic() + 60
+    while not any(e.get("message", "").startswith(
+            "api: an events client fell") for e in daemon.events()):
+        assert time.monotonic() < deadline, "the slow client was not dropped"
+        for _ in range(200):
+            api.call("POST", "/api/v1/queue", {"job": "flood"})
+    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", open(
+        "/proc/%d/status" % daemon.pid).read()).group(1))
+    assert rss_kb < 200 * 1024, rss_kb
+    sock.close()
+    assert api.json("GET", "/healthz", token=None)[0] == 200
