@@ -398,6 +398,21 @@ hg_api_job_put(hg_api_t *api, hg_api_req_t *req)
 }
 
 static void
+hg_api_job_patch(hg_api_t *api, hg_api_req_t *req)
+{
+    char actor[160];
+    json_t *body = hg_api_body(req);
+
+    if (body == NULL) {
+        return;
+    }
+    hg_api_actor(req, actor, sizeof(actor));
+    hg_api_wait(req, hg_master_patch_job(api->master, req->id, body, actor,
+                                         hg_api_reply_ok, req));
+    json_decref(body);
+}
+
+static void
 hg_api_job_delete(hg_api_t *api, hg_api_req_t *req)
 {
     char actor[160];
@@ -827,6 +842,7 @@ static const hg_api_route_t hg_api_routes[] = {
     { "POST",   "/api/v1/jobs",               HG_ROLE_WRITE,   hg_api_job_post },
     { "GET",    "/api/v1/jobs/{}",            HG_ROLE_READ,    hg_api_job_get },
     { "PUT",    "/api/v1/jobs/{}",            HG_ROLE_WRITE,   hg_api_job_put },
+    { "PATCH",  "/api/v1/jobs/{}",            HG_ROLE_WRITE,   hg_api_job_patch },
     { "DELETE", "/api/v1/jobs/{}",            HG_ROLE_WRITE,   hg_api_job_delete },
     { "POST",   "/api/v1/jobs/{}/trigger",    HG_ROLE_EXECUTE, hg_api_job_trigger },
     { "POST",   "/api/v1/jobs/{}/pause",      HG_ROLE_EXECUTE, hg_api_job_pause },

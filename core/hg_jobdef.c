@@ -91,7 +91,7 @@ hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
     hg_jobdef_cmd_t *cmd;
     const char *id = job_id;
 
-    if (op != HG_JOBDEF_DELETE) {
+    if (op != HG_JOBDEF_DELETE && op != HG_JOBDEF_PATCH) {
         id = json_string_value(json_object_get(definition, "id"));
     }
     cmd = calloc(1, sizeof(*cmd));
@@ -331,6 +331,71 @@ hg_jobdef_refuse_id(hg_master_t *m, hg_jobdef_cmd_t *cmd)
         "message", why));
 }
 
+/*
+ * The job's definition with the command's merge patch applied (RFC 7386:
+ * a key set to null goes, an object merges into an object, anything else
+ * replaces), as the definition to check; the id stays the job's.
+ */
+static json_t *
+hg_jobdef_merge(json_t *target, const json_t *patch)
+{
+    const char *key;
+    json_t *value;
+
+    if (!json_is_object(patch)) {
+        json_decref(target);
+        return json_deep_copy(patch);
+    }
+    if (!json_is_object(target)) {
+        json_decref(target);
+        target = json_object();
+    }
+    json_object_foreach((json_t *) patch, key, value) {
+        if (json_is_null(value)) {
+            (void) json_object_del(target, key);
+        } else if (json_object_set_new(target, key, hg_jobdef_merge(
+                       json_incref(json_object_get(target, key)), value))
+                   != 0)
+        {
+            json_decref(target);
+            return NULL;
+        }
+    }
+    return target;
+}
+
+static int
+hg_jobdef_patch(hg_master_t *m, hg_jobdef_cmd_t *cmd)
+{
+    const json_t *old = json_object_get(json_object_get(m->api_jobs,
+                                                        cmd->id),
+                                        "definition");
+    const json_t *id = json_object_get(cmd->definition, "id");
+    json_t *merged;
+
+    if (id != NULL && !(json_is_string(id)
+                        && strcmp(json_string_value(id), cmd->id) == 0))
+    {
+        hg_jobdef_finish(m, cmd, HG_REPLY_INVALID, json_pack(
+            "{s:s, s:[{s:s, s:s}]}", "error", "id: a job's id cannot "
+            "change", "errors", "field", "id", "message", "id: a job's id "
+            "cannot change"));
+        return HG_ERROR;
+    }
+    merged = hg_jobdef_merge(json_deep_copy(old), cmd->definition);
+    if (merged == NULL
+        || json_object_set_new(merged, "id", json_string(cmd->id)) != 0)
+    {
+        json_decref(merged);
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+        return HG_ERROR;
+    }
+    json_decref(cmd->definition);
+    cmd->definition = merged;
+    cmd->op = HG_JOBDEF_REPLACE;
+    return HG_OK;
+}
+
 /* What can be said without the reader: the job's existence and owner. */
 static void
 hg_jobdef_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
@@ -370,6 +435,9 @@ hg_jobdef_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     }
     if (cmd->op == HG_JOBDEF_DELETE) {
         hg_jobdef_store(m, cmd);
+        return;
+    }
+    if (cmd->op == HG_JOBDEF_PATCH && hg_jobdef_patch(m, cmd) != HG_OK) {
         return;
     }
     if (hg_reload_check(m, cmd->definition, hg_jobdef_checked, cmd, err,

@@ -11,6 +11,7 @@
 typedef enum {
     HG_JOBDEF_CREATE = 0,
     HG_JOBDEF_REPLACE,
+    HG_JOBDEF_PATCH,                /* a JSON merge patch (RFC 7386) */
     HG_JOBDEF_DELETE
 } hg_jobdef_op_t;
 

@@ -733,6 +733,17 @@ hg_master_put_job(hg_master_t *m, const json_t *definition, bool create,
 }
 
 int
+hg_master_patch_job(hg_master_t *m, const char *job_id, const json_t *patch,
+                    const char *actor, hg_master_reply_pt reply, void *data)
+{
+    if (job_id == NULL) {
+        return HG_ERROR;
+    }
+    return hg_jobdef_submit(m, HG_JOBDEF_PATCH, job_id, patch, actor, reply,
+                            data);
+}
+
+int
 hg_master_delete_job(hg_master_t *m, const char *job_id, const char *actor,
                      hg_master_reply_pt reply, void *data)
 {

@@ -186,6 +186,11 @@ int hg_master_purge_dead(hg_master_t *master, const char *exec_id,
 int hg_master_put_job(hg_master_t *master, const json_t *definition,
                       bool create, const char *actor,
                       hg_master_reply_pt reply, void *data);
+/* Replace JOB_ID's definition by itself with PATCH merged in (a JSON merge
+ * patch, RFC 7386: a key set to null goes), checked as a replace is. */
+int hg_master_patch_job(hg_master_t *master, const char *job_id,
+                        const json_t *patch, const char *actor,
+                        hg_master_reply_pt reply, void *data);
 int hg_master_delete_job(hg_master_t *master, const char *job_id,
                          const char *actor, hg_master_reply_pt reply,
                          void *data);

@@ -105,6 +105,22 @@ def test_jobs_through_the_api(daemon, api):
     assert body["definition"]["command"] == "echo replaced"
     assert body["created_by"] == "api:writer"
 
+    status, body = api.json("PATCH", "/api/v1/jobs/hello", {
+        "command": "echo patched", "every": None, "schedule": "0 4 * * *",
+        "backoff": {"initial": "2s"}}, token="writer")
+    assert status == 200, body
+    assert body["definition"] == {
+        "id": "hello", "type": "shell", "command": "echo patched",
+        "schedule": "0 4 * * *", "backoff": {"initial": "2s"}}, body
+    status, body = api.json("PATCH", "/api/v1/jobs/hello", {"id": "other"})
+    assert status == 422 and body["error"]["errors"][0]["field"] == "id"
+    status, body = api.json("PATCH", "/api/v1/jobs/hello", {
+        "schedule": "not cron"})
+    assert status == 422, body
+    assert body["error"]["errors"][0]["field"] == "schedule", body
+    assert api.json("PATCH", "/api/v1/jobs/file", {"every": "2h"})[0] == 403
+    assert api.json("PATCH", "/api/v1/jobs/nope", {"every": "2h"})[0] == 404
+
     status, body = api.json("POST", "/api/v1/jobs/hello/pause",
                             token="runner")
     assert (status, body["paused"]) == (200, True), body
