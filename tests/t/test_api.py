@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import job, sqlite_config, wait_until
+from conftest import job, parse_time, sqlite_config, wait_until
 
 TOKENS = {"reader": "r-" + "x" * 30, "runner": "e-" + "y" * 30,
           "writer": "w-" + "z" * 30, "ops": "a-" + "q" * 30}
@@ -543,3 +543,110 @@ def test_a_slow_events_client_is_dropped(daemon, api):
     assert rss_kb < 200 * 1024, rss_kb
     sock.close()
     assert api.json("GET", "/healthz", token=None)[0] == 200
+
+
+BAD_BODIES = [
+    b"{not json", b"[1, 2]", b"", b"null", b"42", b'"text"',
+    b'{"id": "a", "id": "b"}', b"\xff\xfe{}", b'{"id": "\xc3\x28"}',
+    b'{"id": "b d", "type": "shell"}', b'{"id": "' + b"x" * 129 + b'"}',
+    b'{"id": 7, "type": "shell"}', b'{"id": "c", "type": 5}',
+    b'{"id": "c", "type": "shell", "command": 7}',
+    b'{"id": "c", "type": "shell", "command": "true", "every": 5}',
+    b'{"id": "c", "type": "shell", "command": "true", "every": "-1s"}',
+    b'{"id": "c", "type": "shell", "command": "true", "every": "1 fortnight"}',
+    b'{"id": "c", "type": "shell", "command": "true", "schedule": "61 * * * *"}',
+    b'{"id": "c", "type": "shell", "command": "true", "schedule": ""}',
+    b'{"id": "c", "type": "shell", "command": "true", "at": "yesterday"}',
+    b'{"id": "c", "type": "shell", "command": "true", "schedule": "* * * * *",'
+    b' "every": "1m"}',
+    b'{"id": "c", "type": "shell", "command": "true", "timezone": "Nowhere"}',
+    b'{"id": "c", "type": "shell", "command": "true", "max_retries": -1}',
+    b'{"id": "c", "type": "shell", "command": "true", "max_retries": "3"}',
+    b'{"id": "c", "type": "shell", "command": "true", "timeout": true}',
+    b'{"id": "c", "type": "shell", "command": "true", "overlap": "sometimes"}',
+    b'{"id": "c", "type": "shell", "command": "true", "misfire": 1}',
+    b'{"id": "c", "type": "shell", "command": "true", "backoff": 1}',
+    b'{"id": "c", "type": "shell", "command": "true",'
+    b' "backoff": {"jitter": 7}}',
+    b'{"id": "c", "type": "shell", "command": "true", "tags": "x"}',
+    b'{"id": "c", "type": "shell", "command": "true", "tags": [1]}',
+    b'{"id": "c", "type": "shell", "command": "true", "enabled": "yes"}',
+    b'{"id": "c", "type": "shell", "command": "true", "colour": "red"}',
+    b'{"id": "c", "type": "shell", "command": "true", "pass_env": ["HOME"]}',
+    b'{"id": "c", "type": "shell"}',
+    b'{"id": "c", "type": "nosuch"}',
+    b'{"id": "c"}',
+    b'{"id": "c", "type": "shell", "command": "true", "limits": {"memory": "lots"}}',
+    b'{"id": "c", "type": "shell", "command": "true", "priority": "urgent"}',
+    b'{"id": "file", "type": "shell", "command": "true"}',
+    b'{"id": "' + b"y" * 5000 + b'"}',
+]
+
+BAD_REQUESTS = [
+    ("PUT", "/api/v1/jobs/other", b'{"id": "file"}'),
+    ("PUT", "/api/v1/jobs/file", b'{"type": "shell", "command": "true"}'),
+    ("DELETE", "/api/v1/jobs/file", None),
+    ("PATCH", "/api/v1/jobs/file", b'{"every": "1s"}'),
+    ("GET", "/api/v1/jobs/..", None),
+    ("GET", "/api/v1/jobs/..%2Fetc", None),
+    ("GET", "/api/v1/jobs/%2e%2e", None),
+    ("GET", "/api/v1/jobs/a%2Fb", None),
+    ("GET", "/api/v1/jobs/%00", None),
+    ("GET", "/api/v1/jobs/%ff", None),
+    ("GET", "/api/v1/jobs/" + "z" * 200, None),
+    ("GET", "/api/v1/nothing", None),
+    ("GET", "/api/v2/jobs", None),
+    ("GET", "//api/v1/jobs", None),
+    ("PATCH", "/api/v1/jobs", None),
+    ("DELETE", "/healthz", None),
+    ("PUT", "/metrics", b"{}"),
+    ("POST", "/api/v1/jobs/none/trigger", None),
+    ("POST", "/api/v1/queue", b'{"job": "file", "run_at": "then"}'),
+    ("POST", "/api/v1/queue", b'{"job": "file", "extra": 1}'),
+    ("POST", "/api/v1/dead/purge", b'{"job": ["file"]}'),
+    ("GET", "/api/v1/jobs?page=-1", None),
+    ("GET", "/api/v1/jobs?page_size=100000", None),
+]
+
+
+def test_fifty_bad_requests_change_nothing(daemon):
+    """Every bad request gets the JSON error shape; then the job set, the
+    store's jobs and the rhythm of a job every 300 ms are as before."""
+    port = free_port()
+    db = daemon.dir / "hg.db"
+    daemon.start(sqlite_config(daemon, db, jobs=[
+        job("file", command="true", every="1h"),
+        job("tick", command="true", every="300ms", overlap="allow")],
+        extra=api_section(port)))
+    api = Api(port)
+    before_jobs = api.json("GET", "/api/v1/jobs?page_size=500")[1]
+    start = time.time()
+    n = 0
+    for raw in BAD_BODIES:
+        status, text, _ = api.call("POST", "/api/v1/jobs", raw=raw)
+        n += 1
+        assert 400 <= status < 500, (raw, status, text)
+        body = json.loads(text)
+        assert set(body) == {"error"} and body["error"]["message"], body
+    for method, path, raw in BAD_REQUESTS:
+        status, text, _ = api.call(method, path, raw=raw)
+        n += 1
+        assert 400 <= status < 500, (method, path, status, text)
+        body = json.loads(text)
+        assert set(body) == {"error"} and body["error"]["message"], body
+    assert n >= 50, n
+    end = time.time()
+    assert api.json("GET", "/api/v1/jobs?page_size=500")[1] == before_jobs
+    con = sqlite3.connect(str(db), timeout=10)
+    assert con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
+    con.close()
+    # the schedule kept its rhythm while the requests came: a fire every
+    # 300 ms, none missed
+    time.sleep(0.7)
+    fires = sorted(e["scheduled_for"] for e in daemon.events("start")
+                   if e.get("job") == "tick")
+    due = [parse_time(t) for t in fires]
+    inside = [t for t in due if start <= t <= end]
+    gaps = [b - a for a, b in zip(due, due[1:])]
+    assert all(abs(g - 0.3) < 0.01 for g in gaps), gaps
+    assert len(inside) >= int((end - start) / 0.3) - 1, (inside, start, end)
