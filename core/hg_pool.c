@@ -699,7 +699,9 @@ hg_pool_kill_all(hg_pool_t *pool, int signo)
             hg_pool_bury(pool, w, status, &usage);
         }
     }
-    hg_pool_collect(pool);
+    /* Not freed here: called from a handler (SIGTERM, the shutdown
+     * timeout), the loop's turn may still hold epoll's reports of these
+     * workers' pipes; hg_pool_collect frees them after the turn. */
 }
 
 size_t

@@ -145,7 +145,8 @@ void hg_pool_retire(hg_worker_t *w);
 void hg_pool_reap(hg_pool_t *pool);
 /* Free workers reaped during the last turn. */
 void hg_pool_collect(hg_pool_t *pool);
-/* Kill every worker and wait for them (shutdown). */
+/* Kill every worker and wait for them (shutdown). They are freed by the
+ * next hg_pool_collect, after the loop's turn. */
 void hg_pool_kill_all(hg_pool_t *pool, int signo);
 
 size_t hg_pool_live(const hg_pool_t *pool);     /* not yet reaped */
