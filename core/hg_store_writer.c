@@ -464,6 +464,32 @@ hg_sw_past_due(const hg_store_writer_t *w)
            || (now.tv_sec == w->due.tv_sec && now.tv_nsec >= w->due.tv_nsec);
 }
 
+/* Under mu: whether the jobs the waits name hold every queued record
+ * (one job running many executions): then the queue goes whole, as it
+ * is, with no walk. */
+static bool
+hg_sw_waited_all(hg_store_writer_t *w)
+{
+    hg_store_item_t *item;
+    hg_sw_job_t *job, *last = NULL;
+    hg_sw_wait_t *wait;
+    size_t covered = 0;
+
+    for (wait = w->waits; wait != NULL; wait = wait->next) {
+        item = hg_map_get(&w->q.ids, wait->id);
+        job = item != NULL ? hg_map_get(&w->jobs, item->row.r.job_id) : NULL;
+        if (job == NULL || job == last) {
+            continue;
+        }
+        if (last != NULL) {
+            return false;           /* two jobs or more: not worth more */
+        }
+        last = job;
+        covered = job->count;
+    }
+    return covered == w->q.count;
+}
+
 /*
  * Under mu, barriers waiting and none of them hg_store_barrier's: what
  * they wait for first. Each names one execution: its record, the records
@@ -480,9 +506,16 @@ hg_sw_take_waited(hg_store_writer_t *w, hg_store_batch_t *batch)
     hg_store_item_t *item, *next;
     hg_sw_job_t *job;
     hg_sw_wait_t *wait;
+    hg_map_t more;                  /* job id -> item, of jobs with more */
+    bool all = false;               /* out of memory for that map */
     size_t n;
 
+    if (hg_sw_waited_all(w)) {
+        (void) hg_sw_take(w, batch, 0);
+        return;
+    }
     hg_sw_queue_init(batch);
+    hg_map_init(&more);
     for (wait = w->waits; wait != NULL; wait = wait->next) {
         item = hg_map_get(&w->q.ids, wait->id);
         if (item == NULL) {
@@ -491,21 +524,22 @@ hg_sw_take_waited(hg_store_writer_t *w, hg_store_batch_t *batch)
         job = hg_map_get(&w->jobs, item->row.r.job_id);
         if (job == NULL || job->count == 1) {
             hg_sw_move(w, batch, item);
-            continue;
-        }
-        for (item = w->q.head; item != NULL; item = next) {
-            next = item->next;
-            if (strcmp(item->row.r.job_id, job->id) == 0) {
-                /* job is freed with the last one: the walk stops there */
-                bool last = job->count == 1;
-                hg_sw_move(w, batch, item);
-                if (last) {
-                    break;
-                }
-            }
+        } else if (hg_map_put(&more, item->row.r.job_id, item) != HG_OK) {
+            all = true;             /* the key outlives the walk: in batch */
         }
     }
     hg_sw_waits_free(w);
+    /* One walk for every job with more records (one job running many
+     * executions: all of them go). */
+    for (item = more.count > 0 || all ? w->q.head : NULL; item != NULL;
+         item = next)
+    {
+        next = item->next;
+        if (all || hg_map_get(&more, item->row.r.job_id) != NULL) {
+            hg_sw_move(w, batch, item);
+        }
+    }
+    hg_map_free(&more);
     if (hg_sw_past_due(w)) {
         for (n = 0; n < HG_SW_SLICE && w->q.head != NULL; n++) {
             hg_sw_move(w, batch, w->q.head);
