@@ -314,6 +314,12 @@ hg_api_status(hg_api_t *api, hg_api_req_t *req)
     hg_api_answer(req, MHD_HTTP_OK, hg_master_status(api->master));
 }
 
+static void
+hg_api_stats(hg_api_t *api, hg_api_req_t *req)
+{
+    hg_api_answer(req, MHD_HTTP_OK, hg_master_stats(api->master));
+}
+
 static json_t *
 hg_api_body(hg_api_req_t *req)
 {
@@ -837,6 +843,7 @@ static const hg_api_route_t hg_api_routes[] = {
     { "GET",    "/metrics",                   HG_ROLE_READ,    NULL },
     { "GET",    "/api/v1/openapi.json",       HG_ROLE_NONE,    hg_api_openapi },
     { "GET",    "/api/v1/status",             HG_ROLE_READ,    hg_api_status },
+    { "GET",    "/api/v1/stats",              HG_ROLE_READ,    hg_api_stats },
     { "GET",    "/api/v1/events",             HG_ROLE_READ,    hg_api_events },
     { "GET",    "/api/v1/jobs",               HG_ROLE_READ,    hg_api_jobs_list },
     { "POST",   "/api/v1/jobs",               HG_ROLE_WRITE,   hg_api_job_post },

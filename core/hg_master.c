@@ -768,6 +768,12 @@ hg_master_status(hg_master_t *m)
 }
 
 json_t *
+hg_master_stats(hg_master_t *m)
+{
+    return hg_meter_stats(m);
+}
+
+json_t *
 hg_master_health(hg_master_t *m, bool *well)
 {
     return hg_meter_health(m, well);

@@ -207,6 +207,10 @@ json_t *hg_master_jobs(hg_master_t *master, const char *status,
  * saying. The caller's; NULL when out of memory. */
 json_t *hg_master_status(hg_master_t *master);
 json_t *hg_master_health(hg_master_t *master, bool *well);
+/* Counts since start: {executions_ended {by status}, jobs {scheduled,
+ * paused, disabled, manual}, dispatched, finished, queue_depth,
+ * handed_ahead}; the caller's, NULL when out of memory. */
+json_t *hg_master_stats(hg_master_t *master);
 /* The metrics in the Prometheus text format, the gauges read now. */
 int hg_master_render_metrics(hg_master_t *master, FILE *out);
 

@@ -140,6 +140,18 @@ hg_meter_count_module(hg_master_t *m, const hg_execution_t *exec,
     }
 }
 
+/* A job's state as jobs{state} counts it: an index into jstates. */
+static const char *const jstates[] = {
+    "scheduled", "paused", "disabled", "manual"
+};
+
+static size_t
+hg_meter_job_state(const hg_job_t *job)
+{
+    return !job->enabled ? 2 : job->paused ? 1
+           : job->kind == HG_SCHEDULE_NONE ? 3 : 0;
+}
+
 json_t *
 hg_meter_status(hg_master_t *m)
 {
@@ -185,6 +197,35 @@ hg_meter_status(hg_master_t *m)
 }
 
 json_t *
+hg_meter_stats(hg_master_t *m)
+{
+    json_t *ended = json_object(), *jobs = json_object();
+    json_int_t counts[HG_NELEMS(jstates)] = { 0 };
+    const char *key;
+    void *value;
+    size_t it = 0, i;
+
+    for (i = 0; ended != NULL && i < HG_EXEC_NSTATUS; i++) {
+        json_object_set_new(ended, hg_exec_status_name((hg_exec_status_t) i),
+                            json_integer((json_int_t) m->ended[i]));
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        const hg_job_t *job = value;
+        counts[hg_meter_job_state(job)]++;
+    }
+    for (i = 0; jobs != NULL && i < HG_NELEMS(jstates); i++) {
+        json_object_set_new(jobs, jstates[i], json_integer(counts[i]));
+    }
+    return json_pack("{s:o, s:o, s:I, s:I, s:I, s:I}",
+                     "executions_ended", ended, "jobs", jobs,
+                     "dispatched", (json_int_t) m->dispatched_total,
+                     "finished", (json_int_t) m->finished_total,
+                     "queue_depth", (json_int_t) (m->ready.count
+                                                  + m->primed.count),
+                     "handed_ahead", (json_int_t) m->handed_total);
+}
+
+json_t *
 hg_meter_health(hg_master_t *m, bool *well)
 {
     json_t *problems = json_array();
@@ -218,9 +259,6 @@ hg_meter_health(hg_master_t *m, bool *well)
 int
 hg_meter_render(hg_master_t *m, FILE *out)
 {
-    static const char *const jstates[] = {
-        "scheduled", "paused", "disabled", "manual"
-    };
     double jobs[HG_NELEMS(jstates)] = { 0 }, workers[4] = { 0 };
     const char *key;
     void *value;
@@ -240,8 +278,7 @@ hg_meter_render(hg_master_t *m, FILE *out)
     }
     while (hg_map_next(&m->jobs, &it, &key, &value)) {
         const hg_job_t *job = value;
-        jobs[!job->enabled ? 2 : job->paused ? 1
-             : job->kind == HG_SCHEDULE_NONE ? 3 : 0]++;
+        jobs[hg_meter_job_state(job)]++;
     }
     for (i = 0; i < HG_NELEMS(jstates); i++) {
         const char *labels[] = { jstates[i] };

@@ -19,6 +19,9 @@ int hg_meter_render(hg_master_t *m, FILE *out);
  * reloads by result, workers by state, jobs, queue depth, executions
  * ended by status; NULL when out of memory. */
 json_t *hg_meter_status(hg_master_t *m);
+/* What /stats says: executions ended by status, jobs by state (as the
+ * metrics count them), dispatched and finished totals, queue depth. */
+json_t *hg_meter_stats(hg_master_t *m);
 /* Whether the daemon is well (workers ready, the store writable, not
  * stopping): {status, problems [...], workers_ready}; *WELL says. */
 json_t *hg_meter_health(hg_master_t *m, bool *well);

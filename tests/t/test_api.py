@@ -389,6 +389,12 @@ def test_status(daemon, api):
     assert body["jobs"] == 1 and body["executions_ended"]["succeeded"] == 1
     assert body["uptime_s"] >= 0 and body["reloads"] == {"ok": 0,
                                                          "failed": 0}
+    status, body = api.json("GET", "/api/v1/stats", token="reader")
+    assert status == 200, body
+    assert body["executions_ended"]["succeeded"] == 1, body
+    assert body["jobs"] == {"scheduled": 1, "paused": 0, "disabled": 0,
+                            "manual": 0}, body
+    assert body["dispatched"] == 1 and body["finished"] == 1, body
 
 
 def test_healthz_says_what_is_wrong(daemon):
