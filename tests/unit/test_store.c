@@ -30,6 +30,8 @@
 #include "hg_log.h"
 #include "hg_store.h"
 
+#include "fault_alloc.h"
+
 typedef struct fixture_s {
     char dir[64];
     char path[128];
@@ -2529,6 +2531,298 @@ test_file_deleted(void **state)
 
 #endif /* HG_HAVE_SQLITE */
 
+
+/* --- out of memory -------------------------------------------------------- */
+
+/* Each read (and the two writes of the read side: purge, claim) by number,
+ * its result written out as text, so that a run under faults is compared
+ * with the run without. */
+enum {
+    READ_UNFINISHED = 0, READ_STATES, READ_GET, READ_MISSING, READ_LIST,
+    READ_STATS, READ_UNIQUE, READ_TAKE, READ_HEALTH, READ_CLAIM, READ_PURGE,
+    READ_COUNT
+};
+
+static const char *const read_names[READ_COUNT] = {
+    "load_unfinished", "load_job_states", "get_execution",
+    "get_execution (missing)", "list_executions", "job_stats",
+    "unique_key_pending", "take_queued", "health", "claim_fire", "purge_dead"
+};
+
+static void
+rows_text(char *out, size_t len, int rc, const hg_exec_row_t *rows, size_t n)
+{
+    size_t used, i;
+
+    used = (size_t) snprintf(out, len, "rc %d, %zu rows:", rc, n);
+    for (i = 0; i < n && used < len; i++) {
+        used += (size_t) snprintf(out + used, len - used, " %s/%s",
+                                  rows[i].r.id,
+                                  hg_exec_status_name(rows[i].r.status));
+    }
+}
+
+/* Read OP, with the Nth allocation refused (0: none) during the store's
+ * call only, not while its answer is written out; *FIRED: whether it
+ * was. */
+static int
+read_op(hg_store_t *store, int op, unsigned long fault, bool *fired,
+        char *out, size_t len)
+{
+    hg_exec_row_t *rows = NULL, row;
+    hg_job_stats_t st;
+    json_t *json = NULL;
+    char *text;
+    size_t n = 0;
+    bool pending = false;
+    uint64_t count = 0;
+    int rc = HG_ERROR;
+
+#define FAULTY(call) \
+    do { \
+        if (fault > 0) { \
+            fault_alloc_arm(fault); \
+        } \
+        rc = (call); \
+        *fired = fault_alloc_disarm(); \
+    } while (0)
+
+    out[0] = '\0';
+    switch (op) {
+    case READ_UNFINISHED:
+        FAULTY(hg_store_load_unfinished(store, &rows, &n));
+        break;
+    case READ_LIST:
+        FAULTY(hg_store_list_executions(store, "oom", NULL, 0, 0, &rows,
+                                        &n));
+        break;
+    case READ_TAKE:
+        FAULTY(hg_store_take_queued(store, 1800000000000LL, 1000, 0, &rows,
+                                    &n));
+        if (rc == HG_OK) {
+            size_t i;
+            for (i = 0; i < n; i++) {   /* the next attempt takes them again */
+                assert_int_equal(hg_store_release(store, rows[i].r.id),
+                                 HG_OK);
+            }
+        }
+        break;
+    case READ_GET:
+    case READ_MISSING:
+        memset(&row, 0, sizeof(row));
+        FAULTY(hg_store_get_execution(store, op == READ_GET
+                                    ? "exec-oom-00000002" : "no-such-id",
+                                    &row));
+        if (rc == HG_OK) {
+            rows_text(out, len, rc, &row, 1);
+            snprintf(out + strlen(out), len - strlen(out), " out %zu %s",
+                     row.r.output_len, row.r.output);
+            hg_exec_row_free(&row);
+            return rc;
+        }
+        snprintf(out, len, "rc %d", rc);
+        return rc;
+    case READ_STATES:
+    case READ_HEALTH:
+        FAULTY(op == READ_STATES ? hg_store_load_job_states(store, &json)
+                               : hg_store_health(store, &json));
+        if (rc == HG_OK && op == READ_HEALTH) {
+            /* sizes and figures move; which fields there are does not */
+            const char *key;
+            json_t *value;
+            size_t used = (size_t) snprintf(out, len, "rc %d:", rc);
+            json_object_foreach(json, key, value) {
+                used += (size_t) snprintf(out + used, len - used, " %s",
+                                          key);
+                (void) value;
+            }
+            json_decref(json);
+            return rc;
+        }
+        text = rc == HG_OK ? json_dumps(json, JSON_SORT_KEYS) : NULL;
+        snprintf(out, len, "rc %d %s", rc, text ? text : "");
+        free(text);
+        json_decref(json);
+        return rc;
+    case READ_STATS:
+        memset(&st, 0, sizeof(st));
+        FAULTY(hg_store_job_stats(store, "oom", &st));
+        snprintf(out, len, "rc %d runs %" PRIu64 " ok %" PRIu64 " bad %"
+                 PRIu64 " mean %.1f p95 %" PRId64 " last %" PRId64 " %s", rc,
+                 st.runs, st.successes, st.failures, st.mean_duration_ms,
+                 st.p95_duration_ms, st.last_run,
+                 hg_exec_status_name(st.last_status));
+        return rc;
+    case READ_UNIQUE:
+        FAULTY(hg_store_unique_key_pending(store, "oom-key", &pending));
+        snprintf(out, len, "rc %d pending %d", rc, pending);
+        return rc;
+    case READ_CLAIM:
+        FAULTY(hg_store_claim_fire(store, "oom", 1700000999000LL, &count));
+        snprintf(out, len, "rc %d", rc);
+        return rc;
+    case READ_PURGE:
+        FAULTY(hg_store_purge_dead(store, "exec-oom-00000003", NULL, 0,
+                                   &count));
+        snprintf(out, len, "rc %d deleted %" PRIu64, rc, count);
+        return rc;
+    default:
+        fail_msg("no read %d", op);
+    }
+#undef FAULTY
+    rows_text(out, len, rc, rows, n);
+    if (rc == HG_OK) {
+        hg_exec_rows_free(rows, n);
+    }
+    return rc;
+}
+
+/* Every read refused each allocation in turn, on both drivers: HG_ERROR
+ * (the callers say what could not be read: hg_recover.c, hg_query.c), or,
+ * where the library survives the refusal (SQLite retries some), the same
+ * answer as without faults; never a wrong answer, and what the store
+ * holds is the same after each failure (a refused purge deleted nothing,
+ * a refused claim claimed nothing). */
+static void
+test_alloc_reads(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    char want[1024], got[1024], before[1024], after[1024];
+    static const hg_exec_status_t statuses[] = {
+        HG_EXEC_QUEUED, HG_EXEC_RUNNING, HG_EXEC_SUCCEEDED, HG_EXEC_DEAD
+    };
+    rec_buf_t b;
+    size_t i;
+    bool fired;
+    int op, rc;
+
+    for (i = 0; i < HG_NELEMS(statuses); i++) {
+        make_rec(&b, "oom", (int) i, statuses[i]);
+        if (statuses[i] == HG_EXEC_QUEUED) {
+            b.r.unique_key = "oom-key";
+        }
+        put(store, &b.r);
+    }
+    assert_int_equal(hg_store_put_job_state(store, "oom", 1700000000000LL,
+                                            true), HG_OK);
+    sync_store(store);
+    assert_int_equal(read_op(store, READ_UNFINISHED, 0, &fired, before,
+                             sizeof(before)), HG_OK);
+
+    for (op = 0; op < READ_COUNT; op++) {
+        unsigned long failures = 0;
+
+        /* claim and purge change the store: their answer without faults
+         * is the one of a first call; compared below on a fresh key */
+        if (op == READ_CLAIM || op == READ_PURGE) {
+            want[0] = '\0';
+        } else {
+            rc = read_op(store, op, 0, &fired, want, sizeof(want));
+            assert_int_equal(rc, op == READ_MISSING ? HG_AGAIN : HG_OK);
+        }
+        for (FAULT_ALLOC_LOOP(n)) {
+            rc = read_op(store, op, n, &fired, got, sizeof(got));
+            if (rc == HG_ERROR) {
+                assert_true(fired);
+                failures++;
+                /* nothing changed, nothing was half done */
+                assert_int_equal(read_op(store, READ_UNFINISHED, 0, &fired,
+                                         after, sizeof(after)), HG_OK);
+                assert_string_equal(after, before);
+                continue;
+            }
+            if (op == READ_CLAIM) {
+                assert_string_equal(got, "rc 0");          /* claimed */
+            } else if (op == READ_PURGE) {
+                assert_string_equal(got, "rc 0 deleted 1");
+            } else if (strcmp(got, want) != 0) {
+                fail_msg("%s driver, %s, allocation %lu refused: \"%s\", "
+                         "want \"%s\"", f->driver, read_names[op], n, got,
+                         want);
+            }
+            if (!fired) {
+                break;
+            }
+            if (op == READ_CLAIM || op == READ_PURGE) {
+                break;              /* done, and cannot be done twice */
+            }
+        }
+        print_message("%s driver: %s: %lu refusals failed it\n", f->driver,
+                      read_names[op], failures);
+    }
+    /* the claim and the purge happened once */
+    assert_int_equal(read_op(store, READ_CLAIM, 0, &fired, got, sizeof(got)),
+                     HG_AGAIN);
+    assert_int_equal(read_op(store, READ_PURGE, 0, &fired, got, sizeof(got)),
+                     HG_OK);
+    assert_string_equal(got, "rc 0 deleted 0");
+    hg_store_close(store);
+}
+
+#if HG_HAVE_SQLITE
+
+/* Opening refused each allocation in turn, a new file then one with
+ * records: NULL and a message every time, and the store that opens at
+ * last holds what the file held. */
+static void
+test_alloc_open(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = NULL;
+    hg_exec_row_t row;
+    rec_buf_t b;
+    char err[512];
+    int pass;
+
+    make_rec(&b, "oom", 7, HG_EXEC_SUCCEEDED);
+    for (pass = 0; pass < 2; pass++) {
+        unsigned long failures = 0;
+
+        for (FAULT_ALLOC_LOOP(n)) {
+            bool fired;
+
+            err[0] = '\0';
+            fault_alloc_arm(n);
+            store = hg_store_open_with(&f->conf, NULL, err, sizeof(err));
+            fired = fault_alloc_disarm();
+            if (store == NULL) {
+                assert_true(fired);
+                failures++;
+                if (strstr(err, "store") == NULL
+                    || (strstr(err, f->path) == NULL
+                        && strstr(err, "out of memory") == NULL))
+                {
+                    fail_msg("allocation %lu refused: \"%s\" names neither "
+                             "the file nor the cause", n, err);
+                }
+                continue;
+            }
+            if (!fired) {
+                break;
+            }
+            hg_store_close(store);      /* survived it: again, further on */
+            store = NULL;
+        }
+        assert_non_null(store);
+        assert_true(failures > 0);
+        print_message("open (%s file): %lu refusals failed it\n",
+                      pass == 0 ? "new" : "existing", failures);
+        if (pass == 0) {
+            put(store, &b.r);
+            sync_store(store);
+        } else {
+            assert_int_equal(hg_store_get_execution(store, b.id, &row),
+                             HG_OK);
+            assert_same_record(&row.r, &b.r);
+            hg_exec_row_free(&row);
+        }
+        hg_store_close(store);
+    }
+}
+
+#endif /* HG_HAVE_SQLITE */
+
 #define MEMORY(t) \
     cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, \
                                              (void *) memory_driver)
@@ -2562,6 +2856,7 @@ main(void)
         BOTH(test_take_queued),
         BOTH(test_take_queued_ties),
         BOTH(test_claims_cleanup),
+        BOTH(test_alloc_reads),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         SQLITE(test_reopen),
@@ -2585,8 +2880,10 @@ main(void)
         SQLITE(test_private_no_symlink),
         SQLITE(test_fault_recovery_in_chunks),
         SQLITE(test_file_deleted),
+        SQLITE(test_alloc_open),
 #endif
     };
 
+    fault_alloc_setup();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
