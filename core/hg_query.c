@@ -307,16 +307,31 @@ hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
     json_t *answer, *next, *definition;
     size_t n = 0, i;
 
+    /* Out of memory is an error, never an answer with a fire time or the
+     * definition missing. */
     next = json_array();
-    if (next != NULL
-        && hg_fire_next_fires(m, job->id, fires, HG_NELEMS(fires), &n)
-           == HG_OK)
+    if (next == NULL) {
+        return NULL;
+    }
+    if (hg_fire_next_fires(m, job->id, fires, HG_NELEMS(fires), &n)
+        != HG_OK)
     {
-        for (i = 0; i < n; i++) {
-            json_array_append_new(next, hg_query_time(fires[i]));
+        n = 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (json_array_append_new(next, hg_query_time(fires[i])) != 0) {
+            json_decref(next);
+            return NULL;
         }
     }
-    definition = json_loads(job->definition_text, 0, NULL);
+    definition = NULL;
+    if (job->definition_text != NULL) {
+        definition = json_loads(job->definition_text, 0, NULL);
+        if (definition == NULL) {
+            json_decref(next);
+            return NULL;
+        }
+    }
     answer = json_pack("{s:s, s:s, s:b, s:b, s:o?, s:o, s:i, s:i,"
                        " s:{s:I, s:I, s:I, s:f, s:I, s:o, s:s?}}",
                        "id", job->id,
