@@ -38,14 +38,13 @@
 #include <string.h>
 
 #include <jansson.h>
+
+#include "fault_count.h"
 #if HG_HAVE_SQLITE
 #include <sqlite3.h>
 #endif
 
-static _Thread_local bool fault_armed;
-static _Thread_local unsigned long fault_target;   /* 1-based */
-static _Thread_local unsigned long fault_seen;
-static _Thread_local bool fault_fired;
+static _Thread_local fault_count_t fault_alloc_count;
 static _Thread_local bool fault_spare_json;
 
 void *__real_malloc(size_t size);
@@ -67,11 +66,7 @@ int __wrap_asprintf(char **out, const char *fmt, ...);
 static bool
 fault_hit(void)
 {
-    if (!fault_armed || fault_fired) {
-        return false;
-    }
-    if (++fault_seen == fault_target) {
-        fault_fired = true;
+    if (fault_count_hit(&fault_alloc_count)) {
         errno = ENOMEM;
         return true;
     }
@@ -179,13 +174,10 @@ fault_alloc_setup(void)
 }
 
 /* Refuse the Nth allocation of this thread from now on (N >= 1). */
-static void
+static inline void
 fault_alloc_arm(unsigned long n)
 {
-    fault_target = n;
-    fault_seen = 0;
-    fault_fired = false;
-    fault_armed = true;
+    fault_count_arm(&fault_alloc_count, n);
 }
 
 /*
@@ -202,11 +194,10 @@ fault_alloc_spare_json(bool spare)
 }
 
 /* Stop counting; whether an allocation was refused since the arming. */
-static bool
+static inline bool
 fault_alloc_disarm(void)
 {
-    fault_armed = false;
-    return fault_fired;
+    return fault_count_disarm(&fault_alloc_count);
 }
 
 /*

@@ -31,6 +31,9 @@
 #include "hg_store.h"
 
 #include "fault_alloc.h"
+#if HG_HAVE_SQLITE
+#include "fault_io.h"
+#endif
 
 typedef struct fixture_s {
     char dir[64];
@@ -2532,7 +2535,24 @@ test_file_deleted(void **state)
 #endif /* HG_HAVE_SQLITE */
 
 
-/* --- out of memory -------------------------------------------------------- */
+/* --- out of memory, I/O errors ------------------------------------------ */
+
+/* A fault injector: memory (fault_alloc.h) or SQLite's I/O (fault_io.h).
+ * The same loops run under either. */
+typedef struct injector_s {
+    const char *what;               /* "allocation" */
+    void (*arm)(unsigned long n);
+    bool (*disarm)(void);
+} injector_t;
+
+static const injector_t alloc_faults = {
+    "allocation", fault_alloc_arm, fault_alloc_disarm
+};
+#if HG_HAVE_SQLITE
+static const injector_t io_faults = {
+    "I/O operation", fault_io_arm, fault_io_disarm
+};
+#endif
 
 /* Each read (and the two writes of the read side: purge, claim) by number,
  * its result written out as text, so that a run under faults is compared
@@ -2562,12 +2582,11 @@ rows_text(char *out, size_t len, int rc, const hg_exec_row_t *rows, size_t n)
     }
 }
 
-/* Read OP, with the Nth allocation refused (0: none) during the store's
- * call only, not while its answer is written out; *FIRED: whether it
- * was. */
+/* Read OP, with INJ's FAULTth fault (0: none) during the store's call only,
+ * not while its answer is written out; *FIRED: whether it came. */
 static int
-read_op(hg_store_t *store, int op, unsigned long fault, bool *fired,
-        char *out, size_t len)
+read_op(hg_store_t *store, int op, const injector_t *inj,
+        unsigned long fault, bool *fired, char *out, size_t len)
 {
     hg_exec_row_t *rows = NULL, row;
     hg_job_stats_t st;
@@ -2581,10 +2600,10 @@ read_op(hg_store_t *store, int op, unsigned long fault, bool *fired,
 #define FAULTY(call) \
     do { \
         if (fault > 0) { \
-            fault_alloc_arm(fault); \
+            inj->arm(fault); \
         } \
         rc = (call); \
-        *fired = fault_alloc_disarm(); \
+        *fired = fault > 0 && inj->disarm(); \
     } while (0)
 
     out[0] = '\0';
@@ -2677,16 +2696,17 @@ read_op(hg_store_t *store, int op, unsigned long fault, bool *fired,
     return rc;
 }
 
-/* Every read refused each allocation in turn, on both drivers: HG_ERROR
- * (the callers say what could not be read: hg_recover.c, hg_query.c), or,
- * where the library survives the refusal (SQLite retries some), the same
- * answer as without faults; never a wrong answer, and what the store
- * holds is the same after each failure (a refused purge deleted nothing,
- * a refused claim claimed nothing). */
+/* Every read with each allocation (each I/O operation) failed in turn,
+ * on both drivers (on sqlite): HG_ERROR, or, where the library survives
+ * the fault (SQLite retries some), the same answer as without faults;
+ * never a wrong answer, and what the store holds is the same after each
+ * failure (a failed purge deleted nothing, a failed claim claimed
+ * nothing). What could not be read is said by the callers
+ * (hg_recover.c, hg_query.c) when memory runs out, by the store itself,
+ * naming the file, when the file fails. */
 static void
-test_alloc_reads(void **state)
+reads_under(fixture_t *f, const injector_t *inj)
 {
-    fixture_t *f = *state;
     hg_store_t *store = open_store(f, NULL);
     char want[1024], got[1024], before[1024], after[1024];
     static const hg_exec_status_t statuses[] = {
@@ -2707,8 +2727,8 @@ test_alloc_reads(void **state)
     assert_int_equal(hg_store_put_job_state(store, "oom", 1700000000000LL,
                                             true), HG_OK);
     sync_store(store);
-    assert_int_equal(read_op(store, READ_UNFINISHED, 0, &fired, before,
-                             sizeof(before)), HG_OK);
+    assert_int_equal(read_op(store, READ_UNFINISHED, NULL, 0, &fired,
+                             before, sizeof(before)), HG_OK);
 
     for (op = 0; op < READ_COUNT; op++) {
         unsigned long failures = 0;
@@ -2718,17 +2738,33 @@ test_alloc_reads(void **state)
         if (op == READ_CLAIM || op == READ_PURGE) {
             want[0] = '\0';
         } else {
-            rc = read_op(store, op, 0, &fired, want, sizeof(want));
+            rc = read_op(store, op, NULL, 0, &fired, want, sizeof(want));
             assert_int_equal(rc, op == READ_MISSING ? HG_AGAIN : HG_OK);
         }
         for (FAULT_ALLOC_LOOP(n)) {
-            rc = read_op(store, op, n, &fired, got, sizeof(got));
+            size_t said = log_count(f, f->path);
+
+            if (inj != &alloc_faults) {
+                /* a commit of another job's record: the read connection's
+                 * pages are stale, and the read goes to the file */
+                make_rec(&b, "other", 0, HG_EXEC_SUCCEEDED);
+                b.r.duration_ms = (int64_t) n;
+                put(store, &b.r);
+                sync_store(store);
+            }
+            rc = read_op(store, op, inj, n, &fired, got, sizeof(got));
             if (rc == HG_ERROR) {
                 assert_true(fired);
                 failures++;
+                if (inj != &alloc_faults && log_count(f, f->path) <= said) {
+                    fail_msg("%s, %s %lu failed: HG_ERROR and not a word "
+                             "about %s", read_names[op], inj->what, n,
+                             f->path);
+                }
                 /* nothing changed, nothing was half done */
-                assert_int_equal(read_op(store, READ_UNFINISHED, 0, &fired,
-                                         after, sizeof(after)), HG_OK);
+                assert_int_equal(read_op(store, READ_UNFINISHED, NULL, 0,
+                                         &fired, after, sizeof(after)),
+                                 HG_OK);
                 assert_string_equal(after, before);
                 continue;
             }
@@ -2737,9 +2773,9 @@ test_alloc_reads(void **state)
             } else if (op == READ_PURGE) {
                 assert_string_equal(got, "rc 0 deleted 1");
             } else if (strcmp(got, want) != 0) {
-                fail_msg("%s driver, %s, allocation %lu refused: \"%s\", "
-                         "want \"%s\"", f->driver, read_names[op], n, got,
-                         want);
+                fail_msg("%s driver, %s, %s %lu failed: \"%s\", want "
+                         "\"%s\"", f->driver, read_names[op], inj->what, n,
+                         got, want);
             }
             if (!fired) {
                 break;
@@ -2748,27 +2784,32 @@ test_alloc_reads(void **state)
                 break;              /* done, and cannot be done twice */
             }
         }
-        print_message("%s driver: %s: %lu refusals failed it\n", f->driver,
-                      read_names[op], failures);
+        print_message("%s driver: %s: %lu of its %ss failed it\n",
+                      f->driver, read_names[op], failures, inj->what);
     }
     /* the claim and the purge happened once */
-    assert_int_equal(read_op(store, READ_CLAIM, 0, &fired, got, sizeof(got)),
-                     HG_AGAIN);
-    assert_int_equal(read_op(store, READ_PURGE, 0, &fired, got, sizeof(got)),
-                     HG_OK);
+    assert_int_equal(read_op(store, READ_CLAIM, NULL, 0, &fired, got,
+                             sizeof(got)), HG_AGAIN);
+    assert_int_equal(read_op(store, READ_PURGE, NULL, 0, &fired, got,
+                             sizeof(got)), HG_OK);
     assert_string_equal(got, "rc 0 deleted 0");
     hg_store_close(store);
 }
 
+static void
+test_alloc_reads(void **state)
+{
+    reads_under(*state, &alloc_faults);
+}
+
 #if HG_HAVE_SQLITE
 
-/* Opening refused each allocation in turn, a new file then one with
- * records: NULL and a message every time, and the store that opens at
- * last holds what the file held. */
+/* Opening with each allocation (each I/O operation) failed in turn, a
+ * new file then one with records: NULL and a message every time, and the
+ * store that opens at last holds what the file held. */
 static void
-test_alloc_open(void **state)
+open_under(fixture_t *f, const injector_t *inj)
 {
-    fixture_t *f = *state;
     hg_store_t *store = NULL;
     hg_exec_row_t row;
     rec_buf_t b;
@@ -2783,9 +2824,9 @@ test_alloc_open(void **state)
             bool fired;
 
             err[0] = '\0';
-            fault_alloc_arm(n);
+            inj->arm(n);
             store = hg_store_open_with(&f->conf, NULL, err, sizeof(err));
-            fired = fault_alloc_disarm();
+            fired = inj->disarm();
             if (store == NULL) {
                 assert_true(fired);
                 failures++;
@@ -2793,8 +2834,8 @@ test_alloc_open(void **state)
                     || (strstr(err, f->path) == NULL
                         && strstr(err, "out of memory") == NULL))
                 {
-                    fail_msg("allocation %lu refused: \"%s\" names neither "
-                             "the file nor the cause", n, err);
+                    fail_msg("%s %lu failed: \"%s\" names neither the "
+                             "file nor the cause", inj->what, n, err);
                 }
                 continue;
             }
@@ -2806,8 +2847,8 @@ test_alloc_open(void **state)
         }
         assert_non_null(store);
         assert_true(failures > 0);
-        print_message("open (%s file): %lu refusals failed it\n",
-                      pass == 0 ? "new" : "existing", failures);
+        print_message("open (%s file): %lu of its %ss failed it\n",
+                      pass == 0 ? "new" : "existing", failures, inj->what);
         if (pass == 0) {
             put(store, &b.r);
             sync_store(store);
@@ -2819,6 +2860,24 @@ test_alloc_open(void **state)
         }
         hg_store_close(store);
     }
+}
+
+static void
+test_alloc_open(void **state)
+{
+    open_under(*state, &alloc_faults);
+}
+
+static void
+test_io_open(void **state)
+{
+    open_under(*state, &io_faults);
+}
+
+static void
+test_io_reads(void **state)
+{
+    reads_under(*state, &io_faults);
 }
 
 #endif /* HG_HAVE_SQLITE */
@@ -2881,9 +2940,14 @@ main(void)
         SQLITE(test_fault_recovery_in_chunks),
         SQLITE(test_file_deleted),
         SQLITE(test_alloc_open),
+        SQLITE(test_io_open),
+        SQLITE(test_io_reads),
 #endif
     };
 
     fault_alloc_setup();
+#if HG_HAVE_SQLITE
+    fault_io_setup();
+#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
