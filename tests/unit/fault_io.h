@@ -13,13 +13,15 @@
  *
  * Closing, unlocking and unmapping are never failed: SQLite cannot undo
  * them, and no disk refuses to let go of a file. Only the arming thread's
- * calls count, so a store's writer and maintenance threads, with their
- * own connections, are not touched unless the operation runs there.
+ * calls count (fault_io_arm), so a store's writer and maintenance
+ * threads, with their own connections, are not touched unless the
+ * operation runs there; fault_io_arm_any counts every thread's.
  */
 
 #ifndef FAULT_IO_H
 #define FAULT_IO_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,9 @@
 #include "fault_count.h"
 
 static _Thread_local fault_count_t fault_io_count;
+/* fault_io_arm_any's: every thread's calls, under the lock */
+static fault_count_t fault_io_any;
+static pthread_mutex_t fault_io_any_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sqlite3_vfs *fault_io_real;          /* the system's VFS */
 static sqlite3_vfs fault_io_vfs;
@@ -41,7 +46,15 @@ typedef struct fault_io_file_s {
 static bool
 fault_io_hit(void)
 {
-    return fault_count_hit(&fault_io_count);
+    bool hit;
+
+    if (fault_count_hit(&fault_io_count)) {
+        return true;
+    }
+    pthread_mutex_lock(&fault_io_any_lock);
+    hit = fault_count_hit(&fault_io_any);
+    pthread_mutex_unlock(&fault_io_any_lock);
+    return hit;
 }
 
 #define FAULT_IO_REAL(f) (((fault_io_file_t *) (f))->real)
@@ -245,6 +258,28 @@ static inline bool
 fault_io_disarm(void)
 {
     return fault_count_disarm(&fault_io_count);
+}
+
+/* The same over every thread's calls: for what a store does on its own
+ * threads (commits, checkpoints, maintenance), where the order of the
+ * calls is the threads' and a run is not the same every time. */
+static inline void
+fault_io_arm_any(unsigned long n)
+{
+    pthread_mutex_lock(&fault_io_any_lock);
+    fault_count_arm(&fault_io_any, n);
+    pthread_mutex_unlock(&fault_io_any_lock);
+}
+
+static inline bool
+fault_io_disarm_any(void)
+{
+    bool fired;
+
+    pthread_mutex_lock(&fault_io_any_lock);
+    fired = fault_count_disarm(&fault_io_any);
+    pthread_mutex_unlock(&fault_io_any_lock);
+    return fired;
 }
 
 #endif /* FAULT_IO_H */

@@ -2862,6 +2862,103 @@ open_under(fixture_t *f, const injector_t *inj)
     }
 }
 
+/* Cleanup of what finished before 2000 ms (or a vacuum) with each I/O
+ * operation of any thread failed in turn, until one runs without a
+ * fault: each failure HG_ERROR with a line naming the file. How many
+ * failed. */
+static unsigned long
+task_under_io_faults(fixture_t *f, hg_store_t *store, bool vacuum)
+{
+    unsigned long n, failures = 0;
+    uint64_t deleted;
+    bool fired = true;
+    int rc;
+
+    for (n = 1; fired && n < 2000; n++) {
+        size_t said = log_count(f, f->path);
+
+        fault_io_arm_any(n);
+        rc = vacuum ? hg_store_vacuum(store)
+                    : hg_store_cleanup(store, 2000, 100, &deleted);
+        fired = fault_io_disarm_any();
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            assert_true(log_count(f, f->path) > said);
+            failures++;
+        }
+    }
+    assert_false(fired);
+    return failures;
+}
+
+/* The writer's commits and the maintenance tasks with each I/O operation
+ * of any thread failed in turn (the writer's, the maintenance thread's,
+ * a checkpoint's): nothing lost, ever. A record put while its commit
+ * fails is committed by a later attempt (the barrier's ticket comes, the
+ * record reads back whole); a failed cleanup or vacuum says so with the
+ * file's name, deletes only what it was asked to, and leaves the store
+ * writing. */
+static void
+test_io_writes(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, &fast_retry);
+    unsigned long failures[3] = { 0, 0, 0 }, n;
+    static char big[3000];
+    hg_exec_row_t row, *rows;
+    rec_buf_t b;
+    bool fired = true;
+    size_t i;
+
+    for (n = 1; fired && n < 2000; n++) {
+        make_rec(&b, "w", (int) n, HG_EXEC_SUCCEEDED);
+        fault_io_arm_any(n);
+        put(store, &b.r);
+        assert_int_equal(hg_store_put_job_state(store, "w", (int64_t) n,
+                                                false), HG_OK);
+        sync_store(store);
+        fired = fault_io_disarm_any();
+        failures[0] += fired;
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        assert_same_record(&row.r, &b.r);
+        hg_exec_row_free(&row);
+    }
+    assert_false(fired);
+    print_message("commits: %lu I/O operations failed\n", failures[0]);
+
+    /* old records for cleanup to delete (pages for vacuum to give
+     * back), the others kept */
+    for (i = 0; i < 150; i++) {
+        make_rec(&b, "old", (int) i, HG_EXEC_SUCCEEDED);
+        b.r.finished_at = 1000;
+        b.r.output = big;
+        b.r.output_len = sizeof(big);
+        put(store, &b.r);
+    }
+    sync_store(store);
+    failures[1] = task_under_io_faults(f, store, false);
+    assert_int_equal(hg_store_list_executions(store, "old", NULL, 0, 0,
+                                              &rows, &i), HG_OK);
+    assert_int_equal(i, 0);
+    hg_exec_rows_free(rows, i);
+
+    failures[2] = task_under_io_faults(f, store, true);
+    print_message("cleanup: %lu, vacuum: %lu I/O operations failed them\n",
+                  failures[1], failures[2]);
+
+    /* everything the commits wrote, still there, and writing goes on */
+    for (n = 1; n <= failures[0] + 1; n++) {
+        make_rec(&b, "w", (int) n, HG_EXEC_SUCCEEDED);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        hg_exec_row_free(&row);
+    }
+    make_rec(&b, "w", 0, HG_EXEC_SUCCEEDED);
+    put(store, &b.r);
+    sync_store(store);
+    hg_store_close(store);
+}
+
 static void
 test_alloc_open(void **state)
 {
@@ -2942,6 +3039,7 @@ main(void)
         SQLITE(test_alloc_open),
         SQLITE(test_io_open),
         SQLITE(test_io_reads),
+        SQLITE(test_io_writes),
 #endif
     };
 
