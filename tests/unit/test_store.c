@@ -2796,6 +2796,105 @@ reads_under(fixture_t *f, const injector_t *inj)
     hg_store_close(store);
 }
 
+/* Puts and barriers with each allocation refused in turn, on both
+ * drivers: a put refused is HG_ERROR and leaves nothing (the record is
+ * not there after the next commit, the execution it replaces stays as
+ * it was); one accepted is committed whole. A barrier refused is
+ * HG_ERROR and the next one is acknowledged. */
+static void
+test_alloc_puts(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    unsigned long failures[3] = { 0, 0, 0 };
+    hg_exec_row_t row;
+    json_t *states;
+    uint64_t ticket;
+    rec_buf_t b, first;
+    bool fired;
+    int rc;
+
+    make_rec(&first, "put", 0, HG_EXEC_QUEUED);
+    first.r.payload = "payload";
+    first.r.payload_len = 7;
+    first.r.unique_key = "put-key";
+    put(store, &first.r);
+    sync_store(store);
+    for (FAULT_ALLOC_LOOP(n)) {
+        /* the same execution, now running: replaces the queued one */
+        make_rec(&b, "put", 0, HG_EXEC_RUNNING);
+        b.r.error = "running now";
+        fault_alloc_arm(n);
+        rc = hg_store_put_execution(store, &b.r);
+        fired = fault_alloc_disarm();
+        sync_store(store);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            assert_same_record(&row.r, &first.r);
+            hg_exec_row_free(&row);
+            failures[0]++;
+            continue;
+        }
+        assert_same_record(&row.r, &b.r);
+        hg_exec_row_free(&row);
+        if (!fired) {
+            break;
+        }
+        put(store, &first.r);           /* back, for the next refusal */
+        sync_store(store);
+    }
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        rc = hg_store_put_job_state(store, "put", (int64_t) n, true);
+        fired = fault_alloc_disarm();
+        sync_store(store);
+        assert_int_equal(hg_store_load_job_states(store, &states), HG_OK);
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            /* nothing, or the last one accepted */
+            assert_true(json_object_get(states, "put") == NULL
+                        || json_integer_value(json_object_get(
+                               json_object_get(states, "put"), "last_fire"))
+                           < (json_int_t) n);
+            json_decref(states);
+            failures[1]++;
+            continue;
+        }
+        assert_int_equal(json_integer_value(json_object_get(
+            json_object_get(states, "put"), "last_fire")), (json_int_t) n);
+        json_decref(states);
+        if (!fired) {
+            break;
+        }
+    }
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        rc = hg_store_barrier(store, &ticket);
+        fired = fault_alloc_disarm();
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            failures[2]++;
+            continue;
+        }
+        assert_true(wait_ticket(store, ticket, 20000));
+        if (!fired) {
+            break;
+        }
+    }
+    print_message("%s driver: refusals that failed a put %lu, a job state "
+                  "%lu, a barrier %lu\n", f->driver, failures[0],
+                  failures[1], failures[2]);
+    assert_true(failures[0] > 0 && failures[1] > 0);
+    sync_store(store);
+    hg_store_close(store);
+}
+
 static void
 test_alloc_reads(void **state)
 {
@@ -3013,6 +3112,7 @@ main(void)
         BOTH(test_take_queued_ties),
         BOTH(test_claims_cleanup),
         BOTH(test_alloc_reads),
+        BOTH(test_alloc_puts),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         SQLITE(test_reopen),
