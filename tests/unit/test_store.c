@@ -2903,25 +2903,44 @@ test_alloc_reads(void **state)
 
 #if HG_HAVE_SQLITE
 
-/* Opening with each allocation (each I/O operation) failed in turn, a
- * new file then one with records: NULL and a message every time, and the
- * store that opens at last holds what the file held. */
+/* Opening with each allocation (each I/O operation) failed in turn: a
+ * new file, then that file, with a record, taken back to schema version
+ * 2 before each attempt that finds it migrated, so that each reaches the
+ * migration. NULL and a message every time; a failed migration leaves
+ * version 2 (or 3 when it failed after the migration's commit); the store
+ * that opens at last holds what the file held, at version 3. */
 static void
 open_under(fixture_t *f, const injector_t *inj)
 {
+    static const char *const files[] = { "new", "version 2" };
     hg_store_t *store = NULL;
     hg_exec_row_t row;
     rec_buf_t b;
     char err[512];
+    size_t migrated = 0;
+    bool past = false;
     int pass;
 
     make_rec(&b, "oom", 7, HG_EXEC_SUCCEEDED);
     for (pass = 0; pass < 2; pass++) {
         unsigned long failures = 0;
 
+        if (pass == 1) {
+            exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V2
+                     "PRAGMA user_version = 2;");
+            migrated = log_count(f, "schema migrated");
+        }
+
         for (FAULT_ALLOC_LOOP(n)) {
             bool fired;
 
+            if (pass == 1 && !past
+                && log_count(f, "schema migrated") > migrated)
+            {
+                exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V2
+                         "PRAGMA user_version = 2;");
+                migrated = log_count(f, "schema migrated");
+            }
             err[0] = '\0';
             inj->arm(n);
             store = hg_store_open_with(&f->conf, NULL, err, sizeof(err));
@@ -2929,12 +2948,20 @@ open_under(fixture_t *f, const injector_t *inj)
             if (store == NULL) {
                 assert_true(fired);
                 failures++;
+                /* failing past a committed migration: what follows is
+                 * the new file's path again, on a migrated file */
+                past = past || log_count(f, "schema migrated") > migrated;
                 if (strstr(err, "store") == NULL
                     || (strstr(err, f->path) == NULL
                         && strstr(err, "out of memory") == NULL))
                 {
                     fail_msg("%s %lu failed: \"%s\" names neither the "
                              "file nor the cause", inj->what, n, err);
+                }
+                if (pass == 1 && strstr(err, "schema") != NULL) {
+                    /* a failed migration: still version 2, not half
+                     * done */
+                    assert_int_equal(user_version(f->path), 2);
                 }
                 continue;
             }
@@ -2947,7 +2974,7 @@ open_under(fixture_t *f, const injector_t *inj)
         assert_non_null(store);
         assert_true(failures > 0);
         print_message("open (%s file): %lu of its %ss failed it\n",
-                      pass == 0 ? "new" : "existing", failures, inj->what);
+                      files[pass], failures, inj->what);
         if (pass == 0) {
             put(store, &b.r);
             sync_store(store);
@@ -2958,6 +2985,7 @@ open_under(fixture_t *f, const injector_t *inj)
             hg_exec_row_free(&row);
         }
         hg_store_close(store);
+        assert_int_equal(user_version(f->path), 3);
     }
 }
 
