@@ -14,11 +14,11 @@
  * What is counted: core's own calls (malloc, calloc, realloc, strdup,
  * strndup, asprintf, vasprintf: the test binary is linked with
  * -Wl,--wrap for each, see TEST_LDFLAGS in Makefile.in), jansson's
- * allocations (fault_alloc_setup gives it the wrapped malloc and free)
- * (unless spared: fault_alloc_spare_json) and SQLite's (its allocator,
- * through SQLITE_CONFIG_MALLOC, before the library is initialized). Only the arming thread's allocations are
- * counted and refused: a store's writer thread goes on unharmed, and a
- * run is the same every time.
+ * allocations (fault_alloc_setup gives it the wrapped malloc and free;
+ * unless spared: fault_alloc_spare_json) and SQLite's (its allocator,
+ * through SQLITE_CONFIG_MALLOC, before the library is initialized). Only
+ * the arming thread's allocations are counted and refused: a store's
+ * writer thread goes on unharmed, and a run is the same every time.
  *
  * --wrap redirects the references of the linked objects only; ASan's and
  * valgrind's own malloc stay underneath (__real_malloc is whatever
