@@ -1775,7 +1775,7 @@ hg_conf_module_section(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
     const char *name = config_setting_name(m), *names[8];
     char loc[HG_CONF_LOC_MAX], got[HG_CONF_LOC_MAX];
     hg_conf_t *conf = ld->conf;
-    json_t *v, *line;
+    json_t *v;
 
     HG_UNUSED(base);
     HG_UNUSED(out);
@@ -1796,9 +1796,11 @@ hg_conf_module_section(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
     if (v == NULL) {
         return;
     }
-    line = json_integer(hg_conf_setting_line(m));
+    /* the line is made only once the section is in: a refused section
+     * would leave it to nobody */
     if (json_object_set_new(conf->modules.sections, name, v) != 0
-        || json_object_set_new(conf->modules.section_lines, name, line) != 0)
+        || json_object_set_new(conf->modules.section_lines, name,
+                               json_integer(hg_conf_setting_line(m))) != 0)
     {
         ld->oom = true;
     }

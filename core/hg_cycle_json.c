@@ -166,12 +166,12 @@ hg_cycle_to_json(const hg_cycle_t *cycle, char *err, size_t errlen)
     size_t i;
 
     err[0] = '\0';
+    /* each made as it goes in: json_object_set_new takes it (NULL
+     * included), so a refusal leaves nothing outside doc */
     doc = json_object();
-    top = json_object();
-    jobs = json_array();
-    if (doc == NULL || top == NULL || jobs == NULL
-        || json_object_set_new(doc, "conf", top) != 0
-        || json_object_set_new(doc, "jobs", jobs) != 0)
+    if (doc == NULL
+        || json_object_set_new(doc, "conf", top = json_object()) != 0
+        || json_object_set_new(doc, "jobs", jobs = json_array()) != 0)
     {
         goto nomem;
     }

@@ -330,15 +330,24 @@ json_t *
 hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
 {
     int64_t fires[HG_QUERY_NEXT_FIRES];
-    json_t *next = json_array();
+    json_t *next;
     size_t n = 0, i;
 
-    if (next != NULL
-        && hg_fire_next_fires(m, job->id, fires, HG_NELEMS(fires), &n)
-           == HG_OK)
+    /* Out of memory is an error (NULL), never an answer with a fire time
+     * missing. */
+    next = json_array();
+    if (next == NULL) {
+        return NULL;
+    }
+    if (hg_fire_next_fires(m, job->id, fires, HG_NELEMS(fires), &n)
+        != HG_OK)
     {
-        for (i = 0; i < n; i++) {
-            json_array_append_new(next, hg_query_time(fires[i]));
+        n = 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (json_array_append_new(next, hg_query_time(fires[i])) != 0) {
+            json_decref(next);
+            return NULL;
         }
     }
     return next;
@@ -350,7 +359,17 @@ hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
     json_t *answer, *next, *definition;
 
     next = hg_query_next_fires(m, job);
-    definition = json_loads(job->definition_text, 0, NULL);
+    if (next == NULL) {
+        return NULL;
+    }
+    definition = NULL;
+    if (job->definition_text != NULL) {
+        definition = json_loads(job->definition_text, 0, NULL);
+        if (definition == NULL) {
+            json_decref(next);
+            return NULL;
+        }
+    }
     answer = json_pack("{s:s, s:s, s:b, s:b, s:o?, s:o, s:i, s:i,"
                        " s:{s:I, s:I, s:I, s:f, s:I, s:o, s:s?}}",
                        "id", job->id,

@@ -1064,7 +1064,9 @@ read_file(const char *path, unsigned char **data, size_t *len)
     }
     buf = malloc((size_t) st.st_size + 1);
     if (buf == NULL) {
-        goto failed;
+        close(fd);
+        errno = ENOMEM;                 /* load_file tells it apart */
+        return HG_ERROR;
     }
     while (got < (size_t) st.st_size) {
         n = read(fd, buf + got, (size_t) st.st_size - got);
@@ -1120,7 +1122,8 @@ zone_name_ok(const char *name)
     }
 }
 
-/* 1 loaded, 0 no such file, -1 a file that is not a zone (err set) */
+/* 1 loaded, 0 no such file, -1 a file that is not a zone or no memory
+ * to read it (err set): a zone that exists is never "unknown" */
 static int
 load_file(const char *path, const char *name, hg_tz_t **out, char *err,
           size_t errlen)
@@ -1128,8 +1131,14 @@ load_file(const char *path, const char *name, hg_tz_t **out, char *err,
     unsigned char *data;
     size_t len;
 
+    errno = 0;
     if (read_file(path, &data, &len) != HG_OK) {
-        return 0;
+        if (errno != ENOMEM) {
+            return 0;
+        }
+        snprintf(err, errlen, "time zone \"%s\": out of memory reading %s",
+                 name, path);
+        return -1;
     }
     *out = hg_tz_from_tzif(name, data, len, err, errlen);
     free(data);

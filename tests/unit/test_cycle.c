@@ -15,6 +15,7 @@
 #include "hg_cycle_reader.h"
 
 #include "test_dump.h"
+#include "fault_alloc.h"
 
 static char tmpdir[64];
 static char conf_path[PATH_MAX];
@@ -80,14 +81,30 @@ teardown(void **state)
     return rmdir(tmpdir);
 }
 
+/* What a cycle reader that read CYCLE writes to the master. */
+static char *
+reader_result(const hg_cycle_t *cycle)
+{
+    json_t *doc;
+    char err[256], *text;
+
+    doc = hg_cycle_to_json(cycle, err, sizeof(err));
+    assert_non_null(doc);
+    doc = json_pack("{s:s,s:o}", "result", "ok", "cycle", doc);
+    assert_non_null(doc);
+    text = json_dumps(doc, JSON_COMPACT);
+    assert_non_null(text);
+    json_decref(doc);
+    return text;
+}
+
 static void
 test_hand_over_keeps_everything(void **state)
 {
     hg_conf_errors_t errors = { NULL, 0, 0 };
     hg_cycle_t read, *built;
     hg_conf_t *conf;
-    json_t *doc;
-    char err[256], *text, *d1, *d2;
+    char *text, *d1, *d2;
     size_t i;
 
     HG_UNUSED(state);
@@ -97,13 +114,7 @@ test_hand_over_keeps_everything(void **state)
     assert_int_equal(errors.count, 0);
     memset(&read, 0, sizeof(read));
     read.conf = conf;
-    doc = hg_cycle_to_json(&read, err, sizeof(err));
-    assert_non_null(doc);
-    doc = json_pack("{s:s,s:o}", "result", "ok", "cycle", doc);
-    assert_non_null(doc);
-    text = json_dumps(doc, JSON_COMPACT);
-    assert_non_null(text);
-    json_decref(doc);
+    text = reader_result(&read);
 
     built = hg_cycle_reader_cycle(text, strlen(text), conf_path, tmpdir,
                                   &errors);
@@ -183,6 +194,119 @@ test_a_bad_result_is_an_error(void **state)
     hg_conf_errors_free(&errors);
 }
 
+
+/* One refusal's outcome: NULL with at least one message in ERRORS (which
+ * is then emptied), or a configuration whose dump is WANT. */
+static void
+check_refused(const char *stage, unsigned long n, const hg_conf_t *conf,
+              hg_conf_errors_t *errors, const char *want)
+{
+    char *got;
+
+    if (conf == NULL) {
+        if (errors->count == 0) {
+            fail_msg("%s, allocation %lu refused: failed without a message",
+                     stage, n);
+        }
+        hg_conf_errors_free(errors);
+        return;
+    }
+    assert_int_equal(errors->count, 0);
+    got = dump_text(conf);
+    if (strcmp(got, want) != 0) {
+        fail_msg("%s, allocation %lu refused: another configuration:\n%s",
+                 stage, n, got);
+    }
+    free(got);
+}
+
+/* Reading the file, turning it into the reader's JSON and rebuilding the
+ * cycle from that JSON, each with allocation 1, 2, ... refused in turn:
+ * each step fails with a message (the one of -t or of a refused reload)
+ * or gives the very configuration it gives without faults; never another
+ * one, and a failure leaves nothing behind that changes the next read
+ * (the time zone cache among others). */
+static void
+test_out_of_memory(void **state)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    hg_cycle_t read, *built;
+    hg_conf_t *conf;
+    json_t *doc;
+    char err[256], *text, *want;
+    unsigned long failures[3] = { 0, 0, 0 };
+    bool fired;
+
+    HG_UNUSED(state);
+    conf = hg_conf_load(conf_path, tmpdir, &errors);
+    assert_non_null(conf);
+    want = dump_text(conf);
+    hg_conf_free(conf);
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        conf = hg_conf_load(conf_path, tmpdir, &errors);
+        fired = fault_alloc_disarm();
+        check_refused("reading the file", n, conf, &errors, want);
+        failures[0] += conf == NULL;
+        hg_conf_free(conf);
+        if (!fired) {
+            break;
+        }
+    }
+
+    conf = hg_conf_load(conf_path, tmpdir, &errors);
+    assert_non_null(conf);
+    memset(&read, 0, sizeof(read));
+    read.conf = conf;
+    for (FAULT_ALLOC_LOOP(n)) {
+        err[0] = '\0';
+        fault_alloc_arm(n);
+        doc = hg_cycle_to_json(&read, err, sizeof(err));
+        fired = fault_alloc_disarm();
+        if (doc == NULL) {
+            assert_true(fired);
+            if (err[0] == '\0') {
+                fail_msg("to JSON, allocation %lu refused: no message", n);
+            }
+            failures[1]++;
+            continue;
+        }
+        json_decref(doc);
+        if (!fired) {
+            break;
+        }
+    }
+
+    text = reader_result(&read);
+    /* the parse itself spared: jansson's lexer drops a character when
+     * it cannot grow a token (see fault_alloc.h), which the reader cannot
+     * tell from a document that has one less */
+    fault_alloc_spare_json(true);
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        built = hg_cycle_reader_cycle(text, strlen(text), conf_path, tmpdir,
+                                      &errors);
+        fired = fault_alloc_disarm();
+        check_refused("rebuilding the cycle", n,
+                      built != NULL ? built->conf : NULL, &errors, want);
+        failures[2] += built == NULL;
+        if (built != NULL) {
+            hg_cycle_destroy(built);
+        }
+        if (!fired) {
+            break;
+        }
+    }
+    fault_alloc_spare_json(false);
+    print_message("refusals that failed it: reading %lu, to JSON %lu, "
+                  "rebuilding %lu\n", failures[0], failures[1], failures[2]);
+    assert_true(failures[0] > 0 && failures[1] > 0 && failures[2] > 0);
+    free(text);
+    free(want);
+    hg_conf_free(conf);
+}
+
 int
 main(void)
 {
@@ -191,7 +315,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_bad_result_is_an_error,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
     };
 
+    fault_alloc_setup();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

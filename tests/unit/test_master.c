@@ -29,6 +29,8 @@
 
 #include <sqlite3.h>
 
+#include "fault_alloc.h"
+
 #define MAX_SEEN 64
 #define HG_AHEAD_TURN_MS_TEST 10    /* the master's default turn */
 
@@ -818,6 +820,7 @@ test_handed_ahead_during_store_task(void **state)
 /* What a query's reply was given (hg_master_reply_pt). */
 typedef struct reply_s {
     bool called;
+    bool fired;                     /* an allocation was refused */
     int rc;
     json_t *answer;                 /* a copy */
 } reply_t;
@@ -1081,6 +1084,165 @@ test_job_query(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats,
                                                         "successes")), 2);
     assert_json_str(stats, "last_status", "succeeded");
+    reply_reset(&r);
+    stop_master(f);
+}
+
+/* --- out of memory ------------------------------------------------------ */
+
+/* on_reply, counting stops first: the reply's copy is the test's. */
+static void
+on_reply_faulty(void *data, int rc, const json_t *answer)
+{
+    reply_t *r = data;
+
+    r->fired = fault_alloc_disarm();
+    on_reply(data, rc, answer);
+}
+
+/* Query Q (0 execution ID, 1 job ID, 2 dead list of ID, 3 purge of the
+ * dead execution ID), with the Nth allocation of the master's thread
+ * refused from the call to the reply (0: none). */
+static int
+query(fixture_t *f, int q, const char *id, unsigned long n, reply_t *r)
+{
+    int rc = HG_ERROR;
+
+    reply_reset(r);
+    if (n > 0) {
+        fault_alloc_arm(n);
+    }
+    switch (q) {
+    case 0:
+        rc = hg_master_execution(f->master, id, on_reply_faulty, r);
+        break;
+    case 1:
+        rc = hg_master_job(f->master, id, on_reply_faulty, r);
+        break;
+    case 2:
+        rc = hg_master_dead(f->master, id, 10, 0, on_reply_faulty, r);
+        break;
+    case 3:
+        rc = hg_master_purge_dead(f->master, id, NULL, 0, on_reply_faulty,
+                                  r);
+        break;
+    }
+    if (rc != HG_OK) {
+        r->fired = fault_alloc_disarm();
+        return rc;
+    }
+    await_reply(f, r);
+    return rc;
+}
+
+/* The master's queries (memory store: the reads answer at once, so what
+ * is refused is the master's side) with each allocation refused in turn,
+ * from the call to the reply: the call refused (HG_ERROR, and no reply
+ * ever comes), or the reply HG_ERROR without an answer, or the very
+ * answer given without faults; one reply per query accepted, never
+ * another answer; a purge refused before the store's side purged
+ * nothing (one refused in its answer has purged). The execution's
+ * output is not UTF-8: the answer keeps its ASCII and reads the rest as
+ * U+FFFD, with the byte count apart (hg_query_text). */
+static void
+test_queries_out_of_memory(void **state)
+{
+    static const char payload[] = "ok\x01 \xff\xfe\xc3\xa9 \0end";
+    static const char shown[] = "ok\x01 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                "\xef\xbf\xbd \xef\xbf\xbd" "end";
+    static const char *const names[] = {
+        "execution", "job", "dead list", "purge"
+    };
+    fixture_t *f = *state;
+    hg_execution_t *e;
+    char id[40], dead[40];
+    json_t *want, *list;
+    reply_t r;
+    int q;
+
+    memset(&r, 0, sizeof(r));
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"echo\"; type = \"echo\"; max_retries = 0; },\n"
+        "  { id = \"bad\"; type = \"echo\"; exit = 1; max_retries = 0; }");
+    start_master(f);
+    e = hg_master_trigger(f->master, "echo", "manual", payload,
+                          sizeof(payload) - 1, HG_PRIORITY_NORMAL);
+    assert_non_null(e);
+    snprintf(id, sizeof(id), "%s", hg_execution_id(e));
+    e = trigger(f, "bad");
+    snprintf(dead, sizeof(dead), "%s", hg_execution_id(e));
+    run_until(f, 2);
+
+    assert_int_equal(query(f, 0, id, 0, &r), HG_OK);
+    assert_int_equal(r.rc, HG_OK);
+    assert_json_str(r.answer, "output", shown);
+    assert_int_equal(json_integer_value(json_object_get(r.answer,
+                                                        "output_bytes")),
+                     sizeof(payload) - 1);
+
+    for (q = 0; q < 4; q++) {
+        const char *arg = q == 0 ? id : q == 1 ? "echo" : q == 2 ? "bad"
+                                                                 : dead;
+        unsigned long failures = 0;
+
+        want = NULL;
+        if (q < 3) {
+            assert_int_equal(query(f, q, arg, 0, &r), HG_OK);
+            assert_int_equal(r.rc, HG_OK);
+            want = r.answer;
+            r.answer = NULL;
+        }
+        for (FAULT_ALLOC_LOOP(n)) {
+            int rc = query(f, q, arg, n, &r);
+
+            if (rc != HG_OK) {
+                assert_int_equal(rc, HG_ERROR);
+                assert_true(r.fired);
+                hg_master_turn(f->master, 0);
+                assert_false(r.called);         /* no reply comes */
+                failures++;
+                continue;
+            }
+            if (r.rc == HG_ERROR) {
+                assert_true(r.fired);
+                assert_null(r.answer);
+                failures++;
+                if (q == 3) {
+                    /* refused before the store's side (nothing purged)
+                     * or after, in the answer (purged: done) */
+                    assert_int_equal(query(f, 2, "bad", 0, &r), HG_OK);
+                    list = json_object_get(r.answer, "executions");
+                    assert_in_range(json_array_size(list), 0, 1);
+                    if (json_array_size(list) == 0) {
+                        break;
+                    }
+                }
+                continue;
+            }
+            assert_int_equal(r.rc, HG_OK);
+            if (q == 3) {
+                assert_int_equal(json_integer_value(
+                    json_object_get(r.answer, "purged")), 1);
+                break;
+            }
+            if (!json_equal(r.answer, want)) {
+                char *got = json_dumps(r.answer, JSON_SORT_KEYS);
+
+                fail_msg("%s, allocation %lu refused: another answer: %s",
+                         names[q], n, got);
+            }
+            if (!r.fired) {
+                break;
+            }
+        }
+        print_message("%s: %lu refusals failed it\n", names[q], failures);
+        assert_true(failures > 0);
+        json_decref(want);
+    }
+    reply_reset(&r);
+    assert_int_equal(query(f, 2, "bad", 0, &r), HG_OK);
+    assert_int_equal(json_array_size(json_object_get(r.answer,
+                                                     "executions")), 0);
     reply_reset(&r);
     stop_master(f);
 }
@@ -2167,6 +2329,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dead_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries_out_of_memory, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_job, setup, teardown),
@@ -2192,5 +2356,6 @@ main(void)
         cmocka_set_test_filter(getenv("HG_TEST_FILTER"));
     }
 
+    fault_alloc_setup();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

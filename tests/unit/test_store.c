@@ -30,6 +30,11 @@
 #include "hg_log.h"
 #include "hg_store.h"
 
+#include "fault_alloc.h"
+#if HG_HAVE_SQLITE
+#include "fault_io.h"
+#endif
+
 typedef struct fixture_s {
     char dir[64];
     char path[128];
@@ -2711,6 +2716,617 @@ test_file_deleted(void **state)
 
 #endif /* HG_HAVE_SQLITE */
 
+
+/* --- out of memory, I/O errors ------------------------------------------ */
+
+/* A fault injector: memory (fault_alloc.h) or SQLite's I/O (fault_io.h).
+ * The same loops run under either. */
+typedef struct injector_s {
+    const char *what;               /* "allocation" */
+    void (*arm)(unsigned long n);
+    bool (*disarm)(void);
+} injector_t;
+
+static const injector_t alloc_faults = {
+    "allocation", fault_alloc_arm, fault_alloc_disarm
+};
+#if HG_HAVE_SQLITE
+static const injector_t io_faults = {
+    "I/O operation", fault_io_arm, fault_io_disarm
+};
+#endif
+
+/* Each read (and the two writes of the read side: purge, claim) by number,
+ * its result written out as text, so that a run under faults is compared
+ * with the run without. */
+enum {
+    READ_UNFINISHED = 0, READ_STATES, READ_GET, READ_MISSING, READ_LIST,
+    READ_STATS, READ_UNIQUE, READ_TAKE, READ_HEALTH, READ_CLAIM, READ_PURGE,
+    READ_COUNT
+};
+
+static const char *const read_names[READ_COUNT] = {
+    "load_unfinished", "load_job_states", "get_execution",
+    "get_execution (missing)", "list_executions", "job_stats",
+    "unique_key_pending", "take_queued", "health", "claim_fire", "purge_dead"
+};
+
+static void
+rows_text(char *out, size_t len, int rc, const hg_exec_row_t *rows, size_t n)
+{
+    size_t used, i;
+
+    used = (size_t) snprintf(out, len, "rc %d, %zu rows:", rc, n);
+    for (i = 0; i < n && used < len; i++) {
+        used += (size_t) snprintf(out + used, len - used, " %s/%s",
+                                  rows[i].r.id,
+                                  hg_exec_status_name(rows[i].r.status));
+    }
+}
+
+/* Read OP, with INJ's FAULTth fault (0: none) during the store's call only,
+ * not while its answer is written out; *FIRED: whether it came. */
+static int
+read_op(hg_store_t *store, int op, const injector_t *inj,
+        unsigned long fault, bool *fired, char *out, size_t len)
+{
+    hg_exec_row_t *rows = NULL, row;
+    hg_job_stats_t st;
+    json_t *json = NULL;
+    char *text;
+    size_t n = 0;
+    bool pending = false;
+    uint64_t count = 0;
+    int rc = HG_ERROR;
+
+#define FAULTY(call) \
+    do { \
+        if (fault > 0) { \
+            inj->arm(fault); \
+        } \
+        rc = (call); \
+        *fired = fault > 0 && inj->disarm(); \
+    } while (0)
+
+    out[0] = '\0';
+    switch (op) {
+    case READ_UNFINISHED:
+        FAULTY(hg_store_load_unfinished(store, &rows, &n));
+        break;
+    case READ_LIST:
+        FAULTY(hg_store_list_executions(store, "oom", NULL, 0, 0, &rows,
+                                        &n));
+        break;
+    case READ_TAKE:
+        FAULTY(hg_store_take_queued(store, 1800000000000LL, 1000, 0, &rows,
+                                    &n));
+        if (rc == HG_OK) {
+            size_t i;
+            for (i = 0; i < n; i++) {   /* the next attempt takes them again */
+                assert_int_equal(hg_store_release(store, rows[i].r.id),
+                                 HG_OK);
+            }
+        }
+        break;
+    case READ_GET:
+    case READ_MISSING:
+        memset(&row, 0, sizeof(row));
+        FAULTY(hg_store_get_execution(store, op == READ_GET
+                                    ? "exec-oom-00000002" : "no-such-id",
+                                    &row));
+        if (rc == HG_OK) {
+            rows_text(out, len, rc, &row, 1);
+            snprintf(out + strlen(out), len - strlen(out), " out %zu %s",
+                     row.r.output_len, row.r.output);
+            hg_exec_row_free(&row);
+            return rc;
+        }
+        snprintf(out, len, "rc %d", rc);
+        return rc;
+    case READ_STATES:
+    case READ_HEALTH:
+        FAULTY(op == READ_STATES ? hg_store_load_job_states(store, &json)
+                               : hg_store_health(store, &json));
+        if (rc == HG_OK && op == READ_HEALTH) {
+            /* sizes and figures move; which fields there are does not */
+            const char *key;
+            json_t *value;
+            size_t used = (size_t) snprintf(out, len, "rc %d:", rc);
+            json_object_foreach(json, key, value) {
+                used += (size_t) snprintf(out + used, len - used, " %s",
+                                          key);
+                (void) value;
+            }
+            json_decref(json);
+            return rc;
+        }
+        text = rc == HG_OK ? json_dumps(json, JSON_SORT_KEYS) : NULL;
+        snprintf(out, len, "rc %d %s", rc, text ? text : "");
+        free(text);
+        json_decref(json);
+        return rc;
+    case READ_STATS:
+        memset(&st, 0, sizeof(st));
+        FAULTY(hg_store_job_stats(store, "oom", &st));
+        snprintf(out, len, "rc %d runs %" PRIu64 " ok %" PRIu64 " bad %"
+                 PRIu64 " mean %.1f p95 %" PRId64 " last %" PRId64 " %s", rc,
+                 st.runs, st.successes, st.failures, st.mean_duration_ms,
+                 st.p95_duration_ms, st.last_run,
+                 hg_exec_status_name(st.last_status));
+        return rc;
+    case READ_UNIQUE:
+        FAULTY(hg_store_unique_key_pending(store, "oom-key", &pending));
+        snprintf(out, len, "rc %d pending %d", rc, pending);
+        return rc;
+    case READ_CLAIM:
+        FAULTY(hg_store_claim_fire(store, "oom", 1700000999000LL, &count));
+        snprintf(out, len, "rc %d", rc);
+        return rc;
+    case READ_PURGE:
+        FAULTY(hg_store_purge_dead(store, "exec-oom-00000003", NULL, 0,
+                                   &count));
+        snprintf(out, len, "rc %d deleted %" PRIu64, rc, count);
+        return rc;
+    default:
+        fail_msg("no read %d", op);
+    }
+#undef FAULTY
+    rows_text(out, len, rc, rows, n);
+    if (rc == HG_OK) {
+        hg_exec_rows_free(rows, n);
+    }
+    return rc;
+}
+
+/* Every read with each allocation (each I/O operation) failed in turn,
+ * on both drivers (on sqlite): HG_ERROR, or, where the library survives
+ * the fault (SQLite retries some), the same answer as without faults;
+ * never a wrong answer, and what the store holds is the same after each
+ * failure (a failed purge deleted nothing, a failed claim claimed
+ * nothing). What could not be read is said by the callers
+ * (hg_recover.c, hg_query.c) when memory runs out, by the store itself,
+ * naming the file, when the file fails. */
+static void
+reads_under(fixture_t *f, const injector_t *inj)
+{
+    hg_store_t *store = open_store(f, NULL);
+    char want[1024], got[1024], before[1024], after[1024];
+    static const hg_exec_status_t statuses[] = {
+        HG_EXEC_QUEUED, HG_EXEC_RUNNING, HG_EXEC_SUCCEEDED, HG_EXEC_DEAD
+    };
+    rec_buf_t b;
+    size_t i;
+    bool fired;
+    int op, rc;
+
+    for (i = 0; i < HG_NELEMS(statuses); i++) {
+        make_rec(&b, "oom", (int) i, statuses[i]);
+        if (statuses[i] == HG_EXEC_QUEUED) {
+            b.r.unique_key = "oom-key";
+        }
+        put(store, &b.r);
+    }
+    assert_int_equal(hg_store_put_job_state(store, "oom", 1700000000000LL,
+                                            true), HG_OK);
+    sync_store(store);
+    assert_int_equal(read_op(store, READ_UNFINISHED, NULL, 0, &fired,
+                             before, sizeof(before)), HG_OK);
+
+    for (op = 0; op < READ_COUNT; op++) {
+        unsigned long failures = 0;
+
+        /* claim and purge change the store: their answer without faults
+         * is the one of a first call; compared below on a fresh key */
+        if (op == READ_CLAIM || op == READ_PURGE) {
+            want[0] = '\0';
+        } else {
+            rc = read_op(store, op, NULL, 0, &fired, want, sizeof(want));
+            assert_int_equal(rc, op == READ_MISSING ? HG_AGAIN : HG_OK);
+        }
+        for (FAULT_ALLOC_LOOP(n)) {
+            size_t said = log_count(f, f->path);
+
+            if (inj != &alloc_faults) {
+                /* a commit of another job's record: the read connection's
+                 * pages are stale, and the read goes to the file */
+                make_rec(&b, "other", 0, HG_EXEC_SUCCEEDED);
+                b.r.duration_ms = (int64_t) n;
+                put(store, &b.r);
+                sync_store(store);
+            }
+            rc = read_op(store, op, inj, n, &fired, got, sizeof(got));
+            if (rc == HG_ERROR) {
+                assert_true(fired);
+                failures++;
+                if (inj != &alloc_faults && log_count(f, f->path) <= said) {
+                    fail_msg("%s, %s %lu failed: HG_ERROR and not a word "
+                             "about %s", read_names[op], inj->what, n,
+                             f->path);
+                }
+                /* nothing changed, nothing was half done */
+                assert_int_equal(read_op(store, READ_UNFINISHED, NULL, 0,
+                                         &fired, after, sizeof(after)),
+                                 HG_OK);
+                assert_string_equal(after, before);
+                continue;
+            }
+            if (op == READ_CLAIM) {
+                assert_string_equal(got, "rc 0");          /* claimed */
+            } else if (op == READ_PURGE) {
+                assert_string_equal(got, "rc 0 deleted 1");
+            } else if (strcmp(got, want) != 0) {
+                fail_msg("%s driver, %s, %s %lu failed: \"%s\", want "
+                         "\"%s\"", f->driver, read_names[op], inj->what, n,
+                         got, want);
+            }
+            if (!fired) {
+                break;
+            }
+            if (op == READ_CLAIM || op == READ_PURGE) {
+                break;              /* done, and cannot be done twice */
+            }
+        }
+        print_message("%s driver: %s: %lu of its %ss failed it\n",
+                      f->driver, read_names[op], failures, inj->what);
+    }
+    /* the claim and the purge happened once */
+    assert_int_equal(read_op(store, READ_CLAIM, NULL, 0, &fired, got,
+                             sizeof(got)), HG_AGAIN);
+    assert_int_equal(read_op(store, READ_PURGE, NULL, 0, &fired, got,
+                             sizeof(got)), HG_OK);
+    assert_string_equal(got, "rc 0 deleted 0");
+    hg_store_close(store);
+}
+
+/* Puts and barriers with each allocation refused in turn, on both
+ * drivers: a put refused is HG_ERROR and leaves nothing (the record is
+ * not there after the next commit, the execution it replaces stays as
+ * it was); one accepted is committed whole. A barrier refused is
+ * HG_ERROR and the next one is acknowledged. */
+static void
+test_alloc_puts(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    unsigned long failures[3] = { 0, 0, 0 };
+    hg_exec_row_t row;
+    json_t *states;
+    uint64_t ticket;
+    rec_buf_t b, first;
+    bool fired;
+    int rc;
+
+    make_rec(&first, "put", 0, HG_EXEC_QUEUED);
+    first.r.payload = "payload";
+    first.r.payload_len = 7;
+    first.r.unique_key = "put-key";
+    put(store, &first.r);
+    sync_store(store);
+    for (FAULT_ALLOC_LOOP(n)) {
+        /* the same execution, now running: replaces the queued one */
+        make_rec(&b, "put", 0, HG_EXEC_RUNNING);
+        b.r.error = "running now";
+        fault_alloc_arm(n);
+        rc = hg_store_put_execution(store, &b.r);
+        fired = fault_alloc_disarm();
+        sync_store(store);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            assert_same_record(&row.r, &first.r);
+            hg_exec_row_free(&row);
+            failures[0]++;
+            continue;
+        }
+        assert_same_record(&row.r, &b.r);
+        hg_exec_row_free(&row);
+        if (!fired) {
+            break;
+        }
+        put(store, &first.r);           /* back, for the next refusal */
+        sync_store(store);
+    }
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        rc = hg_store_put_job_state(store, "put", (int64_t) n, true);
+        fired = fault_alloc_disarm();
+        sync_store(store);
+        assert_int_equal(hg_store_load_job_states(store, &states), HG_OK);
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            /* nothing, or the last one accepted */
+            assert_true(json_object_get(states, "put") == NULL
+                        || json_integer_value(json_object_get(
+                               json_object_get(states, "put"), "last_fire"))
+                           < (json_int_t) n);
+            json_decref(states);
+            failures[1]++;
+            continue;
+        }
+        assert_int_equal(json_integer_value(json_object_get(
+            json_object_get(states, "put"), "last_fire")), (json_int_t) n);
+        json_decref(states);
+        if (!fired) {
+            break;
+        }
+    }
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        rc = hg_store_barrier(store, &ticket);
+        fired = fault_alloc_disarm();
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            failures[2]++;
+            continue;
+        }
+        assert_true(wait_ticket(store, ticket, 20000));
+        if (!fired) {
+            break;
+        }
+    }
+    print_message("%s driver: refusals that failed a put %lu, a job state "
+                  "%lu, a barrier %lu\n", f->driver, failures[0],
+                  failures[1], failures[2]);
+    assert_true(failures[0] > 0 && failures[1] > 0);
+    sync_store(store);
+    hg_store_close(store);
+}
+
+static void
+test_alloc_reads(void **state)
+{
+    reads_under(*state, &alloc_faults);
+}
+
+#if HG_HAVE_SQLITE
+
+/* The database file and its -wal and -shm removed. */
+static void
+remove_db(fixture_t *f)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    char path[160];
+    size_t i;
+
+    for (i = 0; i < HG_NELEMS(suffixes); i++) {
+        snprintf(path, sizeof(path), "%s%s", f->path, suffixes[i]);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            fail_msg("cannot remove %s: %s", path, strerror(errno));
+        }
+    }
+}
+
+/* Opening with each allocation (each I/O operation) failed in turn: a
+ * new file (made anew for each attempt) until an attempt fails past the
+ * commit of its schema, then that file, with a record, taken back to
+ * schema version 2 before each attempt that finds it migrated, so that
+ * each reaches the migration (under valgrind, every 7th: fault_step).
+ * NULL and a message every time; a failed creation leaves no table, a
+ * failed migration version 2; the store that opens at last holds what
+ * the file held, at version 3. */
+static void
+open_under(fixture_t *f, const injector_t *inj)
+{
+    static const char *const files[] = { "new", "version 2" };
+    hg_store_t *store = NULL;
+    hg_exec_row_t row;
+    rec_buf_t b;
+    char err[512];
+    size_t migrated = 0, created = 0;
+    bool past = false;
+    unsigned long step = fault_step();
+    int pass;
+
+    make_rec(&b, "oom", 7, HG_EXEC_SUCCEEDED);
+    for (pass = 0; pass < 2; pass++) {
+        unsigned long failures = 0;
+
+        if (pass == 1) {
+            exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V2
+                     "PRAGMA user_version = 2;");
+            migrated = log_count(f, "schema migrated");
+        }
+
+        for (unsigned long n = 1; n < FAULT_ALLOC_MAX; n += step) {
+            bool fired;
+
+            if (pass == 0) {
+                remove_db(f);           /* each attempt makes the schema */
+            }
+            if (pass == 1 && !past
+                && log_count(f, "schema migrated") > migrated)
+            {
+                exec_sql(f->path, HG_TEST_SCHEMA_BACK_TO_V2
+                         "PRAGMA user_version = 2;");
+                migrated = log_count(f, "schema migrated");
+            }
+            err[0] = '\0';
+            inj->arm(n);
+            store = hg_store_open_with(&f->conf, NULL, err, sizeof(err));
+            fired = inj->disarm();
+            if (store == NULL) {
+                assert_true(fired);
+                failures++;
+                /* failing past a committed migration: what follows is
+                 * the new file's path again, on a migrated file */
+                past = past || log_count(f, "schema migrated") > migrated;
+                if (strstr(err, "store") == NULL
+                    || (strstr(err, f->path) == NULL
+                        && strstr(err, "out of memory") == NULL))
+                {
+                    fail_msg("%s %lu failed: \"%s\" names neither the "
+                             "file nor the cause", inj->what, n, err);
+                }
+                if (pass == 0 && strstr(err, "schema") != NULL
+                    && log_count(f, "created") == created)
+                {
+                    /* a failed creation: no table, nothing half done */
+                    assert_int_equal(sql_int(f->path, "SELECT count(*) "
+                                             "FROM sqlite_master"), 0);
+                }
+                if (pass == 1 && strstr(err, "schema") != NULL) {
+                    /* a failed migration: still version 2, not half
+                     * done */
+                    assert_int_equal(user_version(f->path), 2);
+                }
+                if (pass == 0 && log_count(f, "created") > created) {
+                    /* failed past the schema's commit: what follows is
+                     * the second pass's once its file is migrated (and
+                     * costs minutes under valgrind) */
+                    break;
+                }
+                created = log_count(f, "created");
+                continue;
+            }
+            if (!fired) {
+                break;
+            }
+            hg_store_close(store);      /* survived it: again, further on */
+            store = NULL;
+            created = log_count(f, "created");
+        }
+        if (store == NULL) {
+            store = open_store(f, NULL);
+        }
+        assert_true(failures > 0);
+        print_message("open (%s file): %lu of its %ss failed it\n",
+                      files[pass], failures, inj->what);
+        if (pass == 0) {
+            put(store, &b.r);
+            sync_store(store);
+        } else {
+            assert_int_equal(hg_store_get_execution(store, b.id, &row),
+                             HG_OK);
+            assert_same_record(&row.r, &b.r);
+            hg_exec_row_free(&row);
+        }
+        hg_store_close(store);
+        assert_int_equal(user_version(f->path), 3);
+    }
+}
+
+/* Cleanup of what finished before 2000 ms (or a vacuum) with each I/O
+ * operation of any thread failed in turn, until one runs without a
+ * fault: each failure HG_ERROR with a line naming the file. How many
+ * failed. */
+static unsigned long
+task_under_io_faults(fixture_t *f, hg_store_t *store, bool vacuum)
+{
+    unsigned long n, failures = 0;
+    uint64_t deleted;
+    bool fired = true;
+    int rc;
+
+    for (n = 1; fired && n < 2000; n++) {
+        size_t said = log_count(f, f->path);
+
+        fault_io_arm_any(n);
+        rc = vacuum ? hg_store_vacuum(store)
+                    : hg_store_cleanup(store, 2000, 100, &deleted);
+        fired = fault_io_disarm_any();
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            assert_true(log_count(f, f->path) > said);
+            failures++;
+        }
+    }
+    assert_false(fired);
+    return failures;
+}
+
+/* The writer's commits and the maintenance tasks with each I/O operation
+ * of any thread failed in turn (the writer's, the maintenance thread's,
+ * a checkpoint's): nothing lost, ever. A record put while its commit
+ * fails is committed by a later attempt (the barrier's ticket comes, the
+ * record reads back whole); a failed cleanup or vacuum says so with the
+ * file's name, deletes only what it was asked to, and leaves the store
+ * writing. */
+static void
+test_io_writes(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, &fast_retry);
+    unsigned long failures[3] = { 0, 0, 0 }, n;
+    static char big[3000];
+    hg_exec_row_t row, *rows;
+    rec_buf_t b;
+    bool fired = true;
+    size_t i;
+
+    for (n = 1; fired && n < 2000; n++) {
+        make_rec(&b, "w", (int) n, HG_EXEC_SUCCEEDED);
+        fault_io_arm_any(n);
+        put(store, &b.r);
+        assert_int_equal(hg_store_put_job_state(store, "w", (int64_t) n,
+                                                false), HG_OK);
+        sync_store(store);
+        fired = fault_io_disarm_any();
+        failures[0] += fired;
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        assert_same_record(&row.r, &b.r);
+        hg_exec_row_free(&row);
+    }
+    assert_false(fired);
+    print_message("commits: %lu I/O operations failed\n", failures[0]);
+
+    /* old records for cleanup to delete (pages for vacuum to give
+     * back), the others kept */
+    for (i = 0; i < 150; i++) {
+        make_rec(&b, "old", (int) i, HG_EXEC_SUCCEEDED);
+        b.r.finished_at = 1000;
+        b.r.output = big;
+        b.r.output_len = sizeof(big);
+        put(store, &b.r);
+    }
+    sync_store(store);
+    failures[1] = task_under_io_faults(f, store, false);
+    assert_int_equal(hg_store_list_executions(store, "old", NULL, 0, 0,
+                                              &rows, &i), HG_OK);
+    assert_int_equal(i, 0);
+    hg_exec_rows_free(rows, i);
+
+    failures[2] = task_under_io_faults(f, store, true);
+    print_message("cleanup: %lu, vacuum: %lu I/O operations failed them\n",
+                  failures[1], failures[2]);
+
+    /* everything the commits wrote, still there, and writing goes on */
+    for (n = 1; n <= failures[0] + 1; n++) {
+        make_rec(&b, "w", (int) n, HG_EXEC_SUCCEEDED);
+        assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+        hg_exec_row_free(&row);
+    }
+    make_rec(&b, "w", 0, HG_EXEC_SUCCEEDED);
+    put(store, &b.r);
+    sync_store(store);
+    hg_store_close(store);
+}
+
+static void
+test_alloc_open(void **state)
+{
+    open_under(*state, &alloc_faults);
+}
+
+static void
+test_io_open(void **state)
+{
+    open_under(*state, &io_faults);
+}
+
+static void
+test_io_reads(void **state)
+{
+    reads_under(*state, &io_faults);
+}
+
+#endif /* HG_HAVE_SQLITE */
+
 #define MEMORY(t) \
     cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, \
                                              (void *) memory_driver)
@@ -2745,6 +3361,8 @@ main(void)
         BOTH(test_take_queued),
         BOTH(test_take_queued_ties),
         BOTH(test_claims_cleanup),
+        BOTH(test_alloc_reads),
+        BOTH(test_alloc_puts),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         BOTH(test_barrier_exec),
@@ -2770,8 +3388,16 @@ main(void)
         SQLITE(test_private_no_symlink),
         SQLITE(test_fault_recovery_in_chunks),
         SQLITE(test_file_deleted),
+        SQLITE(test_alloc_open),
+        SQLITE(test_io_open),
+        SQLITE(test_io_reads),
+        SQLITE(test_io_writes),
 #endif
     };
 
+    fault_alloc_setup();
+#if HG_HAVE_SQLITE
+    fault_io_setup();
+#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

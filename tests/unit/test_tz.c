@@ -14,6 +14,8 @@
 
 #include "hg_tz.h"
 
+#include "fault_alloc.h"
+
 static const hg_tz_t *
 test_zone(const char *name)
 {
@@ -877,6 +879,102 @@ test_civil(void **state)
     assert_int_equal(tm.tm_sec, 59);
 }
 
+/* TZ's offsets from 2000 to 2040, every 9 days and 7 hours, are REF's. */
+static void
+assert_same_zone(const hg_tz_t *tz, const hg_tz_t *ref)
+{
+    int64_t t;
+
+    for (t = 946684800; t < 2208988800; t += 9 * 86400 + 7 * 3600) {
+        if (hg_tz_offset(tz, t) != hg_tz_offset(ref, t)) {
+            fail_msg("%s at %" PRId64 ": offset %d, want %d",
+                     hg_tz_name(tz), t, hg_tz_offset(tz, t),
+                     hg_tz_offset(ref, t));
+        }
+    }
+}
+
+/* A zone read (from its TZif file, through the cache, or from a POSIX
+ * string) with each allocation refused in turn: NULL and "out of memory",
+ * or the very zone read without faults; a refusal leaves nothing in the
+ * cache that a later read would take (the zone read at last is whole). */
+static void
+test_out_of_memory(void **state)
+{
+    static const char name[] = "America/Havana";
+    static const char posix[] = "CST5CDT,M3.2.0/0,M11.1.0/1";
+    unsigned long failures[3] = { 0, 0, 0 };
+    const hg_tz_t *cached = NULL;
+    hg_tz_t *ref, *rule, *tz;
+    unsigned char *data;
+    char err[256], path[64];
+    size_t len;
+    FILE *fp;
+    int way;
+
+    HG_UNUSED(state);
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", name);
+    fp = fopen(path, "rb");
+    if (fp == NULL) {
+        skip();
+    }
+    data = malloc(1 << 16);
+    assert_non_null(data);
+    len = fread(data, 1, 1 << 16, fp);
+    fclose(fp);
+    ref = hg_tz_from_tzif(name, data, len, err, sizeof(err));
+    assert_non_null(ref);
+    rule = hg_tz_from_posix(posix, err, sizeof(err));
+    assert_non_null(rule);
+
+    for (way = 0; way < 3; way++) {
+        for (FAULT_ALLOC_LOOP(n)) {
+            bool fired;
+
+            err[0] = '\0';
+            tz = NULL;
+            fault_alloc_arm(n);
+            switch (way) {
+            case 0:
+                tz = hg_tz_from_tzif(name, data, len, err, sizeof(err));
+                break;
+            case 1:
+                cached = hg_tz_get(name, err, sizeof(err));
+                break;
+            case 2:
+                tz = hg_tz_from_posix(posix, err, sizeof(err));
+                break;
+            }
+            fired = fault_alloc_disarm();
+            if ((way == 1 ? (const hg_tz_t *) cached : tz) == NULL) {
+                assert_true(fired);
+                if (strstr(err, "out of memory") == NULL) {
+                    fail_msg("way %d, allocation %lu refused: \"%s\"", way,
+                             n, err);
+                }
+                failures[way]++;
+                continue;
+            }
+            if (way == 1) {
+                assert_same_zone(cached, ref);
+            } else {
+                assert_same_zone(tz, way == 0 ? ref : rule);
+                hg_tz_free(tz);
+            }
+            if (!fired) {
+                break;
+            }
+        }
+    }
+    print_message("refusals that failed it: TZif %lu, cache %lu, POSIX "
+                  "%lu\n", failures[0], failures[1], failures[2]);
+    assert_true(failures[0] > 0 && failures[1] > 0 && failures[2] > 0);
+    assert_ptr_equal(hg_tz_get(name, err, sizeof(err)), cached);
+    hg_tz_free(ref);
+    hg_tz_free(rule);
+    free(data);
+}
+
 int
 main(void)
 {
@@ -894,7 +992,9 @@ main(void)
         cmocka_unit_test(test_tzif_bad),
         cmocka_unit_test(test_civil),
         cmocka_unit_test(test_span_cache),
+        cmocka_unit_test(test_out_of_memory),
     };
 
+    fault_alloc_setup();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
