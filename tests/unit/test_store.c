@@ -3108,7 +3108,7 @@ remove_db(fixture_t *f)
  * each reaches the migration (under valgrind, every 7th: fault_step).
  * NULL and a message every time; a failed creation leaves no table, a
  * failed migration version 2; the store that opens at last holds what
- * the file held, at version 3. */
+ * the file held, at the current version (4). */
 static void
 open_under(fixture_t *f, const injector_t *inj)
 {
@@ -3206,7 +3206,7 @@ open_under(fixture_t *f, const injector_t *inj)
             hg_exec_row_free(&row);
         }
         hg_store_close(store);
-        assert_int_equal(user_version(f->path), 3);
+        assert_int_equal(user_version(f->path), 4);
     }
 }
 
