@@ -430,16 +430,6 @@ hg_store_barrier(hg_store_t *store, uint64_t *ticket)
     return store->driver->barrier(store, ticket);
 }
 
-int
-hg_store_barrier_exec(hg_store_t *store, const char *exec_id,
-                      uint64_t *ticket)
-{
-    if (store->driver->barrier_exec == NULL) {
-        return store->driver->barrier(store, ticket);
-    }
-    return store->driver->barrier_exec(store, exec_id, ticket);
-}
-
 uint64_t
 hg_store_ack(hg_store_t *store)
 {

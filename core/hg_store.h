@@ -200,9 +200,6 @@ typedef struct hg_store_driver_s {
     int (*put_job_state)(hg_store_t *store, const char *job_id,
                          int64_t last_fire, bool paused);
     int (*barrier)(hg_store_t *store, uint64_t *ticket);
-    /* NULL: barrier, which waits for more, serves */
-    int (*barrier_exec)(hg_store_t *store, const char *exec_id,
-                        uint64_t *ticket);
     uint64_t (*committed)(hg_store_t *store);
     int (*load_unfinished)(hg_store_t *store, hg_exec_row_t **rows,
                            size_t *n);
@@ -295,12 +292,6 @@ int hg_store_put_job_state(hg_store_t *store, const char *job_id,
  * counted in health and were logged).
  */
 int hg_store_barrier(hg_store_t *store, uint64_t *ticket);
-/* The same for one start: a ticket committed once the record of EXEC_ID,
- * the records of its job queued before it and the job's state are durable
- * (tickets are reached in order); other jobs' records may still wait. A
- * burst's thousand fires recorded queued then hold up no start. */
-int hg_store_barrier_exec(hg_store_t *store, const char *exec_id,
-                          uint64_t *ticket);
 /* The highest ticket committed (0 before any); drains notify_fd and writes
  * the writer's pending log lines. */
 uint64_t hg_store_ack(hg_store_t *store);

@@ -757,7 +757,6 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_put_execution,
     hg_mem_put_job_state,
     hg_mem_barrier,
-    NULL,                           /* barrier_exec: every put is applied */
     hg_mem_committed,
     hg_mem_load_unfinished,
     hg_mem_load_job_states,

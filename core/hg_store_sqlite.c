@@ -2363,7 +2363,6 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_store_writer_put_execution,
     hg_store_writer_put_job_state,
     hg_store_writer_barrier,
-    hg_store_writer_barrier_exec,
     hg_store_writer_committed,
     hg_sq_load_unfinished,
     hg_sq_load_job_states,

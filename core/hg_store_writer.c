@@ -9,17 +9,12 @@
  * call hg_log from its threads, and never hold its mutex across a backend
  * call: the master's puts take that mutex.
  *
- * The writer hands the queue to the backend in transactions, then
- * publishes the highest barrier ticket issued before it took what the
- * tickets wait for and writes to an eventfd (store->notify_fd) so the
+ * The writer takes everything queued and hands it to the backend as ONE
+ * transaction, then publishes the highest barrier ticket issued before it
+ * took the queue and writes to an eventfd (store->notify_fd) so the
  * master's epoll wakes; hg_store_ack drains it. While the backend
  * commits, new puts collect in the queue for the next transaction:
- * batching follows load by itself. What a transaction holds: everything,
- * when hg_store_barrier waits or the queue is short; when only start
- * barriers (hg_store_barrier_exec) wait, their executions with their
- * jobs' records and states (hg_sw_take_waited); records no barrier waits
- * for go HG_SW_DELAY_MS after they came, a slice at a time
- * (hg_sw_wait_work). A job's state never goes before its job's records.
+ * batching follows load by itself, with no timer.
  *
  * Faults. When a transaction fails, its records go back to the front of
  * the queue (a newer put of the same id wins); the writer retries with a
@@ -61,24 +56,6 @@
 #define HG_SW_QUEUE_LIMIT     100000
 #define HG_SW_RETRY_MAX_MS    1000
 #define HG_SW_CHUNK           1000  /* records per transaction in recovery */
-#define HG_SW_SLICE           64    /* records no start waits for, per
-                                       transaction, while the queue is long */
-#define HG_SW_WAITS_MAX       4096  /* waits kept; past it, a full barrier */
-#define HG_SW_DELAY_MS        20    /* what no start waits for waits so long */
-
-/* How many records of one job wait in the queue: a job's state is written
- * with the last of them, never before (recovery takes a fire time that
- * the state holds as done for one whose execution is in the store). */
-typedef struct hg_sw_job_s {
-    size_t count;
-    char id[];
-} hg_sw_job_t;
-
-/* A barrier that waits for one execution's job (hg_store_barrier_exec). */
-typedef struct hg_sw_wait_s {
-    struct hg_sw_wait_s *next;
-    char id[];
-} hg_sw_wait_t;
 
 struct hg_store_writer_s {
     const hg_store_backend_t *ops;
@@ -91,8 +68,6 @@ struct hg_store_writer_s {
     pthread_t writer;
     bool writer_started;
     bool writer_parked;             /* reached its first wait */
-    bool writer_idle;               /* waits for a put (under mu) */
-    bool writer_waiting;            /* waits, for a put or for due */
     pthread_t maintainer;
     bool maintainer_started;
     bool maintainer_parked;         /* reached its first wait */
@@ -102,13 +77,6 @@ struct hg_store_writer_s {
 
     /* Everything below is under mu. */
     hg_store_batch_t q;
-    hg_map_t jobs;                  /* job id -> hg_sw_job_t *, of q */
-    bool jobs_lost;                 /* a count was not kept (memory) */
-    bool free_states;               /* q may hold a state with no record */
-    hg_sw_wait_t *waits;            /* barriers issued for one execution */
-    size_t nwaits;
-    uint64_t full;                  /* the last ticket of hg_store_barrier */
-    struct timespec due;            /* the queue's oldest put + the delay */
     size_t in_flight;               /* records in the writer's transaction */
     uint64_t issued;                /* the last barrier ticket given out */
     uint64_t committed;             /* the last ticket made durable */
@@ -245,69 +213,6 @@ hg_sw_push(hg_store_batch_t *q, hg_store_item_t *item, bool front)
     return HG_OK;
 }
 
-/* Under mu: JOB_ID has DELTA records more (or fewer) in the queue.
- * Returns true when it has none left. */
-static bool
-hg_sw_count(hg_store_writer_t *w, const char *job_id, int delta)
-{
-    hg_sw_job_t *job = hg_map_get(&w->jobs, job_id);
-    size_t len;
-
-    if (job == NULL && delta > 0) {
-        len = strlen(job_id);
-        job = malloc(sizeof(*job) + len + 1);
-        if (job == NULL) {
-            w->jobs_lost = true;
-            return false;
-        }
-        job->count = 0;
-        memcpy(job->id, job_id, len + 1);
-        if (hg_map_put(&w->jobs, job->id, job) != HG_OK) {
-            free(job);
-            w->jobs_lost = true;
-            return false;
-        }
-    }
-    if (job == NULL) {
-        return true;                /* lost before: jobs_lost is set */
-    }
-    if (delta < 0 && job->count <= (size_t) -delta) {
-        hg_map_remove(&w->jobs, job_id);
-        free(job);
-        return true;
-    }
-    job->count = (size_t) ((ssize_t) job->count + delta);
-    return false;
-}
-
-static void
-hg_sw_counts_free(hg_store_writer_t *w)
-{
-    size_t i = 0;
-    const char *key;
-    void *value;
-
-    while (hg_map_next(&w->jobs, &i, &key, &value)) {
-        free(value);
-    }
-    hg_map_free(&w->jobs);
-    hg_map_init(&w->jobs);
-    w->jobs_lost = false;
-}
-
-static void
-hg_sw_waits_free(hg_store_writer_t *w)
-{
-    hg_sw_wait_t *wait, *next;
-
-    for (wait = w->waits; wait != NULL; wait = next) {
-        next = wait->next;
-        free(wait);
-    }
-    w->waits = NULL;
-    w->nwaits = 0;
-}
-
 /* Under mu: drops the oldest records beyond queue_limit. Returns the id
  * and job of the first one dropped, for the caller's log line, in
  * what/whatlen (empty when nothing was dropped or the drop was already
@@ -328,9 +233,6 @@ hg_sw_trim(hg_store_writer_t *w, char *what, size_t whatlen)
         }
         hg_map_remove(&w->q.ids, oldest->row.r.id);
         hg_sw_unlink(&w->q, oldest);
-        if (hg_sw_count(w, oldest->row.r.job_id, -1)) {
-            w->free_states = true;      /* its state may go now */
-        }
         hg_sw_item_free(oldest);
         w->dropped++;
         w->episode_dropped++;
@@ -357,7 +259,6 @@ hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
             free(st);
         }
     }
-    w->free_states = true;
     for (item = batch->tail; item != NULL; item = prev) {
         prev = item->prev;
         if (hg_map_get(&w->q.ids, item->row.r.id) != NULL
@@ -368,8 +269,6 @@ hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
                 w->episode_dropped++;
             }
             hg_sw_item_free(item);
-        } else {
-            hg_sw_count(w, item->row.r.job_id, 1);
         }
     }
     hg_map_free(&batch->ids);
@@ -384,168 +283,31 @@ hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
     }
 }
 
-/* Under mu: moves ITEM from the queue into BATCH, and its job's state
- * with its job's last record. The batch needs no index: nothing looks ids
- * up in it. */
-static void
-hg_sw_move(hg_store_writer_t *w, hg_store_batch_t *batch,
-           hg_store_item_t *item)
-{
-    hg_store_state_t *st;
-
-    hg_map_remove(&w->q.ids, item->row.r.id);
-    hg_sw_unlink(&w->q, item);
-    hg_sw_link(batch, item, false);
-    if (hg_sw_count(w, item->row.r.job_id, -1)) {
-        st = hg_map_get(&w->q.states, item->row.r.job_id);
-        if (st != NULL && hg_map_put(&batch->states, st->job_id, st) == HG_OK)
-        {
-            hg_map_remove(&w->q.states, st->job_id);
-        }
-    }
-}
-
-/* Under mu: moves into BATCH the states whose job has no record left in
- * the queue (all of them once it is empty). */
-static void
-hg_sw_move_states(hg_store_writer_t *w, hg_store_batch_t *batch)
-{
-    size_t i = 0;
-    const char *key;
-    void *value;
-
-    if (!w->free_states && w->q.count > 0) {
-        return;
-    }
-    while (hg_map_next(&w->q.states, &i, &key, &value)) {
-        hg_store_state_t *st = value;
-        if ((w->q.count == 0 || hg_map_get(&w->jobs, key) == NULL)
-            && hg_map_put(&batch->states, st->job_id, st) == HG_OK)
-        {
-            hg_map_remove(&w->q.states, key);
-        }
-    }
-    w->free_states = false;
-}
-
 /* Under mu (or with the writer stopped): moves the oldest records of the
- * queue into BATCH, at most LIMIT of them (0 = all), and the states of
- * the jobs left with none. Returns whether the queue is empty after. */
+ * queue into BATCH, at most LIMIT of them (0 = all), and every job state.
+ * Returns whether the queue is empty after. */
 static bool
 hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
 {
+    hg_store_item_t *item;
     size_t n;
 
-    if (limit == 0 || w->q.count <= limit || w->jobs_lost) {
+    if (limit == 0 || w->q.count <= limit) {
         *batch = w->q;
         hg_sw_queue_init(&w->q);
-        hg_sw_counts_free(w);
-        hg_sw_waits_free(w);
-        w->free_states = false;
         return true;
     }
     hg_sw_queue_init(batch);
+    batch->states = w->q.states;
+    hg_map_init(&w->q.states);
     for (n = 0; n < limit; n++) {
-        hg_sw_move(w, batch, w->q.head);
+        item = w->q.head;
+        hg_map_remove(&w->q.ids, item->row.r.id);
+        hg_sw_unlink(&w->q, item);
+        /* The batch needs no index: nothing looks ids up in it. */
+        hg_sw_link(batch, item, false);
     }
-    hg_sw_move_states(w, batch);
     return false;
-}
-
-/* Under mu: whether the oldest record no barrier waits for has waited
- * HG_SW_DELAY_MS (see hg_sw_wait_work). */
-static bool
-hg_sw_past_due(const hg_store_writer_t *w)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > w->due.tv_sec
-           || (now.tv_sec == w->due.tv_sec && now.tv_nsec >= w->due.tv_nsec);
-}
-
-/* Under mu: whether the jobs the waits name hold every queued record
- * (one job running many executions): then the queue goes whole, as it
- * is, with no walk. */
-static bool
-hg_sw_waited_all(hg_store_writer_t *w)
-{
-    hg_store_item_t *item;
-    hg_sw_job_t *job, *last = NULL;
-    hg_sw_wait_t *wait;
-    size_t covered = 0;
-
-    for (wait = w->waits; wait != NULL; wait = wait->next) {
-        item = hg_map_get(&w->q.ids, wait->id);
-        job = item != NULL ? hg_map_get(&w->jobs, item->row.r.job_id) : NULL;
-        if (job == NULL || job == last) {
-            continue;
-        }
-        if (last != NULL) {
-            return false;           /* two jobs or more: not worth more */
-        }
-        last = job;
-        covered = job->count;
-    }
-    return covered == w->q.count;
-}
-
-/*
- * Under mu, barriers waiting and none of them hg_store_barrier's: what
- * they wait for first. Each names one execution: its record, the records
- * of its job queued (a state goes with its job's last record) and that
- * state. A burst's fires, recorded queued by the thousand, thus no longer
- * hold up the first starts: their transaction holds only what the starts
- * need, and fewer pages. Once the oldest of the others has waited its
- * delay, HG_SW_SLICE of them join each such transaction, so that they
- * drain while starts keep coming.
- */
-static void
-hg_sw_take_waited(hg_store_writer_t *w, hg_store_batch_t *batch)
-{
-    hg_store_item_t *item, *next;
-    hg_sw_job_t *job;
-    hg_sw_wait_t *wait;
-    hg_map_t more;                  /* job id -> item, of jobs with more */
-    bool all = false;               /* out of memory for that map */
-    size_t n;
-
-    if (hg_sw_waited_all(w)) {
-        (void) hg_sw_take(w, batch, 0);
-        return;
-    }
-    hg_sw_queue_init(batch);
-    hg_map_init(&more);
-    for (wait = w->waits; wait != NULL; wait = wait->next) {
-        item = hg_map_get(&w->q.ids, wait->id);
-        if (item == NULL) {
-            continue;               /* committed already */
-        }
-        job = hg_map_get(&w->jobs, item->row.r.job_id);
-        if (job == NULL || job->count == 1) {
-            hg_sw_move(w, batch, item);
-        } else if (hg_map_put(&more, item->row.r.job_id, item) != HG_OK) {
-            all = true;             /* the key outlives the walk: in batch */
-        }
-    }
-    hg_sw_waits_free(w);
-    /* One walk for every job with more records (one job running many
-     * executions: all of them go). */
-    for (item = more.count > 0 || all ? w->q.head : NULL; item != NULL;
-         item = next)
-    {
-        next = item->next;
-        if (all || hg_map_get(&more, item->row.r.job_id) != NULL) {
-            hg_sw_move(w, batch, item);
-        }
-    }
-    hg_map_free(&more);
-    if (hg_sw_past_due(w)) {
-        for (n = 0; n < HG_SW_SLICE && w->q.head != NULL; n++) {
-            hg_sw_move(w, batch, w->q.head);
-        }
-    }
-    hg_sw_move_states(w, batch);
 }
 
 /* --- the writer ---------------------------------------------------------- */
@@ -576,41 +338,6 @@ hg_sw_has_work(const hg_store_writer_t *w)
 {
     return !hg_sw_empty(&w->q) || w->issued > w->committed
            || w->limit_changed;
-}
-
-/*
- * Under mu: waits until there is work to do now. What a barrier waits for
- * goes at once; records no barrier waits for (fires recorded queued,
- * finals) wait until HG_SW_DELAY_MS after the oldest of them was put, so
- * that they go by the hundred and a queued record is often replaced by
- * its running one before it is written: committed one by one as they
- * came, a burst's finals made a transaction of two records every 80 us
- * and took the CPU its starts needed. Nobody was told they are durable:
- * a kill meanwhile is as one during their commit.
- */
-static void
-hg_sw_wait_work(hg_store_writer_t *w)
-{
-    for (;;) {
-        if (w->stop || w->issued > w->committed || w->limit_changed) {
-            return;
-        }
-        w->writer_waiting = true;
-        if (hg_sw_empty(&w->q)) {
-            w->writer_idle = true;
-            pthread_cond_wait(&w->cond, &w->mu);
-            w->writer_idle = false;
-            w->writer_waiting = false;
-            continue;
-        }
-        /* Failing, the backoff below is the wait. */
-        if (w->failing || hg_sw_past_due(w)) {
-            w->writer_waiting = false;
-            return;
-        }
-        (void) pthread_cond_timedwait(&w->cond, &w->mu, &w->due);
-        w->writer_waiting = false;
-    }
 }
 
 static void
@@ -722,7 +449,7 @@ hg_sw_writer(void *arg)
     hg_store_batch_t batch;
     hg_store_write_t rc;
     uint64_t ticket, limit = 0;
-    bool last_try, set_limit, limit_failed, drained, news;
+    bool last_try, set_limit, limit_failed, drained;
     int64_t backoff = 0;
     char err[256];
 
@@ -732,7 +459,9 @@ hg_sw_writer(void *arg)
     w->writer_parked = true;
     pthread_cond_broadcast(&w->cond);
     for (;;) {
-        hg_sw_wait_work(w);
+        while (!w->stop && !hg_sw_has_work(w)) {
+            pthread_cond_wait(&w->cond, &w->mu);
+        }
         /* Back off while failing; stop or a new limit end the wait. */
         while (w->failing && !w->stop && !w->limit_changed
                && pthread_cond_timedwait(&w->cond, &w->mu, &w->retry_at)
@@ -744,21 +473,8 @@ hg_sw_writer(void *arg)
          * room freed on a full disk lets some of it through, where one
          * transaction of everything would fail again and again. A ticket
          * is reached when the queue is drained. */
-        if (w->failing || last_try || w->full > w->committed
-            || w->q.count <= HG_SW_SLICE || w->jobs_lost)
-        {
-            drained = hg_sw_take(w, &batch, w->failing ? HG_SW_CHUNK : 0);
-            ticket = drained ? w->issued : w->committed;
-        } else if (w->issued > w->committed) {
-            hg_sw_take_waited(w, &batch);
-            drained = true;         /* as far as the tickets go */
-            ticket = w->issued;
-        } else {
-            /* No barrier waits: the queue goes a slice at a time, so
-             * that one issued meanwhile waits for one slice at most. */
-            drained = hg_sw_take(w, &batch, HG_SW_SLICE);
-            ticket = w->committed;
-        }
+        drained = hg_sw_take(w, &batch, w->failing ? HG_SW_CHUNK : 0);
+        ticket = drained ? w->issued : w->committed;
         set_limit = w->limit_changed || w->limit_retry;
         limit = w->limit;
         w->limit_changed = false;
@@ -781,7 +497,6 @@ hg_sw_writer(void *arg)
         if (limit_failed) {
             w->limit_retry = true;      /* with the next attempt */
         }
-        news = rc != HG_STORE_WRITE_OK || ticket > w->committed;
         if (rc == HG_STORE_WRITE_OK) {
             if (ticket > w->committed) {
                 w->committed = ticket;
@@ -801,11 +516,7 @@ hg_sw_writer(void *arg)
                 break;
             }
         }
-        /* A commit no ticket waited for (finals, fires) is no news for
-         * the master's loop, unless it brings lines to log. */
-        if (news || w->lines != NULL) {
-            hg_sw_notify(w);
-        }
+        hg_sw_notify(w);
         if (w->stop && !hg_sw_has_work(w)) {
             break;
         }
@@ -821,8 +532,6 @@ hg_sw_free(hg_store_writer_t *w)
 {
     hg_store_loglines_emit(w->lines);
     hg_sw_queue_free(&w->q);
-    hg_sw_counts_free(w);
-    hg_sw_waits_free(w);
     hg_store_tasks_free(&w->tasks);
     hg_store_tasks_free(&w->done);
     if (w->notify_fd >= 0) {
@@ -894,7 +603,6 @@ hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
     }
     w->notify_fd = -1;
     hg_sw_queue_init(&w->q);
-    hg_map_init(&w->jobs);
     if (pthread_mutex_init(&w->mu, NULL) != 0) {
         snprintf(err, errlen, "store: cannot create a mutex");
         free(w);
@@ -1036,38 +744,6 @@ hg_store_writer_close(hg_store_t *store)
 
 /* --- the caller's side --------------------------------------------------- */
 
-/* Under mu: a barrier wakes the writer if it waits (for a put, or for
- * the delay); one at work looks at the tickets when its commit is done. */
-static void
-hg_sw_wake_now(hg_store_writer_t *w)
-{
-    if (w->writer_waiting) {
-        w->writer_waiting = false;
-        w->writer_idle = false;
-        pthread_cond_signal(&w->cond);
-    }
-}
-
-/* Under mu: a put wakes the writer only if it waits for work. A writer
- * at work takes the queue again when its commit is done; a signal per
- * put (a futex call each) cost a burst's loop more than the put. */
-static void
-hg_sw_wake(hg_store_writer_t *w, bool was_empty)
-{
-    int64_t at;
-
-    if (was_empty) {
-        clock_gettime(CLOCK_MONOTONIC, &w->due);
-        at = (int64_t) w->due.tv_nsec + HG_SW_DELAY_MS * HG_NSEC_PER_MSEC;
-        w->due.tv_sec += (time_t) (at / HG_NSEC_PER_SEC);
-        w->due.tv_nsec = (long) (at % HG_NSEC_PER_SEC);
-    }
-    if (w->writer_idle) {
-        w->writer_idle = false;
-        pthread_cond_signal(&w->cond);
-    }
-}
-
 int
 hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
 {
@@ -1076,7 +752,6 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
     hg_exec_row_t swap;
     char what[256];
     int rc = HG_OK;
-    bool was_empty;
 
     item = calloc(1, sizeof(*item));
     if (item == NULL || hg_exec_row_copy(&item->row, rec) != HG_OK) {
@@ -1087,7 +762,6 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
     }
     what[0] = '\0';
     pthread_mutex_lock(&w->mu);
-    was_empty = hg_sw_empty(&w->q);
     old = hg_map_get(&w->q.ids, item->row.r.id);
     if (old != NULL) {
         /* Replace in place: the queue keeps the first put's position. */
@@ -1095,21 +769,14 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
         old->row = item->row;
         item->row = swap;
         rc = hg_map_put(&w->q.ids, old->row.r.id, old);     /* new key */
-        if (strcmp(old->row.r.job_id, item->row.r.job_id) != 0) {
-            hg_sw_count(w, old->row.r.job_id, 1);
-            if (hg_sw_count(w, item->row.r.job_id, -1)) {
-                w->free_states = true;
-            }
-        }
     } else {
         rc = hg_sw_push(&w->q, item, false);
         if (rc == HG_OK) {
-            hg_sw_count(w, item->row.r.job_id, 1);
             item = NULL;
             hg_sw_trim(w, what, sizeof(what));
         }
     }
-    hg_sw_wake(w, was_empty);
+    pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     if (item != NULL) {
         hg_sw_item_free(item);
@@ -1133,7 +800,6 @@ hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
     hg_store_writer_t *w = store->writer;
     hg_store_state_t *st, *old;
     size_t len = strlen(job_id);
-    bool was_empty;
     int rc;
 
     st = malloc(sizeof(*st) + len + 1);
@@ -1146,13 +812,9 @@ hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
     st->paused = paused;
     memcpy(st->job_id, job_id, len + 1);
     pthread_mutex_lock(&w->mu);
-    was_empty = hg_sw_empty(&w->q);
     old = hg_map_get(&w->q.states, st->job_id);
     rc = hg_map_put(&w->q.states, st->job_id, st);
-    if (hg_map_get(&w->jobs, st->job_id) == NULL) {
-        w->free_states = true;
-    }
-    hg_sw_wake(w, was_empty);
+    pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     if (rc != HG_OK) {
         free(st);
@@ -1171,36 +833,7 @@ hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
 
     pthread_mutex_lock(&w->mu);
     *ticket = ++w->issued;
-    w->full = w->issued;
-    hg_sw_waits_free(w);            /* it covers them */
-    hg_sw_wake_now(w);
-    pthread_mutex_unlock(&w->mu);
-    return HG_OK;
-}
-
-int
-hg_store_writer_barrier_exec(hg_store_t *store, const char *exec_id,
-                             uint64_t *ticket)
-{
-    hg_store_writer_t *w = store->writer;
-    size_t len = strlen(exec_id);
-    hg_sw_wait_t *wait = malloc(sizeof(*wait) + len + 1);
-
-    if (wait != NULL) {
-        memcpy(wait->id, exec_id, len + 1);
-    }
-    pthread_mutex_lock(&w->mu);
-    *ticket = ++w->issued;
-    if (wait == NULL || w->nwaits >= HG_SW_WAITS_MAX) {
-        w->full = w->issued;        /* waits for everything: still right */
-        hg_sw_waits_free(w);
-        free(wait);
-    } else {
-        wait->next = w->waits;
-        w->waits = wait;
-        w->nwaits++;
-    }
-    hg_sw_wake_now(w);
+    pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }

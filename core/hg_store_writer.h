@@ -112,9 +112,6 @@ int hg_store_writer_put_execution(hg_store_t *store,
 int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
                                   int64_t last_fire, bool paused);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
-/* hg_store_barrier_exec, for every driver with this writer. */
-int hg_store_writer_barrier_exec(hg_store_t *store, const char *exec_id,
-                                 uint64_t *ticket);
 uint64_t hg_store_writer_committed(hg_store_t *store);
 int hg_store_writer_task(hg_store_t *store, hg_store_task_t *task);
 hg_store_task_t *hg_store_writer_task_done(hg_store_t *store);

@@ -1107,89 +1107,6 @@ wait_failing(hg_store_t *store, bool failing, int timeout_ms)
 }
 
 
-/* Whether execution ID is in the file (the reads see commits only). */
-static bool
-durable(hg_store_t *store, const char *id)
-{
-    hg_exec_row_t row;
-    int rc = hg_store_get_execution(store, id, &row);
-
-    if (rc == HG_OK) {
-        hg_exec_row_free(&row);
-    }
-    assert_true(rc == HG_OK || rc == HG_AGAIN);
-    return rc == HG_OK;
-}
-
-/*
- * A start's barrier (hg_store_barrier_exec) behind a burst of fires of
- * other jobs. Once its ticket is reached, its execution, the records of
- * its job put before it and that job's state are durable; and, whatever
- * else went along, no job's state is in the file without the execution of
- * the fire time it names (recovery counts such a fire time as done and
- * would lose its execution).
- */
-static void
-test_barrier_exec(void **state)
-{
-    fixture_t *f = *state;
-    hg_store_t *store = open_store(f, NULL);
-    enum { N = 300 };
-    char job[32];
-    rec_buf_t b, first, start;
-    json_t *states, *one;
-    const char *key;
-    uint64_t ticket;
-    int i;
-
-    for (i = 0; i < N; i++) {
-        snprintf(job, sizeof(job), "burst-%03d", i);
-        make_rec(&b, job, i, HG_EXEC_QUEUED);
-        put(store, &b.r);
-        assert_int_equal(hg_store_put_job_state(store, job, b.r.scheduled_for,
-                                                false), HG_OK);
-    }
-    /* its job fired twice: the first fire waits, the second starts */
-    make_rec(&first, "mine", N, HG_EXEC_QUEUED);
-    put(store, &first.r);
-    make_rec(&start, "mine", N + 1, HG_EXEC_QUEUED);
-    put(store, &start.r);
-    assert_int_equal(hg_store_put_job_state(store, "mine",
-                                            start.r.scheduled_for, false),
-                     HG_OK);
-    make_rec(&start, "mine", N + 1, HG_EXEC_RUNNING);
-    put(store, &start.r);
-    assert_int_equal(hg_store_barrier_exec(store, start.id, &ticket), HG_OK);
-    assert_true(wait_ticket(store, ticket, 20000));
-
-    assert_true(durable(store, start.id));
-    assert_true(durable(store, first.id));
-    assert_int_equal(hg_store_load_job_states(store, &states), HG_OK);
-    one = json_object_get(states, "mine");
-    assert_non_null(one);
-    assert_int_equal(json_integer_value(json_object_get(one, "last_fire")),
-                     start.r.scheduled_for);
-    json_object_foreach(states, key, one) {
-        if (strncmp(key, "burst-", 6) == 0) {
-            i = (int) strtol(key + 6, NULL, 10);
-            make_rec(&b, key, i, HG_EXEC_QUEUED);
-            assert_true(durable(store, b.id));
-        }
-    }
-    json_decref(states);
-
-    sync_store(store);                  /* hg_store_barrier: everything */
-    for (i = 0; i < N; i++) {
-        snprintf(job, sizeof(job), "burst-%03d", i);
-        make_rec(&b, job, i, HG_EXEC_QUEUED);
-        assert_true(durable(store, b.id));
-    }
-    assert_int_equal(hg_store_load_job_states(store, &states), HG_OK);
-    assert_int_equal(json_object_size(states), N + 1);
-    json_decref(states);
-    hg_store_close(store);
-}
-
 /* Puts flow while the writer commits; barriers are issued every 97 puts
  * and acknowledged out of step. Whenever a ticket is acknowledged,
  * everything put before it must be readable, with its latest state. */
@@ -3365,7 +3282,6 @@ main(void)
         BOTH(test_alloc_puts),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
-        BOTH(test_barrier_exec),
         SQLITE(test_reopen),
         SQLITE(test_migration_v0),
         SQLITE(test_migration_v1),
