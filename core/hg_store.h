@@ -172,6 +172,11 @@ struct hg_store_task_s {
      * what it returns. */
     int (*query)(hg_store_t *store, hg_store_task_t *task);
     hg_store_t *store;              /* set by hg_store_task */
+    /* Set by a store with a writer: the ticket of everything put before
+     * the task, which a QUERY waits for (it reads what was put before
+     * it: an execution the loop has finished reads back finished), unless
+     * writes fail meanwhile (then it reads what the file has). */
+    uint64_t after;
     /* results */
     int rc;                         /* HG_OK or HG_ERROR */
     uint64_t deleted;               /* CLEANUP: rows deleted */
@@ -354,6 +359,9 @@ int hg_store_unique_key_pending(hg_store_t *store, const char *unique_key,
  * hg_store_ack, hg_store_task_done returns finished tasks, oldest first,
  * NULL when none is (a driver without notify_fd finishes each task before
  * hg_store_task returns).
+ *
+ * A QUERY reads every record put before it was handed over (its reads
+ * wait for their commit, or for a write failure).
  *
  * CLEANUP deletes final executions that finished before older_than,
  * dead ones excepted (they stay in the dead-letter list until retried or

@@ -500,12 +500,16 @@ hg_sw_writer(void *arg)
         if (rc == HG_STORE_WRITE_OK) {
             if (ticket > w->committed) {
                 w->committed = ticket;
+                /* a query may wait for this ticket */
+                pthread_cond_broadcast(&w->tasks_cond);
             }
             hg_sw_succeeded(w, batch.count, drained);
             hg_sw_queue_free(&batch);
             backoff = 0;
         } else {
             hg_sw_failed(w, &batch, rc, err, &backoff);
+            /* a query waits no longer: it reads what the file has */
+            pthread_cond_broadcast(&w->tasks_cond);
             if (last_try && w->moved) {
                 break;                  /* hg_sw_rescue writes them */
             }
@@ -1004,6 +1008,11 @@ hg_sw_maintainer(void *arg)
             continue;
         }
         task = hg_store_tasks_pop(&w->tasks);
+        while (task->kind == HG_STORE_TASK_QUERY && task->after > w->committed
+               && !w->stop && !w->failing)
+        {
+            pthread_cond_wait(&w->tasks_cond, &w->mu);
+        }
         pthread_mutex_unlock(&w->mu);
 
         if (task->kind == HG_STORE_TASK_QUERY) {
@@ -1026,6 +1035,11 @@ hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
     hg_store_writer_t *w = store->writer;
 
     pthread_mutex_lock(&w->mu);
+    if (task->kind == HG_STORE_TASK_QUERY) {
+        /* a barrier of its own: what was put before it, it reads */
+        task->after = ++w->issued;
+        pthread_cond_signal(&w->cond);
+    }
     hg_store_tasks_push(&w->tasks, task);
     pthread_cond_signal(&w->tasks_cond);
     pthread_mutex_unlock(&w->mu);

@@ -1070,6 +1070,59 @@ test_task_async(void **state)
 
 #if HG_HAVE_SQLITE
 
+/* QUERY task: whether execution "exec-q-00000001" reads back, in
+ * task->deleted (1 found, 0 not). */
+static int
+read_q1(hg_store_t *store, hg_store_task_t *task)
+{
+    hg_exec_row_t row;
+    int rc = hg_store_get_execution(store, "exec-q-00000001", &row);
+
+    if (rc == HG_OK) {
+        hg_exec_row_free(&row);
+    }
+    task->deleted = rc == HG_OK;
+    return HG_OK;
+}
+
+/* A query reads what was put before it was handed over: while another
+ * process holds the database, the record waits in the queue and so does
+ * the query; once the writer commits, the query finds the record. */
+static void
+test_query_reads_what_was_put(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_options_t opt = { .busy_timeout_ms = 60 * 1000 };
+    hg_store_t *store = open_store(f, &opt);
+    hg_store_task_t *task, *done;
+    sqlite3 *db;
+    rec_buf_t b;
+    int i;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    make_rec(&b, "q", 1, HG_EXEC_SUCCEEDED);
+    put(store, &b.r);
+    task = new_task(HG_STORE_TASK_QUERY, NULL);
+    task->query = read_q1;
+    assert_int_equal(hg_store_task(store, task), HG_OK);
+    /* the writer cannot commit: the query has not read */
+    for (i = 0; i < 30; i++) {
+        poll(NULL, 0, 10);
+        assert_null(hg_store_task_done(store));
+    }
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    done = wait_task(store, 20000);
+    assert_ptr_equal(done, task);
+    assert_int_equal(done->rc, HG_OK);
+    assert_int_equal(done->deleted, 1);     /* found */
+    free(done);
+    hg_store_close(store);
+}
+
 /* Prints the store's fault lines of the log, for the reader of the run. */
 static void
 show_fault_lines(fixture_t *f)
@@ -3287,6 +3340,7 @@ main(void)
         SQLITE(test_migration_v1),
         SQLITE(test_migration_v2),
         SQLITE(test_migration_v3),
+        SQLITE(test_query_reads_what_was_put),
         SQLITE(test_migration_newer),
         SQLITE(test_kill9),
         SQLITE(test_fault_disk_full),
