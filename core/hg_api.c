@@ -924,7 +924,7 @@ hg_api_route(const char *method, const char *url, char *id, size_t idlen,
 }
 
 /* Whether ADDR is in CIDR ("10.0.0.0/8", "::1/128"; no prefix: the host). */
-static bool
+bool
 hg_api_cidr_has(const char *cidr, const struct sockaddr *addr)
 {
     unsigned char net[16], host[16];
@@ -1385,6 +1385,12 @@ hg_api_openapi_path(const char *pattern, char *out, size_t len)
 int
 hg_api_check_description(char *err, size_t errlen)
 {
+    return hg_api_check_description_of(hg_openapi_text, err, errlen);
+}
+
+int
+hg_api_check_description_of(const char *text, char *err, size_t errlen)
+{
     const hg_api_route_t *r;
     const json_t *op, *role;
     const char *path, *method;
@@ -1393,7 +1399,7 @@ hg_api_check_description(char *err, size_t errlen)
     size_t i, described = 0, j;
     int rc = HG_ERROR;
 
-    doc = json_loads(hg_openapi_text, 0, NULL);
+    doc = json_loads(text, 0, NULL);
     paths = json_object_get(doc, "paths");
     if (!json_is_object(paths)) {
         snprintf(err, errlen, "the OpenAPI description has no paths");
@@ -1494,7 +1500,7 @@ hg_api_on_timer(hg_timer_t *timer)
 
 /* LISTEN ("HOST:PORT", "[V6]:PORT") as a bound, listening, non-blocking
  * socket; -1 with the reason in err. */
-static int
+int
 hg_api_listen(const char *listen_on, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;

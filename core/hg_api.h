@@ -12,6 +12,9 @@
 #define HG_API_H
 
 #include "hg_core.h"
+
+#include <sys/socket.h>
+
 #include "hg_event.h"
 #include "hg_master.h"
 
@@ -29,6 +32,15 @@ int hg_api_check_tls(const hg_conf_t *conf, char *err, size_t errlen);
  * every route described with its method and minimum role, and nothing
  * described that is not served; HG_ERROR with the first difference. */
 int hg_api_check_description(char *err, size_t errlen);
+/* The same for an OpenAPI document TEXT (tests hold bad ones to it). */
+int hg_api_check_description_of(const char *text, char *err,
+                                size_t errlen);
+/* LISTEN ("HOST:PORT", "[V6]:PORT") as a bound, listening, non-blocking
+ * socket; -1 with the reason in err. */
+int hg_api_listen(const char *listen, char *err, size_t errlen);
+/* Whether ADDR is in CIDR ("10.0.0.0/8", "::1/128"; no prefix: the host
+ * alone); a v4-mapped IPv6 address is in an IPv4 network. */
+bool hg_api_cidr_has(const char *cidr, const struct sockaddr *addr);
 void hg_api_free(hg_api_t *api);
 
 #endif /* HG_API_H */
