@@ -1570,6 +1570,7 @@ hg_api_read_pem(const char *what, const char *path, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     FILE *f = fopen(path, "re"), *m;
+    bool failed;
     int c;
 
     if (f == NULL) {
@@ -1578,11 +1579,20 @@ hg_api_read_pem(const char *what, const char *path, char *err, size_t errlen)
         return NULL;
     }
     m = open_memstream(&text, &len);
-    while (m != NULL && (c = getc(f)) != EOF) {
+    if (m == NULL) {
+        snprintf(err, errlen, "api.tls.%s %s: out of memory", what, path);
+        fclose(f);
+        return NULL;
+    }
+    while ((c = getc(f)) != EOF) {
         putc(c, m);
     }
-    if (m == NULL || ferror(f) || fclose(m) != 0) {
-        snprintf(err, errlen, "api.tls.%s %s: cannot be read", what, path);
+    /* the stream is closed whatever happened: it owns TEXT until then */
+    failed = ferror(f) != 0;
+    if (fclose(m) != 0 || failed) {
+        snprintf(err, errlen, "api.tls.%s %s: cannot be read%s%s", what,
+                 path, failed && errno != 0 ? ": " : "",
+                 failed && errno != 0 ? strerror(errno) : "");
         fclose(f);
         free(text);
         return NULL;
