@@ -242,6 +242,19 @@ hg_api_req_unlink(hg_api_req_t *req)
     req->prev = req->next = NULL;
 }
 
+/* A parked connection (*SUSPENDED) goes on. In external epoll mode
+ * nothing wakes libmicrohttpd for it: its next turn is now. */
+static void
+hg_api_resume(hg_api_t *api, struct MHD_Connection *conn, bool *suspended)
+{
+    if (!*suspended) {
+        return;
+    }
+    *suspended = false;
+    MHD_resume_connection(conn);
+    hg_timer_set(&api->timers, &api->timer, hg_clock_ns(CLOCK_MONOTONIC));
+}
+
 /* The master answered REQ: its connection goes on (resumed) or, if it
  * ended meanwhile, the request is done with. */
 static void
@@ -255,14 +268,7 @@ hg_api_reply_with(hg_api_req_t *req, int rc, const json_t *answer,
         return;
     }
     hg_api_master_answer(req, rc, answer, ok_status);
-    if (req->suspended) {
-        req->suspended = false;
-        MHD_resume_connection(req->conn);
-        /* in external epoll mode nothing wakes libmicrohttpd for it: its
-         * next turn is now */
-        hg_timer_set(&req->api->timers, &req->api->timer,
-                     hg_clock_ns(CLOCK_MONOTONIC));
-    }
+    hg_api_resume(req->api, req->conn, &req->suspended);
 }
 
 static void
@@ -1185,12 +1191,7 @@ hg_api_sse_push(hg_api_sse_t *c, const char *text, size_t len)
         memcpy(c->buf + c->len, text, len);
         c->len += len;
     }
-    if (c->suspended) {
-        c->suspended = false;
-        MHD_resume_connection(c->conn);
-        hg_timer_set(&c->api->timers, &c->api->timer,
-                     hg_clock_ns(CLOCK_MONOTONIC));
-    }
+    hg_api_resume(c->api, c->conn, &c->suspended);
 }
 
 static void

@@ -549,6 +549,7 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         *answer = hg_query_execution_json(&q->rows[0].r);
         break;
     case HG_QUERY_DEAD:
+    case HG_QUERY_EXECUTIONS:
         *answer = json_pack("{s:o, s:I, s:I, s:I}", "executions",
                             hg_query_list_json(q->rows, q->nrows),
                             "total", (json_int_t) q->total,
@@ -566,13 +567,6 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         break;
     case HG_QUERY_PUT_JOB:
         *answer = json_object();
-        break;
-    case HG_QUERY_EXECUTIONS:
-        *answer = json_pack("{s:o, s:I, s:I, s:I}", "executions",
-                            hg_query_list_json(q->rows, q->nrows),
-                            "total", (json_int_t) q->total,
-                            "limit", (json_int_t) q->limit,
-                            "offset", (json_int_t) q->offset);
         break;
     }
     return *answer != NULL ? HG_OK : HG_ERROR;
