@@ -1,0 +1,164 @@
+/*
+ * The admin API's inside, shared by its files and by nothing else:
+ *
+ *   hg_api.c         the server: libmicrohttpd in the master's loop,
+ *                    listening, TLS, a request's way in and out
+ *   hg_api_route.c   the route table (each route's minimum role and kind
+ *                    of answer) and its check against api/openapi.json
+ *   hg_api_access.c  the allow list and bearer tokens
+ *   hg_api_reply.c   answers: the JSON error shape, bodies and query
+ *                    arguments, requests waiting for the master's reply
+ *   hg_api_events.c  GET /api/v1/events (server-sent events)
+ *   hg_api_jobs.c    the /jobs routes
+ *   hg_api_runs.c    executions, the queue and dead letters
+ *   hg_api_daemon.c  the instance: health, status, stats, reload, the
+ *                    description
+ *
+ * Handlers speak to the master only through hg_master.h.
+ */
+
+#ifndef HG_API_HTTP_H
+#define HG_API_HTTP_H
+
+#include "hg_core.h"
+
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "hg_api.h"
+#include "hg_event.h"
+#include "hg_timer.h"
+
+#define HG_API_ID_MAX         128
+
+typedef enum {
+    HG_ROLE_NONE = 0,               /* no token needed */
+    HG_ROLE_READ,
+    HG_ROLE_EXECUTE,
+    HG_ROLE_WRITE,
+    HG_ROLE_ADMIN
+} hg_api_role_t;
+
+/* How a route answers: JSON built by its handler (most), or a stream of
+ * its own kind that the server starts. */
+typedef enum {
+    HG_API_JSON = 0,
+    HG_API_METRICS,                 /* Prometheus text */
+    HG_API_EVENTS                   /* server-sent events */
+} hg_api_kind_t;
+
+typedef struct hg_api_req_s hg_api_req_t;
+typedef void (*hg_api_handler_pt)(hg_api_t *api, hg_api_req_t *req);
+
+/* A route: METHOD PATH, where "{}" in PATH matches one segment (an id). */
+typedef struct hg_api_route_s {
+    const char *method;
+    const char *path;
+    hg_api_role_t role;
+    hg_api_kind_t kind;
+    hg_api_handler_pt handler;      /* HG_API_JSON's */
+} hg_api_route_t;
+
+struct hg_api_req_s {
+    hg_api_t *api;                  /* NULL: the API closed meanwhile */
+    struct MHD_Connection *conn;    /* NULL once the connection ended */
+    hg_api_req_t *prev, *next;      /* api->reqs */
+    char *body;
+    size_t len;
+    bool too_large;
+    bool waiting;                   /* for the master's reply */
+    bool suspended;
+    /* the answer */
+    bool answered;
+    unsigned status;
+    json_t *answer;
+    /* the request */
+    char id[HG_API_ID_MAX + 1];     /* the {} segment */
+    char token_name[128];
+    const hg_api_route_t *route;
+};
+
+typedef struct hg_api_sse_s hg_api_sse_t;
+
+struct hg_api_s {
+    hg_master_t *master;
+    struct MHD_Daemon *mhd;
+    int fd;                         /* the listening socket */
+    hg_event_t ev;                  /* libmicrohttpd's epoll descriptor */
+    hg_timers_t timers;
+    hg_timer_t timer;
+    bool timers_ready;
+    hg_api_req_t *reqs;             /* every request alive */
+    hg_api_sse_t *sse;              /* every events client */
+    hg_timer_t keepalive;
+    char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
+    char *tls_key;                  /* pointers to them while it runs */
+};
+
+/* hg_api_route.c */
+/* The route for METHOD URL, its {} segment into ID; *PATH_KNOWN whether
+ * another method has the path. */
+const hg_api_route_t *hg_api_route(const char *method, const char *url,
+                                   char *id, size_t idlen, bool *path_known);
+
+/* hg_api_access.c */
+extern const char *const hg_api_role_names[HG_ROLE_ADMIN + 1];
+bool hg_api_allowed(const hg_conf_t *conf, struct MHD_Connection *conn);
+/* The role of the request's bearer token (its name into REQ), or NONE. */
+hg_api_role_t hg_api_token_role(const hg_conf_t *conf,
+                                struct MHD_Connection *conn,
+                                hg_api_req_t *req);
+
+/* hg_api_reply.c */
+void hg_api_answer(hg_api_req_t *req, unsigned status, json_t *answer);
+void hg_api_error(hg_api_req_t *req, unsigned status, const char *code,
+                  const char *fmt, ...) HG_PRINTF(4, 5);
+enum MHD_Result hg_api_send(struct MHD_Connection *conn, unsigned status,
+                            const char *type, char *text, size_t len);
+enum MHD_Result hg_api_send_json(hg_api_req_t *req);
+void hg_api_req_free(hg_api_req_t *req);
+void hg_api_req_unlink(hg_api_req_t *req);
+void hg_api_resume(hg_api_t *api, struct MHD_Connection *conn,
+                   bool *suspended);
+void hg_api_reply_ok(void *data, int rc, const json_t *answer);
+void hg_api_reply_created(void *data, int rc, const json_t *answer);
+void hg_api_wait(hg_api_req_t *req, int rc);
+json_t *hg_api_body(hg_api_req_t *req);
+void hg_api_actor(const hg_api_req_t *req, char *actor, size_t len);
+const char *hg_api_arg(hg_api_req_t *req, const char *name);
+bool hg_api_page(hg_api_req_t *req, size_t *page, size_t *size);
+
+/* hg_api_events.c */
+enum MHD_Result hg_api_events_start(hg_api_t *api, hg_api_req_t *req);
+void hg_api_on_notice(void *data, const char *event, const json_t *body);
+void hg_api_on_keepalive(hg_timer_t *timer);
+/* Every stream ends (the API closes). */
+void hg_api_events_end(hg_api_t *api);
+
+/* the handlers: hg_api_jobs.c, hg_api_runs.c, hg_api_daemon.c */
+void hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_post(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_get(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_put(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_patch(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_delete(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_trigger(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_pause(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_resume(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_stop(hg_api_t *api, hg_api_req_t *req);
+void hg_api_job_executions(hg_api_t *api, hg_api_req_t *req);
+void hg_api_execution_get(hg_api_t *api, hg_api_req_t *req);
+void hg_api_dead_list(hg_api_t *api, hg_api_req_t *req);
+void hg_api_dead_retry(hg_api_t *api, hg_api_req_t *req);
+void hg_api_dead_purge(hg_api_t *api, hg_api_req_t *req);
+void hg_api_dead_retry_one(hg_api_t *api, hg_api_req_t *req);
+void hg_api_dead_purge_one(hg_api_t *api, hg_api_req_t *req);
+void hg_api_enqueue(hg_api_t *api, hg_api_req_t *req);
+void hg_api_healthz(hg_api_t *api, hg_api_req_t *req);
+void hg_api_status(hg_api_t *api, hg_api_req_t *req);
+void hg_api_stats(hg_api_t *api, hg_api_req_t *req);
+void hg_api_reload(hg_api_t *api, hg_api_req_t *req);
+void hg_api_openapi(hg_api_t *api, hg_api_req_t *req);
+
+#endif /* HG_API_HTTP_H */
