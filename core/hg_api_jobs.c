@@ -187,7 +187,7 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
         "active", "paused", "disabled", "running"
     };
     const char *status = hg_api_arg(req, "status");
-    const char *type = hg_api_arg(req, "type");
+    hg_job_filter_t filter;
     size_t page, size, i;
     json_t *answer;
 
@@ -202,8 +202,10 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
     if (!hg_api_page(req, &page, &size)) {
         return;
     }
-    answer = hg_master_jobs(api->master, status, type, size,
-                            (page - 1) * size);
+    filter.status = status;
+    filter.type = hg_api_arg(req, "type");
+    filter.tag = hg_api_arg(req, "tag");
+    answer = hg_master_jobs(api->master, &filter, size, (page - 1) * size);
     if (answer != NULL) {
         json_object_set_new(answer, "page", json_integer((json_int_t) page));
     }

@@ -21,6 +21,7 @@ hg_job_free(hg_job_t *job)
     hg_slab_strfree(&m->job_strings, job->id);
     hg_slab_strfree(&m->job_strings, job->definition_text);
     hg_cron_free(job->cron);
+    json_decref(job->tags);
     hg_slab_free(&m->job_slab, job);
 }
 
@@ -79,6 +80,8 @@ hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *changed,
         job->definition_text = def;
     }
     job->type = type;
+    json_decref(job->tags);
+    job->tags = json_incref(conf->tags);
     job->policy = conf->policy;
     job->enabled = conf->enabled;
     job->output_limit = hg_exec_limit_from_job(conf->definition);

@@ -755,10 +755,10 @@ hg_master_delete_job(hg_master_t *m, const char *job_id, const char *actor,
 }
 
 json_t *
-hg_master_jobs(hg_master_t *m, const char *status, const char *type,
-               size_t limit, size_t offset)
+hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
+               size_t offset)
 {
-    return hg_query_jobs(m, status, type, limit, offset);
+    return hg_query_jobs(m, filter, limit, offset);
 }
 
 json_t *

@@ -194,12 +194,19 @@ int hg_master_patch_job(hg_master_t *master, const char *job_id,
 int hg_master_delete_job(hg_master_t *master, const char *job_id,
                          const char *actor, hg_master_reply_pt reply,
                          void *data);
-/* A page of the job table, by id, read now (no store; what the loop holds):
- * STATUS active | paused | disabled | running (NULL: any), TYPE (NULL:
- * any): {jobs: [{id, type, api, enabled, paused, next_fire, running,
- * pending}], total, limit, offset}, the caller's; NULL: out of memory. */
-json_t *hg_master_jobs(hg_master_t *master, const char *status,
-                       const char *type, size_t limit, size_t offset);
+/* Which jobs a listing shows; NULL fields match any job. */
+typedef struct {
+    const char *status;             /* active | paused | disabled | running */
+    const char *type;
+    const char *tag;                /* one of the job's tags */
+} hg_job_filter_t;
+
+/* A page of the job table, by id, read now (no store; what the loop holds)
+ * of the jobs FILTER matches: {jobs: [{id, type, tags, api, enabled,
+ * paused, next_fire, running, pending}], total, limit, offset}, the
+ * caller's; NULL: out of memory. */
+json_t *hg_master_jobs(hg_master_t *master, const hg_job_filter_t *filter,
+                       size_t limit, size_t offset);
 /* The daemon at a glance: {version, pid, started_at_ms, uptime_s,
  * configuration, reloads {ok, failed}, workers_configured, workers {by
  * state}, jobs, queue_depth, executions_ended {by status}}; and whether

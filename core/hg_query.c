@@ -419,9 +419,27 @@ hg_query_by_id(const void *a, const void *b)
 }
 
 static bool
-hg_query_job_is(const hg_job_t *job, const char *status, const char *type)
+hg_query_job_has_tag(const hg_job_t *job, const char *tag)
 {
-    if (type != NULL && strcmp(job->type, type) != 0) {
+    const json_t *t;
+    size_t i;
+
+    json_array_foreach(job->tags, i, t) {
+        if (strcmp(json_string_value(t), tag) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+hg_query_job_is(const hg_job_t *job, const hg_job_filter_t *filter)
+{
+    const char *status = filter->status;
+
+    if ((filter->type != NULL && strcmp(job->type, filter->type) != 0)
+        || (filter->tag != NULL && !hg_query_job_has_tag(job, filter->tag)))
+    {
         return false;
     }
     if (status == NULL) {
@@ -442,9 +460,10 @@ hg_query_job_is(const hg_job_t *job, const char *status, const char *type)
 static json_t *
 hg_query_job_row(const hg_job_t *job)
 {
-    return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:i, s:i}",
+    return json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:o, s:i, s:i}",
                      "id", job->id,
                      "type", job->type,
+                     "tags", job->tags,
                      "api", job->api,
                      "enabled", job->enabled,
                      "paused", job->paused,
@@ -454,8 +473,8 @@ hg_query_job_row(const hg_job_t *job)
 }
 
 json_t *
-hg_query_jobs(hg_master_t *m, const char *status, const char *type,
-              size_t limit, size_t offset)
+hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
+              size_t offset)
 {
     hg_job_t **all;
     json_t *list, *answer;
@@ -471,7 +490,7 @@ hg_query_jobs(hg_master_t *m, const char *status, const char *type,
         return NULL;
     }
     while (hg_map_next(&m->jobs, &it, &key, &value)) {
-        if (hg_query_job_is(value, status, type)) {
+        if (hg_query_job_is(value, filter)) {
             all[n++] = value;
         }
     }

@@ -7,6 +7,7 @@
 #ifndef HG_QUERY_H
 #define HG_QUERY_H
 
+#include "hg_master.h"
 #include "hg_scheduler.h"
 
 typedef struct hg_query_s hg_query_t;
@@ -46,7 +47,7 @@ json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
  * disabled, running; NULL: any) and TYPE (NULL: any), by id, a page of
  * LIMIT from OFFSET: {jobs: [{id, type, api, enabled, paused, next_fire,
  * running, pending}], total, limit, offset}. NULL when out of memory. */
-json_t *hg_query_jobs(hg_master_t *m, const char *status, const char *type,
+json_t *hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter,
                       size_t limit, size_t offset);
 /* A QUERY task came back from the store: answer it (or free an orphan). */
 void hg_query_done(hg_master_t *m, hg_store_task_t *task);

@@ -68,6 +68,8 @@ struct hg_job_s {
     char *id;                       /* the key in master->jobs */
     const char *type;               /* interned */
     char *definition_text;
+    json_t *tags;                   /* strings: its definition's, a
+                                       reference */
     hg_master_t *master;
 
     hg_timer_t timer;               /* the next fire */

@@ -330,7 +330,8 @@ def test_job_list_filters_and_pages(daemon, api):
     for i in range(7):
         status, body = api.json("POST", "/api/v1/jobs", {
             "id": "j%d" % i, "type": "shell", "command": "true",
-            "every": "1h"})
+            "every": "1h", "tags": ["even" if i % 2 == 0 else "odd",
+                                    "nightly"]})
         assert status == 201, body
     api.json("POST", "/api/v1/jobs/j3/pause")
     status, body = api.json("GET", "/api/v1/jobs?page_size=3&page=2",
@@ -345,6 +346,18 @@ def test_job_list_filters_and_pages(daemon, api):
     assert body["total"] == 7, body
     status, body = api.json("GET", "/api/v1/jobs?type=http")
     assert body["total"] == 0, body
+    status, body = api.json("GET", "/api/v1/jobs?tag=odd", token="reader")
+    assert [j["id"] for j in body["jobs"]] == ["j1", "j3", "j5"], body
+    assert body["jobs"][0]["tags"] == ["odd", "nightly"], body
+    status, body = api.json("GET", "/api/v1/jobs?tag=even&status=active")
+    assert [j["id"] for j in body["jobs"]] == ["j0", "j2", "j4", "j6"], body
+    status, body = api.json("GET", "/api/v1/jobs?tag=nightly&type=shell")
+    assert body["total"] == 7, body
+    status, body = api.json("GET", "/api/v1/jobs?tag=weekly")
+    assert body["total"] == 0 and body["jobs"] == [], body
+    # a job of the file without tags shows an empty list
+    assert api.json("GET", "/api/v1/jobs?page_size=1")[1]["jobs"][0][
+        "tags"] == [], body
     for q in ("status=gone", "page=0", "page_size=501", "page_size=-1",
               "page=1e3"):
         assert api.json("GET", "/api/v1/jobs?" + q)[0] == 400, q
