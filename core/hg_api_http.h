@@ -148,6 +148,8 @@ void hg_api_job_pause(hg_api_t *api, hg_api_req_t *req);
 void hg_api_job_resume(hg_api_t *api, hg_api_req_t *req);
 void hg_api_job_stop(hg_api_t *api, hg_api_req_t *req);
 void hg_api_job_executions(hg_api_t *api, hg_api_req_t *req);
+void hg_api_export(hg_api_t *api, hg_api_req_t *req);
+void hg_api_import(hg_api_t *api, hg_api_req_t *req);
 void hg_api_execution_get(hg_api_t *api, hg_api_req_t *req);
 void hg_api_dead_list(hg_api_t *api, hg_api_req_t *req);
 void hg_api_dead_retry(hg_api_t *api, hg_api_req_t *req);

@@ -1,7 +1,7 @@
 /*
  * hg_api_jobs.c: the /api/v1/jobs routes: list, read, create, replace,
  * patch and delete a job; trigger, pause, resume and stop it; its
- * executions.
+ * executions; and the API's jobs all at once (export, import).
  *
  * It checks the request's shape (ids, paths, arguments) and leaves what a
  * job may be to the master (hg_master_put_job validates it as the
@@ -210,4 +210,35 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
         json_object_set_new(answer, "page", json_integer((json_int_t) page));
     }
     hg_api_answer(req, MHD_HTTP_OK, answer);
+}
+
+void
+hg_api_export(hg_api_t *api, hg_api_req_t *req)
+{
+    hg_api_answer(req, MHD_HTTP_OK, hg_master_export_jobs(api->master));
+}
+
+/* POST /import: {"jobs": [definitions]}, what GET /export gives. */
+void
+hg_api_import(hg_api_t *api, hg_api_req_t *req)
+{
+    char actor[160];
+    const json_t *jobs;
+    json_t *body = hg_api_body(req);
+
+    if (body == NULL) {
+        return;
+    }
+    jobs = json_object_get(body, "jobs");
+    if (!json_is_array(jobs) || json_object_size(body) != 1) {
+        hg_api_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid", "jobs: "
+                     "the body is {\"jobs\": [job definitions]}, as GET "
+                     "/api/v1/export gives it");
+        json_decref(body);
+        return;
+    }
+    hg_api_actor(req, actor, sizeof(actor));
+    hg_api_wait(req, hg_master_import_jobs(api->master, jobs, actor,
+                                           hg_api_reply_ok, req));
+    json_decref(body);
 }

@@ -1,14 +1,17 @@
 /*
  * hg_jobdef.c: jobs defined through the master's surface (the admin
- * API's POST, PUT and DELETE /jobs), beside the file's.
+ * API's POST, PUT, PATCH and DELETE /jobs, and POST /import), beside the
+ * file's.
  *
  * It owns the set of those jobs (m->api_jobs, as the store keeps them)
- * and the life of each command on it: queued, one at a time; a job added
- * or replaced is checked by a cycle reader against the configuration in
- * force, as a reload would check it (module, keys, validate, schedule,
- * time zone: hg_reload_check), then written to the store, and only then
- * put in force (hg_reload_apply_jobs) and answered, so a job the caller
- * was told exists survives a kill -9, and one refused changed nothing.
+ * and the life of each command on it: queued, one at a time; the jobs
+ * added or replaced are checked by a cycle reader against the
+ * configuration in force, as a reload would check them (module, keys,
+ * validate, schedule, time zone: hg_reload_check), then written to the
+ * store in one transaction, and only then put in force
+ * (hg_reload_apply_jobs) and answered, so a job the caller was told
+ * exists survives a kill -9, and a command refused (an import with one
+ * bad job among many) changed nothing.
  * A reload (SIGHUP) hands the set to its reader with the file, and waits
  * while a command is in flight: a cycle read without it would undo it.
  *
@@ -31,13 +34,15 @@
 typedef struct hg_jobdef_cmd_s {
     struct hg_jobdef_cmd_s *next;
     hg_jobdef_op_t op;
-    char *id;
-    json_t *definition;             /* CREATE REPLACE */
+    char *id;                       /* "" for IMPORT */
+    json_t *definition;             /* CREATE REPLACE PATCH; IMPORT's is
+                                       an array of definitions */
     char *actor;
     hg_master_reply_pt reply;
     void *data;
     hg_cycle_t *cycle;              /* checked, to apply once written */
-    json_t *record;                 /* what the store keeps */
+    json_t *records;                /* what the store keeps: {id: record,
+                                       or null for a job deleted} */
 } hg_jobdef_cmd_t;
 
 static void
@@ -45,7 +50,7 @@ hg_jobdef_cmd_free(hg_jobdef_cmd_t *cmd)
 {
     hg_cycle_destroy(cmd->cycle);
     json_decref(cmd->definition);
-    json_decref(cmd->record);
+    json_decref(cmd->records);
     free(cmd->id);
     free(cmd->actor);
     free(cmd);
@@ -91,7 +96,7 @@ hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
     hg_jobdef_cmd_t *cmd;
     const char *id = job_id;
 
-    if (op != HG_JOBDEF_DELETE && op != HG_JOBDEF_PATCH) {
+    if (op == HG_JOBDEF_CREATE || op == HG_JOBDEF_REPLACE) {
         id = json_string_value(json_object_get(definition, "id"));
     }
     cmd = calloc(1, sizeof(*cmd));
@@ -144,48 +149,61 @@ hg_jobdef_job_json(hg_master_t *m, hg_job_t *job, const json_t *record)
 }
 
 /*
- * One problem as the caller reads it: {field, message}. The reader's
+ * One problem as the caller reads it: {job, field, message}. The reader's
  * messages about a job read `job "ID": KEY: why` (the file's `id` label
- * and a module's own messages alike), or `unknown key "KEY" in job ...`;
- * the field is KEY when there is one.
+ * and a module's own messages alike), or `unknown key "KEY" in job "ID"
+ * (...)`; job and field are null when the message names none.
  */
 static json_t *
-hg_jobdef_problem(const char *id, const char *message)
+hg_jobdef_problem(const char *message)
 {
-    char label[HG_JOBDEF_ID_MAX + 16], field[128];
-    const char *why = message;
+    char job[HG_JOBDEF_ID_MAX + 1], field[128];
+    const char *why = message, *end;
     size_t n;
 
-    snprintf(label, sizeof(label), "job \"%s\": ", id);
-    if (strncmp(why, label, strlen(label)) == 0) {
-        why += strlen(label);
+    job[0] = '\0';
+    if (strncmp(why, "job \"", 5) == 0
+        && (end = strstr(why + 5, "\": ")) != NULL
+        && (size_t) (end - why - 5) <= HG_JOBDEF_ID_MAX)
+    {
+        memcpy(job, why + 5, (size_t) (end - why - 5));
+        job[end - why - 5] = '\0';
+        why = end + 3;
     }
     /* the key table's own words: unknown key "K" in job "ID" (...) */
     if (strncmp(why, "unknown key \"", 13) == 0) {
         why += 13;
         n = strcspn(why, "\"");
+        end = strstr(why + n, "\" in job \"");
+        if (job[0] == '\0' && end != NULL) {
+            end += 10;
+            snprintf(job, sizeof(job), "%.*s", (int) strcspn(end, "\""),
+                     end);
+        }
     } else {
         n = strcspn(why, ":");
     }
+    field[0] = '\0';
     if ((why[n] == ':' || why[n] == '"') && n > 0 && n < sizeof(field)
         && strcspn(why, " \t\"") >= n)
     {
         memcpy(field, why, n);
         field[n] = '\0';
-        return json_pack("{s:s, s:s}", "field", field, "message", message);
     }
-    return json_pack("{s:n, s:s}", "field", "message", message);
+    return json_pack("{s:s?, s:s?, s:s}", "job", job[0] != '\0' ? job : NULL,
+                     "field", field[0] != '\0' ? field : NULL, "message",
+                     message);
 }
 
 static json_t *
-hg_jobdef_invalid(const hg_jobdef_cmd_t *cmd, const hg_conf_errors_t *errors)
+hg_jobdef_invalid(const hg_conf_errors_t *errors)
 {
     json_t *list = json_array();
     size_t i;
 
     for (i = 0; list != NULL && i < errors->count; i++) {
         json_array_append_new(list, hg_jobdef_problem(
-            cmd->id, errors->items[i].message));
+            errors->items[i].message));
     }
     return json_pack("{s:s, s:o}", "error", errors->count > 0
                      ? errors->items[0].message
@@ -196,7 +214,8 @@ hg_jobdef_invalid(const hg_jobdef_cmd_t *cmd, const hg_conf_errors_t *errors)
 
 static void hg_jobdef_stored(void *data, int rc, const json_t *answer);
 
-/* Write RECORD as the command's job (NULL: delete it); then stored. */
+/* Write the command's records (a null one: delete the job); then
+ * stored. */
 static void
 hg_jobdef_store(hg_master_t *m, hg_jobdef_cmd_t *cmd)
 {
@@ -207,15 +226,51 @@ hg_jobdef_store(hg_master_t *m, hg_jobdef_cmd_t *cmd)
         return;
     }
     memset(&args, 0, sizeof(args));
-    args.job_id = cmd->id;
-    args.record = cmd->record;
-    if (hg_query_start(m, HG_QUERY_PUT_JOB, &args, hg_jobdef_stored, m)
+    args.jobs = cmd->records;
+    if (hg_query_start(m, HG_QUERY_PUT_JOBS, &args, hg_jobdef_stored, m)
         != HG_OK)
     {
-        hg_jobdef_refuse(m, cmd, HG_ERROR, "job \"%s\": cannot hand the "
-                         "change to the store (out of memory): nothing "
-                         "changed", cmd->id);
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "cannot hand the change to the "
+                         "store (out of memory): nothing changed");
     }
+}
+
+/* The definition the command gives job ID, or NULL when it gives none. */
+static const json_t *
+hg_jobdef_definition_of(const hg_jobdef_cmd_t *cmd, const char *id)
+{
+    const json_t *def;
+    size_t i;
+
+    if (cmd->op != HG_JOBDEF_IMPORT) {
+        return strcmp(cmd->id, id) == 0 ? cmd->definition : NULL;
+    }
+    json_array_foreach(cmd->definition, i, def) {
+        const char *given = json_string_value(json_object_get(def, "id"));
+        if (given != NULL && strcmp(given, id) == 0) {
+            return def;
+        }
+    }
+    return NULL;
+}
+
+/* What the store keeps of job ID: a replaced job keeps its creator and
+ * birth. */
+static json_t *
+hg_jobdef_record(hg_master_t *m, const hg_jobdef_cmd_t *cmd, const char *id,
+                 const json_t *definition, int64_t now)
+{
+    const json_t *old = json_object_get(m->api_jobs, id);
+
+    return json_pack("{s:O, s:o, s:o, s:I}",
+                     "definition", definition,
+                     "created_by", old != NULL
+                         ? json_incref(json_object_get(old, "created_by"))
+                         : json_string(cmd->actor),
+                     "created_at", old != NULL
+                         ? json_incref(json_object_get(old, "created_at"))
+                         : json_integer(now),
+                     "updated_at", (json_int_t) now);
 }
 
 static void
@@ -223,9 +278,10 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
                   const hg_conf_errors_t *errors, void *data)
 {
     hg_jobdef_cmd_t *cmd = data;
-    const json_t *old = json_object_get(m->api_jobs, cmd->id);
-    json_t *created_by, *created_at;
+    const json_t *definition;
+    const char *id;
     int64_t now = hg_now_ms();
+    size_t want, i;
 
     if (m->stopping || m->quitting) {
         hg_cycle_destroy(cycle);
@@ -233,34 +289,51 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
         return;
     }
     if (cycle == NULL) {
-        hg_log_event(HG_LOG_INFO, "job_refused", cmd->id, NULL, NULL, 0,
-                     "job \"%s\" from %s refused: %s", cmd->id, cmd->actor,
-                     errors->count > 0 ? errors->items[0].message : "?");
-        hg_jobdef_finish(m, cmd, HG_REPLY_INVALID,
-                         hg_jobdef_invalid(cmd, errors));
+        hg_log_event(HG_LOG_INFO, "job_refused", cmd->id[0] != '\0'
+                     ? cmd->id : NULL, NULL, NULL, 0, "%s from %s refused: "
+                     "%s", cmd->op == HG_JOBDEF_IMPORT ? "an import"
+                     : "a job", cmd->actor, errors->count > 0
+                     ? errors->items[0].message : "?");
+        hg_jobdef_finish(m, cmd, HG_REPLY_INVALID, hg_jobdef_invalid(errors));
         return;
     }
     cmd->cycle = cycle;
-    if (cycle->njobs != 1 || strcmp(cycle->jobs[0].conf->id, cmd->id) != 0) {
-        hg_jobdef_refuse(m, cmd, HG_ERROR, "job \"%s\": the configuration "
-                         "reader answered for another job", cmd->id);
-        return;
-    }
-    /* A replaced job keeps its creator and birth. */
-    created_by = old != NULL ? json_incref(json_object_get(old, "created_by"))
-                             : json_string(cmd->actor);
-    created_at = old != NULL ? json_incref(json_object_get(old, "created_at"))
-                             : json_integer(now);
-    cmd->record = json_pack("{s:O, s:o, s:o, s:I}",
-                            "definition", cmd->definition,
-                            "created_by", created_by,
-                            "created_at", created_at,
-                            "updated_at", (json_int_t) now);
-    if (cmd->record == NULL) {
+    want = cmd->op == HG_JOBDEF_IMPORT ? json_array_size(cmd->definition) : 1;
+    cmd->records = json_object();
+    if (cmd->records == NULL) {
         hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
         return;
     }
+    for (i = 0; i < cycle->njobs; i++) {
+        id = cycle->jobs[i].conf->id;
+        definition = hg_jobdef_definition_of(cmd, id);
+        if (definition == NULL || cycle->njobs != want) {
+            hg_jobdef_refuse(m, cmd, HG_ERROR, "the configuration reader "
+                             "answered for other jobs than those given");
+            return;
+        }
+        if (json_object_set_new(cmd->records, id, hg_jobdef_record(
+                                    m, cmd, id, definition, now)) != 0)
+        {
+            hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+            return;
+        }
+    }
     hg_jobdef_store(m, cmd);
+}
+
+/* Job ID, added or replaced, is in force: said. */
+static void
+hg_jobdef_say(hg_master_t *m, const hg_jobdef_cmd_t *cmd, const char *id,
+              bool added)
+{
+    hg_log_field_t field = HG_LOG_STR("by", cmd->actor);
+
+    hg_log_event(HG_LOG_INFO, added ? "job_added" : "job_replaced", id, NULL,
+                 &field, 1, "job \"%s\" %s by %s%s", id, added ? "added"
+                 : "replaced", cmd->actor, cmd->op == HG_JOBDEF_IMPORT
+                 ? " (import)" : "");
+    hg_notice_job(m, id, added ? "added" : "replaced", cmd->actor);
 }
 
 /* The store has the change: now it is put in force, and answered. */
@@ -269,21 +342,23 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
 {
     hg_master_t *m = data;
     hg_jobdef_cmd_t *cmd = m->jobdef_current;
+    json_t *created, *replaced, *record;
     hg_log_field_t field;
+    const char *id;
     hg_job_t *job;
+    bool added;
 
     HG_UNUSED(answer);
     if (cmd == NULL) {
         return;
     }
     if (rc != HG_OK) {
-        hg_jobdef_refuse(m, cmd, HG_ERROR, "job \"%s\": the store could not "
-                         "write the change (the log says why): nothing "
-                         "changed", cmd->id);
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "the store could not write the "
+                         "change (the log says why): nothing changed");
         return;
     }
-    field = (hg_log_field_t) HG_LOG_STR("by", cmd->actor);
     if (cmd->op == HG_JOBDEF_DELETE) {
+        field = (hg_log_field_t) HG_LOG_STR("by", cmd->actor);
         job = hg_job_find(m, cmd->id);
         if (job != NULL) {
             hg_reload_remove_job(m, job);
@@ -296,24 +371,44 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
                                                   cmd->id, "deleted", 1));
         return;
     }
-    if (hg_reload_apply_jobs(m, cmd->cycle) != HG_OK
-        || json_object_set(m->api_jobs, cmd->id, cmd->record) != 0
-        || (job = hg_job_find(m, cmd->id)) == NULL)
+    created = json_array();
+    replaced = json_array();
+    if (created == NULL || replaced == NULL
+        || hg_reload_apply_jobs(m, cmd->cycle) != HG_OK)
     {
-        hg_log(HG_LOG_ERROR, "job \"%s\": out of memory putting it in force;"
-               " the store has it, a reload or restart applies it", cmd->id);
-        hg_jobdef_refuse(m, cmd, HG_ERROR, "job \"%s\": out of memory "
-                         "putting it in force", cmd->id);
+        goto failed;
+    }
+    json_object_foreach(cmd->records, id, record) {
+        added = json_object_get(m->api_jobs, id) == NULL;
+        if (json_object_set(m->api_jobs, id, record) != 0
+            || hg_job_find(m, id) == NULL)
+        {
+            goto failed;
+        }
+        json_array_append_new(added ? created : replaced, json_string(id));
+        hg_jobdef_say(m, cmd, id, added);
+    }
+    if (cmd->op == HG_JOBDEF_IMPORT) {
+        hg_jobdef_finish(m, cmd, HG_OK, json_pack(
+            "{s:I, s:o, s:o}", "imported",
+            (json_int_t) json_object_size(cmd->records), "created", created,
+            "replaced", replaced));
         return;
     }
-    hg_log_event(HG_LOG_INFO, cmd->op == HG_JOBDEF_CREATE ? "job_added"
-                 : "job_replaced", cmd->id, NULL, &field, 1,
-                 "job \"%s\" %s by %s", cmd->id, cmd->op == HG_JOBDEF_CREATE
-                 ? "added" : "replaced", cmd->actor);
-    hg_notice_job(m, cmd->id, cmd->op == HG_JOBDEF_CREATE ? "added"
-                                                          : "replaced",
-                  cmd->actor);
-    hg_jobdef_finish(m, cmd, HG_OK, hg_jobdef_job_json(m, job, cmd->record));
+    json_decref(created);
+    json_decref(replaced);
+    hg_jobdef_finish(m, cmd, HG_OK, hg_jobdef_job_json(
+        m, hg_job_find(m, cmd->id), json_object_get(cmd->records, cmd->id)));
+    return;
+
+failed:
+    json_decref(created);
+    json_decref(replaced);
+    hg_log(HG_LOG_ERROR, "out of memory putting %s in force; the store has "
+           "it, a reload or restart applies it", cmd->op == HG_JOBDEF_IMPORT
+           ? "an import" : "a job");
+    hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory putting the change "
+                     "in force");
 }
 
 /* An id that is none: said before anything else, and before a message
@@ -396,15 +491,120 @@ hg_jobdef_patch(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     return HG_OK;
 }
 
+/* What is wrong with an import's job DEF (number I, id ID) that can be
+ * said without the reader, into MESSAGE; false when nothing is. SEEN: the
+ * ids before it. */
+static bool
+hg_jobdef_import_wrong(hg_master_t *m, const json_t *def, size_t i,
+                       const char *id, const json_t *seen, char *message,
+                       size_t len)
+{
+    hg_job_t *job;
+
+    if (!json_is_object(def)) {
+        snprintf(message, len, "jobs[%zu]: a job definition is a JSON "
+                 "object", i);
+    } else if (id == NULL || !hg_conf_id_ok(id)) {
+        snprintf(message, len, "jobs[%zu]: id: is required: 1-128 of A-Z "
+                 "a-z 0-9 . _ -", i);
+    } else if (json_object_get(seen, id) != NULL) {
+        snprintf(message, len, "job \"%s\": id: given twice", id);
+    } else if ((job = hg_job_find(m, id)) != NULL && !job->api) {
+        snprintf(message, len, "job \"%s\": id: is a job of the "
+                 "configuration file (edit it there and reload)", id);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* What can be said of an import without the reader: every job an object
+ * with an id of its own that no job of the file has. Each bad job is
+ * named, not only the first; HG_ERROR when answered. */
+static int
+hg_jobdef_import_check(hg_master_t *m, hg_jobdef_cmd_t *cmd)
+{
+    json_t *problems = json_array(), *seen = json_object();
+    char message[256];
+    const json_t *def;
+    const char *id;
+    size_t i;
+    int rc = HG_ERROR;
+
+    if (problems == NULL || seen == NULL) {
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+        goto done;
+    }
+    if (!json_is_array(cmd->definition)
+        || json_array_size(cmd->definition) == 0)
+    {
+        hg_jobdef_refuse(m, cmd, HG_REPLY_INVALID, "jobs: a list of one job "
+                         "definition or more is required");
+        goto done;
+    }
+    json_array_foreach(cmd->definition, i, def) {
+        id = json_string_value(json_object_get(def, "id"));
+        if (hg_jobdef_import_wrong(m, def, i, id, seen, message,
+                                   sizeof(message)))
+        {
+            json_array_append_new(problems, json_pack(
+                "{s:s?, s:I, s:s, s:s}", "job", id != NULL
+                && hg_conf_id_ok(id) ? id : NULL, "index", (json_int_t) i,
+                "field", "id", "message", message));
+        } else {
+            json_object_set(seen, id, json_true());
+        }
+    }
+    if (json_array_size(problems) > 0) {
+        hg_jobdef_finish(m, cmd, HG_REPLY_INVALID, json_pack(
+            "{s:O, s:O}", "error", json_object_get(json_array_get(problems, 0),
+                                                    "message"),
+            "errors", problems));
+        goto done;
+    }
+    rc = HG_OK;
+
+done:
+    json_decref(problems);
+    json_decref(seen);
+    return rc;
+}
+
+/* The definitions of CMD read by a cycle reader; then checked. */
+static void
+hg_jobdef_check(hg_master_t *m, hg_jobdef_cmd_t *cmd)
+{
+    json_t *list = cmd->op == HG_JOBDEF_IMPORT
+                   ? json_incref(cmd->definition)
+                   : json_pack("[O]", cmd->definition);
+    char err[512];
+
+    if (list == NULL) {
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+        return;
+    }
+    if (hg_reload_check(m, list, hg_jobdef_checked, cmd, err, sizeof(err))
+        != HG_OK)
+    {
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "cannot check the jobs: %s", err);
+    }
+    json_decref(list);
+}
+
 /* What can be said without the reader: the job's existence and owner. */
 static void
 hg_jobdef_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
 {
     hg_job_t *job = hg_job_find(m, cmd->id);
-    char err[512];
 
     if (m->stopping || m->quitting) {
         hg_jobdef_refuse(m, cmd, HG_ERROR, "the daemon is shutting down");
+        return;
+    }
+    if (cmd->op == HG_JOBDEF_IMPORT) {
+        if (hg_jobdef_import_check(m, cmd) == HG_OK) {
+            hg_jobdef_check(m, cmd);
+        }
         return;
     }
     if (cmd->op != HG_JOBDEF_DELETE && !json_is_object(cmd->definition)) {
@@ -434,18 +634,18 @@ hg_jobdef_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
         return;
     }
     if (cmd->op == HG_JOBDEF_DELETE) {
+        cmd->records = json_pack("{s:n}", cmd->id);
+        if (cmd->records == NULL) {
+            hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+            return;
+        }
         hg_jobdef_store(m, cmd);
         return;
     }
     if (cmd->op == HG_JOBDEF_PATCH && hg_jobdef_patch(m, cmd) != HG_OK) {
         return;
     }
-    if (hg_reload_check(m, cmd->definition, hg_jobdef_checked, cmd, err,
-                        sizeof(err)) != HG_OK)
-    {
-        hg_jobdef_refuse(m, cmd, HG_ERROR, "job \"%s\": cannot check it: %s",
-                         cmd->id, err);
-    }
+    hg_jobdef_check(m, cmd);
 }
 
 bool
@@ -464,6 +664,44 @@ hg_jobdef_pump(hg_master_t *m)
     m->jobdef_current = cmd;
     hg_jobdef_start(m, cmd);
     return true;
+}
+
+static int
+hg_jobdef_by_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+json_t *
+hg_jobdef_export(hg_master_t *m)
+{
+    size_t n = json_object_size(m->api_jobs), i = 0;
+    const char **ids = calloc(n + 1, sizeof(*ids));
+    json_t *list = json_array(), *record;
+    const char *id;
+
+    if (ids == NULL || list == NULL) {
+        goto failed;
+    }
+    json_object_foreach(m->api_jobs, id, record) {
+        ids[i++] = id;
+    }
+    qsort(ids, n, sizeof(*ids), hg_jobdef_by_id);
+    for (i = 0; i < n; i++) {
+        record = json_object_get(m->api_jobs, ids[i]);
+        if (json_array_append(list, json_object_get(record, "definition"))
+            != 0)
+        {
+            goto failed;
+        }
+    }
+    free(ids);
+    return json_pack("{s:o}", "jobs", list);
+
+failed:
+    free(ids);
+    json_decref(list);
+    return NULL;
 }
 
 bool

@@ -12,11 +12,12 @@ typedef enum {
     HG_JOBDEF_CREATE = 0,
     HG_JOBDEF_REPLACE,
     HG_JOBDEF_PATCH,                /* a JSON merge patch (RFC 7386) */
-    HG_JOBDEF_DELETE
+    HG_JOBDEF_DELETE,
+    HG_JOBDEF_IMPORT                /* many jobs created or replaced */
 } hg_jobdef_op_t;
 
-/* Queue a job command (DEFINITION for CREATE and REPLACE, JOB_ID for
- * DELETE; both copied). REPLY follows, always, from the loop. HG_ERROR
+/* Queue a job command (DEFINITION for CREATE, REPLACE and PATCH, an array
+ * of definitions for IMPORT, JOB_ID for PATCH and DELETE; all copied). REPLY follows, always, from the loop. HG_ERROR
  * (REPLY not called) when out of memory. */
 int hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
                      const json_t *definition, const char *actor,
@@ -28,6 +29,8 @@ bool hg_jobdef_pump(hg_master_t *m);
 /* Whether a command is in flight (a reload must wait for it: a cycle
  * read without its job would undo it). */
 bool hg_jobdef_busy(const hg_master_t *m);
+/* {jobs: [definitions of the API's jobs, by id]}; NULL: out of memory. */
+json_t *hg_jobdef_export(hg_master_t *m);
 /* The master goes: every command is answered HG_ERROR and freed. */
 void hg_jobdef_free_all(hg_master_t *m);
 

@@ -754,6 +754,20 @@ hg_master_delete_job(hg_master_t *m, const char *job_id, const char *actor,
                             data);
 }
 
+int
+hg_master_import_jobs(hg_master_t *m, const json_t *definitions,
+                      const char *actor, hg_master_reply_pt reply, void *data)
+{
+    return hg_jobdef_submit(m, HG_JOBDEF_IMPORT, NULL, definitions, actor,
+                            reply, data);
+}
+
+json_t *
+hg_master_export_jobs(hg_master_t *m)
+{
+    return hg_jobdef_export(m);
+}
+
 json_t *
 hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
                size_t offset)

@@ -194,6 +194,18 @@ int hg_master_patch_job(hg_master_t *master, const char *job_id,
 int hg_master_delete_job(hg_master_t *master, const char *job_id,
                          const char *actor, hg_master_reply_pt reply,
                          void *data);
+/* Create or replace the jobs DEFINITIONS (an array) all at once, or none:
+ * each checked as a create is, and written to the store in one
+ * transaction. REPLY gets {imported, created: [ids], replaced: [ids]},
+ * or HG_REPLY_INVALID with "errors" naming every bad job ({job, index
+ * when known, field, message}), or HG_ERROR as hg_master_put_job. */
+int hg_master_import_jobs(hg_master_t *master, const json_t *definitions,
+                          const char *actor, hg_master_reply_pt reply,
+                          void *data);
+/* The jobs defined through the API, as they were given: {jobs: [their
+ * definitions, by id]}, what hg_master_import_jobs takes back; NULL: out
+ * of memory. */
+json_t *hg_master_export_jobs(hg_master_t *master);
 /* Which jobs a listing shows; NULL fields match any job. */
 typedef struct {
     const char *status;             /* active | paused | disabled | running */

@@ -42,7 +42,7 @@ struct hg_query_s {
     hg_exec_row_t *rows;
     size_t nrows;
     uint64_t purged;
-    json_t *record;                 /* PUT_JOB */
+    json_t *jobs;                   /* PUT_JOBS */
     char *status;                   /* EXECUTIONS */
     uint64_t total;                 /* EXECUTIONS: without the page */
 };
@@ -57,7 +57,7 @@ hg_query_release(void *cookie)
     free(q->exec_id);
     free(q->trigger);
     free(q->status);
-    json_decref(q->record);
+    json_decref(q->jobs);
 }
 
 static void
@@ -165,8 +165,8 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_PURGE:
         return hg_store_purge_dead(store, q->exec_id, q->job_id, q->before,
                                    &q->purged);
-    case HG_QUERY_PUT_JOB:
-        return hg_store_put_job(store, q->job_id, q->record);
+    case HG_QUERY_PUT_JOBS:
+        return hg_store_put_jobs(store, q->jobs);
     case HG_QUERY_EXECUTIONS:
         if (hg_store_count_executions(store, q->job_id, q->status, &q->total)
             != HG_OK)
@@ -217,9 +217,9 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
         q->limit = HG_QUERY_RETRY_MAX;
     }
     q->offset = args->offset;
-    if (args->record != NULL) {
-        q->record = json_deep_copy(args->record);
-        failed = failed || q->record == NULL;
+    if (args->jobs != NULL) {
+        q->jobs = json_deep_copy(args->jobs);
+        failed = failed || q->jobs == NULL;
     }
     q->task.kind = HG_STORE_TASK_QUERY;
     q->task.query = hg_query_run;
@@ -353,6 +353,27 @@ hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
     return next;
 }
 
+/* An API job's creator and times, from what the store keeps, into
+ * ANSWER. */
+static int
+hg_query_job_origin(hg_master_t *m, const hg_job_t *job, json_t *answer)
+{
+    const json_t *record = json_object_get(m->api_jobs, job->id);
+
+    if (record == NULL) {
+        return HG_OK;
+    }
+    return json_object_set(answer, "created_by",
+                           json_object_get(record, "created_by")) == 0
+           && json_object_set_new(answer, "created_at", hg_query_time(
+                  json_integer_value(json_object_get(record, "created_at"))))
+              == 0
+           && json_object_set_new(answer, "updated_at", hg_query_time(
+                  json_integer_value(json_object_get(record, "updated_at"))))
+              == 0
+           ? HG_OK : HG_ERROR;
+}
+
 static json_t *
 hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
 {
@@ -370,10 +391,12 @@ hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
             return NULL;
         }
     }
-    answer = json_pack("{s:s, s:s, s:b, s:b, s:o?, s:o, s:i, s:i,"
+    answer = json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:o?, s:o, s:i, s:i,"
                        " s:{s:I, s:I, s:I, s:f, s:I, s:o, s:s?}}",
                        "id", job->id,
                        "type", job->type,
+                       "tags", job->tags,
+                       "api", job->api,
                        "enabled", job->enabled,
                        "paused", job->paused,
                        "definition", definition,
@@ -390,6 +413,12 @@ hg_query_job_json(hg_master_t *m, hg_job_t *job, const hg_job_stats_t *st)
                        "last_status", st->runs > 0
                                       ? hg_exec_status_name(st->last_status)
                                       : NULL);
+    if (answer != NULL && job->api && hg_query_job_origin(m, job, answer)
+                                      != HG_OK)
+    {
+        json_decref(answer);
+        return NULL;
+    }
     return answer;
 }
 
@@ -584,7 +613,7 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         }
         *answer = json_pack("{s:I}", "purged", (json_int_t) q->purged);
         break;
-    case HG_QUERY_PUT_JOB:
+    case HG_QUERY_PUT_JOBS:
         *answer = json_object();
         break;
     }

@@ -18,7 +18,7 @@ typedef enum {
     HG_QUERY_DEAD,                  /* a page of the dead-letter list */
     HG_QUERY_RETRY,                 /* dead executions' next attempts */
     HG_QUERY_PURGE,                 /* dead executions deleted */
-    HG_QUERY_PUT_JOB,               /* an API job written or deleted */
+    HG_QUERY_PUT_JOBS,              /* API jobs written or deleted */
     HG_QUERY_EXECUTIONS             /* a page of a job's executions */
 } hg_query_kind_t;
 
@@ -29,7 +29,7 @@ typedef struct hg_query_args_s {
     int64_t before;                 /* RETRY PURGE: finished before (ms) */
     size_t limit;                   /* DEAD RETRY: a page (0: all) */
     size_t offset;
-    const json_t *record;           /* PUT_JOB: NULL = delete job_id */
+    const json_t *jobs;             /* PUT_JOBS: {id: record | null} */
     const char *status;             /* EXECUTIONS: NULL = any */
 } hg_query_args_t;
 

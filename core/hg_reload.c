@@ -723,7 +723,7 @@ hg_reload_start(hg_master_t *m)
 }
 
 int
-hg_reload_check(hg_master_t *m, const json_t *definition,
+hg_reload_check(hg_master_t *m, const json_t *definitions,
                 hg_reload_checked_pt checked, void *data, char *err,
                 size_t errlen)
 {
@@ -735,7 +735,7 @@ hg_reload_check(hg_master_t *m, const json_t *definition,
         return HG_ERROR;
     }
     base = hg_cycle_to_json(m->cycle, err, errlen);
-    list = json_pack("[O]", definition);
+    list = json_deep_copy(definitions);
     r = base != NULL && list != NULL ? hg_reload_new(m) : NULL;
     if (r == NULL) {
         json_decref(base);

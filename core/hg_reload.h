@@ -17,11 +17,11 @@ int hg_reload_start(hg_master_t *m);
 bool hg_reload_busy(const hg_master_t *m);
 
 /*
- * A job check: DEFINITION (one job defined through the API) read by a
- * cycle reader against the configuration in force (not the file: an
- * edit no one reloaded stays out), its module's validate and schedule
- * checked as a reload would. Nothing is committed: CHECKED gets the
- * cycle of that one job (its own to apply with hg_reload_apply_jobs and
+ * A job check: DEFINITIONS (an array of jobs defined through the API)
+ * read by a cycle reader against the configuration in force (not the
+ * file: an edit no one reloaded stays out), each module's validate and
+ * schedule checked as a reload would. Nothing is committed: CHECKED gets
+ * the cycle of those jobs (its own to apply with hg_reload_apply_jobs and
  * destroy), or NULL with what is wrong in ERRORS (borrowed for the call).
  * HG_ERROR (the reason in err) when it cannot start; one at a time, and
  * not while a reload runs.
@@ -29,7 +29,7 @@ bool hg_reload_busy(const hg_master_t *m);
 typedef void (*hg_reload_checked_pt)(hg_master_t *m, hg_cycle_t *cycle,
                                      const hg_conf_errors_t *errors,
                                      void *data);
-int hg_reload_check(hg_master_t *m, const json_t *definition,
+int hg_reload_check(hg_master_t *m, const json_t *definitions,
                     hg_reload_checked_pt checked, void *data, char *err,
                     size_t errlen);
 /* Add or update the jobs of CYCLE, leaving every other job alone. */

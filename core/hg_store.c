@@ -483,15 +483,37 @@ hg_store_job_definitions(const json_t *jobs)
 }
 
 int
-hg_store_put_job(hg_store_t *store, const char *id, const json_t *record)
+hg_store_put_jobs(hg_store_t *store, const json_t *changes)
 {
-    if (id == NULL || (record != NULL
-                       && !json_is_object(json_object_get(record,
-                                                          "definition"))))
-    {
+    const char *id;
+    json_t *record;
+
+    if (!json_is_object(changes)) {
         return HG_ERROR;
     }
-    return store->driver->put_job(store, id, record);
+    json_object_foreach((json_t *) changes, id, record) {
+        if (!json_is_null(record)
+            && !json_is_object(json_object_get(record, "definition")))
+        {
+            return HG_ERROR;
+        }
+    }
+    return store->driver->put_jobs(store, changes);
+}
+
+int
+hg_store_put_job(hg_store_t *store, const char *id, const json_t *record)
+{
+    json_t *changes;
+    int rc;
+
+    if (id == NULL) {
+        return HG_ERROR;
+    }
+    changes = json_pack("{s:O?}", id, record);
+    rc = changes != NULL ? hg_store_put_jobs(store, changes) : HG_ERROR;
+    json_decref(changes);
+    return rc;
 }
 
 int

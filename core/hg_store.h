@@ -223,7 +223,7 @@ typedef struct hg_store_driver_s {
     int (*count_executions)(hg_store_t *store, const char *job_id,
                             const char *status, uint64_t *n);
     int (*load_jobs)(hg_store_t *store, json_t **jobs);
-    int (*put_job)(hg_store_t *store, const char *id, const json_t *record);
+    int (*put_jobs)(hg_store_t *store, const json_t *changes);
     int (*task)(hg_store_t *store, hg_store_task_t *task);
     hg_store_task_t *(*task_done)(hg_store_t *store);
     int (*health)(hg_store_t *store, json_t **report);
@@ -334,13 +334,14 @@ int hg_store_purge_dead(hg_store_t *store, const char *id,
 /*
  * The jobs defined through the admin API (the file's are the file's):
  * load_jobs gives {id: {definition, created_by, created_at, updated_at}}
- * (times in ms), at start or from a QUERY task; put_job writes RECORD
- * (that shape) as job ID's, or deletes it when RECORD is NULL, at once
- * and durably, and only from a QUERY task (the store's side): the answer
- * to the API client waits for it, as a job the client was told exists
- * must survive a kill -9.
+ * (times in ms), at start or from a QUERY task; put_jobs writes CHANGES
+ * ({id: record in that shape, or null to delete the job}) all or none,
+ * at once and durably, and only from a QUERY task (the store's side):
+ * the answer to the API client waits for it, as a job the client was
+ * told exists must survive a kill -9. put_job is one change.
  */
 int hg_store_load_jobs(hg_store_t *store, json_t **jobs);
+int hg_store_put_jobs(hg_store_t *store, const json_t *changes);
 int hg_store_put_job(hg_store_t *store, const char *id,
                      const json_t *record);
 /* The definitions of JOBS (load_jobs' shape), as an array: what a cycle

@@ -718,36 +718,44 @@ hg_mem_load_jobs(hg_store_t *store, json_t **jobs)
     return *jobs != NULL ? HG_OK : HG_ERROR;
 }
 
+/* All or none: the changes are made on a copy, which then replaces the
+ * set. */
 static int
-hg_mem_put_job(hg_store_t *store, const char *id, const json_t *record)
+hg_mem_put_jobs(hg_store_t *store, const json_t *changes)
 {
     hg_mem_t *m = store->data;
-    json_t *copy, *old;
+    json_t *all, *copy, *old, *record;
+    const char *id;
 
-    if (m->api_jobs == NULL && (m->api_jobs = json_object()) == NULL) {
+    all = m->api_jobs != NULL ? json_deep_copy(m->api_jobs) : json_object();
+    if (all == NULL) {
         return HG_ERROR;
     }
-    if (record == NULL) {
-        (void) json_object_del(m->api_jobs, id);
-        return HG_OK;
+    json_object_foreach((json_t *) changes, id, record) {
+        if (json_is_null(record)) {
+            (void) json_object_del(all, id);
+            continue;
+        }
+        copy = json_deep_copy(record);
+        /* as the sqlite driver: a replaced job keeps its creator and
+         * birth */
+        old = json_object_get(all, id);
+        if (copy == NULL
+            || (old != NULL
+                && (json_object_set(copy, "created_by",
+                                    json_object_get(old, "created_by")) != 0
+                    || json_object_set(copy, "created_at",
+                                       json_object_get(old, "created_at"))
+                       != 0))
+            || json_object_set_new(all, id, copy) != 0)
+        {
+            json_decref(all);
+            return HG_ERROR;
+        }
     }
-    copy = json_deep_copy(record);
-    if (copy == NULL) {
-        return HG_ERROR;
-    }
-    /* as the sqlite driver: a replaced job keeps its creator and birth */
-    old = json_object_get(m->api_jobs, id);
-    if (old != NULL
-        && (json_object_set(copy, "created_by",
-                            json_object_get(old, "created_by")) != 0
-            || json_object_set(copy, "created_at",
-                               json_object_get(old, "created_at")) != 0))
-    {
-        json_decref(copy);
-        return HG_ERROR;
-    }
-    return json_object_set_new(m->api_jobs, id, copy) == 0 ? HG_OK
-                                                           : HG_ERROR;
+    json_decref(m->api_jobs);
+    m->api_jobs = all;
+    return HG_OK;
 }
 
 const hg_store_driver_t hg_store_memory_driver = {
@@ -767,7 +775,7 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_purge_dead,
     hg_mem_count_executions,
     hg_mem_load_jobs,
-    hg_mem_put_job,
+    hg_mem_put_jobs,
     hg_mem_task,
     hg_mem_task_done,
     hg_mem_health,

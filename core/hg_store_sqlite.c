@@ -2055,13 +2055,11 @@ failed:
     return HG_ERROR;
 }
 
-/* One statement, so one implicit transaction, committed when it returns:
- * in the WAL, which a kill -9 of the process does not lose (the store's
- * durability, see the top of this file). */
+/* One job's row written (RECORD NULL: deleted), inside put_jobs'
+ * transaction. */
 static int
-hg_sq_put_job(hg_store_t *store, const char *id, const json_t *record)
+hg_sq_put_job(hg_sq_t *d, const char *id, const json_t *record)
 {
-    hg_sq_t *d = store->data;
     sqlite3_stmt *s = NULL;
     char *text = NULL;
     int rc;
@@ -2109,6 +2107,43 @@ hg_sq_put_job(hg_store_t *store, const char *id, const json_t *record)
     sqlite3_finalize(s);
     free(text);
     return rc == SQLITE_OK ? HG_OK : HG_ERROR;
+}
+
+/* One transaction, committed when it returns: in the WAL, which a kill -9
+ * of the process does not lose (the store's durability, see the top of
+ * this file); a change that fails takes the others back with it. */
+static int
+hg_sq_put_jobs(hg_store_t *store, const json_t *changes)
+{
+    hg_sq_t *d = store->data;
+    const char *id;
+    json_t *record;
+    int rc = HG_ERROR;
+
+    if (sqlite3_exec(d->rdb, "BEGIN IMMEDIATE", NULL, NULL, NULL)
+        != SQLITE_OK)
+    {
+        hg_sq_read_error(d, "the jobs to write");
+        return HG_ERROR;
+    }
+    json_object_foreach((json_t *) changes, id, record) {
+        if (hg_sq_put_job(d, id, json_is_null(record) ? NULL : record)
+            != HG_OK)
+        {
+            goto done;
+        }
+    }
+    if (sqlite3_exec(d->rdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        hg_sq_read_error(d, "the jobs to write");
+        goto done;
+    }
+    rc = HG_OK;
+
+done:
+    if (rc != HG_OK && !sqlite3_get_autocommit(d->rdb)) {
+        (void) sqlite3_exec(d->rdb, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
 }
 
 /* --- the cluster's calls: one instance, which always wins -------------- */
@@ -2373,7 +2408,7 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_purge_dead,
     hg_sq_count_executions,
     hg_sq_load_jobs,
-    hg_sq_put_job,
+    hg_sq_put_jobs,
     hg_store_writer_task,
     hg_store_writer_task_done,
     hg_sq_health,

@@ -2947,6 +2947,58 @@ reads_under(fixture_t *f, const injector_t *inj)
     assert_string_equal(got, "rc 0 deleted 0");
     hg_store_close(store);
 }
+/* Many API jobs written at once are written all or none: an allocation
+ * refused anywhere in the write leaves the set as it was (both drivers). */
+static void
+test_alloc_put_jobs(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    unsigned long failures = 0;
+    json_t *changes, *jobs;
+    bool fired;
+    int rc;
+
+    changes = json_pack("{s:{s:{s:s}, s:s, s:I, s:I}}", "old", "definition",
+                        "id", "old", "created_by", "api:ops", "created_at",
+                        (json_int_t) 1, "updated_at", (json_int_t) 1);
+    assert_int_equal(hg_store_put_jobs(store, changes), HG_OK);
+    json_decref(changes);
+    changes = json_pack("{s:{s:{s:s}, s:s, s:I, s:I}, s:{s:{s:s}, s:s, s:I,"
+                        " s:I}, s:n}",
+                        "a", "definition", "id", "a", "created_by", "api:ops",
+                        "created_at", (json_int_t) 2, "updated_at",
+                        (json_int_t) 2,
+                        "b", "definition", "id", "b", "created_by", "api:ops",
+                        "created_at", (json_int_t) 2, "updated_at",
+                        (json_int_t) 2,
+                        "old");
+    assert_non_null(changes);
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        rc = hg_store_put_jobs(store, changes);
+        fired = fault_alloc_disarm();
+        assert_int_equal(hg_store_load_jobs(store, &jobs), HG_OK);
+        if (rc != HG_OK) {
+            assert_true(fired);
+            /* nothing of it: "old" still there, "a" and "b" not */
+            assert_int_equal(json_object_size(jobs), 1);
+            assert_non_null(json_object_get(jobs, "old"));
+            json_decref(jobs);
+            failures++;
+            continue;
+        }
+        assert_int_equal(json_object_size(jobs), 2);
+        assert_non_null(json_object_get(jobs, "a"));
+        assert_non_null(json_object_get(jobs, "b"));
+        json_decref(jobs);
+        break;
+    }
+    assert_true(failures > 0);
+    json_decref(changes);
+    hg_store_close(store);
+}
+
 
 /* Puts and barriers with each allocation refused in turn, on both
  * drivers: a put refused is HG_ERROR and leaves nothing (the record is
@@ -3333,6 +3385,7 @@ main(void)
         BOTH(test_claims_cleanup),
         BOTH(test_alloc_reads),
         BOTH(test_alloc_puts),
+        BOTH(test_alloc_put_jobs),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
         SQLITE(test_reopen),
