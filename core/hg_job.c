@@ -150,3 +150,59 @@ hg_job_find(hg_master_t *m, const char *id)
 {
     return hg_map_get(&m->jobs, id);
 }
+
+int
+hg_job_add(hg_master_t *m, hg_job_t *job)
+{
+    m->job_order_valid = false;
+    return hg_map_put(&m->jobs, job->id, job);
+}
+
+void
+hg_job_remove(hg_master_t *m, hg_job_t *job)
+{
+    m->job_order_valid = false;
+    hg_map_remove(&m->jobs, job->id);
+}
+
+static int
+hg_job_by_id(const void *a, const void *b)
+{
+    const hg_job_t *const *x = a, *const *y = b;
+
+    return strcmp((*x)->id, (*y)->id);
+}
+
+hg_job_t *const *
+hg_job_order(hg_master_t *m, size_t *n)
+{
+    hg_job_t **order;
+    const char *key;
+    void *value;
+    size_t it = 0, i = 0;
+
+    if (!m->job_order_valid) {
+        order = realloc(m->job_order, (m->jobs.count + 1) * sizeof(*order));
+        if (order == NULL) {
+            return NULL;
+        }
+        m->job_order = order;
+        while (hg_map_next(&m->jobs, &it, &key, &value)) {
+            order[i++] = value;
+        }
+        qsort(order, i, sizeof(*order), hg_job_by_id);
+        m->njob_order = i;
+        m->job_order_valid = true;
+    }
+    *n = m->njob_order;
+    return m->job_order;
+}
+
+void
+hg_job_order_free(hg_master_t *m)
+{
+    free(m->job_order);
+    m->job_order = NULL;
+    m->njob_order = 0;
+    m->job_order_valid = false;
+}

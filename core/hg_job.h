@@ -22,5 +22,12 @@ hg_schedule_t hg_job_sched(const hg_job_t *job);
 bool hg_job_on_wall_clock(const hg_job_t *job);
 /* The job with that id, or NULL. */
 hg_job_t *hg_job_find(hg_master_t *m, const char *id);
+/* JOB into the table, or out of it. */
+int hg_job_add(hg_master_t *m, hg_job_t *job);
+void hg_job_remove(hg_master_t *m, hg_job_t *job);
+/* Every job in the table by id (*N of them), valid until the table
+ * changes; NULL when out of memory. */
+hg_job_t *const *hg_job_order(hg_master_t *m, size_t *n);
+void hg_job_order_free(hg_master_t *m);
 
 #endif /* HG_JOB_H */

@@ -635,13 +635,14 @@ hg_master_cleanup(hg_master_t *m)
     }
     for (i = 0; i < n; i++) {
         hg_timer_cancel(&jobs[i]->timer);
-        hg_map_remove(&m->jobs, jobs[i]->id);
+        hg_job_remove(m, jobs[i]);
         jobs[i]->removed = true;
         if (jobs[i]->refs == 0) {
             hg_job_free(jobs[i]);
         }
     }
     free(jobs);
+    hg_job_order_free(m);
     hg_map_free(&m->jobs);
     hg_slab_strings_destroy(&m->job_strings);
     hg_slab_destroy(&m->job_slab);

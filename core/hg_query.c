@@ -439,14 +439,6 @@ hg_query_list_json(const hg_exec_row_t *rows, size_t n)
     return list;
 }
 
-static int
-hg_query_by_id(const void *a, const void *b)
-{
-    const hg_job_t *const *x = a, *const *y = b;
-
-    return strcmp((*x)->id, (*y)->id);
-}
-
 static bool
 hg_query_job_has_tag(const hg_job_t *job, const char *tag)
 {
@@ -505,37 +497,31 @@ json_t *
 hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
               size_t offset)
 {
-    hg_job_t **all;
-    json_t *list, *answer;
-    const char *key;
-    void *value;
-    size_t it = 0, n = 0, i;
+    hg_job_t *const *order;
+    json_t *list;
+    size_t n, total = 0, i;
 
-    all = calloc(m->jobs.count + 1, sizeof(*all));
+    order = hg_job_order(m, &n);
     list = json_array();
-    if (all == NULL || list == NULL) {
-        free(all);
+    if (order == NULL || list == NULL) {
         json_decref(list);
         return NULL;
     }
-    while (hg_map_next(&m->jobs, &it, &key, &value)) {
-        if (hg_query_job_is(value, filter)) {
-            all[n++] = value;
+    for (i = 0; i < n; i++) {
+        if (!hg_query_job_is(order[i], filter)) {
+            continue;
         }
-    }
-    qsort(all, n, sizeof(*all), hg_query_by_id);
-    for (i = offset; i < n && i - offset < limit; i++) {
-        if (json_array_append_new(list, hg_query_job_row(all[i])) != 0) {
-            free(all);
+        if (total++ < offset || total - offset > limit) {
+            continue;
+        }
+        if (json_array_append_new(list, hg_query_job_row(order[i])) != 0) {
             json_decref(list);
             return NULL;
         }
     }
-    free(all);
-    answer = json_pack("{s:o, s:I, s:I, s:I}", "jobs", list,
-                       "total", (json_int_t) n, "limit", (json_int_t) limit,
-                       "offset", (json_int_t) offset);
-    return answer;
+    return json_pack("{s:o, s:I, s:I, s:I}", "jobs", list,
+                     "total", (json_int_t) total, "limit", (json_int_t) limit,
+                     "offset", (json_int_t) offset);
 }
 
 /* Each dead execution read gets its next attempt, unless its job is gone

@@ -40,7 +40,7 @@ hg_reload_remove_job(hg_master_t *m, hg_job_t *job)
                          "job removed from the configuration");
     }
     job->waiting_tail = NULL;
-    hg_map_remove(&m->jobs, job->id);
+    hg_job_remove(m, job);
     hg_log_event(HG_LOG_INFO, "job_removed", job->id, NULL, NULL, 0, NULL);
     if (job->refs == 0) {
         hg_job_free(job);
@@ -105,7 +105,7 @@ hg_reload_apply_job(hg_master_t *m, hg_reload_apply_t *a,
         return;
     }
     if (is_new) {
-        if (hg_map_put(&m->jobs, job->id, job) != HG_OK) {
+        if (hg_job_add(m, job) != HG_OK) {
             hg_job_free(job);
             a->failed++;
             return;

@@ -152,6 +152,11 @@ struct hg_master_s {
     int signal_fd;
     hg_event_t signal_ev;
     hg_map_t jobs;
+    /* The jobs by id, for listings (hg_job_order): built when asked after
+     * the table changed, not per listing. */
+    hg_job_t **job_order;
+    size_t njob_order;
+    bool job_order_valid;
     hg_slab_t job_slab;             /* every hg_job_t */
     hg_slab_strings_t job_strings;  /* their ids, types and definitions */
     hg_heap_t ready;

@@ -358,6 +358,13 @@ def test_job_list_filters_and_pages(daemon, api):
     # a job of the file without tags shows an empty list
     assert api.json("GET", "/api/v1/jobs?page_size=1")[1]["jobs"][0][
         "tags"] == [], body
+    # the listing follows the table: a job deleted is gone from it
+    assert api.json("DELETE", "/api/v1/jobs/j6")[0] == 200
+    status, body = api.json("GET", "/api/v1/jobs?tag=even")
+    assert [j["id"] for j in body["jobs"]] == ["j0", "j2", "j4"], body
+    status, body = api.json("GET", "/api/v1/jobs?page=3&page_size=3")
+    assert body["total"] == 7 and [j["id"] for j in body["jobs"]] == [
+        "j5"], body
     for q in ("status=gone", "page=0", "page_size=501", "page_size=-1",
               "page=1e3"):
         assert api.json("GET", "/api/v1/jobs?" + q)[0] == 400, q
