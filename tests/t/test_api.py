@@ -241,7 +241,7 @@ def test_executions_dead_letters_stop_and_reload(daemon, api):
                             token="reader")
     assert status == 200, body
     assert body["output"] == "broke\n" and body["exit_code"] == 3, body
-    assert body["trigger"] == "api:ops", body
+    assert body["triggered_by"] == "api:ops", body
     assert api.json("GET", "/api/v1/executions/nope")[0] == 404
 
     def dead_ids():
@@ -306,7 +306,7 @@ def test_enqueue(daemon, api):
     assert fin["status"] == "succeeded", fin
     status, body = api.json("GET", "/api/v1/executions/%s"
                             % body["execution"])
-    assert body["output"] == '{"order":42}' and body["trigger"] \
+    assert body["output"] == '{"order":42}' and body["triggered_by"] \
         == "api:runner", body
     # a unique key pending is refused; run_at in the future keeps it pending
     status, body = api.json("POST", "/api/v1/queue", {
@@ -682,3 +682,51 @@ def test_fifty_bad_requests_change_nothing(daemon):
     gaps = [b - a for a, b in zip(due, due[1:])]
     assert all(abs(g - 0.3) < 0.01 for g in gaps), gaps
     assert len(inside) >= int((end - start) / 0.3) - 1, (inside, start, end)
+
+
+def test_tokens_are_never_shown(daemon, api):
+    """-T masks them; the log never has one, not even a wrong one."""
+    from conftest import run_hourglass
+    wrong = "wrong-" + "k" * 30
+    assert api.json("GET", "/api/v1/status", token=wrong)[0] == 401
+    assert api.json("GET", "/api/v1/status", token="reader")[0] == 200
+    assert api.json("POST", "/api/v1/reload", token="reader")[0] == 403
+    r = run_hourglass("-T", "-p", str(daemon.dir), "-c", str(daemon.conf))
+    assert r.returncode == 0, r
+    assert 'name = "reader"' in r.stdout, r.stdout
+    daemon.stop()
+    text = daemon.log.read_text() + daemon.output.read_text()
+    for secret in list(TOKENS.values()) + [wrong]:
+        assert secret not in r.stdout and secret not in r.stderr
+        assert secret[2:] not in text, "a token is in the log"
+
+
+def test_trigger_keeps_the_rhythm_and_pause_persists(daemon, api):
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "hourly", "type": "shell", "command": "echo once",
+        "schedule": "0 * * * *"})
+    assert status == 201, body
+    fires = body["next_fires"]
+    status, body = api.json("POST", "/api/v1/jobs/hourly/trigger")
+    assert status == 202, body
+    fin = daemon.wait_event("finish", exec=body["execution"])[0]
+    assert fin["status"] == "succeeded", fin
+    status, body = api.json("GET", "/api/v1/jobs/hourly")
+    assert body["next_fires"] == fires, "a trigger moved the schedule"
+    status, body = api.json("GET", "/api/v1/executions/%s"
+                            % fin["exec"])
+    assert body["triggered_by"] == "api:ops", body
+
+    assert api.json("POST", "/api/v1/jobs/hourly/pause")[0] == 200
+    assert api.json("POST", "/api/v1/jobs/file/pause")[0] == 200
+    daemon.stop()
+    daemon.start()
+    wait_until(lambda: api.json("GET", "/healthz", token=None)[0] == 200,
+               what="the API after the restart")
+    for job_id in ("hourly", "file"):
+        status, body = api.json("GET", "/api/v1/jobs/" + job_id)
+        assert (status, body["paused"]) == (200, True), body
+    assert api.json("POST", "/api/v1/jobs/hourly/resume")[0] == 200
+    status, body = api.json("GET", "/api/v1/jobs/hourly")
+    assert body["paused"] is False and body["next_fires"][1:] == fires[1:] \
+        or body["next_fires"] == fires, body

@@ -928,7 +928,7 @@ test_dead_retry_and_purge(void **state)
         assert_json_str(r.answer, "run_id", run);
         assert_int_equal(json_integer_value(json_object_get(r.answer,
                                                             "attempt")), 2);
-        assert_json_str(r.answer, "trigger", "api:ops");
+        assert_json_str(r.answer, "triggered_by", "api:ops");
         assert_json_str(r.answer, "status", "dead");
         reply_reset(&r);
         /* The first attempt left the list as the failure it was. */
@@ -1025,7 +1025,7 @@ test_dead_in_bulk(void **state)
                                                          "executions")), 1);
         assert_json_str(json_array_get(json_object_get(r.answer,
                                                        "executions"), 0),
-                        "job", "b");
+                        "job_id", "b");
         reply_reset(&r);
         stop_master(f);
 
