@@ -22,8 +22,10 @@
 #include "hg_api_http.h"
 #include "hg_log.h"
 
-#define HG_API_CONN_LIMIT     64
-#define HG_API_CONN_TIMEOUT_S 30
+/* Connections at once, and from one address: one client cannot take
+ * them all (64 of a load test's connections fit). */
+#define HG_API_CONN_LIMIT     256
+#define HG_API_CONN_PER_IP    128
 
 /* Route, access, handler: the answer is in REQ, or will be (waiting). */
 static void
@@ -149,6 +151,7 @@ hg_api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
         *upload_data_size = 0;
         return MHD_YES;
     }
+    hg_api_conn_whole(conn);
     if (!req->answered && !req->waiting) {
         hg_api_dispatch(api, req, method, url);
         if (!req->answered && req->route != NULL) {
@@ -177,8 +180,8 @@ hg_api_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     hg_api_req_t *req = *con_cls;
 
     HG_UNUSED(cls);
-    HG_UNUSED(conn);
     HG_UNUSED(toe);
+    hg_api_conn_next(conn);
     if (req == NULL) {
         return;
     }
@@ -364,6 +367,7 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
 {
     const hg_conf_t *conf = hg_master_conf(master);
     const union MHD_DaemonInfo *info;
+    unsigned timeout_s;
     hg_api_t *api;
 
     api = calloc(1, sizeof(*api));
@@ -372,6 +376,8 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
         return NULL;
     }
     api->master = master;
+    api->timeout_ns = conf->api.timeout_ms * HG_NSEC_PER_MSEC;
+    timeout_s = (unsigned) ((conf->api.timeout_ms + 999) / 1000);
     api->fd = hg_api_listen(conf->api.listen, err, errlen);
     if (api->fd < 0) {
         free(api);
@@ -396,8 +402,10 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
             MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
             MHD_OPTION_HTTPS_MEM_KEY, api->tls_key,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned) HG_API_CONN_LIMIT,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HG_API_CONN_TIMEOUT_S,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HG_API_CONN_PER_IP,
+            MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
             MHD_OPTION_NOTIFY_COMPLETED, hg_api_on_completed, api,
+            MHD_OPTION_NOTIFY_CONNECTION, hg_api_on_connection, api,
             MHD_OPTION_END);
     } else {
         api->mhd = MHD_start_daemon(
@@ -405,8 +413,10 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
             hg_api_on_request, api,
             MHD_OPTION_LISTEN_SOCKET, api->fd,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned) HG_API_CONN_LIMIT,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HG_API_CONN_TIMEOUT_S,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) HG_API_CONN_PER_IP,
+            MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
             MHD_OPTION_NOTIFY_COMPLETED, hg_api_on_completed, api,
+            MHD_OPTION_NOTIFY_CONNECTION, hg_api_on_connection, api,
             MHD_OPTION_END);
     }
     info = api->mhd != NULL
@@ -422,6 +432,7 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
     api->timers_ready = true;
     hg_timer_init(&api->timer, hg_api_on_timer, api);
     hg_timer_init(&api->keepalive, hg_api_on_keepalive, api);
+    hg_timer_init(&api->sweep, hg_api_on_sweep, api);
     hg_master_on_notice(master, hg_api_on_notice, api);
     if (hg_event_add(loop, &api->ev, info->epoll_fd, EPOLLIN, hg_api_on_event,
                      api) != HG_OK)
@@ -455,6 +466,7 @@ hg_api_close(hg_api_t *api)
     hg_api_events_end(api);
     if (api->timers_ready) {
         hg_timer_cancel(&api->keepalive);
+        hg_timer_cancel(&api->sweep);
         hg_timer_cancel(&api->timer);
         hg_timers_close(&api->timers);
         api->timers_ready = false;

@@ -3,6 +3,7 @@
  *
  *   hg_api.c         the server: libmicrohttpd in the master's loop,
  *                    listening, TLS, a request's way in and out
+ *   hg_api_conn.c    client connections: the bound on a slow request
  *   hg_api_route.c   the route table (each route's minimum role and kind
  *                    of answer) and its check against api/openapi.json
  *   hg_api_access.c  the allow list and bearer tokens
@@ -80,6 +81,7 @@ struct hg_api_req_s {
 };
 
 typedef struct hg_api_sse_s hg_api_sse_t;
+typedef struct hg_api_conn_s hg_api_conn_t;
 
 struct hg_api_s {
     hg_master_t *master;
@@ -92,6 +94,9 @@ struct hg_api_s {
     hg_api_req_t *reqs;             /* every request alive */
     hg_api_sse_t *sse;              /* every events client */
     hg_timer_t keepalive;
+    hg_api_conn_t *conns;           /* every client connection */
+    hg_timer_t sweep;               /* cuts off slow requests */
+    int64_t timeout_ns;             /* api.timeout */
     char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
     char *tls_key;                  /* pointers to them while it runs */
 };
@@ -128,6 +133,16 @@ json_t *hg_api_body(hg_api_req_t *req);
 void hg_api_actor(const hg_api_req_t *req, char *actor, size_t len);
 const char *hg_api_arg(hg_api_req_t *req, const char *name);
 bool hg_api_page(hg_api_req_t *req, size_t *page, size_t *size);
+
+/* hg_api_conn.c */
+void hg_api_on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code);
+/* The connection's request has arrived whole; it is done (the next one
+ * begins). */
+void hg_api_conn_whole(struct MHD_Connection *conn);
+void hg_api_conn_next(struct MHD_Connection *conn);
+void hg_api_on_sweep(hg_timer_t *timer);
 
 /* hg_api_events.c */
 enum MHD_Result hg_api_events_start(hg_api_t *api, hg_api_req_t *req);

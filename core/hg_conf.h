@@ -180,6 +180,8 @@ typedef struct hg_conf_s {
         hg_api_token_t *tokens;
         size_t ntokens;
         uint64_t body_limit;        /* default 1MiB */
+        int64_t timeout_ms;         /* a request's bound, idle or slow;
+                                       default 30s */
         bool tls;                   /* a tls section is present */
         char *tls_cert;             /* absolute: PEM certificate (chain) */
         char *tls_key;              /* absolute: PEM private key */

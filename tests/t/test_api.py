@@ -29,13 +29,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def api_section(port, allow=("127.0.0.0/8", "::1/128"), body_limit="4KiB"):
+def api_section(port, allow=("127.0.0.0/8", "::1/128"), body_limit="4KiB",
+                timeout="30s"):
     tokens = ", ".join('{ name = "%s"; token = "%s"; role = "%s"; }'
                        % (n, t, ROLES[n]) for n, t in TOKENS.items())
     return ('api = { listen = "127.0.0.1:%d"; allow = [ %s ]; '
-            'body_limit = "%s"; tokens = ( %s ); };'
+            'body_limit = "%s"; timeout = "%s"; tokens = ( %s ); };'
             % (port, ", ".join('"%s"' % a for a in allow), body_limit,
-               tokens))
+               timeout, tokens))
 
 
 class Api:
@@ -730,3 +731,79 @@ def test_trigger_keeps_the_rhythm_and_pause_persists(daemon, api):
     status, body = api.json("GET", "/api/v1/jobs/hourly")
     assert body["paused"] is False and body["next_fires"][1:] == fires[1:] \
         or body["next_fires"] == fires, body
+
+
+def status_from(port, source):
+    """GET /api/v1/status from SOURCE (an address of 127.0.0.0/8)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                      source_address=(source, 0))
+    try:
+        conn.request("GET", "/api/v1/status", headers={
+            "Authorization": "Bearer " + TOKENS["reader"]})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def closed(sock):
+    """Whether the server closed SOCK (without waiting)."""
+    try:
+        return sock.recv(1, socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, socket.timeout):
+        return False
+    except OSError:
+        return True
+
+
+def test_slow_and_many_clients_are_bounded(daemon):
+    """A client that trickles its request (slowloris) is cut off after
+    api.timeout though never idle; one address cannot take every
+    connection; and neither holds the loop: others are answered and the
+    schedule runs on."""
+    port = free_port()
+    daemon.start(sqlite_config(daemon, daemon.dir / "hg.db", jobs=[job(
+        "tick", command="true", every="1s")], extra=api_section(
+            port, timeout="2s")))
+
+    slow = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
+        slow.append(s)
+    deadline = time.monotonic() + 15
+    while not all(closed(s) for s in slow) and time.monotonic() < deadline:
+        for s in slow:
+            try:
+                s.send(b"X")            # one byte: never idle
+            except OSError:
+                pass
+        # meanwhile, the others are answered
+        assert status_from(port, "127.0.0.1")[0] == 200
+        time.sleep(0.3)
+    assert all(closed(s) for s in slow), "a trickling client was kept"
+    for s in slow:
+        s.close()
+    assert "did not send a whole request within api.timeout" in \
+        daemon.log.read_text()
+
+    # a flood of connections from one address: some are refused, the
+    # other addresses are still served, and the flood ends at the timeout
+    flood = []
+    for _ in range(150):
+        try:
+            flood.append(socket.create_connection(("127.0.0.1", port)))
+        except OSError:
+            break
+    time.sleep(0.5)
+    assert any(closed(s) for s in flood), "no connection limit per address"
+    assert status_from(port, "127.0.0.2")[0] == 200
+    wait_until(lambda: all(closed(s) for s in flood), timeout=15,
+               what="the idle flood closed at api.timeout")
+    for s in flood:
+        s.close()
+    assert status_from(port, "127.0.0.1")[0] == 200
+    daemon.wait_for(lambda evs: len([
+        e for e in evs if e.get("event") == "finish"
+        and e.get("job") == "tick"]) >= 5, what="the schedule running on")
