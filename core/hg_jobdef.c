@@ -235,23 +235,33 @@ hg_jobdef_store(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     }
 }
 
-/* The definition the command gives job ID, or NULL when it gives none. */
-static const json_t *
-hg_jobdef_definition_of(const hg_jobdef_cmd_t *cmd, const char *id)
+/* The definitions the command gives, by id: {id: definition}; NULL when
+ * out of memory. */
+static json_t *
+hg_jobdef_given(const hg_jobdef_cmd_t *cmd)
 {
-    const json_t *def;
+    json_t *given = json_object(), *def;
     size_t i;
 
     if (cmd->op != HG_JOBDEF_IMPORT) {
-        return strcmp(cmd->id, id) == 0 ? cmd->definition : NULL;
+        if (given != NULL
+            && json_object_set(given, cmd->id, cmd->definition) != 0)
+        {
+            json_decref(given);
+            return NULL;
+        }
+        return given;
     }
     json_array_foreach(cmd->definition, i, def) {
-        const char *given = json_string_value(json_object_get(def, "id"));
-        if (given != NULL && strcmp(given, id) == 0) {
-            return def;
+        if (given == NULL
+            || json_object_set(given, json_string_value(json_object_get(
+                                   def, "id")), def) != 0)
+        {
+            json_decref(given);
+            return NULL;
         }
     }
-    return NULL;
+    return given;
 }
 
 /* What the store keeps of job ID: a replaced job keeps its creator and
@@ -278,7 +288,7 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
                   const hg_conf_errors_t *errors, void *data)
 {
     hg_jobdef_cmd_t *cmd = data;
-    const json_t *definition;
+    json_t *given, *definition;
     const char *id;
     int64_t now = hg_now_ms();
     size_t want, i;
@@ -299,15 +309,18 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
     }
     cmd->cycle = cycle;
     want = cmd->op == HG_JOBDEF_IMPORT ? json_array_size(cmd->definition) : 1;
+    given = hg_jobdef_given(cmd);
     cmd->records = json_object();
-    if (cmd->records == NULL) {
+    if (given == NULL || cmd->records == NULL) {
+        json_decref(given);
         hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
         return;
     }
     for (i = 0; i < cycle->njobs; i++) {
         id = cycle->jobs[i].conf->id;
-        definition = hg_jobdef_definition_of(cmd, id);
+        definition = json_object_get(given, id);
         if (definition == NULL || cycle->njobs != want) {
+            json_decref(given);
             hg_jobdef_refuse(m, cmd, HG_ERROR, "the configuration reader "
                              "answered for other jobs than those given");
             return;
@@ -315,10 +328,12 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
         if (json_object_set_new(cmd->records, id, hg_jobdef_record(
                                     m, cmd, id, definition, now)) != 0)
         {
+            json_decref(given);
             hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
             return;
         }
     }
+    json_decref(given);
     hg_jobdef_store(m, cmd);
 }
 
