@@ -807,3 +807,87 @@ def test_slow_and_many_clients_are_bounded(daemon):
     daemon.wait_for(lambda evs: len([
         e for e in evs if e.get("event") == "finish"
         and e.get("job") == "tick"]) >= 5, what="the schedule running on")
+
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def conforms(doc, schema, value, where="answer"):
+    """Problems of VALUE against SCHEMA (the OpenAPI 3.0 subset the
+    description uses: $ref, type, nullable, enum, format date-time,
+    properties, required, additionalProperties false, items)."""
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].split("/")[-1]]
+    if value is None:
+        return [] if schema.get("nullable") else ["%s: null" % where]
+    kinds = {"string": str, "integer": int, "number": (int, float),
+             "boolean": bool, "object": dict, "array": list}
+    want = schema.get("type")
+    if want is not None and (not isinstance(value, kinds[want]) or (
+            want in ("integer", "number") and isinstance(value, bool))):
+        return ["%s: %r is not %s" % (where, value, want)]
+    problems = []
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append("%s: %r not in %s" % (where, value, schema["enum"]))
+    if schema.get("format") == "date-time" and not RFC3339.match(value):
+        problems.append("%s: %r is not RFC 3339" % (where, value))
+    if want == "object":
+        props = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append("%s: %s missing" % (where, key))
+        for key, v in value.items():
+            if key in props:
+                problems += conforms(doc, props[key], v, where + "." + key)
+            elif schema.get("additionalProperties") is False:
+                problems.append("%s: %s is not described" % (where, key))
+    if want == "array" and "items" in schema:
+        for i, v in enumerate(value):
+            problems += conforms(doc, schema["items"], v,
+                                 "%s[%d]" % (where, i))
+    return problems
+
+
+def test_answers_are_as_described(daemon, api):
+    """What the routes answer has the shape api/openapi.json gives it:
+    no field missing, none undescribed, types and formats right."""
+    doc = api.json("GET", "/api/v1/openapi.json", token=None)[1]
+
+    def check(method, path, status_wanted, answer, route=None):
+        route = route or re.sub(r"/(jobs|executions|dead)/[^/?]+",
+                                r"/\1/{id}", path.split("?")[0])
+        op = doc["paths"][route][method.lower()]
+        schema = op["responses"][str(status_wanted)]["content"][
+            "application/json"]["schema"]
+        assert conforms(doc, schema, answer) == [], (path, answer)
+
+    api.json("POST", "/api/v1/import", {"jobs": [
+        {"id": "ok", "type": "shell", "command": "echo fine", "tags": ["t"],
+         "schedule": "0 3 * * *"},
+        {"id": "bad", "type": "shell", "command": "exit 4",
+         "max_retries": 0}]})
+    runs = {}
+    for job_id in ("ok", "bad", "file"):
+        runs[job_id] = api.json("POST", "/api/v1/jobs/%s/trigger"
+                                % job_id)[1]["execution"]
+        daemon.wait_event("finish", exec=runs[job_id])
+    for path in ("/api/v1/jobs", "/api/v1/jobs?tag=t",
+                 "/api/v1/jobs/ok", "/api/v1/jobs/file",
+                 "/api/v1/jobs/ok/executions", "/api/v1/dead",
+                 "/api/v1/executions/" + runs["ok"],
+                 "/api/v1/executions/" + runs["bad"], "/api/v1/export"):
+        status, body = api.json("GET", path)
+        assert status == 200, (path, body)
+        assert body.get("executions", body.get("jobs", [1])), path
+        check("GET", path, 200, body)
+    status, body = api.json("POST", "/api/v1/import", {"jobs": [
+        {"id": "ok", "type": "shell", "command": "true"}]})
+    check("POST", "/api/v1/import", 200, body)
+    status, body = api.json("POST", "/api/v1/import", {"jobs": [
+        {"id": "x", "type": "shell", "command": "true", "colour": 1}]})
+    assert status == 422
+    assert conforms(doc, doc["components"]["schemas"]["Error"], body) == []
+    # the checker sees a difference
+    assert conforms(doc, doc["components"]["schemas"]["Execution"],
+                    {"id": "x", "job_id": "j", "status": "fine",
+                     "attempt": 1, "colour": 2}) != []
