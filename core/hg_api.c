@@ -27,6 +27,28 @@
 #define HG_API_CONN_LIMIT     256
 #define HG_API_CONN_PER_IP    128
 
+/*
+ * The API's share of the loop. libmicrohttpd serves every ready
+ * connection in one turn, so a flood of clients would be the whole loop
+ * and the schedule would wait behind it. Its turns are paced instead: a
+ * request met once a turn has taken HG_API_TURN_NS waits (its connection
+ * parked) for the next turn, and after a turn that took D the next one
+ * comes no sooner than D * HG_API_PACE later, the API's descriptor out of
+ * the loop meanwhile. When the loop is quiet a turn takes microseconds and
+ * so does the pause; under a flood the API has a tenth of the loop, and
+ * answers more slowly rather than making jobs late.
+ */
+#define HG_API_TURN_NS  (2 * HG_NSEC_PER_MSEC)
+#define HG_API_PACE     9
+
+/* Whether a request met now waits for the next turn. */
+static bool
+hg_api_turn_spent(const hg_api_t *api)
+{
+    return hg_clock_ns(CLOCK_MONOTONIC) - api->turn_start_ns
+           > HG_API_TURN_NS;
+}
+
 /* Route, access, handler: the answer is in REQ, or will be (waiting). */
 static void
 hg_api_dispatch(hg_api_t *api, hg_api_req_t *req, const char *method,
@@ -152,6 +174,13 @@ hg_api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
         return MHD_YES;
     }
     hg_api_conn_whole(conn);
+    if (!req->answered && !req->waiting && hg_api_turn_spent(api)) {
+        req->deferred = true;
+        req->suspended = true;
+        api->ndeferred++;
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+    }
     if (!req->answered && !req->waiting) {
         hg_api_dispatch(api, req, method, url);
         if (!req->answered && req->route != NULL) {
@@ -198,27 +227,61 @@ hg_api_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* --- the loop's side ------------------------------------------------------ */
 
-/* libmicrohttpd's next timeout, on the loop's timer. */
+/* libmicrohttpd's next timeout, or the end of the pause, on the loop's
+ * timer. */
 static void
 hg_api_rearm(hg_api_t *api)
 {
     MHD_UNSIGNED_LONG_LONG ms;
+    int64_t at = INT64_MAX;
 
     if (MHD_get_timeout(api->mhd, &ms) == MHD_YES) {
-        hg_timer_set(&api->timers, &api->timer,
-                     hg_clock_ns(CLOCK_MONOTONIC)
-                     + (int64_t) ms * HG_NSEC_PER_MSEC);
-    } else {
-        hg_timer_cancel(&api->timer);
+        at = hg_clock_ns(CLOCK_MONOTONIC) + (int64_t) ms * HG_NSEC_PER_MSEC;
     }
+    /* parked requests, or the descriptor out of the loop: the pause's
+     * end is a turn */
+    if ((api->ndeferred > 0 || api->resting) && at > api->rest_until_ns) {
+        at = api->rest_until_ns;
+    }
+    if (at == INT64_MAX) {
+        hg_timer_cancel(&api->timer);
+        return;
+    }
+    hg_timer_set(&api->timers, &api->timer,
+                 at > api->rest_until_ns ? at : api->rest_until_ns);
 }
 
 static void
 hg_api_run(hg_api_t *api)
 {
+    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+    hg_api_req_t *req;
+
+    if (now < api->rest_until_ns) {
+        if (!api->resting && hg_event_modify(&api->ev, 0) == HG_OK) {
+            api->resting = true;
+        }
+        hg_api_rearm(api);
+        return;
+    }
+    if (api->resting && hg_event_modify(&api->ev, EPOLLIN) == HG_OK) {
+        api->resting = false;
+    }
+    for (req = api->reqs; req != NULL && api->ndeferred > 0;
+         req = req->next)
+    {
+        if (req->deferred) {
+            req->deferred = false;
+            api->ndeferred--;
+            hg_api_resume(api, req->conn, &req->suspended);
+        }
+    }
+    api->turn_start_ns = now;
     if (MHD_run(api->mhd) != MHD_YES) {
         hg_log(HG_LOG_WARN, "api: libmicrohttpd could not run a turn");
     }
+    now = hg_clock_ns(CLOCK_MONOTONIC);
+    api->rest_until_ns = now + (now - api->turn_start_ns) * HG_API_PACE;
     hg_api_rearm(api);
 }
 

@@ -69,6 +69,7 @@ struct hg_api_req_s {
     size_t len;
     bool too_large;
     bool waiting;                   /* for the master's reply */
+    bool deferred;                  /* for the API's next turn */
     bool suspended;
     /* the answer */
     bool answered;
@@ -97,6 +98,10 @@ struct hg_api_s {
     hg_api_conn_t *conns;           /* every client connection */
     hg_timer_t sweep;               /* cuts off slow requests */
     int64_t timeout_ns;             /* api.timeout */
+    int64_t turn_start_ns;          /* libmicrohttpd's turn began */
+    int64_t rest_until_ns;          /* no turn before (the pace) */
+    size_t ndeferred;               /* requests parked for the next turn */
+    bool resting;                   /* its descriptor out of the loop */
     char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
     char *tls_key;                  /* pointers to them while it runs */
 };
