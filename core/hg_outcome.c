@@ -77,6 +77,10 @@ hg_outcome_retry(hg_master_t *m, hg_execution_t *failed, int64_t delay_ms)
                  "retrying run %s%s", exec->run_id,
                  later ? " after the daemon restarts" : "");
     exec->run_at_ms = hg_now_ms() + delay_ms;
+    /* A retry is due when its backoff ends: its lag (hourglass_schedule_
+     * lag_seconds) is the master's delay from then, not the failed
+     * attempt's run and the backoff since the first due time. */
+    exec->due_ns = hg_clock_ns(CLOCK_REALTIME) + delay_ms * HG_NSEC_PER_MSEC;
     hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
     if (later) {
         /* Shutting down: the queued record is the retry; the next start

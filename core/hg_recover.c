@@ -57,6 +57,9 @@ hg_recover_executions(hg_master_t *m)
                  r->run_id ? r->run_id : r->id);
         exec->priority = (hg_priority_t) r->priority;
         exec->run_at_ms = r->run_at;
+        if (r->run_at > r->scheduled_for) {
+            exec->due_ns = r->run_at * HG_NSEC_PER_MSEC;  /* a retry's */
+        }
         (void) hg_execution_set_payload(exec, r->payload, r->payload_len);
         if (r->unique_key != NULL) {
             exec->unique_key = strdup(r->unique_key);

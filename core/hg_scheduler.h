@@ -192,6 +192,13 @@ struct hg_master_s {
         hg_metric_t *store_dropped;
         hg_metric_t *store_failing;
         hg_metric_t *store_commit;
+        /* Declared for the features that will feed them (dead-man,
+         * notifications, cluster): HELP and TYPE, no series yet. */
+        hg_metric_t *leader;
+        hg_metric_t *overdue;       /* {job} */
+        hg_metric_t *notifications; /* {channel,result} */
+        hg_metric_t *claims;        /* {result} */
+        hg_metric_t *lease_expired;
     } metric;
     int64_t ahead_turn_ms;          /* HG_AHEAD_TURN_MS (tests change it) */
     uint64_t handed_total;          /* frames handed ahead to busy workers */

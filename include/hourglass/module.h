@@ -182,7 +182,9 @@ HG_EXPORT void hg_exec_set_error(hg_exec_t *exec, const char *fmt, ...)
     HG_PRINTF(2, 3);
 /* With HG_RETRY: retry after this delay instead of the job's backoff. */
 HG_EXPORT void hg_exec_retry_after(hg_exec_t *exec, int64_t delay_ms);
-/* A custom metric, reported with the execution. */
+/* A custom counter, reported with the execution: the master adds VALUE to
+ * hourglass_module_metric_total{module, name} (a negative VALUE is not
+ * added: a counter only goes up). */
 HG_EXPORT void hg_exec_metric(hg_exec_t *exec, const char *name,
                               double value);
 /* What the job's processes used, as wait4 reported it when the module

@@ -25,8 +25,8 @@
  *   transport error, timeout, stop                 HG_FAIL with curl's reason
  *   a job definition that does not validate        HG_FATAL (retrying cannot
  *                                                  make it valid)
- * The status code is recorded as the exit code and as the metric
- * `http_status`.
+ * The status code is recorded as the exit code, and counted by its class
+ * in the metric `responses_2xx` (`responses_4xx`, ...).
  */
 
 #include <errno.h>
@@ -898,8 +898,13 @@ hg_http_execute(hg_exec_t *exec)
         status = 0;
     }
     if (status > 0) {
+        char name[32];
+
         hg_exec_set_exit_code(exec, (int) status);
-        hg_exec_metric(exec, "http_status", (double) status);
+        /* A counter the master sums: one answer of its class (the code
+         * itself summed over executions would mean nothing). */
+        snprintf(name, sizeof(name), "responses_%ldxx", status / 100);
+        hg_exec_metric(exec, name, 1);
     }
 
     if (cc != CURLE_OK) {

@@ -12,23 +12,11 @@ set -e
 HG=${HG:-objs/hourglass}
 [ -x "$HG" ] || { echo "bench_reload: build $HG first"; exit 1; }
 command -v python3 >/dev/null || { echo "bench_reload: needs python3"; exit 0; }
-dir=$(mktemp -d /tmp/hg_bench_reload.XXXXXX)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/lib.sh"
+bench_tmpdir reload
 
 head() {
-    cat <<EOF
-pid = "$dir/hg.pid";
-workers = 2;
-timezone = "UTC";
-log = { file = "$dir/hg.log"; format = "json"; level = "info"; };
-modules = { path = "$PWD/modules"; load = [ "shell" ]; };
-store = { driver = "memory"; };
-EOF
+    bench_conf_head info shell '{ driver = "memory"; }'
 }
 tick='{ id = "tick"; type = "shell"; every = "100ms"; command = "true"; }'
 

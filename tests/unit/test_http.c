@@ -309,12 +309,15 @@ static void
 assert_status(const hg_exec_t *exec, int status)
 {
     json_t *metric;
+    char name[32];
 
     assert_true(exec->has_exit_code);
     assert_int_equal(exec->exit_code, status);
-    metric = json_object_get(exec->metrics, "http_status");
+    snprintf(name, sizeof(name), "responses_%dxx", status / 100);
+    metric = json_object_get(exec->metrics, name);
     assert_true(json_is_real(metric));
-    assert_true(json_real_value(metric) == (double) status);
+    assert_true(json_real_value(metric) == 1.0);
+    assert_int_equal(json_object_size(exec->metrics), 1);
 }
 
 /* Run a job on PATH with EXTRA keys and return the result; the handle is

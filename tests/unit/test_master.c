@@ -1382,6 +1382,56 @@ test_metrics(void **state)
     assert_non_null(strstr(text, "hourglass_jobs{state=\"manual\"} 2\n"));
     assert_non_null(strstr(text, "hourglass_schedule_lag_seconds_count 4\n"));
     assert_non_null(strstr(text, "hourglass_queue_depth 0\n"));
+    assert_non_null(strstr(text, "\nhourglass_leader 1\n"));
+    free(text);
+    stop_master(f);
+}
+
+/* Every family DESIGN.md names is declared (HELP and TYPE) before any
+ * execution, those of features not built yet with no series at all. */
+static void
+test_metrics_families(void **state)
+{
+    static const char *const declared[][2] = {
+        { "hourglass_jobs", "gauge" },
+        { "hourglass_executions_total", "counter" },
+        { "hourglass_execution_duration_seconds", "histogram" },
+        { "hourglass_schedule_lag_seconds", "histogram" },
+        { "hourglass_queue_depth", "gauge" },
+        { "hourglass_workers", "gauge" },
+        { "hourglass_worker_restarts_total", "counter" },
+        { "hourglass_reloads_total", "counter" },
+        { "hourglass_leader", "gauge" },
+        { "hourglass_job_overdue", "gauge" },
+        { "hourglass_notifications_total", "counter" },
+        { "hourglass_claims_total", "counter" },
+        { "hourglass_lease_expirations_total", "counter" },
+        { "hourglass_module_metric_total", "counter" },
+    };
+    static const char *const unfed[] = {
+        "hourglass_job_overdue", "hourglass_notifications_total",
+        "hourglass_claims_total", "hourglass_lease_expirations_total"
+    };
+    fixture_t *f = *state;
+    char line[128], *text;
+    size_t i;
+
+    write_conf(f, "memory", 1);
+    start_master(f);
+    trigger(f, "echo");
+    run_until(f, 1);
+    text = metrics_text(f);
+    for (i = 0; i < HG_NELEMS(declared); i++) {
+        snprintf(line, sizeof(line), "\n# TYPE %s %s\n", declared[i][0],
+                 declared[i][1]);
+        assert_non_null(strstr(text, line));
+        snprintf(line, sizeof(line), "# HELP %s ", declared[i][0]);
+        assert_non_null(strstr(text, line));
+    }
+    for (i = 0; i < HG_NELEMS(unfed); i++) {
+        snprintf(line, sizeof(line), "\n%s", unfed[i]);  /* a sample */
+        assert_null(strstr(text, line));
+    }
     free(text);
     stop_master(f);
 }
@@ -2324,6 +2374,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pause_and_resume, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_families, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_retry_and_purge, setup,
                                         teardown),

@@ -97,6 +97,13 @@ test_values(void **state)
         { "third", 1.0 / 3, "0.3333333333333333" },
         { "big", 1e300, "1e+300" },
         { "neg", -2.5, "-2.5" },
+        { "whole", 42, "42" },
+        { "neg_whole", -7, "-7" },
+        { "zero", 0, "0" },
+        { "neg_zero", -0.0, "-0" },
+        { "below_1e15", 999999999999999.0, "999999999999999" },
+        { "1e15", 1e15, "1e+15" },
+        { "2e17", 2e17, "2e+17" },
     };
     hg_metrics_t *r = hg_metrics_new();
     hg_metric_t *g;
@@ -155,6 +162,44 @@ test_many_series(void **state)
     hg_metrics_free(r);
 }
 
+/* A label value longer than the renderer's buffer, beside short ones,
+ * comes out whole and in its place. */
+static void
+test_long_label(void **state)
+{
+    static const char *const labels[] = { "job", NULL };
+    hg_metrics_t *r = hg_metrics_new();
+    hg_metric_t *f;
+    char *name, *want, *text;
+    const char *v[1];
+    size_t n = 40000;
+
+    HG_UNUSED(state);
+    name = malloc(n + 1);
+    want = malloc(n + 256);
+    assert_non_null(name);
+    assert_non_null(want);
+    memset(name, 'x', n);
+    name[n] = '\0';
+    f = hg_metrics_family(r, "t_total", "T", HG_METRIC_COUNTER, labels,
+                          NULL, 0);
+    v[0] = "a";
+    hg_metric_add(f, v, 1);
+    v[0] = name;
+    hg_metric_add(f, v, 2);
+    v[0] = "b";
+    hg_metric_add(f, v, 3);
+    text = render(r);
+    snprintf(want, n + 256, "# HELP t_total T\n# TYPE t_total counter\n"
+             "t_total{job=\"a\"} 1\nt_total{job=\"%s\"} 2\n"
+             "t_total{job=\"b\"} 3\n", name);
+    assert_string_equal(text, want);
+    free(text);
+    free(want);
+    free(name);
+    hg_metrics_free(r);
+}
+
 int
 main(void)
 {
@@ -162,6 +207,7 @@ main(void)
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_many_series),
+        cmocka_unit_test(test_long_label),
     };
 
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
