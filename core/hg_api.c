@@ -37,9 +37,16 @@
  * the loop meanwhile. When the loop is quiet a turn takes microseconds and
  * so does the pause; under a flood the API has a tenth of the loop, and
  * answers more slowly rather than making jobs late.
+ *
+ * And the schedule goes first: while executions wait for a worker, or a
+ * fire is due within about a turn's length (a turn begun just before would
+ * hold it), a turn waits, HG_API_GIVE_WAY_NS at most at a time, so that
+ * the API is still answered when the schedule never rests.
  */
-#define HG_API_TURN_NS  (2 * HG_NSEC_PER_MSEC)
-#define HG_API_PACE     9
+#define HG_API_TURN_NS      (2 * HG_NSEC_PER_MSEC)
+#define HG_API_PACE         3
+#define HG_API_GIVE_WAY_NS  (50 * HG_NSEC_PER_MSEC)
+#define HG_API_RECHECK_NS   HG_NSEC_PER_MSEC
 
 /* Whether a request met now waits for the next turn. */
 static bool
@@ -251,13 +258,33 @@ hg_api_rearm(hg_api_t *api)
                  at > api->rest_until_ns ? at : api->rest_until_ns);
 }
 
+/* Whether the turn due NOW waits for the schedule (see the pace). */
+static bool
+hg_api_gives_way(hg_api_t *api, int64_t now)
+{
+    if (!hg_master_busy(api->master, api->long_turn_ns + HG_API_RECHECK_NS))
+    {
+        api->giving_way_since = 0;
+        return false;
+    }
+    if (api->giving_way_since == 0) {
+        api->giving_way_since = now;
+    }
+    if (now - api->giving_way_since >= HG_API_GIVE_WAY_NS) {
+        api->giving_way_since = 0;
+        return false;
+    }
+    api->rest_until_ns = now + HG_API_RECHECK_NS;
+    return true;
+}
+
 static void
 hg_api_run(hg_api_t *api)
 {
-    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+    int64_t now = hg_clock_ns(CLOCK_MONOTONIC), turn;
     hg_api_req_t *req;
 
-    if (now < api->rest_until_ns) {
+    if (now < api->rest_until_ns || hg_api_gives_way(api, now)) {
         if (!api->resting && hg_event_modify(&api->ev, 0) == HG_OK) {
             api->resting = true;
         }
@@ -281,7 +308,12 @@ hg_api_run(hg_api_t *api)
         hg_log(HG_LOG_WARN, "api: libmicrohttpd could not run a turn");
     }
     now = hg_clock_ns(CLOCK_MONOTONIC);
-    api->rest_until_ns = now + (now - api->turn_start_ns) * HG_API_PACE;
+    turn = now - api->turn_start_ns;
+    /* the longest recent turn, forgotten slowly: what a turn begun now
+     * may take (a page of metrics, not only a page of jobs) */
+    api->long_turn_ns = turn > api->long_turn_ns
+                        ? turn : api->long_turn_ns - api->long_turn_ns / 16;
+    api->rest_until_ns = now + turn * HG_API_PACE;
     hg_api_rearm(api);
 }
 

@@ -100,6 +100,8 @@ struct hg_api_s {
     int64_t timeout_ns;             /* api.timeout */
     int64_t turn_start_ns;          /* libmicrohttpd's turn began */
     int64_t rest_until_ns;          /* no turn before (the pace) */
+    int64_t long_turn_ns;           /* the longest recent turn */
+    int64_t giving_way_since;       /* to the schedule, or 0 */
     size_t ndeferred;               /* requests parked for the next turn */
     bool resting;                   /* its descriptor out of the loop */
     char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */

@@ -776,6 +776,22 @@ hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
     return hg_query_jobs(m, filter, limit, offset);
 }
 
+static bool
+hg_master_due_within(const hg_timers_t *set, int64_t within_ns)
+{
+    const hg_heap_node_t *top = hg_heap_min(&set->heap);
+
+    return top != NULL && top->key - hg_clock_ns(set->clock) < within_ns;
+}
+
+bool
+hg_master_busy(hg_master_t *m, int64_t within_ns)
+{
+    return m->ready.count + m->primed.count > 0
+           || hg_master_due_within(&m->wall, within_ns)
+           || hg_master_due_within(&m->mono, within_ns);
+}
+
 json_t *
 hg_master_status(hg_master_t *m)
 {

@@ -219,6 +219,10 @@ typedef struct {
  * caller's; NULL: out of memory. */
 json_t *hg_master_jobs(hg_master_t *master, const hg_job_filter_t *filter,
                        size_t limit, size_t offset);
+/* Whether the schedule has work now or within WITHIN_NS: executions
+ * waiting for a worker (or for their start's record), or a timer of the
+ * schedule due that soon. The API's turns give way to it (hg_api.c). */
+bool hg_master_busy(hg_master_t *master, int64_t within_ns);
 /* The daemon at a glance: {version, pid, started_at_ms, uptime_s,
  * configuration, reloads {ok, failed}, workers_configured, workers {by
  * state}, jobs, queue_depth, executions_ended {by status}}; and whether
