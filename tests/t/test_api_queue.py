@@ -10,7 +10,8 @@ import re
 import signal
 import time
 
-from conftest import db_rows, job, parse_time, rfc3339, sqlite_config
+from conftest import (at_ahead, db_rows, job, parse_time, rfc3339,
+                      sqlite_config, wait_until)
 from test_api import Api as BaseApi, api_section, free_port
 
 
@@ -204,6 +205,34 @@ def test_counters_stay_right_and_what_waited_behind_goes(daemon):
     assert fin["status"] == "succeeded", fin
     assert daemon.events("start", exec=first) == []
     assert daemon.events("start", exec=second) == []
+
+
+def test_a_jitter_wait_and_a_backoff_removed(daemon):
+    """The two waits on a timer that count as the job's pending ones: a
+    fire waiting out its jitter, a retry its backoff. Each taken out
+    leaves its job's pending count."""
+    api = start(daemon, [
+        job("jit", command="true", at=rfc3339(at_ahead(1)), jitter="10h"),
+        job("fails", command="exit 3", max_retries=1,
+            backoff={"initial": "2h", "max": "2h", "jitter": 0.0})])
+    status, body = api.json("POST", "/api/v1/jobs/fails/trigger")
+    assert status == 202, body
+    daemon.wait_event("retry", job="fails")
+    wait_until(lambda: len(api.queued("?job=jit")) == 1,
+               what="the fire of jit waiting out its jitter")
+    waits = {e["job"]: (e["id"], e["waiting"])
+             for e in api.queue()["executions"]}
+    assert [w for _, w in waits.values()] == ["jitter", "scheduled"] \
+        or [w for _, w in waits.values()] == ["scheduled", "jitter"], waits
+
+    def pending():
+        return [api.json("GET", "/api/v1/jobs/%s" % j, token="reader")[1][
+            "pending"] for j in ("jit", "fails")]
+    assert pending() == [1, 1]
+    for j in ("jit", "fails"):
+        status, body = api.json("DELETE", "/api/v1/queue/%s" % waits[j][0])
+        assert (status, body["job"], body["status"]) == (200, j, "killed")
+    assert api.queued() == [] and pending() == [0, 0]
 
 
 def test_removal_survives_kill_9(daemon):
