@@ -677,18 +677,13 @@ hg_dispatch_committed(hg_master_t *m)
 
 /* --- executions that wait, as the admin API sees them -------------------- */
 
-/* Whether EXEC waits in its job's overlap = queue list. */
+/* Whether EXEC waits in its job's overlap = queue list: each one there
+ * has one after it but the last (asked for each row of a listing, so
+ * not by walking the list). */
 static bool
 hg_dispatch_in_overlap(const hg_execution_t *exec)
 {
-    const hg_execution_t *w;
-
-    for (w = exec->job->waiting_head; w != NULL; w = w->next_waiting) {
-        if (w == exec) {
-            return true;
-        }
-    }
-    return false;
+    return exec->next_waiting != NULL || exec->job->waiting_tail == exec;
 }
 
 const char *

@@ -165,18 +165,23 @@ def test_removed_never_runs_and_its_key_is_free(daemon):
 
 
 def test_counters_stay_right_and_what_waited_behind_goes(daemon):
-    """A ready execution taken out leaves the job's pending count, the
-    queue depth of /status and of /metrics; one that waited behind it
-    (overlap = queue) moves up and runs."""
+    """Executions taken out of the ready queue and out of an overlap =
+    queue list (its middle, its end) leave the job's pending count, the
+    queue depth of /status and of /metrics right; one that waited behind
+    a ready one moves up, and the list takes new ones at its end."""
     api = start(daemon, [
         job("hold", command=SLEEP),
         job("q", command="true", overlap="queue")])
     status, body = api.json("POST", "/api/v1/jobs/hold/trigger")
     hold = body["execution"]
     daemon.wait_event("start", exec=hold)
-    first = api.json("POST", "/api/v1/jobs/q/trigger")[1]["execution"]
-    second = api.json("POST", "/api/v1/jobs/q/trigger")[1]["execution"]
-    assert api.queued() == [(first, "ready"), (second, "overlap")]
+
+    def trigger():
+        return api.json("POST", "/api/v1/jobs/q/trigger")[1]["execution"]
+
+    def remove(exec_id):
+        status, body = api.json("DELETE", "/api/v1/queue/%s" % exec_id)
+        assert (status, body["status"]) == (200, "killed"), body
 
     def counts():
         return (api.json("GET", "/api/v1/jobs/q", token="reader")[1][
@@ -184,27 +189,38 @@ def test_counters_stay_right_and_what_waited_behind_goes(daemon):
                 api.json("GET", "/api/v1/status", token="reader")[1][
                     "queue_depth"],
                 metric(api, "hourglass_queue_depth"))
+    first, second, third = trigger(), trigger(), trigger()
+    assert api.queued() == [(first, "ready"), (second, "overlap"),
+                            (third, "overlap")]
     assert counts() == (1, 1, 1.0)
 
-    status, body = api.json("DELETE", "/api/v1/queue/%s" % first)
-    assert (status, body["status"]) == (200, "killed"), body
-    assert api.queued() == [(second, "ready")]
+    remove(second)
+    assert api.queued() == [(first, "ready"), (third, "overlap")]
     assert counts() == (1, 1, 1.0)
-    status, body = api.json("DELETE", "/api/v1/queue/%s" % second)
-    assert (status, body["status"]) == (200, "killed"), body
+    remove(first)
+    assert api.queued() == [(third, "ready")]
+    assert counts() == (1, 1, 1.0)
+    fourth = trigger()
+    assert api.queued() == [(third, "ready"), (fourth, "overlap")]
+    remove(fourth)
+    fifth = trigger()
+    assert api.queued() == [(third, "ready"), (fifth, "overlap")]
+    remove(third)
+    assert api.queued() == [(fifth, "ready")]
+    remove(fifth)
     assert api.queued() == []
     assert counts() == (0, 0, 0.0)
     assert metric(api, 'hourglass_executions_total{job="q",'
-                  'status="killed"}') == 2.0
+                  'status="killed"}') == 5.0
 
     # the job is free again: a new run goes through once the worker is
-    third = api.json("POST", "/api/v1/jobs/q/trigger")[1]["execution"]
+    last = trigger()
     status, body = api.json("POST", "/api/v1/jobs/hold/stop")
     assert status == 200, body
-    fin = daemon.wait_event("finish", exec=third, timeout=15)[0]
+    fin = daemon.wait_event("finish", exec=last, timeout=15)[0]
     assert fin["status"] == "succeeded", fin
-    assert daemon.events("start", exec=first) == []
-    assert daemon.events("start", exec=second) == []
+    for gone in (first, second, third, fourth, fifth):
+        assert daemon.events("start", exec=gone) == []
 
 
 def test_a_jitter_wait_and_a_backoff_removed(daemon):
