@@ -179,6 +179,8 @@ void hg_api_dead_purge(hg_api_t *api, hg_api_req_t *req);
 void hg_api_dead_retry_one(hg_api_t *api, hg_api_req_t *req);
 void hg_api_dead_purge_one(hg_api_t *api, hg_api_req_t *req);
 void hg_api_enqueue(hg_api_t *api, hg_api_req_t *req);
+void hg_api_queue_list(hg_api_t *api, hg_api_req_t *req);
+void hg_api_dequeue(hg_api_t *api, hg_api_req_t *req);
 void hg_api_healthz(hg_api_t *api, hg_api_req_t *req);
 void hg_api_status(hg_api_t *api, hg_api_req_t *req);
 void hg_api_stats(hg_api_t *api, hg_api_req_t *req);

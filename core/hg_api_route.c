@@ -41,6 +41,8 @@ static const hg_api_route_t hg_api_routes[] = {
     { "DELETE", "/api/v1/dead/{}",            HG_ROLE_WRITE,   HG_API_JSON,    hg_api_dead_purge_one },
     { "POST",   "/api/v1/reload",             HG_ROLE_ADMIN,   HG_API_JSON,    hg_api_reload },
     { "POST",   "/api/v1/queue",              HG_ROLE_EXECUTE, HG_API_JSON,    hg_api_enqueue },
+    { "GET",    "/api/v1/queue",              HG_ROLE_READ,    HG_API_JSON,    hg_api_queue_list },
+    { "DELETE", "/api/v1/queue/{}",           HG_ROLE_EXECUTE, HG_API_JSON,    hg_api_dequeue },
     { "GET",    "/api/v1/export",             HG_ROLE_READ,    HG_API_JSON,    hg_api_export },
     { "POST",   "/api/v1/import",             HG_ROLE_WRITE,   HG_API_JSON,    hg_api_import },
 };

@@ -1,6 +1,6 @@
 /*
  * hg_api_runs.c: the routes of executions: one execution with its output,
- * the queue (enqueue) and dead letters (list, retry and purge, one or
+ * the queue (enqueue, list, remove) and dead letters (list, retry and purge, one or
  * all matching a filter).
  *
  * It checks the request's shape and hands the rest to the master; it
@@ -224,3 +224,43 @@ done:
     json_decref(body);
 }
 
+
+/* GET /queue?job=ID&page=N&page_size=M: what waits to start, in the order
+ * it will run (the master's loop holds it all: no store read). */
+void
+hg_api_queue_list(hg_api_t *api, hg_api_req_t *req)
+{
+    size_t page, size;
+    json_t *answer;
+
+    if (!hg_api_page(req, &page, &size)) {
+        return;
+    }
+    answer = hg_master_queue(api->master, hg_api_arg(req, "job"), size,
+                             (page - 1) * size);
+    if (answer == NULL) {
+        hg_api_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                     "out of memory");
+        return;
+    }
+    hg_api_answer(req, MHD_HTTP_OK, answer);
+}
+
+/* DELETE /queue/{id}: answered once the store has it killed. */
+void
+hg_api_dequeue(hg_api_t *api, hg_api_req_t *req)
+{
+    char actor[160], job[HG_API_ID_MAX + 1];
+    int rc;
+
+    hg_api_actor(req, actor, sizeof(actor));
+    rc = hg_master_dequeue(api->master, req->id, actor, job, sizeof(job),
+                           hg_api_reply_ok, req);
+    if (rc == HG_REPLY_STARTED) {
+        hg_api_error(req, MHD_HTTP_CONFLICT, "running", "execution %s has "
+                     "started: POST /api/v1/jobs/%s/stop stops it", req->id,
+                     job);
+        return;
+    }
+    hg_api_wait(req, rc);
+}

@@ -2817,6 +2817,13 @@ hg_conf_priority_parse(const char *name, hg_priority_t *priority)
     return HG_ERROR;
 }
 
+const char *
+hg_conf_priority_name(hg_priority_t priority)
+{
+    return (size_t) priority < HG_NELEMS(hg_conf_priorities) - 1
+           ? hg_conf_priorities[priority] : "normal";
+}
+
 /* --- queries ---------------------------------------------------------- */
 
 const hg_job_conf_t *

@@ -273,6 +273,8 @@ int hg_conf_job_from_reader(const hg_conf_t *conf, const json_t *definition,
 
 /* "low" "normal" "high" "critical" as a priority; HG_ERROR otherwise. */
 int hg_conf_priority_parse(const char *name, hg_priority_t *priority);
+/* The name of PRIORITY ("normal" for one out of range). */
+const char *hg_conf_priority_name(hg_priority_t priority);
 
 /* Whether ID is a job id: 1-128 of A-Z a-z 0-9 . _ - */
 bool hg_conf_id_ok(const char *id);

@@ -6,7 +6,8 @@
  * (executions recorded running ahead of a worker while every worker is
  * busy), handing ahead (the next execution's frame sent to a busy worker
  * behind a quick one, taken back when its turn passes), each DISPATCH
- * frame, the timeout timer, and the pending and running counts of a job.
+ * frame, the timeout timer, the pending and running counts of a job, and
+ * taking an execution that waits out of the way to a worker on request.
  * It never decides how an execution ended (hg_outcome.c does) and never
  * sends a frame before the execution's `running` record is durable
  * (hg_journal.c says when).
@@ -16,11 +17,13 @@
 
 #include "hg_dispatch.h"
 #include "hg_execution.h"
+#include "hg_fire.h"
 #include "hg_job.h"
 #include "hg_journal.h"
 #include "hg_log.h"
 #include "hg_notice.h"
 #include "hg_msg.h"
+#include "hg_outcome.h"
 #include "hg_uuid.h"
 
 /* Executions primed at most (see hg_dispatch_prime_depth). */
@@ -670,4 +673,97 @@ hg_dispatch_committed(hg_master_t *m)
         }
     }
     hg_dispatch_hand_ahead(m);          /* behind those just started */
+}
+
+/* --- executions that wait, as the admin API sees them -------------------- */
+
+/* Whether EXEC waits in its job's overlap = queue list: each one there
+ * has one after it but the last (asked for each row of a listing, so
+ * not by walking the list). */
+static bool
+hg_dispatch_in_overlap(const hg_execution_t *exec)
+{
+    return exec->next_waiting != NULL || exec->job->waiting_tail == exec;
+}
+
+const char *
+hg_dispatch_waiting(const hg_execution_t *exec)
+{
+    hg_timer_handler_pt h = exec->timer.handler;
+
+    if (exec->worker != NULL) {
+        return NULL;                /* on a worker, or on its way to one */
+    }
+    if (exec->start_list == &exec->job->master->primed) {
+        return "primed";
+    }
+    if (hg_heap_node_queued(&exec->ready)) {
+        return "ready";
+    }
+    if (h == hg_fire_on_run_at || h == hg_outcome_on_retry_timer) {
+        return "scheduled";
+    }
+    if (h == hg_dispatch_on_jitter) {
+        return "jitter";
+    }
+    if (exec->status == HG_EXEC_QUEUED && hg_dispatch_in_overlap(exec)) {
+        return "overlap";
+    }
+    return NULL;
+}
+
+/* EXEC leaves its job's overlap = queue list. */
+static void
+hg_dispatch_unwait(hg_job_t *job, hg_execution_t *exec)
+{
+    hg_execution_t **p, *prev = NULL;
+
+    for (p = &job->waiting_head; *p != NULL; p = &(*p)->next_waiting) {
+        if (*p == exec) {
+            *p = exec->next_waiting;
+            if (job->waiting_tail == exec) {
+                job->waiting_tail = prev;
+            }
+            exec->next_waiting = NULL;
+            return;
+        }
+        prev = *p;
+    }
+}
+
+int
+hg_dispatch_remove(hg_master_t *m, hg_execution_t *exec, const char *why)
+{
+    hg_job_t *job = exec->job;
+    hg_timer_handler_pt h = exec->timer.handler;
+    hg_execution_t *next = NULL;
+
+    if (hg_dispatch_waiting(exec) == NULL) {
+        return HG_AGAIN;
+    }
+    /* Each place keeps its own count: the ready queue and the jitter and
+     * backoff waits are the job's pending ones, a primed execution is
+     * counted running, a run_at wait and the overlap list in neither. */
+    if (exec->start_list != NULL) {
+        hg_dispatch_unprime(exec);
+    } else if (hg_heap_node_queued(&exec->ready)) {
+        hg_heap_remove(&m->ready, &exec->ready);
+        job->pending--;
+    } else if (h == hg_dispatch_on_jitter || h == hg_outcome_on_retry_timer) {
+        job->pending--;
+    } else if (h == NULL) {
+        hg_dispatch_unwait(job, exec);
+    }
+    /* What waited behind it for the job to be free goes now, as after a
+     * run (hg_outcome.c): taken before the record ends EXEC, which may
+     * hold the last reference to a job removed meanwhile. */
+    if (job->running == 0 && job->pending == 0 && job->waiting_head != NULL) {
+        next = job->waiting_head;
+        hg_dispatch_unwait(job, next);
+    }
+    hg_journal_unrun(m, exec, HG_EXEC_KILLED, why);
+    if (next != NULL) {
+        hg_dispatch_ready(m, next);
+    }
+    return HG_OK;
 }

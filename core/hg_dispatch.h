@@ -43,5 +43,15 @@ int hg_dispatch_stop_job(hg_master_t *m, const char *job_id, size_t *killed);
  * executions whose `running` record is durable, then hand the busy
  * workers their next behind them. */
 void hg_dispatch_committed(hg_master_t *m);
+/* Where EXEC waits to start: "ready" (the ready queue), "primed"
+ * (recorded running ahead of a worker), "scheduled" (a future run_at or
+ * a retry's backoff), "jitter", "overlap" (behind its job's running
+ * execution, overlap = queue); NULL once a worker holds it. */
+const char *hg_dispatch_waiting(const hg_execution_t *exec);
+/* Take EXEC, which waits, out of the way to a worker: it ends without
+ * running, recorded killed with WHY, its unique key free again (EXEC is
+ * freed). HG_AGAIN (and nothing is done) when it has started. */
+int hg_dispatch_remove(hg_master_t *m, hg_execution_t *exec,
+                       const char *why);
 
 #endif /* HG_DISPATCH_H */

@@ -968,3 +968,43 @@ hg_master_purge_dead(hg_master_t *m, const char *exec_id,
 
     return hg_master_query(m, HG_QUERY_PURGE, &args, reply, data);
 }
+
+json_t *
+hg_master_queue(hg_master_t *m, const char *job_id, size_t limit,
+                size_t offset)
+{
+    return hg_query_queue(m, job_id, limit, offset);
+}
+
+int
+hg_master_dequeue(hg_master_t *m, const char *exec_id, const char *actor,
+                  char *job, size_t joblen, hg_master_reply_pt reply,
+                  void *data)
+{
+    hg_query_args_t args;
+    hg_execution_t *exec;
+    char why[256];
+
+    if (m->store == NULL) {
+        return HG_ERROR;
+    }
+    memset(&args, 0, sizeof(args));
+    args.exec_id = exec_id;
+    for (exec = m->executions.head; exec != NULL; exec = exec->all.next) {
+        if (strcmp(exec->id, exec_id) == 0) {
+            break;
+        }
+    }
+    if (exec != NULL) {
+        snprintf(job, joblen, "%s", exec->job->id);
+        snprintf(why, sizeof(why), "removed from the queue by %s", actor);
+        if (hg_dispatch_remove(m, exec, why) != HG_OK) {
+            return HG_REPLY_STARTED;
+        }
+        args.removed = true;
+    }
+    /* Answered once the store has committed what was put before: the
+     * record that ends it (a kill -9 after the answer must not run it),
+     * or what became of one that was not in the queue. */
+    return hg_master_query(m, HG_QUERY_DEQUEUED, &args, reply, data);
+}

@@ -237,4 +237,32 @@ json_t *hg_master_stats(hg_master_t *master);
 /* The metrics in the Prometheus text format, the gauges read now. */
 int hg_master_render_metrics(hg_master_t *master, FILE *out);
 
+/*
+ * The queue: every execution that waits to start, wherever it waits (the
+ * ready queue, primed, a future run_at or a retry's backoff, a jitter
+ * wait, behind its job's running execution for overlap = queue), of
+ * JOB_ID (NULL: any), in the order they will run, read now (no store):
+ * {executions: [{id, job, due, run_at, scheduled_for, priority,
+ * triggered_by, attempt, unique_key, payload_bytes, waiting}], total,
+ * limit, offset}; the caller's, NULL when out of memory.
+ */
+json_t *hg_master_queue(hg_master_t *master, const char *job_id,
+                        size_t limit, size_t offset);
+/* hg_master_dequeue: EXEC_ID has started (on a worker, or on its way to
+ * one); its job's id is in JOB. */
+#define HG_REPLY_STARTED    -10
+/*
+ * Take EXEC_ID, which waits to start, out of the queue: it never runs
+ * (not after a restart either), is recorded `killed` with "removed from
+ * the queue by ACTOR", and its unique key is free again. HG_OK: REPLY
+ * follows once the store has the record: HG_OK with {id, job, status},
+ * or HG_ERROR with {error} (the store did not keep it); for an id that
+ * does not wait, HG_AGAIN with {error} saying whether it is unknown or
+ * has ended. HG_REPLY_STARTED (REPLY not called): it has started; HG_ERROR:
+ * no store, or out of memory (REPLY not called).
+ */
+int hg_master_dequeue(hg_master_t *master, const char *exec_id,
+                      const char *actor, char *job, size_t joblen,
+                      hg_master_reply_pt reply, void *data);
+
 #endif /* HG_MASTER_H */

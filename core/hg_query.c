@@ -12,6 +12,7 @@
 
 #include "hg_core.h"
 
+#include "hg_dispatch.h"
 #include "hg_fire.h"
 #include "hg_job.h"
 #include "hg_journal.h"
@@ -45,6 +46,7 @@ struct hg_query_s {
     json_t *jobs;                   /* PUT_JOBS */
     char *status;                   /* EXECUTIONS */
     uint64_t total;                 /* EXECUTIONS: without the page */
+    bool removed;                   /* DEQUEUED */
 };
 
 static void
@@ -152,6 +154,7 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_JOB:
         return hg_store_job_stats(store, q->job_id, &q->stats);
     case HG_QUERY_EXECUTION:
+    case HG_QUERY_DEQUEUED:
         return hg_query_read_one(store, q);
     case HG_QUERY_DEAD:
         if (hg_store_count_executions(store, q->job_id, "dead", &q->total)
@@ -192,7 +195,8 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     }
     if (((kind == HG_QUERY_JOB || kind == HG_QUERY_EXECUTIONS)
          && hg_job_find(m, args->job_id) == NULL)
-        || (kind == HG_QUERY_EXECUTION && args->exec_id == NULL))
+        || ((kind == HG_QUERY_EXECUTION || kind == HG_QUERY_DEQUEUED)
+            && args->exec_id == NULL))
     {
         return HG_AGAIN;
     }
@@ -217,6 +221,7 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
         q->limit = HG_QUERY_RETRY_MAX;
     }
     q->offset = args->offset;
+    q->removed = args->removed;
     if (args->jobs != NULL) {
         q->jobs = json_deep_copy(args->jobs);
         failed = failed || q->jobs == NULL;
@@ -293,7 +298,7 @@ hg_query_execution_json(const hg_exec_record_t *r)
 {
     return json_pack("{s:s, s:s?, s:s, s:s, s:i, s:s?, s:o, s:o, s:o,"
                      " s:o, s:o, s:o, s:o, s:I, s:b, s:s?, s:o, s:o, s:I,"
-                     " s:I, s:i, s:s?}",
+                     " s:I, s:s, s:s?}",
                      "id", r->id,
                      "run_id", r->run_id,
                      "job_id", r->job_id,
@@ -322,7 +327,7 @@ hg_query_execution_json(const hg_exec_record_t *r)
                                    : json_null(),
                      "cpu_user_ms", (json_int_t) r->cpu_user_ms,
                      "cpu_sys_ms", (json_int_t) r->cpu_sys_ms,
-                     "priority", r->priority,
+                     "priority", hg_conf_priority_name((hg_priority_t) r->priority),
                      "unique_key", r->unique_key);
 }
 
@@ -524,6 +529,102 @@ hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
                      "offset", (json_int_t) offset);
 }
 
+/* --- the queue ----------------------------------------------------------- */
+
+/* An execution that waits, with what orders it: when it is due (a time
+ * passed counts as now, as the ready queue takes every due one by
+ * priority), then its priority, then its own due time, then its id. */
+typedef struct {
+    hg_execution_t *exec;
+    const char *waiting;
+    int64_t due;                    /* its own: run_at or scheduled_for */
+    int64_t turn;                   /* due, or now if that passed */
+} hg_query_waiting_t;
+
+static int
+hg_query_by_turn(const void *a, const void *b)
+{
+    const hg_query_waiting_t *x = a, *y = b;
+
+    if (x->turn != y->turn) {
+        return x->turn < y->turn ? -1 : 1;
+    }
+    if (x->exec->priority != y->exec->priority) {
+        return x->exec->priority > y->exec->priority ? -1 : 1;
+    }
+    if (x->due != y->due) {
+        return x->due < y->due ? -1 : 1;
+    }
+    return strcmp(x->exec->id, y->exec->id);
+}
+
+static json_t *
+hg_query_waiting_row(const hg_query_waiting_t *w)
+{
+    const hg_execution_t *e = w->exec;
+
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:s, s:i, s:s*, s:I,"
+                     " s:s}",
+                     "id", e->id,
+                     "job_id", e->job->id,
+                     "due", hg_query_time(w->due),
+                     "run_at", hg_query_time(e->run_at_ms),
+                     "scheduled_for", hg_query_time(e->scheduled_for_ms),
+                     "priority", hg_conf_priority_name(e->priority),
+                     "triggered_by", e->trigger,
+                     "attempt", (int) e->attempt,
+                     "unique_key", e->unique_key,
+                     "payload_bytes", (json_int_t) e->payload_len,
+                     "waiting", w->waiting);
+}
+
+json_t *
+hg_query_queue(hg_master_t *m, const char *job_id, size_t limit,
+               size_t offset)
+{
+    hg_query_waiting_t *all;
+    hg_execution_t *exec;
+    json_t *list;
+    int64_t now_ms = hg_now_ms();
+    size_t n = 0, i;
+
+    all = calloc(m->executions.count + 1, sizeof(*all));
+    list = json_array();
+    if (all == NULL || list == NULL) {
+        goto failed;
+    }
+    for (exec = m->executions.head; exec != NULL; exec = exec->all.next) {
+        const char *waiting = hg_dispatch_waiting(exec);
+
+        if (waiting == NULL
+            || (job_id != NULL && strcmp(exec->job->id, job_id) != 0))
+        {
+            continue;
+        }
+        all[n].exec = exec;
+        all[n].waiting = waiting;
+        all[n].due = exec->run_at_ms > exec->scheduled_for_ms
+                     ? exec->run_at_ms : exec->scheduled_for_ms;
+        all[n].turn = all[n].due > now_ms ? all[n].due : now_ms;
+        n++;
+    }
+    qsort(all, n, sizeof(*all), hg_query_by_turn);
+    for (i = offset; i < n && i - offset < limit; i++) {
+        if (json_array_append_new(list, hg_query_waiting_row(&all[i])) != 0) {
+            goto failed;
+        }
+    }
+    free(all);
+    return json_pack("{s:o, s:I, s:I, s:I}", "executions", list,
+                     "total", (json_int_t) n, "limit", (json_int_t) limit,
+                     "offset", (json_int_t) offset);
+
+failed:
+    free(all);
+    json_decref(list);
+    return NULL;
+}
+
 /* Each dead execution read gets its next attempt, unless its job is gone
  * or refuses it now (overlap = skip while it runs): those stay dead. */
 static json_t *
@@ -562,12 +663,49 @@ hg_query_retry(hg_master_t *m, hg_query_t *q)
     return json_pack("{s:o, s:o}", "retried", retried, "skipped", skipped);
 }
 
+/*
+ * What the store says after a DELETE /queue/{id}, read once everything
+ * put before is committed: the execution taken out is recorded killed
+ * (the answer waits for that, so a restart never runs it), or one that
+ * was not in the queue is unknown or has ended (HG_AGAIN, saying which).
+ */
+static int
+hg_query_dequeued(hg_query_t *q, int rc, json_t **answer)
+{
+    const hg_exec_record_t *r = q->nrows > 0 ? &q->rows[0].r : NULL;
+
+    if (rc == HG_OK && q->removed && r->status == HG_EXEC_KILLED) {
+        *answer = json_pack("{s:s, s:s, s:s}", "id", r->id, "job_id",
+                            r->job_id, "status", "killed");
+        return *answer != NULL ? HG_OK : HG_ERROR;
+    }
+    if (q->removed) {
+        *answer = json_pack("{s:s}", "error", "taken out of the queue, but "
+                            "the store has not recorded it (the daemon's "
+                            "log says why): a restart may run it");
+        return HG_ERROR;
+    }
+    if (rc == HG_AGAIN) {
+        *answer = json_pack("{s:s}", "error", "no execution with this id");
+        return HG_AGAIN;
+    }
+    if (rc != HG_OK) {
+        return rc;
+    }
+    *answer = json_pack("{s:s+}", "error", "the execution is not in the "
+                        "queue: it is ", hg_exec_status_name(r->status));
+    return HG_AGAIN;
+}
+
 static int
 hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
 {
     hg_job_t *job;
 
     *answer = NULL;
+    if (q->kind == HG_QUERY_DEQUEUED) {
+        return hg_query_dequeued(q, rc, answer);
+    }
     if (rc != HG_OK) {
         return rc;
     }
@@ -600,6 +738,7 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         *answer = json_pack("{s:I}", "purged", (json_int_t) q->purged);
         break;
     case HG_QUERY_PUT_JOBS:
+    case HG_QUERY_DEQUEUED:
         *answer = json_object();
         break;
     }

@@ -19,7 +19,9 @@ typedef enum {
     HG_QUERY_RETRY,                 /* dead executions' next attempts */
     HG_QUERY_PURGE,                 /* dead executions deleted */
     HG_QUERY_PUT_JOBS,              /* API jobs written or deleted */
-    HG_QUERY_EXECUTIONS             /* a page of a job's executions */
+    HG_QUERY_EXECUTIONS,            /* a page of a job's executions */
+    HG_QUERY_DEQUEUED               /* an execution taken out of the queue,
+                                       or asked to be and not there */
 } hg_query_kind_t;
 
 typedef struct hg_query_args_s {
@@ -31,6 +33,7 @@ typedef struct hg_query_args_s {
     size_t offset;
     const json_t *jobs;             /* PUT_JOBS: {id: record | null} */
     const char *status;             /* EXECUTIONS: NULL = any */
+    bool removed;                   /* DEQUEUED: taken out of the queue */
 } hg_query_args_t;
 
 /* HG_OK: REPLY follows (at once for a store without a thread, once the
@@ -49,6 +52,13 @@ json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
  * running, pending}], total, limit, offset}. NULL when out of memory. */
 json_t *hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter,
                       size_t limit, size_t offset);
+/* The executions that wait to start, of JOB_ID (NULL: any), in the order
+ * they will run, a page of LIMIT from OFFSET, read now (no store):
+ * {executions: [{id, job, due, run_at, scheduled_for, priority,
+ * triggered_by, attempt, unique_key, payload_bytes, waiting}], total,
+ * limit, offset}. NULL when out of memory. */
+json_t *hg_query_queue(hg_master_t *m, const char *job_id, size_t limit,
+                       size_t offset);
 /* A QUERY task came back from the store: answer it (or free an orphan). */
 void hg_query_done(hg_master_t *m, hg_store_task_t *task);
 /* The master goes: its queries still at the store are orphaned. */

@@ -880,6 +880,12 @@ def test_answers_are_as_described(daemon, api):
         assert status == 200, (path, body)
         assert body.get("executions", body.get("jobs", [1])), path
         check("GET", path, 200, body)
+    assert api.json("POST", "/api/v1/queue", {
+        "job": "ok", "run_at": "2099-01-01T00:00:00Z", "unique_key": "k",
+        "priority": "high", "payload": "p"})[0] == 202
+    status, body = api.json("GET", "/api/v1/queue")
+    assert status == 200 and body["executions"], body
+    check("GET", "/api/v1/queue", 200, body)
     status, body = api.json("POST", "/api/v1/import", {"jobs": [
         {"id": "ok", "type": "shell", "command": "true"}]})
     check("POST", "/api/v1/import", 200, body)
