@@ -6,10 +6,15 @@ from conftest import (all_pids, alive, at_ahead, etime, job, proc_stat,
 
 
 def test_timeout_kills_the_job_and_its_worker_group(daemon):
+    # A module that ignores its deadline and leaves a child in the
+    # worker's group: the master's timeout must end both. (The shell
+    # module stops a command at its deadline by itself, and under load
+    # it may do so before the master's timer fires: then no worker is
+    # killed, and this test would not be about the master.)
     t = at_ahead(2)
-    daemon.start(workers=2, jobs=[
-        job("slow", at=rfc3339(t), timeout="1s", max_retries=0,
-            command="sleep 300"),
+    daemon.start(workers=2, test_modules=["hang"], jobs=[
+        job("slow", type="hang", at=rfc3339(t), timeout="1s",
+            max_retries=0),
         job("tick", every="500ms", command="true"),
     ])
     start = daemon.wait_event("start", job="slow")[0]
@@ -19,7 +24,7 @@ def test_timeout_kills_the_job_and_its_worker_group(daemon):
         return [p for p in all_pids()
                 if alive(p) and (proc_stat(p) or (0, 0, 0))[2] == pgid]
 
-    # The command runs in the worker's process group.
+    # The module's child runs in the worker's process group.
     sleeps = wait_until(
         lambda: [p for p in daemon.find_commands(["sleep", "300"])
                  if p in group(worker)],
