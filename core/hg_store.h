@@ -499,6 +499,26 @@ typedef struct hg_stats_entry_s {
 
 void hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e);
 
+/* A batch's change to its jobs' statistics (job_stats, job_durations),
+ * by job id: a driver adds each record it writes (sign 1) and takes out
+ * each final row it overwrites (sign -1), then writes one row per job. */
+typedef struct hg_store_delta_s {
+    int64_t runs, successes, failures, durations, duration_sum;
+    int64_t duration_max, last_run;
+    bool has_last;
+    hg_exec_status_t last_status;
+    hg_store_bucket_t *buckets;
+    size_t nbuckets, cap;
+    char job_id[];
+} hg_store_delta_t;
+
+/* Adds (sign 1) or takes away (sign -1) REC's part of its job's entry in
+ * DELTAS (job id -> hg_store_delta_t *). HG_ERROR: out of memory. */
+int hg_store_delta_apply(hg_map_t *deltas, const hg_exec_record_t *rec,
+                         int sign);
+/* Frees every entry and the map's own memory. */
+void hg_store_deltas_free(hg_map_t *deltas);
+
 void hg_store_leases_init(hg_store_leases_t *leases);
 void hg_store_leases_free(hg_store_leases_t *leases);
 /* Whether ID may be taken at NOW (not held, or its lease expired). */

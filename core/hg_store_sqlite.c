@@ -319,95 +319,6 @@ hg_sq_finalize(sqlite3_stmt **stmt)
 
 /* --- the writer ---------------------------------------------------------- */
 
-typedef struct hg_sq_delta_s {
-    int64_t runs, successes, failures, durations, duration_sum;
-    int64_t duration_max, last_run;
-    bool has_last;
-    hg_exec_status_t last_status;
-    hg_store_bucket_t *buckets;
-    size_t nbuckets, cap;
-    char job_id[];
-} hg_sq_delta_t;
-
-static void
-hg_sq_deltas_free(hg_map_t *deltas)
-{
-    size_t i = 0;
-    const char *key;
-    void *value;
-
-    while (hg_map_next(deltas, &i, &key, &value)) {
-        hg_sq_delta_t *delta = value;
-        free(delta->buckets);
-        free(delta);
-    }
-    hg_map_free(deltas);
-}
-
-/* Adds (sign 1) or takes away (sign -1) REC's part of its job's stats. */
-static int
-hg_sq_delta_apply(hg_map_t *deltas, const hg_exec_record_t *rec, int sign)
-{
-    hg_stats_entry_t e;
-    hg_sq_delta_t *delta;
-    size_t i, len;
-
-    hg_stats_entry(rec, &e);
-    if (e.runs == 0) {
-        return HG_OK;
-    }
-    delta = hg_map_get(deltas, rec->job_id);
-    if (delta == NULL) {
-        len = strlen(rec->job_id);
-        delta = calloc(1, sizeof(*delta) + len + 1);
-        if (delta == NULL) {
-            return HG_ERROR;
-        }
-        memcpy(delta->job_id, rec->job_id, len + 1);
-        if (hg_map_put(deltas, delta->job_id, delta) != HG_OK) {
-            free(delta);
-            return HG_ERROR;
-        }
-    }
-    delta->runs += sign * e.runs;
-    delta->successes += sign * e.successes;
-    delta->failures += sign * e.failures;
-    if (e.durations) {
-        delta->durations += sign;
-        delta->duration_sum += sign * e.duration_ms;
-        if (sign > 0 && e.duration_ms > delta->duration_max) {
-            delta->duration_max = e.duration_ms;
-        }
-        for (i = 0; i < delta->nbuckets; i++) {
-            if (delta->buckets[i].bucket == e.bucket) {
-                break;
-            }
-        }
-        if (i == delta->nbuckets) {
-            if (delta->nbuckets == delta->cap) {
-                size_t cap = delta->cap ? delta->cap * 2 : 8;
-                hg_store_bucket_t *b = realloc(delta->buckets,
-                                               cap * sizeof(*b));
-                if (b == NULL) {
-                    return HG_ERROR;
-                }
-                delta->buckets = b;
-                delta->cap = cap;
-            }
-            delta->buckets[i].bucket = e.bucket;
-            delta->buckets[i].count = 0;
-            delta->nbuckets++;
-        }
-        delta->buckets[i].count += sign;
-    }
-    if (sign > 0 && (!delta->has_last || e.time >= delta->last_run)) {
-        delta->has_last = true;
-        delta->last_run = e.time;
-        delta->last_status = rec->status;
-    }
-    return HG_OK;
-}
-
 /* The code and message of a failed call on DB, for the fault report. */
 static int
 hg_sq_fail(sqlite3 *db, char *err, size_t errlen)
@@ -513,7 +424,7 @@ hg_sq_unstat_old(hg_sq_t *d, hg_map_t *deltas, const char *id)
         old.started_at = sqlite3_column_int64(s, 3);
         old.finished_at = sqlite3_column_int64(s, 4);
         old.duration_ms = sqlite3_column_int64(s, 5);
-        if (hg_sq_delta_apply(deltas, &old, -1) != HG_OK) {
+        if (hg_store_delta_apply(deltas, &old, -1) != HG_OK) {
             (void) sqlite3_reset(s);
             return SQLITE_NOMEM;
         }
@@ -556,12 +467,12 @@ hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
             return rc;
         }
     }
-    return hg_sq_delta_apply(deltas, rec, 1) == HG_OK ? SQLITE_OK
+    return hg_store_delta_apply(deltas, rec, 1) == HG_OK ? SQLITE_OK
                                                        : SQLITE_NOMEM;
 }
 
 static int
-hg_sq_write_delta(hg_sq_t *d, const hg_sq_delta_t *delta)
+hg_sq_write_delta(hg_sq_t *d, const hg_store_delta_t *delta)
 {
     sqlite3_stmt *s = d->w_stats;
     size_t i;
@@ -778,7 +689,7 @@ hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     if (rc != SQLITE_OK) {
         goto failed;
     }
-    hg_sq_deltas_free(&deltas);
+    hg_store_deltas_free(&deltas);
     hg_sq_after_commit(d, w);
     return HG_STORE_WRITE_OK;
 
@@ -797,7 +708,7 @@ failed:
         snprintf(err + strlen(err), errlen - strlen(err), " (rollback: %s)",
                  sqlite3_errmsg(d->wdb));
     }
-    hg_sq_deltas_free(&deltas);
+    hg_store_deltas_free(&deltas);
     return hg_sq_kind(rc);
 }
 
