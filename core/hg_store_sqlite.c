@@ -1431,35 +1431,17 @@ done:
 
 /* --- reads (caller's thread) --------------------------------------------- */
 
-/* What a read has to say: logged here, or, from a query's read on the
- * maintenance thread, handed to the loop to log (the log is the loop's). */
-static void HG_PRINTF(2, 3)
-hg_sq_read_say(hg_log_level_t level, const char *fmt, ...)
-{
-    hg_store_writer_t *w = hg_store_writer_self();
-    char text[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    if (w != NULL) {
-        hg_store_writer_log(w, level, "%s", text);
-    } else {
-        hg_log(level, "%s", text);
-    }
-}
-
 static void
 hg_sq_read_error(hg_sq_t *d, const char *what)
 {
     int code = sqlite3_extended_errcode(d->rdb) & 0xff;
 
-    hg_sq_read_say(HG_LOG_ERROR, "store: %s: reading %s: %s%s", d->path,
-                   what, sqlite3_errmsg(d->rdb),
-                   code == SQLITE_CORRUPT || code == SQLITE_NOTADB
-                   ? " (the file is damaged: stop hourglass, then restore it "
-                     "from a backup or move it aside)" : "");
+    hg_store_writer_say(HG_LOG_ERROR, "store: %s: reading %s: %s%s",
+                        d->path, what, sqlite3_errmsg(d->rdb),
+                        code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+                        ? " (the file is damaged: stop hourglass, then "
+                          "restore it from a backup or move it aside)"
+                        : "");
 }
 
 /* The row at S's current step, columns in HG_SQ_COLS_* order. */
@@ -1475,9 +1457,9 @@ hg_sq_read_row(hg_sq_t *d, sqlite3_stmt *s, hg_exec_row_t *row)
     r.job_id = (const char *) sqlite3_column_text(s, 2);
     status = (const char *) sqlite3_column_text(s, 3);
     if (r.id == NULL || hg_exec_status_parse(status, &r.status) != HG_OK) {
-        hg_sq_read_say(HG_LOG_ERROR, "store: %s: execution %s has no known "
-                       "status (\"%s\"): skipped", d->path,
-                       r.id ? r.id : "(no id)", status ? status : "");
+        hg_store_writer_say(HG_LOG_ERROR, "store: %s: execution %s has no "
+                            "known status (\"%s\"): skipped", d->path,
+                            r.id ? r.id : "(no id)", status ? status : "");
         return HG_AGAIN;
     }
     r.attempt = (unsigned) sqlite3_column_int64(s, 4);
@@ -1513,8 +1495,8 @@ hg_sq_read_row(hg_sq_t *d, sqlite3_stmt *s, hg_exec_row_t *row)
     r.unique_key = (const char *) sqlite3_column_text(s, 22);
     r.retry_at = sqlite3_column_int64(s, 23);
     if (hg_exec_row_copy(row, &r) != HG_OK) {
-        hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
-                       "execution %s", r.id);
+        hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                            "execution %s", r.id);
         return HG_ERROR;
     }
     return HG_OK;
@@ -1556,8 +1538,8 @@ hg_sq_read_rows(hg_sq_t *d, sqlite3_stmt *s, const char *what,
             cap = cap ? cap * 2 : 16;
             grown = realloc(rows, cap * sizeof(*rows));
             if (grown == NULL) {
-                hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
-                               "%s", what);
+                hg_store_writer_say(HG_LOG_ERROR, "store: out of memory "
+                                    "reading %s", what);
                 goto failed;
             }
             rows = grown;
@@ -1931,9 +1913,10 @@ hg_sq_load_jobs(hg_store_t *store, json_t **jobs)
 
         definition = text != NULL ? json_loads(text, 0, &jerr) : NULL;
         if (id == NULL || !json_is_object(definition)) {
-            hg_sq_read_say(HG_LOG_ERROR, "store: %s: job %s has a definition"
-                           " that is not a JSON object: skipped", d->path,
-                           id != NULL ? id : "(no id)");
+            hg_store_writer_say(HG_LOG_ERROR, "store: %s: job %s has a "
+                                "definition that is not a JSON object: "
+                                "skipped", d->path,
+                                id != NULL ? id : "(no id)");
             json_decref(definition);
             continue;
         }
@@ -1945,8 +1928,8 @@ hg_sq_load_jobs(hg_store_t *store, json_t **jobs)
                         "updated_at",
                         (json_int_t) sqlite3_column_int64(s, 4));
         if (one == NULL || json_object_set_new(all, id, one) != 0) {
-            hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
-                           "jobs");
+            hg_store_writer_say(HG_LOG_ERROR, "store: out of memory "
+                                "reading jobs");
             hg_sq_finalize(&s);
             json_decref(all);
             return HG_ERROR;
