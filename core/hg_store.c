@@ -23,6 +23,9 @@ static const hg_store_driver_t *const hg_store_drivers[] = {
 #if HG_HAVE_SQLITE
     &hg_store_sqlite_driver,
 #endif
+#if HG_HAVE_POSTGRES
+    &hg_store_postgres_driver,
+#endif
 };
 
 /* --- statuses ------------------------------------------------------------ */
@@ -426,8 +429,9 @@ hg_store_find_driver(const char *name, char *err, size_t errlen)
         }
     }
     snprintf(err, errlen, "store.driver: \"%s\" is not available "
-             "(drivers in this build: memory%s)", name,
-             HG_HAVE_SQLITE ? ", sqlite" : "");
+             "(drivers in this build: memory%s%s)", name,
+             HG_HAVE_SQLITE ? ", sqlite" : "",
+             HG_HAVE_POSTGRES ? ", postgres" : "");
     return NULL;
 }
 

@@ -459,6 +459,9 @@ extern const hg_store_driver_t hg_store_memory_driver;
 #if HG_HAVE_SQLITE
 extern const hg_store_driver_t hg_store_sqlite_driver;
 #endif
+#if HG_HAVE_POSTGRES
+extern const hg_store_driver_t hg_store_postgres_driver;
+#endif
 
 /* --- for drivers -------------------------------------------------------- */
 
