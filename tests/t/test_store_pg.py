@@ -14,16 +14,26 @@ import time
 import pytest
 
 import pg
-from conftest import MEMORY_STORE, conf_value, etime, job, wait_until
+from conftest import REPO, MEMORY_STORE, conf_value, etime, job, wait_until
 from test_api import Api, api_section, free_port
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
          "missed", "dead")
 
 
+def built_with_postgres():
+    config = REPO / "objs" / "hg_auto_config.h"
+    return "#define HG_HAVE_POSTGRES 1" in config.read_text()
+
+
 @pytest.fixture(scope="module")
 def server():
     pg.require(pytest)
+    if not built_with_postgres():
+        why = "hourglass was built without libpq (apt-get install libpq-dev)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     s = pg.PgServer().init().start()
     pg.wait_ready(s)
     yield s
