@@ -14,7 +14,8 @@ import time
 import pytest
 
 import pg
-from conftest import REPO, MEMORY_STORE, conf_value, etime, job, wait_until
+from conftest import (REPO, MEMORY_STORE, conf_value, etime, job,
+                      run_hourglass, wait_until)
 from test_api import Api, api_section, free_port
 
 FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
@@ -69,6 +70,17 @@ def messages(daemon, needle):
     return [e for e in daemon.events() if needle in e.get("message", "")]
 
 
+def api_up(api):
+    """Waits for the API's socket: the master opens it after it forks its
+    workers, which is when Daemon.start returns."""
+    def answers():
+        try:
+            return api.call("GET", "/healthz", token=None)[0] in (200, 503)
+        except OSError:
+            return False
+    wait_until(answers, what="the API listening")
+
+
 def test_jobs_recorded_and_an_api_job_survives_a_restart(daemon, db):
     server, name, url = db
     port = free_port()
@@ -77,6 +89,7 @@ def test_jobs_recorded_and_an_api_job_survives_a_restart(daemon, db):
         job("bad", command="exit 3", every="200ms", max_retries=0)],
         extra=api_section(port)))
     api = Api(port)
+    api_up(api)
     status, body = api.json("GET", "/healthz", token=None)
     assert status == 200 and body["status"] == "ok", body
 
@@ -116,6 +129,7 @@ def test_jobs_recorded_and_an_api_job_survives_a_restart(daemon, db):
     daemon.stop()
     assert daemon.proc.returncode == 0
     daemon.start()
+    api_up(api)
     status, body = api.json("GET", "/api/v1/jobs/made", token="reader")
     assert status == 200, body
     assert body["definition"]["command"] == "echo made-by-api", body
@@ -174,8 +188,12 @@ def test_kill_9_loses_nothing_acknowledged(daemon, db, tmp_path):
 
 def test_postgres_stopped_for_a_few_seconds(daemon, db):
     server, name, url = db
+    port = free_port()
     daemon.start(pg_config(daemon, url, jobs=[
-        job("tick", command="true", every="100ms")]))
+        job("tick", command="true", every="100ms")],
+        extra=api_section(port)))
+    api = Api(port)
+    api_up(api)
     daemon.wait_event("finish", count=3, job="tick")
 
     server.stop()
@@ -188,6 +206,11 @@ def test_postgres_stopped_for_a_few_seconds(daemon, db):
             e for e in daemon.events("finish", job="tick")
             if etime(e) > etime(opened)]) >= 10,
             what="10 runs while PostgreSQL is away")
+        # /healthz says why (the shared writer's figures)
+        status, body = api.json("GET", "/healthz", token=None)
+        assert status == 503, body
+        assert any("the store cannot be written: cannot connect" in p
+                   for p in body["problems"]), body
         time.sleep(1)                   # a few retries, still one line
     finally:
         server.start()
@@ -204,5 +227,25 @@ def test_postgres_stopped_for_a_few_seconds(daemon, db):
     assert len(messages(daemon, "store: cannot write postgresql://")) == 1
     assert len(messages(daemon, "store: writing postgresql://")) == 1
     assert "committed" in closed[0]["message"], closed
+    wait_until(lambda: api.json("GET", "/healthz", token=None)[0] == 200,
+               what="/healthz well again")
     daemon.stop()
     assert daemon.proc.returncode == 0
+
+
+def test_t_checks_the_url_without_connecting(hg):
+    """hourglass -t reads the url as libpq does and connects to nothing:
+    a host that answers nobody passes, a parameter libpq does not know is
+    named."""
+    if not built_with_postgres():
+        pytest.skip("hourglass was built without libpq")
+    d = hg()
+    d.write(pg_config(d, "postgresql://nobody@192.0.2.1:1/nowhere"))
+    r = run_hourglass("-t", "-p", d.dir, "-c", d.conf, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert "test is successful" in r.stdout
+    d.write(pg_config(d, "postgresql://h/db?nosuchparam=1"))
+    r = run_hourglass("-t", "-p", d.dir, "-c", d.conf, timeout=10)
+    assert r.returncode == 1, r.stdout
+    assert "store.url: not a PostgreSQL connection url: invalid URI query " \
+        "parameter: \"nosuchparam\"" in r.stderr, r.stderr
