@@ -2,10 +2,10 @@
  * The store: durable history, queued and dead executions, per-job state.
  *
  * The master talks to the store through this interface only; a driver
- * (memory, sqlite, later postgres) implements it. Writes are asynchronous
+ * (memory, sqlite, postgres) implements it. Writes are asynchronous
  * and batched: hg_store_put_* only queue a copy of the record and return at
- * once; the driver commits batches in the background (the sqlite driver in
- * the shared writer's thread, hg_store_writer.c) so the event loop never
+ * once; the driver commits batches in the background (sqlite and postgres
+ * in the shared writer's thread, hg_store_writer.c) so the event loop never
  * waits on a transaction. hg_store_barrier() asks to be told, through the completion
  * descriptor, when everything queued before it is committed: the master
  * uses it so that an execution is durably recorded `running` before its
@@ -262,10 +262,12 @@ struct hg_store_s {
 };
 
 /*
- * Open the driver named in conf->store.driver ("memory", "sqlite").
- * Creates the file (0600, never through a symbolic link) and its schema,
- * or migrates it (by version number); a file already up to date is only
- * read. NULL with a message naming the path and the cause.
+ * Open the driver named in conf->store.driver ("memory", "sqlite",
+ * "postgres"). Creates the file (0600, never through a symbolic link) or
+ * connects to the database, and creates its schema or migrates it (by
+ * version number); a store already up to date is only read. NULL with a
+ * message naming the path (or the url, without its password) and the
+ * cause.
  */
 hg_store_t *hg_store_open(const hg_conf_t *conf, char *err, size_t errlen);
 /* The same with tuning or test hooks (options may be NULL). */
