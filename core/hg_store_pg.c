@@ -215,6 +215,7 @@ typedef struct hg_pg_s {
     PGconn *rconn;                  /* reads (start-up, then QUERY tasks) */
     PGconn *mconn;                  /* the maintenance thread's */
     bool w_prepared;                /* hg_pg_writer_sql on wconn */
+    bool w_stale;                   /* wconn left mid-pipeline: reset it */
 } hg_pg_t;
 
 /* A statement's parameters, text but for the bytea ones. */
@@ -224,6 +225,8 @@ typedef struct hg_pg_params_s {
     int lengths[HG_PG_NCOLS];
     int formats[HG_PG_NCOLS];
     char nums[HG_PG_NCOLS][24];
+    char *owned[2];                 /* cleaned copies (hg_pg_clean) */
+    int nowned;
 } hg_pg_params_t;
 
 static void
@@ -452,6 +455,20 @@ hg_pg_writer_ready(hg_pg_t *d, char *err, size_t errlen)
     size_t i;
     char msg[384];
 
+    if (d->w_stale) {
+        /* A new connection: no state of the old one's pipeline is left
+         * (the old one is kept until the new one is up). */
+        PGconn *fresh = hg_pg_connect(d->url, msg, sizeof(msg));
+
+        if (fresh == NULL) {
+            snprintf(err, errlen, "cannot connect: %s", msg);
+            return HG_ERROR;
+        }
+        PQfinish(d->wconn);
+        d->wconn = fresh;
+        d->w_stale = false;
+        d->w_prepared = false;
+    }
     if (PQstatus(d->wconn) != CONNECTION_OK) {
         PQreset(d->wconn);
         d->w_prepared = false;
@@ -516,16 +533,107 @@ hg_pg_exec_prepared(hg_pg_t *d, const char *name, const hg_pg_params_t *p,
     return NULL;
 }
 
+/* The length of the valid UTF-8 sequence at S, 0 if there is none. */
+static size_t
+hg_pg_utf8_len(const unsigned char *s)
+{
+    size_t len, i;
+    unsigned cp;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+        || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    {
+        return 0;
+    }
+    return len;
+}
+
+/*
+ * TEXT as a parameter of P, a byte that is not UTF-8 replaced by '?'. A
+ * database in UTF-8 refuses the whole transaction for one such byte, and
+ * the writer would retry it for ever; an error message from a module (or
+ * a command) may hold one. HG_ERROR: out of memory.
+ */
+static int
+hg_pg_clean(hg_pg_params_t *p, const char *text)
+{
+    const unsigned char *u = (const unsigned char *) text;
+    size_t i, n, len;
+    char *copy;
+
+    for (i = 0; text != NULL && u[i] != '\0'; i += n) {
+        n = hg_pg_utf8_len(u + i);
+        if (n == 0) {
+            break;
+        }
+    }
+    if (text == NULL || u[i] == '\0') {
+        hg_pg_text(p, text);
+        return HG_OK;
+    }
+    len = strlen(text);
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        return HG_ERROR;
+    }
+    for (i = 0; i < len; i += n) {
+        n = hg_pg_utf8_len(u + i);
+        if (n == 0) {
+            copy[i] = '?';
+            n = 1;
+        } else {
+            memcpy(copy + i, text + i, n);
+        }
+    }
+    copy[len] = '\0';
+    p->owned[p->nowned++] = copy;
+    hg_pg_text(p, copy);
+    return HG_OK;
+}
+
 static void
+hg_pg_params_free(hg_pg_params_t *p)
+{
+    while (p->nowned > 0) {
+        free(p->owned[--p->nowned]);
+    }
+}
+
+/* A put's parameters; hg_pg_params_free after. HG_ERROR: out of memory. */
+static int
 hg_pg_put_params(hg_pg_params_t *p, const hg_exec_record_t *r)
 {
+    int rc = HG_OK;
+
     p->n = 0;
+    p->nowned = 0;
     hg_pg_text(p, r->id);
     hg_pg_text(p, r->run_id);
     hg_pg_text(p, r->job_id);
     hg_pg_text(p, hg_exec_status_name(r->status));
     hg_pg_int(p, r->attempt);
-    hg_pg_text(p, r->trigger);
+    rc |= hg_pg_clean(p, r->trigger);
     hg_pg_int(p, r->scheduled_for);
     hg_pg_int(p, r->started_at);
     hg_pg_int(p, r->finished_at);
@@ -534,7 +642,7 @@ hg_pg_put_params(hg_pg_params_t *p, const hg_exec_record_t *r)
     hg_pg_int(p, r->signo);
     hg_pg_bytes(p, r->output, r->output_len);
     hg_pg_text(p, r->output_truncated ? "t" : "f");
-    hg_pg_text(p, r->error);
+    rc |= hg_pg_clean(p, r->error);
     hg_pg_int(p, r->worker_pid);
     hg_pg_int(p, r->max_rss_kb);
     hg_pg_int(p, r->cpu_user_ms);
@@ -544,6 +652,11 @@ hg_pg_put_params(hg_pg_params_t *p, const hg_exec_record_t *r)
     hg_pg_int(p, r->run_at);
     hg_pg_text(p, r->unique_key);
     hg_pg_int(p, r->retry_at);
+    if (rc != HG_OK) {
+        hg_pg_params_free(p);
+        return HG_ERROR;
+    }
+    return HG_OK;
 }
 
 static int64_t
@@ -593,116 +706,129 @@ hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
     return rc;
 }
 
-/* Writes REC and adds it to the statistics: the fast put, and when it
- * leaves the row alone, the old row out of the statistics and the put. */
-static int
-hg_pg_write_exec(hg_pg_t *d, hg_map_t *deltas, const hg_exec_record_t *rec,
-                 char *err, size_t errlen, char *state, size_t statelen)
-{
-    hg_pg_params_t p;
-    PGresult *res;
-    bool written;
+/*
+ * A pipeline of the writer's statements (libpq's pipeline mode): a batch
+ * costs a few round trips instead of one per statement. Results are read
+ * every HG_PG_PIPE statements, so that the server never waits for us to
+ * read while we wait for it to read (results of puts are a few bytes).
+ */
+#define HG_PG_PIPE  256
 
-    hg_pg_put_params(&p, rec);
-    res = hg_pg_exec_prepared(d, "hg_put_fast", &p, PGRES_COMMAND_OK, err,
-                              errlen, state, statelen);
-    if (res == NULL) {
+typedef struct hg_pg_pipe_s {
+    PGconn *conn;
+    int n;                                  /* sent, not yet read */
+    hg_store_item_t *items[HG_PG_PIPE];     /* a fast put's, else NULL */
+    hg_store_item_t **slow;                 /* fast puts that wrote nothing */
+    size_t nslow, capslow;
+    bool failed;
+    char *err;
+    size_t errlen;
+    char state[8];
+} hg_pg_pipe_t;
+
+/* The first failure of the pipeline, kept. */
+static void
+hg_pg_pipe_fail(hg_pg_pipe_t *pp, const PGresult *res)
+{
+    const char *code;
+
+    if (pp->failed) {
+        return;
+    }
+    pp->failed = true;
+    hg_pg_message(res != NULL ? PQresultErrorMessage(res)
+                              : PQerrorMessage(pp->conn), pp->err,
+                  pp->errlen);
+    code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(pp->state, sizeof(pp->state), "%s", code != NULL ? code : "");
+}
+
+/* Syncs and reads every result sent; a fast put that wrote nothing goes
+ * to the slow list. HG_ERROR once anything failed (the first reason in
+ * err); the connection is then left as the failure left it. */
+static int
+hg_pg_pipe_read(hg_pg_pipe_t *pp)
+{
+    PGresult *res;
+    hg_store_item_t **grown;
+    int i;
+
+    if (pp->n == 0) {
+        return pp->failed ? HG_ERROR : HG_OK;
+    }
+    if (PQpipelineSync(pp->conn) != 1) {
+        hg_pg_pipe_fail(pp, NULL);
         return HG_ERROR;
     }
-    written = strcmp(PQcmdTuples(res), "0") != 0;
-    PQclear(res);
-    if (!written) {
-        if (hg_pg_unstat_old(d, deltas, rec->id, err, errlen, state,
-                             statelen) != HG_OK)
+    for (i = 0; i < pp->n; i++) {
+        res = PQgetResult(pp->conn);
+        if (res == NULL) {                  /* the connection is gone */
+            hg_pg_pipe_fail(pp, NULL);
+            return HG_ERROR;
+        }
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            hg_pg_pipe_fail(pp, res);
+        } else if (pp->items[i] != NULL
+                   && strcmp(PQcmdTuples(res), "0") == 0)
         {
-            return HG_ERROR;
-        }
-        res = hg_pg_exec_prepared(d, "hg_put", &p, PGRES_COMMAND_OK, err,
-                                  errlen, state, statelen);
-        if (res == NULL) {
-            return HG_ERROR;
+            if (pp->nslow == pp->capslow) {
+                pp->capslow = pp->capslow ? pp->capslow * 2 : 16;
+                grown = realloc(pp->slow, pp->capslow * sizeof(*grown));
+                if (grown == NULL) {
+                    snprintf(pp->err, pp->errlen, "out of memory");
+                    pp->failed = true;
+                } else {
+                    pp->slow = grown;
+                }
+            }
+            if (pp->nslow < pp->capslow) {
+                pp->slow[pp->nslow++] = pp->items[i];
+            }
         }
         PQclear(res);
+        while ((res = PQgetResult(pp->conn)) != NULL) {   /* its end */
+            PQclear(res);
+        }
     }
-    if (hg_store_delta_apply(deltas, rec, 1) != HG_OK) {
-        snprintf(err, errlen, "out of memory");
-        return HG_ERROR;
-    }
-    return HG_OK;
-}
-
-static int
-hg_pg_write_delta(hg_pg_t *d, const hg_store_delta_t *delta, char *err,
-                  size_t errlen, char *state, size_t statelen)
-{
-    hg_pg_params_t p;
-    PGresult *res;
-    size_t i;
-
-    p.n = 0;
-    hg_pg_text(&p, delta->job_id);
-    hg_pg_int(&p, delta->runs);
-    hg_pg_int(&p, delta->successes);
-    hg_pg_int(&p, delta->failures);
-    hg_pg_int(&p, delta->durations);
-    hg_pg_int(&p, delta->duration_sum);
-    hg_pg_int(&p, delta->duration_max);
-    hg_pg_int(&p, delta->last_run);
-    hg_pg_text(&p, delta->has_last ? hg_exec_status_name(delta->last_status)
-                                   : NULL);
-    res = hg_pg_exec_prepared(d, "hg_stats", &p, PGRES_COMMAND_OK, err,
-                              errlen, state, statelen);
-    if (res == NULL) {
+    pp->n = 0;
+    res = PQgetResult(pp->conn);
+    if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+        hg_pg_pipe_fail(pp, res);
+        PQclear(res);
         return HG_ERROR;
     }
     PQclear(res);
-    for (i = 0; i < delta->nbuckets; i++) {
-        if (delta->buckets[i].count == 0) {
-            continue;
-        }
-        p.n = 0;
-        hg_pg_text(&p, delta->job_id);
-        hg_pg_int(&p, delta->buckets[i].bucket);
-        hg_pg_int(&p, delta->buckets[i].count);
-        res = hg_pg_exec_prepared(d, "hg_bucket", &p, PGRES_COMMAND_OK, err,
-                                  errlen, state, statelen);
-        if (res == NULL) {
-            return HG_ERROR;
-        }
-        PQclear(res);
+    return pp->failed ? HG_ERROR : HG_OK;
+}
+
+/* Sends the prepared statement NAME (ITEM: a fast put's record). */
+static int
+hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
+                hg_store_item_t *item)
+{
+    if (pp->n == HG_PG_PIPE && hg_pg_pipe_read(pp) != HG_OK) {
+        return HG_ERROR;
     }
+    if (PQsendQueryPrepared(pp->conn, name, p->n, p->values, p->lengths,
+                            p->formats, 0) != 1)
+    {
+        hg_pg_pipe_fail(pp, NULL);
+        return HG_ERROR;
+    }
+    pp->items[pp->n++] = item;
     return HG_OK;
 }
 
-/* The backend's commit (writer thread): everything in BATCH in one
- * transaction, or nothing and the reason in err. */
-static hg_store_write_t
-hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
-             char *err, size_t errlen)
+/* The job states and the statistics' deltas of a batch, pipelined. */
+static int
+hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_store_batch_t *batch,
+                hg_map_t *deltas)
 {
-    hg_pg_t *d = be;
-    hg_map_t deltas;
-    hg_store_item_t *item;
     hg_pg_params_t p;
-    PGresult *res;
-    size_t i = 0;
+    size_t i = 0, b;
     const char *key;
     void *value;
-    char state[8];
 
-    HG_UNUSED(w);
-    state[0] = '\0';
-    hg_map_init(&deltas);
-    if (hg_pg_writer_begin(d, err, errlen) != HG_OK) {
-        goto failed;
-    }
-    for (item = batch->head; item != NULL; item = item->next) {
-        if (hg_pg_write_exec(d, &deltas, &item->row.r, err, errlen, state,
-                             sizeof(state)) != HG_OK)
-        {
-            goto failed;
-        }
-    }
     while (hg_map_next(&batch->states, &i, &key, &value)) {
         hg_store_state_t *st = value;
 
@@ -710,21 +836,143 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         hg_pg_text(&p, st->job_id);
         hg_pg_int(&p, st->last_fire);
         hg_pg_text(&p, st->paused ? "t" : "f");
-        res = hg_pg_exec_prepared(d, "hg_state", &p, PGRES_COMMAND_OK, err,
-                                  errlen, state, sizeof(state));
+        if (hg_pg_pipe_send(pp, "hg_state", &p, NULL) != HG_OK) {
+            return HG_ERROR;
+        }
+    }
+    i = 0;
+    while (hg_map_next(deltas, &i, &key, &value)) {
+        hg_store_delta_t *delta = value;
+
+        p.n = 0;
+        hg_pg_text(&p, delta->job_id);
+        hg_pg_int(&p, delta->runs);
+        hg_pg_int(&p, delta->successes);
+        hg_pg_int(&p, delta->failures);
+        hg_pg_int(&p, delta->durations);
+        hg_pg_int(&p, delta->duration_sum);
+        hg_pg_int(&p, delta->duration_max);
+        hg_pg_int(&p, delta->last_run);
+        hg_pg_text(&p, delta->has_last
+                       ? hg_exec_status_name(delta->last_status) : NULL);
+        if (hg_pg_pipe_send(pp, "hg_stats", &p, NULL) != HG_OK) {
+            return HG_ERROR;
+        }
+        for (b = 0; b < delta->nbuckets; b++) {
+            if (delta->buckets[b].count == 0) {
+                continue;
+            }
+            p.n = 0;
+            hg_pg_text(&p, delta->job_id);
+            hg_pg_int(&p, delta->buckets[b].bucket);
+            hg_pg_int(&p, delta->buckets[b].count);
+            if (hg_pg_pipe_send(pp, "hg_bucket", &p, NULL) != HG_OK) {
+                return HG_ERROR;
+            }
+        }
+    }
+    return hg_pg_pipe_read(pp);
+}
+
+/* Leaves pipeline mode when it can (everything read); a connection left
+ * in it by a failure is reset before its next use. */
+static void
+hg_pg_pipe_end(hg_pg_t *d, hg_pg_pipe_t *pp)
+{
+    if (PQpipelineStatus(d->wconn) != PQ_PIPELINE_OFF
+        && PQexitPipelineMode(d->wconn) != 1)
+    {
+        d->w_stale = true;
+    }
+    free(pp->slow);
+    pp->slow = NULL;
+}
+
+/*
+ * The backend's commit (writer thread): everything in BATCH in one
+ * transaction, or nothing and the reason in err. The fast puts go down a
+ * pipeline; those that wrote nothing (a final row overwritten, a key
+ * changed) take the slow way one by one: the old row out of the
+ * statistics, then the put. Every record then counts in its job's
+ * statistics, in batch order, and the states and statistics follow down
+ * the pipeline.
+ */
+static hg_store_write_t
+hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
+             char *err, size_t errlen)
+{
+    hg_pg_t *d = be;
+    hg_pg_pipe_t pp;
+    hg_map_t deltas;
+    hg_store_item_t *item;
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t i;
+    int rc;
+    char *state = pp.state;
+
+    HG_UNUSED(w);
+    memset(&pp, 0, sizeof(pp));
+    pp.err = err;
+    pp.errlen = errlen;
+    hg_map_init(&deltas);
+    if (hg_pg_writer_begin(d, err, errlen) != HG_OK) {
+        goto failed;
+    }
+    pp.conn = d->wconn;                 /* begin may have replaced it */
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(&pp, NULL);
+        goto failed;
+    }
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+        rc = hg_pg_pipe_send(&pp, "hg_put_fast", &p, item);
+        hg_pg_params_free(&p);              /* libpq copied them */
+        if (rc != HG_OK) {
+            goto failed;
+        }
+    }
+    if (hg_pg_pipe_read(&pp) != HG_OK
+        || PQexitPipelineMode(d->wconn) != 1)
+    {
+        hg_pg_pipe_fail(&pp, NULL);
+        goto failed;
+    }
+    for (i = 0; i < pp.nslow; i++) {
+        if (hg_pg_unstat_old(d, &deltas, pp.slow[i]->row.r.id, err, errlen,
+                             state, sizeof(pp.state)) != HG_OK)
+        {
+            goto failed;
+        }
+        if (hg_pg_put_params(&p, &pp.slow[i]->row.r) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+        res = hg_pg_exec_prepared(d, "hg_put", &p, PGRES_COMMAND_OK, err,
+                                  errlen, state, sizeof(pp.state));
+        hg_pg_params_free(&p);
         if (res == NULL) {
             goto failed;
         }
         PQclear(res);
     }
-    i = 0;
-    while (hg_map_next(&deltas, &i, &key, &value)) {
-        if (hg_pg_write_delta(d, value, err, errlen, state, sizeof(state))
-            != HG_OK)
-        {
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_store_delta_apply(&deltas, &item->row.r, 1) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
             goto failed;
         }
     }
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(&pp, NULL);
+        goto failed;
+    }
+    if (hg_pg_pipe_rest(&pp, batch, &deltas) != HG_OK) {
+        goto failed;
+    }
+    hg_pg_pipe_end(d, &pp);
     if (hg_pg_command(d->wconn, false, "COMMIT", err, errlen) != HG_OK) {
         goto failed;
     }
@@ -732,10 +980,11 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     return HG_STORE_WRITE_OK;
 
 failed:
+    hg_pg_pipe_end(d, &pp);
     hg_store_deltas_free(&deltas);
     /* A transaction left open (the connection is up) is rolled back; a
      * lost connection took it with it. */
-    if (PQstatus(d->wconn) == CONNECTION_OK
+    if (!d->w_stale && PQstatus(d->wconn) == CONNECTION_OK
         && PQtransactionStatus(d->wconn) != PQTRANS_IDLE)
     {
         char rb[128];

@@ -4,10 +4,11 @@
  * initdb into a temporary directory, a Unix socket there, no TCP): every
  * field round trips (bytes with NULs included), statistics move as a
  * record's status does, the reads the admin API and recovery use, the
- * API's jobs, retention cleanup, the schema created once and a newer one
- * refused, the claim of a fire time, `hourglass -t`'s check without a
- * server, and the server stopped under the store: one line says so, the
- * records wait, and arrive when it is back.
+ * API's jobs, retention cleanup, text that is not UTF-8, the schema
+ * created once and a newer one refused, the claim of a fire time,
+ * `hourglass -t`'s check without a server, and the server stopped under
+ * the store: one line says so, the records wait, and arrive when it is
+ * back.
  *
  * Without PostgreSQL (or libpq at build time) the tests skip, or fail
  * when the environment has CI set: CI installs both.
@@ -372,6 +373,28 @@ test_api_jobs(void **state)
     hg_store_close(store);
 }
 
+/* A byte that is not UTF-8 in a text field would make the database refuse
+ * the whole batch, again and again: it is written as '?' instead. */
+static void
+test_not_utf8(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f);
+    hg_exec_row_t row;
+    rec_t b;
+
+    rec(&b, "u", 1, HG_EXEC_FAILED, 5);
+    b.r.error = "exit \xff\xfe, \xc3( and \xc3\xa9t\xc3\xa9";
+    b.r.trigger = "api:\xed\xa0\x80";            /* a surrogate */
+    put(store, &b.r);
+    sync_store(store);
+    assert_int_equal(hg_store_get_execution(store, b.id, &row), HG_OK);
+    assert_string_equal(row.r.error, "exit ??, ?( and \xc3\xa9t\xc3\xa9");
+    assert_string_equal(row.r.trigger, "api:???");
+    hg_exec_row_free(&row);
+    hg_store_close(store);
+}
+
 /* Created once (one line), then only read; a newer schema is refused. */
 static void
 test_schema(void **state)
@@ -505,6 +528,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stats_and_reads, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_api_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_fire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
