@@ -14,7 +14,9 @@
  * Three connections, opened together by this process before the threads
  * start, as the sqlite driver opens its three (its open, too, reads and
  * writes synchronously at start: the schema). WCONN is the writer
- * thread's: hg_pg_commit writes one batch in ONE transaction. RCONN
+ * thread's: hg_pg_commit writes one batch in ONE transaction, its
+ * statements sent down libpq's pipeline (a few round trips a batch, not
+ * one a statement). RCONN
  * serves the start-up reads in the caller's thread, then the QUERY tasks
  * on the maintenance thread (and the cluster's claim, not yet called by
  * the master). MCONN is the maintenance thread's: cleanup and vacuum.
