@@ -23,6 +23,9 @@ static const hg_store_driver_t *const hg_store_drivers[] = {
 #if HG_HAVE_SQLITE
     &hg_store_sqlite_driver,
 #endif
+#if HG_HAVE_POSTGRES
+    &hg_store_postgres_driver,
+#endif
 };
 
 /* --- statuses ------------------------------------------------------------ */
@@ -290,6 +293,86 @@ hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e)
               : rec->started_at > 0 ? rec->started_at : rec->scheduled_for;
 }
 
+void
+hg_store_deltas_free(hg_map_t *deltas)
+{
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(deltas, &i, &key, &value)) {
+        hg_store_delta_t *delta = value;
+        free(delta->buckets);
+        free(delta);
+    }
+    hg_map_free(deltas);
+}
+
+/* Adds (sign 1) or takes away (sign -1) REC's part of its job's stats. */
+int
+hg_store_delta_apply(hg_map_t *deltas, const hg_exec_record_t *rec, int sign)
+{
+    hg_stats_entry_t e;
+    hg_store_delta_t *delta;
+    size_t i, len;
+
+    hg_stats_entry(rec, &e);
+    if (e.runs == 0) {
+        return HG_OK;
+    }
+    delta = hg_map_get(deltas, rec->job_id);
+    if (delta == NULL) {
+        len = strlen(rec->job_id);
+        delta = calloc(1, sizeof(*delta) + len + 1);
+        if (delta == NULL) {
+            return HG_ERROR;
+        }
+        memcpy(delta->job_id, rec->job_id, len + 1);
+        if (hg_map_put(deltas, delta->job_id, delta) != HG_OK) {
+            free(delta);
+            return HG_ERROR;
+        }
+    }
+    delta->runs += sign * e.runs;
+    delta->successes += sign * e.successes;
+    delta->failures += sign * e.failures;
+    if (e.durations) {
+        delta->durations += sign;
+        delta->duration_sum += sign * e.duration_ms;
+        if (sign > 0 && e.duration_ms > delta->duration_max) {
+            delta->duration_max = e.duration_ms;
+        }
+        for (i = 0; i < delta->nbuckets; i++) {
+            if (delta->buckets[i].bucket == e.bucket) {
+                break;
+            }
+        }
+        if (i == delta->nbuckets) {
+            if (delta->nbuckets == delta->cap) {
+                size_t cap = delta->cap ? delta->cap * 2 : 8;
+                hg_store_bucket_t *b = realloc(delta->buckets,
+                                               cap * sizeof(*b));
+                if (b == NULL) {
+                    return HG_ERROR;
+                }
+                delta->buckets = b;
+                delta->cap = cap;
+            }
+            delta->buckets[i].bucket = e.bucket;
+            delta->buckets[i].count = 0;
+            delta->nbuckets++;
+        }
+        delta->buckets[i].count += sign;
+    }
+    if (sign > 0 && (!delta->has_last || e.time >= delta->last_run)) {
+        delta->has_last = true;
+        delta->last_run = e.time;
+        delta->last_status = rec->status;
+    }
+    return HG_OK;
+}
+
+
 /* --- lines from a writer thread ------------------------------------------ */
 
 void
@@ -346,8 +429,9 @@ hg_store_find_driver(const char *name, char *err, size_t errlen)
         }
     }
     snprintf(err, errlen, "store.driver: \"%s\" is not available "
-             "(drivers in this build: memory%s)", name,
-             HG_HAVE_SQLITE ? ", sqlite" : "");
+             "(drivers in this build: memory%s%s)", name,
+             HG_HAVE_SQLITE ? ", sqlite" : "",
+             HG_HAVE_POSTGRES ? ", postgres" : "");
     return NULL;
 }
 

@@ -2,10 +2,10 @@
  * The store: durable history, queued and dead executions, per-job state.
  *
  * The master talks to the store through this interface only; a driver
- * (memory, sqlite, later postgres) implements it. Writes are asynchronous
+ * (memory, sqlite, postgres) implements it. Writes are asynchronous
  * and batched: hg_store_put_* only queue a copy of the record and return at
- * once; the driver commits batches in the background (the sqlite driver in
- * the shared writer's thread, hg_store_writer.c) so the event loop never
+ * once; the driver commits batches in the background (sqlite and postgres
+ * in the shared writer's thread, hg_store_writer.c) so the event loop never
  * waits on a transaction. hg_store_barrier() asks to be told, through the completion
  * descriptor, when everything queued before it is committed: the master
  * uses it so that an execution is durably recorded `running` before its
@@ -262,10 +262,12 @@ struct hg_store_s {
 };
 
 /*
- * Open the driver named in conf->store.driver ("memory", "sqlite").
- * Creates the file (0600, never through a symbolic link) and its schema,
- * or migrates it (by version number); a file already up to date is only
- * read. NULL with a message naming the path and the cause.
+ * Open the driver named in conf->store.driver ("memory", "sqlite",
+ * "postgres"). Creates the file (0600, never through a symbolic link) or
+ * connects to the database, and creates its schema or migrates it (by
+ * version number); a store already up to date is only read. NULL with a
+ * message naming the path (or the url, without its password) and the
+ * cause.
  */
 hg_store_t *hg_store_open(const hg_conf_t *conf, char *err, size_t errlen);
 /* The same with tuning or test hooks (options may be NULL). */
@@ -459,6 +461,9 @@ extern const hg_store_driver_t hg_store_memory_driver;
 #if HG_HAVE_SQLITE
 extern const hg_store_driver_t hg_store_sqlite_driver;
 #endif
+#if HG_HAVE_POSTGRES
+extern const hg_store_driver_t hg_store_postgres_driver;
+#endif
 
 /* --- for drivers -------------------------------------------------------- */
 
@@ -498,6 +503,26 @@ typedef struct hg_stats_entry_s {
 } hg_stats_entry_t;
 
 void hg_stats_entry(const hg_exec_record_t *rec, hg_stats_entry_t *e);
+
+/* A batch's change to its jobs' statistics (job_stats, job_durations),
+ * by job id: a driver adds each record it writes (sign 1) and takes out
+ * each final row it overwrites (sign -1), then writes one row per job. */
+typedef struct hg_store_delta_s {
+    int64_t runs, successes, failures, durations, duration_sum;
+    int64_t duration_max, last_run;
+    bool has_last;
+    hg_exec_status_t last_status;
+    hg_store_bucket_t *buckets;
+    size_t nbuckets, cap;
+    char job_id[];
+} hg_store_delta_t;
+
+/* Adds (sign 1) or takes away (sign -1) REC's part of its job's entry in
+ * DELTAS (job id -> hg_store_delta_t *). HG_ERROR: out of memory. */
+int hg_store_delta_apply(hg_map_t *deltas, const hg_exec_record_t *rec,
+                         int sign);
+/* Frees every entry and the map's own memory. */
+void hg_store_deltas_free(hg_map_t *deltas);
 
 void hg_store_leases_init(hg_store_leases_t *leases);
 void hg_store_leases_free(hg_store_leases_t *leases);

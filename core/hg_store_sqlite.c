@@ -319,95 +319,6 @@ hg_sq_finalize(sqlite3_stmt **stmt)
 
 /* --- the writer ---------------------------------------------------------- */
 
-typedef struct hg_sq_delta_s {
-    int64_t runs, successes, failures, durations, duration_sum;
-    int64_t duration_max, last_run;
-    bool has_last;
-    hg_exec_status_t last_status;
-    hg_store_bucket_t *buckets;
-    size_t nbuckets, cap;
-    char job_id[];
-} hg_sq_delta_t;
-
-static void
-hg_sq_deltas_free(hg_map_t *deltas)
-{
-    size_t i = 0;
-    const char *key;
-    void *value;
-
-    while (hg_map_next(deltas, &i, &key, &value)) {
-        hg_sq_delta_t *delta = value;
-        free(delta->buckets);
-        free(delta);
-    }
-    hg_map_free(deltas);
-}
-
-/* Adds (sign 1) or takes away (sign -1) REC's part of its job's stats. */
-static int
-hg_sq_delta_apply(hg_map_t *deltas, const hg_exec_record_t *rec, int sign)
-{
-    hg_stats_entry_t e;
-    hg_sq_delta_t *delta;
-    size_t i, len;
-
-    hg_stats_entry(rec, &e);
-    if (e.runs == 0) {
-        return HG_OK;
-    }
-    delta = hg_map_get(deltas, rec->job_id);
-    if (delta == NULL) {
-        len = strlen(rec->job_id);
-        delta = calloc(1, sizeof(*delta) + len + 1);
-        if (delta == NULL) {
-            return HG_ERROR;
-        }
-        memcpy(delta->job_id, rec->job_id, len + 1);
-        if (hg_map_put(deltas, delta->job_id, delta) != HG_OK) {
-            free(delta);
-            return HG_ERROR;
-        }
-    }
-    delta->runs += sign * e.runs;
-    delta->successes += sign * e.successes;
-    delta->failures += sign * e.failures;
-    if (e.durations) {
-        delta->durations += sign;
-        delta->duration_sum += sign * e.duration_ms;
-        if (sign > 0 && e.duration_ms > delta->duration_max) {
-            delta->duration_max = e.duration_ms;
-        }
-        for (i = 0; i < delta->nbuckets; i++) {
-            if (delta->buckets[i].bucket == e.bucket) {
-                break;
-            }
-        }
-        if (i == delta->nbuckets) {
-            if (delta->nbuckets == delta->cap) {
-                size_t cap = delta->cap ? delta->cap * 2 : 8;
-                hg_store_bucket_t *b = realloc(delta->buckets,
-                                               cap * sizeof(*b));
-                if (b == NULL) {
-                    return HG_ERROR;
-                }
-                delta->buckets = b;
-                delta->cap = cap;
-            }
-            delta->buckets[i].bucket = e.bucket;
-            delta->buckets[i].count = 0;
-            delta->nbuckets++;
-        }
-        delta->buckets[i].count += sign;
-    }
-    if (sign > 0 && (!delta->has_last || e.time >= delta->last_run)) {
-        delta->has_last = true;
-        delta->last_run = e.time;
-        delta->last_status = rec->status;
-    }
-    return HG_OK;
-}
-
 /* The code and message of a failed call on DB, for the fault report. */
 static int
 hg_sq_fail(sqlite3 *db, char *err, size_t errlen)
@@ -513,7 +424,7 @@ hg_sq_unstat_old(hg_sq_t *d, hg_map_t *deltas, const char *id)
         old.started_at = sqlite3_column_int64(s, 3);
         old.finished_at = sqlite3_column_int64(s, 4);
         old.duration_ms = sqlite3_column_int64(s, 5);
-        if (hg_sq_delta_apply(deltas, &old, -1) != HG_OK) {
+        if (hg_store_delta_apply(deltas, &old, -1) != HG_OK) {
             (void) sqlite3_reset(s);
             return SQLITE_NOMEM;
         }
@@ -556,12 +467,12 @@ hg_sq_write_exec(hg_sq_t *d, hg_map_t *deltas, const hg_exec_record_t *rec)
             return rc;
         }
     }
-    return hg_sq_delta_apply(deltas, rec, 1) == HG_OK ? SQLITE_OK
+    return hg_store_delta_apply(deltas, rec, 1) == HG_OK ? SQLITE_OK
                                                        : SQLITE_NOMEM;
 }
 
 static int
-hg_sq_write_delta(hg_sq_t *d, const hg_sq_delta_t *delta)
+hg_sq_write_delta(hg_sq_t *d, const hg_store_delta_t *delta)
 {
     sqlite3_stmt *s = d->w_stats;
     size_t i;
@@ -778,7 +689,7 @@ hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     if (rc != SQLITE_OK) {
         goto failed;
     }
-    hg_sq_deltas_free(&deltas);
+    hg_store_deltas_free(&deltas);
     hg_sq_after_commit(d, w);
     return HG_STORE_WRITE_OK;
 
@@ -797,7 +708,7 @@ failed:
         snprintf(err + strlen(err), errlen - strlen(err), " (rollback: %s)",
                  sqlite3_errmsg(d->wdb));
     }
-    hg_sq_deltas_free(&deltas);
+    hg_store_deltas_free(&deltas);
     return hg_sq_kind(rc);
 }
 
@@ -1520,35 +1431,17 @@ done:
 
 /* --- reads (caller's thread) --------------------------------------------- */
 
-/* What a read has to say: logged here, or, from a query's read on the
- * maintenance thread, handed to the loop to log (the log is the loop's). */
-static void HG_PRINTF(2, 3)
-hg_sq_read_say(hg_log_level_t level, const char *fmt, ...)
-{
-    hg_store_writer_t *w = hg_store_writer_self();
-    char text[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    if (w != NULL) {
-        hg_store_writer_log(w, level, "%s", text);
-    } else {
-        hg_log(level, "%s", text);
-    }
-}
-
 static void
 hg_sq_read_error(hg_sq_t *d, const char *what)
 {
     int code = sqlite3_extended_errcode(d->rdb) & 0xff;
 
-    hg_sq_read_say(HG_LOG_ERROR, "store: %s: reading %s: %s%s", d->path,
-                   what, sqlite3_errmsg(d->rdb),
-                   code == SQLITE_CORRUPT || code == SQLITE_NOTADB
-                   ? " (the file is damaged: stop hourglass, then restore it "
-                     "from a backup or move it aside)" : "");
+    hg_store_writer_say(HG_LOG_ERROR, "store: %s: reading %s: %s%s",
+                        d->path, what, sqlite3_errmsg(d->rdb),
+                        code == SQLITE_CORRUPT || code == SQLITE_NOTADB
+                        ? " (the file is damaged: stop hourglass, then "
+                          "restore it from a backup or move it aside)"
+                        : "");
 }
 
 /* The row at S's current step, columns in HG_SQ_COLS_* order. */
@@ -1564,9 +1457,9 @@ hg_sq_read_row(hg_sq_t *d, sqlite3_stmt *s, hg_exec_row_t *row)
     r.job_id = (const char *) sqlite3_column_text(s, 2);
     status = (const char *) sqlite3_column_text(s, 3);
     if (r.id == NULL || hg_exec_status_parse(status, &r.status) != HG_OK) {
-        hg_sq_read_say(HG_LOG_ERROR, "store: %s: execution %s has no known "
-                       "status (\"%s\"): skipped", d->path,
-                       r.id ? r.id : "(no id)", status ? status : "");
+        hg_store_writer_say(HG_LOG_ERROR, "store: %s: execution %s has no "
+                            "known status (\"%s\"): skipped", d->path,
+                            r.id ? r.id : "(no id)", status ? status : "");
         return HG_AGAIN;
     }
     r.attempt = (unsigned) sqlite3_column_int64(s, 4);
@@ -1602,8 +1495,8 @@ hg_sq_read_row(hg_sq_t *d, sqlite3_stmt *s, hg_exec_row_t *row)
     r.unique_key = (const char *) sqlite3_column_text(s, 22);
     r.retry_at = sqlite3_column_int64(s, 23);
     if (hg_exec_row_copy(row, &r) != HG_OK) {
-        hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
-                       "execution %s", r.id);
+        hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                            "execution %s", r.id);
         return HG_ERROR;
     }
     return HG_OK;
@@ -1645,8 +1538,8 @@ hg_sq_read_rows(hg_sq_t *d, sqlite3_stmt *s, const char *what,
             cap = cap ? cap * 2 : 16;
             grown = realloc(rows, cap * sizeof(*rows));
             if (grown == NULL) {
-                hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
-                               "%s", what);
+                hg_store_writer_say(HG_LOG_ERROR, "store: out of memory "
+                                    "reading %s", what);
                 goto failed;
             }
             rows = grown;
@@ -2020,9 +1913,10 @@ hg_sq_load_jobs(hg_store_t *store, json_t **jobs)
 
         definition = text != NULL ? json_loads(text, 0, &jerr) : NULL;
         if (id == NULL || !json_is_object(definition)) {
-            hg_sq_read_say(HG_LOG_ERROR, "store: %s: job %s has a definition"
-                           " that is not a JSON object: skipped", d->path,
-                           id != NULL ? id : "(no id)");
+            hg_store_writer_say(HG_LOG_ERROR, "store: %s: job %s has a "
+                                "definition that is not a JSON object: "
+                                "skipped", d->path,
+                                id != NULL ? id : "(no id)");
             json_decref(definition);
             continue;
         }
@@ -2034,8 +1928,8 @@ hg_sq_load_jobs(hg_store_t *store, json_t **jobs)
                         "updated_at",
                         (json_int_t) sqlite3_column_int64(s, 4));
         if (one == NULL || json_object_set_new(all, id, one) != 0) {
-            hg_sq_read_say(HG_LOG_ERROR, "store: out of memory reading "
-                           "jobs");
+            hg_store_writer_say(HG_LOG_ERROR, "store: out of memory "
+                                "reading jobs");
             hg_sq_finalize(&s);
             json_decref(all);
             return HG_ERROR;

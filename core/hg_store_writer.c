@@ -961,6 +961,23 @@ hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
     pthread_mutex_unlock(&w->mu);
 }
 
+void
+hg_store_writer_say(hg_log_level_t level, const char *fmt, ...)
+{
+    hg_store_writer_t *w = hg_store_writer_self();
+    char text[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (w != NULL) {
+        hg_store_writer_log(w, level, "%s", text);
+    } else {
+        hg_log(level, "%s", text);
+    }
+}
+
 /* The maintenance thread's writer (hg_store_writer_self). */
 static __thread hg_store_writer_t *hg_sw_self;
 

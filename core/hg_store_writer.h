@@ -133,5 +133,10 @@ hg_store_writer_t *hg_store_writer_self(void);
 void hg_store_writer_want_checkpoint(hg_store_writer_t *w);
 void hg_store_writer_log(hg_store_writer_t *w, hg_log_level_t level,
                          const char *fmt, ...) HG_PRINTF(3, 4);
+/* A driver's read has something to say: on the maintenance thread (a
+ * QUERY task's read) the line waits for hg_store_ack, anywhere else (the
+ * caller's thread: start-up) it is logged at once. */
+void hg_store_writer_say(hg_log_level_t level, const char *fmt, ...)
+    HG_PRINTF(2, 3);
 
 #endif /* HG_STORE_WRITER_H */

@@ -13,6 +13,9 @@
  * Prints figures and whether the target is met; never fails on a miss.
  *
  *   objs/bench/bench_store [executions [window]]
+ *
+ * With HG_BENCH_PG_URL set (a postgresql:// url; tests/t/pg.py start
+ * gives one), the same on the postgres driver instead.
  */
 
 #include "hg_core.h"
@@ -241,14 +244,22 @@ main(int argc, char **argv)
     memset(&conf, 0, sizeof(conf));
     conf.store.driver = "sqlite";
     conf.store.path = path;
+    if (getenv("HG_BENCH_PG_URL") != NULL) {
+        conf.store.driver = "postgres";
+        conf.store.url = getenv("HG_BENCH_PG_URL");
+    }
 
     store = hg_store_open(&conf, err, sizeof(err));
     if (store == NULL) {
         fprintf(stderr, "bench_store: %s\n", err);
         return 1;
     }
-    printf("sqlite store in %s (WAL, synchronous=NORMAL), SQLite %s\n", dir,
-           sqlite3_libversion());
+    if (conf.store.url != NULL) {
+        printf("postgres store (HG_BENCH_PG_URL)\n");
+    } else {
+        printf("sqlite store in %s (WAL, synchronous=NORMAL), SQLite %s\n",
+               dir, sqlite3_libversion());
+    }
     rate = record(store, n, window, 0);
     small = record(store, n / 10, 16, n);
     printf("recorded:     %.0f executions/s (%u executions, 2 committed "

@@ -1,0 +1,1983 @@
+/*
+ * hg_store_pg.c: the `postgres` store driver, one PostgreSQL database
+ * named by store.url (libpq).
+ *
+ * It holds the SQL and the connections, and nothing else: the queue, the
+ * writer and maintenance threads, barrier tickets and failure episodes
+ * are the shared writer's (hg_store_writer.c), which calls the backend
+ * below (hg_pg_backend) from its threads. It must never run a statement
+ * on a connection from another thread than the one that uses it now, and
+ * never from the master's loop: every blocking libpq call of a running
+ * daemon is on the writer thread (commits) or the maintenance thread
+ * (tasks, and the admin API's reads through QUERY tasks).
+ *
+ * Three connections, opened together by this process before the threads
+ * start, as the sqlite driver opens its three (its open, too, reads and
+ * writes synchronously at start: the schema). WCONN is the writer
+ * thread's: hg_pg_commit writes one batch in ONE transaction, its
+ * statements sent down libpq's pipeline (a few round trips a batch, not
+ * one a statement). RCONN
+ * serves the start-up reads in the caller's thread, then the QUERY tasks
+ * on the maintenance thread (and the cluster's claim, not yet called by
+ * the master). MCONN is the maintenance thread's: cleanup and vacuum.
+ *
+ * Durability: a commit is acknowledged by PostgreSQL (synchronous_commit
+ * as the server has it, on by default) before the writer publishes its
+ * ticket, so kill -9 of the master loses nothing acknowledged.
+ *
+ * Connection loss. A statement that fails with the connection gone
+ * fails the transaction; the shared writer keeps its records in the
+ * bounded queue and retries with its backoff (doubling up to 1 s), and
+ * says so once when the episode opens and once when a commit succeeds
+ * again. Each try reconnects first (PQreset, on the writer thread) and
+ * prepares the writer's statements again. A connection that died while
+ * idle (PostgreSQL restarted between two batches) is reset and the
+ * transaction's first statement sent once more, without an episode.
+ * Reads do the same on their own connections.
+ *
+ * The schema (version 1, table schema_version), created and migrated by
+ * hg_pg_migrations below in one transaction under an advisory lock (two
+ * instances starting together do not both migrate): the tables and
+ * meaning of the sqlite driver's schema version 4 (see hg_store_sqlite.c),
+ * in PostgreSQL's types -- times in ms since the epoch as bigint, output
+ * and payload as bytea, flags as boolean. A database already at the
+ * current version is only read.
+ *
+ * The url may hold a password: it is never logged nor shown; lines and
+ * /healthz name the database as postgresql://user@host:port/dbname.
+ */
+
+#include "hg_core.h"
+
+#include <libpq-fe.h>
+
+#include "hg_log.h"
+#include "hg_map.h"
+#include "hg_store.h"
+#include "hg_store_writer.h"
+
+/* pg_advisory_xact_lock's key for migrations: "hourglas" in ASCII. */
+#define HG_PG_SCHEMA_LOCK  "7526752392383291763"
+#define HG_PG_NCOLS        24
+
+/* --- the schema ---------------------------------------------------------- */
+
+static const char hg_pg_schema_v1[] =
+    "CREATE TABLE executions ("
+    " id text PRIMARY KEY,"
+    " run_id text,"
+    " job_id text NOT NULL,"
+    " status text NOT NULL,"
+    " attempt integer NOT NULL DEFAULT 1,"
+    " triggered_by text,"
+    " scheduled_for bigint NOT NULL,"
+    " started_at bigint NOT NULL DEFAULT 0,"
+    " finished_at bigint NOT NULL DEFAULT 0,"
+    " duration_ms bigint NOT NULL DEFAULT -1,"
+    " exit_code integer NOT NULL DEFAULT -1,"
+    " signal integer NOT NULL DEFAULT 0,"
+    " output bytea,"
+    " output_truncated boolean NOT NULL DEFAULT false,"
+    " error text,"
+    " worker_pid integer NOT NULL DEFAULT 0,"
+    " max_rss_kb bigint NOT NULL DEFAULT -1,"
+    " cpu_user_ms bigint NOT NULL DEFAULT 0,"
+    " cpu_sys_ms bigint NOT NULL DEFAULT 0,"
+    " payload bytea,"
+    " priority integer NOT NULL DEFAULT 1,"
+    " run_at bigint NOT NULL DEFAULT 0,"
+    " unique_key text,"
+    " retry_at bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX executions_job ON executions (job_id, scheduled_for);"
+    "CREATE INDEX executions_status ON executions (status, scheduled_for);"
+    "CREATE INDEX executions_finished ON executions (finished_at)"
+    " WHERE finished_at > 0;"
+    "CREATE INDEX executions_unique_key ON executions (unique_key)"
+    " WHERE unique_key IS NOT NULL;"
+    "CREATE TABLE job_state ("
+    " job_id text PRIMARY KEY,"
+    " last_fire bigint NOT NULL,"
+    " paused boolean NOT NULL);"
+    "CREATE TABLE jobs ("
+    " id text PRIMARY KEY,"
+    " definition text NOT NULL,"
+    " created_at bigint NOT NULL,"
+    " updated_at bigint NOT NULL,"
+    " created_by text);"
+    "CREATE TABLE job_stats ("
+    " job_id text PRIMARY KEY,"
+    " runs bigint NOT NULL,"
+    " successes bigint NOT NULL,"
+    " failures bigint NOT NULL,"
+    " durations bigint NOT NULL,"
+    " duration_sum bigint NOT NULL,"
+    " duration_max bigint NOT NULL,"
+    " last_run bigint NOT NULL,"
+    " last_status text);"
+    "CREATE TABLE job_durations ("
+    " job_id text NOT NULL,"
+    " bucket integer NOT NULL,"
+    " count bigint NOT NULL,"
+    " PRIMARY KEY (job_id, bucket));"
+    "CREATE TABLE fire_claims ("
+    " token bigserial PRIMARY KEY,"
+    " job_id text NOT NULL,"
+    " fire_time bigint NOT NULL,"
+    " claimed_at bigint NOT NULL,"
+    " UNIQUE (job_id, fire_time));"
+    "CREATE INDEX fire_claims_time ON fire_claims (fire_time);";
+
+/* Append only: entry i takes a database from version i to version i + 1. */
+static const char *const hg_pg_migrations[] = {
+    hg_pg_schema_v1,
+};
+
+#define HG_PG_SCHEMA_VERSION  ((int) HG_NELEMS(hg_pg_migrations))
+
+/* The column order every read of executions follows (hg_pg_read_row). */
+#define HG_PG_COLS_HEAD \
+    "id, run_id, job_id, status, attempt, triggered_by, scheduled_for," \
+    " started_at, finished_at, duration_ms, exit_code, signal, "
+#define HG_PG_COLS_MID \
+    ", output_truncated, error, worker_pid, max_rss_kb, cpu_user_ms," \
+    " cpu_sys_ms, "
+#define HG_PG_COLS_TAIL ", priority, run_at, unique_key, retry_at"
+#define HG_PG_COLS_FULL \
+    HG_PG_COLS_HEAD "output" HG_PG_COLS_MID "payload" HG_PG_COLS_TAIL
+#define HG_PG_COLS_LIST \
+    HG_PG_COLS_HEAD "NULL::bytea" HG_PG_COLS_MID "NULL::bytea" \
+    HG_PG_COLS_TAIL
+
+#define HG_PG_SET_MUTABLE \
+    " run_id = excluded.run_id, status = excluded.status," \
+    " attempt = excluded.attempt, triggered_by = excluded.triggered_by," \
+    " started_at = excluded.started_at, finished_at = excluded.finished_at," \
+    " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code," \
+    " signal = excluded.signal, output = excluded.output," \
+    " output_truncated = excluded.output_truncated, error = excluded.error," \
+    " worker_pid = excluded.worker_pid, max_rss_kb = excluded.max_rss_kb," \
+    " cpu_user_ms = excluded.cpu_user_ms, cpu_sys_ms = excluded.cpu_sys_ms," \
+    " payload = excluded.payload, priority = excluded.priority," \
+    " run_at = excluded.run_at, retry_at = excluded.retry_at"
+
+#define HG_PG_INSERT \
+    "INSERT INTO executions (" HG_PG_COLS_FULL ") VALUES ($1, $2, $3, $4," \
+    " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19," \
+    " $20, $21, $22, $23, $24) ON CONFLICT (id) DO UPDATE SET"
+
+/* The writer's statements, prepared on WCONN after each (re)connection.
+ * put_fast is the put of nearly every record, as in the sqlite driver: a
+ * new execution, or a queued or running one that keeps its job, due time
+ * and unique key, counts for nothing in the statistics, so no read is
+ * needed first; any other row is left alone (0 rows) for put, after its
+ * old row was taken out of the statistics. */
+static const struct {
+    const char *name;
+    const char *sql;
+} hg_pg_writer_sql[] = {
+    { "hg_put_fast", HG_PG_INSERT HG_PG_SET_MUTABLE
+      " WHERE executions.status IN ('queued', 'running')"
+      " AND executions.job_id = excluded.job_id"
+      " AND executions.scheduled_for = excluded.scheduled_for"
+      " AND executions.unique_key IS NOT DISTINCT FROM excluded.unique_key" },
+    { "hg_put", HG_PG_INSERT HG_PG_SET_MUTABLE ", job_id = excluded.job_id,"
+      " scheduled_for = excluded.scheduled_for,"
+      " unique_key = excluded.unique_key" },
+    { "hg_old", "SELECT job_id, status, scheduled_for, started_at,"
+      " finished_at, duration_ms FROM executions WHERE id = $1 FOR UPDATE" },
+    { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused)"
+      " VALUES ($1, $2, $3) ON CONFLICT (job_id) DO UPDATE SET"
+      " last_fire = excluded.last_fire, paused = excluded.paused" },
+    { "hg_stats", "INSERT INTO job_stats (job_id, runs, successes,"
+      " failures, durations, duration_sum, duration_max, last_run,"
+      " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+      " ON CONFLICT (job_id) DO UPDATE SET"
+      " runs = job_stats.runs + excluded.runs,"
+      " successes = job_stats.successes + excluded.successes,"
+      " failures = job_stats.failures + excluded.failures,"
+      " durations = job_stats.durations + excluded.durations,"
+      " duration_sum = job_stats.duration_sum + excluded.duration_sum,"
+      " duration_max = GREATEST(job_stats.duration_max,"
+      "   excluded.duration_max),"
+      " last_status = CASE WHEN excluded.last_status IS NOT NULL"
+      "   AND excluded.last_run >= job_stats.last_run"
+      "   THEN excluded.last_status ELSE job_stats.last_status END,"
+      " last_run = GREATEST(job_stats.last_run, excluded.last_run)" },
+    { "hg_bucket", "INSERT INTO job_durations (job_id, bucket, count)"
+      " VALUES ($1, $2, $3) ON CONFLICT (job_id, bucket) DO UPDATE SET"
+      " count = job_durations.count + excluded.count" },
+};
+
+/* --- state --------------------------------------------------------------- */
+
+typedef struct hg_pg_s {
+    char *url;                      /* as configured: never shown */
+    char *name;                     /* the url without its password */
+    PGconn *wconn;                  /* the writer thread's */
+    PGconn *rconn;                  /* reads (start-up, then QUERY tasks) */
+    PGconn *mconn;                  /* the maintenance thread's */
+    bool w_prepared;                /* hg_pg_writer_sql on wconn */
+    bool w_stale;                   /* wconn left mid-pipeline: reset it */
+} hg_pg_t;
+
+/* A statement's parameters, text but for the bytea ones. */
+typedef struct hg_pg_params_s {
+    int n;
+    const char *values[HG_PG_NCOLS];
+    int lengths[HG_PG_NCOLS];
+    int formats[HG_PG_NCOLS];
+    char nums[HG_PG_NCOLS][24];
+    char *owned[2];                 /* cleaned copies (hg_pg_clean) */
+    int nowned;
+} hg_pg_params_t;
+
+static void
+hg_pg_text(hg_pg_params_t *p, const char *text)
+{
+    p->values[p->n] = text;
+    p->lengths[p->n] = 0;
+    p->formats[p->n] = 0;
+    p->n++;
+}
+
+static void
+hg_pg_int(hg_pg_params_t *p, int64_t v)
+{
+    snprintf(p->nums[p->n], sizeof(p->nums[p->n]), "%" PRId64, v);
+    hg_pg_text(p, p->nums[p->n]);
+}
+
+static void
+hg_pg_bytes(hg_pg_params_t *p, const void *bytes, size_t len)
+{
+    p->values[p->n] = bytes != NULL ? (len > 0 ? bytes : "") : NULL;
+    p->lengths[p->n] = (int) len;
+    p->formats[p->n] = 1;
+    p->n++;
+}
+
+/* PQerrorMessage on one line, without its final newline. */
+static void
+hg_pg_message(const char *msg, char *err, size_t errlen)
+{
+    size_t i, j, n;
+
+    snprintf(err, errlen, "%s", msg != NULL && msg[0] != '\0'
+             ? msg : "unknown error");
+    n = strlen(err);
+    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' ')) {
+        err[--n] = '\0';
+    }
+    /* "failed: No such file or directory\n\tIs the server running" */
+    for (i = 0, j = 0; i < n; i++) {
+        char c = err[i] == '\n' || err[i] == '\t' ? ' ' : err[i];
+
+        if (c != ' ' || j == 0 || err[j - 1] != ' ') {
+            err[j++] = c;
+        }
+    }
+    err[j] = '\0';
+}
+
+/* libpq prints notices on stderr; a daemon's stderr is its log, and the
+ * notices it could get (an index that exists) say nothing to its reader. */
+static void
+hg_pg_notice(void *arg, const char *message)
+{
+    HG_UNUSED(arg);
+    HG_UNUSED(message);
+}
+
+/* Connects to URL. connect_timeout bounds a connection attempt to a host
+ * that does not answer (the url's own value wins). */
+static PGconn *
+hg_pg_connect(const char *url, char *err, size_t errlen)
+{
+    static const char *const keys[] = {
+        "connect_timeout", "application_name", "dbname", NULL
+    };
+    const char *values[] = { "5", "hourglass", url, NULL };
+    PGconn *conn;
+
+    conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        hg_pg_message(PQerrorMessage(conn), err, errlen);
+        PQfinish(conn);
+        return NULL;
+    }
+    (void) PQsetNoticeProcessor(conn, hg_pg_notice, NULL);
+    return conn;
+}
+
+/* Whether RES is the outcome WANT; if not, the reason in err. */
+static bool
+hg_pg_ok(PGconn *conn, PGresult *res, ExecStatusType want, char *err,
+         size_t errlen)
+{
+    if (res != NULL && PQresultStatus(res) == want) {
+        return true;
+    }
+    hg_pg_message(res != NULL ? PQresultErrorMessage(res)
+                              : PQerrorMessage(conn), err, errlen);
+    return false;
+}
+
+/*
+ * Runs SQL on *CONN. When it fails because the connection is gone (the
+ * server restarted while the connection was idle), and RETRY, the
+ * connection is reset and SQL sent once more: only for a statement that
+ * opens a unit of work (a read, a BEGIN), which nothing was sent before.
+ */
+static PGresult *
+hg_pg_run(PGconn *conn, bool retry, const char *sql, const hg_pg_params_t *p,
+          bool prepared)
+{
+    PGresult *res;
+    int n = p != NULL ? p->n : 0;
+    int attempt;
+
+    for (attempt = 0; ; attempt++) {
+        if (prepared) {
+            res = PQexecPrepared(conn, sql, n, p->values, p->lengths,
+                                 p->formats, 0);
+        } else if (p != NULL) {
+            res = PQexecParams(conn, sql, n, NULL, p->values, p->lengths,
+                               p->formats, 0);
+        } else {
+            res = PQexec(conn, sql);
+        }
+        if (!retry || attempt > 0 || PQstatus(conn) != CONNECTION_BAD) {
+            return res;
+        }
+        PQclear(res);
+        PQreset(conn);
+        if (PQstatus(conn) != CONNECTION_OK) {
+            return NULL;
+        }
+        (void) PQsetNoticeProcessor(conn, hg_pg_notice, NULL);
+    }
+}
+
+/* A statement without result rows, on a connection in a transaction. */
+static int
+hg_pg_command(PGconn *conn, bool retry, const char *sql, char *err,
+              size_t errlen)
+{
+    PGresult *res = hg_pg_run(conn, retry, sql, NULL, false);
+    bool ok = hg_pg_ok(conn, res, PGRES_COMMAND_OK, err, errlen);
+
+    PQclear(res);
+    return ok ? HG_OK : HG_ERROR;
+}
+
+/* A statement that returns rows, which are not needed. */
+static int
+hg_pg_rows(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    bool ok = hg_pg_ok(conn, res, PGRES_TUPLES_OK, err, errlen);
+
+    PQclear(res);
+    return ok ? HG_OK : HG_ERROR;
+}
+
+/* "postgresql://user@host:port/dbname" of URL, its password left out. */
+static char *
+hg_pg_name(const char *url)
+{
+    PQconninfoOption *opts, *o;
+    const char *user = NULL, *host = NULL, *port = NULL, *db = NULL;
+    char *name = NULL;
+    int rc;
+
+    opts = PQconninfoParse(url, NULL);
+    if (opts == NULL) {
+        return NULL;
+    }
+    for (o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL || o->val[0] == '\0') {
+            continue;
+        }
+        if (strcmp(o->keyword, "user") == 0) {
+            user = o->val;
+        } else if (strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+        } else if (strcmp(o->keyword, "port") == 0) {
+            port = o->val;
+        } else if (strcmp(o->keyword, "dbname") == 0) {
+            db = o->val;
+        }
+    }
+    /* A socket directory is the url's host parameter, not its host. */
+    if (host != NULL && host[0] == '/') {
+        rc = asprintf(&name, "postgresql://%s%s/%s?host=%s", user ? user : "",
+                      user ? "@" : "", db ? db : "", host);
+    } else {
+        rc = asprintf(&name, "postgresql://%s%s%s%s%s/%s", user ? user : "",
+                      user ? "@" : "", host ? host : "", port ? ":" : "",
+                      port ? port : "", db ? db : "");
+    }
+    if (rc < 0) {
+        name = NULL;
+    }
+    PQconninfoFree(opts);
+    return name;
+}
+
+/* --- the writer (its thread, WCONN) -------------------------------------- */
+
+/* The shared writer's word for a failure: SQLSTATE's class 40
+ * (serialization, deadlock) and a lock not available wait for another
+ * session; data corrupted is damage; everything else, the connection's
+ * loss included, is a failure to retry. */
+static hg_store_write_t
+hg_pg_kind(PGconn *conn, const char *state)
+{
+    if (PQstatus(conn) != CONNECTION_OK || state == NULL) {
+        return HG_STORE_WRITE_FAILED;
+    }
+    if (strncmp(state, "40", 2) == 0 || strcmp(state, "55P03") == 0) {
+        return HG_STORE_WRITE_BUSY;
+    }
+    if (strcmp(state, "XX001") == 0 || strcmp(state, "XX002") == 0) {
+        return HG_STORE_WRITE_DAMAGED;
+    }
+    return HG_STORE_WRITE_FAILED;
+}
+
+/* The writer's connection, connected and with its statements prepared. */
+static int
+hg_pg_writer_ready(hg_pg_t *d, char *err, size_t errlen)
+{
+    PGresult *res;
+    size_t i;
+    char msg[384];
+
+    if (d->w_stale) {
+        /* A new connection: no state of the old one's pipeline is left
+         * (the old one is kept until the new one is up). */
+        PGconn *fresh = hg_pg_connect(d->url, msg, sizeof(msg));
+
+        if (fresh == NULL) {
+            snprintf(err, errlen, "cannot connect: %s", msg);
+            return HG_ERROR;
+        }
+        PQfinish(d->wconn);
+        d->wconn = fresh;
+        d->w_stale = false;
+        d->w_prepared = false;
+    }
+    if (PQstatus(d->wconn) != CONNECTION_OK) {
+        PQreset(d->wconn);
+        d->w_prepared = false;
+        if (PQstatus(d->wconn) != CONNECTION_OK) {
+            hg_pg_message(PQerrorMessage(d->wconn), msg, sizeof(msg));
+            snprintf(err, errlen, "cannot connect: %s", msg);
+            return HG_ERROR;
+        }
+        (void) PQsetNoticeProcessor(d->wconn, hg_pg_notice, NULL);
+    }
+    for (i = 0; !d->w_prepared && i < HG_NELEMS(hg_pg_writer_sql); i++) {
+        res = PQprepare(d->wconn, hg_pg_writer_sql[i].name,
+                        hg_pg_writer_sql[i].sql, 0, NULL);
+        if (!hg_pg_ok(d->wconn, res, PGRES_COMMAND_OK, msg, sizeof(msg))) {
+            PQclear(res);
+            snprintf(err, errlen, "preparing %s: %s",
+                     hg_pg_writer_sql[i].name, msg);
+            return HG_ERROR;
+        }
+        PQclear(res);
+    }
+    d->w_prepared = true;
+    return HG_OK;
+}
+
+/* BEGIN on the writer's connection; a connection that died idle is reset
+ * (its statements prepared again) and BEGIN sent once more. */
+static int
+hg_pg_writer_begin(hg_pg_t *d, char *err, size_t errlen)
+{
+    if (hg_pg_writer_ready(d, err, errlen) != HG_OK) {
+        return HG_ERROR;
+    }
+    if (hg_pg_command(d->wconn, false, "BEGIN", err, errlen) == HG_OK) {
+        return HG_OK;
+    }
+    if (PQstatus(d->wconn) != CONNECTION_BAD) {
+        return HG_ERROR;
+    }
+    if (hg_pg_writer_ready(d, err, errlen) != HG_OK) {
+        return HG_ERROR;
+    }
+    return hg_pg_command(d->wconn, false, "BEGIN", err, errlen);
+}
+
+/* Runs the prepared statement NAME; the result, or NULL with err set. */
+static PGresult *
+hg_pg_exec_prepared(hg_pg_t *d, const char *name, const hg_pg_params_t *p,
+                    ExecStatusType want, char *err, size_t errlen,
+                    char *state, size_t statelen)
+{
+    PGresult *res = PQexecPrepared(d->wconn, name, p->n, p->values,
+                                   p->lengths, p->formats, 0);
+    const char *code;
+
+    if (hg_pg_ok(d->wconn, res, want, err, errlen)) {
+        return res;
+    }
+    code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(state, statelen, "%s", code != NULL ? code : "");
+    PQclear(res);
+    return NULL;
+}
+
+/* The length of the valid UTF-8 sequence at S, 0 if there is none. */
+static size_t
+hg_pg_utf8_len(const unsigned char *s)
+{
+    size_t len, i;
+    unsigned cp;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+        || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    {
+        return 0;
+    }
+    return len;
+}
+
+/*
+ * TEXT as a parameter of P, a byte that is not UTF-8 replaced by '?'. A
+ * database in UTF-8 refuses the whole transaction for one such byte, and
+ * the writer would retry it for ever; an error message from a module (or
+ * a command) may hold one. HG_ERROR: out of memory.
+ */
+static int
+hg_pg_clean(hg_pg_params_t *p, const char *text)
+{
+    const unsigned char *u = (const unsigned char *) text;
+    size_t i, n, len;
+    char *copy;
+
+    for (i = 0; text != NULL && u[i] != '\0'; i += n) {
+        n = hg_pg_utf8_len(u + i);
+        if (n == 0) {
+            break;
+        }
+    }
+    if (text == NULL || u[i] == '\0') {
+        hg_pg_text(p, text);
+        return HG_OK;
+    }
+    len = strlen(text);
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        return HG_ERROR;
+    }
+    for (i = 0; i < len; i += n) {
+        n = hg_pg_utf8_len(u + i);
+        if (n == 0) {
+            copy[i] = '?';
+            n = 1;
+        } else {
+            memcpy(copy + i, text + i, n);
+        }
+    }
+    copy[len] = '\0';
+    p->owned[p->nowned++] = copy;
+    hg_pg_text(p, copy);
+    return HG_OK;
+}
+
+static void
+hg_pg_params_free(hg_pg_params_t *p)
+{
+    while (p->nowned > 0) {
+        free(p->owned[--p->nowned]);
+    }
+}
+
+/* A put's parameters; hg_pg_params_free after. HG_ERROR: out of memory. */
+static int
+hg_pg_put_params(hg_pg_params_t *p, const hg_exec_record_t *r)
+{
+    int rc = HG_OK;
+
+    p->n = 0;
+    p->nowned = 0;
+    hg_pg_text(p, r->id);
+    hg_pg_text(p, r->run_id);
+    hg_pg_text(p, r->job_id);
+    hg_pg_text(p, hg_exec_status_name(r->status));
+    hg_pg_int(p, r->attempt);
+    rc |= hg_pg_clean(p, r->trigger);
+    hg_pg_int(p, r->scheduled_for);
+    hg_pg_int(p, r->started_at);
+    hg_pg_int(p, r->finished_at);
+    hg_pg_int(p, r->duration_ms);
+    hg_pg_int(p, r->exit_code);
+    hg_pg_int(p, r->signo);
+    hg_pg_bytes(p, r->output, r->output_len);
+    hg_pg_text(p, r->output_truncated ? "t" : "f");
+    rc |= hg_pg_clean(p, r->error);
+    hg_pg_int(p, r->worker_pid);
+    hg_pg_int(p, r->max_rss_kb);
+    hg_pg_int(p, r->cpu_user_ms);
+    hg_pg_int(p, r->cpu_sys_ms);
+    hg_pg_bytes(p, r->payload, r->payload_len);
+    hg_pg_int(p, r->priority);
+    hg_pg_int(p, r->run_at);
+    hg_pg_text(p, r->unique_key);
+    hg_pg_int(p, r->retry_at);
+    if (rc != HG_OK) {
+        hg_pg_params_free(p);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static int64_t
+hg_pg_int_at(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col)) {
+        return 0;
+    }
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* Takes the row that REC replaces out of the statistics (locked). */
+static int
+hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
+                 size_t errlen, char *state, size_t statelen)
+{
+    hg_pg_params_t p;
+    hg_exec_record_t old;
+    PGresult *res;
+    int rc = HG_OK;
+
+    p.n = 0;
+    hg_pg_text(&p, id);
+    res = hg_pg_exec_prepared(d, "hg_old", &p, PGRES_TUPLES_OK, err, errlen,
+                              state, statelen);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    if (PQntuples(res) == 1) {
+        memset(&old, 0, sizeof(old));
+        old.job_id = PQgetvalue(res, 0, 0);
+        if (hg_exec_status_parse(PQgetvalue(res, 0, 1), &old.status)
+            != HG_OK)
+        {
+            old.status = HG_EXEC_QUEUED;        /* counts for nothing */
+        }
+        old.scheduled_for = hg_pg_int_at(res, 0, 2);
+        old.started_at = hg_pg_int_at(res, 0, 3);
+        old.finished_at = hg_pg_int_at(res, 0, 4);
+        old.duration_ms = hg_pg_int_at(res, 0, 5);
+        if (hg_store_delta_apply(deltas, &old, -1) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
+            rc = HG_ERROR;
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * A pipeline of the writer's statements (libpq's pipeline mode): a batch
+ * costs a few round trips instead of one per statement. Results are read
+ * every HG_PG_PIPE statements, so that the server never waits for us to
+ * read while we wait for it to read (results of puts are a few bytes).
+ */
+#define HG_PG_PIPE  256
+
+typedef struct hg_pg_pipe_s {
+    PGconn *conn;
+    int n;                                  /* sent, not yet read */
+    hg_store_item_t *items[HG_PG_PIPE];     /* a fast put's, else NULL */
+    hg_store_item_t **slow;                 /* fast puts that wrote nothing */
+    size_t nslow, capslow;
+    bool failed;
+    char *err;
+    size_t errlen;
+    char state[8];
+} hg_pg_pipe_t;
+
+/* The first failure of the pipeline, kept. */
+static void
+hg_pg_pipe_fail(hg_pg_pipe_t *pp, const PGresult *res)
+{
+    const char *code;
+
+    if (pp->failed) {
+        return;
+    }
+    pp->failed = true;
+    hg_pg_message(res != NULL ? PQresultErrorMessage(res)
+                              : PQerrorMessage(pp->conn), pp->err,
+                  pp->errlen);
+    code = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(pp->state, sizeof(pp->state), "%s", code != NULL ? code : "");
+}
+
+/* Syncs and reads every result sent; a fast put that wrote nothing goes
+ * to the slow list. HG_ERROR once anything failed (the first reason in
+ * err); the connection is then left as the failure left it. */
+static int
+hg_pg_pipe_read(hg_pg_pipe_t *pp)
+{
+    PGresult *res;
+    hg_store_item_t **grown;
+    int i;
+
+    if (pp->n == 0) {
+        return pp->failed ? HG_ERROR : HG_OK;
+    }
+    if (PQpipelineSync(pp->conn) != 1) {
+        hg_pg_pipe_fail(pp, NULL);
+        return HG_ERROR;
+    }
+    for (i = 0; i < pp->n; i++) {
+        res = PQgetResult(pp->conn);
+        if (res == NULL) {                  /* the connection is gone */
+            hg_pg_pipe_fail(pp, NULL);
+            return HG_ERROR;
+        }
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            hg_pg_pipe_fail(pp, res);
+        } else if (pp->items[i] != NULL
+                   && strcmp(PQcmdTuples(res), "0") == 0)
+        {
+            if (pp->nslow == pp->capslow) {
+                pp->capslow = pp->capslow ? pp->capslow * 2 : 16;
+                grown = realloc(pp->slow, pp->capslow * sizeof(*grown));
+                if (grown == NULL) {
+                    snprintf(pp->err, pp->errlen, "out of memory");
+                    pp->failed = true;
+                } else {
+                    pp->slow = grown;
+                }
+            }
+            if (pp->nslow < pp->capslow) {
+                pp->slow[pp->nslow++] = pp->items[i];
+            }
+        }
+        PQclear(res);
+        while ((res = PQgetResult(pp->conn)) != NULL) {   /* its end */
+            PQclear(res);
+        }
+    }
+    pp->n = 0;
+    res = PQgetResult(pp->conn);
+    if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+        hg_pg_pipe_fail(pp, res);
+        PQclear(res);
+        return HG_ERROR;
+    }
+    PQclear(res);
+    return pp->failed ? HG_ERROR : HG_OK;
+}
+
+/* Sends the prepared statement NAME (ITEM: a fast put's record). */
+static int
+hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
+                hg_store_item_t *item)
+{
+    if (pp->n == HG_PG_PIPE && hg_pg_pipe_read(pp) != HG_OK) {
+        return HG_ERROR;
+    }
+    if (PQsendQueryPrepared(pp->conn, name, p->n, p->values, p->lengths,
+                            p->formats, 0) != 1)
+    {
+        hg_pg_pipe_fail(pp, NULL);
+        return HG_ERROR;
+    }
+    pp->items[pp->n++] = item;
+    return HG_OK;
+}
+
+/* The job states and the statistics' deltas of a batch, pipelined. */
+static int
+hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_store_batch_t *batch,
+                hg_map_t *deltas)
+{
+    hg_pg_params_t p;
+    size_t i = 0, b;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(&batch->states, &i, &key, &value)) {
+        hg_store_state_t *st = value;
+
+        p.n = 0;
+        hg_pg_text(&p, st->job_id);
+        hg_pg_int(&p, st->last_fire);
+        hg_pg_text(&p, st->paused ? "t" : "f");
+        if (hg_pg_pipe_send(pp, "hg_state", &p, NULL) != HG_OK) {
+            return HG_ERROR;
+        }
+    }
+    i = 0;
+    while (hg_map_next(deltas, &i, &key, &value)) {
+        hg_store_delta_t *delta = value;
+
+        p.n = 0;
+        hg_pg_text(&p, delta->job_id);
+        hg_pg_int(&p, delta->runs);
+        hg_pg_int(&p, delta->successes);
+        hg_pg_int(&p, delta->failures);
+        hg_pg_int(&p, delta->durations);
+        hg_pg_int(&p, delta->duration_sum);
+        hg_pg_int(&p, delta->duration_max);
+        hg_pg_int(&p, delta->last_run);
+        hg_pg_text(&p, delta->has_last
+                       ? hg_exec_status_name(delta->last_status) : NULL);
+        if (hg_pg_pipe_send(pp, "hg_stats", &p, NULL) != HG_OK) {
+            return HG_ERROR;
+        }
+        for (b = 0; b < delta->nbuckets; b++) {
+            if (delta->buckets[b].count == 0) {
+                continue;
+            }
+            p.n = 0;
+            hg_pg_text(&p, delta->job_id);
+            hg_pg_int(&p, delta->buckets[b].bucket);
+            hg_pg_int(&p, delta->buckets[b].count);
+            if (hg_pg_pipe_send(pp, "hg_bucket", &p, NULL) != HG_OK) {
+                return HG_ERROR;
+            }
+        }
+    }
+    return hg_pg_pipe_read(pp);
+}
+
+/* Leaves pipeline mode when it can (everything read); a connection left
+ * in it by a failure is reset before its next use. */
+static void
+hg_pg_pipe_end(hg_pg_t *d, hg_pg_pipe_t *pp)
+{
+    if (PQpipelineStatus(d->wconn) != PQ_PIPELINE_OFF
+        && PQexitPipelineMode(d->wconn) != 1)
+    {
+        d->w_stale = true;
+    }
+    free(pp->slow);
+    pp->slow = NULL;
+}
+
+/*
+ * The backend's commit (writer thread): everything in BATCH in one
+ * transaction, or nothing and the reason in err. The fast puts go down a
+ * pipeline; those that wrote nothing (a final row overwritten, a key
+ * changed) take the slow way one by one: the old row out of the
+ * statistics, then the put. Every record then counts in its job's
+ * statistics, in batch order, and the states and statistics follow down
+ * the pipeline.
+ */
+static hg_store_write_t
+hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
+             char *err, size_t errlen)
+{
+    hg_pg_t *d = be;
+    hg_pg_pipe_t pp;
+    hg_map_t deltas;
+    hg_store_item_t *item;
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t i;
+    int rc;
+    char *state = pp.state;
+
+    HG_UNUSED(w);
+    memset(&pp, 0, sizeof(pp));
+    pp.err = err;
+    pp.errlen = errlen;
+    hg_map_init(&deltas);
+    if (hg_pg_writer_begin(d, err, errlen) != HG_OK) {
+        goto failed;
+    }
+    pp.conn = d->wconn;                 /* begin may have replaced it */
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(&pp, NULL);
+        goto failed;
+    }
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+        rc = hg_pg_pipe_send(&pp, "hg_put_fast", &p, item);
+        hg_pg_params_free(&p);              /* libpq copied them */
+        if (rc != HG_OK) {
+            goto failed;
+        }
+    }
+    if (hg_pg_pipe_read(&pp) != HG_OK
+        || PQexitPipelineMode(d->wconn) != 1)
+    {
+        hg_pg_pipe_fail(&pp, NULL);
+        goto failed;
+    }
+    for (i = 0; i < pp.nslow; i++) {
+        if (hg_pg_unstat_old(d, &deltas, pp.slow[i]->row.r.id, err, errlen,
+                             state, sizeof(pp.state)) != HG_OK)
+        {
+            goto failed;
+        }
+        if (hg_pg_put_params(&p, &pp.slow[i]->row.r) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+        res = hg_pg_exec_prepared(d, "hg_put", &p, PGRES_COMMAND_OK, err,
+                                  errlen, state, sizeof(pp.state));
+        hg_pg_params_free(&p);
+        if (res == NULL) {
+            goto failed;
+        }
+        PQclear(res);
+    }
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_store_delta_apply(&deltas, &item->row.r, 1) != HG_OK) {
+            snprintf(err, errlen, "out of memory");
+            goto failed;
+        }
+    }
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(&pp, NULL);
+        goto failed;
+    }
+    if (hg_pg_pipe_rest(&pp, batch, &deltas) != HG_OK) {
+        goto failed;
+    }
+    hg_pg_pipe_end(d, &pp);
+    if (hg_pg_command(d->wconn, false, "COMMIT", err, errlen) != HG_OK) {
+        goto failed;
+    }
+    hg_store_deltas_free(&deltas);
+    return HG_STORE_WRITE_OK;
+
+failed:
+    hg_pg_pipe_end(d, &pp);
+    hg_store_deltas_free(&deltas);
+    /* A transaction left open (the connection is up) is rolled back; a
+     * lost connection took it with it. */
+    if (!d->w_stale && PQstatus(d->wconn) == CONNECTION_OK
+        && PQtransactionStatus(d->wconn) != PQTRANS_IDLE)
+    {
+        char rb[128];
+
+        if (hg_pg_command(d->wconn, false, "ROLLBACK", rb, sizeof(rb))
+            != HG_OK)
+        {
+            snprintf(err + strlen(err), errlen - strlen(err),
+                     " (rollback: %s)", rb);
+        }
+    }
+    return hg_pg_kind(d->wconn, state[0] != '\0' ? state : NULL);
+}
+
+/* --- open, close, check -------------------------------------------------- */
+
+/* The schema version in the database (0: none yet), without writing. */
+static int
+hg_pg_version(PGconn *conn, int64_t *version, char *err, size_t errlen)
+{
+    PGresult *res;
+    bool exists;
+
+    res = PQexec(conn, "SELECT to_regclass('schema_version') IS NOT NULL");
+    if (!hg_pg_ok(conn, res, PGRES_TUPLES_OK, err, errlen)) {
+        PQclear(res);
+        return HG_ERROR;
+    }
+    exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    *version = 0;
+    if (!exists) {
+        return HG_OK;
+    }
+    res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM"
+                 " schema_version");
+    if (!hg_pg_ok(conn, res, PGRES_TUPLES_OK, err, errlen)) {
+        PQclear(res);
+        return HG_ERROR;
+    }
+    *version = hg_pg_int_at(res, 0, 0);
+    PQclear(res);
+    return HG_OK;
+}
+
+/* Brings the schema to HG_PG_SCHEMA_VERSION: one transaction, under an
+ * advisory lock, the version read again inside it (another instance may
+ * have migrated meanwhile). */
+static int
+hg_pg_migrate(hg_pg_t *d, char *err, size_t errlen)
+{
+    int64_t version;
+    int v;
+    char msg[384], sql[96];
+
+    if (hg_pg_version(d->wconn, &version, msg, sizeof(msg)) != HG_OK) {
+        snprintf(err, errlen, "store.url: %s: cannot read its schema "
+                 "version: %s", d->name, msg);
+        return HG_ERROR;
+    }
+    if (version == HG_PG_SCHEMA_VERSION) {
+        return HG_OK;
+    }
+    if (hg_pg_command(d->wconn, false, "BEGIN", msg, sizeof(msg)) != HG_OK
+        || hg_pg_rows(d->wconn, "SELECT pg_advisory_xact_lock("
+                      HG_PG_SCHEMA_LOCK ")", msg, sizeof(msg)) != HG_OK)
+    {
+        snprintf(err, errlen, "store.url: %s: cannot lock it to migrate its "
+                 "schema: %s", d->name, msg);
+        goto failed;
+    }
+    if (hg_pg_command(d->wconn, false, "CREATE TABLE IF NOT EXISTS"
+                      " schema_version (version integer NOT NULL)", msg,
+                      sizeof(msg)) != HG_OK
+        || hg_pg_version(d->wconn, &version, msg, sizeof(msg)) != HG_OK)
+    {
+        snprintf(err, errlen, "store.url: %s: cannot read its schema "
+                 "version: %s", d->name, msg);
+        goto failed;
+    }
+    if (version > HG_PG_SCHEMA_VERSION || version < 0) {
+        snprintf(err, errlen, "store.url: %s has schema version %" PRId64
+                 ", newer than this hourglass knows (%d): it was written "
+                 "by a later version", d->name, version,
+                 HG_PG_SCHEMA_VERSION);
+        goto failed;
+    }
+    for (v = (int) version; v < HG_PG_SCHEMA_VERSION; v++) {
+        if (hg_pg_command(d->wconn, false, hg_pg_migrations[v], msg,
+                          sizeof(msg)) != HG_OK)
+        {
+            snprintf(err, errlen, "store.url: %s: migrating the schema to "
+                     "version %d failed: %s", d->name, v + 1, msg);
+            goto failed;
+        }
+    }
+    snprintf(sql, sizeof(sql), "DELETE FROM schema_version; INSERT INTO"
+             " schema_version VALUES (%d)", HG_PG_SCHEMA_VERSION);
+    if (hg_pg_command(d->wconn, false, sql, msg, sizeof(msg)) != HG_OK
+        || hg_pg_command(d->wconn, false, "COMMIT", msg, sizeof(msg))
+           != HG_OK)
+    {
+        snprintf(err, errlen, "store.url: %s: cannot commit its schema: %s",
+                 d->name, msg);
+        goto failed;
+    }
+    if (version == 0) {
+        hg_log(HG_LOG_INFO, "store: %s: schema version %d created", d->name,
+               HG_PG_SCHEMA_VERSION);
+    } else {
+        hg_log(HG_LOG_INFO, "store: %s: schema migrated from version %"
+               PRId64 " to %d", d->name, version, HG_PG_SCHEMA_VERSION);
+    }
+    return HG_OK;
+
+failed:
+    if (PQtransactionStatus(d->wconn) != PQTRANS_IDLE) {
+        /* closing the connection next rolls back too */
+        (void) hg_pg_command(d->wconn, false, "ROLLBACK", msg, sizeof(msg));
+    }
+    return HG_ERROR;
+}
+
+static void hg_pg_task_run(void *be, hg_store_writer_t *w,
+                           hg_store_task_t *task);
+
+/* Called after a MOVED fault only, which this driver never reports; a
+ * reset of the write connection is what reopening means here. */
+static int
+hg_pg_reopen(void *be, char *err, size_t errlen)
+{
+    hg_pg_t *d = be;
+
+    d->w_prepared = false;
+    PQreset(d->wconn);
+    return hg_pg_writer_ready(d, err, errlen);
+}
+
+static const hg_store_backend_t hg_pg_backend = {
+    hg_pg_commit,
+    NULL,                           /* no page limit to set */
+    hg_pg_task_run,
+    NULL,                           /* cleanup checks stopping per batch */
+    hg_pg_reopen,
+    NULL                            /* the server checkpoints */
+};
+
+static void
+hg_pg_free(hg_pg_t *d)
+{
+    PQfinish(d->wconn);
+    PQfinish(d->rconn);
+    PQfinish(d->mconn);
+    free(d->url);
+    free(d->name);
+    free(d);
+}
+
+static int hg_pg_check(const hg_conf_t *conf, char *err, size_t errlen);
+
+/* One of the three connections, or the reason naming the database. */
+static int
+hg_pg_open_conn(hg_pg_t *d, PGconn **conn, char *err, size_t errlen)
+{
+    char msg[384];
+
+    *conn = hg_pg_connect(d->url, msg, sizeof(msg));
+    if (*conn == NULL) {
+        snprintf(err, errlen, "store.url: cannot connect to %s: %s", d->name,
+                 msg);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static int
+hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
+           const hg_store_options_t *options, char *err, size_t errlen)
+{
+    hg_pg_t *d;
+    char msg[384];
+
+    if (hg_pg_check(conf, err, errlen) != HG_OK) {
+        return HG_ERROR;
+    }
+    if (!PQisthreadsafe()) {
+        snprintf(err, errlen, "store: this libpq was built without thread "
+                 "support; the writer thread needs it");
+        return HG_ERROR;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        return HG_ERROR;
+    }
+    /* From here on hg_pg_free undoes everything. */
+    d->url = strdup(conf->store.url);
+    d->name = hg_pg_name(conf->store.url);
+    if (d->url == NULL || d->name == NULL) {
+        snprintf(err, errlen, "store: out of memory");
+        goto failed;
+    }
+    if (hg_pg_open_conn(d, &d->wconn, err, errlen) != HG_OK
+        || hg_pg_migrate(d, err, errlen) != HG_OK)
+    {
+        goto failed;
+    }
+    if (hg_pg_writer_ready(d, msg, sizeof(msg)) != HG_OK) {
+        snprintf(err, errlen, "store.url: %s: %s", d->name, msg);
+        goto failed;
+    }
+    if (hg_pg_open_conn(d, &d->rconn, err, errlen) != HG_OK
+        || hg_pg_open_conn(d, &d->mconn, err, errlen) != HG_OK)
+    {
+        goto failed;
+    }
+    store->data = d;
+    if (hg_store_writer_start(store, &hg_pg_backend, d, d->name, options,
+                              err, errlen) != HG_OK)
+    {
+        store->data = NULL;
+        goto failed;
+    }
+    return HG_OK;
+
+failed:
+    hg_pg_free(d);
+    return HG_ERROR;
+}
+
+static void
+hg_pg_close(hg_store_t *store)
+{
+    hg_pg_t *d = store->data;
+
+    if (d == NULL) {
+        return;
+    }
+    hg_store_writer_close(store);
+    hg_pg_free(d);
+    store->data = NULL;
+}
+
+/* `hourglass -t`: the url's syntax, as libpq reads it; nothing is
+ * connected to (the server may be down while the file is checked). */
+static int
+hg_pg_check(const hg_conf_t *conf, char *err, size_t errlen)
+{
+    PQconninfoOption *opts;
+    char *why = NULL, msg[256];
+
+    if (conf->store.url == NULL || conf->store.url[0] == '\0') {
+        snprintf(err, errlen, "store.url: not set (the postgres driver "
+                 "needs one, e.g. url = \"postgresql://hourglass@localhost/"
+                 "hourglass\";)");
+        return HG_ERROR;
+    }
+    opts = PQconninfoParse(conf->store.url, &why);
+    if (opts == NULL) {
+        hg_pg_message(why != NULL ? why : "out of memory", msg, sizeof(msg));
+        snprintf(err, errlen, "store.url: not a PostgreSQL connection url: "
+                 "%s", msg);
+        PQfreemem(why);
+        return HG_ERROR;
+    }
+    PQconninfoFree(opts);
+    return HG_OK;
+}
+
+/* --- reads (start-up: the caller's thread; then QUERY tasks) ----------- */
+
+/* The rows of a read on RCONN, or NULL with the failure logged. */
+static PGresult *
+hg_pg_read(hg_pg_t *d, const char *what, const char *sql,
+           const hg_pg_params_t *p)
+{
+    PGresult *res = hg_pg_run(d->rconn, true, sql, p, false);
+    char msg[384];
+
+    if (hg_pg_ok(d->rconn, res, PGRES_TUPLES_OK, msg, sizeof(msg))) {
+        return res;
+    }
+    hg_store_writer_say(HG_LOG_ERROR, "store: %s: reading %s: %s", d->name,
+                        what, msg);
+    PQclear(res);
+    return NULL;
+}
+
+/* A bytea column (hex text) as bytes; *mem is libpq's, for PQfreemem. */
+static const void *
+hg_pg_blob(const PGresult *res, int row, int col, size_t *len,
+           unsigned char **mem)
+{
+    *mem = NULL;
+    *len = 0;
+    if (PQgetisnull(res, row, col)) {
+        return NULL;
+    }
+    *mem = PQunescapeBytea((const unsigned char *) PQgetvalue(res, row, col),
+                           len);
+    return *mem != NULL ? (const void *) *mem : NULL;
+}
+
+static const char *
+hg_pg_str(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* Row I of RES, columns in HG_PG_COLS_* order. HG_AGAIN: skipped. */
+static int
+hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i, hg_exec_row_t *row)
+{
+    hg_exec_record_t r;
+    unsigned char *output = NULL, *payload = NULL;
+    const char *status;
+    int rc = HG_OK;
+
+    memset(&r, 0, sizeof(r));
+    r.id = hg_pg_str(res, i, 0);
+    r.run_id = hg_pg_str(res, i, 1);
+    r.job_id = hg_pg_str(res, i, 2);
+    status = hg_pg_str(res, i, 3);
+    if (hg_exec_status_parse(status, &r.status) != HG_OK) {
+        hg_store_writer_say(HG_LOG_ERROR, "store: %s: execution %s has no "
+                            "known status (\"%s\"): skipped", d->name, r.id,
+                            status ? status : "");
+        return HG_AGAIN;
+    }
+    r.attempt = (unsigned) hg_pg_int_at(res, i, 4);
+    r.trigger = hg_pg_str(res, i, 5);
+    r.scheduled_for = hg_pg_int_at(res, i, 6);
+    r.started_at = hg_pg_int_at(res, i, 7);
+    r.finished_at = hg_pg_int_at(res, i, 8);
+    r.duration_ms = hg_pg_int_at(res, i, 9);
+    r.exit_code = (int) hg_pg_int_at(res, i, 10);
+    r.signo = (int) hg_pg_int_at(res, i, 11);
+    r.output = hg_pg_blob(res, i, 12, &r.output_len, &output);
+    r.output_truncated = strcmp(PQgetvalue(res, i, 13), "t") == 0;
+    r.error = hg_pg_str(res, i, 14);
+    r.worker_pid = (int) hg_pg_int_at(res, i, 15);
+    r.max_rss_kb = hg_pg_int_at(res, i, 16);
+    r.cpu_user_ms = hg_pg_int_at(res, i, 17);
+    r.cpu_sys_ms = hg_pg_int_at(res, i, 18);
+    r.payload = hg_pg_blob(res, i, 19, &r.payload_len, &payload);
+    r.priority = (int) hg_pg_int_at(res, i, 20);
+    r.run_at = hg_pg_int_at(res, i, 21);
+    r.unique_key = hg_pg_str(res, i, 22);
+    r.retry_at = hg_pg_int_at(res, i, 23);
+    if ((!PQgetisnull(res, i, 12) && output == NULL)
+        || (!PQgetisnull(res, i, 19) && payload == NULL)
+        || hg_exec_row_copy(row, &r) != HG_OK)
+    {
+        hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                            "execution %s", r.id);
+        rc = HG_ERROR;
+    }
+    PQfreemem(output);
+    PQfreemem(payload);
+    return rc;
+}
+
+/* Every row of a read of executions. */
+static int
+hg_pg_read_rows(hg_pg_t *d, const char *what, const char *sql,
+                const hg_pg_params_t *p, hg_exec_row_t **rows_out,
+                size_t *n_out)
+{
+    PGresult *res = hg_pg_read(d, what, sql, p);
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0;
+    int i, rc;
+
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    if (PQntuples(res) > 0) {
+        rows = calloc((size_t) PQntuples(res), sizeof(*rows));
+        if (rows == NULL) {
+            hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                                "%s", what);
+            PQclear(res);
+            return HG_ERROR;
+        }
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        rc = hg_pg_read_row(d, res, i, &rows[n]);
+        if (rc == HG_ERROR) {
+            hg_exec_rows_free(rows, n);
+            PQclear(res);
+            return HG_ERROR;
+        }
+        if (rc == HG_OK) {
+            n++;
+        }
+    }
+    PQclear(res);
+    *rows_out = rows;
+    *n_out = n;
+    return HG_OK;
+}
+
+static int
+hg_pg_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
+{
+    return hg_pg_read_rows(store->data, "unfinished executions",
+                           "SELECT " HG_PG_COLS_FULL " FROM executions"
+                           " WHERE status IN ('queued', 'running')"
+                           " ORDER BY scheduled_for, id", NULL, rows, n);
+}
+
+static int
+hg_pg_load_job_states(hg_store_t *store, json_t **states)
+{
+    hg_pg_t *d = store->data;
+    PGresult *res;
+    json_t *all, *one;
+    int i;
+
+    res = hg_pg_read(d, "job states", "SELECT job_id, last_fire, paused"
+                     " FROM job_state", NULL);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    all = json_object();
+    for (i = 0; all != NULL && i < PQntuples(res); i++) {
+        one = json_pack("{s:I, s:b}", "last_fire",
+                        (json_int_t) hg_pg_int_at(res, i, 1), "paused",
+                        strcmp(PQgetvalue(res, i, 2), "t") == 0);
+        if (one == NULL
+            || json_object_set_new(all, PQgetvalue(res, i, 0), one) != 0)
+        {
+            json_decref(all);
+            all = NULL;
+        }
+    }
+    PQclear(res);
+    if (all == NULL) {
+        hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading job "
+                            "states");
+        return HG_ERROR;
+    }
+    *states = all;
+    return HG_OK;
+}
+
+static int
+hg_pg_get_execution(hg_store_t *store, const char *id, hg_exec_row_t *row)
+{
+    hg_exec_row_t *rows = NULL;
+    hg_pg_params_t p;
+    size_t n = 0;
+
+    p.n = 0;
+    hg_pg_text(&p, id);
+    if (hg_pg_read_rows(store->data, "an execution", "SELECT "
+                        HG_PG_COLS_FULL " FROM executions WHERE id = $1", &p,
+                        &rows, &n) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    if (n == 0) {
+        free(rows);
+        return HG_AGAIN;
+    }
+    *row = rows[0];
+    free(rows);
+    return HG_OK;
+}
+
+/* " WHERE job_id = $A AND status = $B" for the filters given, with their
+ * values added to P. */
+static void
+hg_pg_filter(hg_pg_params_t *p, const char *job_id, const char *status,
+             char *sql, size_t len)
+{
+    size_t used = 0;
+
+    sql[0] = '\0';
+    if (job_id != NULL) {
+        hg_pg_text(p, job_id);
+        used += (size_t) snprintf(sql, len, " WHERE job_id = $%d", p->n);
+    }
+    if (status != NULL) {
+        hg_pg_text(p, status);
+        snprintf(sql + used, len - used, "%s status = $%d",
+                 job_id != NULL ? " AND" : " WHERE", p->n);
+    }
+}
+
+static int
+hg_pg_list_executions(hg_store_t *store, const char *job_id,
+                      const char *status, size_t limit, size_t offset,
+                      hg_exec_row_t **rows, size_t *n)
+{
+    hg_pg_params_t p;
+    char where[64], sql[768];
+
+    p.n = 0;
+    /* LIMIT NULL is no limit */
+    hg_pg_text(&p, NULL);
+    if (limit > 0 && limit <= (size_t) INT64_MAX) {
+        p.n--;
+        hg_pg_int(&p, (int64_t) limit);
+    }
+    hg_pg_int(&p, offset <= (size_t) INT64_MAX ? (int64_t) offset
+                                               : INT64_MAX);
+    hg_pg_filter(&p, job_id, status, where, sizeof(where));
+    snprintf(sql, sizeof(sql), "SELECT " HG_PG_COLS_LIST " FROM executions"
+             "%s ORDER BY scheduled_for DESC, id DESC LIMIT $1 OFFSET $2",
+             where);
+    return hg_pg_read_rows(store->data, "executions", sql, &p, rows, n);
+}
+
+static int
+hg_pg_count_executions(hg_store_t *store, const char *job_id,
+                       const char *status, uint64_t *n)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    char where[64], sql[128];
+
+    p.n = 0;
+    hg_pg_filter(&p, job_id, status, where, sizeof(where));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM executions%s", where);
+    res = hg_pg_read(store->data, "the count of executions", sql, &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    *n = (uint64_t) hg_pg_int_at(res, 0, 0);
+    PQclear(res);
+    return HG_OK;
+}
+
+static int
+hg_pg_job_stats(hg_store_t *store, const char *job_id, hg_job_stats_t *stats)
+{
+    hg_pg_t *d = store->data;
+    hg_store_bucket_t *b = NULL;
+    hg_pg_params_t p;
+    PGresult *res;
+    int64_t durations, sum, max;
+    int i, nb;
+
+    p.n = 0;
+    hg_pg_text(&p, job_id);
+    res = hg_pg_read(d, "job statistics", "SELECT runs, successes, failures,"
+                     " durations, duration_sum, duration_max, last_run,"
+                     " last_status FROM job_stats WHERE job_id = $1", &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return HG_OK;
+    }
+    stats->runs = (uint64_t) hg_pg_int_at(res, 0, 0);
+    stats->successes = (uint64_t) hg_pg_int_at(res, 0, 1);
+    stats->failures = (uint64_t) hg_pg_int_at(res, 0, 2);
+    durations = hg_pg_int_at(res, 0, 3);
+    sum = hg_pg_int_at(res, 0, 4);
+    max = hg_pg_int_at(res, 0, 5);
+    stats->last_run = hg_pg_int_at(res, 0, 6);
+    if (hg_exec_status_parse(hg_pg_str(res, 0, 7), &stats->last_status)
+        != HG_OK)
+    {
+        stats->last_status = HG_EXEC_QUEUED;
+    }
+    PQclear(res);
+    if (durations <= 0) {
+        return HG_OK;
+    }
+    stats->mean_duration_ms = (double) sum / (double) durations;
+
+    res = hg_pg_read(d, "job durations", "SELECT bucket, count FROM"
+                     " job_durations WHERE job_id = $1 AND count > 0"
+                     " ORDER BY bucket", &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    nb = PQntuples(res);
+    if (nb > 0) {
+        b = calloc((size_t) nb, sizeof(*b));
+        if (b == NULL) {
+            hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                                "job durations");
+            PQclear(res);
+            return HG_ERROR;
+        }
+    }
+    for (i = 0; i < nb; i++) {
+        b[i].bucket = (unsigned) hg_pg_int_at(res, i, 0);
+        b[i].count = hg_pg_int_at(res, i, 1);
+    }
+    PQclear(res);
+    stats->p95_duration_ms = hg_store_p95(b, (size_t) nb, max);
+    free(b);
+    return HG_OK;
+}
+
+static int
+hg_pg_unique_key_pending(hg_store_t *store, const char *unique_key,
+                         bool *pending)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+
+    p.n = 0;
+    hg_pg_text(&p, unique_key);
+    res = hg_pg_read(store->data, "unique keys", "SELECT 1 FROM executions"
+                     " WHERE unique_key = $1 AND status = 'queued' LIMIT 1",
+                     &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    *pending = PQntuples(res) > 0;
+    PQclear(res);
+    return HG_OK;
+}
+
+/* A statement that changes rows on RCONN (a QUERY task's): how many.
+ * RETRY: it is a unit of work of its own (not in a transaction). */
+static int
+hg_pg_change(hg_pg_t *d, bool retry, const char *what, const char *sql,
+             const hg_pg_params_t *p, uint64_t *changed)
+{
+    PGresult *res = hg_pg_run(d->rconn, retry, sql, p, false);
+    char msg[384];
+
+    if (!hg_pg_ok(d->rconn, res, PGRES_COMMAND_OK, msg, sizeof(msg))) {
+        hg_store_writer_say(HG_LOG_ERROR, "store: %s: %s: %s", d->name, what,
+                            msg);
+        PQclear(res);
+        return HG_ERROR;
+    }
+    if (changed != NULL) {
+        *changed = strtoull(PQcmdTuples(res), NULL, 10);
+    }
+    PQclear(res);
+    return HG_OK;
+}
+
+/* A dead record is final: the writer never touches it again, so the two
+ * connections do not race over a row. */
+static int
+hg_pg_purge_dead(hg_store_t *store, const char *id, const char *job_id,
+                 int64_t before, uint64_t *deleted)
+{
+    hg_pg_params_t p;
+
+    p.n = 0;
+    hg_pg_text(&p, id);
+    hg_pg_text(&p, job_id);
+    hg_pg_int(&p, before);
+    return hg_pg_change(store->data, true, "purging dead executions",
+                        "DELETE FROM executions WHERE status = 'dead'"
+                        " AND ($1::text IS NULL OR id = $1)"
+                        " AND ($2::text IS NULL OR job_id = $2)"
+                        " AND ($3::bigint <= 0 OR finished_at < $3)", &p,
+                        deleted);
+}
+
+static int
+hg_pg_load_jobs(hg_store_t *store, json_t **jobs)
+{
+    hg_pg_t *d = store->data;
+    json_error_t jerr;
+    json_t *all, *definition, *one;
+    PGresult *res;
+    int i;
+
+    res = hg_pg_read(d, "jobs", "SELECT id, definition, created_by,"
+                     " created_at, updated_at FROM jobs ORDER BY id", NULL);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    all = json_object();
+    for (i = 0; all != NULL && i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, 0);
+
+        definition = json_loads(PQgetvalue(res, i, 1), 0, &jerr);
+        if (!json_is_object(definition)) {
+            hg_store_writer_say(HG_LOG_ERROR, "store: %s: job %s has a "
+                                "definition that is not a JSON object: "
+                                "skipped", d->name, id);
+            json_decref(definition);
+            continue;
+        }
+        one = json_pack("{s:o, s:s?, s:I, s:I}", "definition", definition,
+                        "created_by", hg_pg_str(res, i, 2),
+                        "created_at", (json_int_t) hg_pg_int_at(res, i, 3),
+                        "updated_at", (json_int_t) hg_pg_int_at(res, i, 4));
+        if (one == NULL || json_object_set_new(all, id, one) != 0) {
+            json_decref(all);
+            all = NULL;
+        }
+    }
+    PQclear(res);
+    if (all == NULL) {
+        hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                            "jobs");
+        return HG_ERROR;
+    }
+    *jobs = all;
+    return HG_OK;
+}
+
+/* One job's row written (RECORD NULL: deleted), in put_jobs' transaction. */
+static int
+hg_pg_put_job(hg_pg_t *d, const char *id, const json_t *record)
+{
+    hg_pg_params_t p;
+    char *text;
+    int rc;
+
+    p.n = 0;
+    hg_pg_text(&p, id);
+    if (record == NULL) {
+        return hg_pg_change(d, false, "deleting a job", "DELETE FROM jobs"
+                            " WHERE id = $1", &p, NULL);
+    }
+    text = json_dumps(json_object_get(record, "definition"),
+                      JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL) {
+        return HG_ERROR;
+    }
+    hg_pg_text(&p, text);
+    hg_pg_text(&p, json_string_value(json_object_get(record, "created_by")));
+    hg_pg_int(&p, json_integer_value(json_object_get(record, "created_at")));
+    hg_pg_int(&p, json_integer_value(json_object_get(record, "updated_at")));
+    rc = hg_pg_change(d, false, "writing a job", "INSERT INTO jobs (id,"
+                      " definition, created_by, created_at, updated_at)"
+                      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO"
+                      " UPDATE SET"
+                      " definition = excluded.definition,"
+                      " updated_at = excluded.updated_at", &p, NULL);
+    free(text);
+    return rc;
+}
+
+/* One transaction, committed (acknowledged by the server) when it
+ * returns; a change that fails takes the others back with it. */
+static int
+hg_pg_put_jobs(hg_store_t *store, const json_t *changes)
+{
+    hg_pg_t *d = store->data;
+    const char *id;
+    json_t *record;
+    char msg[384];
+
+    if (hg_pg_command(d->rconn, true, "BEGIN", msg, sizeof(msg)) != HG_OK) {
+        hg_store_writer_say(HG_LOG_ERROR, "store: %s: writing jobs: %s",
+                            d->name, msg);
+        return HG_ERROR;
+    }
+    json_object_foreach((json_t *) changes, id, record) {
+        if (hg_pg_put_job(d, id, json_is_null(record) ? NULL : record)
+            != HG_OK)
+        {
+            goto failed;
+        }
+    }
+    if (hg_pg_command(d->rconn, false, "COMMIT", msg, sizeof(msg))
+        != HG_OK)
+    {
+        hg_store_writer_say(HG_LOG_ERROR, "store: %s: writing jobs: %s",
+                            d->name, msg);
+        goto failed;
+    }
+    return HG_OK;
+
+failed:
+    if (PQstatus(d->rconn) == CONNECTION_OK
+        && PQtransactionStatus(d->rconn) != PQTRANS_IDLE)
+    {
+        (void) hg_pg_command(d->rconn, false, "ROLLBACK", msg, sizeof(msg));
+    }
+    return HG_ERROR;
+}
+
+/* --- the cluster's calls ------------------------------------------------ */
+
+/* The unique row per (job, fire time), its token from the table's
+ * sequence: HG_AGAIN when the row is there already, whoever wrote it.
+ * Synchronous on RCONN, like the sqlite driver's: the master does not
+ * call it yet, and when it does, it must call it where RCONN is used
+ * (the maintenance thread), not from its loop. */
+static int
+hg_pg_claim_fire(hg_store_t *store, const char *job_id, int64_t fire_time,
+                 uint64_t *token)
+{
+    hg_pg_t *d = store->data;
+    hg_pg_params_t p;
+    PGresult *res;
+    int rc;
+
+    p.n = 0;
+    hg_pg_text(&p, job_id);
+    hg_pg_int(&p, fire_time);
+    res = hg_pg_read(d, "a fire claim", "INSERT INTO fire_claims (job_id,"
+                     " fire_time, claimed_at) VALUES ($1, $2,"
+                     " (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+                     " ON CONFLICT (job_id, fire_time) DO NOTHING"
+                     " RETURNING token", &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    rc = PQntuples(res) == 1 ? HG_OK : HG_AGAIN;
+    if (rc == HG_OK) {
+        *token = (uint64_t) hg_pg_int_at(res, 0, 0);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Leases of a cluster are not built yet (issue 13, point 2): these say
+ * so rather than serve one instance as if it were alone. */
+static int
+hg_pg_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
+                  size_t limit, hg_exec_row_t **rows, size_t *n)
+{
+    HG_UNUSED(store);
+    HG_UNUSED(now);
+    HG_UNUSED(lease_ms);
+    HG_UNUSED(limit);
+    HG_UNUSED(rows);
+    HG_UNUSED(n);
+    errno = ENOSYS;
+    return HG_ERROR;
+}
+
+static int
+hg_pg_renew(hg_store_t *store, const char *id, int64_t now, int64_t lease_ms)
+{
+    HG_UNUSED(store);
+    HG_UNUSED(id);
+    HG_UNUSED(now);
+    HG_UNUSED(lease_ms);
+    errno = ENOSYS;
+    return HG_ERROR;
+}
+
+static int
+hg_pg_release(hg_store_t *store, const char *id)
+{
+    HG_UNUSED(store);
+    HG_UNUSED(id);
+    errno = ENOSYS;
+    return HG_ERROR;
+}
+
+/* --- maintenance (its own thread and connection) ------------------------ */
+
+/* Runs the DELETE in SQL ($1 = older_than, $2 = rows per batch), each
+ * batch its own transaction, until one deletes fewer rows than that. */
+static int
+hg_pg_delete_batches(hg_pg_t *d, hg_store_writer_t *w, hg_store_task_t *task,
+                     const char *sql, const char *what, uint64_t *deleted)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    uint64_t changes;
+    char msg[384];
+
+    p.n = 0;
+    hg_pg_int(&p, task->older_than);
+    hg_pg_int(&p, (int64_t) (task->batch <= INT_MAX ? task->batch
+                                                     : INT_MAX));
+    for (;;) {
+        if (hg_store_writer_stopping(w)) {
+            snprintf(task->error, sizeof(task->error), "store: %s: cleanup "
+                     "stopped after %" PRIu64 " %s: hourglass is stopping",
+                     d->name, *deleted, what);
+            return HG_ERROR;
+        }
+        res = hg_pg_run(d->mconn, true, sql, &p, false);
+        if (!hg_pg_ok(d->mconn, res, PGRES_COMMAND_OK, msg, sizeof(msg))) {
+            snprintf(task->error, sizeof(task->error), "store: %s: cleanup "
+                     "stopped after %" PRIu64 " %s: %.160s", d->name,
+                     *deleted, what, msg);
+            PQclear(res);
+            return HG_ERROR;
+        }
+        changes = strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        *deleted += changes;
+        if (changes < task->batch) {
+            return HG_OK;
+        }
+    }
+}
+
+static void
+hg_pg_task_run(void *be, hg_store_writer_t *w, hg_store_task_t *task)
+{
+    hg_pg_t *d = be;
+    uint64_t claims = 0;
+    PGresult *res;
+    char msg[384];
+    const char *sql;
+
+    switch (task->kind) {
+    case HG_STORE_TASK_CLEANUP:
+        if (hg_pg_delete_batches(d, w, task, "DELETE FROM executions WHERE"
+                                 " id IN (SELECT id FROM executions WHERE"
+                                 " finished_at > 0 AND finished_at < $1 AND"
+                                 " status NOT IN ('queued', 'running',"
+                                 " 'dead') LIMIT $2)", "executions",
+                                 &task->deleted) == HG_OK
+            && hg_pg_delete_batches(d, w, task, "DELETE FROM fire_claims"
+                                    " WHERE token IN (SELECT token FROM"
+                                    " fire_claims WHERE fire_time < $1"
+                                    " LIMIT $2)", "fire claims", &claims)
+               == HG_OK)
+        {
+            task->rc = HG_OK;
+        }
+        return;
+    case HG_STORE_TASK_VACUUM:
+        sql = "VACUUM (ANALYZE) executions, job_state, jobs, job_stats,"
+              " job_durations, fire_claims";
+        break;
+    case HG_STORE_TASK_HEALTH:
+        sql = "SELECT 1";
+        break;
+    default:
+        snprintf(task->error, sizeof(task->error), "store: task %d is not "
+                 "a store task", (int) task->kind);
+        return;
+    }
+    res = hg_pg_run(d->mconn, true, sql, NULL, false);
+    if (res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK
+                        || PQresultStatus(res) == PGRES_TUPLES_OK))
+    {
+        task->rc = HG_OK;
+    } else {
+        hg_pg_message(res != NULL ? PQresultErrorMessage(res)
+                                  : PQerrorMessage(d->mconn), msg,
+                      sizeof(msg));
+        snprintf(task->error, sizeof(task->error), "store: %s: %s: %.160s",
+                 d->name, task->kind == HG_STORE_TASK_VACUUM ? "vacuum"
+                                                             : "health",
+                 msg);
+    }
+    PQclear(res);
+}
+
+/* No I/O: the loop calls it (/healthz); the writer's figures say whether
+ * the database is being written. */
+static int
+hg_pg_health(hg_store_t *store, json_t **report)
+{
+    hg_pg_t *d = store->data;
+
+    *report = json_pack("{s:s, s:s}", "driver", "postgres", "url", d->name);
+    if (*report == NULL) {
+        return HG_ERROR;
+    }
+    if (hg_store_writer_health(store, *report) != HG_OK) {
+        json_decref(*report);
+        *report = NULL;
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+const hg_store_driver_t hg_store_postgres_driver = {
+    "postgres",
+    hg_pg_open,
+    hg_pg_close,
+    hg_store_writer_put_execution,
+    hg_store_writer_put_job_state,
+    hg_store_writer_barrier,
+    hg_store_writer_committed,
+    hg_pg_load_unfinished,
+    hg_pg_load_job_states,
+    hg_pg_get_execution,
+    hg_pg_list_executions,
+    hg_pg_job_stats,
+    hg_pg_unique_key_pending,
+    hg_pg_purge_dead,
+    hg_pg_count_executions,
+    hg_pg_load_jobs,
+    hg_pg_put_jobs,
+    hg_store_writer_task,
+    hg_store_writer_task_done,
+    hg_pg_health,
+    NULL,
+    hg_pg_check,
+    hg_pg_claim_fire,
+    hg_pg_take_queued,
+    hg_pg_renew,
+    hg_pg_release
+};
