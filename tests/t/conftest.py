@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import socket
 import signal
 import sqlite3
 import subprocess
@@ -303,7 +304,27 @@ class Daemon:
             want = self.configured_workers()
             if want is not None:
                 self.wait_workers(want)
+            self.wait_api()
         return self
+
+    def wait_api(self):
+        """With an api section, waits until its port takes connections:
+        the master opens it after start_master and its workers."""
+        m = re.search(r'\bapi\s*=\s*\{[^}]*?listen\s*=\s*"([^"]+):(\d+)"',
+                      self.conf.read_text(), re.S)
+        if m is None:
+            return
+
+        def accepts():
+            if self.proc is not None and self.proc.poll() is not None:
+                return True             # exited: the caller sees why
+            try:
+                socket.create_connection((m.group(1).strip("[]"),
+                                          int(m.group(2))), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(accepts, timeout=WAIT, what="the API's port")
 
     def configured_workers(self):
         m = re.search(r"^workers\s*=\s*(\d+)\s*;", self.conf.read_text(),
