@@ -205,10 +205,19 @@ def db_rows(db, where="1", args=(), order="started_at, attempt, id"):
         con.close()
 
 
+FINAL = ("succeeded", "failed", "timed_out", "crashed", "killed", "skipped",
+         "missed", "dead")
+
+
 def wait_rows(db, pred, timeout=15, what="rows in the store",
               describe=lambda rows: rows, **kw):
     """Polls the executions table (db_rows(db, **kw)) until PRED(rows) is
-    true; returns the rows. On timeout the error shows describe(rows)."""
+    true; returns the rows. On timeout the error shows describe(rows).
+    Read the store this way after what the daemon says (a log line, an
+    event, an exit code of its job): a record no start waits for (a
+    final one, a fire recorded queued) reaches the file a little after
+    (the writer holds such records up to 20 ms, to write them by the
+    hundred); after a stop, everything is there."""
     last = []
 
     def probe():

@@ -6,8 +6,8 @@ import re
 import signal
 import time
 
-from conftest import (at_ahead, db_rows, etime, job, rfc3339, run_hourglass,
-                      sanitized_build, sched, sqlite_config)
+from conftest import (at_ahead, etime, job, rfc3339, run_hourglass,
+                      sanitized_build, sched, sqlite_config, wait_rows)
 
 
 def reload(daemon, text=None, timeout=10, **kw):
@@ -322,7 +322,8 @@ def test_reload_says_which_settings_wait_for_a_restart(daemon):
     # Still recording into the store it opened, not the new path.
     daemon.wait_event("finish", job="tick", count=3, after=etime(rel))
     assert not moved.exists()
-    assert db_rows(db, "job_id = 'tick'")
+    wait_rows(db, lambda rs: rs, where="job_id = 'tick'",
+              what="tick's rows in the store it opened")
 
 
 def test_reload_refuses_an_invalid_schedule_at_or_timezone(daemon):

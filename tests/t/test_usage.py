@@ -2,7 +2,7 @@
 job come from its process (wait4), not from everything its worker ever ran
 (RUSAGE_CHILDREN's peak is the largest child the worker ever reaped)."""
 
-from conftest import at_ahead, db_rows, job, rfc3339, sqlite_config
+from conftest import FINAL, at_ahead, job, rfc3339, sqlite_config, wait_rows
 
 BIG = "python3 -c \"b = b'x' * (120 << 20); print(len(b))\""
 
@@ -13,7 +13,10 @@ def test_a_small_job_after_a_big_one_reports_its_own_memory(daemon):
         job("big", at=rfc3339(at_ahead(1.5)), command=BIG),
         job("small", at=rfc3339(at_ahead(3)), command="true")]))
     daemon.wait_event("finish", job="small", timeout=20)
-    rows = {r["job_id"]: r for r in db_rows(db)}
+    # the final records reach the file a little after the finish line
+    rows = {r["job_id"]: r for r in wait_rows(
+        db, lambda rs: {r["job_id"] for r in rs if r["status"] in FINAL}
+        >= {"big", "small"}, what="both executions final")}
     big, small = rows["big"], rows["small"]
     assert big["status"] == "succeeded" and small["status"] == "succeeded"
     # the same worker ran both
