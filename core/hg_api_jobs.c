@@ -98,9 +98,7 @@ hg_api_job_trigger(hg_api_t *api, hg_api_req_t *req)
     exec = hg_master_trigger(api->master, req->id, actor, NULL, 0,
                              HG_PRIORITY_NORMAL);
     if (exec != NULL) {
-        hg_api_answer(req, MHD_HTTP_ACCEPTED, json_pack(
-            "{s:s, s:s}", "job", req->id, "execution",
-            hg_execution_id(exec)));
+        hg_api_accept(api, req, hg_execution_id(exec));
     } else if (hg_master_find_job(api->master, req->id) == NULL) {
         hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job \"%s\"",
                      req->id);

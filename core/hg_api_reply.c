@@ -184,6 +184,36 @@ hg_api_reply_created(void *data, int rc, const json_t *answer)
     hg_api_reply_with(data, rc, answer, MHD_HTTP_CREATED);
 }
 
+/* The master read back an execution the request started (a trigger, an
+ * enqueue): the store has it, so the 202 that says it will run can go. */
+static void
+hg_api_reply_accepted(void *data, int rc, const json_t *answer)
+{
+    hg_api_req_t *req = data;
+    json_t *accepted = NULL;
+
+    if (rc == HG_OK) {
+        accepted = json_pack("{s:O?, s:O?}", "job", json_object_get(
+                                 answer, "job_id"), "execution",
+                             json_object_get(answer, "id"));
+        rc = accepted != NULL ? HG_OK : HG_ERROR;
+    } else {
+        accepted = json_pack("{s:s}", "error", "the execution was started "
+                             "but the store could not confirm that it is "
+                             "written (the daemon's log says why)");
+        rc = HG_ERROR;
+    }
+    hg_api_reply_with(req, rc, accepted, MHD_HTTP_ACCEPTED);
+    json_decref(accepted);
+}
+
+void
+hg_api_accept(hg_api_t *api, hg_api_req_t *req, const char *exec_id)
+{
+    hg_api_wait(req, hg_master_execution(api->master, exec_id,
+                                         hg_api_reply_accepted, req));
+}
+
 /* REQ waits for a reply the master promised (HG_OK from the call), or
  * failed to promise one. */
 void

@@ -275,6 +275,28 @@ def test_removal_survives_kill_9(daemon):
     api.enqueue(job="cat", unique_key="k")
 
 
+def test_what_was_accepted_survives_kill_9(daemon):
+    """A 202 (enqueue, trigger) comes once the store has the execution: a
+    master killed right after the answer, restarted, still has each one
+    (queued, or ended with a status), none lost."""
+    api = start(daemon, [job("cat", command="cat", overlap="allow"),
+                         job("slow", command=SLEEP)], workers=1)
+    later = rfc3339(time.time() + 3600)
+    queued = [api.enqueue(job="cat", run_at=later, payload=str(i))
+              for i in range(5)]
+    status, body = api.json("POST", "/api/v1/jobs/slow/trigger")
+    assert status == 202, body
+    triggered = body["execution"]
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait_exit()
+
+    daemon.start()
+    assert sorted(i for i, _ in api.queued("?job=cat")) == sorted(queued)
+    status, body = api.json("GET", "/api/v1/executions/" + triggered,
+                            token="reader")
+    assert status == 200, body
+
+
 def test_what_cannot_be_removed(daemon):
     """404 for an unknown id and one that ended, 409 for one that runs,
     403 for a read token; bad ids get the JSON error shape."""
