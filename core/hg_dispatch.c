@@ -432,6 +432,9 @@ hg_dispatch_run(hg_master_t *m)
     hg_execution_t *exec;
     hg_worker_t *w;
 
+    if (hg_journal_peek(m)) {
+        hg_dispatch_committed(m);
+    }
     while (!m->stopping && (w = hg_dispatch_idle_worker(m)) != NULL
            && (exec = hg_dispatch_next_in_time(m)) != NULL)
     {

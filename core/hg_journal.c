@@ -144,6 +144,22 @@ hg_journal_undead(hg_master_t *m, const hg_exec_record_t *dead)
     }
 }
 
+bool
+hg_journal_peek(hg_master_t *m)
+{
+    uint64_t committed;
+
+    if (m->store == NULL || m->committing.head == NULL) {
+        return false;
+    }
+    committed = hg_store_peek(m->store);
+    if (committed <= m->acked) {
+        return false;
+    }
+    m->acked = committed;
+    return true;
+}
+
 void
 hg_journal_ack(hg_master_t *m)
 {

@@ -32,5 +32,10 @@ void hg_journal_undead(hg_master_t *m, const hg_exec_record_t *dead);
  * on, the commit delay is sampled, and a store that starts or stops
  * failing is said once. */
 void hg_journal_ack(hg_master_t *m);
+/* In the middle of a long turn (a burst of fires): whether the store
+ * committed more than m->acked while executions wait for their records
+ * (m->acked moves on). The notification still comes, and hg_journal_ack
+ * does the rest. */
+bool hg_journal_peek(hg_master_t *m);
 
 #endif /* HG_JOURNAL_H */

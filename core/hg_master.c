@@ -431,6 +431,9 @@ hg_master_before_wait(void *data)
     hg_master_t *m = data;
 
     hg_pool_collect(&m->pool);
+    if (m->store != NULL) {
+        hg_store_flush(m->store);
+    }
     hg_log_flush();
 }
 
@@ -457,6 +460,9 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     m->workers = cycle->conf->workers;
     m->signal_fd = -1;
     m->store = store;
+    if (store != NULL) {
+        hg_store_gather(store);     /* flushed before each wait */
+    }
     /* The jobs defined through the API: the cycle has them already (the
      * start read them from the store too); these are what a reload hands
      * the reader. */

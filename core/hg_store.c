@@ -17,6 +17,7 @@
 
 #include "hg_log.h"
 #include "hg_store.h"
+#include "hg_store_writer.h"
 
 static const hg_store_driver_t *const hg_store_drivers[] = {
     &hg_store_memory_driver,
@@ -512,6 +513,29 @@ int
 hg_store_barrier(hg_store_t *store, uint64_t *ticket)
 {
     return store->driver->barrier(store, ticket);
+}
+
+void
+hg_store_gather(hg_store_t *store)
+{
+    if (store->writer != NULL) {
+        hg_store_writer_gather(store);
+    }
+}
+
+uint64_t
+hg_store_peek(hg_store_t *store)
+{
+    return store->writer != NULL ? hg_store_writer_peek(store)
+                                 : hg_store_ack(store);
+}
+
+void
+hg_store_flush(hg_store_t *store)
+{
+    if (store->writer != NULL) {
+        hg_store_writer_flush(store);
+    }
 }
 
 uint64_t

@@ -299,6 +299,21 @@ int hg_store_put_job_state(hg_store_t *store, const char *job_id,
  * counted in health and were logged).
  */
 int hg_store_barrier(hg_store_t *store, uint64_t *ticket);
+/*
+ * From hg_store_gather on, puts no longer wake the writer each: they
+ * gather until hg_store_flush (or a barrier, or a query). An event loop
+ * gathers and flushes once a turn, before it waits: a burst of fires in
+ * one turn reaches the writer as one batch, instead of waking it a
+ * thousand times to commit records one by one while the loop still puts.
+ * Both do nothing for a store without a writer.
+ */
+void hg_store_gather(hg_store_t *store);
+/* The highest ticket committed, read without a system call and without
+ * the writer's lock: a loop busy with a long turn starts what is durable
+ * without waiting for the turn's end. hg_store_ack must still be called
+ * (it drains notify_fd, logs, reports failures). */
+uint64_t hg_store_peek(hg_store_t *store);
+void hg_store_flush(hg_store_t *store);
 /* The highest ticket committed (0 before any); drains notify_fd and writes
  * the writer's pending log lines. */
 uint64_t hg_store_ack(hg_store_t *store);

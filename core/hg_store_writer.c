@@ -14,7 +14,13 @@
  * took the queue and writes to an eventfd (store->notify_fd) so the
  * master's epoll wakes; hg_store_ack drains it. While the backend
  * commits, new puts collect in the queue for the next transaction:
- * batching follows load by itself, with no timer.
+ * batching follows load by itself, with no timer. A caller that gathers
+ * (the master's loop, hg_store_gather) does not wake the writer for each
+ * put, only at its flush (once a loop turn, before it waits), at a
+ * barrier or with a query: a burst of fires reaches the writer as one
+ * batch, where a wake per put had it commit them one by one, contending
+ * for the lock with the loop that put them. The last ticket committed
+ * can be read without the lock (hg_store_writer_peek).
  *
  * Faults. When a transaction fails, its records go back to the front of
  * the queue (a newer put of the same id wins); the writer retries with a
@@ -81,6 +87,8 @@ struct hg_store_writer_s {
     uint64_t issued;                /* the last barrier ticket given out */
     uint64_t committed;             /* the last ticket made durable */
     bool stop;
+    bool gathering;                 /* puts wait for hg_store_flush */
+    bool unflushed;                 /* put since the last wake */
     bool failing;                   /* an episode of failed writes */
     int64_t fail_since;             /* monotonic ms */
     uint64_t fail_attempts;
@@ -333,6 +341,18 @@ hg_sw_commit(hg_store_writer_t *w, const hg_store_batch_t *batch, char *err,
     return rc;
 }
 
+/* Under mu, after a put: wakes the writer now, or at the gathering
+ * caller's next hg_store_writer_flush. */
+static void
+hg_sw_wake_later(hg_store_writer_t *w)
+{
+    if (w->gathering) {
+        w->unflushed = true;
+        return;
+    }
+    pthread_cond_signal(&w->cond);
+}
+
 static bool
 hg_sw_has_work(const hg_store_writer_t *w)
 {
@@ -499,12 +519,12 @@ hg_sw_writer(void *arg)
         }
         if (rc == HG_STORE_WRITE_OK) {
             if (ticket > w->committed) {
-                w->committed = ticket;
+                /* Read without mu by hg_store_writer_peek. */
+                __atomic_store_n(&w->committed, ticket, __ATOMIC_RELEASE);
                 /* a query may wait for this ticket */
                 pthread_cond_broadcast(&w->tasks_cond);
             }
             hg_sw_succeeded(w, batch.count, drained);
-            hg_sw_queue_free(&batch);
             backoff = 0;
         } else {
             hg_sw_failed(w, &batch, rc, err, &backoff);
@@ -521,6 +541,13 @@ hg_sw_writer(void *arg)
             }
         }
         hg_sw_notify(w);
+        if (rc == HG_STORE_WRITE_OK) {
+            /* Freed outside mu: the master puts while a thousand records
+             * of a burst are freed. */
+            pthread_mutex_unlock(&w->mu);
+            hg_sw_queue_free(&batch);
+            pthread_mutex_lock(&w->mu);
+        }
         if (w->stop && !hg_sw_has_work(w)) {
             break;
         }
@@ -780,7 +807,7 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
             hg_sw_trim(w, what, sizeof(what));
         }
     }
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake_later(w);
     pthread_mutex_unlock(&w->mu);
     if (item != NULL) {
         hg_sw_item_free(item);
@@ -818,7 +845,7 @@ hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
     pthread_mutex_lock(&w->mu);
     old = hg_map_get(&w->q.states, st->job_id);
     rc = hg_map_put(&w->q.states, st->job_id, st);
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake_later(w);
     pthread_mutex_unlock(&w->mu);
     if (rc != HG_OK) {
         free(st);
@@ -830,6 +857,35 @@ hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
     return HG_OK;
 }
 
+uint64_t
+hg_store_writer_peek(hg_store_t *store)
+{
+    return __atomic_load_n(&store->writer->committed, __ATOMIC_ACQUIRE);
+}
+
+void
+hg_store_writer_gather(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+
+    pthread_mutex_lock(&w->mu);
+    w->gathering = true;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+hg_store_writer_flush(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->unflushed) {
+        w->unflushed = false;
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
 int
 hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
 {
@@ -837,6 +893,7 @@ hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
 
     pthread_mutex_lock(&w->mu);
     *ticket = ++w->issued;
+    w->unflushed = false;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;

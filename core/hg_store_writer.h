@@ -112,6 +112,9 @@ int hg_store_writer_put_execution(hg_store_t *store,
 int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
                                   int64_t last_fire, bool paused);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
+uint64_t hg_store_writer_peek(hg_store_t *store);
+void hg_store_writer_gather(hg_store_t *store);
+void hg_store_writer_flush(hg_store_t *store);
 uint64_t hg_store_writer_committed(hg_store_t *store);
 int hg_store_writer_task(hg_store_t *store, hg_store_task_t *task);
 hg_store_task_t *hg_store_writer_task_done(hg_store_t *store);

@@ -1108,6 +1108,70 @@ test_barrier_ordering(void **state)
     hg_store_close(store);
 }
 
+/* Records written by the writer so far. */
+static uint64_t
+written(hg_store_t *store)
+{
+    hg_store_figures_t fig;
+
+    hg_store_figures(store, &fig);
+    return fig.written;
+}
+
+/* Waits until the writer wrote N records; false after TIMEOUT_MS. */
+static bool
+wait_written(hg_store_t *store, uint64_t n, int timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+
+    while (written(store) < n) {
+        if (mono_ms() > end) {
+            return false;
+        }
+        usleep(2000);
+    }
+    return true;
+}
+
+/* A gathering caller's puts wait for its flush (or a barrier); the last
+ * ticket committed can be read without acking. */
+static void
+test_gathered_puts_wait_for_flush(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f, NULL);
+    uint64_t ticket;
+    rec_buf_t b;
+
+    hg_store_gather(store);
+    make_rec(&b, "g", 1, HG_EXEC_QUEUED);
+    put(store, &b.r);
+    hg_store_put_job_state(store, "g", 1700000001000LL, false);
+    /* Nothing wakes the writer: after 200 ms the record still waits. */
+    usleep(200 * 1000);
+    assert_int_equal(written(store), 0);
+    hg_store_flush(store);
+    assert_true(wait_written(store, 1, 10000));
+
+    /* A barrier takes what was gathered with it. */
+    make_rec(&b, "g", 2, HG_EXEC_RUNNING);
+    put(store, &b.r);
+    usleep(100 * 1000);
+    assert_int_equal(written(store), 1);
+    assert_int_equal(hg_store_barrier(store, &ticket), HG_OK);
+    assert_true(wait_written(store, 2, 10000));
+    /* Published before the notification: peek sees it, no ack needed. */
+    {
+        int64_t end = mono_ms() + 10000;
+
+        while (hg_store_peek(store) < ticket && mono_ms() < end) {
+            usleep(1000);
+        }
+    }
+    assert_true(hg_store_peek(store) >= ticket);
+    hg_store_close(store);
+}
+
 static void
 test_reopen(void **state)
 {
@@ -3263,6 +3327,7 @@ main(void)
         BOTH(test_alloc_put_jobs),
 #if HG_HAVE_SQLITE
         SQLITE(test_barrier_ordering),
+        SQLITE(test_gathered_puts_wait_for_flush),
         SQLITE(test_reopen),
         SQLITE(test_migration_v0),
         SQLITE(test_migration_v1),
