@@ -186,6 +186,22 @@ static const hg_conf_section_t hg_conf_store_section = {
     NULL, 0, NULL, NULL
 };
 
+static const hg_conf_key_t hg_conf_cluster_keys[] = {
+    { .name = "instance", .type = HG_CONF_STRING,
+      .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
+      .offset = HG_C(cluster.instance), .check = hg_conf_check_name,
+      .help = "this instance's name in the cluster; default the host name" },
+    { .name = "lease", .type = HG_CONF_DURATION, .flags = HG_CONF_RESTART,
+      .offset = HG_C(cluster.lease_ms), .dflt = "10s",
+      .min = 1000, .max = 3600 * 1000,
+      .help = "how long an instance that stopped answering keeps its work" },
+};
+
+static const hg_conf_section_t hg_conf_cluster_section = {
+    "cluster", hg_conf_cluster_keys, HG_NELEMS(hg_conf_cluster_keys),
+    NULL, 0, NULL, NULL
+};
+
 static const hg_conf_key_t hg_conf_token_keys[] = {
     { .name = "name", .type = HG_CONF_STRING, .flags = HG_CONF_REQUIRED,
       .offset = HG_T(name), .check = hg_conf_check_name },
@@ -372,6 +388,9 @@ static const hg_conf_key_t hg_conf_root_keys[] = {
     { .name = "api", .type = HG_CONF_GROUP,
       .flags = HG_CONF_PRESENCE | HG_CONF_RESTART,
       .offset2 = HG_C(api.enabled), .section = &hg_conf_api_section },
+    { .name = "cluster", .type = HG_CONF_GROUP,
+      .flags = HG_CONF_PRESENCE | HG_CONF_RESTART,
+      .offset2 = HG_C(cluster.enabled), .section = &hg_conf_cluster_section },
     { .name = "defaults", .type = HG_CONF_GROUP, .offset = HG_C(defaults),
       .section = &hg_conf_policy_section },
     /* late: a job starts from `defaults`, wherever the file puts them */
@@ -2306,6 +2325,26 @@ hg_conf_cross_checks(hg_conf_loader_t *ld)
                               "defaults.backoff");
     }
 
+    if (conf->cluster.enabled && conf->store.driver != NULL
+        && strcmp(conf->store.driver, "postgres") != 0)
+    {
+        hg_conf_err(ld, config_lookup(&ld->cf, "cluster"), "cluster: needs "
+                    "store.driver = \"postgres\" (instances share their "
+                    "jobs' fire times there), not \"%s\"",
+                    conf->store.driver);
+    }
+    if (conf->cluster.enabled && conf->cluster.instance == NULL) {
+        char host[256];
+
+        if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0') {
+            snprintf(host, sizeof(host), "hourglass");
+        }
+        host[sizeof(host) - 1] = '\0';
+        conf->cluster.instance = strdup(host);
+        if (conf->cluster.instance == NULL) {
+            hg_conf_err(ld, NULL, "out of memory");
+        }
+    }
     if (conf->store.driver != NULL && conf->store.url == NULL
         && (strcmp(conf->store.driver, "postgres") == 0
             || strcmp(conf->store.driver, "redis") == 0))

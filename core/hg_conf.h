@@ -173,6 +173,13 @@ typedef struct hg_conf_s {
     } store;
 
     struct {
+        bool enabled;               /* a cluster section is present */
+        char *instance;             /* this instance's name; default the
+                                       host name */
+        int64_t lease_ms;           /* default 10s */
+    } cluster;
+
+    struct {
         bool enabled;               /* an api section is present */
         char *listen;               /* default 127.0.0.1:8080 */
         char **allow;               /* CIDR strings */

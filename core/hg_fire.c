@@ -4,7 +4,9 @@
  * It owns each job's timer (wall clock for cron and `at`, monotonic for a
  * fixed rate), the last fire time kept in the store, misfires (fire times
  * passed unrun, by the job's policy), the wall clock's steps, triggers and
- * enqueues (with run_at and unique keys), and pausing. It never computes a
+ * enqueues (with run_at and unique keys), pausing, and in a cluster the
+ * claim of each scheduled fire time, made with its record (a fire waits on
+ * m->claiming until the store says whose it is). It never computes a
  * fire time itself (hg_schedule.c does) and hands what it creates to
  * hg_dispatch.c, never to a worker.
  */
@@ -19,6 +21,57 @@
 #include "hg_log.h"
 #include "hg_notice.h"
 
+/* Whether a fire at this time is the cluster's to share: its instances
+ * fire the same schedules, and each fire time runs once among them. */
+static bool
+hg_fire_shared(const hg_master_t *m, const char *trigger)
+{
+    return m->store != NULL && m->cycle->conf->cluster.enabled
+           && (strcmp(trigger, "schedule") == 0
+               || strcmp(trigger, "misfire") == 0);
+}
+
+/* EXEC waits for its claim, committed with its record (the barrier
+ * covers both), before it is admitted. */
+static void
+hg_fire_claim(hg_master_t *m, hg_execution_t *exec)
+{
+    if (hg_store_barrier(m->store, &exec->ticket) != HG_OK) {
+        hg_log_event(HG_LOG_ERROR, "store", exec->job->id, exec->id, NULL, 0,
+                     "cannot claim the fire time: not run here");
+        hg_execution_free(m, exec);
+        return;
+    }
+    hg_exec_start_join(&m->claiming, exec);
+}
+
+void
+hg_fire_claimed(hg_master_t *m)
+{
+    hg_execution_t *exec, *next;
+    const char *won[] = { "won" }, *lost[] = { "lost" };
+
+    for (exec = m->claiming.head; exec != NULL; exec = next) {
+        next = exec->start.next;
+        if (exec->ticket > m->acked) {
+            continue;                   /* not committed yet: no failing
+                                           store lets a claim through */
+        }
+        hg_exec_start_leave(exec);
+        exec->ticket = 0;
+        exec->claim = false;
+        if (hg_store_claim_lost(m->store, exec->id)) {
+            hg_metric_add(m->metric.claims, lost, 1);
+            hg_log_event(HG_LOG_DEBUG, "claim", exec->job->id, exec->id,
+                         NULL, 0, "fire time held by another instance");
+            hg_execution_free(m, exec);
+            continue;
+        }
+        hg_metric_add(m->metric.claims, won, 1);
+        hg_dispatch_admit(m, exec, true);
+    }
+}
+
 static void
 hg_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
               int64_t due_ns, const char *trigger)
@@ -30,6 +83,7 @@ hg_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
     }
     exec = hg_execution_new(m, job, due_ms, 1, trigger);
     if (exec != NULL) {
+        exec->claim = hg_fire_shared(m, trigger);
         hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
         /* After the execution's record: a restart that sees this fire
          * time as done also finds its execution. */
@@ -39,6 +93,10 @@ hg_fire_exact(hg_master_t *m, hg_job_t *job, int64_t due_ms,
         }
         if (due_ns != 0) {
             exec->due_ns = due_ns;
+        }
+        if (exec->claim) {
+            hg_fire_claim(m, exec);
+            return;
         }
         hg_dispatch_admit(m, exec, true);
     }

@@ -21,6 +21,9 @@ hg_execution_t *hg_fire_retry_dead(hg_master_t *m,
                                    const hg_exec_record_t *dead,
                                    const char *trigger);
 void hg_fire_on_timer(hg_timer_t *timer);
+/* Cluster: the store committed more; each fire whose claim it committed
+ * is admitted, or forgotten when another instance holds its fire time. */
+void hg_fire_claimed(hg_master_t *m);
 /* Set the job's timer for its next fire time strictly after AFTER_MS (wall
  * clock); a fixed rate is kept on the monotonic clock, its first run one
  * interval from now (or on the grid of start_at). */

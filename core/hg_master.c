@@ -136,6 +136,7 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
 
     HG_UNUSED(events);
     hg_journal_ack(m);
+    hg_fire_claimed(m);
     hg_dispatch_committed(m);
     hg_master_store_tasks(m);
 }
@@ -454,6 +455,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     hg_exec_list_init(&m->executions, offsetof(hg_execution_t, all));
     hg_exec_list_init(&m->committing, offsetof(hg_execution_t, start));
     hg_exec_list_init(&m->primed, offsetof(hg_execution_t, start));
+    hg_exec_list_init(&m->claiming, offsetof(hg_execution_t, start));
     m->cycle = cycle;
     m->conf_file = conf_file;
     m->prefix = prefix;

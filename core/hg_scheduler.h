@@ -134,9 +134,12 @@ struct hg_execution_s {
     int64_t run_at_ms;              /* queue: not before (wall), 0 = now */
     char *unique_key;               /* queue: refused twice while queued */
     bool recorded;                  /* the store has a record of it */
+    bool claim;                     /* cluster: its fire time is claimed
+                                       with its record (hg_fire.c) */
     hg_ahead_t ahead;               /* handed ahead to exec->worker */
     uint64_t ticket;                /* store barrier its start waits for */
-    hg_exec_list_t *start_list;     /* &m->primed, &m->committing or NULL */
+    hg_exec_list_t *start_list;     /* &m->primed, &m->committing,
+                                       &m->claiming or NULL */
     hg_exec_link_t start;           /* in start_list */
     hg_exec_link_t all;             /* in m->executions */
 };
@@ -220,6 +223,9 @@ struct hg_master_s {
     hg_event_t store_ev;
     hg_exec_list_t committing;
     hg_exec_list_t primed;
+    /* Cluster: fires whose claim is being committed with their record;
+     * admitted once it is, unless another instance holds the fire time. */
+    hg_exec_list_t claiming;
     uint64_t acked;                 /* the last barrier ticket committed */
     bool store_degraded;
     int64_t last_finish_ns;         /* monotonic, 0 = none yet */

@@ -530,6 +530,13 @@ hg_store_peek(hg_store_t *store)
                                  : hg_store_ack(store);
 }
 
+bool
+hg_store_claim_lost(hg_store_t *store, const char *exec_id)
+{
+    return store->writer != NULL
+           && hg_store_writer_claim_lost(store, exec_id);
+}
+
 void
 hg_store_flush(hg_store_t *store)
 {

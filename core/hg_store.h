@@ -102,6 +102,11 @@ typedef struct hg_exec_record_s {
     int64_t run_at;                 /* ms; when a queued one may start */
     const char *unique_key;         /* NULL = none */
     int64_t retry_at;               /* ms; dead/failed retry scheduling, 0 = none */
+    /* Cluster: claim the fire time (job_id, scheduled_for) for this
+     * execution in the transaction that writes the record. Held by
+     * another execution, the record is not written and its id is said
+     * lost (hg_store_claim_lost). Drivers of one instance always win. */
+    bool claim;
 } hg_exec_record_t;
 
 /* A record read back from the store; free with hg_exec_row_free. Every
@@ -313,6 +318,11 @@ void hg_store_gather(hg_store_t *store);
  * without waiting for the turn's end. hg_store_ack must still be called
  * (it drains notify_fd, logs, reports failures). */
 uint64_t hg_store_peek(hg_store_t *store);
+/* Once the ticket of a claiming record's barrier is committed: whether
+ * its claim was lost (the fire time is another execution's; the record
+ * was not written), said once per id. False while not known, and always
+ * for a store without a writer. */
+bool hg_store_claim_lost(hg_store_t *store, const char *exec_id);
 void hg_store_flush(hg_store_t *store);
 /* The highest ticket committed (0 before any); drains notify_fd and writes
  * the writer's pending log lines. */

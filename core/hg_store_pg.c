@@ -18,8 +18,9 @@
  * statements sent down libpq's pipeline (a few round trips a batch, not
  * one a statement). RCONN
  * serves the start-up reads in the caller's thread, then the QUERY tasks
- * on the maintenance thread (and the cluster's claim, not yet called by
- * the master). MCONN is the maintenance thread's: cleanup and vacuum.
+ * on the maintenance thread (and hg_store_claim_fire, a claim outside
+ * any record, which the master does not use). MCONN is the maintenance
+ * thread's: cleanup and vacuum.
  *
  * Durability: a commit is acknowledged by PostgreSQL (synchronous_commit
  * as the server has it, on by default) before the writer publishes its
@@ -35,7 +36,16 @@
  * transaction's first statement sent once more, without an episode.
  * Reads do the same on their own connections.
  *
- * The schema (version 1, table schema_version), created and migrated by
+ * Cluster (a cluster section): every connection carries the instance's
+ * name (libpq options, -c hourglass.instance=NAME). A record that claims
+ * its fire time (hg_exec_record_t.claim) is written only if the claim
+ * row (job, fire time) is its own: hg_pg_claim upserts the claims of a
+ * batch first, in (job, fire time) order, in the transaction that then
+ * writes the records; a lost one is skipped and said lost to the writer.
+ * An execution row's instance is the connection's (the column's
+ * default), and start-up recovery reads this instance's rows only.
+ *
+ * The schema (version 2, table schema_version), created and migrated by
  * hg_pg_migrations below in one transaction under an advisory lock (two
  * instances starting together do not both migrate): the tables and
  * meaning of the sqlite driver's schema version 4 (see hg_store_sqlite.c),
@@ -127,9 +137,20 @@ static const char hg_pg_schema_v1[] =
     " UNIQUE (job_id, fire_time));"
     "CREATE INDEX fire_claims_time ON fire_claims (fire_time);";
 
+/* Version 2, the cluster: which instance wrote an execution (the one
+ * that runs it: start-up recovery keeps to its own), and which execution
+ * holds a fire time's claim. */
+static const char hg_pg_schema_v2[] =
+    "ALTER TABLE executions ADD COLUMN instance text"
+    " DEFAULT current_setting('hourglass.instance', true);"
+    "ALTER TABLE fire_claims ADD COLUMN exec_id text,"
+    " ADD COLUMN instance text"
+    " DEFAULT current_setting('hourglass.instance', true);";
+
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
     hg_pg_schema_v1,
+    hg_pg_schema_v2,
 };
 
 #define HG_PG_SCHEMA_VERSION  ((int) HG_NELEMS(hg_pg_migrations))
@@ -183,6 +204,13 @@ static const struct {
     { "hg_put", HG_PG_INSERT HG_PG_SET_MUTABLE ", job_id = excluded.job_id,"
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
+    /* A fire time's claim for $3; an existing claim is returned as it
+     * is (and locked until COMMIT): whoever holds it, holds it. */
+    { "hg_claim", "INSERT INTO fire_claims (job_id, fire_time, claimed_at,"
+      " exec_id) VALUES ($1, $2,"
+      " (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $3)"
+      " ON CONFLICT (job_id, fire_time) DO UPDATE"
+      " SET exec_id = fire_claims.exec_id RETURNING exec_id" },
     { "hg_old", "SELECT job_id, status, scheduled_for, started_at,"
       " finished_at, duration_ms FROM executions WHERE id = $1 FOR UPDATE" },
     { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused)"
@@ -218,6 +246,8 @@ typedef struct hg_pg_s {
     PGconn *mconn;                  /* the maintenance thread's */
     bool w_prepared;                /* hg_pg_writer_sql on wconn */
     bool w_stale;                   /* wconn left mid-pipeline: reset it */
+    char *options;                  /* libpq options: the cluster's instance
+                                       name as hourglass.instance; or NULL */
 } hg_pg_t;
 
 /* A statement's parameters, text but for the bytea ones. */
@@ -291,12 +321,13 @@ hg_pg_notice(void *arg, const char *message)
 /* Connects to URL. connect_timeout bounds a connection attempt to a host
  * that does not answer (the url's own value wins). */
 static PGconn *
-hg_pg_connect(const char *url, char *err, size_t errlen)
+hg_pg_connect(const char *url, const char *options, char *err,
+              size_t errlen)
 {
     static const char *const keys[] = {
-        "connect_timeout", "application_name", "dbname", NULL
+        "connect_timeout", "application_name", "dbname", "options", NULL
     };
-    const char *values[] = { "5", "hourglass", url, NULL };
+    const char *values[] = { "5", "hourglass", url, options, NULL };
     PGconn *conn;
 
     conn = PQconnectdbParams(keys, values, 1);
@@ -460,7 +491,8 @@ hg_pg_writer_ready(hg_pg_t *d, char *err, size_t errlen)
     if (d->w_stale) {
         /* A new connection: no state of the old one's pipeline is left
          * (the old one is kept until the new one is up). */
-        PGconn *fresh = hg_pg_connect(d->url, msg, sizeof(msg));
+        PGconn *fresh = hg_pg_connect(d->url, d->options, msg,
+                                      sizeof(msg));
 
         if (fresh == NULL) {
             snprintf(err, errlen, "cannot connect: %s", msg);
@@ -890,6 +922,85 @@ hg_pg_pipe_end(hg_pg_t *d, hg_pg_pipe_t *pp)
     pp->slow = NULL;
 }
 
+/* Claims in (job, fire time) order: two instances claiming the same fire
+ * times lock their rows in the same order, and never wait for each other
+ * in a circle. */
+static int
+hg_pg_claim_order(const void *a, const void *b)
+{
+    const hg_exec_record_t *x = &(*(hg_store_item_t *const *) a)->row.r;
+    const hg_exec_record_t *y = &(*(hg_store_item_t *const *) b)->row.r;
+    int c = strcmp(x->job_id, y->job_id);
+
+    if (c != 0) {
+        return c;
+    }
+    return x->scheduled_for < y->scheduled_for ? -1
+           : x->scheduled_for > y->scheduled_for;
+}
+
+/* In the transaction open on wconn: the claim of every claiming record of
+ * BATCH; those whose fire time another execution holds go into LOST (and
+ * are said lost to the writer). */
+static int
+hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
+            hg_map_t *lost, char *err, size_t errlen, char *state,
+            size_t statelen)
+{
+    hg_store_item_t *item, **claims = NULL;
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t n = 0, i;
+    int rc = HG_ERROR;
+    const char *holder;
+
+    for (item = batch->head; item != NULL; item = item->next) {
+        n += item->row.r.claim;
+    }
+    if (n == 0) {
+        return HG_OK;
+    }
+    claims = malloc(n * sizeof(*claims));
+    if (claims == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    n = 0;
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (item->row.r.claim) {
+            claims[n++] = item;
+        }
+    }
+    qsort(claims, n, sizeof(*claims), hg_pg_claim_order);
+    for (i = 0; i < n; i++) {
+        p.n = 0;
+        hg_pg_text(&p, claims[i]->row.r.job_id);
+        hg_pg_int(&p, claims[i]->row.r.scheduled_for);
+        hg_pg_text(&p, claims[i]->row.r.id);
+        res = hg_pg_exec_prepared(d, "hg_claim", &p, PGRES_TUPLES_OK, err,
+                                  errlen, state, statelen);
+        if (res == NULL) {
+            goto done;
+        }
+        holder = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
+                 ? PQgetvalue(res, 0, 0) : "";
+        if (strcmp(holder, claims[i]->row.r.id) != 0
+            && (hg_map_put(lost, claims[i]->row.r.id, claims[i]) != HG_OK
+                || hg_store_writer_lose(w, claims[i]->row.r.id) != HG_OK))
+        {
+            PQclear(res);
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        PQclear(res);
+    }
+    rc = HG_OK;
+
+done:
+    free(claims);
+    return rc;
+}
+
 /*
  * The backend's commit (writer thread): everything in BATCH in one
  * transaction, or nothing and the reason in err. The fast puts go down a
@@ -905,7 +1016,7 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
 {
     hg_pg_t *d = be;
     hg_pg_pipe_t pp;
-    hg_map_t deltas;
+    hg_map_t deltas, lost;
     hg_store_item_t *item;
     hg_pg_params_t p;
     PGresult *res;
@@ -913,12 +1024,15 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     int rc;
     char *state = pp.state;
 
-    HG_UNUSED(w);
     memset(&pp, 0, sizeof(pp));
     pp.err = err;
     pp.errlen = errlen;
     hg_map_init(&deltas);
-    if (hg_pg_writer_begin(d, err, errlen) != HG_OK) {
+    hg_map_init(&lost);
+    if (hg_pg_writer_begin(d, err, errlen) != HG_OK
+        || hg_pg_claim(d, w, batch, &lost, err, errlen, state,
+                       sizeof(pp.state)) != HG_OK)
+    {
         goto failed;
     }
     pp.conn = d->wconn;                 /* begin may have replaced it */
@@ -927,6 +1041,9 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_map_get(&lost, item->row.r.id) != NULL) {
+            continue;                   /* another execution's fire time */
+        }
         if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
             snprintf(err, errlen, "out of memory");
             goto failed;
@@ -962,6 +1079,9 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         PQclear(res);
     }
     for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_map_get(&lost, item->row.r.id) != NULL) {
+            continue;
+        }
         if (hg_store_delta_apply(&deltas, &item->row.r, 1) != HG_OK) {
             snprintf(err, errlen, "out of memory");
             goto failed;
@@ -979,11 +1099,13 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         goto failed;
     }
     hg_store_deltas_free(&deltas);
+    hg_map_free(&lost);
     return HG_STORE_WRITE_OK;
 
 failed:
     hg_pg_pipe_end(d, &pp);
     hg_store_deltas_free(&deltas);
+    hg_map_free(&lost);
     /* A transaction left open (the connection is up) is rolled back; a
      * lost connection took it with it. */
     if (!d->w_stale && PQstatus(d->wconn) == CONNECTION_OK
@@ -1142,6 +1264,7 @@ hg_pg_free(hg_pg_t *d)
     PQfinish(d->mconn);
     free(d->url);
     free(d->name);
+    free(d->options);
     free(d);
 }
 
@@ -1153,7 +1276,7 @@ hg_pg_open_conn(hg_pg_t *d, PGconn **conn, char *err, size_t errlen)
 {
     char msg[384];
 
-    *conn = hg_pg_connect(d->url, msg, sizeof(msg));
+    *conn = hg_pg_connect(d->url, d->options, msg, sizeof(msg));
     if (*conn == NULL) {
         snprintf(err, errlen, "store.url: cannot connect to %s: %s", d->name,
                  msg);
@@ -1185,7 +1308,21 @@ hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
     /* From here on hg_pg_free undoes everything. */
     d->url = strdup(conf->store.url);
     d->name = hg_pg_name(conf->store.url);
-    if (d->url == NULL || d->name == NULL) {
+    if (conf->cluster.enabled) {
+        /* Every connection knows its instance (checked as a name: no
+         * space or quote to escape): a row's instance column defaults to
+         * it, and the start-up reads keep to it. */
+        size_t len = strlen(conf->cluster.instance) + 32;
+
+        d->options = malloc(len);
+        if (d->options != NULL) {
+            snprintf(d->options, len, "-c hourglass.instance=%s",
+                     conf->cluster.instance);
+        }
+    }
+    if (d->url == NULL || d->name == NULL
+        || (conf->cluster.enabled && d->options == NULL))
+    {
         snprintf(err, errlen, "store: out of memory");
         goto failed;
     }
@@ -1395,6 +1532,10 @@ hg_pg_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
     return hg_pg_read_rows(store->data, "unfinished executions",
                            "SELECT " HG_PG_COLS_FULL " FROM executions"
                            " WHERE status IN ('queued', 'running')"
+                           /* in a cluster, this instance's own */
+                           " AND (current_setting('hourglass.instance',"
+                           " true) IS NULL OR instance IS NULL OR instance"
+                           " = current_setting('hourglass.instance', true))"
                            " ORDER BY scheduled_for, id", NULL, rows, n);
 }
 

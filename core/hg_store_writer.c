@@ -81,11 +81,18 @@ struct hg_store_writer_s {
     pthread_cond_t cond;            /* the writer's; CLOCK_MONOTONIC */
     pthread_cond_t tasks_cond;      /* the maintenance thread's */
 
+    /* The writer thread's own: claims lost in the transaction it
+     * commits now (hg_store_writer_lose). */
+    char **losing;
+    size_t nlosing, losing_cap;
+
     /* Everything below is under mu. */
     hg_store_batch_t q;
     size_t in_flight;               /* records in the writer's transaction */
     uint64_t issued;                /* the last barrier ticket given out */
     uint64_t committed;             /* the last ticket made durable */
+    hg_map_t lost;                  /* ids whose claim was lost; keys
+                                       owned (value = key) */
     bool stop;
     bool gathering;                 /* puts wait for hg_store_flush */
     bool unflushed;                 /* put since the last wake */
@@ -353,6 +360,61 @@ hg_sw_wake_later(hg_store_writer_t *w)
     pthread_cond_signal(&w->cond);
 }
 
+/* Under mu, after a transaction: its lost claims become the master's to
+ * read when it COMMITTED, and are forgotten when it failed (the records
+ * go back to the queue and claim again). */
+static void
+hg_sw_publish_lost(hg_store_writer_t *w, bool committed)
+{
+    size_t i;
+
+    for (i = 0; i < w->nlosing; i++) {
+        if (committed && hg_map_get(&w->lost, w->losing[i]) == NULL
+            && hg_map_put(&w->lost, w->losing[i], w->losing[i]) == HG_OK)
+        {
+            continue;                   /* the map owns it now */
+        }
+        free(w->losing[i]);
+    }
+    w->nlosing = 0;
+}
+
+int
+hg_store_writer_lose(hg_store_writer_t *w, const char *exec_id)
+{
+    char **grown, *id;
+    size_t cap;
+
+    if (w->nlosing == w->losing_cap) {
+        cap = w->losing_cap == 0 ? 16 : w->losing_cap * 2;
+        grown = realloc(w->losing, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return HG_ERROR;
+        }
+        w->losing = grown;
+        w->losing_cap = cap;
+    }
+    id = strdup(exec_id);
+    if (id == NULL) {
+        return HG_ERROR;
+    }
+    w->losing[w->nlosing++] = id;
+    return HG_OK;
+}
+
+bool
+hg_store_writer_claim_lost(hg_store_t *store, const char *exec_id)
+{
+    hg_store_writer_t *w = store->writer;
+    char *id;
+
+    pthread_mutex_lock(&w->mu);
+    id = hg_map_remove(&w->lost, exec_id);
+    pthread_mutex_unlock(&w->mu);
+    free(id);
+    return id != NULL;
+}
+
 static bool
 hg_sw_has_work(const hg_store_writer_t *w)
 {
@@ -517,6 +579,7 @@ hg_sw_writer(void *arg)
         if (limit_failed) {
             w->limit_retry = true;      /* with the next attempt */
         }
+        hg_sw_publish_lost(w, rc == HG_STORE_WRITE_OK);
         if (rc == HG_STORE_WRITE_OK) {
             if (ticket > w->committed) {
                 /* Read without mu by hg_store_writer_peek. */
@@ -563,6 +626,20 @@ hg_sw_free(hg_store_writer_t *w)
 {
     hg_store_loglines_emit(w->lines);
     hg_sw_queue_free(&w->q);
+    {
+        size_t i = 0;
+        const char *key;
+        void *value;
+
+        while (hg_map_next(&w->lost, &i, &key, &value)) {
+            free(value);
+        }
+        hg_map_free(&w->lost);
+        for (i = 0; i < w->nlosing; i++) {
+            free(w->losing[i]);
+        }
+        free(w->losing);
+    }
     hg_store_tasks_free(&w->tasks);
     hg_store_tasks_free(&w->done);
     if (w->notify_fd >= 0) {
@@ -634,6 +711,7 @@ hg_store_writer_start(hg_store_t *store, const hg_store_backend_t *ops,
     }
     w->notify_fd = -1;
     hg_sw_queue_init(&w->q);
+    hg_map_init(&w->lost);
     if (pthread_mutex_init(&w->mu, NULL) != 0) {
         snprintf(err, errlen, "store: cannot create a mutex");
         free(w);

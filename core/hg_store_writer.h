@@ -113,6 +113,7 @@ int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
                                   int64_t last_fire, bool paused);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
 uint64_t hg_store_writer_peek(hg_store_t *store);
+bool hg_store_writer_claim_lost(hg_store_t *store, const char *exec_id);
 void hg_store_writer_gather(hg_store_t *store);
 void hg_store_writer_flush(hg_store_t *store);
 uint64_t hg_store_writer_committed(hg_store_t *store);
@@ -127,6 +128,10 @@ int hg_store_writer_health(hg_store_t *store, json_t *report);
 /* For the backend's threads: whether the store is closing, and a line
  * for hg_store_ack to log. */
 bool hg_store_writer_stopping(hg_store_writer_t *w);
+/* For the backend's commit (writer thread): the claim of record EXEC_ID
+ * was lost, so the record was not written. Said to the master once the
+ * transaction commits; forgotten if it fails. */
+int hg_store_writer_lose(hg_store_writer_t *w, const char *exec_id);
 /* The writer whose maintenance thread calls (a QUERY task's reads), or
  * NULL in any other thread: what a read has to say goes through
  * hg_store_writer_log there, as the log is the loop's. */

@@ -1,0 +1,115 @@
+"""Cluster mode on PostgreSQL (DESIGN.md "Cluster mode"): instances that
+share a job set through one database run each scheduled fire time once.
+The claim of a fire time is a row per (job, fire time) written in the
+transaction that records the execution; an instance whose claim loses
+forgets the fire. Against a real PostgreSQL that this module starts
+(tests/t/pg.py)."""
+
+import collections
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import MEMORY_STORE, conf_value, job, run_hourglass
+from test_store_pg import db, pg_config, rows, server  # noqa: F401
+
+JOBS = 10
+
+
+def cluster_config(d, url, instance, jobs):
+    return pg_config(d, url, workers=2, jobs=jobs, extra=(
+        "cluster = { instance = %s; lease = \"10s\"; };"
+        % conf_value(instance)))
+
+
+def shared_jobs(out, instance):
+    """JOBS jobs every second; each run appends a line to OUT: job, fire
+    time, instance."""
+    cmd = 'echo "$HOURGLASS_JOB_ID $HOURGLASS_SCHEDULED_FOR %s" >> %s' % (
+        instance, out)
+    return [job("c%02d" % i, command=cmd, schedule="* * * * * *",
+                max_retries=0) for i in range(JOBS)]
+
+
+def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
+    """Three instances on ten jobs that fire every second, for about ten
+    seconds; one of them is killed with kill -9 in the middle and started
+    again. In the store, no (job, fire time) has two executions, each
+    execution holds its fire time's claim, and every second of the window
+    ran for every job (the other two instances took over); from the
+    commands' side: no fire time ran twice."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    daemons = {}
+    for instance in ("a", "b", "c"):
+        d = hg(instance)
+        d.start(cluster_config(d, url, instance, shared_jobs(out, instance)))
+        daemons[instance] = d
+    begin = time.time()
+    time.sleep(4)
+    b = daemons["b"]
+    b.signal(signal.SIGKILL)
+    b.wait_exit()
+    for pid in b.stray():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(2)
+    b.start()
+    time.sleep(4)
+    end = time.time()
+    for d in daemons.values():
+        d.stop()
+
+    twice = rows(server, name, "SELECT job_id, scheduled_for, count(*)"
+                 " FROM executions GROUP BY 1, 2 HAVING count(*) > 1")
+    assert twice == [], "fire times with two executions: %s" % twice[:5]
+    unclaimed = rows(server, name, "SELECT e.id FROM executions e LEFT JOIN"
+                     " fire_claims c ON c.job_id = e.job_id AND"
+                     " c.fire_time = e.scheduled_for AND c.exec_id = e.id"
+                     " WHERE c.exec_id IS NULL")
+    assert unclaimed == [], "executions without their claim: %s" % (
+        unclaimed[:5],)
+    by_instance = {i: int(n) for i, n in rows(
+        server, name, "SELECT instance, count(*) FROM executions GROUP BY 1")}
+    # every whole second of the window, for every job
+    first = int(begin) + 2
+    last = int(end) - 2
+    fired = collections.defaultdict(set)
+    for job_id, ms in rows(server, name, "SELECT job_id, scheduled_for FROM"
+                           " executions"):
+        fired[job_id].add(int(ms) // 1000)
+    missing = [(j, s) for j in ("c%02d" % i for i in range(JOBS))
+               for s in range(first, last + 1) if s not in fired[j]]
+    assert missing == [], "%d fire times ran nowhere: %s" % (
+        len(missing), missing[:5])
+
+    lines = out.read_text().split("\n")
+    ran = collections.Counter(tuple(line.split()[:2]) for line in lines
+                              if line.strip())
+    again = [k for k, n in ran.items() if n > 1]
+    assert again == [], "commands run twice for one fire time: %s" % (
+        again[:5],)
+    print("%d executions (%s), %d commands run, %d seconds x %d jobs "
+          "checked, none twice" % (
+              sum(by_instance.values()),
+              ", ".join("%s %s" % kv for kv in sorted(by_instance.items())),
+              sum(ran.values()), last - first + 1, JOBS))
+    assert len([i for i in by_instance if i]) == 3
+    # b's restart recovered b's executions only: a and c never stopped
+    taken = rows(server, name, "SELECT id, instance, status FROM executions"
+                 " WHERE status IN ('crashed', 'dead') AND instance <> 'b'")
+    assert taken == [], taken
+
+
+def test_cluster_needs_postgres(hg):
+    """A cluster section with another store is refused by -t, at its
+    line, saying why."""
+    d = hg()
+    text = d.config(extra='cluster = { instance = "a"; };')
+    d.write(text.replace(MEMORY_STORE, 'store = { driver = "sqlite"; };'))
+    r = run_hourglass("-t", "-p", d.dir, "-c", d.conf, timeout=10)
+    assert r.returncode == 1, r.stdout
+    line = text.split("\n").index('cluster = { instance = "a"; };') + 1
+    assert ('%s:%d: cluster: needs store.driver = "postgres"' % (d.conf, line)
+            in r.stderr), r.stderr
