@@ -1405,15 +1405,18 @@ hg_client_parse_cmd(hg_client_t *c, hg_client_where_t *w,
                     hg_client_args_t *a)
 {
     char *end;
-    int opt, given;
+    int opt, given, li = -1, idx;
 
     memset(a, 0, sizeof(*a));
     a->cmd = cmd;
     optind = 0;                 /* getopt starts over, on the sub-argv */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":c:p:n:h", hg_client_cmd_opts,
-                              NULL)) != -1)
+                              &li)) != -1)
     {
+        /* getopt_long sets li for a long option only */
+        idx = li;
+        li = -1;
         switch (opt) {
         case 'j': c->json = true; continue;
         case 'u': w->url = optarg; continue;
@@ -1452,8 +1455,11 @@ hg_client_parse_cmd(hg_client_t *c, hg_client_where_t *w,
                                        argv[optind - 1], cmd->name);
         }
         if ((cmd->options & given) == 0) {
-            return hg_client_bad_usage(cmd, "%s: not an option of %s",
-                                       argv[optind - 1], cmd->name);
+            /* the option by its name: argv[optind - 1] may be its value */
+            return hg_client_bad_usage(cmd, "%s%s: not an option of %s",
+                                       idx >= 0 ? "--" : "-n",
+                                       idx >= 0 ? hg_client_cmd_opts[idx].name
+                                                : "", cmd->name);
         }
     }
     /* getopt_long has moved the arguments after the options: JOB may
