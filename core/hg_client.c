@@ -1260,16 +1260,9 @@ hg_client_parse_at(const char *text, char *out, size_t len)
 static int
 hg_cmd_enqueue(hg_client_t *c, const hg_client_args_t *a)
 {
-    hg_client_args_t with = *a;
     json_t *payload = NULL, *body;
     int rc = HG_CLIENT_EXIT_OK;
 
-    if (a->at != NULL
-        && hg_client_parse_at(a->at, with.run_at, sizeof(with.run_at))
-           != HG_OK)
-    {
-        return hg_client_bad_usage(a->cmd, "%s", with.run_at);
-    }
     body = json_pack("{s:s}", "job", a->arg);
     if (body == NULL) {
         return hg_client_fail("out of memory");
@@ -1281,7 +1274,7 @@ hg_cmd_enqueue(hg_client_t *c, const hg_client_args_t *a)
         }
     }
     if (a->at != NULL) {
-        json_object_set_new(body, "run_at", json_string(with.run_at));
+        json_object_set_new(body, "run_at", json_string(a->run_at));
     }
     if (a->priority != NULL) {
         json_object_set_new(body, "priority", json_string(a->priority));
@@ -1290,7 +1283,7 @@ hg_cmd_enqueue(hg_client_t *c, const hg_client_args_t *a)
         json_object_set_new(body, "unique_key", json_string(a->key));
     }
     if (rc == HG_CLIENT_EXIT_OK) {
-        rc = hg_client_answer(c, &with, "POST", "queue", body,
+        rc = hg_client_answer(c, a, "POST", "queue", body,
                               hg_print_accepted);
     }
     json_decref(payload);
@@ -1470,6 +1463,11 @@ hg_client_parse_cmd(hg_client_t *c, hg_client_where_t *w,
     if (optind < argc) {
         return hg_client_bad_usage(cmd, "unexpected argument \"%s\"",
                                    argv[optind]);
+    }
+    if (a->at != NULL
+        && hg_client_parse_at(a->at, a->run_at, sizeof(a->run_at)) != HG_OK)
+    {
+        return hg_client_bad_usage(cmd, "%s", a->run_at);
     }
     if (cmd->min_args > 0 && a->arg == NULL) {
         return hg_client_bad_usage(cmd, "%s needs %s", cmd->name,

@@ -129,10 +129,12 @@ def test_show_trigger_runs_output(daemon, client):
     assert re.fullmatch(r"\d+ms|\d+\.\ds", rows[1][5]), rows
     assert rows[1][6:] == ["0", "1", "api:ops"], rows
     # every job's runs, newest first, at most -n
-    client.ok("trigger", "file")
-    wait_until(lambda: len(table(client.ok("runs"))) == 3,
-               what="two runs in `runs`")
-    assert len(table(client.ok("runs", "-n", "1"))) == 2
+    ex2 = EXEC_ID.search(client.ok("trigger", "file")).group(1)
+    daemon.wait_event("finish", exec=ex2)
+    rows = wait_until(lambda: len(table(client.ok("runs"))) == 3 and table(
+        client.ok("runs")), what="two runs in `runs`")
+    assert [r[0] for r in rows[1:]] == [ex2, ex], rows
+    assert [r[0] for r in table(client.ok("runs", "-n", "1"))[1:]] == [ex2]
 
     r = client.run("output", ex)
     assert (r.returncode, r.stdout) == (0, "hello from the job\n"), r
