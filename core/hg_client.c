@@ -233,6 +233,9 @@ hg_client_usage(FILE *out)
 
 /* "hourglass: " FMT on stderr, a line. */
 static void
+hg_client_vsay(const char *fmt, va_list ap) HG_PRINTF(1, 0);
+
+static void
 hg_client_vsay(const char *fmt, va_list ap)
 {
     fprintf(stderr, "hourglass: ");
