@@ -19,6 +19,7 @@
 
 #include "hg_client.h"
 #include "hg_conf.h"
+#include "hg_conf_table.h"
 #include "hg_tz.h"
 
 #define HG_CLIENT_PAGE        500   /* the API's largest page */
@@ -34,6 +35,7 @@ enum {
     HG_OPT_AT = 1 << 4,
     HG_OPT_PRIORITY = 1 << 5,
     HG_OPT_KEY = 1 << 6,
+    HG_OPT_CONF = 1 << 7,
 };
 
 typedef struct hg_client_cmd_s hg_client_cmd_t;
@@ -47,6 +49,7 @@ typedef struct {
     const char *priority;
     const char *key;
     long count;
+    bool conf;                  /* export --conf */
     const char *arg;            /* JOB, EXEC or FILE; NULL when none */
     char run_at[512];           /* --at as the API takes it (enqueue) */
 } hg_client_args_t;
@@ -99,6 +102,8 @@ static int hg_print_accepted(const hg_client_t *c, const hg_client_args_t *a,
                              const json_t *answer);
 static int hg_print_done(const hg_client_t *c, const hg_client_args_t *a,
                          const json_t *answer);
+static int hg_print_export(const hg_client_t *c, const hg_client_args_t *a,
+                           const json_t *answer);
 static int hg_print_killed(const hg_client_t *c, const hg_client_args_t *a,
                            const json_t *answer);
 
@@ -132,8 +137,9 @@ static const hg_client_cmd_t hg_client_cmds[] = {
       hg_print_done, "taken off the dead-letter list and queued again" },
     { "purge", "EXEC", 0, 1, 1, hg_cmd_request, "DELETE", "dead/%s",
       hg_print_done, "purged from the dead-letter list" },
-    /* the same text with or without --json: what import takes back */
-    { "export", "", 0, 0, 0, hg_cmd_request, "GET", "export", NULL, NULL },
+    /* JSON with or without --json: what import takes back */
+    { "export", "[--conf]", HG_OPT_CONF, 0, 0, hg_cmd_request, "GET",
+      "export", hg_print_export, NULL },
     { "import", "FILE|-", 0, 1, 1, hg_cmd_import, NULL, NULL, NULL, NULL },
 };
 
@@ -160,6 +166,7 @@ static const struct option hg_client_cmd_opts[] = {
     { "at", required_argument, NULL, 'a' },
     { "priority", required_argument, NULL, 'r' },
     { "key", required_argument, NULL, 'y' },
+    { "conf", no_argument, NULL, 'C' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 }
 };
@@ -1328,6 +1335,29 @@ hg_print_killed(const hg_client_t *c, const hg_client_args_t *a,
 
 /* --- export and import -------------------------------------------------- */
 
+/* export: the API's JSON, or with --conf the same jobs as scheduler.conf
+ * text, written by the writer of -T (hg_conf_dump_json: "$" doubled, so
+ * nothing is expanded again). */
+static int
+hg_print_export(const hg_client_t *c, const hg_client_args_t *a,
+                const json_t *answer)
+{
+    const json_t *jobs = json_object_get(answer, "jobs");
+
+    if (!a->conf) {
+        return hg_client_print_json(answer);
+    }
+    printf("# %zu job%s defined through the admin API of %s: moved into\n"
+           "# scheduler.conf, delete them from the API (DELETE /jobs/ID)\n"
+           "# before the reload, or the two definitions of an id clash.\n",
+           json_array_size(jobs), json_array_size(jobs) == 1 ? "" : "s",
+           c->url);
+    printf("jobs = ");
+    hg_conf_dump_json(jobs, stdout, 0);
+    printf(";\n");
+    return HG_CLIENT_EXIT_OK;
+}
+
 static void
 hg_client_print_names(const char *what, const json_t *names)
 {
@@ -1431,6 +1461,7 @@ hg_client_parse_cmd(hg_client_t *c, hg_client_where_t *w,
         case 'a': a->at = optarg; given = HG_OPT_AT; break;
         case 'r': a->priority = optarg; given = HG_OPT_PRIORITY; break;
         case 'y': a->key = optarg; given = HG_OPT_KEY; break;
+        case 'C': a->conf = true; given = HG_OPT_CONF; break;
         case 'n':
             errno = 0;
             a->count = strtol(optarg, &end, 10);

@@ -214,6 +214,34 @@ def test_dead_retry_purge(daemon, client):
     assert r.stdout == "", r
 
 
+def test_export_as_configuration_text_reads_back(hg, daemon, client,
+                                                 tmp_path):
+    jobs = [
+        {"id": "dollars", "type": "shell", "command": "echo $HOME ${X} $$",
+         "every": "1h", "tags": ["a", "b"], "env": {"X": "y"}},
+        {"id": "berlin", "type": "shell", "command": "true",
+         "schedule": "0 30 2 * * *", "timezone": "Europe/Berlin",
+         "max_retries": 0, "backoff": {"initial": "2s", "multiplier": 1.5}},
+    ]
+    src = tmp_path / "jobs.json"
+    src.write_text(json.dumps(jobs))
+    client.ok("import", src)
+    text = client.ok("export", "--conf")
+    assert text.startswith("# 2 jobs defined through the admin API of %s"
+                           % client.url), text
+    # the jobs as a configuration file of another daemon define the same
+    # jobs, "$" and all
+    other = hg("other")
+    port = free_port()
+    conf = re.sub(r"(?ms)^jobs = \(.*?^\);$", "", other.config(
+        extra=api_section(port))) + text
+    other.start(conf)
+    c2 = Client("http://127.0.0.1:%d" % port)
+    for j in jobs:
+        got = c2.json("show", j["id"])
+        assert got["api"] is False and got["definition"] == j, got
+
+
 def test_export_import_all_or_nothing(daemon, client, tmp_path):
     assert client.json("export") == {"jobs": []}
     good = tmp_path / "good.json"
