@@ -899,7 +899,11 @@ hg_client_print_definition(const json_t *def)
         width = (int) strlen(key) > width ? (int) strlen(key) : width;
     }
     json_object_foreach((json_t *) def, key, value) {
-        if (json_is_string(value)) {
+        /* a string as it is, unless it spans lines: then as JSON writes
+         * it, on one line of the table */
+        if (json_is_string(value)
+            && strchr(json_string_value(value), '\n') == NULL)
+        {
             printf("  %-*s  %s\n", width, key, json_string_value(value));
             continue;
         }
@@ -1162,48 +1166,69 @@ hg_print_output(const hg_client_t *c, const hg_client_args_t *a,
 
 /* --- trigger and enqueue ------------------------------------------------ */
 
-/* FILE, or standard input for "-", whole, as a JSON string. */
+/* FILE, or standard input for "-", whole, in *data (NUL-terminated);
+ * WHAT names it in messages. */
 static int
-hg_client_read_payload(const char *file, json_t **out)
+hg_client_read_all(const char *file, const char *what, char **data,
+                   size_t *len)
 {
     FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
-    char *data = NULL, *grown;
-    size_t len = 0, cap = 0, n;
+    char *grown;
+    size_t cap = 0, n;
     int rc = HG_CLIENT_EXIT_OK;
 
-    *out = NULL;
+    *data = NULL;
+    *len = 0;
     if (f == NULL) {
-        return hg_client_fail("%s: cannot read the payload: %s", file,
+        return hg_client_fail("%s: cannot read the %s: %s", file, what,
                               strerror(errno));
     }
     for (;;) {
-        if (len == cap) {
+        if (*len + 1 >= cap) {
             cap = cap == 0 ? 4096 : cap * 2;
-            grown = cap <= HG_CLIENT_PAYLOAD_MAX ? realloc(data, cap) : NULL;
+            grown = cap <= HG_CLIENT_PAYLOAD_MAX ? realloc(*data, cap) : NULL;
             if (grown == NULL) {
-                rc = hg_client_fail("%s: the payload is too large", file);
+                rc = hg_client_fail("%s: the %s is too large", file, what);
                 break;
             }
-            data = grown;
+            *data = grown;
         }
-        n = fread(data + len, 1, cap - len, f);
-        len += n;
+        n = fread(*data + *len, 1, cap - *len - 1, f);
+        *len += n;
+        (*data)[*len] = '\0';
         if (n == 0) {
             if (ferror(f)) {
-                rc = hg_client_fail("%s: cannot read the payload: %s", file,
+                rc = hg_client_fail("%s: cannot read the %s: %s", file, what,
                                     strerror(errno));
             }
             break;
         }
     }
+    if (f != stdin) {
+        fclose(f);
+    }
+    if (rc != HG_CLIENT_EXIT_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return rc;
+}
+
+/* FILE, or standard input for "-", whole, as a JSON string. */
+static int
+hg_client_read_payload(const char *file, json_t **out)
+{
+    char *data;
+    size_t len;
+    int rc;
+
+    *out = NULL;
+    rc = hg_client_read_all(file, "payload", &data, &len);
     if (rc == HG_CLIENT_EXIT_OK) {
-        *out = json_stringn(data != NULL ? data : "", len);
+        *out = json_stringn(data, len);
         if (*out == NULL) {
             rc = hg_client_fail("%s: the payload is not UTF-8 text", file);
         }
-    }
-    if (f != stdin) {
-        fclose(f);
     }
     free(data);
     return rc;
@@ -1374,52 +1399,97 @@ hg_client_print_names(const char *what, const json_t *names)
     printf("\n");
 }
 
+/* YAML when the name says so (.yaml, .yml), JSON when it says so (.json);
+ * else (standard input too) JSON when it starts as JSON does. */
+static bool
+hg_client_is_yaml(const char *name, const char *data)
+{
+    const char *dot = strrchr(name, '.');
+
+    if (dot != NULL && (strcmp(dot, ".yaml") == 0
+                        || strcmp(dot, ".yml") == 0))
+    {
+        return true;
+    }
+    if (dot != NULL && strcmp(dot, ".json") == 0) {
+        return false;
+    }
+    data += strspn(data, " \t\r\n");
+    return *data != '{' && *data != '[';
+}
+
+/* The jobs of FILE, from JSON ({"jobs": [...]} as export writes it, or the
+ * list alone) or YAML, as the body of POST /import. */
+static int
+hg_client_read_jobs(const char *file, json_t **body)
+{
+    const char *name = strcmp(file, "-") == 0 ? "<stdin>" : file;
+    json_error_t error;
+    json_t *doc = NULL;
+    char *data, err[256];
+    size_t len;
+    int rc;
+
+    *body = NULL;
+    rc = hg_client_read_all(file, "jobs", &data, &len);
+    if (rc != HG_CLIENT_EXIT_OK) {
+        return rc;
+    }
+    if (hg_client_is_yaml(file, data)) {
+        doc = hg_client_yaml_jobs(data, len, err, sizeof(err));
+        if (doc == NULL) {
+            rc = hg_client_fail("%s:%s", name, err);
+        }
+    } else {
+        doc = json_loadb(data, len, 0, &error);
+        if (doc == NULL) {
+            rc = hg_client_fail("%s:%d:%d: %s", name, error.line,
+                                error.column, error.text);
+        }
+    }
+    free(data);
+    if (json_is_array(doc)) {
+        *body = json_pack("{s:O}", "jobs", doc);
+    } else if (json_is_array(json_object_get(doc, "jobs"))) {
+        *body = json_incref(doc);
+    } else if (doc != NULL) {
+        rc = hg_client_fail("%s: expected {\"jobs\": [...]} (as export "
+                            "writes it) or a list of jobs", name);
+    }
+    if (rc == HG_CLIENT_EXIT_OK && *body == NULL) {
+        rc = hg_client_fail("out of memory");
+    }
+    json_decref(doc);
+    return rc;
+}
+
+static int
+hg_print_imported(const hg_client_t *c, const hg_client_args_t *a,
+                  const json_t *answer)
+{
+    json_int_t n = json_integer_value(json_object_get(answer, "imported"));
+
+    (void) c;
+    (void) a;
+    printf("Imported %" JSON_INTEGER_FORMAT " job%s\n", n,
+           n == 1 ? "" : "s");
+    hg_client_print_names("created", json_object_get(answer, "created"));
+    hg_client_print_names("replaced", json_object_get(answer, "replaced"));
+    return HG_CLIENT_EXIT_OK;
+}
+
 static int
 hg_cmd_import(hg_client_t *c, const hg_client_args_t *a)
 {
-    json_t *doc, *body = NULL, *answer = NULL;
-    json_error_t error;
+    json_t *body;
     int rc;
 
-    doc = strcmp(a->arg, "-") == 0 ? json_loadf(stdin, 0, &error)
-                                   : json_load_file(a->arg, 0, &error);
-    if (doc == NULL) {
-        return hg_client_fail("%s:%d:%d: %s", strcmp(a->arg, "-") == 0
-                              ? "<stdin>" : a->arg, error.line,
-                              error.column, error.text);
-    }
-    /* {"jobs": [...]} as export writes it, or the list alone */
-    if (json_is_array(doc)) {
-        body = json_pack("{s:O}", "jobs", doc);
-    } else if (json_is_object(doc) && json_is_array(json_object_get(doc,
-                                                                    "jobs")))
-    {
-        body = json_incref(doc);
-    } else {
-        json_decref(doc);
-        return hg_client_fail("%s: expected {\"jobs\": [...]} (as export "
-                              "writes it) or a list of jobs", a->arg);
-    }
-    rc = body != NULL ? hg_client_call(c, "POST", "import", NULL, body,
-                                       &answer)
-                      : hg_client_fail("out of memory");
+    rc = hg_client_read_jobs(a->arg, &body);
     if (rc == HG_CLIENT_EXIT_OK) {
-        if (c->json) {
-            rc = hg_client_print_json(answer);
-        } else {
-            printf("Imported %" JSON_INTEGER_FORMAT " job%s\n",
-                   json_integer_value(json_object_get(answer, "imported")),
-                   json_integer_value(json_object_get(answer, "imported"))
-                   == 1 ? "" : "s");
-            hg_client_print_names("created", json_object_get(answer,
-                                                             "created"));
-            hg_client_print_names("replaced", json_object_get(answer,
-                                                              "replaced"));
-        }
+        rc = hg_client_answer(c, a, "POST", "import", body,
+                              hg_print_imported);
     }
-    json_decref(answer);
     json_decref(body);
-    json_decref(doc);
     return rc;
 }
 

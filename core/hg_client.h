@@ -53,6 +53,13 @@ int hg_client_request(const hg_client_t *c, const char *method,
 void hg_client_reply_free(hg_client_reply_t *reply);
 void hg_client_http_done(void);
 
+/* hg_client_yaml.c: the jobs of a YAML stream (a list of jobs, {jobs:
+ * [...]}, {kind: List, items: [...]}, one job per document, a
+ * Kubernetes-style object's spec named by metadata.name) as a JSON array;
+ * NULL with "LINE:COLUMN: problem" in err. */
+json_t *hg_client_yaml_jobs(const char *data, size_t len, char *err,
+                            size_t errlen);
+
 /* hg_client_print.c */
 #define HG_CLIENT_TEXT_MAX  64
 

@@ -379,3 +379,80 @@ def test_help():
                  "output EXEC", "enqueue JOB", "import FILE|-",
                  "HOURGLASS_TOKEN_FILE"):
         assert word in r.stdout, (word, r.stdout)
+
+
+YAML_LIST = """\
+# a list of jobs, as a YAML file
+- id: report
+  type: shell
+  command: echo report $HOME
+  schedule: "0 6 * * 1-5"
+  tags: [reports, daily]
+  max_retries: 2
+- id: two-lines
+  type: shell
+  command: |
+    echo one
+    echo two
+  env:
+    GREETING: hello
+  enabled: true
+"""
+
+YAML_OBJECTS = """\
+apiVersion: hourglass/v1
+kind: Job
+metadata:
+  name: backup
+spec:
+  type: shell
+  command: /usr/local/bin/backup
+  every: 6h
+---
+apiVersion: hourglass/v1
+kind: Job
+metadata:
+  name: cleanup
+spec:
+  type: shell
+  command: "true"
+  schedule: "@daily"
+  enabled: false
+"""
+
+
+def test_import_yaml(daemon, client, tmp_path):
+    f = tmp_path / "jobs.yaml"
+    f.write_text(YAML_LIST)
+    assert client.ok("import", f) == (
+        "Imported 2 jobs\n  created: report two-lines\n")
+    assert client.json("show", "report")["definition"] == {
+        "id": "report", "type": "shell", "command": "echo report $HOME",
+        "schedule": "0 6 * * 1-5", "tags": ["reports", "daily"],
+        "max_retries": 2}
+    assert client.json("show", "two-lines")["definition"] == {
+        "id": "two-lines", "type": "shell",
+        "command": "echo one\necho two\n", "env": {"GREETING": "hello"},
+        "enabled": True}
+    # Kubernetes-style objects, one a document, from standard input (no
+    # name to tell: it does not start as JSON does)
+    r = client.run("import", "-", stdin=YAML_OBJECTS)
+    assert r.returncode == 0 and "created: backup cleanup" in r.stdout, r
+    assert client.json("show", "cleanup")["definition"] == {
+        "id": "cleanup", "type": "shell", "command": "true",
+        "schedule": "@daily", "enabled": False}
+    assert client.json("show", "backup")["enabled"] is True
+
+    # a bad job named, nothing imported; a file that is not YAML located
+    before = client.json("export")
+    f.write_text(YAML_LIST.replace('"0 6 * * 1-5"', '"0 6 * * 1-8"') +
+                 "- {id: third, type: shell, command: 'true'}\n")
+    r = client.run("import", f)
+    assert r.returncode == 1, r
+    assert re.search(r'^  job "report": schedule: .*8', r.stderr, re.M), \
+        r.stderr
+    assert client.json("export") == before
+    f.write_text("jobs:\n  - id: x\n    type: shell\n   command: y\n")
+    r = client.run("import", f)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("hourglass: %s:4:" % f), r.stderr
