@@ -320,6 +320,27 @@ hg_client_url_from_listen(const hg_conf_t *conf, char **url)
     return HG_OK;
 }
 
+/*
+ * Whether the configuration's errors touch what the client reads of it
+ * (api.listen, api.tls). The others are the daemon's business: a token
+ * written "${HOURGLASS_TOKEN}", as conf/scheduler.conf suggests, is unset
+ * in the shell of a client that keeps its own token in a file.
+ */
+static bool
+hg_client_listen_errors(const hg_conf_errors_t *errors)
+{
+    size_t i;
+
+    for (i = 0; i < errors->count; i++) {
+        if (strstr(errors->items[i].message, "api.listen") != NULL
+            || strstr(errors->items[i].message, "api.tls") != NULL)
+        {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int
 hg_client_find_url(hg_client_t *c, const char *url, const char *conf_file,
                    const char *prefix)
@@ -371,7 +392,7 @@ hg_client_find_url(hg_client_t *c, const char *url, const char *conf_file,
     }
     memset(&errors, 0, sizeof(errors));
     conf = hg_conf_load(file, abs_prefix, &errors);
-    if (conf == NULL || errors.count > 0) {
+    if (conf == NULL || hg_client_listen_errors(&errors)) {
         hg_conf_errors_print(&errors, stderr);
         hg_client_fail("no --url and no HOURGLASS_URL, and the daemon's URL "
                        "cannot be read from %s (api.listen)", file);

@@ -359,6 +359,17 @@ def test_url_from_the_configuration(daemon, client):
     r = run_hourglass("jobs", "-c", daemon.conf, "--json", env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["total"] == 2, r
 
+    # the token written "${VAR}" in the file, unset for the client: its URL
+    # is still there; an error in api.listen is not passed over
+    conf = daemon.conf.read_text()
+    assert TOKENS["ops"] in conf
+    mine = daemon.dir / "client.conf"
+    mine.write_text(conf.replace(TOKENS["ops"], "${HG_CLIENT_TEST_UNSET}"))
+    assert run_hourglass("-c", mine, "status", env=env).returncode == 0
+    mine.write_text(conf.replace("127.0.0.1:", "127.0.0.1:x"))
+    r = run_hourglass("-c", mine, "status", env=env)
+    assert r.returncode == 1 and "api.listen" in r.stderr, r
+
     daemon.stop()
     r = run_hourglass("-c", daemon.conf, "status", env=env)
     assert r.returncode == 1, r
