@@ -58,6 +58,7 @@ typedef struct {
  * daemon is and who asks. */
 typedef struct {
     const char *url;
+    const char *cacert;
     const char *token;
     const char *token_file;
     const char *conf_file;
@@ -104,6 +105,8 @@ static int hg_print_done(const hg_client_t *c, const hg_client_args_t *a,
                          const json_t *answer);
 static int hg_print_export(const hg_client_t *c, const hg_client_args_t *a,
                            const json_t *answer);
+static int hg_print_retried(const hg_client_t *c, const hg_client_args_t *a,
+                            const json_t *answer);
 static int hg_print_killed(const hg_client_t *c, const hg_client_args_t *a,
                            const json_t *answer);
 
@@ -134,7 +137,7 @@ static const hg_client_cmd_t hg_client_cmds[] = {
     { "dead", "[-n N]", HG_OPT_COUNT, 0, 0, hg_cmd_dead, NULL, NULL, NULL,
       NULL },
     { "retry", "EXEC", 0, 1, 1, hg_cmd_request, "POST", "dead/%s/retry",
-      hg_print_done, "taken off the dead-letter list and queued again" },
+      hg_print_retried, NULL },
     { "purge", "EXEC", 0, 1, 1, hg_cmd_request, "DELETE", "dead/%s",
       hg_print_done, "purged from the dead-letter list" },
     /* JSON with or without --json: what import takes back */
@@ -146,6 +149,7 @@ static const hg_client_cmd_t hg_client_cmds[] = {
 /* Options before the command word. */
 static const struct option hg_client_global_opts[] = {
     { "url", required_argument, NULL, 'u' },
+    { "cacert", required_argument, NULL, 'A' },
     { "token", required_argument, NULL, 'k' },
     { "token-file", required_argument, NULL, 'K' },
     { "json", no_argument, NULL, 'j' },
@@ -157,6 +161,7 @@ static const struct option hg_client_global_opts[] = {
  * scripts put them ("hourglass jobs --json"). */
 static const struct option hg_client_cmd_opts[] = {
     { "url", required_argument, NULL, 'u' },
+    { "cacert", required_argument, NULL, 'A' },
     { "token", required_argument, NULL, 'k' },
     { "token-file", required_argument, NULL, 'K' },
     { "json", no_argument, NULL, 'j' },
@@ -186,9 +191,10 @@ hg_client_find(const char *word)
 
 /*
  * Whether ARGV is a client command line rather than one of the daemon's:
- * a client option (--url, --token, --token-file, --json), or a command word
- * as the first argument that is not an option (-c FILE and -p PREFIX may
- * come before it: they say where the configuration naming the URL is).
+ * a client option (--url, --cacert, --token, --token-file, --json), or a
+ * command word as the first argument that is not an option (-c FILE and
+ * -p PREFIX may come before it: they say where the configuration naming
+ * the URL is).
  */
 bool
 hg_client_wanted(int argc, char **argv)
@@ -198,6 +204,7 @@ hg_client_wanted(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0
             || strncmp(argv[i], "--url", 5) == 0
+            || strncmp(argv[i], "--cacert", 8) == 0
             || strncmp(argv[i], "--token", 7) == 0)
         {
             return true;
@@ -220,7 +227,8 @@ hg_client_usage(FILE *out)
     size_t i;
 
     fprintf(out, "Usage: hourglass [-c FILE] [-p PREFIX] [--url URL] "
-            "[--token T | --token-file F] [--json] COMMAND ...\n");
+            "[--cacert FILE] [--token T | --token-file F] [--json] "
+            "COMMAND ...\n");
     if (out != stdout) {
         return;
     }
@@ -233,7 +241,9 @@ hg_client_usage(FILE *out)
         "\nThe URL: --url, else HOURGLASS_URL, else api.listen in the "
         "configuration\n(-c FILE, default PREFIX/conf/scheduler.conf). The "
         "token: --token-file F or\nHOURGLASS_TOKEN_FILE (kept out of the "
-        "process list), --token T or HOURGLASS_TOKEN.\n"
+        "process list), --token T or HOURGLASS_TOKEN. For https: --cacert "
+        "FILE or\nHOURGLASS_CACERT, else api.tls.cert of the configuration "
+        "when the URL comes\nfrom it, else the system's CAs.\n"
         "Exit status: 0 done, 1 the daemon said no or cannot be reached, "
         "2 usage.\n");
 }
@@ -410,6 +420,17 @@ hg_client_find_url(hg_client_t *c, const char *url, const char *conf_file,
         c->url_from = NULL;
         hg_client_fail("out of memory");
         goto done;
+    }
+    /* the daemon's own certificate, when this user may read it, is what
+     * its https is checked against: a self-signed one works as it is */
+    if (conf->api.tls && c->cacert == NULL
+        && access(conf->api.tls_cert, R_OK) == 0)
+    {
+        c->cacert = strdup(conf->api.tls_cert);
+        if (c->cacert == NULL) {
+            hg_client_fail("out of memory");
+            goto done;
+        }
     }
     rc = HG_CLIENT_EXIT_OK;
 
@@ -1355,7 +1376,7 @@ hg_cmd_trigger(hg_client_t *c, const hg_client_args_t *a)
     return a->payload != NULL ? hg_cmd_enqueue(c, a) : hg_cmd_request(c, a);
 }
 
-/* pause, resume, retry, purge: the table's words */
+/* pause, resume, purge: the table's words */
 static int
 hg_print_done(const hg_client_t *c, const hg_client_args_t *a,
               const json_t *answer)
@@ -1363,6 +1384,22 @@ hg_print_done(const hg_client_t *c, const hg_client_args_t *a,
     (void) c;
     (void) answer;
     printf("%s: %s\n", a->arg, a->cmd->done);
+    return HG_CLIENT_EXIT_OK;
+}
+
+static int
+hg_print_retried(const hg_client_t *c, const hg_client_args_t *a,
+                 const json_t *answer)
+{
+    json_t *retried;
+    size_t i;
+
+    (void) c;
+    json_array_foreach(json_object_get(answer, "retried"), i, retried) {
+        printf("%s: off the dead-letter list, queued again as execution "
+               "%s\n", a->arg, json_string_value(json_object_get(
+                   retried, "execution")));
+    }
     return HG_CLIENT_EXIT_OK;
 }
 
@@ -1537,6 +1574,7 @@ hg_client_parse_cmd(hg_client_t *c, hg_client_where_t *w,
         switch (opt) {
         case 'j': c->json = true; continue;
         case 'u': w->url = optarg; continue;
+        case 'A': w->cacert = optarg; continue;
         case 'k': w->token = optarg; continue;
         case 'K': w->token_file = optarg; continue;
         case 'c': w->conf_file = optarg; continue;
@@ -1608,7 +1646,7 @@ hg_client_parse_cmd(hg_client_t *c, hg_client_where_t *w,
 int
 hg_client_main(int argc, char **argv)
 {
-    hg_client_where_t w = { NULL, NULL, NULL, NULL, HG_PREFIX };
+    hg_client_where_t w = { NULL, NULL, NULL, NULL, NULL, HG_PREFIX };
     const hg_client_cmd_t *cmd;
     hg_client_args_t args;
     hg_client_t c;
@@ -1623,6 +1661,7 @@ hg_client_main(int argc, char **argv)
         case 'c': w.conf_file = optarg; break;
         case 'p': w.prefix = optarg; break;
         case 'u': w.url = optarg; break;
+        case 'A': w.cacert = optarg; break;
         case 'k': w.token = optarg; break;
         case 'K': w.token_file = optarg; break;
         case 'j': c.json = true; break;
@@ -1648,6 +1687,15 @@ hg_client_main(int argc, char **argv)
     if (rc != HG_CLIENT_EXIT_OK) {
         return rc < 0 ? HG_CLIENT_EXIT_OK : rc;
     }
+    if (w.cacert == NULL) {
+        w.cacert = getenv("HOURGLASS_CACERT");
+    }
+    if (w.cacert != NULL && w.cacert[0] != '\0') {
+        c.cacert = strdup(w.cacert);
+        if (c.cacert == NULL) {
+            return hg_client_fail("out of memory");
+        }
+    }
     rc = hg_client_find_url(&c, w.url, w.conf_file, w.prefix);
     if (rc == HG_CLIENT_EXIT_OK) {
         rc = hg_client_find_token(&c, w.token, w.token_file);
@@ -1663,5 +1711,6 @@ hg_client_main(int argc, char **argv)
     free(c.url_from);
     free(c.token);
     free(c.token_from);
+    free(c.cacert);
     return rc;
 }

@@ -27,6 +27,7 @@
 typedef struct hg_client_s {
     char *url;                  /* base, no trailing "/": http://h:p */
     char *url_from;             /* how it was found, for messages */
+    char *cacert;               /* CAs to trust for https; NULL: the system's */
     char *token;                /* NULL: no Authorization header */
     char *token_from;           /* how it was found, for a 401 */
     bool json;                  /* --json: the API's JSON as is */

@@ -123,6 +123,9 @@ hg_client_request(const hg_client_t *c, const char *method,
     /* a token goes to the URL it was given for, not where a redirect
      * points: the API never redirects */
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    if (c->cacert != NULL) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
+    }
 
     rc = curl_easy_perform(curl);
     if (rc == CURLE_COULDNT_CONNECT) {

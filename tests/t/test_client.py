@@ -9,11 +9,13 @@ bad job."""
 import json
 import os
 import re
+import subprocess
+import urllib.request
 
 import pytest
 
-from conftest import job, run_hourglass, sqlite_config, wait_until
-from test_api import TOKENS, api_section, free_port
+from conftest import HOURGLASS, job, run_hourglass, sqlite_config, wait_until
+from test_api import TOKENS, api_section, free_port, self_signed
 
 EXEC_ID = re.compile(r"execution ([0-9a-f-]{36})")
 
@@ -41,8 +43,6 @@ class Client:
         e = client_env(**{k: v for k, v in base.items() if v is not None})
         if stdin is None:
             return run_hourglass(*args, env=e)
-        import subprocess
-        from conftest import HOURGLASS
         return subprocess.run([str(HOURGLASS)] + [str(a) for a in args],
                               input=stdin, capture_output=True, text=True,
                               timeout=30, env=e)
@@ -186,7 +186,6 @@ def test_enqueue_pause_resume_stop(daemon, client):
 
 
 def test_dead_retry_purge(daemon, client):
-    import urllib.request
     req = urllib.request.Request(
         client.url + "/api/v1/jobs", method="POST", data=json.dumps({
             "id": "fails", "type": "shell", "command": "echo broke; exit 3",
@@ -206,7 +205,11 @@ def test_dead_retry_purge(daemon, client):
     assert all(r[1:3] == ["fails", "dead"] and r[6] == "3" for r in rows[1:])
     assert len(table(client.ok("dead", "-n", "1"))) == 2
 
-    assert client.ok("retry", dead[0]).startswith(dead[0] + ": taken off")
+    out = client.ok("retry", dead[0])
+    m = re.fullmatch(re.escape(dead[0]) + r": off the dead-letter list, "
+                     r"queued again as execution ([0-9a-f-]{36})\n", out)
+    assert m, out
+    daemon.wait_event("finish", exec=m.group(1))
     assert client.ok("purge", dead[1]) == (
         dead[1] + ": purged from the dead-letter list\n")
     r = client.run("purge", dead[1])
@@ -467,3 +470,28 @@ def test_import_yaml(daemon, client, tmp_path):
     r = client.run("import", f)
     assert r.returncode == 1, r
     assert r.stderr.startswith("hourglass: %s:4:" % f), r.stderr
+
+
+def test_https(daemon, tmp_path):
+    """With api.tls, the URL from the configuration is https and the
+    daemon's own certificate is trusted; a URL given alone is checked
+    against the system's CAs, or --cacert / HOURGLASS_CACERT."""
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    tls = ' tls = { cert = "%s"; key = "%s"; };' % (cert, key)
+    daemon.start(daemon.config(jobs=[job("file", command="true",
+                                         every="1h")],
+                               extra=api_section(port).replace(
+                                   "tokens =", tls + " tokens =")))
+    env = client_env(HOURGLASS_TOKEN=TOKENS["reader"])
+    url = "https://127.0.0.1:%d" % port
+    r = run_hourglass("-c", daemon.conf, "status", env=env)
+    assert r.returncode == 0 and "at %s," % url in r.stdout, r
+    r = run_hourglass("--url", url, "status", env=env)
+    assert r.returncode == 1 and url in r.stderr, r
+    assert "certificate" in r.stderr.lower(), r.stderr
+    assert run_hourglass("--url", url, "--cacert", cert, "jobs",
+                         env=env).returncode == 0
+    r = run_hourglass("--url", url, "jobs", env=client_env(
+        HOURGLASS_TOKEN=TOKENS["reader"], HOURGLASS_CACERT=str(cert)))
+    assert r.returncode == 0 and "file" in r.stdout, r
