@@ -777,7 +777,7 @@ hg_print_status(const hg_client_t *c, const hg_client_args_t *a,
 /* --- jobs --------------------------------------------------------------- */
 
 /* Every page of a list (the API gives at most 500 a page) as one array of
- * the KEY rows; *first keeps the first page's answer for --json. */
+ * its KEY rows. */
 static int
 hg_client_all_pages(const hg_client_t *c, const char *what,
                     const char *query, const char *key, json_t **rows)

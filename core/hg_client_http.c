@@ -197,9 +197,9 @@ hg_client_request(const hg_client_t *c, const char *method,
     (void) path;
     (void) body;
     memset(reply, 0, sizeof(*reply));
-    snprintf(err, errlen, "this hourglass was built without libcurl, which "
-             "the client commands need (apt-get install "
-             "libcurl4-openssl-dev, then ./configure again)");
+    snprintf(err, errlen, "this hourglass was built without libcurl "
+             "(./configure --without-http), which the client commands "
+             "need");
     return HG_ERROR;
 }
 
