@@ -1,7 +1,8 @@
 /*
  * hg_client.c owns the client commands (`hourglass [--url URL] [--token T]
- * [--json] COMMAND ...`): their argument table, where the daemon is (the
- * URL and the token), one function per command, and the exit status.
+ * [--json] COMMAND ...`): their table (arguments, request, the answer's
+ * form for people), where the daemon is (the URL, the token, the CAs of
+ * https), and the exit status.
  * It talks to a running daemon through the admin API only: it never opens
  * the store, never signals a process, and never builds or reads JSON but
  * through jansson. Linked into the executable, never into the core
@@ -192,9 +193,9 @@ hg_client_find(const char *word)
 /*
  * Whether ARGV is a client command line rather than one of the daemon's:
  * a client option (--url, --cacert, --token, --token-file, --json), or a
- * command word as the first argument that is not an option (-c FILE and
- * -p PREFIX may come before it: they say where the configuration naming
- * the URL is).
+ * command word as the first argument that is not an option or the value
+ * of one (-c FILE and -p PREFIX may come before it: they say where the
+ * configuration naming the URL is; "stop" in "-s stop" is the daemon's).
  */
 bool
 hg_client_wanted(int argc, char **argv)
@@ -209,11 +210,15 @@ hg_client_wanted(int argc, char **argv)
         {
             return true;
         }
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "-p") == 0) {
-            i++;
-            continue;
-        }
         if (argv[i][0] == '-') {
+            /* the daemon's -c FILE, -p PREFIX and -s SIGNAL (also at the
+             * end of a cluster, "-ts stop"): their value is no command */
+            if (argv[i][1] != '-' && argv[i][1] != '\0'
+                && strchr("cps", argv[i][strlen(argv[i]) - 1]) != NULL
+                && strcspn(argv[i] + 1, "cps") == strlen(argv[i]) - 2)
+            {
+                i++;
+            }
             continue;
         }
         return hg_client_find(argv[i]) != NULL;
