@@ -495,3 +495,12 @@ def test_https(daemon, tmp_path):
     r = run_hourglass("--url", url, "jobs", env=client_env(
         HOURGLASS_TOKEN=TOKENS["reader"], HOURGLASS_CACERT=str(cert)))
     assert r.returncode == 0 and "file" in r.stdout, r
+
+
+def test_the_daemons_signal_names_are_not_commands(daemon, client):
+    """"stop" in "-s stop" is the daemon's signal, not the client's stop
+    (which would want a JOB)."""
+    r = run_hourglass("-p", daemon.dir, "-c", daemon.conf, "-s", "stop",
+                      env=client_env())
+    assert r.returncode == 0, r
+    assert daemon.wait_exit() == 0
