@@ -11,6 +11,7 @@
 
 #include "hg_api.h"
 #include "hg_cgroup.h"
+#include "hg_client.h"
 #include "hg_cycle.h"
 #include "hg_cycle_reader.h"
 #include "hg_log.h"
@@ -34,6 +35,8 @@ hg_usage(FILE *out)
     fprintf(out,
         "Usage: hourglass [-c FILE] [-p PREFIX] [-t | -T] [-s SIGNAL] [-V] [-h]\n"
         "       hourglass next [--tz ZONE] [--from TIME] [-n COUNT] EXPR\n"
+        "       hourglass [--url URL] [--token T] [--json] COMMAND ...  "
+        "(hourglass status --help)\n"
         "\n"
         "  -c FILE     configuration file (default: PREFIX/conf/scheduler.conf)\n"
         "  -p PREFIX   prefix relative paths resolve against (default: %s)\n"
@@ -395,6 +398,9 @@ main(int argc, char **argv)
     }
     if (argc > 1 && strcmp(argv[1], HG_CYCLE_READER_ARG) == 0) {
         return hg_cycle_reader_main(argc, argv);
+    }
+    if (hg_client_wanted(argc, argv)) {
+        return hg_client_main(argc, argv);
     }
     memset(&opt, 0, sizeof(opt));
     opt.prefix = HG_PREFIX;

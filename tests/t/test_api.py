@@ -39,6 +39,19 @@ def api_section(port, allow=("127.0.0.0/8", "::1/128"), body_limit="4KiB",
                timeout, tokens))
 
 
+def self_signed(directory):
+    """A self-signed certificate for 127.0.0.1 and its key, made with
+    openssl in DIRECTORY: (cert.pem, key.pem)."""
+    import subprocess
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 class Api:
     def __init__(self, port):
         self.base = "http://127.0.0.1:%d" % port
@@ -468,13 +481,7 @@ def test_a_jobs_executions_newest_first_in_pages(daemon, api):
 def test_tls(daemon, tmp_path):
     """api.tls serves HTTPS with the given pair; -t names a missing file."""
     import ssl
-    import subprocess
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    cert, key = self_signed(tmp_path)
     port = free_port()
     tls = ' tls = { cert = "%s"; key = "%s"; };' % (cert, key)
     text = daemon.config(jobs=[job("file", command="true", every="1h")],
