@@ -1,5 +1,6 @@
 /*
- * hg_api.c: the admin HTTP API's server (/api/v1, /healthz, /metrics).
+ * hg_api.c: the admin HTTP API's server (/api/v1, /healthz, /metrics,
+ * the dashboard's files).
  *
  * It owns the listening socket, libmicrohttpd's daemon in external epoll
  * mode (its one epoll descriptor watched by the master's loop, its
@@ -198,6 +199,8 @@ hg_api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                 return hg_api_metrics(api, conn);
             case HG_API_EVENTS:
                 return hg_api_events_start(api, req);
+            case HG_API_STATIC:
+                return hg_api_static(api, req);
             case HG_API_JSON:
                 break;
             }

@@ -14,6 +14,7 @@
  *   hg_api_runs.c    executions, the queue and dead letters
  *   hg_api_daemon.c  the instance: health, status, stats, reload, the
  *                    description
+ *   hg_api_static.c  the dashboard's files (GET /, GET /ui/NAME)
  *
  * Handlers speak to the master only through hg_master.h.
  */
@@ -46,7 +47,8 @@ typedef enum {
 typedef enum {
     HG_API_JSON = 0,
     HG_API_METRICS,                 /* Prometheus text */
-    HG_API_EVENTS                   /* server-sent events */
+    HG_API_EVENTS,                  /* server-sent events */
+    HG_API_STATIC                   /* a file of PREFIX/html */
 } hg_api_kind_t;
 
 typedef struct hg_api_req_s hg_api_req_t;
@@ -160,6 +162,10 @@ void hg_api_on_notice(void *data, const char *event, const json_t *body);
 void hg_api_on_keepalive(hg_timer_t *timer);
 /* Every stream ends (the API closes). */
 void hg_api_events_end(hg_api_t *api);
+
+/* hg_api_static.c */
+/* The file the route names (REQ's id, or index.html), or 404. */
+enum MHD_Result hg_api_static(hg_api_t *api, hg_api_req_t *req);
 
 /* the handlers: hg_api_jobs.c, hg_api_runs.c, hg_api_daemon.c */
 void hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req);

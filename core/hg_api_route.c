@@ -16,6 +16,8 @@
 /* Each route with its minimum role (api/openapi.json says the same as
  * x-hourglass-role) and its kind of answer. */
 static const hg_api_route_t hg_api_routes[] = {
+    { "GET",    "/",                          HG_ROLE_NONE,    HG_API_STATIC,  NULL },
+    { "GET",    "/ui/{}",                     HG_ROLE_NONE,    HG_API_STATIC,  NULL },
     { "GET",    "/healthz",                   HG_ROLE_NONE,    HG_API_JSON,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    HG_API_METRICS, NULL },
     { "GET",    "/api/v1/openapi.json",       HG_ROLE_NONE,    HG_API_JSON,    hg_api_openapi },

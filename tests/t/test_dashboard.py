@@ -1,0 +1,84 @@
+"""The dashboard's files served by the daemon from html/ under its prefix:
+GET / and GET /ui/NAME without a token (the allow list still first),
+typed by extension, the JSON error shape for what is not there, and
+nothing outside html/ (.., %2e%2e, a symbolic link, a directory)."""
+
+import http.client
+import json
+import shutil
+
+import pytest
+
+from conftest import REPO, job, sqlite_config
+from test_api import Api, api_section, free_port
+
+
+@pytest.fixture
+def site(daemon, tmp_path):
+    html = daemon.dir / "html"
+    if (REPO / "html").is_dir():
+        shutil.copytree(REPO / "html", html)
+    else:
+        html.mkdir()
+    (html / "index.html").write_text("<!doctype html><title>hg</title>\n")
+    (html / "app.js").write_text("'use strict';\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret-outside-html\n")
+    (html / "link.txt").symlink_to(outside)
+    (html / "sub.css").mkdir()
+    (html / ".hidden.txt").write_text("hidden\n")
+    port = free_port()
+    daemon.start(sqlite_config(daemon, daemon.dir / "hg.db", jobs=[job(
+        "file", command="true", every="1h")], extra=api_section(port)))
+    return port
+
+
+def raw_get(port, path):
+    """GET PATH as written (urllib would tidy it), no token."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read(), resp.getheader("Content-Type")
+    finally:
+        conn.close()
+
+
+def test_the_page_is_served_without_a_token(site):
+    api = Api(site)
+    status, body, headers = api.call("GET", "/", token=None)
+    assert status == 200, body
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"<title>hg</title>" in body
+    status, body, headers = api.call("GET", "/ui/app.js", token=None)
+    assert status == 200, body
+    assert headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    # the API behind it still wants a token
+    assert api.call("GET", "/api/v1/jobs", token=None)[0] == 401
+
+
+@pytest.mark.parametrize("path", [
+    "/ui/missing.html", "/ui/", "/ui/link.txt", "/ui/sub.css",
+    "/ui/.hidden.txt", "/ui/index", "/ui/../hg.db", "/ui/%2e%2e/hg.db",
+    "/ui/..%2fhg.db", "/ui/%2e%2e%2fscheduler.conf", "/../hg.db",
+    "/ui/./index.html", "/ui/html/index.html"])
+def test_nothing_else_is_served(site, path):
+    status, body, ctype = raw_get(site, path)
+    assert status == 404, (path, status, body)
+    assert ctype == "application/json", (path, ctype)
+    error = json.loads(body)["error"]
+    assert error["code"] == "not_found" and error["message"], error
+    assert b"secret-outside-html" not in body
+
+
+def test_the_allow_list_comes_first(daemon):
+    port = free_port()
+    (daemon.dir / "html").mkdir()
+    (daemon.dir / "html" / "index.html").write_text("<p>hi</p>\n")
+    daemon.start(sqlite_config(daemon, daemon.dir / "hg.db", jobs=[job(
+        "file", command="true", every="1h")],
+        extra=api_section(port, allow=("10.9.9.9/32",))))
+    status, body, _ = Api(port).call("GET", "/", token=None)
+    assert status == 403, body
+    assert json.loads(body)["error"]["code"] == "forbidden"
