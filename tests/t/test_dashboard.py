@@ -16,12 +16,7 @@ from test_api import Api, api_section, free_port
 @pytest.fixture
 def site(daemon, tmp_path):
     html = daemon.dir / "html"
-    if (REPO / "html").is_dir():
-        shutil.copytree(REPO / "html", html)
-    else:
-        html.mkdir()
-    (html / "index.html").write_text("<!doctype html><title>hg</title>\n")
-    (html / "app.js").write_text("'use strict';\n")
+    shutil.copytree(REPO / "html", html)
     outside = tmp_path / "secret.txt"
     outside.write_text("secret-outside-html\n")
     (html / "link.txt").symlink_to(outside)
@@ -49,13 +44,23 @@ def test_the_page_is_served_without_a_token(site):
     status, body, headers = api.call("GET", "/", token=None)
     assert status == 200, body
     assert headers["Content-Type"] == "text/html; charset=utf-8"
-    assert b"<title>hg</title>" in body
+    assert b'<script src="/ui/app.js"' in body
     status, body, headers = api.call("GET", "/ui/app.js", token=None)
     assert status == 200, body
     assert headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert "default-src 'self'" in headers["Content-Security-Policy"]
+    status, body, headers = api.call("GET", "/ui/app.css", token=None)
+    assert status == 200, body
+    assert headers["Content-Type"] == "text/css; charset=utf-8"
     # the API behind it still wants a token
     assert api.call("GET", "/api/v1/jobs", token=None)[0] == 401
+
+
+def test_the_page_fetches_nothing_from_elsewhere():
+    for f in (REPO / "html").iterdir():
+        text = f.read_text()
+        assert "http://" not in text and "https://" not in text, f.name
+        assert "?token=" not in text, f.name
 
 
 @pytest.mark.parametrize("path", [

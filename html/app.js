@@ -1,0 +1,198 @@
+/*
+ * hourglass dashboard: the jobs, a job's executions, trigger / pause /
+ * resume, live from /api/v1/events. Vanilla JS, nothing fetched from
+ * anywhere but this daemon (the server's Content-Security-Policy says so).
+ *
+ * The token is typed once and kept in sessionStorage, never in a URL: it
+ * goes in an Authorization header. EventSource cannot send headers, so
+ * the events are read with fetch() and a ReadableStream reader instead.
+ * Action buttons show until an action answers 403: the token's role is
+ * too weak, and they are hidden from then on (body.read-only).
+ */
+'use strict';
+
+const KEY = 'hourglass.token';
+const $ = (sel) => document.querySelector(sel);
+let selected = null;        // the job whose executions are shown
+let stream = null;          // the events' AbortController
+
+function token() { return sessionStorage.getItem(KEY); }
+
+function say(text) { $('#error').textContent = text || ''; }
+
+async function api(method, path) {
+  const resp = await fetch('/api/v1' + path, {
+    method, cache: 'no-store',
+    headers: { 'Authorization': 'Bearer ' + token() }
+  });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) {
+    const err = new Error(body.error ? body.error.message : resp.statusText);
+    err.status = resp.status;
+    throw err;
+  }
+  return body;
+}
+
+/* A time in the browser's zone; the UTC instant on hover. */
+function when(text) {
+  if (!text) return document.createTextNode('—');
+  const t = document.createElement('time');
+  t.dateTime = text;
+  t.title = text;
+  t.textContent = new Date(text).toLocaleString();
+  return t;
+}
+
+function cell(row, content) {
+  const td = row.insertCell();
+  if (content instanceof Node) td.appendChild(content);
+  else td.textContent = content == null ? '' : String(content);
+  return td;
+}
+
+function button(label, onclick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'action';
+  b.textContent = label;
+  b.addEventListener('click', onclick);
+  return b;
+}
+
+async function act(id, what) {
+  try {
+    await api('POST', '/jobs/' + encodeURIComponent(id) + '/' + what);
+    say('');
+    await loadJobs();
+  } catch (e) {
+    if (e.status === 403) document.body.classList.add('read-only');
+    say(what + ' ' + id + ': ' + e.message);
+  }
+}
+
+async function loadJobs() {
+  const page = await api('GET', '/jobs?page_size=500');
+  const body = $('#jobs tbody');
+  body.replaceChildren();
+  for (const j of page.jobs) {
+    const row = body.insertRow();
+    if (j.id === selected) row.className = 'selected';
+    const open = document.createElement('a');
+    open.href = '#' + encodeURIComponent(j.id);
+    open.textContent = j.id;
+    open.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      selected = j.id;
+      loadJobs().catch(fail);
+      loadRuns().catch(fail);
+    });
+    cell(row, open);
+    cell(row, j.type);
+    cell(row, j.tags.join(', '));
+    cell(row, when(j.next_fire));
+    cell(row, (j.paused ? 'paused' : 'active')
+              + (j.running > 0 ? ', running ' + j.running : ''));
+    const actions = cell(row, '');
+    actions.append(button('Trigger', () => act(j.id, 'trigger')),
+                   j.paused ? button('Resume', () => act(j.id, 'resume'))
+                            : button('Pause', () => act(j.id, 'pause')));
+  }
+}
+
+async function loadRuns() {
+  if (selected === null) return;
+  const page = await api('GET', '/jobs/' + encodeURIComponent(selected)
+                         + '/executions?page_size=20');
+  $('#runs-section').hidden = false;
+  $('#runs-title').textContent = 'Executions of ' + selected;
+  const body = $('#runs tbody');
+  body.replaceChildren();
+  for (const x of page.executions) {
+    const row = body.insertRow();
+    cell(row, when(x.started_at || x.scheduled_for));
+    cell(row, x.status).className = x.status;
+    cell(row, x.attempt);
+    cell(row, x.duration_ms == null ? '' : x.duration_ms + ' ms');
+    cell(row, x.signal ? 'signal ' + x.signal : x.exit_code);
+    const pre = document.createElement('pre');
+    pre.textContent = x.output || '';
+    cell(row, pre);
+  }
+}
+
+/* Server-sent events over fetch(): "event: NAME\ndata: JSON\n\n". */
+async function listen() {
+  if (stream) stream.abort();
+  stream = new AbortController();
+  const resp = await fetch('/api/v1/events', {
+    headers: { 'Authorization': 'Bearer ' + token() },
+    signal: stream.signal, cache: 'no-store'
+  });
+  if (!resp.ok) throw new Error('events: ' + resp.status);
+  $('#live').textContent = 'live';
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let end;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const name = /^event: (.*)$/m.exec(block);
+      if (name) onEvent(name[1]);
+    }
+  }
+  $('#live').textContent = 'disconnected';
+}
+
+let pending = null;
+function onEvent(name) {
+  // a burst of events is one reload, not one each
+  if (name.startsWith(':') || pending) return;
+  pending = setTimeout(() => {
+    pending = null;
+    loadJobs().catch(fail);
+    loadRuns().catch(fail);
+  }, 200);
+}
+
+function fail(e) {
+  if (e.name === 'AbortError') return;
+  say(e.message);
+  if (e.status === 401) {
+    sessionStorage.removeItem(KEY);
+    $('#login').hidden = false;
+  }
+}
+
+async function start() {
+  if (!token()) { $('#login').hidden = false; return; }
+  $('#login').hidden = true;
+  document.body.classList.remove('read-only');
+  try {
+    await loadJobs();
+    say('');
+    listen().catch((e) => {
+      fail(e);
+      $('#live').textContent = 'disconnected';
+    });
+  } catch (e) { fail(e); }
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('#login').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, $('#token').value);
+    $('#token').value = '';
+    start();
+  });
+  $('#forget').addEventListener('click', () => {
+    sessionStorage.removeItem(KEY);
+    if (stream) stream.abort();
+    location.reload();
+  });
+  start();
+});
