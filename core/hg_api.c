@@ -101,6 +101,7 @@ hg_api_dispatch(hg_api_t *api, hg_api_req_t *req, const char *method,
                          hg_api_role_names[role]);
             return;
         }
+        req->role = role;
     }
     if (req->too_large) {
         hg_api_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "the body"

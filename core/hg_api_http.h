@@ -80,6 +80,7 @@ struct hg_api_req_s {
     /* the request */
     char id[HG_API_ID_MAX + 1];     /* the {} segment */
     char token_name[128];
+    hg_api_role_t role;             /* the token's, NONE without one */
     const hg_api_route_t *route;
 };
 

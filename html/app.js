@@ -6,8 +6,9 @@
  * The token is typed once and kept in sessionStorage, never in a URL: it
  * goes in an Authorization header. EventSource cannot send headers, so
  * the events are read with fetch() and a ReadableStream reader instead.
- * Action buttons show until an action answers 403: the token's role is
- * too weak, and they are hidden from then on (body.read-only).
+ * The token's role comes from GET /status: a button is made only for
+ * what the role may do (execute: trigger, pause, resume, retry; write:
+ * purge), so a read token sees none.
  */
 'use strict';
 
@@ -15,23 +16,31 @@ const KEY = 'hourglass.token';
 const $ = (sel) => document.querySelector(sel);
 let selected = null;        // the job whose executions are shown
 let stream = null;          // the events' AbortController
+let role = 'read';          // the token's, from /status
+const outputs = new Map();  // a finished execution's output, by id
+
+const RANKS = { read: 1, execute: 2, write: 3, admin: 4 };
+function can(need) { return RANKS[role] >= RANKS[need]; }
 
 function token() { return sessionStorage.getItem(KEY); }
 
 function say(text) { $('#error').textContent = text || ''; }
 
-async function api(method, path) {
+async function api(method, path, body) {
+  const headers = { 'Authorization': 'Bearer ' + token() };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch('/api/v1' + path, {
-    method, cache: 'no-store',
-    headers: { 'Authorization': 'Bearer ' + token() }
+    method, cache: 'no-store', headers,
+    body: body === undefined ? undefined : JSON.stringify(body)
   });
-  const body = await resp.json().catch(() => ({}));
+  const answer = await resp.json().catch(() => ({}));
   if (!resp.ok) {
-    const err = new Error(body.error ? body.error.message : resp.statusText);
+    const err = new Error(answer.error ? answer.error.message
+                                       : resp.statusText);
     err.status = resp.status;
     throw err;
   }
-  return body;
+  return answer;
 }
 
 /* A time in the browser's zone; the UTC instant on hover. */
@@ -66,7 +75,6 @@ async function act(id, what) {
     say('');
     await loadJobs();
   } catch (e) {
-    if (e.status === 403) document.body.classList.add('read-only');
     say(what + ' ' + id + ': ' + e.message);
   }
 }
@@ -94,9 +102,11 @@ async function loadJobs() {
     cell(row, (j.paused ? 'paused' : 'active')
               + (j.running > 0 ? ', running ' + j.running : ''));
     const actions = cell(row, '');
-    actions.append(button('Trigger', () => act(j.id, 'trigger')),
-                   j.paused ? button('Resume', () => act(j.id, 'resume'))
-                            : button('Pause', () => act(j.id, 'pause')));
+    if (can('execute')) {
+      actions.append(button('Trigger', () => act(j.id, 'trigger')),
+                     j.paused ? button('Resume', () => act(j.id, 'resume'))
+                              : button('Pause', () => act(j.id, 'pause')));
+    }
   }
 }
 
@@ -108,6 +118,7 @@ async function loadRuns() {
   $('#runs-title').textContent = 'Executions of ' + selected;
   const body = $('#runs tbody');
   body.replaceChildren();
+  await fillOutputs(page.executions);
   for (const x of page.executions) {
     const row = body.insertRow();
     cell(row, when(x.started_at || x.scheduled_for));
@@ -116,9 +127,22 @@ async function loadRuns() {
     cell(row, x.duration_ms == null ? '' : x.duration_ms + ' ms');
     cell(row, x.signal ? 'signal ' + x.signal : x.exit_code);
     const pre = document.createElement('pre');
-    pre.textContent = x.output || '';
+    pre.textContent = outputs.get(x.id) || '';
     cell(row, pre);
   }
+}
+
+/* The list leaves the output out; a finished execution's does not change,
+ * so each is asked for once. */
+const FINISHED = new Set(['succeeded', 'failed', 'timed_out', 'crashed',
+                          'killed', 'skipped', 'missed', 'dead']);
+async function fillOutputs(list) {
+  const want = list.filter((x) => FINISHED.has(x.status)
+                                  && !outputs.has(x.id));
+  await Promise.all(want.map(async (x) => {
+    const full = await api('GET', '/executions/' + encodeURIComponent(x.id));
+    outputs.set(x.id, full.output || '');
+  }));
 }
 
 /* Server-sent events over fetch(): "event: NAME\ndata: JSON\n\n". */
@@ -171,8 +195,9 @@ function fail(e) {
 async function start() {
   if (!token()) { $('#login').hidden = false; return; }
   $('#login').hidden = true;
-  document.body.classList.remove('read-only');
   try {
+    const status = await api('GET', '/status');
+    role = status.token.role;
     await loadJobs();
     say('');
     listen().catch((e) => {

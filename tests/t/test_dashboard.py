@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import REPO, job, sqlite_config
-from test_api import Api, api_section, free_port
+from test_api import ROLES, Api, api_section, free_port
 
 
 @pytest.fixture
@@ -56,9 +56,18 @@ def test_the_page_is_served_without_a_token(site):
     assert api.call("GET", "/api/v1/jobs", token=None)[0] == 401
 
 
+@pytest.mark.parametrize("name", ["reader", "runner", "writer", "ops"])
+def test_the_status_names_the_token_and_its_role(site, name):
+    status, body = Api(site).json("GET", "/api/v1/status", token=name)
+    assert status == 200, body
+    assert body["token"] == {"name": name, "role": ROLES[name]}, body
+
+
 def test_the_page_fetches_nothing_from_elsewhere():
     for f in (REPO / "html").iterdir():
-        text = f.read_text()
+        # an SVG's namespace is a name, never fetched
+        text = f.read_text().replace('xmlns="http://www.w3.org/2000/svg"',
+                                     "")
         assert "http://" not in text and "https://" not in text, f.name
         assert "?token=" not in text, f.name
 

@@ -121,8 +121,18 @@ class Page:
                 for r in self.all("#runs tbody tr")]
 
     def actions(self):
-        """The action buttons a person can see."""
-        return [b.text for b in self.all("button.action") if b.is_displayed()]
+        """The action buttons in the page, shown or not."""
+        return [b.get_attribute("textContent")
+                for b in self.all("button.action")]
+
+    def open_listed(self, token):
+        """Opens the page with TOKEN, waits for the configuration's jobs
+        and the events stream."""
+        self.open(token)
+        self.wait(lambda: sorted(self.job_ids()) == ["hourly", "nightly"],
+                  "the configuration's jobs listed")
+        self.wait(lambda: self.text("#live") == "live",
+                  "the events stream open")
 
     def click(self, row_of, label):
         row = self.job_row(row_of)
@@ -166,11 +176,8 @@ def site(daemon, chrome):
 
 def test_jobs_executions_trigger_live_pause(site):
     page, api = site
-    page.open("ops")
-    page.wait(lambda: sorted(page.job_ids()) == ["hourly", "nightly"],
-              "the configuration's jobs listed")
-    assert "live" == page.wait(lambda: page.text("#live") == "live"
-                               and "live", "the events stream open")
+    page.open_listed("ops")
+    assert page.actions() == ["Trigger", "Pause"] * 2
     page.job_row("hourly").find_element(By.CSS_SELECTOR, "a").click()
     page.wait(lambda: page.visible("#runs-section"), "the executions")
     assert page.run_rows() == []
@@ -186,7 +193,7 @@ def test_jobs_executions_trigger_live_pause(site):
     assert status == 202, body
     page.wait(lambda: sum(r[1] == "succeeded" for r in page.run_rows()) == 2,
               "the second run, from the events stream")
-    assert any(body["execution_id"] in r[5] for r in page.run_rows()), \
+    assert any(body["execution"] in r[5] for r in page.run_rows()), \
         page.run_rows()
 
     page.click("hourly", "Pause")
@@ -202,10 +209,7 @@ def test_jobs_executions_trigger_live_pause(site):
 
 def test_a_read_token_sees_no_actions(site):
     page, api = site
-    page.open("reader")
-    page.wait(lambda: sorted(page.job_ids()) == ["hourly", "nightly"],
-              "the configuration's jobs listed")
-    page.wait(lambda: page.text("#live") == "live", "the events stream open")
+    page.open_listed("reader")
     assert page.actions() == []
     # what it may see, it sees: a run triggered by someone else, live
     page.job_row("nightly").find_element(By.CSS_SELECTOR, "a").click()
