@@ -1,6 +1,7 @@
 /*
- * hourglass dashboard: the jobs, a job's executions, trigger / pause /
- * resume, live from /api/v1/events. Vanilla JS, nothing fetched from
+ * hourglass dashboard: one view at a time, named by the URL's fragment
+ * (#jobs, #queue): the jobs, a job's executions, trigger / pause /
+ * resume; the queue; read again on each event of /api/v1/events. Vanilla JS, nothing fetched from
  * anywhere but this daemon (the server's Content-Security-Policy says so).
  *
  * The token is typed once and kept in sessionStorage, never in a URL: it
@@ -69,14 +70,20 @@ function button(label, onclick) {
   return b;
 }
 
-async function act(id, what) {
+/* An action's request; the view is read again after it. */
+async function act(what, method, path, body) {
   try {
-    await api('POST', '/jobs/' + encodeURIComponent(id) + '/' + what);
+    await api(method, path, body);
     say('');
-    await loadJobs();
   } catch (e) {
-    say(what + ' ' + id + ': ' + e.message);
+    say(what + ': ' + e.message);
   }
+  refresh();
+}
+
+function jobAct(id, what) {
+  return () => act(what + ' ' + id, 'POST',
+                   '/jobs/' + encodeURIComponent(id) + '/' + what);
 }
 
 async function loadJobs() {
@@ -87,13 +94,12 @@ async function loadJobs() {
     const row = body.insertRow();
     if (j.id === selected) row.className = 'selected';
     const open = document.createElement('a');
-    open.href = '#' + encodeURIComponent(j.id);
+    open.href = '#jobs';
     open.textContent = j.id;
     open.addEventListener('click', (ev) => {
       ev.preventDefault();
       selected = j.id;
-      loadJobs().catch(fail);
-      loadRuns().catch(fail);
+      refresh();
     });
     cell(row, open);
     cell(row, j.type);
@@ -103,9 +109,9 @@ async function loadJobs() {
               + (j.running > 0 ? ', running ' + j.running : ''));
     const actions = cell(row, '');
     if (can('execute')) {
-      actions.append(button('Trigger', () => act(j.id, 'trigger')),
-                     j.paused ? button('Resume', () => act(j.id, 'resume'))
-                              : button('Pause', () => act(j.id, 'pause')));
+      actions.append(button('Trigger', jobAct(j.id, 'trigger')),
+                     j.paused ? button('Resume', jobAct(j.id, 'resume'))
+                              : button('Pause', jobAct(j.id, 'pause')));
     }
   }
 }
@@ -130,6 +136,55 @@ async function loadRuns() {
     pre.textContent = outputs.get(x.id) || '';
     cell(row, pre);
   }
+}
+
+/* What waits to run: due now or later, and why it waits. */
+async function loadQueue() {
+  const page = await api('GET', '/queue?page_size=500');
+  $('#queue-total').textContent = page.total + ' queued';
+  const body = $('#queue tbody');
+  body.replaceChildren();
+  for (const q of page.executions) {
+    const row = body.insertRow();
+    cell(row, q.job_id);
+    cell(row, when(q.due));
+    cell(row, q.waiting);
+    cell(row, q.priority);
+    cell(row, q.triggered_by);
+    cell(row, q.attempt);
+    cell(row, q.payload_bytes + ' bytes');
+    const actions = cell(row, '');
+    if (can('execute')) {
+      actions.append(button('Remove', () => act(
+        'remove ' + q.id, 'DELETE', '/queue/' + encodeURIComponent(q.id))));
+    }
+  }
+}
+
+const VIEWS = {
+  jobs: async () => { await loadJobs(); await loadRuns(); },
+  queue: loadQueue,
+};
+
+function view() {
+  const v = location.hash.slice(1);
+  return Object.hasOwn(VIEWS, v) ? v : 'jobs';
+}
+
+function refresh() {
+  VIEWS[view()]().catch(fail);
+}
+
+function show() {
+  const v = view();
+  for (const s of document.querySelectorAll('.view')) {
+    s.hidden = s.id !== 'view-' + v;
+  }
+  for (const a of document.querySelectorAll('#views a')) {
+    if (a.hash === '#' + v) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  refresh();
 }
 
 /* The list leaves the output out; a finished execution's does not change,
@@ -178,8 +233,7 @@ function onEvent(name) {
   if (name.startsWith(':') || pending) return;
   pending = setTimeout(() => {
     pending = null;
-    loadJobs().catch(fail);
-    loadRuns().catch(fail);
+    refresh();
   }, 200);
 }
 
@@ -198,7 +252,8 @@ async function start() {
   try {
     const status = await api('GET', '/status');
     role = status.token.role;
-    await loadJobs();
+    $('#views').hidden = false;
+    show();
     say('');
     listen().catch((e) => {
       fail(e);
@@ -214,6 +269,7 @@ document.addEventListener('DOMContentLoaded', () => {
     $('#token').value = '';
     start();
   });
+  window.addEventListener('hashchange', show);
   $('#forget').addEventListener('click', () => {
     sessionStorage.removeItem(KEY);
     if (stream) stream.abort();

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO, job, sqlite_config, wait_until
+from conftest import REPO, at_ahead, job, rfc3339, sqlite_config, wait_until
 from test_api import TOKENS, Api, api_section, free_port
 
 try:
@@ -116,14 +116,18 @@ class Page:
         return [r.find_element(By.CSS_SELECTOR, "td").text
                 for r in self.all("#jobs tbody tr")]
 
-    def run_rows(self):
+    def rows(self, table):
+        """The cells' text of TABLE's body, row by row."""
         return [[td.text for td in r.find_elements(By.CSS_SELECTOR, "td")]
-                for r in self.all("#runs tbody tr")]
+                for r in self.all(table + " tbody tr")]
 
-    def actions(self):
-        """The action buttons in the page, shown or not."""
+    def run_rows(self):
+        return self.rows("#runs")
+
+    def actions(self, within="main"):
+        """The action buttons in WITHIN, shown or not."""
         return [b.get_attribute("textContent")
-                for b in self.all("button.action")]
+                for b in self.all(within + " button.action")]
 
     def open_listed(self, token):
         """Opens the page with TOKEN, waits for the configuration's jobs
@@ -217,4 +221,27 @@ def test_a_read_token_sees_no_actions(site):
     page.wait(lambda: any(r[1] == "succeeded" and "nightly-out" in r[5]
                           for r in page.run_rows()), "nightly's run, live")
     assert page.actions() == []
+    page.not_reloaded()
+
+
+def test_the_queue(site):
+    page, api = site
+    later = rfc3339(at_ahead(3600))
+    status, body = api.json("POST", "/api/v1/queue", {
+        "job": "nightly", "run_at": later, "priority": "high",
+        "payload": {"n": 1}})
+    assert status == 202, body
+    page.open_listed("reader")
+    page.d.find_element(By.LINK_TEXT, "Queue").click()
+    rows = page.wait(lambda: page.rows("#queue"), "the queue's entry")
+    assert rows == [["nightly", rows[0][1], "scheduled", "high",
+                     "api:ops", "1", rows[0][6], ""]], rows
+    assert page.actions() == []
+    page.open_listed("ops")
+    page.d.find_element(By.LINK_TEXT, "Queue").click()
+    page.wait(lambda: page.rows("#queue"), "the queue's entry")
+    assert page.actions("#queue") == ["Remove"]
+    page.all("#queue button.action")[0].click()
+    page.wait(lambda: page.rows("#queue") == [], "the entry removed")
+    assert api.json("GET", "/api/v1/queue")[1]["total"] == 0
     page.not_reloaded()
