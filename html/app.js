@@ -1,8 +1,9 @@
 /*
- * hourglass dashboard: one view at a time, named by the URL's fragment
- * (#jobs, #queue): the jobs, a job's executions, trigger / pause /
- * resume; the queue; read again on each event of /api/v1/events. Vanilla JS, nothing fetched from
- * anywhere but this daemon (the server's Content-Security-Policy says so).
+ * hourglass dashboard: one view at a time, named by the URL's fragment:
+ * #jobs (a job's executions, trigger / pause / resume), #queue, #dead
+ * (retry, purge, one or all matching); read again on each event of
+ * /api/v1/events. Vanilla JS, nothing fetched from anywhere but this
+ * daemon (the server's Content-Security-Policy says so).
  *
  * The token is typed once and kept in sessionStorage, never in a URL: it
  * goes in an Authorization header. EventSource cannot send headers, so
@@ -59,6 +60,13 @@ function cell(row, content) {
   if (content instanceof Node) td.appendChild(content);
   else td.textContent = content == null ? '' : String(content);
   return td;
+}
+
+/* An execution's output, read by fillOutputs(). */
+function output(id) {
+  const pre = document.createElement('pre');
+  pre.textContent = outputs.get(id) || '';
+  return pre;
 }
 
 function button(label, onclick) {
@@ -132,9 +140,7 @@ async function loadRuns() {
     cell(row, x.attempt);
     cell(row, x.duration_ms == null ? '' : x.duration_ms + ' ms');
     cell(row, x.signal ? 'signal ' + x.signal : x.exit_code);
-    const pre = document.createElement('pre');
-    pre.textContent = outputs.get(x.id) || '';
-    cell(row, pre);
+    cell(row, output(x.id));
   }
 }
 
@@ -161,9 +167,55 @@ async function loadQueue() {
   }
 }
 
+/* Dead letters, of one job or all; retry and purge one by one or all
+ * that match the filter (the server applies the same filter). */
+async function loadDead() {
+  const job = $('#dead-job').value.trim();
+  const page = await api('GET', '/dead?page_size=500'
+                         + (job ? '&job=' + encodeURIComponent(job) : ''));
+  await fillOutputs(page.executions);
+  $('#dead-total').textContent = page.total + ' dead';
+  const filter = job ? { job } : {};
+  const bulk = $('#dead-bulk');
+  bulk.replaceChildren();
+  if (page.total > 0 && can('execute')) {
+    bulk.append(button('Retry all ' + page.total, () => act(
+      'retry all', 'POST', '/dead/retry', filter)));
+  }
+  if (page.total > 0 && can('write')) {
+    bulk.append(button('Purge all ' + page.total, () => {
+      if (confirm('Purge ' + page.total + ' dead executions'
+                  + (job ? ' of ' + job : '') + '?')) {
+        act('purge all', 'POST', '/dead/purge', filter);
+      }
+    }));
+  }
+  const body = $('#dead tbody');
+  body.replaceChildren();
+  for (const x of page.executions) {
+    const row = body.insertRow();
+    const one = '/dead/' + encodeURIComponent(x.id);
+    cell(row, x.job_id);
+    cell(row, when(x.finished_at));
+    cell(row, x.attempt);
+    cell(row, x.error);
+    cell(row, output(x.id));
+    const actions = cell(row, '');
+    if (can('execute')) {
+      actions.append(button('Retry', () => act(
+        'retry ' + x.id, 'POST', one + '/retry')));
+    }
+    if (can('write')) {
+      actions.append(button('Purge', () => act(
+        'purge ' + x.id, 'DELETE', one)));
+    }
+  }
+}
+
 const VIEWS = {
   jobs: async () => { await loadJobs(); await loadRuns(); },
   queue: loadQueue,
+  dead: loadDead,
 };
 
 function view() {
@@ -262,7 +314,21 @@ async function start() {
   } catch (e) { fail(e); }
 }
 
+/* Each table's head, from its data-cols ("Job|Type|..."). */
+function heads() {
+  for (const table of document.querySelectorAll('table[data-cols]')) {
+    const row = table.createTHead().insertRow();
+    for (const name of table.dataset.cols.split('|')) {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = name;
+      row.appendChild(th);
+    }
+  }
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  heads();
   $('#login').addEventListener('submit', (ev) => {
     ev.preventDefault();
     sessionStorage.setItem(KEY, $('#token').value);
@@ -270,6 +336,10 @@ document.addEventListener('DOMContentLoaded', () => {
     start();
   });
   window.addEventListener('hashchange', show);
+  $('#dead-filter').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    refresh();
+  });
   $('#forget').addEventListener('click', () => {
     sessionStorage.removeItem(KEY);
     if (stream) stream.abort();

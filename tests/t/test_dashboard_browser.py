@@ -29,6 +29,7 @@ except ImportError:          # reported by the fixture, not at collection
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 PATIENCE = 20.0             # a loaded 2-core machine renders slowly
+JOBS = ["broken", "hourly", "nightly"]    # the site's, sorted
 
 
 def browser_missing():
@@ -72,8 +73,10 @@ class Page:
     def __init__(self, driver, port):
         self.d = driver
         self.base = "http://127.0.0.1:%d" % port
+        self.opened = False
 
     def open(self, token):
+        self.opened = True
         self.d.get(self.base + "/")
         self.d.execute_script("sessionStorage.clear()")
         self.d.get(self.base + "/")
@@ -133,7 +136,7 @@ class Page:
         """Opens the page with TOKEN, waits for the configuration's jobs
         and the events stream."""
         self.open(token)
-        self.wait(lambda: sorted(self.job_ids()) == ["hourly", "nightly"],
+        self.wait(lambda: sorted(self.job_ids()) == JOBS,
                   "the configuration's jobs listed")
         self.wait(lambda: self.text("#live") == "live",
                   "the events stream open")
@@ -171,17 +174,25 @@ def site(daemon, chrome):
             timezone="Europe/Berlin", tags=["db", "nightly"]),
         job("hourly", command="echo hourly-out-$HOURGLASS_EXECUTION_ID",
             every="1h", tags=["web"]),
+        # dead at its first failure; succeeds once its flag exists
+        job("broken", command="echo broken-out; test -e %s || exit 3"
+            % (daemon.dir / "fixed"), every="1h", max_retries=0),
     ], extra=api_section(port)))
-    chrome.get_log("browser")           # what an earlier test left
+    chrome.get("about:blank")           # nothing of an earlier test's
+    chrome.get_log("browser")
     page = Page(chrome, port)
     yield page, Api(port)
-    page.check_clean()
+    try:
+        if page.opened:
+            page.check_clean()
+    finally:
+        chrome.get("about:blank")       # before this daemon stops
 
 
 def test_jobs_executions_trigger_live_pause(site):
     page, api = site
     page.open_listed("ops")
-    assert page.actions() == ["Trigger", "Pause"] * 2
+    assert page.actions() == ["Trigger", "Pause"] * 3
     page.job_row("hourly").find_element(By.CSS_SELECTOR, "a").click()
     page.wait(lambda: page.visible("#runs-section"), "the executions")
     assert page.run_rows() == []
@@ -244,4 +255,60 @@ def test_the_queue(site):
     page.all("#queue button.action")[0].click()
     page.wait(lambda: page.rows("#queue") == [], "the entry removed")
     assert api.json("GET", "/api/v1/queue")[1]["total"] == 0
+    page.not_reloaded()
+
+
+def dead_ids(api, job="broken"):
+    return sorted(x["id"] for x in api.json(
+        "GET", "/api/v1/dead?job=" + job)[1]["executions"])
+
+
+def test_dead_letters(site, daemon):
+    page, api = site
+    for n in range(1, 4):       # one at a time: it does not overlap
+        assert api.json("POST", "/api/v1/jobs/broken/trigger")[0] == 202
+        wait_until(lambda: len(dead_ids(api)) == n, what="%d dead" % n)
+
+    page.open_listed("reader")
+    page.d.find_element(By.LINK_TEXT, "Dead letters").click()
+    rows = page.wait(lambda: len(page.rows("#dead")) == 3
+                     and page.rows("#dead"), "3 dead letters")
+    assert all(r[0] == "broken" and r[3] == "exit code 3"
+               and r[4] == "broken-out" for r in rows), rows
+    assert page.actions() == []
+
+    page.open_listed("ops")
+    page.d.find_element(By.LINK_TEXT, "Dead letters").click()
+    page.wait(lambda: len(page.rows("#dead")) == 3, "3 dead letters")
+    assert page.actions("#dead-bulk") == ["Retry all 3", "Purge all 3"]
+    assert page.actions("#dead tbody") == ["Retry", "Purge"] * 3
+    before = dead_ids(api)
+    page.all("#dead tbody button.action")[1].click()        # purge one
+    page.wait(lambda: len(page.rows("#dead")) == 2, "one purged")
+    assert len(dead_ids(api)) == 2 and set(dead_ids(api)) < set(before)
+
+    (daemon.dir / "fixed").write_text("")
+    page.all("#dead tbody button.action")[0].click()        # retry one
+    page.wait(lambda: len(page.rows("#dead")) == 1, "one retried")
+    wait_until(lambda: any(x["status"] == "succeeded" for x in api.json(
+        "GET", "/api/v1/jobs/broken/executions")[1]["executions"]),
+        what="the retried run succeeded")
+    # all matching the job filter
+    page.d.find_element(By.ID, "dead-job").send_keys("broken\n")
+    page.wait(lambda: page.actions("#dead-bulk")[:1] == ["Retry all 1"],
+              "the filter applied")
+    page.all("#dead-bulk button.action")[0].click()
+    page.wait(lambda: page.rows("#dead") == [], "all retried")
+    assert dead_ids(api) == []
+    wait_until(lambda: sum(x["status"] == "succeeded" for x in api.json(
+        "GET", "/api/v1/jobs/broken/executions")[1]["executions"]) == 2,
+        what="the 2 retried runs succeeded")
+
+    (daemon.dir / "fixed").unlink()
+    assert api.json("POST", "/api/v1/jobs/broken/trigger")[0] == 202
+    page.wait(lambda: len(page.rows("#dead")) == 1, "a new dead letter, live")
+    page.all("#dead-bulk button.action")[1].click()         # purge all
+    page.d.switch_to.alert.accept()
+    page.wait(lambda: page.rows("#dead") == [], "all purged")
+    assert dead_ids(api) == []
     page.not_reloaded()
