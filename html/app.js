@@ -1,7 +1,8 @@
 /*
  * hourglass dashboard: one view at a time, named by the URL's fragment:
  * #jobs (a job's executions, trigger / pause / resume), #queue, #dead
- * (retry, purge, one or all matching); read again on each event of
+ * (retry, purge, one or all matching), #status (this instance, its
+ * workers by state); read again on each event of
  * /api/v1/events. Vanilla JS, nothing fetched from anywhere but this
  * daemon (the server's Content-Security-Policy says so).
  *
@@ -212,10 +213,59 @@ async function loadDead() {
   }
 }
 
+/* A table of NAME -> count, in the object's order. */
+function counts(table, obj) {
+  const body = $(table + ' tbody');
+  body.replaceChildren();
+  for (const [name, n] of Object.entries(obj)) {
+    const row = body.insertRow();
+    cell(row, name).className = name;
+    cell(row, n);
+  }
+}
+
+/* The instance at a glance: GET /status. */
+async function loadStatus() {
+  const st = await api('GET', '/status');
+  const dl = $('#instance');
+  dl.replaceChildren();
+  for (const [term, value] of [
+    ['Version', st.version], ['Process', st.pid],
+    ['Started', when(new Date(st.started_at_ms).toISOString())],
+    ['Up for', words(st.uptime_s)], ['Configuration', st.configuration],
+    ['Reloads', st.reloads.ok + ' done, ' + st.reloads.failed + ' failed'],
+    ['Jobs', st.jobs], ['Queue depth', st.queue_depth],
+    ['Your token', st.token.name + ' (' + st.token.role + ')']]) {
+    const dt = document.createElement('dt');
+    const dd = document.createElement('dd');
+    dt.textContent = term;
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = String(value);
+    dl.append(dt, dd);
+  }
+  counts('#workers', Object.assign({ configured: st.workers_configured },
+                                   st.workers));
+  counts('#ended', st.executions_ended);
+}
+
+/* A duration in seconds, in words ("2 h 5 min"). */
+function words(s) {
+  const parts = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['min', 60]]) {
+    if (s >= size) {
+      parts.push(Math.floor(s / size) + ' ' + unit);
+      s %= size;
+    }
+  }
+  if (parts.length === 0 || s > 0) parts.push(s + ' s');
+  return parts.join(' ');
+}
+
 const VIEWS = {
   jobs: async () => { await loadJobs(); await loadRuns(); },
   queue: loadQueue,
   dead: loadDead,
+  status: loadStatus,
 };
 
 function view() {

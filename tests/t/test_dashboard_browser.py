@@ -29,7 +29,7 @@ except ImportError:          # reported by the fixture, not at collection
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 PATIENCE = 20.0             # a loaded 2-core machine renders slowly
-JOBS = ["broken", "hourly", "nightly"]    # the site's, sorted
+JOBS = ["broken", "hourly", "nightly", "waiter"]    # the site's, sorted
 
 
 def browser_missing():
@@ -177,6 +177,9 @@ def site(daemon, chrome):
         # dead at its first failure; succeeds once its flag exists
         job("broken", command="echo broken-out; test -e %s || exit 3"
             % (daemon.dir / "fixed"), every="1h", max_retries=0),
+        # busy until its flag exists
+        job("waiter", command="while ! test -e %s; do sleep 0.05; done"
+            % (daemon.dir / "go"), every="1h"),
     ], extra=api_section(port)))
     chrome.get("about:blank")           # nothing of an earlier test's
     chrome.get_log("browser")
@@ -192,7 +195,7 @@ def site(daemon, chrome):
 def test_jobs_executions_trigger_live_pause(site):
     page, api = site
     page.open_listed("ops")
-    assert page.actions() == ["Trigger", "Pause"] * 3
+    assert page.actions() == ["Trigger", "Pause"] * len(JOBS)
     page.job_row("hourly").find_element(By.CSS_SELECTOR, "a").click()
     page.wait(lambda: page.visible("#runs-section"), "the executions")
     assert page.run_rows() == []
@@ -311,4 +314,31 @@ def test_dead_letters(site, daemon):
     page.d.switch_to.alert.accept()
     page.wait(lambda: page.rows("#dead") == [], "all purged")
     assert dead_ids(api) == []
+    page.not_reloaded()
+
+
+def test_workers_and_status(site, daemon):
+    page, api = site
+    page.open_listed("reader")
+    page.d.find_element(By.LINK_TEXT, "Workers and status").click()
+    page.wait(lambda: page.rows("#workers"), "the workers")
+    terms = [e.text for e in page.all("#instance dt")]
+    values = [e.text for e in page.all("#instance dd")]
+    facts = dict(zip(terms, values))
+    status = api.json("GET", "/api/v1/status")[1]
+    assert facts["Version"] == status["version"]
+    assert facts["Process"] == str(daemon.pid)
+    assert facts["Jobs"] == str(len(JOBS))
+    assert facts["Your token"] == "reader (read)"
+    workers = dict(page.rows("#workers"))
+    assert workers["configured"] == "2" and workers["idle"] == "2", workers
+
+    # a worker turns busy and idle again, live
+    assert api.json("POST", "/api/v1/jobs/waiter/trigger")[0] == 202
+    page.wait(lambda: dict(page.rows("#workers"))["busy"] == "1",
+              "a busy worker")
+    (daemon.dir / "go").write_text("")
+    page.wait(lambda: dict(page.rows("#workers"))["busy"] == "0"
+              and dict(page.rows("#ended"))["succeeded"] == "1",
+              "the worker idle again, one success")
     page.not_reloaded()
