@@ -95,11 +95,29 @@ function jobAct(id, what) {
                    '/jobs/' + encodeURIComponent(id) + '/' + what);
 }
 
+/* The jobs filter: status, type and tag go to the server; the id search
+ * is a substring the server has no filter for, so it is applied here. */
+function jobQuery() {
+  const q = new URLSearchParams({ page_size: '500' });
+  for (const [key, sel] of [['status', '#f-status'], ['type', '#f-type'],
+                            ['tag', '#f-tag']]) {
+    const v = $(sel).value.trim();
+    if (v) q.set(key, v);
+  }
+  return '/jobs?' + q;
+}
+
+let jobsAsked = 0;          // the latest loadJobs(): only it may draw
 async function loadJobs() {
-  const page = await api('GET', '/jobs?page_size=500');
+  const mine = ++jobsAsked;
+  const page = await api('GET', jobQuery());
+  if (mine !== jobsAsked) return;     // typed on since: a later one draws
+  const search = $('#f-id').value.trim();
+  const jobs = page.jobs.filter((j) => j.id.includes(search));
+  $('#jobs-total').textContent = jobs.length + ' of ' + page.total;
   const body = $('#jobs tbody');
   body.replaceChildren();
-  for (const j of page.jobs) {
+  for (const j of jobs) {
     const row = body.insertRow();
     if (j.id === selected) row.className = 'selected';
     const open = document.createElement('a');
@@ -386,10 +404,15 @@ document.addEventListener('DOMContentLoaded', () => {
     start();
   });
   window.addEventListener('hashchange', show);
-  $('#dead-filter').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    refresh();
-  });
+  for (const form of ['#dead-filter', '#job-filter']) {
+    $(form).addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      refresh();
+    });
+  }
+  // as one types; "change" too, for a field emptied by script or autofill
+  $('#job-filter').addEventListener('input', refresh);
+  $('#job-filter').addEventListener('change', refresh);
   $('#forget').addEventListener('click', () => {
     sessionStorage.removeItem(KEY);
     if (stream) stream.abort();

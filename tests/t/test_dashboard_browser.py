@@ -21,6 +21,7 @@ from test_api import TOKENS, Api, api_section, free_port
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
     from selenium.common.exceptions import (NoSuchElementException,
                                             StaleElementReferenceException)
 except ImportError:          # reported by the fixture, not at collection
@@ -94,7 +95,8 @@ class Page:
                 return None
         return wait_until(probe, timeout=timeout,
                           what=lambda: "%s; the page says: %s" % (
-                              what, self.text("body")))
+                              what() if callable(what) else what,
+                          self.text("body")))
 
     def visible(self, css):
         el = self.d.find_element(By.CSS_SELECTOR, css)
@@ -342,3 +344,34 @@ def test_workers_and_status(site, daemon):
               and dict(page.rows("#ended"))["succeeded"] == "1",
               "the worker idle again, one success")
     page.not_reloaded()
+
+
+def test_jobs_filters(site):
+    page, api = site
+    assert api.json("POST", "/api/v1/jobs/nightly/pause")[0] == 200
+    page.open_listed("reader")
+
+    def shown(what, want):
+        page.wait(lambda: sorted(page.job_ids()) == want,
+                  lambda: "%s: %s, not %s" % (what, page.job_ids(), want))
+
+    tag = page.d.find_element(By.ID, "f-tag")
+    tag.send_keys("web")
+    shown("tag web", ["hourly"])
+    tag.clear()
+    tag.send_keys("db")
+    shown("tag db", ["nightly"])
+    tag.clear()
+    shown("no filter", JOBS)
+    status = Select(page.d.find_element(By.ID, "f-status"))
+    status.select_by_visible_text("paused")
+    shown("paused", ["nightly"])
+    status.select_by_visible_text("active")
+    shown("active", ["broken", "hourly", "waiter"])
+    page.d.find_element(By.ID, "f-id").send_keys("r")
+    shown("active, id with r", ["broken", "hourly", "waiter"])
+    page.d.find_element(By.ID, "f-id").send_keys("o")
+    shown("active, id with ro", ["broken"])
+    page.d.find_element(By.ID, "f-type").send_keys("http")
+    shown("type http", [])
+    assert page.text("#jobs-total") == "0 of 0"
