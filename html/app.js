@@ -46,6 +46,78 @@ async function api(method, path, body) {
   return answer;
 }
 
+/* A time in ZONE (the daemon's when null), the browser's on hover. */
+function inZone(text, zone) {
+  const t = document.createElement('time');
+  const d = new Date(text);
+  t.dateTime = text;
+  t.title = d.toLocaleString() + ' here';
+  t.textContent = new Intl.DateTimeFormat(undefined, {
+    weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+    timeZone: zone || undefined }).format(d) + (zone ? ' ' + zone : '');
+  return t;
+}
+
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday',
+              'Friday', 'Saturday'];
+const MACROS = {
+  '@yearly': 'at 00:00 on 1 January', '@annually': 'at 00:00 on 1 January',
+  '@monthly': 'at 00:00 on day 1 of every month',
+  '@weekly': 'at 00:00 every Sunday', '@daily': 'at 00:00 every day',
+  '@midnight': 'at 00:00 every day', '@hourly': 'at minute 0 of every hour'
+};
+
+/* A cron expression in words for the common shapes, null for the rest
+ * (shown as written then). */
+function cronWords(expr) {
+  const e = expr.trim();
+  if (Object.hasOwn(MACROS, e)) return MACROS[e];
+  const every = /^@every\s+(\S+)$/.exec(e);
+  if (every) return 'every ' + every[1];
+  let f = e.split(/\s+/);
+  if (f.length === 6 && f[0] === '0') f = f.slice(1);
+  if (f.length !== 5) return null;
+  const [mi, h, dom, mon, dow] = f;
+  const num = /^\d+$/;
+  const step = (x) => (/^\*\/(\d+)$/.exec(x) || [])[1];
+  const pad = (x) => x.padStart(2, '0');
+  let time;
+  if (num.test(mi) && num.test(h)) {
+    time = 'at ' + pad(h) + ':' + pad(mi);
+  } else if (num.test(mi) && h === '*') {
+    time = 'at minute ' + mi + ' of every hour';
+  } else if (step(mi) && h === '*') {
+    time = 'every ' + step(mi) + ' minutes';
+  } else if (mi === '*' && h === '*') {
+    time = 'every minute';
+  } else if (num.test(mi) && step(h)) {
+    time = 'at minute ' + mi + ' every ' + step(h) + ' hours';
+  } else return null;
+  let days;
+  if (dom === '*' && mon === '*' && dow === '*') {
+    days = num.test(h) ? 'every day' : '';
+  } else if (dom === '*' && mon === '*' && dow === '1-5') days = 'on weekdays';
+  else if (dom === '*' && mon === '*' && /^[0-7](,[0-7])*$/.test(dow)) {
+    days = 'every ' + dow.split(',').map((d) => DAYS[d % 7]).join(', ');
+  } else if (num.test(dom) && mon === '*' && dow === '*') {
+    days = 'on day ' + dom + ' of every month';
+  } else return null;
+  return days ? time + ' ' + days : time;
+}
+
+/* A job's schedule in words, with its zone. */
+function scheduleWords(def) {
+  const zone = def.timezone || "the daemon's zone";
+  if (def.schedule) {
+    return (cronWords(def.schedule) || 'cron "' + def.schedule + '"')
+           + ', ' + zone;
+  }
+  if (def.every) return 'every ' + def.every;
+  if (def.at) return 'once, at ' + def.at;
+  return 'only when triggered or queued';
+}
+
 /* A time in the browser's zone; the UTC instant on hover. */
 function when(text) {
   if (!text) return document.createTextNode('—');
@@ -73,7 +145,7 @@ function output(id) {
 function button(label, onclick) {
   const b = document.createElement('button');
   b.type = 'button';
-  b.className = 'action';
+  b.className = 'action ' + label.split(' ')[0].toLowerCase();
   b.textContent = label;
   b.addEventListener('click', onclick);
   return b;
@@ -143,10 +215,32 @@ async function loadJobs() {
   }
 }
 
-async function loadRuns() {
+/* The selected job: its schedule in words, next fires, statistics and
+ * latest executions. */
+async function loadJob() {
   if (selected === null) return;
-  const page = await api('GET', '/jobs/' + encodeURIComponent(selected)
-                         + '/executions?page_size=20');
+  const path = '/jobs/' + encodeURIComponent(selected);
+  const [job, page] = await Promise.all([
+    api('GET', path), api('GET', path + '/executions?page_size=20')]);
+  const def = job.definition || {};
+  const zone = def.timezone || null;
+  const st = job.stats;
+  $('#job-title').textContent = job.id;
+  facts('#job-facts', [
+    ['Schedule', scheduleWords(def)],
+    ['Last run', st.last_run ? when(st.last_run) : null],
+    ['Last status', st.last_status],
+    ['Runs', st.runs],
+    ['Success rate', st.runs ? Math.round(100 * st.successes / st.runs)
+                               + ' %' : null],
+    ['p95 duration', st.runs ? st.p95_duration_ms + ' ms' : null]]);
+  const fires = $('#next-fires');
+  fires.replaceChildren();
+  for (const f of job.next_fires || []) {
+    const li = document.createElement('li');
+    li.appendChild(inZone(f, zone));
+    fires.appendChild(li);
+  }
   $('#runs-section').hidden = false;
   $('#runs-title').textContent = 'Executions of ' + selected;
   const body = $('#runs tbody');
@@ -242,25 +336,30 @@ function counts(table, obj) {
   }
 }
 
+/* A <dl> of [term, text or node] pairs. */
+function facts(sel, pairs) {
+  const dl = $(sel);
+  dl.replaceChildren();
+  for (const [term, value] of pairs) {
+    const dt = document.createElement('dt');
+    const dd = document.createElement('dd');
+    dt.textContent = term;
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = value == null ? '—' : String(value);
+    dl.append(dt, dd);
+  }
+}
+
 /* The instance at a glance: GET /status. */
 async function loadStatus() {
   const st = await api('GET', '/status');
-  const dl = $('#instance');
-  dl.replaceChildren();
-  for (const [term, value] of [
+  facts('#instance', [
     ['Version', st.version], ['Process', st.pid],
     ['Started', when(new Date(st.started_at_ms).toISOString())],
     ['Up for', words(st.uptime_s)], ['Configuration', st.configuration],
     ['Reloads', st.reloads.ok + ' done, ' + st.reloads.failed + ' failed'],
     ['Jobs', st.jobs], ['Queue depth', st.queue_depth],
-    ['Your token', st.token.name + ' (' + st.token.role + ')']]) {
-    const dt = document.createElement('dt');
-    const dd = document.createElement('dd');
-    dt.textContent = term;
-    if (value instanceof Node) dd.appendChild(value);
-    else dd.textContent = String(value);
-    dl.append(dt, dd);
-  }
+    ['Your token', st.token.name + ' (' + st.token.role + ')']]);
   counts('#workers', Object.assign({ configured: st.workers_configured },
                                    st.workers));
   counts('#ended', st.executions_ended);
@@ -280,7 +379,7 @@ function words(s) {
 }
 
 const VIEWS = {
-  jobs: async () => { await loadJobs(); await loadRuns(); },
+  jobs: async () => { await loadJobs(); await loadJob(); },
   queue: loadQueue,
   dead: loadDead,
   status: loadStatus,

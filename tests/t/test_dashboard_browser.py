@@ -111,6 +111,13 @@ class Page:
         except NoSuchElementException:
             return ""
 
+    def facts(self, dl):
+        """DL's terms and descriptions as a dict."""
+        return dict(self.d.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' dt')]"
+            ".map(dt => [dt.innerText, dt.nextElementSibling.innerText])",
+            dl))
+
     def job_row(self, id):
         for row in self.all("#jobs tbody tr"):
             if row.find_element(By.CSS_SELECTOR, "td").text == id:
@@ -118,13 +125,15 @@ class Page:
         return None
 
     def job_ids(self):
-        return [r.find_element(By.CSS_SELECTOR, "td").text
-                for r in self.all("#jobs tbody tr")]
+        return [r[0] for r in self.rows("#jobs")]
 
     def rows(self, table):
         """The cells' text of TABLE's body, row by row."""
-        return [[td.text for td in r.find_elements(By.CSS_SELECTOR, "td")]
-                for r in self.all(table + " tbody tr")]
+        # read at once, in the page: a redraw in between cannot go stale
+        return self.d.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+            ".map(tr => [...tr.cells].map(td => td.innerText.trim()))",
+            table)
 
     def run_rows(self):
         return self.rows("#runs")
@@ -143,13 +152,26 @@ class Page:
         self.wait(lambda: self.text("#live") == "live",
                   "the events stream open")
 
+    def press(self, css, index=0):
+        """Clicks the INDEXth element matching CSS, again if the page
+        redrew it in between (a live page redraws on every event)."""
+        def once():
+            found = self.all(css)
+            if len(found) <= index:
+                return False
+            found[index].click()
+            return True
+        self.wait(once, "%s [%d] clicked" % (css, index))
+
     def click(self, row_of, label):
-        row = self.job_row(row_of)
-        for b in row.find_elements(By.CSS_SELECTOR, "button"):
-            if b.text == label:
-                b.click()
-                return
-        raise AssertionError("no %s button on %s's row" % (label, row_of))
+        """Clicks the LABEL button on job ROW_OF's row."""
+        index = self.job_ids().index(row_of)
+        self.press("#jobs tbody tr:nth-child(%d) button.%s"
+                   % (index + 1, label.lower()))
+
+    def open_job(self, id):
+        self.press("#jobs tbody tr:nth-child(%d) a"
+                   % (self.job_ids().index(id) + 1))
 
     def not_reloaded(self):
         assert self.d.execute_script("return window.hgMarker") == 42, \
@@ -198,7 +220,7 @@ def test_jobs_executions_trigger_live_pause(site):
     page, api = site
     page.open_listed("ops")
     assert page.actions() == ["Trigger", "Pause"] * len(JOBS)
-    page.job_row("hourly").find_element(By.CSS_SELECTOR, "a").click()
+    page.open_job("hourly")
     page.wait(lambda: page.visible("#runs-section"), "the executions")
     assert page.run_rows() == []
 
@@ -215,6 +237,11 @@ def test_jobs_executions_trigger_live_pause(site):
               "the second run, from the events stream")
     assert any(body["execution"] in r[5] for r in page.run_rows()), \
         page.run_rows()
+    page.wait(lambda: page.facts("#job-facts")["Runs"] == "2",
+              "the job's statistics, live")
+    facts = page.facts("#job-facts")
+    assert facts["Last status"] == "succeeded", facts
+    assert facts["Success rate"] == "100 %", facts
 
     page.click("hourly", "Pause")
     page.wait(lambda: "paused" in page.job_row("hourly").text,
@@ -232,7 +259,7 @@ def test_a_read_token_sees_no_actions(site):
     page.open_listed("reader")
     assert page.actions() == []
     # what it may see, it sees: a run triggered by someone else, live
-    page.job_row("nightly").find_element(By.CSS_SELECTOR, "a").click()
+    page.open_job("nightly")
     assert api.json("POST", "/api/v1/jobs/nightly/trigger")[0] == 202
     page.wait(lambda: any(r[1] == "succeeded" and "nightly-out" in r[5]
                           for r in page.run_rows()), "nightly's run, live")
@@ -257,7 +284,7 @@ def test_the_queue(site):
     page.d.find_element(By.LINK_TEXT, "Queue").click()
     page.wait(lambda: page.rows("#queue"), "the queue's entry")
     assert page.actions("#queue") == ["Remove"]
-    page.all("#queue button.action")[0].click()
+    page.press("#queue button.action", 0)
     page.wait(lambda: page.rows("#queue") == [], "the entry removed")
     assert api.json("GET", "/api/v1/queue")[1]["total"] == 0
     page.not_reloaded()
@@ -288,12 +315,12 @@ def test_dead_letters(site, daemon):
     assert page.actions("#dead-bulk") == ["Retry all 3", "Purge all 3"]
     assert page.actions("#dead tbody") == ["Retry", "Purge"] * 3
     before = dead_ids(api)
-    page.all("#dead tbody button.action")[1].click()        # purge one
+    page.press("#dead tbody button.action", 1)        # purge one
     page.wait(lambda: len(page.rows("#dead")) == 2, "one purged")
     assert len(dead_ids(api)) == 2 and set(dead_ids(api)) < set(before)
 
     (daemon.dir / "fixed").write_text("")
-    page.all("#dead tbody button.action")[0].click()        # retry one
+    page.press("#dead tbody button.action", 0)        # retry one
     page.wait(lambda: len(page.rows("#dead")) == 1, "one retried")
     wait_until(lambda: any(x["status"] == "succeeded" for x in api.json(
         "GET", "/api/v1/jobs/broken/executions")[1]["executions"]),
@@ -302,7 +329,7 @@ def test_dead_letters(site, daemon):
     page.d.find_element(By.ID, "dead-job").send_keys("broken\n")
     page.wait(lambda: page.actions("#dead-bulk")[:1] == ["Retry all 1"],
               "the filter applied")
-    page.all("#dead-bulk button.action")[0].click()
+    page.press("#dead-bulk button.action", 0)
     page.wait(lambda: page.rows("#dead") == [], "all retried")
     assert dead_ids(api) == []
     wait_until(lambda: sum(x["status"] == "succeeded" for x in api.json(
@@ -312,7 +339,7 @@ def test_dead_letters(site, daemon):
     (daemon.dir / "fixed").unlink()
     assert api.json("POST", "/api/v1/jobs/broken/trigger")[0] == 202
     page.wait(lambda: len(page.rows("#dead")) == 1, "a new dead letter, live")
-    page.all("#dead-bulk button.action")[1].click()         # purge all
+    page.press("#dead-bulk button.action", 1)         # purge all
     page.d.switch_to.alert.accept()
     page.wait(lambda: page.rows("#dead") == [], "all purged")
     assert dead_ids(api) == []
@@ -324,9 +351,7 @@ def test_workers_and_status(site, daemon):
     page.open_listed("reader")
     page.d.find_element(By.LINK_TEXT, "Workers and status").click()
     page.wait(lambda: page.rows("#workers"), "the workers")
-    terms = [e.text for e in page.all("#instance dt")]
-    values = [e.text for e in page.all("#instance dd")]
-    facts = dict(zip(terms, values))
+    facts = page.facts("#instance")
     status = api.json("GET", "/api/v1/status")[1]
     assert facts["Version"] == status["version"]
     assert facts["Process"] == str(daemon.pid)
@@ -375,3 +400,32 @@ def test_jobs_filters(site):
     page.d.find_element(By.ID, "f-type").send_keys("http")
     shown("type http", [])
     assert page.text("#jobs-total") == "0 of 0"
+
+
+def test_a_job_in_words(site):
+    page, api = site
+    page.open_listed("reader")
+    page.open_job("nightly")
+    page.wait(lambda: page.text("#job-title") == "nightly", "nightly open")
+    facts = page.facts("#job-facts")
+    assert facts["Schedule"] == "at 02:30 every day, Europe/Berlin", facts
+    assert facts["Runs"] == "0" and facts["Last status"] == "—", facts
+    fires = [e.text for e in page.all("#next-fires li")]
+    want = api.json("GET", "/api/v1/jobs/nightly")[1]["next_fires"]
+    assert len(fires) == 5 and len(want) == 5, fires
+    # in the job's zone, whatever the browser's
+    assert all(" 02:30 Europe/Berlin" in f for f in fires), fires
+    assert [e.get_attribute("datetime") for e in page.all(
+        "#next-fires time")] == want
+    page.open_job("hourly")
+    page.wait(lambda: page.facts("#job-facts").get("Schedule")
+              == "every 1h", "hourly's schedule")
+    words = page.d.execute_script("return [" + ", ".join(
+        "cronWords('%s')" % e for e in (
+            "*/15 * * * *", "0 * * * *", "0 9 * * 1-5", "0 0 0 1 * *",
+            "@weekly", "5 4 * * 0,6", "1 2 3 4 5")) + "]")
+    assert words == [
+        "every 15 minutes", "at minute 0 of every hour",
+        "at 09:00 on weekdays", "at 00:00 on day 1 of every month",
+        "at 00:00 every Sunday", "at 04:05 every Sunday, Saturday",
+        None], words
