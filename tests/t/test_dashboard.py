@@ -6,6 +6,7 @@ nothing outside html/ (.., %2e%2e, a symbolic link, a directory)."""
 import http.client
 import json
 import shutil
+import subprocess
 
 import pytest
 
@@ -96,3 +97,21 @@ def test_the_allow_list_comes_first(daemon):
     status, body, _ = Api(port).call("GET", "/", token=None)
     assert status == 403, body
     assert json.loads(body)["error"]["code"] == "forbidden"
+
+
+def test_make_install_puts_the_dashboard_where_the_daemon_serves_it(daemon):
+    """make install PREFIX=DIR copies html/ to DIR/html, and a daemon with
+    that prefix serves each file as it is in the tree."""
+    r = subprocess.run(["make", "-s", "install", "PREFIX=%s" % daemon.dir],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    port = free_port()
+    daemon.start(sqlite_config(daemon, daemon.dir / "hg.db", jobs=[job(
+        "file", command="true", every="1h")], extra=api_section(port)))
+    files = sorted(f.name for f in (REPO / "html").iterdir())
+    assert sorted(f.name for f in (daemon.dir / "html").iterdir()) == files
+    for name in files:
+        status, body, _ = Api(port).call(
+            "GET", "/" if name == "index.html" else "/ui/" + name, token=None)
+        assert status == 200, (name, body)
+        assert body == (REPO / "html" / name).read_bytes(), name
