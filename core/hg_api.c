@@ -530,6 +530,10 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
                  ? " (do api.tls.cert and api.tls.key make a pair?)" : "");
         goto failed;
     }
+    if (hg_api_static_load(api, conf->prefix) != HG_OK) {
+        snprintf(err, errlen, "api: out of memory reading html/");
+        goto failed;
+    }
     api->timers_ready = true;
     hg_timer_init(&api->timer, hg_api_on_timer, api);
     hg_timer_init(&api->keepalive, hg_api_on_keepalive, api);
@@ -602,6 +606,7 @@ hg_api_free(hg_api_t *api)
         api->reqs = req->next;
         hg_api_req_free(req);
     }
+    hg_api_static_free(api);
     free(api->tls_cert);
     free(api->tls_key);
     free(api);

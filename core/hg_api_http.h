@@ -109,6 +109,8 @@ struct hg_api_s {
     bool resting;                   /* its descriptor out of the loop */
     char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
     char *tls_key;                  /* pointers to them while it runs */
+    struct hg_api_file_s *files;    /* the dashboard's, read at the start */
+    size_t nfiles;
 };
 
 /* hg_api_route.c */
@@ -165,6 +167,11 @@ void hg_api_on_keepalive(hg_timer_t *timer);
 void hg_api_events_end(hg_api_t *api);
 
 /* hg_api_static.c */
+typedef struct hg_api_file_s hg_api_file_t;
+/* PREFIX/html's files into memory, once (none when there is no html/);
+ * HG_ERROR only when out of memory. */
+int hg_api_static_load(hg_api_t *api, const char *prefix);
+void hg_api_static_free(hg_api_t *api);
 /* The file the route names (REQ's id, or index.html), or 404. */
 enum MHD_Result hg_api_static(hg_api_t *api, hg_api_req_t *req);
 

@@ -115,3 +115,42 @@ def test_make_install_puts_the_dashboard_where_the_daemon_serves_it(daemon):
             "GET", "/" if name == "index.html" else "/ui/" + name, token=None)
         assert status == 200, (name, body)
         assert body == (REPO / "html" / name).read_bytes(), name
+
+
+def head(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("HEAD", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read(), dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def test_head_is_get_without_the_body(site):
+    for path, name in (("/", "index.html"), ("/ui/app.js", "app.js")):
+        status, body, headers = head(site, path)
+        assert status == 200, (path, status)
+        assert body == b""
+        assert int(headers["Content-Length"]) == len(
+            (REPO / "html" / name).read_bytes())
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert head(site, "/ui/missing.js")[0] == 404
+    # the API's routes keep their methods
+    assert head(site, "/api/v1/status")[0] == 405
+
+
+def test_the_files_are_read_once_at_the_start(site, daemon):
+    """A request never reads the disk from the master's loop: a file
+    changed, added or removed after the start is served as it was read
+    (a new dashboard comes with a restart, as a new binary does)."""
+    html = daemon.dir / "html"
+    before = (html / "app.css").read_bytes()
+    (html / "app.css").write_text("/* changed */\n")
+    (html / "new.js").write_text("'use strict';\n")
+    (html / "index.html").unlink()
+    api = Api(site)
+    assert api.call("GET", "/ui/app.css", token=None)[1] == before
+    assert api.call("GET", "/ui/new.js", token=None)[0] == 404
+    status, body, _ = api.call("GET", "/", token=None)
+    assert status == 200 and body == (REPO / "html" / "index.html").read_bytes()
