@@ -8,7 +8,10 @@ each test the browser's console has no error and every resource the page
 loaded came from the daemon (the Content-Security-Policy holds).
 
 Skipped, saying why, only when the browser is missing outside CI; in CI
-(CI set, as .ci/run does) a missing browser fails the test."""
+(CI set, as .ci/run does) a missing browser fails the test.
+
+With HG_SCREENSHOTS=DIR (make screenshots), the tests also save a PNG of
+each view they reach into DIR; nothing else changes."""
 
 import os
 import shutil
@@ -21,6 +24,7 @@ from test_api import TOKENS, Api, api_section, free_port
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
     from selenium.common.exceptions import (NoSuchElementException,
                                             StaleElementReferenceException)
@@ -30,6 +34,7 @@ except ImportError:          # reported by the fixture, not at collection
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 PATIENCE = 20.0             # a loaded 2-core machine renders slowly
+SHOTS = os.environ.get("HG_SCREENSHOTS")
 JOBS = ["broken", "hourly", "nightly", "waiter"]    # the site's, sorted
 
 
@@ -52,7 +57,8 @@ def chrome():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1000", "--no-first-run",
+                "--window-size=1280,%d" % (1600 if SHOTS else 1000),
+                "--no-first-run",
                 "--disable-extensions", "--disable-background-networking"):
         opts.add_argument(arg)
     if os.geteuid() == 0:
@@ -173,6 +179,12 @@ class Page:
         self.press("#jobs tbody tr:nth-child(%d) a"
                    % (self.job_ids().index(id) + 1))
 
+    def shot(self, name):
+        """The page as it is, into $HG_SCREENSHOTS/NAME.png (if set)."""
+        if SHOTS:
+            os.makedirs(SHOTS, exist_ok=True)
+            self.d.save_screenshot(os.path.join(SHOTS, name + ".png"))
+
     def not_reloaded(self):
         assert self.d.execute_script("return window.hgMarker") == 42, \
             "the page was reloaded"
@@ -242,6 +254,7 @@ def test_jobs_executions_trigger_live_pause(site):
     facts = page.facts("#job-facts")
     assert facts["Last status"] == "succeeded", facts
     assert facts["Success rate"] == "100 %", facts
+    page.shot("1-jobs-and-a-job")
 
     page.click("hourly", "Pause")
     page.wait(lambda: "paused" in page.job_row("hourly").text,
@@ -258,6 +271,7 @@ def test_a_read_token_sees_no_actions(site):
     page, api = site
     page.open_listed("reader")
     assert page.actions() == []
+    page.shot("6-read-token-no-buttons")
     # what it may see, it sees: a run triggered by someone else, live
     page.open_job("nightly")
     assert api.json("POST", "/api/v1/jobs/nightly/trigger")[0] == 202
@@ -284,6 +298,7 @@ def test_the_queue(site):
     page.d.find_element(By.LINK_TEXT, "Queue").click()
     page.wait(lambda: page.rows("#queue"), "the queue's entry")
     assert page.actions("#queue") == ["Remove"]
+    page.shot("2-queue")
     page.press("#queue button.action", 0)
     page.wait(lambda: page.rows("#queue") == [], "the entry removed")
     assert api.json("GET", "/api/v1/queue")[1]["total"] == 0
@@ -314,6 +329,7 @@ def test_dead_letters(site, daemon):
     page.wait(lambda: len(page.rows("#dead")) == 3, "3 dead letters")
     assert page.actions("#dead-bulk") == ["Retry all 3", "Purge all 3"]
     assert page.actions("#dead tbody") == ["Retry", "Purge"] * 3
+    page.shot("3-dead-letters")
     before = dead_ids(api)
     page.press("#dead tbody button.action", 1)        # purge one
     page.wait(lambda: len(page.rows("#dead")) == 2, "one purged")
@@ -364,6 +380,7 @@ def test_workers_and_status(site, daemon):
     assert api.json("POST", "/api/v1/jobs/waiter/trigger")[0] == 202
     page.wait(lambda: dict(page.rows("#workers"))["busy"] == "1",
               "a busy worker")
+    page.shot("4-workers-and-status")
     (daemon.dir / "go").write_text("")
     page.wait(lambda: dict(page.rows("#workers"))["busy"] == "0"
               and dict(page.rows("#ended"))["succeeded"] == "1",
@@ -391,6 +408,7 @@ def test_jobs_filters(site):
     status = Select(page.d.find_element(By.ID, "f-status"))
     status.select_by_visible_text("paused")
     shown("paused", ["nightly"])
+    page.shot("5-jobs-filtered-paused")
     status.select_by_visible_text("active")
     shown("active", ["broken", "hourly", "waiter"])
     page.d.find_element(By.ID, "f-id").send_keys("r")
@@ -429,3 +447,60 @@ def test_a_job_in_words(site):
         "at 09:00 on weekdays", "at 00:00 on day 1 of every month",
         "at 00:00 every Sunday", "at 04:05 every Sunday, Saturday",
         None], words
+
+
+def test_phone_width_and_dark(site, chrome):
+    page, api = site
+    page.open_listed("reader")
+    page.open_job("nightly")
+    page.wait(lambda: page.text("#job-title") == "nightly", "nightly open")
+    background = ("return getComputedStyle(document.body)"
+                  ".backgroundColor")
+    assert chrome.execute_script(background) == "rgb(253, 253, 253)"
+    try:
+        chrome.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
+            {"name": "prefers-color-scheme", "value": "dark"}]})
+        chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 390, "height": 844, "deviceScaleFactor": 1,
+            "mobile": True})
+        page.wait(lambda: chrome.execute_script(background)
+                  == "rgb(20, 20, 20)", "the dark scheme")
+        # nothing wider than the phone: no sideways scrolling
+        for view in ("Jobs", "Queue", "Dead letters", "Workers and status"):
+            page.d.find_element(By.LINK_TEXT, view).click()
+            # (a mobile viewport widens to its content: the phone's own
+            # width is the bound)
+            width = page.wait(lambda: chrome.execute_script(
+                "return document.documentElement.scrollWidth"), "the width")
+            assert width <= 390, (view, width)
+            if view == "Jobs":
+                page.shot("7-phone-dark-jobs")
+    finally:
+        chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        chrome.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                               {"features": []})
+
+
+def test_keyboard_only(site):
+    """Token typed and sent with Enter, then Tab to hourly's Trigger and
+    Enter: the run happens, no mouse."""
+    page, api = site
+    page.d.get(page.base + "/")
+    page.d.execute_script("sessionStorage.clear()")
+    page.d.get(page.base + "/")
+    page.opened = True
+    box = page.wait(lambda: page.visible("#token"), "the token form")
+    box.send_keys(TOKENS["ops"] + Keys.ENTER)
+    page.wait(lambda: sorted(page.job_ids()) == JOBS, "the jobs listed")
+    focused = ("const e = document.activeElement;"
+               "return [e.textContent, e.closest('tr') &&"
+               " e.closest('tr').cells[0].textContent]")
+    for _ in range(60):
+        if page.d.execute_script(focused) == ["Trigger", "hourly"]:
+            break
+        page.d.switch_to.active_element.send_keys(Keys.TAB)
+    else:
+        raise AssertionError("Tab never reached hourly's Trigger")
+    page.d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_until(lambda: api.json("GET", "/api/v1/jobs/hourly/executions")[1]
+               ["total"] == 1, what="hourly triggered from the keyboard")
