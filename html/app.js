@@ -427,8 +427,13 @@ async function listen() {
     headers: { 'Authorization': 'Bearer ' + token() },
     signal: stream.signal, cache: 'no-store'
   });
-  if (!resp.ok) throw new Error('events: ' + resp.status);
+  if (!resp.ok) {
+    const err = new Error('events: ' + resp.status);
+    err.status = resp.status;
+    throw err;
+  }
   $('#live').textContent = 'live';
+  say('');
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   for (;;) {
@@ -465,6 +470,18 @@ function fail(e) {
   }
 }
 
+/* The events, again after each end (the daemon restarted, the network
+ * cut): a page left open comes back live by itself. A network error is
+ * said by "disconnected" alone; a refused token stops it. */
+const RETRY_MS = 2000;
+function keepListening() {
+  listen().catch((e) => { if (e.status) fail(e); }).finally(() => {
+    $('#live').textContent = 'disconnected';
+    if (!token() || stream.signal.aborted) return;
+    setTimeout(() => { keepListening(); refresh(); }, RETRY_MS);
+  });
+}
+
 async function start() {
   if (!token()) { $('#login').hidden = false; return; }
   $('#login').hidden = true;
@@ -474,10 +491,7 @@ async function start() {
     $('#views').hidden = false;
     show();
     say('');
-    listen().catch((e) => {
-      fail(e);
-      $('#live').textContent = 'disconnected';
-    });
+    keepListening();
   } catch (e) { fail(e); }
 }
 

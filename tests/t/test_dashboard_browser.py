@@ -504,3 +504,28 @@ def test_keyboard_only(site):
     page.d.switch_to.active_element.send_keys(Keys.ENTER)
     wait_until(lambda: api.json("GET", "/api/v1/jobs/hourly/executions")[1]
                ["total"] == 1, what="hourly triggered from the keyboard")
+
+
+def test_the_page_comes_back_live_after_a_restart(site, daemon, chrome):
+    page, api = site
+    page.open_listed("reader")
+    page.open_job("hourly")
+    page.wait(lambda: page.text("#job-title") == "hourly", "hourly open")
+    daemon.stop()
+    page.wait(lambda: page.text("#live") == "disconnected",
+              "the page sees the daemon gone")
+    daemon.start()
+    page.wait(lambda: page.text("#live") == "live", "live again")
+    assert api.json("POST", "/api/v1/jobs/hourly/trigger")[0] == 202
+    page.wait(lambda: any(r[1] == "succeeded" for r in page.run_rows()),
+              "a run after the restart, live")
+    assert page.text("#error") == ""
+    page.not_reloaded()
+    # what the console said while the daemon was away, and only that: the
+    # stream cut as the daemon stopped, then refused connections
+    gone = [e for e in chrome.get_log("browser")
+            if e["level"] in ("SEVERE", "ERROR")]
+    assert all("ERR_CONNECTION_REFUSED" in e["message"]
+               or "/api/v1/events - Failed to load resource: "
+               "net::ERR_INCOMPLETE_CHUNKED_ENCODING" in e["message"]
+               for e in gone), gone
