@@ -179,11 +179,20 @@ function jobQuery() {
   return '/jobs?' + q;
 }
 
-let jobsAsked = 0;          // the latest loadJobs(): only it may draw
+/* Loads overlap (an event, an action, a keystroke each start one): only
+ * the latest of each kind draws, and it draws after its last await, so
+ * that two never interleave their rows. ask(KIND) gives the check. */
+const asked = {};
+function ask(kind) {
+  const mine = (asked[kind] || 0) + 1;
+  asked[kind] = mine;
+  return () => asked[kind] === mine;
+}
+
 async function loadJobs() {
-  const mine = ++jobsAsked;
+  const latest = ask('jobs');
   const page = await api('GET', jobQuery());
-  if (mine !== jobsAsked) return;     // typed on since: a later one draws
+  if (!latest()) return;
   const search = $('#f-id').value.trim();
   const jobs = page.jobs.filter((j) => j.id.includes(search));
   $('#jobs-total').textContent = jobs.length + ' of ' + page.total;
@@ -211,6 +220,7 @@ async function loadJobs() {
       actions.append(button('Trigger', jobAct(j.id, 'trigger')),
                      j.paused ? button('Resume', jobAct(j.id, 'resume'))
                               : button('Pause', jobAct(j.id, 'pause')));
+      if (j.running > 0) actions.append(button('Stop', jobAct(j.id, 'stop')));
     }
   }
 }
@@ -220,8 +230,11 @@ async function loadJobs() {
 async function loadJob() {
   if (selected === null) return;
   const path = '/jobs/' + encodeURIComponent(selected);
+  const latest = ask('job');
   const [job, page] = await Promise.all([
     api('GET', path), api('GET', path + '/executions?page_size=20')]);
+  await fillOutputs(page.executions);
+  if (!latest()) return;
   const def = job.definition || {};
   const zone = def.timezone || null;
   const st = job.stats;
@@ -245,22 +258,48 @@ async function loadJob() {
   $('#runs-title').textContent = 'Executions of ' + selected;
   const body = $('#runs tbody');
   body.replaceChildren();
-  await fillOutputs(page.executions);
   for (const x of page.executions) {
     const row = body.insertRow();
     cell(row, when(x.started_at || x.scheduled_for));
     cell(row, x.status).className = x.status;
-    cell(row, x.attempt);
+    // the attempts of one run share its first attempt's id
+    cell(row, x.attempt > 1 && x.run_id
+      ? x.attempt + ' of run ' + x.run_id.slice(0, 8) : x.attempt)
+      .title = x.run_id || '';
     cell(row, x.duration_ms == null ? '' : x.duration_ms + ' ms');
     cell(row, x.signal ? 'signal ' + x.signal : x.exit_code);
+    cell(row, x.max_rss_kb == null ? '' : x.max_rss_kb + ' KiB, '
+              + (x.cpu_user_ms + x.cpu_sys_ms) + ' ms CPU');
     cell(row, output(x.id));
   }
 }
 
+/* POST /queue from the form: a job, a JSON payload, a time, a priority. */
+function enqueue() {
+  const body = { job: $('#q-job').value.trim(),
+                 priority: $('#q-priority').value };
+  const text = $('#q-payload').value.trim();
+  const at = $('#q-at').value;
+  if (text) {
+    try {
+      body.payload = JSON.parse(text);
+    } catch (e) {
+      say('payload: not JSON (' + e.message + ')');
+      return;
+    }
+  }
+  // datetime-local is the browser's zone; the API takes RFC 3339
+  if (at) body.run_at = new Date(at).toISOString().replace(/\.\d+Z$/, 'Z');
+  act('enqueue ' + body.job, 'POST', '/queue', body);
+}
+
 /* What waits to run: due now or later, and why it waits. */
 async function loadQueue() {
+  const latest = ask('queue');
   const page = await api('GET', '/queue?page_size=500');
+  if (!latest()) return;
   $('#queue-total').textContent = page.total + ' queued';
+  $('#enqueue').hidden = !can('execute');
   const body = $('#queue tbody');
   body.replaceChildren();
   for (const q of page.executions) {
@@ -284,9 +323,11 @@ async function loadQueue() {
  * that match the filter (the server applies the same filter). */
 async function loadDead() {
   const job = $('#dead-job').value.trim();
+  const latest = ask('dead');
   const page = await api('GET', '/dead?page_size=500'
                          + (job ? '&job=' + encodeURIComponent(job) : ''));
   await fillOutputs(page.executions);
+  if (!latest()) return;
   $('#dead-total').textContent = page.total + ' dead';
   const filter = job ? { job } : {};
   const bulk = $('#dead-bulk');
@@ -352,7 +393,9 @@ function facts(sel, pairs) {
 
 /* The instance at a glance: GET /status. */
 async function loadStatus() {
+  const latest = ask('status');
   const st = await api('GET', '/status');
+  if (!latest()) return;
   facts('#instance', [
     ['Version', st.version], ['Process', st.pid],
     ['Started', when(new Date(st.started_at_ms).toISOString())],
@@ -517,6 +560,10 @@ document.addEventListener('DOMContentLoaded', () => {
     start();
   });
   window.addEventListener('hashchange', show);
+  $('#enqueue').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    enqueue();
+  });
   for (const form of ['#dead-filter', '#job-filter']) {
     $(form).addEventListener('submit', (ev) => {
       ev.preventDefault();

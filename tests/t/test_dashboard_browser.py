@@ -14,11 +14,14 @@ With HG_SCREENSHOTS=DIR (make screenshots), the tests also save a PNG of
 each view they reach into DIR; nothing else changes."""
 
 import os
+import re
 import shutil
+import time
 
 import pytest
 
-from conftest import REPO, at_ahead, job, rfc3339, sqlite_config, wait_until
+from conftest import (REPO, at_ahead, job, parse_time, rfc3339,
+                      sqlite_config, wait_until)
 from test_api import TOKENS, Api, api_section, free_port
 
 try:
@@ -240,14 +243,15 @@ def test_jobs_executions_trigger_live_pause(site):
     page.click("hourly", "Trigger")
     rows = page.wait(lambda: [r for r in page.run_rows()
                               if r[1] == "succeeded"], "the triggered run")
-    assert len(rows) == 1 and "hourly-out-" in rows[0][5], rows
+    assert len(rows) == 1 and "hourly-out-" in rows[0][6], rows
+    assert re.fullmatch(r"\d+ KiB, \d+ ms CPU", rows[0][5]), rows
 
     # one triggered elsewhere arrives too, by the events alone
     status, body = api.json("POST", "/api/v1/jobs/hourly/trigger")
     assert status == 202, body
     page.wait(lambda: sum(r[1] == "succeeded" for r in page.run_rows()) == 2,
               "the second run, from the events stream")
-    assert any(body["execution"] in r[5] for r in page.run_rows()), \
+    assert any(body["execution"] in r[6] for r in page.run_rows()), \
         page.run_rows()
     page.wait(lambda: page.facts("#job-facts")["Runs"] == "2",
               "the job's statistics, live")
@@ -275,7 +279,7 @@ def test_a_read_token_sees_no_actions(site):
     # what it may see, it sees: a run triggered by someone else, live
     page.open_job("nightly")
     assert api.json("POST", "/api/v1/jobs/nightly/trigger")[0] == 202
-    page.wait(lambda: any(r[1] == "succeeded" and "nightly-out" in r[5]
+    page.wait(lambda: any(r[1] == "succeeded" and "nightly-out" in r[6]
                           for r in page.run_rows()), "nightly's run, live")
     assert page.actions() == []
     page.not_reloaded()
@@ -298,10 +302,34 @@ def test_the_queue(site):
     page.d.find_element(By.LINK_TEXT, "Queue").click()
     page.wait(lambda: page.rows("#queue"), "the queue's entry")
     assert page.actions("#queue") == ["Remove"]
-    page.shot("2-queue")
     page.press("#queue button.action", 0)
     page.wait(lambda: page.rows("#queue") == [], "the entry removed")
     assert api.json("GET", "/api/v1/queue")[1]["total"] == 0
+
+    # enqueue from the page, with a JSON payload, an hour ahead
+    page.d.find_element(By.ID, "q-job").send_keys("nightly")
+    page.d.find_element(By.ID, "q-payload").send_keys("{not json")
+    Select(page.d.find_element(By.ID, "q-priority")).select_by_visible_text(
+        "critical")
+    page.d.execute_script(
+        "const d = new Date(Date.now() + 3600e3);"
+        "d.setSeconds(0, 0);"
+        "document.getElementById('q-at').value = new Date("
+        "d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16)")
+    page.press("#enqueue button")
+    page.wait(lambda: page.text("#error").startswith("payload: not JSON"),
+              "the bad payload refused in the page")
+    assert api.json("GET", "/api/v1/queue")[1]["total"] == 0
+    page.d.find_element(By.ID, "q-payload").clear()
+    page.d.find_element(By.ID, "q-payload").send_keys('{"n": 2}')
+    page.press("#enqueue button")
+    rows = page.wait(lambda: page.rows("#queue"), "the enqueued entry")
+    assert rows[0][:5] == ["nightly", rows[0][1], "scheduled", "critical",
+                           "api:ops"], rows
+    entry = api.json("GET", "/api/v1/queue")[1]["executions"][0]
+    assert entry["payload_bytes"] == len('{"n":2}'), entry
+    assert parse_time(entry["run_at"]) > time.time() + 3000, entry
+    page.shot("2-queue")
     page.not_reloaded()
 
 
@@ -529,3 +557,16 @@ def test_the_page_comes_back_live_after_a_restart(site, daemon, chrome):
                or "/api/v1/events - Failed to load resource: "
                "net::ERR_INCOMPLETE_CHUNKED_ENCODING" in e["message"]
                for e in gone), gone
+
+
+def test_stop_a_running_job(site):
+    page, api = site
+    page.open_listed("ops")
+    assert api.json("POST", "/api/v1/jobs/waiter/trigger")[0] == 202
+    page.open_job("waiter")
+    page.wait(lambda: "Stop" in page.actions("#jobs"), "a Stop button")
+    page.click("waiter", "Stop")
+    rows = page.wait(lambda: [r for r in page.run_rows()
+                              if r[1] == "killed"], "the run killed, live")
+    assert len(rows) == 1, rows
+    page.wait(lambda: "Stop" not in page.actions("#jobs"), "Stop gone")
