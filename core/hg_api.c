@@ -1,5 +1,6 @@
 /*
- * hg_api.c: the admin HTTP API's server (/api/v1, /healthz, /metrics).
+ * hg_api.c: the admin HTTP API's server (/api/v1, /healthz, /metrics,
+ * the dashboard's files).
  *
  * It owns the listening socket, libmicrohttpd's daemon in external epoll
  * mode (its one epoll descriptor watched by the master's loop, its
@@ -100,6 +101,7 @@ hg_api_dispatch(hg_api_t *api, hg_api_req_t *req, const char *method,
                          hg_api_role_names[role]);
             return;
         }
+        req->role = role;
     }
     if (req->too_large) {
         hg_api_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "the body"
@@ -198,6 +200,8 @@ hg_api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                 return hg_api_metrics(api, conn);
             case HG_API_EVENTS:
                 return hg_api_events_start(api, req);
+            case HG_API_STATIC:
+                return hg_api_static(api, req);
             case HG_API_JSON:
                 break;
             }
@@ -526,6 +530,10 @@ hg_api_open(hg_master_t *master, hg_event_loop_t *loop, char *err,
                  ? " (do api.tls.cert and api.tls.key make a pair?)" : "");
         goto failed;
     }
+    if (hg_api_static_load(api, conf->prefix) != HG_OK) {
+        snprintf(err, errlen, "api: out of memory reading html/");
+        goto failed;
+    }
     api->timers_ready = true;
     hg_timer_init(&api->timer, hg_api_on_timer, api);
     hg_timer_init(&api->keepalive, hg_api_on_keepalive, api);
@@ -598,6 +606,7 @@ hg_api_free(hg_api_t *api)
         api->reqs = req->next;
         hg_api_req_free(req);
     }
+    hg_api_static_free(api);
     free(api->tls_cert);
     free(api->tls_key);
     free(api);

@@ -24,7 +24,16 @@ hg_api_healthz(hg_api_t *api, hg_api_req_t *req)
 void
 hg_api_status(hg_api_t *api, hg_api_req_t *req)
 {
-    hg_api_answer(req, MHD_HTTP_OK, hg_master_status(api->master));
+    json_t *status = hg_master_status(api->master);
+
+    /* the caller's own role, so that the dashboard shows only the
+     * actions it may take rather than learning from a 403 */
+    if (status != NULL) {
+        json_object_set_new(status, "token", json_pack(
+            "{s:s, s:s}", "name", req->token_name,
+            "role", hg_api_role_names[req->role]));
+    }
+    hg_api_answer(req, MHD_HTTP_OK, status);
 }
 
 void

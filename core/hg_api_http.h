@@ -14,6 +14,7 @@
  *   hg_api_runs.c    executions, the queue and dead letters
  *   hg_api_daemon.c  the instance: health, status, stats, reload, the
  *                    description
+ *   hg_api_static.c  the dashboard's files (GET /, GET /ui/NAME)
  *
  * Handlers speak to the master only through hg_master.h.
  */
@@ -46,7 +47,8 @@ typedef enum {
 typedef enum {
     HG_API_JSON = 0,
     HG_API_METRICS,                 /* Prometheus text */
-    HG_API_EVENTS                   /* server-sent events */
+    HG_API_EVENTS,                  /* server-sent events */
+    HG_API_STATIC                   /* a file of PREFIX/html */
 } hg_api_kind_t;
 
 typedef struct hg_api_req_s hg_api_req_t;
@@ -78,6 +80,7 @@ struct hg_api_req_s {
     /* the request */
     char id[HG_API_ID_MAX + 1];     /* the {} segment */
     char token_name[128];
+    hg_api_role_t role;             /* the token's, NONE without one */
     const hg_api_route_t *route;
 };
 
@@ -106,6 +109,8 @@ struct hg_api_s {
     bool resting;                   /* its descriptor out of the loop */
     char *tls_cert;                 /* PEM texts: libmicrohttpd keeps */
     char *tls_key;                  /* pointers to them while it runs */
+    struct hg_api_file_s *files;    /* the dashboard's, read at the start */
+    size_t nfiles;
 };
 
 /* hg_api_route.c */
@@ -160,6 +165,15 @@ void hg_api_on_notice(void *data, const char *event, const json_t *body);
 void hg_api_on_keepalive(hg_timer_t *timer);
 /* Every stream ends (the API closes). */
 void hg_api_events_end(hg_api_t *api);
+
+/* hg_api_static.c */
+typedef struct hg_api_file_s hg_api_file_t;
+/* PREFIX/html's files into memory, once (none when there is no html/);
+ * HG_ERROR only when out of memory. */
+int hg_api_static_load(hg_api_t *api, const char *prefix);
+void hg_api_static_free(hg_api_t *api);
+/* The file the route names (REQ's id, or index.html), or 404. */
+enum MHD_Result hg_api_static(hg_api_t *api, hg_api_req_t *req);
 
 /* the handlers: hg_api_jobs.c, hg_api_runs.c, hg_api_daemon.c */
 void hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req);

@@ -16,6 +16,8 @@
 /* Each route with its minimum role (api/openapi.json says the same as
  * x-hourglass-role) and its kind of answer. */
 static const hg_api_route_t hg_api_routes[] = {
+    { "GET",    "/",                          HG_ROLE_NONE,    HG_API_STATIC,  NULL },
+    { "GET",    "/ui/{}",                     HG_ROLE_NONE,    HG_API_STATIC,  NULL },
     { "GET",    "/healthz",                   HG_ROLE_NONE,    HG_API_JSON,    hg_api_healthz },
     { "GET",    "/metrics",                   HG_ROLE_READ,    HG_API_METRICS, NULL },
     { "GET",    "/api/v1/openapi.json",       HG_ROLE_NONE,    HG_API_JSON,    hg_api_openapi },
@@ -83,18 +85,25 @@ hg_api_match(const char *pattern, const char *url, char *id, size_t idlen)
     return true;
 }
 
-/* The route for METHOD URL; *PATH_KNOWN whether another method has it. */
+/* The route for METHOD URL; *PATH_KNOWN whether another method has it.
+ * HEAD is GET for the dashboard's files (libmicrohttpd leaves the body
+ * out), which browsers and link checkers ask before fetching. */
 const hg_api_route_t *
 hg_api_route(const char *method, const char *url, char *id, size_t idlen,
              bool *path_known)
 {
+    const hg_api_route_t *r;
+    bool head = strcmp(method, "HEAD") == 0;
     size_t i;
 
     *path_known = false;
     for (i = 0; i < HG_NELEMS(hg_api_routes); i++) {
-        if (hg_api_match(hg_api_routes[i].path, url, id, idlen)) {
-            if (strcmp(hg_api_routes[i].method, method) == 0) {
-                return &hg_api_routes[i];
+        r = &hg_api_routes[i];
+        if (hg_api_match(r->path, url, id, idlen)) {
+            if (strcmp(r->method, method) == 0
+                || (head && r->kind == HG_API_STATIC))
+            {
+                return r;
             }
             *path_known = true;
         }
