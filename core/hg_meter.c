@@ -182,7 +182,9 @@ json_t *
 hg_meter_status(hg_master_t *m)
 {
     static const char *const results[] = { "ok", "failed" };
+    const hg_conf_t *conf = m->cycle->conf;
     json_t *workers = json_object(), *ended = json_object(), *reloads;
+    json_t *cluster;
     double counts[4] = { 0 };
     hg_worker_t *w;
     size_t i;
@@ -205,8 +207,12 @@ hg_meter_status(hg_master_t *m)
         json_object_set_new(reloads, results[i], json_integer(
             (json_int_t) hg_metric_value(m->metric.reloads, labels)));
     }
+    cluster = conf->cluster.enabled
+              ? json_pack("{s:s, s:I}", "instance", conf->cluster.instance,
+                          "lease_ms", (json_int_t) conf->cluster.lease_ms)
+              : json_null();
     return json_pack("{s:s, s:i, s:I, s:I, s:s, s:o, s:i, s:o, s:I, s:I,"
-                     " s:o}",
+                     " s:o, s:o}",
                      "version", HG_VERSION,
                      "pid", (int) getpid(),
                      "started_at_ms", (json_int_t) m->started_ms,
@@ -219,7 +225,8 @@ hg_meter_status(hg_master_t *m)
                      "jobs", (json_int_t) m->jobs.count,
                      "queue_depth", (json_int_t) (m->ready.count
                                                   + m->primed.count),
-                     "executions_ended", ended);
+                     "executions_ended", ended,
+                     "cluster", cluster);
 }
 
 json_t *

@@ -184,9 +184,17 @@ hg_send_signal(const hg_options_t *opt)
     conf = hg_conf_load(opt->conf_file, opt->prefix, &errors);
     if (conf == NULL || errors.count > 0) {
         hg_print_errors(&errors);
-        hg_conf_errors_free(&errors);
-        hg_conf_free(conf);
-        return 1;
+        /* stop, quit and reopen need only the pid file, which a file that
+         * could be read names: an operator stops a daemon whose file was
+         * broken since it started (or whose ${VAR} this shell lacks). A
+         * reload of a broken file would be refused by the daemon. */
+        if (conf == NULL || signo == SIGHUP) {
+            hg_conf_errors_free(&errors);
+            hg_conf_free(conf);
+            return 1;
+        }
+        fprintf(stderr, "hourglass: sending SIG%s anyway: the pid file is "
+                "%s\n", sigabbrev_np(signo), conf->pid);
     }
     pid = hg_pidfile_read(conf->pid, err, sizeof(err));
     if (pid > 0

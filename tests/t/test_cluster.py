@@ -7,21 +7,23 @@ forgets the fire. Against a real PostgreSQL that this module starts
 
 import collections
 import os
+import re
 import signal
 import time
 
 import pytest
 
 from conftest import MEMORY_STORE, conf_value, job, run_hourglass
+from test_api import Api, api_section, free_port
 from test_store_pg import db, pg_config, rows, server  # noqa: F401
 
 JOBS = 10
 
 
-def cluster_config(d, url, instance, jobs):
+def cluster_config(d, url, instance, jobs, api=""):
     return pg_config(d, url, workers=2, jobs=jobs, extra=(
-        "cluster = { instance = %s; lease = \"10s\"; };"
-        % conf_value(instance)))
+        "cluster = { instance = %s; lease = \"10s\"; }; %s"
+        % (conf_value(instance), api)))
 
 
 def shared_jobs(out, instance):
@@ -43,9 +45,11 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     server, name, url = db
     out = tmp_path / "ran"
     daemons = {}
+    port = free_port()
     for instance in ("a", "b", "c"):
         d = hg(instance)
-        d.start(cluster_config(d, url, instance, shared_jobs(out, instance)))
+        d.start(cluster_config(d, url, instance, shared_jobs(out, instance),
+                               api_section(port) if instance == "a" else ""))
         daemons[instance] = d
     begin = time.time()
     time.sleep(4)
@@ -58,6 +62,15 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     b.start()
     time.sleep(4)
     end = time.time()
+    api = Api(port)
+    status, body = api.json("GET", "/api/v1/status")
+    assert status == 200 and body["cluster"] == {"instance": "a",
+                                                 "lease_ms": 10000}, body
+    metrics = api.call("GET", "/metrics")[1].decode()
+    claims = {r: int(float(n)) for r, n in re.findall(
+        r'^hourglass_claims_total\{result="(\w+)"\} (\S+)$', metrics, re.M)}
+    # a ran some fire times and saw the others' claims hold
+    assert claims.get("won", 0) > 0 and claims.get("lost", 0) > 0, claims
     for d in daemons.values():
         d.stop()
 
@@ -91,10 +104,10 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     assert again == [], "commands run twice for one fire time: %s" % (
         again[:5],)
     print("%d executions (%s), %d commands run, %d seconds x %d jobs "
-          "checked, none twice" % (
+          "checked, none twice; instance a's claims: %s" % (
               sum(by_instance.values()),
               ", ".join("%s %s" % kv for kv in sorted(by_instance.items())),
-              sum(ran.values()), last - first + 1, JOBS))
+              sum(ran.values()), last - first + 1, JOBS, claims))
     assert len([i for i in by_instance if i]) == 3
     # b's restart recovered b's executions only: a and c never stopped
     taken = rows(server, name, "SELECT id, instance, status FROM executions"

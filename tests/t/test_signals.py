@@ -287,3 +287,24 @@ def test_sigquit_records_a_retry_still_waiting_for_its_backoff(daemon):
                          and e.get("status") == "skipped"))]
     assert recorded, ("the pending attempt %s left no record at shutdown"
                       % retry["exec"])
+
+
+def test_stop_and_reopen_work_when_the_file_has_an_error(daemon):
+    """-s stop|quit|reopen need only the pid file: a file broken since the
+    start (here a key it does not know) still names it, so the signal
+    goes, after the errors and a line saying so; -s reload is refused
+    (the daemon would refuse the file anyway)."""
+    daemon.start(jobs=[job("tick", every="1s", command="true")])
+    daemon.conf.write_text(daemon.conf.read_text() + "colour = true;\n")
+    r = daemon.ctl("reload")
+    assert r.returncode == 1, r.stderr
+    assert 'unknown key "colour"' in r.stderr, r.stderr
+    r = daemon.ctl("reopen")
+    assert r.returncode == 0, r.stderr
+    assert "sending SIGUSR1 anyway" in r.stderr, r.stderr
+    daemon.wait_for(lambda evs: any("log file reopened" in e.get("message", "")
+                                    for e in evs), what="the reopen")
+    r = daemon.ctl("stop")
+    assert r.returncode == 0, r.stderr
+    assert "sending SIGTERM anyway" in r.stderr, r.stderr
+    assert daemon.wait_exit(timeout=15) == 0
