@@ -520,7 +520,7 @@ async function loadTimeline() {
     svg('line', { x1: x(t), x2: x(t), y1: TL.top - 4, y2: height }, axis);
     svg('text', { x: x(t), y: TL.top - 8, 'text-anchor': 'middle' }, axis)
       .textContent = new Date(t).toLocaleTimeString([], {
-        hour: '2-digit', minute: '2-digit' });
+        hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   }
   svg('line', { class: 'now', x1: x(now), x2: x(now), y1: 0, y2: height },
       root);
