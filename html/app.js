@@ -427,14 +427,14 @@ function words(s) {
  * executions (status, page, page_size only): they come newest first, so
  * pages are read until one reaches past the hour. Two requests a lane,
  * for at most TL_LANES lanes, keep a page with many jobs light. */
-const SVG = 'http://www.w3.org/2000/svg';
 const HOUR_MS = 3600e3;
 const TL_LANES = 50;
 const TL_PAGES = 4;             // of 200 executions each, per lane
 const TL = { label: 130, hour: 480, lane: 26, top: 22, bottom: 6 };
 
 function svg(name, attrs, parent) {
-  const el = document.createElementNS(SVG, name);
+  // the namespace from the page's own <svg>: no URL in the script
+  const el = document.createElementNS($('#timeline').namespaceURI, name);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
   if (parent) parent.appendChild(el);
   return el;
