@@ -629,6 +629,9 @@ def test_the_timeline(site):
     detail = page.wait(lambda: page.text("#timeline-detail"), "the details")
     assert detail.startswith("broken: " + ran["broken"][failed]), detail
     assert detail.endswith(", exit code 3"), detail
+    assert page.d.execute_script(
+        "return document.querySelector('#timeline [data-id=\"' + arguments[0]"
+        " + '\"] title').textContent", failed) == detail
     assert "the first" not in page.text("#timeline-note")
     page.shot("8-timeline")
 
