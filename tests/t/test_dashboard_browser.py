@@ -503,6 +503,7 @@ def test_phone_width_and_dark(site, chrome):
                 assert chrome.execute_script(
                     "const b = document.getElementById('timeline-box');"
                     "return b.scrollWidth > b.clientWidth"), "no scrolling"
+                page.shot("9-phone-dark-timeline")
             # (a mobile viewport widens to its content: the phone's own
             # width is the bound)
             width = page.wait(lambda: chrome.execute_script(
