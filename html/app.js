@@ -1,7 +1,8 @@
 /*
  * hourglass dashboard: one view at a time, named by the URL's fragment:
  * #jobs (a job's executions, trigger / pause / resume), #queue, #dead
- * (retry, purge, one or all matching), #status (this instance, its
+ * (retry, purge, one or all matching), #timeline (the last hour and
+ * the next, a picture), #status (this instance, its
  * workers by state); read again on each event of
  * /api/v1/events. Vanilla JS, nothing fetched from anywhere but this
  * daemon (the server's Content-Security-Policy says so).
@@ -421,10 +422,138 @@ function words(s) {
   return parts.join(' ');
 }
 
+/* The timeline: the last hour's executions and the next hour's fire
+ * times, one lane per job. The API has no time window on a job's
+ * executions (status, page, page_size only): they come newest first, so
+ * pages are read until one reaches past the hour. Two requests a lane,
+ * for at most TL_LANES lanes, keep a page with many jobs light. */
+const HOUR_MS = 3600e3;
+const TL_LANES = 50;
+const TL_PAGES = 4;             // of 200 executions each, per lane
+const TL = { label: 130, hour: 480, lane: 26, top: 22, bottom: 6 };
+
+function svg(name, attrs, parent) {
+  // the namespace from the page's own <svg>: no URL in the script
+  const el = document.createElementNS($('#timeline').namespaceURI, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+/* A job's executions that started in the last hour (or still run). */
+async function lastHour(id, since) {
+  const path = '/jobs/' + encodeURIComponent(id) + '/executions?page_size=200';
+  const found = [];
+  for (let n = 1; n <= TL_PAGES; n++) {
+    const page = await api('GET', path + '&page=' + n);
+    let older = false;
+    for (const x of page.executions) {
+      const at = Date.parse(x.started_at || '');
+      if (Number.isNaN(at)) continue;         // queued, skipped, missed
+      if (at >= since) found.push(x);
+      else older = true;
+    }
+    if (older || n * 200 >= page.total) break;
+  }
+  return found;
+}
+
+function duration(ms) {
+  return ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s';
+}
+
+/* A mark's words: what the hover title and the detail line say. */
+function markWords(x, ms) {
+  const end = x.signal ? 'signal ' + x.signal
+    : x.exit_code == null ? 'no exit code yet' : 'exit code ' + x.exit_code;
+  return x.job_id + ': ' + x.status + ', started '
+    + new Date(x.started_at).toLocaleString() + ', '
+    + (x.duration_ms == null ? 'running for ' + duration(ms)
+                             : 'took ' + duration(x.duration_ms))
+    + ', ' + end;
+}
+
+/* Something focusable with a title; its words go to the detail line
+ * when it is hovered or focused. */
+function focusable(g, words) {
+  g.setAttribute('tabindex', '0');
+  g.setAttribute('role', 'img');
+  g.setAttribute('aria-label', words);
+  svg('title', {}, g).textContent = words;
+  const tell = () => { $('#timeline-detail').textContent = words; };
+  g.addEventListener('focus', tell);
+  g.addEventListener('mouseenter', tell);
+}
+
+async function loadTimeline() {
+  const latest = ask('timeline');
+  const now = Date.now();
+  const since = now - HOUR_MS;
+  const page = await api('GET', '/jobs?page_size=500');
+  const jobs = page.jobs.slice(0, TL_LANES);
+  const lanes = await Promise.all(jobs.map(async (j) => {
+    const [job, runs] = await Promise.all([
+      api('GET', '/jobs/' + encodeURIComponent(j.id)), lastHour(j.id, since)]);
+    return { id: j.id, runs, fires: job.next_fires || [] };
+  }));
+  if (!latest()) return;
+  $('#timeline-note').textContent = 'The last hour and the next, in your '
+    + 'zone; one lane per job' + (page.total > jobs.length
+      ? ', the first ' + jobs.length + ' of ' + page.total + ' jobs' : '')
+    + '. Filled marks ran (hatched: failed), hollow ones are to come.';
+  const x = (t) => TL.label + (t - since) * TL.hour / HOUR_MS;
+  const width = TL.label + 2 * TL.hour + 10;
+  const height = TL.top + lanes.length * TL.lane + TL.bottom;
+  const root = $('#timeline');
+  root.replaceChildren();
+  root.setAttribute('width', width);
+  root.setAttribute('height', height);
+  root.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
+  const hatch = svg('pattern', { id: 'tl-hatch', width: 6, height: 6,
+    patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)' },
+    svg('defs', {}, root));
+  svg('path', { d: 'M0 0 V6' }, hatch);
+  // an axis tick every 10 minutes, on the browser's clock
+  const axis = svg('g', { class: 'axis' }, root);
+  const first = Math.ceil(since / 600e3) * 600e3;
+  for (let t = first; t <= now + HOUR_MS; t += 600e3) {
+    svg('line', { x1: x(t), x2: x(t), y1: TL.top - 4, y2: height }, axis);
+    svg('text', { x: x(t), y: TL.top - 8, 'text-anchor': 'middle' }, axis)
+      .textContent = new Date(t).toLocaleTimeString([], {
+        hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  }
+  svg('line', { class: 'now', x1: x(now), x2: x(now), y1: 0, y2: height },
+      root);
+  lanes.forEach((lane, i) => {
+    const y = TL.top + i * TL.lane;
+    const g = svg('g', { class: 'lane', 'data-job': lane.id }, root);
+    svg('line', { x1: 0, x2: width, y1: y + TL.lane, y2: y + TL.lane }, g);
+    svg('text', { x: 4, y: y + TL.lane / 2 + 4 }, g).textContent =
+      lane.id.length > 18 ? lane.id.slice(0, 17) + '…' : lane.id;
+    for (const run of lane.runs) {
+      const start = Date.parse(run.started_at);
+      const ms = run.duration_ms == null ? now - start : run.duration_ms;
+      const m = svg('g', { class: 'mark ' + run.status,
+                           'data-id': run.id }, g);
+      svg('rect', { x: x(start), y: y + 5, height: TL.lane - 10,
+                    width: Math.max(4, ms * TL.hour / HOUR_MS) }, m);
+      focusable(m, markWords(run, ms));
+    }
+    for (const f of lane.fires) {
+      const t = Date.parse(f);
+      if (t < now || t > now + HOUR_MS) continue;
+      const m = svg('g', { class: 'fire', 'data-time': f }, g);
+      svg('circle', { cx: x(t), cy: y + TL.lane / 2, r: 5 }, m);
+      focusable(m, lane.id + ': next fire at ' + new Date(t).toLocaleString());
+    }
+  });
+}
+
 const VIEWS = {
   jobs: async () => { await loadJobs(); await loadJob(); },
   queue: loadQueue,
   dead: loadDead,
+  timeline: loadTimeline,
   status: loadStatus,
 };
 

@@ -494,8 +494,16 @@ def test_phone_width_and_dark(site, chrome):
         page.wait(lambda: chrome.execute_script(background)
                   == "rgb(20, 20, 20)", "the dark scheme")
         # nothing wider than the phone: no sideways scrolling
-        for view in ("Jobs", "Queue", "Dead letters", "Workers and status"):
+        for view in ("Jobs", "Queue", "Dead letters", "Timeline",
+                     "Workers and status"):
             page.d.find_element(By.LINK_TEXT, view).click()
+            if view == "Timeline":      # wider than a phone: its box scrolls
+                page.wait(lambda: len(timeline_marks(page)[0]) == 4,
+                          "the timeline's lanes")
+                assert chrome.execute_script(
+                    "const b = document.getElementById('timeline-box');"
+                    "return b.scrollWidth > b.clientWidth"), "no scrolling"
+                page.shot("9-phone-dark-timeline")
             # (a mobile viewport widens to its content: the phone's own
             # width is the bound)
             width = page.wait(lambda: chrome.execute_script(
@@ -570,3 +578,68 @@ def test_stop_a_running_job(site):
                               if r[1] == "killed"], "the run killed, live")
     assert len(rows) == 1, rows
     page.wait(lambda: "Stop" not in page.actions("#jobs"), "Stop gone")
+
+
+def timeline_marks(page):
+    """The timeline's marks, read at once: {job: [(id, class), ...]} and
+    {job: [fire time, ...]}."""
+    return page.d.execute_script(
+        "const runs = {}, fires = {};"
+        "for (const g of document.querySelectorAll('#timeline .lane')) {"
+        "  runs[g.dataset.job] = [...g.querySelectorAll('.mark')]"
+        "    .map(m => [m.dataset.id, m.getAttribute('class')]);"
+        "  fires[g.dataset.job] = [...g.querySelectorAll('.fire')]"
+        "    .map(m => m.dataset.time); }"
+        "return [runs, fires]")
+
+
+def test_the_timeline(site):
+    page, api = site
+    ran = {}
+    for name in ("hourly", "broken"):
+        for n in range(2):      # one at a time: they do not overlap
+            status, body = api.json("POST", "/api/v1/jobs/%s/trigger" % name)
+            assert status == 202, body
+            wait_until(lambda: all(x["finished_at"] for x in api.json(
+                "GET", "/api/v1/jobs/%s/executions" % name)[1]["executions"]),
+                what="%s's run %d done" % (name, n + 1))
+        ran[name] = {x["id"]: x["status"] for x in api.json(
+            "GET", "/api/v1/jobs/%s/executions" % name)[1]["executions"]}
+    assert set(ran["hourly"].values()) == {"succeeded"}, ran
+    assert set(ran["broken"].values()) <= {"failed", "dead"}, ran
+
+    page.open_listed("reader")
+    page.d.find_element(By.LINK_TEXT, "Timeline").click()
+    runs, fires = page.wait(lambda: len(timeline_marks(page)[0]) == 4
+                            and timeline_marks(page), "the timeline's lanes")
+    assert sorted(runs) == JOBS, runs
+    for name in ("hourly", "broken"):
+        assert {id: cls.split() for id, cls in runs[name]} == {
+            id: ["mark", status] for id, status in ran[name].items()}, runs
+    assert runs["nightly"] == runs["waiter"] == [], runs
+    # every=1h: each has its next fire within the hour, drawn hollow
+    now = time.time()
+    assert len(fires["hourly"]) == 1, fires
+    assert now - 5 <= parse_time(fires["hourly"][0]) <= now + 3600, fires
+
+    # the details, by keyboard focus (the hover title says the same)
+    failed = runs["broken"][0][0]
+    page.d.execute_script(
+        "document.querySelector('#timeline [data-id=\"' + arguments[0]"
+        " + '\"]').focus()", failed)
+    detail = page.wait(lambda: page.text("#timeline-detail"), "the details")
+    assert detail.startswith("broken: " + ran["broken"][failed]), detail
+    assert detail.endswith(", exit code 3"), detail
+    assert page.d.execute_script(
+        "return document.querySelector('#timeline [data-id=\"' + arguments[0]"
+        " + '\"] title').textContent", failed) == detail
+    assert "the first" not in page.text("#timeline-note")
+    page.shot("8-timeline")
+
+    # a run triggered elsewhere appears, by the events alone
+    status, body = api.json("POST", "/api/v1/jobs/hourly/trigger")
+    assert status == 202, body
+    page.wait(lambda: [c for id, c in timeline_marks(page)[0]["hourly"]
+                       if id == body["execution"]] == ["mark succeeded"],
+              "the new run's mark, live")
+    page.not_reloaded()
