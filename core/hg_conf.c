@@ -367,7 +367,7 @@ static const hg_conf_key_t hg_conf_root_keys[] = {
       .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(pid), .dflt = "var/hourglass.pid" },
     { .name = "workers", .type = HG_CONF_INT_AUTO, .offset = HG_C(workers),
-      .dflt = "4", .min = 1, .max = 1024,
+      .dflt = "auto", .min = 1, .max = 1024,
       .help = "worker processes; \"auto\" = one per CPU" },
     { .name = "timezone", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
       .offset = HG_C(timezone),

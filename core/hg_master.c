@@ -209,6 +209,7 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
     bool young = hg_clock_ns(CLOCK_MONOTONIC) - w->spawned_ns
                  < HG_WORKER_YOUNG_NS;
     const char *reason = "exit";
+    bool quiet;
 
     switch (w->kill_reason) {
     case HG_KILL_TIMEOUT: reason = "timeout"; break;
@@ -228,15 +229,21 @@ hg_master_worker_gone(hg_worker_t *w, void *current, int status,
         const char *labels[] = { reason };
         hg_metric_add(m->metric.restarts, labels, 1);
     }
-    if (strcmp(reason, "retire") != 0 || hg_log_enabled(HG_LOG_DEBUG)) {
+    /* A worker retired, or leaving because the daemon stops, is no news:
+     * a normal shutdown writes no warning per worker. */
+    quiet = strcmp(reason, "retire") == 0
+            || ((m->stopping || m->quitting)
+                && (strcmp(reason, "stop") == 0
+                    || strcmp(reason, "exit") == 0));
+    if (!quiet || hg_log_enabled(HG_LOG_DEBUG)) {
         hg_log_field_t fields[] = {
             HG_LOG_INT("worker", w->pid),
             HG_LOG_STR("reason", reason),
             HG_LOG_INT("status", WIFEXITED(status) ? WEXITSTATUS(status)
                                                    : -WTERMSIG(status)),
         };
-        hg_log_event(strcmp(reason, "retire") == 0 ? HG_LOG_DEBUG
-                     : HG_LOG_WARN, "worker_exit", NULL, NULL, fields,
+        hg_log_event(quiet ? HG_LOG_DEBUG : HG_LOG_WARN, "worker_exit",
+                     NULL, NULL, fields,
                      HG_NELEMS(fields), NULL);
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == HG_WORKER_EXIT_INIT) {

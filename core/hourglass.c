@@ -43,8 +43,8 @@ hg_usage(FILE *out)
         "  -t          test the configuration and exit\n"
         "  -T          test the configuration, print it as in effect, and exit\n"
         "  -s SIGNAL   send SIGNAL to the running master: reload, stop, quit, reopen\n"
-        "  -V          print version and build information\n"
-        "  -h          this help\n", HG_PREFIX);
+        "  -V, --version  print version and build information\n"
+        "  -h, --help     this help\n", HG_PREFIX);
 }
 
 static void
@@ -394,6 +394,13 @@ hg_absolute(const char *path)
     return abs;
 }
 
+/* What users of other tools type first. */
+static const struct option hg_long_options[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
 int
 main(int argc, char **argv)
 {
@@ -413,7 +420,9 @@ main(int argc, char **argv)
     memset(&opt, 0, sizeof(opt));
     opt.prefix = HG_PREFIX;
     opterr = 0;
-    while ((c = getopt(argc, argv, ":c:p:tTs:Vh")) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:p:tTs:Vh", hg_long_options,
+                            NULL)) != -1)
+    {
         switch (c) {
         case 'c': opt.conf_file = optarg; break;
         case 'p': opt.prefix = optarg; break;
@@ -428,7 +437,12 @@ main(int argc, char **argv)
             hg_usage(stderr);
             return 2;
         default:
-            fprintf(stderr, "hourglass: unknown option -%c\n", optopt);
+            if (optopt == 0) {          /* a long one */
+                fprintf(stderr, "hourglass: unknown option %s\n",
+                        argv[optind - 1]);
+            } else {
+                fprintf(stderr, "hourglass: unknown option -%c\n", optopt);
+            }
             hg_usage(stderr);
             return 2;
         }

@@ -209,6 +209,21 @@ def test_V_prints_version_and_bundled_modules():
     assert "shell" in mods and "system" in mods, mods
 
 
+def test_long_help_and_version():
+    """--help and --version, as other tools have them: the same as -h and
+    -V, exit 0; an unknown long option is named, exit 2."""
+    r = run_hourglass("--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Usage: hourglass"), r.stdout
+    assert "--version" in r.stdout
+    r = run_hourglass("--version")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^hourglass version \d+\.\d+", r.stdout, re.M)
+    r = run_hourglass("--colour")
+    assert r.returncode == 2
+    assert "unknown option --colour" in r.stderr, r.stderr
+
+
 def test_next_follows_the_dst_rules():
     r = run_hourglass("next", "--tz", "Europe/Berlin", "--from",
                       "2026-03-29T00:00:00+01:00", "-n", "2", "30 2 * * *")

@@ -308,3 +308,17 @@ def test_stop_and_reopen_work_when_the_file_has_an_error(daemon):
     assert r.returncode == 0, r.stderr
     assert "sending SIGTERM anyway" in r.stderr, r.stderr
     assert daemon.wait_exit(timeout=15) == 0
+
+
+def test_a_normal_stop_warns_of_no_worker(daemon):
+    """SIGTERM and SIGQUIT stop the workers on purpose: their exits are
+    logged at debug, not as one warning each."""
+    for sig in (signal.SIGTERM, signal.SIGQUIT):
+        daemon.start(workers=3, jobs=[job("tick", every="1s",
+                                          command="true")])
+        daemon.signal(sig)
+        assert daemon.wait_exit(timeout=15) == 0
+        exits = daemon.events("worker_exit")
+        assert len(exits) >= 3, exits
+        assert [e for e in exits if e["level"] != "debug"] == [], exits
+        daemon.log.unlink()

@@ -172,7 +172,12 @@ test_defaults(void **state)
     assert_string_equal(conf->prefix, PREFIX);
     assert_false(conf->daemon);
     assert_string_equal(conf->pid, PREFIX "/var/hourglass.pid");
-    assert_int_equal(conf->workers, 4);
+    {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);    /* "auto" */
+
+        assert_int_equal(conf->workers,
+                         cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
+    }
     assert_null(conf->timezone);
     assert_int_equal(conf->shutdown_timeout_ms, 30000);
     assert_string_equal(conf->log.file, "-");
