@@ -45,11 +45,12 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     server, name, url = db
     out = tmp_path / "ran"
     daemons = {}
-    port = free_port()
+    ports = {}
     for instance in ("a", "b", "c"):
         d = hg(instance)
+        ports[instance] = free_port()
         d.start(cluster_config(d, url, instance, shared_jobs(out, instance),
-                               api_section(port) if instance == "a" else ""))
+                               api_section(ports[instance])))
         daemons[instance] = d
     begin = time.time()
     time.sleep(4)
@@ -62,15 +63,23 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     b.start()
     time.sleep(4)
     end = time.time()
-    api = Api(port)
-    status, body = api.json("GET", "/api/v1/status")
-    assert status == 200 and body["cluster"] == {"instance": "a",
-                                                 "lease_ms": 10000}, body
-    metrics = api.call("GET", "/metrics")[1].decode()
-    claims = {r: int(float(n)) for r, n in re.findall(
-        r'^hourglass_claims_total\{result="(\w+)"\} (\S+)$', metrics, re.M)}
-    # a ran some fire times and saw the others' claims hold
-    assert claims.get("won", 0) > 0 and claims.get("lost", 0) > 0, claims
+    claims = {}
+    for instance, port in ports.items():
+        api = Api(port)
+        status, body = api.json("GET", "/api/v1/status")
+        assert status == 200 and body["cluster"] == {
+            "instance": instance, "lease_ms": 10000}, body
+        metrics = api.call("GET", "/metrics")[1].decode()
+        claims[instance] = {r: int(float(n)) for r, n in re.findall(
+            r'^hourglass_claims_total\{result="(\w+)"\} (\S+)$', metrics,
+            re.M)}
+    # Every instance took part: it claimed fire times, won or lost. Who
+    # wins a race is not promised (one instance may win every one), so
+    # the work's spread across instances is printed, not asserted.
+    for instance, counts in claims.items():
+        assert sum(counts.values()) > 0, (instance, claims)
+    assert sum(c.get("won", 0) for c in claims.values()) > 0, claims
+    assert sum(c.get("lost", 0) for c in claims.values()) > 0, claims
     for d in daemons.values():
         d.stop()
 
@@ -104,11 +113,11 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     assert again == [], "commands run twice for one fire time: %s" % (
         again[:5],)
     print("%d executions (%s), %d commands run, %d seconds x %d jobs "
-          "checked, none twice; instance a's claims: %s" % (
+          "checked, none twice; claims: %s" % (
               sum(by_instance.values()),
               ", ".join("%s %s" % kv for kv in sorted(by_instance.items())),
               sum(ran.values()), last - first + 1, JOBS, claims))
-    assert len([i for i in by_instance if i]) == 3
+    assert set(by_instance) <= {"a", "b", "c"}, by_instance
     # b's restart recovered b's executions only: a and c never stopped
     taken = rows(server, name, "SELECT id, instance, status FROM executions"
                  " WHERE status IN ('crashed', 'dead') AND instance <> 'b'")
