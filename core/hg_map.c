@@ -32,6 +32,19 @@ hg_map_free(hg_map_t *map)
     hg_map_init(map);
 }
 
+void
+hg_map_free_values(hg_map_t *map)
+{
+    size_t i = 0;
+    const char *key;
+    void *value;
+
+    while (hg_map_next(map, &i, &key, &value)) {
+        free(value);
+    }
+    hg_map_free(map);
+}
+
 static hg_map_slot_t *
 hg_map_find(const hg_map_t *map, const char *key, uint64_t hash)
 {

@@ -24,6 +24,9 @@ typedef struct hg_map_s {
 
 void hg_map_init(hg_map_t *map);
 void hg_map_free(hg_map_t *map);
+/* For a map whose values are single malloc'd blocks holding their keys:
+ * free()s each value, then the map. */
+void hg_map_free_values(hg_map_t *map);
 void *hg_map_get(const hg_map_t *map, const char *key);
 /* Insert or replace; value must not be NULL. */
 int hg_map_put(hg_map_t *map, const char *key, void *value);

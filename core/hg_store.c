@@ -882,14 +882,7 @@ hg_store_leases_init(hg_store_leases_t *leases)
 void
 hg_store_leases_free(hg_store_leases_t *leases)
 {
-    size_t i = 0;
-    const char *key;
-    void *value;
-
-    while (hg_map_next(&leases->held, &i, &key, &value)) {
-        free(value);
-    }
-    hg_map_free(&leases->held);
+    hg_map_free_values(&leases->held);
 }
 
 bool

@@ -175,13 +175,9 @@ hg_mem_close(hg_store_t *store)
         free(job->job_id);
         free(job);
     }
-    i = 0;
-    while (hg_map_next(&m->claims, &i, &key, &value)) {
-        free(value);
-    }
     hg_map_free(&m->execs);
     hg_map_free(&m->jobs);
-    hg_map_free(&m->claims);
+    hg_map_free_values(&m->claims);
     hg_store_tasks_free(&m->done);
     json_decref(m->api_jobs);
     free(m);

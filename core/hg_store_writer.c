@@ -159,19 +159,13 @@ static void
 hg_sw_queue_free(hg_store_batch_t *q)
 {
     hg_store_item_t *item, *next;
-    size_t i = 0;
-    const char *key;
-    void *value;
 
     for (item = q->head; item != NULL; item = next) {
         next = item->next;
         hg_sw_item_free(item);
     }
-    while (hg_map_next(&q->states, &i, &key, &value)) {
-        free(value);
-    }
     hg_map_free(&q->ids);
-    hg_map_free(&q->states);
+    hg_map_free_values(&q->states);
     hg_sw_queue_init(q);
 }
 
@@ -624,22 +618,15 @@ hg_sw_writer(void *arg)
 static void
 hg_sw_free(hg_store_writer_t *w)
 {
+    size_t i;
+
     hg_store_loglines_emit(w->lines);
     hg_sw_queue_free(&w->q);
-    {
-        size_t i = 0;
-        const char *key;
-        void *value;
-
-        while (hg_map_next(&w->lost, &i, &key, &value)) {
-            free(value);
-        }
-        hg_map_free(&w->lost);
-        for (i = 0; i < w->nlosing; i++) {
-            free(w->losing[i]);
-        }
-        free(w->losing);
+    hg_map_free_values(&w->lost);
+    for (i = 0; i < w->nlosing; i++) {
+        free(w->losing[i]);
     }
+    free(w->losing);
     hg_store_tasks_free(&w->tasks);
     hg_store_tasks_free(&w->done);
     if (w->notify_fd >= 0) {
