@@ -127,6 +127,27 @@ done:
     free(exec_id);
 }
 
+static void hg_master_stop(hg_master_t *m);
+
+/* Cluster: another instance took this one's work over (its lease lapsed
+ * while it was paused or cut off, or a second process joined under its
+ * name). Nothing more may start here, and what runs is another's now:
+ * a fast stop with status 1, for the service manager to start a fresh
+ * instance that joins under a new term -- as Kubernetes' controllers exit
+ * when they lose their leader lease. */
+static void
+hg_master_fenced(hg_master_t *m)
+{
+    char why[256];
+
+    if (m->stopping || !hg_store_fenced(m->store, why, sizeof(why))) {
+        return;
+    }
+    hg_log(HG_LOG_ERROR, "%s; stopping (exit status 1)", why);
+    m->exit_code = 1;
+    hg_master_stop(m);
+}
+
 /* The store committed up to some ticket (or writes are failing): start
  * the executions whose `running` record is durable. */
 static void
@@ -136,7 +157,9 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
 
     HG_UNUSED(events);
     hg_journal_ack(m);
+    hg_master_fenced(m);
     hg_fire_claimed(m);
+    hg_recover_taken(m);
     hg_dispatch_committed(m);
     hg_master_store_tasks(m);
 }

@@ -1,12 +1,15 @@
 /*
- * hg_recover.c: what a previous master left unfinished, at start.
+ * hg_recover.c: what a previous master left unfinished, at start, and
+ * what a cluster peer left when this instance took its work over.
  *
  * It owns reading the store once at start: executions found running are
  * recorded crashed and retried per policy, queued ones queued again (a
  * retry waits for its backoff, a run_at for its time), and fire times
  * that passed while no master ran follow each job's misfire policy; jobs
- * without a state start counting from now. It runs before the loop does,
- * and never again.
+ * without a state start counting from now. The same treatment applies,
+ * while the loop runs, to the executions the store took over from a peer
+ * whose lease lapsed (hg_recover_taken). It never reads the store from
+ * the loop: taken rows come with the store's notification.
  */
 
 #include "hg_core.h"
@@ -20,18 +23,17 @@
 #include "hg_outcome.h"
 #include "hg_recover.h"
 
-void
-hg_recover_executions(hg_master_t *m)
+/* ROWS, unfinished in the store: running ones crashed (WHY) and retried
+ * per policy, queued ones queued again. The count of each in *CRASHED
+ * and *REQUEUED. */
+static void
+hg_recover_rows(hg_master_t *m, const hg_exec_row_t *rows, size_t n,
+                const char *why, size_t *crashed, size_t *requeued)
 {
-    hg_exec_row_t *rows = NULL;
-    size_t n = 0, i, crashed = 0, requeued = 0;
+    size_t i;
     int64_t now_ms = hg_now_ms();
 
-    if (hg_store_load_unfinished(m->store, &rows, &n) != HG_OK) {
-        hg_log(HG_LOG_ERROR, "store: cannot read unfinished executions; "
-               "nothing recovered");
-        return;
-    }
+    *crashed = *requeued = 0;
     for (i = 0; i < n; i++) {
         const hg_exec_record_t *r = &rows[i].r;
         hg_job_t *job = hg_job_find(m, r->job_id);
@@ -75,16 +77,13 @@ hg_recover_executions(hg_master_t *m)
             result.finished_ms = now_ms;
             result.exit_code = -1;
             result.max_rss_kb = -1;
-            /* Recorded running before its frame went out: whether it
-             * started is not known, so it counts as crashed. */
-            result.error = "found running at start: the master ended while "
-                           "it ran or was about to start it";
+            result.error = why;
             exec->dispatched_ms = r->started_at;
             hg_outcome_finish(m, exec, &result, HG_FAIL, -1);
-            crashed++;
+            (*crashed)++;
             continue;
         }
-        requeued++;
+        (*requeued)++;
         if (strcmp(exec->trigger, "retry") == 0) {
             /* A retry is the run's own next attempt, not a new run: as
              * when it was made, it waits for its backoff and is not
@@ -104,12 +103,50 @@ hg_recover_executions(hg_master_t *m)
             hg_dispatch_admit(m, exec, false);
         }
     }
+}
+
+void
+hg_recover_executions(hg_master_t *m)
+{
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0, crashed, requeued;
+
+    if (hg_store_load_unfinished(m->store, &rows, &n) != HG_OK) {
+        hg_log(HG_LOG_ERROR, "store: cannot read unfinished executions; "
+               "nothing recovered");
+        return;
+    }
+    /* Recorded running before its frame went out: whether it started is
+     * not known, so it counts as crashed. */
+    hg_recover_rows(m, rows, n, "found running at start: the master ended "
+                    "while it ran or was about to start it", &crashed,
+                    &requeued);
     hg_exec_rows_free(rows, n);
     if (crashed + requeued > 0) {
         hg_log(HG_LOG_WARN, "store: recovered %zu executions: %zu found "
                "running (recorded crashed, retried per policy), %zu queued "
                "again", crashed + requeued, crashed, requeued);
     }
+}
+
+void
+hg_recover_taken(hg_master_t *m)
+{
+    hg_exec_row_t *rows;
+    size_t n, crashed, requeued;
+
+    if (m->store == NULL || hg_store_taken(m->store, &rows, &n) != HG_OK
+        || n == 0)
+    {
+        return;
+    }
+    hg_recover_rows(m, rows, n, "its instance stopped renewing its cluster "
+                    "lease while it ran: taken over by another instance",
+                    &crashed, &requeued);
+    hg_exec_rows_free(rows, n);
+    hg_log(HG_LOG_WARN, "cluster: took over %zu executions: %zu found "
+           "running (recorded crashed, retried per policy), %zu queued here",
+           crashed + requeued, crashed, requeued);
 }
 
 /* Jobs the store has no state for yet (never fired: new in the file, or

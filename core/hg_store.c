@@ -537,6 +537,22 @@ hg_store_claim_lost(hg_store_t *store, const char *exec_id)
            && hg_store_writer_claim_lost(store, exec_id);
 }
 
+int
+hg_store_taken(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    return store->writer != NULL ? hg_store_writer_taken(store, rows, n)
+                                 : HG_OK;
+}
+
+bool
+hg_store_fenced(hg_store_t *store, char *why, size_t len)
+{
+    return store->writer != NULL
+           && hg_store_writer_fenced(store, why, len);
+}
+
 void
 hg_store_flush(hg_store_t *store)
 {

@@ -323,6 +323,16 @@ uint64_t hg_store_peek(hg_store_t *store);
  * was not written), said once per id. False while not known, and always
  * for a store without a writer. */
 bool hg_store_claim_lost(hg_store_t *store, const char *exec_id);
+/* Cluster: the unfinished executions of instances whose lease lapsed,
+ * taken over by this one since the last call (*rows NULL and *n 0 when
+ * none; free with hg_exec_rows_free). Every store answers: a store of one
+ * instance never takes any. */
+int hg_store_taken(hg_store_t *store, hg_exec_row_t **rows, size_t *n);
+/* Cluster: whether this instance was fenced (another took its work over:
+ * it stopped renewing its lease for longer than the lease, paused or cut
+ * off, or a second process runs under its name); WHY says how. A fenced
+ * instance must start nothing more. */
+bool hg_store_fenced(hg_store_t *store, char *why, size_t len);
 void hg_store_flush(hg_store_t *store);
 /* The highest ticket committed (0 before any); drains notify_fd and writes
  * the writer's pending log lines. */

@@ -68,6 +68,9 @@
 
 /* pg_advisory_xact_lock's key for migrations: "hourglas" in ASCII. */
 #define HG_PG_SCHEMA_LOCK  "7526752392383291763"
+/* The database's clock, ms since the epoch: leases never read an
+ * instance's own clock, so instances need not agree on the time. */
+#define HG_PG_NOW  "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 #define HG_PG_NCOLS        24
 
 /* --- the schema ---------------------------------------------------------- */
@@ -147,10 +150,25 @@ static const char hg_pg_schema_v2[] =
     " ADD COLUMN instance text"
     " DEFAULT current_setting('hourglass.instance', true);";
 
+/* Version 3, the cluster's leases: a row per instance, whose term is the
+ * fencing token of everything it writes (it grows when the instance joins
+ * and when another takes its work over), and whose lease_until, in the
+ * database's clock, each commit and tick of the instance pushes ahead. */
+static const char hg_pg_schema_v3[] =
+    "CREATE TABLE instances ("
+    " name text PRIMARY KEY,"
+    " term bigint NOT NULL,"
+    " lease_until bigint NOT NULL,"
+    " joined_at bigint NOT NULL,"
+    " renewed_at bigint NOT NULL,"
+    " gone boolean NOT NULL DEFAULT false,"
+    " taken_by text);";
+
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
     hg_pg_schema_v1,
     hg_pg_schema_v2,
+    hg_pg_schema_v3,
 };
 
 #define HG_PG_SCHEMA_VERSION  ((int) HG_NELEMS(hg_pg_migrations))
@@ -211,6 +229,24 @@ static const struct {
       " (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $3)"
       " ON CONFLICT (job_id, fire_time) DO UPDATE"
       " SET exec_id = fire_claims.exec_id RETURNING exec_id" },
+    /* The cluster's lease ($1 instance, $2 term, $3 lease ms): pushed
+     * ahead, and so locked until COMMIT, only while the term is ours. */
+    { "hg_lease", "UPDATE instances SET lease_until = " HG_PG_NOW " + $3,"
+      " renewed_at = " HG_PG_NOW " WHERE name = $1 AND term = $2"
+      " RETURNING term" },
+    /* Peers whose lease lapsed; one another instance is taking over (or
+     * renewing now) is skipped. */
+    { "hg_lapsed", "SELECT name, " HG_PG_NOW " - lease_until FROM instances"
+      " WHERE name <> $1 AND NOT gone AND lease_until < " HG_PG_NOW
+      " ORDER BY name FOR UPDATE SKIP LOCKED" },
+    /* $2's term grows (what it writes next is refused) and its unfinished
+     * executions become $1's, returned in start-up recovery's order. */
+    { "hg_fence", "UPDATE instances SET term = term + 1, gone = true,"
+      " taken_by = $1 WHERE name = $2" },
+    { "hg_take", "WITH taken AS (UPDATE executions SET instance = $1"
+      " WHERE instance = $2 AND status IN ('queued', 'running')"
+      " RETURNING *) SELECT " HG_PG_COLS_FULL " FROM taken"
+      " ORDER BY scheduled_for, id" },
     { "hg_old", "SELECT job_id, status, scheduled_for, started_at,"
       " finished_at, duration_ms FROM executions WHERE id = $1 FOR UPDATE" },
     { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused)"
@@ -248,6 +284,10 @@ typedef struct hg_pg_s {
     bool w_stale;                   /* wconn left mid-pipeline: reset it */
     char *options;                  /* libpq options: the cluster's instance
                                        name as hourglass.instance; or NULL */
+    char *instance;                 /* the cluster's name for us, or NULL */
+    int64_t lease_ms;
+    int64_t term;                   /* our fencing token (instances.term) */
+    bool lease_failing;             /* the tick's line was said */
 } hg_pg_t;
 
 /* A statement's parameters, text but for the bytea ones. */
@@ -1001,6 +1041,11 @@ done:
     return rc;
 }
 
+static int hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err,
+                       size_t errlen, char *state, size_t statelen);
+static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
+                          hg_exec_row_t *row);
+
 /*
  * The backend's commit (writer thread): everything in BATCH in one
  * transaction, or nothing and the reason in err. The fast puts go down a
@@ -1030,6 +1075,7 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     hg_map_init(&deltas);
     hg_map_init(&lost);
     if (hg_pg_writer_begin(d, err, errlen) != HG_OK
+        || hg_pg_lease(d, w, err, errlen, state, sizeof(pp.state)) != HG_OK
         || hg_pg_claim(d, w, batch, &lost, err, errlen, state,
                        sizeof(pp.state)) != HG_OK)
     {
@@ -1121,6 +1167,238 @@ failed:
         }
     }
     return hg_pg_kind(d->wconn, state[0] != '\0' ? state : NULL);
+}
+
+/* --- the cluster's lease ------------------------------------------------- */
+
+/*
+ * An instance holds one lease (its row in instances), not one per
+ * execution: every transaction it commits first pushes the lease ahead
+ * under its term, and so holds the row locked until COMMIT; a tick does
+ * the same while nothing is committed, every third of the lease. A peer
+ * whose lease lapsed is fenced (its term grows, under the row lock, so a
+ * commit of the peer either went before, and its executions are taken
+ * with the rest, or finds the term changed and writes nothing) and its
+ * unfinished executions become ours: the master records the running ones
+ * crashed and retries them per policy, as after its own restart.
+ *
+ * What this cannot promise (Kleppmann's fencing argument): a worker of a
+ * paused or cut-off instance may still be running a job when its
+ * execution is taken over and retried here; the job's own side effects
+ * see no token. Fire times still run once: their claims are rows.
+ */
+
+/* In the transaction open on wconn: the lease pushed ahead, or HG_ERROR
+ * (fenced: said to the writer; or the statement failed). */
+static int
+hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err, size_t errlen,
+            char *state, size_t statelen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    bool held;
+
+    if (d->instance == NULL) {
+        return HG_OK;
+    }
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    hg_pg_int(&p, d->term);
+    hg_pg_int(&p, d->lease_ms);
+    res = hg_pg_exec_prepared(d, "hg_lease", &p, PGRES_TUPLES_OK, err,
+                              errlen, state, statelen);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    held = PQntuples(res) == 1;
+    PQclear(res);
+    if (!held) {
+        snprintf(err, errlen, "cluster: instance \"%s\" no longer holds "
+                 "its lease (term %" PRId64 "): another instance took its "
+                 "work over after the lease lapsed, or another process "
+                 "joined under the same name", d->instance, d->term);
+        hg_store_writer_fence(w, err);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+/* In the tick's transaction: fence the peer NAME and take its unfinished
+ * executions (appended to *ROWS). */
+static int
+hg_pg_take_peer(hg_pg_t *d, const char *name, hg_exec_row_t **rows,
+                size_t *n, char *err, size_t errlen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    hg_exec_row_t *grown;
+    char state[8];
+    int i, rc;
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    hg_pg_text(&p, name);
+    res = hg_pg_exec_prepared(d, "hg_fence", &p, PGRES_COMMAND_OK, err,
+                              errlen, state, sizeof(state));
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    PQclear(res);
+    res = hg_pg_exec_prepared(d, "hg_take", &p, PGRES_TUPLES_OK, err,
+                              errlen, state, sizeof(state));
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    if (PQntuples(res) > 0) {
+        grown = realloc(*rows, (*n + (size_t) PQntuples(res))
+                               * sizeof(*grown));
+        if (grown == NULL) {
+            PQclear(res);
+            snprintf(err, errlen, "out of memory");
+            return HG_ERROR;
+        }
+        *rows = grown;
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        rc = hg_pg_read_row(d, res, i, &(*rows)[*n]);
+        if (rc == HG_ERROR) {
+            PQclear(res);
+            snprintf(err, errlen, "out of memory");
+            return HG_ERROR;
+        }
+        *n += rc == HG_OK;
+    }
+    PQclear(res);
+    return HG_OK;
+}
+
+/* The peers whose lease lapsed, fenced and their executions taken, in
+ * the tick's transaction; a line per peer for the master's log. */
+static int
+hg_pg_take_lapsed(hg_pg_t *d, hg_store_writer_t *w, hg_exec_row_t **rows,
+                  size_t *n, char *err, size_t errlen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t before;
+    char state[8];
+    int i;
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    res = hg_pg_exec_prepared(d, "hg_lapsed", &p, PGRES_TUPLES_OK, err,
+                              errlen, state, sizeof(state));
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        before = *n;
+        if (hg_pg_take_peer(d, PQgetvalue(res, i, 0), rows, n, err, errlen)
+            != HG_OK)
+        {
+            PQclear(res);
+            return HG_ERROR;
+        }
+        /* Said once the transaction commits: lines wait for the ack. */
+        hg_store_writer_log(w, HG_LOG_WARN, "cluster: instance \"%s\" "
+                            "stopped renewing its lease (lapsed %s ms ago): "
+                            "fenced, and its %zu unfinished executions "
+                            "taken over by \"%s\"", PQgetvalue(res, i, 0),
+                            PQgetvalue(res, i, 1), *n - before,
+                            d->instance);
+    }
+    PQclear(res);
+    return HG_OK;
+}
+
+/* The backend's tick (writer thread): the lease pushed ahead while
+ * nothing is committed, and lapsed peers taken over. Every third of the
+ * lease; a second while the database cannot be reached (the commits' own
+ * episode says so; a lease that lapses meanwhile is taken over by a peer,
+ * and the next tick finds this instance fenced). */
+static int64_t
+hg_pg_tick(void *be, hg_store_writer_t *w)
+{
+    hg_pg_t *d = be;
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0;
+    char err[512], state[8] = "";
+    int64_t every;
+
+    if (d->instance == NULL) {
+        return 3600 * 1000;             /* alone: nothing to renew */
+    }
+    every = d->lease_ms / 3 > 0 ? d->lease_ms / 3 : 1;
+    err[0] = '\0';
+    if (hg_pg_writer_begin(d, err, sizeof(err)) != HG_OK
+        || hg_pg_lease(d, w, err, sizeof(err), state, sizeof(state))
+           != HG_OK
+        || hg_pg_take_lapsed(d, w, &rows, &n, err, sizeof(err)) != HG_OK
+        || hg_pg_command(d->wconn, false, "COMMIT", err, sizeof(err))
+           != HG_OK)
+    {
+        hg_exec_rows_free(rows, n);
+        if (PQstatus(d->wconn) == CONNECTION_OK
+            && PQtransactionStatus(d->wconn) != PQTRANS_IDLE)
+        {
+            char rb[128];
+            (void) hg_pg_command(d->wconn, false, "ROLLBACK", rb, sizeof(rb));
+        }
+        if (!d->lease_failing) {
+            d->lease_failing = true;
+            hg_store_writer_log(w, HG_LOG_WARN, "cluster: cannot renew the "
+                                "lease of instance \"%s\": %s", d->instance,
+                                err);
+        }
+        return every < 1000 ? every : 1000;
+    }
+    if (d->lease_failing) {
+        d->lease_failing = false;
+        hg_store_writer_log(w, HG_LOG_INFO, "cluster: the lease of instance "
+                            "\"%s\" is renewed again", d->instance);
+    }
+    if (hg_store_writer_take(w, rows, n) != HG_OK) {
+        hg_store_writer_log(w, HG_LOG_ERROR, "cluster: out of memory: "
+                            "executions taken over are left to start-up "
+                            "recovery");
+    }
+    return every;
+}
+
+/* At open, on wconn: this instance's row, a new term (fencing whatever
+ * ran under the name before: ourselves before a restart, or a second
+ * process given the same name by mistake). */
+static int
+hg_pg_join(hg_pg_t *d, char *err, size_t errlen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    char msg[384];
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    hg_pg_int(&p, d->lease_ms);
+    res = PQexecParams(d->wconn, "INSERT INTO instances (name, term,"
+                       " lease_until, joined_at, renewed_at) VALUES ($1, 1, "
+                       HG_PG_NOW " + $2, " HG_PG_NOW ", " HG_PG_NOW ")"
+                       " ON CONFLICT (name) DO UPDATE SET"
+                       " term = instances.term + 1,"
+                       " lease_until = excluded.lease_until,"
+                       " joined_at = excluded.joined_at,"
+                       " renewed_at = excluded.renewed_at, gone = false,"
+                       " taken_by = NULL RETURNING term", p.n, NULL,
+                       p.values, p.lengths, p.formats, 0);
+    if (!hg_pg_ok(d->wconn, res, PGRES_TUPLES_OK, msg, sizeof(msg))) {
+        PQclear(res);
+        snprintf(err, errlen, "store.url: %s: cluster: cannot join as "
+                 "instance \"%s\": %s", d->name, d->instance, msg);
+        return HG_ERROR;
+    }
+    d->term = hg_pg_int_at(res, 0, 0);
+    PQclear(res);
+    hg_log(HG_LOG_INFO, "cluster: joined as instance \"%s\" (term %" PRId64
+           ", lease %" PRId64 " ms)", d->instance, d->term, d->lease_ms);
+    return HG_OK;
 }
 
 /* --- open, close, check -------------------------------------------------- */
@@ -1253,7 +1531,8 @@ static const hg_store_backend_t hg_pg_backend = {
     hg_pg_task_run,
     NULL,                           /* cleanup checks stopping per batch */
     hg_pg_reopen,
-    NULL                            /* the server checkpoints */
+    NULL,                           /* the server checkpoints */
+    hg_pg_tick
 };
 
 static void
@@ -1265,6 +1544,7 @@ hg_pg_free(hg_pg_t *d)
     free(d->url);
     free(d->name);
     free(d->options);
+    free(d->instance);
     free(d);
 }
 
@@ -1319,9 +1599,12 @@ hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
             snprintf(d->options, len, "-c hourglass.instance=%s",
                      conf->cluster.instance);
         }
+        d->instance = strdup(conf->cluster.instance);
+        d->lease_ms = conf->cluster.lease_ms;
     }
     if (d->url == NULL || d->name == NULL
-        || (conf->cluster.enabled && d->options == NULL))
+        || (conf->cluster.enabled
+            && (d->options == NULL || d->instance == NULL)))
     {
         snprintf(err, errlen, "store: out of memory");
         goto failed;
@@ -1333,6 +1616,9 @@ hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
     }
     if (hg_pg_writer_ready(d, msg, sizeof(msg)) != HG_OK) {
         snprintf(err, errlen, "store.url: %s: %s", d->name, msg);
+        goto failed;
+    }
+    if (d->instance != NULL && hg_pg_join(d, err, errlen) != HG_OK) {
         goto failed;
     }
     if (hg_pg_open_conn(d, &d->rconn, err, errlen) != HG_OK

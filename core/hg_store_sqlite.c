@@ -1075,7 +1075,8 @@ static const hg_store_backend_t hg_sq_backend = {
     hg_sq_task_run,
     hg_sq_interrupt,
     hg_sq_reopen,
-    hg_sq_checkpoint
+    hg_sq_checkpoint,
+    NULL                            /* one instance: no lease */
 };
 
 /*

@@ -93,6 +93,10 @@ struct hg_store_writer_s {
     uint64_t committed;             /* the last ticket made durable */
     hg_map_t lost;                  /* ids whose claim was lost; keys
                                        owned (value = key) */
+    hg_exec_row_t *taken;           /* another instance's, now ours */
+    size_t ntaken;
+    char fenced[256];               /* why this instance was fenced, or "" */
+    int64_t next_tick;              /* monotonic ms of the backend's tick */
     bool stop;
     bool gathering;                 /* puts wait for hg_store_flush */
     bool unflushed;                 /* put since the last wake */
@@ -116,6 +120,10 @@ struct hg_store_writer_s {
     hg_store_tasks_t tasks;         /* for the maintenance thread */
     hg_store_tasks_t done;          /* for hg_store_task_done */
 };
+
+/* The writer of the writer and maintenance threads
+ * (hg_store_writer_self). */
+static __thread hg_store_writer_t *hg_sw_self;
 
 static int64_t
 hg_sw_mono_ms(void)
@@ -409,6 +417,101 @@ hg_store_writer_claim_lost(hg_store_t *store, const char *exec_id)
     return id != NULL;
 }
 
+int
+hg_store_writer_take(hg_store_writer_t *w, hg_exec_row_t *rows, size_t n)
+{
+    hg_exec_row_t *grown;
+
+    if (n == 0) {
+        free(rows);
+        return HG_OK;
+    }
+    pthread_mutex_lock(&w->mu);
+    grown = realloc(w->taken, (w->ntaken + n) * sizeof(*grown));
+    if (grown == NULL) {
+        pthread_mutex_unlock(&w->mu);
+        hg_exec_rows_free(rows, n);
+        return HG_ERROR;
+    }
+    memcpy(grown + w->ntaken, rows, n * sizeof(*rows));
+    w->taken = grown;
+    w->ntaken += n;
+    hg_sw_notify(w);
+    pthread_mutex_unlock(&w->mu);
+    free(rows);                         /* the rows' contents moved */
+    return HG_OK;
+}
+
+int
+hg_store_writer_taken(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
+{
+    hg_store_writer_t *w = store->writer;
+
+    pthread_mutex_lock(&w->mu);
+    *rows = w->taken;
+    *n = w->ntaken;
+    w->taken = NULL;
+    w->ntaken = 0;
+    pthread_mutex_unlock(&w->mu);
+    return HG_OK;
+}
+
+void
+hg_store_writer_fence(hg_store_writer_t *w, const char *why)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->fenced[0] == '\0') {
+        snprintf(w->fenced, sizeof(w->fenced), "%s", why);
+        hg_sw_notify(w);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+bool
+hg_store_writer_fenced(hg_store_t *store, char *why, size_t len)
+{
+    hg_store_writer_t *w = store->writer;
+    bool fenced;
+
+    pthread_mutex_lock(&w->mu);
+    fenced = w->fenced[0] != '\0';
+    if (fenced) {
+        snprintf(why, len, "%s", w->fenced);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return fenced;
+}
+
+/* Under mu: runs the backend's tick when it is due, without mu. */
+static void
+hg_sw_tick(hg_store_writer_t *w)
+{
+    int64_t wait_ms;
+
+    if (w->ops->tick == NULL || w->stop || hg_sw_mono_ms() < w->next_tick) {
+        return;
+    }
+    pthread_mutex_unlock(&w->mu);
+    wait_ms = w->ops->tick(w->be, w);
+    pthread_mutex_lock(&w->mu);
+    w->next_tick = hg_sw_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
+}
+
+/* Under mu, idle: waits for work, waking for the backend's tick. */
+static void
+hg_sw_wait(hg_store_writer_t *w)
+{
+    struct timespec at;
+
+    if (w->ops->tick == NULL) {
+        pthread_cond_wait(&w->cond, &w->mu);
+        return;
+    }
+    at.tv_sec = w->next_tick / 1000;
+    at.tv_nsec = (w->next_tick % 1000) * 1000000;
+    (void) pthread_cond_timedwait(&w->cond, &w->mu, &at);
+}
+
 static bool
 hg_sw_has_work(const hg_store_writer_t *w)
 {
@@ -531,12 +634,15 @@ hg_sw_writer(void *arg)
 
     /* A name for top -H and perf; a failure changes nothing else. */
     (void) pthread_setname_np(pthread_self(), "hg-store-write");
+    hg_sw_self = w;                     /* a tick's reads queue their lines */
     pthread_mutex_lock(&w->mu);
     w->writer_parked = true;
     pthread_cond_broadcast(&w->cond);
     for (;;) {
+        hg_sw_tick(w);
         while (!w->stop && !hg_sw_has_work(w)) {
-            pthread_cond_wait(&w->cond, &w->mu);
+            hg_sw_wait(w);
+            hg_sw_tick(w);
         }
         /* Back off while failing; stop or a new limit end the wait. */
         while (w->failing && !w->stop && !w->limit_changed
@@ -623,6 +729,7 @@ hg_sw_free(hg_store_writer_t *w)
     hg_store_loglines_emit(w->lines);
     hg_sw_queue_free(&w->q);
     hg_map_free_values(&w->lost);
+    hg_exec_rows_free(w->taken, w->ntaken);
     for (i = 0; i < w->nlosing; i++) {
         free(w->losing[i]);
     }
@@ -1100,8 +1207,6 @@ hg_store_writer_say(hg_log_level_t level, const char *fmt, ...)
     }
 }
 
-/* The maintenance thread's writer (hg_store_writer_self). */
-static __thread hg_store_writer_t *hg_sw_self;
 
 hg_store_writer_t *
 hg_store_writer_self(void)

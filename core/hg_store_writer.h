@@ -91,6 +91,12 @@ typedef struct hg_store_backend_s {
      * off the writer thread so that no commit, and no barrier, waits for
      * it. NULL = none. */
     void (*checkpoint)(void *be, hg_store_writer_t *w);
+    /* Writer thread, between transactions, once at start and then when
+     * the milliseconds it returned have passed (also while idle): the
+     * driver's periodic work on its write connection (a cluster's lease:
+     * renewed, and the instances whose lease lapsed taken over). Returns
+     * the wait before the next call. NULL = none. */
+    int64_t (*tick)(void *be, hg_store_writer_t *w);
 } hg_store_backend_t;
 
 /* Starts the writer and maintenance threads for STORE (store->writer,
@@ -114,6 +120,9 @@ int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
 uint64_t hg_store_writer_peek(hg_store_t *store);
 bool hg_store_writer_claim_lost(hg_store_t *store, const char *exec_id);
+int hg_store_writer_taken(hg_store_t *store, hg_exec_row_t **rows,
+                          size_t *n);
+bool hg_store_writer_fenced(hg_store_t *store, char *why, size_t len);
 void hg_store_writer_gather(hg_store_t *store);
 void hg_store_writer_flush(hg_store_t *store);
 uint64_t hg_store_writer_committed(hg_store_t *store);
@@ -132,6 +141,16 @@ bool hg_store_writer_stopping(hg_store_writer_t *w);
  * was lost, so the record was not written. Said to the master once the
  * transaction commits; forgotten if it fails. */
 int hg_store_writer_lose(hg_store_writer_t *w, const char *exec_id);
+/* For the backend's tick (writer thread), once its transaction committed:
+ * ROWS (N of them; ownership passes, freed on failure) were another
+ * instance's unfinished executions and are this one's now; the master
+ * takes them with hg_store_taken. */
+int hg_store_writer_take(hg_store_writer_t *w, hg_exec_row_t *rows,
+                         size_t n);
+/* For the backend (writer thread): this instance no longer holds what it
+ * wrote (another took its work over); WHY says so to the master, which
+ * stops (hg_store_fenced). The first reason is kept. */
+void hg_store_writer_fence(hg_store_writer_t *w, const char *why);
 /* The writer whose maintenance thread calls (a QUERY task's reads), or
  * NULL in any other thread: what a read has to say goes through
  * hg_store_writer_log there, as the log is the loop's. */

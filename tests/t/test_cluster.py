@@ -20,10 +20,10 @@ from test_store_pg import db, pg_config, rows, server  # noqa: F401
 JOBS = 10
 
 
-def cluster_config(d, url, instance, jobs, api=""):
+def cluster_config(d, url, instance, jobs, api="", lease="10s"):
     return pg_config(d, url, workers=2, jobs=jobs, extra=(
-        "cluster = { instance = %s; lease = \"10s\"; }; %s"
-        % (conf_value(instance), api)))
+        "cluster = { instance = %s; lease = \"%s\"; }; %s"
+        % (conf_value(instance), lease, api)))
 
 
 def shared_jobs(out, instance):
@@ -135,3 +135,103 @@ def test_cluster_needs_postgres(hg):
     line = text.split("\n").index('cluster = { instance = "a"; };') + 1
     assert ('%s:%d: cluster: needs store.driver = "postgres"' % (d.conf, line)
             in r.stderr), r.stderr
+
+
+def wait_rows(server, name, sql, pred, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = rows(server, name, sql)
+        if pred(got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s: %s" % (what, got))
+        time.sleep(0.2)
+
+
+def test_a_dead_instance_is_taken_over_within_its_lease(hg, db, tmp_path):
+    """b runs a long execution and dies (kill -9, its workers too); a
+    notices b's lease lapse, records the execution crashed and retries it
+    per policy here; b, started again, recovers nothing (its work is a's
+    now) and joins under a new term."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    long_job = job("long", command="echo $HOURGLASS_ATTEMPT >> %s; sleep 30"
+                   % out, max_retries=1, backoff={"initial": "500ms"})
+    port = free_port()
+    b = hg("b")
+    b.start(cluster_config(b, url, "b", [long_job], api_section(port),
+                           lease="2s"))
+    a = hg("a")
+    a.start(cluster_config(a, url, "a", [long_job], lease="2s"))
+    status, _ = Api(port).json("POST", "/api/v1/jobs/long/trigger")
+    assert status in (200, 201, 202), status
+    running = wait_rows(server, name, "SELECT id, instance FROM executions"
+                        " WHERE status = 'running'", lambda r: len(r) == 1,
+                        "the long run on b")
+    assert running[0][1] == "b", running
+    killed = time.monotonic()
+    b.signal(signal.SIGKILL)
+    b.wait_exit()
+    for pid in b.stray():
+        os.kill(pid, signal.SIGKILL)
+
+    crashed = wait_rows(server, name, "SELECT instance, error FROM executions"
+                        " WHERE id = '%s' AND status = 'crashed'"
+                        % running[0][0], lambda r: len(r) == 1,
+                        "b's run recorded crashed by a")
+    noticed = time.monotonic() - killed
+    assert crashed[0][0] == "a", crashed
+    assert "stopped renewing its cluster lease" in crashed[0][1], crashed
+    # the lease is 2 s, renewed and swept every third of it
+    assert noticed < 2 + 2 + 5, noticed
+    retry = wait_rows(server, name, "SELECT instance, attempt FROM executions"
+                      " WHERE job_id = 'long' AND status = 'running'",
+                      lambda r: len(r) == 1, "the retry running on a")
+    assert [tuple(map(str, x)) for x in retry] == [("a", "2")], retry
+    a.wait_for(lambda evs: [e for e in evs if 'instance "b" stopped '
+                            'renewing its lease' in e.get("message", "")],
+               what="a's line about taking b over")
+    terms = dict(rows(server, name, "SELECT name, term FROM instances"))
+    b.start()
+    b.wait_for(lambda evs: [e for e in evs if 'joined as instance "b"'
+                            in e.get("message", "")], what="b joins again")
+    assert int(dict(rows(server, name, "SELECT name, term FROM instances"))
+               ["b"]) > int(terms["b"])
+    assert not [e for e in b.events() if "recovered" in e.get("message", "")]
+    a.stop()
+    b.stop()
+
+
+def test_a_paused_instance_is_fenced_and_stops(hg, db, tmp_path):
+    """b is paused (SIGSTOP) past its lease; a takes its work over; b,
+    resumed, finds its term gone: it writes and starts nothing more and
+    exits with status 1, saying why. No fire time ran twice."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    daemons = {}
+    for instance in ("a", "b"):
+        d = hg(instance)
+        d.start(cluster_config(d, url, instance, shared_jobs(out, instance),
+                               lease="2s"))
+        daemons[instance] = d
+    a, b = daemons["a"], daemons["b"]
+    time.sleep(2)
+    b.signal(signal.SIGSTOP)
+    a.wait_for(lambda evs: [e for e in evs if 'instance "b" stopped '
+                            'renewing its lease' in e.get("message", "")],
+               what="a taking b over", timeout=20)
+    time.sleep(1)
+    b.signal(signal.SIGCONT)
+    assert b.wait_exit(timeout=20) == 1
+    said = [e for e in b.events() if "no longer holds its lease"
+            in e.get("message", "")]
+    assert said, "\n".join(b.lines()[-10:])
+    time.sleep(2)
+    a.stop()
+    twice = rows(server, name, "SELECT job_id, scheduled_for, count(*)"
+                 " FROM executions GROUP BY 1, 2 HAVING count(*) > 1")
+    assert twice == [], twice[:5]
+    lines = out.read_text().split("\n")
+    ran = collections.Counter(tuple(line.split()[:2]) for line in lines
+                              if line.strip())
+    assert [k for k, n in ran.items() if n > 1] == []
