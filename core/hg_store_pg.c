@@ -1591,13 +1591,20 @@ hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
     if (conf->cluster.enabled) {
         /* Every connection knows its instance (checked as a name: no
          * space or quote to escape): a row's instance column defaults to
-         * it, and the start-up reads keep to it. */
-        size_t len = strlen(conf->cluster.instance) + 32;
+         * it, and the start-up reads keep to it. An instance paused or
+         * cut off in the middle of a transaction holds its lease's row
+         * and its claims' rows locked, and would hold up every peer's
+         * claims and its own takeover: the server ends such a session
+         * after half a lease. */
+        size_t len = strlen(conf->cluster.instance) + 96;
 
         d->options = malloc(len);
         if (d->options != NULL) {
-            snprintf(d->options, len, "-c hourglass.instance=%s",
-                     conf->cluster.instance);
+            snprintf(d->options, len, "-c hourglass.instance=%s"
+                     " -c idle_in_transaction_session_timeout=%" PRId64,
+                     conf->cluster.instance,
+                     conf->cluster.lease_ms / 2 > 0
+                     ? conf->cluster.lease_ms / 2 : 1);
         }
         d->instance = strdup(conf->cluster.instance);
         d->lease_ms = conf->cluster.lease_ms;

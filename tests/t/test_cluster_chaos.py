@@ -1,0 +1,165 @@
+"""Cluster mode under chaos (issue 13, point 3): three instances on one
+job set of 100 jobs in one PostgreSQL, while instances are killed with
+kill -9 and started again, paused with SIGSTOP past their lease (they are
+fenced, exit with status 1 and are started again, as systemd would), and
+PostgreSQL itself is restarted once. Afterwards, from the store and from
+the jobs' own side effects: every fire time of the window ran exactly
+once, none twice. The counts are printed.
+
+It lasts HG_CHAOS_SECONDS (default 40, one round of faults: the suite's
+run); longer runs repeat the round (`HG_CHAOS_SECONDS=300 make check`
+or pytest on this file)."""
+
+import collections
+import os
+import signal
+import time
+
+from conftest import job
+from test_cluster import cluster_config
+from test_store_pg import db, rows, server  # noqa: F401
+import pg
+
+SECONDS = int(os.environ.get("HG_CHAOS_SECONDS", "40"))
+LEASE = 3
+EVERY_SECOND = 20           # jobs firing every second
+EVERY_FIVE = 80             # jobs firing every five seconds, spread
+
+
+def chaos_jobs(out, instance):
+    """100 jobs; each run appends "job fire-time instance" to OUT."""
+    cmd = 'echo "$HOURGLASS_JOB_ID $HOURGLASS_SCHEDULED_FOR %s" >> %s' % (
+        instance, out)
+    jobs = [job("s%02d" % i, command=cmd, schedule="* * * * * *",
+                max_retries=0) for i in range(EVERY_SECOND)]
+    jobs += [job("f%02d" % i, command=cmd,
+                 schedule="%d/5 * * * * *" % (i % 5), max_retries=0)
+             for i in range(EVERY_FIVE)]
+    return jobs
+
+
+class Cluster:
+    def __init__(self, hg, url, out):
+        self.daemons = {}
+        self.fenced = 0
+        self.killed = 0
+        for name in ("a", "b", "c"):
+            d = hg(name)
+            d.start(cluster_config(d, url, name, chaos_jobs(out, name),
+                                   lease="%ds" % LEASE))
+            self.daemons[name] = d
+
+    def kill(self, name):
+        d = self.daemons[name]
+        d.signal(signal.SIGKILL)
+        d.wait_exit()
+        for pid in d.stray():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.killed += 1
+
+    def pause_past_lease(self, name):
+        """SIGSTOP past the lease; once resumed it must find itself fenced
+        and exit 1 (then it is started again)."""
+        d = self.daemons[name]
+        d.signal(signal.SIGSTOP)
+        time.sleep(LEASE + 2.5)
+        d.signal(signal.SIGCONT)
+        code = d.wait_exit(timeout=30)
+        assert code == 1, (name, code, d.lines()[-5:])
+        assert [e for e in d.events() if "no longer holds its lease"
+                in e.get("message", "")], d.lines()[-10:]
+        for pid in d.stray():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.fenced += 1
+        d.start()
+
+    def stop(self):
+        for d in self.daemons.values():
+            if d.running():
+                d.stop()
+
+
+def fault_round(cluster, server, restart_pg):
+    """One round of faults, about 30 s."""
+    time.sleep(3)
+    cluster.kill("a")
+    time.sleep(2)
+    cluster.daemons["a"].start()
+    time.sleep(3)
+    cluster.pause_past_lease("b")
+    time.sleep(3)
+    if restart_pg:
+        server.stop()
+        time.sleep(2)
+        server.start()
+        pg.wait_ready(server)
+        time.sleep(4)
+    cluster.kill("c")
+    time.sleep(1)
+    cluster.daemons["c"].start()
+    time.sleep(3)
+
+
+def test_every_fire_time_once_under_chaos(hg, db, tmp_path):
+    server, name, url = db
+    out = tmp_path / "ran"
+    cluster = Cluster(hg, url, out)
+    try:
+        begin = time.time()
+        rounds = 0
+        while time.time() - begin < SECONDS - 10:
+            fault_round(cluster, server, restart_pg=rounds == 0)
+            rounds += 1
+        time.sleep(max(0.0, SECONDS - (time.time() - begin)))
+        end = time.time()
+        time.sleep(3)                   # the window's last runs finish
+    finally:
+        cluster.stop()
+
+    twice = rows(server, name, "SELECT job_id, scheduled_for, count(*)"
+                 " FROM executions WHERE triggered_by <> 'retry'"
+                 " GROUP BY 1, 2 HAVING count(*) > 1")
+    assert twice == [], "fire times with two executions: %s" % twice[:5]
+    unclaimed = rows(server, name, "SELECT e.id FROM executions e LEFT JOIN"
+                     " fire_claims c ON c.job_id = e.job_id AND"
+                     " c.fire_time = e.scheduled_for AND c.exec_id = e.id"
+                     " WHERE c.exec_id IS NULL AND e.triggered_by <> 'retry'")
+    assert unclaimed == [], unclaimed[:5]
+
+    # Every fire time of the window (after the start, before the end,
+    # with a margin) has its execution, whatever its status.
+    first, last = int(begin) + 3, int(end) - 3
+    fired = collections.defaultdict(set)
+    status = collections.Counter()
+    for job_id, ms, st in rows(server, name, "SELECT job_id, scheduled_for,"
+                               " status FROM executions"):
+        fired[job_id].add(int(ms) // 1000)
+        status[st] += 1
+    ids = ["s%02d" % i for i in range(EVERY_SECOND)] + [
+        "f%02d" % i for i in range(EVERY_FIVE)]
+    due = [(j, s) for j in ids for s in range(first, last + 1)
+           if j.startswith("s") or s % 5 == int(j[1:]) % 5]
+    missing = [(j, s) for j, s in due if s not in fired[j]]
+    assert missing == [], "%d of %d fire times ran nowhere: %s" % (
+        len(missing), len(due), missing[:5])
+
+    lines = [line.split() for line in out.read_text().split("\n")
+             if line.strip()]
+    ran = collections.Counter((l[0], l[1]) for l in lines)
+    again = [k for k, n in ran.items() if n > 1]
+    assert again == [], "commands run twice for one fire time: %s" % (
+        again[:5],)
+    by_instance = collections.Counter(l[2] for l in lines)
+    print("\nchaos: %d s, %d rounds (%d kill -9, %d paused past the lease "
+          "and fenced, PostgreSQL restarted once); %d fire times due in the "
+          "window, all recorded once; executions by status: %s; commands "
+          "run: %d (%s), none twice" % (
+              int(end - begin), rounds, cluster.killed, cluster.fenced,
+              len(due), dict(status), len(lines),
+              ", ".join("%s %d" % kv for kv in sorted(by_instance.items()))))
