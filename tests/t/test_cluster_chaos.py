@@ -16,7 +16,8 @@ import signal
 import time
 
 from conftest import job
-from test_cluster import cluster_config
+from test_cluster import (assert_each_fire_time_once, cluster_config,
+                          kill_strays)
 from test_store_pg import db, rows, server  # noqa: F401
 import pg
 
@@ -53,11 +54,7 @@ class Cluster:
         d = self.daemons[name]
         d.signal(signal.SIGKILL)
         d.wait_exit()
-        for pid in d.stray():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_strays(d)
         self.killed += 1
 
     def pause_past_lease(self, name):
@@ -71,11 +68,7 @@ class Cluster:
         assert code == 1, (name, code, d.lines()[-5:])
         assert [e for e in d.events() if "no longer holds its lease"
                 in e.get("message", "")], d.lines()[-10:]
-        for pid in d.stray():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_strays(d)
         self.fenced += 1
         d.start()
 
@@ -122,15 +115,7 @@ def test_every_fire_time_once_under_chaos(hg, db, tmp_path):
     finally:
         cluster.stop()
 
-    twice = rows(server, name, "SELECT job_id, scheduled_for, count(*)"
-                 " FROM executions WHERE triggered_by <> 'retry'"
-                 " GROUP BY 1, 2 HAVING count(*) > 1")
-    assert twice == [], "fire times with two executions: %s" % twice[:5]
-    unclaimed = rows(server, name, "SELECT e.id FROM executions e LEFT JOIN"
-                     " fire_claims c ON c.job_id = e.job_id AND"
-                     " c.fire_time = e.scheduled_for AND c.exec_id = e.id"
-                     " WHERE c.exec_id IS NULL AND e.triggered_by <> 'retry'")
-    assert unclaimed == [], unclaimed[:5]
+    assert_each_fire_time_once(server, name)
 
     # Every fire time of the window (after the start, before the end,
     # with a margin) has its execution, whatever its status.
