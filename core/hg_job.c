@@ -78,6 +78,7 @@ hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *changed,
         }
         hg_slab_strfree(&m->job_strings, job->definition_text);
         job->definition_text = def;
+        job->def_hash = hg_map_hash(def);
     }
     job->type = type;
     json_decref(job->tags);

@@ -45,6 +45,7 @@ hg_journal_put(hg_master_t *m, hg_execution_t *exec,
     rec.run_at = exec->run_at_ms;
     rec.unique_key = exec->unique_key;
     rec.claim = exec->claim;
+    rec.def_hash = exec->claim ? exec->job->def_hash : 0;
     if (res != NULL) {
         rec.started_at = res->started_ms;
         rec.finished_at = res->finished_ms;

@@ -7,7 +7,7 @@
 
 #include "hg_map.h"
 
-static uint64_t
+uint64_t
 hg_map_hash(const char *key)
 {
     uint64_t h = 1469598103934665603ULL;

@@ -22,6 +22,8 @@ typedef struct hg_map_s {
     size_t used;                    /* live entries + tombstones */
 } hg_map_t;
 
+/* FNV-1a, 64 bits, of KEY: the map's, and a job definition's digest. */
+uint64_t hg_map_hash(const char *key);
 void hg_map_init(hg_map_t *map);
 void hg_map_free(hg_map_t *map);
 /* For a map whose values are single malloc'd blocks holding their keys:

@@ -68,6 +68,7 @@ struct hg_job_s {
     char *id;                       /* the key in master->jobs */
     const char *type;               /* interned */
     char *definition_text;
+    uint64_t def_hash;              /* hg_map_hash(definition_text) */
     json_t *tags;                   /* strings: its definition's, a
                                        reference */
     hg_master_t *master;

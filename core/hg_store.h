@@ -107,6 +107,11 @@ typedef struct hg_exec_record_s {
      * another execution, the record is not written and its id is said
      * lost (hg_store_claim_lost). Drivers of one instance always win. */
     bool claim;
+    /* With claim: the digest of the job's definition (hg_map_hash of its
+     * canonical JSON). A cluster claims only when it is the definition
+     * most live instances hold; an odd instance leaves the fire time to
+     * them. */
+    uint64_t def_hash;
 } hg_exec_record_t;
 
 /* A record read back from the store; free with hg_exec_row_free. Every

@@ -162,7 +162,16 @@ static const char hg_pg_schema_v3[] =
     " joined_at bigint NOT NULL,"
     " renewed_at bigint NOT NULL,"
     " gone boolean NOT NULL DEFAULT false,"
-    " taken_by text);";
+    " taken_by text);"
+    /* Each instance's digest of each job's definition, written as it
+     * claims: a fire time goes only to an instance holding the definition
+     * most live instances hold. */
+    "CREATE TABLE job_definitions ("
+    " job_id text NOT NULL,"
+    " instance text NOT NULL,"
+    " hash text NOT NULL,"
+    " updated_at bigint NOT NULL,"
+    " PRIMARY KEY (job_id, instance));";
 
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
@@ -222,13 +231,24 @@ static const struct {
     { "hg_put", HG_PG_INSERT HG_PG_SET_MUTABLE ", job_id = excluded.job_id,"
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
-    /* A fire time's claim for $3; an existing claim is returned as it
-     * is (and locked until COMMIT): whoever holds it, holds it. */
+    /* A fire time's claim for $3, made when $4, our digest of the job's
+     * definition, is the one most live instances hold (ties: the one held
+     * longest, so that a newcomer with another definition does not take
+     * the job over); no row back when it is not. An existing claim is returned
+     * as it is (and locked until COMMIT): whoever holds it, holds it. */
     { "hg_claim", "INSERT INTO fire_claims (job_id, fire_time, claimed_at,"
-      " exec_id) VALUES ($1, $2,"
-      " (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $3)"
+      " exec_id) SELECT $1, $2, " HG_PG_NOW ", $3 WHERE $4 = (SELECT d.hash"
+      " FROM job_definitions d JOIN instances i ON i.name = d.instance"
+      " WHERE d.job_id = $1 AND NOT i.gone AND i.lease_until > " HG_PG_NOW
+      " GROUP BY d.hash ORDER BY count(*) DESC, min(d.updated_at),"
+      " d.hash LIMIT 1)"
       " ON CONFLICT (job_id, fire_time) DO UPDATE"
       " SET exec_id = fire_claims.exec_id RETURNING exec_id" },
+    /* Our digest of job $1's definition ($3; $2 is us). */
+    { "hg_define", "INSERT INTO job_definitions (job_id, instance, hash,"
+      " updated_at) VALUES ($1, $2, $3, " HG_PG_NOW ") ON CONFLICT (job_id,"
+      " instance) DO UPDATE SET hash = excluded.hash, updated_at ="
+      " excluded.updated_at WHERE job_definitions.hash <> excluded.hash" },
     /* The cluster's lease ($1 instance, $2 term, $3 lease ms): pushed
      * ahead, and so locked until COMMIT, only while the term is ours. */
     { "hg_lease", "UPDATE instances SET lease_until = " HG_PG_NOW " + $3,"
@@ -288,7 +308,17 @@ typedef struct hg_pg_s {
     int64_t lease_ms;
     int64_t term;                   /* our fencing token (instances.term) */
     bool lease_failing;             /* the tick's line was said */
+    /* The writer thread's: job id -> hg_pg_def_t, our digests written to
+     * job_definitions (emptied when a commit fails: written again); and
+     * the jobs whose fire times we left to the others' definition. */
+    hg_map_t defined;
+    hg_map_t odd;
 } hg_pg_t;
+
+typedef struct hg_pg_def_s {
+    uint64_t hash;
+    char job_id[];
+} hg_pg_def_t;
 
 /* A statement's parameters, text but for the bytea ones. */
 typedef struct hg_pg_params_s {
@@ -979,9 +1009,77 @@ hg_pg_claim_order(const void *a, const void *b)
            : x->scheduled_for > y->scheduled_for;
 }
 
+/* In the transaction open on wconn: our digest of R's job's definition,
+ * unless written before under the same digest. */
+static int
+hg_pg_define(hg_pg_t *d, const hg_exec_record_t *r, const char *hash,
+             char *err, size_t errlen, char *state, size_t statelen)
+{
+    hg_pg_def_t *def = hg_map_get(&d->defined, r->job_id);
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t len;
+
+    if (def != NULL && def->hash == r->def_hash) {
+        return HG_OK;
+    }
+    p.n = 0;
+    hg_pg_text(&p, r->job_id);
+    hg_pg_text(&p, d->instance);
+    hg_pg_text(&p, hash);
+    res = hg_pg_exec_prepared(d, "hg_define", &p, PGRES_COMMAND_OK, err,
+                              errlen, state, statelen);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    PQclear(res);
+    if (def == NULL) {
+        len = strlen(r->job_id) + 1;
+        def = malloc(sizeof(*def) + len);
+        if (def == NULL) {
+            return HG_OK;               /* written again next time */
+        }
+        memcpy(def->job_id, r->job_id, len);
+        if (hg_map_put(&d->defined, def->job_id, def) != HG_OK) {
+            free(def);
+            return HG_OK;
+        }
+    }
+    def->hash = r->def_hash;
+    return HG_OK;
+}
+
+/* Whether the claim of R went to the definition of most live instances
+ * (ODD false) or not: said once each time it changes, per job. */
+static void
+hg_pg_odd(hg_pg_t *d, hg_store_writer_t *w, const hg_exec_record_t *r,
+          const char *hash, bool odd)
+{
+    char *key = hg_map_get(&d->odd, r->job_id);
+
+    if (odd && key == NULL) {
+        key = strdup(r->job_id);
+        if (key != NULL && hg_map_put(&d->odd, key, key) != HG_OK) {
+            free(key);
+        }
+        hg_store_writer_log(w, HG_LOG_WARN, "cluster: job \"%s\": the "
+                            "definition of instance \"%s\" (digest %s) is "
+                            "not the one most live instances hold: its fire "
+                            "times are left to them (the same %s in every "
+                            "instance's scheduler.conf ends this)", r->job_id,
+                            d->instance, hash, r->job_id);
+    } else if (!odd && key != NULL) {
+        free(hg_map_remove(&d->odd, r->job_id));
+        hg_store_writer_log(w, HG_LOG_INFO, "cluster: job \"%s\": instance "
+                            "\"%s\" holds the cluster's definition again",
+                            r->job_id, d->instance);
+    }
+}
+
 /* In the transaction open on wconn: the claim of every claiming record of
- * BATCH; those whose fire time another execution holds go into LOST (and
- * are said lost to the writer). */
+ * BATCH; those whose fire time another execution holds, or whose job's
+ * definition here is not the cluster's, go into LOST (and are said lost
+ * to the writer). */
 static int
 hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
             hg_map_t *lost, char *err, size_t errlen, char *state,
@@ -993,6 +1091,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     size_t n = 0, i;
     int rc = HG_ERROR;
     const char *holder;
+    char hash[24];
 
     for (item = batch->head; item != NULL; item = item->next) {
         n += item->row.r.claim;
@@ -1013,15 +1112,24 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     }
     qsort(claims, n, sizeof(*claims), hg_pg_claim_order);
     for (i = 0; i < n; i++) {
+        snprintf(hash, sizeof(hash), "%016" PRIx64,
+                 claims[i]->row.r.def_hash);
+        if (hg_pg_define(d, &claims[i]->row.r, hash, err, errlen, state,
+                         statelen) != HG_OK)
+        {
+            goto done;
+        }
         p.n = 0;
         hg_pg_text(&p, claims[i]->row.r.job_id);
         hg_pg_int(&p, claims[i]->row.r.scheduled_for);
         hg_pg_text(&p, claims[i]->row.r.id);
+        hg_pg_text(&p, hash);
         res = hg_pg_exec_prepared(d, "hg_claim", &p, PGRES_TUPLES_OK, err,
                                   errlen, state, statelen);
         if (res == NULL) {
             goto done;
         }
+        hg_pg_odd(d, w, &claims[i]->row.r, hash, PQntuples(res) == 0);
         holder = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
                  ? PQgetvalue(res, 0, 0) : "";
         if (strcmp(holder, claims[i]->row.r.id) != 0
@@ -1152,6 +1260,9 @@ failed:
     hg_pg_pipe_end(d, &pp);
     hg_store_deltas_free(&deltas);
     hg_map_free(&lost);
+    /* What this transaction wrote of our definitions is gone with it. */
+    hg_map_free_values(&d->defined);
+    hg_map_init(&d->defined);
     /* A transaction left open (the connection is up) is rolled back; a
      * lost connection took it with it. */
     if (!d->w_stale && PQstatus(d->wconn) == CONNECTION_OK
@@ -1187,6 +1298,20 @@ failed:
  * execution is taken over and retried here; the job's own side effects
  * see no token. Fire times still run once: their claims are rows.
  */
+
+/* A transaction left open on wconn (the connection is up) is rolled back;
+ * a lost connection took it with it. */
+static void
+hg_pg_writer_rollback(hg_pg_t *d)
+{
+    char rb[128];
+
+    if (PQstatus(d->wconn) == CONNECTION_OK
+        && PQtransactionStatus(d->wconn) != PQTRANS_IDLE)
+    {
+        (void) hg_pg_command(d->wconn, false, "ROLLBACK", rb, sizeof(rb));
+    }
+}
 
 /* In the transaction open on wconn: the lease pushed ahead, or HG_ERROR
  * (fenced: said to the writer; or the statement failed). */
@@ -1338,12 +1463,7 @@ hg_pg_tick(void *be, hg_store_writer_t *w)
            != HG_OK)
     {
         hg_exec_rows_free(rows, n);
-        if (PQstatus(d->wconn) == CONNECTION_OK
-            && PQtransactionStatus(d->wconn) != PQTRANS_IDLE)
-        {
-            char rb[128];
-            (void) hg_pg_command(d->wconn, false, "ROLLBACK", rb, sizeof(rb));
-        }
+        hg_pg_writer_rollback(d);
         if (!d->lease_failing) {
             d->lease_failing = true;
             hg_store_writer_log(w, HG_LOG_WARN, "cluster: cannot renew the "
@@ -1365,11 +1485,56 @@ hg_pg_tick(void *be, hg_store_writer_t *w)
     return every;
 }
 
+/* At open, on wconn: our digests of the file's jobs, so that a peer
+ * claiming before our first claim counts our definitions (a job defined
+ * through the API, or changed by a reload, is written with its first
+ * claim). */
+static int
+hg_pg_define_all(hg_pg_t *d, const hg_conf_t *conf, char *err,
+                 size_t errlen)
+{
+    hg_exec_record_t r;
+    char hash[24], msg[384], state[8];
+    size_t i;
+
+    if (hg_pg_writer_begin(d, msg, sizeof(msg)) != HG_OK) {
+        goto failed;
+    }
+    memset(&r, 0, sizeof(r));
+    for (i = 0; i < conf->njobs; i++) {
+        if (conf->jobs[i].definition_text == NULL) {
+            continue;
+        }
+        r.job_id = conf->jobs[i].id;
+        r.def_hash = hg_map_hash(conf->jobs[i].definition_text);
+        snprintf(hash, sizeof(hash), "%016" PRIx64, r.def_hash);
+        if (hg_pg_define(d, &r, hash, msg, sizeof(msg), state,
+                         sizeof(state)) != HG_OK)
+        {
+            goto failed;
+        }
+    }
+    if (hg_pg_command(d->wconn, false, "COMMIT", msg, sizeof(msg))
+        == HG_OK)
+    {
+        return HG_OK;
+    }
+
+failed:
+    hg_pg_writer_rollback(d);
+    hg_map_free_values(&d->defined);
+    hg_map_init(&d->defined);
+    snprintf(err, errlen, "store.url: %s: cluster: cannot write the job "
+             "definitions of instance \"%s\": %s", d->name, d->instance,
+             msg);
+    return HG_ERROR;
+}
+
 /* At open, on wconn: this instance's row, a new term (fencing whatever
  * ran under the name before: ourselves before a restart, or a second
  * process given the same name by mistake). */
 static int
-hg_pg_join(hg_pg_t *d, char *err, size_t errlen)
+hg_pg_join(hg_pg_t *d, const hg_conf_t *conf, char *err, size_t errlen)
 {
     hg_pg_params_t p;
     PGresult *res;
@@ -1396,6 +1561,9 @@ hg_pg_join(hg_pg_t *d, char *err, size_t errlen)
     }
     d->term = hg_pg_int_at(res, 0, 0);
     PQclear(res);
+    if (hg_pg_define_all(d, conf, err, errlen) != HG_OK) {
+        return HG_ERROR;
+    }
     hg_log(HG_LOG_INFO, "cluster: joined as instance \"%s\" (term %" PRId64
            ", lease %" PRId64 " ms)", d->instance, d->term, d->lease_ms);
     return HG_OK;
@@ -1545,6 +1713,8 @@ hg_pg_free(hg_pg_t *d)
     free(d->name);
     free(d->options);
     free(d->instance);
+    hg_map_free_values(&d->defined);
+    hg_map_free_values(&d->odd);
     free(d);
 }
 
@@ -1625,7 +1795,7 @@ hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
         snprintf(err, errlen, "store.url: %s: %s", d->name, msg);
         goto failed;
     }
-    if (d->instance != NULL && hg_pg_join(d, err, errlen) != HG_OK) {
+    if (d->instance != NULL && hg_pg_join(d, conf, err, errlen) != HG_OK) {
         goto failed;
     }
     if (hg_pg_open_conn(d, &d->rconn, err, errlen) != HG_OK

@@ -971,6 +971,12 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
         swap = old->row;
         old->row = item->row;
         item->row = swap;
+        if (swap.r.claim && !old->row.r.claim) {
+            /* The claim is not written yet: the record that replaces it
+             * still makes it, or the fire would start unclaimed. */
+            old->row.r.claim = true;
+            old->row.r.def_hash = swap.r.def_hash;
+        }
         rc = hg_map_put(&w->q.ids, old->row.r.id, old);     /* new key */
     } else {
         rc = hg_sw_push(&w->q, item, false);

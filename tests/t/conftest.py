@@ -246,6 +246,7 @@ class Daemon:
         self.pid = None
         self.seen_workers = set()
         self.returncode = None
+        self.extra_env = {}             # added to the master's environment
 
     # configuration
 
@@ -290,6 +291,7 @@ class Daemon:
         env["ASAN_OPTIONS"] = ":".join(
             x for x in (env.get("ASAN_OPTIONS"), "handle_segv=0") if x)
         env.pop("HOURGLASS_TOKEN", None)
+        env.update(self.extra_env)
         return env
 
     # life

@@ -48,13 +48,24 @@ def kill_strays(d):
             pass
 
 
-def shared_jobs(out, instance):
-    """JOBS jobs every second; each run appends a line to OUT: job, fire
-    time, instance."""
-    cmd = 'echo "$HOURGLASS_JOB_ID $HOURGLASS_SCHEDULED_FOR %s" >> %s' % (
-        instance, out)
-    return [job("c%02d" % i, command=cmd, schedule="* * * * * *",
-                max_retries=0) for i in range(JOBS)]
+def instance_daemon(hg, instance):
+    """A daemon whose jobs can say which instance ran them: the same
+    definitions everywhere (a cluster claims only for the definition most
+    instances hold), the name from the environment (pass_env)."""
+    d = hg(instance)
+    d.extra_env["HG_TEST_INSTANCE"] = instance
+    return d
+
+
+def shared_jobs(out, instance=None, ids=None):
+    """JOBS jobs every second (or one per id of IDS, with its schedule);
+    each run appends a line to OUT: job, fire time, instance."""
+    cmd = 'echo "$HOURGLASS_JOB_ID $HOURGLASS_SCHEDULED_FOR ' \
+          '$HG_TEST_INSTANCE" >> %s' % out
+    if ids is None:
+        ids = [("c%02d" % i, "* * * * * *") for i in range(JOBS)]
+    return [job(i, command=cmd, schedule=s, max_retries=0,
+                pass_env=["HG_TEST_INSTANCE"]) for i, s in ids]
 
 
 def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
@@ -69,7 +80,7 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     daemons = {}
     ports = {}
     for instance in ("a", "b", "c"):
-        d = hg(instance)
+        d = instance_daemon(hg, instance)
         ports[instance] = free_port()
         d.start(cluster_config(d, url, instance, shared_jobs(out, instance),
                                api_section(ports[instance])))
@@ -222,7 +233,7 @@ def test_a_paused_instance_is_fenced_and_stops(hg, db, tmp_path):
     out = tmp_path / "ran"
     daemons = {}
     for instance in ("a", "b"):
-        d = hg(instance)
+        d = instance_daemon(hg, instance)
         d.start(cluster_config(d, url, instance, shared_jobs(out, instance),
                                lease="2s"))
         daemons[instance] = d
@@ -245,3 +256,47 @@ def test_a_paused_instance_is_fenced_and_stops(hg, db, tmp_path):
     ran = collections.Counter(tuple(line.split()[:2]) for line in lines
                               if line.strip())
     assert [k for k, n in ran.items() if n > 1] == []
+
+
+def test_an_odd_definition_is_not_claimed(hg, db, tmp_path):
+    """Job "odd" is defined one way in a and c and another in b: b says so
+    once, naming the job, and leaves its fire times to a and c, which run
+    every one; b still claims the jobs it shares. Once b's file matches
+    (a reload), b says it holds the cluster's definition again."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    ids = [("same", "* * * * * *"), ("odd", "* * * * * *")]
+    daemons = {}
+    for instance in ("a", "b", "c"):
+        d = instance_daemon(hg, instance)
+        jobs = shared_jobs(out, ids=ids)
+        if instance == "b":
+            jobs[1] = jobs[1].replace("max_retries = 0;", "max_retries = 1;")
+        d.start(cluster_config(d, url, instance, jobs))
+        daemons[instance] = d
+    b = daemons["b"]
+    odd = b.wait_for(lambda evs: [e for e in evs if 'job "odd": the '
+                                  'definition of instance "b"' in
+                                  e.get("message", "")],
+                     what="b saying its odd definition")
+    assert odd[0]["level"] == "warn", odd
+    time.sleep(4)
+    ran_by_b = rows(server, name, "SELECT job_id, count(*) FROM executions"
+                    " WHERE instance = 'b' GROUP BY 1")
+    assert "odd" not in dict(ran_by_b), ran_by_b
+    b.write(cluster_config(b, url, "b", shared_jobs(out, ids=ids)))
+    b.signal(signal.SIGHUP)
+    b.wait_for(lambda evs: [e for e in evs if 'job "odd": instance "b" '
+                            'holds the cluster\'s definition again'
+                            in e.get("message", "")],
+               what="b holding the cluster's definition again")
+    for d in daemons.values():
+        d.stop()
+    assert_each_fire_time_once(server, name)
+    fired = {int(ms) // 1000 for (ms,) in rows(
+        server, name, "SELECT scheduled_for FROM executions"
+        " WHERE job_id = 'odd'")}
+    first = min(fired)
+    assert set(range(first + 1, max(fired))) <= fired, sorted(fired)
+    assert len([e for e in b.events() if 'job "odd": the definition'
+                in e.get("message", "")]) == 1

@@ -15,9 +15,8 @@ import os
 import signal
 import time
 
-from conftest import job
 from test_cluster import (assert_each_fire_time_once, cluster_config,
-                          kill_strays)
+                          instance_daemon, kill_strays, shared_jobs)
 from test_store_pg import db, rows, server  # noqa: F401
 import pg
 
@@ -27,16 +26,11 @@ EVERY_SECOND = 20           # jobs firing every second
 EVERY_FIVE = 80             # jobs firing every five seconds, spread
 
 
-def chaos_jobs(out, instance):
+def chaos_jobs(out):
     """100 jobs; each run appends "job fire-time instance" to OUT."""
-    cmd = 'echo "$HOURGLASS_JOB_ID $HOURGLASS_SCHEDULED_FOR %s" >> %s' % (
-        instance, out)
-    jobs = [job("s%02d" % i, command=cmd, schedule="* * * * * *",
-                max_retries=0) for i in range(EVERY_SECOND)]
-    jobs += [job("f%02d" % i, command=cmd,
-                 schedule="%d/5 * * * * *" % (i % 5), max_retries=0)
-             for i in range(EVERY_FIVE)]
-    return jobs
+    return shared_jobs(out, ids=[
+        ("s%02d" % i, "* * * * * *") for i in range(EVERY_SECOND)] + [
+        ("f%02d" % i, "%d/5 * * * * *" % (i % 5)) for i in range(EVERY_FIVE)])
 
 
 class Cluster:
@@ -45,8 +39,8 @@ class Cluster:
         self.fenced = 0
         self.killed = 0
         for name in ("a", "b", "c"):
-            d = hg(name)
-            d.start(cluster_config(d, url, name, chaos_jobs(out, name),
+            d = instance_daemon(hg, name)
+            d.start(cluster_config(d, url, name, chaos_jobs(out),
                                    lease="%ds" % LEASE))
             self.daemons[name] = d
 

@@ -414,7 +414,7 @@ test_schema(void **state)
      * migrates. */
     snprintf(args, sizeof(args), "sql '%s' 'ALTER TABLE executions DROP"
              " COLUMN instance; ALTER TABLE fire_claims DROP COLUMN exec_id,"
-             " DROP COLUMN instance; DROP TABLE instances;"
+             " DROP COLUMN instance; DROP TABLE instances, job_definitions;"
              " UPDATE schema_version SET version = 1'", f->url);
     assert_int_equal(helper(args, NULL, 0), 0);
     store = open_store(f);
