@@ -42,6 +42,7 @@ hg_fire_claim(hg_master_t *m, hg_execution_t *exec)
         hg_execution_free(m, exec);
         return;
     }
+    exec->claim_ns = hg_clock_ns(CLOCK_MONOTONIC);
     hg_exec_start_join(&m->claiming, exec);
 }
 
@@ -60,6 +61,9 @@ hg_fire_claimed(hg_master_t *m)
         hg_exec_start_leave(exec);
         exec->ticket = 0;
         exec->claim = false;
+        hg_metric_observe(m->metric.claim_seconds, NULL,
+                          (double) (hg_clock_ns(CLOCK_MONOTONIC)
+                                    - exec->claim_ns) / 1e9);
         if (hg_store_claim_lost(m->store, exec->id)) {
             hg_metric_add(m->metric.claims, lost, 1);
             hg_log_event(HG_LOG_DEBUG, "claim", exec->job->id, exec->id,

@@ -103,9 +103,18 @@ static const struct {
     { HG_MF(claims), "hourglass_claims_total",
       "Fire times this instance tried to claim in the cluster, by result",
       HG_METRIC_COUNTER, hg_l_result, NULL, 0 },
+    { HG_MF(claim_seconds), "hourglass_claim_seconds",
+      "Time from a fire's claim to its commit saying whose it is",
+      HG_METRIC_HISTOGRAM, NULL, hg_lag_bounds, HG_NELEMS(hg_lag_bounds) },
     { HG_MF(lease_expired), "hourglass_lease_expirations_total",
       "Executions of a dead instance found by their lease expiring",
       HG_METRIC_COUNTER, NULL, NULL, 0 },
+    { HG_MF(instances), "hourglass_cluster_instances",
+      "Instances of the cluster by state (live: its lease holds)",
+      HG_METRIC_GAUGE, hg_l_state, NULL, 0 },
+    { HG_MF(term), "hourglass_cluster_term",
+      "This instance's lease term (its fencing token)", HG_METRIC_GAUGE,
+      NULL, NULL, 0 },
 #undef HG_MF
 };
 
@@ -211,6 +220,15 @@ hg_meter_status(hg_master_t *m)
               ? json_pack("{s:s, s:I}", "instance", conf->cluster.instance,
                           "lease_ms", (json_int_t) conf->cluster.lease_ms)
               : json_null();
+    if (json_is_object(cluster) && m->store != NULL) {
+        /* term and instances, as the store last read them */
+        json_t *view = hg_store_cluster(m->store);
+
+        if (view != NULL) {
+            (void) json_object_update(cluster, view);
+            json_decref(view);
+        }
+    }
     return json_pack("{s:s, s:i, s:I, s:I, s:s, s:o, s:i, s:o, s:I, s:I,"
                      " s:o, s:o}",
                      "version", HG_VERSION,
@@ -289,6 +307,30 @@ hg_meter_health(hg_master_t *m, bool *well)
                      "problems", problems, "workers_ready", (int) alive);
 }
 
+/* The cluster's gauges, from the store's last picture of it. */
+static void
+hg_meter_cluster(hg_master_t *m)
+{
+    const char *live[] = { "live" }, *lapsed[] = { "lapsed" };
+    json_t *view, *one;
+    double n = 0, total = 0;
+    size_t i;
+
+    view = m->store != NULL ? hg_store_cluster(m->store) : NULL;
+    if (view == NULL) {
+        return;
+    }
+    json_array_foreach(json_object_get(view, "instances"), i, one) {
+        n += json_is_true(json_object_get(one, "live"));
+        total++;
+    }
+    hg_metric_set(m->metric.instances, live, n);
+    hg_metric_set(m->metric.instances, lapsed, total - n);
+    hg_metric_set(m->metric.term, NULL, (double) json_integer_value(
+                      json_object_get(view, "term")));
+    json_decref(view);
+}
+
 int
 hg_meter_render(hg_master_t *m, FILE *out)
 {
@@ -336,5 +378,6 @@ hg_meter_render(hg_master_t *m, FILE *out)
      * and clusters alike, and a dashboard need not know which it shows.
      * Cluster mode will set 0 on the instances that lost the election. */
     hg_metric_set(m->metric.leader, NULL, 1);
+    hg_meter_cluster(m);
     return hg_metrics_render(m->metrics, out);
 }

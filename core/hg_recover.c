@@ -144,6 +144,8 @@ hg_recover_taken(hg_master_t *m)
                     "lease while it ran: taken over by another instance",
                     &crashed, &requeued);
     hg_exec_rows_free(rows, n);
+    hg_metric_add(m->metric.lease_expired, NULL, (double) (crashed
+                                                           + requeued));
     hg_log(HG_LOG_WARN, "cluster: took over %zu executions: %zu found "
            "running (recorded crashed, retried per policy), %zu queued here",
            crashed + requeued, crashed, requeued);

@@ -137,6 +137,7 @@ struct hg_execution_s {
     bool recorded;                  /* the store has a record of it */
     bool claim;                     /* cluster: its fire time is claimed
                                        with its record (hg_fire.c) */
+    int64_t claim_ns;               /* monotonic, when its claim went */
     hg_ahead_t ahead;               /* handed ahead to exec->worker */
     uint64_t ticket;                /* store barrier its start waits for */
     hg_exec_list_t *start_list;     /* &m->primed, &m->committing,
@@ -202,7 +203,10 @@ struct hg_master_s {
         hg_metric_t *overdue;       /* {job} */
         hg_metric_t *notifications; /* {channel,result} */
         hg_metric_t *claims;        /* {result} */
+        hg_metric_t *claim_seconds;
         hg_metric_t *lease_expired;
+        hg_metric_t *instances;     /* {state} */
+        hg_metric_t *term;
     } metric;
     int64_t ahead_turn_ms;          /* HG_AHEAD_TURN_MS (tests change it) */
     uint64_t handed_total;          /* frames handed ahead to busy workers */

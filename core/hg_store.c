@@ -546,6 +546,12 @@ hg_store_taken(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
                                  : HG_OK;
 }
 
+json_t *
+hg_store_cluster(hg_store_t *store)
+{
+    return store->writer != NULL ? hg_store_writer_view(store) : NULL;
+}
+
 bool
 hg_store_fenced(hg_store_t *store, char *why, size_t len)
 {

@@ -338,6 +338,11 @@ int hg_store_taken(hg_store_t *store, hg_exec_row_t **rows, size_t *n);
  * off, or a second process runs under its name); WHY says how. A fenced
  * instance must start nothing more. */
 bool hg_store_fenced(hg_store_t *store, char *why, size_t len);
+/* Cluster: the store's latest picture of it, a new object the caller
+ * owns, or NULL (no cluster, or not read yet): {"term", "instances": [{
+ * "name", "term", "live", "lease_left_ms", "renewed_ms_ago", "taken_by"}
+ * ...]}, read by the driver every third of the lease. */
+json_t *hg_store_cluster(hg_store_t *store);
 void hg_store_flush(hg_store_t *store);
 /* The highest ticket committed (0 before any); drains notify_fd and writes
  * the writer's pending log lines. */

@@ -1436,6 +1436,46 @@ hg_pg_take_lapsed(hg_pg_t *d, hg_store_writer_t *w, hg_exec_row_t **rows,
     return HG_OK;
 }
 
+/* The tick's picture of the cluster for the master (status, metrics): every
+ * instance's row, in the database's clock. A failed read keeps the last. */
+static void
+hg_pg_view(hg_pg_t *d, hg_store_writer_t *w)
+{
+    PGresult *res;
+    json_t *view, *list, *one;
+    int i;
+
+    res = PQexec(d->wconn, "SELECT name, term, lease_until - " HG_PG_NOW
+                 ", " HG_PG_NOW " - renewed_at, gone, taken_by FROM"
+                 " instances ORDER BY name");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return;
+    }
+    list = json_array();
+    view = json_pack("{s:I, s:o}", "term", (json_int_t) d->term,
+                     "instances", list);
+    for (i = 0; view != NULL && i < PQntuples(res); i++) {
+        one = json_pack("{s:s, s:I, s:b, s:I, s:I, s:s?}",
+                        "name", PQgetvalue(res, i, 0),
+                        "term", (json_int_t) hg_pg_int_at(res, i, 1),
+                        "live", strcmp(PQgetvalue(res, i, 4), "f") == 0
+                                && hg_pg_int_at(res, i, 2) > 0,
+                        "lease_left_ms", (json_int_t) hg_pg_int_at(res, i, 2),
+                        "renewed_ms_ago", (json_int_t) hg_pg_int_at(res, i, 3),
+                        "taken_by", PQgetisnull(res, i, 5)
+                                    ? NULL : PQgetvalue(res, i, 5));
+        if (one == NULL || json_array_append_new(list, one) != 0) {
+            json_decref(view);
+            view = NULL;
+        }
+    }
+    PQclear(res);
+    if (view != NULL) {
+        hg_store_writer_set_view(w, view);
+    }
+}
+
 /* The backend's tick (writer thread): the lease pushed ahead while
  * nothing is committed, and lapsed peers taken over. Every third of the
  * lease; a second while the database cannot be reached (the commits' own
@@ -1482,6 +1522,7 @@ hg_pg_tick(void *be, hg_store_writer_t *w)
                             "executions taken over are left to start-up "
                             "recovery");
     }
+    hg_pg_view(d, w);
     return every;
 }
 

@@ -96,6 +96,7 @@ struct hg_store_writer_s {
     hg_exec_row_t *taken;           /* another instance's, now ours */
     size_t ntaken;
     char fenced[256];               /* why this instance was fenced, or "" */
+    json_t *view;                   /* the tick's picture of the cluster */
     int64_t next_tick;              /* monotonic ms of the backend's tick */
     bool stop;
     bool gathering;                 /* puts wait for hg_store_flush */
@@ -467,6 +468,32 @@ hg_store_writer_fence(hg_store_writer_t *w, const char *why)
     pthread_mutex_unlock(&w->mu);
 }
 
+void
+hg_store_writer_set_view(hg_store_writer_t *w, json_t *view)
+{
+    json_t *old;
+
+    pthread_mutex_lock(&w->mu);
+    old = w->view;
+    w->view = view;
+    pthread_mutex_unlock(&w->mu);
+    json_decref(old);                   /* nobody else holds it */
+}
+
+/* A deep copy, made under mu: the view's reference counts are never
+ * touched by two threads. */
+json_t *
+hg_store_writer_view(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+    json_t *copy;
+
+    pthread_mutex_lock(&w->mu);
+    copy = w->view != NULL ? json_deep_copy(w->view) : NULL;
+    pthread_mutex_unlock(&w->mu);
+    return copy;
+}
+
 bool
 hg_store_writer_fenced(hg_store_t *store, char *why, size_t len)
 {
@@ -730,6 +757,7 @@ hg_sw_free(hg_store_writer_t *w)
     hg_sw_queue_free(&w->q);
     hg_map_free_values(&w->lost);
     hg_exec_rows_free(w->taken, w->ntaken);
+    json_decref(w->view);
     for (i = 0; i < w->nlosing; i++) {
         free(w->losing[i]);
     }

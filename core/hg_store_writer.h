@@ -123,6 +123,7 @@ bool hg_store_writer_claim_lost(hg_store_t *store, const char *exec_id);
 int hg_store_writer_taken(hg_store_t *store, hg_exec_row_t **rows,
                           size_t *n);
 bool hg_store_writer_fenced(hg_store_t *store, char *why, size_t len);
+json_t *hg_store_writer_view(hg_store_t *store);
 void hg_store_writer_gather(hg_store_t *store);
 void hg_store_writer_flush(hg_store_t *store);
 uint64_t hg_store_writer_committed(hg_store_t *store);
@@ -151,6 +152,10 @@ int hg_store_writer_take(hg_store_writer_t *w, hg_exec_row_t *rows,
  * wrote (another took its work over); WHY says so to the master, which
  * stops (hg_store_fenced). The first reason is kept. */
 void hg_store_writer_fence(hg_store_writer_t *w, const char *why);
+/* For the backend's tick (writer thread): VIEW (ownership passes; never
+ * shared with anything else) replaces the driver's picture of the
+ * cluster, which the master copies with hg_store_cluster. */
+void hg_store_writer_set_view(hg_store_writer_t *w, json_t *view);
 /* The writer whose maintenance thread calls (a QUERY task's reads), or
  * NULL in any other thread: what a read has to say goes through
  * hg_store_writer_log there, as the log is the loop's. */

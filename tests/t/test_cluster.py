@@ -99,9 +99,20 @@ def test_each_fire_time_runs_once_across_three_instances(hg, db, tmp_path):
     for instance, port in ports.items():
         api = Api(port)
         status, body = api.json("GET", "/api/v1/status")
-        assert status == 200 and body["cluster"] == {
-            "instance": instance, "lease_ms": 10000}, body
+        cluster = body["cluster"]
+        assert status == 200 and cluster["instance"] == instance and \
+            cluster["lease_ms"] == 10000 and cluster["term"] >= 1, body
+        # every instance's lease as the database sees it
+        peers = {p["name"]: p for p in cluster["instances"]}
+        assert set(peers) == {"a", "b", "c"}, cluster
+        assert all(p["live"] and 0 < p["lease_left_ms"] <= 10000
+                   for p in peers.values()), cluster
+        assert peers[instance]["term"] == cluster["term"], cluster
         metrics = api.call("GET", "/metrics")[1].decode()
+        assert re.search(r'^hourglass_cluster_instances\{state="live"\} 3$',
+                         metrics, re.M), metrics
+        assert re.search(r'^hourglass_claim_seconds_count [1-9]', metrics,
+                         re.M), metrics
         claims[instance] = {r: int(float(n)) for r, n in re.findall(
             r'^hourglass_claims_total\{result="(\w+)"\} (\S+)$', metrics,
             re.M)}
@@ -186,7 +197,9 @@ def test_a_dead_instance_is_taken_over_within_its_lease(hg, db, tmp_path):
     b.start(cluster_config(b, url, "b", [long_job], api_section(port),
                            lease="2s"))
     a = hg("a")
-    a.start(cluster_config(a, url, "a", [long_job], lease="2s"))
+    port_a = free_port()
+    a.start(cluster_config(a, url, "a", [long_job], api_section(port_a),
+                           lease="2s"))
     status, _ = Api(port).json("POST", "/api/v1/jobs/long/trigger")
     assert status in (200, 201, 202), status
     running = wait_rows(server, name, "SELECT id, instance FROM executions"
@@ -214,6 +227,9 @@ def test_a_dead_instance_is_taken_over_within_its_lease(hg, db, tmp_path):
     a.wait_for(lambda evs: [e for e in evs if 'instance "b" stopped '
                             'renewing its lease' in e.get("message", "")],
                what="a's line about taking b over")
+    metrics = Api(port_a).call("GET", "/metrics")[1].decode()
+    assert re.search(r"^hourglass_lease_expirations_total 1$", metrics,
+                     re.M), metrics
     terms = dict(rows(server, name, "SELECT name, term FROM instances"))
     b.start()
     b.wait_for(lambda evs: [e for e in evs if 'joined as instance "b"'
