@@ -277,11 +277,26 @@ bench_conf_open(bench_conf_t *c, const bench_t *b, const char *path,
             "timezone = \"UTC\";\n"
             "log = { file = \"%s\"; level = \"%s\"; };\n"
             "modules = { path = \"%s\"; load = [ \"system\", \"shell\" ]; "
-            "};\n"
-            "store = { driver = \"%s\"; path = \"%s/store.db\"; };\n"
-            "jobs = (\n",
-            b->workers, b->dir, log_file, log_level, b->modules,
-            store != NULL ? store : "memory", b->dir);
+            "};\n",
+            b->workers, b->dir, log_file, log_level, b->modules);
+    if (store == NULL || strcmp(store, "postgres") != 0) {
+        fprintf(c->f, "store = { driver = \"%s\"; path = \"%s/store.db\"; "
+                "};\n", store != NULL ? store : "memory", b->dir);
+    } else {
+        /* One instance of a cluster: every scheduled fire is claimed in
+         * the transaction that records it, which is what is measured. */
+        const char *url = getenv("HG_BENCH_PG_URL");
+
+        if (url == NULL) {
+            fprintf(stderr, "bench_master: -S postgres needs "
+                    "HG_BENCH_PG_URL (tests/t/pg.py start gives one)\n");
+            fclose(c->f);
+            return HG_ERROR;
+        }
+        fprintf(c->f, "store = { driver = \"postgres\"; url = \"%s\"; };\n"
+                "cluster = { instance = \"bench\"; };\n", url);
+    }
+    fputs("jobs = (\n", c->f);
     return HG_OK;
 }
 
@@ -1588,7 +1603,8 @@ bench_usage(FILE *out)
         "  -r  runs of (a) and (c), each with a master of its own; the "
         "median is the figure; default 3\n"
         "  -S  stores (b) and (c) run with, in turn: none (the master "
-        "alone), memory, sqlite; default none,sqlite\n");
+        "alone), memory, sqlite, postgres (one cluster instance: fires\n"
+        "      claimed; needs HG_BENCH_PG_URL); default none,sqlite\n");
 }
 
 static int
