@@ -24,27 +24,13 @@
 #include "hg_log.h"
 #include "hg_store.h"
 
+#include "bench_common.h"
+
 #if HG_HAVE_POSTGRES
 
 #define TARGET_PER_SEC  10000.0
 #define INSTANCES       3
 #define JOBS            1000
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-typedef struct slot_s {
-    char id[48];
-    char job[32];
-    uint64_t ticket;
-    int64_t scheduled;
-} slot_t;
 
 typedef struct instance_s {
     const char *name;

@@ -25,28 +25,14 @@
 #include "hg_log.h"
 #include "hg_store.h"
 
+#include "bench_common.h"
+
 #if HG_HAVE_SQLITE
 
 #include <sqlite3.h>
 
 #define TARGET_PER_SEC  10000.0
 #define JOBS            10000
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-typedef struct slot_s {
-    char id[48];
-    char job[32];
-    uint64_t ticket;
-    int64_t scheduled;
-} slot_t;
 
 static void
 fill(hg_exec_record_t *r, const slot_t *s, hg_exec_status_t status,
