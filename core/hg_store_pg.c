@@ -817,6 +817,7 @@ hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
  * read while we wait for it to read (results of puts are a few bytes).
  */
 #define HG_PG_PIPE  256
+#define HG_PG_CLAIM_CHUNK  128      /* claims (and definitions) a trip */
 
 typedef struct hg_pg_pipe_s {
     PGconn *conn;
@@ -1011,41 +1012,60 @@ hg_pg_claim_order(const void *a, const void *b)
 
 /* In the transaction open on wconn: our digest of R's job's definition,
  * unless written before under the same digest. */
+/* Whether R's job's definition is to be written (it is then taken as
+ * written: a transaction that fails empties d->defined). */
+static bool
+hg_pg_define_due(hg_pg_t *d, const hg_exec_record_t *r)
+{
+    hg_pg_def_t *def = hg_map_get(&d->defined, r->job_id);
+    size_t len;
+
+    if (def != NULL && def->hash == r->def_hash) {
+        return false;
+    }
+    if (def == NULL) {
+        len = strlen(r->job_id) + 1;
+        def = malloc(sizeof(*def) + len);
+        if (def == NULL) {
+            return true;                /* written again next time */
+        }
+        memcpy(def->job_id, r->job_id, len);
+        if (hg_map_put(&d->defined, def->job_id, def) != HG_OK) {
+            free(def);
+            return true;
+        }
+    }
+    def->hash = r->def_hash;
+    return true;
+}
+
+static void
+hg_pg_define_params(hg_pg_params_t *p, hg_pg_t *d,
+                    const hg_exec_record_t *r, const char *hash)
+{
+    p->n = 0;
+    hg_pg_text(p, r->job_id);
+    hg_pg_text(p, d->instance);
+    hg_pg_text(p, hash);
+}
+
 static int
 hg_pg_define(hg_pg_t *d, const hg_exec_record_t *r, const char *hash,
              char *err, size_t errlen, char *state, size_t statelen)
 {
-    hg_pg_def_t *def = hg_map_get(&d->defined, r->job_id);
     hg_pg_params_t p;
     PGresult *res;
-    size_t len;
 
-    if (def != NULL && def->hash == r->def_hash) {
+    if (!hg_pg_define_due(d, r)) {
         return HG_OK;
     }
-    p.n = 0;
-    hg_pg_text(&p, r->job_id);
-    hg_pg_text(&p, d->instance);
-    hg_pg_text(&p, hash);
+    hg_pg_define_params(&p, d, r, hash);
     res = hg_pg_exec_prepared(d, "hg_define", &p, PGRES_COMMAND_OK, err,
                               errlen, state, statelen);
     if (res == NULL) {
         return HG_ERROR;
     }
     PQclear(res);
-    if (def == NULL) {
-        len = strlen(r->job_id) + 1;
-        def = malloc(sizeof(*def) + len);
-        if (def == NULL) {
-            return HG_OK;               /* written again next time */
-        }
-        memcpy(def->job_id, r->job_id, len);
-        if (hg_map_put(&d->defined, def->job_id, def) != HG_OK) {
-            free(def);
-            return HG_OK;
-        }
-    }
-    def->hash = r->def_hash;
     return HG_OK;
 }
 
@@ -1076,6 +1096,120 @@ hg_pg_odd(hg_pg_t *d, hg_store_writer_t *w, const hg_exec_record_t *r,
     }
 }
 
+/* The next result of the pipeline, of status WANT, or NULL (the failure
+ * kept in CP; the result is then read and freed, the rest of the
+ * statement's results drained). */
+static PGresult *
+hg_pg_claim_result(hg_pg_pipe_t *cp, ExecStatusType want, bool *gone)
+{
+    PGresult *res = PQgetResult(cp->conn), *end;
+
+    if (res == NULL) {
+        *gone = true;                   /* the connection is gone */
+        hg_pg_pipe_fail(cp, NULL);
+        return NULL;
+    }
+    while ((end = PQgetResult(cp->conn)) != NULL) {
+        PQclear(end);
+    }
+    if (PQresultStatus(res) != want) {
+        hg_pg_pipe_fail(cp, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* Up to HG_PG_CLAIM_CHUNK claims down the pipeline, in one round trip:
+ * each preceded by its job's definition when not written yet; those lost
+ * (another execution holds the fire time, or our definition is not the
+ * cluster's) go into LOST and are said lost to the writer. */
+static int
+hg_pg_claim_chunk(hg_pg_t *d, hg_store_writer_t *w, hg_store_item_t **claims,
+                  size_t n, hg_map_t *lost, hg_pg_pipe_t *cp)
+{
+    bool define[HG_PG_CLAIM_CHUNK], gone = false;
+    char hash[HG_PG_CLAIM_CHUNK][24];
+    const hg_exec_record_t *r;
+    const char *holder;
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t i;
+
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(cp, NULL);
+        return HG_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        r = &claims[i]->row.r;
+        snprintf(hash[i], sizeof(hash[i]), "%016" PRIx64, r->def_hash);
+        define[i] = hg_pg_define_due(d, r);
+        if (define[i]) {
+            hg_pg_define_params(&p, d, r, hash[i]);
+            if (PQsendQueryPrepared(d->wconn, "hg_define", p.n, p.values,
+                                    p.lengths, p.formats, 0) != 1)
+            {
+                hg_pg_pipe_fail(cp, NULL);
+                return HG_ERROR;
+            }
+        }
+        p.n = 0;
+        hg_pg_text(&p, r->job_id);
+        hg_pg_int(&p, r->scheduled_for);
+        hg_pg_text(&p, r->id);
+        hg_pg_text(&p, hash[i]);
+        if (PQsendQueryPrepared(d->wconn, "hg_claim", p.n, p.values,
+                                p.lengths, p.formats, 0) != 1)
+        {
+            hg_pg_pipe_fail(cp, NULL);
+            return HG_ERROR;
+        }
+    }
+    if (PQpipelineSync(d->wconn) != 1) {
+        hg_pg_pipe_fail(cp, NULL);
+        return HG_ERROR;
+    }
+    for (i = 0; i < n && !gone; i++) {
+        r = &claims[i]->row.r;
+        if (define[i]) {
+            PQclear(hg_pg_claim_result(cp, PGRES_COMMAND_OK, &gone));
+            if (gone) {
+                break;
+            }
+        }
+        res = hg_pg_claim_result(cp, PGRES_TUPLES_OK, &gone);
+        if (res == NULL) {
+            continue;                   /* aborted: read to the sync */
+        }
+        hg_pg_odd(d, w, r, hash[i], PQntuples(res) == 0);
+        holder = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
+                 ? PQgetvalue(res, 0, 0) : "";
+        if (strcmp(holder, r->id) != 0
+            && (hg_map_put(lost, r->id, claims[i]) != HG_OK
+                || hg_store_writer_lose(w, r->id) != HG_OK))
+        {
+            snprintf(cp->err, cp->errlen, "out of memory");
+            cp->failed = true;
+        }
+        PQclear(res);
+    }
+    if (gone) {
+        return HG_ERROR;
+    }
+    res = PQgetResult(d->wconn);
+    if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+        hg_pg_pipe_fail(cp, res);
+        PQclear(res);
+        return HG_ERROR;
+    }
+    PQclear(res);
+    if (PQexitPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(cp, NULL);
+        return HG_ERROR;
+    }
+    return cp->failed ? HG_ERROR : HG_OK;
+}
+
 /* In the transaction open on wconn: the claim of every claiming record of
  * BATCH; those whose fire time another execution holds, or whose job's
  * definition here is not the cluster's, go into LOST (and are said lost
@@ -1086,12 +1220,9 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
             size_t statelen)
 {
     hg_store_item_t *item, **claims = NULL;
-    hg_pg_params_t p;
-    PGresult *res;
+    hg_pg_pipe_t cp;
     size_t n = 0, i;
-    int rc = HG_ERROR;
-    const char *holder;
-    char hash[24];
+    int rc = HG_OK;
 
     for (item = batch->head; item != NULL; item = item->next) {
         n += item->row.r.claim;
@@ -1111,40 +1242,21 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
         }
     }
     qsort(claims, n, sizeof(*claims), hg_pg_claim_order);
-    for (i = 0; i < n; i++) {
-        snprintf(hash, sizeof(hash), "%016" PRIx64,
-                 claims[i]->row.r.def_hash);
-        if (hg_pg_define(d, &claims[i]->row.r, hash, err, errlen, state,
-                         statelen) != HG_OK)
-        {
-            goto done;
-        }
-        p.n = 0;
-        hg_pg_text(&p, claims[i]->row.r.job_id);
-        hg_pg_int(&p, claims[i]->row.r.scheduled_for);
-        hg_pg_text(&p, claims[i]->row.r.id);
-        hg_pg_text(&p, hash);
-        res = hg_pg_exec_prepared(d, "hg_claim", &p, PGRES_TUPLES_OK, err,
-                                  errlen, state, statelen);
-        if (res == NULL) {
-            goto done;
-        }
-        hg_pg_odd(d, w, &claims[i]->row.r, hash, PQntuples(res) == 0);
-        holder = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-                 ? PQgetvalue(res, 0, 0) : "";
-        if (strcmp(holder, claims[i]->row.r.id) != 0
-            && (hg_map_put(lost, claims[i]->row.r.id, claims[i]) != HG_OK
-                || hg_store_writer_lose(w, claims[i]->row.r.id) != HG_OK))
-        {
-            PQclear(res);
-            snprintf(err, errlen, "out of memory");
-            goto done;
-        }
-        PQclear(res);
+    memset(&cp, 0, sizeof(cp));
+    cp.conn = d->wconn;
+    cp.err = err;
+    cp.errlen = errlen;
+    for (i = 0; i < n && rc == HG_OK; i += HG_PG_CLAIM_CHUNK) {
+        rc = hg_pg_claim_chunk(d, w, claims + i,
+                               n - i < HG_PG_CLAIM_CHUNK
+                               ? n - i : HG_PG_CLAIM_CHUNK, lost, &cp);
     }
-    rc = HG_OK;
-
-done:
+    if (PQpipelineStatus(d->wconn) != PQ_PIPELINE_OFF
+        && PQexitPipelineMode(d->wconn) != 1)
+    {
+        d->w_stale = true;              /* left mid-pipeline */
+    }
+    snprintf(state, statelen, "%s", cp.state);
     free(claims);
     return rc;
 }
