@@ -216,6 +216,8 @@ def test_a_dead_instance_is_taken_over_within_its_lease(hg, db, tmp_path):
                         % running[0][0], lambda r: len(r) == 1,
                         "b's run recorded crashed by a")
     noticed = time.monotonic() - killed
+    print("\nkill -9 of b to its run recorded crashed by a: %.2f s (lease "
+          "2 s)" % noticed)
     assert crashed[0][0] == "a", crashed
     assert "stopped renewing its cluster lease" in crashed[0][1], crashed
     # the lease is 2 s, renewed and swept every third of it

@@ -16,6 +16,7 @@
 
 #include "hg_core.h"
 
+#include <poll.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -431,6 +432,107 @@ test_schema(void **state)
     assert_non_null(strstr(err, "store.url: postgresql://hourglass@/"));
 }
 
+/* A store of instance NAME of a cluster with a LEASE_MS lease. */
+static hg_store_t *
+open_instance(fixture_t *f, const char *name, int64_t lease_ms)
+{
+    hg_conf_t saved = f->conf;
+    hg_store_t *store;
+
+    f->conf.cluster.enabled = true;
+    f->conf.cluster.instance = (char *) name;
+    f->conf.cluster.lease_ms = lease_ms;
+    store = open_store(f);
+    f->conf = saved;
+    return store;
+}
+
+/* Waits up to TIMEOUT_MS for the store's notification, and acks. */
+static void
+settle(hg_store_t *store, int timeout_ms)
+{
+    struct pollfd pfd = { store->notify_fd, POLLIN, 0 };
+
+    (void) poll(&pfd, 1, timeout_ms);
+    (void) hg_store_ack(store);
+}
+
+/*
+ * Leases: b's running execution is taken over by a once b's lease lapses
+ * (b closed: it stops renewing); a sees the peers in its picture of the
+ * cluster; an instance whose term was taken is fenced and writes nothing.
+ * A claim under a definition most live instances do not hold is lost.
+ */
+static void
+test_cluster_leases(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *a, *b;
+    rec_t buf;
+    hg_exec_record_t r;
+    hg_exec_row_t *rows = NULL;
+    size_t n = 0;
+    json_t *view;
+    char why[256] = "", args[1024];
+    int64_t deadline;
+
+    b = open_instance(f, "b", 300);
+    r = *rec(&buf, "job", 1, HG_EXEC_RUNNING, -1);
+    r.claim = true;
+    r.def_hash = 7;
+    put(b, &r);
+    assert_true(committed_within(b, 5000));
+    assert_false(hg_store_claim_lost(b, r.id));
+    hg_store_close(b);                  /* stops renewing: b "dies" */
+
+    a = open_instance(f, "a", 300);
+    deadline = mono_ms() + 5000;
+    while (n == 0 && mono_ms() < deadline) {
+        settle(a, 100);
+        assert_int_equal(hg_store_taken(a, &rows, &n), HG_OK);
+    }
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].r.id, "job-000001");
+    assert_int_equal(rows[0].r.status, HG_EXEC_RUNNING);
+    hg_exec_rows_free(rows, n);
+    assert_int_equal(log_count(f, "instance \"b\" stopped renewing its "
+                                  "lease"), 1);
+
+    view = hg_store_cluster(a);
+    assert_non_null(view);
+    assert_int_equal(json_array_size(json_object_get(view, "instances")), 2);
+    assert_true(json_is_true(json_object_get(json_array_get(
+        json_object_get(view, "instances"), 0), "live")));     /* a */
+    json_decref(view);
+
+    /* a claims under its definition of job, written with the claim: a
+     * alone is live (b is gone), so its definition is the cluster's and
+     * the claim is won. */
+    r = *rec(&buf, "job", 2, HG_EXEC_RUNNING, -1);
+    r.claim = true;
+    r.def_hash = 7;
+    put(a, &r);
+    assert_true(committed_within(a, 5000));
+    settle(a, 10);
+    assert_false(hg_store_claim_lost(a, r.id));
+
+    /* a's term taken (as a peer's takeover does): fenced at the next
+     * commit, which writes nothing. */
+    snprintf(args, sizeof(args), "sql '%s' 'UPDATE instances SET term ="
+             " term + 1 WHERE name = $$a$$'", f->url);
+    assert_int_equal(helper(args, NULL, 0), 0);
+    r = *rec(&buf, "job", 3, HG_EXEC_RUNNING, -1);
+    put(a, &r);
+    deadline = mono_ms() + 5000;
+    while (!hg_store_fenced(a, why, sizeof(why)) && mono_ms() < deadline) {
+        settle(a, 100);
+    }
+    assert_non_null(strstr(why, "instance \"a\" no longer holds its "
+                                "lease"));
+    hg_store_close(a);
+    assert_true(log_count(f, "records not written") >= 1);
+}
+
 static void
 test_claim_fire(void **state)
 {
@@ -542,6 +644,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_fire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_leases, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
     };
