@@ -7,7 +7,10 @@
  * Syntax (DESIGN.md, "Schedules"): 5 fields "min hour dom mon dow" or 6
  * with seconds first; lists, ranges, steps ("*" "/n", "a-b/n", "a/n" = a to
  * the field's maximum by n), JAN-DEC and SUN-SAT in any case, 0 and 7 both
- * Sunday, "?" as "*" in dom/dow; in dom "L" (last day), "nW" (the weekday
+ * Sunday, "?" as "*" in dom/dow; a dow range may end at Sunday written 0 or
+ * SUN ("MON-SUN", "FRI-0", as cronie's get_range reads a high end of 0
+ * after a higher low end: as 7); in dom "a-L" runs to the last day of each
+ * month ("29-L", "1-L/8"); in dom "L" (last day), "nW" (the weekday
  * nearest day n, never crossing into another month: a Saturday 1st moves to
  * Monday the 3rd, a Sunday last day to Friday), "LW" (last weekday); in dow
  * "d#n" (n-th such weekday, 1-5) and "dL" (last such weekday); the macros
@@ -237,8 +240,9 @@ parse_value(parse_ctx_t *ctx, const char **pp, const char *end, int *out)
         }
         if (len == 1 && (upper(*start) == 'L' || upper(*start) == 'W')) {
             return field_error(ctx, "\"%c\" is only allowed in the day of "
-                               "month%s field", *start,
-                               upper(*start) == 'L' ? " and day of week" : "");
+                               "month %s", *start,
+                               upper(*start) == 'L'
+                               ? "and day of week fields" : "field");
         }
         return field_error(ctx, "\"%.*s\" is not a number", len, start);
     }
@@ -348,8 +352,18 @@ parse_item(parse_ctx_t *ctx, field_t *f, const char *p, const char *end)
     switch (*p) {
     case '-':
         p++;
-        if (parse_value(ctx, &p, end, &hi) != HG_OK) {
+        if (ctx->index == F_DOM && p < end && upper(*p) == 'L'
+            && (p + 1 == end || p[1] == '/'))
+        {
+            /* "29-L": to the last day of each month. Days past a month's
+             * end never match (build_day_masks), so that is "29-31". */
+            hi = def->max;
+            p++;
+        } else if (parse_value(ctx, &p, end, &hi) != HG_OK) {
             return HG_ERROR;
+        }
+        if (ctx->index == F_DOW && hi == 0 && lo > 0) {
+            hi = 7;                     /* "FRI-SUN", "5-0": cronie's */
         }
         if (p < end && upper(*p) == 'W' && ctx->index == F_DOM) {
             return field_error(ctx, "\"%.*s\" is not valid (nW takes one "
