@@ -46,6 +46,10 @@ int64_t hg_cron_every_seconds(const hg_cron_t *cron);
 int hg_cron_is_interval_like(const hg_cron_t *cron);
 /* the expression as given, without surrounding blanks */
 const char *hg_cron_text(const hg_cron_t *cron);
+/* 1 for @reboot: hg_cron_next never finds a time; run once per boot */
+int hg_cron_is_reboot(const hg_cron_t *cron);
+/* the zone of a "CRON_TZ=Zone ..." or "TZ=Zone ..." prefix, else NULL */
+const char *hg_cron_zone(const hg_cron_t *cron);
 
 /* 1 if the local civil time matches every field (tests and fuzzers);
  * always 0 for @every */
