@@ -58,5 +58,8 @@ int hg_cron_matches(const hg_cron_t *cron, int64_t year, int mon, int mday,
 
 /* `hourglass next ...`, argv[0] == "next": exit status 0, 1 or 2 */
 int hg_next_main(int argc, char **argv);
+/* `hourglass import-crontab ...` (hg_crontab.c), argv[0] ==
+ * "import-crontab": exit status 0, 1 or 2 */
+int hg_crontab_main(int argc, char **argv);
 
 #endif /* HG_CRON_H */
