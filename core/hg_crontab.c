@@ -358,7 +358,7 @@ static const char *const ct_macros[] = {
 
 static const char *const ct_noise[] = {
     "cd", "test", "if", "then", "else", "fi", "exec", "sh", "bash", "nice",
-    "ionice", "sudo", "env", "null", "dev", "true", "false", "usr", "bin",
+    "ionice", "sudo", "env", "null", "dev", "usr", "bin",
     "sbin", "local", "and", "or", "not", "run", "tmp", NULL
 };
 
