@@ -633,7 +633,7 @@ ct_job(ct_out_t *o, const ct_table_t *t, size_t lineno, const char *line,
         mail_on_error = true;           /* cronie: mail only on failure */
         cmd = ct_skip_blanks(cmd + 3);
     }
-    if (t->cron_tz != NULL) {
+    if (t->cron_tz != NULL && strcasecmp(schedule, "@reboot") != 0) {
         if (asprintf(&full, "CRON_TZ=%s %s", t->cron_tz, schedule) < 0) {
             o->failed = true;
             return;

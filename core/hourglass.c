@@ -37,7 +37,7 @@ hg_usage(FILE *out)
     fprintf(out,
         "Usage: hourglass [-c FILE] [-p PREFIX] [-t | -T] [-s SIGNAL] [-V] [-h]\n"
         "       hourglass next [--tz ZONE] [--from TIME] [-n COUNT] EXPR\n"
-        "       hourglass import-crontab [--user NAME] [FILE|-]\n"
+        "       hourglass import-crontab [--user NAME] [--system] [FILE|- ...]\n"
         "       hourglass [--url URL] [--token T] [--json] COMMAND ...  "
         "(hourglass status --help)\n"
         "\n"
