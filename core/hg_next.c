@@ -223,9 +223,10 @@ hg_next_main(int argc, char **argv)
     /* "CRON_TZ=Zone ...": the expression's own zone, as for a job */
     if (hg_cron_zone(cron) != NULL) {
         if (zone != NULL && strcmp(zone, hg_cron_zone(cron)) != 0) {
+            rc = usage_error("--tz %s and the schedule's prefix (%s) say "
+                             "different zones", zone, hg_cron_zone(cron));
             hg_cron_free(cron);
-            return usage_error("--tz %s and the schedule's prefix (%s) say "
-                               "different zones", zone, hg_cron_zone(cron));
+            return rc;
         }
         tz = hg_tz_get(hg_cron_zone(cron), err, sizeof(err));
         if (tz == NULL) {
