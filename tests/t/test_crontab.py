@@ -6,6 +6,7 @@ per boot: a restart in the same boot does not run it again); and the hint
 for a crontab line pasted into `schedule`."""
 
 import getpass
+import json
 import re
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import (HOURGLASS, MODULES_DIR, conf_value, job,
                       run_hourglass, sqlite_config, wait_until)
+from test_api import TOKENS, api_section, free_port
 
 DATA = Path(__file__).resolve().parent / "data"
 # Debian 12's /etc/crontab, as the package cron-daemon-common
@@ -320,3 +322,30 @@ def test_reboot_runs_once_per_boot(hg):
     d.stop()
     # and the other job, whose state says this boot, did not
     assert len(d.events("start", job="stdin")) == 1
+
+
+def test_cron_tz_prefix_is_the_job_zone(hg):
+    """The daemon (zone UTC) reads "CRON_TZ=Asia/Tokyo 0 9 * * *" in Tokyo:
+    every next fire is at 00:00 UTC; @reboot has none."""
+    d = hg("hg")
+    port = free_port()
+    d.start(d.config(jobs=[
+        job("tokyo", schedule="CRON_TZ=Asia/Tokyo 0 9 * * *", command="true"),
+        job("utc", schedule="0 9 * * *", command="true"),
+        job("boot", schedule="@reboot", command="true"),
+    ], extra=api_section(port)))
+    url = "http://127.0.0.1:%d" % port
+
+    def show(job_id):
+        r = run_hourglass("--url", url, "--token", TOKENS["reader"],
+                          "--json", "show", job_id)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    tokyo = show("tokyo")["next_fires"]
+    assert len(tokyo) == 5, tokyo
+    assert all(t.endswith("T00:00:00.000Z") for t in tokyo), tokyo
+    utc = show("utc")["next_fires"]
+    assert len(utc) == 5 and all(t.endswith("T09:00:00.000Z")
+                                 for t in utc), utc
+    assert show("boot")["next_fires"] == []
