@@ -73,10 +73,10 @@ typedef struct {
 static const char ct_usage_text[] =
     "Usage: hourglass import-crontab [--user NAME] [--system] [FILE|- ...]\n"
     "  print the jobs of a crontab as `jobs = ( ... );` for scheduler.conf.\n"
-    "  FILE is a user's crontab, or with the user column (/etc/crontab,\n"
-    "  /etc/cron.d/*: read so when under /etc, or with --system); - or\n"
-    "  none: standard input. --user NAME: the jobs run as NAME (with no\n"
-    "  FILE: NAME's table in /var/spool/cron/crontabs or /var/spool/cron).\n";
+    "  FILE is a user's crontab, or has the user column: /etc/crontab and\n"
+    "  the files of /etc/cron.d, or any FILE with --system. - or none:\n"
+    "  standard input. --user NAME: the jobs run as NAME (with no FILE:\n"
+    "  NAME's table in /var/spool/cron/crontabs or /var/spool/cron).\n";
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
@@ -961,10 +961,13 @@ hg_crontab_main(int argc, char **argv)
         memset(&t, 0, sizeof(t));
         t.file = files[i];
         t.user = user;
-        t.system = force_system || (user == NULL
-                                    && (strcmp(files[i], "/etc/crontab") == 0
-                                        || strncmp(files[i], "/etc/cron.d/",
-                                                   12) == 0));
+        t.system = force_system || strcmp(files[i], "/etc/crontab") == 0
+                   || strncmp(files[i], "/etc/cron.d/", 12) == 0;
+        if (t.system && user != NULL) {
+            rc = ct_usage_error("--user: %s names the user on each line (the "
+                                "system format)", files[i]);
+            goto done;
+        }
         in = strcmp(files[i], "-") == 0 ? stdin : fopen(files[i], "re");
         if (in == NULL) {
             fprintf(stderr, "hourglass: import-crontab: %s: %s\n", files[i],

@@ -221,6 +221,12 @@ def test_standard_input_and_usage(tmp_path):
     r = import_crontab(tmp_path / "missing")
     assert r.returncode == 1
     assert "missing: No such file or directory" in r.stderr
+    # the system format names its users: --user would read the user
+    # column as the command's first word
+    r = import_crontab("--user", "root", "/etc/crontab")
+    assert r.returncode == 2
+    assert "--user: /etc/crontab names the user on each line" in r.stderr
+    assert r.stdout == ""
     r = import_crontab("--user", "no-such-user-here")
     assert r.returncode == 1
     assert "no crontab of \"no-such-user-here\"" in r.stderr
