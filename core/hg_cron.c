@@ -7,12 +7,18 @@
  * Syntax (DESIGN.md, "Schedules"): 5 fields "min hour dom mon dow" or 6
  * with seconds first; lists, ranges, steps ("*" "/n", "a-b/n", "a/n" = a to
  * the field's maximum by n), JAN-DEC and SUN-SAT in any case, 0 and 7 both
- * Sunday, "?" as "*" in dom/dow; in dom "L" (last day), "nW" (the weekday
+ * Sunday, "?" as "*" in dom/dow; a dow range may end at Sunday written 0 or
+ * SUN ("MON-SUN", "FRI-0", as cronie's get_range reads a high end of 0
+ * after a higher low end: as 7); in dom "a-L" runs to the last day of each
+ * month ("29-L", "1-L/8"); in dom "L" (last day), "nW" (the weekday
  * nearest day n, never crossing into another month: a Saturday 1st moves to
  * Monday the 3rd, a Sunday last day to Friday), "LW" (last weekday); in dow
  * "d#n" (n-th such weekday, 1-5) and "dL" (last such weekday); the macros
- * @yearly @annually @monthly @weekly @daily @midnight @hourly and
- * "@every DURATION" (s, m, h, d units: "90s", "1h30m", "7d").
+ * @yearly @annually @monthly @weekly @daily @midnight @hourly,
+ * "@every DURATION" (s, m, h, d units: "90s", "1h30m", "7d") and @reboot
+ * (no fire time: the master runs it once per boot, hg_recover.c). Any of
+ * them may follow a "CRON_TZ=Zone " or "TZ=Zone " prefix (cronie's): the
+ * zone the expression is read in (hg_cron_zone; the caller resolves it).
  *
  * Day matching (Vixie cron): when dom and dow are both restricted (neither
  * field begins with "*" or "?") a day matches if either matches, otherwise
@@ -40,6 +46,8 @@ struct hg_cron_s {
     int interval_like;
     unsigned refs;              /* holders: hg_cron_ref, hg_cron_free */
     int64_t every;              /* @every, seconds; 0 otherwise */
+    int reboot;                 /* @reboot: no fire time, once per boot */
+    const char *zone;           /* CRON_TZ=/TZ= prefix, or NULL */
     /* [days in month - 28][weekday of the 1st]: bit d set if day d fires */
     uint32_t days[4][7];
     char text[];
@@ -237,8 +245,9 @@ parse_value(parse_ctx_t *ctx, const char **pp, const char *end, int *out)
         }
         if (len == 1 && (upper(*start) == 'L' || upper(*start) == 'W')) {
             return field_error(ctx, "\"%c\" is only allowed in the day of "
-                               "month%s field", *start,
-                               upper(*start) == 'L' ? " and day of week" : "");
+                               "month %s", *start,
+                               upper(*start) == 'L'
+                               ? "and day of week fields" : "field");
         }
         return field_error(ctx, "\"%.*s\" is not a number", len, start);
     }
@@ -348,8 +357,18 @@ parse_item(parse_ctx_t *ctx, field_t *f, const char *p, const char *end)
     switch (*p) {
     case '-':
         p++;
-        if (parse_value(ctx, &p, end, &hi) != HG_OK) {
+        if (ctx->index == F_DOM && p < end && upper(*p) == 'L'
+            && (p + 1 == end || p[1] == '/'))
+        {
+            /* "29-L": to the last day of each month. Days past a month's
+             * end never match (build_day_masks), so that is "29-31". */
+            hi = def->max;
+            p++;
+        } else if (parse_value(ctx, &p, end, &hi) != HG_OK) {
             return HG_ERROR;
+        }
+        if (ctx->index == F_DOW && hi == 0 && lo > 0) {
+            hi = 7;                     /* "FRI-SUN", "5-0": cronie's */
         }
         if (p < end && upper(*p) == 'W' && ctx->index == F_DOM) {
             return field_error(ctx, "\"%.*s\" is not valid (nW takes one "
@@ -625,17 +644,77 @@ cron_is_interval_like(const char *minute, const char *hour)
 
 /* ---- parsing ----------------------------------------------------------- */
 
+/* The text, then the zone of a CRON_TZ= prefix (ZONE_LEN bytes of it at
+ * ZONE_AT), each NUL-terminated, in one block with the expression. */
 static hg_cron_t *
-cron_alloc(const char *text, size_t len)
+cron_alloc(const char *text, size_t len, size_t zone_at, size_t zone_len)
 {
-    hg_cron_t *c = calloc(1, sizeof(*c) + len + 1);
+    hg_cron_t *c = calloc(1, sizeof(*c) + len + 1 + zone_len + 1);
+    char *zone;
 
     if (c != NULL) {
         c->refs = 1;
         memcpy(c->text, text, len);
         c->text[len] = '\0';
+        if (zone_len > 0) {
+            zone = c->text + len + 1;
+            memcpy(zone, text + zone_at, zone_len);
+            zone[zone_len] = '\0';
+            c->zone = zone;
+        }
     }
     return c;
+}
+
+/*
+ * "CRON_TZ=Zone rest" or "TZ=Zone rest" (cronie's CRON_TZ, and the TZ=
+ * that other crons read the same way): the offset of "rest" in *REST_AT
+ * and the zone's place in the text. HG_OK with *ZONE_LEN 0 when there is
+ * no prefix. The zone is only a name here: hg_tz resolves it (the caller),
+ * so the parser stays free of the zone database.
+ */
+static int
+cron_prefix(const char *text, size_t len, size_t *zone_at, size_t *zone_len,
+            size_t *rest_at, char *err, size_t errlen)
+{
+    static const char *const prefixes[] = { "CRON_TZ=", "TZ=" };
+    size_t i, n, p, plen;
+
+    *zone_len = 0;
+    *rest_at = 0;
+    for (i = 0; i < HG_NELEMS(prefixes); i++) {
+        plen = strlen(prefixes[i]);
+        if (len >= plen && memcmp(text, prefixes[i], plen) == 0) {
+            break;
+        }
+    }
+    if (i == HG_NELEMS(prefixes)) {
+        return HG_OK;
+    }
+    for (n = plen; n < len && !is_blank(text[n]); n++) {
+    }
+    if (n == plen) {
+        snprintf(err, errlen, "%.*s needs a time zone (e.g. \"%sEurope/"
+                 "Berlin 0 2 * * *\")", (int) plen, text, prefixes[i]);
+        return HG_ERROR;
+    }
+    for (p = n; p < len && is_blank(text[p]); p++) {
+    }
+    if (p == len) {
+        snprintf(err, errlen, "%.*s needs a schedule after it", (int) n,
+                 text);
+        return HG_ERROR;
+    }
+    if (memcmp(text + p, "CRON_TZ=", 8) == 0 || memcmp(text + p, "TZ=", 3)
+        == 0)
+    {
+        snprintf(err, errlen, "more than one time zone prefix");
+        return HG_ERROR;
+    }
+    *zone_at = plen;
+    *zone_len = n - plen;
+    *rest_at = p;
+    return HG_OK;
 }
 
 /* "1h30m", "90s", "7d": whole seconds only. */
@@ -809,9 +888,9 @@ parse_fields(hg_cron_t *c, const char *expr, char *err, size_t errlen)
 hg_cron_t *
 hg_cron_parse(const char *expr, char *err, size_t errlen)
 {
-    const char *start = expr, *end, *word_end, *arg;
+    const char *start = expr, *end, *word_end, *arg, *body;
     hg_cron_t *c;
-    size_t len, i;
+    size_t len, i, zone_at = 0, zone_len, rest_at;
 
     if (expr == NULL) {
         snprintf(err, errlen, "empty schedule");
@@ -835,27 +914,42 @@ hg_cron_parse(const char *expr, char *err, size_t errlen)
         return NULL;
     }
 
-    c = cron_alloc(start, len);
+    if (cron_prefix(start, len, &zone_at, &zone_len, &rest_at, err, errlen)
+        != HG_OK)
+    {
+        return NULL;
+    }
+    c = cron_alloc(start, len, zone_at, zone_len);
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    body = c->text + rest_at;
 
-    if (c->text[0] != '@') {
-        if (parse_fields(c, c->text, err, errlen) != HG_OK) {
+    if (body[0] != '@') {
+        if (parse_fields(c, body, err, errlen) != HG_OK) {
             goto failed;
         }
         return c;
     }
 
-    for (word_end = c->text; *word_end != '\0' && !is_blank(*word_end);) {
+    for (word_end = body; *word_end != '\0' && !is_blank(*word_end);) {
         word_end++;
     }
     arg = word_end;
     while (is_blank(*arg)) {
         arg++;
     }
-    if (word_eq(c->text, (size_t) (word_end - c->text), "@every")) {
+    if (word_eq(body, (size_t) (word_end - body), "@reboot")) {
+        if (*arg != '\0') {
+            snprintf(err, errlen, "@reboot takes no argument (got \"%s\")",
+                     arg);
+            goto failed;
+        }
+        c->reboot = 1;
+        return c;
+    }
+    if (word_eq(body, (size_t) (word_end - body), "@every")) {
         if (parse_every(arg, &c->every, err, errlen) != HG_OK) {
             goto failed;
         }
@@ -863,7 +957,7 @@ hg_cron_parse(const char *expr, char *err, size_t errlen)
         return c;
     }
     for (i = 0; i < HG_NELEMS(macros); i++) {
-        if (word_eq(c->text, (size_t) (word_end - c->text), macros[i].name)) {
+        if (word_eq(body, (size_t) (word_end - body), macros[i].name)) {
             if (*arg != '\0') {
                 snprintf(err, errlen, "%s takes no argument (got \"%s\")",
                          macros[i].name, arg);
@@ -876,8 +970,8 @@ hg_cron_parse(const char *expr, char *err, size_t errlen)
         }
     }
     snprintf(err, errlen, "\"%.*s\" is not a macro (@yearly, @annually, "
-             "@monthly, @weekly, @daily, @midnight, @hourly, @every "
-             "DURATION)", (int) (word_end - c->text), c->text);
+             "@monthly, @weekly, @daily, @midnight, @hourly, @reboot, "
+             "@every DURATION)", (int) (word_end - body), body);
 
 failed:
     free(c);
@@ -919,6 +1013,18 @@ hg_cron_text(const hg_cron_t *cron)
     return cron->text;
 }
 
+int
+hg_cron_is_reboot(const hg_cron_t *cron)
+{
+    return cron->reboot;
+}
+
+const char *
+hg_cron_zone(const hg_cron_t *cron)
+{
+    return cron->zone;
+}
+
 
 /* ---- matching and searching -------------------------------------------- */
 
@@ -940,7 +1046,7 @@ hg_cron_matches(const hg_cron_t *c, int64_t year, int mon, int mday,
 {
     int dim;
 
-    if (c->every || mon < 1 || mon > 12 || hour < 0 || hour > 23 || min < 0
+    if (c->every || c->reboot || mon < 1 || mon > 12 || hour < 0 || hour > 23 || min < 0
         || min > 59 || sec < 0 || sec > 59)
     {
         return 0;
@@ -1091,7 +1197,7 @@ hg_cron_next(const hg_cron_t *c, const hg_tz_t *tz, int64_t after,
         *next = after + c->every;
         return HG_OK;
     }
-    if (after < HG_TZ_MIN_TIME - 1 || after >= HG_TZ_MAX_TIME) {
+    if (c->reboot || after < HG_TZ_MIN_TIME - 1 || after >= HG_TZ_MAX_TIME) {
         return HG_ERROR;
     }
     if (tz == NULL) {

@@ -46,6 +46,10 @@ int64_t hg_cron_every_seconds(const hg_cron_t *cron);
 int hg_cron_is_interval_like(const hg_cron_t *cron);
 /* the expression as given, without surrounding blanks */
 const char *hg_cron_text(const hg_cron_t *cron);
+/* 1 for @reboot: hg_cron_next never finds a time; run once per boot */
+int hg_cron_is_reboot(const hg_cron_t *cron);
+/* the zone of a "CRON_TZ=Zone ..." or "TZ=Zone ..." prefix, else NULL */
+const char *hg_cron_zone(const hg_cron_t *cron);
 
 /* 1 if the local civil time matches every field (tests and fuzzers);
  * always 0 for @every */
@@ -54,5 +58,8 @@ int hg_cron_matches(const hg_cron_t *cron, int64_t year, int mon, int mday,
 
 /* `hourglass next ...`, argv[0] == "next": exit status 0, 1 or 2 */
 int hg_next_main(int argc, char **argv);
+/* `hourglass import-crontab ...` (hg_crontab.c), argv[0] ==
+ * "import-crontab": exit status 0, 1 or 2 */
+int hg_crontab_main(int argc, char **argv);
 
 #endif /* HG_CRON_H */

@@ -18,6 +18,7 @@
 #endif
 
 #include "hg_cycle.h"
+#include "hg_hint.h"
 #include "hg_log.h"
 #include "hg_map.h"
 
@@ -152,12 +153,42 @@ hg_cycle_cron(hg_map_t *crons, const char *text, char *err, size_t errlen)
     return cron;
 }
 
+/* A "CRON_TZ=Zone ..." schedule is read in that zone; with a different
+ * `timezone` beside it the job would say two things. */
+static int
+hg_cycle_cron_zone(hg_cycle_job_t *cj, hg_conf_errors_t *errors)
+{
+    const hg_job_conf_t *job = cj->conf;
+    const char *zone = hg_cron_zone(cj->cron);
+    char err[512], message[1024];
+    const hg_tz_t *tz;
+
+    if (zone == NULL) {
+        return HG_OK;
+    }
+    if (job->timezone != NULL && strcmp(job->timezone, zone) != 0) {
+        snprintf(message, sizeof(message), "schedule: the prefix says time "
+                 "zone \"%s\" and timezone says \"%s\" (keep one)", zone,
+                 job->timezone);
+        hg_cycle_job_error(job, "schedule", errors, message);
+        return HG_ERROR;
+    }
+    tz = hg_tz_get(zone, err, sizeof(err));
+    if (tz == NULL) {
+        snprintf(message, sizeof(message), "schedule: %s", err);
+        hg_cycle_job_error(job, "schedule", errors, message);
+        return HG_ERROR;
+    }
+    cj->tz = tz;
+    return HG_OK;
+}
+
 static int
 hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
                         hg_map_t *crons, hg_conf_errors_t *errors)
 {
     const hg_job_conf_t *job = cj->conf;
-    char err[512], message[1024];
+    char err[512], message[1536];
     int rc = HG_OK;
 
     if (job->timezone != NULL) {
@@ -176,12 +207,17 @@ hg_cycle_check_schedule(hg_cycle_t *cycle, hg_cycle_job_t *cj,
     case HG_SCHEDULE_CRON:
         cj->cron = hg_cycle_cron(crons, job->schedule, err, sizeof(err));
         if (cj->cron == NULL) {
+            char hint[512];
+            hg_hint_crontab_line(job->schedule, hint, sizeof(hint));
             snprintf(message, sizeof(message), "schedule: invalid schedule "
-                     "\"%s\": %s", job->schedule, err);
+                     "\"%s\": %s%s", job->schedule, err, hint);
             hg_cycle_job_error(job, "schedule", errors, message);
             return HG_ERROR;
         }
         cj->every_ms = hg_cron_every_seconds(cj->cron) * HG_MSEC_PER_SEC;
+        if (hg_cycle_cron_zone(cj, errors) != HG_OK) {
+            rc = HG_ERROR;
+        }
         break;
     case HG_SCHEDULE_EVERY:
         cj->every_ms = job->every_ms;

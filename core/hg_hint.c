@@ -9,6 +9,7 @@
 #include <ctype.h>
 
 #include "hg_conf.h"
+#include "hg_cron.h"
 #include "hg_hint.h"
 
 size_t
@@ -86,4 +87,52 @@ const char *
 hg_conf_did_you_mean(const char *word, const char *const *candidates)
 {
     return hg_hint_closest(word, candidates);
+}
+
+/* The longest run of leading words (up to a time zone prefix and six
+ * fields) that parses wins: "0 0 2 * * * cmd" keeps its seconds. */
+int
+hg_hint_crontab_line(const char *schedule, char *hint, size_t len)
+{
+    char err[256], head[HG_CRON_MAX_TEXT + 1];
+    const char *p = schedule, *cut = NULL, *rest;
+    hg_cron_t *cron;
+    int words = 0;
+
+    hint[0] = '\0';
+    if (schedule == NULL || strlen(schedule) > HG_CRON_MAX_TEXT) {
+        return 0;
+    }
+    while (words < 7) {
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        while (*p != '\0' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+        words++;
+        for (rest = p; *rest == ' ' || *rest == '\t'; rest++) {
+        }
+        if (*rest == '\0') {
+            break;                      /* the whole text: no command left */
+        }
+        snprintf(head, sizeof(head), "%.*s", (int) (p - schedule), schedule);
+        cron = hg_cron_parse(head, err, sizeof(err));
+        if (cron != NULL) {
+            cut = p;
+            hg_cron_free(cron);
+        }
+    }
+    if (cut == NULL) {
+        return 0;
+    }
+    for (rest = cut; *rest == ' ' || *rest == '\t'; rest++) {
+    }
+    snprintf(hint, len, " (a crontab line? keep schedule = \"%.*s\" and "
+             "move \"%s\" to command)", (int) (cut - schedule), schedule,
+             rest);
+    return 1;
 }

@@ -2,7 +2,8 @@
  * Did-you-mean hints: the edit distance between what was written and what
  * was meant. Used for unknown keys and enum values in scheduler.conf
  * (hg_conf_did_you_mean in hg_conf.h is built on it), and usable for any
- * other name a user types (module types, API fields).
+ * other name a user types (module types, API fields); and the hint for a
+ * crontab line pasted into `schedule`.
  */
 
 #ifndef HG_HINT_H
@@ -26,5 +27,13 @@ size_t hg_hint_distance(const char *a, const char *b);
  * `candidates` is NULL-terminated.
  */
 const char *hg_hint_closest(const char *word, const char *const *candidates);
+
+/*
+ * A schedule that does not parse but begins with one that does, followed by
+ * more words, is a crontab line pasted whole ("0 2 * * * /usr/bin/backup"):
+ * into HINT a sentence (with a leading blank) to move the rest into
+ * `command`; else HINT is "". Returns 1 when it wrote one.
+ */
+int hg_hint_crontab_line(const char *schedule, char *hint, size_t len);
 
 #endif /* HG_HINT_H */

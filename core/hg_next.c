@@ -203,15 +203,6 @@ hg_next_main(int argc, char **argv)
         return usage_error("--tz: %s", err);
     }
 
-    if (from != NULL) {
-        if (hg_tz_parse_time(tz, from, &t, err, sizeof(err)) != HG_OK) {
-            return usage_error("--from: %s", err);
-        }
-    } else {
-        clock_gettime(CLOCK_REALTIME, &now);
-        t = now.tv_sec;
-    }
-
     if (expand_env(expr, expanded, sizeof(expanded), err, sizeof(err))
         != HG_OK)
     {
@@ -222,6 +213,38 @@ hg_next_main(int argc, char **argv)
     if (cron == NULL) {
         fprintf(stderr, "hourglass: invalid schedule \"%s\": %s\n", expr, err);
         return 1;
+    }
+    if (hg_cron_is_reboot(cron)) {
+        fprintf(stderr, "hourglass: schedule \"%s\" has no fire times: it "
+                "runs once per boot, when the daemon starts\n", expr);
+        hg_cron_free(cron);
+        return 1;
+    }
+    /* "CRON_TZ=Zone ...": the expression's own zone, as for a job */
+    if (hg_cron_zone(cron) != NULL) {
+        if (zone != NULL && strcmp(zone, hg_cron_zone(cron)) != 0) {
+            rc = usage_error("--tz %s and the schedule's prefix (%s) say "
+                             "different zones", zone, hg_cron_zone(cron));
+            hg_cron_free(cron);
+            return rc;
+        }
+        tz = hg_tz_get(hg_cron_zone(cron), err, sizeof(err));
+        if (tz == NULL) {
+            fprintf(stderr, "hourglass: invalid schedule \"%s\": %s\n",
+                    expr, err);
+            hg_cron_free(cron);
+            return 1;
+        }
+    }
+
+    if (from != NULL) {
+        if (hg_tz_parse_time(tz, from, &t, err, sizeof(err)) != HG_OK) {
+            hg_cron_free(cron);
+            return usage_error("--from: %s", err);
+        }
+    } else {
+        clock_gettime(CLOCK_REALTIME, &now);
+        t = now.tv_sec;
     }
 
     for (i = 0; i < count; i++) {

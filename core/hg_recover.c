@@ -6,10 +6,11 @@
  * recorded crashed and retried per policy, queued ones queued again (a
  * retry waits for its backoff, a run_at for its time), and fire times
  * that passed while no master ran follow each job's misfire policy; jobs
- * without a state start counting from now. The same treatment applies,
- * while the loop runs, to the executions the store took over from a peer
- * whose lease lapsed (hg_recover_taken). It never reads the store from
- * the loop: taken rows come with the store's notification.
+ * without a state start counting from now; @reboot jobs run if this boot
+ * has not run them yet. The same treatment applies, while the loop runs,
+ * to the executions the store took over from a peer whose lease lapsed
+ * (hg_recover_taken). It never reads the store from the loop: taken rows
+ * come with the store's notification.
  */
 
 #include "hg_core.h"
@@ -171,6 +172,99 @@ hg_recover_baseline_states(hg_master_t *m, const json_t *states,
     }
 }
 
+/*
+ * @reboot: once per boot. The boot is told by the kernel's boot id (a
+ * random UUID per boot); the store keeps the last boot a job ran in as a
+ * job state under "@reboot/JOB", a name no job id can take (ids have no
+ * "@" or "/"), its last_fire being the first 60 bits of the boot id. So a
+ * daemon restarted in the same boot finds its own boot there and runs
+ * nothing; the first start after a boot runs each @reboot job. A store
+ * that forgets (memory) runs them at every start, as cron does.
+ */
+#define HG_RECOVER_BOOT_ID   "/proc/sys/kernel/random/boot_id"
+#define HG_RECOVER_REBOOT    "@reboot/"
+
+static int
+hg_recover_boot_key(int64_t *key)
+{
+    char text[64];
+    FILE *f = fopen(HG_RECOVER_BOOT_ID, "re");
+    int64_t v = 0;
+    size_t i, digits = 0;
+    int c;
+
+    if (f == NULL) {
+        return HG_ERROR;
+    }
+    if (fgets(text, sizeof(text), f) == NULL) {
+        fclose(f);
+        return HG_ERROR;
+    }
+    fclose(f);
+    for (i = 0; text[i] != '\0' && digits < 15; i++) {
+        c = text[i];
+        if (c == '-') {
+            continue;
+        }
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v = v * 16 + (c - 'a' + 10);
+        } else {
+            break;
+        }
+        digits++;
+    }
+    if (digits < 15) {
+        return HG_ERROR;
+    }
+    *key = v;
+    return HG_OK;
+}
+
+static void
+hg_recover_reboot(hg_master_t *m, const json_t *states)
+{
+    const char *key;
+    void *value;
+    size_t it = 0;
+    int64_t boot;
+    char name[sizeof(HG_RECOVER_REBOOT) + 256];
+    json_t *last;
+
+    if (hg_recover_boot_key(&boot) != HG_OK) {
+        boot = 0;                       /* no boot id: every start is one */
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        hg_job_t *job = value;
+        if (job->kind != HG_SCHEDULE_CRON || job->cron == NULL
+            || !hg_cron_is_reboot(job->cron))
+        {
+            continue;
+        }
+        snprintf(name, sizeof(name), HG_RECOVER_REBOOT "%s", job->id);
+        last = json_object_get(json_object_get(states, name), "last_fire");
+        if (boot != 0 && json_is_integer(last)
+            && json_integer_value(last) == boot)
+        {
+            hg_log_event(HG_LOG_INFO, "reboot", job->id, NULL, NULL, 0,
+                         "@reboot: already ran in this boot");
+            continue;
+        }
+        if (!job->enabled || job->paused) {
+            continue;
+        }
+        if (hg_fire_enqueue(m, job->id, "reboot", NULL, 0, 0,
+                            job->policy.priority, NULL) == NULL)
+        {
+            hg_log_event(HG_LOG_WARN, "reboot", job->id, NULL, NULL, 0,
+                         "@reboot: could not run at start");
+            continue;
+        }
+        hg_store_put_job_state(m->store, name, boot, false);
+    }
+}
+
 void
 hg_recover_misfires(hg_master_t *m)
 {
@@ -221,5 +315,6 @@ hg_recover_misfires(hg_master_t *m)
         }
     }
     hg_recover_baseline_states(m, states, now_ms);
+    hg_recover_reboot(m, states);
     json_decref(states);
 }

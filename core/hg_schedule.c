@@ -7,10 +7,13 @@
 
 #include "hg_schedule.h"
 
+/* @reboot is on no clock: it has no fire time (so nothing is ever found
+ * missed), and the master runs it once per boot (hg_recover.c). */
 bool
 hg_schedule_on_wall_clock(const hg_schedule_t *s)
 {
-    return (s->kind == HG_SCHEDULE_CRON && s->every_ms == 0)
+    return (s->kind == HG_SCHEDULE_CRON && s->every_ms == 0
+            && !hg_cron_is_reboot(s->cron))
            || s->kind == HG_SCHEDULE_AT;
 }
 

@@ -1,7 +1,8 @@
 /*
  * hourglass: the command line. Parses options, then either tests the
  * configuration (-t, -T), signals a running master (-s), prints the version
- * (-V), computes fire times (`next`), or becomes the master.
+ * (-V), computes fire times (`next`), hands `import-crontab` over to
+ * hg_crontab.c, or becomes the master.
  */
 
 #include "hg_core.h"
@@ -20,6 +21,7 @@
 #include "hg_store.h"
 
 int hg_next_main(int argc, char **argv);
+int hg_crontab_main(int argc, char **argv);
 
 typedef struct hg_options_s {
     const char *conf_file;
@@ -35,6 +37,7 @@ hg_usage(FILE *out)
     fprintf(out,
         "Usage: hourglass [-c FILE] [-p PREFIX] [-t | -T] [-s SIGNAL] [-V] [-h]\n"
         "       hourglass next [--tz ZONE] [--from TIME] [-n COUNT] EXPR\n"
+        "       hourglass import-crontab [--user NAME] [--system] [FILE|- ...]\n"
         "       hourglass [--url URL] [--token T] [--json] COMMAND ...  "
         "(hourglass status --help)\n"
         "\n"
@@ -410,6 +413,9 @@ main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "next") == 0) {
         return hg_next_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], "import-crontab") == 0) {
+        return hg_crontab_main(argc - 1, argv + 1);
     }
     if (argc > 1 && strcmp(argv[1], HG_CYCLE_READER_ARG) == 0) {
         return hg_cycle_reader_main(argc, argv);

@@ -1,4 +1,4 @@
-// fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_units.c core/hg_hint.c core/hg_map.c
+// fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_units.c core/hg_hint.c core/hg_map.c core/hg_cron.c core/hg_tz.c
 // fuzz-max-len: 4096
 // fuzz-seed-file: conf/scheduler.conf
 // fuzz-seed-file: conf/examples/backup.conf

@@ -26,6 +26,8 @@
 // fuzz-seed: @every 1h30m
 // fuzz-seed: @hourly
 // fuzz-seed: 7/15 10-50/10 */3 1W 1,6,12 ?
+// fuzz-seed: 0 0 29-L * FRI-0
+// fuzz-seed: 0 0 1-L/8 2 MON-SUN/2
 
 #include "hg_core.h"
 

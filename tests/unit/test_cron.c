@@ -41,6 +41,7 @@
 #include <cmocka.h>
 
 #include "hg_cron.h"
+#include "hg_hint.h"
 #include "hg_tz.h"
 
 typedef struct {
@@ -2345,7 +2346,73 @@ static const test_case_t test_cases[] = {
     { "0 0 * * *", "America/Sao_Paulo", "2026-06-01T00:00:00+00:00",
       { "2026-06-01T00:00:00-03:00",
         "2026-06-02T00:00:00-03:00",
-        "2026-06-03T00:00:00-03:00" } },
+        "2026-06-03T00:00:00-03:00" } },    /* Ranges as cronie accepts them (issue 15): a dow range ending at
+     * Sunday written 0 or SUN, a dom range ending in L. Derived by a
+     * day-by-day Python scan (calendar.monthrange), not by this code. */
+    { "0 0 29-L * *", "UTC", "2027-01-15T00:00:00+00:00",
+      { "2027-01-29T00:00:00+00:00",
+        "2027-01-30T00:00:00+00:00",
+        "2027-01-31T00:00:00+00:00",
+        "2027-03-29T00:00:00+00:00",
+        "2027-03-30T00:00:00+00:00",
+        "2027-03-31T00:00:00+00:00" } },
+    { "0 0 29-L * *", "UTC", "2028-02-01T00:00:00+00:00",
+      { "2028-02-29T00:00:00+00:00",
+        "2028-03-29T00:00:00+00:00",
+        "2028-03-30T00:00:00+00:00",
+        "2028-03-31T00:00:00+00:00",
+        "2028-04-29T00:00:00+00:00",
+        "2028-04-30T00:00:00+00:00" } },
+    { "0 0 30-l * *", "UTC", "2026-04-01T00:00:00+00:00",
+      { "2026-04-30T00:00:00+00:00",
+        "2026-05-30T00:00:00+00:00",
+        "2026-05-31T00:00:00+00:00",
+        "2026-06-30T00:00:00+00:00",
+        "2026-07-30T00:00:00+00:00",
+        "2026-07-31T00:00:00+00:00" } },
+    { "0 0 1-L/8 * *", "UTC", "2026-02-01T00:00:00+00:00",
+      { "2026-02-09T00:00:00+00:00",
+        "2026-02-17T00:00:00+00:00",
+        "2026-02-25T00:00:00+00:00",
+        "2026-03-01T00:00:00+00:00",
+        "2026-03-09T00:00:00+00:00",
+        "2026-03-17T00:00:00+00:00" } },
+    { "0 0 29-L/2 2 *", "UTC", "2026-01-01T00:00:00+00:00",
+      { "2028-02-29T00:00:00+00:00",
+        "2032-02-29T00:00:00+00:00",
+        "2036-02-29T00:00:00+00:00" } },
+    { "0 0 29-L 2 MON", "UTC", "2028-02-10T00:00:00+00:00",
+      { "2028-02-14T00:00:00+00:00",
+        "2028-02-21T00:00:00+00:00",
+        "2028-02-28T00:00:00+00:00",
+        "2028-02-29T00:00:00+00:00",
+        "2029-02-05T00:00:00+00:00",
+        "2029-02-12T00:00:00+00:00" } },
+    { "0 0 * * FRI-0", "UTC", "2026-01-07T00:00:00+00:00",
+      { "2026-01-09T00:00:00+00:00",
+        "2026-01-10T00:00:00+00:00",
+        "2026-01-11T00:00:00+00:00",
+        "2026-01-16T00:00:00+00:00",
+        "2026-01-17T00:00:00+00:00",
+        "2026-01-18T00:00:00+00:00" } },
+    { "0 0 * * 5-7", "UTC", "2026-01-10T00:00:00+00:00",
+      { "2026-01-11T00:00:00+00:00",
+        "2026-01-16T00:00:00+00:00",
+        "2026-01-17T00:00:00+00:00",
+        "2026-01-18T00:00:00+00:00",
+        "2026-01-23T00:00:00+00:00",
+        "2026-01-24T00:00:00+00:00" } },
+    { "0 0 * * fri-sun/2", "UTC", "2026-01-07T00:00:00+00:00",
+      { "2026-01-09T00:00:00+00:00",
+        "2026-01-11T00:00:00+00:00",
+        "2026-01-16T00:00:00+00:00",
+        "2026-01-18T00:00:00+00:00",
+        "2026-01-23T00:00:00+00:00",
+        "2026-01-25T00:00:00+00:00" } },
+    { "0 0 * * MON-SUN", "UTC", "2026-01-07T00:00:00+00:00",
+      { "2026-01-08T00:00:00+00:00",
+        "2026-01-09T00:00:00+00:00",
+        "2026-01-10T00:00:00+00:00" } },
 };
 
 static int64_t
@@ -2465,6 +2532,17 @@ static const struct {
     { "5-1 * * * *", "field 1 (minute): range \"5-1\" goes backwards" },
     { "0 0 * * FRI-MON",
       "field 5 (day of week): range \"FRI-MON\" goes backwards" },
+    /* only Sunday (0) closes a range that wraps; cronie would read a
+     * minute "5-0" as 5-7, which nobody means */
+    { "0 0 * * SAT-FRI",
+      "field 5 (day of week): range \"SAT-FRI\" goes backwards" },
+    { "5-0 * * * *", "field 1 (minute): range \"5-0\" goes backwards" },
+    { "0 0 30-L 2 *", "never fires: days 30 and 31 do not occur in "
+                      "February" },
+    { "0 0 5-LW * *", "field 3 (day of month): \"LW\" is not a number" },
+    { "0 0 5-Lx * *", "field 3 (day of month): \"Lx\" is not a number" },
+    { "0 1-L * * *", "field 2 (hour): \"L\" is only allowed in the day "
+                      "of month and day of week fields" },
     { "1-2-3 * * * *", "field 1 (minute): unexpected \"-\" in \"1-2-3\"" },
     { "1,,2 * * * *", "field 1 (minute): empty item in list \"1,,2\"" },
     { "? 0 * * *", "field 1 (minute): \"?\" is only allowed in the day of "
@@ -2509,8 +2587,18 @@ static const struct {
                      "April" },
     { "0 0 30W 2 ?", "never fires: day of month \"30W\" matches no day in "
                      "February" },
-    { "@reboot", "\"@reboot\" is not a macro (@yearly, @annually, @monthly, "
-                 "@weekly, @daily, @midnight, @hourly, @every DURATION)" },
+    { "@rebooted", "\"@rebooted\" is not a macro (@yearly, @annually, "
+                   "@monthly, @weekly, @daily, @midnight, @hourly, @reboot, "
+                   "@every DURATION)" },
+    { "@reboot now", "@reboot takes no argument (got \"now\")" },
+    { "CRON_TZ= 0 2 * * *", "CRON_TZ= needs a time zone (e.g. "
+                            "\"CRON_TZ=Europe/Berlin 0 2 * * *\")" },
+    { "TZ=UTC", "TZ=UTC needs a schedule after it" },
+    { "CRON_TZ=UTC  ", "CRON_TZ=UTC needs a schedule after it" },
+    { "TZ=UTC CRON_TZ=UTC @daily", "more than one time zone prefix" },
+    { "CRON_TZ=UTC 0 0 30 2 *", "never fires: day 30 does not occur in "
+                                "February" },
+    { "CRON_TZ=UTC @daily x", "@daily takes no argument (got \"x\")" },
     { "@daily 5", "@daily takes no argument (got \"5\")" },
     { "@every", "@every needs a duration, e.g. \"@every 1h30m\"" },
     { "@every 500ms", "@every: \"500ms\": sub-second durations are not "
@@ -2641,6 +2729,89 @@ test_parse_valid(void **state)
     assert_non_null(c);
     assert_string_equal(hg_cron_text(c), "0 0 1 1 *");
     hg_cron_free(c);
+}
+
+/* "CRON_TZ=Zone ..." and "TZ=Zone ...": the zone is kept for the caller,
+ * the rest parsed as without it; @reboot has no fire time. */
+static void
+test_prefix_and_reboot(void **state)
+{
+    char err[256];
+    hg_cron_t *c, *plain;
+    int64_t a, b;
+
+    HG_UNUSED(state);
+    c = hg_cron_parse("CRON_TZ=Europe/Berlin\t30 2 * * *", err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(hg_cron_zone(c), "Europe/Berlin");
+    assert_string_equal(hg_cron_text(c), "CRON_TZ=Europe/Berlin\t30 2 * * *");
+    assert_false(hg_cron_is_interval_like(c));
+    plain = hg_cron_parse("30 2 * * *", err, sizeof(err));
+    assert_non_null(plain);
+    assert_null(hg_cron_zone(plain));
+    assert_int_equal(hg_cron_next(c, NULL, 0, &a), HG_OK);
+    assert_int_equal(hg_cron_next(plain, NULL, 0, &b), HG_OK);
+    assert_true(a == b && a == 2 * 3600 + 30 * 60);
+    hg_cron_free(c);
+    hg_cron_free(plain);
+
+    c = hg_cron_parse("TZ=Asia/Tokyo @every 90s", err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(hg_cron_zone(c), "Asia/Tokyo");
+    assert_int_equal(hg_cron_every_seconds(c), 90);
+    hg_cron_free(c);
+
+    c = hg_cron_parse("  @Reboot ", err, sizeof(err));
+    assert_non_null(c);
+    assert_true(hg_cron_is_reboot(c));
+    assert_int_equal(hg_cron_every_seconds(c), 0);
+    assert_int_equal(hg_cron_next(c, NULL, 0, &a), HG_ERROR);
+    assert_false(hg_cron_matches(c, 2026, 1, 1, 0, 0, 0));
+    hg_cron_free(c);
+    c = hg_cron_parse("CRON_TZ=UTC @reboot", err, sizeof(err));
+    assert_non_null(c);
+    assert_true(hg_cron_is_reboot(c));
+    hg_cron_free(c);
+    c = hg_cron_parse("@daily", err, sizeof(err));
+    assert_non_null(c);
+    assert_false(hg_cron_is_reboot(c));
+    hg_cron_free(c);
+}
+
+/* A crontab line pasted into `schedule` gets a hint naming the command. */
+static void
+test_crontab_line_hint(void **state)
+{
+    static const struct {
+        const char *schedule;
+        const char *hint;
+    } cases[] = {
+        { "0 2 * * * /usr/bin/backup --all",
+          " (a crontab line? keep schedule = \"0 2 * * *\" and move "
+          "\"/usr/bin/backup --all\" to command)" },
+        { "@daily  run-parts /etc/cron.daily",
+          " (a crontab line? keep schedule = \"@daily\" and move "
+          "\"run-parts /etc/cron.daily\" to command)" },
+        { "CRON_TZ=UTC 0 0 2 * * * echo hi",
+          " (a crontab line? keep schedule = \"CRON_TZ=UTC 0 0 2 * * *\" "
+          "and move \"echo hi\" to command)" },
+        { "@reboot sleep 1",
+          " (a crontab line? keep schedule = \"@reboot\" and move "
+          "\"sleep 1\" to command)" },
+        { "0 2 * *", "" },              /* nothing parses: no hint */
+        { "61 2 * * * x", "" },
+        { "0 2 * * *", "" },            /* nothing after it */
+    };
+    char hint[512];
+    size_t i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        assert_int_equal(hg_hint_crontab_line(cases[i].schedule, hint,
+                                              sizeof(hint)),
+                         cases[i].hint[0] != '\0');
+        assert_string_equal(hint, cases[i].hint);
+    }
 }
 
 /* A shared expression lives until its last holder lets it go. */
@@ -2905,6 +3076,22 @@ test_next_command(void **state)
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "2026-01-02T00:00:00+05:45\n");
 
+    /* a CRON_TZ= prefix is the zone; --tz may only agree with it */
+    TEST_NEXT(&r, "--from", "2026-03-28T12:00:00+01:00", "-n", "2",
+              "CRON_TZ=Europe/Berlin 30 2 * * *");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "2026-03-29T03:00:00+02:00\n"
+                               "2026-03-30T02:30:00+02:00\n");
+    TEST_NEXT(&r, "--tz", "UTC", "TZ=Asia/Tokyo 0 9 * * *");
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--tz UTC and the schedule's prefix "
+                                  "(Asia/Tokyo) say different zones"));
+    TEST_NEXT(&r, "@reboot");
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "hourglass: schedule \"@reboot\" has no fire "
+                        "times: it runs once per boot, when the daemon "
+                        "starts\n");
+
     TEST_NEXT(&r, "--tz", "UTC", "--from", "2026-01-01T00:00:00Z", "-n", "2",
               "--", "0 0 29 2 *");
     assert_int_equal(r.status, 0);
@@ -2995,6 +3182,8 @@ main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_shared),
+        cmocka_unit_test(test_prefix_and_reboot),
+        cmocka_unit_test(test_crontab_line_hint),
         cmocka_unit_test(test_interval_like),
         cmocka_unit_test(test_every),
         cmocka_unit_test(test_search_bound),
