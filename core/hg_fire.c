@@ -36,7 +36,7 @@ hg_fire_shared(const hg_master_t *m, const char *trigger)
 static void
 hg_fire_claim(hg_master_t *m, hg_execution_t *exec)
 {
-    if (hg_store_barrier(m->store, &exec->ticket) != HG_OK) {
+    if (hg_store_barrier_for(m->store, exec->id, &exec->ticket) != HG_OK) {
         hg_log_event(HG_LOG_ERROR, "store", exec->job->id, exec->id, NULL, 0,
                      "cannot claim the fire time: not run here");
         hg_execution_free(m, exec);

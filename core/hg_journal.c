@@ -121,7 +121,7 @@ hg_journal_mark_running(hg_master_t *m, hg_execution_t *exec)
     hg_journal_put(m, exec, HG_EXEC_RUNNING, NULL);
     if (m->store != NULL && m->store->notify_fd >= 0
         && !m->store_degraded
-        && hg_store_barrier(m->store, &ticket) == HG_OK)
+        && hg_store_barrier_for(m->store, exec->id, &ticket) == HG_OK)
     {
         exec->ticket = ticket;
         if (m->probe_ticket == 0) {

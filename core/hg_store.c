@@ -515,6 +515,15 @@ hg_store_barrier(hg_store_t *store, uint64_t *ticket)
     return store->driver->barrier(store, ticket);
 }
 
+int
+hg_store_barrier_for(hg_store_t *store, const char *exec_id,
+                     uint64_t *ticket)
+{
+    return store->writer != NULL
+           ? hg_store_writer_barrier_for(store, exec_id, ticket)
+           : store->driver->barrier(store, ticket);
+}
+
 void
 hg_store_gather(hg_store_t *store)
 {

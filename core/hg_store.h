@@ -301,14 +301,20 @@ int hg_store_put_job_state(hg_store_t *store, const char *job_id,
                            int64_t last_fire, bool paused);
 
 /*
- * A ticket (1, 2, 3, ...) committed once everything queued so far is
- * durable. While writes fail no ticket is acknowledged: the master sees
+ * A ticket committed once everything queued so far is durable (tickets
+ * grow with the puts; one equal to the last acknowledged is already
+ * durable). While writes fail no ticket is acknowledged: the master sees
  * store->failing and decides whether to dispatch without waiting. After
  * an episode in which records had to be dropped, the first commit
  * acknowledges the tickets anyway (what was kept is durable; the drops are
  * counted in health and were logged).
  */
 int hg_store_barrier(hg_store_t *store, uint64_t *ticket);
+/* A ticket committed once EXEC_ID's last put is durable, which may be
+ * before what was put ahead of it: a store that commits a burst in
+ * chunks starts the burst's first executions with its first chunk. */
+int hg_store_barrier_for(hg_store_t *store, const char *exec_id,
+                         uint64_t *ticket);
 /*
  * From hg_store_gather on, puts no longer wake the writer each: they
  * gather until hg_store_flush (or a barrier, or a query). An event loop

@@ -1853,7 +1853,9 @@ static const hg_store_backend_t hg_pg_backend = {
     NULL,                           /* cleanup checks stopping per batch */
     hg_pg_reopen,
     NULL,                           /* the server checkpoints */
-    hg_pg_tick
+    hg_pg_tick,
+    0                               /* a commit waits for the server's
+                                       fsync: one per batch */
 };
 
 static void

@@ -114,6 +114,9 @@
 #define HG_SQ_WAL_FRAMES      1000
 #define HG_SQ_WAL_HARD        4
 #define HG_SQ_NO_PAGE_LIMIT   UINT64_C(4294967294)  /* SQLite's own maximum */
+/* Records per transaction: a commit in WAL mode without a sync costs
+ * little, so a burst goes in chunks and its first starts wait for one. */
+#define HG_SQ_CHUNK           128
 
 /* --- the schema ---------------------------------------------------------- */
 
@@ -1076,7 +1079,8 @@ static const hg_store_backend_t hg_sq_backend = {
     hg_sq_interrupt,
     hg_sq_reopen,
     hg_sq_checkpoint,
-    NULL                            /* one instance: no lease */
+    NULL,                           /* one instance: no lease */
+    HG_SQ_CHUNK
 };
 
 /*

@@ -89,7 +89,10 @@ struct hg_store_writer_s {
     /* Everything below is under mu. */
     hg_store_batch_t q;
     size_t in_flight;               /* records in the writer's transaction */
-    uint64_t issued;                /* the last barrier ticket given out */
+    uint64_t seq;                   /* the last put's ticket: a put queues
+                                       its record under seq + 1 (a record
+                                       replaced in place keeps its own) */
+    uint64_t batch_ticket;          /* the ticket of the last batch taken */
     uint64_t committed;             /* the last ticket made durable */
     hg_map_t lost;                  /* ids whose claim was lost; keys
                                        owned (value = key) */
@@ -542,7 +545,7 @@ hg_sw_wait(hg_store_writer_t *w)
 static bool
 hg_sw_has_work(const hg_store_writer_t *w)
 {
-    return !hg_sw_empty(&w->q) || w->issued > w->committed
+    return !hg_sw_empty(&w->q) || w->seq > w->committed
            || w->limit_changed;
 }
 
@@ -682,8 +685,12 @@ hg_sw_writer(void *arg)
          * room freed on a full disk lets some of it through, where one
          * transaction of everything would fail again and again. A ticket
          * is reached when the queue is drained. */
-        drained = hg_sw_take(w, &batch, w->failing ? HG_SW_CHUNK : 0);
-        ticket = drained ? w->issued : w->committed;
+        drained = hg_sw_take(w, &batch, w->failing ? HG_SW_CHUNK
+                                                   : w->ops->chunk);
+        /* The queue is in ticket order: a chunk reaches its last
+         * record's ticket, a drained queue the last put's. */
+        ticket = drained ? w->seq : batch.tail->seq;
+        w->batch_ticket = ticket;
         set_limit = w->limit_changed || w->limit_retry;
         limit = w->limit;
         w->limit_changed = false;
@@ -1007,8 +1014,10 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
         }
         rc = hg_map_put(&w->q.ids, old->row.r.id, old);     /* new key */
     } else {
+        item->seq = w->seq + 1;
         rc = hg_sw_push(&w->q, item, false);
         if (rc == HG_OK) {
+            w->seq++;
             item = NULL;
             hg_sw_trim(w, what, sizeof(what));
         }
@@ -1051,6 +1060,9 @@ hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
     pthread_mutex_lock(&w->mu);
     old = hg_map_get(&w->q.states, st->job_id);
     rc = hg_map_put(&w->q.states, st->job_id, st);
+    if (rc == HG_OK) {
+        w->seq++;                       /* reached once the queue drains */
+    }
     hg_sw_wake_later(w);
     pthread_mutex_unlock(&w->mu);
     if (rc != HG_OK) {
@@ -1098,7 +1110,24 @@ hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
     hg_store_writer_t *w = store->writer;
 
     pthread_mutex_lock(&w->mu);
-    *ticket = ++w->issued;
+    *ticket = w->seq;
+    w->unflushed = false;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    return HG_OK;
+}
+
+int
+hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
+                            uint64_t *ticket)
+{
+    hg_store_writer_t *w = store->writer;
+    hg_store_item_t *item;
+
+    pthread_mutex_lock(&w->mu);
+    item = hg_map_get(&w->q.ids, exec_id);
+    /* Not queued: its last put is in the batch taken last or before. */
+    *ticket = item != NULL ? item->seq : w->batch_ticket;
     w->unflushed = false;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
@@ -1315,7 +1344,7 @@ hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
     pthread_mutex_lock(&w->mu);
     if (task->kind == HG_STORE_TASK_QUERY) {
         /* a barrier of its own: what was put before it, it reads */
-        task->after = ++w->issued;
+        task->after = w->seq;
         pthread_cond_signal(&w->cond);
     }
     hg_store_tasks_push(&w->tasks, task);

@@ -32,6 +32,7 @@
 
 typedef struct hg_store_item_s {
     struct hg_store_item_s *prev, *next;
+    uint64_t seq;                   /* its ticket: the put that queued it */
     hg_exec_row_t row;
 } hg_store_item_t;
 
@@ -97,6 +98,10 @@ typedef struct hg_store_backend_s {
      * renewed, and the instances whose lease lapsed taken over). Returns
      * the wait before the next call. NULL = none. */
     int64_t (*tick)(void *be, hg_store_writer_t *w);
+    /* Records per transaction (0: all that are queued). A burst's first
+     * starts wait for the chunk that holds their records, not for the
+     * whole burst; a driver whose commit costs an fsync keeps 0. */
+    size_t chunk;
 } hg_store_backend_t;
 
 /* Starts the writer and maintenance threads for STORE (store->writer,
@@ -118,6 +123,8 @@ int hg_store_writer_put_execution(hg_store_t *store,
 int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
                                   int64_t last_fire, bool paused);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
+int hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
+                                uint64_t *ticket);
 uint64_t hg_store_writer_peek(hg_store_t *store);
 bool hg_store_writer_claim_lost(hg_store_t *store, const char *exec_id);
 int hg_store_writer_taken(hg_store_t *store, hg_exec_row_t **rows,
