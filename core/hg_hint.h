@@ -27,4 +27,12 @@ size_t hg_hint_distance(const char *a, const char *b);
  */
 const char *hg_hint_closest(const char *word, const char *const *candidates);
 
+/*
+ * The zone name under the directory ZONEINFO closest to WORD (as
+ * hg_hint_closest measures), copied into OUT; NULL when none is close
+ * enough. The walk is bounded (a few levels, a few thousand entries).
+ */
+const char *hg_hint_zone(const char *zoneinfo, const char *word, char *out,
+                         size_t len);
+
 #endif /* HG_HINT_H */
