@@ -2491,6 +2491,18 @@ hg_conf_load(const char *file, const char *prefix, hg_conf_errors_t *errors)
             ld.oom = true;
         }
     }
+    {
+        const config_setting_t *lf = config_lookup(&ld.cf, "log.file");
+        char buf[PATH_MAX];
+        const char *where = lf != NULL
+                            ? hg_conf_setting_file(&ld, lf, buf, sizeof(buf))
+                            : NULL;
+
+        conf->log.line = hg_conf_setting_line(lf);
+        if (where != NULL && (conf->log.where = strdup(where)) == NULL) {
+            ld.oom = true;
+        }
+    }
     hg_conf_cross_checks(&ld);
     if (ld.oom) {
         goto nomem;
@@ -2572,6 +2584,7 @@ hg_conf_free(hg_conf_t *conf)
     json_decref(conf->modules.sections);
     json_decref(conf->modules.section_lines);
     free(conf->timezone_file);
+    free(conf->log.where);
     free(conf->file);
     free(conf->prefix);
     free(conf);
@@ -2961,4 +2974,127 @@ hg_conf_check_job_keys(const hg_job_conf_t *job,
         }
     }
     free(names);
+}
+
+/* --- the log's place ------------------------------------------------- */
+
+static void
+hg_conf_log_error(const hg_conf_t *conf, hg_conf_errors_t *errors,
+                  const char *fmt, ...) HG_PRINTF(3, 4);
+
+static void
+hg_conf_log_error(const hg_conf_t *conf, hg_conf_errors_t *errors,
+                  const char *fmt, ...)
+{
+    char message[2 * PATH_MAX + 256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    hg_conf_error_add(errors, conf->log.where != NULL ? conf->log.where
+                                                       : conf->file,
+                      conf->log.line, "log.file: %s", message);
+}
+
+/* The directory part of DIR's last component: "/a/b" -> "/a", "/a" -> "/". */
+static void
+hg_conf_parent(const char *dir, char *out, size_t len)
+{
+    const char *slash = strrchr(dir, '/');
+    size_t n = slash == NULL || slash == dir ? 1 : (size_t) (slash - dir);
+
+    snprintf(out, len, "%.*s", (int) n, slash == NULL ? "." : dir);
+}
+
+int
+hg_conf_log_place(const hg_conf_t *conf, bool create,
+                  hg_conf_errors_t *errors)
+{
+    char dir[PATH_MAX], parent[PATH_MAX];
+    struct stat st;
+    char *slash, *p;
+    bool missing = false;
+    size_t len;
+
+    if (strcmp(conf->log.file, "-") == 0) {
+        return HG_OK;
+    }
+    len = strlen(conf->log.file);
+    if (len >= sizeof(dir)) {
+        hg_conf_log_error(conf, errors, "%.64s...: path too long",
+                          conf->log.file);
+        return HG_ERROR;
+    }
+    memcpy(dir, conf->log.file, len + 1);
+    slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        /* level by level, as mkdir -p: the first one that is in the way
+         * or cannot be made is the one named */
+        for (p = strchr(dir + 1, '/'); !missing; p = strchr(p + 1, '/')) {
+            if (p != NULL) {
+                *p = '\0';
+            }
+            if (stat(dir, &st) == 0) {
+                if (!S_ISDIR(st.st_mode)) {
+                    hg_conf_log_error(conf, errors, "cannot create the log "
+                                      "directory of %s: %s is not a "
+                                      "directory", conf->log.file, dir);
+                    return HG_ERROR;
+                }
+            } else if (errno != ENOENT
+                       || (create && mkdir(dir, 0755) != 0))
+            {
+                hg_conf_log_error(conf, errors, "cannot create the log "
+                                  "directory %s: %s", dir, strerror(errno));
+                return HG_ERROR;
+            } else if (!create) {
+                /* the start would make it, and every level below it */
+                hg_conf_parent(dir, parent, sizeof(parent));
+                if (access(parent, W_OK | X_OK) != 0) {
+                    hg_conf_log_error(conf, errors, "cannot create the log "
+                                      "directory %s: %s", dir,
+                                      strerror(errno));
+                    return HG_ERROR;
+                }
+                missing = true;
+            }
+            if (p == NULL) {
+                break;
+            }
+            *p = '/';
+        }
+        *slash = '/';
+    }
+    /* the start leaves the file to hg_log_open, which says the same */
+    if (missing || create) {
+        return HG_OK;
+    }
+    if (lstat(conf->log.file, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            hg_conf_log_error(conf, errors, "cannot open %s: a symbolic "
+                              "link (hourglass does not follow links there)",
+                              conf->log.file);
+            return HG_ERROR;
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+            hg_conf_log_error(conf, errors, "cannot open %s: not a regular "
+                              "file", conf->log.file);
+            return HG_ERROR;
+        }
+        if (access(conf->log.file, W_OK) != 0) {
+            hg_conf_log_error(conf, errors, "cannot open %s: %s",
+                              conf->log.file, strerror(errno));
+            return HG_ERROR;
+        }
+        return HG_OK;
+    }
+    hg_conf_parent(conf->log.file, parent, sizeof(parent));
+    if (errno != ENOENT || access(parent, W_OK | X_OK) != 0) {
+        hg_conf_log_error(conf, errors, "cannot create %s: %s",
+                          conf->log.file, strerror(errno));
+        return HG_ERROR;
+    }
+    return HG_OK;
 }

@@ -155,6 +155,8 @@ typedef struct hg_conf_s {
         char *file;                 /* "-" = stderr; else absolute path */
         hg_log_level_t level;       /* default info */
         hg_log_format_t format;     /* default text */
+        char *where;                /* the file that sets log.file, and */
+        int line;                   /* its line, for its errors */
     } log;
 
     struct {
@@ -199,6 +201,16 @@ typedef struct hg_conf_s {
     hg_job_conf_t *jobs;
     size_t njobs;
 } hg_conf_t;
+
+/*
+ * Whether the log file can be opened where log.file says: its directory
+ * exists or can be made, and the file is one hourglass may append to
+ * (-t). With CREATE (the start), only the directory: made if missing, the
+ * file left to hg_log_open. HG_ERROR with an error added at log.file's
+ * line.
+ */
+int hg_conf_log_place(const hg_conf_t *conf, bool create,
+                      hg_conf_errors_t *errors);
 
 /*
  * Read FILE (relative to the current directory), resolving paths in it

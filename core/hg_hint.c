@@ -7,6 +7,8 @@
  */
 
 #include <ctype.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include "hg_conf.h"
 #include "hg_cron.h"
@@ -135,4 +137,102 @@ hg_hint_crontab_line(const char *schedule, char *hint, size_t len)
              "move \"%s\" to command)", (int) (cut - schedule), schedule,
              rest);
     return 1;
+}
+
+/*
+ * The zone names under a zoneinfo directory: a walk bounded in depth and
+ * in entries (an error path must not stall on a strange TZDIR), leaving
+ * out dot files, the posix/ and right/ copies and the tables (names with
+ * a '.', such as zone.tab).
+ */
+#define HG_HINT_ZONE_DEPTH    3
+#define HG_HINT_ZONE_ENTRIES  5000
+
+typedef struct {
+    const char *word;
+    size_t limit;
+    size_t best_d;
+    size_t entries;
+    char *best;
+    size_t best_len;
+} hg_hint_zone_walk_t;
+
+static void
+hg_hint_zone_dir(hg_hint_zone_walk_t *w, const char *root, const char *rel,
+                 int depth)
+{
+    char path[PATH_MAX], name[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *dir;
+    bool is_dir;
+    size_t d;
+    int n;
+
+    n = snprintf(path, sizeof(path), "%s%s%s", root, rel[0] ? "/" : "", rel);
+    if (n < 0 || (size_t) n >= sizeof(path) || (dir = opendir(path)) == NULL) {
+        return;
+    }
+    while ((de = readdir(dir)) != NULL
+           && ++w->entries <= HG_HINT_ZONE_ENTRIES)
+    {
+        if (de->d_name[0] == '.' || strchr(de->d_name, '.') != NULL
+            || (depth == 0 && (strcmp(de->d_name, "posix") == 0
+                               || strcmp(de->d_name, "right") == 0)))
+        {
+            continue;
+        }
+        n = snprintf(name, sizeof(name), "%s%s%s", rel, rel[0] ? "/" : "",
+                     de->d_name);
+        if (n < 0 || (size_t) n >= sizeof(name)) {
+            continue;
+        }
+        if (de->d_type == DT_DIR || de->d_type == DT_REG) {
+            is_dir = de->d_type == DT_DIR;
+        } else {
+            n = snprintf(path, sizeof(path), "%s/%s", root, name);
+            if (n < 0 || (size_t) n >= sizeof(path) || stat(path, &st) != 0) {
+                continue;
+            }
+            is_dir = S_ISDIR(st.st_mode);
+        }
+        if (is_dir) {
+            if (depth + 1 < HG_HINT_ZONE_DEPTH) {
+                hg_hint_zone_dir(w, root, name, depth + 1);
+            }
+            continue;
+        }
+        d = hg_hint_distance(w->word, name);
+        /* readdir's order is the file system's: ties go to the name that
+         * sorts first, so that the hint is the same everywhere */
+        if (d <= w->limit && (d < w->best_d
+                              || (d == w->best_d && strcmp(name, w->best) < 0))
+            && strlen(name) < w->best_len)
+        {
+            memcpy(w->best, name, strlen(name) + 1);
+            w->best_d = d;
+        }
+    }
+    closedir(dir);
+}
+
+const char *
+hg_hint_zone(const char *zoneinfo, const char *word, char *out, size_t len)
+{
+    hg_hint_zone_walk_t w;
+
+    if (zoneinfo == NULL || word == NULL || len == 0
+        || strlen(word) > HG_HINT_MAX_WORD)
+    {
+        return NULL;
+    }
+    memset(&w, 0, sizeof(w));
+    w.word = word;
+    w.limit = strlen(word) / 3 > 1 ? strlen(word) / 3 : 1;
+    w.best_d = SIZE_MAX;
+    w.best = out;
+    w.best_len = len;
+    out[0] = '\0';
+    hg_hint_zone_dir(&w, zoneinfo, "", 0);
+    return w.best_d != SIZE_MAX ? out : NULL;
 }

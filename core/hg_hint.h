@@ -36,4 +36,12 @@ const char *hg_hint_closest(const char *word, const char *const *candidates);
  */
 int hg_hint_crontab_line(const char *schedule, char *hint, size_t len);
 
+/*
+ * The zone name under the directory ZONEINFO closest to WORD (as
+ * hg_hint_closest measures), copied into OUT; NULL when none is close
+ * enough. The walk is bounded (a few levels, a few thousand entries).
+ */
+const char *hg_hint_zone(const char *zoneinfo, const char *word, char *out,
+                         size_t len);
+
 #endif /* HG_HINT_H */

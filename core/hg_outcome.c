@@ -112,6 +112,75 @@ hg_outcome_release_waiting(hg_master_t *m, hg_job_t *job)
     hg_dispatch_ready(m, exec);
 }
 
+/*
+ * The last lines of a failed run's output for its finish line, so that
+ * "why did it fail" is answered by the log alone: at most
+ * HG_OUTCOME_TAIL_LINES lines and HG_OUTCOME_TAIL_BYTES bytes, the final
+ * newline dropped. The log escapes newlines and control characters; here
+ * a NUL (which would end the string) and any byte that is not part of
+ * valid UTF-8 (which a JSON log could not carry) become '?'. Empty when
+ * the run wrote nothing.
+ */
+#define HG_OUTCOME_TAIL_LINES  3
+#define HG_OUTCOME_TAIL_BYTES  200
+
+static size_t
+hg_outcome_utf8_len(const unsigned char *p, size_t avail)
+{
+    size_t n, i;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+        : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+        : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (n == 0 || n > avail) {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+static void
+hg_outcome_tail(const char *output, size_t len, char *out, size_t outlen)
+{
+    const unsigned char *p = (const unsigned char *) output;
+    size_t start, end, i, o = 0, n;
+    int lines = 0;
+
+    end = len;
+    while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r')) {
+        end--;
+    }
+    start = end;
+    while (start > 0 && end - start < HG_OUTCOME_TAIL_BYTES) {
+        if (p[start - 1] == '\n' && ++lines == HG_OUTCOME_TAIL_LINES) {
+            break;
+        }
+        start--;
+    }
+    /* a cut in the middle of a character starts at the next one */
+    while (start < end && (p[start] & 0xc0) == 0x80) {
+        start++;
+    }
+    for (i = start; i < end && o + 4 < outlen; i += n) {
+        n = hg_outcome_utf8_len(p + i, end - i);
+        if (n == 0 || p[i] == '\0') {
+            out[o++] = '?';
+            n = 1;
+            continue;
+        }
+        memcpy(out + o, p + i, n);
+        o += n;
+    }
+    out[o] = '\0';
+}
+
 void
 hg_outcome_finish(hg_master_t *m, hg_execution_t *exec,
                   hg_master_result_t *result, hg_result_t rc,
@@ -121,9 +190,9 @@ hg_outcome_finish(hg_master_t *m, hg_execution_t *exec,
     bool truncated = result->truncated;
     hg_job_t *job = exec->job;
     hg_log_level_t level;
-    char due[40];
+    char due[40], tail[HG_OUTCOME_TAIL_BYTES + 8];
     bool retryable, retry;
-    hg_log_field_t fields[12];
+    hg_log_field_t fields[13];
     size_t n = 0;
 
     result->exec = exec;
@@ -162,6 +231,12 @@ hg_outcome_finish(hg_master_t *m, hg_execution_t *exec,
     }
     if (result->error != NULL && result->error[0] != '\0') {
         fields[n++] = (hg_log_field_t) HG_LOG_STR("error", result->error);
+    }
+    if (result->status != HG_EXEC_SUCCEEDED && result->output != NULL) {
+        hg_outcome_tail(result->output, output_len, tail, sizeof(tail));
+        if (tail[0] != '\0') {
+            fields[n++] = (hg_log_field_t) HG_LOG_STR("output_tail", tail);
+        }
     }
     hg_log_event(level, "finish", job->id, exec->id, fields, n, NULL);
 

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "hg_hint.h"
 #include "hg_tz.h"
 
 #define TZ_FILE_MAX     (1024 * 1024)
@@ -1145,16 +1146,22 @@ load_file(const char *path, const char *name, hg_tz_t **out, char *err,
     return *out != NULL ? 1 : -1;
 }
 
+/* Where zone files are looked up (and did-you-mean names found). */
+static const char *
+tz_dir(void)
+{
+    const char *dir = getenv("TZDIR");
+
+    return dir != NULL && dir[0] != '\0' ? dir : TZ_DEFAULT_DIR;
+}
+
 static int
 load_zone(const char *name, hg_tz_t **out, char *err, size_t errlen)
 {
-    const char *dir = getenv("TZDIR");
+    const char *dir = tz_dir();
     char path[PATH_MAX];
     int n;
 
-    if (dir == NULL || dir[0] == '\0') {
-        dir = TZ_DEFAULT_DIR;
-    }
     if (!zone_name_ok(name)) {
         return 0;
     }
@@ -1225,7 +1232,12 @@ tz_load_named(const char *name, int allow_path, char *err, size_t errlen)
             return tz;
         }
     }
-    snprintf(err, errlen, "unknown time zone \"%s\"", name);
+    if (hg_hint_zone(tz_dir(), name, why, sizeof(why)) != NULL) {
+        snprintf(err, errlen, "unknown time zone \"%s\" (did you mean "
+                 "\"%s\"?)", name, why);
+    } else {
+        snprintf(err, errlen, "unknown time zone \"%s\"", name);
+    }
     return NULL;
 }
 

@@ -140,9 +140,46 @@ hg_start_api_jobs(const hg_options_t *opt, hg_store_t *store,
     return HG_OK;
 }
 
+/*
+ * An `at` in the past is a warning, not an error: a one-shot job stays in
+ * the file after its time, and a file that started yesterday must not
+ * fail today. It runs only as a misfire: when the store already knew the
+ * job before that time (the daemon was down then) and misfire is not skip.
+ * CONF is the file read again here: the cycle the reader handed over
+ * keeps no line of each key.
+ */
+static void
+hg_test_warn_past(const hg_cycle_t *cycle, const hg_conf_t *conf)
+{
+    const hg_job_conf_t *job;
+    int64_t now = (int64_t) time(NULL);
+    size_t i, k;
+
+    for (i = 0; i < cycle->conf->njobs; i++) {
+        job = cycle->jobs[i].conf;
+        if (job->schedule_kind != HG_SCHEDULE_AT || cycle->jobs[i].at > now) {
+            continue;
+        }
+        for (k = 0; k < conf->njobs; k++) {
+            if (strcmp(conf->jobs[k].id, job->id) == 0) {
+                job = &conf->jobs[k];
+                break;
+            }
+        }
+        fprintf(stderr, "%s:%d: warning: job \"%s\": at: \"%s\" is in the "
+                "past: it will not run%s\n", job->file,
+                hg_conf_job_key_line(job, "at"), job->id, job->at,
+                job->policy.misfire == HG_MISFIRE_SKIP ? " (misfire = skip)"
+                : ", unless the daemon knew this job before that time and "
+                  "was down then (misfire then runs it once at the start)");
+    }
+}
+
 static int
 hg_test_configuration(const hg_options_t *opt)
 {
+    hg_conf_errors_t errors;
+    hg_conf_t *conf;
     hg_cycle_t *cycle;
     char err[512];
 
@@ -150,6 +187,20 @@ hg_test_configuration(const hg_options_t *opt)
     if (cycle == NULL) {
         return 1;
     }
+    memset(&errors, 0, sizeof(errors));
+    conf = hg_conf_load(opt->conf_file, opt->prefix, &errors);
+    if (conf == NULL || hg_conf_log_place(conf, false, &errors) != HG_OK) {
+        hg_print_errors(&errors);
+        hg_conf_errors_free(&errors);
+        hg_conf_free(conf);
+        fprintf(stderr, "hourglass: configuration file %s test failed\n",
+                opt->conf_file);
+        hg_cycle_destroy(cycle);
+        return 1;
+    }
+    hg_test_warn_past(cycle, conf);
+    hg_conf_free(conf);
+    hg_conf_errors_free(&errors);
     if (hg_store_check(cycle->conf, err, sizeof(err)) != HG_OK
         || hg_api_check_tls(cycle->conf, err, sizeof(err)) != HG_OK)
     {
@@ -265,6 +316,7 @@ hg_run_master(const hg_options_t *opt)
     hg_cycle_t *cycle;
     hg_master_t *master;
     hg_api_t *api = NULL;
+    hg_conf_errors_t errors;
     hg_store_t *store;
     hg_conf_t *conf;
     char pid_path[PATH_MAX];
@@ -283,6 +335,14 @@ hg_run_master(const hg_options_t *opt)
     }
     if (hg_pidfile_create(conf->pid, &pid_fd, err, sizeof(err)) != HG_OK) {
         rc = hg_start_failed(&report_fd, "%s", err);
+        hg_cycle_destroy(cycle);
+        return rc;
+    }
+    memset(&errors, 0, sizeof(errors));
+    if (hg_conf_log_place(conf, true, &errors) != HG_OK) {
+        hg_pidfile_remove(conf->pid, pid_fd);
+        rc = hg_start_failed(&report_fd, "%s", errors.items[0].message);
+        hg_conf_errors_free(&errors);
         hg_cycle_destroy(cycle);
         return rc;
     }

@@ -485,6 +485,27 @@ function focusable(g, words) {
   g.addEventListener('mouseenter', tell);
 }
 
+/* Runs of one lane that overlap in time (overlap = allow, queue's
+ * drained runs, a trigger during a run) each get a row of the lane, so
+ * that none hides another: the first row whose last mark ends before
+ * this one starts (on screen: a mark is at least 4 px wide), else a new
+ * one. {marks: [{run, row, ms}], count}. */
+function packRows(runs, now, x) {
+  const ends = [];
+  const marks = runs.map((run) => {
+    const start = Date.parse(run.started_at);
+    const ms = run.duration_ms == null ? now - start : run.duration_ms;
+    return { run, ms, from: x(start),
+             to: Math.max(x(start) + 4, x(start + ms)) };
+  }).sort((a, b) => a.from - b.from);
+  for (const m of marks) {
+    m.row = ends.findIndex((end) => end <= m.from);
+    if (m.row < 0) m.row = ends.push(0) - 1;
+    ends[m.row] = m.to;
+  }
+  return { marks, count: Math.max(1, ends.length) };
+}
+
 async function loadTimeline() {
   const latest = ask('timeline');
   const now = Date.now();
@@ -530,12 +551,14 @@ async function loadTimeline() {
     svg('line', { x1: 0, x2: width, y1: y + TL.lane, y2: y + TL.lane }, g);
     svg('text', { x: 4, y: y + TL.lane / 2 + 4 }, g).textContent =
       lane.id.length > 18 ? lane.id.slice(0, 17) + '…' : lane.id;
-    for (const run of lane.runs) {
+    const rows = packRows(lane.runs, now, x);
+    const h = (TL.lane - 10) / rows.count;
+    for (const { run, row, ms } of rows.marks) {
       const start = Date.parse(run.started_at);
-      const ms = run.duration_ms == null ? now - start : run.duration_ms;
       const m = svg('g', { class: 'mark ' + run.status,
                            'data-id': run.id }, g);
-      svg('rect', { x: x(start), y: y + 5, height: TL.lane - 10,
+      svg('rect', { x: x(start), y: y + 5 + row * h,
+                    height: Math.max(2, h - (rows.count > 1 ? 1 : 0)),
                     width: Math.max(4, ms * TL.hour / HOUR_MS) }, m);
       focusable(m, markWords(run, ms));
     }

@@ -11,9 +11,10 @@ for b in objs/bench/bench_*; do
     echo "== $b"
     "$b"
 done
-for s in tests/bench/bench_*.sh; do
+for s in tests/bench/bench_*.sh tests/bench/bench_*.py; do
     [ -f "$s" ] || continue
+    case $s in *.py) run=python3 ;; *) run=sh ;; esac
     echo
-    echo "== sh $s"
-    sh "$s"
+    echo "== $run $s"
+    $run "$s"
 done

@@ -643,3 +643,40 @@ def test_the_timeline(site):
                        if id == body["execution"]] == ["mark succeeded"],
               "the new run's mark, live")
     page.not_reloaded()
+
+
+def test_overlapping_runs_share_their_lane_visibly(site):
+    """Two runs of one job at once (overlap = allow) are drawn in rows of
+    their lane, both visible, not one over the other."""
+    page, api = site
+    status, body = api.json("POST", "/api/v1/jobs", {
+        "id": "overlaps", "type": "shell", "command": "sleep 1.5",
+        "every": "1h", "overlap": "allow"})
+    assert status in (200, 201), body
+    for _ in range(2):
+        status, body = api.json("POST", "/api/v1/jobs/overlaps/trigger")
+        assert status == 202, body
+
+    def both_done():
+        runs = api.json("GET", "/api/v1/jobs/overlaps/executions")[1][
+            "executions"]
+        return len(runs) == 2 and all(x["finished_at"] for x in runs) \
+            and runs
+    runs = wait_until(both_done, what="the two runs done")
+    started = sorted(parse_time(x["started_at"]) for x in runs)
+    ended = sorted(parse_time(x["finished_at"]) for x in runs)
+    assert started[1] < ended[0], runs          # they did overlap
+
+    page.open("reader")
+    page.wait(lambda: "overlaps" in page.job_ids(), "the API's job listed")
+    page.d.find_element(By.LINK_TEXT, "Timeline").click()
+    rects = page.wait(lambda: page.d.execute_script(
+        "return [...document.querySelectorAll("
+        "'#timeline .lane[data-job=\"overlaps\"] .mark rect')]"
+        ".map(r => r.getBBox()).map(b => [b.x, b.y, b.width, b.height])"),
+        "the two marks of the overlapping runs")
+    assert len(rects) == 2, rects
+    (x1, y1, w1, h1), (x2, y2, w2, h2) = rects
+    assert x1 < x2 + w2 and x2 < x1 + w1, rects     # side by side in time
+    assert y1 + h1 <= y2 or y2 + h2 <= y1, rects    # so one row each
+    assert min(h1, h2) >= 4, rects
