@@ -28,6 +28,8 @@ typedef struct {
 
 static hg_service_t hg_service;
 
+static void hg_service_notify(const char *fmt, ...) HG_PRINTF(1, 2);
+
 static void
 hg_service_notify(const char *fmt, ...)
 {
