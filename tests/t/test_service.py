@@ -153,3 +153,163 @@ def test_no_watchdog_unless_asked(hg, manager):
     d.wait_event("start_master")
     time.sleep(0.5)
     assert not any("WATCHDOG" in m for m in manager.read())
+
+
+# --- make install ----------------------------------------------------------
+
+def make(*args, timeout=600):
+    return subprocess.run(["make", "-s"] + list(args), cwd=str(REPO),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def readme_module():
+    """The README's example module: (its source, the command its first
+    line gives to build it)."""
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"^## Writing a module$.*?^```c\n(.*?)^```", readme,
+                     re.S | re.M).group(1)
+    cmd = re.match(r"/\* hello\.c: (.*) \*/\n", code).group(1)
+    return code, cmd
+
+
+def test_make_install_compiles_the_prefix_in(tmp_path):
+    """make install PREFIX=X DESTDIR=D: the tree under D/X, and a binary
+    that, once the tree is at X, finds its configuration and modules
+    without -p; the installed hourglass.pc builds the README's module."""
+    prefix = tmp_path / "prefix"
+    dest = tmp_path / "dest"
+    try:
+        r = make("install", "PREFIX=%s" % prefix, "DESTDIR=%s" % dest)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        # objs/hourglass back to the configured prefix, for the other tests
+        assert make("all").returncode == 0
+    tree = dest / prefix.relative_to("/")
+    for f in ("sbin/hourglass", "modules/shell.so", "modules/system.so",
+              "conf/scheduler.conf", "html/index.html",
+              "include/hourglass/module.h", "lib/pkgconfig/hourglass.pc",
+              "share/man/man8/hourglass.8", "share/man/man5/scheduler.conf.5",
+              "lib/systemd/system/hourglass.service",
+              "etc/logrotate.d/hourglass",
+              "share/doc/hourglass/examples/scheduler.conf"):
+        assert (tree / f).is_file(), f
+    assert not prefix.exists()      # DESTDIR: nothing went to PREFIX itself
+    unit = (tree / "lib/systemd/system/hourglass.service").read_text()
+    assert "ExecStart=%s/sbin/hourglass -c %s/conf/scheduler.conf\n" % (
+        prefix, prefix) in unit
+    assert "@" not in (tree / "etc/logrotate.d/hourglass").read_text()
+
+    prefix.symlink_to(tree)         # the tree where it was built to be
+    hourglass = str(prefix / "sbin" / "hourglass")
+    r = subprocess.run([hourglass, "-t"], cwd="/", capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert ("configuration file %s/conf/scheduler.conf test is successful"
+            % prefix) in r.stdout + r.stderr
+    r = subprocess.run([hourglass, "-V"], capture_output=True, text=True,
+                       timeout=30)
+    assert "prefix: %s\n" % prefix in r.stdout
+
+    # The README's example module, built exactly as its first line says
+    # against the installed hourglass.pc, then loaded by the installed
+    # binary.
+    code, cmd = readme_module()
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    (mod / "hello.c").write_text(code)
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    r = subprocess.run(cmd, shell=True, cwd=str(mod), env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    conf = tmp_path / "hello.conf"
+    conf.write_text('pid = "%s/hg.pid";\n'
+                    'modules = { load = [ "shell", "%s/hello.so" ]; };\n'
+                    'store = { driver = "memory"; };\n'
+                    'jobs = ( %s );\n'
+                    % (tmp_path, mod, job("hi", type="hello", every="1h",
+                                          greeting="hi")))
+    r = subprocess.run([hourglass, "-t", "-c", str(conf)], cwd="/",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+# --- man pages ---------------------------------------------------------------
+
+def man_entries(path):
+    """{key: [text of each `.TP` / `.B key` entry, or section opened by
+    `.B key = ...`]} of a man page, with
+    the roff escapes that matter here undone."""
+    entries = {}
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines[:-1]):
+        # a group is a section's opening line, `.B name = { ... };`
+        m = re.match(r"\.BR? (\w+)", lines[i + 1])
+        if line != ".TP" or m is None:
+            m = re.match(r"\.B (\w+) = ", line)
+            if m is None or not lines[i - 1].startswith(".SH"):
+                continue
+        body = []
+        for more in lines[i + 2:]:
+            if re.match(r"\.(TP|SH|SS|RS|RE)\b", more):
+                break
+            body.append(more)
+        text = re.sub(r"\\f[BIRP]", "", " ".join(body))
+        text = text.replace("\\-", "-").replace("\\(dq", '"')
+        entries.setdefault(m.group(1), []).append(text)
+    return entries
+
+
+def conf_table_keys():
+    """(name, default or None) of every key of the key table."""
+    src = (REPO / "core" / "hg_conf.c").read_text()
+    keys = []
+    for block in re.findall(r"^static const hg_conf_key_t \w+\[\] = \{\n"
+                            r"(.*?)^\};", src, re.S | re.M):
+        for entry in block.split("{ .name = ")[1:]:
+            name = re.match(r'"(\w+)"', entry).group(1)
+            dflt = re.search(r'\.dflt = "([^"]*)"', entry)
+            keys.append((name, dflt.group(1) if dflt else None))
+    return keys
+
+
+def module_keys():
+    keys = []
+    for src in (REPO / "modules").glob("*/*.c"):
+        for block in re.findall(r"static const char \*const hg_\w+_keys\[\]"
+                                r" = \{(.*?)\};", src.read_text(), re.S):
+            keys += re.findall(r'"(\w+)"', block)
+    return keys
+
+
+def test_scheduler_conf_5_has_every_key_with_its_default():
+    entries = man_entries(REPO / "man" / "scheduler.conf.5")
+    table = conf_table_keys()
+    assert len(table) > 40 and ("shutdown_timeout", "30s") in table
+    mods = module_keys()
+    assert {"command", "url", "task"} <= set(mods)
+    missing = sorted({k for k, _ in table} | set(mods))
+    missing = [k for k in missing if k not in entries]
+    assert not missing, "keys without an entry in scheduler.conf(5)"
+    wrong = []
+    for name, dflt in table:
+        if not dflt:
+            continue
+        said = [re.search(r"Default: (.*?)\.( |$)", t) for t in entries[name]]
+        if not any(s and all(w in s.group(1) for w in dflt.split())
+                   for s in said):
+            wrong.append("%s (default %s)" % (name, dflt))
+    assert not wrong, "defaults missing or wrong in scheduler.conf(5)"
+
+
+@pytest.mark.parametrize("page", ["hourglass.8", "scheduler.conf.5"])
+def test_man_page_renders_without_warnings(page):
+    path = str(REPO / "man" / page)
+    if shutil.which("groff") is None:
+        pytest.skip("groff is missing (apt-get install groff-base)")
+    r = subprocess.run(["groff", "-ww", "-z", "-man", path],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    if shutil.which("mandoc") is not None:
+        r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", path],
+                           capture_output=True, text=True, timeout=60)
+        assert r.stdout + r.stderr == "", r.stdout + r.stderr
