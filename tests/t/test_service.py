@@ -201,6 +201,13 @@ def test_make_install_compiles_the_prefix_in(tmp_path):
 
     prefix.symlink_to(tree)         # the tree where it was built to be
     hourglass = str(prefix / "sbin" / "hourglass")
+    if shutil.which("systemd-analyze") is not None:
+        # its man pages are those of Documentation=
+        r = subprocess.run(["systemd-analyze", "verify", str(
+            prefix / "lib/systemd/system/hourglass.service")],
+            env=dict(os.environ, MANPATH=str(prefix / "share" / "man")),
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
     r = subprocess.run([hourglass, "-t"], cwd="/", capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0, r.stderr
@@ -231,6 +238,32 @@ def test_make_install_compiles_the_prefix_in(tmp_path):
     r = subprocess.run([hourglass, "-t", "-c", str(conf)], cwd="/",
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_logrotate_file_has_the_daemon_reopen_its_log(hg, tmp_path):
+    """dist/hourglass.logrotate.in, pointed at a running daemon's log: after
+    a forced rotation the daemon writes to the new file (postrotate:
+    hourglass -s reopen), not to the one moved away."""
+    if shutil.which("logrotate") is None:
+        pytest.skip("logrotate is missing (apt-get install logrotate)")
+    d = hg()
+    d.start(jobs=[job("tick", every="200ms", command="true")])
+    d.wait_event("finish")
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text((REPO / "dist" / "hourglass.logrotate.in").read_text()
+                    .replace("@LOGDIR@", str(d.dir))
+                    .replace("@SBINDIR@", str(REPO / "objs"))
+                    .replace("@CONFFILE@", str(d.conf)))
+    r = subprocess.run(["logrotate", "-f", "-s", str(tmp_path / "state"),
+                        str(conf)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (d.dir / "hourglass.log.1").exists()
+    # the new file gets the master's line and then a worker's execution
+    d.wait_for(lambda evs: any("log file reopened" in e.get("message", "")
+                               for e in evs),
+               what="the master's reopen line in the new file")
+    d.wait_event("finish")
 
 
 # --- man pages ---------------------------------------------------------------
@@ -313,3 +346,92 @@ def test_man_page_renders_without_warnings(page):
         r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", path],
                            capture_output=True, text=True, timeout=60)
         assert r.stdout + r.stderr == "", r.stdout + r.stderr
+
+
+# --- the Debian package -------------------------------------------------------
+
+def source_copy(dest):
+    """The tree as it is (tracked and new files, not the ignored build
+    products) copied to DEST: the package is built there, never in the
+    tree the other tests use."""
+    r = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"],
+                       cwd=str(REPO), capture_output=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip("not a git checkout: cannot list the source files")
+    for name in r.stdout.decode().split("\0"):
+        if name and (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(str(REPO / name), str(dest / name))
+
+
+def test_debian_package(tmp_path):
+    """dpkg-buildpackage -b builds hourglass and hourglass-dev, lintian has
+    nothing to say, and the packages hold what they promise: extracted
+    into a scratch root, the binary tests the packaged configuration and
+    the README's module builds from the packaged hourglass.pc."""
+    for tool in ("dpkg-buildpackage", "dh", "lintian"):
+        if shutil.which(tool) is None:
+            pytest.skip("%s is missing (apt-get install dpkg-dev debhelper "
+                        "lintian)" % tool)
+    src = tmp_path / "hourglass"
+    source_copy(src)
+    env = dict(os.environ, DEB_BUILD_OPTIONS="parallel=%d" % os.cpu_count())
+    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"],
+                       cwd=str(src), env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    changes = next(tmp_path.glob("hourglass_*.changes"))
+    r = subprocess.run(["lintian", "--display-info", str(changes)],
+                       capture_output=True, text=True, timeout=300)
+    said = [l for l in (r.stdout + r.stderr).splitlines()
+            if not l.startswith("running with root privileges")]
+    assert r.returncode == 0 and not said, "\n".join(said)
+
+    root = tmp_path / "root"
+    for deb in ("hourglass_*.deb", "hourglass-dev_*.deb"):
+        subprocess.run(["dpkg", "-x", str(next(tmp_path.glob(deb))),
+                        str(root)], check=True, timeout=60)
+    for f in ("usr/sbin/hourglass", "usr/lib/hourglass/modules/shell.so",
+              "usr/lib/hourglass/modules/system.so",
+              "usr/share/hourglass/html/index.html",
+              "etc/hourglass/scheduler.conf", "etc/logrotate.d/hourglass",
+              "lib/systemd/system/hourglass.service",
+              "usr/share/man/man8/hourglass.8.gz",
+              "usr/share/man/man5/scheduler.conf.5.gz",
+              "usr/share/doc/hourglass/examples/backup.conf",
+              "usr/include/hourglass/module.h",
+              "usr/share/pkgconfig/hourglass.pc"):
+        assert (root / f).is_file(), f
+    # The prefix compiled in, and what the binary finds there.
+    assert os.readlink(str(root / "usr/lib/hourglass/conf")) == \
+        "/etc/hourglass"
+    hourglass = str(root / "usr/sbin/hourglass")
+    r = subprocess.run([hourglass, "-V"], capture_output=True, text=True,
+                       timeout=30)
+    assert "prefix: /usr/lib/hourglass\n" in r.stdout
+    r = subprocess.run([hourglass, "-t", "-p",
+                        str(root / "usr/lib/hourglass"), "-c",
+                        str(root / "etc/hourglass/scheduler.conf")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    unit = (root / "lib/systemd/system/hourglass.service").read_text()
+    assert "ExecStart=/usr/sbin/hourglass -c /etc/hourglass/scheduler.conf" \
+        in unit
+    # conffiles, and the unit enabled by the maintainer scripts
+    control = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", str(next(tmp_path.glob(
+        "hourglass_*.deb"))), str(control)], check=True, timeout=60)
+    conffiles = (control / "conffiles").read_text().split()
+    assert {"/etc/hourglass/scheduler.conf",
+            "/etc/logrotate.d/hourglass"} <= set(conffiles)
+    assert "hourglass.service" in (control / "postinst").read_text()
+
+    code, cmd = readme_module()
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    (mod / "hello.c").write_text(code)
+    env = dict(os.environ, PKG_CONFIG_PATH=str(root / "usr/share/pkgconfig"),
+               PKG_CONFIG_SYSROOT_DIR=str(root))
+    r = subprocess.run(cmd, shell=True, cwd=str(mod), env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
