@@ -20,6 +20,16 @@ from conftest import REPO, job, wait_until
 WAIT = 15.0
 
 
+def need(tool, package):
+    """TOOL on the PATH, else the test is skipped, or failed on CI
+    (.ci/run installs PACKAGE)."""
+    if shutil.which(tool) is None:
+        why = "%s is missing (apt-get install %s)" % (tool, package)
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -244,8 +254,7 @@ def test_logrotate_file_has_the_daemon_reopen_its_log(hg, tmp_path):
     """dist/hourglass.logrotate.in, pointed at a running daemon's log: after
     a forced rotation the daemon writes to the new file (postrotate:
     hourglass -s reopen), not to the one moved away."""
-    if shutil.which("logrotate") is None:
-        pytest.skip("logrotate is missing (apt-get install logrotate)")
+    need("logrotate", "logrotate")
     d = hg()
     d.start(jobs=[job("tick", every="200ms", command="true")])
     d.wait_event("finish")
@@ -337,8 +346,7 @@ def test_scheduler_conf_5_has_every_key_with_its_default():
 @pytest.mark.parametrize("page", ["hourglass.8", "scheduler.conf.5"])
 def test_man_page_renders_without_warnings(page):
     path = str(REPO / "man" / page)
-    if shutil.which("groff") is None:
-        pytest.skip("groff is missing (apt-get install groff-base)")
+    need("groff", "groff")
     r = subprocess.run(["groff", "-ww", "-z", "-man", path],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -369,10 +377,9 @@ def test_debian_package(tmp_path):
     nothing to say, and the packages hold what they promise: extracted
     into a scratch root, the binary tests the packaged configuration and
     the README's module builds from the packaged hourglass.pc."""
-    for tool in ("dpkg-buildpackage", "dh", "lintian"):
-        if shutil.which(tool) is None:
-            pytest.skip("%s is missing (apt-get install dpkg-dev debhelper "
-                        "lintian)" % tool)
+    need("dpkg-buildpackage", "dpkg-dev")
+    need("dh", "debhelper")
+    need("lintian", "lintian")
     src = tmp_path / "hourglass"
     source_copy(src)
     env = dict(os.environ, DEB_BUILD_OPTIONS="parallel=%d" % os.cpu_count())
