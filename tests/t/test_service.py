@@ -207,6 +207,8 @@ def test_make_install_compiles_the_prefix_in(tmp_path):
     unit = (tree / "lib/systemd/system/hourglass.service").read_text()
     assert "ExecStart=%s/sbin/hourglass -c %s/conf/scheduler.conf\n" % (
         prefix, prefix) in unit
+    assert "@" not in unit
+    assert "ReadWritePaths=-%s/var\n" % prefix in unit
     assert "@" not in (tree / "etc/logrotate.d/hourglass").read_text()
 
     prefix.symlink_to(tree)         # the tree where it was built to be
