@@ -135,6 +135,19 @@ def test_notify_ready_reload_stop(hg, manager):
     assert d.proc.wait(timeout=WAIT) == 0
 
 
+def test_no_ready_when_the_api_cannot_listen(hg, manager):
+    """A start that fails after the first cycle (the API's port is taken)
+    exits 1 and never says READY=1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        d = hg()
+        d.start(jobs=two_jobs(), extra=api_extra(taken.getsockname()[1]),
+                wait_ready=False)
+        assert d.proc.wait(timeout=WAIT) == 1
+    assert not any("READY" in m for m in manager.read()), manager.messages
+
+
 def test_notify_stopping_on_graceful_quit(hg, manager):
     d = hg()
     d.start(jobs=two_jobs(), wait_ready=False)
