@@ -44,6 +44,7 @@
 #include "hg_query.h"
 #include "hg_recover.h"
 #include "hg_reload.h"
+#include "hg_service.h"
 #include "hg_meter.h"
 #include "hg_worker.h"
 
@@ -376,6 +377,7 @@ hg_master_quit(hg_master_t *m)
            "to %" PRId64 " ms for running ones",
            m->cycle->conf->shutdown_timeout_ms);
     m->quitting = true;
+    hg_service_stopping();
     hg_timer_cancel(&m->respawn_timer);
     hg_dispatch_take_back_all(m);
     hg_master_drop_queued(m, "daemon shutting down");
@@ -392,6 +394,7 @@ hg_master_stop(hg_master_t *m)
     }
     hg_log(HG_LOG_INFO, "fast shutdown: killing workers");
     m->stopping = true;
+    hg_service_stopping();
     hg_master_drop_queued(m, "daemon stopping");
     hg_pool_kill_all(&m->pool, SIGKILL);
     m->done = true;
@@ -626,6 +629,10 @@ hg_master_turn(hg_master_t *m, int timeout_ms)
 int
 hg_master_run(hg_master_t *m)
 {
+    /* The caller has the API listening by now (hg_api_open). */
+    if (hg_service_ready(&m->mono, m->jobs.count) != HG_OK) {
+        hg_log(HG_LOG_WARN, "cannot arm the watchdog: out of memory");
+    }
     while (!m->done) {
         if (hg_master_turn(m, -1) < 0) {
             hg_log(HG_LOG_ERROR, "event loop: %s", strerror(errno));
@@ -686,6 +693,7 @@ hg_master_cleanup(hg_master_t *m)
     hg_slab_destroy(&m->job_slab);
     hg_heap_free(&m->ready);
     if (m->loop != NULL) {
+        hg_service_close();
         hg_timers_close(&m->wall);
         hg_timers_close(&m->mono);
         hg_event_loop_destroy(m->loop);

@@ -25,6 +25,7 @@
 #include "hg_log.h"
 #include "hg_notice.h"
 #include "hg_reload.h"
+#include "hg_service.h"
 
 void
 hg_reload_remove_job(hg_master_t *m, hg_job_t *job)
@@ -316,6 +317,7 @@ hg_reload_failed(hg_master_t *m, const hg_conf_errors_t *errors)
     }
     hg_log(HG_LOG_ERROR, "reload failed: the running configuration "
            "stays in force");
+    hg_service_reload_failed(errors->count > 0 ? &errors->items[0] : NULL);
     hg_notice(m, "reload", json_pack("{s:s, s:s?}", "result", "failed",
                                      "error", errors->count > 0
                                      ? errors->items[0].message : NULL));
@@ -363,6 +365,7 @@ hg_reload_applied(hg_master_t *m, hg_reload_t *r)
     hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
                  HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
                  "%d workers", m->jobs.count, m->workers);
+    hg_service_reloaded(m->jobs.count);
     hg_cycle_release_jobs(m->cycle, &r->old_jobs, &r->nold_jobs);
     if (r->old_jobs != NULL
         && pthread_create(&r->thread, NULL, hg_reload_sweep, r) == 0)
@@ -714,6 +717,7 @@ hg_reload_start(hg_master_t *m)
         hg_log(HG_LOG_ERROR, "reload failed: out of memory");
         return HG_ERROR;
     }
+    hg_service_reloading();
     if (hg_reload_read(m, r, hg_reload_input(m, NULL, NULL)) != HG_OK) {
         hg_reload_failed(m, &r->errors);
         hg_reload_free(m);
