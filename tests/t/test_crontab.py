@@ -263,8 +263,8 @@ def test_schedule_errors_at_file_line(tmp_path):
         'to command)' % path,
         '%s:6: job "zones": schedule: the prefix says time zone '
         '"Europe/Berlin" and timezone says "UTC" (keep one)' % path,
-        '%s:7: job "typo": schedule: unknown time zone "Europe/Berln"'
-        % path,
+        '%s:7: job "typo": schedule: unknown time zone "Europe/Berln" '
+        '(did you mean "Europe/Berlin"?)' % path,
     ]
     assert "test failed" in r.stderr.splitlines()[3]
 
