@@ -101,6 +101,8 @@ struct hg_job_s {
     bool quick : 1;
     bool api : 1;                   /* defined through the API, not the
                                        file (hg_jobdef.c) */
+    bool channel : 1;               /* a notification channel's internal
+                                       job, not in the table (hg_notify.c) */
 };
 
 /* An execution handed ahead to a busy worker (see hg_dispatch_hand_ahead):
@@ -211,6 +213,7 @@ struct hg_master_s {
     hg_master_notice_pt notice;     /* hg_notice.c */
     void *notice_data;
     struct hg_query_s *queries;     /* at the store (hg_query.c) */
+    struct hg_notify_s *notify;     /* channels, rate windows (hg_notify.c) */
 
     /* The store (NULL: executions live only in the log). An execution's
      * frame goes to its worker only once its `running` record is

@@ -1,0 +1,637 @@
+/*
+ * hg_notify.c: a job's events turned into notifications on its channels.
+ *
+ * hg_outcome.c decides that something happened (a run failed for good, it
+ * went dead, the job recovered, a run was missed); this file builds the
+ * event's JSON, applies the job's `notify` (read from its definition, where
+ * the reader merged `defaults.notify`), rate-limits per job and channel,
+ * and hands each delivery to the pool.
+ *
+ * It never delivers anything itself (no socket, no process: the master
+ * never blocks and never runs job code). A delivery is an execution of the
+ * channel's internal job, "notify:NAME", of type http for a webhook (the
+ * event is the POST body: the http module sends the payload) or shell for
+ * a command (the event on stdin): it runs in a worker like any job's, its
+ * retries follow the channel's `retries` with the defaults' backoff, it is
+ * recorded in the store's history and counted in executions_total, and
+ * hourglass_notifications_total{channel,result} counts its end. The
+ * internal jobs are not in the master's job table: no API lists, pauses or
+ * triggers them, and no fire time is ever set for them.
+ *
+ * Rate limit: at most rate_limit notifications per (job, channel) in a
+ * window of rate_window that opens with the first one; the rest of the
+ * window's events are counted, and when it closes one summary goes out
+ * ("12 more failure notifications of backup suppressed").
+ */
+
+#include "hg_core.h"
+
+#include <signal.h>
+
+#include "hg_dispatch.h"
+#include "hg_exec.h"
+#include "hg_execution.h"
+#include "hg_job.h"
+#include "hg_log.h"
+#include "hg_notify.h"
+
+/* The output a notification carries: its last lines, at most this many
+ * lines and bytes (a chat message, not a log). */
+#define HG_NOTIFY_OUTPUT_LINES  20
+#define HG_NOTIFY_OUTPUT_BYTES  2048
+
+typedef struct hg_notify_channel_s {
+    hg_job_t *job;                  /* its internal job, "notify:NAME" */
+    char *spec;                     /* the channel's JSON as configured */
+} hg_notify_channel_t;
+
+/* A (job, channel) pair's rate window. */
+typedef struct hg_notify_limit_s {
+    hg_master_t *m;
+    char *key;                      /* "JOB\nCHANNEL" (the map's key) */
+    char *job_id;
+    char *channel;
+    int64_t window_end_ns;          /* monotonic; 0 = no window open */
+    unsigned sent;
+    unsigned suppressed;
+    char event[16];                 /* the last suppressed one's name */
+    hg_timer_t timer;               /* the window's end, with a summary */
+} hg_notify_limit_t;
+
+struct hg_notify_s {
+    hg_map_t channels;              /* name -> hg_notify_channel_t */
+    hg_map_t limits;                /* "JOB\nCHANNEL" -> hg_notify_limit_t */
+    hg_map_t failing;               /* job id -> its own strdup: its last
+                                       run failed for good */
+};
+
+static struct hg_notify_s *
+hg_notify_state(hg_master_t *m)
+{
+    if (m->notify == NULL && (m->notify = calloc(1, sizeof(*m->notify)))
+                             != NULL)
+    {
+        hg_map_init(&m->notify->channels);
+        hg_map_init(&m->notify->limits);
+        hg_map_init(&m->notify->failing);
+    }
+    return m->notify;
+}
+
+static void
+hg_notify_count(hg_master_t *m, const char *channel, const char *result)
+{
+    const char *labels[] = { channel, result };
+
+    hg_metric_add(m->metric.notifications, labels, 1);
+}
+
+/* --- the channels' internal jobs ----------------------------------------- */
+
+static void
+hg_notify_never_fires(hg_timer_t *timer)
+{
+    HG_UNUSED(timer);
+}
+
+static void
+hg_notify_channel_drop(hg_notify_channel_t *ch)
+{
+    if (ch->job != NULL) {
+        ch->job->removed = true;
+        if (ch->job->refs == 0) {
+            hg_job_free(ch->job);
+        }
+    }
+    free(ch->spec);
+    free(ch);
+}
+
+/* The definition a channel's deliveries run with. */
+static json_t *
+hg_notify_definition(const json_t *c, const char *id)
+{
+    const char *type = json_string_value(json_object_get(c, "type"));
+
+    if (strcmp(type, "webhook") == 0) {
+        return json_pack("{sssssOsss{ss}}", "id", id, "type", "http",
+                         "url", json_object_get(c, "url"), "method", "POST",
+                         "headers", "Content-Type", "application/json");
+    }
+    return json_pack("{sssssO}", "id", id, "type", "shell",
+                     "command", json_object_get(c, "command"));
+}
+
+/* Channel NAME in the configuration in force, or NULL. */
+static const json_t *
+hg_notify_channel_conf(hg_master_t *m, const char *name)
+{
+    const json_t *c;
+    size_t i;
+
+    json_array_foreach(m->cycle->conf->channels, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "name")), name)
+            == 0)
+        {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static hg_job_t *
+hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
+{
+    char id[160];
+    json_t *def;
+    char *text = NULL;
+    hg_job_t *job = NULL;
+
+    snprintf(id, sizeof(id), "%s%s", HG_NOTIFY_JOB_PREFIX, name);
+    def = hg_notify_definition(c, id);
+    if (def == NULL
+        || (text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS)) == NULL
+        || (job = hg_job_new(m, id, hg_notify_never_fires)) == NULL)
+    {
+        goto done;
+    }
+    job->type = hg_slab_intern(&m->job_strings,
+                               json_string_value(json_object_get(def,
+                                                                 "type")));
+    job->definition_text = hg_slab_strdup(&m->job_strings, text);
+    if (job->type == NULL || job->definition_text == NULL) {
+        job->removed = true;
+        hg_job_free(job);
+        job = NULL;
+        goto done;
+    }
+    /* The defaults' backoff between tries; the channel's own timeout and
+     * tries; deliveries of one channel run side by side. */
+    job->policy = m->cycle->conf->defaults;
+    memset(&job->policy.limits, 0, sizeof(job->policy.limits));
+    job->policy.timeout_ms = json_integer_value(json_object_get(c,
+                                                              "timeout_ms"));
+    job->policy.max_retries = (int) json_integer_value(
+        json_object_get(c, "retries"));
+    job->policy.overlap = HG_OVERLAP_ALLOW;
+    job->policy.starting_deadline_ms = 0;
+    job->policy.jitter_ms = 0;
+    job->policy.priority = HG_PRIORITY_HIGH;
+    job->output_limit = hg_exec_limit_from_job(def);
+    job->kind = HG_SCHEDULE_NONE;
+    job->enabled = true;
+    job->channel = true;
+
+done:
+    free(text);
+    json_decref(def);
+    return job;
+}
+
+/* The internal job of channel NAME as the configuration in force defines
+ * it, made anew when a reload changed the channel; NULL when there is no
+ * such channel (any more). */
+static hg_job_t *
+hg_notify_channel_job(hg_master_t *m, const char *name)
+{
+    struct hg_notify_s *n = hg_notify_state(m);
+    const json_t *found = hg_notify_channel_conf(m, name);
+    hg_notify_channel_t *ch;
+    char *spec;
+
+    if (n == NULL || found == NULL) {
+        return NULL;
+    }
+    spec = json_dumps(found, JSON_COMPACT | JSON_SORT_KEYS);
+    if (spec == NULL) {
+        return NULL;
+    }
+    ch = hg_map_get(&n->channels, name);
+    if (ch != NULL && strcmp(ch->spec, spec) == 0) {
+        free(spec);
+        return ch->job;
+    }
+    if (ch != NULL) {
+        /* Changed by a reload: deliveries under way finish with the old
+         * definition (the job lives on until its last one ends). */
+        hg_map_remove(&n->channels, name);
+        hg_notify_channel_drop(ch);
+    }
+    ch = calloc(1, sizeof(*ch));
+    if (ch == NULL) {
+        free(spec);
+        return NULL;
+    }
+    ch->spec = spec;
+    ch->job = hg_notify_job_new(m, found, name);
+    if (ch->job == NULL
+        || hg_map_put(&n->channels, ch->job->id + strlen(HG_NOTIFY_JOB_PREFIX),
+                      ch) != HG_OK)
+    {
+        hg_notify_channel_drop(ch);
+        return NULL;
+    }
+    return ch->job;
+}
+
+/* --- the event ---------------------------------------------------------- */
+
+/* TEXT as a JSON string; bytes that are not UTF-8 (a job's output may be
+ * anything) become '?', so the event is always sent. */
+static json_t *
+hg_notify_string(const char *text, size_t len)
+{
+    json_t *s = json_stringn(text, len);
+    char *copy;
+    size_t i;
+
+    if (s != NULL || (copy = malloc(len + 1)) == NULL) {
+        return s;
+    }
+    for (i = 0; i < len; i++) {
+        copy[i] = (unsigned char) text[i] < 0x80 && text[i] != '\0'
+                  ? text[i] : '?';
+    }
+    s = json_stringn(copy, len);
+    free(copy);
+    return s;
+}
+
+/* The last lines of OUTPUT (LEN bytes): where a failure says why. */
+static json_t *
+hg_notify_tail(const char *output, size_t len)
+{
+    size_t start = len, lines = 0;
+
+    if (output == NULL || len == 0) {
+        return json_string("");
+    }
+    if (output[start - 1] == '\n') {
+        start--;
+    }
+    while (start > 0 && len - start < HG_NOTIFY_OUTPUT_BYTES) {
+        if (output[start - 1] == '\n'
+            && ++lines == HG_NOTIFY_OUTPUT_LINES)
+        {
+            break;
+        }
+        start--;
+    }
+    /* Cut in the middle of a character, the JSON string would be
+     * refused: step to the next character's start. */
+    while (start < len && ((unsigned char) output[start] & 0xC0) == 0x80) {
+        start++;
+    }
+    return hg_notify_string(output + start, len - start);
+}
+
+static int
+hg_notify_set_time(json_t *ev, const char *key, int64_t ms)
+{
+    char buf[40];
+
+    if (ms <= 0) {
+        return json_object_set_new(ev, key, json_null());
+    }
+    hg_format_utc_ms(ms, buf, sizeof(buf));
+    return json_object_set_new(ev, key, json_string(buf));
+}
+
+/* The Slack-compatible one-line summary. */
+static json_t *
+hg_notify_text(const char *event, const char *job_id,
+               const hg_execution_t *exec, const hg_master_result_t *r)
+{
+    char how[96] = "";
+
+    if (r != NULL && r->exit_code >= 0) {
+        snprintf(how, sizeof(how), ", exit code %d", r->exit_code);
+    } else if (r != NULL && r->signo > 0) {
+        snprintf(how, sizeof(how), ", signal %s",
+                 sigabbrev_np(r->signo) ? sigabbrev_np(r->signo) : "?");
+    }
+    if (strcmp(event, "failure") == 0 || strcmp(event, "dead") == 0) {
+        return json_sprintf("hourglass: job %s failed after %u attempt%s "
+                            "(%s%s)%s", job_id, exec->attempt,
+                            exec->attempt == 1 ? "" : "s",
+                            r != NULL ? hg_exec_status_name(r->status) : "?",
+                            how, strcmp(event, "dead") == 0
+                                 ? "; it is on the dead-letter list" : "");
+    }
+    if (strcmp(event, "recovered") == 0) {
+        return json_sprintf("hourglass: job %s recovered: it succeeded "
+                            "again", job_id);
+    }
+    if (strcmp(event, "missed") == 0) {
+        char due[40];
+
+        hg_format_utc_ms(exec->scheduled_for_ms, due, sizeof(due));
+        return json_sprintf("hourglass: job %s missed its run due %s",
+                            job_id, due);
+    }
+    return json_sprintf("hourglass: job %s: %s", job_id, event);
+}
+
+static json_t *
+hg_notify_event_json(const char *event, const hg_execution_t *exec,
+                     const hg_master_result_t *r)
+{
+    json_t *ev;
+    int rc = 0;
+
+    ev = json_pack("{sssssssssi}", "event", event, "job", exec->job->id,
+                   "execution", exec->id, "run", exec->run_id,
+                   "attempt", (int) exec->attempt);
+    if (ev == NULL) {
+        return NULL;
+    }
+    /* The run's status as the store keeps it (a run that failed for good
+     * is dead), and how its last attempt ended (failed, timed_out...). */
+    rc |= json_object_set_new(ev, "status", json_string(
+             strcmp(event, "failure") == 0 || strcmp(event, "dead") == 0
+             ? "dead" : hg_exec_status_name(r != NULL ? r->status
+                                                      : exec->status)));
+    rc |= json_object_set_new(ev, "attempt_status", json_string(
+             hg_exec_status_name(r != NULL ? r->status : exec->status)));
+    rc |= json_object_set_new(ev, "exit_code", r != NULL && r->exit_code >= 0
+                              ? json_integer(r->exit_code) : json_null());
+    rc |= json_object_set_new(ev, "signal", r != NULL && r->signo > 0
+                              && sigabbrev_np(r->signo) != NULL
+                              ? json_sprintf("SIG%s", sigabbrev_np(r->signo))
+                              : json_null());
+    rc |= json_object_set_new(ev, "error", r != NULL && r->error != NULL
+                              ? json_string(r->error) : json_null());
+    rc |= hg_notify_set_time(ev, "scheduled_for", exec->scheduled_for_ms);
+    rc |= hg_notify_set_time(ev, "started_at", r ? r->started_ms : 0);
+    rc |= hg_notify_set_time(ev, "finished_at", r ? r->finished_ms : 0);
+    rc |= json_object_set_new(ev, "output", r != NULL
+                              ? hg_notify_tail(r->output, r->output_len)
+                              : json_string(""));
+    rc |= json_object_set_new(ev, "text", hg_notify_text(event,
+                                                         exec->job->id,
+                                                         exec, r));
+    if (rc != 0) {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* --- delivery ----------------------------------------------------------- */
+
+static void
+hg_notify_deliver(hg_master_t *m, const char *channel, const char *job_id,
+                  const json_t *ev)
+{
+    hg_job_t *job = hg_notify_channel_job(m, channel);
+    hg_execution_t *exec;
+    char *body;
+
+    if (job == NULL) {
+        hg_log_event(HG_LOG_ERROR, "notify", job_id, NULL, NULL, 0,
+                     "no channel \"%s\" in the configuration (or no "
+                     "memory): notification lost", channel);
+        hg_notify_count(m, channel, "error");
+        return;
+    }
+    if (m->quitting || m->stopping) {
+        hg_notify_count(m, channel, "error");
+        return;
+    }
+    body = json_dumps(ev, JSON_COMPACT);
+    exec = body != NULL ? hg_execution_new(m, job, hg_now_ms(), 1, "notify")
+                        : NULL;
+    if (exec == NULL
+        || hg_execution_set_payload(exec, body, strlen(body)) != HG_OK)
+    {
+        if (exec != NULL) {
+            hg_execution_free(m, exec);
+        }
+        free(body);
+        hg_notify_count(m, channel, "error");
+        return;
+    }
+    free(body);
+    exec->priority = HG_PRIORITY_HIGH;
+    hg_log_event(HG_LOG_INFO, "notify", job_id, exec->id, NULL, 0,
+                 "%s notification on channel %s",
+                 json_string_value(json_object_get(ev, "event")), channel);
+    (void) hg_dispatch_admit(m, exec, false);
+}
+
+static void
+hg_notify_on_window_end(hg_timer_t *timer)
+{
+    hg_notify_limit_t *l = timer->data;
+    json_t *ev;
+
+    if (l->suppressed > 0) {
+        ev = json_pack("{sssssiss}", "event", "suppressed", "job", l->job_id,
+                       "suppressed", (int) l->suppressed, "last_event",
+                       l->event);
+        if (ev != NULL
+            && json_object_set_new(ev, "text", json_sprintf(
+                   "hourglass: %u more %s notification%s of job %s "
+                   "suppressed (rate limit)", l->suppressed, l->event,
+                   l->suppressed == 1 ? "" : "s", l->job_id)) == 0)
+        {
+            hg_notify_deliver(l->m, l->channel, l->job_id, ev);
+        }
+        json_decref(ev);
+    }
+    l->window_end_ns = 0;
+    l->sent = 0;
+    l->suppressed = 0;
+}
+
+static hg_notify_limit_t *
+hg_notify_limit(hg_master_t *m, const char *job_id, const char *channel)
+{
+    struct hg_notify_s *n = hg_notify_state(m);
+    hg_notify_limit_t *l;
+    size_t jl = strlen(job_id), cl = strlen(channel);
+
+    if (n == NULL) {
+        return NULL;
+    }
+    l = calloc(1, sizeof(*l) + 2 * (jl + cl + 2));
+    if (l == NULL) {
+        return NULL;
+    }
+    l->key = (char *) (l + 1);
+    snprintf(l->key, jl + cl + 2, "%s\n%s", job_id, channel);
+    l->job_id = l->key + jl + cl + 2;
+    memcpy(l->job_id, job_id, jl + 1);
+    l->channel = l->job_id + jl + 1;
+    memcpy(l->channel, channel, cl + 1);
+    {
+        hg_notify_limit_t *old = hg_map_get(&n->limits, l->key);
+
+        if (old != NULL) {
+            free(l);
+            return old;
+        }
+    }
+    l->m = m;
+    hg_timer_init(&l->timer, hg_notify_on_window_end, l);
+    if (hg_map_put(&n->limits, l->key, l) != HG_OK) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* Whether the window lets one more notification of JOB through CHANNEL;
+ * else it is counted for the window's summary. */
+static bool
+hg_notify_admit(hg_master_t *m, const char *job_id, const char *channel,
+                const char *event)
+{
+    const json_t *c = hg_notify_channel_conf(m, channel);
+    hg_notify_limit_t *l = hg_notify_limit(m, job_id, channel);
+    int64_t now = hg_clock_ns(CLOCK_MONOTONIC);
+    int64_t window_ms = json_integer_value(json_object_get(c,
+                                                           "rate_window_ms"));
+    unsigned limit = (unsigned) json_integer_value(json_object_get(
+                                                       c, "rate_limit"));
+
+    if (l == NULL || limit == 0) {
+        return true;                /* the delivery says what is wrong */
+    }
+    if (l->window_end_ns == 0) {
+        l->window_end_ns = now + window_ms * HG_NSEC_PER_MSEC;
+        hg_timer_set(&m->mono, &l->timer, l->window_end_ns);
+    }
+    if (l->sent < limit) {
+        l->sent++;
+        return true;
+    }
+    l->suppressed++;
+    snprintf(l->event, sizeof(l->event), "%s", event);
+    hg_notify_count(m, channel, "suppressed");
+    return false;
+}
+
+/* EVENT of EXEC's job: to each channel of its notify that asks for it. */
+static void
+hg_notify_event(hg_master_t *m, const char *event, const hg_execution_t *exec,
+                const hg_master_result_t *r)
+{
+    json_t *def, *notify, *on, *via, *item, *ev = NULL;
+    const char *wanted = event;
+    bool asked = false;
+    size_t i;
+
+    def = json_loads(exec->job->definition_text, 0, NULL);
+    notify = json_object_get(def, "notify");
+    on = json_object_get(notify, "on");
+    via = json_object_get(notify, "via");
+    /* Every run that fails for good goes to the dead-letter list, so
+     * `failure` and `dead` name one moment: a job that asks for either
+     * hears of it once, as "dead" when it asked for that by name. */
+    json_array_foreach(on, i, item) {
+        const char *name = json_string_value(item);
+
+        if (name == NULL) {
+            continue;
+        }
+        if (strcmp(name, event) == 0) {
+            asked = true;
+            wanted = event;
+        } else if (strcmp(event, "dead") == 0
+                   && strcmp(name, "failure") == 0)
+        {
+            if (!asked) {
+                wanted = "failure";
+            }
+            asked = true;
+        }
+    }
+    if (!asked || (ev = hg_notify_event_json(wanted, exec, r)) == NULL) {
+        json_decref(def);
+        return;
+    }
+    json_array_foreach(via, i, item) {
+        const char *channel = json_string_value(item);
+
+        if (channel != NULL
+            && hg_notify_admit(m, exec->job->id, channel, wanted))
+        {
+            hg_notify_deliver(m, channel, exec->job->id, ev);
+        }
+    }
+    json_decref(ev);
+    json_decref(def);
+}
+
+/* --- what hg_outcome.c tells ------------------------------------------- */
+
+void
+hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
+                   const hg_master_result_t *result, bool dead)
+{
+    hg_job_t *job = exec->job;
+    struct hg_notify_s *n;
+    char *id;
+
+    if (job->channel) {
+        hg_notify_count(m, job->id + strlen(HG_NOTIFY_JOB_PREFIX),
+                        result->status == HG_EXEC_SUCCEEDED ? "sent"
+                                                             : "failed");
+        return;
+    }
+    if (strstr(job->definition_text, "\"notify\":") == NULL
+        || (n = hg_notify_state(m)) == NULL)
+    {
+        return;                     /* the common case: nothing to tell */
+    }
+    if (dead) {
+        hg_notify_event(m, "dead", exec, result);
+        if (hg_map_get(&n->failing, job->id) == NULL
+            && (id = strdup(job->id)) != NULL
+            && hg_map_put(&n->failing, id, id) != HG_OK)
+        {
+            free(id);
+        }
+    } else if (result->status == HG_EXEC_SUCCEEDED
+               && (id = hg_map_remove(&n->failing, job->id)) != NULL)
+    {
+        free(id);
+        hg_notify_event(m, "recovered", exec, result);
+    }
+}
+
+void
+hg_notify_missed(hg_master_t *m, const hg_execution_t *exec)
+{
+    if (!exec->job->channel
+        && strstr(exec->job->definition_text, "\"notify\":") != NULL)
+    {
+        hg_notify_event(m, "missed", exec, NULL);
+    }
+}
+
+void
+hg_notify_free(hg_master_t *m)
+{
+    struct hg_notify_s *n = m->notify;
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    if (n == NULL) {
+        return;
+    }
+    while (hg_map_next(&n->channels, &it, &key, &value)) {
+        hg_notify_channel_drop(value);
+    }
+    hg_map_free(&n->channels);
+    it = 0;
+    while (hg_map_next(&n->limits, &it, &key, &value)) {
+        hg_timer_cancel(&((hg_notify_limit_t *) value)->timer);
+    }
+    hg_map_free_values(&n->limits);
+    hg_map_free_values(&n->failing);
+    free(n);
+    m->notify = NULL;
+}
