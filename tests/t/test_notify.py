@@ -15,7 +15,7 @@ import threading
 import http.server
 import time
 
-from conftest import job, run_hourglass, wait_until
+from conftest import at_ahead, job, rfc3339, run_hourglass, wait_until
 from test_metrics import api_conf, listen_port, scrape
 
 
@@ -111,10 +111,7 @@ def test_webhook_body_retry_and_metric(hg):
             channels(webhook("hook", rx.url, retries=2))]),
             load=("shell", "http"),
             jobs=[job("backup", command="echo line one; echo the disk is "
-                      "full >&2; exit 3", every="1h",
-                      start_at=time.strftime(
-                          "%Y-%m-%dT%H:%M:%S+00:00",
-                          time.gmtime(time.time() + 1)),
+                      "full >&2; exit 3", at=rfc3339(at_ahead(1.5)),
                       notify={"on": ["failure"], "via": ["hook"]})])
         [ev] = rx.wait(1)
         assert ev["event"] == "failure"
