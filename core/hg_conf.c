@@ -2197,6 +2197,48 @@ hg_conf_notify_check(hg_conf_loader_t *ld, const config_setting_t *s,
     }
 }
 
+/*
+ * A job's dead-man `expect` group (V read from setting S): success_within
+ * and/or run_within, durations. A value of another type is not this key's:
+ * the http module's own `expect` (status codes) judges it.
+ */
+static void
+hg_conf_expect_check(hg_conf_loader_t *ld, const config_setting_t *s,
+                     const json_t *v, const char *loc)
+{
+    static const char *const members[] = {
+        "success_within", "run_within", NULL
+    };
+    const char *key, *hint;
+    const json_t *value;
+    int64_t ms;
+
+    if (!json_is_object(v)) {
+        return;
+    }
+    json_object_foreach((json_t *) v, key, value) {
+        const config_setting_t *ms_set = config_setting_get_member(s, key);
+
+        if (!hg_conf_one_of(key, members)) {
+            hint = hg_hint_closest(key, members);
+            hg_conf_err(ld, ms_set, "%s: unknown key \"%s\" (%s%s%s)", loc,
+                        key, hint ? "did you mean \"" : "known keys: "
+                        "success_within, run_within", hint ? hint : "",
+                        hint ? "\"?" : "");
+        } else if (!json_is_string(value)
+                   || hg_parse_duration(json_string_value(value), &ms) != 0
+                   || ms < 1000 || ms > HG_CONF_DURATION_MAX)
+        {
+            hg_conf_err(ld, ms_set, "%s.%s: expected a duration of 1s or "
+                        "more (\"26h\")", loc, key);
+        }
+    }
+    if (json_object_size(v) == 0) {
+        hg_conf_err(ld, s, "%s: give success_within or run_within (e.g. "
+                    "expect = { success_within = \"26h\"; })", loc);
+    }
+}
+
 /* `notify` in `defaults`: kept whole for the jobs (no field of the policy:
  * the policy is copied by value into every job). Any other member that is
  * no policy key is the usual unknown key. */
@@ -2420,6 +2462,12 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
                                       json_deep_copy(conf->notify)) != 0)
     {
         ld->oom = true;
+    }
+    bs = config_setting_get_member(e, "expect");
+    if (bs != NULL && config_setting_is_group(bs)) {
+        hg_conf_expect_check(ld, bs, json_object_get(job->definition,
+                                                     "expect"),
+                             hg_conf_loc(&w, "expect", loc, sizeof(loc)));
     }
     /* a pass_env that a shell command's ${VAR} made is on its line */
     if (json_object_get(job->key_lines, "pass_env") == NULL
@@ -3218,9 +3266,10 @@ hg_conf_is_job_key(const char *key)
 {
     size_t off;
 
-    /* notify is read apart (hg_conf_read_job): a group kept whole */
+    /* notify and expect are read apart (hg_conf_read_job): groups kept
+     * whole (expect of another type is the http module's) */
     return key != NULL
-        && (strcmp(key, "notify") == 0
+        && (strcmp(key, "notify") == 0 || strcmp(key, "expect") == 0
             || hg_conf_section_find(&hg_conf_job_section, key, &off) != NULL);
 }
 

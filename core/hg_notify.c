@@ -22,6 +22,8 @@
  * window of rate_window that opens with the first one; the rest of the
  * window's events are counted, and when it closes one summary goes out
  * ("12 more failure notifications of backup suppressed").
+ *
+ * Dead-man alerts (a job's `expect`) are watched here too: see below.
  */
 
 #include "hg_core.h"
@@ -34,11 +36,16 @@
 #include "hg_job.h"
 #include "hg_log.h"
 #include "hg_notify.h"
+#include "hg_query.h"
+#include "hg_tz.h"
+#include "hg_units.h"
 
 /* The output a notification carries: its last lines, at most this many
  * lines and bytes (a chat message, not a log). */
 #define HG_NOTIFY_OUTPUT_LINES  20
 #define HG_NOTIFY_OUTPUT_BYTES  2048
+/* How often a dead-man watch looks whether the store has answered. */
+#define HG_NOTIFY_ASK_POLL_MS   100
 
 typedef struct hg_notify_channel_s {
     hg_job_t *job;                  /* its internal job, "notify:NAME" */
@@ -63,6 +70,7 @@ struct hg_notify_s {
     hg_map_t limits;                /* "JOB\nCHANNEL" -> hg_notify_limit_t */
     hg_map_t failing;               /* job id -> its own strdup: its last
                                        run failed for good */
+    hg_map_t watches;               /* job id -> hg_notify_watch_t */
 };
 
 static struct hg_notify_s *
@@ -74,6 +82,7 @@ hg_notify_state(hg_master_t *m)
         hg_map_init(&m->notify->channels);
         hg_map_init(&m->notify->limits);
         hg_map_init(&m->notify->failing);
+        hg_map_init(&m->notify->watches);
     }
     return m->notify;
 }
@@ -514,15 +523,16 @@ hg_notify_admit(hg_master_t *m, const char *job_id, const char *channel,
 
 /* EVENT of EXEC's job: to each channel of its notify that asks for it. */
 static void
-hg_notify_event(hg_master_t *m, const char *event, const hg_execution_t *exec,
-                const hg_master_result_t *r)
+hg_notify_event(hg_master_t *m, const char *event, const hg_job_t *job,
+                const hg_execution_t *exec, const hg_master_result_t *r,
+                json_t *ev)
 {
-    json_t *def, *notify, *on, *via, *item, *ev = NULL;
+    json_t *def, *notify, *on, *via, *item;
     const char *wanted = event;
     bool asked = false;
     size_t i;
 
-    def = json_loads(exec->job->definition_text, 0, NULL);
+    def = json_loads(job->definition_text, 0, NULL);
     notify = json_object_get(def, "notify");
     on = json_object_get(notify, "on");
     via = json_object_get(notify, "via");
@@ -547,7 +557,13 @@ hg_notify_event(hg_master_t *m, const char *event, const hg_execution_t *exec,
             asked = true;
         }
     }
-    if (!asked || (ev = hg_notify_event_json(wanted, exec, r)) == NULL) {
+    if (ev != NULL) {
+        json_incref(ev);            /* built by the caller (overdue) */
+    } else if (asked && exec != NULL) {
+        ev = hg_notify_event_json(wanted, exec, r);
+    }
+    if (!asked || ev == NULL) {
+        json_decref(ev);
         json_decref(def);
         return;
     }
@@ -555,13 +571,325 @@ hg_notify_event(hg_master_t *m, const char *event, const hg_execution_t *exec,
         const char *channel = json_string_value(item);
 
         if (channel != NULL
-            && hg_notify_admit(m, exec->job->id, channel, wanted))
+            && hg_notify_admit(m, job->id, channel, wanted))
         {
-            hg_notify_deliver(m, channel, exec->job->id, ev);
+            hg_notify_deliver(m, channel, job->id, ev);
         }
     }
     json_decref(ev);
     json_decref(def);
+}
+
+/* --- dead-man: expect = { success_within; run_within; } --------------- */
+
+/*
+ * A job with an `expect` group is watched: its last success and its last
+ * run (wall ms), taken from the store once at start (a query on the
+ * store's thread: the loop never waits for it) and from each run's end
+ * since. When success_within (run_within) passes after the last success
+ * (run), the job is overdue: `overdue` is raised, and again once per such
+ * window while it lasts; hourglass_job_overdue{job} is 1 until the job
+ * succeeds (runs) again. Whatever the cause: the master down, the job
+ * paused, failing, or its schedule wrong.
+ */
+typedef struct hg_notify_watch_s {
+    hg_master_t *m;
+    char *id;                       /* the job's (the map's key) */
+    int64_t success_within_ms;      /* 0 = not watched */
+    int64_t run_within_ms;
+    int64_t last_success_ms;        /* wall; 0 = none known */
+    int64_t last_run_ms;
+    int64_t next_raise_ms;          /* overdue: when it is raised again */
+    int pending;                    /* store queries not answered yet */
+    bool asked;                     /* the store was asked */
+    bool known;                     /* its answer is in */
+    bool overdue;
+    hg_timer_t timer;
+} hg_notify_watch_t;
+
+static void hg_notify_watch_check(hg_notify_watch_t *w);
+
+static void
+hg_notify_watch_free(hg_notify_watch_t *w)
+{
+    hg_timer_cancel(&w->timer);
+    if (w->overdue) {
+        const char *labels[] = { w->id };
+
+        hg_metric_set(w->m->metric.overdue, labels, 0);
+    }
+    free(w->id);
+    free(w);
+}
+
+/* The store's answer to "the job's last success (or run)": the newest
+ * execution of the page, if any. */
+static void
+hg_notify_watch_read(hg_notify_watch_t *w, int rc, const json_t *answer,
+                     bool success)
+{
+    const json_t *row = json_array_get(json_object_get(answer,
+                                                       "executions"), 0);
+    const char *at = json_string_value(json_object_get(row, success
+                                                       ? "finished_at"
+                                                       : "started_at"));
+    char err[128];
+    int64_t t;
+
+    if (rc == HG_OK && at != NULL
+        && hg_tz_parse_time(hg_tz_utc(), at, &t, err, sizeof(err)) == HG_OK)
+    {
+        int64_t *slot = success ? &w->last_success_ms : &w->last_run_ms;
+
+        if (t * 1000 > *slot) {
+            *slot = t * 1000;
+        }
+    }
+    if (--w->pending == 0) {
+        w->known = true;
+    }
+}
+
+static void
+hg_notify_on_last_success(void *data, int rc, const json_t *answer)
+{
+    hg_notify_watch_read(data, rc, answer, true);
+}
+
+static void
+hg_notify_on_last_run(void *data, int rc, const json_t *answer)
+{
+    hg_notify_watch_read(data, rc, answer, false);
+}
+
+/* Ask the store when the job last succeeded and ran; without a store (or
+ * its answer) the window starts with the master. */
+static void
+hg_notify_watch_ask(hg_notify_watch_t *w)
+{
+    hg_query_args_t args;
+
+    memset(&args, 0, sizeof(args));
+    args.job_id = w->id;
+    args.limit = 1;
+    w->last_success_ms = w->m->started_ms;
+    w->last_run_ms = w->m->started_ms;
+    w->pending = 1;                 /* held while the queries go out */
+    if (w->success_within_ms > 0) {
+        args.status = "succeeded";
+        if (hg_query_start(w->m, HG_QUERY_EXECUTIONS, &args,
+                           hg_notify_on_last_success, w) == HG_OK)
+        {
+            w->pending++;
+        }
+    }
+    if (w->run_within_ms > 0) {
+        args.status = NULL;
+        if (hg_query_start(w->m, HG_QUERY_EXECUTIONS, &args,
+                           hg_notify_on_last_run, w) == HG_OK)
+        {
+            w->pending++;
+        }
+    }
+    if (--w->pending == 0) {
+        w->known = true;
+    }
+}
+
+static json_t *
+hg_notify_overdue_json(const hg_notify_watch_t *w, bool success,
+                       int64_t within_ms)
+{
+    char span[HG_UNITS_TEXT_MAX], last[40] = "never";
+    int64_t since = success ? w->last_success_ms : w->last_run_ms;
+    json_t *ev;
+
+    hg_format_duration(within_ms, span, sizeof(span));
+    ev = json_pack("{sssssss{sssI}}", "event", "overdue", "job", w->id,
+                   "status", "overdue", "expect",
+                   success ? "success_within" : "run_within", span,
+                   "within_ms", (json_int_t) within_ms);
+    if (ev == NULL) {
+        return NULL;
+    }
+    if (hg_notify_set_time(ev, success ? "last_success" : "last_run", since)
+        != 0)
+    {
+        json_decref(ev);
+        return NULL;
+    }
+    if (since > 0) {
+        hg_format_utc_ms(since, last, sizeof(last));
+    }
+    if (json_object_set_new(ev, "text", json_sprintf(
+            "hourglass: job %s is overdue: no %s within %s (last: %s)",
+            w->id, success ? "success" : "run", span, last)) != 0)
+    {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static void
+hg_notify_on_watch(hg_timer_t *timer)
+{
+    hg_notify_watch_check(timer->data);
+}
+
+static void
+hg_notify_watch_check(hg_notify_watch_t *w)
+{
+    hg_master_t *m = w->m;
+    const char *labels[] = { w->id };
+    const hg_job_t *job = hg_job_find(m, w->id);
+    int64_t now = hg_now_ms(), next = INT64_MAX, due;
+    bool late_success, late_run;
+    json_t *ev;
+
+    if (!w->asked) {
+        /* From the loop, once the job is in the table (a new job's
+         * definition comes before it is added). */
+        w->asked = true;
+        hg_notify_watch_ask(w);
+    }
+    if (!w->known) {
+        /* The store's answer comes first. Polled: a store without a
+         * thread answers in the turn after, and nothing else may wake
+         * the loop. */
+        hg_timer_set(&m->mono, &w->timer, hg_clock_ns(CLOCK_MONOTONIC)
+                     + HG_NOTIFY_ASK_POLL_MS * HG_NSEC_PER_MSEC);
+        return;
+    }
+    if (job == NULL) {
+        /* Removed: nothing to watch any more, nor to say is overdue. */
+        if (w->overdue) {
+            w->overdue = false;
+            hg_metric_set(m->metric.overdue, labels, 0);
+        }
+        return;
+    }
+    due = w->success_within_ms > 0
+          ? w->last_success_ms + w->success_within_ms : INT64_MAX;
+    late_success = now >= due;
+    if (!late_success && due < next) {
+        next = due;
+    }
+    due = w->run_within_ms > 0 ? w->last_run_ms + w->run_within_ms
+                               : INT64_MAX;
+    late_run = now >= due;
+    if (!late_run && due < next) {
+        next = due;
+    }
+    if (late_success || late_run) {
+        if (!w->overdue || now >= w->next_raise_ms) {
+            int64_t within = late_success ? w->success_within_ms
+                                          : w->run_within_ms;
+
+            hg_log_event(HG_LOG_WARN, "overdue", w->id, NULL, NULL, 0,
+                         "no %s within the expected time",
+                         late_success ? "success" : "run");
+            ev = hg_notify_overdue_json(w, late_success, within);
+            if (ev != NULL) {
+                hg_notify_event(m, "overdue", job, NULL, NULL, ev);
+            }
+            json_decref(ev);
+            w->next_raise_ms = now + within;
+        }
+        w->overdue = true;
+        hg_metric_set(m->metric.overdue, labels, 1);
+        next = w->next_raise_ms;
+    } else if (w->overdue) {
+        w->overdue = false;
+        hg_metric_set(m->metric.overdue, labels, 0);
+    }
+    if (next != INT64_MAX) {
+        hg_timer_set(&m->mono, &w->timer, hg_clock_ns(CLOCK_MONOTONIC)
+                     + (next - now) * HG_NSEC_PER_MSEC);
+    }
+}
+
+/* The window of JOB's expect, in ms (0: none), from its definition. */
+static int64_t
+hg_notify_expect_ms(const json_t *def, const char *key)
+{
+    const json_t *expect = json_object_get(def, "expect");
+    int64_t ms = 0;
+
+    if (!json_is_object(expect)
+        || hg_parse_duration(json_string_value(json_object_get(expect, key)),
+                             &ms) != 0)
+    {
+        return 0;
+    }
+    return ms;
+}
+
+void
+hg_notify_job_defined(hg_master_t *m, const hg_job_t *job)
+{
+    struct hg_notify_s *n;
+    hg_notify_watch_t *w;
+    json_t *def;
+    int64_t success_ms, run_ms;
+
+    if (strstr(job->definition_text, "\"expect\":{") == NULL
+        && (m->notify == NULL || hg_map_get(&m->notify->watches, job->id)
+                                 == NULL))
+    {
+        return;                     /* the common case: nothing to watch */
+    }
+    if ((n = hg_notify_state(m)) == NULL) {
+        return;
+    }
+    def = json_loads(job->definition_text, 0, NULL);
+    success_ms = hg_notify_expect_ms(def, "success_within");
+    run_ms = hg_notify_expect_ms(def, "run_within");
+    json_decref(def);
+    w = hg_map_get(&n->watches, job->id);
+    if (success_ms == 0 && run_ms == 0) {
+        if (w != NULL) {
+            hg_map_remove(&n->watches, w->id);
+            hg_notify_watch_free(w);
+        }
+        return;
+    }
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w == NULL || (w->id = strdup(job->id)) == NULL
+            || hg_map_put(&n->watches, w->id, w) != HG_OK)
+        {
+            if (w != NULL) {
+                free(w->id);
+            }
+            free(w);
+            return;
+        }
+        w->m = m;
+        hg_timer_init(&w->timer, hg_notify_on_watch, w);
+    }
+    w->success_within_ms = success_ms;
+    w->run_within_ms = run_ms;
+    /* Checked from the loop, now: a new job is not in the table yet. */
+    hg_timer_set(&m->mono, &w->timer, hg_clock_ns(CLOCK_MONOTONIC));
+}
+
+/* A run of a watched job ended (SUCCEEDED or not). */
+static void
+hg_notify_watch_ran(hg_master_t *m, const hg_job_t *job, bool succeeded)
+{
+    hg_notify_watch_t *w;
+
+    if (m->notify == NULL
+        || (w = hg_map_get(&m->notify->watches, job->id)) == NULL)
+    {
+        return;
+    }
+    w->last_run_ms = hg_now_ms();
+    if (succeeded) {
+        w->last_success_ms = w->last_run_ms;
+    }
+    hg_notify_watch_check(w);
 }
 
 /* --- what hg_outcome.c tells ------------------------------------------- */
@@ -580,13 +908,14 @@ hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
                                                              : "failed");
         return;
     }
+    hg_notify_watch_ran(m, job, result->status == HG_EXEC_SUCCEEDED);
     if (strstr(job->definition_text, "\"notify\":") == NULL
         || (n = hg_notify_state(m)) == NULL)
     {
         return;                     /* the common case: nothing to tell */
     }
     if (dead) {
-        hg_notify_event(m, "dead", exec, result);
+        hg_notify_event(m, "dead", job, exec, result, NULL);
         if (hg_map_get(&n->failing, job->id) == NULL
             && (id = strdup(job->id)) != NULL
             && hg_map_put(&n->failing, id, id) != HG_OK)
@@ -597,7 +926,7 @@ hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
                && (id = hg_map_remove(&n->failing, job->id)) != NULL)
     {
         free(id);
-        hg_notify_event(m, "recovered", exec, result);
+        hg_notify_event(m, "recovered", job, exec, result, NULL);
     }
 }
 
@@ -607,7 +936,7 @@ hg_notify_missed(hg_master_t *m, const hg_execution_t *exec)
     if (!exec->job->channel
         && strstr(exec->job->definition_text, "\"notify\":") != NULL)
     {
-        hg_notify_event(m, "missed", exec, NULL);
+        hg_notify_event(m, "missed", exec->job, exec, NULL, NULL);
     }
 }
 
@@ -632,6 +961,11 @@ hg_notify_free(hg_master_t *m)
     }
     hg_map_free_values(&n->limits);
     hg_map_free_values(&n->failing);
+    it = 0;
+    while (hg_map_next(&n->watches, &it, &key, &value)) {
+        hg_notify_watch_free(value);
+    }
+    hg_map_free(&n->watches);
     free(n);
     m->notify = NULL;
 }

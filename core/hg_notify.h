@@ -18,6 +18,9 @@
  * count of notifications_total. DEAD: it went to the dead-letter list. */
 void hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
                         const hg_master_result_t *result, bool dead);
+/* JOB's definition is new or changed (hg_job_update): its dead-man
+ * `expect` watched, changed or no longer watched. */
+void hg_notify_job_defined(hg_master_t *m, const hg_job_t *job);
 /* An execution recorded as missed (it never ran). */
 void hg_notify_missed(hg_master_t *m, const hg_execution_t *exec);
 /* Free everything (at the master's end, once no execution is left). */

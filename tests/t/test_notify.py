@@ -8,6 +8,7 @@ A webhook receiver is a python http.server on 127.0.0.1 in a thread of the
 test; a command channel appends its stdin to a file.
 """
 
+import http.client
 import json
 import re
 import signal
@@ -15,8 +16,9 @@ import threading
 import http.server
 import time
 
-from conftest import at_ahead, job, rfc3339, run_hourglass, wait_until
-from test_metrics import api_conf, listen_port, scrape
+from conftest import (at_ahead, db_rows, etime, job, parse_time, rfc3339,
+                      run_hourglass, sqlite_config, wait_until)
+from test_metrics import TOKEN, api_conf, listen_port, scrape
 
 
 class Receiver:
@@ -236,3 +238,95 @@ def test_configuration_errors_name_file_and_line(tmp_path):
     assert ('%s:6: job "a": notify.on: unknown event "failur" (did you mean '
             '"failure"?)' % conf in err)
     assert '%s:6: job "a": notify.via: unknown channel "pag"' % conf in err
+
+
+# --- dead-man: expect = { success_within; run_within; } -------------------
+
+def command_channel(path):
+    return ('{ name = "page"; type = "command"; command = "cat >> %s; '
+            'echo >> %s"; }' % (path, path))
+
+
+def read_events(path):
+    if not path.exists():
+        return []
+    return [json.loads(l) for l in path.read_text().splitlines() if l]
+
+
+def wait_events(path, n, what="events in the command's file"):
+    return wait_until(lambda: read_events(path)
+                      if len(read_events(path)) >= n else None,
+                      timeout=15, what="%d %s" % (n, what))
+
+
+def trigger(port, job_id):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("POST", "/api/v1/jobs/%s/trigger" % job_id,
+                  headers={"Authorization": "Bearer " + TOKEN})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 202, r.status
+    finally:
+        c.close()
+
+
+def overdue_gauge(port, job_id):
+    m = re.search(r'^hourglass_job_overdue\{job="%s"\} (\S+)$'
+                  % re.escape(job_id), scrape(port), re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_overdue_once_per_window_then_cleared(hg, tmp_path):
+    """A job that does not succeed within success_within is overdue: one
+    notification per window while it lasts, the gauge 1; a success ends
+    it (gauge 0)."""
+    out = tmp_path / "events.jsonl"
+    port = listen_port()
+    d = hg()
+    d.start(extra="\n".join([DEFAULTS, api_conf(port),
+                             channels(command_channel(out))]),
+            jobs=[job("nightly", command="true",
+                      expect={"success_within": "2s"},
+                      notify={"on": ["overdue"], "via": ["page"]})])
+    evs = wait_events(out, 2, "overdue notifications")
+    assert [e["event"] for e in evs[:2]] == ["overdue", "overdue"]
+    first = evs[0]
+    assert first["job"] == "nightly" and first["status"] == "overdue"
+    assert first["expect"] == {"success_within": "2s", "within_ms": 2000}
+    assert first["text"].startswith("hourglass: job nightly is overdue: no "
+                                    "success within 2s")
+    assert overdue_gauge(port, "nightly") == 1
+    # once per window: the log says when each was raised
+    raised = [e for e in d.events("overdue") if e.get("job") == "nightly"]
+    assert len(raised) >= 2
+    assert etime(raised[1]) - etime(raised[0]) >= 1.9
+    # a success ends it
+    trigger(port, "nightly")
+    wait_until(lambda: overdue_gauge(port, "nightly") == 0,
+               what="hourglass_job_overdue{nightly} back to 0")
+
+
+def test_overdue_window_survives_a_restart(hg, tmp_path):
+    """The window counts from the last success the store holds, not from
+    the start: after a restart the overdue notification names that
+    success."""
+    out = tmp_path / "events.jsonl"
+    d = hg()
+    db = d.dir / "hg.db"
+    text = sqlite_config(
+        d, extra="\n".join([DEFAULTS, channels(command_channel(out))]),
+        jobs=[job("once", command="true", at=rfc3339(at_ahead(1.5)),
+                  misfire="skip", expect={"success_within": "3s"},
+                  notify={"on": ["overdue"], "via": ["page"]})])
+    d.start(text)
+    d.wait_event("finish", job="once", status="succeeded")
+    d.stop()
+    [row] = db_rows(db, "job_id = 'once' AND status = 'succeeded'")
+    time.sleep(1.5)         # the restart's second differs from the success's
+    d.start(text)
+    [ev] = wait_events(out, 1, "overdue notification")[:1]
+    assert ev["event"] == "overdue"
+    # the store's success, to the second (the store keeps ms; the answer
+    # read back is whole seconds)
+    assert int(parse_time(ev["last_success"])) == row["finished_at"] // 1000
