@@ -622,6 +622,20 @@ hg_notify_watch_free(hg_notify_watch_t *w)
     free(w);
 }
 
+/* The store has answered (or could not be asked): a job it knows no
+ * success (run) of counts its window from the master's start. */
+static void
+hg_notify_watch_known(hg_notify_watch_t *w)
+{
+    if (w->last_success_ms == 0) {
+        w->last_success_ms = w->m->started_ms;
+    }
+    if (w->last_run_ms == 0) {
+        w->last_run_ms = w->m->started_ms;
+    }
+    w->known = true;
+}
+
 /* The store's answer to "the job's last success (or run)": the newest
  * execution of the page, if any. */
 static void
@@ -646,7 +660,7 @@ hg_notify_watch_read(hg_notify_watch_t *w, int rc, const json_t *answer,
         }
     }
     if (--w->pending == 0) {
-        w->known = true;
+        hg_notify_watch_known(w);
     }
 }
 
@@ -672,8 +686,6 @@ hg_notify_watch_ask(hg_notify_watch_t *w)
     memset(&args, 0, sizeof(args));
     args.job_id = w->id;
     args.limit = 1;
-    w->last_success_ms = w->m->started_ms;
-    w->last_run_ms = w->m->started_ms;
     w->pending = 1;                 /* held while the queries go out */
     if (w->success_within_ms > 0) {
         args.status = "succeeded";
@@ -692,7 +704,7 @@ hg_notify_watch_ask(hg_notify_watch_t *w)
         }
     }
     if (--w->pending == 0) {
-        w->known = true;
+        hg_notify_watch_known(w);
     }
 }
 
