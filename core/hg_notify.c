@@ -345,6 +345,7 @@ static json_t *
 hg_notify_event_json(const char *event, const hg_execution_t *exec,
                      const hg_master_result_t *r)
 {
+    const char *last;
     json_t *ev;
     int rc = 0;
 
@@ -355,13 +356,14 @@ hg_notify_event_json(const char *event, const hg_execution_t *exec,
         return NULL;
     }
     /* The run's status as the store keeps it (a run that failed for good
-     * is dead), and how its last attempt ended (failed, timed_out...). */
+     * is dead, one that never started missed), and how its last attempt
+     * ended (failed, timed_out...). */
+    last = strcmp(event, "missed") == 0 ? "missed"
+           : hg_exec_status_name(r != NULL ? r->status : exec->status);
     rc |= json_object_set_new(ev, "status", json_string(
              strcmp(event, "failure") == 0 || strcmp(event, "dead") == 0
-             ? "dead" : hg_exec_status_name(r != NULL ? r->status
-                                                      : exec->status)));
-    rc |= json_object_set_new(ev, "attempt_status", json_string(
-             hg_exec_status_name(r != NULL ? r->status : exec->status)));
+             ? "dead" : last));
+    rc |= json_object_set_new(ev, "attempt_status", json_string(last));
     rc |= json_object_set_new(ev, "exit_code", r != NULL && r->exit_code >= 0
                               ? json_integer(r->exit_code) : json_null());
     rc |= json_object_set_new(ev, "signal", r != NULL && r->signo > 0

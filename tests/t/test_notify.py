@@ -335,3 +335,23 @@ def test_overdue_window_survives_a_restart(hg, tmp_path):
     # the store's success, to the second (the store keeps ms; the answer
     # read back is whole seconds)
     assert int(parse_time(ev["last_success"])) == row["finished_at"] // 1000
+
+
+def test_missed_run(hg, tmp_path):
+    """A run that cannot start within its starting_deadline (the one
+    worker is busy) is recorded missed, and `missed` is told."""
+    out = tmp_path / "events.jsonl"
+    at = rfc3339(at_ahead(1.5))
+    d = hg()
+    d.start(workers=1, extra="\n".join([DEFAULTS,
+                                        channels(command_channel(out))]),
+            jobs=[job("blocker", command="sleep 2", at=at,
+                      priority="critical"),
+                  job("report", command="true", at=at,
+                      starting_deadline="1s",
+                      notify={"on": ["missed"], "via": ["page"]})])
+    [ev] = wait_events(out, 1, "missed notification")
+    assert ev["event"] == "missed" and ev["job"] == "report"
+    assert ev["status"] == "missed" and ev["started_at"] is None
+    assert parse_time(ev["scheduled_for"]) == parse_time(at)
+    assert ev["text"].startswith("hourglass: job report missed its run due")
