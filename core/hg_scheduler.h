@@ -197,8 +197,8 @@ struct hg_master_s {
         hg_metric_t *store_dropped;
         hg_metric_t *store_failing;
         hg_metric_t *store_commit;
-        /* Declared for the features that will feed them (dead-man,
-         * notifications, cluster): HELP and TYPE, no series yet. */
+        /* overdue and notifications are fed by hg_notify.c; the
+         * cluster's are declared for it: HELP and TYPE, no series yet. */
         hg_metric_t *leader;
         hg_metric_t *overdue;       /* {job} */
         hg_metric_t *notifications; /* {channel,result} */
