@@ -113,6 +113,18 @@ static const hg_conf_handler_t hg_conf_jobs_handler = {
 static const hg_conf_handler_t hg_conf_tokens_handler = {
     hg_conf_read_tokens, hg_conf_dump_tokens, hg_conf_free_tokens
 };
+static void hg_conf_read_channels(hg_conf_loader_t *ld,
+                                  const hg_conf_key_t *key, char *base,
+                                  const config_setting_t *s,
+                                  const hg_conf_where_t *w);
+static void hg_conf_free_channels(const hg_conf_key_t *key, char *base);
+static const hg_conf_handler_t hg_conf_channels_handler = {
+    hg_conf_read_channels, hg_conf_dump_channels, hg_conf_free_channels
+};
+static void hg_conf_defaults_notify(hg_conf_loader_t *ld,
+                                    const hg_conf_section_t *sec, char *base,
+                                    const config_setting_t *m,
+                                    const hg_conf_where_t *w, json_t *out);
 
 /* HG_CONF_ENUM stores through an int: every enum the table names must be
  * one (it is, for enums of small non-negative values, on every ABI we
@@ -326,7 +338,7 @@ static const hg_conf_key_t hg_conf_policy_keys[] = {
 
 const hg_conf_section_t hg_conf_policy_section = {
     "defaults", hg_conf_policy_keys, HG_NELEMS(hg_conf_policy_keys),
-    NULL, 0, NULL, NULL
+    NULL, 0, hg_conf_defaults_notify, NULL
 };
 
 /* The common job keys; the policy keys come with them through `also`. */
@@ -393,6 +405,8 @@ static const hg_conf_key_t hg_conf_root_keys[] = {
       .offset2 = HG_C(cluster.enabled), .section = &hg_conf_cluster_section },
     { .name = "defaults", .type = HG_CONF_GROUP, .offset = HG_C(defaults),
       .section = &hg_conf_policy_section },
+    { .name = "channels", .type = HG_CONF_HANDLER,
+      .handler = &hg_conf_channels_handler },
     /* late: a job starts from `defaults`, wherever the file puts them */
     { .name = "jobs", .type = HG_CONF_HANDLER, .flags = HG_CONF_LATE,
       .handler = &hg_conf_jobs_handler },
@@ -1929,6 +1943,328 @@ hg_conf_free_tokens(const hg_conf_key_t *key, char *base)
     conf->api.ntokens = 0;
 }
 
+/* --- channels and notify ------------------------------------------------ */
+
+const char *const hg_conf_notify_events[] = {
+    "failure", "dead", "recovered", "missed", "overdue", NULL
+};
+
+static const char *const hg_conf_channel_types[] = {
+    "webhook", "command", NULL
+};
+
+#define HG_CH(field)  offsetof(hg_channel_conf_t, field)
+
+static const hg_conf_key_t hg_conf_channel_keys[] = {
+    { .name = "name", .type = HG_CONF_STRING, .flags = HG_CONF_REQUIRED,
+      .offset = HG_CH(name), .check = hg_conf_check_name },
+    { .name = "type", .type = HG_CONF_ENUM_STRING, .flags = HG_CONF_REQUIRED,
+      .offset = HG_CH(type), .values = hg_conf_channel_types },
+    { .name = "url", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_CH(url), .help = "webhook: POSTed the event as JSON" },
+    { .name = "command", .type = HG_CONF_STRING, .flags = HG_CONF_NONEMPTY,
+      .offset = HG_CH(command),
+      .help = "command: run by /bin/sh -c, the event as JSON on stdin" },
+    { .name = "timeout", .type = HG_CONF_DURATION, .offset = HG_CH(timeout_ms),
+      .dflt = "10s", .min = 100, .max = 3600 * 1000 },
+    { .name = "retries", .type = HG_CONF_INT, .offset = HG_CH(retries),
+      .dflt = "3", .min = 0, .max = 100,
+      .help = "a delivery that fails is tried again, with defaults.backoff" },
+    { .name = "rate_limit", .type = HG_CONF_INT, .offset = HG_CH(rate_limit),
+      .dflt = "5", .min = 1, .max = 100000,
+      .help = "notifications per job in rate_window; then one summary" },
+    { .name = "rate_window", .type = HG_CONF_DURATION,
+      .offset = HG_CH(rate_window_ms), .dflt = "1h",
+      .min = 1000, .max = HG_CONF_DAY_MS },
+};
+
+static const hg_conf_section_t hg_conf_channel_section = {
+    "channels", hg_conf_channel_keys, HG_NELEMS(hg_conf_channel_keys),
+    NULL, 0, NULL, NULL
+};
+
+/* One channel read: its type's own key present, the other's absent. */
+static void
+hg_conf_channel_check(hg_conf_loader_t *ld, const hg_channel_conf_t *c,
+                      const config_setting_t *e, const char *path)
+{
+    bool webhook;
+
+    if (c->type == NULL) {
+        return;                     /* reported as required */
+    }
+    webhook = strcmp(c->type, "webhook") == 0;
+    if (webhook && c->url == NULL) {
+        hg_conf_err(ld, e, "%s: a webhook channel needs url", path);
+    } else if (webhook && strncmp(c->url, "http://", 7) != 0
+               && strncmp(c->url, "https://", 8) != 0)
+    {
+        hg_conf_err(ld, config_setting_get_member(e, "url"), "%s.url: \"%.64s"
+                    "\" is not an http:// or https:// URL", path, c->url);
+    }
+    if (!webhook && c->command == NULL) {
+        hg_conf_err(ld, e, "%s: a command channel needs command", path);
+    }
+    if (webhook && c->command != NULL) {
+        hg_conf_err(ld, config_setting_get_member(e, "command"), "%s.command:"
+                    " only for type = \"command\"", path);
+    }
+    if (!webhook && c->url != NULL) {
+        hg_conf_err(ld, config_setting_get_member(e, "url"), "%s.url: only "
+                    "for type = \"webhook\"", path);
+    }
+}
+
+static json_t *
+hg_conf_channel_json(const hg_channel_conf_t *c)
+{
+    return json_pack("{sssssssIsisisI}", "name", c->name, "type", c->type,
+                     c->url != NULL ? "url" : "command",
+                     c->url != NULL ? c->url : c->command,
+                     "timeout_ms", (json_int_t) c->timeout_ms,
+                     "retries", c->retries, "rate_limit", c->rate_limit,
+                     "rate_window_ms", (json_int_t) c->rate_window_ms);
+}
+
+static void
+hg_conf_read_channels(hg_conf_loader_t *ld, const hg_conf_key_t *key,
+                      char *base, const config_setting_t *s,
+                      const hg_conf_where_t *w)
+{
+    hg_conf_t *conf = ld->conf;
+    char got[HG_CONF_LOC_MAX], path[64];
+    hg_channel_conf_t c;
+    unsigned i, n;
+    size_t j;
+    json_t *prev;
+
+    HG_UNUSED(key);
+    HG_UNUSED(base);
+    HG_UNUSED(w);
+
+    if (!hg_conf_is_list(s)) {
+        hg_conf_err(ld, s, "channels: expected a list of channels, ( { name "
+                    "= \"...\"; type = \"webhook\"; url = \"...\"; }, ... ), "
+                    "got %s", hg_conf_describe(s, got, sizeof(got)));
+        return;
+    }
+    if (conf->channels == NULL && (conf->channels = json_array()) == NULL) {
+        ld->oom = true;
+        return;
+    }
+    n = (unsigned) config_setting_length(s);
+    for (i = 0; i < n && !ld->oom; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, i);
+        hg_conf_where_t cw;
+
+        if (!config_setting_is_group(e)) {
+            hg_conf_err(ld, e, "channels[%u]: expected a group { name = "
+                        "\"...\"; type = \"...\"; ... }, got %s", i,
+                        hg_conf_describe(e, got, sizeof(got)));
+            continue;
+        }
+        snprintf(path, sizeof(path), "channels[%u]", i);
+        cw.job = NULL;
+        cw.group = path;
+        memset(&c, 0, sizeof(c));
+        hg_conf_defaults(ld, &hg_conf_channel_section, (char *) &c, false);
+        hg_conf_section_read(ld, &hg_conf_channel_section, (char *) &c, e,
+                             &cw, NULL);
+        hg_conf_channel_check(ld, &c, e, path);
+        json_array_foreach(conf->channels, j, prev) {
+            if (c.name != NULL && strcmp(c.name, json_string_value(
+                                  json_object_get(prev, "name"))) == 0)
+            {
+                hg_conf_err(ld, config_setting_get_member(e, "name"),
+                            "%s.name: \"%s\" is already the name of "
+                            "channels[%zu]", path, c.name, j);
+            }
+        }
+        if (c.name != NULL && c.type != NULL
+            && (c.url != NULL || c.command != NULL)
+            && json_array_append_new(conf->channels, hg_conf_channel_json(&c))
+               != 0)
+        {
+            ld->oom = true;
+        }
+        hg_conf_free_section(&hg_conf_channel_section, (char *) &c);
+    }
+}
+
+static void
+hg_conf_free_channels(const hg_conf_key_t *key, char *base)
+{
+    hg_conf_t *conf = (hg_conf_t *) base;
+
+    HG_UNUSED(key);
+    json_decref(conf->channels);
+    conf->channels = NULL;
+    json_decref(conf->notify);
+    conf->notify = NULL;
+}
+
+static bool
+hg_conf_one_of(const char *name, const char *const *values)
+{
+    for (; *values != NULL; values++) {
+        if (strcmp(*values, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+hg_conf_channel_known(const hg_conf_t *conf, const char *name)
+{
+    const json_t *c;
+    size_t i;
+
+    json_array_foreach(conf->channels, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * A notify group (a job's or defaults'), as JSON V read from setting S:
+ * only `on` and `via`, each a non-empty list of strings, the events known
+ * and the channels defined (when CHECK_CHANNELS: the channels are read by
+ * then). LOC names it in messages.
+ */
+static void
+hg_conf_notify_check(hg_conf_loader_t *ld, const config_setting_t *s,
+                     const json_t *v, const char *loc, bool check_channels)
+{
+    static const char *const members[] = { "on", "via", NULL };
+    const char *key, *hint, *name;
+    const config_setting_t *ms;
+    const json_t *list, *item;
+    char known[HG_CONF_LOC_MAX];
+    size_t i;
+
+    if (!json_is_object(v)) {
+        hg_conf_err(ld, s, "%s: expected a group { on = [ \"failure\" ]; "
+                    "via = [ \"CHANNEL\" ]; }", loc);
+        return;
+    }
+    json_object_foreach((json_t *) v, key, list) {
+        ms = config_setting_get_member(s, key);
+        if (strcmp(key, "on") != 0 && strcmp(key, "via") != 0) {
+            hint = hg_hint_closest(key, members);
+            hg_conf_err(ld, ms, "%s: unknown key \"%s\" (%s%s%s)", loc, key,
+                        hint ? "did you mean \"" : "known keys: on, via",
+                        hint ? hint : "", hint ? "\"?" : "");
+            continue;
+        }
+        if (!json_is_array(list) || json_array_size(list) == 0) {
+            hg_conf_err(ld, ms, "%s.%s: expected a non-empty list of strings"
+                        ", [ \"...\", ... ]", loc, key);
+            continue;
+        }
+        json_array_foreach(list, i, item) {
+            name = json_string_value(item);
+            if (name == NULL) {
+                hg_conf_err(ld, ms, "%s.%s[%zu]: expected a string", loc, key,
+                            i);
+            } else if (key[0] == 'o') {
+                if (!hg_conf_one_of(name, hg_conf_notify_events)) {
+                    hint = hg_hint_closest(name, hg_conf_notify_events);
+                    hg_conf_err(ld, ms, "%s.on: unknown event \"%.64s\" (%s%s"
+                                "%s)", loc, name,
+                                hint ? "did you mean \"" : "one of ",
+                                hint ? hint
+                                     : hg_conf_join(hg_conf_notify_events,
+                                                    ", ", known,
+                                                    sizeof(known)),
+                                hint ? "\"?" : "");
+                }
+            } else if (check_channels
+                       && (ld->conf->channels == NULL
+                           || !hg_conf_channel_known(ld->conf, name)))
+            {
+                hg_conf_err(ld, ms, "%s.via: unknown channel \"%.64s\" (not "
+                            "in channels)", loc, name);
+            }
+        }
+    }
+    if (json_object_get(v, "on") == NULL || json_object_get(v, "via") == NULL)
+    {
+        hg_conf_err(ld, s, "%s: needs both on (the events) and via (the "
+                    "channels)", loc);
+    }
+}
+
+/*
+ * A job's dead-man `expect` group (V read from setting S): success_within
+ * and/or run_within, durations. A value of another type is not this key's:
+ * the http module's own `expect` (status codes) judges it.
+ */
+static void
+hg_conf_expect_check(hg_conf_loader_t *ld, const config_setting_t *s,
+                     const json_t *v, const char *loc)
+{
+    static const char *const members[] = {
+        "success_within", "run_within", NULL
+    };
+    const char *key, *hint;
+    const json_t *value;
+    int64_t ms;
+
+    if (!json_is_object(v)) {
+        return;
+    }
+    json_object_foreach((json_t *) v, key, value) {
+        const config_setting_t *ms_set = config_setting_get_member(s, key);
+
+        if (!hg_conf_one_of(key, members)) {
+            hint = hg_hint_closest(key, members);
+            hg_conf_err(ld, ms_set, "%s: unknown key \"%s\" (%s%s%s)", loc,
+                        key, hint ? "did you mean \"" : "known keys: "
+                        "success_within, run_within", hint ? hint : "",
+                        hint ? "\"?" : "");
+        } else if (!json_is_string(value)
+                   || hg_parse_duration(json_string_value(value), &ms) != 0
+                   || ms < 1000 || ms > HG_CONF_DURATION_MAX)
+        {
+            hg_conf_err(ld, ms_set, "%s.%s: expected a duration of 1s or "
+                        "more (\"26h\")", loc, key);
+        }
+    }
+    if (json_object_size(v) == 0) {
+        hg_conf_err(ld, s, "%s: give success_within or run_within (e.g. "
+                    "expect = { success_within = \"26h\"; })", loc);
+    }
+}
+
+/* `notify` in `defaults`: kept whole for the jobs (no field of the policy:
+ * the policy is copied by value into every job). Any other member that is
+ * no policy key is the usual unknown key. */
+static void
+hg_conf_defaults_notify(hg_conf_loader_t *ld, const hg_conf_section_t *sec,
+                        char *base, const config_setting_t *m,
+                        const hg_conf_where_t *w, json_t *out)
+{
+    char loc[HG_CONF_LOC_MAX];
+    json_t *v;
+
+    HG_UNUSED(base);
+    HG_UNUSED(out);
+    if (w->job != NULL || strcmp(config_setting_name(m), "notify") != 0) {
+        hg_conf_unknown(ld, sec, m, w);
+        return;
+    }
+    hg_conf_loc(w, "notify", loc, sizeof(loc));
+    v = hg_conf_to_json(ld, m, loc);
+    if (v == NULL) {
+        return;
+    }
+    json_decref(ld->conf->notify);
+    ld->conf->notify = v;
+}
+
 /* --- jobs ------------------------------------------------------------- */
 
 bool
@@ -2113,6 +2449,25 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
         {
             ld->oom = true;
         }
+    }
+    /* notify: the job's own, checked, or the defaults' */
+    bs = config_setting_get_member(e, "notify");
+    if (bs != NULL) {
+        hg_conf_notify_check(ld, bs, json_object_get(job->definition,
+                                                     "notify"),
+                             hg_conf_loc(&w, "notify", loc, sizeof(loc)),
+                             true);
+    } else if (conf->notify != NULL
+               && json_object_set_new(job->definition, "notify",
+                                      json_deep_copy(conf->notify)) != 0)
+    {
+        ld->oom = true;
+    }
+    bs = config_setting_get_member(e, "expect");
+    if (bs != NULL && config_setting_is_group(bs)) {
+        hg_conf_expect_check(ld, bs, json_object_get(job->definition,
+                                                     "expect"),
+                             hg_conf_loc(&w, "expect", loc, sizeof(loc)));
     }
     /* a pass_env that a shell command's ${VAR} made is on its line */
     if (json_object_get(job->key_lines, "pass_env") == NULL
@@ -2323,6 +2678,11 @@ hg_conf_cross_checks(hg_conf_loader_t *ld)
     if (s != NULL) {
         hg_conf_backoff_check(ld, &conf->defaults.backoff, s,
                               "defaults.backoff");
+    }
+
+    s = config_lookup(&ld->cf, "defaults.notify");
+    if (s != NULL && conf->notify != NULL) {
+        hg_conf_notify_check(ld, s, conf->notify, "defaults.notify", true);
     }
 
     if (conf->cluster.enabled && conf->store.driver != NULL
@@ -2733,6 +3093,8 @@ hg_conf_job_from_definition(const hg_conf_t *conf, const json_t *definition,
     memset(&scratch, 0, sizeof(scratch));
     scratch.prefix = conf->prefix;
     scratch.defaults = conf->defaults;
+    scratch.notify = conf->notify;
+    scratch.channels = conf->channels;
     memset(&ld, 0, sizeof(ld));
     ld.conf = &scratch;
     ld.errors = errors;
@@ -2917,8 +3279,11 @@ hg_conf_is_job_key(const char *key)
 {
     size_t off;
 
+    /* notify and expect are read apart (hg_conf_read_job): groups kept
+     * whole (expect of another type is the http module's) */
     return key != NULL
-        && hg_conf_section_find(&hg_conf_job_section, key, &off) != NULL;
+        && (strcmp(key, "notify") == 0 || strcmp(key, "expect") == 0
+            || hg_conf_section_find(&hg_conf_job_section, key, &off) != NULL);
 }
 
 void

@@ -138,6 +138,22 @@ typedef struct hg_api_token_s {
     char *role;                     /* read | execute | write | admin */
 } hg_api_token_t;
 
+/* A channel as the file describes it (read into this, then kept as JSON
+ * in hg_conf_t.channels). */
+typedef struct hg_channel_conf_s {
+    char *name;
+    char *type;                     /* webhook | command */
+    char *url;                      /* webhook */
+    char *command;                  /* command: run by /bin/sh -c */
+    int64_t timeout_ms;
+    int retries;
+    int rate_limit;                 /* notifications per job and window */
+    int64_t rate_window_ms;
+} hg_channel_conf_t;
+
+/* The events a job's notify may name, NULL-terminated. */
+extern const char *const hg_conf_notify_events[];
+
 typedef struct hg_conf_s {
     char *file;                     /* the main file, as given */
     char *prefix;
@@ -197,6 +213,14 @@ typedef struct hg_conf_s {
     } api;
 
     hg_job_policy_t defaults;
+    /* `defaults.notify` as written ({ "on": [...], "via": [...] }), or
+     * NULL: merged into each job's definition that has no notify of its
+     * own, so the master finds a job's notify in its definition alone. */
+    json_t *notify;
+    /* `channels`, each a JSON object as hg_notify.c takes it: name, type
+     * ("webhook" | "command"), url or command, timeout_ms, retries,
+     * rate_limit, rate_window_ms. NULL when the file has none. */
+    json_t *channels;
 
     hg_job_conf_t *jobs;
     size_t njobs;

@@ -426,6 +426,56 @@ hg_conf_dump_tokens(const hg_conf_key_t *key, const char *base, FILE *out,
     return HG_OK;
 }
 
+int
+hg_conf_dump_channels(const hg_conf_key_t *key, const char *base, FILE *out,
+                      int indent)
+{
+    const hg_conf_t *conf = (const hg_conf_t *) base;
+    char d1[HG_UNITS_TEXT_MAX], d2[HG_UNITS_TEXT_MAX];
+    const json_t *c;
+    size_t i;
+
+    hg_dump_indent(out, indent);
+    if (conf->channels == NULL || json_array_size(conf->channels) == 0) {
+        fprintf(out, "%s = ( );\n", key->name);
+        return HG_OK;
+    }
+    fprintf(out, "%s = (\n", key->name);
+    json_array_foreach(conf->channels, i, c) {
+        const char *k = json_object_get(c, "url") != NULL ? "url" : "command";
+
+        hg_dump_indent(out, indent + HG_DUMP_INDENT);
+        fputs("{ name = ", out);
+        hg_conf_dump_string(json_string_value(json_object_get(c, "name")),
+                            out);
+        fputs("; type = ", out);
+        hg_conf_dump_string(json_string_value(json_object_get(c, "type")),
+                            out);
+        fprintf(out, "; %s = ", k);
+        hg_conf_dump_string(json_string_value(json_object_get(c, k)), out);
+        fprintf(out, ";\n");
+        hg_dump_indent(out, indent + 2 * HG_DUMP_INDENT);
+        fprintf(out, "timeout = \"%s\"; retries = %d; rate_limit = %d; "
+                "rate_window = \"%s\"; }%s\n",
+                hg_format_duration(json_integer_value(
+                    json_object_get(c, "timeout_ms")), d1, sizeof(d1)),
+                (int) json_integer_value(json_object_get(c, "retries")),
+                (int) json_integer_value(json_object_get(c, "rate_limit")),
+                hg_format_duration(json_integer_value(
+                    json_object_get(c, "rate_window_ms")), d2, sizeof(d2)),
+                i + 1 < json_array_size(conf->channels) ? "," : "");
+    }
+    hg_dump_indent(out, indent);
+    fputs(");\n", out);
+    if (conf->notify != NULL) {
+        hg_dump_indent(out, indent);
+        fputs("# defaults.notify (merged into each job without one): ", out);
+        hg_conf_dump_json(conf->notify, out, 0);
+        fputs("\n", out);
+    }
+    return HG_OK;
+}
+
 /* Whether the job's definition gives every member of a group key. */
 static bool
 hg_dump_written(const hg_job_conf_t *job, const hg_conf_key_t *key)

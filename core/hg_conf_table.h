@@ -118,6 +118,8 @@ int hg_conf_dump_section(const hg_conf_section_t *sec, const char *base,
                          FILE *out, int indent);
 int hg_conf_dump_jobs(const hg_conf_key_t *key, const char *base, FILE *out,
                       int indent);
+int hg_conf_dump_channels(const hg_conf_key_t *key, const char *base,
+                          FILE *out, int indent);
 int hg_conf_dump_tokens(const hg_conf_key_t *key, const char *base,
                         FILE *out, int indent);
 int hg_conf_dump_modules(const char *base, FILE *out, int indent);

@@ -46,6 +46,12 @@ hg_cj_strings_to(char *const *items, size_t n)
 }
 
 static json_t *
+hg_cj_json_or_null(const json_t *v)
+{
+    return v != NULL ? json_deep_copy(v) : json_null();
+}
+
+static json_t *
 hg_cj_tokens_to(const hg_conf_t *conf, char *err, size_t errlen)
 {
     json_t *a = json_array(), *t;
@@ -119,6 +125,15 @@ hg_cj_key_to(const hg_conf_key_t *key, const char *base, char *err,
     case HG_CONF_HANDLER:
         if (strcmp(key->name, "tokens") == 0) {
             return hg_cj_tokens_to((const hg_conf_t *) base, err, errlen);
+        }
+        if (strcmp(key->name, "channels") == 0) {
+            /* with defaults.notify: the checks of API jobs need both */
+            return json_pack("{s:o,s:o}", "channels",
+                             hg_cj_json_or_null(((const hg_conf_t *)
+                                                 base)->channels),
+                             "notify",
+                             hg_cj_json_or_null(((const hg_conf_t *)
+                                                 base)->notify));
         }
         break;
     }
@@ -241,6 +256,20 @@ hg_cj_strings_from(const json_t *a, char ***items, size_t *n)
 }
 
 static int
+hg_cj_channels_from(hg_conf_t *conf, const json_t *v)
+{
+    const json_t *c = json_object_get(v, "channels");
+    const json_t *n = json_object_get(v, "notify");
+
+    json_decref(conf->channels);
+    json_decref(conf->notify);
+    conf->channels = json_is_array(c) ? json_deep_copy(c) : NULL;
+    conf->notify = json_is_object(n) ? json_deep_copy(n) : NULL;
+    return (json_is_array(c) && conf->channels == NULL)
+           || (json_is_object(n) && conf->notify == NULL) ? HG_ERROR : HG_OK;
+}
+
+static int
 hg_cj_tokens_from(hg_conf_t *conf, const json_t *a, char *err, size_t errlen)
 {
     size_t i, n = json_array_size(a);
@@ -313,6 +342,9 @@ hg_cj_key_from(const hg_conf_key_t *key, char *base, const json_t *v,
     case HG_CONF_HANDLER:
         if (strcmp(key->name, "tokens") == 0) {
             return hg_cj_tokens_from((hg_conf_t *) base, v, err, errlen);
+        }
+        if (strcmp(key->name, "channels") == 0) {
+            return hg_cj_channels_from((hg_conf_t *) base, v);
         }
         break;
     }

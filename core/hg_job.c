@@ -12,6 +12,7 @@
 
 #include "hg_exec.h"
 #include "hg_job.h"
+#include "hg_notify.h"
 
 void
 hg_job_free(hg_job_t *job)
@@ -102,6 +103,9 @@ hg_job_update(hg_job_t *job, hg_cycle_job_t *cj, bool *changed,
     job->at = cj->at;
     job->has_start_at = cj->has_start_at;
     job->start_at = cj->start_at;
+    if (*changed) {
+        hg_notify_job_defined(m, job);      /* its dead-man expect */
+    }
     return HG_OK;
 }
 

@@ -11,6 +11,7 @@
 #include "hg_core.h"
 
 #include "hg_meter.h"
+#include "hg_notify.h"
 
 static const double hg_duration_bounds[] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
@@ -152,6 +153,10 @@ hg_meter_count_end(hg_master_t *m, const hg_execution_t *exec,
 
     hg_metric_add(m->metric.executions, labels, 1);
     m->ended[status]++;
+    if (status == HG_EXEC_MISSED) {
+        /* every missed run is counted here, wherever it was decided */
+        hg_notify_missed(m, exec);
+    }
     if (r != NULL && r->finished_ms >= r->started_ms && r->started_ms > 0) {
         hg_metric_observe(m->metric.duration, labels,
                           (double) (r->finished_ms - r->started_ms) / 1e3);

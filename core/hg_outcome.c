@@ -20,6 +20,7 @@
 #include "hg_journal.h"
 #include "hg_log.h"
 #include "hg_notice.h"
+#include "hg_notify.h"
 #include "hg_msg.h"
 #include "hg_outcome.h"
 #include "hg_meter.h"
@@ -277,6 +278,11 @@ logged:
                      HG_NELEMS(dead), "%s", rc == HG_FATAL
                      ? "fatal failure: no retries"
                      : "failed after its last attempt");
+    }
+    if (!retry) {
+        /* The run's end: what it tells (failure, dead, recovered), or,
+         * for a delivery, how it went. */
+        hg_notify_finished(m, exec, result, retryable);
     }
     hg_outcome_release_waiting(m, job);
     hg_execution_free(m, exec);

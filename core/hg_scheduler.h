@@ -102,6 +102,8 @@ struct hg_job_s {
     bool quick : 1;
     bool api : 1;                   /* defined through the API, not the
                                        file (hg_jobdef.c) */
+    bool channel : 1;               /* a notification channel's internal
+                                       job, not in the table (hg_notify.c) */
 };
 
 /* An execution handed ahead to a busy worker (see hg_dispatch_hand_ahead):
@@ -197,8 +199,8 @@ struct hg_master_s {
         hg_metric_t *store_dropped;
         hg_metric_t *store_failing;
         hg_metric_t *store_commit;
-        /* Declared for the features that will feed them (dead-man,
-         * notifications, cluster): HELP and TYPE, no series yet. */
+        /* overdue and notifications are fed by hg_notify.c; the
+         * cluster's are declared for it: HELP and TYPE, no series yet. */
         hg_metric_t *leader;
         hg_metric_t *overdue;       /* {job} */
         hg_metric_t *notifications; /* {channel,result} */
@@ -216,6 +218,7 @@ struct hg_master_s {
     hg_master_notice_pt notice;     /* hg_notice.c */
     void *notice_data;
     struct hg_query_s *queries;     /* at the store (hg_query.c) */
+    struct hg_notify_s *notify;     /* channels, rate windows (hg_notify.c) */
 
     /* The store (NULL: executions live only in the log). An execution's
      * frame goes to its worker only once its `running` record is
