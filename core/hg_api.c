@@ -89,9 +89,15 @@ hg_api_dispatch(hg_api_t *api, hg_api_req_t *req, const char *method,
     if (route->role != HG_ROLE_NONE) {
         role = hg_api_token_role(conf, req->conn, req);
         if (role == HG_ROLE_NONE) {
-            hg_api_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "a "
-                         "bearer token is required (Authorization: Bearer "
-                         "...)");
+            const char *auth = MHD_lookup_connection_value(
+                req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+
+            /* Never says which part was wrong, nor echoes the token. */
+            hg_api_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "%s",
+                         auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0
+                         ? "this bearer token is not one of api.tokens"
+                         : "a bearer token is required (Authorization: "
+                           "Bearer ...)");
             return;
         }
         if (role < route->role) {

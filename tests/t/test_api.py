@@ -163,8 +163,13 @@ def test_jobs_through_the_api(daemon, api):
 
 
 def test_tokens_and_roles(api):
-    assert api.json("GET", "/api/v1/jobs/file", token=None)[0] == 401
-    assert api.json("GET", "/api/v1/jobs/file", token="wrong")[0] == 401
+    status, body = api.json("GET", "/api/v1/jobs/file", token=None)
+    assert status == 401 and "a bearer token is required" in \
+        body["error"]["message"], body
+    # a wrong token is told apart from none, and never echoed
+    status, body = api.json("GET", "/api/v1/jobs/file", token="wrong")
+    assert status == 401 and body["error"]["message"] == \
+        "this bearer token is not one of api.tokens", body
     assert api.json("GET", "/api/v1/jobs/file", token="reader")[0] == 200
     status, body = api.json("GET", "/api/v1/jobs", token="reader")
     assert [j["id"] for j in body["jobs"]] == ["file"], body
