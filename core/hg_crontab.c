@@ -618,6 +618,23 @@ ct_print_cwd(FILE *out, const ct_table_t *t, const char *user)
     }
 }
 
+/* A user crontab's command whose first word is a user name followed by
+ * more words: most likely the system format read without --system (cron
+ * itself would run the user name as the command). */
+static bool
+ct_user_first(const char *command)
+{
+    char name[64];
+    size_t n = strcspn(command, " \t");
+
+    if (n == 0 || n >= sizeof(name) || command[n] == '\0') {
+        return false;
+    }
+    memcpy(name, command, n);
+    name[n] = '\0';
+    return getpwnam(name) != NULL;
+}
+
 static void
 ct_job(ct_out_t *o, const ct_table_t *t, size_t lineno, const char *line,
        const char *schedule, const char *user, const char *cmd)
@@ -670,6 +687,11 @@ ct_job(ct_out_t *o, const ct_table_t *t, size_t lineno, const char *line,
                 "defined, add\n  #   notify = { on = [ \"failure\" ]; via = "
                 "[ \"CHANNEL\" ]; };\n",
                 mail_on_error ? " (on failure only)" : "");
+    }
+    if (!t->system && ct_user_first(command)) {
+        fputs("  # the command begins with a user name: if this file has "
+              "the system format\n  #   (a user column, as /etc/crontab), "
+              "import it with --system\n", out);
     }
     if (input != NULL) {
         fputs("  # \"%\": what follows it is the command's standard input "

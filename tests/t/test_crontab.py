@@ -71,6 +71,17 @@ def next_fires(expr, *args):
 
 # --- import-crontab -------------------------------------------------------
 
+def test_system_format_without_system_gets_a_hint():
+    """Read as a user's table, /etc/crontab's commands begin with "root":
+    each job says to import it with --system (cron would run "root")."""
+    r = import_crontab(DEBIAN_CRONTAB)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("the command begins with a user name") == 4
+    assert r.stdout.count("import it with --system") == 4
+    r = import_crontab("--system", DEBIAN_CRONTAB)
+    assert "the command begins with a user name" not in r.stdout
+
+
 def test_debian_etc_crontab(tmp_path):
     r = import_crontab("--system", DEBIAN_CRONTAB)
     assert r.returncode == 0, r.stderr
