@@ -23,6 +23,7 @@
 #include "hg_log.h"
 #include "hg_notice.h"
 #include "hg_msg.h"
+#include "hg_trace.h"
 #include "hg_outcome.h"
 #include "hg_uuid.h"
 
@@ -140,12 +141,18 @@ hg_dispatch_frame(hg_worker_t *w, const hg_execution_t *exec)
 {
     const hg_job_t *job = exec->job;
     hg_msg_dispatch_t d;
+    char traceparent[HG_TRACEPARENT_LEN];
 
     memset(&d, 0, sizeof(d));
     d.exec_id = exec->id;
     d.job_id = job->id;
     d.type = job->type;
     d.trigger = exec->trigger;
+    if (hg_trace_context(exec->run_id, exec->id, traceparent,
+                         sizeof(traceparent)) == HG_OK)
+    {
+        d.traceparent = traceparent;
+    }
     d.job_def = (const uint8_t *) job->definition_text;
     d.job_def_len = strlen(job->definition_text);
     if (exec->payload_len > 0) {

@@ -89,6 +89,12 @@ hg_exec_attempt(const hg_exec_t *exec)
 }
 
 HG_EXPORT const char *
+hg_exec_traceparent(const hg_exec_t *exec)
+{
+    return exec->traceparent;
+}
+
+HG_EXPORT const char *
 hg_exec_trigger(const hg_exec_t *exec)
 {
     return exec->trigger != NULL ? exec->trigger : "schedule";

@@ -20,6 +20,7 @@ struct hg_exec_s {
     const char *id;
     const char *job_id;
     const char *trigger;
+    const char *traceparent;        /* W3C trace context, NULL: none */
     json_t *job;
     const void *payload;
     size_t payload_len;

@@ -64,6 +64,7 @@ typedef enum {
     HG_IPC_F_TRIGGER = 8,           /* string */
     HG_IPC_F_OUTPUT_LIMIT = 9,      /* i64 bytes */
     HG_IPC_F_TYPE = 10,             /* string: module name */
+    HG_IPC_F_TRACEPARENT = 11,      /* string: W3C trace context */
 
     /* RESULT */
     HG_IPC_F_RESULT = 20,           /* u32 hg_result_t */

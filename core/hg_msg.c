@@ -22,6 +22,7 @@ static const struct {
     { HG_IPC_F_TRIGGER, "trigger" },
     { HG_IPC_F_OUTPUT_LIMIT, "output_limit" },
     { HG_IPC_F_TYPE, "type" },
+    { HG_IPC_F_TRACEPARENT, "traceparent" },
     { HG_IPC_F_RESULT, "result code" },
     { HG_IPC_F_ERROR, "error" },
     { HG_IPC_F_METRICS, "metrics" },
@@ -127,6 +128,9 @@ hg_msg_put_dispatch(hg_ipc_buf_t *out, const hg_msg_dispatch_t *d)
     if (d->trigger != NULL) {
         hg_ipc_put_str(out, HG_IPC_F_TRIGGER, d->trigger);
     }
+    if (d->traceparent != NULL) {
+        hg_ipc_put_str(out, HG_IPC_F_TRACEPARENT, d->traceparent);
+    }
     hg_ipc_put_i64(out, HG_IPC_F_OUTPUT_LIMIT, d->output_limit);
     if (l->memory > 0) {
         hg_ipc_put_i64(out, HG_IPC_F_LIMIT_MEMORY, (int64_t) l->memory);
@@ -171,6 +175,7 @@ hg_msg_get_dispatch(const hg_ipc_frame_t *frame, hg_msg_dispatch_t *d,
         { HG_IPC_F_JOB_ID, &d->job_id, true },
         { HG_IPC_F_TYPE, &d->type, true },
         { HG_IPC_F_TRIGGER, &d->trigger, false },
+        { HG_IPC_F_TRACEPARENT, &d->traceparent, false },
     };
     const hg_ipc_field_t *f;
 

@@ -27,6 +27,7 @@ typedef struct hg_msg_dispatch_s {
     const char *job_id;
     const char *type;               /* the module's name */
     const char *trigger;
+    const char *traceparent;        /* W3C trace context, NULL: none */
     const uint8_t *job_def;         /* the job as JSON, not NUL-terminated */
     size_t job_def_len;
     const uint8_t *payload;         /* NULL: none */

@@ -439,6 +439,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     exec.id = d.exec_id;
     exec.job_id = d.job_id;
     exec.trigger = d.trigger;
+    exec.traceparent = d.traceparent;
     exec.attempt = d.attempt;
     exec.scheduled_for = d.scheduled_for_ms;
     exec.payload = d.payload;

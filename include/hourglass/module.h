@@ -156,6 +156,10 @@ HG_EXPORT const void *hg_exec_payload(const hg_exec_t *exec, size_t *len);
 HG_EXPORT unsigned hg_exec_attempt(const hg_exec_t *exec);
 /* "schedule", "manual", "api:NAME", "retry", "queue", "misfire". */
 HG_EXPORT const char *hg_exec_trigger(const hg_exec_t *exec);
+/* The execution's W3C trace context ("00-TRACE-SPAN-01": the trace is its
+ * run, shared by every attempt; the span this attempt), for the job to
+ * pass on (TRACEPARENT, a traceparent header); NULL when there is none. */
+HG_EXPORT const char *hg_exec_traceparent(const hg_exec_t *exec);
 /* Due time, milliseconds since the Unix epoch. */
 HG_EXPORT int64_t hg_exec_scheduled_for(const hg_exec_t *exec);
 /* When the worker will be killed, milliseconds since the Unix epoch,

@@ -527,15 +527,17 @@ hg_http_add_header(struct curl_slist **list, const char *line)
 
 /* The request headers of the job as curl lines, plus "Expect:" (no
  * 100-continue round trip, which costs a second with servers that ignore
- * it) unless the job sets Expect itself. */
+ * it) and the execution's traceparent (TRACEPARENT, NULL: none), each
+ * unless the job sets that header itself. */
 static int
-hg_http_build_headers(const hg_http_job_t *job, struct curl_slist **list)
+hg_http_build_headers(const hg_http_job_t *job, const char *traceparent,
+                      struct curl_slist **list)
 {
     const json_t *item;
     const char *name;
     char *line;
     size_t i;
-    int has_expect = 0;
+    int has_expect = 0, has_trace = 0;
     int rc;
 
     if (json_is_object(job->headers)) {
@@ -555,9 +557,8 @@ hg_http_build_headers(const hg_http_job_t *job, struct curl_slist **list)
             if (rc != 0) {
                 return -1;
             }
-            if (strcasecmp(name, "Expect") == 0) {
-                has_expect = 1;
-            }
+            has_expect |= strcasecmp(name, "Expect") == 0;
+            has_trace |= strcasecmp(name, "traceparent") == 0;
         }
     } else if (json_is_array(job->headers)) {
         /* Lines go to curl as written, with curl's meaning: "Accept:"
@@ -566,13 +567,24 @@ hg_http_build_headers(const hg_http_job_t *job, struct curl_slist **list)
             if (hg_http_add_header(list, json_string_value(item)) != 0) {
                 return -1;
             }
-            if (strncasecmp(json_string_value(item), "Expect:", 7) == 0) {
-                has_expect = 1;
-            }
+            has_expect |= strncasecmp(json_string_value(item), "Expect:",
+                                      7) == 0;
+            has_trace |= strncasecmp(json_string_value(item), "traceparent:",
+                                     12) == 0;
         }
     }
     if (!has_expect && hg_http_add_header(list, "Expect:") != 0) {
         return -1;
+    }
+    if (!has_trace && traceparent != NULL) {
+        if (asprintf(&line, "traceparent: %s", traceparent) < 0) {
+            return -1;
+        }
+        rc = hg_http_add_header(list, line);
+        free(line);
+        if (rc != 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -884,7 +896,9 @@ hg_http_execute(hg_exec_t *exec)
         hg_exec_set_error(exec, "curl_easy_init failed");
         goto done;
     }
-    if (hg_http_build_headers(&job, &headers) != 0) {
+    if (hg_http_build_headers(&job, hg_exec_traceparent(exec), &headers)
+        != 0)
+    {
         hg_exec_set_error(exec, "out of memory for the request headers");
         goto done;
     }

@@ -298,7 +298,7 @@ hg_shell_env_build(hg_exec_t *exec, const hg_shell_spec_t *spec,
     }
     cap = 5 + (env != NULL ? json_object_size(env) : 0)
           + (spec->pass_env != NULL ? json_array_size(spec->pass_env) : 0)
-          + 5 + ninherit + 1;
+          + 6 + ninherit + 1;
     envp = calloc(cap, sizeof(*envp));
     if (envp == NULL) {
         hg_shell_err(err, errlen, "environment: out of memory");
@@ -321,7 +321,10 @@ hg_shell_env_build(hg_exec_t *exec, const hg_shell_spec_t *spec,
         || shell_env_add(envp, &n, "HOURGLASS_ATTEMPT", attempt) != 0
         || shell_env_add(envp, &n, "HOURGLASS_SCHEDULED_FOR", when) != 0
         || shell_env_add(envp, &n, "HOURGLASS_TRIGGER",
-                         hg_exec_trigger(exec)) != 0)
+                         hg_exec_trigger(exec)) != 0
+        || (hg_exec_traceparent(exec) != NULL
+            && shell_env_add(envp, &n, "TRACEPARENT",
+                             hg_exec_traceparent(exec)) != 0))
     {
         goto nomem;
     }

@@ -61,6 +61,7 @@ full_dispatch(hg_msg_dispatch_t *d)
     d->job_id = "backup";
     d->type = "shell";
     d->trigger = "schedule";
+    d->traceparent = "00-01a24ec8d0dc700091549f26697bd53d-91549f26697bd53d-01";
     d->job_def = (const uint8_t *) def;
     d->job_def_len = sizeof(def) - 1;
     d->payload = (const uint8_t *) "a\0b";
@@ -103,6 +104,7 @@ test_dispatch_roundtrip(void **state)
     assert_string_equal(out.job_id, in.job_id);
     assert_string_equal(out.type, in.type);
     assert_string_equal(out.trigger, in.trigger);
+    assert_string_equal(out.traceparent, in.traceparent);
     assert_int_equal(out.job_def_len, in.job_def_len);
     assert_memory_equal(out.job_def, in.job_def, in.job_def_len);
     assert_int_equal(out.payload_len, 3);
@@ -128,12 +130,14 @@ test_dispatch_defaults(void **state)
     HG_UNUSED(state);
     full_dispatch(&in);
     in.trigger = NULL;
+    in.traceparent = NULL;
     in.payload = NULL;
     in.payload_len = 0;
     in.output_limit = -1;
     memset(&in.limits, 0, sizeof(in.limits));
     dispatch_through(&in, &out, &buf);
     assert_null(out.trigger);
+    assert_null(out.traceparent);
     assert_null(out.payload);
     assert_int_equal(out.output_limit, -1);
     assert_int_equal(out.limits.memory, 0);
