@@ -11,7 +11,7 @@
  * enough, every instant in between is checked not to be a fire time that
  * the search skipped (the DST rules applied instant by instant).
  */
-// fuzz-sources: core/hg_cron.c core/hg_tz.c
+// fuzz-sources: core/hg_cron.c core/hg_tz.c core/hg_hint.c
 // fuzz-max-len: 160
 // fuzz-seed: */5 * * * *
 // fuzz-seed: 0 0 2 * * *

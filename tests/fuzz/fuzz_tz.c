@@ -5,7 +5,7 @@
  * start <= t < end for its spans, map wall times back to instants showing
  * them, and let a cron search advance.
  */
-// fuzz-sources: core/hg_cron.c core/hg_tz.c
+// fuzz-sources: core/hg_cron.c core/hg_tz.c core/hg_hint.c
 // fuzz-max-len: 4096
 // fuzz-seed: CET-1CEST,M3.5.0,M10.5.0/3
 // fuzz-seed: <+1030>-10:30<+11>-11,M10.1.0,M4.1.0
