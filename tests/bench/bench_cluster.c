@@ -43,33 +43,16 @@ typedef struct instance_s {
     uint64_t won, lost;
 } instance_t;
 
+/* The record bench_store puts, running with its claim (every instance
+ * holds the same definition), or final. */
 static void
-fill(hg_exec_record_t *r, const slot_t *s, hg_exec_status_t status,
-     const char *output)
+fill_claimed(hg_exec_record_t *r, const slot_t *s, hg_exec_status_t status,
+             const char *output, unsigned n)
 {
-    memset(r, 0, sizeof(*r));
-    r->id = s->id;
-    r->run_id = s->id;
-    r->job_id = s->job;
-    r->status = status;
-    r->attempt = 1;
-    r->trigger = "schedule";
-    r->scheduled_for = s->scheduled;
-    r->started_at = s->scheduled + 3;
-    r->duration_ms = -1;
-    r->exit_code = -1;
-    r->max_rss_kb = -1;
-    r->priority = HG_PRIORITY_NORMAL;
-    r->worker_pid = 1000;
+    fill(r, s, status, output, n);
     if (status == HG_EXEC_RUNNING) {
         r->claim = true;
-        r->def_hash = 0x686f7572676c6173ULL;   /* the same job set */
-    } else {
-        r->duration_ms = 20;
-        r->finished_at = r->started_at + r->duration_ms;
-        r->exit_code = 0;
-        r->output = output;
-        r->output_len = 200;
+        r->def_hash = 0x686f7572676c6173ULL;
     }
 }
 
@@ -88,7 +71,7 @@ put_fires(instance_t *in, unsigned idx, unsigned n, unsigned window)
         /* JOBS jobs firing every second */
         s->scheduled = 1767225600000LL
                        + (int64_t) (in->started / JOBS) * 1000;
-        fill(&r, s, HG_EXEC_RUNNING, NULL);
+        fill_claimed(&r, s, HG_EXEC_RUNNING, NULL, in->started);
         if (hg_store_put_execution(in->store, &r) != HG_OK
             || hg_store_barrier(in->store, &s->ticket) != HG_OK)
         {
@@ -115,7 +98,7 @@ settle(instance_t *in, unsigned window, const char *output)
             in->lost++;
         } else {
             in->won++;
-            fill(&r, s, HG_EXEC_SUCCEEDED, output);
+            fill_claimed(&r, s, HG_EXEC_SUCCEEDED, output, in->settled);
             if (hg_store_put_execution(in->store, &r) != HG_OK) {
                 fprintf(stderr, "bench_cluster: put failed\n");
                 exit(1);
