@@ -191,6 +191,10 @@ static const hg_conf_key_t hg_conf_store_keys[] = {
       .offset = HG_C(store.retention_ms), .dflt = "30d",
       .min = 0, .max = HG_CONF_DURATION_MAX,
       .help = "how long finished executions are kept; 0s = forever" },
+    { .name = "claim_ttl", .type = HG_CONF_DURATION, .flags = HG_CONF_RESTART,
+      .offset = HG_C(store.claim_ttl_ms), .dflt = "1d",
+      .min = 60 * 1000, .max = HG_CONF_DURATION_MAX,
+      .help = "driver redis: how long the claim of a fire time is kept" },
 };
 
 static const hg_conf_section_t hg_conf_store_section = {
@@ -2686,12 +2690,21 @@ hg_conf_cross_checks(hg_conf_loader_t *ld)
     }
 
     if (conf->cluster.enabled && conf->store.driver != NULL
-        && strcmp(conf->store.driver, "postgres") != 0)
+        && strcmp(conf->store.driver, "postgres") != 0
+        && strcmp(conf->store.driver, "redis") != 0)
     {
         hg_conf_err(ld, config_lookup(&ld->cf, "cluster"), "cluster: needs "
-                    "store.driver = \"postgres\" (instances share their "
-                    "jobs' fire times there), not \"%s\"",
+                    "store.driver = \"postgres\" or \"redis\" (instances "
+                    "share their jobs' fire times there), not \"%s\"",
                     conf->store.driver);
+    }
+    if (conf->store.driver != NULL
+        && strcmp(conf->store.driver, "redis") == 0 && !conf->cluster.enabled)
+    {
+        /* Redis is there to coordinate: its instances are a cluster with
+         * the cluster section's defaults. */
+        conf->cluster.enabled = true;
+        conf->cluster.lease_ms = 10000;
     }
     if (conf->cluster.enabled && conf->cluster.instance == NULL) {
         char host[256];

@@ -188,6 +188,7 @@ typedef struct hg_conf_s {
         char *path;                 /* absolute; default PREFIX/var/hourglass.db */
         char *url;                  /* postgres/redis */
         int64_t retention_ms;       /* default 30d; 0 = keep forever */
+        int64_t claim_ttl_ms;       /* redis: how long a claim is kept */
     } store;
 
     struct {

@@ -333,6 +333,10 @@ hg_meter_cluster(hg_master_t *m)
     hg_metric_set(m->metric.instances, lapsed, total - n);
     hg_metric_set(m->metric.term, NULL, (double) json_integer_value(
                       json_object_get(view, "term")));
+    if (json_is_boolean(json_object_get(view, "leader"))) {
+        hg_metric_set(m->metric.leader, NULL,
+                      json_is_true(json_object_get(view, "leader")) ? 1 : 0);
+    }
     json_decref(view);
 }
 
@@ -381,7 +385,7 @@ hg_meter_render(hg_master_t *m, FILE *out)
      * so it is its own leader: 1, not 0. A fleet's alert "no leader"
      * (sum of hourglass_leader == 0) then holds for single instances
      * and clusters alike, and a dashboard need not know which it shows.
-     * Cluster mode will set 0 on the instances that lost the election. */
+     * A cluster that elects one (Redis) sets 0 on the others. */
     hg_metric_set(m->metric.leader, NULL, 1);
     hg_meter_cluster(m);
     return hg_metrics_render(m->metrics, out);

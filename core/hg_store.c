@@ -19,13 +19,21 @@
 #include "hg_store.h"
 #include "hg_store_writer.h"
 
-static const hg_store_driver_t *const hg_store_drivers[] = {
-    &hg_store_memory_driver,
+/* The drivers by the name store.driver gives them. */
+static const struct {
+    const char *name;
+    const hg_store_driver_t *driver;
+} hg_store_drivers[] = {
+    { "memory", &hg_store_memory_driver },
 #if HG_HAVE_SQLITE
-    &hg_store_sqlite_driver,
+    { "sqlite", &hg_store_sqlite_driver },
 #endif
 #if HG_HAVE_POSTGRES
-    &hg_store_postgres_driver,
+    { "postgres", &hg_store_postgres_driver },
+#endif
+#if HG_HAVE_REDIS
+    /* the history in SQLite, the fire times claimed in Redis */
+    { "redis", &hg_store_sqlite_driver },
 #endif
 };
 
@@ -425,14 +433,15 @@ hg_store_find_driver(const char *name, char *err, size_t errlen)
     size_t i;
 
     for (i = 0; i < HG_NELEMS(hg_store_drivers); i++) {
-        if (strcmp(hg_store_drivers[i]->name, name) == 0) {
-            return hg_store_drivers[i];
+        if (strcmp(hg_store_drivers[i].name, name) == 0) {
+            return hg_store_drivers[i].driver;
         }
     }
     snprintf(err, errlen, "store.driver: \"%s\" is not available "
-             "(drivers in this build: memory%s%s)", name,
+             "(drivers in this build: memory%s%s%s)", name,
              HG_HAVE_SQLITE ? ", sqlite" : "",
-             HG_HAVE_POSTGRES ? ", postgres" : "");
+             HG_HAVE_POSTGRES ? ", postgres" : "",
+             HG_HAVE_REDIS ? ", redis" : "");
     return NULL;
 }
 

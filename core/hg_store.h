@@ -516,6 +516,7 @@ extern const hg_store_driver_t hg_store_sqlite_driver;
 extern const hg_store_driver_t hg_store_postgres_driver;
 #endif
 
+
 /* --- for drivers -------------------------------------------------------- */
 
 /* HG_OK when REC can be stored (ids present, status known, lengths

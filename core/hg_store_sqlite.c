@@ -50,6 +50,12 @@
  * Threads and signals: the writer and maintenance threads block every
  * signal, so that the master's signalfd sees them all.
  *
+ * Driver "redis" is this driver with a coordinator (hg_store_redis.c):
+ * the history stays in this instance's file, and before each transaction
+ * the writer claims in Redis the fire times its records ask for; the
+ * records of fire times a peer holds are left out (said lost). Its tick
+ * is the coordinator's heartbeat.
+ *
  * The schema (version 4, PRAGMA user_version), created and migrated by
  * hg_sq_migrations below, one SQL string per version, applied in order in
  * one transaction at open:
@@ -105,6 +111,9 @@
 #include "hg_map.h"
 #include "hg_store.h"
 #include "hg_store_writer.h"
+#if HG_HAVE_REDIS
+#include "hg_store_redis.h"
+#endif
 
 #define HG_SQ_BUSY_TIMEOUT_MS 1000
 /* WAL frames (pages) after which the maintenance thread checkpoints:
@@ -310,6 +319,10 @@ typedef struct hg_sq_s {
     uint64_t max_pages;             /* test hook at open; 0 = no limit */
     int wal_frames;                 /* in the WAL after the last commit */
     int wal_ask_at;                 /* frames at which to ask next */
+    hg_store_backend_t backend;     /* hg_sq_backend, or with a tick */
+#if HG_HAVE_REDIS
+    hg_redis_t *redis;              /* driver "redis": claims there */
+#endif
 } hg_sq_t;
 
 static void
@@ -641,7 +654,7 @@ hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
              char *err, size_t errlen)
 {
     hg_sq_t *d = be;
-    hg_map_t deltas;
+    hg_map_t deltas, lost;
     hg_store_item_t *item;
     size_t i = 0;
     const char *key;
@@ -655,11 +668,27 @@ hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         return HG_STORE_WRITE_MOVED;
     }
     hg_map_init(&deltas);
+    hg_map_init(&lost);
+#if HG_HAVE_REDIS
+    if (d->redis != NULL
+        && hg_redis_claim(d->redis, batch, &lost, err, errlen) != HG_OK)
+    {
+        hg_map_free(&lost);
+        return HG_STORE_WRITE_FAILED;
+    }
+#endif
     rc = sqlite3_exec(d->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
+        if (lost.count > 0 && hg_map_get(&lost, item->row.r.id) != NULL) {
+            if (hg_store_writer_lose(w, item->row.r.id) != HG_OK) {
+                rc = SQLITE_NOMEM;
+                goto failed;
+            }
+            continue;
+        }
         rc = hg_sq_write_exec(d, &deltas, &item->row.r);
         if (rc != SQLITE_OK) {
             goto failed;
@@ -693,6 +722,7 @@ hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         goto failed;
     }
     hg_store_deltas_free(&deltas);
+    hg_map_free(&lost);
     hg_sq_after_commit(d, w);
     return HG_STORE_WRITE_OK;
 
@@ -712,6 +742,7 @@ failed:
                  sqlite3_errmsg(d->wdb));
     }
     hg_store_deltas_free(&deltas);
+    hg_map_free(&lost);
     return hg_sq_kind(rc);
 }
 
@@ -1083,6 +1114,25 @@ static const hg_store_backend_t hg_sq_backend = {
     HG_SQ_CHUNK
 };
 
+#if HG_HAVE_REDIS
+/* Driver "redis": this driver, its fire times claimed in Redis. */
+static bool
+hg_sq_coordinated(const hg_conf_t *conf)
+{
+    return conf->store.driver != NULL
+           && strcmp(conf->store.driver, "redis") == 0;
+}
+
+static int64_t
+hg_sq_redis_tick(void *be, hg_store_writer_t *w)
+{
+    hg_sq_t *d = be;
+
+    return hg_redis_tick(d->redis, w);
+}
+
+#endif
+
 /*
  * Before SQLite's first use in this process: no memory statistics (no
  * call reads them). With them, each of SQLite's allocations takes one
@@ -1171,8 +1221,18 @@ hg_sq_open(hg_store_t *store, const hg_conf_t *conf,
     {
         goto failed;
     }
+    d->backend = hg_sq_backend;
+#if HG_HAVE_REDIS
+    if (hg_sq_coordinated(conf)) {
+        d->redis = hg_redis_open(conf, err, errlen);
+        if (d->redis == NULL) {
+            goto failed;
+        }
+        d->backend.tick = hg_sq_redis_tick;     /* the heartbeat */
+    }
+#endif
     store->data = d;
-    if (hg_store_writer_start(store, &hg_sq_backend, d, d->path, options,
+    if (hg_store_writer_start(store, &d->backend, d, d->path, options,
                               err, errlen) != HG_OK)
     {
         store->data = NULL;
@@ -1222,6 +1282,9 @@ hg_sq_disconnect(hg_sq_t *d)
 static void
 hg_sq_free(hg_sq_t *d)
 {
+#if HG_HAVE_REDIS
+    hg_redis_close(d->redis);
+#endif
     hg_sq_disconnect(d);
     free(d->path);
     free(d);
@@ -2290,6 +2353,22 @@ hg_sq_health(hg_store_t *store, json_t **report)
     return HG_OK;
 }
 
+/* `hourglass -t`: the file, and with driver "redis" the server too. */
+static int
+hg_sq_check_driver(const hg_conf_t *conf, char *err, size_t errlen)
+{
+    if (hg_sq_check(conf, err, errlen) != HG_OK) {
+        return HG_ERROR;
+    }
+#if HG_HAVE_REDIS
+    if (hg_sq_coordinated(conf)) {
+        return hg_redis_check(conf, err, errlen);
+    }
+#endif
+    return HG_OK;
+}
+
+/* Also driver "redis" (hg_store.c's table): hg_sq_coordinated says. */
 const hg_store_driver_t hg_store_sqlite_driver = {
     "sqlite",
     hg_sq_open,
@@ -2312,9 +2391,10 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_store_writer_task_done,
     hg_sq_health,
     hg_store_writer_set_limit,
-    hg_sq_check,
+    hg_sq_check_driver,
     hg_sq_claim_fire,
     hg_sq_take_queued,
     NULL,
     NULL
 };
+

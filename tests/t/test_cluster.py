@@ -168,8 +168,8 @@ def test_cluster_needs_postgres(hg):
     r = run_hourglass("-t", "-p", d.dir, "-c", d.conf, timeout=10)
     assert r.returncode == 1, r.stdout
     line = text.split("\n").index('cluster = { instance = "a"; };') + 1
-    assert ('%s:%d: cluster: needs store.driver = "postgres"' % (d.conf, line)
-            in r.stderr), r.stderr
+    assert ('%s:%d: cluster: needs store.driver = "postgres" or "redis"'
+            % (d.conf, line) in r.stderr), r.stderr
 
 
 def wait_rows(server, name, sql, pred, what, timeout=20):

@@ -55,6 +55,24 @@ sync_store(hg_store_t *store)
     }
 }
 
+/* The lines of the log file at PATH that hold NEEDLE, so far. */
+static inline size_t
+log_lines_with(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    char line[2048];
+    size_t n = 0;
+
+    if (fp == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        n += strstr(line, needle) != NULL;
+    }
+    fclose(fp);
+    return n;
+}
+
 static void
 put(hg_store_t *store, const hg_exec_record_t *r)
 {

@@ -2345,11 +2345,11 @@ test_check(void **state)
     /* memory: nothing to check; unknown driver: named */
     conf.store.driver = "memory";
     assert_int_equal(hg_store_check(&conf, err, sizeof(err)), HG_OK);
-    conf.store.driver = "redis";
+    conf.store.driver = "mongodb";
     assert_int_equal(hg_store_check(&conf, err, sizeof(err)), HG_ERROR);
-    assert_non_null(strstr(err, "store.driver: \"redis\""));
+    assert_non_null(strstr(err, "store.driver: \"mongodb\""));
     assert_null(hg_store_open(&conf, err, sizeof(err)));
-    assert_non_null(strstr(err, "store.driver: \"redis\""));
+    assert_non_null(strstr(err, "store.driver: \"mongodb\""));
 }
 
 /* N succeeded executions of JOB with 2,000 bytes of output each,

@@ -137,18 +137,7 @@ teardown(void **state)
 static size_t
 log_count(fixture_t *f, const char *needle)
 {
-    FILE *fp = fopen(f->log, "r");
-    char line[2048];
-    size_t n = 0;
-
-    if (fp == NULL) {
-        return 0;
-    }
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        n += strstr(line, needle) != NULL;
-    }
-    fclose(fp);
-    return n;
+    return log_lines_with(f->log, needle);
 }
 
 static hg_store_t *
