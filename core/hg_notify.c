@@ -745,6 +745,42 @@ hg_notify_overdue_json(const hg_notify_watch_t *w, bool success,
     return ev;
 }
 
+/*
+ * In a cluster coordinated through Redis each instance holds only its own
+ * share of the history: the job's last run and success on any instance
+ * come from the store's picture of the cluster ("jobs"), and only the
+ * leader raises overdue, once for the cluster. Returns whether this
+ * instance may raise (always without such a picture).
+ */
+static bool
+hg_notify_watch_shared(hg_notify_watch_t *w)
+{
+    json_t *view = w->m->store != NULL ? hg_store_cluster(w->m->store)
+                                       : NULL;
+    const json_t *last, *leader;
+    int64_t t;
+    bool may = true;
+
+    if (view == NULL) {
+        return true;
+    }
+    last = json_object_get(json_object_get(view, "jobs"), w->id);
+    t = (int64_t) json_integer_value(json_object_get(last, "run_ms"));
+    if (t > w->last_run_ms) {
+        w->last_run_ms = t;
+    }
+    t = (int64_t) json_integer_value(json_object_get(last, "success_ms"));
+    if (t > w->last_success_ms) {
+        w->last_success_ms = t;
+    }
+    leader = json_object_get(view, "leader");
+    if (json_is_boolean(leader)) {
+        may = json_is_true(leader);
+    }
+    json_decref(view);
+    return may;
+}
+
 static void
 hg_notify_on_watch(hg_timer_t *timer)
 {
@@ -758,7 +794,7 @@ hg_notify_watch_check(hg_notify_watch_t *w)
     const char *labels[] = { w->id };
     const hg_job_t *job = hg_job_find(m, w->id);
     int64_t now = hg_now_ms(), next = INT64_MAX, due;
-    bool late_success, late_run;
+    bool late_success, late_run, may_raise;
     json_t *ev;
 
     if (!w->asked) {
@@ -783,6 +819,7 @@ hg_notify_watch_check(hg_notify_watch_t *w)
         }
         return;
     }
+    may_raise = hg_notify_watch_shared(w);
     due = w->success_within_ms > 0
           ? w->last_success_ms + w->success_within_ms : INT64_MAX;
     late_success = now >= due;
@@ -795,7 +832,16 @@ hg_notify_watch_check(hg_notify_watch_t *w)
     if (!late_run && due < next) {
         next = due;
     }
-    if (late_success || late_run) {
+    if ((late_success || late_run) && !may_raise) {
+        /* The leader says it, once for the cluster; asked again within a
+         * lease, should this instance lead by then. */
+        if (w->overdue) {
+            w->overdue = false;
+            hg_metric_set(m->metric.overdue, labels, 0);
+        }
+        next = now + (m->cycle->conf->cluster.lease_ms > 0
+                      ? m->cycle->conf->cluster.lease_ms : 10000);
+    } else if (late_success || late_run) {
         if (!w->overdue || now >= w->next_raise_ms) {
             int64_t within = late_success ? w->success_within_ms
                                           : w->run_within_ms;

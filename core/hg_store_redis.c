@@ -16,6 +16,11 @@
  *   instances             the set of names that ever joined.
  *   leader                "INSTANCE/TERM" of the leader, SET NX with an
  *                         expiry of cluster.lease, renewed by its holder.
+ *   last_run, last_success
+ *                         hashes job id -> ms of the job's last start and
+ *                         last success on any instance (kept the
+ *                         highest), for the leader's dead-man alerts: each
+ *                         instance's own history holds only its share.
  *
  * What it cannot promise (README, "Redis coordination"): the claim and
  * the record are not one transaction, and Redis keeps claims only as
@@ -41,6 +46,13 @@
 static const char hg_redis_renew_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then"
     " return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
+/* Each hash's field keeps the highest value written. */
+static const char hg_redis_last_script[] =
+    "local function up(k, v) if tonumber(v) > 0 and tonumber(v) >"
+    " tonumber(redis.call('HGET', k, ARGV[1]) or '0') then"
+    " redis.call('HSET', k, ARGV[1], v) end end"
+    " up(KEYS[1], ARGV[2]) up(KEYS[2], ARGV[3]) return 1";
 
 struct hg_redis_s {
     char *url;                      /* as written, for messages */
@@ -438,7 +450,75 @@ hg_redis_replies_free(redisReply **replies, size_t n)
     }
 }
 
+/* A final record's start and success into last_run and last_success
+ * (queued, not sent); the number of commands queued (0 or 1). */
+static int
+hg_redis_publish(hg_redis_t *r, const hg_exec_record_t *rec, size_t *queued,
+                 char *err, size_t errlen)
+{
+    if (!hg_exec_status_final(rec->status) || rec->started_at <= 0) {
+        return HG_OK;
+    }
+    if (redisAppendCommand(r->c, "EVAL %s 2 " HG_REDIS_PREFIX "last_run "
+                           HG_REDIS_PREFIX "last_success %s %" PRId64 " %"
+                           PRId64, hg_redis_last_script, rec->job_id,
+                           rec->started_at, rec->status == HG_EXEC_SUCCEEDED
+                           ? rec->finished_at : (int64_t) 0) != REDIS_OK)
+    {
+        snprintf(err, errlen, "out of memory");
+        hg_redis_disconnect(r);
+        return HG_ERROR;
+    }
+    (*queued)++;
+    return HG_OK;
+}
+
+/* The finals of BATCH published, one round trip. */
+static int
+hg_redis_publish_all(hg_redis_t *r, const hg_store_batch_t *batch,
+                     char *err, size_t errlen)
+{
+    hg_store_item_t *item;
+    redisReply *reply;
+    size_t queued = 0, i;
+    int rc = HG_OK;
+
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_redis_publish(r, &item->row.r, &queued, err, errlen)
+            != HG_OK)
+        {
+            return HG_ERROR;
+        }
+    }
+    for (i = 0; i < queued; i++) {
+        if (hg_redis_replies(r, 1, &reply, err, errlen) != HG_OK) {
+            return HG_ERROR;
+        }
+        if (reply->type == REDIS_REPLY_ERROR && rc == HG_OK) {
+            snprintf(err, errlen, "%s: %s", r->url, reply->str);
+            rc = HG_ERROR;
+        }
+        freeReplyObject(reply);
+    }
+    return rc;
+}
+
+static int hg_redis_claim(hg_redis_t *r, const hg_store_batch_t *batch,
+                          hg_map_t *lost, char *err, size_t errlen);
+
 int
+hg_redis_prepare(hg_redis_t *r, const hg_store_batch_t *batch,
+                 hg_map_t *lost, char *err, size_t errlen)
+{
+    if (hg_redis_connect(r, err, errlen) != HG_OK
+        || hg_redis_claim(r, batch, lost, err, errlen) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    return hg_redis_publish_all(r, batch, err, errlen);
+}
+
+static int
 hg_redis_claim(hg_redis_t *r, const hg_store_batch_t *batch, hg_map_t *lost,
                char *err, size_t errlen)
 {
@@ -452,9 +532,6 @@ hg_redis_claim(hg_redis_t *r, const hg_store_batch_t *batch, hg_map_t *lost,
     }
     if (n == 0) {
         return HG_OK;
-    }
-    if (hg_redis_connect(r, err, errlen) != HG_OK) {
-        return HG_ERROR;
     }
     set = calloc(n, sizeof(*set));
     get = calloc(n, sizeof(*get));
@@ -543,6 +620,51 @@ done:
 
 /* --- the tick: heartbeat, leader, view, fencing -------------------------- */
 
+/* Each job's last start and success on any instance:
+ * {JOB: {"run_ms", "success_ms"}}, or NULL when Redis cannot say. */
+static json_t *
+hg_redis_last_times(hg_redis_t *r)
+{
+    static const char *const fields[] = { "run_ms", "success_ms" };
+    redisReply *replies[2];
+    json_t *jobs;
+    char msg[256];
+    size_t i, k;
+
+    if (redisAppendCommand(r->c, "HGETALL " HG_REDIS_PREFIX "last_run")
+        != REDIS_OK
+        || redisAppendCommand(r->c, "HGETALL " HG_REDIS_PREFIX
+                              "last_success") != REDIS_OK)
+    {
+        hg_redis_disconnect(r);
+        return NULL;
+    }
+    if (hg_redis_replies(r, 2, replies, msg, sizeof(msg)) != HG_OK) {
+        return NULL;
+    }
+    jobs = json_object();
+    for (k = 0; k < 2 && jobs != NULL; k++) {
+        if (replies[k]->type != REDIS_REPLY_ARRAY) {
+            continue;
+        }
+        for (i = 0; i + 1 < replies[k]->elements; i += 2) {
+            const char *id = replies[k]->element[i]->str;
+            json_t *one = json_object_get(jobs, id);
+
+            if (one == NULL) {
+                one = json_object();
+                if (one == NULL || json_object_set_new(jobs, id, one) != 0) {
+                    continue;
+                }
+            }
+            (void) json_object_set_new(one, fields[k], json_integer(
+                strtoll(replies[k]->element[i + 1]->str, NULL, 10)));
+        }
+    }
+    hg_redis_replies_free(replies, 2);
+    return jobs;
+}
+
 /* The instances as Redis has them now: {term, leader, instances[...]}. */
 static json_t *
 hg_redis_view(hg_redis_t *r, const char *leader_value)
@@ -597,9 +719,9 @@ hg_redis_view(hg_redis_t *r, const char *leader_value)
     hg_redis_replies_free(ttl, n);
     free(ttl);
     freeReplyObject(names);
-    view = json_pack("{s:s, s:I, s:b, s:o*}", "coordinator", "redis",
+    view = json_pack("{s:s, s:I, s:b, s:o*, s:o*}", "coordinator", "redis",
                      "term", (json_int_t) r->term, "leader", r->leader,
-                     "instances", list);
+                     "instances", list, "jobs", hg_redis_last_times(r));
     return view;
 }
 

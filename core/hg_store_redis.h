@@ -22,14 +22,17 @@ hg_redis_t *hg_redis_open(const hg_conf_t *conf, char *err, size_t errlen);
 void hg_redis_close(hg_redis_t *r);
 
 /* Writer thread, before the batch's transaction: claims the fire time of
- * each record of BATCH that asks (row.r.claim). The records whose fire
- * time another instance holds go into LOST (id -> item). HG_ERROR when
- * Redis cannot say (err): nothing may be written, the batch is retried. */
-int hg_redis_claim(hg_redis_t *r, const hg_store_batch_t *batch,
-                   hg_map_t *lost, char *err, size_t errlen);
+ * each record of BATCH that asks (row.r.claim) and publishes the finals'
+ * start and success times (the cluster's dead-man windows). The records
+ * whose fire time another instance holds go into LOST (id -> item).
+ * HG_ERROR when Redis cannot say (err): nothing may be written, the batch
+ * is retried. */
+int hg_redis_prepare(hg_redis_t *r, const hg_store_batch_t *batch,
+                     hg_map_t *lost, char *err, size_t errlen);
 
 /* Writer thread, every third of the lease: the instance's heartbeat, the
- * leader's key, the picture of the cluster (hg_store_writer_set_view),
+ * leader's key, the picture of the cluster (hg_store_writer_set_view:
+ * with "leader" and each job's last start and success, "jobs"),
  * and fencing when another process joined under this instance's name.
  * Returns the wait before the next call. */
 int64_t hg_redis_tick(hg_redis_t *r, hg_store_writer_t *w);

@@ -671,7 +671,7 @@ hg_sq_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     hg_map_init(&lost);
 #if HG_HAVE_REDIS
     if (d->redis != NULL
-        && hg_redis_claim(d->redis, batch, &lost, err, errlen) != HG_OK)
+        && hg_redis_prepare(d->redis, batch, &lost, err, errlen) != HG_OK)
     {
         hg_map_free(&lost);
         return HG_STORE_WRITE_FAILED;

@@ -248,3 +248,28 @@ def test_t_names_an_unreachable_redis(hg, tmp_path):
     assert r.returncode == 1, r.stdout
     assert 'store.url: "http://127.0.0.1:6379" is not a Redis URL' \
         in r.stderr, r.stderr
+
+
+def test_dead_man_alerts_are_the_leaders_and_see_every_instance(hg, server,
+                                                                 tmp_path):
+    """Job "watched" expects a run every 3 s. Instance a runs it every
+    second; b holds it too but with a yearly schedule, so b's own history
+    never has a run. b must not say it is overdue: the last run anywhere
+    comes from Redis. Then a stops (cleanly: b leads at once) and the job
+    runs nowhere: b, the leader, raises overdue."""
+    out = tmp_path / "ran"
+    expect = {"run_within": "3s"}
+    cmd = "echo ran >> %s" % out
+    a, b = instance(hg, "a"), instance(hg, "b")
+    a.start(redis_config(a, server.url, "a", [job(
+        "watched", command=cmd, schedule="* * * * * *", expect=expect)]))
+    b.start(redis_config(b, server.url, "b", [job(
+        "watched", command=cmd, schedule="0 0 1 1 *", expect=expect)]))
+    time.sleep(6)
+    assert out.exists() and len(out.read_text().split()) >= 4
+    for d in (a, b):
+        assert d.events("overdue") == [], d.events("overdue")
+    a.stop()
+    b.wait_event("overdue", timeout=15)
+    ev = b.events("overdue")[0]
+    assert ev["job"] == "watched", ev

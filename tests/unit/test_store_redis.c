@@ -288,6 +288,61 @@ test_claims(void **state)
     hg_store_close(b);
 }
 
+/* Each job's last start and success on any instance reach every
+ * instance's picture (the leader's dead-man windows), highest kept. */
+static void
+test_last_times(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *a, *b;
+    hg_exec_record_t r;
+    json_t *view = NULL, *last;
+    int64_t deadline;
+    char id[32];
+
+    a = open_instance(f, "a", f->db[0]);
+    b = open_instance(f, "b", f->db[1]);
+    r = claiming(id, sizeof(id), 1, 1000);
+    r.claim = false;
+    r.status = HG_EXEC_SUCCEEDED;
+    r.started_at = 5000;
+    r.finished_at = 6000;
+    put_committed(a, &r);
+    r = claiming(id, sizeof(id), 2, 2000);
+    r.claim = false;
+    r.status = HG_EXEC_FAILED;
+    r.started_at = 7000;
+    r.finished_at = 8000;
+    put_committed(a, &r);
+    r = claiming(id, sizeof(id), 3, 500);
+    r.claim = false;
+    r.status = HG_EXEC_SUCCEEDED;          /* older: changes nothing */
+    r.started_at = 1000;
+    r.finished_at = 2000;
+    put_committed(a, &r);
+    deadline = mono_ms() + 5000;
+    for (;;) {
+        settle(b, 50);
+        json_decref(view);
+        view = hg_store_cluster(b);
+        last = json_object_get(json_object_get(view, "jobs"), "job");
+        if ((last != NULL && json_integer_value(json_object_get(
+                 last, "run_ms")) == 7000) || mono_ms() > deadline)
+        {
+            break;                  /* a tick after the last commit */
+        }
+    }
+    assert_non_null(last);
+    assert_int_equal(json_integer_value(json_object_get(last, "run_ms")),
+                     7000);
+    assert_int_equal(json_integer_value(json_object_get(last,
+                                                        "success_ms")),
+                     6000);
+    json_decref(view);
+    hg_store_close(a);
+    hg_store_close(b);
+}
+
 static bool
 leads(hg_store_t *store)
 {
@@ -425,6 +480,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
