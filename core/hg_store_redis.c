@@ -382,9 +382,13 @@ hg_redis_close(hg_redis_t *r)
     redisReply *reply;
     char msg[256];
 
-    /* A clean stop gives the leadership and the heartbeat back, so that
-     * a peer takes over now rather than a lease later. */
+    /* A clean stop gives the leadership back, so that a peer takes over
+     * now rather than a lease later; a server that does not answer
+     * within a second is left to let it expire. */
     if (r != NULL && r->c != NULL && r->self != NULL) {
+        struct timeval tv = { 1, 0 };
+
+        (void) redisSetTimeout(r->c, tv);
         reply = hg_redis_command(r, msg, sizeof(msg), "EVAL %s 1 "
                                  HG_REDIS_PREFIX "leader %s 1",
                                  hg_redis_renew_script, r->self);
