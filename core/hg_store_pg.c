@@ -2359,9 +2359,11 @@ hg_pg_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
     return hg_pg_read_rows(store->data, "unfinished executions",
                            "SELECT " HG_PG_COLS_FULL " FROM executions"
                            " WHERE status IN ('queued', 'running')"
-                           /* in a cluster, this instance's own */
+                           /* in a cluster, this instance's own: one
+                            * with no instance is the shared queue's, for
+                            * whoever takes it (hg_pg_take_shared) */
                            " AND (current_setting('hourglass.instance',"
-                           " true) IS NULL OR instance IS NULL OR instance"
+                           " true) IS NULL OR instance"
                            " = current_setting('hourglass.instance', true))"
                            " ORDER BY scheduled_for, id", NULL, rows, n);
 }

@@ -27,15 +27,18 @@ def cluster_config(d, url, instance, jobs, api="", lease="10s"):
 
 def assert_each_fire_time_once(server, name):
     """In the store: no scheduled fire time (a retry is its run's next
-    attempt, not a fire) has two executions, and each holds its claim."""
+    attempt, not a fire; an item the API enqueued is not one either) has
+    two executions, and each holds its claim."""
     twice = rows(server, name, "SELECT job_id, scheduled_for, count(*)"
                  " FROM executions WHERE triggered_by <> 'retry'"
+                 " AND triggered_by NOT LIKE 'api:%'"
                  " GROUP BY 1, 2 HAVING count(*) > 1")
     assert twice == [], "fire times with two executions: %s" % twice[:5]
     unclaimed = rows(server, name, "SELECT e.id FROM executions e LEFT JOIN"
                      " fire_claims c ON c.job_id = e.job_id AND"
                      " c.fire_time = e.scheduled_for AND c.exec_id = e.id"
-                     " WHERE c.exec_id IS NULL AND e.triggered_by <> 'retry'")
+                     " WHERE c.exec_id IS NULL AND e.triggered_by <> 'retry'"
+                     " AND e.triggered_by NOT LIKE 'api:%'")
     assert unclaimed == [], "executions without their claim: %s" % (
         unclaimed[:5],)
 
@@ -322,7 +325,7 @@ def test_an_odd_definition_is_not_claimed(hg, db, tmp_path):
 
 # --- the shared queue and pause state (issue 13's leftovers) -------------
 
-def queue_job(out, block_on=None):
+def queue_job(out, block_on=None, retries=1):
     """Job "q": each run appends "payload instance attempt" to OUT; a run
     whose payload is BLOCK_ON (or, with block_on "attempt1", any first
     attempt) sleeps long after saying so."""
@@ -334,7 +337,7 @@ def queue_job(out, block_on=None):
         cmd += '[ "$p" = %s ] && sleep 2; sleep 0.2' % block_on
     else:
         cmd += "sleep 0.3"
-    return job("q", command=cmd, overlap="allow", max_retries=1,
+    return job("q", command=cmd, overlap="allow", max_retries=retries,
                backoff={"initial": "200ms"}, pass_env=["HG_TEST_INSTANCE"])
 
 
@@ -467,6 +470,11 @@ def test_shared_items_of_a_killed_instance_run_elsewhere_once(hg, db,
                    " instance FROM executions WHERE status = 'crashed'"
                    " ORDER BY 1")
     assert crashed == [["x1", "a"], ["x2", "a"]], crashed
+    # x3 was taken (its instance is a), not found by a's start-up
+    # recovery, which reads a's own rows only
+    assert rows(server, name, "SELECT instance, status FROM executions"
+                " WHERE convert_from(payload, 'UTF8') = 'x3'") == [
+        ["a", "succeeded"]]
 
 
 def test_pause_and_resume_reach_every_instance(hg, db, tmp_path):
