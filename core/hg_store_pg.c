@@ -297,10 +297,12 @@ static const struct {
     /* A job's state: its last fire; the paused flag only when the row is
      * new. A pause or resume ($4 true) sets the flag too, under a new
      * version, as ours ($5) -- so a fire recorded here is never taken for
-     * a resume of a peer's pause this instance has not read yet. */
+     * a resume of a peer's pause this instance has not read yet. Alone
+     * ($5 NULL), every put sets the flag, as before; no version. */
     { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused,"
       " version, changed_by) VALUES ($1, $2, $3, CASE WHEN $4::boolean"
-      " THEN nextval('job_state_version') ELSE 0 END, $5)"
+      " AND $5::text IS NOT NULL THEN nextval('job_state_version')"
+      " ELSE 0 END, $5)"
       " ON CONFLICT (job_id) DO UPDATE SET last_fire = excluded.last_fire,"
       " paused = CASE WHEN $4::boolean THEN excluded.paused"
       "   ELSE job_state.paused END,"
