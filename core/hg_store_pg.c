@@ -185,7 +185,7 @@ static const char hg_pg_schema_v3[] =
  * so that each instance applies its peers' changes once. */
 static const char hg_pg_schema_v4[] =
     "CREATE INDEX executions_shared ON executions"
-    " (priority DESC, run_at, id) WHERE instance IS NULL"
+    " (priority DESC, scheduled_for, id) WHERE instance IS NULL"
     " AND status = 'queued';"
     "CREATE SEQUENCE job_state_version;"
     "ALTER TABLE job_state ADD COLUMN version bigint NOT NULL DEFAULT 0,"
@@ -311,14 +311,16 @@ static const struct {
       " changed_by = CASE WHEN $4::boolean THEN excluded.changed_by"
       "   ELSE job_state.changed_by END" },
     /* Shared queued executions due by the database's clock, up to $2,
-     * highest priority first, then oldest run_at, become ours ($1);
+     * highest priority first, then the longest due (scheduled_for: its
+     * run_at, or when it was enqueued), become ours ($1);
      * rows another instance is taking now are skipped, not waited for. */
     { "hg_take_shared", "WITH taken AS (UPDATE executions SET instance = $1"
       " WHERE id IN (SELECT id FROM executions WHERE instance IS NULL"
       " AND status = 'queued' AND run_at <= " HG_PG_NOW
-      " ORDER BY priority DESC, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+      " ORDER BY priority DESC, scheduled_for, id LIMIT $2"
+      " FOR UPDATE SKIP LOCKED)"
       " RETURNING *) SELECT " HG_PG_COLS_FULL " FROM taken"
-      " ORDER BY priority DESC, run_at, id" },
+      " ORDER BY priority DESC, scheduled_for, id" },
     /* Whether there is any to take: a read, no lock, no lease. */
     { "hg_shared_due", "SELECT 1 FROM executions WHERE instance IS NULL"
       " AND status = 'queued' AND run_at <= " HG_PG_NOW " LIMIT 1" },

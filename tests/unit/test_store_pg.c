@@ -563,7 +563,7 @@ taken_within(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
 /*
  * The shared queue: queued records put as shared have no instance; an
  * instance takes only while it says it has room, at most that many,
- * highest priority first (then oldest run_at), and never one whose
+ * highest priority first (then the longest due), and never one whose
  * run_at the database's clock has not reached; what it took is its own.
  * A pause put by one instance reaches the other; a fire's state put does
  * not undo it.
