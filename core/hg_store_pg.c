@@ -1073,10 +1073,6 @@ hg_pg_claim_order(const void *a, const void *b)
            : x->scheduled_for > y->scheduled_for;
 }
 
-/* In the transaction open on wconn: our digest of R's job's definition,
- * unless written before under the same digest. */
-/* Whether R's job's definition is to be written (it is then taken as
- * written: a transaction that fails empties d->defined). */
 /* MAP's value for JOB_ID becomes VALUE: whether it was another (or
  * none; out of memory it stays unknown, so it is new next time too). */
 static bool
@@ -1104,6 +1100,8 @@ hg_pg_mark(hg_map_t *map, const char *job_id, uint64_t value)
     return true;
 }
 
+/* Whether R's job's definition is to be written (it is then taken as
+ * written: a transaction that fails empties d->defined). */
 static bool
 hg_pg_define_due(hg_pg_t *d, const hg_exec_record_t *r)
 {
@@ -1120,6 +1118,8 @@ hg_pg_define_params(hg_pg_params_t *p, hg_pg_t *d,
     hg_pg_text(p, hash);
 }
 
+/* In the transaction open on wconn: our digest of R's job's definition,
+ * unless written before under the same digest. */
 static int
 hg_pg_define(hg_pg_t *d, const hg_exec_record_t *r, const char *hash,
              char *err, size_t errlen, char *state, size_t statelen)
@@ -1769,7 +1769,7 @@ hg_pg_paused(hg_pg_t *d, hg_store_writer_t *w, bool first)
             && hg_store_writer_peer_paused(w, job, strcmp(PQgetvalue(res,
                                            i, 1), "t") == 0) != HG_OK)
         {
-            hg_map_remove(&d->seen, job);   /* said again next time */
+            free(hg_map_remove(&d->seen, job));   /* said next time */
         }
     }
     PQclear(res);
