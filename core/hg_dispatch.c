@@ -433,6 +433,27 @@ hg_dispatch_hand_ahead(hg_master_t *m)
     }
 }
 
+/* Cluster: how many of the shared queue's executions this instance could
+ * start now -- its idle workers less what already waits for one -- for
+ * the store, which takes that many at most (hg_store_set_capacity).
+ * Said whenever the pool or the ready queue moved. */
+static void
+hg_dispatch_share_room(hg_master_t *m)
+{
+    hg_worker_t *w;
+    size_t idle = 0, waiting;
+
+    if (m->store == NULL || !m->store->shared_queue) {
+        return;
+    }
+    for (w = m->pool.head; w != NULL; w = w->next) {
+        idle += w->state == HG_WORKER_IDLE && !w->retiring && w->to_fd >= 0;
+    }
+    waiting = m->ready.count + m->primed.count + m->claiming.count;
+    hg_store_set_capacity(m->store, m->stopping || m->quitting
+                                    || idle <= waiting ? 0 : idle - waiting);
+}
+
 void
 hg_dispatch_run(hg_master_t *m)
 {
@@ -452,6 +473,7 @@ hg_dispatch_run(hg_master_t *m)
     }
     hg_dispatch_hand_ahead(m);
     hg_dispatch_prime(m);
+    hg_dispatch_share_room(m);
 }
 
 void

@@ -122,10 +122,12 @@ hg_fire_on_run_at(hg_timer_t *timer)
     hg_dispatch_admit(exec->job->master, exec, false);
 }
 
-hg_execution_t *
-hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
-                const void *payload, size_t payload_len, int64_t run_at_ms,
-                hg_priority_t priority, const char *unique_key)
+/* A new execution of JOB_ID, queued until RUN_AT_MS (0: now), or NULL
+ * with errno: ENOENT (no such job), ESHUTDOWN, ENOMEM. */
+static hg_execution_t *
+hg_fire_new(hg_master_t *m, const char *job_id, const char *trigger,
+            const void *payload, size_t payload_len, int64_t run_at_ms,
+            hg_priority_t priority)
 {
     hg_job_t *job = hg_job_find(m, job_id);
     hg_execution_t *exec;
@@ -133,10 +135,6 @@ hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
 
     if (job == NULL || m->quitting || m->stopping) {
         errno = job == NULL ? ENOENT : ESHUTDOWN;
-        return NULL;
-    }
-    if (unique_key != NULL && hg_map_get(&m->unique_keys, unique_key)) {
-        errno = EEXIST;
         return NULL;
     }
     exec = hg_execution_new(m, job, run_at_ms > now_ms ? run_at_ms : now_ms,
@@ -148,28 +146,75 @@ hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
     exec->priority = priority;
     exec->run_at_ms = run_at_ms;
     if (hg_execution_set_payload(exec, payload, payload_len) != HG_OK) {
-        goto nomem;
+        hg_execution_free(m, exec);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return exec;
+}
+
+hg_execution_t *
+hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
+                const void *payload, size_t payload_len, int64_t run_at_ms,
+                hg_priority_t priority, const char *unique_key)
+{
+    hg_execution_t *exec;
+
+    exec = hg_fire_new(m, job_id, trigger, payload, payload_len, run_at_ms,
+                       priority);
+    if (exec == NULL) {
+        return NULL;
+    }
+    if (unique_key != NULL && hg_map_get(&m->unique_keys, unique_key)) {
+        hg_execution_free(m, exec);
+        errno = EEXIST;
+        return NULL;
     }
     if (unique_key != NULL) {
         exec->unique_key = strdup(unique_key);
         if (exec->unique_key == NULL
             || hg_map_put(&m->unique_keys, exec->unique_key, exec) != HG_OK)
         {
-            goto nomem;
+            hg_execution_free(m, exec);
+            errno = ENOMEM;
+            return NULL;
         }
     }
-    if (run_at_ms > now_ms) {
+    if (run_at_ms > hg_now_ms()) {
         hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
         exec->timer.handler = hg_fire_on_run_at;
         hg_timer_set(&m->wall, &exec->timer, run_at_ms * HG_NSEC_PER_MSEC);
         return exec;
     }
     return hg_dispatch_admit(m, exec, false);
+}
 
-nomem:
+hg_execution_t *
+hg_fire_share(hg_master_t *m, const char *job_id, const char *trigger,
+              const void *payload, size_t payload_len, int64_t run_at_ms,
+              hg_priority_t priority)
+{
+    /* The loop is one thread: the caller reads the id before any other
+     * call can change it. */
+    static hg_execution_t handle;
+    hg_execution_t *exec;
+    bool recorded;
+
+    exec = hg_fire_new(m, job_id, trigger, payload, payload_len, run_at_ms,
+                       priority);
+    if (exec == NULL) {
+        return NULL;
+    }
+    exec->shared = true;
+    hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
+    recorded = exec->recorded;
+    memcpy(handle.id, exec->id, sizeof(handle.id));
     hg_execution_free(m, exec);
-    errno = ENOMEM;
-    return NULL;
+    if (!recorded) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return &handle;
 }
 
 hg_execution_t *
@@ -344,8 +389,9 @@ hg_fire_clock_changed(hg_timers_t *set)
 }
 
 
-int
-hg_fire_set_paused(hg_master_t *m, const char *job_id, bool paused)
+/* PEER: a cluster peer's change, which the store holds already. */
+static int
+hg_fire_pause(hg_master_t *m, const char *job_id, bool paused, bool peer)
 {
     hg_job_t *job = hg_job_find(m, job_id);
 
@@ -355,9 +401,9 @@ hg_fire_set_paused(hg_master_t *m, const char *job_id, bool paused)
     if (job->paused == paused) {
         return HG_OK;
     }
-    if (m->store != NULL
-        && hg_store_put_job_state(m->store, job->id, job->last_due_ms,
-                                  paused) != HG_OK)
+    if (m->store != NULL && !peer
+        && hg_store_put_pause(m->store, job->id, job->last_due_ms, paused)
+           != HG_OK)
     {
         hg_log_event(HG_LOG_ERROR, "error", job->id, NULL, NULL, 0,
                      "the store refused the %s state: the job stays %s",
@@ -374,9 +420,31 @@ hg_fire_set_paused(hg_master_t *m, const char *job_id, bool paused)
         hg_fire_schedule(m, job, hg_now_ms());
     }
     hg_log_event(HG_LOG_INFO, paused ? "job_paused" : "job_resumed",
-                 job->id, NULL, NULL, 0, NULL);
+                 job->id, NULL, NULL, 0, peer ? "by another instance of the "
+                 "cluster" : NULL);
     hg_notice_job(m, job->id, paused ? "paused" : "resumed", NULL);
     return HG_OK;
+}
+
+int
+hg_fire_set_paused(hg_master_t *m, const char *job_id, bool paused)
+{
+    return hg_fire_pause(m, job_id, paused, false);
+}
+
+void
+hg_fire_peer_paused(hg_master_t *m)
+{
+    json_t *changes, *paused;
+    const char *job_id;
+
+    if (m->store == NULL || (changes = hg_store_paused(m->store)) == NULL) {
+        return;
+    }
+    json_object_foreach(changes, job_id, paused) {
+        (void) hg_fire_pause(m, job_id, json_is_true(paused), true);
+    }
+    json_decref(changes);
 }
 
 

@@ -46,6 +46,7 @@ hg_journal_put(hg_master_t *m, hg_execution_t *exec,
     rec.unique_key = exec->unique_key;
     rec.claim = exec->claim;
     rec.def_hash = exec->claim ? exec->job->def_hash : 0;
+    rec.shared = exec->shared;
     if (res != NULL) {
         rec.started_at = res->started_ms;
         rec.finished_at = res->finished_ms;

@@ -161,6 +161,7 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
     hg_journal_ack(m);
     hg_master_fenced(m);
     hg_fire_claimed(m);
+    hg_fire_peer_paused(m);
     hg_recover_taken(m);
     hg_dispatch_committed(m);
     hg_master_store_tasks(m);
@@ -888,6 +889,10 @@ hg_master_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
                   const void *payload, size_t payload_len, int64_t run_at_ms,
                   hg_priority_t priority, const char *unique_key)
 {
+    if (m->store != NULL && m->store->shared_queue && unique_key == NULL) {
+        return hg_fire_share(m, job_id, trigger, payload, payload_len,
+                             run_at_ms, priority);
+    }
     return hg_fire_enqueue(m, job_id, trigger, payload, payload_len,
                            run_at_ms, priority, unique_key);
 }

@@ -9,8 +9,9 @@
  * without a state start counting from now; @reboot jobs run if this boot
  * has not run them yet. The same treatment applies, while the loop runs,
  * to the executions the store took over from a peer whose lease lapsed
- * (hg_recover_taken). It never reads the store from the loop: taken rows
- * come with the store's notification.
+ * (hg_recover_taken), and to those it took from the cluster's shared
+ * queue (admitted at once). It never reads the store from the loop: taken
+ * rows come with the store's notification.
  */
 
 #include "hg_core.h"
@@ -23,6 +24,28 @@
 #include "hg_log.h"
 #include "hg_outcome.h"
 #include "hg_recover.h"
+
+/* The execution of record R (of JOB) in memory again, the same one
+ * under its own id, or NULL (out of memory: said). */
+static hg_execution_t *
+hg_recover_exec(hg_master_t *m, hg_job_t *job, const hg_exec_record_t *r,
+                const char *trigger)
+{
+    hg_execution_t *exec;
+
+    exec = hg_execution_new(m, job, r->scheduled_for, r->attempt,
+                            r->trigger ? r->trigger : trigger);
+    if (exec == NULL) {
+        return NULL;
+    }
+    snprintf(exec->id, sizeof(exec->id), "%s", r->id);
+    snprintf(exec->run_id, sizeof(exec->run_id), "%s",
+             r->run_id ? r->run_id : r->id);
+    exec->priority = (hg_priority_t) r->priority;
+    exec->run_at_ms = r->run_at;
+    (void) hg_execution_set_payload(exec, r->payload, r->payload_len);
+    return exec;
+}
 
 /* ROWS, unfinished in the store: running ones crashed (WHY) and retried
  * per policy, queued ones queued again. The count of each in *CRASHED
@@ -40,6 +63,9 @@ hg_recover_rows(hg_master_t *m, const hg_exec_row_t *rows, size_t n,
         hg_job_t *job = hg_job_find(m, r->job_id);
         hg_execution_t *exec;
 
+        if (r->shared) {
+            continue;                   /* hg_recover_shared's */
+        }
         if (job == NULL) {
             hg_exec_record_t gone = *r;
             gone.status = r->status == HG_EXEC_RUNNING ? HG_EXEC_CRASHED
@@ -49,21 +75,13 @@ hg_recover_rows(hg_master_t *m, const hg_exec_row_t *rows, size_t n,
             hg_store_put_execution(m->store, &gone);
             continue;
         }
-        exec = hg_execution_new(m, job, r->scheduled_for, r->attempt,
-                                r->trigger ? r->trigger : "schedule");
+        exec = hg_recover_exec(m, job, r, "schedule");
         if (exec == NULL) {
             continue;
         }
-        /* The same execution, under its own id. */
-        snprintf(exec->id, sizeof(exec->id), "%s", r->id);
-        snprintf(exec->run_id, sizeof(exec->run_id), "%s",
-                 r->run_id ? r->run_id : r->id);
-        exec->priority = (hg_priority_t) r->priority;
-        exec->run_at_ms = r->run_at;
         if (r->run_at > r->scheduled_for) {
             exec->due_ns = r->run_at * HG_NSEC_PER_MSEC;  /* a retry's */
         }
-        (void) hg_execution_set_payload(exec, r->payload, r->payload_len);
         if (r->unique_key != NULL) {
             exec->unique_key = strdup(r->unique_key);
             if (exec->unique_key != NULL) {
@@ -130,21 +148,68 @@ hg_recover_executions(hg_master_t *m)
     }
 }
 
+/* ROWS taken from the cluster's shared queue (r.shared): due by the
+ * database's clock, which decided it, so admitted now whatever this
+ * instance's clock says of run_at. A job this instance does not have is
+ * recorded skipped (its definition differs here: the same jobs
+ * everywhere is the cluster's rule). How many were admitted. */
+static size_t
+hg_recover_shared(hg_master_t *m, const hg_exec_row_t *rows, size_t n)
+{
+    size_t i, admitted = 0;
+
+    for (i = 0; i < n; i++) {
+        const hg_exec_record_t *r = &rows[i].r;
+        hg_job_t *job = hg_job_find(m, r->job_id);
+        hg_execution_t *exec;
+
+        if (!r->shared) {
+            continue;
+        }
+        if (job == NULL) {
+            hg_exec_record_t gone = *r;
+            gone.status = HG_EXEC_SKIPPED;
+            gone.finished_at = hg_now_ms();
+            gone.error = "its job does not exist on the instance that took it";
+            gone.shared = false;
+            hg_store_put_execution(m->store, &gone);
+            continue;
+        }
+        exec = hg_recover_exec(m, job, r, "queue");
+        if (exec == NULL) {
+            continue;                   /* start-up recovery's, then */
+        }
+        exec->recorded = true;          /* queued, and ours now */
+        if (hg_dispatch_admit(m, exec, false) != NULL) {
+            admitted++;
+        }
+    }
+    return admitted;
+}
+
 void
 hg_recover_taken(hg_master_t *m)
 {
     hg_exec_row_t *rows;
-    size_t n, crashed, requeued;
+    size_t n, crashed, requeued, shared;
 
     if (m->store == NULL || hg_store_taken(m->store, &rows, &n) != HG_OK
         || n == 0)
     {
         return;
     }
+    shared = hg_recover_shared(m, rows, n);
     hg_recover_rows(m, rows, n, "its instance stopped renewing its cluster "
                     "lease while it ran: taken over by another instance",
                     &crashed, &requeued);
     hg_exec_rows_free(rows, n);
+    if (shared > 0) {
+        hg_log(HG_LOG_DEBUG, "cluster: took %zu executions from the shared "
+               "queue", shared);
+    }
+    if (crashed + requeued == 0) {
+        return;
+    }
     hg_metric_add(m->metric.lease_expired, NULL, (double) (crashed
                                                            + requeued));
     hg_log(HG_LOG_WARN, "cluster: took over %zu executions: %zu found "

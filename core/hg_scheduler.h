@@ -140,6 +140,8 @@ struct hg_execution_s {
     bool claim;                     /* cluster: its fire time is claimed
                                        with its record (hg_fire.c) */
     int64_t claim_ns;               /* monotonic, when its claim went */
+    bool shared;                    /* cluster: recorded for any instance
+                                       to take (hg_fire_share) */
     hg_ahead_t ahead;               /* handed ahead to exec->worker */
     uint64_t ticket;                /* store barrier its start waits for */
     hg_exec_list_t *start_list;     /* &m->primed, &m->committing,

@@ -564,6 +564,31 @@ hg_store_taken(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
                                  : HG_OK;
 }
 
+void
+hg_store_set_capacity(hg_store_t *store, size_t free_workers)
+{
+    if (store->shared_queue && store->writer != NULL) {
+        hg_store_writer_set_capacity(store, free_workers);
+    }
+}
+
+int
+hg_store_put_pause(hg_store_t *store, const char *job_id, int64_t last_fire,
+                   bool paused)
+{
+    if (!store->shared_queue || store->writer == NULL) {
+        return hg_store_put_job_state(store, job_id, last_fire, paused);
+    }
+    return hg_store_writer_put_pause(store, job_id, last_fire, paused);
+}
+
+json_t *
+hg_store_paused(hg_store_t *store)
+{
+    return store->shared_queue && store->writer != NULL
+           ? hg_store_writer_paused(store) : NULL;
+}
+
 json_t *
 hg_store_cluster(hg_store_t *store)
 {

@@ -112,6 +112,10 @@ typedef struct hg_exec_record_s {
      * most live instances hold; an odd instance leaves the fire time to
      * them. */
     uint64_t def_hash;
+    /* Cluster (store->shared_queue): a queued record for whichever
+     * instance has a free worker first, written with no instance (the
+     * API's enqueues); on a row of hg_store_taken, one so taken. */
+    bool shared;
 } hg_exec_record_t;
 
 /* A record read back from the store; free with hg_exec_row_free. Every
@@ -269,6 +273,10 @@ struct hg_store_s {
     char *last_error;               /* the last write error, for health */
     uint64_t write_errors;          /* failed write transactions */
     bool failing;                   /* writes fail now: tickets wait */
+    /* Set by a cluster driver at open: queued records may be shared
+     * (hg_exec_record_t.shared) and job states' paused flags are the
+     * cluster's (hg_store_put_pause, hg_store_paused). */
+    bool shared_queue;
 };
 
 /*
@@ -502,6 +510,29 @@ int hg_store_take_queued(hg_store_t *store, int64_t now, int64_t lease_ms,
 int hg_store_renew(hg_store_t *store, const char *id, int64_t now,
                    int64_t lease_ms);
 int hg_store_release(hg_store_t *store, const char *id);
+
+/*
+ * The cluster's shared queue and pause state (store->shared_queue; for
+ * any other store these change nothing: capacity is ignored, a pause is
+ * a job state as any, and no change ever comes back).
+ *
+ * set_capacity: how many more executions this instance could start now
+ * (its free workers less what waits for them); the store takes up to
+ * that many shared queued executions at a time, which come back through
+ * hg_store_taken with r.shared set. Lock-free: any call is cheap.
+ *
+ * put_pause: hg_store_put_job_state for a pause or a resume, the one put
+ * that changes a cluster's shared paused flag (the others carry the
+ * instance's last_fire only, so a peer's pause is never undone by a
+ * fire recorded here before this instance heard of it).
+ *
+ * paused: the peers' pauses and resumes read since the last call,
+ * {job: true (paused) | false}, or NULL when none; the caller owns it.
+ */
+void hg_store_set_capacity(hg_store_t *store, size_t free_workers);
+int hg_store_put_pause(hg_store_t *store, const char *job_id,
+                       int64_t last_fire, bool paused);
+json_t *hg_store_paused(hg_store_t *store);
 
 /* `hourglass -t`: can the store in CONF be opened and written? Creates
  * nothing. The message names the key and the path:

@@ -43,9 +43,13 @@
  * batch first, in (job, fire time) order, in the transaction that then
  * writes the records; a lost one is skipped and said lost to the writer.
  * An execution row's instance is the connection's (the column's
- * default), and start-up recovery reads this instance's rows only.
+ * default), and start-up recovery reads this instance's rows only. The
+ * API's enqueues are recorded with no instance, and the writer thread's
+ * tick takes them for this instance while its master has free workers
+ * (hg_pg_take_shared); the tick also reads the peers' pauses and resumes
+ * (hg_pg_paused).
  *
- * The schema (version 2, table schema_version), created and migrated by
+ * The schema (version 4, table schema_version), created and migrated by
  * hg_pg_migrations below in one transaction under an advisory lock (two
  * instances starting together do not both migrate): the tables and
  * meaning of the sqlite driver's schema version 4 (see hg_store_sqlite.c),
@@ -65,6 +69,7 @@
 #include "hg_map.h"
 #include "hg_store.h"
 #include "hg_store_writer.h"
+#include "hg_timer.h"
 
 /* pg_advisory_xact_lock's key for migrations: "hourglas" in ASCII. */
 #define HG_PG_SCHEMA_LOCK  "7526752392383291763"
@@ -173,11 +178,25 @@ static const char hg_pg_schema_v3[] =
     " updated_at bigint NOT NULL,"
     " PRIMARY KEY (job_id, instance));";
 
+/* Version 4, the cluster's shared queue and pause state. A queued
+ * execution with no instance is any instance's to take (the index holds
+ * just those, in the order they are taken); a job state's version grows
+ * with each pause or resume (from one sequence), changed_by says whose,
+ * so that each instance applies its peers' changes once. */
+static const char hg_pg_schema_v4[] =
+    "CREATE INDEX executions_shared ON executions"
+    " (priority DESC, scheduled_for, id) WHERE instance IS NULL"
+    " AND status = 'queued';"
+    "CREATE SEQUENCE job_state_version;"
+    "ALTER TABLE job_state ADD COLUMN version bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN changed_by text;";
+
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
     hg_pg_schema_v1,
     hg_pg_schema_v2,
     hg_pg_schema_v3,
+    hg_pg_schema_v4,
 };
 
 #define HG_PG_SCHEMA_VERSION  ((int) HG_NELEMS(hg_pg_migrations))
@@ -231,6 +250,12 @@ static const struct {
     { "hg_put", HG_PG_INSERT HG_PG_SET_MUTABLE ", job_id = excluded.job_id,"
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
+    /* A shared queued execution (hg_exec_record_t.shared): no instance,
+     * for any to take. Its id is new; once taken it is the taker's. */
+    { "hg_put_shared", "INSERT INTO executions (" HG_PG_COLS_FULL
+      ", instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+      " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
+      " NULL) ON CONFLICT (id) DO NOTHING" },
     /* A fire time's claim for $3, made when $4, our digest of the job's
      * definition, is the one most live instances hold (ties: the one held
      * longest, so that a newcomer with another definition does not take
@@ -269,9 +294,39 @@ static const struct {
       " ORDER BY scheduled_for, id" },
     { "hg_old", "SELECT job_id, status, scheduled_for, started_at,"
       " finished_at, duration_ms FROM executions WHERE id = $1 FOR UPDATE" },
-    { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused)"
-      " VALUES ($1, $2, $3) ON CONFLICT (job_id) DO UPDATE SET"
-      " last_fire = excluded.last_fire, paused = excluded.paused" },
+    /* A job's state: its last fire; the paused flag only when the row is
+     * new. A pause or resume ($4 true) sets the flag too, under a new
+     * version, as ours ($5) -- so a fire recorded here is never taken for
+     * a resume of a peer's pause this instance has not read yet. Alone
+     * ($5 NULL), every put sets the flag, as before; no version. */
+    { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused,"
+      " version, changed_by) VALUES ($1, $2, $3, CASE WHEN $4::boolean"
+      " AND $5::text IS NOT NULL THEN nextval('job_state_version')"
+      " ELSE 0 END, $5)"
+      " ON CONFLICT (job_id) DO UPDATE SET last_fire = excluded.last_fire,"
+      " paused = CASE WHEN $4::boolean THEN excluded.paused"
+      "   ELSE job_state.paused END,"
+      " version = CASE WHEN $4::boolean THEN excluded.version"
+      "   ELSE job_state.version END,"
+      " changed_by = CASE WHEN $4::boolean THEN excluded.changed_by"
+      "   ELSE job_state.changed_by END" },
+    /* Shared queued executions due by the database's clock, up to $2,
+     * highest priority first, then the longest due (scheduled_for: its
+     * run_at, or when it was enqueued), become ours ($1);
+     * rows another instance is taking now are skipped, not waited for. */
+    { "hg_take_shared", "WITH taken AS (UPDATE executions SET instance = $1"
+      " WHERE id IN (SELECT id FROM executions WHERE instance IS NULL"
+      " AND status = 'queued' AND run_at <= " HG_PG_NOW
+      " ORDER BY priority DESC, scheduled_for, id LIMIT $2"
+      " FOR UPDATE SKIP LOCKED)"
+      " RETURNING *) SELECT " HG_PG_COLS_FULL " FROM taken"
+      " ORDER BY priority DESC, scheduled_for, id" },
+    /* Whether there is any to take: a read, no lock, no lease. */
+    { "hg_shared_due", "SELECT 1 FROM executions WHERE instance IS NULL"
+      " AND status = 'queued' AND run_at <= " HG_PG_NOW " LIMIT 1" },
+    /* The pauses and resumes of jobs, with their versions (0: never). */
+    { "hg_paused", "SELECT job_id, paused, version FROM job_state"
+      " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
     { "hg_stats", "INSERT INTO job_stats (job_id, runs, successes,"
       " failures, durations, duration_sum, duration_max, last_run,"
       " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -313,6 +368,10 @@ typedef struct hg_pg_s {
      * the jobs whose fire times we left to the others' definition. */
     hg_map_t defined;
     hg_map_t odd;
+    /* The writer thread's: job id -> hg_pg_def_t whose hash is the last
+     * version of its job state's paused flag read (hg_pg_paused). */
+    hg_map_t seen;
+    int64_t lease_due;              /* monotonic ms of the next lease tick */
 } hg_pg_t;
 
 typedef struct hg_pg_def_s {
@@ -829,6 +888,7 @@ typedef struct hg_pg_pipe_s {
     char *err;
     size_t errlen;
     char state[8];
+    const char *instance;                   /* ours, or NULL */
 } hg_pg_pipe_t;
 
 /* The first failure of the pipeline, kept. */
@@ -941,6 +1001,9 @@ hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_store_batch_t *batch,
         hg_pg_text(&p, st->job_id);
         hg_pg_int(&p, st->last_fire);
         hg_pg_text(&p, st->paused ? "t" : "f");
+        /* Alone, every put is the instance's word on the flag. */
+        hg_pg_text(&p, st->pause || pp->instance == NULL ? "t" : "f");
+        hg_pg_text(&p, pp->instance);
         if (hg_pg_pipe_send(pp, "hg_state", &p, NULL) != HG_OK) {
             return HG_ERROR;
         }
@@ -1010,33 +1073,39 @@ hg_pg_claim_order(const void *a, const void *b)
            : x->scheduled_for > y->scheduled_for;
 }
 
-/* In the transaction open on wconn: our digest of R's job's definition,
- * unless written before under the same digest. */
+/* MAP's value for JOB_ID becomes VALUE: whether it was another (or
+ * none; out of memory it stays unknown, so it is new next time too). */
+static bool
+hg_pg_mark(hg_map_t *map, const char *job_id, uint64_t value)
+{
+    hg_pg_def_t *def = hg_map_get(map, job_id);
+    size_t len;
+
+    if (def != NULL && def->hash == value) {
+        return false;
+    }
+    if (def == NULL) {
+        len = strlen(job_id) + 1;
+        def = malloc(sizeof(*def) + len);
+        if (def == NULL) {
+            return true;                /* written again next time */
+        }
+        memcpy(def->job_id, job_id, len);
+        if (hg_map_put(map, def->job_id, def) != HG_OK) {
+            free(def);
+            return true;
+        }
+    }
+    def->hash = value;
+    return true;
+}
+
 /* Whether R's job's definition is to be written (it is then taken as
  * written: a transaction that fails empties d->defined). */
 static bool
 hg_pg_define_due(hg_pg_t *d, const hg_exec_record_t *r)
 {
-    hg_pg_def_t *def = hg_map_get(&d->defined, r->job_id);
-    size_t len;
-
-    if (def != NULL && def->hash == r->def_hash) {
-        return false;
-    }
-    if (def == NULL) {
-        len = strlen(r->job_id) + 1;
-        def = malloc(sizeof(*def) + len);
-        if (def == NULL) {
-            return true;                /* written again next time */
-        }
-        memcpy(def->job_id, r->job_id, len);
-        if (hg_map_put(&d->defined, def->job_id, def) != HG_OK) {
-            free(def);
-            return true;
-        }
-    }
-    def->hash = r->def_hash;
-    return true;
+    return hg_pg_mark(&d->defined, r->job_id, r->def_hash);
 }
 
 static void
@@ -1049,6 +1118,8 @@ hg_pg_define_params(hg_pg_params_t *p, hg_pg_t *d,
     hg_pg_text(p, hash);
 }
 
+/* In the transaction open on wconn: our digest of R's job's definition,
+ * unless written before under the same digest. */
 static int
 hg_pg_define(hg_pg_t *d, const hg_exec_record_t *r, const char *hash,
              char *err, size_t errlen, char *state, size_t statelen)
@@ -1292,6 +1363,7 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     memset(&pp, 0, sizeof(pp));
     pp.err = err;
     pp.errlen = errlen;
+    pp.instance = d->instance;
     hg_map_init(&deltas);
     hg_map_init(&lost);
     if (hg_pg_writer_begin(d, err, errlen) != HG_OK
@@ -1314,7 +1386,10 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
             snprintf(err, errlen, "out of memory");
             goto failed;
         }
-        rc = hg_pg_pipe_send(&pp, "hg_put_fast", &p, item);
+        /* A shared one is new: it is inserted or left, never slow. */
+        rc = item->row.r.shared && d->instance != NULL
+             ? hg_pg_pipe_send(&pp, "hg_put_shared", &p, NULL)
+             : hg_pg_pipe_send(&pp, "hg_put_fast", &p, item);
         hg_pg_params_free(&p);              /* libpq copied them */
         if (rc != HG_OK) {
             goto failed;
@@ -1588,23 +1663,131 @@ hg_pg_view(hg_pg_t *d, hg_store_writer_t *w)
     }
 }
 
-/* The backend's tick (writer thread): the lease pushed ahead while
- * nothing is committed, and lapsed peers taken over. Every third of the
- * lease; a second while the database cannot be reached (the commits' own
- * episode says so; a lease that lapses meanwhile is taken over by a peer,
- * and the next tick finds this instance fenced). */
-static int64_t
-hg_pg_tick(void *be, hg_store_writer_t *w)
+/*
+ * The shared queue. A queued execution recorded with no instance (the
+ * API's enqueues: hg_exec_record_t.shared) is taken by whichever instance
+ * has free workers first: each polls every HG_PG_POLL_MS while its master
+ * says it has room (hg_store_writer_capacity), with one indexed read that
+ * locks nothing; when something is due, one transaction pushes the lease
+ * ahead (so a fenced instance takes nothing: its term no longer matches)
+ * and takes up to its room with FOR UPDATE SKIP LOCKED, instances taking
+ * together skipping each other's rows instead of waiting. Due is by the
+ * database's clock. Polling rather than LISTEN/NOTIFY: a run_at in the
+ * future becomes due with no statement to notify it, and one read per
+ * poll is what NOTIFY would save (Solid Queue polls at 0.1 s too).
+ */
+#define HG_PG_POLL_MS  150
+
+static int
+hg_pg_take_shared(hg_pg_t *d, hg_store_writer_t *w, size_t room)
 {
-    hg_pg_t *d = be;
+    hg_exec_row_t *rows = NULL;
+    hg_pg_params_t p;
+    PGresult *res;
+    size_t n = 0;
+    char err[512], state[8] = "";
+    int i, rc;
+
+    if (d->w_stale || !d->w_prepared || PQstatus(d->wconn) != CONNECTION_OK)
+    {
+        return HG_OK;                   /* the lease tick reconnects */
+    }
+    p.n = 0;
+    res = hg_pg_exec_prepared(d, "hg_shared_due", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL || PQntuples(res) == 0) {
+        PQclear(res);
+        return HG_OK;                   /* a failure: the lease tick says */
+    }
+    PQclear(res);
+    hg_pg_text(&p, d->instance);
+    hg_pg_int(&p, (int64_t) room);
+    if (hg_pg_writer_begin(d, err, sizeof(err)) != HG_OK
+        || hg_pg_lease(d, w, err, sizeof(err), state, sizeof(state))
+           != HG_OK
+        || (res = hg_pg_exec_prepared(d, "hg_take_shared", &p,
+                                      PGRES_TUPLES_OK, err, sizeof(err),
+                                      state, sizeof(state))) == NULL)
+    {
+        hg_pg_writer_rollback(d);
+        return HG_ERROR;
+    }
+    rows = PQntuples(res) > 0 ? calloc((size_t) PQntuples(res),
+                                       sizeof(*rows)) : NULL;
+    for (i = 0; rows != NULL && i < PQntuples(res); i++) {
+        rc = hg_pg_read_row(d, res, i, &rows[n]);
+        if (rc == HG_ERROR) {
+            break;
+        }
+        if (rc == HG_OK) {
+            rows[n++].r.shared = true;
+        }
+    }
+    /* Out of memory, nothing is taken: the rows stay for another. */
+    if ((PQntuples(res) > 0 && i < PQntuples(res))
+        || hg_pg_command(d->wconn, false, "COMMIT", err, sizeof(err))
+           != HG_OK)
+    {
+        PQclear(res);
+        hg_exec_rows_free(rows, n);
+        hg_pg_writer_rollback(d);
+        return HG_ERROR;
+    }
+    PQclear(res);
+    hg_store_writer_used(w, n);
+    if (hg_store_writer_take(w, rows, n) != HG_OK) {
+        hg_store_writer_log(w, HG_LOG_ERROR, "cluster: out of memory: "
+                            "shared executions taken are left to start-up "
+                            "recovery");
+    }
+    return HG_OK;
+}
+
+/* Peers' pauses and resumes since the last read (writer thread, after
+ * the lease tick): a job whose version changed is handed to the master,
+ * which applies it as it applies the API's, without writing it back. */
+static void
+hg_pg_paused(hg_pg_t *d, hg_store_writer_t *w, bool first)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    char err[256], state[8];
+    const char *job;
+    int i;
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    res = hg_pg_exec_prepared(d, "hg_paused", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return;
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        job = PQgetvalue(res, i, 0);
+        if (hg_pg_mark(&d->seen, job, (uint64_t) hg_pg_int_at(res, i, 2))
+            && !first
+            && hg_store_writer_peer_paused(w, job, strcmp(PQgetvalue(res,
+                                           i, 1), "t") == 0) != HG_OK)
+        {
+            free(hg_map_remove(&d->seen, job));   /* said next time */
+        }
+    }
+    PQclear(res);
+}
+
+/* The lease pushed ahead while nothing is committed, and lapsed peers
+ * taken over: every third of the lease; a second while the database
+ * cannot be reached (the commits' own episode says so; a lease that
+ * lapses meanwhile is taken over by a peer, and the next tick finds this
+ * instance fenced). Then the peers' pauses. The wait before the next. */
+static int64_t
+hg_pg_lease_tick(hg_pg_t *d, hg_store_writer_t *w)
+{
     hg_exec_row_t *rows = NULL;
     size_t n = 0;
     char err[512], state[8] = "";
     int64_t every;
 
-    if (d->instance == NULL) {
-        return 3600 * 1000;             /* alone: nothing to renew */
-    }
     every = d->lease_ms / 3 > 0 ? d->lease_ms / 3 : 1;
     err[0] = '\0';
     if (hg_pg_writer_begin(d, err, sizeof(err)) != HG_OK
@@ -1635,7 +1818,33 @@ hg_pg_tick(void *be, hg_store_writer_t *w)
                             "recovery");
     }
     hg_pg_view(d, w);
+    hg_pg_paused(d, w, false);
     return every;
+}
+
+/* The backend's tick (writer thread): the lease's when due, and the
+ * shared queue's poll while the master has room. */
+static int64_t
+hg_pg_tick(void *be, hg_store_writer_t *w)
+{
+    hg_pg_t *d = be;
+    size_t room;
+    int64_t now;
+
+    if (d->instance == NULL) {
+        return 3600 * 1000;             /* alone: nothing to renew */
+    }
+    now = hg_clock_ns(CLOCK_MONOTONIC) / HG_NSEC_PER_MSEC;
+    if (now >= d->lease_due) {
+        d->lease_due = now + hg_pg_lease_tick(d, w);
+    }
+    room = hg_store_writer_capacity(w);
+    if (room > 0 && !d->lease_failing) {
+        (void) hg_pg_take_shared(d, w, room);
+    }
+    now = hg_clock_ns(CLOCK_MONOTONIC) / HG_NSEC_PER_MSEC;
+    return d->lease_due - now < HG_PG_POLL_MS
+           ? (d->lease_due > now ? d->lease_due - now : 1) : HG_PG_POLL_MS;
 }
 
 /* At open, on wconn: our digests of the file's jobs, so that a peer
@@ -1717,6 +1926,8 @@ hg_pg_join(hg_pg_t *d, const hg_conf_t *conf, char *err, size_t errlen)
     if (hg_pg_define_all(d, conf, err, errlen) != HG_OK) {
         return HG_ERROR;
     }
+    /* The pauses as they stand: the master reads them at start. */
+    hg_pg_paused(d, NULL, true);
     hg_log(HG_LOG_INFO, "cluster: joined as instance \"%s\" (term %" PRId64
            ", lease %" PRId64 " ms)", d->instance, d->term, d->lease_ms);
     return HG_OK;
@@ -1870,6 +2081,7 @@ hg_pg_free(hg_pg_t *d)
     free(d->instance);
     hg_map_free_values(&d->defined);
     hg_map_free_values(&d->odd);
+    hg_map_free_values(&d->seen);
     free(d);
 }
 
@@ -1959,6 +2171,7 @@ hg_pg_open(hg_store_t *store, const hg_conf_t *conf,
         goto failed;
     }
     store->data = d;
+    store->shared_queue = d->instance != NULL;
     if (hg_store_writer_start(store, &hg_pg_backend, d, d->name, options,
                               err, errlen) != HG_OK)
     {
@@ -2150,9 +2363,11 @@ hg_pg_load_unfinished(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
     return hg_pg_read_rows(store->data, "unfinished executions",
                            "SELECT " HG_PG_COLS_FULL " FROM executions"
                            " WHERE status IN ('queued', 'running')"
-                           /* in a cluster, this instance's own */
+                           /* in a cluster, this instance's own: one
+                            * with no instance is the shared queue's, for
+                            * whoever takes it (hg_pg_take_shared) */
                            " AND (current_setting('hourglass.instance',"
-                           " true) IS NULL OR instance IS NULL OR instance"
+                           " true) IS NULL OR instance"
                            " = current_setting('hourglass.instance', true))"
                            " ORDER BY scheduled_for, id", NULL, rows, n);
 }

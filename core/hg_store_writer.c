@@ -100,6 +100,9 @@ struct hg_store_writer_s {
     size_t ntaken;
     char fenced[256];               /* why this instance was fenced, or "" */
     json_t *view;                   /* the tick's picture of the cluster */
+    json_t *paused;                 /* peers' pauses: {job: bool}, or NULL */
+    size_t capacity;                /* the master's free workers (atomic,
+                                       outside mu) */
     int64_t next_tick;              /* monotonic ms of the backend's tick */
     bool stop;
     bool gathering;                 /* puts wait for hg_store_flush */
@@ -273,8 +276,12 @@ hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
     char what[256];
 
     while (hg_map_next(&batch->states, &i, &key, &value)) {
-        hg_store_state_t *st = value;
-        if (hg_map_get(&w->q.states, st->job_id) != NULL
+        hg_store_state_t *st = value, *newer;
+        newer = hg_map_get(&w->q.states, st->job_id);
+        if (newer != NULL) {
+            newer->pause |= st->pause;  /* a pause is not lost with it */
+        }
+        if (newer != NULL
             || hg_map_put(&w->q.states, st->job_id, st) != HG_OK)
         {
             free(st);
@@ -765,6 +772,7 @@ hg_sw_free(hg_store_writer_t *w)
     hg_map_free_values(&w->lost);
     hg_exec_rows_free(w->taken, w->ntaken);
     json_decref(w->view);
+    json_decref(w->paused);
     for (i = 0; i < w->nlosing; i++) {
         free(w->losing[i]);
     }
@@ -1039,9 +1047,82 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
     return rc;
 }
 
+static int hg_sw_put_state(hg_store_t *store, const char *job_id,
+                           int64_t last_fire, bool paused, bool pause);
+
 int
 hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
                               int64_t last_fire, bool paused)
+{
+    return hg_sw_put_state(store, job_id, last_fire, paused, false);
+}
+
+int
+hg_store_writer_put_pause(hg_store_t *store, const char *job_id,
+                          int64_t last_fire, bool paused)
+{
+    return hg_sw_put_state(store, job_id, last_fire, paused, true);
+}
+
+void
+hg_store_writer_set_capacity(hg_store_t *store, size_t n)
+{
+    __atomic_store_n(&store->writer->capacity, n, __ATOMIC_RELAXED);
+}
+
+size_t
+hg_store_writer_capacity(hg_store_writer_t *w)
+{
+    return __atomic_load_n(&w->capacity, __ATOMIC_RELAXED);
+}
+
+/* A master saying its capacity meanwhile wins: it counted what it got. */
+void
+hg_store_writer_used(hg_store_writer_t *w, size_t n)
+{
+    size_t cap = __atomic_load_n(&w->capacity, __ATOMIC_RELAXED);
+
+    (void) __atomic_compare_exchange_n(&w->capacity, &cap,
+                                       cap > n ? cap - n : 0, false,
+                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+int
+hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
+                            bool paused)
+{
+    int rc = HG_ERROR;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->paused == NULL) {
+        w->paused = json_object();
+    }
+    if (w->paused != NULL
+        && json_object_set_new(w->paused, job_id, json_boolean(paused)) == 0)
+    {
+        rc = HG_OK;
+        hg_sw_notify(w);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+json_t *
+hg_store_writer_paused(hg_store_t *store)
+{
+    hg_store_writer_t *w = store->writer;
+    json_t *paused;
+
+    pthread_mutex_lock(&w->mu);
+    paused = w->paused;
+    w->paused = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return paused;
+}
+
+static int
+hg_sw_put_state(hg_store_t *store, const char *job_id, int64_t last_fire,
+                bool paused, bool pause)
 {
     hg_store_writer_t *w = store->writer;
     hg_store_state_t *st, *old;
@@ -1056,9 +1137,13 @@ hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
     }
     st->last_fire = last_fire;
     st->paused = paused;
+    st->pause = pause;
     memcpy(st->job_id, job_id, len + 1);
     pthread_mutex_lock(&w->mu);
     old = hg_map_get(&w->q.states, st->job_id);
+    if (old != NULL) {
+        st->pause |= old->pause;        /* merged, still a pause */
+    }
     rc = hg_map_put(&w->q.states, st->job_id, st);
     if (rc == HG_OK) {
         w->seq++;                       /* reached once the queue drains */

@@ -39,6 +39,8 @@ typedef struct hg_store_item_s {
 typedef struct hg_store_state_s {
     int64_t last_fire;
     bool paused;
+    bool pause;                     /* a put of it was a pause or resume
+                                       (hg_store_put_pause) */
     char job_id[];
 } hg_store_state_t;
 
@@ -122,6 +124,10 @@ int hg_store_writer_put_execution(hg_store_t *store,
                                   const hg_exec_record_t *rec);
 int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
                                   int64_t last_fire, bool paused);
+int hg_store_writer_put_pause(hg_store_t *store, const char *job_id,
+                              int64_t last_fire, bool paused);
+void hg_store_writer_set_capacity(hg_store_t *store, size_t n);
+json_t *hg_store_writer_paused(hg_store_t *store);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
 int hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
                                 uint64_t *ticket);
@@ -155,6 +161,16 @@ int hg_store_writer_lose(hg_store_writer_t *w, const char *exec_id);
  * takes them with hg_store_taken. */
 int hg_store_writer_take(hg_store_writer_t *w, hg_exec_row_t *rows,
                          size_t n);
+/* For the backend's tick (writer thread): the master's last word on its
+ * free capacity (hg_store_set_capacity), and what it took of it (N
+ * executions handed to hg_store_writer_take), counted down until the
+ * master says again. */
+size_t hg_store_writer_capacity(hg_store_writer_t *w);
+void hg_store_writer_used(hg_store_writer_t *w, size_t n);
+/* For the backend's tick (writer thread): a peer paused (PAUSED true) or
+ * resumed job JOB_ID; the master takes them with hg_store_paused. */
+int hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
+                                bool paused);
 /* For the backend (writer thread): this instance no longer holds what it
  * wrote (another took its work over); WHY says so to the master, which
  * stops (hg_store_fenced). The first reason is kept. */

@@ -18,6 +18,16 @@
  *
  * (instances 1 to 3, default 3: one instance shows the claims' own cost,
  * without another instance's transaction to wait for.)
+ *
+ * Then the shared queue: instance a puts QUEUED (default 30000) queued
+ * records for any instance (hg_exec_record_t.shared), committed before the
+ * clock starts; every instance says it has WINDOW free workers, its
+ * store's tick takes that many at a time (FOR UPDATE SKIP LOCKED, polled
+ * every 150 ms) and the bench puts each taken one's final record, as a
+ * master would once it ran. The figure is executions taken and recorded
+ * per second; each must be taken once.
+ *
+ *   objs/bench/bench_cluster [fire-times [window [instances [queued]]]]
  */
 
 #include "hg_core.h"
@@ -152,13 +162,121 @@ run(instance_t *ins, unsigned n, unsigned window)
     return n / (now_s() - t0);
 }
 
+/* Waits until every instance's last put is committed. */
+static void
+drain(instance_t *ins)
+{
+    struct pollfd pfd;
+    uint64_t last;
+    unsigned i;
+
+    for (i = 0; i < ninstances; i++) {
+        if (hg_store_barrier(ins[i].store, &last) != HG_OK) {
+            exit(1);
+        }
+        while (hg_store_ack(ins[i].store) < last) {
+            pfd.fd = ins[i].store->notify_fd;
+            pfd.events = POLLIN;
+            (void) poll(&pfd, 1, 100);
+        }
+    }
+}
+
+/* Each taken execution's final record, by its taker; how many. */
+static size_t
+settle_taken(instance_t *in, const char *output)
+{
+    hg_exec_row_t *rows;
+    hg_exec_record_t r;
+    size_t n, k;
+
+    (void) hg_store_ack(in->store);
+    if (hg_store_taken(in->store, &rows, &n) != HG_OK) {
+        exit(1);
+    }
+    for (k = 0; k < n; k++) {
+        r = rows[k].r;
+        r.shared = false;
+        r.status = HG_EXEC_SUCCEEDED;
+        r.started_at = r.scheduled_for + 3;
+        r.duration_ms = 20;
+        r.finished_at = r.started_at + 20;
+        r.exit_code = 0;
+        r.output = output;
+        r.output_len = 200;
+        if (hg_store_put_execution(in->store, &r) != HG_OK) {
+            fprintf(stderr, "bench_cluster: put failed\n");
+            exit(1);
+        }
+    }
+    hg_store_flush(in->store);
+    hg_exec_rows_free(rows, n);
+    return n;
+}
+
+static double
+run_queue(instance_t *ins, unsigned q, unsigned window, size_t *taken)
+{
+    struct pollfd pfd[INSTANCES];
+    hg_exec_record_t r;
+    slot_t s;
+    char output[201];
+    size_t total = 0;
+    unsigned i, k;
+    double t0;
+
+    memset(output, 'x', 200);
+    output[199] = '\n';
+    output[200] = '\0';
+    memset(&s, 0, sizeof(s));
+    for (k = 0; k < q; k++) {
+        snprintf(s.id, sizeof(s.id), "0190f0b2-%08x-7abc-8def-000000000000",
+                 k);
+        snprintf(s.job, sizeof(s.job), "job-%04u", k % JOBS);
+        s.scheduled = 1767225600000LL;
+        fill(&r, &s, HG_EXEC_QUEUED, NULL, k);
+        r.started_at = r.finished_at = 0;     /* queued: not started */
+        r.duration_ms = -1;
+        r.exit_code = -1;
+        r.output_len = 0;
+        r.trigger = "api:bench";
+        r.shared = true;
+        if (hg_store_put_execution(ins[0].store, &r) != HG_OK) {
+            fprintf(stderr, "bench_cluster: put failed\n");
+            exit(1);
+        }
+    }
+    hg_store_flush(ins[0].store);
+    drain(ins);
+    t0 = now_s();
+    while (total < q) {
+        for (i = 0; i < ninstances; i++) {
+            hg_store_set_capacity(ins[i].store, window);
+            pfd[i].fd = ins[i].store->notify_fd;
+            pfd[i].events = POLLIN;
+        }
+        (void) poll(pfd, ninstances, 100);
+        for (i = 0; i < ninstances; i++) {
+            k = (unsigned) settle_taken(&ins[i], output);
+            taken[i] += k;
+            total += k;
+        }
+    }
+    for (i = 0; i < ninstances; i++) {
+        hg_store_set_capacity(ins[i].store, 0);
+    }
+    drain(ins);
+    return q / (now_s() - t0);
+}
+
 int
 main(int argc, char **argv)
 {
     static const char *names[INSTANCES] = { "a", "b", "c" };
     instance_t ins[INSTANCES];
     hg_conf_t conf;
-    unsigned n = 30000, window = 1000, i;
+    unsigned n = 30000, window = 1000, queued = 30000, i;
+    size_t taken[INSTANCES] = { 0 }, all = 0;
     uint64_t won = 0, lost = 0;
     const char *url = getenv("HG_BENCH_PG_URL");
     char err[512];
@@ -178,9 +296,12 @@ main(int argc, char **argv)
     if (argc > 3) {
         ninstances = (unsigned) strtoul(argv[3], NULL, 10);
     }
+    if (argc > 4) {
+        queued = (unsigned) strtoul(argv[4], NULL, 10);
+    }
     if (n == 0 || window == 0 || ninstances == 0 || ninstances > INSTANCES) {
         fprintf(stderr, "usage: bench_cluster [fire-times [window "
-                "[instances: 1-3]]]\n");
+                "[instances: 1-3 [queued]]]]\n");
         return 2;
     }
     hg_log_open("/dev/null", HG_LOG_ERROR, HG_LOG_FORMAT_TEXT);
@@ -217,12 +338,25 @@ main(int argc, char **argv)
            ? "each fire time once" : "WRONG: a fire time not run once");
     printf("target:       >= %.0f executions/s: %s\n", TARGET_PER_SEC,
            rate >= TARGET_PER_SEC ? "met" : "NOT met");
+    if (queued > 0) {
+        rate = run_queue(ins, queued, window, taken);
+        for (i = 0; i < ninstances; i++) {
+            all += taken[i];
+        }
+        printf("shared queue: %.0f executions/s taken and recorded (%u "
+               "queued on a, taken by %u instances with FOR UPDATE SKIP "
+               "LOCKED, up to %u at a time each)\n", rate, queued,
+               ninstances, window);
+        printf("takes:        a %zu, b %zu, c %zu: %s\n", taken[0],
+               taken[1], taken[2], all == queued ? "each taken once"
+               : "WRONG: not each taken once");
+    }
     for (i = 0; i < ninstances; i++) {
         hg_store_close(ins[i].store);
         free(ins[i].slots);
     }
     hg_log_close();
-    return won == n ? 0 : 1;
+    return won == n && all == queued ? 0 : 1;
 }
 
 #else /* !HG_HAVE_POSTGRES */

@@ -27,15 +27,18 @@ def cluster_config(d, url, instance, jobs, api="", lease="10s"):
 
 def assert_each_fire_time_once(server, name):
     """In the store: no scheduled fire time (a retry is its run's next
-    attempt, not a fire) has two executions, and each holds its claim."""
+    attempt, not a fire; an item the API enqueued is not one either) has
+    two executions, and each holds its claim."""
     twice = rows(server, name, "SELECT job_id, scheduled_for, count(*)"
                  " FROM executions WHERE triggered_by <> 'retry'"
+                 " AND triggered_by NOT LIKE 'api:%'"
                  " GROUP BY 1, 2 HAVING count(*) > 1")
     assert twice == [], "fire times with two executions: %s" % twice[:5]
     unclaimed = rows(server, name, "SELECT e.id FROM executions e LEFT JOIN"
                      " fire_claims c ON c.job_id = e.job_id AND"
                      " c.fire_time = e.scheduled_for AND c.exec_id = e.id"
-                     " WHERE c.exec_id IS NULL AND e.triggered_by <> 'retry'")
+                     " WHERE c.exec_id IS NULL AND e.triggered_by <> 'retry'"
+                     " AND e.triggered_by NOT LIKE 'api:%'")
     assert unclaimed == [], "executions without their claim: %s" % (
         unclaimed[:5],)
 
@@ -318,3 +321,200 @@ def test_an_odd_definition_is_not_claimed(hg, db, tmp_path):
     assert set(range(first + 1, max(fired))) <= fired, sorted(fired)
     assert len([e for e in b.events() if 'job "odd": the definition'
                 in e.get("message", "")]) == 1
+
+
+# --- the shared queue and pause state (issue 13's leftovers) -------------
+
+def queue_job(out, block_on=None, retries=1):
+    """Job "q": each run appends "payload instance attempt" to OUT; a run
+    whose payload is BLOCK_ON (or, with block_on "attempt1", any first
+    attempt) sleeps long after saying so."""
+    cmd = ('read p; echo "$p $HG_TEST_INSTANCE $HOURGLASS_ATTEMPT" >> %s; '
+           % out)
+    if block_on == "attempt1":
+        cmd += '[ "$HOURGLASS_ATTEMPT" = 1 ] && sleep 60; true'
+    elif block_on is not None:
+        cmd += '[ "$p" = %s ] && sleep 2; sleep 0.2' % block_on
+    else:
+        cmd += "sleep 0.3"
+    return job("q", command=cmd, overlap="allow", max_retries=retries,
+               backoff={"initial": "200ms"}, pass_env=["HG_TEST_INSTANCE"])
+
+
+def ran_lines(out):
+    """[(payload, instance, attempt)] in the order the runs started."""
+    if not out.exists():
+        return []
+    return [tuple(line.split()) for line in out.read_text().split("\n")
+            if line.strip()]
+
+
+def wait_lines(out, pred, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = ran_lines(out)
+        if pred(got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s: %s" % (what, got))
+        time.sleep(0.1)
+
+
+def enqueue(port, payload, priority=None):
+    body = {"job": "q", "payload": payload}
+    if priority is not None:
+        body["priority"] = priority
+    status, answer = Api(port).json("POST", "/api/v1/queue", body)
+    assert status in (200, 201, 202), (status, answer)
+    return answer
+
+
+def test_shared_queue_runs_on_every_instance_once(hg, db, tmp_path):
+    """Three instances; thirty items enqueued through ONE instance's API
+    are recorded with no instance and taken by whichever has free workers
+    (FOR UPDATE SKIP LOCKED): they run on more than one instance, each
+    exactly once (from the runs' own lines), and each execution's
+    instance is the one that ran it."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    ports = {}
+    daemons = []
+    for instance in ("a", "b", "c"):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [queue_job(out)],
+                               api_section(ports[instance]), lease="3s"))
+        daemons.append(d)
+    items = ["i%02d" % i for i in range(30)]
+    for item in items:
+        enqueue(ports["a"], item)
+    got = wait_lines(out, lambda r: len(r) >= len(items), "every item run")
+    time.sleep(1)                       # a second run would show by now
+    got = ran_lines(out)
+    for d in daemons:
+        d.stop()
+    ran = collections.Counter(p for p, _, _ in got)
+    assert sorted(ran) == items and set(ran.values()) == {1}, ran
+    where = {p: i for p, i, _ in got}
+    stored = dict(rows(server, name, "SELECT convert_from(payload, 'UTF8'),"
+                       " instance FROM executions WHERE status = 'succeeded'"))
+    assert stored == where, (stored, where)
+    spread = collections.Counter(where.values())
+    print("\n%d items enqueued on a ran on: %s" % (
+        len(items), dict(sorted(spread.items()))))
+    assert len(spread) > 1, spread
+    assert rows(server, name, "SELECT count(*) FROM executions WHERE"
+                " instance IS NULL") == [["0"]]
+
+
+def test_shared_queue_takes_by_priority(hg, db, tmp_path):
+    """One instance with one worker, busy: items queued meanwhile wait in
+    the database; as the worker frees, the take picks the highest
+    priority first, then the oldest."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    d = instance_daemon(hg, "a")
+    port = free_port()
+    text = cluster_config(d, url, "a", [queue_job(out, block_on="block")],
+                          api_section(port), lease="3s")
+    d.start(text.replace("workers = 2;", "workers = 1;"))
+    enqueue(port, "block")
+    wait_lines(out, lambda r: len(r) == 1, "the blocking run")
+    order = [("l1", "low"), ("n1", "normal"), ("c1", "critical"),
+             ("l2", "low"), ("h1", "high"), ("c2", "critical")]
+    for payload, priority in order:
+        enqueue(port, payload, priority)
+    assert rows(server, name, "SELECT count(*) FROM executions WHERE"
+                " instance IS NULL") == [["6"]]
+    got = wait_lines(out, lambda r: len(r) == 7, "every item run")
+    d.stop()
+    assert [p for p, _, _ in got] == ["block", "c1", "c2", "h1", "n1",
+                                      "l1", "l2"], got
+
+
+def test_shared_items_of_a_killed_instance_run_elsewhere_once(hg, db,
+                                                              tmp_path):
+    """b takes two items and is killed (kill -9) while they run; an item
+    enqueued while b had no free worker waits unowned and runs on a as
+    soon as a joins. b's lease lapses: a records b's two crashed and
+    retries each once, here."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    b = instance_daemon(hg, "b")
+    port_b = free_port()
+    b.start(cluster_config(b, url, "b", [queue_job(out, "attempt1")],
+                           api_section(port_b), lease="2s"))
+    for item in ("x1", "x2"):
+        enqueue(port_b, item)
+    wait_lines(out, lambda r: len(r) == 2, "b running both")
+    enqueue(port_b, "x3")
+    time.sleep(1)                       # b has no room: x3 waits unowned
+    assert rows(server, name, "SELECT convert_from(payload, 'UTF8') FROM"
+                " executions WHERE instance IS NULL") == [["x3"]]
+    a = instance_daemon(hg, "a")
+    a.start(cluster_config(a, url, "a", [queue_job(out, "attempt1")],
+                           lease="2s"))
+    wait_lines(out, lambda r: ("x3", "a", "1") in r, "x3 run on a")
+    b.signal(signal.SIGKILL)
+    b.wait_exit()
+    kill_strays(b)
+    got = wait_lines(out, lambda r: {("x1", "a", "2"), ("x2", "a", "2")}
+                     <= set(r), "b's two retried on a", timeout=40)
+    time.sleep(1)
+    got = ran_lines(out)
+    a.stop()
+    assert sorted(got) == [("x1", "a", "2"), ("x1", "b", "1"),
+                           ("x2", "a", "2"), ("x2", "b", "1"),
+                           ("x3", "a", "1")], got
+    crashed = rows(server, name, "SELECT convert_from(payload, 'UTF8'),"
+                   " instance FROM executions WHERE status = 'crashed'"
+                   " ORDER BY 1")
+    assert crashed == [["x1", "a"], ["x2", "a"]], crashed
+    # x3 was taken (its instance is a), not found by a's start-up
+    # recovery, which reads a's own rows only (its first attempt sleeps
+    # on: a's stop kills it)
+    assert rows(server, name, "SELECT instance, status FROM executions"
+                " WHERE convert_from(payload, 'UTF8') = 'x3'") == [
+        ["a", "killed"]]
+
+
+def test_pause_and_resume_reach_every_instance(hg, db, tmp_path):
+    """Job "p" fires every second on a and b (each fire time once). Paused
+    through a's API, b hears of it within a tick and stops firing it:
+    no run at all for a few seconds; resumed through b's API, a hears of
+    it and the job runs again."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    ports = {}
+    daemons = {}
+    for instance in ("a", "b"):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance,
+                               shared_jobs(out, ids=[("p", "* * * * * *")]),
+                               api_section(ports[instance]), lease="3s"))
+        daemons[instance] = d
+    a, b = daemons["a"], daemons["b"]
+    wait_lines(out, lambda r: len(r) >= 2, "p running")
+    status, _ = Api(ports["a"]).json("POST", "/api/v1/jobs/p/pause")
+    assert status == 200, status
+    b.wait_for(lambda evs: [e for e in evs
+                            if e.get("event") == "job_paused"],
+               what="b hearing of a's pause")
+    time.sleep(1.2)                     # a fire already claimed may end
+    before = len(ran_lines(out))
+    time.sleep(3)
+    assert len(ran_lines(out)) == before, ran_lines(out)[before:]
+    status, _ = Api(ports["b"]).json("POST", "/api/v1/jobs/p/resume")
+    assert status == 200, status
+    a.wait_for(lambda evs: [e for e in evs
+                            if e.get("event") == "job_resumed"],
+               what="a hearing of b's resume")
+    wait_lines(out, lambda r: len(r) >= before + 2, "p running again")
+    status, body = Api(ports["a"]).json("GET", "/api/v1/jobs/p")
+    assert status == 200 and not body.get("paused"), body
+    for d in daemons.values():
+        d.stop()
+    assert_each_fire_time_once(server, name)
+    assert rows(server, name, "SELECT paused, changed_by FROM job_state"
+                " WHERE job_id = 'p'") == [["f", "b"]]

@@ -2,9 +2,12 @@
 job set of 100 jobs in one PostgreSQL, while instances are killed with
 kill -9 and started again, paused with SIGSTOP past their lease (they are
 fenced, exit with status 1 and are started again, as systemd would), and
-PostgreSQL itself is restarted once. Afterwards, from the store and from
-the jobs' own side effects: every fire time of the window ran exactly
-once, none twice. The counts are printed.
+PostgreSQL itself is restarted once. Meanwhile items are enqueued
+through the API of a live instance (the shared queue: any instance takes
+them). Afterwards, from the store and from the jobs' own side effects:
+every fire time of the window ran exactly once, none twice; every item
+accepted was recorded and ended, none ran twice. The counts are
+printed.
 
 It lasts HG_CHAOS_SECONDS (default 40, one round of faults: the suite's
 run); longer runs repeat the round (`HG_CHAOS_SECONDS=300 make check`
@@ -15,8 +18,10 @@ import os
 import signal
 import time
 
+from test_api import Api, api_section, free_port
 from test_cluster import (assert_each_fire_time_once, cluster_config,
-                          instance_daemon, kill_strays, shared_jobs)
+                          instance_daemon, kill_strays, queue_job,
+                          ran_lines, shared_jobs)
 from test_store_pg import db, rows, server  # noqa: F401
 import pg
 
@@ -34,15 +39,36 @@ def chaos_jobs(out):
 
 
 class Cluster:
-    def __init__(self, hg, url, out):
+    def __init__(self, hg, url, out, qout):
         self.daemons = {}
+        self.ports = {}
         self.fenced = 0
         self.killed = 0
+        self.items = []                 # accepted through the API
         for name in ("a", "b", "c"):
             d = instance_daemon(hg, name)
-            d.start(cluster_config(d, url, name, chaos_jobs(out),
-                                   lease="%ds" % LEASE))
+            self.ports[name] = free_port()
+            d.start(cluster_config(d, url, name, chaos_jobs(out) + [
+                queue_job(qout, retries=0)], api_section(self.ports[name]),
+                lease="%ds" % LEASE))
             self.daemons[name] = d
+
+    def enqueue(self, n):
+        """N items through the first instance that answers."""
+        for _ in range(n):
+            payload = "q%04d" % len(self.items)
+            for name, d in self.daemons.items():
+                if not d.running():
+                    continue
+                try:
+                    status, _ = Api(self.ports[name]).json(
+                        "POST", "/api/v1/queue", {"job": "q",
+                                                  "payload": payload})
+                except OSError:
+                    continue
+                if status == 202:
+                    self.items.append(payload)
+                    break
 
     def kill(self, name):
         d = self.daemons[name]
@@ -74,12 +100,16 @@ class Cluster:
 
 def fault_round(cluster, server, restart_pg):
     """One round of faults, about 30 s."""
+    cluster.enqueue(30)
     time.sleep(3)
     cluster.kill("a")
+    cluster.enqueue(30)
     time.sleep(2)
     cluster.daemons["a"].start()
     time.sleep(3)
+    cluster.enqueue(30)
     cluster.pause_past_lease("b")
+    cluster.enqueue(30)
     time.sleep(3)
     if restart_pg:
         server.stop()
@@ -96,7 +126,8 @@ def fault_round(cluster, server, restart_pg):
 def test_every_fire_time_once_under_chaos(hg, db, tmp_path):
     server, name, url = db
     out = tmp_path / "ran"
-    cluster = Cluster(hg, url, out)
+    qout = tmp_path / "items"
+    cluster = Cluster(hg, url, out, qout)
     try:
         begin = time.time()
         rounds = 0
@@ -110,6 +141,24 @@ def test_every_fire_time_once_under_chaos(hg, db, tmp_path):
         cluster.stop()
 
     assert_each_fire_time_once(server, name)
+
+    # Every item accepted was recorded once and ended (run, or crashed
+    # with the instance that ran it: dead, as max_retries = 0); none ran
+    # twice.
+    items = collections.Counter()
+    ended = collections.Counter()
+    for payload, st, instance in rows(
+            server, name, "SELECT convert_from(payload, 'UTF8'), status,"
+            " coalesce(instance, '-') FROM executions WHERE job_id = 'q'"):
+        items[payload] += 1
+        ended[st] += 1
+    assert sorted(items) == sorted(cluster.items) and set(
+        items.values()) <= {1}, (len(items), len(cluster.items))
+    assert set(ended) <= {"succeeded", "dead"}, ended
+    item_runs = collections.Counter(p for p, _, _ in ran_lines(qout))
+    twice = [r for r in ran_lines(qout) if item_runs[r[0]] > 1]
+    assert twice == [], "items run twice: %s" % twice
+    item_by = collections.Counter(i for _, i, _ in ran_lines(qout))
 
     # Every fire time of the window (after the start, before the end,
     # with a margin) has its execution, whatever its status.
@@ -142,3 +191,7 @@ def test_every_fire_time_once_under_chaos(hg, db, tmp_path):
               int(end - begin), rounds, cluster.killed, cluster.fenced,
               len(due), dict(status), len(lines),
               ", ".join("%s %d" % kv for kv in sorted(by_instance.items()))))
+    print("chaos: %d items enqueued through the API, recorded once each "
+          "(%s), run at most once each: %d runs (%s)" % (
+              len(cluster.items), dict(ended), sum(item_runs.values()),
+              ", ".join("%s %d" % kv for kv in sorted(item_by.items()))))

@@ -46,7 +46,7 @@ typedef struct fixture_s {
 static int
 helper(const char *args, char *out, size_t outlen)
 {
-    char cmd[512];
+    char cmd[1280];
     FILE *fp;
     int status;
 
@@ -397,13 +397,15 @@ test_schema(void **state)
     hg_store_close(store);
     store = open_store(f);
     hg_store_close(store);
-    assert_int_equal(log_count(f, "schema version 3 created"), 1);
+    assert_int_equal(log_count(f, "schema version 4 created"), 1);
     assert_int_equal(log_count(f, "schema migrated"), 0);
 
-    /* A database of version 1 (before the cluster's columns and leases)
-     * migrates. */
-    snprintf(args, sizeof(args), "sql '%s' 'ALTER TABLE executions DROP"
-             " COLUMN instance; ALTER TABLE fire_claims DROP COLUMN exec_id,"
+    /* A database of version 1 (before the cluster's columns, leases,
+     * shared queue and pause versions) migrates. */
+    snprintf(args, sizeof(args), "sql '%s' 'DROP INDEX executions_shared;"
+             " DROP SEQUENCE job_state_version; ALTER TABLE job_state DROP"
+             " COLUMN version, DROP COLUMN changed_by;"
+             " ALTER TABLE executions DROP COLUMN instance; ALTER TABLE fire_claims DROP COLUMN exec_id,"
              " DROP COLUMN instance; DROP TABLE instances, job_definitions;"
              " UPDATE schema_version SET version = 1'", f->url);
     assert_int_equal(helper(args, NULL, 0), 0);
@@ -416,7 +418,7 @@ test_schema(void **state)
     assert_int_equal(helper(args, NULL, 0), 0);
     assert_null(hg_store_open(&f->conf, err, sizeof(err)));
     assert_non_null(strstr(err, "schema version 99, newer than this "
-                                "hourglass knows (3)"));
+                                "hourglass knows (4)"));
     /* the message names the database, never the password */
     assert_non_null(strstr(err, "store.url: postgresql://hourglass@/"));
 }
@@ -520,6 +522,122 @@ test_cluster_leases(void **state)
                                 "lease"));
     hg_store_close(a);
     assert_true(log_count(f, "records not written") >= 1);
+}
+
+/* SQL (no single quote in it) on the fixture's database; the first row
+ * in OUT. */
+static int
+helper_sql(fixture_t *f, const char *sql, char *out, size_t outlen)
+{
+    char args[1024];
+
+    snprintf(args, sizeof(args), "sql '%s' '%s'", f->url, sql);
+    return helper(args, out, outlen);
+}
+
+/* Waits up to 5 s for STORE to take at least one execution. */
+static void
+taken_within(hg_store_t *store, hg_exec_row_t **rows, size_t *n)
+{
+    int64_t deadline = mono_ms() + 5000;
+
+    *rows = NULL;
+    *n = 0;
+    while (*n == 0 && mono_ms() < deadline) {
+        settle(store, 100);
+        assert_int_equal(hg_store_taken(store, rows, n), HG_OK);
+    }
+}
+
+/*
+ * The shared queue: queued records put as shared have no instance; an
+ * instance takes only while it says it has room, at most that many,
+ * highest priority first (then the longest due), and never one whose
+ * run_at the database's clock has not reached; what it took is its own.
+ * A pause put by one instance reaches the other; a fire's state put does
+ * not undo it.
+ */
+static void
+test_cluster_shared(void **state)
+{
+    static const int prio[] = { HG_PRIORITY_LOW, HG_PRIORITY_CRITICAL,
+                                HG_PRIORITY_NORMAL, HG_PRIORITY_HIGH,
+                                HG_PRIORITY_CRITICAL };
+    fixture_t *f = *state;
+    hg_store_t *a, *b;
+    rec_t buf;
+    hg_exec_record_t r;
+    hg_exec_row_t *rows;
+    json_t *paused = NULL;
+    char got[128] = "", out[256];
+    size_t n, i;
+    int64_t deadline;
+
+    a = open_instance(f, "a", 600);
+    b = open_instance(f, "b", 600);
+    assert_true(a->shared_queue && b->shared_queue);
+    for (i = 0; i < HG_NELEMS(prio); i++) {
+        r = *rec(&buf, "q", (int) i + 1, HG_EXEC_QUEUED, -1);
+        r.priority = prio[i];
+        r.shared = true;
+        put(a, &r);
+    }
+    r = *rec(&buf, "q", 9, HG_EXEC_QUEUED, -1);
+    r.run_at = 4000000000000LL;         /* 2096: not due */
+    r.shared = true;
+    r.priority = HG_PRIORITY_CRITICAL;
+    put(a, &r);
+    assert_true(committed_within(a, 5000));
+    assert_int_equal(helper_sql(f, "SELECT count(*) FROM executions WHERE"
+                                " instance IS NULL", out, sizeof(out)), 0);
+    assert_string_equal(out, "6");
+
+    settle(b, 400);                     /* no room said: nothing taken */
+    assert_int_equal(hg_store_taken(b, &rows, &n), HG_OK);
+    assert_int_equal(n, 0);
+
+    hg_store_set_capacity(b, 3);
+    taken_within(b, &rows, &n);
+    assert_int_equal(n, 3);
+    for (i = 0; i < n; i++) {
+        assert_true(rows[i].r.shared);
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s ",
+                 rows[i].r.id);
+    }
+    assert_string_equal(got, "q-000002 q-000005 q-000004 ");
+    hg_exec_rows_free(rows, n);
+    hg_store_set_capacity(a, 10);
+    taken_within(a, &rows, &n);
+    assert_int_equal(n, 2);             /* not q-000009: not due yet */
+    hg_exec_rows_free(rows, n);
+    assert_int_equal(helper_sql(f, "SELECT string_agg(id || instance, $$,$$"
+                                " ORDER BY id) FROM executions WHERE"
+                                " instance IS NOT NULL", out,
+                                sizeof(out)), 0);
+    assert_string_equal(out, "q-000001a,q-000002b,q-000003a,q-000004b,"
+                             "q-000005b");
+
+    /* a pauses "job"; b records a fire of it, not paused as far as b
+     * knows, and then hears of the pause */
+    assert_int_equal(hg_store_put_pause(a, "job", 1000, true), HG_OK);
+    assert_true(committed_within(a, 5000));
+    assert_int_equal(hg_store_put_job_state(b, "job", 2000, false), HG_OK);
+    assert_true(committed_within(b, 5000));
+    deadline = mono_ms() + 5000;
+    while (paused == NULL && mono_ms() < deadline) {
+        settle(b, 100);
+        paused = hg_store_paused(b);
+    }
+    assert_non_null(paused);
+    assert_true(json_is_true(json_object_get(paused, "job")));
+    json_decref(paused);
+    assert_null(hg_store_paused(a));    /* its own: not said back */
+    assert_int_equal(helper_sql(f, "SELECT last_fire || paused::text ||"
+                                " changed_by FROM job_state WHERE job_id ="
+                                " $$job$$", out, sizeof(out)), 0);
+    assert_string_equal(out, "2000truea");
+    hg_store_close(a);
+    hg_store_close(b);
 }
 
 static void
@@ -634,6 +752,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_fire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_leases, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_shared, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
