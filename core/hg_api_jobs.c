@@ -187,7 +187,6 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
     const char *status = hg_api_arg(req, "status");
     hg_job_filter_t filter;
     size_t page, size, i;
-    json_t *answer;
 
     for (i = 0; status != NULL && i < HG_NELEMS(statuses)
                 && strcmp(statuses[i], status) != 0; i++) {
@@ -203,11 +202,8 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
     filter.status = status;
     filter.type = hg_api_arg(req, "type");
     filter.tag = hg_api_arg(req, "tag");
-    answer = hg_master_jobs(api->master, &filter, size, (page - 1) * size);
-    if (answer != NULL) {
-        json_object_set_new(answer, "page", json_integer((json_int_t) page));
-    }
-    hg_api_answer(req, MHD_HTTP_OK, answer);
+    hg_api_wait(req, hg_master_jobs(api->master, &filter, size,
+                                    (page - 1) * size, hg_api_reply_ok, req));
 }
 
 void

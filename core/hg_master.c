@@ -817,13 +817,6 @@ hg_master_export_jobs(hg_master_t *m)
     return hg_jobdef_export(m);
 }
 
-json_t *
-hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
-               size_t offset)
-{
-    return hg_query_jobs(m, filter, limit, offset);
-}
-
 static bool
 hg_master_due_within(const hg_timers_t *set, int64_t within_ns)
 {
@@ -973,6 +966,16 @@ hg_master_job(hg_master_t *m, const char *job_id, hg_master_reply_pt reply,
     hg_query_args_t args = { .job_id = job_id };
 
     return hg_master_query(m, HG_QUERY_JOB, &args, reply, data);
+}
+
+int
+hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
+               size_t offset, hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .filter = filter, .limit = limit,
+                             .offset = offset };
+
+    return hg_master_query(m, HG_QUERY_JOBS, &args, reply, data);
 }
 
 int

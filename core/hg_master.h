@@ -213,12 +213,16 @@ typedef struct {
     const char *tag;                /* one of the job's tags */
 } hg_job_filter_t;
 
-/* A page of the job table, by id, read now (no store; what the loop holds)
- * of the jobs FILTER matches: {jobs: [{id, type, tags, api, enabled,
- * paused, next_fire, running, pending}], total, limit, offset}, the
- * caller's; NULL: out of memory. */
-json_t *hg_master_jobs(hg_master_t *master, const hg_job_filter_t *filter,
-                       size_t limit, size_t offset);
+/* A page of the job table, by id (what the loop holds), of the jobs
+ * FILTER matches, with every job's statistics read from the store at
+ * once (one read, not one per job), answered as hg_master_job is:
+ * {jobs: [{id, type, tags, api, enabled, paused, next_fire, next_fires
+ * (the next five, with the job's zone's offset), running, pending,
+ * last_status, last_run, runs, successes, failures, success_rate,
+ * p95_duration_ms}], total, limit, offset, page}. */
+int hg_master_jobs(hg_master_t *master, const hg_job_filter_t *filter,
+                   size_t limit, size_t offset, hg_master_reply_pt reply,
+                   void *data);
 /* Whether the schedule has work now or within WITHIN_NS: executions
  * waiting for a worker (or for their start's record), or a timer of the
  * schedule due that soon. The API's turns give way to it (hg_api.c). */

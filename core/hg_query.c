@@ -18,6 +18,7 @@
 #include "hg_journal.h"
 #include "hg_log.h"
 #include "hg_query.h"
+#include "hg_tz.h"
 
 /* A bulk retry takes at most this many dead executions at a time. */
 #define HG_QUERY_RETRY_MAX  1000
@@ -44,7 +45,10 @@ struct hg_query_s {
     size_t nrows;
     uint64_t purged;
     json_t *jobs;                   /* PUT_JOBS */
-    char *status;                   /* EXECUTIONS */
+    char *status;                   /* EXECUTIONS; JOBS' filter */
+    char *type, *tag;               /* JOBS' filter */
+    hg_job_stats_row_t *all_stats;  /* JOBS: every job's, by id */
+    size_t nstats;
     uint64_t total;                 /* EXECUTIONS: without the page */
     bool removed;                   /* DEQUEUED */
 };
@@ -59,6 +63,9 @@ hg_query_release(void *cookie)
     free(q->exec_id);
     free(q->trigger);
     free(q->status);
+    free(q->type);
+    free(q->tag);
+    hg_job_stats_rows_free(q->all_stats, q->nstats);
     json_decref(q->jobs);
 }
 
@@ -178,6 +185,8 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
         }
         return hg_store_list_executions(store, q->job_id, q->status, q->limit,
                                         q->offset, &q->rows, &q->nrows);
+    case HG_QUERY_JOBS:
+        return hg_store_all_job_stats(store, &q->all_stats, &q->nstats);
     }
     return HG_ERROR;
 }
@@ -212,7 +221,12 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     q->exec_id = hg_query_strdup(args->exec_id, &failed);
     q->trigger = hg_query_strdup(args->trigger != NULL ? args->trigger
                                                        : "manual", &failed);
-    q->status = hg_query_strdup(args->status, &failed);
+    q->status = hg_query_strdup(args->filter != NULL ? args->filter->status
+                                                     : args->status, &failed);
+    if (args->filter != NULL) {
+        q->type = hg_query_strdup(args->filter->type, &failed);
+        q->tag = hg_query_strdup(args->filter->tag, &failed);
+    }
     q->before = args->before;
     q->limit = args->limit;
     if (kind == HG_QUERY_RETRY
@@ -331,11 +345,13 @@ hg_query_execution_json(const hg_exec_record_t *r)
                      "unique_key", r->unique_key);
 }
 
-json_t *
-hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
+/* The job's next fire times: in UTC (TZ NULL), or with TZ's offset. */
+static json_t *
+hg_query_fires(hg_master_t *m, const hg_job_t *job, const hg_tz_t *tz)
 {
     int64_t fires[HG_QUERY_NEXT_FIRES];
-    json_t *next;
+    char text[48];
+    json_t *next, *t;
     size_t n = 0, i;
 
     /* Out of memory is an error (NULL), never an answer with a fire time
@@ -350,12 +366,27 @@ hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
         n = 0;
     }
     for (i = 0; i < n; i++) {
-        if (json_array_append_new(next, hg_query_time(fires[i])) != 0) {
+        if (tz == NULL) {
+            t = hg_query_time(fires[i]);
+        } else if (hg_tz_format_rfc3339(tz, fires[i] / 1000, text,
+                                        sizeof(text)) == HG_OK)
+        {
+            t = json_string(text);
+        } else {
+            t = json_null();        /* past year 9999 */
+        }
+        if (json_array_append_new(next, t) != 0) {
             json_decref(next);
             return NULL;
         }
     }
     return next;
+}
+
+json_t *
+hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
+{
+    return hg_query_fires(m, job, NULL);
 }
 
 /* An API job's creator and times, from what the store keeps, into
@@ -483,10 +514,22 @@ hg_query_job_is(const hg_job_t *job, const hg_job_filter_t *filter)
     return job->enabled && !job->paused;        /* "active" */
 }
 
+/* A row of the jobs list: the job table's, with the statistics read
+ * (ROW NULL: none yet) and its next fires in its own zone. */
 static json_t *
-hg_query_job_row(const hg_job_t *job)
+hg_query_job_row(hg_master_t *m, const hg_job_t *job,
+                 const hg_job_stats_row_t *row)
 {
-    return json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:o, s:i, s:i}",
+    static const hg_job_stats_t none;
+    const hg_job_stats_t *st = row != NULL ? &row->stats : &none;
+    json_t *next;
+
+    next = hg_query_fires(m, job, job->tz != NULL ? job->tz : hg_tz_utc());
+    if (next == NULL) {
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:o, s:o, s:i, s:i,"
+                     " s:s?, s:o, s:I, s:I, s:I, s:o, s:o}",
                      "id", job->id,
                      "type", job->type,
                      "tags", job->tags,
@@ -494,14 +537,30 @@ hg_query_job_row(const hg_job_t *job)
                      "enabled", job->enabled,
                      "paused", job->paused,
                      "next_fire", hg_query_time(job->next_due_ms),
+                     "next_fires", next,
                      "running", (int) job->running,
-                     "pending", (int) job->pending);
+                     "pending", (int) job->pending,
+                     "last_status", st->runs > 0
+                                    ? hg_exec_status_name(st->last_status)
+                                    : NULL,
+                     "last_run", hg_query_time(st->last_run),
+                     "runs", (json_int_t) st->runs,
+                     "successes", (json_int_t) st->successes,
+                     "failures", (json_int_t) st->failures,
+                     "success_rate", st->runs > 0
+                         ? json_real((double) st->successes
+                                     / (double) st->runs)
+                         : json_null(),
+                     "p95_duration_ms", st->runs > 0
+                         ? json_integer(st->p95_duration_ms) : json_null());
 }
 
-json_t *
-hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
-              size_t offset)
+/* A page of the job table, with the statistics Q read. */
+static json_t *
+hg_query_jobs(hg_master_t *m, const hg_query_t *q)
 {
+    hg_job_filter_t filter = { q->status, q->type, q->tag };
+    size_t limit = q->limit, offset = q->offset;
     hg_job_t *const *order;
     json_t *list;
     size_t n, total = 0, i;
@@ -513,20 +572,25 @@ hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
         return NULL;
     }
     for (i = 0; i < n; i++) {
-        if (!hg_query_job_is(order[i], filter)) {
+        if (!hg_query_job_is(order[i], &filter)) {
             continue;
         }
         if (total++ < offset || total - offset > limit) {
             continue;
         }
-        if (json_array_append_new(list, hg_query_job_row(order[i])) != 0) {
+        if (json_array_append_new(list, hg_query_job_row(m, order[i],
+                hg_job_stats_find(q->all_stats, q->nstats, order[i]->id)))
+            != 0)
+        {
             json_decref(list);
             return NULL;
         }
     }
-    return json_pack("{s:o, s:I, s:I, s:I}", "jobs", list,
+    return json_pack("{s:o, s:I, s:I, s:I, s:I}", "jobs", list,
                      "total", (json_int_t) total, "limit", (json_int_t) limit,
-                     "offset", (json_int_t) offset);
+                     "offset", (json_int_t) offset,
+                     "page", (json_int_t) (limit > 0 ? offset / limit + 1
+                                                     : 1));
 }
 
 /* --- the queue ----------------------------------------------------------- */
@@ -740,6 +804,9 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
     case HG_QUERY_PUT_JOBS:
     case HG_QUERY_DEQUEUED:
         *answer = json_object();
+        break;
+    case HG_QUERY_JOBS:
+        *answer = hg_query_jobs(m, q);
         break;
     }
     return *answer != NULL ? HG_OK : HG_ERROR;

@@ -129,6 +129,36 @@ function when(text) {
   return t;
 }
 
+/* A fire time as the API writes it for a job (its zone's wall time and
+ * offset): shown as that wall time, the browser's on hover. */
+function jobTime(text) {
+  const t = document.createElement('time');
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(?::\d\d)?(Z|[+-]\d\d:\d\d)/
+    .exec(text);
+  t.dateTime = text;
+  t.title = new Date(text).toLocaleString() + ' here';
+  t.textContent = m ? m[1] + ' ' + m[2] + ' ' + (m[3] === 'Z' ? 'UTC'
+                                                               : m[3])
+                    : text;
+  return t;
+}
+
+/* A job's next fire times: the first, the other four folded under it. */
+function fireList(fires) {
+  if (!fires || fires.length === 0) return document.createTextNode('—');
+  const d = document.createElement('details');
+  d.className = 'fires';
+  const s = document.createElement('summary');
+  s.appendChild(jobTime(fires[0]));
+  d.appendChild(s);
+  const ol = document.createElement('ol');
+  for (const f of fires.slice(1)) {
+    ol.appendChild(document.createElement('li')).appendChild(jobTime(f));
+  }
+  d.appendChild(ol);
+  return d;
+}
+
 function cell(row, content) {
   const td = row.insertCell();
   if (content instanceof Node) td.appendChild(content);
@@ -213,9 +243,18 @@ async function loadJobs() {
     cell(row, open);
     cell(row, j.type);
     cell(row, j.tags.join(', '));
-    cell(row, when(j.next_fire));
+    const last = cell(row, j.last_status || 'never ran');
+    last.className = 'last ' + (j.last_status || 'never');
+    if (j.last_run) last.title = 'finished ' + new Date(j.last_run).toLocaleString();
+    cell(row, j.success_rate == null ? '—'
+              : Math.round(100 * j.success_rate) + ' % of ' + j.runs)
+      .className = 'rate';
+    cell(row, j.p95_duration_ms == null ? '—' : duration(j.p95_duration_ms))
+      .className = 'p95';
+    cell(row, fireList(j.next_fires)).className = 'next';
     cell(row, (j.paused ? 'paused' : 'active')
-              + (j.running > 0 ? ', running ' + j.running : ''));
+              + (j.running > 0 ? ', running ' + j.running : ''))
+      .className = 'state';
     const actions = cell(row, '');
     if (can('execute')) {
       actions.append(button('Trigger', jobAct(j.id, 'trigger')),

@@ -9,7 +9,9 @@ import json
 import signal
 import sqlite3
 
-from conftest import job, sqlite_config, wait_rows
+import pytest
+
+from conftest import job, parse_time, sqlite_config, wait_rows, wait_until
 
 
 def store_api_job(db, definition, created_by="api:ops"):
@@ -77,3 +79,51 @@ def test_a_stored_api_job_with_a_bad_schedule_is_named(daemon):
     out = messages(daemon)
     assert 'api: job "bad": schedule: invalid schedule "61 * * * *"' in out, \
         out
+
+
+# --- the jobs list's columns (GET /api/v1/jobs) ----------------------------
+
+@pytest.mark.parametrize("driver", ["memory", "sqlite"])
+def test_the_list_carries_each_jobs_statistics_and_next_fires(daemon,
+                                                              driver):
+    from test_api import Api, api_section, free_port
+    port = free_port()
+    jobs = [job("ok", command="true", every="1h"),
+            job("bad", command="exit 3", every="1h"),
+            job("idle", command="true", schedule="30 2 * * *",
+                timezone="Asia/Kolkata")]
+    config = (daemon.config(jobs=jobs, extra=api_section(port))
+              if driver == "memory" else
+              sqlite_config(daemon, jobs=jobs, extra=api_section(port)))
+    daemon.start(config)
+    api = Api(port)
+    for name in ("ok", "ok", "bad"):
+        status, body = api.json("POST", "/api/v1/jobs/%s/trigger" % name)
+        assert status == 202, body
+        daemon.wait_event("finish", exec=body["execution"])
+
+    def rows():
+        status, body = api.json("GET", "/api/v1/jobs", token="reader")
+        assert status == 200, body
+        found = {j["id"]: j for j in body["jobs"]}
+        return found if found["ok"]["runs"] == 2 and found["bad"][
+            "runs"] == 1 else None
+    found = wait_until(rows, what="both jobs' runs counted in the list")
+    ok, bad, idle = found["ok"], found["bad"], found["idle"]
+    assert ok["last_status"] == "succeeded" and ok["success_rate"] == 1, ok
+    assert ok["successes"] == 2 and ok["failures"] == 0, ok
+    assert isinstance(ok["p95_duration_ms"], int), ok
+    assert ok["last_run"] is not None, ok
+    assert bad["last_status"] == "failed" and bad["success_rate"] == 0, bad
+    assert bad["failures"] == 1 and bad["p95_duration_ms"] >= 0, bad
+    # never ran: nothing made up
+    assert idle["runs"] == 0 and idle["last_status"] is None, idle
+    assert idle["success_rate"] is None and idle["p95_duration_ms"] is None
+    # the next five fire times, with the job's zone's offset, a day apart
+    fires = idle["next_fires"]
+    assert len(fires) == 5, idle
+    assert all(f.endswith("T02:30:00+05:30") for f in fires), fires
+    assert [parse_time(b) - parse_time(a) for a, b in zip(fires, fires[1:])
+            ] == [86400] * 4, fires
+    assert parse_time(fires[0]) == parse_time(idle["next_fire"]), idle
+    assert len(ok["next_fires"]) == 5, ok

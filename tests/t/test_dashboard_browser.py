@@ -680,3 +680,57 @@ def test_overlapping_runs_share_their_lane_visibly(site):
     assert x1 < x2 + w2 and x2 < x1 + w1, rects     # side by side in time
     assert y1 + h1 <= y2 or y2 + h2 <= y1, rects    # so one row each
     assert min(h1, h2) >= 4, rects
+
+
+def test_the_jobs_columns(site, chrome):
+    """Each job's row: last status, success rate, p95 and its next five
+    fire times in its own zone (from GET /jobs alone); at phone width the
+    less important columns give way."""
+    page, api = site
+    for name in ("hourly", "broken"):
+        status, body = api.json("POST", "/api/v1/jobs/%s/trigger" % name)
+        assert status == 202, body
+    page.open_listed("reader")
+    heads = page.d.execute_script(
+        "return [...document.querySelectorAll('#jobs th')]"
+        ".map(th => th.innerText.trim())")
+    col = {h.split(",")[0]: i for i, h in enumerate(heads)}
+
+    def row(id):
+        return [r for r in page.rows("#jobs") if r[0] == id][0]
+    page.wait(lambda: row("broken")[col["Last status"]] == "dead"
+              and row("hourly")[col["Last status"]] == "succeeded",
+              "both runs' statuses in the list")
+    assert row("hourly")[col["Success"]] == "100 % of 1", row("hourly")
+    assert row("broken")[col["Success"]] == "0 % of 1", row("broken")
+    assert re.fullmatch(r"\d+ ms", row("hourly")[col["p95"]]), row("hourly")
+    nightly = row("nightly")
+    assert nightly[col["Last status"]] == "never ran", nightly
+    assert nightly[col["Success"]] == nightly[col["p95"]] == "—", nightly
+    # the first fire shown in Berlin's wall time, the next four folded
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 02:30 \+01:00",
+                        nightly[col["Next fires"]]), nightly
+    fires = page.d.execute_script(
+        "return [...document.querySelectorAll('#jobs tbody tr')]"
+        ".filter(tr => tr.cells[0].innerText.trim() === 'nightly')"
+        ".map(tr => [...tr.querySelectorAll('td.next time')]"
+        ".map(t => t.dateTime))[0]")
+    assert len(fires) == 5 and all(f.endswith("T02:30:00+01:00")
+                                   for f in fires), fires
+    page.shot("1b-jobs-columns")
+    shown = ("return [...document.querySelectorAll('#jobs th')]"
+             ".filter(th => getComputedStyle(th).display !== 'none')"
+             ".map(th => th.innerText.trim().split(',')[0])")
+    assert len(page.d.execute_script(shown)) == 9
+    try:
+        chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 390, "height": 844, "deviceScaleFactor": 1,
+            "mobile": True})
+        page.wait(lambda: page.d.execute_script(shown) == [
+            "Job", "Last status", "Next fires", "Actions"],
+            "the phone's columns")
+        width = chrome.execute_script(
+            "return document.documentElement.scrollWidth")
+        assert width <= 390, width
+    finally:
+        chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
