@@ -942,8 +942,8 @@ hg_master_query(hg_master_t *m, hg_query_kind_t kind,
 
 int
 hg_master_executions(hg_master_t *m, const char *job_id, const char *status,
-                     size_t limit, size_t offset, hg_master_reply_pt reply,
-                     void *data)
+                     int64_t since, int64_t until, size_t limit,
+                     size_t offset, hg_master_reply_pt reply, void *data)
 {
     hg_query_args_t args;
     hg_exec_status_t st;
@@ -954,6 +954,8 @@ hg_master_executions(hg_master_t *m, const char *job_id, const char *status,
     memset(&args, 0, sizeof(args));
     args.job_id = job_id;
     args.status = status;
+    args.since = since;
+    args.until = until;
     args.limit = limit;
     args.offset = offset;
     return hg_master_query(m, HG_QUERY_EXECUTIONS, &args, reply, data);

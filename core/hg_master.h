@@ -134,10 +134,12 @@ int hg_master_next_fires(hg_master_t *master, const char *job_id,
 int hg_master_job(hg_master_t *master, const char *job_id,
                   hg_master_reply_pt reply, void *data);
 /* A page of the job's executions, newest first, of STATUS (NULL: any;
- * HG_ERROR for a name that is none), without output or payload:
- * {executions: [...], total, limit, offset}. */
+ * HG_ERROR for a name that is none) scheduled in [SINCE, UNTIL) (ms; 0:
+ * no bound), without output or payload: {executions: [...], total (in
+ * the window), limit, offset}. */
 int hg_master_executions(hg_master_t *master, const char *job_id,
-                         const char *status, size_t limit, size_t offset,
+                         const char *status, int64_t since, int64_t until,
+                         size_t limit, size_t offset,
                          hg_master_reply_pt reply, void *data);
 /* One execution, with its output: HG_AGAIN to REPLY when unknown. */
 int hg_master_execution(hg_master_t *master, const char *exec_id,

@@ -20,6 +20,9 @@
 #include "hg_query.h"
 #include "hg_tz.h"
 
+/* A window of executions is read from the store's list in pages of
+ * this many. */
+#define HG_QUERY_WINDOW_PAGE 200
 /* A bulk retry takes at most this many dead executions at a time. */
 #define HG_QUERY_RETRY_MAX  1000
 /* Next fire times in a job's answer. */
@@ -37,6 +40,7 @@ struct hg_query_s {
     char *exec_id;
     char *trigger;
     int64_t before;
+    int64_t since, until;           /* EXECUTIONS: a window, 0 = open */
     size_t limit;
     size_t offset;
     /* what the store's side read */
@@ -151,6 +155,54 @@ hg_query_read_dead(hg_store_t *store, hg_query_t *q, bool whole)
     return rc;
 }
 
+/*
+ * A page of the executions scheduled in [since, until), newest first, and
+ * how many there are. The store's list has no window, so it is read here,
+ * on the store's side, page by page in its order (scheduled_for
+ * descending): rows after UNTIL are passed over, and the reading stops at
+ * the first row before SINCE. A window of the last hour reads about what
+ * it answers; one with only UNTIL reads the job's history to its start.
+ */
+static int
+hg_query_read_window(hg_store_t *store, hg_query_t *q)
+{
+    hg_exec_row_t *page;
+    size_t n, i, at = 0;
+    bool done = false;
+    int64_t t;
+    int rc = HG_OK;
+
+    q->total = 0;
+    q->rows = calloc(q->limit + 1, sizeof(*q->rows));
+    if (q->rows == NULL) {
+        return HG_ERROR;
+    }
+    while (!done && rc == HG_OK) {
+        page = NULL;
+        n = 0;
+        rc = hg_store_list_executions(store, q->job_id, q->status,
+                                      HG_QUERY_WINDOW_PAGE, at, &page, &n);
+        done = n < HG_QUERY_WINDOW_PAGE;
+        for (i = 0; i < n && rc == HG_OK; i++) {
+            t = page[i].r.scheduled_for;
+            if (q->until > 0 && t >= q->until) {
+                continue;
+            }
+            if (t < q->since) {
+                done = true;
+                break;
+            }
+            if (q->total++ >= q->offset && q->nrows < q->limit) {
+                q->rows[q->nrows++] = page[i];      /* moved: ours now */
+                page[i].mem = NULL;
+            }
+        }
+        hg_exec_rows_free(page, n);
+        at += n;
+    }
+    return rc;
+}
+
 /* On the store's side: only the store's reads, into the query. */
 static int
 hg_query_run(hg_store_t *store, hg_store_task_t *task)
@@ -178,6 +230,9 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_PUT_JOBS:
         return hg_store_put_jobs(store, q->jobs);
     case HG_QUERY_EXECUTIONS:
+        if (q->since > 0 || q->until > 0) {
+            return hg_query_read_window(store, q);
+        }
         if (hg_store_count_executions(store, q->job_id, q->status, &q->total)
             != HG_OK)
         {
@@ -228,6 +283,8 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
         q->tag = hg_query_strdup(args->filter->tag, &failed);
     }
     q->before = args->before;
+    q->since = args->since;
+    q->until = args->until;
     q->limit = args->limit;
     if (kind == HG_QUERY_RETRY
         && (q->limit == 0 || q->limit > HG_QUERY_RETRY_MAX))

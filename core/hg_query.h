@@ -37,6 +37,8 @@ typedef struct hg_query_args_s {
     const char *status;             /* EXECUTIONS: NULL = any */
     bool removed;                   /* DEQUEUED: taken out of the queue */
     const hg_job_filter_t *filter;  /* JOBS (with limit and offset) */
+    int64_t since, until;           /* EXECUTIONS: scheduled in [since,
+                                       until) (ms; 0: no bound) */
 } hg_query_args_t;
 
 /* HG_OK: REPLY follows (at once for a store without a thread, once the

@@ -462,13 +462,14 @@ function words(s) {
 }
 
 /* The timeline: the last hour's executions and the next hour's fire
- * times, one lane per job. The API has no time window on a job's
- * executions (status, page, page_size only): they come newest first, so
- * pages are read until one reaches past the hour. Two requests a lane,
- * for at most TL_LANES lanes, keep a page with many jobs light. */
+ * times, one lane per job. The jobs list brings each job's next fires;
+ * one request a lane brings its executions of the hour (a window on
+ * when they were scheduled: `since`), for at most TL_LANES lanes. */
 const HOUR_MS = 3600e3;
 const TL_LANES = 50;
-const TL_PAGES = 4;             // of 200 executions each, per lane
+// an execution may start a while after it was scheduled (a queue, a
+// busy worker): the window reaches this far before the hour
+const TL_WAIT_MS = 3600e3;
 const TL = { label: 130, hour: 480, lane: 26, top: 22, bottom: 6 };
 
 function svg(name, attrs, parent) {
@@ -481,20 +482,12 @@ function svg(name, attrs, parent) {
 
 /* A job's executions that started in the last hour (or still run). */
 async function lastHour(id, since) {
-  const path = '/jobs/' + encodeURIComponent(id) + '/executions?page_size=200';
-  const found = [];
-  for (let n = 1; n <= TL_PAGES; n++) {
-    const page = await api('GET', path + '&page=' + n);
-    let older = false;
-    for (const x of page.executions) {
-      const at = Date.parse(x.started_at || '');
-      if (Number.isNaN(at)) continue;         // queued, skipped, missed
-      if (at >= since) found.push(x);
-      else older = true;
-    }
-    if (older || n * 200 >= page.total) break;
-  }
-  return found;
+  const page = await api('GET', '/jobs/' + encodeURIComponent(id)
+    + '/executions?page_size=500&since=' + (since - TL_WAIT_MS));
+  return page.executions.filter((x) => {
+    const at = Date.parse(x.started_at || '');
+    return !Number.isNaN(at) && at >= since;  // not queued, skipped, missed
+  });
 }
 
 function duration(ms) {
@@ -551,11 +544,8 @@ async function loadTimeline() {
   const since = now - HOUR_MS;
   const page = await api('GET', '/jobs?page_size=500');
   const jobs = page.jobs.slice(0, TL_LANES);
-  const lanes = await Promise.all(jobs.map(async (j) => {
-    const [job, runs] = await Promise.all([
-      api('GET', '/jobs/' + encodeURIComponent(j.id)), lastHour(j.id, since)]);
-    return { id: j.id, runs, fires: job.next_fires || [] };
-  }));
+  const lanes = await Promise.all(jobs.map(async (j) => (
+    { id: j.id, runs: await lastHour(j.id, since), fires: j.next_fires })));
   if (!latest()) return;
   $('#timeline-note').textContent = 'The last hour and the next, in your '
     + 'zone; one lane per job' + (page.total > jobs.length

@@ -127,3 +127,65 @@ def test_the_list_carries_each_jobs_statistics_and_next_fires(daemon,
             ] == [86400] * 4, fires
     assert parse_time(fires[0]) == parse_time(idle["next_fire"]), idle
     assert len(ok["next_fires"]) == 5, ok
+
+
+# --- a window on a job's executions (since, until) ---------------------------
+
+BASE_MS = 1767225600000             # 2026-01-01T00:00:00Z
+
+
+def store_executions(db, job_id, n):
+    """N finished executions of JOB_ID, one a second from BASE_MS: the
+    I-th is "x%03d" % I, scheduled at BASE_MS + I s."""
+    con = sqlite3.connect(str(db), timeout=10)
+    try:
+        con.executemany(
+            "INSERT INTO executions (id, run_id, job_id, status,"
+            " scheduled_for, started_at, finished_at, duration_ms)"
+            " VALUES (?, ?, ?, 'succeeded', ?, ?, ?, 10)",
+            [("x%03d" % i, "x%03d" % i, job_id, BASE_MS + i * 1000,
+              BASE_MS + i * 1000, BASE_MS + i * 1000 + 10)
+             for i in range(n)])
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_a_window_on_a_jobs_executions(daemon):
+    from test_api import Api, api_section, free_port
+    db = daemon.dir / "hg.db"
+    create_store(daemon, db)
+    store_executions(db, "file", 450)
+    port = free_port()
+    daemon.start(sqlite_config(daemon, db, jobs=[job(
+        "file", command="true", every="1h")], extra=api_section(port)))
+    api = Api(port)
+
+    def window(query):
+        status, body = api.json("GET", "/api/v1/jobs/file/executions?"
+                                + query, token="reader")
+        assert status == 200, (query, body)
+        return [e["id"] for e in body["executions"]], body["total"]
+
+    def ids(first, last):
+        return ["x%03d" % i for i in range(last, first - 1, -1)]
+    # ms and RFC 3339, across the store's pages of 200, UNTIL excluded
+    assert window("page_size=500&since=%d&until=2026-01-01T00:06:40Z"
+                  % (BASE_MS + 100000)) == (ids(100, 399), 300)
+    # fractions of a second count
+    assert window("since=2026-01-01T00:07:19.500Z") == (ids(440, 449), 10)
+    assert window("since=2026-01-01T00:07:19.5%2B00:00") == (
+        ids(440, 449), 10)
+    # pages within the window; the total is the window's
+    assert window("since=%d&page_size=100&page=3" % BASE_MS) == (
+        ids(150, 249), 450)
+    assert window("until=%d" % (BASE_MS + 5000)) == (ids(0, 4), 5)
+    assert window("since=2027-01-01T00:00:00Z") == ([], 0)
+    assert window("page_size=2") == (ids(448, 449), 450)
+    for query in ("since=yesterday", "since=-5", "until=2026-13-01T00:00:00Z",
+                  "since=", "until=12abc", "since=1e9"):
+        status, body = api.json("GET", "/api/v1/jobs/file/executions?"
+                                + query)
+        assert status == 400, (query, body)
+        name = query.split("=")[0]
+        assert body["error"]["message"].startswith(name + ": "), body

@@ -609,10 +609,21 @@ def test_the_timeline(site):
     assert set(ran["broken"].values()) <= {"failed", "dead"}, ran
 
     page.open_listed("reader")
+    page.d.execute_script("performance.clearResourceTimings()")
     page.d.find_element(By.LINK_TEXT, "Timeline").click()
     runs, fires = page.wait(lambda: len(timeline_marks(page)[0]) == 4
                             and timeline_marks(page), "the timeline's lanes")
     assert sorted(runs) == JOBS, runs
+    # a lane is one request, its executions of the hour (since=): no
+    # paging through a job's history, no read of each job for its fires
+    asked = page.d.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".map(e => new URL(e.name)).filter(u => u.pathname"
+        ".startsWith('/api/v1/jobs/')).map(u => u.pathname + u.search)")
+    lanes = [re.fullmatch(r"/api/v1/jobs/([^/]+)/executions\?page_size=500"
+                          r"&since=\d+", a) for a in asked]
+    assert asked and all(lanes), asked
+    assert sorted({m.group(1) for m in lanes}) == JOBS, asked
     for name in ("hourly", "broken"):
         assert {id: cls.split() for id, cls in runs[name]} == {
             id: ["mark", status] for id, status in ran[name].items()}, runs
