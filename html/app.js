@@ -446,6 +446,33 @@ async function loadStatus() {
   counts('#workers', Object.assign({ configured: st.workers_configured },
                                    st.workers));
   counts('#ended', st.executions_ended);
+  peers(st.cluster);
+}
+
+/* In a cluster (store postgres): every instance's lease as the database
+ * last showed it, this one first marked; a dead one says who took its
+ * work over. Nothing outside a cluster. */
+function peers(cluster) {
+  $('#cluster-section').hidden = !cluster;
+  if (!cluster) return;
+  $('#cluster-note').textContent = 'This is instance ' + cluster.instance
+    + ' (term ' + cluster.term + '); a lease lasts '
+    + duration(cluster.lease_ms) + ' and is renewed every third of it.';
+  const body = $('#peers tbody');
+  body.replaceChildren();
+  for (const p of cluster.instances) {
+    const row = body.insertRow();
+    const me = p.name === cluster.instance;
+    if (me) row.className = 'selected';
+    cell(row, p.name + (me ? ' (this one)' : ''));
+    cell(row, p.live ? 'live' : 'dead').className = p.live ? 'succeeded'
+                                                             : 'dead';
+    cell(row, p.lease_left_ms > 0 ? duration(p.lease_left_ms)
+              : 'lapsed ' + duration(-p.lease_left_ms) + ' ago');
+    cell(row, duration(Math.max(0, p.renewed_ms_ago)) + ' ago');
+    cell(row, p.term);
+    cell(row, p.taken_by || (p.live ? '' : 'not yet'));
+  }
 }
 
 /* A duration in seconds, in words ("2 h 5 min"). */
@@ -698,6 +725,8 @@ function fail(e) {
  * cut): a page left open comes back live by itself. A network error is
  * said by "disconnected" alone; a refused token stops it. */
 const RETRY_MS = 2000;
+const STATUS_MS = 3000;       // the instance view's refresh
+let statusTimer = null;
 function keepListening() {
   listen().catch((e) => { if (e.status) fail(e); }).finally(() => {
     $('#live').textContent = 'disconnected';
@@ -716,6 +745,10 @@ async function start() {
     show();
     say('');
     keepListening();
+    // leases change without events: the instance view reads them again
+    statusTimer = statusTimer || setInterval(() => {
+      if (view() === 'status' && token()) refresh();
+    }, STATUS_MS);
   } catch (e) { fail(e); }
 }
 

@@ -16,6 +16,7 @@ each view they reach into DIR; nothing else changes."""
 import os
 import re
 import shutil
+import signal
 import time
 
 import pytest
@@ -23,6 +24,8 @@ import pytest
 from conftest import (REPO, at_ahead, job, parse_time, rfc3339,
                       sqlite_config, wait_until)
 from test_api import TOKENS, Api, api_section, free_port
+from test_cluster import cluster_config, kill_strays
+from test_store_pg import db, server  # noqa: F401 (PostgreSQL's fixtures)
 
 try:
     from selenium import webdriver
@@ -403,6 +406,7 @@ def test_workers_and_status(site, daemon):
     assert facts["Your token"] == "reader (read)"
     workers = dict(page.rows("#workers"))
     assert workers["configured"] == "2" and workers["idle"] == "2", workers
+    assert not page.visible("#cluster-section"), "peers outside a cluster"
 
     # a worker turns busy and idle again, live
     assert api.json("POST", "/api/v1/jobs/waiter/trigger")[0] == 202
@@ -745,3 +749,46 @@ def test_the_jobs_columns(site, chrome):
         assert width <= 390, width
     finally:
         chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_peers_of_a_cluster(hg, db, chrome):
+    """In a cluster (store postgres: two instances on one database), the
+    instance view shows this instance and its peers, live or not, lease
+    left and term; once a peer dies (kill -9), it is shown dead, its
+    lease lapsed, and taken over by this instance, without a reload."""
+    server, name, url = db
+    a, b = hg("a"), hg("b")
+    shutil.copytree(REPO / "html", a.dir / "html")
+    port = free_port()
+    jobs = [job("tick", command="true", every="1h")]
+    a.start(cluster_config(a, url, "a", jobs, api_section(port), lease="2s"))
+    b.start(cluster_config(b, url, "b", jobs, lease="2s"))
+    chrome.get("about:blank")
+    chrome.get_log("browser")
+    page = Page(chrome, port)
+    try:
+        page.open("reader")
+        page.wait(lambda: page.visible("#views"), "the views")
+        page.d.find_element(By.LINK_TEXT, "Workers and status").click()
+        rows = page.wait(lambda: len(page.rows("#peers")) == 2
+                         and page.rows("#peers"), "both instances")
+        assert [r[:2] for r in rows] == [["a (this one)", "live"],
+                                         ["b", "live"]], rows
+        assert all(re.fullmatch(r"\d+ ms|\d+\.\d s", r[2]) for r in rows), \
+            rows
+        assert all(int(r[4]) >= 1 and r[5] == "" for r in rows), rows
+        assert "This is instance a" in page.text("#cluster-note")
+        page.shot("10-cluster-peers")
+        b.signal(signal.SIGKILL)
+        b.wait_exit()
+        kill_strays(b)
+        rows = page.wait(lambda: (lambda r: r[1][1] == "dead" and r[1][5]
+                                  == "a" and r)(page.rows("#peers")),
+                         "b shown dead, taken over by a")
+        assert rows[0][:2] == ["a (this one)", "live"], rows
+        assert rows[1][2].startswith("lapsed "), rows
+        page.shot("11-cluster-peer-taken-over")
+        page.not_reloaded()
+        page.check_clean()
+    finally:
+        chrome.get("about:blank")       # before the daemons stop
