@@ -12,6 +12,7 @@ import sqlite3
 import pytest
 
 from conftest import job, parse_time, sqlite_config, wait_rows, wait_until
+from test_store_pg import db, server  # noqa: F401 (PostgreSQL's fixtures)
 
 
 def store_api_job(db, definition, created_by="api:ops"):
@@ -83,18 +84,26 @@ def test_a_stored_api_job_with_a_bad_schedule_is_named(daemon):
 
 # --- the jobs list's columns (GET /api/v1/jobs) ----------------------------
 
-@pytest.mark.parametrize("driver", ["memory", "sqlite"])
+@pytest.mark.parametrize("driver", ["memory", "sqlite", "postgres"])
 def test_the_list_carries_each_jobs_statistics_and_next_fires(daemon,
-                                                              driver):
+                                                              driver,
+                                                              request):
+    """Each driver's one read of every job's statistics (memory's walk,
+    sqlite's and postgres' joined SELECT) gives the list its columns."""
     from test_api import Api, api_section, free_port
     port = free_port()
     jobs = [job("ok", command="true", every="1h"),
             job("bad", command="exit 3", every="1h"),
             job("idle", command="true", schedule="30 2 * * *",
                 timezone="Asia/Kolkata")]
-    config = (daemon.config(jobs=jobs, extra=api_section(port))
-              if driver == "memory" else
-              sqlite_config(daemon, jobs=jobs, extra=api_section(port)))
+    if driver == "postgres":
+        from test_store_pg import pg_config
+        config = pg_config(daemon, request.getfixturevalue("db")[2],
+                           jobs=jobs, extra=api_section(port))
+    elif driver == "memory":
+        config = daemon.config(jobs=jobs, extra=api_section(port))
+    else:
+        config = sqlite_config(daemon, jobs=jobs, extra=api_section(port))
     daemon.start(config)
     api = Api(port)
     for name in ("ok", "ok", "bad"):
