@@ -198,3 +198,23 @@ def test_a_window_on_a_jobs_executions(daemon):
         assert status == 400, (query, body)
         name = query.split("=")[0]
         assert body["error"]["message"].startswith(name + ": "), body
+
+
+def test_the_clients_jobs_list_says_each_last_status(daemon):
+    from test_api import api_section, free_port
+    from test_client import Client, table
+    port = free_port()
+    daemon.start(daemon.config(jobs=[
+        job("ok", command="true", every="1h"),
+        job("idle", command="true", every="1h")], extra=api_section(port)))
+    client = Client("http://127.0.0.1:%d" % port)
+    assert client.ok("trigger", "ok")
+    daemon.wait_event("finish", job="ok")
+
+    def rows():
+        found = table(client.ok("jobs"))
+        by_id = {r[0]: r for r in found[1:]}
+        return by_id["ok"][5] == "succeeded" and (found[0], by_id)
+    head, by_id = wait_until(rows, what="ok's last status in the list")
+    assert head[:6] == ["ID", "TYPE", "STATE", "NEXT", "LEFT", "LAST"], head
+    assert by_id["idle"][5] == "-", by_id
