@@ -11,6 +11,7 @@
 #include "hg_core.h"
 
 #include "hg_api_http.h"
+#include "hg_tz.h"
 
 void
 hg_api_job_get(hg_api_t *api, hg_api_req_t *req)
@@ -157,11 +158,52 @@ hg_api_job_stop(hg_api_t *api, hg_api_req_t *req)
 }
 
 
+/* ?NAME=TIME: RFC 3339 (fractions of a second kept to the ms) or ms
+ * since the epoch, into *MS (0 when absent); false when answered 400. */
+static bool
+hg_api_time_arg(hg_api_req_t *req, const char *name, int64_t *ms)
+{
+    const char *v = hg_api_arg(req, name), *frac;
+    char err[128], *end;
+    long long n;
+    int64_t t, part = 0, scale = 100;
+
+    *ms = 0;
+    if (v == NULL) {
+        return true;
+    }
+    if (v[0] >= '0' && v[0] <= '9' && strchr(v, '-') == NULL) {
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (*end == '\0' && errno == 0 && n > 0) {
+            *ms = n;
+            return true;
+        }
+    } else if (hg_tz_parse_time(hg_tz_utc(), v, &t, err, sizeof(err))
+               == HG_OK && t > 0 && t < INT64_MAX / 1000)
+    {
+        frac = strchr(v, '.');
+        for (frac = frac != NULL ? frac + 1 : NULL;
+             frac != NULL && *frac >= '0' && *frac <= '9' && scale > 0;
+             frac++, scale /= 10)
+        {
+            part += (*frac - '0') * scale;
+        }
+        *ms = t * 1000 + part;
+        return true;
+    }
+    hg_api_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", "%s: an RFC 3339 "
+                 "time (2026-12-07T09:00:00Z) or milliseconds since the "
+                 "epoch", name);
+    return false;
+}
+
 void
 hg_api_job_executions(hg_api_t *api, hg_api_req_t *req)
 {
     const char *status = hg_api_arg(req, "status");
     hg_exec_status_t st;
+    int64_t since, until;
     size_t page, size;
 
     if (status != NULL && hg_exec_status_parse(status, &st) != HG_OK) {
@@ -170,10 +212,14 @@ hg_api_job_executions(hg_api_t *api, hg_api_req_t *req)
                      "crashed, killed, skipped, missed, dead");
         return;
     }
-    if (!hg_api_page(req, &page, &size)) {
+    if (!hg_api_page(req, &page, &size) || !hg_api_time_arg(req, "since",
+                                                            &since)
+        || !hg_api_time_arg(req, "until", &until))
+    {
         return;
     }
-    hg_api_wait(req, hg_master_executions(api->master, req->id, status, size,
+    hg_api_wait(req, hg_master_executions(api->master, req->id, status,
+                                          since, until, size,
                                           (page - 1) * size, hg_api_reply_ok,
                                           req));
 }
@@ -187,7 +233,6 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
     const char *status = hg_api_arg(req, "status");
     hg_job_filter_t filter;
     size_t page, size, i;
-    json_t *answer;
 
     for (i = 0; status != NULL && i < HG_NELEMS(statuses)
                 && strcmp(statuses[i], status) != 0; i++) {
@@ -203,11 +248,8 @@ hg_api_jobs_list(hg_api_t *api, hg_api_req_t *req)
     filter.status = status;
     filter.type = hg_api_arg(req, "type");
     filter.tag = hg_api_arg(req, "tag");
-    answer = hg_master_jobs(api->master, &filter, size, (page - 1) * size);
-    if (answer != NULL) {
-        json_object_set_new(answer, "page", json_integer((json_int_t) page));
-    }
-    hg_api_answer(req, MHD_HTTP_OK, answer);
+    hg_api_wait(req, hg_master_jobs(api->master, &filter, size,
+                                    (page - 1) * size, hg_api_reply_ok, req));
 }
 
 void

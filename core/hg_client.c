@@ -863,9 +863,10 @@ static int
 hg_cmd_jobs(hg_client_t *c, const hg_client_args_t *a)
 {
     static const char *const header[] = {
-        "ID", "TYPE", "STATE", "NEXT", "LEFT", "RUNNING", "QUEUED", "FROM",
-        "TAGS"
+        "ID", "TYPE", "STATE", "NEXT", "LEFT", "LAST", "RUNNING", "QUEUED",
+        "FROM", "TAGS"
     };
+    const char *last;
     hg_client_table_t table;
     json_t *jobs = NULL, *job, *tag, *answer;
     char next[HG_CLIENT_TEXT_MAX], left[HG_CLIENT_TEXT_MAX];
@@ -917,12 +918,15 @@ hg_cmd_jobs(hg_client_t *c, const hg_client_args_t *a)
                                 sizeof(next));
         row[4] = hg_client_left(json_object_get(job, "next_fire"), left,
                                 sizeof(left));
-        row[5] = hg_client_int(json_object_get(job, "running"), running,
+        /* the status of its last run, which the list carries */
+        last = json_string_value(json_object_get(job, "last_status"));
+        row[5] = last != NULL ? last : "-";
+        row[6] = hg_client_int(json_object_get(job, "running"), running,
                                sizeof(running));
-        row[6] = hg_client_int(json_object_get(job, "pending"), pending,
+        row[7] = hg_client_int(json_object_get(job, "pending"), pending,
                                sizeof(pending));
-        row[7] = json_is_true(json_object_get(job, "api")) ? "api" : "conf";
-        row[8] = tags;
+        row[8] = json_is_true(json_object_get(job, "api")) ? "api" : "conf";
+        row[9] = tags;
         hg_client_table_add(&table, row);
     }
     rc = hg_client_table_print(&table, stdout) == HG_OK

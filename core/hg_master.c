@@ -818,13 +818,6 @@ hg_master_export_jobs(hg_master_t *m)
     return hg_jobdef_export(m);
 }
 
-json_t *
-hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
-               size_t offset)
-{
-    return hg_query_jobs(m, filter, limit, offset);
-}
-
 static bool
 hg_master_due_within(const hg_timers_t *set, int64_t within_ns)
 {
@@ -954,8 +947,8 @@ hg_master_query(hg_master_t *m, hg_query_kind_t kind,
 
 int
 hg_master_executions(hg_master_t *m, const char *job_id, const char *status,
-                     size_t limit, size_t offset, hg_master_reply_pt reply,
-                     void *data)
+                     int64_t since, int64_t until, size_t limit,
+                     size_t offset, hg_master_reply_pt reply, void *data)
 {
     hg_query_args_t args;
     hg_exec_status_t st;
@@ -966,6 +959,8 @@ hg_master_executions(hg_master_t *m, const char *job_id, const char *status,
     memset(&args, 0, sizeof(args));
     args.job_id = job_id;
     args.status = status;
+    args.since = since;
+    args.until = until;
     args.limit = limit;
     args.offset = offset;
     return hg_master_query(m, HG_QUERY_EXECUTIONS, &args, reply, data);
@@ -978,6 +973,16 @@ hg_master_job(hg_master_t *m, const char *job_id, hg_master_reply_pt reply,
     hg_query_args_t args = { .job_id = job_id };
 
     return hg_master_query(m, HG_QUERY_JOB, &args, reply, data);
+}
+
+int
+hg_master_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
+               size_t offset, hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .filter = filter, .limit = limit,
+                             .offset = offset };
+
+    return hg_master_query(m, HG_QUERY_JOBS, &args, reply, data);
 }
 
 int

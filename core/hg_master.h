@@ -134,10 +134,12 @@ int hg_master_next_fires(hg_master_t *master, const char *job_id,
 int hg_master_job(hg_master_t *master, const char *job_id,
                   hg_master_reply_pt reply, void *data);
 /* A page of the job's executions, newest first, of STATUS (NULL: any;
- * HG_ERROR for a name that is none), without output or payload:
- * {executions: [...], total, limit, offset}. */
+ * HG_ERROR for a name that is none) scheduled in [SINCE, UNTIL) (ms; 0:
+ * no bound), without output or payload: {executions: [...], total (in
+ * the window), limit, offset}. */
 int hg_master_executions(hg_master_t *master, const char *job_id,
-                         const char *status, size_t limit, size_t offset,
+                         const char *status, int64_t since, int64_t until,
+                         size_t limit, size_t offset,
                          hg_master_reply_pt reply, void *data);
 /* One execution, with its output: HG_AGAIN to REPLY when unknown. */
 int hg_master_execution(hg_master_t *master, const char *exec_id,
@@ -213,12 +215,16 @@ typedef struct {
     const char *tag;                /* one of the job's tags */
 } hg_job_filter_t;
 
-/* A page of the job table, by id, read now (no store; what the loop holds)
- * of the jobs FILTER matches: {jobs: [{id, type, tags, api, enabled,
- * paused, next_fire, running, pending}], total, limit, offset}, the
- * caller's; NULL: out of memory. */
-json_t *hg_master_jobs(hg_master_t *master, const hg_job_filter_t *filter,
-                       size_t limit, size_t offset);
+/* A page of the job table, by id (what the loop holds), of the jobs
+ * FILTER matches, with every job's statistics read from the store at
+ * once (one read, not one per job), answered as hg_master_job is:
+ * {jobs: [{id, type, tags, api, enabled, paused, next_fire, next_fires
+ * (the next five, with the job's zone's offset), running, pending,
+ * last_status, last_run, runs, successes, failures, success_rate,
+ * p95_duration_ms}], total, limit, offset, page}. */
+int hg_master_jobs(hg_master_t *master, const hg_job_filter_t *filter,
+                   size_t limit, size_t offset, hg_master_reply_pt reply,
+                   void *data);
 /* Whether the schedule has work now or within WITHIN_NS: executions
  * waiting for a worker (or for their start's record), or a timer of the
  * schedule due that soon. The API's turns give way to it (hg_api.c). */

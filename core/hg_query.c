@@ -18,7 +18,11 @@
 #include "hg_journal.h"
 #include "hg_log.h"
 #include "hg_query.h"
+#include "hg_tz.h"
 
+/* A window of executions is read from the store's list in pages of
+ * this many. */
+#define HG_QUERY_WINDOW_PAGE 200
 /* A bulk retry takes at most this many dead executions at a time. */
 #define HG_QUERY_RETRY_MAX  1000
 /* Next fire times in a job's answer. */
@@ -36,6 +40,7 @@ struct hg_query_s {
     char *exec_id;
     char *trigger;
     int64_t before;
+    int64_t since, until;           /* EXECUTIONS: a window, 0 = open */
     size_t limit;
     size_t offset;
     /* what the store's side read */
@@ -44,7 +49,10 @@ struct hg_query_s {
     size_t nrows;
     uint64_t purged;
     json_t *jobs;                   /* PUT_JOBS */
-    char *status;                   /* EXECUTIONS */
+    char *status;                   /* EXECUTIONS; JOBS' filter */
+    char *type, *tag;               /* JOBS' filter */
+    hg_job_stats_row_t *all_stats;  /* JOBS: every job's, by id */
+    size_t nstats;
     uint64_t total;                 /* EXECUTIONS: without the page */
     bool removed;                   /* DEQUEUED */
 };
@@ -59,6 +67,9 @@ hg_query_release(void *cookie)
     free(q->exec_id);
     free(q->trigger);
     free(q->status);
+    free(q->type);
+    free(q->tag);
+    hg_job_stats_rows_free(q->all_stats, q->nstats);
     json_decref(q->jobs);
 }
 
@@ -144,6 +155,54 @@ hg_query_read_dead(hg_store_t *store, hg_query_t *q, bool whole)
     return rc;
 }
 
+/*
+ * A page of the executions scheduled in [since, until), newest first, and
+ * how many there are. The store's list has no window, so it is read here,
+ * on the store's side, page by page in its order (scheduled_for
+ * descending): rows after UNTIL are passed over, and the reading stops at
+ * the first row before SINCE. A window of the last hour reads about what
+ * it answers; one with only UNTIL reads the job's history to its start.
+ */
+static int
+hg_query_read_window(hg_store_t *store, hg_query_t *q)
+{
+    hg_exec_row_t *page;
+    size_t n, i, at = 0;
+    bool done = false;
+    int64_t t;
+    int rc = HG_OK;
+
+    q->total = 0;
+    q->rows = calloc(q->limit + 1, sizeof(*q->rows));
+    if (q->rows == NULL) {
+        return HG_ERROR;
+    }
+    while (!done && rc == HG_OK) {
+        page = NULL;
+        n = 0;
+        rc = hg_store_list_executions(store, q->job_id, q->status,
+                                      HG_QUERY_WINDOW_PAGE, at, &page, &n);
+        done = n < HG_QUERY_WINDOW_PAGE;
+        for (i = 0; i < n && rc == HG_OK; i++) {
+            t = page[i].r.scheduled_for;
+            if (q->until > 0 && t >= q->until) {
+                continue;
+            }
+            if (t < q->since) {
+                done = true;
+                break;
+            }
+            if (q->total++ >= q->offset && q->nrows < q->limit) {
+                q->rows[q->nrows++] = page[i];      /* moved: ours now */
+                page[i].mem = NULL;
+            }
+        }
+        hg_exec_rows_free(page, n);
+        at += n;
+    }
+    return rc;
+}
+
 /* On the store's side: only the store's reads, into the query. */
 static int
 hg_query_run(hg_store_t *store, hg_store_task_t *task)
@@ -171,6 +230,9 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     case HG_QUERY_PUT_JOBS:
         return hg_store_put_jobs(store, q->jobs);
     case HG_QUERY_EXECUTIONS:
+        if (q->since > 0 || q->until > 0) {
+            return hg_query_read_window(store, q);
+        }
         if (hg_store_count_executions(store, q->job_id, q->status, &q->total)
             != HG_OK)
         {
@@ -178,6 +240,8 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
         }
         return hg_store_list_executions(store, q->job_id, q->status, q->limit,
                                         q->offset, &q->rows, &q->nrows);
+    case HG_QUERY_JOBS:
+        return hg_store_all_job_stats(store, &q->all_stats, &q->nstats);
     }
     return HG_ERROR;
 }
@@ -212,8 +276,15 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     q->exec_id = hg_query_strdup(args->exec_id, &failed);
     q->trigger = hg_query_strdup(args->trigger != NULL ? args->trigger
                                                        : "manual", &failed);
-    q->status = hg_query_strdup(args->status, &failed);
+    q->status = hg_query_strdup(args->filter != NULL ? args->filter->status
+                                                     : args->status, &failed);
+    if (args->filter != NULL) {
+        q->type = hg_query_strdup(args->filter->type, &failed);
+        q->tag = hg_query_strdup(args->filter->tag, &failed);
+    }
     q->before = args->before;
+    q->since = args->since;
+    q->until = args->until;
     q->limit = args->limit;
     if (kind == HG_QUERY_RETRY
         && (q->limit == 0 || q->limit > HG_QUERY_RETRY_MAX))
@@ -331,11 +402,13 @@ hg_query_execution_json(const hg_exec_record_t *r)
                      "unique_key", r->unique_key);
 }
 
-json_t *
-hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
+/* The job's next fire times: in UTC (TZ NULL), or with TZ's offset. */
+static json_t *
+hg_query_fires(hg_master_t *m, const hg_job_t *job, const hg_tz_t *tz)
 {
     int64_t fires[HG_QUERY_NEXT_FIRES];
-    json_t *next;
+    char text[48];
+    json_t *next, *t;
     size_t n = 0, i;
 
     /* Out of memory is an error (NULL), never an answer with a fire time
@@ -350,12 +423,27 @@ hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
         n = 0;
     }
     for (i = 0; i < n; i++) {
-        if (json_array_append_new(next, hg_query_time(fires[i])) != 0) {
+        if (tz == NULL) {
+            t = hg_query_time(fires[i]);
+        } else if (hg_tz_format_rfc3339(tz, fires[i] / 1000, text,
+                                        sizeof(text)) == HG_OK)
+        {
+            t = json_string(text);
+        } else {
+            t = json_null();        /* past year 9999 */
+        }
+        if (json_array_append_new(next, t) != 0) {
             json_decref(next);
             return NULL;
         }
     }
     return next;
+}
+
+json_t *
+hg_query_next_fires(hg_master_t *m, const hg_job_t *job)
+{
+    return hg_query_fires(m, job, NULL);
 }
 
 /* An API job's creator and times, from what the store keeps, into
@@ -483,10 +571,22 @@ hg_query_job_is(const hg_job_t *job, const hg_job_filter_t *filter)
     return job->enabled && !job->paused;        /* "active" */
 }
 
+/* A row of the jobs list: the job table's, with the statistics read
+ * (ROW NULL: none yet) and its next fires in its own zone. */
 static json_t *
-hg_query_job_row(const hg_job_t *job)
+hg_query_job_row(hg_master_t *m, const hg_job_t *job,
+                 const hg_job_stats_row_t *row)
 {
-    return json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:o, s:i, s:i}",
+    static const hg_job_stats_t none;
+    const hg_job_stats_t *st = row != NULL ? &row->stats : &none;
+    json_t *next;
+
+    next = hg_query_fires(m, job, job->tz != NULL ? job->tz : hg_tz_utc());
+    if (next == NULL) {
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:o, s:o, s:i, s:i,"
+                     " s:s?, s:o, s:I, s:I, s:I, s:o, s:o}",
                      "id", job->id,
                      "type", job->type,
                      "tags", job->tags,
@@ -494,14 +594,30 @@ hg_query_job_row(const hg_job_t *job)
                      "enabled", job->enabled,
                      "paused", job->paused,
                      "next_fire", hg_query_time(job->next_due_ms),
+                     "next_fires", next,
                      "running", (int) job->running,
-                     "pending", (int) job->pending);
+                     "pending", (int) job->pending,
+                     "last_status", st->runs > 0
+                                    ? hg_exec_status_name(st->last_status)
+                                    : NULL,
+                     "last_run", hg_query_time(st->last_run),
+                     "runs", (json_int_t) st->runs,
+                     "successes", (json_int_t) st->successes,
+                     "failures", (json_int_t) st->failures,
+                     "success_rate", st->runs > 0
+                         ? json_real((double) st->successes
+                                     / (double) st->runs)
+                         : json_null(),
+                     "p95_duration_ms", st->runs > 0
+                         ? json_integer(st->p95_duration_ms) : json_null());
 }
 
-json_t *
-hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
-              size_t offset)
+/* A page of the job table, with the statistics Q read. */
+static json_t *
+hg_query_jobs(hg_master_t *m, const hg_query_t *q)
 {
+    hg_job_filter_t filter = { q->status, q->type, q->tag };
+    size_t limit = q->limit, offset = q->offset;
     hg_job_t *const *order;
     json_t *list;
     size_t n, total = 0, i;
@@ -513,20 +629,25 @@ hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter, size_t limit,
         return NULL;
     }
     for (i = 0; i < n; i++) {
-        if (!hg_query_job_is(order[i], filter)) {
+        if (!hg_query_job_is(order[i], &filter)) {
             continue;
         }
         if (total++ < offset || total - offset > limit) {
             continue;
         }
-        if (json_array_append_new(list, hg_query_job_row(order[i])) != 0) {
+        if (json_array_append_new(list, hg_query_job_row(m, order[i],
+                hg_job_stats_find(q->all_stats, q->nstats, order[i]->id)))
+            != 0)
+        {
             json_decref(list);
             return NULL;
         }
     }
-    return json_pack("{s:o, s:I, s:I, s:I}", "jobs", list,
+    return json_pack("{s:o, s:I, s:I, s:I, s:I}", "jobs", list,
                      "total", (json_int_t) total, "limit", (json_int_t) limit,
-                     "offset", (json_int_t) offset);
+                     "offset", (json_int_t) offset,
+                     "page", (json_int_t) (limit > 0 ? offset / limit + 1
+                                                     : 1));
 }
 
 /* --- the queue ----------------------------------------------------------- */
@@ -740,6 +861,9 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
     case HG_QUERY_PUT_JOBS:
     case HG_QUERY_DEQUEUED:
         *answer = json_object();
+        break;
+    case HG_QUERY_JOBS:
+        *answer = hg_query_jobs(m, q);
         break;
     }
     return *answer != NULL ? HG_OK : HG_ERROR;

@@ -20,8 +20,10 @@ typedef enum {
     HG_QUERY_PURGE,                 /* dead executions deleted */
     HG_QUERY_PUT_JOBS,              /* API jobs written or deleted */
     HG_QUERY_EXECUTIONS,            /* a page of a job's executions */
-    HG_QUERY_DEQUEUED               /* an execution taken out of the queue,
+    HG_QUERY_DEQUEUED,              /* an execution taken out of the queue,
                                        or asked to be and not there */
+    HG_QUERY_JOBS                   /* a page of the job table, with every
+                                       job's statistics read at once */
 } hg_query_kind_t;
 
 typedef struct hg_query_args_s {
@@ -34,6 +36,9 @@ typedef struct hg_query_args_s {
     const json_t *jobs;             /* PUT_JOBS: {id: record | null} */
     const char *status;             /* EXECUTIONS: NULL = any */
     bool removed;                   /* DEQUEUED: taken out of the queue */
+    const hg_job_filter_t *filter;  /* JOBS (with limit and offset) */
+    int64_t since, until;           /* EXECUTIONS: scheduled in [since,
+                                       until) (ms; 0: no bound) */
 } hg_query_args_t;
 
 /* HG_OK: REPLY follows (at once for a store without a thread, once the
@@ -46,12 +51,6 @@ int hg_query_start(hg_master_t *m, hg_query_kind_t kind,
 json_t *hg_query_time(int64_t ms);
 /* The job's next five fire times, as an array of such texts. */
 json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
-/* The job table, read now (no store): jobs of STATUS (active, paused,
- * disabled, running; NULL: any) and TYPE (NULL: any), by id, a page of
- * LIMIT from OFFSET: {jobs: [{id, type, api, enabled, paused, next_fire,
- * running, pending}], total, limit, offset}. NULL when out of memory. */
-json_t *hg_query_jobs(hg_master_t *m, const hg_job_filter_t *filter,
-                      size_t limit, size_t offset);
 /* The executions that wait to start, of JOB_ID (NULL: any), in the order
  * they will run, a page of LIMIT from OFFSET, read now (no store):
  * {executions: [{id, job, due, run_at, scheduled_for, priority,

@@ -1045,3 +1045,159 @@ hg_store_check(const hg_conf_t *conf, char *err, size_t errlen)
     }
     return driver->check(conf, err, errlen);
 }
+
+/* --- every job's statistics ---------------------------------------------- */
+
+void
+hg_job_stats_rows_free(hg_job_stats_row_t *rows, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        free(rows[i].job_id);
+    }
+    free(rows);
+}
+
+static int
+hg_store_stats_by_id(const void *a, const void *b)
+{
+    return strcmp(((const hg_job_stats_row_t *) a)->job_id,
+                  ((const hg_job_stats_row_t *) b)->job_id);
+}
+
+int
+hg_store_all_job_stats(hg_store_t *store, hg_job_stats_row_t **rows,
+                       size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    if (store->driver->all_job_stats(store, rows, n) != HG_OK) {
+        return HG_ERROR;
+    }
+    /* Sorted here, whatever order (or collation) the driver read in. */
+    if (*n > 1) {
+        qsort(*rows, *n, sizeof(**rows), hg_store_stats_by_id);
+    }
+    return HG_OK;
+}
+
+const hg_job_stats_row_t *
+hg_job_stats_find(const hg_job_stats_row_t *rows, size_t n,
+                  const char *job_id)
+{
+    hg_job_stats_row_t key;
+
+    if (n == 0) {
+        return NULL;
+    }
+    key.job_id = (char *) job_id;
+    return bsearch(&key, rows, n, sizeof(*rows), hg_store_stats_by_id);
+}
+
+/* Room for one more of SIZE bytes in *ARRAY of *CAP, full. */
+static int
+hg_store_stats_grow(void **array, size_t *cap, size_t size)
+{
+    size_t more = *cap > 0 ? *cap * 2 : 64;
+    void *grown = realloc(*array, more * size);
+
+    if (grown == NULL) {
+        return HG_ERROR;
+    }
+    *array = grown;
+    *cap = more;
+    return HG_OK;
+}
+
+/* The current job is complete: its p95 from the buckets gathered. */
+static void
+hg_store_stats_list_close(hg_store_stats_list_t *list)
+{
+    if (list->n > 0) {
+        list->rows[list->n - 1].stats.p95_duration_ms =
+            hg_store_p95(list->buckets, list->nbuckets, list->max);
+    }
+    list->nbuckets = 0;
+}
+
+static int
+hg_store_stats_list_job(hg_store_stats_list_t *list, const char *job_id,
+                        const int64_t totals[7], const char *last_status)
+{
+    hg_job_stats_row_t *row;
+
+    hg_store_stats_list_close(list);
+    if (list->n == list->cap
+        && hg_store_stats_grow((void **) &list->rows, &list->cap,
+                               sizeof(*row)) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    row = &list->rows[list->n];
+    memset(row, 0, sizeof(*row));
+    row->job_id = strdup(job_id);
+    if (row->job_id == NULL) {
+        return HG_ERROR;
+    }
+    list->n++;
+    row->stats.runs = (uint64_t) totals[0];
+    row->stats.successes = (uint64_t) totals[1];
+    row->stats.failures = (uint64_t) totals[2];
+    row->stats.mean_duration_ms = totals[3] > 0
+        ? (double) totals[4] / (double) totals[3] : 0.0;
+    list->max = totals[5];
+    row->stats.last_run = totals[6];
+    if (last_status == NULL
+        || hg_exec_status_parse(last_status, &row->stats.last_status)
+           != HG_OK)
+    {
+        row->stats.last_status = HG_EXEC_QUEUED;
+    }
+    return HG_OK;
+}
+
+int
+hg_store_stats_list_add(hg_store_stats_list_t *list, const char *job_id,
+                        const int64_t totals[7], const char *last_status,
+                        bool has_bucket, unsigned bucket, int64_t count)
+{
+    if ((list->n == 0 || strcmp(list->rows[list->n - 1].job_id, job_id) != 0)
+        && hg_store_stats_list_job(list, job_id, totals, last_status)
+           != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    if (!has_bucket || count <= 0) {
+        return HG_OK;
+    }
+    if (list->nbuckets == list->bcap
+        && hg_store_stats_grow((void **) &list->buckets, &list->bcap,
+                               sizeof(*list->buckets)) != HG_OK)
+    {
+        return HG_ERROR;
+    }
+    list->buckets[list->nbuckets].bucket = bucket;
+    list->buckets[list->nbuckets].count = count;
+    list->nbuckets++;
+    return HG_OK;
+}
+
+void
+hg_store_stats_list_end(hg_store_stats_list_t *list,
+                        hg_job_stats_row_t **rows, size_t *n)
+{
+    hg_store_stats_list_close(list);
+    *rows = list->rows;
+    *n = list->n;
+    free(list->buckets);
+    memset(list, 0, sizeof(*list));
+}
+
+void
+hg_store_stats_list_free(hg_store_stats_list_t *list)
+{
+    hg_job_stats_rows_free(list->rows, list->n);
+    free(list->buckets);
+    memset(list, 0, sizeof(*list));
+}

@@ -152,6 +152,12 @@ typedef struct hg_job_stats_s {
 typedef struct hg_store_s hg_store_t;
 typedef struct hg_store_writer_s hg_store_writer_t;
 
+/* One job's statistics in hg_store_all_job_stats' list. */
+typedef struct hg_job_stats_row_s {
+    char *job_id;
+    hg_job_stats_t stats;
+} hg_job_stats_row_t;
+
 /* The leases one instance holds on executions it took (take_queued):
  * id -> until, for the drivers that serve one instance. */
 typedef struct hg_store_leases_s {
@@ -254,6 +260,9 @@ typedef struct hg_store_driver_s {
     int (*renew)(hg_store_t *store, const char *id, int64_t now,
                  int64_t lease_ms);
     int (*release)(hg_store_t *store, const char *id);
+    /* hg_store_all_job_stats: every job's, in one read. */
+    int (*all_job_stats)(hg_store_t *store, hg_job_stats_row_t **rows,
+                         size_t *n);
 } hg_store_driver_t;
 
 struct hg_store_s {
@@ -646,5 +655,40 @@ typedef struct hg_store_logline_s {
 void hg_store_logline_add(hg_store_logline_t **list, hg_log_level_t level,
                           const char *fmt, ...) HG_PRINTF(3, 4);
 void hg_store_loglines_emit(hg_store_logline_t *list);
+
+/*
+ * Every job's statistics the store keeps, sorted by job id (strcmp), in
+ * one read: what a list of jobs shows, instead of one read per job. A job
+ * without final records may be missing (read it as all zero). Only from
+ * a QUERY task (the store's side), as the reads above once the loop runs.
+ * Free with hg_job_stats_rows_free.
+ */
+int hg_store_all_job_stats(hg_store_t *store, hg_job_stats_row_t **rows,
+                           size_t *n);
+void hg_job_stats_rows_free(hg_job_stats_row_t *rows, size_t n);
+/* The row of JOB_ID in such a list, or NULL. */
+const hg_job_stats_row_t *hg_job_stats_find(const hg_job_stats_row_t *rows,
+                                            size_t n, const char *job_id);
+
+/* That list built from a driver's rows: one per job and duration bucket
+ * (a job's totals repeated, its buckets in order; a job without buckets
+ * once, with has_bucket false), a job's rows together. TOTALS: runs,
+ * successes, failures, durations, duration_sum, duration_max, last_run.
+ * Start zeroed; _end hands the list over, _free drops it (after an
+ * error too). */
+typedef struct hg_store_stats_list_s {
+    hg_job_stats_row_t *rows;
+    size_t n, cap;
+    hg_store_bucket_t *buckets;     /* the current job's */
+    size_t nbuckets, bcap;
+    int64_t max;                    /* the current job's longest duration */
+} hg_store_stats_list_t;
+
+int hg_store_stats_list_add(hg_store_stats_list_t *list, const char *job_id,
+                            const int64_t totals[7], const char *last_status,
+                            bool has_bucket, unsigned bucket, int64_t count);
+void hg_store_stats_list_end(hg_store_stats_list_t *list,
+                             hg_job_stats_row_t **rows, size_t *n);
+void hg_store_stats_list_free(hg_store_stats_list_t *list);
 
 #endif /* HG_STORE_H */

@@ -754,6 +754,36 @@ hg_mem_put_jobs(hg_store_t *store, const json_t *changes)
     return HG_OK;
 }
 
+/* Every job's statistics: the map, read whole (in memory, one read is
+ * one walk). */
+static int
+hg_mem_all_job_stats(hg_store_t *store, hg_job_stats_row_t **rows,
+                     size_t *n)
+{
+    hg_mem_t *m = store->data;
+    hg_job_stats_row_t *list;
+    const char *key;
+    void *value;
+    size_t it = 0;
+
+    list = calloc(m->jobs.count + 1, sizeof(*list));
+    if (list == NULL) {
+        return HG_ERROR;
+    }
+    while (hg_map_next(&m->jobs, &it, &key, &value)) {
+        list[*n].job_id = strdup(key);
+        if (list[*n].job_id == NULL) {
+            hg_job_stats_rows_free(list, *n);
+            *n = 0;
+            return HG_ERROR;
+        }
+        (void) hg_mem_job_stats(store, key, &list[*n].stats);
+        (*n)++;
+    }
+    *rows = list;
+    return HG_OK;
+}
+
 const hg_store_driver_t hg_store_memory_driver = {
     "memory",
     hg_mem_open,
@@ -780,5 +810,6 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_claim_fire,
     hg_mem_take_queued,
     NULL,
-    NULL
+    NULL,
+    hg_mem_all_job_stats
 };

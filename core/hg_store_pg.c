@@ -2927,6 +2927,53 @@ hg_pg_health(hg_store_t *store, json_t **report)
     return HG_OK;
 }
 
+/* Every job's statistics and duration buckets, in one statement: a
+ * job's totals repeat on each of its buckets' rows. */
+static int
+hg_pg_all_job_stats(hg_store_t *store, hg_job_stats_row_t **rows,
+                    size_t *n)
+{
+    hg_store_stats_list_t list;
+    hg_pg_params_t p;
+    PGresult *res;
+    int64_t totals[7];
+    int i, r, nr;
+
+    p.n = 0;
+    res = hg_pg_read(store->data, "every job's statistics", "SELECT"
+                     " s.job_id, s.runs, s.successes, s.failures,"
+                     " s.durations, s.duration_sum, s.duration_max,"
+                     " s.last_run, s.last_status, b.bucket, b.count"
+                     " FROM job_stats s LEFT JOIN job_durations b"
+                     " ON b.job_id = s.job_id AND b.count > 0"
+                     " ORDER BY s.job_id, b.bucket", &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    memset(&list, 0, sizeof(list));
+    nr = PQntuples(res);
+    for (r = 0; r < nr; r++) {
+        for (i = 0; i < 7; i++) {
+            totals[i] = hg_pg_int_at(res, r, i + 1);
+        }
+        if (hg_store_stats_list_add(&list, hg_pg_str(res, r, 0), totals,
+                                    hg_pg_str(res, r, 8),
+                                    !PQgetisnull(res, r, 9),
+                                    (unsigned) hg_pg_int_at(res, r, 9),
+                                    hg_pg_int_at(res, r, 10)) != HG_OK)
+        {
+            hg_store_writer_say(HG_LOG_ERROR, "store: out of memory reading "
+                                "every job's statistics");
+            hg_store_stats_list_free(&list);
+            PQclear(res);
+            return HG_ERROR;
+        }
+    }
+    PQclear(res);
+    hg_store_stats_list_end(&list, rows, n);
+    return HG_OK;
+}
+
 const hg_store_driver_t hg_store_postgres_driver = {
     "postgres",
     hg_pg_open,
@@ -2953,5 +3000,6 @@ const hg_store_driver_t hg_store_postgres_driver = {
     hg_pg_claim_fire,
     hg_pg_take_queued,
     hg_pg_renew,
-    hg_pg_release
+    hg_pg_release,
+    hg_pg_all_job_stats
 };

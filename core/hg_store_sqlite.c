@@ -2353,6 +2353,48 @@ hg_sq_health(hg_store_t *store, json_t **report)
     return HG_OK;
 }
 
+/* Every job's statistics and duration buckets, in one statement: a
+ * job's totals repeat on each of its buckets' rows. */
+static int
+hg_sq_all_job_stats(hg_store_t *store, hg_job_stats_row_t **rows,
+                    size_t *n)
+{
+    hg_sq_t *d = store->data;
+    hg_store_stats_list_t list;
+    sqlite3_stmt *s = NULL;
+    int64_t totals[7];
+    int rc, i;
+
+    memset(&list, 0, sizeof(list));
+    rc = sqlite3_prepare_v2(d->rdb, "SELECT s.job_id, s.runs, s.successes,"
+                            " s.failures, s.durations, s.duration_sum,"
+                            " s.duration_max, s.last_run, s.last_status,"
+                            " b.bucket, b.count FROM job_stats s"
+                            " LEFT JOIN job_durations b ON b.job_id ="
+                            " s.job_id AND b.count > 0"
+                            " ORDER BY s.job_id, b.bucket", -1, &s, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        for (i = 0; i < 7; i++) {
+            totals[i] = sqlite3_column_int64(s, i + 1);
+        }
+        rc = hg_store_stats_list_add(&list,
+                 (const char *) sqlite3_column_text(s, 0), totals,
+                 (const char *) sqlite3_column_text(s, 8),
+                 sqlite3_column_type(s, 9) != SQLITE_NULL,
+                 (unsigned) sqlite3_column_int(s, 9),
+                 sqlite3_column_int64(s, 10)) == HG_OK
+             ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        hg_sq_read_error(d, "every job's statistics");
+        hg_store_stats_list_free(&list);
+        return HG_ERROR;
+    }
+    hg_store_stats_list_end(&list, rows, n);
+    return HG_OK;
+}
+
 /* `hourglass -t`: the file, and with driver "redis" the server too. */
 static int
 hg_sq_check_driver(const hg_conf_t *conf, char *err, size_t errlen)
@@ -2395,6 +2437,7 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_claim_fire,
     hg_sq_take_queued,
     NULL,
-    NULL
+    NULL,
+    hg_sq_all_job_stats
 };
 

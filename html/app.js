@@ -129,6 +129,36 @@ function when(text) {
   return t;
 }
 
+/* A fire time as the API writes it for a job (its zone's wall time and
+ * offset): shown as that wall time, the browser's on hover. */
+function jobTime(text) {
+  const t = document.createElement('time');
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(?::\d\d)?(Z|[+-]\d\d:\d\d)/
+    .exec(text);
+  t.dateTime = text;
+  t.title = new Date(text).toLocaleString() + ' here';
+  t.textContent = m ? m[1] + ' ' + m[2] + ' ' + (m[3] === 'Z' ? 'UTC'
+                                                               : m[3])
+                    : text;
+  return t;
+}
+
+/* A job's next fire times: the first, the other four folded under it. */
+function fireList(fires) {
+  if (!fires || fires.length === 0) return document.createTextNode('—');
+  const d = document.createElement('details');
+  d.className = 'fires';
+  const s = document.createElement('summary');
+  s.appendChild(jobTime(fires[0]));
+  d.appendChild(s);
+  const ol = document.createElement('ol');
+  for (const f of fires.slice(1)) {
+    ol.appendChild(document.createElement('li')).appendChild(jobTime(f));
+  }
+  d.appendChild(ol);
+  return d;
+}
+
 function cell(row, content) {
   const td = row.insertCell();
   if (content instanceof Node) td.appendChild(content);
@@ -213,9 +243,18 @@ async function loadJobs() {
     cell(row, open);
     cell(row, j.type);
     cell(row, j.tags.join(', '));
-    cell(row, when(j.next_fire));
+    const last = cell(row, j.last_status || 'never ran');
+    last.className = 'last ' + (j.last_status || 'never');
+    if (j.last_run) last.title = 'finished ' + new Date(j.last_run).toLocaleString();
+    cell(row, j.success_rate == null ? '—'
+              : Math.round(100 * j.success_rate) + ' % of ' + j.runs)
+      .className = 'rate';
+    cell(row, j.p95_duration_ms == null ? '—' : duration(j.p95_duration_ms))
+      .className = 'p95';
+    cell(row, fireList(j.next_fires)).className = 'next';
     cell(row, (j.paused ? 'paused' : 'active')
-              + (j.running > 0 ? ', running ' + j.running : ''));
+              + (j.running > 0 ? ', running ' + j.running : ''))
+      .className = 'state';
     const actions = cell(row, '');
     if (can('execute')) {
       actions.append(button('Trigger', jobAct(j.id, 'trigger')),
@@ -407,6 +446,33 @@ async function loadStatus() {
   counts('#workers', Object.assign({ configured: st.workers_configured },
                                    st.workers));
   counts('#ended', st.executions_ended);
+  peers(st.cluster);
+}
+
+/* In a cluster (store postgres): every instance's lease as the database
+ * last showed it, this one first marked; a dead one says who took its
+ * work over. Nothing outside a cluster. */
+function peers(cluster) {
+  $('#cluster-section').hidden = !cluster;
+  if (!cluster) return;
+  $('#cluster-note').textContent = 'This is instance ' + cluster.instance
+    + ' (term ' + cluster.term + '); a lease lasts '
+    + duration(cluster.lease_ms) + ' and is renewed every third of it.';
+  const body = $('#peers tbody');
+  body.replaceChildren();
+  for (const p of cluster.instances) {
+    const row = body.insertRow();
+    const me = p.name === cluster.instance;
+    if (me) row.className = 'selected';
+    cell(row, p.name + (me ? ' (this one)' : ''));
+    cell(row, p.live ? 'live' : 'dead').className = p.live ? 'succeeded'
+                                                             : 'dead';
+    cell(row, p.lease_left_ms > 0 ? duration(p.lease_left_ms)
+              : 'lapsed ' + duration(-p.lease_left_ms) + ' ago');
+    cell(row, duration(Math.max(0, p.renewed_ms_ago)) + ' ago');
+    cell(row, p.term);
+    cell(row, p.taken_by || (p.live ? '' : 'not yet'));
+  }
 }
 
 /* A duration in seconds, in words ("2 h 5 min"). */
@@ -423,13 +489,14 @@ function words(s) {
 }
 
 /* The timeline: the last hour's executions and the next hour's fire
- * times, one lane per job. The API has no time window on a job's
- * executions (status, page, page_size only): they come newest first, so
- * pages are read until one reaches past the hour. Two requests a lane,
- * for at most TL_LANES lanes, keep a page with many jobs light. */
+ * times, one lane per job. The jobs list brings each job's next fires;
+ * one request a lane brings its executions of the hour (a window on
+ * when they were scheduled: `since`), for at most TL_LANES lanes. */
 const HOUR_MS = 3600e3;
 const TL_LANES = 50;
-const TL_PAGES = 4;             // of 200 executions each, per lane
+// an execution may start a while after it was scheduled (a queue, a
+// busy worker): the window reaches this far before the hour
+const TL_WAIT_MS = 3600e3;
 const TL = { label: 130, hour: 480, lane: 26, top: 22, bottom: 6 };
 
 function svg(name, attrs, parent) {
@@ -442,20 +509,12 @@ function svg(name, attrs, parent) {
 
 /* A job's executions that started in the last hour (or still run). */
 async function lastHour(id, since) {
-  const path = '/jobs/' + encodeURIComponent(id) + '/executions?page_size=200';
-  const found = [];
-  for (let n = 1; n <= TL_PAGES; n++) {
-    const page = await api('GET', path + '&page=' + n);
-    let older = false;
-    for (const x of page.executions) {
-      const at = Date.parse(x.started_at || '');
-      if (Number.isNaN(at)) continue;         // queued, skipped, missed
-      if (at >= since) found.push(x);
-      else older = true;
-    }
-    if (older || n * 200 >= page.total) break;
-  }
-  return found;
+  const page = await api('GET', '/jobs/' + encodeURIComponent(id)
+    + '/executions?page_size=500&since=' + (since - TL_WAIT_MS));
+  return page.executions.filter((x) => {
+    const at = Date.parse(x.started_at || '');
+    return !Number.isNaN(at) && at >= since;  // not queued, skipped, missed
+  });
 }
 
 function duration(ms) {
@@ -512,11 +571,8 @@ async function loadTimeline() {
   const since = now - HOUR_MS;
   const page = await api('GET', '/jobs?page_size=500');
   const jobs = page.jobs.slice(0, TL_LANES);
-  const lanes = await Promise.all(jobs.map(async (j) => {
-    const [job, runs] = await Promise.all([
-      api('GET', '/jobs/' + encodeURIComponent(j.id)), lastHour(j.id, since)]);
-    return { id: j.id, runs, fires: job.next_fires || [] };
-  }));
+  const lanes = await Promise.all(jobs.map(async (j) => (
+    { id: j.id, runs: await lastHour(j.id, since), fires: j.next_fires })));
   if (!latest()) return;
   $('#timeline-note').textContent = 'The last hour and the next, in your '
     + 'zone; one lane per job' + (page.total > jobs.length
@@ -669,6 +725,8 @@ function fail(e) {
  * cut): a page left open comes back live by itself. A network error is
  * said by "disconnected" alone; a refused token stops it. */
 const RETRY_MS = 2000;
+const STATUS_MS = 3000;       // the instance view's refresh
+let statusTimer = null;
 function keepListening() {
   listen().catch((e) => { if (e.status) fail(e); }).finally(() => {
     $('#live').textContent = 'disconnected';
@@ -687,6 +745,10 @@ async function start() {
     show();
     say('');
     keepListening();
+    // leases change without events: the instance view reads them again
+    statusTimer = statusTimer || setInterval(() => {
+      if (view() === 'status' && token()) refresh();
+    }, STATUS_MS);
   } catch (e) { fail(e); }
 }
 

@@ -16,6 +16,7 @@ each view they reach into DIR; nothing else changes."""
 import os
 import re
 import shutil
+import signal
 import time
 
 import pytest
@@ -23,6 +24,8 @@ import pytest
 from conftest import (REPO, at_ahead, job, parse_time, rfc3339,
                       sqlite_config, wait_until)
 from test_api import TOKENS, Api, api_section, free_port
+from test_cluster import cluster_config, kill_strays
+from test_store_pg import db, server  # noqa: F401 (PostgreSQL's fixtures)
 
 try:
     from selenium import webdriver
@@ -403,6 +406,7 @@ def test_workers_and_status(site, daemon):
     assert facts["Your token"] == "reader (read)"
     workers = dict(page.rows("#workers"))
     assert workers["configured"] == "2" and workers["idle"] == "2", workers
+    assert not page.visible("#cluster-section"), "peers outside a cluster"
 
     # a worker turns busy and idle again, live
     assert api.json("POST", "/api/v1/jobs/waiter/trigger")[0] == 202
@@ -609,10 +613,21 @@ def test_the_timeline(site):
     assert set(ran["broken"].values()) <= {"failed", "dead"}, ran
 
     page.open_listed("reader")
+    page.d.execute_script("performance.clearResourceTimings()")
     page.d.find_element(By.LINK_TEXT, "Timeline").click()
     runs, fires = page.wait(lambda: len(timeline_marks(page)[0]) == 4
                             and timeline_marks(page), "the timeline's lanes")
     assert sorted(runs) == JOBS, runs
+    # a lane is one request, its executions of the hour (since=): no
+    # paging through a job's history, no read of each job for its fires
+    asked = page.d.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".map(e => new URL(e.name)).filter(u => u.pathname"
+        ".startsWith('/api/v1/jobs/')).map(u => u.pathname + u.search)")
+    lanes = [re.fullmatch(r"/api/v1/jobs/([^/]+)/executions\?page_size=500"
+                          r"&since=\d+", a) for a in asked]
+    assert asked and all(lanes), asked
+    assert sorted({m.group(1) for m in lanes}) == JOBS, asked
     for name in ("hourly", "broken"):
         assert {id: cls.split() for id, cls in runs[name]} == {
             id: ["mark", status] for id, status in ran[name].items()}, runs
@@ -680,3 +695,100 @@ def test_overlapping_runs_share_their_lane_visibly(site):
     assert x1 < x2 + w2 and x2 < x1 + w1, rects     # side by side in time
     assert y1 + h1 <= y2 or y2 + h2 <= y1, rects    # so one row each
     assert min(h1, h2) >= 4, rects
+
+
+def test_the_jobs_columns(site, chrome):
+    """Each job's row: last status, success rate, p95 and its next five
+    fire times in its own zone (from GET /jobs alone); at phone width the
+    less important columns give way."""
+    page, api = site
+    for name in ("hourly", "broken"):
+        status, body = api.json("POST", "/api/v1/jobs/%s/trigger" % name)
+        assert status == 202, body
+    page.open_listed("reader")
+    heads = page.d.execute_script(
+        "return [...document.querySelectorAll('#jobs th')]"
+        ".map(th => th.innerText.trim())")
+    col = {h.split(",")[0]: i for i, h in enumerate(heads)}
+
+    def row(id):
+        return [r for r in page.rows("#jobs") if r[0] == id][0]
+    page.wait(lambda: row("broken")[col["Last status"]] == "dead"
+              and row("hourly")[col["Last status"]] == "succeeded",
+              "both runs' statuses in the list")
+    assert row("hourly")[col["Success"]] == "100 % of 1", row("hourly")
+    assert row("broken")[col["Success"]] == "0 % of 1", row("broken")
+    assert re.fullmatch(r"\d+ ms", row("hourly")[col["p95"]]), row("hourly")
+    nightly = row("nightly")
+    assert nightly[col["Last status"]] == "never ran", nightly
+    assert nightly[col["Success"]] == nightly[col["p95"]] == "—", nightly
+    # the first fire shown in Berlin's wall time, the next four folded
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 02:30 \+01:00",
+                        nightly[col["Next fires"]]), nightly
+    fires = page.d.execute_script(
+        "return [...document.querySelectorAll('#jobs tbody tr')]"
+        ".filter(tr => tr.cells[0].innerText.trim() === 'nightly')"
+        ".map(tr => [...tr.querySelectorAll('td.next time')]"
+        ".map(t => t.dateTime))[0]")
+    assert len(fires) == 5 and all(f.endswith("T02:30:00+01:00")
+                                   for f in fires), fires
+    page.shot("1b-jobs-columns")
+    shown = ("return [...document.querySelectorAll('#jobs th')]"
+             ".filter(th => getComputedStyle(th).display !== 'none')"
+             ".map(th => th.innerText.trim().split(',')[0])")
+    assert len(page.d.execute_script(shown)) == 9
+    try:
+        chrome.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 390, "height": 844, "deviceScaleFactor": 1,
+            "mobile": True})
+        page.wait(lambda: page.d.execute_script(shown) == [
+            "Job", "Last status", "Next fires", "Actions"],
+            "the phone's columns")
+        width = chrome.execute_script(
+            "return document.documentElement.scrollWidth")
+        assert width <= 390, width
+    finally:
+        chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_peers_of_a_cluster(hg, db, chrome):
+    """In a cluster (store postgres: two instances on one database), the
+    instance view shows this instance and its peers, live or not, lease
+    left and term; once a peer dies (kill -9), it is shown dead, its
+    lease lapsed, and taken over by this instance, without a reload."""
+    server, name, url = db
+    a, b = hg("a"), hg("b")
+    shutil.copytree(REPO / "html", a.dir / "html")
+    port = free_port()
+    jobs = [job("tick", command="true", every="1h")]
+    a.start(cluster_config(a, url, "a", jobs, api_section(port), lease="2s"))
+    b.start(cluster_config(b, url, "b", jobs, lease="2s"))
+    chrome.get("about:blank")
+    chrome.get_log("browser")
+    page = Page(chrome, port)
+    try:
+        page.open("reader")
+        page.wait(lambda: page.visible("#views"), "the views")
+        page.d.find_element(By.LINK_TEXT, "Workers and status").click()
+        rows = page.wait(lambda: len(page.rows("#peers")) == 2
+                         and page.rows("#peers"), "both instances")
+        assert [r[:2] for r in rows] == [["a (this one)", "live"],
+                                         ["b", "live"]], rows
+        assert all(re.fullmatch(r"\d+ ms|\d+\.\d s", r[2]) for r in rows), \
+            rows
+        assert all(int(r[4]) >= 1 and r[5] == "" for r in rows), rows
+        assert "This is instance a" in page.text("#cluster-note")
+        page.shot("10-cluster-peers")
+        b.signal(signal.SIGKILL)
+        b.wait_exit()
+        kill_strays(b)
+        rows = page.wait(lambda: (lambda r: r[1][1] == "dead" and r[1][5]
+                                  == "a" and r)(page.rows("#peers")),
+                         "b shown dead, taken over by a")
+        assert rows[0][:2] == ["a (this one)", "live"], rows
+        assert rows[1][2].startswith("lapsed "), rows
+        page.shot("11-cluster-peer-taken-over")
+        page.not_reloaded()
+        page.check_clean()
+    finally:
+        chrome.get("about:blank")       # before the daemons stop
