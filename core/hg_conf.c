@@ -183,7 +183,7 @@ static const hg_conf_key_t hg_conf_store_keys[] = {
     { .name = "path", .type = HG_CONF_PATH,
       .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(store.path), .dflt = "var/hourglass.db",
-      .help = "the database file of driver sqlite" },
+      .help = "the database file of drivers sqlite and redis" },
     { .name = "url", .type = HG_CONF_STRING,
       .flags = HG_CONF_NONEMPTY | HG_CONF_RESTART,
       .offset = HG_C(store.url), .help = "for driver postgres or redis" },
