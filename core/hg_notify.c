@@ -106,12 +106,7 @@ hg_notify_never_fires(hg_timer_t *timer)
 static void
 hg_notify_channel_drop(hg_notify_channel_t *ch)
 {
-    if (ch->job != NULL) {
-        ch->job->removed = true;
-        if (ch->job->refs == 0) {
-            hg_job_free(ch->job);
-        }
-    }
+    hg_notify_internal_job_drop(ch->job);
     free(ch->spec);
     free(ch);
 }
@@ -148,18 +143,15 @@ hg_notify_channel_conf(hg_master_t *m, const char *name)
     return NULL;
 }
 
-static hg_job_t *
-hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
+hg_job_t *
+hg_notify_internal_job(hg_master_t *m, const json_t *def, int64_t timeout_ms,
+                       int retries, hg_priority_t priority)
 {
-    char id[160];
-    json_t *def;
-    char *text = NULL;
+    const char *id = json_string_value(json_object_get(def, "id"));
+    char *text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
     hg_job_t *job = NULL;
 
-    snprintf(id, sizeof(id), "%s%s", HG_NOTIFY_JOB_PREFIX, name);
-    def = hg_notify_definition(c, id);
-    if (def == NULL
-        || (text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS)) == NULL
+    if (text == NULL || id == NULL
         || (job = hg_job_new(m, id, hg_notify_never_fires)) == NULL)
     {
         goto done;
@@ -174,18 +166,16 @@ hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
         job = NULL;
         goto done;
     }
-    /* The defaults' backoff between tries; the channel's own timeout and
-     * tries; deliveries of one channel run side by side. */
+    /* The defaults' backoff between tries; its own timeout and tries;
+     * its executions run side by side. */
     job->policy = m->cycle->conf->defaults;
     memset(&job->policy.limits, 0, sizeof(job->policy.limits));
-    job->policy.timeout_ms = json_integer_value(json_object_get(c,
-                                                              "timeout_ms"));
-    job->policy.max_retries = (int) json_integer_value(
-        json_object_get(c, "retries"));
+    job->policy.timeout_ms = timeout_ms;
+    job->policy.max_retries = retries;
     job->policy.overlap = HG_OVERLAP_ALLOW;
     job->policy.starting_deadline_ms = 0;
     job->policy.jitter_ms = 0;
-    job->policy.priority = HG_PRIORITY_HIGH;
+    job->policy.priority = priority;
     job->output_limit = hg_exec_limit_from_job(def);
     job->kind = HG_SCHEDULE_NONE;
     job->enabled = true;
@@ -193,6 +183,36 @@ hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
 
 done:
     free(text);
+    return job;
+}
+
+void
+hg_notify_internal_job_drop(hg_job_t *job)
+{
+    /* Executions under way finish with it: freed by its last one. */
+    if (job != NULL) {
+        job->removed = true;
+        if (job->refs == 0) {
+            hg_job_free(job);
+        }
+    }
+}
+
+static hg_job_t *
+hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
+{
+    char id[160];
+    json_t *def;
+    hg_job_t *job = NULL;
+
+    snprintf(id, sizeof(id), "%s%s", HG_NOTIFY_JOB_PREFIX, name);
+    def = hg_notify_definition(c, id);
+    if (def != NULL) {
+        job = hg_notify_internal_job(m, def, json_integer_value(
+                  json_object_get(c, "timeout_ms")),
+                  (int) json_integer_value(json_object_get(c, "retries")),
+                  HG_PRIORITY_HIGH);
+    }
     json_decref(def);
     return job;
 }
@@ -917,6 +937,11 @@ hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
     char *id;
 
     if (job->channel) {
+        if (strncmp(job->id, HG_NOTIFY_JOB_PREFIX,
+                    strlen(HG_NOTIFY_JOB_PREFIX)) != 0)
+        {
+            return;                 /* another internal job (hg_otlp.c) */
+        }
         hg_notify_count(m, job->id + strlen(HG_NOTIFY_JOB_PREFIX),
                         result->status == HG_EXEC_SUCCEEDED ? "sent"
                                                              : "failed");
