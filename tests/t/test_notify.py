@@ -72,15 +72,20 @@ class Receiver:
         self.server.server_close()
 
 
-def notifications(port):
-    """{(channel, result): value} of hourglass_notifications_total."""
+def series(port, family):
+    """{(label values...): value} of FAMILY's series."""
     out = {}
     for line in scrape(port).splitlines():
-        m = re.match(r'hourglass_notifications_total\{channel="([^"]*)",'
-                     r'result="([^"]*)"\} (\S+)$', line)
+        m = re.match(r'%s\{(.*)\} (\S+)$' % family, line)
         if m:
-            out[(m.group(1), m.group(2))] = float(m.group(3))
+            out[tuple(re.findall(r'="([^"]*)"', m.group(1)))] = \
+                float(m.group(2))
     return out
+
+
+def notifications(port):
+    """{(channel, result): value} of hourglass_notifications_total."""
+    return series(port, "hourglass_notifications_total")
 
 
 # Quick retries for the deliveries (the channel's tries use the defaults'

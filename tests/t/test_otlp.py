@@ -6,11 +6,12 @@ retried, and counted in hourglass_trace_spans_total{result}.
 The collector is test_notify's receiver (a python http.server on 127.0.0.1
 that keeps each POST's JSON body, and can refuse them)."""
 
-import re
+import signal
 
-from conftest import at_ahead, job, rfc3339, sched, wait_until
-from test_metrics import api_conf, listen_port, scrape
-from test_notify import Receiver
+from conftest import (at_ahead, job, rfc3339, run_hourglass, sched,
+                      wait_until)
+from test_metrics import api_conf, listen_port
+from test_notify import Receiver, series
 
 
 def tracing(rx, **keys):
@@ -46,13 +47,8 @@ def of_job(rx, job_id):
 
 def trace_spans(port):
     """{result: value} of hourglass_trace_spans_total."""
-    out = {}
-    for line in scrape(port).splitlines():
-        m = re.match(r'hourglass_trace_spans_total\{result="([^"]*)"\} '
-                     r'(\S+)$', line)
-        if m:
-            out[m.group(1)] = float(m.group(2))
-    return out
+    return {k[0]: v for k, v in
+            series(port, "hourglass_trace_spans_total").items()}
 
 
 DEFAULTS = ('defaults = { max_retries = 0; backoff = { initial = "300ms"; '
@@ -162,3 +158,48 @@ def test_collector_away_then_back(hg):
         assert sum(counts.values()) <= len(d.events("finish", job="tick"))
     finally:
         rx.close()
+
+
+def test_reload_turns_tracing_on_and_moves_it(hg):
+    """`tracing` may change on a reload: turned on, spans go out; pointed
+    at another collector, the next spans go there."""
+    a, b = Receiver(), Receiver()
+    d = hg()
+    try:
+        def text(rx):
+            return d.config(extra="\n".join(
+                [DEFAULTS] + ([tracing(rx, interval="50ms")] if rx else [])),
+                load=("shell", "http"),
+                jobs=[job("tick", every="300ms", command="true")])
+        d.start(text(None))
+        d.wait_event("finish", job="tick")
+        d.write(text(a))
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: of_job(a, "tick"), what="a span at the first")
+        d.write(text(b))
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: of_job(b, "tick"), what="a span at the second")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_configuration_errors(tmp_path):
+    conf = tmp_path / "scheduler.conf"
+    conf.write_text("\n".join([
+        'store = { driver = "memory"; };',
+        'tracing = { otlp = "127.0.0.1:4318";',
+        '  batch = 100; queue = 10; };',
+        'jobs = ( );',
+        ""]))
+    r = run_hourglass("-t", "-c", conf, "-p", tmp_path)
+    assert r.returncode == 1
+    assert ('%s:2: tracing.otlp: "127.0.0.1:4318" is not an http:// or '
+            'https:// URL' % conf) in r.stderr, r.stderr
+    assert ('%s:3: tracing.queue: 10 is smaller than tracing.batch (100)'
+            % conf) in r.stderr, r.stderr
+    conf.write_text('store = { driver = "memory"; };\ntracing = { };\n'
+                    'jobs = ( );\n')
+    r = run_hourglass("-t", "-c", conf, "-p", tmp_path)
+    assert r.returncode == 1
+    assert "%s:2: tracing.otlp is required" % conf in r.stderr, r.stderr
