@@ -229,19 +229,24 @@ def test_reload_applies_channels(hg):
         b.close()
 
 
-def test_configuration_errors_name_file_and_line(tmp_path):
+def refused(tmp_path, *lines):
+    """(file, its errors) of a configuration of LINES that -t refuses."""
     conf = tmp_path / "scheduler.conf"
-    conf.write_text("\n".join([
-        'store = { driver = "memory"; };',
+    conf.write_text("\n".join(('store = { driver = "memory"; };',) + lines
+                              + ("",)))
+    r = run_hourglass("-t", "-c", conf, "-p", tmp_path)
+    assert r.returncode == 1, r.stderr
+    return conf, r.stderr
+
+
+def test_configuration_errors_name_file_and_line(tmp_path):
+    conf, err = refused(
+        tmp_path,
         'channels = ( { name = "hook"; type = "webhook"; },',
         '  { name = "page"; type = "command"; command = "cat"; } );',
         'defaults = { notify = { on = [ "dead" ]; via = [ "nowhere" ]; }; };',
         'jobs = ( { id = "a"; type = "shell"; command = "true";',
-        '  notify = { on = [ "failur" ]; via = [ "pag" ]; }; } );',
-        ""]))
-    r = run_hourglass("-t", "-c", conf, "-p", tmp_path)
-    assert r.returncode == 1
-    err = r.stderr
+        '  notify = { on = [ "failur" ]; via = [ "pag" ]; }; } );')
     assert "%s:2: channels[0]: a webhook channel needs url" % conf in err
     assert ('%s:4: defaults.notify.via: unknown channel "nowhere"' % conf
             in err)
