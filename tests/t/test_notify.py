@@ -347,6 +347,29 @@ def test_overdue_window_survives_a_restart(hg, tmp_path):
     assert int(parse_time(ev["last_success"])) == row["finished_at"] // 1000
 
 
+def test_recovered_after_a_restart(hg, tmp_path):
+    """A job that failed for good before a restart and succeeds after it
+    raises `recovered`: whether it was failing comes from the store (its
+    last final status), not from the memory of the master that saw it."""
+    out = tmp_path / "events.jsonl"
+    d = hg()
+
+    def text(command):
+        return sqlite_config(
+            d, extra="\n".join([DEFAULTS, channels(command_channel(out))]),
+            jobs=[job("flaky", command=command, at=rfc3339(at_ahead(1.5)),
+                      misfire="skip", notify={"on": ["failure", "recovered"],
+                                              "via": ["page"]})])
+    d.start(text("exit 1"))
+    wait_events(out, 1, "failure notification")
+    d.stop()
+    d.start(text("true"))
+    d.wait_event("finish", job="flaky", status="succeeded")
+    evs = wait_events(out, 2, "notifications")
+    assert [e["event"] for e in evs] == ["failure", "recovered"]
+    assert evs[1]["job"] == "flaky" and evs[1]["status"] == "succeeded"
+
+
 def test_missed_run(hg, tmp_path):
     """A run that cannot start within its starting_deadline (the one
     worker is busy) is recorded missed, and `missed` is told."""
