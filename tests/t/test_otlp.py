@@ -6,10 +6,11 @@ retried, and counted in hourglass_trace_spans_total{result}.
 The collector is test_notify's receiver (a python http.server on 127.0.0.1
 that keeps each POST's JSON body, and can refuse them)."""
 
+import json
 import signal
 
 from conftest import at_ahead, job, rfc3339, sched, wait_until
-from test_metrics import api_conf, listen_port
+from test_metrics import api_conf, listen_port, request
 from test_notify import Receiver, refused, series
 
 
@@ -115,6 +116,11 @@ def test_spans_trace_parents_attributes_and_errors(hg):
         assert {s["name"] for s in spans(rx)} == {"traced", "broken"}
         wait_until(lambda: trace_spans(port).get("exported") == 3,
                    what="trace_spans_total{exported} = 3")
+        # the exporter is no job of the table
+        status, body = request(port, "GET", "/api/v1/jobs")
+        assert status == 200
+        assert sorted(j["id"] for j in json.loads(body)["jobs"]) == \
+            ["broken", "traced"]
     finally:
         rx.close()
 
