@@ -119,7 +119,7 @@ hg_otlp_span_json(const hg_otlp_span_t *s)
 {
     char ctx[HG_TRACEPARENT_LEN], root[HG_TRACEPARENT_LEN];
     bool ok = strcmp(s->status, "succeeded") == 0;
-    json_t *span, *status;
+    json_t *span, *status, *message;
 
     /* "00-" trace(32) "-" span(16) "-01": the job's own traceparent. */
     if (hg_trace_context(s->run_id, s->exec_id, ctx, sizeof(ctx)) != HG_OK
@@ -131,10 +131,16 @@ hg_otlp_span_json(const hg_otlp_span_t *s)
     ctx[35] = '\0';
     ctx[52] = '\0';
     root[52] = '\0';
+    /* An error that is not UTF-8 (a module's words) leaves the status's
+     * name as the message: the span is sent all the same. */
+    message = s->error != NULL && s->error[0] ? json_string(s->error) : NULL;
     status = ok ? json_pack("{s:i}", "code", HG_OTLP_STATUS_OK)
-                : json_pack("{s:i, s:s}", "code", HG_OTLP_STATUS_ERROR,
-                            "message", s->error != NULL && s->error[0]
-                                       ? s->error : s->status);
+                : json_pack("{s:i, s:o}", "code", HG_OTLP_STATUS_ERROR,
+                            "message", message != NULL
+                                       ? message : json_string(s->status));
+    if (ok) {
+        json_decref(message);
+    }
     span = json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o}",
                      "traceId", ctx + 3, "spanId", ctx + 36,
                      "name", s->job_id, "kind", HG_OTLP_KIND_INTERNAL,
@@ -427,8 +433,10 @@ hg_otlp_finished(hg_master_t *m, const hg_execution_t *exec,
     s.signo = r->signo;
     s.start_ms = r->started_ms > 0 ? r->started_ms : exec->dispatched_ms;
     s.end_ms = r->finished_ms > s.start_ms ? r->finished_ms : s.start_ms;
-    s.lag_ms = exec->dispatched_ms > 0
-               ? exec->dispatched_ms - exec->scheduled_for_ms : 0;
+    /* As hourglass_schedule_lag_seconds: a retry's from its backoff's
+     * end. */
+    s.lag_ms = exec->dispatched_ns > 0 && exec->due_ns > 0
+               ? (exec->dispatched_ns - exec->due_ns) / HG_NSEC_PER_MSEC : 0;
     span = hg_otlp_span_json(&s);
     if (span == NULL || json_array_append_new(o->held, span) != 0) {
         hg_otlp_count(m, "dropped", 1);

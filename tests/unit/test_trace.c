@@ -169,6 +169,13 @@ test_otlp_span_retry_failed(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(
                         span, "status"), "message")), "failed");
     json_decref(span);
+    /* an error that is not UTF-8: the status's name says it */
+    s.error = "exit \xff";
+    span = hg_otlp_span_json(&s);
+    assert_non_null(span);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(
+                        span, "status"), "message")), "failed");
+    json_decref(span);
     /* ids that are no UUIDs make no span */
     s.run_id = "not-a-uuid";
     assert_null(hg_otlp_span_json(&s));
