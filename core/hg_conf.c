@@ -88,6 +88,7 @@ static const char *const hg_conf_priorities[] = {
 static int hg_conf_check_listen(const char *value, char *err, size_t errlen);
 static int hg_conf_check_cidr(const char *value, char *err, size_t errlen);
 static int hg_conf_check_name(const char *value, char *err, size_t errlen);
+static int hg_conf_check_url(const char *value, char *err, size_t errlen);
 
 static void hg_conf_read_jobs(hg_conf_loader_t *ld, const hg_conf_key_t *key,
                               char *base, const config_setting_t *s,
@@ -215,6 +216,36 @@ static const hg_conf_key_t hg_conf_cluster_keys[] = {
 
 static const hg_conf_section_t hg_conf_cluster_section = {
     "cluster", hg_conf_cluster_keys, HG_NELEMS(hg_conf_cluster_keys),
+    NULL, 0, NULL, NULL
+};
+
+static const hg_conf_key_t hg_conf_tracing_keys[] = {
+    { .name = "otlp", .type = HG_CONF_STRING,
+      .flags = HG_CONF_REQUIRED | HG_CONF_NONEMPTY,
+      .offset = HG_C(tracing.otlp), .check = hg_conf_check_url,
+      .help = "the collector's OTLP/HTTP base URL (POST .../v1/traces)" },
+    { .name = "service_name", .type = HG_CONF_STRING,
+      .flags = HG_CONF_NONEMPTY, .offset = HG_C(tracing.service_name),
+      .dflt = "hourglass" },
+    { .name = "batch", .type = HG_CONF_INT, .offset = HG_C(tracing.batch),
+      .dflt = "512", .min = 1, .max = 8192, .help = "spans per export" },
+    { .name = "queue", .type = HG_CONF_INT, .offset = HG_C(tracing.queue),
+      .dflt = "2048", .min = 1, .max = 1000000,
+      .help = "spans held at most; beyond, dropped and counted" },
+    { .name = "interval", .type = HG_CONF_DURATION,
+      .offset = HG_C(tracing.interval_ms), .dflt = "1s",
+      .min = 10, .max = 3600 * 1000,
+      .help = "how long a span waits for its batch to fill" },
+    { .name = "retries", .type = HG_CONF_INT, .offset = HG_C(tracing.retries),
+      .dflt = "3", .min = 0, .max = 100,
+      .help = "of an export, with the defaults' backoff" },
+    { .name = "timeout", .type = HG_CONF_DURATION,
+      .offset = HG_C(tracing.timeout_ms), .dflt = "10s",
+      .min = 100, .max = 3600 * 1000, .help = "of an export's try" },
+};
+
+static const hg_conf_section_t hg_conf_tracing_section = {
+    "tracing", hg_conf_tracing_keys, HG_NELEMS(hg_conf_tracing_keys),
     NULL, 0, NULL, NULL
 };
 
@@ -407,6 +438,8 @@ static const hg_conf_key_t hg_conf_root_keys[] = {
     { .name = "cluster", .type = HG_CONF_GROUP,
       .flags = HG_CONF_PRESENCE | HG_CONF_RESTART,
       .offset2 = HG_C(cluster.enabled), .section = &hg_conf_cluster_section },
+    { .name = "tracing", .type = HG_CONF_GROUP, .flags = HG_CONF_PRESENCE,
+      .offset2 = HG_C(tracing.enabled), .section = &hg_conf_tracing_section },
     { .name = "defaults", .type = HG_CONF_GROUP, .offset = HG_C(defaults),
       .section = &hg_conf_policy_section },
     { .name = "channels", .type = HG_CONF_HANDLER,
@@ -2656,6 +2689,24 @@ bad:
     return HG_ERROR;
 }
 
+/* An http:// or https:// URL with a host. */
+static int
+hg_conf_check_url(const char *value, char *err, size_t errlen)
+{
+    const char *host = strncmp(value, "http://", 7) == 0 ? value + 7
+                       : strncmp(value, "https://", 8) == 0 ? value + 8
+                       : NULL;
+
+    if (host == NULL || host[0] == '\0' || host[0] == '/'
+        || strpbrk(value, " \t\r\n?#") != NULL)
+    {
+        snprintf(err, errlen, "\"%.64s\" is not an http:// or https:// URL "
+                 "without query (e.g. \"http://127.0.0.1:4318\")", value);
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
 static int
 hg_conf_check_name(const char *value, char *err, size_t errlen)
 {
@@ -2682,6 +2733,13 @@ hg_conf_cross_checks(hg_conf_loader_t *ld)
     if (s != NULL) {
         hg_conf_backoff_check(ld, &conf->defaults.backoff, s,
                               "defaults.backoff");
+    }
+
+    if (conf->tracing.enabled && conf->tracing.queue < conf->tracing.batch) {
+        hg_conf_err(ld, config_lookup(&ld->cf, "tracing.queue"),
+                    "tracing.queue: %d is smaller than tracing.batch (%d): "
+                    "a batch could never fill", conf->tracing.queue,
+                    conf->tracing.batch);
     }
 
     s = config_lookup(&ld->cf, "defaults.notify");

@@ -213,6 +213,20 @@ typedef struct hg_conf_s {
         char *tls_key;              /* absolute: PEM private key */
     } api;
 
+    /* `tracing`: each execution a span exported over OTLP/HTTP JSON
+     * (hg_otlp.c); a reload may change it. */
+    struct {
+        bool enabled;               /* a tracing section is present */
+        char *otlp;                 /* the collector's base URL: spans go
+                                       to OTLP/v1/traces */
+        char *service_name;         /* default "hourglass" */
+        int batch;                  /* spans per export; default 512 */
+        int queue;                  /* spans held at most; default 2048 */
+        int64_t interval_ms;        /* a batch's longest wait; default 1s */
+        int retries;                /* of an export; default 3 */
+        int64_t timeout_ms;         /* of an export's try; default 10s */
+    } tracing;
+
     hg_job_policy_t defaults;
     /* `defaults.notify` as written ({ "on": [...], "via": [...] }), or
      * NULL: merged into each job's definition that has no notify of its

@@ -47,6 +47,7 @@
 #include "hg_service.h"
 #include "hg_meter.h"
 #include "hg_notify.h"
+#include "hg_otlp.h"
 #include "hg_worker.h"
 
 static void hg_master_check_done(hg_master_t *m);
@@ -673,6 +674,7 @@ hg_master_cleanup(hg_master_t *m)
         hg_execution_free(m, m->executions.head);
     }
     hg_notify_free(m);
+    hg_otlp_free(m);
     hg_map_free(&m->unique_keys);
     if (m->store != NULL && m->store_ev.active) {
         hg_event_del(&m->store_ev);

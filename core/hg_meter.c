@@ -101,6 +101,10 @@ static const struct {
     { HG_MF(notifications), "hourglass_notifications_total",
       "Notifications sent, by channel and result", HG_METRIC_COUNTER,
       hg_l_channel_result, NULL, 0 },
+    { HG_MF(trace_spans), "hourglass_trace_spans_total",
+      "Execution spans for the OTLP collector, by result (exported, "
+      "dropped: no room to hold them, failed: refused after the retries)",
+      HG_METRIC_COUNTER, hg_l_result, NULL, 0 },
     { HG_MF(claims), "hourglass_claims_total",
       "Fire times this instance tried to claim in the cluster, by result",
       HG_METRIC_COUNTER, hg_l_result, NULL, 0 },

@@ -71,6 +71,7 @@ struct hg_notify_s {
     hg_map_t failing;               /* job id -> its own strdup: its last
                                        run failed for good */
     hg_map_t watches;               /* job id -> hg_notify_watch_t */
+    hg_map_t asks;                  /* job id -> hg_notify_ask_t */
 };
 
 static struct hg_notify_s *
@@ -83,6 +84,7 @@ hg_notify_state(hg_master_t *m)
         hg_map_init(&m->notify->limits);
         hg_map_init(&m->notify->failing);
         hg_map_init(&m->notify->watches);
+        hg_map_init(&m->notify->asks);
     }
     return m->notify;
 }
@@ -106,12 +108,7 @@ hg_notify_never_fires(hg_timer_t *timer)
 static void
 hg_notify_channel_drop(hg_notify_channel_t *ch)
 {
-    if (ch->job != NULL) {
-        ch->job->removed = true;
-        if (ch->job->refs == 0) {
-            hg_job_free(ch->job);
-        }
-    }
+    hg_notify_internal_job_drop(ch->job);
     free(ch->spec);
     free(ch);
 }
@@ -148,18 +145,15 @@ hg_notify_channel_conf(hg_master_t *m, const char *name)
     return NULL;
 }
 
-static hg_job_t *
-hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
+hg_job_t *
+hg_notify_internal_job(hg_master_t *m, const json_t *def, int64_t timeout_ms,
+                       int retries, hg_priority_t priority)
 {
-    char id[160];
-    json_t *def;
-    char *text = NULL;
+    const char *id = json_string_value(json_object_get(def, "id"));
+    char *text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
     hg_job_t *job = NULL;
 
-    snprintf(id, sizeof(id), "%s%s", HG_NOTIFY_JOB_PREFIX, name);
-    def = hg_notify_definition(c, id);
-    if (def == NULL
-        || (text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS)) == NULL
+    if (text == NULL || id == NULL
         || (job = hg_job_new(m, id, hg_notify_never_fires)) == NULL)
     {
         goto done;
@@ -174,18 +168,16 @@ hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
         job = NULL;
         goto done;
     }
-    /* The defaults' backoff between tries; the channel's own timeout and
-     * tries; deliveries of one channel run side by side. */
+    /* The defaults' backoff between tries; its own timeout and tries;
+     * its executions run side by side. */
     job->policy = m->cycle->conf->defaults;
     memset(&job->policy.limits, 0, sizeof(job->policy.limits));
-    job->policy.timeout_ms = json_integer_value(json_object_get(c,
-                                                              "timeout_ms"));
-    job->policy.max_retries = (int) json_integer_value(
-        json_object_get(c, "retries"));
+    job->policy.timeout_ms = timeout_ms;
+    job->policy.max_retries = retries;
     job->policy.overlap = HG_OVERLAP_ALLOW;
     job->policy.starting_deadline_ms = 0;
     job->policy.jitter_ms = 0;
-    job->policy.priority = HG_PRIORITY_HIGH;
+    job->policy.priority = priority;
     job->output_limit = hg_exec_limit_from_job(def);
     job->kind = HG_SCHEDULE_NONE;
     job->enabled = true;
@@ -193,6 +185,36 @@ hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
 
 done:
     free(text);
+    return job;
+}
+
+void
+hg_notify_internal_job_drop(hg_job_t *job)
+{
+    /* Executions under way finish with it: freed by its last one. */
+    if (job != NULL) {
+        job->removed = true;
+        if (job->refs == 0) {
+            hg_job_free(job);
+        }
+    }
+}
+
+static hg_job_t *
+hg_notify_job_new(hg_master_t *m, const json_t *c, const char *name)
+{
+    char id[160];
+    json_t *def;
+    hg_job_t *job = NULL;
+
+    snprintf(id, sizeof(id), "%s%s", HG_NOTIFY_JOB_PREFIX, name);
+    def = hg_notify_definition(c, id);
+    if (def != NULL) {
+        job = hg_notify_internal_job(m, def, json_integer_value(
+                  json_object_get(c, "timeout_ms")),
+                  (int) json_integer_value(json_object_get(c, "retries")),
+                  HG_PRIORITY_HIGH);
+    }
     json_decref(def);
     return job;
 }
@@ -610,6 +632,7 @@ typedef struct hg_notify_watch_s {
 } hg_notify_watch_t;
 
 static void hg_notify_watch_check(hg_notify_watch_t *w);
+static void hg_notify_ask_failing(hg_master_t *m, const hg_job_t *job);
 
 static void
 hg_notify_watch_free(hg_notify_watch_t *w)
@@ -893,6 +916,9 @@ hg_notify_job_defined(hg_master_t *m, const hg_job_t *job)
     json_t *def;
     int64_t success_ms, run_ms;
 
+    if (strstr(job->definition_text, "\"recovered\"") != NULL) {
+        hg_notify_ask_failing(m, job);
+    }
     if (strstr(job->definition_text, "\"expect\":{") == NULL
         && (m->notify == NULL || hg_map_get(&m->notify->watches, job->id)
                                  == NULL))
@@ -952,6 +978,84 @@ hg_notify_watch_ran(hg_master_t *m, const hg_job_t *job, bool succeeded)
     hg_notify_watch_check(w);
 }
 
+/* --- recovered across a restart ----------------------------------------- */
+
+/*
+ * Whether a job is failing (its last run failed for good: its next
+ * success raises `recovered`) is kept in memory as runs end, and learnt
+ * from the store once per job and master, for the jobs that ask for
+ * `recovered`: the last final status of its statistics. A run that ends
+ * before the store answers knows better, and the answer is ignored.
+ */
+typedef struct hg_notify_ask_s {
+    hg_master_t *m;
+    char *id;                       /* the job's (the map's key) */
+    bool ran;                       /* a run ended before the answer */
+    hg_timer_t timer;
+} hg_notify_ask_t;
+
+static void
+hg_notify_on_last_status(void *data, int rc, const json_t *answer)
+{
+    hg_notify_ask_t *a = data;
+    struct hg_notify_s *n = a->m->notify;
+    const char *last = json_string_value(json_object_get(
+        json_object_get(answer, "stats"), "last_status"));
+    char *id;
+
+    if (rc != HG_OK || a->ran || last == NULL || n == NULL
+        || (strcmp(last, "dead") != 0 && strcmp(last, "failed") != 0
+            && strcmp(last, "timed_out") != 0
+            && strcmp(last, "crashed") != 0)
+        || hg_map_get(&n->failing, a->id) != NULL)
+    {
+        return;
+    }
+    if ((id = strdup(a->id)) != NULL && hg_map_put(&n->failing, id, id)
+                                        != HG_OK)
+    {
+        free(id);
+    }
+}
+
+static void
+hg_notify_on_ask(hg_timer_t *timer)
+{
+    hg_notify_ask_t *a = timer->data;
+    hg_query_args_t args;
+
+    /* From the loop, once the job is in the table. Without a store (or
+     * its answer) the job starts as not failing. */
+    memset(&args, 0, sizeof(args));
+    args.job_id = a->id;
+    (void) hg_query_start(a->m, HG_QUERY_JOB, &args,
+                          hg_notify_on_last_status, a);
+}
+
+static void
+hg_notify_ask_failing(hg_master_t *m, const hg_job_t *job)
+{
+    struct hg_notify_s *n = hg_notify_state(m);
+    hg_notify_ask_t *a;
+
+    if (n == NULL || hg_map_get(&n->asks, job->id) != NULL) {
+        return;                     /* asked once: memory knows since */
+    }
+    a = calloc(1, sizeof(*a));
+    if (a == NULL || (a->id = strdup(job->id)) == NULL
+        || hg_map_put(&n->asks, a->id, a) != HG_OK)
+    {
+        if (a != NULL) {
+            free(a->id);
+        }
+        free(a);
+        return;
+    }
+    a->m = m;
+    hg_timer_init(&a->timer, hg_notify_on_ask, a);
+    hg_timer_set(&m->mono, &a->timer, hg_clock_ns(CLOCK_MONOTONIC));
+}
+
 /* --- what hg_outcome.c tells ------------------------------------------- */
 
 void
@@ -960,9 +1064,15 @@ hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
 {
     hg_job_t *job = exec->job;
     struct hg_notify_s *n;
+    hg_notify_ask_t *ask;
     char *id;
 
     if (job->channel) {
+        if (strncmp(job->id, HG_NOTIFY_JOB_PREFIX,
+                    strlen(HG_NOTIFY_JOB_PREFIX)) != 0)
+        {
+            return;                 /* another internal job (hg_otlp.c) */
+        }
         hg_notify_count(m, job->id + strlen(HG_NOTIFY_JOB_PREFIX),
                         result->status == HG_EXEC_SUCCEEDED ? "sent"
                                                              : "failed");
@@ -973,6 +1083,9 @@ hg_notify_finished(hg_master_t *m, const hg_execution_t *exec,
         || (n = hg_notify_state(m)) == NULL)
     {
         return;                     /* the common case: nothing to tell */
+    }
+    if ((ask = hg_map_get(&n->asks, job->id)) != NULL) {
+        ask->ran = true;
     }
     if (dead) {
         hg_notify_event(m, "dead", job, exec, result, NULL);
@@ -1026,6 +1139,15 @@ hg_notify_free(hg_master_t *m)
         hg_notify_watch_free(value);
     }
     hg_map_free(&n->watches);
+    it = 0;
+    while (hg_map_next(&n->asks, &it, &key, &value)) {
+        hg_notify_ask_t *a = value;
+
+        hg_timer_cancel(&a->timer);
+        free(a->id);
+        free(a);
+    }
+    hg_map_free(&n->asks);
     free(n);
     m->notify = NULL;
 }

@@ -13,6 +13,16 @@
  * no job id may hold, so it never meets a configured job. */
 #define HG_NOTIFY_JOB_PREFIX  "notify:"
 
+/* A new internal job (not in the table: its executions are made by its
+ * owner) of definition DEF (its id and type, and the module's keys), with
+ * the defaults' backoff and TIMEOUT_MS, RETRIES and PRIORITY of its own:
+ * a channel's ("notify:NAME") or the OTLP exporter's. NULL: no memory. */
+hg_job_t *hg_notify_internal_job(hg_master_t *m, const json_t *def,
+                                 int64_t timeout_ms, int retries,
+                                 hg_priority_t priority);
+/* Let go of JOB (NULL is fine): freed now, or by its last execution. */
+void hg_notify_internal_job_drop(hg_job_t *job);
+
 /* An execution ended for good (no retry follows) with RESULT: the events
  * it raises (failure or dead, recovered), or, when it was a delivery, the
  * count of notifications_total. DEAD: it went to the dead-letter list. */

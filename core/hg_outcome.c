@@ -21,6 +21,7 @@
 #include "hg_log.h"
 #include "hg_notice.h"
 #include "hg_notify.h"
+#include "hg_otlp.h"
 #include "hg_msg.h"
 #include "hg_outcome.h"
 #include "hg_meter.h"
@@ -284,6 +285,7 @@ logged:
          * for a delivery, how it went. */
         hg_notify_finished(m, exec, result, retryable);
     }
+    hg_otlp_finished(m, exec, result, retry);   /* the attempt's span */
     hg_outcome_release_waiting(m, job);
     hg_execution_free(m, exec);
 }

@@ -102,8 +102,10 @@ struct hg_job_s {
     bool quick : 1;
     bool api : 1;                   /* defined through the API, not the
                                        file (hg_jobdef.c) */
-    bool channel : 1;               /* a notification channel's internal
-                                       job, not in the table (hg_notify.c) */
+    bool channel : 1;               /* an internal job, not in the table:
+                                       a notification channel's
+                                       (hg_notify.c), the OTLP exporter
+                                       (hg_otlp.c) */
 };
 
 /* An execution handed ahead to a busy worker (see hg_dispatch_hand_ahead):
@@ -206,6 +208,7 @@ struct hg_master_s {
         hg_metric_t *leader;
         hg_metric_t *overdue;       /* {job} */
         hg_metric_t *notifications; /* {channel,result} */
+        hg_metric_t *trace_spans;   /* {result}: hg_otlp.c */
         hg_metric_t *claims;        /* {result} */
         hg_metric_t *claim_seconds;
         hg_metric_t *lease_expired;
@@ -221,6 +224,7 @@ struct hg_master_s {
     void *notice_data;
     struct hg_query_s *queries;     /* at the store (hg_query.c) */
     struct hg_notify_s *notify;     /* channels, rate windows (hg_notify.c) */
+    struct hg_otlp_s *otlp;         /* spans waiting for export (hg_otlp.c) */
 
     /* The store (NULL: executions live only in the log). An execution's
      * frame goes to its worker only once its `running` record is

@@ -72,15 +72,20 @@ class Receiver:
         self.server.server_close()
 
 
-def notifications(port):
-    """{(channel, result): value} of hourglass_notifications_total."""
+def series(port, family):
+    """{(label values...): value} of FAMILY's series."""
     out = {}
     for line in scrape(port).splitlines():
-        m = re.match(r'hourglass_notifications_total\{channel="([^"]*)",'
-                     r'result="([^"]*)"\} (\S+)$', line)
+        m = re.match(r'%s\{(.*)\} (\S+)$' % family, line)
         if m:
-            out[(m.group(1), m.group(2))] = float(m.group(3))
+            out[tuple(re.findall(r'="([^"]*)"', m.group(1)))] = \
+                float(m.group(2))
     return out
+
+
+def notifications(port):
+    """{(channel, result): value} of hourglass_notifications_total."""
+    return series(port, "hourglass_notifications_total")
 
 
 # Quick retries for the deliveries (the channel's tries use the defaults'
@@ -224,19 +229,24 @@ def test_reload_applies_channels(hg):
         b.close()
 
 
-def test_configuration_errors_name_file_and_line(tmp_path):
+def refused(tmp_path, *lines):
+    """(file, its errors) of a configuration of LINES that -t refuses."""
     conf = tmp_path / "scheduler.conf"
-    conf.write_text("\n".join([
-        'store = { driver = "memory"; };',
+    conf.write_text("\n".join(('store = { driver = "memory"; };',) + lines
+                              + ("",)))
+    r = run_hourglass("-t", "-c", conf, "-p", tmp_path)
+    assert r.returncode == 1, r.stderr
+    return conf, r.stderr
+
+
+def test_configuration_errors_name_file_and_line(tmp_path):
+    conf, err = refused(
+        tmp_path,
         'channels = ( { name = "hook"; type = "webhook"; },',
         '  { name = "page"; type = "command"; command = "cat"; } );',
         'defaults = { notify = { on = [ "dead" ]; via = [ "nowhere" ]; }; };',
         'jobs = ( { id = "a"; type = "shell"; command = "true";',
-        '  notify = { on = [ "failur" ]; via = [ "pag" ]; }; } );',
-        ""]))
-    r = run_hourglass("-t", "-c", conf, "-p", tmp_path)
-    assert r.returncode == 1
-    err = r.stderr
+        '  notify = { on = [ "failur" ]; via = [ "pag" ]; }; } );')
     assert "%s:2: channels[0]: a webhook channel needs url" % conf in err
     assert ('%s:4: defaults.notify.via: unknown channel "nowhere"' % conf
             in err)
@@ -335,6 +345,29 @@ def test_overdue_window_survives_a_restart(hg, tmp_path):
     # the store's success, to the second (the store keeps ms; the answer
     # read back is whole seconds)
     assert int(parse_time(ev["last_success"])) == row["finished_at"] // 1000
+
+
+def test_recovered_after_a_restart(hg, tmp_path):
+    """A job that failed for good before a restart and succeeds after it
+    raises `recovered`: whether it was failing comes from the store (its
+    last final status), not from the memory of the master that saw it."""
+    out = tmp_path / "events.jsonl"
+    d = hg()
+
+    def text(command):
+        return sqlite_config(
+            d, extra="\n".join([DEFAULTS, channels(command_channel(out))]),
+            jobs=[job("flaky", command=command, at=rfc3339(at_ahead(1.5)),
+                      misfire="skip", notify={"on": ["failure", "recovered"],
+                                              "via": ["page"]})])
+    d.start(text("exit 1"))
+    wait_events(out, 1, "failure notification")
+    d.stop()
+    d.start(text("true"))
+    d.wait_event("finish", job="flaky", status="succeeded")
+    evs = wait_events(out, 2, "notifications")
+    assert [e["event"] for e in evs] == ["failure", "recovered"]
+    assert evs[1]["job"] == "flaky" and evs[1]["status"] == "succeeded"
 
 
 def test_missed_run(hg, tmp_path):

@@ -1150,7 +1150,7 @@ static const bad_case_t bad_cases[] = {
       "colour = true;\n", NULL, NULL,
       "T/scheduler.conf:1: unknown key \"colour\" (known keys: daemon, pid, "
       "workers, timezone, shutdown_timeout, reload_timeout, log, modules, "
-      "store, api, cluster, defaults, channels, jobs)\n" },
+      "store, api, cluster, tracing, defaults, channels, jobs)\n" },
     { "unknown key in a section",
       "log = {\n    levle = \"info\";\n};\n", NULL, NULL,
       "T/scheduler.conf:2: unknown key \"levle\" in log (did you mean "
