@@ -449,29 +449,35 @@ async function loadStatus() {
   peers(st.cluster);
 }
 
-/* In a cluster (store postgres): every instance's lease as the database
- * last showed it, this one first marked; a dead one says who took its
- * work over. Nothing outside a cluster. */
+/* In a cluster: every instance's lease as the store last showed it, this
+ * one first marked; with PostgreSQL a dead one says who took its work
+ * over, with Redis (no takeover, no renewal times) the leader is marked.
+ * Nothing outside a cluster. */
 function peers(cluster) {
   $('#cluster-section').hidden = !cluster;
   if (!cluster) return;
+  const redis = cluster.coordinator === 'redis';
   $('#cluster-note').textContent = 'This is instance ' + cluster.instance
     + ' (term ' + cluster.term + '); a lease lasts '
-    + duration(cluster.lease_ms) + ' and is renewed every third of it.';
+    + duration(cluster.lease_ms) + ' and is renewed every third of it.'
+    + (redis ? ' Coordinated through Redis.' : '');
   const body = $('#peers tbody');
   body.replaceChildren();
-  for (const p of cluster.instances) {
+  for (const p of cluster.instances || []) {
     const row = body.insertRow();
     const me = p.name === cluster.instance;
     if (me) row.className = 'selected';
-    cell(row, p.name + (me ? ' (this one)' : ''));
+    cell(row, p.name + (me ? ' (this one)' : '')
+              + (p.leader ? ' (leader)' : ''));
     cell(row, p.live ? 'live' : 'dead').className = p.live ? 'succeeded'
                                                              : 'dead';
     cell(row, p.lease_left_ms > 0 ? duration(p.lease_left_ms)
+              : p.lease_left_ms == null || redis ? 'lapsed'
               : 'lapsed ' + duration(-p.lease_left_ms) + ' ago');
-    cell(row, duration(Math.max(0, p.renewed_ms_ago)) + ' ago');
-    cell(row, p.term);
-    cell(row, p.taken_by || (p.live ? '' : 'not yet'));
+    cell(row, p.renewed_ms_ago == null ? '\u2014'
+              : duration(Math.max(0, p.renewed_ms_ago)) + ' ago');
+    cell(row, p.term == null ? '\u2014' : p.term);
+    cell(row, p.taken_by || (p.live || redis ? '' : 'not yet'));
   }
 }
 

@@ -26,6 +26,8 @@ from conftest import (REPO, at_ahead, job, parse_time, rfc3339,
 from test_api import TOKENS, Api, api_section, free_port
 from test_cluster import cluster_config, kill_strays
 from test_store_pg import db, server  # noqa: F401 (PostgreSQL's fixtures)
+from test_cluster_redis import redis_config
+import redis
 
 try:
     from selenium import webdriver
@@ -789,6 +791,46 @@ def test_the_peers_of_a_cluster(hg, db, chrome):
         assert rows[1][2].startswith("lapsed "), rows
         page.shot("11-cluster-peer-taken-over")
         page.not_reloaded()
+        page.check_clean()
+    finally:
+        chrome.get("about:blank")       # before the daemons stop
+
+
+@pytest.fixture
+def redis_server():
+    redis.require(pytest)
+    s = redis.RedisServer()
+    s.start()
+    yield s
+    s.destroy()
+
+
+def test_the_peers_of_a_redis_cluster(hg, redis_server, chrome):
+    """Coordinated through Redis, the instance view says so and marks the
+    leader; it has no renewal times nor takeover to show, and shows a dash
+    and nothing rather than undefined."""
+    a, b = hg("a"), hg("b")
+    shutil.copytree(REPO / "html", a.dir / "html")
+    port = free_port()
+    jobs = [job("tick", command="true", every="1h")]
+    a.start(redis_config(a, redis_server.url, "a", jobs, api_section(port)))
+    b.start(redis_config(b, redis_server.url, "b", jobs))
+    chrome.get("about:blank")
+    chrome.get_log("browser")
+    page = Page(chrome, port)
+    try:
+        page.open("reader")
+        page.wait(lambda: page.visible("#views"), "the views")
+        page.d.find_element(By.LINK_TEXT, "Workers and status").click()
+        rows = page.wait(lambda: len(page.rows("#peers")) == 2
+                         and page.rows("#peers"), "both instances")
+        rows = sorted(rows)
+        assert [r[1] for r in rows] == ["live", "live"], rows
+        assert sum("(leader)" in r[0] for r in rows) == 1, rows
+        assert rows[0][0].startswith("a (this one)"), rows
+        assert all(r[3] == "\u2014" and r[4] == "\u2014" and r[5] == ""
+                   for r in rows), rows
+        assert "Coordinated through Redis" in page.text("#cluster-note")
         page.check_clean()
     finally:
         chrome.get("about:blank")       # before the daemons stop
