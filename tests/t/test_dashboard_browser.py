@@ -753,6 +753,16 @@ def test_the_jobs_columns(site, chrome):
         chrome.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def peers_rows(page, n):
+    """Opens the instance view with a read token; the peers' rows once
+    N are shown."""
+    page.open("reader")
+    page.wait(lambda: page.visible("#views"), "the views")
+    page.d.find_element(By.LINK_TEXT, "Workers and status").click()
+    return page.wait(lambda: len(page.rows("#peers")) == n
+                     and page.rows("#peers"), "%d instances" % n)
+
+
 def test_the_peers_of_a_cluster(hg, db, chrome):
     """In a cluster (store postgres: two instances on one database), the
     instance view shows this instance and its peers, live or not, lease
@@ -769,11 +779,7 @@ def test_the_peers_of_a_cluster(hg, db, chrome):
     chrome.get_log("browser")
     page = Page(chrome, port)
     try:
-        page.open("reader")
-        page.wait(lambda: page.visible("#views"), "the views")
-        page.d.find_element(By.LINK_TEXT, "Workers and status").click()
-        rows = page.wait(lambda: len(page.rows("#peers")) == 2
-                         and page.rows("#peers"), "both instances")
+        rows = peers_rows(page, 2)
         assert [r[:2] for r in rows] == [["a (this one)", "live"],
                                          ["b", "live"]], rows
         assert all(re.fullmatch(r"\d+ ms|\d+\.\d s", r[2]) for r in rows), \
@@ -819,11 +825,7 @@ def test_the_peers_of_a_redis_cluster(hg, redis_server, chrome):
     chrome.get_log("browser")
     page = Page(chrome, port)
     try:
-        page.open("reader")
-        page.wait(lambda: page.visible("#views"), "the views")
-        page.d.find_element(By.LINK_TEXT, "Workers and status").click()
-        rows = page.wait(lambda: len(page.rows("#peers")) == 2
-                         and page.rows("#peers"), "both instances")
+        rows = peers_rows(page, 2)
         rows = sorted(rows)
         assert [r[1] for r in rows] == ["live", "live"], rows
         assert sum("(leader)" in r[0] for r in rows) == 1, rows
