@@ -584,15 +584,25 @@ test_quit_requeues_primed(void **state)
 /* The jobs of the handing-ahead tests: echo (quick), two that sleep, and
  * the store's health check. */
 static void
-write_conf_ahead(fixture_t *f, const char *driver, int workers)
+write_conf_ahead_busy(fixture_t *f, const char *driver, int workers,
+                      int busy_ms)
 {
-    write_conf_jobs(f, driver, workers,
+    char jobs[1024];
+
+    snprintf(jobs, sizeof(jobs),
         "  { id = \"echo\"; type = \"echo\"; overlap = \"allow\"; "
         "max_retries = 0; },\n"
-        "  { id = \"busy\"; type = \"echo\"; sleep_ms = 400; "
+        "  { id = \"busy\"; type = \"echo\"; sleep_ms = %d; "
         "overlap = \"allow\"; max_retries = 0; },\n"
         "  { id = \"health\"; type = \"system\"; task = \"health_check\"; "
-        "overlap = \"allow\"; max_retries = 0; }");
+        "overlap = \"allow\"; max_retries = 0; }", busy_ms);
+    write_conf_jobs(f, driver, workers, jobs);
+}
+
+static void
+write_conf_ahead(fixture_t *f, const char *driver, int workers)
+{
+    write_conf_ahead_busy(f, driver, workers, 400);
 }
 
 /* The job's last run counts as quick: the next one may be handed ahead
@@ -690,9 +700,10 @@ test_handed_ahead_recorded_once(void **state)
 /* Both workers busy with 400 ms runs of a job that counts as quick, and
  * an echo triggered behind them, handed ahead to one: its id in ID. */
 static void
-hand_echo_behind_busy(fixture_t *f, int64_t turn_ms, char id[40])
+hand_echo_behind_busy(fixture_t *f, int64_t turn_ms, int busy_ms,
+                      char id[40])
 {
-    write_conf_ahead(f, "memory", 2);
+    write_conf_ahead_busy(f, "memory", 2, busy_ms);
     start_master(f);
     f->master->ahead_turn_ms = turn_ms;
     pretend_quick(f, "busy");
@@ -711,7 +722,7 @@ test_handed_ahead_taken_back(void **state)
     fixture_t *f = *state;
     char id[40];
 
-    hand_echo_behind_busy(f, HG_AHEAD_TURN_MS_TEST, id);
+    hand_echo_behind_busy(f, HG_AHEAD_TURN_MS_TEST, 400, id);
     run_until(f, 3);
     assert_int_equal(f->master->taken_back_total, 1);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
@@ -730,7 +741,7 @@ test_worker_death_gives_back_handed(void **state)
     size_t i;
 
     /* A turn longer than the test: no take back, the death tells. */
-    hand_echo_behind_busy(f, 60000, id);
+    hand_echo_behind_busy(f, 60000, 400, id);
     assert_int_equal(kill(holder(f)->pid, SIGKILL), 0);
     run_until(f, 3);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
@@ -757,7 +768,9 @@ test_quit_takes_back_handed(void **state)
     size_t i;
     int64_t deadline;
 
-    hand_echo_behind_busy(f, 60000, id);
+    /* Runs that outlast a slow start (a loaded machine under ASan): the
+     * quit comes while the echo is still handed, not yet started. */
+    hand_echo_behind_busy(f, 60000, 3000, id);
     assert_int_equal(raise(SIGQUIT), 0);
     deadline = hg_clock_ns(CLOCK_MONOTONIC) + 10 * HG_NSEC_PER_SEC;
     while (!f->master->done && hg_clock_ns(CLOCK_MONOTONIC) < deadline) {
