@@ -47,6 +47,14 @@ hg_recover_exec(hg_master_t *m, hg_job_t *job, const hg_exec_record_t *r,
     return exec;
 }
 
+/* Whether R is the execution of a fire time of its job's schedule. */
+static bool
+hg_recover_fired(const hg_exec_record_t *r)
+{
+    return r->trigger != NULL && (strcmp(r->trigger, "schedule") == 0
+                                  || strcmp(r->trigger, "misfire") == 0);
+}
+
 /* ROWS, unfinished in the store: running ones crashed (WHY) and retried
  * per policy, queued ones queued again. The count of each in *CRASHED
  * and *REQUEUED. */
@@ -78,6 +86,12 @@ hg_recover_rows(hg_master_t *m, const hg_exec_row_t *rows, size_t n,
         exec = hg_recover_exec(m, job, r, "schedule");
         if (exec == NULL) {
             continue;
+        }
+        if (hg_recover_fired(r) && r->scheduled_for > job->last_due_ms) {
+            /* Its fire time is done, whatever the job's state says: the
+             * store may commit a record that a start waits for ahead of
+             * the state behind it (hg_store_writer.c). */
+            job->last_due_ms = r->scheduled_for;
         }
         if (r->run_at > r->scheduled_for) {
             exec->due_ns = r->run_at * HG_NSEC_PER_MSEC;  /* a retry's */
@@ -365,6 +379,7 @@ hg_recover_misfires(hg_master_t *m)
         if (last > job->last_due_ms) {
             job->last_due_ms = last;
         }
+        last = job->last_due_ms;        /* or a fire found unfinished */
         s = hg_job_sched(job);
         count = hg_schedule_missed(&s, last, now_ms, missed,
                                    HG_NELEMS(missed));

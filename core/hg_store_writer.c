@@ -22,6 +22,24 @@
  * for the lock with the loop that put them. The last ticket committed
  * can be read without the lock (hg_store_writer_peek).
  *
+ * Starts first. A barrier for one record (hg_store_writer_barrier_for:
+ * an execution's start, or a fire's claim, waits for it) moves that
+ * record ahead of the records nobody waits for -- finals, queued fires
+ * -- under a ticket between the last moved record's and the next one's
+ * (puts are HG_SW_GAP tickets apart), so the queue stays in ticket order
+ * and a ticket still means "everything up to here is durable". With a
+ * backend that commits in chunks (SQLite), a transaction then takes the
+ * moved records alone, and the others are held back while starts keep
+ * coming (hg_sw_hold_until): a burst of a thousand fires commits the
+ * starts first, each fire's queued record is mostly overwritten in place
+ * by its running one before it is ever written, and the finals follow
+ * the burst. Held records are bounded: never past HG_SW_HOLD_MAX_MS,
+ * never once a barrier or a query waits for them. A job's state goes in
+ * the transaction that holds the records queued before it (a restart
+ * that sees a fire time as done finds its execution); a moved running
+ * record may go ahead of its job's state, which recovery allows for
+ * (hg_recover.c takes a fire found unfinished as done).
+ *
  * Faults. When a transaction fails, its records go back to the front of
  * the queue (a newer put of the same id wins); the writer retries with a
  * backoff that doubles up to retry_max_ms (1 s); one log line opens the
@@ -62,6 +80,16 @@
 #define HG_SW_QUEUE_LIMIT     100000
 #define HG_SW_RETRY_MAX_MS    1000
 #define HG_SW_CHUNK           1000  /* records per transaction in recovery */
+/* Tickets of successive puts are this far apart, leaving room below each
+ * queued record for those a barrier moves ahead of it (hg_sw_hasten). */
+#define HG_SW_GAP             (UINT64_C(1) << 16)
+/* While starts wait for their records, the records nobody waits for
+ * (finals, queued fires) are held back: behind every record a barrier
+ * moves ahead, and not written at all until HG_SW_HOLD_IDLE_MS pass
+ * without such a barrier -- but never once the oldest of them has waited
+ * HG_SW_HOLD_MAX_MS. See hg_sw_hasten and hg_sw_hold_until. */
+#define HG_SW_HOLD_MAX_MS     100
+#define HG_SW_HOLD_IDLE_MS    5
 
 struct hg_store_writer_s {
     const hg_store_backend_t *ops;
@@ -90,8 +118,15 @@ struct hg_store_writer_s {
     hg_store_batch_t q;
     size_t in_flight;               /* records in the writer's transaction */
     uint64_t seq;                   /* the last put's ticket: a put queues
-                                       its record under seq + 1 (a record
-                                       replaced in place keeps its own) */
+                                       its record under seq + HG_SW_GAP (a
+                                       record replaced in place keeps its
+                                       own) */
+    hg_store_item_t *urgent_tail;   /* the last record moved ahead, or
+                                       NULL: the queue's head up to it is
+                                       what starts wait for */
+    int64_t hastened_ms;            /* monotonic ms of the last move */
+    uint64_t wanted;                /* the highest ticket a barrier or a
+                                       query waits for: never held */
     uint64_t batch_ticket;          /* the ticket of the last batch taken */
     uint64_t committed;             /* the last ticket made durable */
     hg_map_t lost;                  /* ids whose claim was lost; keys
@@ -257,6 +292,9 @@ hg_sw_trim(hg_store_writer_t *w, char *what, size_t whatlen)
         }
         hg_map_remove(&w->q.ids, oldest->row.r.id);
         hg_sw_unlink(&w->q, oldest);
+        if (oldest == w->urgent_tail) {
+            w->urgent_tail = NULL;
+        }
         hg_sw_item_free(oldest);
         w->dropped++;
         w->episode_dropped++;
@@ -302,6 +340,7 @@ hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
     hg_map_free(&batch->ids);
     hg_map_free(&batch->states);
     hg_sw_queue_init(batch);
+    w->urgent_tail = NULL;              /* the region is no longer ahead */
     hg_sw_trim(w, what, sizeof(what));
     if (what[0] != '\0') {
         hg_store_logline_add(&w->lines, HG_LOG_ERROR, "store: more than %zu "
@@ -311,9 +350,33 @@ hg_sw_requeue(hg_store_writer_t *w, hg_store_batch_t *batch)
     }
 }
 
+/* Under mu (or with the writer stopped): moves the job states whose
+ * tickets are at most TICKET into BATCH: each state goes with the
+ * records queued before it (a restart that sees a fire time as done also
+ * finds its execution). A state the batch cannot index stays queued. */
+static void
+hg_sw_take_states(hg_store_writer_t *w, hg_store_batch_t *batch,
+                  uint64_t ticket)
+{
+    hg_store_state_t *st;
+    const char *key;
+    void *value;
+    size_t i = 0;
+
+    while (hg_map_next(&w->q.states, &i, &key, &value)) {
+        st = value;
+        if (st->seq > ticket
+            || hg_map_put(&batch->states, st->job_id, st) != HG_OK)
+        {
+            continue;
+        }
+        hg_map_remove(&w->q.states, st->job_id);
+    }
+}
+
 /* Under mu (or with the writer stopped): moves the oldest records of the
- * queue into BATCH, at most LIMIT of them (0 = all), and every job state.
- * Returns whether the queue is empty after. */
+ * queue into BATCH, at most LIMIT of them (0 = all), and the job states
+ * they cover. Returns whether the queue is empty after. */
 static bool
 hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
 {
@@ -323,19 +386,78 @@ hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
     if (limit == 0 || w->q.count <= limit) {
         *batch = w->q;
         hg_sw_queue_init(&w->q);
+        w->urgent_tail = NULL;
         return true;
     }
     hg_sw_queue_init(batch);
-    batch->states = w->q.states;
-    hg_map_init(&w->q.states);
+    if (w->urgent_tail != NULL) {
+        /* Starts wait for the records moved ahead: this transaction is
+         * theirs alone, the rest follows at once. */
+        for (n = 1, item = w->q.head; item != w->urgent_tail && n < limit;
+             item = item->next)
+        {
+            n++;
+        }
+        limit = n;
+    }
     for (n = 0; n < limit; n++) {
         item = w->q.head;
         hg_map_remove(&w->q.ids, item->row.r.id);
         hg_sw_unlink(&w->q, item);
+        if (item == w->urgent_tail) {
+            w->urgent_tail = NULL;
+        }
         /* The batch needs no index: nothing looks ids up in it. */
         hg_sw_link(batch, item, false);
     }
+    hg_sw_take_states(w, batch, batch->tail->seq);
     return false;
+}
+
+/* Under mu, at a barrier for ITEM (queued): a start waits for it, so it
+ * moves ahead of the records nobody waits for (finals, queued fires),
+ * behind those moved before it, under a ticket between theirs and the
+ * next record's: the queue stays in ticket order, and a ticket is still
+ * committed when every record up to it is. It stays where it is when
+ * the writer is failing (the queue holds older records again), when the
+ * record it would pass has waited HG_SW_HOLD_MAX_MS already, or when no
+ * ticket is left between the two. */
+static void
+hg_sw_hasten(hg_store_writer_t *w, hg_store_item_t *item)
+{
+    hg_store_item_t *first;
+    uint64_t low;
+
+    if (item->urgent || w->failing || w->ops->chunk == 0) {
+        return;
+    }
+    first = w->urgent_tail != NULL ? w->urgent_tail->next : w->q.head;
+    if (first == item) {
+        item->urgent = true;
+        w->urgent_tail = item;
+        w->hastened_ms = hg_sw_mono_ms();
+        return;
+    }
+    low = w->urgent_tail != NULL ? w->urgent_tail->seq : w->batch_ticket;
+    if (first == NULL || first->seq - low < 2
+        || hg_sw_mono_ms() - first->put_ms >= HG_SW_HOLD_MAX_MS)
+    {
+        return;
+    }
+    hg_sw_unlink(&w->q, item);
+    item->seq = low + 1;
+    item->urgent = true;
+    item->prev = w->urgent_tail;
+    item->next = first;
+    first->prev = item;
+    if (w->urgent_tail != NULL) {
+        w->urgent_tail->next = item;
+    } else {
+        w->q.head = item;
+    }
+    w->q.count++;
+    w->urgent_tail = item;
+    w->hastened_ms = hg_sw_mono_ms();
 }
 
 /* --- the writer ---------------------------------------------------------- */
@@ -658,6 +780,67 @@ hg_sw_succeeded(hg_store_writer_t *w, size_t records, bool drained)
     w->drop_logged = false;
 }
 
+/*
+ * Under mu: until when (monotonic ms) the writer holds back the records
+ * queued, or 0 to write them now. Only a backend whose transactions are
+ * cheap (one that commits in chunks: SQLite's WAL, no sync each) holds
+ * anything: while starts wait for their records, each transaction is
+ * theirs alone (hg_sw_take), and the records nobody waits for stay
+ * queued -- where a fire's queued record is still overwritten in place
+ * by its running one, and where they cost no start the time to write
+ * them. PostgreSQL's commit waits for an fsync: one transaction takes
+ * everything. A record is never held once a barrier or a query waits for
+ * it, while failing or stopping, nor longer than HG_SW_HOLD_MAX_MS.
+ */
+static int64_t
+hg_sw_hold_until(const hg_store_writer_t *w)
+{
+    const hg_store_item_t *head = w->q.head;
+    int64_t until, now;
+
+    if (w->ops->chunk == 0 || head == NULL || w->urgent_tail != NULL
+        || w->failing || w->stop || w->limit_changed
+        || head->seq <= w->wanted || w->hastened_ms == 0)
+    {
+        return 0;
+    }
+    until = w->hastened_ms + HG_SW_HOLD_IDLE_MS;
+    if (head->put_ms + HG_SW_HOLD_MAX_MS < until) {
+        until = head->put_ms + HG_SW_HOLD_MAX_MS;
+    }
+    now = hg_sw_mono_ms();
+    return until > now ? until : 0;
+}
+
+/* Under mu: waits for work, or until the records held back are due. */
+static void
+hg_sw_wait_for_work(hg_store_writer_t *w)
+{
+    struct timespec at;
+    int64_t hold;
+
+    for (;;) {
+        hg_sw_tick(w);
+        if (w->stop) {
+            return;
+        }
+        if (!hg_sw_has_work(w)) {
+            hg_sw_wait(w);
+            continue;
+        }
+        hold = hg_sw_hold_until(w);
+        if (hold == 0) {
+            return;
+        }
+        if (w->ops->tick != NULL && w->next_tick < hold) {
+            hold = w->next_tick;
+        }
+        at.tv_sec = hold / 1000;
+        at.tv_nsec = (hold % 1000) * 1000000;
+        (void) pthread_cond_timedwait(&w->cond, &w->mu, &at);
+    }
+}
+
 static void *
 hg_sw_writer(void *arg)
 {
@@ -676,11 +859,7 @@ hg_sw_writer(void *arg)
     w->writer_parked = true;
     pthread_cond_broadcast(&w->cond);
     for (;;) {
-        hg_sw_tick(w);
-        while (!w->stop && !hg_sw_has_work(w)) {
-            hg_sw_wait(w);
-            hg_sw_tick(w);
-        }
+        hg_sw_wait_for_work(w);
         /* Back off while failing; stop or a new limit end the wait. */
         while (w->failing && !w->stop && !w->limit_changed
                && pthread_cond_timedwait(&w->cond, &w->mu, &w->retry_at)
@@ -1022,10 +1201,11 @@ hg_store_writer_put_execution(hg_store_t *store, const hg_exec_record_t *rec)
         }
         rc = hg_map_put(&w->q.ids, old->row.r.id, old);     /* new key */
     } else {
-        item->seq = w->seq + 1;
+        item->seq = w->seq + HG_SW_GAP;
+        item->put_ms = hg_sw_mono_ms();
         rc = hg_sw_push(&w->q, item, false);
         if (rc == HG_OK) {
-            w->seq++;
+            w->seq += HG_SW_GAP;
             item = NULL;
             hg_sw_trim(w, what, sizeof(what));
         }
@@ -1144,9 +1324,10 @@ hg_sw_put_state(hg_store_t *store, const char *job_id, int64_t last_fire,
     if (old != NULL) {
         st->pause |= old->pause;        /* merged, still a pause */
     }
+    st->seq = w->seq + 1;               /* after the records before it */
     rc = hg_map_put(&w->q.states, st->job_id, st);
     if (rc == HG_OK) {
-        w->seq++;                       /* reached once the queue drains */
+        w->seq++;
     }
     hg_sw_wake_later(w);
     pthread_mutex_unlock(&w->mu);
@@ -1196,6 +1377,7 @@ hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
 
     pthread_mutex_lock(&w->mu);
     *ticket = w->seq;
+    w->wanted = w->seq;
     w->unflushed = false;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
@@ -1211,6 +1393,9 @@ hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
 
     pthread_mutex_lock(&w->mu);
     item = hg_map_get(&w->q.ids, exec_id);
+    if (item != NULL) {
+        hg_sw_hasten(w, item);
+    }
     /* Not queued: its last put is in the batch taken last or before. */
     *ticket = item != NULL ? item->seq : w->batch_ticket;
     w->unflushed = false;
@@ -1430,6 +1615,7 @@ hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
     if (task->kind == HG_STORE_TASK_QUERY) {
         /* a barrier of its own: what was put before it, it reads */
         task->after = w->seq;
+        w->wanted = w->seq;
         pthread_cond_signal(&w->cond);
     }
     hg_store_tasks_push(&w->tasks, task);

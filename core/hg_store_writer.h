@@ -32,11 +32,17 @@
 
 typedef struct hg_store_item_s {
     struct hg_store_item_s *prev, *next;
-    uint64_t seq;                   /* its ticket: the put that queued it */
+    uint64_t seq;                   /* its ticket: the put that queued it,
+                                       or a lower one when a barrier moved
+                                       it ahead (hg_sw_hasten) */
+    int64_t put_ms;                 /* monotonic ms of the first put */
+    bool urgent;                    /* moved ahead: a start waits for it */
     hg_exec_row_t row;
 } hg_store_item_t;
 
 typedef struct hg_store_state_s {
+    uint64_t seq;                   /* its ticket: it is committed with
+                                       every record queued before it */
     int64_t last_fire;
     bool paused;
     bool pause;                     /* a put of it was a pause or resume

@@ -493,6 +493,67 @@ assert_nothing_unfinished(hg_store_t *store)
     assert_int_equal(n, 0);
 }
 
+/* A fire whose running record the store committed ahead of its job's
+ * state (a start's record goes before the records nobody waits for):
+ * after a crash, the run is retried by policy, and its fire time is not
+ * taken for missed and run a second time. */
+static void
+test_recovered_fire_is_not_missed(void **state)
+{
+    fixture_t *f = *state;
+    int64_t period = 3600 * 1000, due;
+    hg_exec_record_t r;
+    char err[256];
+    size_t i, succeeded = 0;
+
+    write_conf_jobs(f, "sqlite", 1,
+                    "  { id = \"hourly\"; type = \"echo\"; every = \"1h\"; "
+                    "misfire = \"run_once\"; max_retries = 1; "
+                    "backoff = { initial = \"10ms\"; jitter = 0.0; }; }");
+    start_master(f);
+    stop_master(f);
+    due = hg_clock_ns(CLOCK_REALTIME) / HG_NSEC_PER_MSEC - 10000;
+    {
+        hg_conf_errors_t errors;
+        hg_cycle_t *cycle;
+
+        memset(&errors, 0, sizeof(errors));
+        cycle = hg_cycle_create(f->conf, f->dir, &errors);
+        assert_non_null(cycle);
+        f->store = hg_store_open(cycle->conf, err, sizeof(err));
+        assert_non_null(f->store);
+        memset(&r, 0, sizeof(r));
+        r.id = "01a24f8b-0000-7000-8000-000000000001";
+        r.run_id = r.id;
+        r.job_id = "hourly";
+        r.status = HG_EXEC_RUNNING;
+        r.attempt = 1;
+        r.trigger = "schedule";
+        r.scheduled_for = due;
+        r.started_at = due + 1;
+        r.duration_ms = -1;
+        r.exit_code = -1;
+        r.max_rss_kb = -1;
+        r.priority = HG_PRIORITY_NORMAL;
+        assert_int_equal(hg_store_put_execution(f->store, &r), HG_OK);
+        /* the state behind it, not committed: the fire before */
+        assert_int_equal(hg_store_put_job_state(f->store, "hourly",
+                                                due - period, false), HG_OK);
+        hg_store_close(f->store);
+        f->store = NULL;
+        hg_cycle_destroy(cycle);
+    }
+
+    start_master(f);
+    drain(f);
+    for (i = 0; i < f->nseen; i++) {
+        assert_string_not_equal(f->seen[i].trigger, "misfire");
+        succeeded += f->seen[i].status == HG_EXEC_SUCCEEDED;
+    }
+    assert_int_equal(succeeded, 1);     /* the retry, once */
+    stop_master(f);
+}
+
 static void
 test_pipelined_starts_recorded_once(void **state)
 {
@@ -2366,6 +2427,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_run_at_is_respected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_priority_orders_the_queue,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovered_fire_is_not_missed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_survives_restart, setup,
                                         teardown),
