@@ -105,6 +105,8 @@ struct hg_store_writer_s {
                                        outside mu) */
     int64_t next_tick;              /* monotonic ms of the backend's tick */
     bool stop;
+    bool idle;                      /* the writer waits for work: a put
+                                       reaches it only by waking it */
     bool gathering;                 /* puts wait for hg_store_flush */
     bool unflushed;                 /* put since the last wake */
     bool failing;                   /* an episode of failed writes */
@@ -361,6 +363,16 @@ hg_sw_commit(hg_store_writer_t *w, const hg_store_batch_t *batch, char *err,
     return rc;
 }
 
+/* Under mu: wakes the writer. It is no longer idle from now on, though
+ * it has yet to take mu back: hg_store_figures must not call a writer
+ * about to look at the queue again idle. */
+static void
+hg_sw_wake(hg_store_writer_t *w)
+{
+    w->idle = false;
+    pthread_cond_signal(&w->cond);
+}
+
 /* Under mu, after a put: wakes the writer now, or at the gathering
  * caller's next hg_store_writer_flush. */
 static void
@@ -370,7 +382,7 @@ hg_sw_wake_later(hg_store_writer_t *w)
         w->unflushed = true;
         return;
     }
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
 }
 
 /* Under mu, after a transaction: its lost claims become the master's to
@@ -678,7 +690,9 @@ hg_sw_writer(void *arg)
     for (;;) {
         hg_sw_tick(w);
         while (!w->stop && !hg_sw_has_work(w)) {
+            w->idle = true;
             hg_sw_wait(w);
+            w->idle = false;
             hg_sw_tick(w);
         }
         /* Back off while failing; stop or a new limit end the wait. */
@@ -814,7 +828,7 @@ hg_sw_join(hg_store_writer_t *w)
 {
     pthread_mutex_lock(&w->mu);
     w->stop = true;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_cond_signal(&w->tasks_cond);
     pthread_mutex_unlock(&w->mu);
     if (w->maintainer_started) {
@@ -1184,7 +1198,7 @@ hg_store_writer_flush(hg_store_t *store)
     pthread_mutex_lock(&w->mu);
     if (w->unflushed) {
         w->unflushed = false;
-        pthread_cond_signal(&w->cond);
+        hg_sw_wake(w);
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -1197,7 +1211,7 @@ hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
     pthread_mutex_lock(&w->mu);
     *ticket = w->seq;
     w->unflushed = false;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }
@@ -1214,7 +1228,7 @@ hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
     /* Not queued: its last put is in the batch taken last or before. */
     *ticket = item != NULL ? item->seq : w->batch_ticket;
     w->unflushed = false;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }
@@ -1260,7 +1274,7 @@ hg_store_writer_set_limit(hg_store_t *store, uint64_t limit)
     pthread_mutex_lock(&w->mu);
     w->limit = limit;
     w->limit_changed = true;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }
@@ -1305,6 +1319,7 @@ hg_store_figures(hg_store_t *store, hg_store_figures_t *figures)
     figures->dropped = w->dropped;
     figures->committed = w->committed;
     figures->failing = w->failing;
+    figures->idle = w->idle;
     snprintf(figures->last_error, sizeof(figures->last_error), "%s",
              w->last_error);
     pthread_mutex_unlock(&w->mu);
@@ -1384,6 +1399,7 @@ hg_sw_maintainer(void *arg)
     (void) pthread_setname_np(pthread_self(), "hg-store-maint");
     pthread_mutex_lock(&w->mu);
     w->maintainer_parked = true;
+    w->idle = false;                    /* the broadcast wakes the writer */
     pthread_cond_broadcast(&w->cond);
     for (;;) {
         while (!w->stop && w->tasks.head == NULL && !w->checkpoint_wanted) {
@@ -1430,7 +1446,7 @@ hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
     if (task->kind == HG_STORE_TASK_QUERY) {
         /* a barrier of its own: what was put before it, it reads */
         task->after = w->seq;
-        pthread_cond_signal(&w->cond);
+        hg_sw_wake(w);
     }
     hg_store_tasks_push(&w->tasks, task);
     pthread_cond_signal(&w->tasks_cond);
