@@ -633,6 +633,35 @@ hg_conf_err(hg_conf_loader_t *ld, const config_setting_t *s,
     }
 }
 
+/* SETTING (at S), for USE, runs as executions of module type TYPE (the
+ * type hg_notify.c and hg_otlp.c give their internal jobs): kept in
+ * conf->served_by for the cycle, which knows the modules, to check (see
+ * hg_conf.h). */
+static void
+hg_conf_served_by(hg_conf_loader_t *ld, const config_setting_t *s,
+                  const char *type, const char *setting, const char *use)
+{
+    hg_conf_t *conf = ld->conf;
+    char file[PATH_MAX];
+    const char *where = hg_conf_setting_file(ld, s, file, sizeof(file));
+
+    if (conf->served_by == NULL
+        && (conf->served_by = json_array()) == NULL)
+    {
+        ld->oom = true;
+        return;
+    }
+    if (json_array_append_new(conf->served_by,
+                              json_pack("{sssssssssi}", "type", type,
+                                        "setting", setting, "use", use,
+                                        "file", where != NULL ? where : "",
+                                        "line", hg_conf_setting_line(s)))
+        != 0)
+    {
+        ld->oom = true;
+    }
+}
+
 /* `"value"` for a message, cut short and with control bytes shown as '?'. */
 static const char *
 hg_conf_quote(const char *s, char *buf, size_t len)
@@ -2108,6 +2137,14 @@ hg_conf_read_channels(hg_conf_loader_t *ld, const hg_conf_key_t *key,
         hg_conf_section_read(ld, &hg_conf_channel_section, (char *) &c, e,
                              &cw, NULL);
         hg_conf_channel_check(ld, &c, e, path);
+        if (c.name != NULL && c.type != NULL) {
+            bool webhook = strcmp(c.type, "webhook") == 0;
+            char use[160];
+
+            snprintf(use, sizeof(use), "%s channel \"%s\"", c.type, c.name);
+            hg_conf_served_by(ld, config_setting_get_member(e, "type"),
+                              webhook ? "http" : "shell", path, use);
+        }
         json_array_foreach(conf->channels, j, prev) {
             if (c.name != NULL && strcmp(c.name, json_string_value(
                                   json_object_get(prev, "name"))) == 0)
@@ -2922,6 +2959,10 @@ hg_conf_load(const char *file, const char *prefix, hg_conf_errors_t *errors)
             ld.oom = true;
         }
     }
+    if (conf->tracing.enabled && conf->tracing.otlp != NULL) {
+        hg_conf_served_by(&ld, config_lookup(&ld.cf, "tracing.otlp"), "http",
+                          "tracing.otlp", "the export of spans");
+    }
     {
         const config_setting_t *lf = config_lookup(&ld.cf, "log.file");
         char buf[PATH_MAX];
@@ -3014,6 +3055,7 @@ hg_conf_free(hg_conf_t *conf)
     hg_conf_free_section(&hg_conf_root_section, (char *) conf);
     json_decref(conf->modules.sections);
     json_decref(conf->modules.section_lines);
+    json_decref(conf->served_by);
     free(conf->timezone_file);
     free(conf->log.where);
     free(conf->file);

@@ -236,6 +236,15 @@ typedef struct hg_conf_s {
      * ("webhook" | "command"), url or command, timeout_ms, retries,
      * rate_limit, rate_window_ms. NULL when the file has none. */
     json_t *channels;
+    /* The settings outside the jobs that run as executions of a module's
+     * type, as a job's `type` names its module: a webhook channel and
+     * tracing.otlp are delivered by internal jobs of type "http", a
+     * command channel by one of type "shell". Each {"type", "setting",
+     * "use", "file", "line"}: the cycle checks that a loaded module serves
+     * each (hg_cycle.c), so that -t, the start and a reload refuse what
+     * would fail at every delivery. NULL when there are none, and in a
+     * conf rebuilt from JSON (checked when it was read). */
+    json_t *served_by;
 
     hg_job_conf_t *jobs;
     size_t njobs;

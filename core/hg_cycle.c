@@ -134,6 +134,34 @@ hg_cycle_check_module(hg_cycle_t *cycle, hg_cycle_job_t *cj,
     return HG_OK;
 }
 
+/* The settings outside the jobs that run as executions of a module's type
+ * (hg_conf_t.served_by: webhook and command channels, tracing.otlp): the
+ * module must be loaded, as a job's type must, or every delivery would
+ * fail with "no module serves type ...". */
+static void
+hg_cycle_check_served(const hg_cycle_t *cycle, hg_conf_errors_t *errors)
+{
+    const json_t *s;
+    size_t i;
+
+    json_array_foreach(cycle->conf->served_by, i, s) {
+        const char *type = json_string_value(json_object_get(s, "type"));
+        const char *file = json_string_value(json_object_get(s, "file"));
+
+        if (type == NULL || hg_modules_find(&cycle->modules, type) != NULL) {
+            continue;
+        }
+        hg_conf_error_add(errors, file != NULL && file[0] != '\0' ? file
+                                  : cycle->conf->file,
+                          (int) json_integer_value(json_object_get(s, "line")),
+                          "%s: %s needs a module of type \"%s\", and none "
+                          "is loaded (add \"%s\" to modules.load)",
+                          json_string_value(json_object_get(s, "setting")),
+                          json_string_value(json_object_get(s, "use")),
+                          type, type);
+    }
+}
+
 /* The parsed expression for TEXT: one per distinct text in a cycle
  * (CRONS: text -> expression), shared by every job that writes it. */
 static hg_cron_t *
@@ -316,6 +344,7 @@ hg_cycle_check(hg_conf_t *conf, const char *prefix, bool run_modules,
         hg_cycle_stage("initialising the modules");
         hg_modules_init(&cycle->modules, HG_PROCESS_MASTER, prefix,
                         errors);
+        hg_cycle_check_served(cycle, errors);
     }
     if (cycle->conf->njobs > 0) {
         cycle->jobs = calloc(cycle->conf->njobs, sizeof(*cycle->jobs));

@@ -464,6 +464,9 @@ typedef struct hg_store_figures_s {
     uint64_t dropped;               /* records given up (queue full) */
     uint64_t committed;             /* the last barrier ticket committed */
     bool failing;                   /* in a failure episode now */
+    bool idle;                      /* the writer waits for work (tests:
+                                       a gathered put then stays queued
+                                       until hg_store_flush) */
     char last_error[256];           /* "" when none */
 } hg_store_figures_t;
 

@@ -140,6 +140,8 @@ struct hg_store_writer_s {
                                        outside mu) */
     int64_t next_tick;              /* monotonic ms of the backend's tick */
     bool stop;
+    bool idle;                      /* the writer waits for work: a put
+                                       reaches it only by waking it */
     bool gathering;                 /* puts wait for hg_store_flush */
     bool unflushed;                 /* put since the last wake */
     bool failing;                   /* an episode of failed writes */
@@ -483,6 +485,16 @@ hg_sw_commit(hg_store_writer_t *w, const hg_store_batch_t *batch, char *err,
     return rc;
 }
 
+/* Under mu: wakes the writer. It is no longer idle from now on, though
+ * it has yet to take mu back: hg_store_figures must not call a writer
+ * about to look at the queue again idle. */
+static void
+hg_sw_wake(hg_store_writer_t *w)
+{
+    w->idle = false;
+    pthread_cond_signal(&w->cond);
+}
+
 /* Under mu, after a put: wakes the writer now, or at the gathering
  * caller's next hg_store_writer_flush. */
 static void
@@ -492,7 +504,7 @@ hg_sw_wake_later(hg_store_writer_t *w)
         w->unflushed = true;
         return;
     }
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
 }
 
 /* Under mu, after a transaction: its lost claims become the master's to
@@ -825,7 +837,9 @@ hg_sw_wait_for_work(hg_store_writer_t *w)
             return;
         }
         if (!hg_sw_has_work(w)) {
+            w->idle = true;
             hg_sw_wait(w);
+            w->idle = false;
             continue;
         }
         hold = hg_sw_hold_until(w);
@@ -993,7 +1007,7 @@ hg_sw_join(hg_store_writer_t *w)
 {
     pthread_mutex_lock(&w->mu);
     w->stop = true;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_cond_signal(&w->tasks_cond);
     pthread_mutex_unlock(&w->mu);
     if (w->maintainer_started) {
@@ -1365,7 +1379,7 @@ hg_store_writer_flush(hg_store_t *store)
     pthread_mutex_lock(&w->mu);
     if (w->unflushed) {
         w->unflushed = false;
-        pthread_cond_signal(&w->cond);
+        hg_sw_wake(w);
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -1379,7 +1393,7 @@ hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket)
     *ticket = w->seq;
     w->wanted = w->seq;
     w->unflushed = false;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }
@@ -1399,7 +1413,7 @@ hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
     /* Not queued: its last put is in the batch taken last or before. */
     *ticket = item != NULL ? item->seq : w->batch_ticket;
     w->unflushed = false;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }
@@ -1445,7 +1459,7 @@ hg_store_writer_set_limit(hg_store_t *store, uint64_t limit)
     pthread_mutex_lock(&w->mu);
     w->limit = limit;
     w->limit_changed = true;
-    pthread_cond_signal(&w->cond);
+    hg_sw_wake(w);
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }
@@ -1490,6 +1504,7 @@ hg_store_figures(hg_store_t *store, hg_store_figures_t *figures)
     figures->dropped = w->dropped;
     figures->committed = w->committed;
     figures->failing = w->failing;
+    figures->idle = w->idle;
     snprintf(figures->last_error, sizeof(figures->last_error), "%s",
              w->last_error);
     pthread_mutex_unlock(&w->mu);
@@ -1569,6 +1584,7 @@ hg_sw_maintainer(void *arg)
     (void) pthread_setname_np(pthread_self(), "hg-store-maint");
     pthread_mutex_lock(&w->mu);
     w->maintainer_parked = true;
+    w->idle = false;                    /* the broadcast wakes the writer */
     pthread_cond_broadcast(&w->cond);
     for (;;) {
         while (!w->stop && w->tasks.head == NULL && !w->checkpoint_wanted) {
@@ -1616,7 +1632,7 @@ hg_store_writer_task(hg_store_t *store, hg_store_task_t *task)
         /* a barrier of its own: what was put before it, it reads */
         task->after = w->seq;
         w->wanted = w->seq;
-        pthread_cond_signal(&w->cond);
+        hg_sw_wake(w);
     }
     hg_store_tasks_push(&w->tasks, task);
     pthread_cond_signal(&w->tasks_cond);

@@ -38,7 +38,10 @@
  *
  * (b) counts only executions due after the master has started: those due
  * while hg_master_create was still scheduling jobs are reported apart, since
- * they measure the set-up, not the schedule. It also prints how many of the
+ * they measure the set-up, not the schedule; so are the ticks skipped then
+ * (with 1,000,000 jobs the master is busy for seconds after it forks the
+ * workers, and a tick due again before its first run ended is skipped, as
+ * overlap = skip says). It also prints how many of the
  * 100 jobs fell due within the same millisecond, because executions due
  * together queue for the workers (and, with a store, for its commits).
  *
@@ -48,7 +51,8 @@
  * This file never fails on timing: a missed target is printed as "not met"
  * and the exit status stays 0. It exits non-zero only on real errors (a
  * configuration rejected, no worker, an execution that did not succeed, a
- * run that stalls).
+ * run that stalls); for executions that did not succeed it says what they
+ * ended as (counts by status) and the first one's job, exit and error.
  */
 
 #include "hg_core.h"
@@ -107,11 +111,26 @@ typedef struct bench_s {
     const char *job_id;             /* its id */
 } bench_t;
 
+/* Executions that did not succeed: what they ended as, and the first of
+ * them, so that a failed run says why (a timeout, a worker death, a store
+ * fault) rather than how many. */
+typedef struct bench_bad_s {
+    uint64_t total;
+    uint64_t by_status[HG_EXEC_NSTATUS];
+    char first[256];
+} bench_bad_t;
+
 /* What the observer records: every scenario uses the fields it needs. */
 typedef struct bench_obs_s {
     uint64_t finished;
-    uint64_t failed;
-    hg_exec_status_t last_bad;
+    uint64_t failed;                /* bad.total, and samples not kept */
+    bench_bad_t bad;
+    /* (b): those due during the set-up (hg_master_create, the workers'
+     * start), apart: an `every 1s` tick that falls due again while its
+     * first run has not ended (it waits for a worker while the master
+     * is busy starting) is skipped, as overlap = skip says. */
+    bench_bad_t setup_bad;
+    uint64_t out_of_memory;         /* samples the observer could not keep */
     const char *job_prefix;         /* lag and burst: which jobs count */
     size_t prefix_len;
     int64_t since_ns;               /* lag: samples due from then on */
@@ -339,8 +358,22 @@ bench_observe(hg_master_t *m, const hg_master_result_t *result, void *data)
     HG_UNUSED(m);
     obs->finished++;
     if (result->status != HG_EXEC_SUCCEEDED) {
-        obs->failed++;
-        obs->last_bad = result->status;
+        /* since_ns is INT64_MAX during (b)'s set-up, 0 in the others */
+        bool setup = obs->since_ns != 0 && exec->due_ns < obs->since_ns;
+        bench_bad_t *bad = setup ? &obs->setup_bad : &obs->bad;
+
+        obs->failed += !setup;
+        bad->total++;
+        if ((size_t) result->status < HG_EXEC_NSTATUS) {
+            bad->by_status[result->status]++;
+        }
+        if (bad->first[0] == '\0') {
+            snprintf(bad->first, sizeof(bad->first),
+                     "job %s %s, exit code %d, signal %d, error: %s",
+                     exec->job->id, hg_exec_status_name(result->status),
+                     result->exit_code, result->signo,
+                     result->error != NULL ? result->error : "(none)");
+        }
     }
     if (obs->job_prefix == NULL
         || strncmp(exec->job->id, obs->job_prefix, obs->prefix_len) != 0)
@@ -381,6 +414,7 @@ bench_observe(hg_master_t *m, const hg_master_result_t *result, void *data)
         }
         if (dues == NULL) {
             obs->failed++;          /* out of memory: a real error */
+            obs->out_of_memory++;
             return;
         }
         obs->dues = dues;
@@ -389,6 +423,44 @@ bench_observe(hg_master_t *m, const hg_master_result_t *result, void *data)
     obs->lags[obs->nlags] = exec->dispatched_ns - exec->due_ns;
     obs->dues[obs->nlags] = exec->due_ns;
     obs->nlags++;
+}
+
+/* "N executions did not succeed (status counts); first: ..." */
+static void
+bench_print_bad(const bench_bad_t *bad)
+{
+    size_t i;
+    const char *sep = "";
+
+    fprintf(stderr, "%" PRIu64 " executions did not succeed (", bad->total);
+    for (i = 0; i < HG_EXEC_NSTATUS; i++) {
+        if (bad->by_status[i] > 0) {
+            fprintf(stderr, "%s%s %" PRIu64, sep,
+                    hg_exec_status_name((hg_exec_status_t) i),
+                    bad->by_status[i]);
+            sep = ", ";
+        }
+    }
+    fprintf(stderr, ")%s%s", bad->first[0] != '\0' ? "; first: " : "",
+            bad->first);
+}
+
+/* Why a scenario fails, on one line after WHAT (its own words): what the
+ * executions that did not succeed ended as, with the first of them. */
+static void
+bench_report_bad(const bench_obs_t *obs, const char *what)
+{
+    fprintf(stderr, "bench_master: %s; ", what);
+    bench_print_bad(&obs->bad);
+    if (obs->setup_bad.total > 0) {
+        fputs("; due during the set-up: ", stderr);
+        bench_print_bad(&obs->setup_bad);
+    }
+    if (obs->out_of_memory > 0) {
+        fprintf(stderr, "; out of memory for %" PRIu64 " samples",
+                obs->out_of_memory);
+    }
+    fputc('\n', stderr);
 }
 
 static hg_cycle_t *
@@ -693,9 +765,7 @@ bench_throughput(const bench_t *b, const char *store, const char *timeout,
     bench_master_cleanup(&m);       /* reaps the workers: their CPU time */
     children = bench_cpu_s(RUSAGE_CHILDREN) - children0;
     if (obs.failed > 0) {
-        fprintf(stderr, "bench_master: %" PRIu64 " executions did not "
-                "succeed (last: %s)\n", obs.failed,
-                hg_exec_status_name(obs.last_bad));
+        bench_report_bad(&obs, "(a)");
         goto done;
     }
     out->rate = (double) count / ((double) (t1 - t0) / 1e9);
@@ -1070,7 +1140,7 @@ bench_lag(const bench_t *b, const char *store)
     hg_cycle_t *cycle;
     size_t i, next_tick = 0, total = b->idle_jobs + BENCH_TICK_JOBS;
     size_t stride = b->idle_jobs / BENCH_TICK_JOBS;
-    int64_t build_ns, init_ns = 0, t0, t1, end;
+    int64_t build_ns, init_ns = 0, ready_ns, t0, t1, end;
     long rss_base, rss_cycle, rss_init, rss_run, hwm;
     size_t heap_base, heap_cycle, heap_init;
     double cpu0, cpu1;
@@ -1132,18 +1202,21 @@ bench_lag(const bench_t *b, const char *store)
         hg_cycle_destroy(cycle);
         goto done;
     }
+    ready_ns = bench_now(CLOCK_MONOTONIC);
     if (bench_master_start(&m, &st_store, store != NULL, cycle, path,
                            b->dir, &obs, &init_ns) != HG_OK)
     {
         goto done;
     }
+    ready_ns = bench_now(CLOCK_MONOTONIC) - ready_ns - init_ns;
     bench_spread_ticks(m);
     rss_init = bench_status_kib("VmRSS");
     heap_init = bench_heap_bytes();
     printf("(b) set-up with %zu jobs defined (%d every 1s + %zu idle: "
            "half daily cron, half every 1d; store %s): hg_cycle_create "
-           "%.1f ms, hg_master_create %.1f ms\n", total, BENCH_TICK_JOBS,
-           b->idle_jobs, store_name, bench_ms(build_ns), bench_ms(init_ns));
+           "%.1f ms, hg_master_create %.1f ms, workers ready %.1f ms "
+           "after\n", total, BENCH_TICK_JOBS, b->idle_jobs, store_name,
+           bench_ms(build_ns), bench_ms(init_ns), bench_ms(ready_ns));
     fflush(stdout);
 
     obs.since_ns = bench_now(CLOCK_REALTIME);
@@ -1173,9 +1246,18 @@ bench_lag(const bench_t *b, const char *store)
             goto done;
         }
     }
-    if (obs.failed > 0 || obs.nlags == 0) {
-        fprintf(stderr, "bench_master: (b) %" PRIu64 " executions did not "
-                "succeed, %zu ran\n", obs.failed, obs.nlags);
+    /* Skips while the set-up lasted are its cost, told apart below; any
+     * other end (a timeout, a worker death, a store fault) is an error
+     * wherever it falls. */
+    if (obs.failed > 0 || obs.nlags == 0
+        || obs.setup_bad.total
+           > obs.setup_bad.by_status[HG_EXEC_SKIPPED])
+    {
+        char what[96];
+
+        snprintf(what, sizeof(what), "(b) %zu of the ticking jobs' "
+                 "executions counted", obs.nlags);
+        bench_report_bad(&obs, what);
         goto done;
     }
     if (obs.finished != obs.matched) {
@@ -1209,6 +1291,11 @@ bench_lag(const bench_t *b, const char *store)
             printf("    not counted: %" PRIu64 " executions due during the "
                    "set-up, started up to %.1f ms late\n", obs.early,
                    bench_ms(obs.early_max_lag));
+        }
+        if (obs.setup_bad.total > 0) {
+            printf("    not counted: %" PRIu64 " executions due during the "
+                   "set-up skipped (overlap = skip: the run before had "
+                   "not ended yet)\n", obs.setup_bad.total);
         }
     }
     {
@@ -1373,9 +1460,7 @@ bench_burst(const bench_t *b, const char *store, int margin_s,
         }
     }
     if (obs.failed > 0) {
-        fprintf(stderr, "bench_master: (c) %" PRIu64 " executions did not "
-                "succeed (last: %s)\n", obs.failed,
-                hg_exec_status_name(obs.last_bad));
+        bench_report_bad(&obs, "(c)");
         goto done;
     }
     qsort(obs.lags, obs.nlags, sizeof(*obs.lags), bench_cmp_i64);

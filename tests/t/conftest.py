@@ -15,8 +15,13 @@ daemon's log.
 
 Process facts come from /proc (no psutil). Timing is generous: the CI
 machine may be small and loaded; waits poll up to 10 s by default.
+
+What the daemon sends out over HTTP (webhooks, OTLP exports, http jobs)
+goes to a `receiver`: a python http.server on 127.0.0.1 in a thread of
+the test, closed at the test's end.
 """
 
+import http.server
 import json
 import math
 import os
@@ -25,6 +30,7 @@ import socket
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -227,6 +233,97 @@ def wait_rows(db, pred, timeout=15, what="rows in the store",
         return wait_until(probe, timeout=timeout, what=what)
     except AssertionError as e:
         raise AssertionError("%s; rows: %s" % (e, describe(last)))
+
+
+# --- an HTTP receiver ------------------------------------------------------
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1, served by a thread of the test: a
+    notification channel's webhook, the OTLP collector, an http job's
+    target. Answers any method: 500 to the first FAIL_FIRST requests, 200
+    with no body to the rest, and keeps each request it accepted (method,
+    path, headers, body bytes as `data`). `attempts` counts every request,
+    refused or not; a test may change `fail_first` while it runs, under
+    `lock` (which guards the three)."""
+
+    def __init__(self, fail_first=0):
+        self.requests = []
+        self.attempts = 0
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                data = self.rfile.read(n) if n > 0 else b""
+                with outer.lock:
+                    outer.attempts += 1
+                    fail = outer.attempts <= outer.fail_first
+                    if not fail:
+                        outer.requests.append({
+                            "method": self.command, "path": self.path,
+                            "headers": self.headers, "data": data})
+                self.send_response(500 if fail else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      Handler)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path=""):
+        """http://127.0.0.1:PORT followed by PATH."""
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def accepted(self):
+        """The requests accepted so far (dicts, see above), in order."""
+        with self.lock:
+            return list(self.requests)
+
+    def received(self):
+        """The JSON bodies of the requests accepted so far."""
+        return [json.loads(r["data"]) for r in self.accepted()]
+
+    def header(self, name):
+        """The value of header NAME (None when absent) in each request
+        accepted so far."""
+        return [r["headers"].get(name) for r in self.accepted()]
+
+    def wait(self, n, what="requests"):
+        """Waits (15 s) until N JSON bodies have come; returns them all."""
+        return wait_until(lambda: self.received()
+                          if len(self.received()) >= n else None,
+                          timeout=15, what="%d %s" % (n, what))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    """Factory of Receivers: receiver(fail_first=N) starts one; every one
+    is closed when the test ends (before its daemons stop, when the test
+    asked for them first)."""
+    made = []
+
+    def make(**kw):
+        r = Receiver(**kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
 
 
 # --- the daemon -----------------------------------------------------------

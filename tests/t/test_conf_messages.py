@@ -6,14 +6,16 @@ strings, group, size) names what it expected and describes what it got
 references, malformed api tokens, UTF-8 that is not, and a directory
 given as the file. Each exits 1 with exactly the line expected. `-T`
 shows paths made absolute with doubled slashes, "." and trailing
-slashes dropped.
+slashes dropped. Channels and tracing.otlp need the module their
+deliveries run on: -t, the start and a reload refuse them without it.
 """
 
+import signal
 import subprocess
 
 import pytest
 
-from conftest import HOURGLASS, MODULES_DIR, conf_value, run_hourglass
+from conftest import HOURGLASS, MODULES_DIR, conf_value, etime, run_hourglass
 
 LONG = "a" * 100
 
@@ -209,3 +211,104 @@ def test_module_that_cannot_load_is_named_once(tmp_path):
         name = load.strip('"')
         assert r.stderr.startswith('%s: module "%s": cannot load %s: %s\n'
                                    % (conf, name, path, why)), r.stderr
+
+
+# --- settings that run on a module: channels and tracing.otlp -------------
+
+SERVED = ('channels = ( { name = "hook"; type = "webhook";\n'
+          '    url = "http://127.0.0.1:9/hook"; },\n'
+          '  { name = "page"; type = "command"; command = "cat"; } );\n'
+          'tracing = {\n'
+          '    otlp = "http://127.0.0.1:9"; };')
+# their lines in conf_with's file: the channels' types, then otlp
+HOOK_LINE, PAGE_LINE, OTLP_LINE = 3, 5, 7
+
+
+def served_errors(conf, load):
+    """The lines -t prints for SERVED when only LOAD is loaded."""
+    want = []
+    if "http" not in load:
+        want.append('%s:%d: channels[0]: webhook channel "hook" needs a '
+                    'module of type "http", and none is loaded (add "http" '
+                    'to modules.load)' % (conf, HOOK_LINE))
+    if "shell" not in load:
+        want.append('%s:%d: channels[1]: command channel "page" needs a '
+                    'module of type "shell", and none is loaded (add '
+                    '"shell" to modules.load)' % (conf, PAGE_LINE))
+    if "http" not in load:
+        want.append('%s:%d: tracing.otlp: the export of spans needs a '
+                    'module of type "http", and none is loaded (add "http" '
+                    'to modules.load)' % (conf, OTLP_LINE))
+    return want
+
+
+@pytest.mark.parametrize("load", [("shell",), ("http",), ("system",),
+                                  ("shell", "http")])
+def test_channels_and_tracing_need_their_module(tmp_path, load):
+    """A webhook channel and tracing.otlp run as executions of type http, a
+    command channel of type shell: -t refuses them, at their lines, when
+    no such module is loaded (each delivery would fail), and says what to
+    load."""
+    conf = conf_with(tmp_path, SERVED.encode())
+    text = conf.read_text().replace('load = [ "shell" ]', "load = %s"
+                                    % conf_value(list(load)))
+    conf.write_text(text)
+    assert text.split("\n")[HOOK_LINE - 1].endswith('type = "webhook";')
+    assert text.split("\n")[OTLP_LINE - 1].lstrip().startswith("otlp")
+    r = run_hourglass("-t", "-p", tmp_path, "-c", conf)
+    want = served_errors(conf, load)
+    if not want:
+        assert r.returncode == 0, r
+        return
+    assert r.returncode == 1, r
+    assert r.stderr == "".join(line + "\n" for line in want) + (
+        "hourglass: configuration file %s test failed\n" % conf), r.stderr
+
+
+def test_start_refuses_a_webhook_without_the_http_module(daemon):
+    daemon.write(extra=SERVED, load=("shell",))
+    p = subprocess.run([str(HOURGLASS), "-p", str(daemon.dir), "-c",
+                        str(daemon.conf)], capture_output=True, text=True,
+                       timeout=30, env=daemon.env(), cwd=str(daemon.dir))
+    assert p.returncode == 1, p
+    lines = daemon.conf.read_text().split("\n")
+    hook = next(i for i, l in enumerate(lines, 1) if '"webhook"' in l)
+    otlp = next(i for i, l in enumerate(lines, 1) if "otlp =" in l)
+    assert ('%s:%d: channels[0]: webhook channel "hook" needs a module of '
+            'type "http"' % (daemon.conf, hook)) in p.stderr, p.stderr
+    assert ('%s:%d: tracing.otlp: the export of spans needs a module of '
+            'type "http"' % (daemon.conf, otlp)) in p.stderr, p.stderr
+
+
+def test_reload_refuses_a_webhook_without_the_http_module(daemon):
+    """The running configuration has both modules; a reload that drops
+    http while a webhook and tracing remain fails with their lines, and
+    the master goes on with what it had."""
+    daemon.start(extra=SERVED, load=("shell", "http"),
+                 jobs=['{ id = "tick"; type = "shell"; every = "300ms"; '
+                       'command = "true"; }'])
+    daemon.wait_event("finish", job="tick")
+    before = len(daemon.events("reload"))
+    text = daemon.config(extra=SERVED, load=("shell",),
+                         jobs=['{ id = "tick"; type = "shell"; '
+                               'every = "300ms"; command = "exit 3"; }'])
+    daemon.write(text)
+    daemon.signal(signal.SIGHUP)
+    evs = daemon.wait_for(lambda evs: [e for e in evs if e.get("event")
+                                       == "reload"][before:] or None,
+                          what="the reload event")
+    assert all(e["result"] == "failed" for e in evs), evs
+    lines = text.split("\n")
+    hook = next(i for i, l in enumerate(lines, 1) if '"webhook"' in l)
+    otlp = next(i for i, l in enumerate(lines, 1) if "otlp =" in l)
+    messages = [e.get("message", "") for e in evs]
+    for want in ('%s:%d: channels[0]: webhook channel "hook" needs a module '
+                 'of type "http"' % (daemon.conf, hook),
+                 '%s:%d: tracing.otlp: the export of spans needs a module of '
+                 'type "http"' % (daemon.conf, otlp)):
+        assert [m for m in messages if m.startswith(want)], (want, messages)
+    # the old definition goes on (command true, not exit 3)
+    fins = daemon.wait_event("finish", job="tick", count=2,
+                             after=etime(evs[-1]))
+    assert all(f["status"] == "succeeded" for f in fins), fins
+    assert daemon.running()

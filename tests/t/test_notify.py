@@ -4,72 +4,19 @@ by a worker as executions of the channel's internal job, retried, counted
 in hourglass_notifications_total, and rate-limited per job and channel with
 one summary at the end of a window.
 
-A webhook receiver is a python http.server on 127.0.0.1 in a thread of the
-test; a command channel appends its stdin to a file.
+A webhook is conftest's `receiver`; a command channel appends its stdin
+to a file.
 """
 
 import http.client
 import json
 import re
 import signal
-import threading
-import http.server
 import time
 
 from conftest import (at_ahead, db_rows, etime, job, parse_time, rfc3339,
                       run_hourglass, sqlite_config, wait_until)
 from test_metrics import TOKEN, api_conf, listen_port, scrape
-
-
-class Receiver:
-    """A webhook endpoint: keeps every POST (path, headers, JSON body);
-    answers 500 to the first FAIL_FIRST of them, 200 to the rest."""
-
-    def __init__(self, fail_first=0):
-        self.bodies = []
-        self.attempts = 0
-        self.fail_first = fail_first
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                data = self.rfile.read(n)
-                with outer.lock:
-                    outer.attempts += 1
-                    fail = outer.attempts <= outer.fail_first
-                    if not fail:
-                        outer.bodies.append({
-                            "path": self.path,
-                            "type": self.headers.get("Content-Type"),
-                            "body": json.loads(data)})
-                self.send_response(500 if fail else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                      Handler)
-        self.url = "http://127.0.0.1:%d/hook" % self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       daemon=True)
-        self.thread.start()
-
-    def received(self):
-        with self.lock:
-            return [b["body"] for b in self.bodies]
-
-    def wait(self, n, what="notifications"):
-        return wait_until(lambda: self.received()
-                          if len(self.received()) >= n else None,
-                          timeout=15, what="%d %s" % (n, what))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def series(port, family):
@@ -104,45 +51,44 @@ def webhook(name, url, **keys):
     return "{ %s }" % " ".join(items)
 
 
-def test_webhook_body_retry_and_metric(hg):
+def test_webhook_body_retry_and_metric(hg, receiver):
     """A run that fails for good is POSTed as JSON: event, job, execution,
     status, exit code, times, its last output lines, a Slack `text`. The
     receiver refuses the first try: the delivery is retried (the channel's
     retries), recorded as an execution of notify:hook, and counted."""
-    rx = Receiver(fail_first=1)
+    rx = receiver(fail_first=1)
     port = listen_port()
     d = hg()
-    try:
-        d.start(extra="\n".join([
-            DEFAULTS, api_conf(port),
-            channels(webhook("hook", rx.url, retries=2))]),
-            load=("shell", "http"),
-            jobs=[job("backup", command="echo line one; echo the disk is "
-                      "full >&2; exit 3", at=rfc3339(at_ahead(1.5)),
-                      notify={"on": ["failure"], "via": ["hook"]})])
-        [ev] = rx.wait(1)
-        assert ev["event"] == "failure"
-        assert ev["job"] == "backup"
-        assert ev["status"] == "dead"
-        assert ev["exit_code"] == 3 and ev["signal"] is None
-        assert ev["attempt"] == 1
-        assert "the disk is full" in ev["output"]
-        assert "line one" in ev["output"]
-        assert ev["text"].startswith("hourglass: job backup failed")
-        assert "exit code 3" in ev["text"]
-        for key in ("execution", "run", "scheduled_for", "started_at",
-                    "finished_at"):
-            assert ev[key], key
-        assert rx.attempts == 2         # the first try was refused
-        assert rx.bodies[0]["type"] == "application/json"
-        wait_until(lambda: notifications(port).get(("hook", "sent")) == 1,
-                   what="notifications_total{hook,sent} = 1")
-        # the delivery is an execution like any: two attempts, recorded
-        tries = [e for e in d.events("finish") if e.get("job") ==
-                 "notify:hook"]
-        assert [e["status"] for e in tries] == ["failed", "succeeded"]
-    finally:
-        rx.close()
+    d.start(extra="\n".join([
+        DEFAULTS, api_conf(port),
+        channels(webhook("hook", rx.url("/hook"), retries=2))]),
+        load=("shell", "http"),
+        jobs=[job("backup", command="echo line one; echo the disk is "
+                  "full >&2; exit 3", at=rfc3339(at_ahead(1.5)),
+                  notify={"on": ["failure"], "via": ["hook"]})])
+    [ev] = rx.wait(1, "notifications")
+    assert ev["event"] == "failure"
+    assert ev["job"] == "backup"
+    assert ev["status"] == "dead"
+    assert ev["exit_code"] == 3 and ev["signal"] is None
+    assert ev["attempt"] == 1
+    assert "the disk is full" in ev["output"]
+    assert "line one" in ev["output"]
+    assert ev["text"].startswith("hourglass: job backup failed")
+    assert "exit code 3" in ev["text"]
+    for key in ("execution", "run", "scheduled_for", "started_at",
+                "finished_at"):
+        assert ev[key], key
+    assert rx.attempts == 2         # the first try was refused
+    [post] = rx.accepted()
+    assert post["method"] == "POST" and post["path"] == "/hook"
+    assert post["headers"]["Content-Type"] == "application/json"
+    wait_until(lambda: notifications(port).get(("hook", "sent")) == 1,
+               what="notifications_total{hook,sent} = 1")
+    # the delivery is an execution like any: two attempts, recorded
+    tries = [e for e in d.events("finish") if e.get("job") ==
+             "notify:hook"]
+    assert [e["status"] for e in tries] == ["failed", "succeeded"]
 
 
 def test_command_channel_failure_then_recovered(hg, tmp_path):
@@ -173,60 +119,55 @@ def test_command_channel_failure_then_recovered(hg, tmp_path):
     assert len(events()) == 2
 
 
-def test_rate_limit_then_summary(hg):
+def test_rate_limit_then_summary(hg, receiver):
     """At most rate_limit notifications per job and channel in a window;
     the rest are counted and told in one summary when the window ends."""
-    rx = Receiver()
+    rx = receiver()
     port = listen_port()
     d = hg()
-    try:
-        d.start(extra="\n".join([
-            DEFAULTS, api_conf(port),
-            channels(webhook("hook", rx.url, rate_limit=2,
-                             rate_window="3s"))]),
-            load=("shell", "http"),
-            jobs=[job("noisy", every="200ms", command="exit 1",
-                      notify={"on": ["failure"], "via": ["hook"]})])
-        def summary():
-            found = [e for e in rx.received() if e["event"] == "suppressed"]
-            return found[0] if found else None
-        summary = wait_until(summary, timeout=15, what="the summary")
-        # in the order the master sent them (two workers may deliver the
-        # summary after the next window's first): 2, then the summary
-        sent = [e["message"].split(" ")[0] for e in d.events("notify")
-                if e.get("job") == "noisy"]
-        assert sent[:3] == ["failure", "failure", "suppressed"]
-        assert summary["job"] == "noisy" and summary["suppressed"] >= 3
-        assert re.match(r"hourglass: %d more failure notifications of job "
-                        r"noisy suppressed" % summary["suppressed"],
-                        summary["text"])
-        counts = notifications(port)
-        assert counts[("hook", "suppressed")] >= summary["suppressed"]
-    finally:
-        rx.close()
+    d.start(extra="\n".join([
+        DEFAULTS, api_conf(port),
+        channels(webhook("hook", rx.url("/hook"), rate_limit=2,
+                         rate_window="3s"))]),
+        load=("shell", "http"),
+        jobs=[job("noisy", every="200ms", command="exit 1",
+                  notify={"on": ["failure"], "via": ["hook"]})])
+
+    def summary():
+        found = [e for e in rx.received() if e["event"] == "suppressed"]
+        return found[0] if found else None
+    summary = wait_until(summary, timeout=15, what="the summary")
+    # in the order the master sent them (two workers may deliver the
+    # summary after the next window's first): 2, then the summary
+    sent = [e["message"].split(" ")[0] for e in d.events("notify")
+            if e.get("job") == "noisy"]
+    assert sent[:3] == ["failure", "failure", "suppressed"]
+    assert summary["job"] == "noisy" and summary["suppressed"] >= 3
+    assert re.match(r"hourglass: %d more failure notifications of job "
+                    r"noisy suppressed" % summary["suppressed"],
+                    summary["text"])
+    counts = notifications(port)
+    assert counts[("hook", "suppressed")] >= summary["suppressed"]
 
 
-def test_reload_applies_channels(hg):
+def test_reload_applies_channels(hg, receiver):
     """A reload that points the channel elsewhere: the next notification
     goes there."""
-    a, b = Receiver(), Receiver()
+    a, b = receiver(), receiver()
     d = hg()
-    try:
-        def text(url):
-            return d.config(
-                extra="\n".join([DEFAULTS, channels(webhook("hook", url))]),
-                load=("shell", "http"),
-                jobs=[job("fails", every="1s", command="exit 2",
-                          notify={"on": ["failure"], "via": ["hook"]})])
-        d.start(text(a.url))
-        a.wait(1)
-        d.write(text(b.url))
-        d.signal(signal.SIGHUP)
-        [ev] = b.wait(1)[:1]
-        assert ev["job"] == "fails"
-    finally:
-        a.close()
-        b.close()
+
+    def text(url):
+        return d.config(
+            extra="\n".join([DEFAULTS, channels(webhook("hook", url))]),
+            load=("shell", "http"),
+            jobs=[job("fails", every="1s", command="exit 2",
+                      notify={"on": ["failure"], "via": ["hook"]})])
+    d.start(text(a.url("/hook")))
+    a.wait(1, "notifications")
+    d.write(text(b.url("/hook")))
+    d.signal(signal.SIGHUP)
+    [ev] = b.wait(1, "notifications")[:1]
+    assert ev["job"] == "fails"
 
 
 def refused(tmp_path, *lines):

@@ -4,9 +4,7 @@ by every attempt), the span is the attempt (its id's last 64 bits). A
 shell job has it as TRACEPARENT, an http job sends it as the traceparent
 header (unless it sets one itself)."""
 
-import http.server
 import re
-import threading
 
 from conftest import at_ahead, job, rfc3339, wait_until
 
@@ -37,49 +35,19 @@ def test_a_shell_job_and_its_retry_share_the_trace(daemon):
     assert first[2].split("-")[2] != second[2].split("-")[2]   # two spans
 
 
-class Receiver:
-    """An HTTP endpoint that keeps each request's traceparent header."""
-
-    def __init__(self):
-        self.seen = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.seen.append(self.headers.get("traceparent"))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                      Handler)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever,
-                         daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_an_http_job_sends_traceparent_unless_it_sets_one(daemon):
-    r = Receiver()
-    try:
-        url = "http://127.0.0.1:%d/ping" % r.port
-        daemon.start(jobs=[
-            job("ping", type="http", url=url, at=rfc3339(at_ahead(1))),
-            job("own", type="http", url=url, at=rfc3339(at_ahead(1)),
-                headers={"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8
-                         + "-01"})],
-            load=("http",))
-        daemon.wait_event("finish", job="ping", status="succeeded")
-        daemon.wait_event("finish", job="own", status="succeeded")
-        wait_until(lambda: len(r.seen) == 2, what="two requests")
-        start = daemon.events("start", job="ping")[0]
-        assert context_of(start["exec"], start["exec"]) in r.seen, r.seen
-        assert "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01" in r.seen, r.seen
-    finally:
-        r.close()
+def test_an_http_job_sends_traceparent_unless_it_sets_one(daemon, receiver):
+    r = receiver()
+    url = r.url("/ping")
+    daemon.start(jobs=[
+        job("ping", type="http", url=url, at=rfc3339(at_ahead(1))),
+        job("own", type="http", url=url, at=rfc3339(at_ahead(1)),
+            headers={"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8
+                     + "-01"})],
+        load=("http",))
+    daemon.wait_event("finish", job="ping", status="succeeded")
+    daemon.wait_event("finish", job="own", status="succeeded")
+    wait_until(lambda: len(r.accepted()) == 2, what="two requests")
+    seen = r.header("traceparent")
+    start = daemon.events("start", job="ping")[0]
+    assert context_of(start["exec"], start["exec"]) in seen, seen
+    assert "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01" in seen, seen

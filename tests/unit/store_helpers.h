@@ -1,8 +1,10 @@
 /*
  * store_helpers.h: what the store's unit tests (test_store.c for memory
- * and sqlite, test_store_pg.c for postgres) share: waiting for a barrier
- * as the master does, putting a record, the record with every field set
- * and the comparison of two records field by field.
+ * and sqlite, test_store_pg.c for postgres, test_store_redis.c for redis)
+ * share: waiting for a barrier or a notification as the master does,
+ * opening a server's store with quick retries, putting a record, the
+ * record with every field set and the comparison of two records field by
+ * field.
  */
 
 #ifndef STORE_HELPERS_H
@@ -42,6 +44,33 @@ wait_ticket(hg_store_t *store, uint64_t ticket, int timeout_ms)
         (void) poll(&pfd, 1, (int) left);
     }
     return true;
+}
+
+/* Waits up to TIMEOUT_MS for the store's notification (a commit, a
+ * claim's answer, a line of the writer's), and acks what it says. */
+static inline void
+settle(hg_store_t *store, int timeout_ms)
+{
+    struct pollfd pfd = { store->notify_fd, POLLIN, 0 };
+
+    (void) poll(&pfd, 1, timeout_ms);
+    (void) hg_store_ack(store);
+}
+
+/* The store CONF describes, retrying a server that does not answer at
+ * most 200 ms apart (the tests stop servers under it); the test fails,
+ * naming WHAT, when it cannot be opened. */
+static inline hg_store_t *
+open_server_store(const hg_conf_t *conf, const char *what)
+{
+    hg_store_options_t options = { .retry_max_ms = 200 };
+    char err[512] = "";
+    hg_store_t *store = hg_store_open_with(conf, &options, err, sizeof(err));
+
+    if (store == NULL) {
+        fail_msg("open %s: %s", what, err);
+    }
+    return store;
 }
 
 static void

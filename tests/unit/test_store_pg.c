@@ -16,7 +16,6 @@
 
 #include "hg_core.h"
 
-#include <poll.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -143,15 +142,7 @@ log_count(fixture_t *f, const char *needle)
 static hg_store_t *
 open_store(fixture_t *f)
 {
-    hg_store_options_t options = { .retry_max_ms = 200 };
-    char err[512] = "";
-    hg_store_t *store = hg_store_open_with(&f->conf, &options, err,
-                                           sizeof(err));
-
-    if (store == NULL) {
-        fail_msg("open %s: %s", f->url, err);
-    }
-    return store;
+    return open_server_store(&f->conf, f->url);
 }
 
 /* A barrier committed within TIMEOUT_MS. */
@@ -436,16 +427,6 @@ open_instance(fixture_t *f, const char *name, int64_t lease_ms)
     store = open_store(f);
     f->conf = saved;
     return store;
-}
-
-/* Waits up to TIMEOUT_MS for the store's notification, and acks. */
-static void
-settle(hg_store_t *store, int timeout_ms)
-{
-    struct pollfd pfd = { store->notify_fd, POLLIN, 0 };
-
-    (void) poll(&pfd, 1, timeout_ms);
-    (void) hg_store_ack(store);
 }
 
 /*

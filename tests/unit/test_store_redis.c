@@ -16,7 +16,6 @@
 #include "hg_core.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -165,26 +164,12 @@ log_count(fixture_t *f, const char *needle)
 static hg_store_t *
 open_instance(fixture_t *f, const char *name, const char *db)
 {
-    hg_store_options_t options = { .retry_max_ms = 200 };
-    char err[512] = "";
-    hg_store_t *store;
+    char what[160];
 
     f->conf.cluster.instance = (char *) name;
     f->conf.store.path = (char *) db;
-    store = hg_store_open_with(&f->conf, &options, err, sizeof(err));
-    if (store == NULL) {
-        fail_msg("open instance %s: %s", name, err);
-    }
-    return store;
-}
-
-static void
-settle(hg_store_t *store, int timeout_ms)
-{
-    struct pollfd pfd = { store->notify_fd, POLLIN, 0 };
-
-    (void) poll(&pfd, 1, timeout_ms);
-    (void) hg_store_ack(store);
+    snprintf(what, sizeof(what), "instance %s", name);
+    return open_server_store(&f->conf, what);
 }
 
 /* A queued record of job "job" at FIRE claiming its fire time. */
