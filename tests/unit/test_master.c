@@ -1851,7 +1851,7 @@ test_kill9_with_primed(void **state)
     }
     /* Primed ones never reached a worker of the killed master; each ran
      * once after the restart: retried when found running, else as it
-     * was queued. */
+     * was queued, unless nothing of it was written. */
     for (i = 0; i < nprimed; i++) {
         snprintf(key.id, sizeof(key.id), "%.39s", primed[i]);
         if (bsearch(&key, before, nbefore, sizeof(*before), cmp_started)
@@ -1861,6 +1861,12 @@ test_kill9_with_primed(void **state)
                      primed[i]);
         }
         row = find_row(rows, nrows, primed[i]);
+        if (row == NULL && !committed[i]) {
+            /* Neither its queued nor its running record was written: a
+             * record nobody waits for is held while starts go first, and
+             * these triggers, unlike the API's, did not wait for it. */
+            continue;
+        }
         assert_non_null(row);
         if (committed[i]) {
             assert_int_equal(row->r.status, HG_EXEC_CRASHED);
