@@ -47,9 +47,11 @@
  * API's enqueues are recorded with no instance, and the writer thread's
  * tick takes them for this instance while its master has free workers
  * (hg_pg_take_shared); the tick also reads the peers' pauses and resumes
- * (hg_pg_paused).
+ * (hg_pg_paused), takes or renews the cluster's lead (hg_pg_lead: the
+ * leader alone raises dead-man alerts) and reads each job's last start
+ * and success on any instance for them (hg_pg_last_runs).
  *
- * The schema (version 4, table schema_version), created and migrated by
+ * The schema (version 5, table schema_version), created and migrated by
  * hg_pg_migrations below in one transaction under an advisory lock (two
  * instances starting together do not both migrate): the tables and
  * meaning of the sqlite driver's schema version 4 (see hg_store_sqlite.c),
@@ -191,12 +193,25 @@ static const char hg_pg_schema_v4[] =
     "ALTER TABLE job_state ADD COLUMN version bigint NOT NULL DEFAULT 0,"
     " ADD COLUMN changed_by text;";
 
+/* Version 5, the cluster's leader: one row, the instance that leads
+ * (raises the dead-man alerts), its term (grows with each new leader, or
+ * a leader's return after its lease lapsed) and its lease_until in the
+ * database's clock, pushed ahead by the leader's own lease ticks. */
+static const char hg_pg_schema_v5[] =
+    "CREATE TABLE cluster_leader ("
+    " id integer PRIMARY KEY CHECK (id = 1),"
+    " name text,"
+    " term bigint NOT NULL,"
+    " lease_until bigint NOT NULL);"
+    "INSERT INTO cluster_leader VALUES (1, NULL, 0, 0);";
+
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
     hg_pg_schema_v1,
     hg_pg_schema_v2,
     hg_pg_schema_v3,
     hg_pg_schema_v4,
+    hg_pg_schema_v5,
 };
 
 #define HG_PG_SCHEMA_VERSION  ((int) HG_NELEMS(hg_pg_migrations))
@@ -324,6 +339,22 @@ static const struct {
     /* Whether there is any to take: a read, no lock, no lease. */
     { "hg_shared_due", "SELECT 1 FROM executions WHERE instance IS NULL"
       " AND status = 'queued' AND run_at <= " HG_PG_NOW " LIMIT 1" },
+    /* The leadership ($1 us, $2 lease ms): taken when free (no leader, or
+     * its lease lapsed in the database's clock) or renewed when ours; no
+     * row back when another instance holds it. A new holder, or one back
+     * after a gap, is a new term. */
+    { "hg_lead", "UPDATE cluster_leader SET term = CASE WHEN name = $1"
+      " AND lease_until >= " HG_PG_NOW " THEN term ELSE term + 1 END,"
+      " name = $1, lease_until = " HG_PG_NOW " + $2 WHERE id = 1"
+      " AND (name = $1 OR name IS NULL OR lease_until < " HG_PG_NOW ")"
+      " RETURNING term" },
+    /* Each job's last start and last success among the executions that
+     * ended after $1 (NULL: a lease ($2) ago), on any instance: the
+     * leader's dead-man windows count every instance's runs. */
+    { "hg_last_runs", "SELECT job_id, max(started_at) FILTER (WHERE"
+      " started_at > 0), max(finished_at) FILTER (WHERE status ="
+      " 'succeeded'), max(finished_at) FROM executions WHERE finished_at >"
+      " COALESCE($1::bigint, " HG_PG_NOW " - $2::bigint) GROUP BY job_id" },
     /* The pauses and resumes of jobs, with their versions (0: never). */
     { "hg_paused", "SELECT job_id, paused, version FROM job_state"
       " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
@@ -372,6 +403,15 @@ typedef struct hg_pg_s {
      * version of its job state's paused flag read (hg_pg_paused). */
     hg_map_t seen;
     int64_t lease_due;              /* monotonic ms of the next lease tick */
+    /* The writer thread's: whether the last tick that committed found us
+     * the leader, under which term, and, for the dead-man windows, each
+     * job's last start and success anywhere ({job: {run_ms, success_ms}})
+     * and the finished_at the next read of them starts from (0: none
+     * read yet). */
+    bool leading;
+    int64_t lead_term;
+    json_t *runs;
+    int64_t runs_since;
 } hg_pg_t;
 
 typedef struct hg_pg_def_s {
@@ -1632,18 +1672,26 @@ hg_pg_view(hg_pg_t *d, hg_store_writer_t *w)
     json_t *view, *list, *one;
     int i;
 
-    res = PQexec(d->wconn, "SELECT name, term, lease_until - " HG_PG_NOW
-                 ", " HG_PG_NOW " - renewed_at, gone, taken_by FROM"
-                 " instances ORDER BY name");
+    res = PQexec(d->wconn, "SELECT i.name, i.term, i.lease_until - "
+                 HG_PG_NOW ", " HG_PG_NOW " - i.renewed_at, i.gone,"
+                 " i.taken_by, l.name IS NOT NULL AND l.lease_until > "
+                 HG_PG_NOW " FROM instances i LEFT JOIN cluster_leader l"
+                 " ON l.name = i.name ORDER BY i.name");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return;
     }
     list = json_array();
-    view = json_pack("{s:I, s:o}", "term", (json_int_t) d->term,
-                     "instances", list);
+    /* "leader" is this instance's belief (its last tick's, until its
+     * deadline: hg_store_writer_view); each instance's "leader", the
+     * row's as this read found it. */
+    view = json_pack("{s:s, s:I, s:b, s:I, s:o, s:o*}",
+                     "coordinator", "postgres", "term", (json_int_t) d->term,
+                     "leader", d->leading, "leader_term",
+                     (json_int_t) d->lead_term, "instances", list, "jobs",
+                     d->runs != NULL ? json_deep_copy(d->runs) : NULL);
     for (i = 0; view != NULL && i < PQntuples(res); i++) {
-        one = json_pack("{s:s, s:I, s:b, s:I, s:I, s:s?}",
+        one = json_pack("{s:s, s:I, s:b, s:I, s:I, s:s?, s:b}",
                         "name", PQgetvalue(res, i, 0),
                         "term", (json_int_t) hg_pg_int_at(res, i, 1),
                         "live", strcmp(PQgetvalue(res, i, 4), "f") == 0
@@ -1651,7 +1699,8 @@ hg_pg_view(hg_pg_t *d, hg_store_writer_t *w)
                         "lease_left_ms", (json_int_t) hg_pg_int_at(res, i, 2),
                         "renewed_ms_ago", (json_int_t) hg_pg_int_at(res, i, 3),
                         "taken_by", PQgetisnull(res, i, 5)
-                                    ? NULL : PQgetvalue(res, i, 5));
+                                    ? NULL : PQgetvalue(res, i, 5),
+                        "leader", strcmp(PQgetvalue(res, i, 6), "t") == 0);
         if (one == NULL || json_array_append_new(list, one) != 0) {
             json_decref(view);
             view = NULL;
@@ -1775,25 +1824,157 @@ hg_pg_paused(hg_pg_t *d, hg_store_writer_t *w, bool first)
     PQclear(res);
 }
 
-/* The lease pushed ahead while nothing is committed, and lapsed peers
- * taken over: every third of the lease; a second while the database
- * cannot be reached (the commits' own episode says so; a lease that
- * lapses meanwhile is taken over by a peer, and the next tick finds this
- * instance fenced). Then the peers' pauses. The wait before the next. */
+/*
+ * The leader. One instance of the cluster leads: it alone raises the
+ * dead-man alerts (expect), once for the cluster. Its lease is a row
+ * (cluster_leader) rather than a session's advisory lock: a lock would
+ * move at once when its holder is killed, but never while the holder is
+ * stopped (SIGSTOP, a long pause) or cut off behind a connection the
+ * server still thinks open, and such a leader would keep the lead for
+ * ever. The row holds a name, a term and a lease_until in the database's
+ * clock; each lease tick, in the transaction that first renewed the
+ * instance's own lease (so a fenced instance never leads), takes it when
+ * it is free or lapsed and renews it when it is ours.
+ *
+ * Believing it. The tick notes the monotonic time before its BEGIN; once
+ * its transaction commits with the lead, this instance believes it leads
+ * until that time plus the lease (hg_store_writer_set_leader), an
+ * instant no later than the database's lease_until, so the lead is never
+ * believed by two instances at once (clocks that run at one rate). A
+ * leader stopped or cut off stops believing it when that time passes,
+ * whether or not a tick ran since; a peer takes the lead at its first
+ * tick after lease_until: within a lease and a third of it. A clean
+ * stop gives it back at once (hg_pg_close).
+ */
+static int
+hg_pg_lead(hg_pg_t *d, bool *led, int64_t *term, char *err, size_t errlen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    char state[8];
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    hg_pg_int(&p, d->lease_ms);
+    res = hg_pg_exec_prepared(d, "hg_lead", &p, PGRES_TUPLES_OK, err, errlen,
+                              state, sizeof(state));
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    *led = PQntuples(res) == 1;
+    *term = *led ? hg_pg_int_at(res, 0, 0) : 0;
+    PQclear(res);
+    return HG_OK;
+}
+
+/* The lead as the tick's committed transaction found it (T0: monotonic
+ * ms before its BEGIN), said to the writer and, when it changed, to the
+ * log. */
+static void
+hg_pg_leader_is(hg_pg_t *d, hg_store_writer_t *w, bool led, int64_t term,
+                int64_t t0)
+{
+    /* 1, long past: a view that still says "leader" is not believed. */
+    hg_store_writer_set_leader(w, led ? t0 + d->lease_ms : 1);
+    if (led != d->leading || (led && term != d->lead_term)) {
+        hg_store_writer_log(w, HG_LOG_INFO, "cluster: instance \"%s\" %s "
+                            "(leader term %" PRId64 ")", d->instance,
+                            led ? "is the leader now"
+                                : "is no longer the leader",
+                            led ? term : d->lead_term);
+    }
+    d->leading = led;
+    if (led) {
+        d->lead_term = term;
+    }
+}
+
+/* Each job's last start and success on any instance, from the executions
+ * that ended since the last read (writer thread, after the lease tick):
+ * kept in d->runs for the view. A read starts a lease before the newest
+ * end it saw, so that a row committed a little after a later one (or
+ * ended by a clock a little behind) is still read; the maxima make a row
+ * read twice harmless. */
+static void
+hg_pg_last_runs(hg_pg_t *d)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    json_t *one;
+    char err[256], state[8];
+    const char *job;
+    int64_t run, success, newest = 0;
+    int i;
+
+    if (d->runs == NULL && (d->runs = json_object()) == NULL) {
+        return;
+    }
+    p.n = 0;
+    if (d->runs_since > 0) {
+        hg_pg_int(&p, d->runs_since);
+    } else {
+        hg_pg_text(&p, NULL);
+    }
+    hg_pg_int(&p, d->lease_ms);
+    res = hg_pg_exec_prepared(d, "hg_last_runs", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return;                         /* read again at the next tick */
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        job = PQgetvalue(res, i, 0);
+        run = PQgetisnull(res, i, 1) ? 0 : hg_pg_int_at(res, i, 1);
+        success = PQgetisnull(res, i, 2) ? 0 : hg_pg_int_at(res, i, 2);
+        if (hg_pg_int_at(res, i, 3) > newest) {
+            newest = hg_pg_int_at(res, i, 3);
+        }
+        one = json_object_get(d->runs, job);
+        if (one == NULL) {
+            one = json_pack("{s:I, s:I}", "run_ms", (json_int_t) 0,
+                            "success_ms", (json_int_t) 0);
+            if (one == NULL || json_object_set_new(d->runs, job, one) != 0) {
+                break;
+            }
+        }
+        if (run > json_integer_value(json_object_get(one, "run_ms"))) {
+            (void) json_object_set_new(one, "run_ms", json_integer(run));
+        }
+        if (success > json_integer_value(json_object_get(one,
+                                                         "success_ms")))
+        {
+            (void) json_object_set_new(one, "success_ms",
+                                       json_integer(success));
+        }
+    }
+    PQclear(res);
+    if (newest - d->lease_ms > d->runs_since) {
+        d->runs_since = newest - d->lease_ms;
+    }
+}
+
+/* The lease pushed ahead while nothing is committed, lapsed peers taken
+ * over, and the lead taken or renewed: every third of the lease; a second
+ * while the database cannot be reached (the commits' own episode says so;
+ * a lease that lapses meanwhile is taken over by a peer, and the next
+ * tick finds this instance fenced). Then the peers' pauses and the jobs'
+ * last runs. The wait before the next. */
 static int64_t
 hg_pg_lease_tick(hg_pg_t *d, hg_store_writer_t *w)
 {
     hg_exec_row_t *rows = NULL;
     size_t n = 0;
     char err[512], state[8] = "";
-    int64_t every;
+    int64_t every, t0, term = 0;
+    bool led = false;
 
     every = d->lease_ms / 3 > 0 ? d->lease_ms / 3 : 1;
     err[0] = '\0';
+    t0 = hg_clock_ns(CLOCK_MONOTONIC) / HG_NSEC_PER_MSEC;
     if (hg_pg_writer_begin(d, err, sizeof(err)) != HG_OK
         || hg_pg_lease(d, w, err, sizeof(err), state, sizeof(state))
            != HG_OK
         || hg_pg_take_lapsed(d, w, &rows, &n, err, sizeof(err)) != HG_OK
+        || hg_pg_lead(d, &led, &term, err, sizeof(err)) != HG_OK
         || hg_pg_command(d->wconn, false, "COMMIT", err, sizeof(err))
            != HG_OK)
     {
@@ -1817,6 +1998,8 @@ hg_pg_lease_tick(hg_pg_t *d, hg_store_writer_t *w)
                             "executions taken over are left to start-up "
                             "recovery");
     }
+    hg_pg_leader_is(d, w, led, term, t0);
+    hg_pg_last_runs(d);
     hg_pg_view(d, w);
     hg_pg_paused(d, w, false);
     return every;
@@ -2082,6 +2265,7 @@ hg_pg_free(hg_pg_t *d)
     hg_map_free_values(&d->defined);
     hg_map_free_values(&d->odd);
     hg_map_free_values(&d->seen);
+    json_decref(d->runs);
     free(d);
 }
 
@@ -2194,6 +2378,21 @@ hg_pg_close(hg_store_t *store)
         return;
     }
     hg_store_writer_close(store);
+    if (d->leading && PQstatus(d->wconn) == CONNECTION_OK) {
+        hg_pg_params_t p;
+        PGresult *res;
+
+        /* The threads are gone: wconn is the caller's now. The lead is
+         * given back, so that a peer takes it at its next tick rather
+         * than a lease later (a term that moved on is not ours to end). */
+        p.n = 0;
+        hg_pg_text(&p, d->instance);
+        hg_pg_int(&p, d->lead_term);
+        res = PQexecParams(d->wconn, "UPDATE cluster_leader SET lease_until"
+                           " = 0 WHERE id = 1 AND name = $1 AND term = $2",
+                           p.n, NULL, p.values, p.lengths, p.formats, 0);
+        PQclear(res);
+    }
     hg_pg_free(d);
     store->data = NULL;
 }

@@ -100,6 +100,8 @@ struct hg_store_writer_s {
     size_t ntaken;
     char fenced[256];               /* why this instance was fenced, or "" */
     json_t *view;                   /* the tick's picture of the cluster */
+    int64_t lead_until;             /* monotonic ms until which the view's
+                                       "leader" holds (0: no deadline) */
     json_t *paused;                 /* peers' pauses: {job: bool}, or NULL */
     size_t capacity;                /* the master's free workers (atomic,
                                        outside mu) */
@@ -490,17 +492,35 @@ hg_store_writer_set_view(hg_store_writer_t *w, json_t *view)
     json_decref(old);                   /* nobody else holds it */
 }
 
+void
+hg_store_writer_set_leader(hg_store_writer_t *w, int64_t until_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->lead_until = until_ms;
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* A deep copy, made under mu: the view's reference counts are never
- * touched by two threads. */
+ * touched by two threads. A leadership whose deadline passed is not
+ * believed, whatever the last tick said: the tick may not have run since
+ * (the process was stopped, or the database cannot be reached). */
 json_t *
 hg_store_writer_view(hg_store_t *store)
 {
     hg_store_writer_t *w = store->writer;
     json_t *copy;
+    int64_t until;
 
     pthread_mutex_lock(&w->mu);
     copy = w->view != NULL ? json_deep_copy(w->view) : NULL;
+    until = w->lead_until;
     pthread_mutex_unlock(&w->mu);
+    if (copy != NULL && until != 0
+        && json_is_true(json_object_get(copy, "leader"))
+        && hg_sw_mono_ms() >= until)
+    {
+        (void) json_object_set_new(copy, "leader", json_false());
+    }
     return copy;
 }
 

@@ -179,6 +179,11 @@ void hg_store_writer_fence(hg_store_writer_t *w, const char *why);
  * shared with anything else) replaces the driver's picture of the
  * cluster, which the master copies with hg_store_cluster. */
 void hg_store_writer_set_view(hg_store_writer_t *w, json_t *view);
+/* For the backend's tick (writer thread): the view's "leader" is believed
+ * until UNTIL_MS (monotonic ms; 0: no deadline), and read as false after,
+ * whatever the view says: a leader stopped or cut off past its lease
+ * stops believing it before any peer can take the lead. */
+void hg_store_writer_set_leader(hg_store_writer_t *w, int64_t until_ms);
 /* The writer whose maintenance thread calls (a QUERY task's reads), or
  * NULL in any other thread: what a read has to say goes through
  * hg_store_writer_log there, as the log is the loop's. */

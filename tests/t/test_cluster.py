@@ -6,13 +6,14 @@ forgets the fire. Against a real PostgreSQL that this module starts
 (tests/t/pg.py)."""
 
 import collections
+import json
 import os
 import re
 import signal
 import time
 
 
-from conftest import MEMORY_STORE, conf_value, job, run_hourglass
+from conftest import MEMORY_STORE, conf_value, job, run_hourglass, wait_until
 from test_api import Api, api_section, free_port
 from test_store_pg import db, pg_config, rows, server  # noqa: F401
 
@@ -518,3 +519,107 @@ def test_pause_and_resume_reach_every_instance(hg, db, tmp_path):
     assert_each_fire_time_once(server, name)
     assert rows(server, name, "SELECT paused, changed_by FROM job_state"
                 " WHERE job_id = 'p'") == [["f", "b"]]
+
+
+def alerts(path):
+    """The overdue events a command channel appended to PATH."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
+def leader_of(ports):
+    """{instance: (status's cluster.leader, hourglass_leader)}, read once
+    from each instance in PORTS."""
+    seen = {}
+    for instance, port in ports.items():
+        status, body = Api(port).json("GET", "/api/v1/status")
+        assert status == 200, body
+        metrics = Api(port).call("GET", "/metrics")[1].decode()
+        gauge = re.search(r"^hourglass_leader (\S+)$", metrics, re.M)
+        flags = {p["name"]: p.get("leader")
+                 for p in body["cluster"]["instances"]}
+        seen[instance] = (body["cluster"].get("leader"),
+                          float(gauge.group(1)), flags)
+    return seen
+
+
+def one_leader(ports):
+    """The one instance that leads, once every instance's status, gauge
+    and picture of the others agree on it; else None."""
+    seen = leader_of(ports)
+    leaders = [i for i, (flag, gauge, _) in seen.items()
+               if flag is True and gauge == 1]
+    others = [i for i, (flag, gauge, _) in seen.items()
+              if flag is False and gauge == 0]
+    if len(leaders) != 1 or len(others) != len(ports) - 1:
+        return None
+    if any(flags.get(leaders[0]) is not True
+           or [n for n, f in flags.items() if f] != leaders
+           for _, _, flags in seen.values()):
+        return None
+    return leaders[0]
+
+
+def test_one_leader_raises_the_dead_man_alerts(hg, db, tmp_path):
+    """Three instances hold job "watched", which expects a run every 4 s
+    and has no schedule. Exactly one instance leads (status, each
+    instance's flag, hourglass_leader 1 there and 0 elsewhere), and only
+    it raises overdue: one notification per window for the cluster, not
+    three. A run on a follower (triggered there) ends the episode on the
+    leader too; the next one is a window later. Then the leader is killed
+    (kill -9): another takes the lead and raises the alert, still due."""
+    server, name, url = db
+    out = tmp_path / "alerts"
+    channel = ('channels = ( { name = "page"; type = "command"; command = '
+               '"cat >> %s; echo >> %s"; } );' % (out, out))
+    watched = job("watched", command="true", expect={"run_within": "4s"},
+                  notify={"on": ["overdue"], "via": ["page"]})
+    daemons, ports = {}, {}
+    for instance in ("a", "b", "c"):
+        d = hg(instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [watched],
+                               api_section(ports[instance]) + channel,
+                               lease="2s"))
+        daemons[instance] = d
+    leader = wait_until(lambda: one_leader(ports), timeout=15,
+                        what="one leader that every instance agrees on")
+    followers = sorted(set(ports) - {leader})
+    # the first window passes with no run anywhere
+    wait_until(lambda: alerts(out), timeout=20, what="the first overdue")
+    status, _ = Api(ports[followers[0]]).json(
+        "POST", "/api/v1/jobs/watched/trigger")
+    assert status == 202, status
+    # the run on a follower restarts the leader's window: the next alert
+    # names it as the last run
+    got = wait_until(lambda: alerts(out) if len(alerts(out)) >= 2 else None,
+                     timeout=20, what="the second episode's overdue")
+    assert len(got) == 2, got
+    assert [e["event"] for e in got] == ["overdue", "overdue"], got
+    # (the first counts from the leader's start: no run known)
+    assert got[1]["last_run"] > got[0]["last_run"], got
+    raised = {i: len(d.events("overdue")) for i, d in daemons.items()}
+    assert raised == {leader: 2, followers[0]: 0, followers[1]: 0}, raised
+    assert rows(server, name, "SELECT name FROM cluster_leader") == [
+        [leader]]
+
+    # the leader dies: another leads within about a lease and says it
+    daemons[leader].signal(signal.SIGKILL)
+    daemons[leader].wait_exit()
+    kill_strays(daemons[leader])
+    del ports[leader]
+    new = wait_until(lambda: one_leader(ports), timeout=15,
+                     what="a new leader among the two left")
+    assert new in followers, new
+    daemons[new].wait_event("overdue", timeout=20)
+    other = [i for i in followers if i != new][0]
+    assert daemons[other].events("overdue") == []
+    wait_until(lambda: len(alerts(out)) >= 3, timeout=20,
+               what="the new leader's overdue delivered")
+    daemons[other].stop()
+    daemons[new].stop()
+    # a clean stop gives the lead back: its lease ends now
+    assert rows(server, name, "SELECT name, lease_until FROM"
+                " cluster_leader") == [[new, "0"]]
