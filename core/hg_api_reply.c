@@ -98,6 +98,10 @@ hg_api_master_answer(hg_api_req_t *req, int rc, const json_t *answer,
         hg_api_error(req, MHD_HTTP_CONFLICT, "exists", "%s",
                      message != NULL ? message : "it exists already");
         return;
+    case HG_REPLY_TAKEN:
+        hg_api_error(req, MHD_HTTP_CONFLICT, "taken", "%s",
+                     message != NULL ? message : "another instance has it");
+        return;
     case HG_REPLY_READ_ONLY:
         hg_api_error(req, MHD_HTTP_FORBIDDEN, "read_only", "%s",
                      message != NULL ? message : "read only");

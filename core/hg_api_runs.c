@@ -224,14 +224,23 @@ done:
 
 
 /* GET /queue?job=ID&page=N&page_size=M: what waits to start, in the order
- * it will run (the master's loop holds it all: no store read). */
+ * it will run (the master's loop holds it all: no store read); in a
+ * cluster, then what waits unowned in the database (a store read). */
 void
 hg_api_queue_list(hg_api_t *api, hg_api_req_t *req)
 {
     size_t page, size;
     json_t *answer;
+    int rc;
 
     if (!hg_api_page(req, &page, &size)) {
+        return;
+    }
+    /* A cluster's unowned items are read on the store's side. */
+    rc = hg_master_queue_read(api->master, hg_api_arg(req, "job"), size,
+                              (page - 1) * size, hg_api_reply_ok, req);
+    if (rc != HG_AGAIN) {
+        hg_api_wait(req, rc);
         return;
     }
     answer = hg_master_queue(api->master, hg_api_arg(req, "job"), size,

@@ -1037,6 +1037,29 @@ hg_master_queue(hg_master_t *m, const char *job_id, size_t limit,
 }
 
 int
+hg_master_queue_read(hg_master_t *m, const char *job_id, size_t limit,
+                     size_t offset, hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args;
+    json_t *mine;
+
+    if (m->store == NULL || !m->store->shared_queue) {
+        return HG_AGAIN;
+    }
+    mine = hg_query_queue(m, job_id, 0, 0);
+    if (mine == NULL) {
+        return HG_ERROR;
+    }
+    memset(&args, 0, sizeof(args));
+    args.job_id = job_id;
+    args.limit = limit;
+    args.offset = offset;
+    args.local = (size_t) json_integer_value(json_object_get(mine, "total"));
+    json_decref(mine);
+    return hg_master_query(m, HG_QUERY_QUEUE, &args, reply, data);
+}
+
+int
 hg_master_dequeue(hg_master_t *m, const char *exec_id, const char *actor,
                   char *job, size_t joblen, hg_master_reply_pt reply,
                   void *data)
@@ -1062,6 +1085,12 @@ hg_master_dequeue(hg_master_t *m, const char *exec_id, const char *actor,
             return HG_REPLY_STARTED;
         }
         args.removed = true;
+    } else if (m->store->shared_queue) {
+        /* Not here: in a cluster it may wait unowned in the database, for
+         * the store to take out while no instance has taken it. */
+        args.shared = true;
+        args.trigger = actor;
+        args.before = hg_now_ms();
     }
     /* Answered once the store has committed what was put before: the
      * record that ends it (a kill -9 after the answer must not run it),

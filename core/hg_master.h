@@ -254,6 +254,14 @@ int hg_master_render_metrics(hg_master_t *master, FILE *out);
  */
 json_t *hg_master_queue(hg_master_t *master, const char *job_id,
                         size_t limit, size_t offset);
+/* In a cluster, the same page with the executions that wait unowned in
+ * the shared queue after this instance's own (each row with its
+ * "instance", null for those): read on the store's side, REPLY follows
+ * (HG_OK). HG_AGAIN: no cluster (hg_master_queue answers alone);
+ * HG_ERROR: out of memory. */
+int hg_master_queue_read(hg_master_t *master, const char *job_id,
+                         size_t limit, size_t offset,
+                         hg_master_reply_pt reply, void *data);
 /* hg_master_dequeue: EXEC_ID has started (on a worker, or on its way to
  * one); its job's id is in JOB. */
 #define HG_REPLY_STARTED    -10
@@ -264,8 +272,11 @@ json_t *hg_master_queue(hg_master_t *master, const char *job_id,
  * follows once the store has the record: HG_OK with {id, job, status},
  * or HG_ERROR with {error} (the store did not keep it); for an id that
  * does not wait, HG_AGAIN with {error} saying whether it is unknown or
- * has ended. HG_REPLY_STARTED (REPLY not called): it has started; HG_ERROR:
- * no store, or out of memory (REPLY not called).
+ * has ended. In a cluster, an id this instance does not hold is taken
+ * out of the shared queue while no instance has taken it (atomically, in
+ * the store); one taken meanwhile gets HG_REPLY_TAKEN with {error}
+ * naming the instance. HG_REPLY_STARTED (REPLY not called): it has
+ * started; HG_ERROR: no store, or out of memory (REPLY not called).
  */
 int hg_master_dequeue(hg_master_t *master, const char *exec_id,
                       const char *actor, char *job, size_t joblen,

@@ -22,8 +22,11 @@ typedef enum {
     HG_QUERY_EXECUTIONS,            /* a page of a job's executions */
     HG_QUERY_DEQUEUED,              /* an execution taken out of the queue,
                                        or asked to be and not there */
-    HG_QUERY_JOBS                   /* a page of the job table, with every
+    HG_QUERY_JOBS,                  /* a page of the job table, with every
                                        job's statistics read at once */
+    HG_QUERY_QUEUE                  /* a page of the queue: this instance's
+                                       waiting executions, then the
+                                       cluster's unowned ones */
 } hg_query_kind_t;
 
 typedef struct hg_query_args_s {
@@ -36,6 +39,13 @@ typedef struct hg_query_args_s {
     const json_t *jobs;             /* PUT_JOBS: {id: record | null} */
     const char *status;             /* EXECUTIONS: NULL = any */
     bool removed;                   /* DEQUEUED: taken out of the queue */
+    bool shared;                    /* DEQUEUED: not here: take it out of
+                                       the cluster's shared queue, as
+                                       trigger (the actor), at before
+                                       (ms) */
+    size_t local;                   /* QUEUE: this instance's waiting
+                                       executions now (the store's page
+                                       starts after them) */
     const hg_job_filter_t *filter;  /* JOBS (with limit and offset) */
     int64_t since, until;           /* EXECUTIONS: scheduled in [since,
                                        until) (ms; 0: no bound) */
@@ -58,6 +68,9 @@ json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
  * limit, offset}. NULL when out of memory. */
 json_t *hg_query_queue(hg_master_t *m, const char *job_id, size_t limit,
                        size_t offset);
+/* The row of the cluster's unowned queued execution R, as those of
+ * hg_query_queue (instance null, waiting "unowned"). */
+json_t *hg_query_unowned_row(const hg_exec_record_t *r);
 /* A QUERY task came back from the store: answer it (or free an orphan). */
 void hg_query_done(hg_master_t *m, hg_store_task_t *task);
 /* The master goes: its queries still at the store are orphaned. */

@@ -1067,6 +1067,33 @@ hg_store_stats_by_id(const void *a, const void *b)
 }
 
 int
+hg_store_list_shared(hg_store_t *store, const char *job_id, size_t limit,
+                     size_t offset, hg_exec_row_t **rows, size_t *n,
+                     uint64_t *total)
+{
+    *rows = NULL;
+    *n = 0;
+    *total = 0;
+    if (!store->shared_queue || store->driver->list_shared == NULL) {
+        return HG_OK;
+    }
+    return store->driver->list_shared(store, job_id, limit, offset, rows, n,
+                                      total);
+}
+
+int
+hg_store_dequeue_shared(hg_store_t *store, const char *id,
+                        int64_t finished_at, const char *error,
+                        hg_store_dequeued_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!store->shared_queue || store->driver->dequeue_shared == NULL) {
+        return HG_OK;
+    }
+    return store->driver->dequeue_shared(store, id, finished_at, error, out);
+}
+
+int
 hg_store_all_job_stats(hg_store_t *store, hg_job_stats_row_t **rows,
                        size_t *n)
 {

@@ -46,7 +46,9 @@
  * default), and start-up recovery reads this instance's rows only. The
  * API's enqueues are recorded with no instance, and the writer thread's
  * tick takes them for this instance while its master has free workers
- * (hg_pg_take_shared); the tick also reads the peers' pauses and resumes
+ * (hg_pg_take_shared); the admin API lists what waits unowned and takes
+ * an unowned item out (hg_pg_list_shared, hg_pg_dequeue_shared: QUERY
+ * tasks, on RCONN); the tick also reads the peers' pauses and resumes
  * (hg_pg_paused), takes or renews the cluster's lead (hg_pg_lead: the
  * leader alone raises dead-man alerts) and reads each job's last start
  * and success on any instance for them (hg_pg_last_runs).
@@ -247,6 +249,26 @@ static const char *const hg_pg_migrations[] = {
     " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19," \
     " $20, $21, $22, $23, $24) ON CONFLICT (id) DO UPDATE SET"
 
+/* A job's statistics, added to (a delta: $1 job, $2 runs, $3 successes,
+ * $4 failures, $5 durations, $6 their sum, $7 the longest, $8 the last
+ * run's time, $9 its status or NULL). */
+#define HG_PG_STATS_UPSERT \
+    "INSERT INTO job_stats (job_id, runs, successes," \
+    " failures, durations, duration_sum, duration_max, last_run," \
+    " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)" \
+    " ON CONFLICT (job_id) DO UPDATE SET" \
+    " runs = job_stats.runs + excluded.runs," \
+    " successes = job_stats.successes + excluded.successes," \
+    " failures = job_stats.failures + excluded.failures," \
+    " durations = job_stats.durations + excluded.durations," \
+    " duration_sum = job_stats.duration_sum + excluded.duration_sum," \
+    " duration_max = GREATEST(job_stats.duration_max," \
+    "   excluded.duration_max)," \
+    " last_status = CASE WHEN excluded.last_status IS NOT NULL" \
+    "   AND excluded.last_run >= job_stats.last_run" \
+    "   THEN excluded.last_status ELSE job_stats.last_status END," \
+    " last_run = GREATEST(job_stats.last_run, excluded.last_run)"
+
 /* The writer's statements, prepared on WCONN after each (re)connection.
  * put_fast is the put of nearly every record, as in the sqlite driver: a
  * new execution, or a queued or running one that keeps its job, due time
@@ -358,21 +380,7 @@ static const struct {
     /* The pauses and resumes of jobs, with their versions (0: never). */
     { "hg_paused", "SELECT job_id, paused, version FROM job_state"
       " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
-    { "hg_stats", "INSERT INTO job_stats (job_id, runs, successes,"
-      " failures, durations, duration_sum, duration_max, last_run,"
-      " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-      " ON CONFLICT (job_id) DO UPDATE SET"
-      " runs = job_stats.runs + excluded.runs,"
-      " successes = job_stats.successes + excluded.successes,"
-      " failures = job_stats.failures + excluded.failures,"
-      " durations = job_stats.durations + excluded.durations,"
-      " duration_sum = job_stats.duration_sum + excluded.duration_sum,"
-      " duration_max = GREATEST(job_stats.duration_max,"
-      "   excluded.duration_max),"
-      " last_status = CASE WHEN excluded.last_status IS NOT NULL"
-      "   AND excluded.last_run >= job_stats.last_run"
-      "   THEN excluded.last_status ELSE job_stats.last_status END,"
-      " last_run = GREATEST(job_stats.last_run, excluded.last_run)" },
+    { "hg_stats", HG_PG_STATS_UPSERT },
     { "hg_bucket", "INSERT INTO job_durations (job_id, bucket, count)"
       " VALUES ($1, $2, $3) ON CONFLICT (job_id, bucket) DO UPDATE SET"
       " count = job_durations.count + excluded.count" },
@@ -3011,6 +3019,134 @@ hg_pg_release(hg_store_t *store, const char *id)
     return HG_ERROR;
 }
 
+/* The shared queue's unowned items (QUERY tasks, on RCONN). */
+#define HG_PG_UNOWNED \
+    " FROM executions WHERE instance IS NULL AND status = 'queued'" \
+    " AND ($1::text IS NULL OR job_id = $1)"
+
+static int
+hg_pg_list_shared(hg_store_t *store, const char *job_id, size_t limit,
+                  size_t offset, hg_exec_row_t **rows, size_t *n,
+                  uint64_t *total)
+{
+    hg_pg_t *d = store->data;
+    hg_pg_params_t p;
+    PGresult *res;
+
+    p.n = 0;
+    hg_pg_text(&p, job_id);
+    res = hg_pg_read(d, "the shared queue", "SELECT count(*)" HG_PG_UNOWNED,
+                     &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    *total = (uint64_t) hg_pg_int_at(res, 0, 0);
+    PQclear(res);
+    if (limit == 0 || offset >= *total) {
+        return HG_OK;
+    }
+    hg_pg_int(&p, (int64_t) limit);
+    hg_pg_int(&p, (int64_t) offset);
+    /* With the payload: the list says its size. */
+    return hg_pg_read_rows(d, "the shared queue", "SELECT " HG_PG_COLS_FULL
+                           HG_PG_UNOWNED " ORDER BY priority DESC,"
+                           " scheduled_for, id LIMIT $2 OFFSET $3", &p, rows,
+                           n);
+}
+
+/*
+ * One transaction on RCONN: the item is recorded killed only while it is
+ * unowned and queued. An instance taking it at the same moment holds its
+ * row locked (FOR UPDATE SKIP LOCKED, then UPDATE): this UPDATE waits for
+ * that commit and then finds it owned; or this UPDATE locks it first and
+ * the take skips it, and finds it killed after. Its statistics move in
+ * the same transaction, as a dequeue's killed record moves them.
+ */
+static int
+hg_pg_dequeue_shared(hg_store_t *store, const char *id, int64_t finished_at,
+                     const char *error, hg_store_dequeued_t *out)
+{
+    hg_pg_t *d = store->data;
+    hg_pg_params_t p;
+    PGresult *res = NULL;
+    char msg[384];
+
+    if (hg_pg_command(d->rconn, true, "BEGIN", msg, sizeof(msg)) != HG_OK) {
+        goto failed;
+    }
+    p.n = 0;
+    hg_pg_text(&p, id);
+    hg_pg_int(&p, finished_at);
+    hg_pg_text(&p, error);
+    res = PQexecParams(d->rconn, "UPDATE executions SET status = 'killed',"
+                       " finished_at = $2, error = $3 WHERE id = $1"
+                       " AND instance IS NULL AND status = 'queued'"
+                       " RETURNING job_id", p.n, NULL, p.values, p.lengths,
+                       p.formats, 0);
+    if (!hg_pg_ok(d->rconn, res, PGRES_TUPLES_OK, msg, sizeof(msg))) {
+        goto failed;
+    }
+    if (PQntuples(res) == 1) {
+        out->found = out->removed = true;
+        snprintf(out->job_id, sizeof(out->job_id), "%s",
+                 PQgetvalue(res, 0, 0));
+        snprintf(out->status, sizeof(out->status), "killed");
+        PQclear(res);
+        p.n = 0;
+        hg_pg_text(&p, out->job_id);
+        hg_pg_int(&p, 1);               /* a run, failed, never started */
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, 1);
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, finished_at);
+        hg_pg_text(&p, "killed");
+        res = PQexecParams(d->rconn, HG_PG_STATS_UPSERT, p.n, NULL,
+                           p.values, p.lengths, p.formats, 0);
+        if (!hg_pg_ok(d->rconn, res, PGRES_COMMAND_OK, msg, sizeof(msg))) {
+            goto failed;
+        }
+    } else {
+        PQclear(res);
+        p.n = 1;
+        res = PQexecParams(d->rconn, "SELECT job_id, status, instance FROM"
+                           " executions WHERE id = $1", p.n, NULL, p.values,
+                           p.lengths, p.formats, 0);
+        if (!hg_pg_ok(d->rconn, res, PGRES_TUPLES_OK, msg, sizeof(msg))) {
+            goto failed;
+        }
+        if (PQntuples(res) == 1) {
+            out->found = true;
+            snprintf(out->job_id, sizeof(out->job_id), "%s",
+                     PQgetvalue(res, 0, 0));
+            snprintf(out->status, sizeof(out->status), "%s",
+                     PQgetvalue(res, 0, 1));
+            snprintf(out->instance, sizeof(out->instance), "%s",
+                     PQgetvalue(res, 0, 2));
+        }
+    }
+    PQclear(res);
+    res = NULL;
+    if (hg_pg_command(d->rconn, false, "COMMIT", msg, sizeof(msg)) == HG_OK) {
+        return HG_OK;
+    }
+
+failed:
+    PQclear(res);
+    if (PQstatus(d->rconn) == CONNECTION_OK
+        && PQtransactionStatus(d->rconn) != PQTRANS_IDLE)
+    {
+        char rb[128];
+
+        (void) hg_pg_command(d->rconn, false, "ROLLBACK", rb, sizeof(rb));
+    }
+    memset(out, 0, sizeof(*out));
+    hg_store_writer_say(HG_LOG_ERROR, "store: %s: taking %s out of the "
+                        "shared queue: %s", d->name, id, msg);
+    return HG_ERROR;
+}
+
 /* --- maintenance (its own thread and connection) ------------------------ */
 
 /* Runs the DELETE in SQL ($1 = older_than, $2 = rows per batch), each
@@ -3200,5 +3336,7 @@ const hg_store_driver_t hg_store_postgres_driver = {
     hg_pg_take_queued,
     hg_pg_renew,
     hg_pg_release,
-    hg_pg_all_job_stats
+    hg_pg_all_job_stats,
+    hg_pg_list_shared,
+    hg_pg_dequeue_shared
 };

@@ -623,3 +623,71 @@ def test_one_leader_raises_the_dead_man_alerts(hg, db, tmp_path):
     # a clean stop gives the lead back: its lease ends now
     assert rows(server, name, "SELECT name, lease_until FROM"
                 " cluster_leader") == [[new, "0"]]
+
+
+def test_the_queue_lists_and_removes_unowned_items(hg, db, tmp_path):
+    """a has one worker, busy, and a manual trigger waiting behind it (its
+    own); three items enqueued through its API wait unowned in the
+    database. GET /api/v1/queue lists a's own (instance "a") and then the
+    unowned ones (instance null, waiting "unowned"), in the order they
+    are taken, with a page across both. DELETE of an unowned item takes
+    it out of the shared queue: recorded killed, counted in the job's
+    statistics, never run. b joins and takes the other two: a's DELETE of
+    one of them is refused with 409, naming b."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    a = instance_daemon(hg, "a")
+    port_a = free_port()
+    text = cluster_config(a, url, "a", [queue_job(out, "attempt1")],
+                          api_section(port_a), lease="3s")
+    a.start(text.replace("workers = 2;", "workers = 1;"))
+    enqueue(port_a, "busy")
+    wait_lines(out, lambda r: len(r) == 1, "a's one worker busy")
+    status, mine = Api(port_a).json("POST", "/api/v1/jobs/q/trigger")
+    assert status == 202, (status, mine)
+    ids = [enqueue(port_a, p, priority)["execution"]
+           for p, priority in (("x1", "high"), ("x2", None), ("x3", None))]
+    api = Api(port_a)
+    status, body = api.json("GET", "/api/v1/queue")
+    assert status == 200, body
+    got = body["executions"]
+    assert body["total"] == 4, body
+    assert [(e["id"], e["instance"], e["waiting"]) for e in got] == [
+        (mine["execution"], "a", "ready")] + [
+        (i, None, "unowned") for i in ids], got
+    assert got[1]["priority"] == "high" and got[1]["payload_bytes"] == 2
+    status, body = api.json("GET", "/api/v1/queue?page=2&page_size=2")
+    assert status == 200 and body["total"] == 4, body
+    assert [e["id"] for e in body["executions"]] == ids[1:], body
+
+    status, body = api.json("DELETE", "/api/v1/queue/%s" % ids[0])
+    assert status == 200, body
+    assert body == {"id": ids[0], "job_id": "q", "status": "killed"}, body
+    assert rows(server, name, "SELECT status, instance IS NULL, error FROM"
+                " executions WHERE id = '%s'" % ids[0]) == [
+        ["killed", "t", "removed from the queue by api:ops"]]
+    assert rows(server, name, "SELECT runs, failures FROM job_stats"
+                " WHERE job_id = 'q'") == [["1", "1"]]
+    status, body = api.json("DELETE", "/api/v1/queue/%s" % ids[0])
+    assert status == 404 and "it is killed" in body["error"]["message"], \
+        body
+    status, body = api.json("GET", "/api/v1/queue")
+    assert [e["id"] for e in body["executions"]] == [mine["execution"]] + \
+        ids[1:], body
+
+    b = instance_daemon(hg, "b")
+    b.start(cluster_config(b, url, "b", [queue_job(out, "attempt1")],
+                           lease="3s"))
+    wait_lines(out, lambda r: {("x2", "b", "1"), ("x3", "b", "1")}
+               <= set(r), "b taking x2 and x3")
+    status, body = api.json("DELETE", "/api/v1/queue/%s" % ids[1])
+    assert status == 409, body
+    assert body["error"]["code"] == "taken", body
+    assert 'instance "b" took it (it is running there' in \
+        body["error"]["message"], body
+    status, body = api.json("GET", "/api/v1/queue")
+    assert [e["id"] for e in body["executions"]] == [mine["execution"]], \
+        body
+    a.stop()
+    b.stop()
+    assert "x1" not in [p for p, _, _ in ran_lines(out)]
