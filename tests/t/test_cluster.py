@@ -691,3 +691,43 @@ def test_the_queue_lists_and_removes_unowned_items(hg, db, tmp_path):
     a.stop()
     b.stop()
     assert "x1" not in [p for p, _, _ in ran_lines(out)]
+
+
+def test_a_job_readded_by_a_reload_is_unpaused_in_the_store(hg, db,
+                                                            tmp_path):
+    """Job "p" is paused (the store says so), then removed by a reload and
+    added again by the next: it runs, unpaused, and the store says so too,
+    so that the restart after brings it back running, not paused."""
+    from test_reload import reload
+    server, name, url = db
+    out = tmp_path / "ran"
+    a = instance_daemon(hg, "a")
+    port = free_port()
+    p = shared_jobs(out, ids=[("p", "* * * * * *")])
+    keep = [job("keep", command="true")]
+    text = cluster_config(a, url, "a", p + keep, api_section(port),
+                          lease="3s")
+    a.start(text)
+    wait_lines(out, lambda r: len(r) >= 1, "p running")
+    status, _ = Api(port).json("POST", "/api/v1/jobs/p/pause")
+    assert status == 200, status
+    wait_rows(server, name, "SELECT paused FROM job_state WHERE job_id = 'p'",
+              lambda r: r == [["t"]], "p paused in the store")
+    assert reload(a, cluster_config(a, url, "a", keep, api_section(port),
+                                    lease="3s"))[0]["result"] == "ok"
+    assert reload(a, text)[0]["result"] == "ok"
+    status, body = Api(port).json("GET", "/api/v1/jobs/p")
+    assert status == 200 and not body.get("paused"), body
+    before = len(ran_lines(out))
+    wait_lines(out, lambda r: len(r) >= before + 1, "p running again")
+    wait_rows(server, name, "SELECT paused FROM job_state WHERE job_id = 'p'",
+              lambda r: r == [["f"]], "p unpaused in the store")
+    a.stop()
+    a.start()
+    status, body = Api(port).json("GET", "/api/v1/jobs/p")
+    assert status == 200 and not body.get("paused"), body
+    before = len(ran_lines(out))
+    wait_lines(out, lambda r: len(r) >= before + 1, "p running after the "
+               "restart")
+    a.stop()
+
