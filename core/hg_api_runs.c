@@ -201,7 +201,7 @@ hg_api_enqueue(hg_api_t *api, hg_api_req_t *req)
                              at * 1000, prio,
                              json_string_value(unique_key));
     if (exec != NULL) {
-        hg_api_accept(api, req, hg_execution_id(exec));
+        hg_api_accept_enqueued(api, req, hg_execution_id(exec));
     } else if (errno == ENOENT) {
         hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job \"%.128s\"",
                      json_string_value(job));

@@ -884,9 +884,9 @@ hg_master_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
                   const void *payload, size_t payload_len, int64_t run_at_ms,
                   hg_priority_t priority, const char *unique_key)
 {
-    if (m->store != NULL && m->store->shared_queue && unique_key == NULL) {
+    if (m->store != NULL && m->store->shared_queue) {
         return hg_fire_share(m, job_id, trigger, payload, payload_len,
-                             run_at_ms, priority);
+                             run_at_ms, priority, unique_key);
     }
     return hg_fire_enqueue(m, job_id, trigger, payload, payload_len,
                            run_at_ms, priority, unique_key);
@@ -992,6 +992,15 @@ hg_master_execution(hg_master_t *m, const char *exec_id,
                     hg_master_reply_pt reply, void *data)
 {
     hg_query_args_t args = { .exec_id = exec_id };
+
+    return hg_master_query(m, HG_QUERY_EXECUTION, &args, reply, data);
+}
+
+int
+hg_master_enqueued(hg_master_t *m, const char *exec_id,
+                   hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .exec_id = exec_id, .keyed = true };
 
     return hg_master_query(m, HG_QUERY_EXECUTION, &args, reply, data);
 }

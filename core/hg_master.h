@@ -144,6 +144,11 @@ int hg_master_executions(hg_master_t *master, const char *job_id,
 /* One execution, with its output: HG_AGAIN to REPLY when unknown. */
 int hg_master_execution(hg_master_t *master, const char *exec_id,
                         hg_master_reply_pt reply, void *data);
+/* hg_master_execution for an execution hg_master_enqueue just made: in a
+ * cluster its unique key was checked by the store as it committed, and a
+ * key pending there already answers HG_REPLY_EXISTS with {error}. */
+int hg_master_enqueued(hg_master_t *master, const char *exec_id,
+                       hg_master_reply_pt reply, void *data);
 /* A page of the dead-letter list, newest first, of JOB_ID (NULL: every
  * job): {executions: [...], total, limit, offset}. */
 int hg_master_dead(hg_master_t *master, const char *job_id, size_t limit,

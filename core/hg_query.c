@@ -57,6 +57,7 @@ struct hg_query_s {
                                        QUEUE: the unowned ones */
     bool removed;                   /* DEQUEUED */
     bool shared;                    /* DEQUEUED: from the shared queue */
+    bool keyed;                     /* EXECUTION */
     hg_store_dequeued_t dequeued;   /* what became of it there */
     size_t local;                   /* QUEUE */
 };
@@ -333,6 +334,7 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     q->offset = args->offset;
     q->removed = args->removed;
     q->shared = args->shared;
+    q->keyed = args->keyed;
     q->local = args->local;
     if (args->jobs != NULL) {
         q->jobs = json_deep_copy(args->jobs);
@@ -964,6 +966,13 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
     *answer = NULL;
     if (q->kind == HG_QUERY_DEQUEUED) {
         return hg_query_dequeued(q, rc, answer);
+    }
+    if (q->keyed && hg_store_claim_lost(m->store, q->exec_id)) {
+        /* The cluster's unique index refused its key: as a pending key
+         * in this instance's memory is refused (hg_api_enqueue). */
+        *answer = json_pack("{s:s}", "error", "an execution with this "
+                            "unique_key is queued already");
+        return *answer != NULL ? HG_REPLY_EXISTS : HG_ERROR;
     }
     if (rc != HG_OK) {
         return rc;

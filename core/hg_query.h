@@ -39,6 +39,9 @@ typedef struct hg_query_args_s {
     const json_t *jobs;             /* PUT_JOBS: {id: record | null} */
     const char *status;             /* EXECUTIONS: NULL = any */
     bool removed;                   /* DEQUEUED: taken out of the queue */
+    bool keyed;                     /* EXECUTION: just enqueued; its record
+                                       lost for its unique key (the
+                                       store said so) is HG_REPLY_EXISTS */
     bool shared;                    /* DEQUEUED: not here: take it out of
                                        the cluster's shared queue, as
                                        trigger (the actor), at before

@@ -44,7 +44,9 @@
  * writes the records; a lost one is skipped and said lost to the writer.
  * An execution row's instance is the connection's (the column's
  * default), and start-up recovery reads this instance's rows only. The
- * API's enqueues are recorded with no instance, and the writer thread's
+ * API's enqueues are recorded with no instance (one with a unique_key
+ * left out, and said lost, when the key is pending already: a unique
+ * index, hg_pg_put_keyed), and the writer thread's
  * tick takes them for this instance while its master has free workers
  * (hg_pg_take_shared); the admin API lists what waits unowned and takes
  * an unowned item out (hg_pg_list_shared, hg_pg_dequeue_shared: QUERY
@@ -195,17 +197,29 @@ static const char hg_pg_schema_v4[] =
     "ALTER TABLE job_state ADD COLUMN version bigint NOT NULL DEFAULT 0,"
     " ADD COLUMN changed_by text;";
 
-/* Version 5, the cluster's leader: one row, the instance that leads
- * (raises the dead-man alerts), its term (grows with each new leader, or
- * a leader's return after its lease lapsed) and its lease_until in the
- * database's clock, pushed ahead by the leader's own lease ticks. */
+/* Version 5, the cluster's leader and its unique keys. The leader: one
+ * row, the instance that leads (raises the dead-man alerts), its term
+ * (grows with each new leader, or a leader's return after its lease
+ * lapsed) and its lease_until in the database's clock, pushed ahead by
+ * the leader's own lease ticks. */
 static const char hg_pg_schema_v5[] =
     "CREATE TABLE cluster_leader ("
     " id integer PRIMARY KEY CHECK (id = 1),"
     " name text,"
     " term bigint NOT NULL,"
     " lease_until bigint NOT NULL);"
-    "INSERT INTO cluster_leader VALUES (1, NULL, 0, 0);";
+    "INSERT INTO cluster_leader VALUES (1, NULL, 0, 0);"
+    /* A unique_key is the cluster's: one pending (queued or running)
+     * execution per key, whichever instance enqueued it. Each instance
+     * used to check its own memory only, so pending duplicates may be
+     * there: all but the oldest of each key lose the key (they still
+     * run). */
+    "UPDATE executions e SET unique_key = NULL"
+    " WHERE e.unique_key IS NOT NULL AND e.status IN ('queued', 'running')"
+    " AND EXISTS (SELECT 1 FROM executions o WHERE o.unique_key ="
+    " e.unique_key AND o.status IN ('queued', 'running') AND o.id < e.id);"
+    "CREATE UNIQUE INDEX executions_pending_key ON executions (unique_key)"
+    " WHERE unique_key IS NOT NULL AND status IN ('queued', 'running');";
 
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
@@ -288,11 +302,15 @@ static const struct {
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
     /* A shared queued execution (hg_exec_record_t.shared): no instance,
-     * for any to take. Its id is new; once taken it is the taker's. */
+     * for any to take. Its id is new; once taken it is the taker's. Left
+     * out when its id is there (a batch written again) or its unique_key
+     * is pending already (executions_pending_key; an insert of the same
+     * key by a transaction not yet committed waits for it). */
     { "hg_put_shared", "INSERT INTO executions (" HG_PG_COLS_FULL
       ", instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
       " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
-      " NULL) ON CONFLICT (id) DO NOTHING" },
+      " NULL) ON CONFLICT DO NOTHING" },
+    { "hg_exists", "SELECT 1 FROM executions WHERE id = $1" },
     /* A fire time's claim for $3, made when $4, our digest of the job's
      * definition, is the one most live instances hold (ties: the one held
      * longest, so that a newcomer with another definition does not take
@@ -1394,6 +1412,62 @@ static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
  * statistics, in batch order, and the states and statistics follow down
  * the pipeline.
  */
+/* A shared record with a unique_key: its insert may be left out for its
+ * key, which only its own statement can tell (not the pipeline's). */
+static bool
+hg_pg_keyed(const hg_pg_t *d, const hg_exec_record_t *r)
+{
+    return r->shared && r->unique_key != NULL && d->instance != NULL;
+}
+
+/* In the commit's transaction: R inserted, or, when its key is pending
+ * already, lost (said to the master once the transaction commits, as a
+ * lost claim is: the API answers 409) and marked in LOST. */
+static int
+hg_pg_put_keyed(hg_pg_t *d, hg_store_writer_t *w, const hg_exec_record_t *r,
+                hg_map_t *lost, char *err, size_t errlen, char *state,
+                size_t statelen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    bool written;
+
+    if (hg_pg_put_params(&p, r) != HG_OK) {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    res = hg_pg_exec_prepared(d, "hg_put_shared", &p, PGRES_COMMAND_OK, err,
+                              errlen, state, statelen);
+    hg_pg_params_free(&p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    written = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    if (written) {
+        return HG_OK;
+    }
+    p.n = 0;
+    hg_pg_text(&p, r->id);
+    res = hg_pg_exec_prepared(d, "hg_exists", &p, PGRES_TUPLES_OK, err,
+                              errlen, state, statelen);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    written = PQntuples(res) > 0;       /* an earlier try's, committed */
+    PQclear(res);
+    if (written) {
+        return HG_OK;
+    }
+    if (hg_store_writer_lose(w, r->id) != HG_OK
+        || hg_map_put(lost, r->id, (void *) r->id) != HG_OK)
+    {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
 static hg_store_write_t
 hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
              char *err, size_t errlen)
@@ -1429,6 +1503,9 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     for (item = batch->head; item != NULL; item = item->next) {
         if (hg_map_get(&lost, item->row.r.id) != NULL) {
             continue;                   /* another execution's fire time */
+        }
+        if (hg_pg_keyed(d, &item->row.r)) {
+            continue;                   /* after the pipeline */
         }
         if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
             snprintf(err, errlen, "out of memory");
@@ -1466,6 +1543,14 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
             goto failed;
         }
         PQclear(res);
+    }
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (hg_pg_keyed(d, &item->row.r)
+            && hg_pg_put_keyed(d, w, &item->row.r, &lost, err, errlen, state,
+                               sizeof(pp.state)) != HG_OK)
+        {
+            goto failed;
+        }
     }
     for (item = batch->head; item != NULL; item = item->next) {
         if (hg_map_get(&lost, item->row.r.id) != NULL) {

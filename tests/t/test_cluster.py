@@ -731,3 +731,61 @@ def test_a_job_readded_by_a_reload_is_unpaused_in_the_store(hg, db,
                "restart")
     a.stop()
 
+
+def test_unique_key_is_the_clusters(hg, db, tmp_path):
+    """Two instances; for each of twenty keys, an enqueue with that
+    unique_key is sent to both at once (all forty in parallel, due in a
+    few seconds). Per key: one 202 and one 409 with today's local
+    conflict, one execution in the store, one run. Once the runs ended,
+    the key is free again."""
+    import concurrent.futures
+    server, name, url = db
+    out = tmp_path / "ran"
+    ports = {}
+    daemons = []
+    for instance in ("a", "b"):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [queue_job(out)],
+                               api_section(ports[instance]), lease="3s"))
+        daemons.append(d)
+    run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                           time.gmtime(time.time() + 4))
+    keys = ["k%02d" % i for i in range(20)]
+
+    def post(args):
+        key, instance = args
+        return key, Api(ports[instance]).json("POST", "/api/v1/queue", {
+            "job": "q", "payload": key, "unique_key": key, "run_at": run_at})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(post, [(k, i) for k in keys
+                                       for i in ("a", "b")]))
+    by_key = collections.defaultdict(list)
+    for key, (status, body) in answers:
+        by_key[key].append((status, body))
+    for key in keys:
+        got = sorted(s for s, _ in by_key[key])
+        assert got == [202, 409], (key, by_key[key])
+        refused = [b for s, b in by_key[key] if s == 409][0]
+        assert refused["error"] == {
+            "code": "exists", "message": "an execution with this "
+            "unique_key is queued already"}, refused
+    assert rows(server, name, "SELECT unique_key, count(*) FROM executions"
+                " GROUP BY 1 HAVING count(*) <> 1") == []
+    got = wait_lines(out, lambda r: len(r) >= len(keys), "every key run")
+    time.sleep(1)                       # a second run would show by now
+    got = ran_lines(out)
+    assert sorted(p for p, _, _ in got) == keys, got
+    wait_rows(server, name, "SELECT count(*) FROM executions WHERE status"
+              " IN ('queued', 'running')", lambda r: r == [["0"]],
+              "every run ended")
+    status, body = Api(ports["a"]).json("POST", "/api/v1/queue", {
+        "job": "q", "payload": "again", "unique_key": "k00",
+        "run_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                time.gmtime(time.time() + 60))})
+    assert status == 202, body
+    status, body = Api(ports["b"]).json("POST", "/api/v1/queue", {
+        "job": "q", "payload": "twice", "unique_key": "k00"})
+    assert status == 409 and body["error"]["code"] == "exists", body
+    for d in daemons:
+        d.stop()
