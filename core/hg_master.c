@@ -163,6 +163,7 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
     hg_master_fenced(m);
     hg_fire_claimed(m);
     hg_fire_peer_paused(m);
+    hg_jobdef_peer(m);
     hg_recover_taken(m);
     hg_dispatch_committed(m);
     hg_master_store_tasks(m);

@@ -590,6 +590,13 @@ hg_store_paused(hg_store_t *store)
 }
 
 json_t *
+hg_store_peer_jobs(hg_store_t *store)
+{
+    return store->shared_queue && store->writer != NULL
+           ? hg_store_writer_jobs(store) : NULL;
+}
+
+json_t *
 hg_store_cluster(hg_store_t *store)
 {
     return store->writer != NULL ? hg_store_writer_view(store) : NULL;

@@ -559,6 +559,10 @@ void hg_store_set_capacity(hg_store_t *store, size_t free_workers);
 int hg_store_put_pause(hg_store_t *store, const char *job_id,
                        int64_t last_fire, bool paused);
 json_t *hg_store_paused(hg_store_t *store);
+/* The peers' changes to the API's jobs read since the last call, {job:
+ * {definition, created_by, created_at, updated_at} or null (deleted)},
+ * or NULL when none; the caller owns it. */
+json_t *hg_store_peer_jobs(hg_store_t *store);
 
 /*
  * The shared queue's items that no instance has taken yet, for the

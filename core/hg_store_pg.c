@@ -52,8 +52,10 @@
  * an unowned item out (hg_pg_list_shared, hg_pg_dequeue_shared: QUERY
  * tasks, on RCONN); the tick also reads the peers' pauses and resumes
  * (hg_pg_paused), takes or renews the cluster's lead (hg_pg_lead: the
- * leader alone raises dead-man alerts) and reads each job's last start
- * and success on any instance for them (hg_pg_last_runs).
+ * leader alone raises dead-man alerts), reads each job's last start
+ * and success on any instance for them (hg_pg_last_runs), and reads the
+ * peers' changes to the API's jobs (hg_pg_peer_jobs: the jobs table's
+ * versions, deletions kept as rows marked deleted).
  *
  * The schema (version 5, table schema_version), created and migrated by
  * hg_pg_migrations below in one transaction under an advisory lock (two
@@ -197,7 +199,7 @@ static const char hg_pg_schema_v4[] =
     "ALTER TABLE job_state ADD COLUMN version bigint NOT NULL DEFAULT 0,"
     " ADD COLUMN changed_by text;";
 
-/* Version 5, the cluster's leader and its unique keys. The leader: one
+/* Version 5, the cluster's leader, unique keys and API jobs. The leader: one
  * row, the instance that leads (raises the dead-man alerts), its term
  * (grows with each new leader, or a leader's return after its lease
  * lapsed) and its lease_until in the database's clock, pushed ahead by
@@ -219,7 +221,15 @@ static const char hg_pg_schema_v5[] =
     " AND EXISTS (SELECT 1 FROM executions o WHERE o.unique_key ="
     " e.unique_key AND o.status IN ('queued', 'running') AND o.id < e.id);"
     "CREATE UNIQUE INDEX executions_pending_key ON executions (unique_key)"
-    " WHERE unique_key IS NOT NULL AND status IN ('queued', 'running');";
+    " WHERE unique_key IS NOT NULL AND status IN ('queued', 'running');"
+    /* The API's jobs are the cluster's: each change gets a version (from
+     * one sequence) and says whose it is, and a deletion in a cluster
+     * leaves its row, deleted, so that the peers read it as they read
+     * pauses. */
+    "ALTER TABLE jobs ADD COLUMN version bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN changed_by text,"
+    " ADD COLUMN deleted boolean NOT NULL DEFAULT false;"
+    "CREATE SEQUENCE jobs_version;";
 
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
@@ -395,6 +405,11 @@ static const struct {
       " started_at > 0), max(finished_at) FILTER (WHERE status ="
       " 'succeeded'), max(finished_at) FROM executions WHERE finished_at >"
       " COALESCE($1::bigint, " HG_PG_NOW " - $2::bigint) GROUP BY job_id" },
+    /* The API's jobs as peers changed them: versions, then a job's row. */
+    { "hg_jobs_changed", "SELECT id, version FROM jobs WHERE version > 0"
+      " AND changed_by IS DISTINCT FROM $1" },
+    { "hg_job_row", "SELECT definition, created_by, created_at, updated_at,"
+      " deleted FROM jobs WHERE id = $1" },
     /* The pauses and resumes of jobs, with their versions (0: never). */
     { "hg_paused", "SELECT job_id, paused, version FROM job_state"
       " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
@@ -428,6 +443,9 @@ typedef struct hg_pg_s {
     /* The writer thread's: job id -> hg_pg_def_t whose hash is the last
      * version of its job state's paused flag read (hg_pg_paused). */
     hg_map_t seen;
+    hg_map_t jobs_seen;             /* the writer thread's: job id ->
+                                       hg_pg_def_t, the last version of its
+                                       API job's row read (hg_pg_peer_jobs) */
     int64_t lease_due;              /* monotonic ms of the next lease tick */
     /* The writer thread's: whether the last tick that committed found us
      * the leader, under which term, and, for the dead-man windows, each
@@ -1400,6 +1418,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
 
 static int hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err,
                        size_t errlen, char *state, size_t statelen);
+static const char *hg_pg_str(const PGresult *res, int row, int col);
 static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
                           hg_exec_row_t *row);
 
@@ -2045,6 +2064,80 @@ hg_pg_last_runs(hg_pg_t *d)
     }
 }
 
+/* A job's row as the peers changed it: {definition, created_by,
+ * created_at, updated_at}, json null when deleted, or NULL when it cannot
+ * be read. */
+static json_t *
+hg_pg_job_row(hg_pg_t *d, const char *id)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    json_t *definition, *record;
+    json_error_t jerr;
+    char err[256], state[8];
+
+    p.n = 0;
+    hg_pg_text(&p, id);
+    res = hg_pg_exec_prepared(d, "hg_job_row", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return NULL;
+    }
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
+        PQclear(res);
+        return json_null();
+    }
+    definition = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    record = json_is_object(definition)
+             ? json_pack("{s:O, s:s?, s:I, s:I}", "definition", definition,
+                         "created_by", hg_pg_str(res, 0, 1),
+                         "created_at", (json_int_t) hg_pg_int_at(res, 0, 2),
+                         "updated_at", (json_int_t) hg_pg_int_at(res, 0, 3))
+             : json_null();             /* not a job: as if deleted */
+    json_decref(definition);
+    PQclear(res);
+    return record;
+}
+
+/* Peers' changes to the API's jobs since the last read (writer thread,
+ * after the lease tick), as hg_pg_paused reads pauses: each job whose
+ * row's version changed is read and handed to the master, which checks
+ * and applies it as the API's own change, without writing it back.
+ * FIRST (at join) only notes the versions: the master loads the jobs. */
+static void
+hg_pg_peer_jobs(hg_pg_t *d, hg_store_writer_t *w, bool first)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    json_t *record;
+    char err[256], state[8];
+    const char *job;
+    int i;
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    res = hg_pg_exec_prepared(d, "hg_jobs_changed", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return;
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        job = PQgetvalue(res, i, 0);
+        if (!hg_pg_mark(&d->jobs_seen, job,
+                        (uint64_t) hg_pg_int_at(res, i, 1)) || first)
+        {
+            continue;
+        }
+        record = hg_pg_job_row(d, job);
+        if (record == NULL
+            || hg_store_writer_peer_job(w, job, record) != HG_OK)
+        {
+            free(hg_map_remove(&d->jobs_seen, job));  /* read next time */
+        }
+    }
+    PQclear(res);
+}
+
 /* The lease pushed ahead while nothing is committed, lapsed peers taken
  * over, and the lead taken or renewed: every third of the lease; a second
  * while the database cannot be reached (the commits' own episode says so;
@@ -2095,6 +2188,7 @@ hg_pg_lease_tick(hg_pg_t *d, hg_store_writer_t *w)
     hg_pg_last_runs(d);
     hg_pg_view(d, w);
     hg_pg_paused(d, w, false);
+    hg_pg_peer_jobs(d, w, false);
     return every;
 }
 
@@ -2204,6 +2298,7 @@ hg_pg_join(hg_pg_t *d, const hg_conf_t *conf, char *err, size_t errlen)
     }
     /* The pauses as they stand: the master reads them at start. */
     hg_pg_paused(d, NULL, true);
+    hg_pg_peer_jobs(d, NULL, true);
     hg_log(HG_LOG_INFO, "cluster: joined as instance \"%s\" (term %" PRId64
            ", lease %" PRId64 " ms)", d->instance, d->term, d->lease_ms);
     return HG_OK;
@@ -2358,6 +2453,7 @@ hg_pg_free(hg_pg_t *d)
     hg_map_free_values(&d->defined);
     hg_map_free_values(&d->odd);
     hg_map_free_values(&d->seen);
+    hg_map_free_values(&d->jobs_seen);
     json_decref(d->runs);
     free(d);
 }
@@ -2925,7 +3021,8 @@ hg_pg_load_jobs(hg_store_t *store, json_t **jobs)
     int i;
 
     res = hg_pg_read(d, "jobs", "SELECT id, definition, created_by,"
-                     " created_at, updated_at FROM jobs ORDER BY id", NULL);
+                     " created_at, updated_at FROM jobs WHERE NOT deleted"
+                     " ORDER BY id", NULL);
     if (res == NULL) {
         return HG_ERROR;
     }
@@ -2970,6 +3067,14 @@ hg_pg_put_job(hg_pg_t *d, const char *id, const json_t *record)
 
     p.n = 0;
     hg_pg_text(&p, id);
+    if (record == NULL && d->instance != NULL) {
+        /* Kept, deleted, for the peers to read (hg_pg_peer_jobs). */
+        return hg_pg_change(d, false, "deleting a job", "UPDATE jobs SET"
+                            " deleted = true, version ="
+                            " nextval('jobs_version'), changed_by ="
+                            " current_setting('hourglass.instance', true)"
+                            " WHERE id = $1", &p, NULL);
+    }
     if (record == NULL) {
         return hg_pg_change(d, false, "deleting a job", "DELETE FROM jobs"
                             " WHERE id = $1", &p, NULL);
@@ -2983,12 +3088,22 @@ hg_pg_put_job(hg_pg_t *d, const char *id, const json_t *record)
     hg_pg_text(&p, json_string_value(json_object_get(record, "created_by")));
     hg_pg_int(&p, json_integer_value(json_object_get(record, "created_at")));
     hg_pg_int(&p, json_integer_value(json_object_get(record, "updated_at")));
+    /* A version (and whose) in a cluster only: the peers read those. */
     rc = hg_pg_change(d, false, "writing a job", "INSERT INTO jobs (id,"
-                      " definition, created_by, created_at, updated_at)"
-                      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO"
-                      " UPDATE SET"
+                      " definition, created_by, created_at, updated_at,"
+                      " version, changed_by) VALUES ($1, $2, $3, $4, $5,"
+                      " CASE WHEN current_setting('hourglass.instance',"
+                      " true) IS NULL THEN 0 ELSE nextval('jobs_version')"
+                      " END, current_setting('hourglass.instance', true))"
+                      " ON CONFLICT (id) DO UPDATE SET"
                       " definition = excluded.definition,"
-                      " updated_at = excluded.updated_at", &p, NULL);
+                      " updated_at = excluded.updated_at,"
+                      " created_by = CASE WHEN jobs.deleted"
+                      "   THEN excluded.created_by ELSE jobs.created_by END,"
+                      " created_at = CASE WHEN jobs.deleted"
+                      "   THEN excluded.created_at ELSE jobs.created_at END,"
+                      " deleted = false, version = excluded.version,"
+                      " changed_by = excluded.changed_by", &p, NULL);
     free(text);
     return rc;
 }

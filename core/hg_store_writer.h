@@ -128,6 +128,7 @@ int hg_store_writer_put_pause(hg_store_t *store, const char *job_id,
                               int64_t last_fire, bool paused);
 void hg_store_writer_set_capacity(hg_store_t *store, size_t n);
 json_t *hg_store_writer_paused(hg_store_t *store);
+json_t *hg_store_writer_jobs(hg_store_t *store);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
 int hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
                                 uint64_t *ticket);
@@ -171,6 +172,12 @@ void hg_store_writer_used(hg_store_writer_t *w, size_t n);
  * resumed job JOB_ID; the master takes them with hg_store_paused. */
 int hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
                                 bool paused);
+/* For the backend's tick (writer thread): a peer changed API job JOB_ID;
+ * RECORD (ownership passes, even on failure) is its row, {definition,
+ * created_by, created_at, updated_at}, or json null when it was deleted.
+ * The master takes them with hg_store_peer_jobs. */
+int hg_store_writer_peer_job(hg_store_writer_t *w, const char *job_id,
+                             json_t *record);
 /* For the backend (writer thread): this instance no longer holds what it
  * wrote (another took its work over); WHY says so to the master, which
  * stops (hg_store_fenced). The first reason is kept. */

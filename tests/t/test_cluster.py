@@ -789,3 +789,66 @@ def test_unique_key_is_the_clusters(hg, db, tmp_path):
     assert status == 409 and body["error"]["code"] == "exists", body
     for d in daemons:
         d.stop()
+
+
+def test_api_jobs_reach_every_instance(hg, db, tmp_path):
+    """A job created through a's API reaches b within a tick (checked there
+    as its own API's would be) and each of its fire times runs once in the
+    cluster; replaced through b's API, a runs the new definition; deleted
+    through a's, b drops it. A restart of b loads what the store has."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    ports, daemons = {}, {}
+    for instance in ("a", "b"):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [],
+                               api_section(ports[instance]), lease="3s"))
+        daemons[instance] = d
+    a, b = Api(ports["a"]), Api(ports["b"])
+
+    def definition(word):
+        return {"id": "dyn", "type": "shell", "schedule": "* * * * * *",
+                "max_retries": 0,
+                "command": 'echo "%s $HOURGLASS_SCHEDULED_FOR" >> %s'
+                           % (word, out)}
+    status, body = a.json("POST", "/api/v1/jobs", definition("one"))
+    assert status == 201, body
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/dyn")[0] == 200,
+               timeout=15, what="dyn on b")
+    status, body = b.json("GET", "/api/v1/jobs/dyn")
+    assert body["api"] and body["definition"]["command"].startswith(
+        'echo "one'), body
+    assert body["created_by"] == "api:ops", body
+    daemons["b"].wait_for(lambda evs: [
+        e for e in evs if e.get("event") == "job_added"
+        and "another instance of the cluster" in e.get("message", "")],
+        what="b saying whose job it added")
+    wait_lines(out, lambda r: len(r) >= 4, "dyn running")
+
+    status, body = b.json("PUT", "/api/v1/jobs/dyn", definition("two"))
+    assert status == 200, body
+    wait_until(lambda: a.json("GET", "/api/v1/jobs/dyn")[1]
+               ["definition"]["command"].startswith('echo "two'),
+               timeout=15, what="a running the new definition")
+    wait_lines(out, lambda r: len([x for x in r if x[0] == "two"]) >= 3,
+               "the new definition running")
+
+    status, body = a.json("DELETE", "/api/v1/jobs/dyn")
+    assert status == 200, body
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/dyn")[0] == 404,
+               timeout=15, what="dyn gone from b")
+    time.sleep(1.2)                     # a fire claimed already may end
+    before = len(ran_lines(out))
+    time.sleep(2)
+    assert len(ran_lines(out)) == before, ran_lines(out)[before:]
+    assert rows(server, name, "SELECT deleted, changed_by FROM jobs") == [
+        ["t", "a"]]
+    daemons["b"].stop()
+    daemons["b"].start()
+    assert b.json("GET", "/api/v1/jobs/dyn")[0] == 404
+    for d in daemons.values():
+        d.stop()
+    # each fire time of dyn ran once, whichever instance claimed it
+    ran = collections.Counter(x[1] for x in ran_lines(out))
+    assert [t for t, n in ran.items() if n > 1] == [], ran

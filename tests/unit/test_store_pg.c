@@ -401,10 +401,12 @@ test_schema(void **state)
     assert_int_equal(log_count(f, "schema migrated"), 0);
 
     /* A database of version 1 (before the cluster's columns, leases,
-     * shared queue and pause versions, leader and unique keys)
-     * migrates. */
+     * shared queue and pause versions, leader, unique keys and API job
+     * versions) migrates. */
     snprintf(args, sizeof(args), "sql '%s' 'DROP INDEX executions_shared;"
              " DROP TABLE cluster_leader; DROP INDEX executions_pending_key;"
+             " ALTER TABLE jobs DROP COLUMN version, DROP COLUMN changed_by,"
+             " DROP COLUMN deleted; DROP SEQUENCE jobs_version;"
              " DROP SEQUENCE job_state_version; ALTER TABLE job_state DROP"
              " COLUMN version, DROP COLUMN changed_by;"
              " ALTER TABLE executions DROP COLUMN instance; ALTER TABLE fire_claims DROP COLUMN exec_id,"
