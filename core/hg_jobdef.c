@@ -630,8 +630,12 @@ hg_jobdef_peer_apply(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     json_t *record;
     hg_job_t *job;
     bool added;
+    int rc;
 
-    if (cmd->cycle != NULL && hg_reload_apply_jobs(m, cmd->cycle) != HG_OK) {
+    m->applying_peer = true;
+    rc = cmd->cycle != NULL ? hg_reload_apply_jobs(m, cmd->cycle) : HG_OK;
+    m->applying_peer = false;
+    if (rc != HG_OK) {
         hg_log(HG_LOG_ERROR, "out of memory putting another instance's "
                "change of API jobs in force; a reload or restart applies "
                "it");

@@ -2129,6 +2129,11 @@ hg_pg_peer_jobs(hg_pg_t *d, hg_store_writer_t *w, bool first)
             continue;
         }
         record = hg_pg_job_row(d, job);
+        if (record != NULL && !json_is_null(record)) {
+            /* A job new here may have been paused by a peer before this
+             * instance knew it: its pause is read again next tick. */
+            free(hg_map_remove(&d->seen, job));
+        }
         if (record == NULL
             || hg_store_writer_peer_job(w, job, record) != HG_OK)
         {

@@ -826,6 +826,18 @@ def test_api_jobs_reach_every_instance(hg, db, tmp_path):
         what="b saying whose job it added")
     wait_lines(out, lambda r: len(r) >= 4, "dyn running")
 
+    # a job paused at once where it was made is paused where it arrives
+    # (its pause, read before that instance knew the job, is read again)
+    still = dict(definition("still"), id="still")
+    assert a.json("POST", "/api/v1/jobs", still)[0] == 201
+    assert a.json("POST", "/api/v1/jobs/still/pause")[0] == 200
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/still")[1].get("paused"),
+               timeout=15, what="still paused on b")
+    status, body = a.json("GET", "/api/v1/jobs/still")
+    assert body["paused"], body
+    assert rows(server, name, "SELECT paused FROM job_state WHERE"
+                " job_id = 'still'") == [["t"]]
+
     status, body = b.json("PUT", "/api/v1/jobs/dyn", definition("two"))
     assert status == 200, body
     wait_until(lambda: a.json("GET", "/api/v1/jobs/dyn")[1]
@@ -842,13 +854,14 @@ def test_api_jobs_reach_every_instance(hg, db, tmp_path):
     before = len(ran_lines(out))
     time.sleep(2)
     assert len(ran_lines(out)) == before, ran_lines(out)[before:]
-    assert rows(server, name, "SELECT deleted, changed_by FROM jobs") == [
-        ["t", "a"]]
+    assert rows(server, name, "SELECT deleted, changed_by FROM jobs"
+                " WHERE id = 'dyn'") == [["t", "a"]]
     daemons["b"].stop()
     daemons["b"].start()
     assert b.json("GET", "/api/v1/jobs/dyn")[0] == 404
     for d in daemons.values():
         d.stop()
     # each fire time of dyn ran once, whichever instance claimed it
-    ran = collections.Counter(x[1] for x in ran_lines(out))
+    ran = collections.Counter((x[0] == "still", x[1])
+                              for x in ran_lines(out))
     assert [t for t, n in ran.items() if n > 1] == [], ran
