@@ -90,7 +90,9 @@ hg_execution_t *hg_master_trigger(hg_master_t *master, const char *job_id,
  * be NULL) is refused while an execution with the same key is queued.
  * The execution is recorded `queued` in the store and survives restarts.
  * NULL with errno ENOENT (no such job), EEXIST (key pending), ESHUTDOWN,
- * EBUSY (overlap = skip and the job runs) or ENOMEM. */
+ * EBUSY (overlap = skip and the job runs) or ENOMEM. In a cluster it is
+ * shared, and its key is checked by the store as its record commits, not
+ * here: hg_master_enqueued says how that went. */
 hg_execution_t *hg_master_enqueue(hg_master_t *master, const char *job_id,
                                   const char *trigger, const void *payload,
                                   size_t payload_len, int64_t run_at_ms,

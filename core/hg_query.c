@@ -100,7 +100,6 @@ hg_query_strdup(const char *s, bool *failed)
     return copy;
 }
 
-/* The execution named, whole: HG_AGAIN when the store has none. */
 /* A page of the queue starts with this instance's waiting executions
  * (Q->local of them when the query started); the rest of the page, if
  * any, is the cluster's unowned ones. */
@@ -130,6 +129,7 @@ hg_query_dequeue_shared(hg_store_t *store, hg_query_t *q)
                                    &q->dequeued);
 }
 
+/* The execution named, whole: HG_AGAIN when the store has none. */
 static int
 hg_query_read_one(hg_store_t *store, hg_query_t *q)
 {
@@ -789,7 +789,9 @@ failed:
     return NULL;
 }
 
-json_t *
+/* The row of the cluster's unowned queued execution R, as those of
+ * hg_query_queue (instance null, waiting "unowned"). */
+static json_t *
 hg_query_unowned_row(const hg_exec_record_t *r)
 {
     return json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:s, s:i, s:s*, s:I,"

@@ -71,9 +71,6 @@ json_t *hg_query_next_fires(hg_master_t *m, const hg_job_t *job);
  * limit, offset}. NULL when out of memory. */
 json_t *hg_query_queue(hg_master_t *m, const char *job_id, size_t limit,
                        size_t offset);
-/* The row of the cluster's unowned queued execution R, as those of
- * hg_query_queue (instance null, waiting "unowned"). */
-json_t *hg_query_unowned_row(const hg_exec_record_t *r);
 /* A QUERY task came back from the store: answer it (or free an orphan). */
 void hg_query_done(hg_master_t *m, hg_store_task_t *task);
 /* The master goes: its queries still at the store are orphaned. */

@@ -1487,6 +1487,53 @@ hg_pg_put_keyed(hg_pg_t *d, hg_store_writer_t *w, const hg_exec_record_t *r,
     return HG_OK;
 }
 
+static int
+hg_pg_by_key(const void *a, const void *b)
+{
+    const hg_store_item_t *x = *(hg_store_item_t *const *) a;
+    const hg_store_item_t *y = *(hg_store_item_t *const *) b;
+
+    return strcmp(x->row.r.unique_key, y->row.r.unique_key);
+}
+
+/* The batch's keyed shared records, in unique_key order: an insert of a
+ * key another transaction has just inserted waits for that one, so two
+ * instances inserting the same keys in two orders would deadlock (and
+ * fail a batch); in one order, the second waits, then finds them. */
+static int
+hg_pg_put_all_keyed(hg_pg_t *d, hg_store_writer_t *w,
+                    const hg_store_batch_t *batch, hg_map_t *lost, char *err,
+                    size_t errlen, char *state, size_t statelen)
+{
+    hg_store_item_t *item, **keyed;
+    size_t n = 0, i;
+    int rc = HG_OK;
+
+    for (item = batch->head; item != NULL; item = item->next) {
+        n += hg_pg_keyed(d, &item->row.r);
+    }
+    if (n == 0) {
+        return HG_OK;
+    }
+    keyed = malloc(n * sizeof(*keyed));
+    if (keyed == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    for (n = 0, item = batch->head; item != NULL; item = item->next) {
+        if (hg_pg_keyed(d, &item->row.r)) {
+            keyed[n++] = item;
+        }
+    }
+    qsort(keyed, n, sizeof(*keyed), hg_pg_by_key);
+    for (i = 0; i < n && rc == HG_OK; i++) {
+        rc = hg_pg_put_keyed(d, w, &keyed[i]->row.r, lost, err, errlen,
+                             state, statelen);
+    }
+    free(keyed);
+    return rc;
+}
+
 static hg_store_write_t
 hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
              char *err, size_t errlen)
@@ -1563,13 +1610,10 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         }
         PQclear(res);
     }
-    for (item = batch->head; item != NULL; item = item->next) {
-        if (hg_pg_keyed(d, &item->row.r)
-            && hg_pg_put_keyed(d, w, &item->row.r, &lost, err, errlen, state,
-                               sizeof(pp.state)) != HG_OK)
-        {
-            goto failed;
-        }
+    if (hg_pg_put_all_keyed(d, w, batch, &lost, err, errlen, state,
+                            sizeof(pp.state)) != HG_OK)
+    {
+        goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
         if (hg_map_get(&lost, item->row.r.id) != NULL) {
