@@ -144,6 +144,10 @@ void hg_api_wait(hg_api_req_t *req, int rc);
 /* 202 with {job, execution} for the execution EXEC_ID the request
  * started, once the store has it (kill -9 loses nothing acknowledged). */
 void hg_api_accept(hg_api_t *api, hg_api_req_t *req, const char *exec_id);
+/* The same for an enqueue: in a cluster a unique key the store refused
+ * as the record committed is a 409, as a local one is. */
+void hg_api_accept_enqueued(hg_api_t *api, hg_api_req_t *req,
+                            const char *exec_id);
 json_t *hg_api_body(hg_api_req_t *req);
 void hg_api_actor(const hg_api_req_t *req, char *actor, size_t len);
 const char *hg_api_arg(hg_api_req_t *req, const char *name);

@@ -98,6 +98,10 @@ hg_api_master_answer(hg_api_req_t *req, int rc, const json_t *answer,
         hg_api_error(req, MHD_HTTP_CONFLICT, "exists", "%s",
                      message != NULL ? message : "it exists already");
         return;
+    case HG_REPLY_TAKEN:
+        hg_api_error(req, MHD_HTTP_CONFLICT, "taken", "%s",
+                     message != NULL ? message : "another instance has it");
+        return;
     case HG_REPLY_READ_ONLY:
         hg_api_error(req, MHD_HTTP_FORBIDDEN, "read_only", "%s",
                      message != NULL ? message : "read only");
@@ -197,6 +201,8 @@ hg_api_reply_accepted(void *data, int rc, const json_t *answer)
                                  answer, "job_id"), "execution",
                              json_object_get(answer, "id"));
         rc = accepted != NULL ? HG_OK : HG_ERROR;
+    } else if (rc == HG_REPLY_EXISTS) {
+        accepted = json_deep_copy(answer);  /* the store refused its key */
     } else {
         accepted = json_pack("{s:s}", "error", "the execution was started "
                              "but the store could not confirm that it is "
@@ -212,6 +218,14 @@ hg_api_accept(hg_api_t *api, hg_api_req_t *req, const char *exec_id)
 {
     hg_api_wait(req, hg_master_execution(api->master, exec_id,
                                          hg_api_reply_accepted, req));
+}
+
+void
+hg_api_accept_enqueued(hg_api_t *api, hg_api_req_t *req,
+                       const char *exec_id)
+{
+    hg_api_wait(req, hg_master_enqueued(api->master, exec_id,
+                                        hg_api_reply_accepted, req));
 }
 
 /* REQ waits for a reply the master promised (HG_OK from the call), or

@@ -201,7 +201,7 @@ hg_api_enqueue(hg_api_t *api, hg_api_req_t *req)
                              at * 1000, prio,
                              json_string_value(unique_key));
     if (exec != NULL) {
-        hg_api_accept(api, req, hg_execution_id(exec));
+        hg_api_accept_enqueued(api, req, hg_execution_id(exec));
     } else if (errno == ENOENT) {
         hg_api_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no job \"%.128s\"",
                      json_string_value(job));
@@ -224,14 +224,23 @@ done:
 
 
 /* GET /queue?job=ID&page=N&page_size=M: what waits to start, in the order
- * it will run (the master's loop holds it all: no store read). */
+ * it will run (the master's loop holds it all: no store read); in a
+ * cluster, then what waits unowned in the database (a store read). */
 void
 hg_api_queue_list(hg_api_t *api, hg_api_req_t *req)
 {
     size_t page, size;
     json_t *answer;
+    int rc;
 
     if (!hg_api_page(req, &page, &size)) {
+        return;
+    }
+    /* A cluster's unowned items are read on the store's side. */
+    rc = hg_master_queue_read(api->master, hg_api_arg(req, "job"), size,
+                              (page - 1) * size, hg_api_reply_ok, req);
+    if (rc != HG_AGAIN) {
+        hg_api_wait(req, rc);
         return;
     }
     answer = hg_master_queue(api->master, hg_api_arg(req, "job"), size,

@@ -192,7 +192,7 @@ hg_fire_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
 hg_execution_t *
 hg_fire_share(hg_master_t *m, const char *job_id, const char *trigger,
               const void *payload, size_t payload_len, int64_t run_at_ms,
-              hg_priority_t priority)
+              hg_priority_t priority, const char *unique_key)
 {
     /* The loop is one thread: the caller reads the id before any other
      * call can change it. */
@@ -206,6 +206,16 @@ hg_fire_share(hg_master_t *m, const char *job_id, const char *trigger,
         return NULL;
     }
     exec->shared = true;
+    /* The key is the cluster's: the store's unique index on pending keys
+     * decides, not this instance's memory (the record is then lost, and
+     * the enqueue refused, once its transaction commits). */
+    if (unique_key != NULL
+        && (exec->unique_key = strdup(unique_key)) == NULL)
+    {
+        hg_execution_free(m, exec);
+        errno = ENOMEM;
+        return NULL;
+    }
     hg_journal_put(m, exec, HG_EXEC_QUEUED, NULL);
     recorded = exec->recorded;
     memcpy(handle.id, exec->id, sizeof(handle.id));

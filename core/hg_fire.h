@@ -21,16 +21,19 @@ hg_execution_t *hg_fire_retry_dead(hg_master_t *m,
                                    const hg_exec_record_t *dead,
                                    const char *trigger);
 /*
- * Cluster (store->shared_queue): an enqueue of the API's without a
- * unique key, recorded queued for whichever instance has a free worker
- * first (the store takes it: hg_recover_taken), not kept here. What is
- * returned only names it (hg_execution_id), until the next call; NULL
- * and errno as hg_fire_enqueue's.
+ * Cluster (store->shared_queue): an enqueue of the API's, recorded queued
+ * for whichever instance has a free worker first (the store takes it:
+ * hg_recover_taken), not kept here. Its UNIQUE_KEY (or NULL) is checked
+ * by the store, across the cluster, as its record commits: a key pending
+ * there already loses the record (hg_store_claim_lost says so after).
+ * What is returned only names it (hg_execution_id), until the next call;
+ * NULL and errno as hg_fire_enqueue's.
  */
 hg_execution_t *hg_fire_share(hg_master_t *m, const char *job_id,
                               const char *trigger, const void *payload,
                               size_t payload_len, int64_t run_at_ms,
-                              hg_priority_t priority);
+                              hg_priority_t priority,
+                              const char *unique_key);
 /* Cluster: the pauses and resumes of peers the store read, applied as
  * the API's are, without writing them back. */
 void hg_fire_peer_paused(hg_master_t *m);

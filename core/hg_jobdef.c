@@ -15,6 +15,10 @@
  * A reload (SIGHUP) hands the set to its reader with the file, and waits
  * while a command is in flight: a cycle read without it would undo it.
  *
+ * In a cluster the peers' changes come in the same way, as a command of
+ * their own (HG_JOBDEF_PEER): checked, then put in force without being
+ * written again (the store has them).
+ *
  * It never touches a job of scheduler.conf (those answer "read only"),
  * never runs module code in the master (the reader does), and never
  * writes the store from the loop (the write is a store task).
@@ -283,6 +287,8 @@ hg_jobdef_record(hg_master_t *m, const hg_jobdef_cmd_t *cmd, const char *id,
                      "updated_at", (json_int_t) now);
 }
 
+static void hg_jobdef_peer_apply(hg_master_t *m, hg_jobdef_cmd_t *cmd);
+
 static void
 hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
                   const hg_conf_errors_t *errors, void *data)
@@ -302,12 +308,17 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
         hg_log_event(HG_LOG_INFO, "job_refused", cmd->id[0] != '\0'
                      ? cmd->id : NULL, NULL, NULL, 0, "%s from %s refused: "
                      "%s", cmd->op == HG_JOBDEF_IMPORT ? "an import"
+                     : cmd->op == HG_JOBDEF_PEER ? "a change of API jobs"
                      : "a job", cmd->actor, errors->count > 0
                      ? errors->items[0].message : "?");
         hg_jobdef_finish(m, cmd, HG_REPLY_INVALID, hg_jobdef_invalid(errors));
         return;
     }
     cmd->cycle = cycle;
+    if (cmd->op == HG_JOBDEF_PEER) {
+        hg_jobdef_peer_apply(m, cmd);   /* the store has it already */
+        return;
+    }
     want = cmd->op == HG_JOBDEF_IMPORT ? json_array_size(cmd->definition) : 1;
     given = hg_jobdef_given(cmd);
     cmd->records = json_object();
@@ -589,7 +600,7 @@ done:
 static void
 hg_jobdef_check(hg_master_t *m, hg_jobdef_cmd_t *cmd)
 {
-    json_t *list = cmd->op == HG_JOBDEF_IMPORT
+    json_t *list = cmd->op == HG_JOBDEF_IMPORT || cmd->op == HG_JOBDEF_PEER
                    ? json_incref(cmd->definition)
                    : json_pack("[O]", cmd->definition);
     char err[512];
@@ -606,6 +617,130 @@ hg_jobdef_check(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     json_decref(list);
 }
 
+/* --- a cluster's peers' changes ---------------------------------------- */
+
+/* The peers' records (CMD->records, {id: record or null}) in force here:
+ * the deleted ones removed, the others (checked: CMD->cycle) added or
+ * replaced, each said as the API's own changes are, by another instance. */
+static void
+hg_jobdef_peer_apply(hg_master_t *m, hg_jobdef_cmd_t *cmd)
+{
+    hg_log_field_t field = HG_LOG_STR("by", cmd->actor);
+    const char *id;
+    json_t *record;
+    hg_job_t *job;
+    bool added;
+    int rc;
+
+    m->applying_peer = true;
+    rc = cmd->cycle != NULL ? hg_reload_apply_jobs(m, cmd->cycle) : HG_OK;
+    m->applying_peer = false;
+    if (rc != HG_OK) {
+        hg_log(HG_LOG_ERROR, "out of memory putting another instance's "
+               "change of API jobs in force; a reload or restart applies "
+               "it");
+        hg_jobdef_finish(m, cmd, HG_ERROR, NULL);
+        return;
+    }
+    json_object_foreach(cmd->records, id, record) {
+        if (json_is_null(record)) {
+            job = hg_job_find(m, id);
+            if (job != NULL) {
+                hg_reload_remove_job(m, job);
+            }
+            (void) json_object_del(m->api_jobs, id);
+            hg_log_event(HG_LOG_INFO, "job_deleted", id, NULL, &field, 1,
+                         "job \"%s\" deleted by %s", id, cmd->actor);
+            hg_notice_job(m, id, "deleted", cmd->actor);
+            continue;
+        }
+        added = json_object_get(m->api_jobs, id) == NULL;
+        if (json_object_set(m->api_jobs, id, record) != 0) {
+            hg_log(HG_LOG_ERROR, "out of memory keeping job \"%s\" of "
+                   "another instance", id);
+            continue;
+        }
+        hg_jobdef_say(m, cmd, id, added);
+    }
+    hg_jobdef_finish(m, cmd, HG_OK, NULL);
+}
+
+/* The peers' changes: what concerns a job of this instance's file is
+ * left out (its file decides it here), a deletion of a job not here
+ * changes nothing; the jobs added or replaced are checked first. */
+static void
+hg_jobdef_peer_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
+{
+    json_t *defs = json_array(), *keep = json_object(), *record;
+    const char *id;
+    hg_job_t *job;
+
+    if (defs == NULL || keep == NULL) {
+        json_decref(defs);
+        json_decref(keep);
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+        return;
+    }
+    json_object_foreach(cmd->records, id, record) {
+        job = hg_job_find(m, id);
+        if (job != NULL && !job->api) {
+            hg_log_event(HG_LOG_WARN, "job_refused", id, NULL, NULL, 0,
+                         "another instance of the cluster changed API job "
+                         "\"%s\", which is a job of this instance's "
+                         "configuration file: left as the file says", id);
+            continue;
+        }
+        if (json_is_null(record) && json_object_get(m->api_jobs, id) == NULL
+            && job == NULL)
+        {
+            continue;                   /* deleted, and not here */
+        }
+        if (json_object_set(keep, id, record) != 0
+            || (!json_is_null(record)
+                && json_array_append(defs, json_object_get(record,
+                                                           "definition"))
+                   != 0))
+        {
+            json_decref(defs);
+            json_decref(keep);
+            hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
+            return;
+        }
+    }
+    json_decref(cmd->records);
+    cmd->records = keep;
+    json_decref(cmd->definition);
+    cmd->definition = defs;
+    if (json_array_size(defs) == 0) {
+        hg_jobdef_peer_apply(m, cmd);   /* deletions only */
+        return;
+    }
+    hg_jobdef_check(m, cmd);
+}
+
+void
+hg_jobdef_peer(hg_master_t *m)
+{
+    json_t *changes;
+    hg_jobdef_cmd_t *cmd;
+
+    if (m->store == NULL || (changes = hg_store_peer_jobs(m->store)) == NULL)
+    {
+        return;
+    }
+    if (hg_jobdef_submit(m, HG_JOBDEF_PEER, "", NULL,
+                         "another instance of the cluster", NULL, NULL)
+        != HG_OK)
+    {
+        hg_log(HG_LOG_ERROR, "out of memory: another instance's change of "
+               "API jobs is applied at the next reload or restart");
+        json_decref(changes);
+        return;
+    }
+    cmd = m->jobdef_tail;
+    cmd->records = changes;
+}
+
 /* What can be said without the reader: the job's existence and owner. */
 static void
 hg_jobdef_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
@@ -620,6 +755,10 @@ hg_jobdef_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
         if (hg_jobdef_import_check(m, cmd) == HG_OK) {
             hg_jobdef_check(m, cmd);
         }
+        return;
+    }
+    if (cmd->op == HG_JOBDEF_PEER) {
+        hg_jobdef_peer_start(m, cmd);
         return;
     }
     if (cmd->op != HG_JOBDEF_DELETE && !json_is_object(cmd->definition)) {

@@ -13,7 +13,9 @@ typedef enum {
     HG_JOBDEF_REPLACE,
     HG_JOBDEF_PATCH,                /* a JSON merge patch (RFC 7386) */
     HG_JOBDEF_DELETE,
-    HG_JOBDEF_IMPORT                /* many jobs created or replaced */
+    HG_JOBDEF_IMPORT,               /* many jobs created or replaced */
+    HG_JOBDEF_PEER                  /* a cluster peer's changes, in the
+                                       store already (hg_jobdef_peer) */
 } hg_jobdef_op_t;
 
 /* Queue a job command (DEFINITION for CREATE, REPLACE and PATCH, an array
@@ -22,6 +24,14 @@ typedef enum {
 int hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
                      const json_t *definition, const char *actor,
                      hg_master_reply_pt reply, void *data);
+/* Cluster: the changes peers made to the API's jobs that the store read
+ * (hg_store_peer_jobs), queued as one command: the jobs added or
+ * replaced are checked as the API's own (a reader, against the
+ * configuration in force), then put in force with the deleted ones,
+ * without writing the store again. A job of this instance's file keeps
+ * its id; a change refused here is logged and left out (the store
+ * keeps it: a restart or the peer's next change brings it again). */
+void hg_jobdef_peer(hg_master_t *m);
 /* Start the next command when nothing holds the reader: true when it
  * did something (started one, or answered one at once), so the caller
  * may call again. */

@@ -163,6 +163,7 @@ hg_master_on_store(hg_event_t *ev, uint32_t events)
     hg_master_fenced(m);
     hg_fire_claimed(m);
     hg_fire_peer_paused(m);
+    hg_jobdef_peer(m);
     hg_recover_taken(m);
     hg_dispatch_committed(m);
     hg_master_store_tasks(m);
@@ -884,9 +885,9 @@ hg_master_enqueue(hg_master_t *m, const char *job_id, const char *trigger,
                   const void *payload, size_t payload_len, int64_t run_at_ms,
                   hg_priority_t priority, const char *unique_key)
 {
-    if (m->store != NULL && m->store->shared_queue && unique_key == NULL) {
+    if (m->store != NULL && m->store->shared_queue) {
         return hg_fire_share(m, job_id, trigger, payload, payload_len,
-                             run_at_ms, priority);
+                             run_at_ms, priority, unique_key);
     }
     return hg_fire_enqueue(m, job_id, trigger, payload, payload_len,
                            run_at_ms, priority, unique_key);
@@ -997,6 +998,15 @@ hg_master_execution(hg_master_t *m, const char *exec_id,
 }
 
 int
+hg_master_enqueued(hg_master_t *m, const char *exec_id,
+                   hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args = { .exec_id = exec_id, .keyed = true };
+
+    return hg_master_query(m, HG_QUERY_EXECUTION, &args, reply, data);
+}
+
+int
 hg_master_dead(hg_master_t *m, const char *job_id, size_t limit,
                size_t offset, hg_master_reply_pt reply, void *data)
 {
@@ -1037,6 +1047,29 @@ hg_master_queue(hg_master_t *m, const char *job_id, size_t limit,
 }
 
 int
+hg_master_queue_read(hg_master_t *m, const char *job_id, size_t limit,
+                     size_t offset, hg_master_reply_pt reply, void *data)
+{
+    hg_query_args_t args;
+    json_t *mine;
+
+    if (m->store == NULL || !m->store->shared_queue) {
+        return HG_AGAIN;
+    }
+    mine = hg_query_queue(m, job_id, 0, 0);
+    if (mine == NULL) {
+        return HG_ERROR;
+    }
+    memset(&args, 0, sizeof(args));
+    args.job_id = job_id;
+    args.limit = limit;
+    args.offset = offset;
+    args.local = (size_t) json_integer_value(json_object_get(mine, "total"));
+    json_decref(mine);
+    return hg_master_query(m, HG_QUERY_QUEUE, &args, reply, data);
+}
+
+int
 hg_master_dequeue(hg_master_t *m, const char *exec_id, const char *actor,
                   char *job, size_t joblen, hg_master_reply_pt reply,
                   void *data)
@@ -1062,6 +1095,12 @@ hg_master_dequeue(hg_master_t *m, const char *exec_id, const char *actor,
             return HG_REPLY_STARTED;
         }
         args.removed = true;
+    } else if (m->store->shared_queue) {
+        /* Not here: in a cluster it may wait unowned in the database, for
+         * the store to take out while no instance has taken it. */
+        args.shared = true;
+        args.trigger = actor;
+        args.before = hg_now_ms();
     }
     /* Answered once the store has committed what was put before: the
      * record that ends it (a kill -9 after the answer must not run it),

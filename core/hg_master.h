@@ -90,7 +90,9 @@ hg_execution_t *hg_master_trigger(hg_master_t *master, const char *job_id,
  * be NULL) is refused while an execution with the same key is queued.
  * The execution is recorded `queued` in the store and survives restarts.
  * NULL with errno ENOENT (no such job), EEXIST (key pending), ESHUTDOWN,
- * EBUSY (overlap = skip and the job runs) or ENOMEM. */
+ * EBUSY (overlap = skip and the job runs) or ENOMEM. In a cluster it is
+ * shared, and its key is checked by the store as its record commits, not
+ * here: hg_master_enqueued says how that went. */
 hg_execution_t *hg_master_enqueue(hg_master_t *master, const char *job_id,
                                   const char *trigger, const void *payload,
                                   size_t payload_len, int64_t run_at_ms,
@@ -144,6 +146,11 @@ int hg_master_executions(hg_master_t *master, const char *job_id,
 /* One execution, with its output: HG_AGAIN to REPLY when unknown. */
 int hg_master_execution(hg_master_t *master, const char *exec_id,
                         hg_master_reply_pt reply, void *data);
+/* hg_master_execution for an execution hg_master_enqueue just made: in a
+ * cluster its unique key was checked by the store as it committed, and a
+ * key pending there already answers HG_REPLY_EXISTS with {error}. */
+int hg_master_enqueued(hg_master_t *master, const char *exec_id,
+                       hg_master_reply_pt reply, void *data);
 /* A page of the dead-letter list, newest first, of JOB_ID (NULL: every
  * job): {executions: [...], total, limit, offset}. */
 int hg_master_dead(hg_master_t *master, const char *job_id, size_t limit,
@@ -254,6 +261,14 @@ int hg_master_render_metrics(hg_master_t *master, FILE *out);
  */
 json_t *hg_master_queue(hg_master_t *master, const char *job_id,
                         size_t limit, size_t offset);
+/* In a cluster, the same page with the executions that wait unowned in
+ * the shared queue after this instance's own (each row with its
+ * "instance", null for those): read on the store's side, REPLY follows
+ * (HG_OK). HG_AGAIN: no cluster (hg_master_queue answers alone);
+ * HG_ERROR: out of memory. */
+int hg_master_queue_read(hg_master_t *master, const char *job_id,
+                         size_t limit, size_t offset,
+                         hg_master_reply_pt reply, void *data);
 /* hg_master_dequeue: EXEC_ID has started (on a worker, or on its way to
  * one); its job's id is in JOB. */
 #define HG_REPLY_STARTED    -10
@@ -264,8 +279,11 @@ json_t *hg_master_queue(hg_master_t *master, const char *job_id,
  * follows once the store has the record: HG_OK with {id, job, status},
  * or HG_ERROR with {error} (the store did not keep it); for an id that
  * does not wait, HG_AGAIN with {error} saying whether it is unknown or
- * has ended. HG_REPLY_STARTED (REPLY not called): it has started; HG_ERROR:
- * no store, or out of memory (REPLY not called).
+ * has ended. In a cluster, an id this instance does not hold is taken
+ * out of the shared queue while no instance has taken it (atomically, in
+ * the store); one taken meanwhile gets HG_REPLY_TAKEN with {error}
+ * naming the instance. HG_REPLY_STARTED (REPLY not called): it has
+ * started; HG_ERROR: no store, or out of memory (REPLY not called).
  */
 int hg_master_dequeue(hg_master_t *master, const char *exec_id,
                       const char *actor, char *job, size_t joblen,

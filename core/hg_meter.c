@@ -389,7 +389,7 @@ hg_meter_render(hg_master_t *m, FILE *out)
      * so it is its own leader: 1, not 0. A fleet's alert "no leader"
      * (sum of hourglass_leader == 0) then holds for single instances
      * and clusters alike, and a dashboard need not know which it shows.
-     * A cluster that elects one (Redis) sets 0 on the others. */
+     * A cluster elects one (Redis, PostgreSQL) and sets 0 on the others. */
     hg_metric_set(m->metric.leader, NULL, 1);
     hg_meter_cluster(m);
     return hg_metrics_render(m->metrics, out);

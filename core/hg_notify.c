@@ -769,11 +769,12 @@ hg_notify_overdue_json(const hg_notify_watch_t *w, bool success,
 }
 
 /*
- * In a cluster coordinated through Redis each instance holds only its own
- * share of the history: the job's last run and success on any instance
- * come from the store's picture of the cluster ("jobs"), and only the
- * leader raises overdue, once for the cluster. Returns whether this
- * instance may raise (always without such a picture).
+ * In a cluster each instance runs only its share of a job's runs (and,
+ * coordinated through Redis, holds only its share of the history): the
+ * job's last run and success on any instance come from the store's
+ * picture of the cluster ("jobs"), and only the leader raises overdue,
+ * once for the cluster. Returns whether this instance may raise (always
+ * without such a picture).
  */
 static bool
 hg_notify_watch_shared(hg_notify_watch_t *w)

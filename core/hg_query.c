@@ -53,8 +53,13 @@ struct hg_query_s {
     char *type, *tag;               /* JOBS' filter */
     hg_job_stats_row_t *all_stats;  /* JOBS: every job's, by id */
     size_t nstats;
-    uint64_t total;                 /* EXECUTIONS: without the page */
+    uint64_t total;                 /* EXECUTIONS: without the page;
+                                       QUEUE: the unowned ones */
     bool removed;                   /* DEQUEUED */
+    bool shared;                    /* DEQUEUED: from the shared queue */
+    bool keyed;                     /* EXECUTION */
+    hg_store_dequeued_t dequeued;   /* what became of it there */
+    size_t local;                   /* QUEUE */
 };
 
 static void
@@ -93,6 +98,35 @@ hg_query_strdup(const char *s, bool *failed)
         *failed = true;
     }
     return copy;
+}
+
+/* A page of the queue starts with this instance's waiting executions
+ * (Q->local of them when the query started); the rest of the page, if
+ * any, is the cluster's unowned ones. */
+static int
+hg_query_read_unowned(hg_store_t *store, hg_query_t *q)
+{
+    size_t mine = q->local > q->offset ? q->local - q->offset : 0;
+
+    if (mine > q->limit) {
+        mine = q->limit;
+    }
+    return hg_store_list_shared(store, q->job_id, q->limit - mine,
+                                q->offset > q->local
+                                ? q->offset - q->local : 0,
+                                &q->rows, &q->nrows, &q->total);
+}
+
+/* DELETE /queue/{id} of an execution this instance does not hold: out of
+ * the cluster's shared queue, if no instance has taken it. */
+static int
+hg_query_dequeue_shared(hg_store_t *store, hg_query_t *q)
+{
+    char why[256];
+
+    snprintf(why, sizeof(why), "removed from the queue by %s", q->trigger);
+    return hg_store_dequeue_shared(store, q->exec_id, q->before, why,
+                                   &q->dequeued);
 }
 
 /* The execution named, whole: HG_AGAIN when the store has none. */
@@ -212,8 +246,12 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
     switch (q->kind) {
     case HG_QUERY_JOB:
         return hg_store_job_stats(store, q->job_id, &q->stats);
-    case HG_QUERY_EXECUTION:
     case HG_QUERY_DEQUEUED:
+        if (q->shared) {
+            return hg_query_dequeue_shared(store, q);
+        }
+        return hg_query_read_one(store, q);
+    case HG_QUERY_EXECUTION:
         return hg_query_read_one(store, q);
     case HG_QUERY_DEAD:
         if (hg_store_count_executions(store, q->job_id, "dead", &q->total)
@@ -242,6 +280,8 @@ hg_query_run(hg_store_t *store, hg_store_task_t *task)
                                         q->offset, &q->rows, &q->nrows);
     case HG_QUERY_JOBS:
         return hg_store_all_job_stats(store, &q->all_stats, &q->nstats);
+    case HG_QUERY_QUEUE:
+        return hg_query_read_unowned(store, q);
     }
     return HG_ERROR;
 }
@@ -293,6 +333,9 @@ hg_query_start(hg_master_t *m, hg_query_kind_t kind,
     }
     q->offset = args->offset;
     q->removed = args->removed;
+    q->shared = args->shared;
+    q->keyed = args->keyed;
+    q->local = args->local;
     if (args->jobs != NULL) {
         q->jobs = json_deep_copy(args->jobs);
         failed = failed || q->jobs == NULL;
@@ -746,6 +789,69 @@ failed:
     return NULL;
 }
 
+/* The row of the cluster's unowned queued execution R, as those of
+ * hg_query_queue (instance null, waiting "unowned"). */
+static json_t *
+hg_query_unowned_row(const hg_exec_record_t *r)
+{
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:s, s:i, s:s*, s:I,"
+                     " s:s, s:n}",
+                     "id", r->id,
+                     "job_id", r->job_id,
+                     "due", hg_query_time(r->run_at > r->scheduled_for
+                                          ? r->run_at : r->scheduled_for),
+                     "run_at", hg_query_time(r->run_at),
+                     "scheduled_for", hg_query_time(r->scheduled_for),
+                     "priority", hg_conf_priority_name(
+                         (hg_priority_t) r->priority),
+                     "triggered_by", r->trigger != NULL ? r->trigger : "",
+                     "attempt", (int) r->attempt,
+                     "unique_key", r->unique_key,
+                     "payload_bytes", (json_int_t) r->payload_len,
+                     "waiting", "unowned",
+                     "instance");
+}
+
+/* In a cluster: this instance's page of its waiting executions (read now:
+ * it may have moved since the query started), each with its instance,
+ * then the unowned ones the store read, up to the page's limit. */
+static json_t *
+hg_query_queue_all(hg_master_t *m, hg_query_t *q)
+{
+    json_t *answer, *list, *row;
+    const char *me = m->cycle->conf->cluster.instance;
+    size_t i, total;
+
+    answer = hg_query_queue(m, q->job_id, q->limit, q->offset);
+    if (answer == NULL) {
+        return NULL;
+    }
+    list = json_object_get(answer, "executions");
+    json_array_foreach(list, i, row) {
+        if (json_object_set_new(row, "instance", json_string(me)) != 0) {
+            goto failed;
+        }
+    }
+    for (i = 0; i < q->nrows && json_array_size(list) < q->limit; i++) {
+        if (json_array_append_new(list, hg_query_unowned_row(&q->rows[i].r))
+            != 0)
+        {
+            goto failed;
+        }
+    }
+    total = (size_t) json_integer_value(json_object_get(answer, "total"));
+    if (json_object_set_new(answer, "total", json_integer(
+            (json_int_t) (total + q->total))) != 0)
+    {
+        goto failed;
+    }
+    return answer;
+
+failed:
+    json_decref(answer);
+    return NULL;
+}
+
 /* Each dead execution read gets its next attempt, unless its job is gone
  * or refuses it now (overlap = skip while it runs): those stay dead. */
 static json_t *
@@ -791,9 +897,45 @@ hg_query_retry(hg_master_t *m, hg_query_t *q)
  * was not in the queue is unknown or has ended (HG_AGAIN, saying which).
  */
 static int
+hg_query_dequeued_shared(hg_query_t *q, int rc, json_t **answer)
+{
+    const hg_store_dequeued_t *o = &q->dequeued;
+
+    if (rc != HG_OK) {
+        return rc;
+    }
+    if (o->removed) {
+        *answer = json_pack("{s:s, s:s, s:s}", "id", q->exec_id, "job_id",
+                            o->job_id, "status", "killed");
+        return *answer != NULL ? HG_OK : HG_ERROR;
+    }
+    if (!o->found) {
+        *answer = json_pack("{s:s}", "error", "no execution with this id");
+        return HG_AGAIN;
+    }
+    if (o->instance[0] != '\0' && (strcmp(o->status, "queued") == 0
+                                   || strcmp(o->status, "running") == 0))
+    {
+        /* Taken meanwhile (or never shared): it is that instance's. */
+        *answer = json_pack("{s:o}", "error", json_sprintf(
+            "execution %s is no longer in the cluster's shared queue: "
+            "instance \"%s\" took it (it is %s there; DELETE it through "
+            "that instance's API)", q->exec_id, o->instance, o->status));
+        return *answer != NULL ? HG_REPLY_TAKEN : HG_ERROR;
+    }
+    *answer = json_pack("{s:s+}", "error", "the execution is not in the "
+                        "queue: it is ", o->status);
+    return HG_AGAIN;
+}
+
+static int
 hg_query_dequeued(hg_query_t *q, int rc, json_t **answer)
 {
     const hg_exec_record_t *r = q->nrows > 0 ? &q->rows[0].r : NULL;
+
+    if (q->shared) {
+        return hg_query_dequeued_shared(q, rc, answer);
+    }
 
     if (rc == HG_OK && q->removed && r->status == HG_EXEC_KILLED) {
         *answer = json_pack("{s:s, s:s, s:s}", "id", r->id, "job_id",
@@ -826,6 +968,13 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
     *answer = NULL;
     if (q->kind == HG_QUERY_DEQUEUED) {
         return hg_query_dequeued(q, rc, answer);
+    }
+    if (q->keyed && hg_store_claim_lost(m->store, q->exec_id)) {
+        /* The cluster's unique index refused its key: as a pending key
+         * in this instance's memory is refused (hg_api_enqueue). */
+        *answer = json_pack("{s:s}", "error", "an execution with this "
+                            "unique_key is queued already");
+        return *answer != NULL ? HG_REPLY_EXISTS : HG_ERROR;
     }
     if (rc != HG_OK) {
         return rc;
@@ -864,6 +1013,9 @@ hg_query_answer(hg_master_t *m, hg_query_t *q, int rc, json_t **answer)
         break;
     case HG_QUERY_JOBS:
         *answer = hg_query_jobs(m, q);
+        break;
+    case HG_QUERY_QUEUE:
+        *answer = hg_query_queue_all(m, q);
         break;
     }
     return *answer != NULL ? HG_OK : HG_ERROR;

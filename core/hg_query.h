@@ -22,8 +22,11 @@ typedef enum {
     HG_QUERY_EXECUTIONS,            /* a page of a job's executions */
     HG_QUERY_DEQUEUED,              /* an execution taken out of the queue,
                                        or asked to be and not there */
-    HG_QUERY_JOBS                   /* a page of the job table, with every
+    HG_QUERY_JOBS,                  /* a page of the job table, with every
                                        job's statistics read at once */
+    HG_QUERY_QUEUE                  /* a page of the queue: this instance's
+                                       waiting executions, then the
+                                       cluster's unowned ones */
 } hg_query_kind_t;
 
 typedef struct hg_query_args_s {
@@ -36,6 +39,16 @@ typedef struct hg_query_args_s {
     const json_t *jobs;             /* PUT_JOBS: {id: record | null} */
     const char *status;             /* EXECUTIONS: NULL = any */
     bool removed;                   /* DEQUEUED: taken out of the queue */
+    bool keyed;                     /* EXECUTION: just enqueued; its record
+                                       lost for its unique key (the
+                                       store said so) is HG_REPLY_EXISTS */
+    bool shared;                    /* DEQUEUED: not here: take it out of
+                                       the cluster's shared queue, as
+                                       trigger (the actor), at before
+                                       (ms) */
+    size_t local;                   /* QUEUE: this instance's waiting
+                                       executions now (the store's page
+                                       starts after them) */
     const hg_job_filter_t *filter;  /* JOBS (with limit and offset) */
     int64_t since, until;           /* EXECUTIONS: scheduled in [since,
                                        until) (ms; 0: no bound) */

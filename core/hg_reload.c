@@ -114,9 +114,22 @@ hg_reload_apply_job(hg_master_t *m, hg_reload_apply_t *a,
         a->added++;
         hg_fire_schedule(m, job, hg_now_ms());
         /* Added by a reload: its fire times count from now, so that a
-         * restart before its first fire finds the ones it missed. */
+         * restart before its first fire finds the ones it missed; and it
+         * runs unpaused, which the store says too. In a cluster only a
+         * pause or resume writes the shared flag (a fire never does), so
+         * this is put as one: a row left paused by the job's earlier life
+         * would otherwise bring it back paused at the next restart while
+         * it runs now. Peers that still held it paused resume it, as the
+         * flag is the cluster's. Not for a job a peer added (an API job
+         * of the cluster's, hg_jobdef_peer): that one's flag is the
+         * peers' to say, and writing it would resume the job on all. */
         if (m->store != NULL && m->applies > 1) {
-            hg_store_put_job_state(m->store, job->id, hg_now_ms(), false);
+            if (m->applying_peer) {
+                hg_store_put_job_state(m->store, job->id, hg_now_ms(),
+                                       false);
+            } else {
+                hg_store_put_pause(m->store, job->id, hg_now_ms(), false);
+            }
         }
     } else {
         if (def_changed) {

@@ -60,5 +60,8 @@ typedef void (*hg_master_notice_pt)(void *data, const char *event,
 #define HG_REPLY_INVALID    -5      /* refused as a reload would refuse
                                        it; ANSWER has "errors": [{field
                                        (or null), message}] */
+#define HG_REPLY_TAKEN      -6      /* another instance of the cluster has
+                                       it now (a shared queued execution
+                                       taken meanwhile) */
 
 #endif /* HG_RESULT_H */

@@ -261,6 +261,8 @@ struct hg_master_s {
     /* Job commands: the one in flight (its check, then its write), and
      * those waiting their turn, oldest first. */
     struct hg_jobdef_cmd_s *jobdef_current;
+    bool applying_peer;             /* a peer's change of API jobs is being
+                                       put in force (hg_jobdef_peer) */
     struct hg_jobdef_cmd_s *jobdef_head, *jobdef_tail;
 };
 

@@ -590,6 +590,13 @@ hg_store_paused(hg_store_t *store)
 }
 
 json_t *
+hg_store_peer_jobs(hg_store_t *store)
+{
+    return store->shared_queue && store->writer != NULL
+           ? hg_store_writer_jobs(store) : NULL;
+}
+
+json_t *
 hg_store_cluster(hg_store_t *store)
 {
     return store->writer != NULL ? hg_store_writer_view(store) : NULL;
@@ -1064,6 +1071,33 @@ hg_store_stats_by_id(const void *a, const void *b)
 {
     return strcmp(((const hg_job_stats_row_t *) a)->job_id,
                   ((const hg_job_stats_row_t *) b)->job_id);
+}
+
+int
+hg_store_list_shared(hg_store_t *store, const char *job_id, size_t limit,
+                     size_t offset, hg_exec_row_t **rows, size_t *n,
+                     uint64_t *total)
+{
+    *rows = NULL;
+    *n = 0;
+    *total = 0;
+    if (!store->shared_queue || store->driver->list_shared == NULL) {
+        return HG_OK;
+    }
+    return store->driver->list_shared(store, job_id, limit, offset, rows, n,
+                                      total);
+}
+
+int
+hg_store_dequeue_shared(hg_store_t *store, const char *id,
+                        int64_t finished_at, const char *error,
+                        hg_store_dequeued_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!store->shared_queue || store->driver->dequeue_shared == NULL) {
+        return HG_OK;
+    }
+    return store->driver->dequeue_shared(store, id, finished_at, error, out);
 }
 
 int

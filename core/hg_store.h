@@ -216,6 +216,15 @@ typedef struct hg_store_options_s {
                                        the write connection, 0 = none */
 } hg_store_options_t;
 
+/* What hg_store_dequeue_shared did. */
+typedef struct hg_store_dequeued_s {
+    bool found;                     /* the id is an execution's */
+    bool removed;                   /* recorded killed by this call */
+    char job_id[160];
+    char status[16];                /* its status now */
+    char instance[160];             /* who holds it ("": nobody) */
+} hg_store_dequeued_t;
+
 typedef struct hg_store_driver_s {
     const char *name;
     int (*open)(hg_store_t *store, const hg_conf_t *conf,
@@ -263,6 +272,14 @@ typedef struct hg_store_driver_s {
     /* hg_store_all_job_stats: every job's, in one read. */
     int (*all_job_stats)(hg_store_t *store, hg_job_stats_row_t **rows,
                          size_t *n);
+    /* hg_store_list_shared, hg_store_dequeue_shared; NULL: no shared
+     * queue. */
+    int (*list_shared)(hg_store_t *store, const char *job_id, size_t limit,
+                       size_t offset, hg_exec_row_t **rows, size_t *n,
+                       uint64_t *total);
+    int (*dequeue_shared)(hg_store_t *store, const char *id,
+                          int64_t finished_at, const char *error,
+                          hg_store_dequeued_t *out);
 } hg_store_driver_t;
 
 struct hg_store_s {
@@ -545,6 +562,33 @@ void hg_store_set_capacity(hg_store_t *store, size_t free_workers);
 int hg_store_put_pause(hg_store_t *store, const char *job_id,
                        int64_t last_fire, bool paused);
 json_t *hg_store_paused(hg_store_t *store);
+/* The peers' changes to the API's jobs read since the last call, {job:
+ * {definition, created_by, created_at, updated_at} or null (deleted)},
+ * or NULL when none; the caller owns it. */
+json_t *hg_store_peer_jobs(hg_store_t *store);
+
+/*
+ * The shared queue's items that no instance has taken yet, for the
+ * admin API; only from a QUERY task (the store's side). A store without
+ * a shared queue has none.
+ *
+ * list_shared: a page of them (LIMIT from OFFSET), of JOB_ID (NULL: any),
+ * in the order they are taken (priority, then the longest due), and how
+ * many there are in all (*TOTAL).
+ *
+ * dequeue_shared: take ID out of the queue, atomically: only while no
+ * instance has taken it, it is recorded killed at FINISHED_AT (ms) with
+ * ERROR and counted in its job's statistics, as a dequeue of the
+ * instance's own. OUT says what became of it: removed (with its job), or
+ * not, with the status and instance (empty: none) it has now; found
+ * false for an unknown id. HG_ERROR when the store failed.
+ */
+int hg_store_list_shared(hg_store_t *store, const char *job_id, size_t limit,
+                         size_t offset, hg_exec_row_t **rows, size_t *n,
+                         uint64_t *total);
+int hg_store_dequeue_shared(hg_store_t *store, const char *id,
+                            int64_t finished_at, const char *error,
+                            hg_store_dequeued_t *out);
 
 /* `hourglass -t`: can the store in CONF be opened and written? Creates
  * nothing. The message names the key and the path:

@@ -811,5 +811,7 @@ const hg_store_driver_t hg_store_memory_driver = {
     hg_mem_take_queued,
     NULL,
     NULL,
-    hg_mem_all_job_stats
+    hg_mem_all_job_stats,
+    NULL,                           /* no shared queue */
+    NULL
 };

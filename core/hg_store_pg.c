@@ -44,12 +44,20 @@
  * writes the records; a lost one is skipped and said lost to the writer.
  * An execution row's instance is the connection's (the column's
  * default), and start-up recovery reads this instance's rows only. The
- * API's enqueues are recorded with no instance, and the writer thread's
+ * API's enqueues are recorded with no instance (one with a unique_key
+ * left out, and said lost, when the key is pending already: a unique
+ * index, hg_pg_put_keyed), and the writer thread's
  * tick takes them for this instance while its master has free workers
- * (hg_pg_take_shared); the tick also reads the peers' pauses and resumes
- * (hg_pg_paused).
+ * (hg_pg_take_shared); the admin API lists what waits unowned and takes
+ * an unowned item out (hg_pg_list_shared, hg_pg_dequeue_shared: QUERY
+ * tasks, on RCONN); the tick also reads the peers' pauses and resumes
+ * (hg_pg_paused), takes or renews the cluster's lead (hg_pg_lead: the
+ * leader alone raises dead-man alerts), reads each job's last start
+ * and success on any instance for them (hg_pg_last_runs), and reads the
+ * peers' changes to the API's jobs (hg_pg_peer_jobs: the jobs table's
+ * versions, deletions kept as rows marked deleted).
  *
- * The schema (version 4, table schema_version), created and migrated by
+ * The schema (version 5, table schema_version), created and migrated by
  * hg_pg_migrations below in one transaction under an advisory lock (two
  * instances starting together do not both migrate): the tables and
  * meaning of the sqlite driver's schema version 4 (see hg_store_sqlite.c),
@@ -191,12 +199,45 @@ static const char hg_pg_schema_v4[] =
     "ALTER TABLE job_state ADD COLUMN version bigint NOT NULL DEFAULT 0,"
     " ADD COLUMN changed_by text;";
 
+/* Version 5, the cluster's leader, unique keys and API jobs. The leader: one
+ * row, the instance that leads (raises the dead-man alerts), its term
+ * (grows with each new leader, or a leader's return after its lease
+ * lapsed) and its lease_until in the database's clock, pushed ahead by
+ * the leader's own lease ticks. */
+static const char hg_pg_schema_v5[] =
+    "CREATE TABLE cluster_leader ("
+    " id integer PRIMARY KEY CHECK (id = 1),"
+    " name text,"
+    " term bigint NOT NULL,"
+    " lease_until bigint NOT NULL);"
+    "INSERT INTO cluster_leader VALUES (1, NULL, 0, 0);"
+    /* A unique_key is the cluster's: one pending (queued or running)
+     * execution per key, whichever instance enqueued it. Each instance
+     * used to check its own memory only, so pending duplicates may be
+     * there: all but the oldest of each key lose the key (they still
+     * run). */
+    "UPDATE executions e SET unique_key = NULL"
+    " WHERE e.unique_key IS NOT NULL AND e.status IN ('queued', 'running')"
+    " AND EXISTS (SELECT 1 FROM executions o WHERE o.unique_key ="
+    " e.unique_key AND o.status IN ('queued', 'running') AND o.id < e.id);"
+    "CREATE UNIQUE INDEX executions_pending_key ON executions (unique_key)"
+    " WHERE unique_key IS NOT NULL AND status IN ('queued', 'running');"
+    /* The API's jobs are the cluster's: each change gets a version (from
+     * one sequence) and says whose it is, and a deletion in a cluster
+     * leaves its row, deleted, so that the peers read it as they read
+     * pauses. */
+    "ALTER TABLE jobs ADD COLUMN version bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN changed_by text,"
+    " ADD COLUMN deleted boolean NOT NULL DEFAULT false;"
+    "CREATE SEQUENCE jobs_version;";
+
 /* Append only: entry i takes a database from version i to version i + 1. */
 static const char *const hg_pg_migrations[] = {
     hg_pg_schema_v1,
     hg_pg_schema_v2,
     hg_pg_schema_v3,
     hg_pg_schema_v4,
+    hg_pg_schema_v5,
 };
 
 #define HG_PG_SCHEMA_VERSION  ((int) HG_NELEMS(hg_pg_migrations))
@@ -232,6 +273,26 @@ static const char *const hg_pg_migrations[] = {
     " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19," \
     " $20, $21, $22, $23, $24) ON CONFLICT (id) DO UPDATE SET"
 
+/* A job's statistics, added to (a delta: $1 job, $2 runs, $3 successes,
+ * $4 failures, $5 durations, $6 their sum, $7 the longest, $8 the last
+ * run's time, $9 its status or NULL). */
+#define HG_PG_STATS_UPSERT \
+    "INSERT INTO job_stats (job_id, runs, successes," \
+    " failures, durations, duration_sum, duration_max, last_run," \
+    " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)" \
+    " ON CONFLICT (job_id) DO UPDATE SET" \
+    " runs = job_stats.runs + excluded.runs," \
+    " successes = job_stats.successes + excluded.successes," \
+    " failures = job_stats.failures + excluded.failures," \
+    " durations = job_stats.durations + excluded.durations," \
+    " duration_sum = job_stats.duration_sum + excluded.duration_sum," \
+    " duration_max = GREATEST(job_stats.duration_max," \
+    "   excluded.duration_max)," \
+    " last_status = CASE WHEN excluded.last_status IS NOT NULL" \
+    "   AND excluded.last_run >= job_stats.last_run" \
+    "   THEN excluded.last_status ELSE job_stats.last_status END," \
+    " last_run = GREATEST(job_stats.last_run, excluded.last_run)"
+
 /* The writer's statements, prepared on WCONN after each (re)connection.
  * put_fast is the put of nearly every record, as in the sqlite driver: a
  * new execution, or a queued or running one that keeps its job, due time
@@ -251,11 +312,15 @@ static const struct {
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
     /* A shared queued execution (hg_exec_record_t.shared): no instance,
-     * for any to take. Its id is new; once taken it is the taker's. */
+     * for any to take. Its id is new; once taken it is the taker's. Left
+     * out when its id is there (a batch written again) or its unique_key
+     * is pending already (executions_pending_key; an insert of the same
+     * key by a transaction not yet committed waits for it). */
     { "hg_put_shared", "INSERT INTO executions (" HG_PG_COLS_FULL
       ", instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
       " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
-      " NULL) ON CONFLICT (id) DO NOTHING" },
+      " NULL) ON CONFLICT DO NOTHING" },
+    { "hg_exists", "SELECT 1 FROM executions WHERE id = $1" },
     /* A fire time's claim for $3, made when $4, our digest of the job's
      * definition, is the one most live instances hold (ties: the one held
      * longest, so that a newcomer with another definition does not take
@@ -324,24 +389,31 @@ static const struct {
     /* Whether there is any to take: a read, no lock, no lease. */
     { "hg_shared_due", "SELECT 1 FROM executions WHERE instance IS NULL"
       " AND status = 'queued' AND run_at <= " HG_PG_NOW " LIMIT 1" },
+    /* The leadership ($1 us, $2 lease ms): taken when free (no leader, or
+     * its lease lapsed in the database's clock) or renewed when ours; no
+     * row back when another instance holds it. A new holder, or one back
+     * after a gap, is a new term. */
+    { "hg_lead", "UPDATE cluster_leader SET term = CASE WHEN name = $1"
+      " AND lease_until >= " HG_PG_NOW " THEN term ELSE term + 1 END,"
+      " name = $1, lease_until = " HG_PG_NOW " + $2 WHERE id = 1"
+      " AND (name = $1 OR name IS NULL OR lease_until < " HG_PG_NOW ")"
+      " RETURNING term" },
+    /* Each job's last start and last success among the executions that
+     * ended after $1 (NULL: a lease ($2) ago), on any instance: the
+     * leader's dead-man windows count every instance's runs. */
+    { "hg_last_runs", "SELECT job_id, max(started_at) FILTER (WHERE"
+      " started_at > 0), max(finished_at) FILTER (WHERE status ="
+      " 'succeeded'), max(finished_at) FROM executions WHERE finished_at >"
+      " COALESCE($1::bigint, " HG_PG_NOW " - $2::bigint) GROUP BY job_id" },
+    /* The API's jobs as peers changed them: versions, then a job's row. */
+    { "hg_jobs_changed", "SELECT id, version FROM jobs WHERE version > 0"
+      " AND changed_by IS DISTINCT FROM $1" },
+    { "hg_job_row", "SELECT definition, created_by, created_at, updated_at,"
+      " deleted FROM jobs WHERE id = $1" },
     /* The pauses and resumes of jobs, with their versions (0: never). */
     { "hg_paused", "SELECT job_id, paused, version FROM job_state"
       " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
-    { "hg_stats", "INSERT INTO job_stats (job_id, runs, successes,"
-      " failures, durations, duration_sum, duration_max, last_run,"
-      " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-      " ON CONFLICT (job_id) DO UPDATE SET"
-      " runs = job_stats.runs + excluded.runs,"
-      " successes = job_stats.successes + excluded.successes,"
-      " failures = job_stats.failures + excluded.failures,"
-      " durations = job_stats.durations + excluded.durations,"
-      " duration_sum = job_stats.duration_sum + excluded.duration_sum,"
-      " duration_max = GREATEST(job_stats.duration_max,"
-      "   excluded.duration_max),"
-      " last_status = CASE WHEN excluded.last_status IS NOT NULL"
-      "   AND excluded.last_run >= job_stats.last_run"
-      "   THEN excluded.last_status ELSE job_stats.last_status END,"
-      " last_run = GREATEST(job_stats.last_run, excluded.last_run)" },
+    { "hg_stats", HG_PG_STATS_UPSERT },
     { "hg_bucket", "INSERT INTO job_durations (job_id, bucket, count)"
       " VALUES ($1, $2, $3) ON CONFLICT (job_id, bucket) DO UPDATE SET"
       " count = job_durations.count + excluded.count" },
@@ -371,7 +443,19 @@ typedef struct hg_pg_s {
     /* The writer thread's: job id -> hg_pg_def_t whose hash is the last
      * version of its job state's paused flag read (hg_pg_paused). */
     hg_map_t seen;
+    hg_map_t jobs_seen;             /* the writer thread's: job id ->
+                                       hg_pg_def_t, the last version of its
+                                       API job's row read (hg_pg_peer_jobs) */
     int64_t lease_due;              /* monotonic ms of the next lease tick */
+    /* The writer thread's: whether the last tick that committed found us
+     * the leader, under which term, and, for the dead-man windows, each
+     * job's last start and success anywhere ({job: {run_ms, success_ms}})
+     * and the finished_at the next read of them starts from (0: none
+     * read yet). */
+    bool leading;
+    int64_t lead_term;
+    json_t *runs;
+    int64_t runs_since;
 } hg_pg_t;
 
 typedef struct hg_pg_def_s {
@@ -1334,6 +1418,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
 
 static int hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err,
                        size_t errlen, char *state, size_t statelen);
+static const char *hg_pg_str(const PGresult *res, int row, int col);
 static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
                           hg_exec_row_t *row);
 
@@ -1346,6 +1431,109 @@ static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
  * statistics, in batch order, and the states and statistics follow down
  * the pipeline.
  */
+/* A shared record with a unique_key: its insert may be left out for its
+ * key, which only its own statement can tell (not the pipeline's). */
+static bool
+hg_pg_keyed(const hg_pg_t *d, const hg_exec_record_t *r)
+{
+    return r->shared && r->unique_key != NULL && d->instance != NULL;
+}
+
+/* In the commit's transaction: R inserted, or, when its key is pending
+ * already, lost (said to the master once the transaction commits, as a
+ * lost claim is: the API answers 409) and marked in LOST. */
+static int
+hg_pg_put_keyed(hg_pg_t *d, hg_store_writer_t *w, const hg_exec_record_t *r,
+                hg_map_t *lost, char *err, size_t errlen, char *state,
+                size_t statelen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    bool written;
+
+    if (hg_pg_put_params(&p, r) != HG_OK) {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    res = hg_pg_exec_prepared(d, "hg_put_shared", &p, PGRES_COMMAND_OK, err,
+                              errlen, state, statelen);
+    hg_pg_params_free(&p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    written = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    if (written) {
+        return HG_OK;
+    }
+    p.n = 0;
+    hg_pg_text(&p, r->id);
+    res = hg_pg_exec_prepared(d, "hg_exists", &p, PGRES_TUPLES_OK, err,
+                              errlen, state, statelen);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    written = PQntuples(res) > 0;       /* an earlier try's, committed */
+    PQclear(res);
+    if (written) {
+        return HG_OK;
+    }
+    if (hg_store_writer_lose(w, r->id) != HG_OK
+        || hg_map_put(lost, r->id, (void *) r->id) != HG_OK)
+    {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    return HG_OK;
+}
+
+static int
+hg_pg_by_key(const void *a, const void *b)
+{
+    const hg_store_item_t *x = *(hg_store_item_t *const *) a;
+    const hg_store_item_t *y = *(hg_store_item_t *const *) b;
+
+    return strcmp(x->row.r.unique_key, y->row.r.unique_key);
+}
+
+/* The batch's keyed shared records, in unique_key order: an insert of a
+ * key another transaction has just inserted waits for that one, so two
+ * instances inserting the same keys in two orders would deadlock (and
+ * fail a batch); in one order, the second waits, then finds them. */
+static int
+hg_pg_put_all_keyed(hg_pg_t *d, hg_store_writer_t *w,
+                    const hg_store_batch_t *batch, hg_map_t *lost, char *err,
+                    size_t errlen, char *state, size_t statelen)
+{
+    hg_store_item_t *item, **keyed;
+    size_t n = 0, i;
+    int rc = HG_OK;
+
+    for (item = batch->head; item != NULL; item = item->next) {
+        n += hg_pg_keyed(d, &item->row.r);
+    }
+    if (n == 0) {
+        return HG_OK;
+    }
+    keyed = malloc(n * sizeof(*keyed));
+    if (keyed == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return HG_ERROR;
+    }
+    for (n = 0, item = batch->head; item != NULL; item = item->next) {
+        if (hg_pg_keyed(d, &item->row.r)) {
+            keyed[n++] = item;
+        }
+    }
+    qsort(keyed, n, sizeof(*keyed), hg_pg_by_key);
+    for (i = 0; i < n && rc == HG_OK; i++) {
+        rc = hg_pg_put_keyed(d, w, &keyed[i]->row.r, lost, err, errlen,
+                             state, statelen);
+    }
+    free(keyed);
+    return rc;
+}
+
 static hg_store_write_t
 hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
              char *err, size_t errlen)
@@ -1381,6 +1569,9 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     for (item = batch->head; item != NULL; item = item->next) {
         if (hg_map_get(&lost, item->row.r.id) != NULL) {
             continue;                   /* another execution's fire time */
+        }
+        if (hg_pg_keyed(d, &item->row.r)) {
+            continue;                   /* after the pipeline */
         }
         if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
             snprintf(err, errlen, "out of memory");
@@ -1418,6 +1609,11 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
             goto failed;
         }
         PQclear(res);
+    }
+    if (hg_pg_put_all_keyed(d, w, batch, &lost, err, errlen, state,
+                            sizeof(pp.state)) != HG_OK)
+    {
+        goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
         if (hg_map_get(&lost, item->row.r.id) != NULL) {
@@ -1632,18 +1828,26 @@ hg_pg_view(hg_pg_t *d, hg_store_writer_t *w)
     json_t *view, *list, *one;
     int i;
 
-    res = PQexec(d->wconn, "SELECT name, term, lease_until - " HG_PG_NOW
-                 ", " HG_PG_NOW " - renewed_at, gone, taken_by FROM"
-                 " instances ORDER BY name");
+    res = PQexec(d->wconn, "SELECT i.name, i.term, i.lease_until - "
+                 HG_PG_NOW ", " HG_PG_NOW " - i.renewed_at, i.gone,"
+                 " i.taken_by, l.name IS NOT NULL AND l.lease_until > "
+                 HG_PG_NOW " FROM instances i LEFT JOIN cluster_leader l"
+                 " ON l.name = i.name ORDER BY i.name");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return;
     }
     list = json_array();
-    view = json_pack("{s:I, s:o}", "term", (json_int_t) d->term,
-                     "instances", list);
+    /* "leader" is this instance's belief (its last tick's, until its
+     * deadline: hg_store_writer_view); each instance's "leader", the
+     * row's as this read found it. */
+    view = json_pack("{s:s, s:I, s:b, s:I, s:o, s:o*}",
+                     "coordinator", "postgres", "term", (json_int_t) d->term,
+                     "leader", d->leading, "leader_term",
+                     (json_int_t) d->lead_term, "instances", list, "jobs",
+                     d->runs != NULL ? json_deep_copy(d->runs) : NULL);
     for (i = 0; view != NULL && i < PQntuples(res); i++) {
-        one = json_pack("{s:s, s:I, s:b, s:I, s:I, s:s?}",
+        one = json_pack("{s:s, s:I, s:b, s:I, s:I, s:s?, s:b}",
                         "name", PQgetvalue(res, i, 0),
                         "term", (json_int_t) hg_pg_int_at(res, i, 1),
                         "live", strcmp(PQgetvalue(res, i, 4), "f") == 0
@@ -1651,7 +1855,8 @@ hg_pg_view(hg_pg_t *d, hg_store_writer_t *w)
                         "lease_left_ms", (json_int_t) hg_pg_int_at(res, i, 2),
                         "renewed_ms_ago", (json_int_t) hg_pg_int_at(res, i, 3),
                         "taken_by", PQgetisnull(res, i, 5)
-                                    ? NULL : PQgetvalue(res, i, 5));
+                                    ? NULL : PQgetvalue(res, i, 5),
+                        "leader", strcmp(PQgetvalue(res, i, 6), "t") == 0);
         if (one == NULL || json_array_append_new(list, one) != 0) {
             json_decref(view);
             view = NULL;
@@ -1775,25 +1980,236 @@ hg_pg_paused(hg_pg_t *d, hg_store_writer_t *w, bool first)
     PQclear(res);
 }
 
-/* The lease pushed ahead while nothing is committed, and lapsed peers
- * taken over: every third of the lease; a second while the database
- * cannot be reached (the commits' own episode says so; a lease that
- * lapses meanwhile is taken over by a peer, and the next tick finds this
- * instance fenced). Then the peers' pauses. The wait before the next. */
+/*
+ * The leader. One instance of the cluster leads: it alone raises the
+ * dead-man alerts (expect), once for the cluster. Its lease is a row
+ * (cluster_leader) rather than a session's advisory lock: a lock would
+ * move at once when its holder is killed, but never while the holder is
+ * stopped (SIGSTOP, a long pause) or cut off behind a connection the
+ * server still thinks open, and such a leader would keep the lead for
+ * ever. The row holds a name, a term and a lease_until in the database's
+ * clock; each lease tick, in the transaction that first renewed the
+ * instance's own lease (so a fenced instance never leads), takes it when
+ * it is free or lapsed and renews it when it is ours.
+ *
+ * Believing it. The tick notes the monotonic time before its BEGIN; once
+ * its transaction commits with the lead, this instance believes it leads
+ * until that time plus the lease (hg_store_writer_set_leader), an
+ * instant no later than the database's lease_until, so the lead is never
+ * believed by two instances at once (clocks that run at one rate). A
+ * leader stopped or cut off stops believing it when that time passes,
+ * whether or not a tick ran since; a peer takes the lead at its first
+ * tick after lease_until: within a lease and a third of it. A clean
+ * stop gives it back at once (hg_pg_close).
+ */
+static int
+hg_pg_lead(hg_pg_t *d, bool *led, int64_t *term, char *err, size_t errlen)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    char state[8];
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    hg_pg_int(&p, d->lease_ms);
+    res = hg_pg_exec_prepared(d, "hg_lead", &p, PGRES_TUPLES_OK, err, errlen,
+                              state, sizeof(state));
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    *led = PQntuples(res) == 1;
+    *term = *led ? hg_pg_int_at(res, 0, 0) : 0;
+    PQclear(res);
+    return HG_OK;
+}
+
+/* The lead as the tick's committed transaction found it (T0: monotonic
+ * ms before its BEGIN), said to the writer and, when it changed, to the
+ * log. */
+static void
+hg_pg_leader_is(hg_pg_t *d, hg_store_writer_t *w, bool led, int64_t term,
+                int64_t t0)
+{
+    /* 1, long past: a view that still says "leader" is not believed. */
+    hg_store_writer_set_leader(w, led ? t0 + d->lease_ms : 1);
+    if (led != d->leading || (led && term != d->lead_term)) {
+        hg_store_writer_log(w, HG_LOG_INFO, "cluster: instance \"%s\" %s "
+                            "(leader term %" PRId64 ")", d->instance,
+                            led ? "is the leader now"
+                                : "is no longer the leader",
+                            led ? term : d->lead_term);
+    }
+    d->leading = led;
+    if (led) {
+        d->lead_term = term;
+    }
+}
+
+/* Each job's last start and success on any instance, from the executions
+ * that ended since the last read (writer thread, after the lease tick):
+ * kept in d->runs for the view. A read starts a lease before the newest
+ * end it saw, so that a row committed a little after a later one (or
+ * ended by a clock a little behind) is still read; the maxima make a row
+ * read twice harmless. */
+static void
+hg_pg_last_runs(hg_pg_t *d)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    json_t *one;
+    char err[256], state[8];
+    const char *job;
+    int64_t run, success, newest = 0;
+    int i;
+
+    if (d->runs == NULL && (d->runs = json_object()) == NULL) {
+        return;
+    }
+    p.n = 0;
+    if (d->runs_since > 0) {
+        hg_pg_int(&p, d->runs_since);
+    } else {
+        hg_pg_text(&p, NULL);
+    }
+    hg_pg_int(&p, d->lease_ms);
+    res = hg_pg_exec_prepared(d, "hg_last_runs", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return;                         /* read again at the next tick */
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        job = PQgetvalue(res, i, 0);
+        run = PQgetisnull(res, i, 1) ? 0 : hg_pg_int_at(res, i, 1);
+        success = PQgetisnull(res, i, 2) ? 0 : hg_pg_int_at(res, i, 2);
+        if (hg_pg_int_at(res, i, 3) > newest) {
+            newest = hg_pg_int_at(res, i, 3);
+        }
+        one = json_object_get(d->runs, job);
+        if (one == NULL) {
+            one = json_pack("{s:I, s:I}", "run_ms", (json_int_t) 0,
+                            "success_ms", (json_int_t) 0);
+            if (one == NULL || json_object_set_new(d->runs, job, one) != 0) {
+                break;
+            }
+        }
+        if (run > json_integer_value(json_object_get(one, "run_ms"))) {
+            (void) json_object_set_new(one, "run_ms", json_integer(run));
+        }
+        if (success > json_integer_value(json_object_get(one,
+                                                         "success_ms")))
+        {
+            (void) json_object_set_new(one, "success_ms",
+                                       json_integer(success));
+        }
+    }
+    PQclear(res);
+    if (newest - d->lease_ms > d->runs_since) {
+        d->runs_since = newest - d->lease_ms;
+    }
+}
+
+/* A job's row as the peers changed it: {definition, created_by,
+ * created_at, updated_at}, json null when deleted, or NULL when it cannot
+ * be read. */
+static json_t *
+hg_pg_job_row(hg_pg_t *d, const char *id)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    json_t *definition, *record;
+    json_error_t jerr;
+    char err[256], state[8];
+
+    p.n = 0;
+    hg_pg_text(&p, id);
+    res = hg_pg_exec_prepared(d, "hg_job_row", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return NULL;
+    }
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
+        PQclear(res);
+        return json_null();
+    }
+    definition = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    record = json_is_object(definition)
+             ? json_pack("{s:O, s:s?, s:I, s:I}", "definition", definition,
+                         "created_by", hg_pg_str(res, 0, 1),
+                         "created_at", (json_int_t) hg_pg_int_at(res, 0, 2),
+                         "updated_at", (json_int_t) hg_pg_int_at(res, 0, 3))
+             : json_null();             /* not a job: as if deleted */
+    json_decref(definition);
+    PQclear(res);
+    return record;
+}
+
+/* Peers' changes to the API's jobs since the last read (writer thread,
+ * after the lease tick), as hg_pg_paused reads pauses: each job whose
+ * row's version changed is read and handed to the master, which checks
+ * and applies it as the API's own change, without writing it back.
+ * FIRST (at join) only notes the versions: the master loads the jobs. */
+static void
+hg_pg_peer_jobs(hg_pg_t *d, hg_store_writer_t *w, bool first)
+{
+    hg_pg_params_t p;
+    PGresult *res;
+    json_t *record;
+    char err[256], state[8];
+    const char *job;
+    int i;
+
+    p.n = 0;
+    hg_pg_text(&p, d->instance);
+    res = hg_pg_exec_prepared(d, "hg_jobs_changed", &p, PGRES_TUPLES_OK, err,
+                              sizeof(err), state, sizeof(state));
+    if (res == NULL) {
+        return;
+    }
+    for (i = 0; i < PQntuples(res); i++) {
+        job = PQgetvalue(res, i, 0);
+        if (!hg_pg_mark(&d->jobs_seen, job,
+                        (uint64_t) hg_pg_int_at(res, i, 1)) || first)
+        {
+            continue;
+        }
+        record = hg_pg_job_row(d, job);
+        if (record != NULL && !json_is_null(record)) {
+            /* A job new here may have been paused by a peer before this
+             * instance knew it: its pause is read again next tick. */
+            free(hg_map_remove(&d->seen, job));
+        }
+        if (record == NULL
+            || hg_store_writer_peer_job(w, job, record) != HG_OK)
+        {
+            free(hg_map_remove(&d->jobs_seen, job));  /* read next time */
+        }
+    }
+    PQclear(res);
+}
+
+/* The lease pushed ahead while nothing is committed, lapsed peers taken
+ * over, and the lead taken or renewed: every third of the lease; a second
+ * while the database cannot be reached (the commits' own episode says so;
+ * a lease that lapses meanwhile is taken over by a peer, and the next
+ * tick finds this instance fenced). Then the peers' pauses and the jobs'
+ * last runs. The wait before the next. */
 static int64_t
 hg_pg_lease_tick(hg_pg_t *d, hg_store_writer_t *w)
 {
     hg_exec_row_t *rows = NULL;
     size_t n = 0;
     char err[512], state[8] = "";
-    int64_t every;
+    int64_t every, t0, term = 0;
+    bool led = false;
 
     every = d->lease_ms / 3 > 0 ? d->lease_ms / 3 : 1;
     err[0] = '\0';
+    t0 = hg_clock_ns(CLOCK_MONOTONIC) / HG_NSEC_PER_MSEC;
     if (hg_pg_writer_begin(d, err, sizeof(err)) != HG_OK
         || hg_pg_lease(d, w, err, sizeof(err), state, sizeof(state))
            != HG_OK
         || hg_pg_take_lapsed(d, w, &rows, &n, err, sizeof(err)) != HG_OK
+        || hg_pg_lead(d, &led, &term, err, sizeof(err)) != HG_OK
         || hg_pg_command(d->wconn, false, "COMMIT", err, sizeof(err))
            != HG_OK)
     {
@@ -1817,8 +2233,11 @@ hg_pg_lease_tick(hg_pg_t *d, hg_store_writer_t *w)
                             "executions taken over are left to start-up "
                             "recovery");
     }
+    hg_pg_leader_is(d, w, led, term, t0);
+    hg_pg_last_runs(d);
     hg_pg_view(d, w);
     hg_pg_paused(d, w, false);
+    hg_pg_peer_jobs(d, w, false);
     return every;
 }
 
@@ -1928,6 +2347,7 @@ hg_pg_join(hg_pg_t *d, const hg_conf_t *conf, char *err, size_t errlen)
     }
     /* The pauses as they stand: the master reads them at start. */
     hg_pg_paused(d, NULL, true);
+    hg_pg_peer_jobs(d, NULL, true);
     hg_log(HG_LOG_INFO, "cluster: joined as instance \"%s\" (term %" PRId64
            ", lease %" PRId64 " ms)", d->instance, d->term, d->lease_ms);
     return HG_OK;
@@ -2082,6 +2502,8 @@ hg_pg_free(hg_pg_t *d)
     hg_map_free_values(&d->defined);
     hg_map_free_values(&d->odd);
     hg_map_free_values(&d->seen);
+    hg_map_free_values(&d->jobs_seen);
+    json_decref(d->runs);
     free(d);
 }
 
@@ -2194,6 +2616,21 @@ hg_pg_close(hg_store_t *store)
         return;
     }
     hg_store_writer_close(store);
+    if (d->leading && PQstatus(d->wconn) == CONNECTION_OK) {
+        hg_pg_params_t p;
+        PGresult *res;
+
+        /* The threads are gone: wconn is the caller's now. The lead is
+         * given back, so that a peer takes it at its next tick rather
+         * than a lease later (a term that moved on is not ours to end). */
+        p.n = 0;
+        hg_pg_text(&p, d->instance);
+        hg_pg_int(&p, d->lead_term);
+        res = PQexecParams(d->wconn, "UPDATE cluster_leader SET lease_until"
+                           " = 0 WHERE id = 1 AND name = $1 AND term = $2",
+                           p.n, NULL, p.values, p.lengths, p.formats, 0);
+        PQclear(res);
+    }
     hg_pg_free(d);
     store->data = NULL;
 }
@@ -2633,7 +3070,8 @@ hg_pg_load_jobs(hg_store_t *store, json_t **jobs)
     int i;
 
     res = hg_pg_read(d, "jobs", "SELECT id, definition, created_by,"
-                     " created_at, updated_at FROM jobs ORDER BY id", NULL);
+                     " created_at, updated_at FROM jobs WHERE NOT deleted"
+                     " ORDER BY id", NULL);
     if (res == NULL) {
         return HG_ERROR;
     }
@@ -2678,6 +3116,14 @@ hg_pg_put_job(hg_pg_t *d, const char *id, const json_t *record)
 
     p.n = 0;
     hg_pg_text(&p, id);
+    if (record == NULL && d->instance != NULL) {
+        /* Kept, deleted, for the peers to read (hg_pg_peer_jobs). */
+        return hg_pg_change(d, false, "deleting a job", "UPDATE jobs SET"
+                            " deleted = true, version ="
+                            " nextval('jobs_version'), changed_by ="
+                            " current_setting('hourglass.instance', true)"
+                            " WHERE id = $1", &p, NULL);
+    }
     if (record == NULL) {
         return hg_pg_change(d, false, "deleting a job", "DELETE FROM jobs"
                             " WHERE id = $1", &p, NULL);
@@ -2691,12 +3137,22 @@ hg_pg_put_job(hg_pg_t *d, const char *id, const json_t *record)
     hg_pg_text(&p, json_string_value(json_object_get(record, "created_by")));
     hg_pg_int(&p, json_integer_value(json_object_get(record, "created_at")));
     hg_pg_int(&p, json_integer_value(json_object_get(record, "updated_at")));
+    /* A version (and whose) in a cluster only: the peers read those. */
     rc = hg_pg_change(d, false, "writing a job", "INSERT INTO jobs (id,"
-                      " definition, created_by, created_at, updated_at)"
-                      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO"
-                      " UPDATE SET"
+                      " definition, created_by, created_at, updated_at,"
+                      " version, changed_by) VALUES ($1, $2, $3, $4, $5,"
+                      " CASE WHEN current_setting('hourglass.instance',"
+                      " true) IS NULL THEN 0 ELSE nextval('jobs_version')"
+                      " END, current_setting('hourglass.instance', true))"
+                      " ON CONFLICT (id) DO UPDATE SET"
                       " definition = excluded.definition,"
-                      " updated_at = excluded.updated_at", &p, NULL);
+                      " updated_at = excluded.updated_at,"
+                      " created_by = CASE WHEN jobs.deleted"
+                      "   THEN excluded.created_by ELSE jobs.created_by END,"
+                      " created_at = CASE WHEN jobs.deleted"
+                      "   THEN excluded.created_at ELSE jobs.created_at END,"
+                      " deleted = false, version = excluded.version,"
+                      " changed_by = excluded.changed_by", &p, NULL);
     free(text);
     return rc;
 }
@@ -2809,6 +3265,134 @@ hg_pg_release(hg_store_t *store, const char *id)
     HG_UNUSED(store);
     HG_UNUSED(id);
     errno = ENOSYS;
+    return HG_ERROR;
+}
+
+/* The shared queue's unowned items (QUERY tasks, on RCONN). */
+#define HG_PG_UNOWNED \
+    " FROM executions WHERE instance IS NULL AND status = 'queued'" \
+    " AND ($1::text IS NULL OR job_id = $1)"
+
+static int
+hg_pg_list_shared(hg_store_t *store, const char *job_id, size_t limit,
+                  size_t offset, hg_exec_row_t **rows, size_t *n,
+                  uint64_t *total)
+{
+    hg_pg_t *d = store->data;
+    hg_pg_params_t p;
+    PGresult *res;
+
+    p.n = 0;
+    hg_pg_text(&p, job_id);
+    res = hg_pg_read(d, "the shared queue", "SELECT count(*)" HG_PG_UNOWNED,
+                     &p);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    *total = (uint64_t) hg_pg_int_at(res, 0, 0);
+    PQclear(res);
+    if (limit == 0 || offset >= *total) {
+        return HG_OK;
+    }
+    hg_pg_int(&p, (int64_t) limit);
+    hg_pg_int(&p, (int64_t) offset);
+    /* With the payload: the list says its size. */
+    return hg_pg_read_rows(d, "the shared queue", "SELECT " HG_PG_COLS_FULL
+                           HG_PG_UNOWNED " ORDER BY priority DESC,"
+                           " scheduled_for, id LIMIT $2 OFFSET $3", &p, rows,
+                           n);
+}
+
+/*
+ * One transaction on RCONN: the item is recorded killed only while it is
+ * unowned and queued. An instance taking it at the same moment holds its
+ * row locked (FOR UPDATE SKIP LOCKED, then UPDATE): this UPDATE waits for
+ * that commit and then finds it owned; or this UPDATE locks it first and
+ * the take skips it, and finds it killed after. Its statistics move in
+ * the same transaction, as a dequeue's killed record moves them.
+ */
+static int
+hg_pg_dequeue_shared(hg_store_t *store, const char *id, int64_t finished_at,
+                     const char *error, hg_store_dequeued_t *out)
+{
+    hg_pg_t *d = store->data;
+    hg_pg_params_t p;
+    PGresult *res = NULL;
+    char msg[384];
+
+    if (hg_pg_command(d->rconn, true, "BEGIN", msg, sizeof(msg)) != HG_OK) {
+        goto failed;
+    }
+    p.n = 0;
+    hg_pg_text(&p, id);
+    hg_pg_int(&p, finished_at);
+    hg_pg_text(&p, error);
+    res = PQexecParams(d->rconn, "UPDATE executions SET status = 'killed',"
+                       " finished_at = $2, error = $3 WHERE id = $1"
+                       " AND instance IS NULL AND status = 'queued'"
+                       " RETURNING job_id", p.n, NULL, p.values, p.lengths,
+                       p.formats, 0);
+    if (!hg_pg_ok(d->rconn, res, PGRES_TUPLES_OK, msg, sizeof(msg))) {
+        goto failed;
+    }
+    if (PQntuples(res) == 1) {
+        out->found = out->removed = true;
+        snprintf(out->job_id, sizeof(out->job_id), "%s",
+                 PQgetvalue(res, 0, 0));
+        snprintf(out->status, sizeof(out->status), "killed");
+        PQclear(res);
+        p.n = 0;
+        hg_pg_text(&p, out->job_id);
+        hg_pg_int(&p, 1);               /* a run, failed, never started */
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, 1);
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, 0);
+        hg_pg_int(&p, finished_at);
+        hg_pg_text(&p, "killed");
+        res = PQexecParams(d->rconn, HG_PG_STATS_UPSERT, p.n, NULL,
+                           p.values, p.lengths, p.formats, 0);
+        if (!hg_pg_ok(d->rconn, res, PGRES_COMMAND_OK, msg, sizeof(msg))) {
+            goto failed;
+        }
+    } else {
+        PQclear(res);
+        p.n = 1;
+        res = PQexecParams(d->rconn, "SELECT job_id, status, instance FROM"
+                           " executions WHERE id = $1", p.n, NULL, p.values,
+                           p.lengths, p.formats, 0);
+        if (!hg_pg_ok(d->rconn, res, PGRES_TUPLES_OK, msg, sizeof(msg))) {
+            goto failed;
+        }
+        if (PQntuples(res) == 1) {
+            out->found = true;
+            snprintf(out->job_id, sizeof(out->job_id), "%s",
+                     PQgetvalue(res, 0, 0));
+            snprintf(out->status, sizeof(out->status), "%s",
+                     PQgetvalue(res, 0, 1));
+            snprintf(out->instance, sizeof(out->instance), "%s",
+                     PQgetvalue(res, 0, 2));
+        }
+    }
+    PQclear(res);
+    res = NULL;
+    if (hg_pg_command(d->rconn, false, "COMMIT", msg, sizeof(msg)) == HG_OK) {
+        return HG_OK;
+    }
+
+failed:
+    PQclear(res);
+    if (PQstatus(d->rconn) == CONNECTION_OK
+        && PQtransactionStatus(d->rconn) != PQTRANS_IDLE)
+    {
+        char rb[128];
+
+        (void) hg_pg_command(d->rconn, false, "ROLLBACK", rb, sizeof(rb));
+    }
+    memset(out, 0, sizeof(*out));
+    hg_store_writer_say(HG_LOG_ERROR, "store: %s: taking %s out of the "
+                        "shared queue: %s", d->name, id, msg);
     return HG_ERROR;
 }
 
@@ -3001,5 +3585,7 @@ const hg_store_driver_t hg_store_postgres_driver = {
     hg_pg_take_queued,
     hg_pg_renew,
     hg_pg_release,
-    hg_pg_all_job_stats
+    hg_pg_all_job_stats,
+    hg_pg_list_shared,
+    hg_pg_dequeue_shared
 };

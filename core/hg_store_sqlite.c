@@ -2438,6 +2438,8 @@ const hg_store_driver_t hg_store_sqlite_driver = {
     hg_sq_take_queued,
     NULL,
     NULL,
-    hg_sq_all_job_stats
+    hg_sq_all_job_stats,
+    NULL,                           /* no shared queue */
+    NULL
 };
 

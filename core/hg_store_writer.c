@@ -135,7 +135,11 @@ struct hg_store_writer_s {
     size_t ntaken;
     char fenced[256];               /* why this instance was fenced, or "" */
     json_t *view;                   /* the tick's picture of the cluster */
+    int64_t lead_until;             /* monotonic ms until which the view's
+                                       "leader" holds (0: no deadline) */
     json_t *paused;                 /* peers' pauses: {job: bool}, or NULL */
+    json_t *jobs;                   /* peers' API jobs: {job: record or
+                                       null (deleted)}, or NULL */
     size_t capacity;                /* the master's free workers (atomic,
                                        outside mu) */
     int64_t next_tick;              /* monotonic ms of the backend's tick */
@@ -624,17 +628,35 @@ hg_store_writer_set_view(hg_store_writer_t *w, json_t *view)
     json_decref(old);                   /* nobody else holds it */
 }
 
+void
+hg_store_writer_set_leader(hg_store_writer_t *w, int64_t until_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->lead_until = until_ms;
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* A deep copy, made under mu: the view's reference counts are never
- * touched by two threads. */
+ * touched by two threads. A leadership whose deadline passed is not
+ * believed, whatever the last tick said: the tick may not have run since
+ * (the process was stopped, or the database cannot be reached). */
 json_t *
 hg_store_writer_view(hg_store_t *store)
 {
     hg_store_writer_t *w = store->writer;
     json_t *copy;
+    int64_t until;
 
     pthread_mutex_lock(&w->mu);
     copy = w->view != NULL ? json_deep_copy(w->view) : NULL;
+    until = w->lead_until;
     pthread_mutex_unlock(&w->mu);
+    if (copy != NULL && until != 0
+        && json_is_true(json_object_get(copy, "leader"))
+        && hg_sw_mono_ms() >= until)
+    {
+        (void) json_object_set_new(copy, "leader", json_false());
+    }
     return copy;
 }
 
@@ -966,6 +988,7 @@ hg_sw_free(hg_store_writer_t *w)
     hg_exec_rows_free(w->taken, w->ntaken);
     json_decref(w->view);
     json_decref(w->paused);
+    json_decref(w->jobs);
     for (i = 0; i < w->nlosing; i++) {
         free(w->losing[i]);
     }
@@ -1281,19 +1304,22 @@ hg_store_writer_used(hg_store_writer_t *w, size_t n)
                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
-int
-hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
-                            bool paused)
+/* A peer's change of job JOB_ID, VALUE (taken, or freed on failure), in
+ * *SLOT ({job: value}; a later change of the job replaces one the master
+ * has not taken yet), and the master woken. */
+static int
+hg_sw_peer_set(hg_store_writer_t *w, json_t **slot, const char *job_id,
+               json_t *value)
 {
     int rc = HG_ERROR;
 
     pthread_mutex_lock(&w->mu);
-    if (w->paused == NULL) {
-        w->paused = json_object();
+    if (*slot == NULL) {
+        *slot = json_object();
     }
-    if (w->paused != NULL
-        && json_object_set_new(w->paused, job_id, json_boolean(paused)) == 0)
-    {
+    if (*slot == NULL) {
+        json_decref(value);
+    } else if (json_object_set_new(*slot, job_id, value) == 0) {
         rc = HG_OK;
         hg_sw_notify(w);
     }
@@ -1301,17 +1327,43 @@ hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
     return rc;
 }
 
+/* What *SLOT holds, now the caller's; NULL when none. */
+static json_t *
+hg_sw_peer_take(hg_store_writer_t *w, json_t **slot)
+{
+    json_t *taken;
+
+    pthread_mutex_lock(&w->mu);
+    taken = *slot;
+    *slot = NULL;
+    pthread_mutex_unlock(&w->mu);
+    return taken;
+}
+
+int
+hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
+                            bool paused)
+{
+    return hg_sw_peer_set(w, &w->paused, job_id, json_boolean(paused));
+}
+
+int
+hg_store_writer_peer_job(hg_store_writer_t *w, const char *job_id,
+                         json_t *record)
+{
+    return hg_sw_peer_set(w, &w->jobs, job_id, record);
+}
+
+json_t *
+hg_store_writer_jobs(hg_store_t *store)
+{
+    return hg_sw_peer_take(store->writer, &store->writer->jobs);
+}
+
 json_t *
 hg_store_writer_paused(hg_store_t *store)
 {
-    hg_store_writer_t *w = store->writer;
-    json_t *paused;
-
-    pthread_mutex_lock(&w->mu);
-    paused = w->paused;
-    w->paused = NULL;
-    pthread_mutex_unlock(&w->mu);
-    return paused;
+    return hg_sw_peer_take(store->writer, &store->writer->paused);
 }
 
 static int

@@ -134,6 +134,7 @@ int hg_store_writer_put_pause(hg_store_t *store, const char *job_id,
                               int64_t last_fire, bool paused);
 void hg_store_writer_set_capacity(hg_store_t *store, size_t n);
 json_t *hg_store_writer_paused(hg_store_t *store);
+json_t *hg_store_writer_jobs(hg_store_t *store);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);
 int hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
                                 uint64_t *ticket);
@@ -177,6 +178,12 @@ void hg_store_writer_used(hg_store_writer_t *w, size_t n);
  * resumed job JOB_ID; the master takes them with hg_store_paused. */
 int hg_store_writer_peer_paused(hg_store_writer_t *w, const char *job_id,
                                 bool paused);
+/* For the backend's tick (writer thread): a peer changed API job JOB_ID;
+ * RECORD (ownership passes, even on failure) is its row, {definition,
+ * created_by, created_at, updated_at}, or json null when it was deleted.
+ * The master takes them with hg_store_peer_jobs. */
+int hg_store_writer_peer_job(hg_store_writer_t *w, const char *job_id,
+                             json_t *record);
 /* For the backend (writer thread): this instance no longer holds what it
  * wrote (another took its work over); WHY says so to the master, which
  * stops (hg_store_fenced). The first reason is kept. */
@@ -185,6 +192,11 @@ void hg_store_writer_fence(hg_store_writer_t *w, const char *why);
  * shared with anything else) replaces the driver's picture of the
  * cluster, which the master copies with hg_store_cluster. */
 void hg_store_writer_set_view(hg_store_writer_t *w, json_t *view);
+/* For the backend's tick (writer thread): the view's "leader" is believed
+ * until UNTIL_MS (monotonic ms; 0: no deadline), and read as false after,
+ * whatever the view says: a leader stopped or cut off past its lease
+ * stops believing it before any peer can take the lead. */
+void hg_store_writer_set_leader(hg_store_writer_t *w, int64_t until_ms);
 /* The writer whose maintenance thread calls (a QUERY task's reads), or
  * NULL in any other thread: what a read has to say goes through
  * hg_store_writer_log there, as the log is the loop's. */

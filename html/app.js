@@ -450,9 +450,9 @@ async function loadStatus() {
 }
 
 /* In a cluster: every instance's lease as the store last showed it, this
- * one first marked; with PostgreSQL a dead one says who took its work
- * over, with Redis (no takeover, no renewal times) the leader is marked.
- * Nothing outside a cluster. */
+ * one and the leader marked; with PostgreSQL a dead one says who took
+ * its work over (Redis has no takeover, no renewal times). Nothing
+ * outside a cluster. */
 function peers(cluster) {
   $('#cluster-section').hidden = !cluster;
   if (!cluster) return;

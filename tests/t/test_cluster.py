@@ -6,13 +6,14 @@ forgets the fire. Against a real PostgreSQL that this module starts
 (tests/t/pg.py)."""
 
 import collections
+import json
 import os
 import re
 import signal
 import time
 
 
-from conftest import MEMORY_STORE, conf_value, job, run_hourglass
+from conftest import MEMORY_STORE, conf_value, job, run_hourglass, wait_until
 from test_api import Api, api_section, free_port
 from test_store_pg import db, pg_config, rows, server  # noqa: F401
 
@@ -518,3 +519,349 @@ def test_pause_and_resume_reach_every_instance(hg, db, tmp_path):
     assert_each_fire_time_once(server, name)
     assert rows(server, name, "SELECT paused, changed_by FROM job_state"
                 " WHERE job_id = 'p'") == [["f", "b"]]
+
+
+def alerts(path):
+    """The overdue events a command channel appended to PATH."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
+def leader_of(ports):
+    """{instance: (status's cluster.leader, hourglass_leader)}, read once
+    from each instance in PORTS."""
+    seen = {}
+    for instance, port in ports.items():
+        status, body = Api(port).json("GET", "/api/v1/status")
+        assert status == 200, body
+        metrics = Api(port).call("GET", "/metrics")[1].decode()
+        gauge = re.search(r"^hourglass_leader (\S+)$", metrics, re.M)
+        flags = {p["name"]: p.get("leader")
+                 for p in body["cluster"]["instances"]}
+        seen[instance] = (body["cluster"].get("leader"),
+                          float(gauge.group(1)), flags)
+    return seen
+
+
+def one_leader(ports):
+    """The one instance that leads, once every instance's status, gauge
+    and picture of the others agree on it; else None."""
+    seen = leader_of(ports)
+    leaders = [i for i, (flag, gauge, _) in seen.items()
+               if flag is True and gauge == 1]
+    others = [i for i, (flag, gauge, _) in seen.items()
+              if flag is False and gauge == 0]
+    if len(leaders) != 1 or len(others) != len(ports) - 1:
+        return None
+    if any(flags.get(leaders[0]) is not True
+           or [n for n, f in flags.items() if f] != leaders
+           for _, _, flags in seen.values()):
+        return None
+    return leaders[0]
+
+
+def test_one_leader_raises_the_dead_man_alerts(hg, db, tmp_path):
+    """Three instances hold job "watched", which expects a run every 4 s
+    and has no schedule. Exactly one instance leads (status, each
+    instance's flag, hourglass_leader 1 there and 0 elsewhere), and only
+    it raises overdue: one notification per window for the cluster, not
+    three. A run on a follower (triggered there) ends the episode on the
+    leader too; the next one is a window later. Then the leader is killed
+    (kill -9): another takes the lead and raises the alert, still due."""
+    server, name, url = db
+    out = tmp_path / "alerts"
+    channel = ('channels = ( { name = "page"; type = "command"; command = '
+               '"cat >> %s; echo >> %s"; } );' % (out, out))
+    watched = job("watched", command="true", expect={"run_within": "4s"},
+                  notify={"on": ["overdue"], "via": ["page"]})
+    daemons, ports = {}, {}
+    for instance in ("a", "b", "c"):
+        d = hg(instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [watched],
+                               api_section(ports[instance]) + channel,
+                               lease="2s"))
+        daemons[instance] = d
+    leader = wait_until(lambda: one_leader(ports), timeout=15,
+                        what="one leader that every instance agrees on")
+    followers = sorted(set(ports) - {leader})
+    # the first window passes with no run anywhere
+    wait_until(lambda: alerts(out), timeout=20, what="the first overdue")
+    status, _ = Api(ports[followers[0]]).json(
+        "POST", "/api/v1/jobs/watched/trigger")
+    assert status == 202, status
+    # the run on a follower restarts the leader's window: the next alert
+    # names it as the last run
+    got = wait_until(lambda: alerts(out) if len(alerts(out)) >= 2 else None,
+                     timeout=20, what="the second episode's overdue")
+    assert len(got) == 2, got
+    assert [e["event"] for e in got] == ["overdue", "overdue"], got
+    # (the first counts from the leader's start: no run known)
+    assert got[1]["last_run"] > got[0]["last_run"], got
+    raised = {i: len(d.events("overdue")) for i, d in daemons.items()}
+    assert raised == {leader: 2, followers[0]: 0, followers[1]: 0}, raised
+    assert rows(server, name, "SELECT name FROM cluster_leader") == [
+        [leader]]
+
+    # the leader dies: another leads within about a lease and says it
+    daemons[leader].signal(signal.SIGKILL)
+    daemons[leader].wait_exit()
+    kill_strays(daemons[leader])
+    del ports[leader]
+    new = wait_until(lambda: one_leader(ports), timeout=15,
+                     what="a new leader among the two left")
+    assert new in followers, new
+    daemons[new].wait_event("overdue", timeout=20)
+    other = [i for i in followers if i != new][0]
+    assert daemons[other].events("overdue") == []
+    wait_until(lambda: len(alerts(out)) >= 3, timeout=20,
+               what="the new leader's overdue delivered")
+    daemons[other].stop()
+    daemons[new].stop()
+    # a clean stop gives the lead back: its lease ends now
+    assert rows(server, name, "SELECT name, lease_until FROM"
+                " cluster_leader") == [[new, "0"]]
+
+
+def test_the_queue_lists_and_removes_unowned_items(hg, db, tmp_path):
+    """a has one worker, busy, and a manual trigger waiting behind it (its
+    own); three items enqueued through its API wait unowned in the
+    database. GET /api/v1/queue lists a's own (instance "a") and then the
+    unowned ones (instance null, waiting "unowned"), in the order they
+    are taken, with a page across both. DELETE of an unowned item takes
+    it out of the shared queue: recorded killed, counted in the job's
+    statistics, never run. b joins and takes the other two: a's DELETE of
+    one of them is refused with 409, naming b."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    a = instance_daemon(hg, "a")
+    port_a = free_port()
+    text = cluster_config(a, url, "a", [queue_job(out, "attempt1")],
+                          api_section(port_a), lease="3s")
+    a.start(text.replace("workers = 2;", "workers = 1;"))
+    enqueue(port_a, "busy")
+    wait_lines(out, lambda r: len(r) == 1, "a's one worker busy")
+    status, mine = Api(port_a).json("POST", "/api/v1/jobs/q/trigger")
+    assert status == 202, (status, mine)
+    ids = [enqueue(port_a, p, priority)["execution"]
+           for p, priority in (("x1", "high"), ("x2", None), ("x3", None))]
+    api = Api(port_a)
+    status, body = api.json("GET", "/api/v1/queue")
+    assert status == 200, body
+    got = body["executions"]
+    assert body["total"] == 4, body
+    assert [(e["id"], e["instance"], e["waiting"]) for e in got] == [
+        (mine["execution"], "a", "ready")] + [
+        (i, None, "unowned") for i in ids], got
+    assert got[1]["priority"] == "high" and got[1]["payload_bytes"] == 2
+    status, body = api.json("GET", "/api/v1/queue?page=2&page_size=2")
+    assert status == 200 and body["total"] == 4, body
+    assert [e["id"] for e in body["executions"]] == ids[1:], body
+
+    status, body = api.json("DELETE", "/api/v1/queue/%s" % ids[0])
+    assert status == 200, body
+    assert body == {"id": ids[0], "job_id": "q", "status": "killed"}, body
+    assert rows(server, name, "SELECT status, instance IS NULL, error FROM"
+                " executions WHERE id = '%s'" % ids[0]) == [
+        ["killed", "t", "removed from the queue by api:ops"]]
+    assert rows(server, name, "SELECT runs, failures FROM job_stats"
+                " WHERE job_id = 'q'") == [["1", "1"]]
+    status, body = api.json("DELETE", "/api/v1/queue/%s" % ids[0])
+    assert status == 404 and "it is killed" in body["error"]["message"], \
+        body
+    status, body = api.json("GET", "/api/v1/queue")
+    assert [e["id"] for e in body["executions"]] == [mine["execution"]] + \
+        ids[1:], body
+
+    b = instance_daemon(hg, "b")
+    b.start(cluster_config(b, url, "b", [queue_job(out, "attempt1")],
+                           lease="3s"))
+    wait_lines(out, lambda r: {("x2", "b", "1"), ("x3", "b", "1")}
+               <= set(r), "b taking x2 and x3")
+    status, body = api.json("DELETE", "/api/v1/queue/%s" % ids[1])
+    assert status == 409, body
+    assert body["error"]["code"] == "taken", body
+    assert 'instance "b" took it (it is running there' in \
+        body["error"]["message"], body
+    status, body = api.json("GET", "/api/v1/queue")
+    assert [e["id"] for e in body["executions"]] == [mine["execution"]], \
+        body
+    a.stop()
+    b.stop()
+    assert "x1" not in [p for p, _, _ in ran_lines(out)]
+
+
+def test_a_job_readded_by_a_reload_is_unpaused_in_the_store(hg, db,
+                                                            tmp_path):
+    """Job "p" is paused (the store says so), then removed by a reload and
+    added again by the next: it runs, unpaused, and the store says so too,
+    so that the restart after brings it back running, not paused."""
+    from test_reload import reload
+    server, name, url = db
+    out = tmp_path / "ran"
+    a = instance_daemon(hg, "a")
+    port = free_port()
+    p = shared_jobs(out, ids=[("p", "* * * * * *")])
+    keep = [job("keep", command="true")]
+    text = cluster_config(a, url, "a", p + keep, api_section(port),
+                          lease="3s")
+    a.start(text)
+    wait_lines(out, lambda r: len(r) >= 1, "p running")
+    status, _ = Api(port).json("POST", "/api/v1/jobs/p/pause")
+    assert status == 200, status
+    wait_rows(server, name, "SELECT paused FROM job_state WHERE job_id = 'p'",
+              lambda r: r == [["t"]], "p paused in the store")
+    assert reload(a, cluster_config(a, url, "a", keep, api_section(port),
+                                    lease="3s"))[0]["result"] == "ok"
+    assert reload(a, text)[0]["result"] == "ok"
+    status, body = Api(port).json("GET", "/api/v1/jobs/p")
+    assert status == 200 and not body.get("paused"), body
+    before = len(ran_lines(out))
+    wait_lines(out, lambda r: len(r) >= before + 1, "p running again")
+    wait_rows(server, name, "SELECT paused FROM job_state WHERE job_id = 'p'",
+              lambda r: r == [["f"]], "p unpaused in the store")
+    a.stop()
+    a.start()
+    status, body = Api(port).json("GET", "/api/v1/jobs/p")
+    assert status == 200 and not body.get("paused"), body
+    before = len(ran_lines(out))
+    wait_lines(out, lambda r: len(r) >= before + 1, "p running after the "
+               "restart")
+    a.stop()
+
+
+def test_unique_key_is_the_clusters(hg, db, tmp_path):
+    """Two instances; for each of twenty keys, an enqueue with that
+    unique_key is sent to both at once (all forty in parallel, due in a
+    few seconds). Per key: one 202 and one 409 with today's local
+    conflict, one execution in the store, one run. Once the runs ended,
+    the key is free again."""
+    import concurrent.futures
+    server, name, url = db
+    out = tmp_path / "ran"
+    ports = {}
+    daemons = []
+    for instance in ("a", "b"):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [queue_job(out)],
+                               api_section(ports[instance]), lease="3s"))
+        daemons.append(d)
+    run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                           time.gmtime(time.time() + 4))
+    keys = ["k%02d" % i for i in range(20)]
+
+    def post(args):
+        key, instance = args
+        return key, Api(ports[instance]).json("POST", "/api/v1/queue", {
+            "job": "q", "payload": key, "unique_key": key, "run_at": run_at})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(post, [(k, i) for k in keys
+                                       for i in ("a", "b")]))
+    by_key = collections.defaultdict(list)
+    for key, (status, body) in answers:
+        by_key[key].append((status, body))
+    for key in keys:
+        got = sorted(s for s, _ in by_key[key])
+        assert got == [202, 409], (key, by_key[key])
+        refused = [b for s, b in by_key[key] if s == 409][0]
+        assert refused["error"] == {
+            "code": "exists", "message": "an execution with this "
+            "unique_key is queued already"}, refused
+    assert rows(server, name, "SELECT unique_key, count(*) FROM executions"
+                " GROUP BY 1 HAVING count(*) <> 1") == []
+    got = wait_lines(out, lambda r: len(r) >= len(keys), "every key run")
+    time.sleep(1)                       # a second run would show by now
+    got = ran_lines(out)
+    assert sorted(p for p, _, _ in got) == keys, got
+    wait_rows(server, name, "SELECT count(*) FROM executions WHERE status"
+              " IN ('queued', 'running')", lambda r: r == [["0"]],
+              "every run ended")
+    status, body = Api(ports["a"]).json("POST", "/api/v1/queue", {
+        "job": "q", "payload": "again", "unique_key": "k00",
+        "run_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                time.gmtime(time.time() + 60))})
+    assert status == 202, body
+    status, body = Api(ports["b"]).json("POST", "/api/v1/queue", {
+        "job": "q", "payload": "twice", "unique_key": "k00"})
+    assert status == 409 and body["error"]["code"] == "exists", body
+    for d in daemons:
+        d.stop()
+
+
+def test_api_jobs_reach_every_instance(hg, db, tmp_path):
+    """A job created through a's API reaches b within a tick (checked there
+    as its own API's would be) and each of its fire times runs once in the
+    cluster; replaced through b's API, a runs the new definition; deleted
+    through a's, b drops it. A restart of b loads what the store has."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    ports, daemons = {}, {}
+    for instance in ("a", "b"):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [],
+                               api_section(ports[instance]), lease="3s"))
+        daemons[instance] = d
+    a, b = Api(ports["a"]), Api(ports["b"])
+
+    def definition(word):
+        return {"id": "dyn", "type": "shell", "schedule": "* * * * * *",
+                "max_retries": 0,
+                "command": 'echo "%s $HOURGLASS_SCHEDULED_FOR" >> %s'
+                           % (word, out)}
+    status, body = a.json("POST", "/api/v1/jobs", definition("one"))
+    assert status == 201, body
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/dyn")[0] == 200,
+               timeout=15, what="dyn on b")
+    status, body = b.json("GET", "/api/v1/jobs/dyn")
+    assert body["api"] and body["definition"]["command"].startswith(
+        'echo "one'), body
+    assert body["created_by"] == "api:ops", body
+    daemons["b"].wait_for(lambda evs: [
+        e for e in evs if e.get("event") == "job_added"
+        and "another instance of the cluster" in e.get("message", "")],
+        what="b saying whose job it added")
+    wait_lines(out, lambda r: len(r) >= 4, "dyn running")
+
+    # a job paused at once where it was made is paused where it arrives
+    # (its pause, read before that instance knew the job, is read again)
+    still = dict(definition("still"), id="still")
+    assert a.json("POST", "/api/v1/jobs", still)[0] == 201
+    assert a.json("POST", "/api/v1/jobs/still/pause")[0] == 200
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/still")[1].get("paused"),
+               timeout=15, what="still paused on b")
+    status, body = a.json("GET", "/api/v1/jobs/still")
+    assert body["paused"], body
+    assert rows(server, name, "SELECT paused FROM job_state WHERE"
+                " job_id = 'still'") == [["t"]]
+
+    status, body = b.json("PUT", "/api/v1/jobs/dyn", definition("two"))
+    assert status == 200, body
+    wait_until(lambda: a.json("GET", "/api/v1/jobs/dyn")[1]
+               ["definition"]["command"].startswith('echo "two'),
+               timeout=15, what="a running the new definition")
+    wait_lines(out, lambda r: len([x for x in r if x[0] == "two"]) >= 3,
+               "the new definition running")
+
+    status, body = a.json("DELETE", "/api/v1/jobs/dyn")
+    assert status == 200, body
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/dyn")[0] == 404,
+               timeout=15, what="dyn gone from b")
+    time.sleep(1.2)                     # a fire claimed already may end
+    before = len(ran_lines(out))
+    time.sleep(2)
+    assert len(ran_lines(out)) == before, ran_lines(out)[before:]
+    assert rows(server, name, "SELECT deleted, changed_by FROM jobs"
+                " WHERE id = 'dyn'") == [["t", "a"]]
+    daemons["b"].stop()
+    daemons["b"].start()
+    assert b.json("GET", "/api/v1/jobs/dyn")[0] == 404
+    for d in daemons.values():
+        d.stop()
+    # each fire time of dyn ran once, whichever instance claimed it
+    ran = collections.Counter((x[0] == "still", x[1])
+                              for x in ran_lines(out))
+    assert [t for t, n in ran.items() if n > 1] == [], ran

@@ -388,12 +388,16 @@ test_schema(void **state)
     hg_store_close(store);
     store = open_store(f);
     hg_store_close(store);
-    assert_int_equal(log_count(f, "schema version 4 created"), 1);
+    assert_int_equal(log_count(f, "schema version 5 created"), 1);
     assert_int_equal(log_count(f, "schema migrated"), 0);
 
     /* A database of version 1 (before the cluster's columns, leases,
-     * shared queue and pause versions) migrates. */
+     * shared queue and pause versions, leader, unique keys and API job
+     * versions) migrates. */
     snprintf(args, sizeof(args), "sql '%s' 'DROP INDEX executions_shared;"
+             " DROP TABLE cluster_leader; DROP INDEX executions_pending_key;"
+             " ALTER TABLE jobs DROP COLUMN version, DROP COLUMN changed_by,"
+             " DROP COLUMN deleted; DROP SEQUENCE jobs_version;"
              " DROP SEQUENCE job_state_version; ALTER TABLE job_state DROP"
              " COLUMN version, DROP COLUMN changed_by;"
              " ALTER TABLE executions DROP COLUMN instance; ALTER TABLE fire_claims DROP COLUMN exec_id,"
@@ -409,7 +413,7 @@ test_schema(void **state)
     assert_int_equal(helper(args, NULL, 0), 0);
     assert_null(hg_store_open(&f->conf, err, sizeof(err)));
     assert_non_null(strstr(err, "schema version 99, newer than this "
-                                "hourglass knows (4)"));
+                                "hourglass knows (5)"));
     /* the message names the database, never the password */
     assert_non_null(strstr(err, "store.url: postgresql://hourglass@/"));
 }
