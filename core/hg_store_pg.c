@@ -256,29 +256,54 @@ static const struct {
       ", instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
       " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
       " NULL) ON CONFLICT (id) DO NOTHING" },
-    /* A fire time's claim for $3, made when $4, our digest of the job's
-     * definition, is the one most live instances hold (ties: the one held
+    /* The claims of fire times ($1 jobs, $2 fire times, $3 executions, $4
+     * our digests of the jobs' definitions: arrays, one element a claim),
+     * a row each in the arrays' order: the holder committed before the
+     * statement began (held: another execution, or ours after a COMMIT
+     * whose answer was lost), or else our claim (won), made when our
+     * digest is the one most live instances hold (ok; ties: the one held
      * longest, so that a newcomer with another definition does not take
-     * the job over); no row back when it is not. An existing claim is returned
-     * as it is (and locked until COMMIT): whoever holds it, holds it. */
-    { "hg_claim", "INSERT INTO fire_claims (job_id, fire_time, claimed_at,"
-      " exec_id) SELECT $1, $2, " HG_PG_NOW ", $3 WHERE $4 = (SELECT d.hash"
+     * the job over). A claim committed while the statement waited for its
+     * transaction is neither: lost. Made in the arrays' order, so that two
+     * instances lock rows in the same order. A held claim costs an index
+     * read (its job's definitions are not read for it), and DO NOTHING,
+     * not DO UPDATE: a loser locks and rewrites no row, so the next loser
+     * does not wait for it too. */
+    { "hg_claim", "WITH r AS (SELECT * FROM unnest($1::text[],"
+      " $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY"
+      " AS r (job_id, fire_time, exec_id, hash, n)),"
+      " held AS (SELECT r.n, c.exec_id FROM r JOIN fire_claims c"
+      " ON c.job_id = r.job_id AND c.fire_time = r.fire_time),"
+      " free AS (SELECT * FROM r WHERE r.n NOT IN (SELECT n FROM held)),"
+      " maj AS (SELECT DISTINCT ON (d.job_id) d.job_id, d.hash"
       " FROM job_definitions d JOIN instances i ON i.name = d.instance"
-      " WHERE d.job_id = $1 AND NOT i.gone AND i.lease_until > " HG_PG_NOW
-      " GROUP BY d.hash ORDER BY count(*) DESC, min(d.updated_at),"
-      " d.hash LIMIT 1)"
-      " ON CONFLICT (job_id, fire_time) DO UPDATE"
-      " SET exec_id = fire_claims.exec_id RETURNING exec_id" },
+      " WHERE d.job_id IN (SELECT job_id FROM free) AND NOT i.gone"
+      " AND i.lease_until > " HG_PG_NOW " GROUP BY d.job_id, d.hash"
+      " ORDER BY d.job_id, count(*) DESC, min(d.updated_at), d.hash),"
+      " ins AS (INSERT INTO fire_claims (job_id, fire_time, claimed_at,"
+      " exec_id) SELECT f.job_id, f.fire_time, " HG_PG_NOW ", f.exec_id"
+      " FROM free f JOIN maj m ON m.job_id = f.job_id AND m.hash = f.hash"
+      " ORDER BY f.n ON CONFLICT (job_id, fire_time) DO NOTHING"
+      " RETURNING job_id, fire_time, exec_id)"
+      " SELECT r.n, h.exec_id, m.hash IS NOT DISTINCT FROM r.hash,"
+      " i.exec_id FROM r LEFT JOIN held h ON h.n = r.n"
+      " LEFT JOIN maj m ON m.job_id = r.job_id"
+      " LEFT JOIN ins i ON i.job_id = r.job_id AND i.fire_time = r.fire_time"
+      " AND i.exec_id = r.exec_id ORDER BY r.n" },
     /* Our digest of job $1's definition ($3; $2 is us). */
     { "hg_define", "INSERT INTO job_definitions (job_id, instance, hash,"
       " updated_at) VALUES ($1, $2, $3, " HG_PG_NOW ") ON CONFLICT (job_id,"
       " instance) DO UPDATE SET hash = excluded.hash, updated_at ="
       " excluded.updated_at WHERE job_definitions.hash <> excluded.hash" },
     /* The cluster's lease ($1 instance, $2 term, $3 lease ms): pushed
-     * ahead, and so locked until COMMIT, only while the term is ours. */
+     * ahead, and so locked until COMMIT, only while the term is ours; with
+     * the names of the live instances, us included, in order, for the
+     * preferred claimer of each fire time (hg_pg_prefer). */
     { "hg_lease", "UPDATE instances SET lease_until = " HG_PG_NOW " + $3,"
       " renewed_at = " HG_PG_NOW " WHERE name = $1 AND term = $2"
-      " RETURNING term" },
+      " RETURNING term, (SELECT string_agg(l.name, ',' ORDER BY l.name)"
+      " FROM instances l WHERE l.name = $1 OR (NOT l.gone"
+      " AND l.lease_until > " HG_PG_NOW "))" },
     /* Peers whose lease lapsed; one another instance is taking over (or
      * renewing now) is skipped. */
     { "hg_lapsed", "SELECT name, " HG_PG_NOW " - lease_until FROM instances"
@@ -372,6 +397,11 @@ typedef struct hg_pg_s {
      * version of its job state's paused flag read (hg_pg_paused). */
     hg_map_t seen;
     int64_t lease_due;              /* monotonic ms of the next lease tick */
+    /* The writer thread's, from each lease (hg_pg_lease): how many
+     * instances are live, us included, and where we stand among their
+     * names in order (hg_pg_prefer); 0 live: not known yet. */
+    size_t nlive;
+    size_t self;
 } hg_pg_t;
 
 typedef struct hg_pg_def_s {
@@ -984,17 +1014,17 @@ hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
     return HG_OK;
 }
 
-/* The job states and the statistics' deltas of a batch, pipelined. */
+/* The job states (STATES, or none) and the statistics' deltas of a
+ * transaction, pipelined. */
 static int
-hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_store_batch_t *batch,
-                hg_map_t *deltas)
+hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_map_t *states, hg_map_t *deltas)
 {
     hg_pg_params_t p;
     size_t i = 0, b;
     const char *key;
     void *value;
 
-    while (hg_map_next(&batch->states, &i, &key, &value)) {
+    while (states != NULL && hg_map_next(states, &i, &key, &value)) {
         hg_store_state_t *st = value;
 
         p.n = 0;
@@ -1191,104 +1221,205 @@ hg_pg_claim_result(hg_pg_pipe_t *cp, ExecStatusType want, bool *gone)
     return res;
 }
 
-/* Up to HG_PG_CLAIM_CHUNK claims down the pipeline, in one round trip:
- * each preceded by its job's definition when not written yet; those lost
- * (another execution holds the fire time, or our definition is not the
- * cluster's) go into LOST and are said lost to the writer. */
+/* A PostgreSQL array literal, built element by element. */
+typedef struct hg_pg_array_s {
+    char *buf;
+    size_t len, cap;
+    bool failed;                            /* out of memory */
+} hg_pg_array_t;
+
+static void
+hg_pg_array_put(hg_pg_array_t *a, const char *text, size_t len)
+{
+    char *grown;
+    size_t cap;
+
+    if (a->failed) {
+        return;
+    }
+    if (a->len + len + 1 > a->cap) {
+        cap = a->cap > 0 ? a->cap : 1024;
+        while (a->len + len + 1 > cap) {
+            cap *= 2;
+        }
+        grown = realloc(a->buf, cap);
+        if (grown == NULL) {
+            a->failed = true;
+            return;
+        }
+        a->buf = grown;
+        a->cap = cap;
+    }
+    memcpy(a->buf + a->len, text, len);
+    a->len += len;
+    a->buf[a->len] = '\0';
+}
+
+/* TEXT as the next element: quoted, its quotes and backslashes escaped. */
+static void
+hg_pg_array_add(hg_pg_array_t *a, const char *text)
+{
+    const char *run;
+
+    hg_pg_array_put(a, a->len == 0 ? "{\"" : ",\"", a->len == 0 ? 2 : 2);
+    for (run = text; *text != '\0'; text++) {
+        if (*text == '"' || *text == '\\') {
+            hg_pg_array_put(a, run, (size_t) (text - run));
+            hg_pg_array_put(a, "\\", 1);
+            run = text;
+        }
+    }
+    hg_pg_array_put(a, run, (size_t) (text - run));
+    hg_pg_array_put(a, "\"", 1);
+}
+
+static void
+hg_pg_array_end(hg_pg_array_t *a)
+{
+    hg_pg_array_put(a, a->len == 0 ? "{}" : "}", a->len == 0 ? 2 : 1);
+}
+
+/*
+ * Up to HG_PG_CLAIM_CHUNK claims down the pipeline, in one round trip and
+ * ONE statement (arrays, in the chunk's (job, fire time) order: the
+ * statement's per-row cost is the executor's start, not the row): each
+ * job's definition first when not written yet; those lost (another
+ * execution holds the fire time, or our definition is not the cluster's)
+ * go into LOST and are said lost to the writer.
+ */
 static int
 hg_pg_claim_chunk(hg_pg_t *d, hg_store_writer_t *w, hg_store_item_t **claims,
                   size_t n, hg_map_t *lost, hg_pg_pipe_t *cp)
 {
     bool define[HG_PG_CLAIM_CHUNK], gone = false;
-    char hash[HG_PG_CLAIM_CHUNK][24];
+    char hash[HG_PG_CLAIM_CHUNK][24], fire[24];
+    hg_pg_array_t arr[4];
     const hg_exec_record_t *r;
     const char *holder;
     hg_pg_params_t p;
-    PGresult *res;
-    size_t i;
+    PGresult *res = NULL;
+    size_t i, k;
+    int row;
 
-    if (PQenterPipelineMode(d->wconn) != 1) {
-        hg_pg_pipe_fail(cp, NULL);
-        return HG_ERROR;
-    }
+    memset(arr, 0, sizeof(arr));
     for (i = 0; i < n; i++) {
         r = &claims[i]->row.r;
         snprintf(hash[i], sizeof(hash[i]), "%016" PRIx64, r->def_hash);
+        snprintf(fire, sizeof(fire), "%" PRId64, r->scheduled_for);
+        hg_pg_array_add(&arr[0], r->job_id);
+        hg_pg_array_add(&arr[1], fire);
+        hg_pg_array_add(&arr[2], r->id);
+        hg_pg_array_add(&arr[3], hash[i]);
+    }
+    p.n = 0;
+    for (k = 0; k < 4; k++) {
+        hg_pg_array_end(&arr[k]);
+        if (arr[k].failed) {
+            snprintf(cp->err, cp->errlen, "out of memory");
+            cp->failed = true;
+            goto done;
+        }
+        hg_pg_text(&p, arr[k].buf);
+    }
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(cp, NULL);
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        hg_pg_params_t dp;
+
+        r = &claims[i]->row.r;
         define[i] = hg_pg_define_due(d, r);
         if (define[i]) {
-            hg_pg_define_params(&p, d, r, hash[i]);
-            if (PQsendQueryPrepared(d->wconn, "hg_define", p.n, p.values,
-                                    p.lengths, p.formats, 0) != 1)
+            hg_pg_define_params(&dp, d, r, hash[i]);
+            if (PQsendQueryPrepared(d->wconn, "hg_define", dp.n, dp.values,
+                                    dp.lengths, dp.formats, 0) != 1)
             {
                 hg_pg_pipe_fail(cp, NULL);
-                return HG_ERROR;
+                goto done;
             }
         }
-        p.n = 0;
-        hg_pg_text(&p, r->job_id);
-        hg_pg_int(&p, r->scheduled_for);
-        hg_pg_text(&p, r->id);
-        hg_pg_text(&p, hash[i]);
-        if (PQsendQueryPrepared(d->wconn, "hg_claim", p.n, p.values,
-                                p.lengths, p.formats, 0) != 1)
-        {
-            hg_pg_pipe_fail(cp, NULL);
-            return HG_ERROR;
-        }
     }
-    if (PQpipelineSync(d->wconn) != 1) {
+    if (PQsendQueryPrepared(d->wconn, "hg_claim", p.n, p.values, p.lengths,
+                            p.formats, 0) != 1
+        || PQpipelineSync(d->wconn) != 1)
+    {
         hg_pg_pipe_fail(cp, NULL);
-        return HG_ERROR;
+        goto done;
     }
     for (i = 0; i < n && !gone; i++) {
-        r = &claims[i]->row.r;
         if (define[i]) {
             PQclear(hg_pg_claim_result(cp, PGRES_COMMAND_OK, &gone));
-            if (gone) {
-                break;
-            }
         }
+    }
+    if (!gone) {
         res = hg_pg_claim_result(cp, PGRES_TUPLES_OK, &gone);
-        if (res == NULL) {
-            continue;                   /* aborted: read to the sync */
+    }
+    if (res != NULL && (size_t) PQntuples(res) != n) {
+        snprintf(cp->err, cp->errlen, "%zu claims read %d rows", n,
+                 PQntuples(res));
+        cp->failed = true;
+    }
+    /* Row i: claims[i] (the rows come in the arrays' order). Ours if made
+     * now, or made by this execution before; else lost (a NULL reads as
+     * ""). Whether our definition is the cluster's is known only when the
+     * claim was tried (none was held). */
+    for (row = 0; res != NULL && !cp->failed && row < PQntuples(res); row++) {
+        r = &claims[row]->row.r;
+        if (PQgetisnull(res, row, 1)) {
+            hg_pg_odd(d, w, r, hash[row],
+                      strcmp(PQgetvalue(res, row, 2), "t") != 0);
         }
-        hg_pg_odd(d, w, r, hash[i], PQntuples(res) == 0);
-        holder = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-                 ? PQgetvalue(res, 0, 0) : "";
+        holder = !PQgetisnull(res, row, 3) ? PQgetvalue(res, row, 3)
+                                           : PQgetvalue(res, row, 1);
         if (strcmp(holder, r->id) != 0
-            && (hg_map_put(lost, r->id, claims[i]) != HG_OK
+            && (hg_map_put(lost, r->id, claims[row]) != HG_OK
                 || hg_store_writer_lose(w, r->id) != HG_OK))
         {
             snprintf(cp->err, cp->errlen, "out of memory");
             cp->failed = true;
         }
-        PQclear(res);
     }
+    PQclear(res);
     if (gone) {
-        return HG_ERROR;
+        goto done;                      /* the failure is kept in CP */
     }
     res = PQgetResult(d->wconn);
     if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
         hg_pg_pipe_fail(cp, res);
         PQclear(res);
-        return HG_ERROR;
+        goto done;
     }
     PQclear(res);
     if (PQexitPipelineMode(d->wconn) != 1) {
         hg_pg_pipe_fail(cp, NULL);
-        return HG_ERROR;
+    }
+
+done:
+    for (k = 0; k < 4; k++) {
+        free(arr[k].buf);
     }
     return cp->failed ? HG_ERROR : HG_OK;
 }
 
+/* Whether ITEM goes in the later transaction of its batch (a claim left
+ * to its fire time's preferred claimer first). */
+static bool
+hg_pg_later(const hg_map_t *deferred, const hg_store_item_t *item)
+{
+    return deferred->count > 0
+           && hg_map_get(deferred, item->row.r.id) != NULL;
+}
+
 /* In the transaction open on wconn: the claim of every claiming record of
- * BATCH; those whose fire time another execution holds, or whose job's
+ * BATCH in this transaction (LATER: the deferred ones, else the others);
+ * those whose fire time another execution holds, or whose job's
  * definition here is not the cluster's, go into LOST (and are said lost
  * to the writer). */
 static int
 hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
-            hg_map_t *lost, char *err, size_t errlen, char *state,
-            size_t statelen)
+            const hg_map_t *deferred, bool later, hg_map_t *lost, char *err,
+            size_t errlen, char *state, size_t statelen)
 {
     hg_store_item_t *item, **claims = NULL;
     hg_pg_pipe_t cp;
@@ -1296,7 +1427,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     int rc = HG_OK;
 
     for (item = batch->head; item != NULL; item = item->next) {
-        n += item->row.r.claim;
+        n += item->row.r.claim && hg_pg_later(deferred, item) == later;
     }
     if (n == 0) {
         return HG_OK;
@@ -1308,7 +1439,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     }
     n = 0;
     for (item = batch->head; item != NULL; item = item->next) {
-        if (item->row.r.claim) {
+        if (item->row.r.claim && hg_pg_later(deferred, item) == later) {
             claims[n++] = item;
         }
     }
@@ -1338,8 +1469,9 @@ static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
                           hg_exec_row_t *row);
 
 /*
- * The backend's commit (writer thread): everything in BATCH in one
- * transaction, or nothing and the reason in err. The fast puts go down a
+ * One transaction of the backend's commit: the records of BATCH in it
+ * (LATER: the claims DEFERRED to their preferred claimers, else all the
+ * others), and the job states with the last. The fast puts go down a
  * pipeline; those that wrote nothing (a final row overwritten, a key
  * changed) take the slow way one by one: the old row out of the
  * statistics, then the put. Every record then counts in its job's
@@ -1347,12 +1479,12 @@ static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
  * the pipeline.
  */
 static hg_store_write_t
-hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
-             char *err, size_t errlen)
+hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
+           const hg_map_t *deferred, bool later, hg_map_t *lost, char *err,
+           size_t errlen)
 {
-    hg_pg_t *d = be;
     hg_pg_pipe_t pp;
-    hg_map_t deltas, lost;
+    hg_map_t deltas;
     hg_store_item_t *item;
     hg_pg_params_t p;
     PGresult *res;
@@ -1365,11 +1497,10 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     pp.errlen = errlen;
     pp.instance = d->instance;
     hg_map_init(&deltas);
-    hg_map_init(&lost);
     if (hg_pg_writer_begin(d, err, errlen) != HG_OK
         || hg_pg_lease(d, w, err, errlen, state, sizeof(pp.state)) != HG_OK
-        || hg_pg_claim(d, w, batch, &lost, err, errlen, state,
-                       sizeof(pp.state)) != HG_OK)
+        || hg_pg_claim(d, w, batch, deferred, later, lost, err, errlen,
+                       state, sizeof(pp.state)) != HG_OK)
     {
         goto failed;
     }
@@ -1379,8 +1510,11 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
-        if (hg_map_get(&lost, item->row.r.id) != NULL) {
-            continue;                   /* another execution's fire time */
+        if (hg_pg_later(deferred, item) != later
+            || hg_map_get(lost, item->row.r.id) != NULL)
+        {
+            continue;                   /* the other transaction's, or
+                                           another execution's fire time */
         }
         if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
             snprintf(err, errlen, "out of memory");
@@ -1420,7 +1554,9 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         PQclear(res);
     }
     for (item = batch->head; item != NULL; item = item->next) {
-        if (hg_map_get(&lost, item->row.r.id) != NULL) {
+        if (hg_pg_later(deferred, item) != later
+            || hg_map_get(lost, item->row.r.id) != NULL)
+        {
             continue;
         }
         if (hg_store_delta_apply(&deltas, &item->row.r, 1) != HG_OK) {
@@ -1432,7 +1568,11 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         hg_pg_pipe_fail(&pp, NULL);
         goto failed;
     }
-    if (hg_pg_pipe_rest(&pp, batch, &deltas) != HG_OK) {
+    /* The job states with the last transaction: a restart that finds a
+     * fire time done finds its claim decided too. */
+    if (hg_pg_pipe_rest(&pp, later || deferred->count == 0
+                             ? &batch->states : NULL, &deltas) != HG_OK)
+    {
         goto failed;
     }
     hg_pg_pipe_end(d, &pp);
@@ -1440,13 +1580,11 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         goto failed;
     }
     hg_store_deltas_free(&deltas);
-    hg_map_free(&lost);
     return HG_STORE_WRITE_OK;
 
 failed:
     hg_pg_pipe_end(d, &pp);
     hg_store_deltas_free(&deltas);
-    hg_map_free(&lost);
     /* What this transaction wrote of our definitions is gone with it. */
     hg_map_free_values(&d->defined);
     hg_map_init(&d->defined);
@@ -1465,6 +1603,78 @@ failed:
         }
     }
     return hg_pg_kind(d->wconn, state[0] != '\0' ? state : NULL);
+}
+
+/* Whether this instance is the preferred claimer of R's fire time: one of
+ * the live instances (as the last lease read them), the same one in each,
+ * by a hash of the job and the fire time. Alone, or before the first
+ * lease, every fire time is ours to claim at once. */
+static bool
+hg_pg_prefer(const hg_pg_t *d, const hg_exec_record_t *r)
+{
+    uint64_t h;
+
+    if (d->nlive <= 1) {
+        return true;
+    }
+    /* FNV-1a of the job, the fire time mixed in by splitmix64's
+     * finalizer: one job's fire times go round the instances. */
+    h = hg_map_hash(r->job_id) ^ (uint64_t) r->scheduled_for;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h % d->nlive == d->self;
+}
+
+/*
+ * The backend's commit (writer thread): everything in BATCH, or nothing
+ * and the reason in err. In a cluster of several live instances, the
+ * claims whose fire time prefers another instance (hg_pg_prefer) are
+ * deferred: a first transaction writes everything else, a second one,
+ * at once after it, the deferred claims and their records (those won)
+ * and the job states. By then the preferred claimer has usually
+ * committed its claim, and a deferred one loses to a committed row
+ * without waiting; each fire time's claim is still decided by its row
+ * alone. A failure of either is the batch's: it is retried whole, and
+ * what the first committed is written again to the same effect (its
+ * claims are found ours).
+ */
+static hg_store_write_t
+hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
+             char *err, size_t errlen)
+{
+    hg_pg_t *d = be;
+    hg_map_t deferred, lost;
+    hg_store_item_t *item;
+    hg_store_write_t rc = HG_STORE_WRITE_OK;
+    size_t first = 0;
+
+    hg_map_init(&deferred);
+    hg_map_init(&lost);
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (item->row.r.claim && !hg_pg_prefer(d, &item->row.r)) {
+            if (hg_map_put(&deferred, item->row.r.id, item) != HG_OK) {
+                snprintf(err, errlen, "out of memory");
+                rc = HG_STORE_WRITE_FAILED;
+                goto done;
+            }
+        } else {
+            first++;
+        }
+    }
+    if (first > 0 || deferred.count == 0) {
+        rc = hg_pg_pass(d, w, batch, &deferred, false, &lost, err, errlen);
+    }
+    if (rc == HG_STORE_WRITE_OK && deferred.count > 0) {
+        rc = hg_pg_pass(d, w, batch, &deferred, true, &lost, err, errlen);
+    }
+
+done:
+    hg_map_free(&deferred);
+    hg_map_free(&lost);
+    return rc;
 }
 
 /* --- the cluster's lease ------------------------------------------------- */
@@ -1500,6 +1710,32 @@ hg_pg_writer_rollback(hg_pg_t *d)
     }
 }
 
+/* The live instances' names as the lease read them ("a,b,c", in order,
+ * us among them): how many, and our place. */
+static void
+hg_pg_live(hg_pg_t *d, const char *names)
+{
+    size_t len = strlen(d->instance), n = 0;
+    const char *p = names, *end;
+
+    d->self = 0;
+    for (;;) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        if ((size_t) (end - p) == len && memcmp(p, d->instance, len) == 0) {
+            d->self = n;
+        }
+        n++;
+        if (*end == '\0') {
+            break;
+        }
+        p = end + 1;
+    }
+    d->nlive = n;
+}
+
 /* In the transaction open on wconn: the lease pushed ahead, or HG_ERROR
  * (fenced: said to the writer; or the statement failed). */
 static int
@@ -1523,6 +1759,9 @@ hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err, size_t errlen,
         return HG_ERROR;
     }
     held = PQntuples(res) == 1;
+    if (held) {
+        hg_pg_live(d, PQgetvalue(res, 0, 1));
+    }
     PQclear(res);
     if (!held) {
         snprintf(err, errlen, "cluster: instance \"%s\" no longer holds "
