@@ -227,6 +227,14 @@ static const char *const hg_pg_migrations[] = {
     " payload = excluded.payload, priority = excluded.priority," \
     " run_at = excluded.run_at, retry_at = excluded.retry_at"
 
+/* What a fast put overwrites: a queued or running row that keeps its job,
+ * due time and unique key (so counts for nothing in the statistics). */
+#define HG_PG_FAST_WHERE \
+    " WHERE executions.status IN ('queued', 'running')" \
+    " AND executions.job_id = excluded.job_id" \
+    " AND executions.scheduled_for = excluded.scheduled_for" \
+    " AND executions.unique_key IS NOT DISTINCT FROM excluded.unique_key"
+
 #define HG_PG_INSERT \
     "INSERT INTO executions (" HG_PG_COLS_FULL ") VALUES ($1, $2, $3, $4," \
     " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19," \
@@ -242,11 +250,18 @@ static const struct {
     const char *name;
     const char *sql;
 } hg_pg_writer_sql[] = {
-    { "hg_put_fast", HG_PG_INSERT HG_PG_SET_MUTABLE
-      " WHERE executions.status IN ('queued', 'running')"
-      " AND executions.job_id = excluded.job_id"
-      " AND executions.scheduled_for = excluded.scheduled_for"
-      " AND executions.unique_key IS NOT DISTINCT FROM excluded.unique_key" },
+    /* The fast puts of many records (arrays, one element a record, in
+     * the columns' order: one statement costs the executor's start once):
+     * the ids written come back; one not written takes the slow way. */
+    { "hg_put_many", "INSERT INTO executions (" HG_PG_COLS_FULL ")"
+      " SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+      " $4::text[], $5::integer[], $6::text[], $7::bigint[], $8::bigint[],"
+      " $9::bigint[], $10::bigint[], $11::integer[], $12::integer[],"
+      " $13::bytea[], $14::boolean[], $15::text[], $16::integer[],"
+      " $17::bigint[], $18::bigint[], $19::bigint[], $20::bytea[],"
+      " $21::integer[], $22::bigint[], $23::text[], $24::bigint[])"
+      " ON CONFLICT (id) DO UPDATE SET" HG_PG_SET_MUTABLE HG_PG_FAST_WHERE
+      " RETURNING id" },
     { "hg_put", HG_PG_INSERT HG_PG_SET_MUTABLE ", job_id = excluded.job_id,"
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
@@ -319,22 +334,28 @@ static const struct {
       " ORDER BY scheduled_for, id" },
     { "hg_old", "SELECT job_id, status, scheduled_for, started_at,"
       " finished_at, duration_ms FROM executions WHERE id = $1 FOR UPDATE" },
-    /* A job's state: its last fire; the paused flag only when the row is
-     * new. A pause or resume ($4 true) sets the flag too, under a new
-     * version, as ours ($5) -- so a fire recorded here is never taken for
-     * a resume of a peer's pause this instance has not read yet. Alone
-     * ($5 NULL), every put sets the flag, as before; no version. */
+    /* Job states (arrays: $1 jobs, $2 last fires, $3 paused flags, $4
+     * whether the put was a pause or resume): each its last fire; the
+     * paused flag only when the row is new. A pause or resume sets the
+     * flag too, under a new version, as ours ($5) -- so a fire recorded
+     * here is never taken for a resume of a peer's pause this instance has
+     * not read yet. Alone ($5 NULL), every put sets the flag, as before;
+     * no version. In job order: instances writing the same jobs lock
+     * their rows in the same order. */
     { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused,"
-      " version, changed_by) VALUES ($1, $2, $3, CASE WHEN $4::boolean"
-      " AND $5::text IS NOT NULL THEN nextval('job_state_version')"
-      " ELSE 0 END, $5)"
+      " version, changed_by) SELECT s.job_id, s.last_fire, s.paused,"
+      " CASE WHEN s.pause AND $5::text IS NOT NULL"
+      " THEN nextval('job_state_version') ELSE 0 END, $5"
+      " FROM unnest($1::text[], $2::bigint[], $3::boolean[],"
+      " $4::boolean[]) AS s (job_id, last_fire, paused, pause)"
+      " ORDER BY s.job_id"
       " ON CONFLICT (job_id) DO UPDATE SET last_fire = excluded.last_fire,"
-      " paused = CASE WHEN $4::boolean THEN excluded.paused"
-      "   ELSE job_state.paused END,"
-      " version = CASE WHEN $4::boolean THEN excluded.version"
-      "   ELSE job_state.version END,"
-      " changed_by = CASE WHEN $4::boolean THEN excluded.changed_by"
-      "   ELSE job_state.changed_by END" },
+      " paused = CASE WHEN excluded.version > 0 OR $5 IS NULL"
+      "   THEN excluded.paused ELSE job_state.paused END,"
+      " version = CASE WHEN excluded.version > 0 OR $5 IS NULL"
+      "   THEN excluded.version ELSE job_state.version END,"
+      " changed_by = CASE WHEN excluded.version > 0 OR $5 IS NULL"
+      "   THEN excluded.changed_by ELSE job_state.changed_by END" },
     /* Shared queued executions due by the database's clock, up to $2,
      * highest priority first, then the longest due (scheduled_for: its
      * run_at, or when it was enqueued), become ours ($1);
@@ -352,9 +373,14 @@ static const struct {
     /* The pauses and resumes of jobs, with their versions (0: never). */
     { "hg_paused", "SELECT job_id, paused, version FROM job_state"
       " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
+    /* The statistics' deltas (arrays, one element a job), added in job
+     * order: instances writing the same jobs lock their rows in the same
+     * order. */
     { "hg_stats", "INSERT INTO job_stats (job_id, runs, successes,"
       " failures, durations, duration_sum, duration_max, last_run,"
-      " last_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+      " last_status) SELECT * FROM unnest($1::text[], $2::bigint[],"
+      " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],"
+      " $7::bigint[], $8::bigint[], $9::text[]) AS s ORDER BY 1"
       " ON CONFLICT (job_id) DO UPDATE SET"
       " runs = job_stats.runs + excluded.runs,"
       " successes = job_stats.successes + excluded.successes,"
@@ -368,7 +394,8 @@ static const struct {
       "   THEN excluded.last_status ELSE job_stats.last_status END,"
       " last_run = GREATEST(job_stats.last_run, excluded.last_run)" },
     { "hg_bucket", "INSERT INTO job_durations (job_id, bucket, count)"
-      " VALUES ($1, $2, $3) ON CONFLICT (job_id, bucket) DO UPDATE SET"
+      " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[])"
+      " AS b ORDER BY 1, 2 ON CONFLICT (job_id, bucket) DO UPDATE SET"
       " count = job_durations.count + excluded.count" },
 };
 
@@ -900,6 +927,145 @@ hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
 }
 
 /*
+ * A PostgreSQL array literal, built element by element: a statement that
+ * takes arrays (unnest) writes many rows for the executor's start of one,
+ * which is most of what a one-row statement costs.
+ */
+typedef struct hg_pg_array_s {
+    char *buf;
+    size_t len, cap;
+    bool failed;                            /* out of memory */
+} hg_pg_array_t;
+
+static void
+hg_pg_array_put(hg_pg_array_t *a, const char *bytes, size_t len)
+{
+    char *grown;
+    size_t cap;
+
+    if (a->failed) {
+        return;
+    }
+    if (a->len + len + 1 > a->cap) {
+        cap = a->cap > 0 ? a->cap : 1024;
+        while (a->len + len + 1 > cap) {
+            cap *= 2;
+        }
+        grown = realloc(a->buf, cap);
+        if (grown == NULL) {
+            a->failed = true;
+            return;
+        }
+        a->buf = grown;
+        a->cap = cap;
+    }
+    memcpy(a->buf + a->len, bytes, len);
+    a->len += len;
+    a->buf[a->len] = '\0';
+}
+
+/* Opens the next element: "{" before the first, "," before the others. */
+static void
+hg_pg_array_next(hg_pg_array_t *a)
+{
+    hg_pg_array_put(a, a->len == 0 ? "{" : ",", 1);
+}
+
+/* TEXT (NULL: a NULL) as the next element, quoted, its quotes and
+ * backslashes escaped and a byte that is not UTF-8 replaced by '?' (see
+ * hg_pg_clean). */
+static void
+hg_pg_array_text(hg_pg_array_t *a, const char *text)
+{
+    const unsigned char *u = (const unsigned char *) text;
+    size_t i, n, run = 0;
+
+    hg_pg_array_next(a);
+    if (text == NULL) {
+        hg_pg_array_put(a, "NULL", 4);
+        return;
+    }
+    hg_pg_array_put(a, "\"", 1);
+    for (i = 0; u[i] != '\0'; i += n) {
+        n = hg_pg_utf8_len(u + i);
+        if (n > 0 && u[i] != '"' && u[i] != '\\') {
+            continue;
+        }
+        hg_pg_array_put(a, text + run, i - run);
+        hg_pg_array_put(a, n == 0 ? "?" : u[i] == '"' ? "\\\"" : "\\\\",
+                        n == 0 ? 1 : 2);
+        n = 1;
+        run = i + 1;
+    }
+    hg_pg_array_put(a, text + run, i - run);
+    hg_pg_array_put(a, "\"", 1);
+}
+
+static void
+hg_pg_array_int(hg_pg_array_t *a, int64_t v)
+{
+    char num[24];
+
+    hg_pg_array_next(a);
+    hg_pg_array_put(a, num, (size_t) snprintf(num, sizeof(num), "%" PRId64,
+                                              v));
+}
+
+static void
+hg_pg_array_bool(hg_pg_array_t *a, bool v)
+{
+    hg_pg_array_next(a);
+    hg_pg_array_put(a, v ? "t" : "f", 1);
+}
+
+/* BYTES (NULL: a NULL) as the next element, bytea's hex form. */
+static void
+hg_pg_array_bytes(hg_pg_array_t *a, const void *bytes, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = bytes;
+    char pair[128];
+    size_t i, k = 0;
+
+    hg_pg_array_next(a);
+    if (bytes == NULL) {
+        hg_pg_array_put(a, "NULL", 4);
+        return;
+    }
+    hg_pg_array_put(a, "\"\\\\x", 4);
+    for (i = 0; i < len; i++) {
+        pair[k++] = hex[b[i] >> 4];
+        pair[k++] = hex[b[i] & 0xf];
+        if (k == sizeof(pair)) {
+            hg_pg_array_put(a, pair, k);
+            k = 0;
+        }
+    }
+    hg_pg_array_put(a, pair, k);
+    hg_pg_array_put(a, "\"", 1);
+}
+
+/* Closes the literal ("{}" when empty); whether it could be built. */
+static bool
+hg_pg_array_end(hg_pg_array_t *a)
+{
+    if (a->len == 0) {
+        hg_pg_array_put(a, "{}", 2);
+    } else {
+        hg_pg_array_put(a, "}", 1);
+    }
+    return !a->failed;
+}
+
+static void
+hg_pg_arrays_free(hg_pg_array_t *a, size_t n)
+{
+    while (n > 0) {
+        free(a[--n].buf);
+    }
+}
+
+/*
  * A pipeline of the writer's statements (libpq's pipeline mode): a batch
  * costs a few round trips instead of one per statement. Results are read
  * every HG_PG_PIPE statements, so that the server never waits for us to
@@ -911,7 +1077,6 @@ hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
 typedef struct hg_pg_pipe_s {
     PGconn *conn;
     int n;                                  /* sent, not yet read */
-    hg_store_item_t *items[HG_PG_PIPE];     /* a fast put's, else NULL */
     hg_store_item_t **slow;                 /* fast puts that wrote nothing */
     size_t nslow, capslow;
     bool failed;
@@ -938,14 +1103,32 @@ hg_pg_pipe_fail(hg_pg_pipe_t *pp, const PGresult *res)
     snprintf(pp->state, sizeof(pp->state), "%s", code != NULL ? code : "");
 }
 
-/* Syncs and reads every result sent; a fast put that wrote nothing goes
- * to the slow list. HG_ERROR once anything failed (the first reason in
- * err); the connection is then left as the failure left it. */
+/* ITEM, a fast put that wrote nothing, goes to the slow list. */
+static void
+hg_pg_pipe_slow(hg_pg_pipe_t *pp, hg_store_item_t *item)
+{
+    hg_store_item_t **grown;
+
+    if (pp->nslow == pp->capslow) {
+        pp->capslow = pp->capslow ? pp->capslow * 2 : 16;
+        grown = realloc(pp->slow, pp->capslow * sizeof(*grown));
+        if (grown == NULL) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            pp->failed = true;
+            return;
+        }
+        pp->slow = grown;
+    }
+    pp->slow[pp->nslow++] = item;
+}
+
+/* Syncs and reads every result sent. HG_ERROR once anything failed (the
+ * first reason in err); the connection is then left as the failure left
+ * it. */
 static int
 hg_pg_pipe_read(hg_pg_pipe_t *pp)
 {
     PGresult *res;
-    hg_store_item_t **grown;
     int i;
 
     if (pp->n == 0) {
@@ -963,22 +1146,6 @@ hg_pg_pipe_read(hg_pg_pipe_t *pp)
         }
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             hg_pg_pipe_fail(pp, res);
-        } else if (pp->items[i] != NULL
-                   && strcmp(PQcmdTuples(res), "0") == 0)
-        {
-            if (pp->nslow == pp->capslow) {
-                pp->capslow = pp->capslow ? pp->capslow * 2 : 16;
-                grown = realloc(pp->slow, pp->capslow * sizeof(*grown));
-                if (grown == NULL) {
-                    snprintf(pp->err, pp->errlen, "out of memory");
-                    pp->failed = true;
-                } else {
-                    pp->slow = grown;
-                }
-            }
-            if (pp->nslow < pp->capslow) {
-                pp->slow[pp->nslow++] = pp->items[i];
-            }
         }
         PQclear(res);
         while ((res = PQgetResult(pp->conn)) != NULL) {   /* its end */
@@ -996,10 +1163,9 @@ hg_pg_pipe_read(hg_pg_pipe_t *pp)
     return pp->failed ? HG_ERROR : HG_OK;
 }
 
-/* Sends the prepared statement NAME (ITEM: a fast put's record). */
+/* Sends the prepared statement NAME. */
 static int
-hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
-                hg_store_item_t *item)
+hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p)
 {
     if (pp->n == HG_PG_PIPE && hg_pg_pipe_read(pp) != HG_OK) {
         return HG_ERROR;
@@ -1010,64 +1176,98 @@ hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
         hg_pg_pipe_fail(pp, NULL);
         return HG_ERROR;
     }
-    pp->items[pp->n++] = item;
+    pp->n++;
     return HG_OK;
 }
 
+/* Sends NAME with the N arrays of A (and EXTRA, a last text parameter,
+ * when WITH_EXTRA), unless the first is empty; frees them. */
+static int
+hg_pg_pipe_arrays(hg_pg_pipe_t *pp, const char *name, hg_pg_array_t *a,
+                  size_t n, bool with_extra, const char *extra)
+{
+    hg_pg_params_t p;
+    size_t k;
+    int rc = HG_OK;
+
+    p.n = 0;
+    for (k = 0; k < n; k++) {
+        if (!hg_pg_array_end(&a[k])) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            pp->failed = true;
+            rc = HG_ERROR;
+        }
+        hg_pg_text(&p, a[k].buf);
+    }
+    if (with_extra) {
+        hg_pg_text(&p, extra);
+    }
+    if (rc == HG_OK && strcmp(a[0].buf, "{}") != 0) {
+        rc = hg_pg_pipe_send(pp, name, &p);
+    }
+    hg_pg_arrays_free(a, n);
+    return rc;
+}
+
 /* The job states (STATES, or none) and the statistics' deltas of a
- * transaction, pipelined. */
+ * transaction, pipelined: a statement each, of arrays. */
 static int
 hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_map_t *states, hg_map_t *deltas)
 {
-    hg_pg_params_t p;
+    hg_pg_array_t st[4], sa[9], ba[3];
     size_t i = 0, b;
     const char *key;
     void *value;
 
+    memset(st, 0, sizeof(st));
+    memset(sa, 0, sizeof(sa));
+    memset(ba, 0, sizeof(ba));
     while (states != NULL && hg_map_next(states, &i, &key, &value)) {
-        hg_store_state_t *st = value;
+        hg_store_state_t *state = value;
 
-        p.n = 0;
-        hg_pg_text(&p, st->job_id);
-        hg_pg_int(&p, st->last_fire);
-        hg_pg_text(&p, st->paused ? "t" : "f");
+        hg_pg_array_text(&st[0], state->job_id);
+        hg_pg_array_int(&st[1], state->last_fire);
+        hg_pg_array_bool(&st[2], state->paused);
         /* Alone, every put is the instance's word on the flag. */
-        hg_pg_text(&p, st->pause || pp->instance == NULL ? "t" : "f");
-        hg_pg_text(&p, pp->instance);
-        if (hg_pg_pipe_send(pp, "hg_state", &p, NULL) != HG_OK) {
-            return HG_ERROR;
-        }
+        hg_pg_array_bool(&st[3], state->pause || pp->instance == NULL);
     }
     i = 0;
     while (hg_map_next(deltas, &i, &key, &value)) {
         hg_store_delta_t *delta = value;
 
-        p.n = 0;
-        hg_pg_text(&p, delta->job_id);
-        hg_pg_int(&p, delta->runs);
-        hg_pg_int(&p, delta->successes);
-        hg_pg_int(&p, delta->failures);
-        hg_pg_int(&p, delta->durations);
-        hg_pg_int(&p, delta->duration_sum);
-        hg_pg_int(&p, delta->duration_max);
-        hg_pg_int(&p, delta->last_run);
-        hg_pg_text(&p, delta->has_last
-                       ? hg_exec_status_name(delta->last_status) : NULL);
-        if (hg_pg_pipe_send(pp, "hg_stats", &p, NULL) != HG_OK) {
-            return HG_ERROR;
-        }
+        hg_pg_array_text(&sa[0], delta->job_id);
+        hg_pg_array_int(&sa[1], delta->runs);
+        hg_pg_array_int(&sa[2], delta->successes);
+        hg_pg_array_int(&sa[3], delta->failures);
+        hg_pg_array_int(&sa[4], delta->durations);
+        hg_pg_array_int(&sa[5], delta->duration_sum);
+        hg_pg_array_int(&sa[6], delta->duration_max);
+        hg_pg_array_int(&sa[7], delta->last_run);
+        hg_pg_array_text(&sa[8], delta->has_last
+                         ? hg_exec_status_name(delta->last_status) : NULL);
         for (b = 0; b < delta->nbuckets; b++) {
             if (delta->buckets[b].count == 0) {
                 continue;
             }
-            p.n = 0;
-            hg_pg_text(&p, delta->job_id);
-            hg_pg_int(&p, delta->buckets[b].bucket);
-            hg_pg_int(&p, delta->buckets[b].count);
-            if (hg_pg_pipe_send(pp, "hg_bucket", &p, NULL) != HG_OK) {
-                return HG_ERROR;
-            }
+            hg_pg_array_text(&ba[0], delta->job_id);
+            hg_pg_array_int(&ba[1], delta->buckets[b].bucket);
+            hg_pg_array_int(&ba[2], delta->buckets[b].count);
         }
+    }
+    /* Each frees its arrays, sent or not. */
+    if (hg_pg_pipe_arrays(pp, "hg_state", st, 4, true, pp->instance)
+        != HG_OK)
+    {
+        hg_pg_arrays_free(sa, 9);
+        hg_pg_arrays_free(ba, 3);
+        return HG_ERROR;
+    }
+    if (hg_pg_pipe_arrays(pp, "hg_stats", sa, 9, false, NULL) != HG_OK) {
+        hg_pg_arrays_free(ba, 3);
+        return HG_ERROR;
+    }
+    if (hg_pg_pipe_arrays(pp, "hg_bucket", ba, 3, false, NULL) != HG_OK) {
+        return HG_ERROR;
     }
     return hg_pg_pipe_read(pp);
 }
@@ -1221,64 +1421,6 @@ hg_pg_claim_result(hg_pg_pipe_t *cp, ExecStatusType want, bool *gone)
     return res;
 }
 
-/* A PostgreSQL array literal, built element by element. */
-typedef struct hg_pg_array_s {
-    char *buf;
-    size_t len, cap;
-    bool failed;                            /* out of memory */
-} hg_pg_array_t;
-
-static void
-hg_pg_array_put(hg_pg_array_t *a, const char *text, size_t len)
-{
-    char *grown;
-    size_t cap;
-
-    if (a->failed) {
-        return;
-    }
-    if (a->len + len + 1 > a->cap) {
-        cap = a->cap > 0 ? a->cap : 1024;
-        while (a->len + len + 1 > cap) {
-            cap *= 2;
-        }
-        grown = realloc(a->buf, cap);
-        if (grown == NULL) {
-            a->failed = true;
-            return;
-        }
-        a->buf = grown;
-        a->cap = cap;
-    }
-    memcpy(a->buf + a->len, text, len);
-    a->len += len;
-    a->buf[a->len] = '\0';
-}
-
-/* TEXT as the next element: quoted, its quotes and backslashes escaped. */
-static void
-hg_pg_array_add(hg_pg_array_t *a, const char *text)
-{
-    const char *run;
-
-    hg_pg_array_put(a, a->len == 0 ? "{\"" : ",\"", a->len == 0 ? 2 : 2);
-    for (run = text; *text != '\0'; text++) {
-        if (*text == '"' || *text == '\\') {
-            hg_pg_array_put(a, run, (size_t) (text - run));
-            hg_pg_array_put(a, "\\", 1);
-            run = text;
-        }
-    }
-    hg_pg_array_put(a, run, (size_t) (text - run));
-    hg_pg_array_put(a, "\"", 1);
-}
-
-static void
-hg_pg_array_end(hg_pg_array_t *a)
-{
-    hg_pg_array_put(a, a->len == 0 ? "{}" : "}", a->len == 0 ? 2 : 1);
-}
-
 /*
  * Up to HG_PG_CLAIM_CHUNK claims down the pipeline, in one round trip and
  * ONE statement (arrays, in the chunk's (job, fire time) order: the
@@ -1292,7 +1434,7 @@ hg_pg_claim_chunk(hg_pg_t *d, hg_store_writer_t *w, hg_store_item_t **claims,
                   size_t n, hg_map_t *lost, hg_pg_pipe_t *cp)
 {
     bool define[HG_PG_CLAIM_CHUNK], gone = false;
-    char hash[HG_PG_CLAIM_CHUNK][24], fire[24];
+    char hash[HG_PG_CLAIM_CHUNK][24];
     hg_pg_array_t arr[4];
     const hg_exec_record_t *r;
     const char *holder;
@@ -1305,16 +1447,14 @@ hg_pg_claim_chunk(hg_pg_t *d, hg_store_writer_t *w, hg_store_item_t **claims,
     for (i = 0; i < n; i++) {
         r = &claims[i]->row.r;
         snprintf(hash[i], sizeof(hash[i]), "%016" PRIx64, r->def_hash);
-        snprintf(fire, sizeof(fire), "%" PRId64, r->scheduled_for);
-        hg_pg_array_add(&arr[0], r->job_id);
-        hg_pg_array_add(&arr[1], fire);
-        hg_pg_array_add(&arr[2], r->id);
-        hg_pg_array_add(&arr[3], hash[i]);
+        hg_pg_array_text(&arr[0], r->job_id);
+        hg_pg_array_int(&arr[1], r->scheduled_for);
+        hg_pg_array_text(&arr[2], r->id);
+        hg_pg_array_text(&arr[3], hash[i]);
     }
     p.n = 0;
     for (k = 0; k < 4; k++) {
-        hg_pg_array_end(&arr[k]);
-        if (arr[k].failed) {
+        if (!hg_pg_array_end(&arr[k])) {
             snprintf(cp->err, cp->errlen, "out of memory");
             cp->failed = true;
             goto done;
@@ -1396,9 +1536,7 @@ hg_pg_claim_chunk(hg_pg_t *d, hg_store_writer_t *w, hg_store_item_t **claims,
     }
 
 done:
-    for (k = 0; k < 4; k++) {
-        free(arr[k].buf);
-    }
+    hg_pg_arrays_free(arr, 4);
     return cp->failed ? HG_ERROR : HG_OK;
 }
 
@@ -1468,6 +1606,93 @@ static int hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err,
 static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
                           hg_exec_row_t *row);
 
+#define HG_PG_PUT_CHUNK  256        /* fast puts a statement */
+
+/* The fast puts of ITEMS (N of them) in one statement (hg_put_many);
+ * those that wrote nothing go to the pipe's slow list. */
+static int
+hg_pg_put_many(hg_pg_t *d, hg_pg_pipe_t *pp, hg_store_item_t **items,
+               size_t n)
+{
+    hg_pg_array_t a[HG_PG_NCOLS];
+    const hg_exec_record_t *r;
+    hg_pg_params_t p;
+    hg_map_t written;
+    PGresult *res = NULL;
+    size_t i, k;
+    int row;
+
+    memset(a, 0, sizeof(a));
+    hg_map_init(&written);
+    for (i = 0; i < n; i++) {
+        r = &items[i]->row.r;
+        hg_pg_array_text(&a[0], r->id);
+        hg_pg_array_text(&a[1], r->run_id);
+        hg_pg_array_text(&a[2], r->job_id);
+        hg_pg_array_text(&a[3], hg_exec_status_name(r->status));
+        hg_pg_array_int(&a[4], r->attempt);
+        hg_pg_array_text(&a[5], r->trigger);
+        hg_pg_array_int(&a[6], r->scheduled_for);
+        hg_pg_array_int(&a[7], r->started_at);
+        hg_pg_array_int(&a[8], r->finished_at);
+        hg_pg_array_int(&a[9], r->duration_ms);
+        hg_pg_array_int(&a[10], r->exit_code);
+        hg_pg_array_int(&a[11], r->signo);
+        hg_pg_array_bytes(&a[12], r->output, r->output_len);
+        hg_pg_array_bool(&a[13], r->output_truncated);
+        hg_pg_array_text(&a[14], r->error);
+        hg_pg_array_int(&a[15], r->worker_pid);
+        hg_pg_array_int(&a[16], r->max_rss_kb);
+        hg_pg_array_int(&a[17], r->cpu_user_ms);
+        hg_pg_array_int(&a[18], r->cpu_sys_ms);
+        hg_pg_array_bytes(&a[19], r->payload, r->payload_len);
+        hg_pg_array_int(&a[20], r->priority);
+        hg_pg_array_int(&a[21], r->run_at);
+        hg_pg_array_text(&a[22], r->unique_key);
+        hg_pg_array_int(&a[23], r->retry_at);
+    }
+    p.n = 0;
+    for (k = 0; k < HG_PG_NCOLS; k++) {
+        if (!hg_pg_array_end(&a[k])) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            goto done;
+        }
+        hg_pg_text(&p, a[k].buf);
+    }
+    res = hg_pg_exec_prepared(d, "hg_put_many", &p, PGRES_TUPLES_OK,
+                              pp->err, pp->errlen, pp->state,
+                              sizeof(pp->state));
+    if (res == NULL) {
+        goto done;
+    }
+    for (row = 0; row < PQntuples(res); row++) {
+        if (hg_map_put(&written, PQgetvalue(res, row, 0), res) != HG_OK) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            PQclear(res);
+            res = NULL;
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (hg_map_get(&written, items[i]->row.r.id) == NULL) {
+            hg_pg_pipe_slow(pp, items[i]);
+        }
+    }
+    if (pp->failed) {
+        PQclear(res);
+        res = NULL;
+    }
+
+done:
+    hg_map_free(&written);
+    hg_pg_arrays_free(a, HG_PG_NCOLS);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    PQclear(res);
+    return HG_OK;
+}
+
 /*
  * One transaction of the backend's commit: the records of BATCH in it
  * (LATER: the claims DEFERRED to their preferred claimers, else all the
@@ -1485,10 +1710,10 @@ hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
 {
     hg_pg_pipe_t pp;
     hg_map_t deltas;
-    hg_store_item_t *item;
+    hg_store_item_t *item, **fast = NULL;
     hg_pg_params_t p;
     PGresult *res;
-    size_t i;
+    size_t i, nfast = 0;
     int rc;
     char *state = pp.state;
 
@@ -1505,6 +1730,11 @@ hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
         goto failed;
     }
     pp.conn = d->wconn;                 /* begin may have replaced it */
+    fast = malloc((batch->count > 0 ? batch->count : 1) * sizeof(*fast));
+    if (fast == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto failed;
+    }
     if (PQenterPipelineMode(d->wconn) != 1) {
         hg_pg_pipe_fail(&pp, NULL);
         goto failed;
@@ -1516,14 +1746,16 @@ hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
             continue;                   /* the other transaction's, or
                                            another execution's fire time */
         }
+        if (!item->row.r.shared || d->instance == NULL) {
+            fast[nfast++] = item;
+            continue;
+        }
+        /* A shared one is new: it is inserted or left, never slow. */
         if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
             snprintf(err, errlen, "out of memory");
             goto failed;
         }
-        /* A shared one is new: it is inserted or left, never slow. */
-        rc = item->row.r.shared && d->instance != NULL
-             ? hg_pg_pipe_send(&pp, "hg_put_shared", &p, NULL)
-             : hg_pg_pipe_send(&pp, "hg_put_fast", &p, item);
+        rc = hg_pg_pipe_send(&pp, "hg_put_shared", &p);
         hg_pg_params_free(&p);              /* libpq copied them */
         if (rc != HG_OK) {
             goto failed;
@@ -1534,6 +1766,14 @@ hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     {
         hg_pg_pipe_fail(&pp, NULL);
         goto failed;
+    }
+    for (i = 0; i < nfast; i += HG_PG_PUT_CHUNK) {
+        if (hg_pg_put_many(d, &pp, fast + i, nfast - i < HG_PG_PUT_CHUNK
+                                             ? nfast - i : HG_PG_PUT_CHUNK)
+            != HG_OK)
+        {
+            goto failed;
+        }
     }
     for (i = 0; i < pp.nslow; i++) {
         if (hg_pg_unstat_old(d, &deltas, pp.slow[i]->row.r.id, err, errlen,
@@ -1579,10 +1819,12 @@ hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     if (hg_pg_command(d->wconn, false, "COMMIT", err, errlen) != HG_OK) {
         goto failed;
     }
+    free(fast);
     hg_store_deltas_free(&deltas);
     return HG_STORE_WRITE_OK;
 
 failed:
+    free(fast);
     hg_pg_pipe_end(d, &pp);
     hg_store_deltas_free(&deltas);
     /* What this transaction wrote of our definitions is gone with it. */
