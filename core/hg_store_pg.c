@@ -1847,6 +1847,22 @@ failed:
     return hg_pg_kind(d->wconn, state[0] != '\0' ? state : NULL);
 }
 
+size_t
+hg_store_pg_preferred(const char *job_id, int64_t fire_time, size_t nlive)
+{
+    uint64_t h;
+
+    /* FNV-1a of the job, the fire time mixed in by splitmix64's
+     * finalizer: one job's fire times go round the instances. */
+    h = hg_map_hash(job_id) ^ (uint64_t) fire_time;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return nlive > 0 ? (size_t) (h % nlive) : 0;
+}
+
 /* Whether this instance is the preferred claimer of R's fire time: one of
  * the live instances (as the last lease read them), the same one in each,
  * by a hash of the job and the fire time. Alone, or before the first
@@ -1854,20 +1870,9 @@ failed:
 static bool
 hg_pg_prefer(const hg_pg_t *d, const hg_exec_record_t *r)
 {
-    uint64_t h;
-
-    if (d->nlive <= 1) {
-        return true;
-    }
-    /* FNV-1a of the job, the fire time mixed in by splitmix64's
-     * finalizer: one job's fire times go round the instances. */
-    h = hg_map_hash(r->job_id) ^ (uint64_t) r->scheduled_for;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h % d->nlive == d->self;
+    return d->nlive <= 1
+           || hg_store_pg_preferred(r->job_id, r->scheduled_for, d->nlive)
+              == d->self;
 }
 
 /*
