@@ -14,9 +14,11 @@
  * Three connections, opened together by this process before the threads
  * start, as the sqlite driver opens its three (its open, too, reads and
  * writes synchronously at start: the schema). WCONN is the writer
- * thread's: hg_pg_commit writes one batch in ONE transaction, its
- * statements sent down libpq's pipeline (a few round trips a batch, not
- * one a statement). RCONN
+ * thread's: hg_pg_commit writes one batch in ONE transaction (two in a
+ * cluster, below), its records, claims, job states and statistics as
+ * statements of arrays (unnest), 128 to 256 rows a statement: a one-row
+ * statement costs the executor's start, most of what writing a row
+ * costs. RCONN
  * serves the start-up reads in the caller's thread, then the QUERY tasks
  * on the maintenance thread (and hg_store_claim_fire, a claim outside
  * any record, which the master does not use). MCONN is the maintenance
@@ -39,9 +41,22 @@
  * Cluster (a cluster section): every connection carries the instance's
  * name (libpq options, -c hourglass.instance=NAME). A record that claims
  * its fire time (hg_exec_record_t.claim) is written only if the claim
- * row (job, fire time) is its own: hg_pg_claim upserts the claims of a
+ * row (job, fire time) is its own: hg_pg_claim inserts the claims of a
  * batch first, in (job, fire time) order, in the transaction that then
  * writes the records; a lost one is skipped and said lost to the writer.
+ * A claim already held costs an index read and locks nothing (INSERT ...
+ * ON CONFLICT DO NOTHING, the holder read first). Every instance claims
+ * every fire time, so each fire time has a preferred claimer, a hash of
+ * job and fire time over the live instances the last lease read
+ * (hg_store_pg_preferred): a batch's claims that prefer another instance
+ * are deferred to a second transaction, committed at once after the
+ * first, when the preferred one has mostly committed its claim and the
+ * others lose to a committed row instead of waiting for its transaction
+ * (they used to take turns, each waiting for the one ahead). A deferred
+ * claim that finds none is made: a dead or stopped preferred claimer
+ * costs its fire times one transaction of the others, never more, and
+ * never decides anything -- the unique row does. No thread sleeps for
+ * it and no record waits for another's claim beyond its batch.
  * An execution row's instance is the connection's (the column's
  * default), and start-up recovery reads this instance's rows only. The
  * API's enqueues are recorded with no instance, and the writer thread's
