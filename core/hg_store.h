@@ -554,12 +554,14 @@ extern const hg_store_driver_t hg_store_sqlite_driver;
 #endif
 #if HG_HAVE_POSTGRES
 extern const hg_store_driver_t hg_store_postgres_driver;
-/* The cluster's preferred claimer of JOB_ID's FIRE_TIME among NLIVE live
- * instances: its place among their names in order. Every instance, and
- * the tests, compute the same (hg_store_pg.c). */
-size_t hg_store_pg_preferred(const char *job_id, int64_t fire_time,
-                             size_t nlive);
 #endif
+
+/* A cluster's preferred claimer of JOB_ID's FIRE_TIME among NLIVE live
+ * instances (the postgres driver's; see hg_store_pg.c): its place among
+ * their names in order. Every instance, and the tests, compute the same
+ * from the same names. */
+size_t hg_store_preferred(const char *job_id, int64_t fire_time,
+                          size_t nlive);
 
 
 /* --- for drivers -------------------------------------------------------- */

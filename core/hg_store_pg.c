@@ -48,7 +48,7 @@
  * ON CONFLICT DO NOTHING, the holder read first). Every instance claims
  * every fire time, so each fire time has a preferred claimer, a hash of
  * job and fire time over the live instances the last lease read
- * (hg_store_pg_preferred): a batch's claims that prefer another instance
+ * (hg_store_preferred): a batch's claims that prefer another instance
  * are deferred to a second transaction, committed at once after the
  * first, when the preferred one has mostly committed its claim and the
  * others lose to a committed row instead of waiting for its transaction
@@ -1871,22 +1871,6 @@ failed:
     return hg_pg_kind(d->wconn, state[0] != '\0' ? state : NULL);
 }
 
-size_t
-hg_store_pg_preferred(const char *job_id, int64_t fire_time, size_t nlive)
-{
-    uint64_t h;
-
-    /* FNV-1a of the job, the fire time mixed in by splitmix64's
-     * finalizer: one job's fire times go round the instances. */
-    h = hg_map_hash(job_id) ^ (uint64_t) fire_time;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return nlive > 0 ? (size_t) (h % nlive) : 0;
-}
-
 /* Whether this instance is the preferred claimer of R's fire time: one of
  * the live instances (as the last lease read them), the same one in each,
  * by a hash of the job and the fire time. Alone, or before the first
@@ -1895,7 +1879,7 @@ static bool
 hg_pg_prefer(const hg_pg_t *d, const hg_exec_record_t *r)
 {
     return d->nlive <= 1
-           || hg_store_pg_preferred(r->job_id, r->scheduled_for, d->nlive)
+           || hg_store_preferred(r->job_id, r->scheduled_for, d->nlive)
               == d->self;
 }
 

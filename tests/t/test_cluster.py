@@ -167,7 +167,7 @@ MASK = (1 << 64) - 1
 
 def preferred(job_id, fire_ms, live):
     """The instance of LIVE (names in order) that claims JOB_ID's fire time
-    FIRE_MS first: hg_store_pg_preferred's hash (FNV-1a of the job, the
+    FIRE_MS first: hg_store_preferred's hash (FNV-1a of the job, the
     fire time mixed in by splitmix64's finalizer)."""
     h = 1469598103934665603
     for byte in job_id.encode():

@@ -676,7 +676,7 @@ test_cluster_prefer(void **state)
         buf[i].r.claim = true;
         buf[i].r.def_hash = 7;
         put(a, &buf[i].r);
-        if (hg_store_pg_preferred("job", r.scheduled_for, 3) == 0) {
+        if (hg_store_preferred("job", r.scheduled_for, 3) == 0) {
             snprintf(mine + strlen(mine), sizeof(mine) - strlen(mine),
                      "%s%" PRId64, nmine++ > 0 ? "," : "", r.scheduled_for);
         }
