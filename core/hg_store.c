@@ -4,7 +4,8 @@
  * names, record validation and copying, freeing rows, the duration buckets
  * behind p95, how a record counts in its job's statistics, the lines a
  * writer thread queues for the master to log, the leases of a driver that
- * serves one instance, and `hourglass -t`'s check.
+ * serves one instance, a cluster's preferred claimer of a fire time (a
+ * hash every instance computes alike), and `hourglass -t`'s check.
  *
  * It never does I/O of its own but through a driver, never calls the
  * shared writer (hg_store_writer.c calls it), and holds no state between
@@ -1234,4 +1235,22 @@ hg_store_stats_list_free(hg_store_stats_list_t *list)
     hg_job_stats_rows_free(list->rows, list->n);
     free(list->buckets);
     memset(list, 0, sizeof(*list));
+}
+
+/* --- a cluster's preferred claimer --------------------------------------- */
+
+size_t
+hg_store_preferred(const char *job_id, int64_t fire_time, size_t nlive)
+{
+    uint64_t h;
+
+    /* FNV-1a of the job, the fire time mixed in by splitmix64's
+     * finalizer: one job's fire times go round the instances. */
+    h = hg_map_hash(job_id) ^ (uint64_t) fire_time;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return nlive > 0 ? (size_t) (h % nlive) : 0;
 }

@@ -603,6 +603,13 @@ extern const hg_store_driver_t hg_store_sqlite_driver;
 extern const hg_store_driver_t hg_store_postgres_driver;
 #endif
 
+/* A cluster's preferred claimer of JOB_ID's FIRE_TIME among NLIVE live
+ * instances (the postgres driver's; see hg_store_pg.c): its place among
+ * their names in order. Every instance, and the tests, compute the same
+ * from the same names. */
+size_t hg_store_preferred(const char *job_id, int64_t fire_time,
+                          size_t nlive);
+
 
 /* --- for drivers -------------------------------------------------------- */
 

@@ -14,9 +14,11 @@
  * Three connections, opened together by this process before the threads
  * start, as the sqlite driver opens its three (its open, too, reads and
  * writes synchronously at start: the schema). WCONN is the writer
- * thread's: hg_pg_commit writes one batch in ONE transaction, its
- * statements sent down libpq's pipeline (a few round trips a batch, not
- * one a statement). RCONN
+ * thread's: hg_pg_commit writes one batch in ONE transaction (two in a
+ * cluster, below), its records, claims, job states and statistics as
+ * statements of arrays (unnest), 128 to 256 rows a statement: a one-row
+ * statement costs the executor's start, most of what writing a row
+ * costs. RCONN
  * serves the start-up reads in the caller's thread, then the QUERY tasks
  * on the maintenance thread (and hg_store_claim_fire, a claim outside
  * any record, which the master does not use). MCONN is the maintenance
@@ -39,9 +41,22 @@
  * Cluster (a cluster section): every connection carries the instance's
  * name (libpq options, -c hourglass.instance=NAME). A record that claims
  * its fire time (hg_exec_record_t.claim) is written only if the claim
- * row (job, fire time) is its own: hg_pg_claim upserts the claims of a
+ * row (job, fire time) is its own: hg_pg_claim inserts the claims of a
  * batch first, in (job, fire time) order, in the transaction that then
  * writes the records; a lost one is skipped and said lost to the writer.
+ * A claim already held costs an index read and locks nothing (INSERT ...
+ * ON CONFLICT DO NOTHING, the holder read first). Every instance claims
+ * every fire time, so each fire time has a preferred claimer, a hash of
+ * job and fire time over the live instances the last lease read
+ * (hg_store_preferred): a batch's claims that prefer another instance
+ * are deferred to a second transaction, committed at once after the
+ * first, when the preferred one has mostly committed its claim and the
+ * others lose to a committed row instead of waiting for its transaction
+ * (they used to take turns, each waiting for the one ahead). A deferred
+ * claim that finds none is made: a dead or stopped preferred claimer
+ * costs its fire times one transaction of the others, never more, and
+ * never decides anything -- the unique row does. No thread sleeps for
+ * it and no record waits for another's claim beyond its batch.
  * An execution row's instance is the connection's (the column's
  * default), and start-up recovery reads this instance's rows only. The
  * API's enqueues are recorded with no instance (one with a unique_key
@@ -268,6 +283,14 @@ static const char *const hg_pg_migrations[] = {
     " payload = excluded.payload, priority = excluded.priority," \
     " run_at = excluded.run_at, retry_at = excluded.retry_at"
 
+/* What a fast put overwrites: a queued or running row that keeps its job,
+ * due time and unique key (so counts for nothing in the statistics). */
+#define HG_PG_FAST_WHERE \
+    " WHERE executions.status IN ('queued', 'running')" \
+    " AND executions.job_id = excluded.job_id" \
+    " AND executions.scheduled_for = excluded.scheduled_for" \
+    " AND executions.unique_key IS NOT DISTINCT FROM excluded.unique_key"
+
 #define HG_PG_INSERT \
     "INSERT INTO executions (" HG_PG_COLS_FULL ") VALUES ($1, $2, $3, $4," \
     " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19," \
@@ -303,11 +326,18 @@ static const struct {
     const char *name;
     const char *sql;
 } hg_pg_writer_sql[] = {
-    { "hg_put_fast", HG_PG_INSERT HG_PG_SET_MUTABLE
-      " WHERE executions.status IN ('queued', 'running')"
-      " AND executions.job_id = excluded.job_id"
-      " AND executions.scheduled_for = excluded.scheduled_for"
-      " AND executions.unique_key IS NOT DISTINCT FROM excluded.unique_key" },
+    /* The fast puts of many records (arrays, one element a record, in
+     * the columns' order: one statement costs the executor's start once):
+     * the ids written come back; one not written takes the slow way. */
+    { "hg_put_many", "INSERT INTO executions (" HG_PG_COLS_FULL ")"
+      " SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+      " $4::text[], $5::integer[], $6::text[], $7::bigint[], $8::bigint[],"
+      " $9::bigint[], $10::bigint[], $11::integer[], $12::integer[],"
+      " $13::bytea[], $14::boolean[], $15::text[], $16::integer[],"
+      " $17::bigint[], $18::bigint[], $19::bigint[], $20::bytea[],"
+      " $21::integer[], $22::bigint[], $23::text[], $24::bigint[])"
+      " ON CONFLICT (id) DO UPDATE SET" HG_PG_SET_MUTABLE HG_PG_FAST_WHERE
+      " RETURNING id" },
     { "hg_put", HG_PG_INSERT HG_PG_SET_MUTABLE ", job_id = excluded.job_id,"
       " scheduled_for = excluded.scheduled_for,"
       " unique_key = excluded.unique_key" },
@@ -321,29 +351,54 @@ static const struct {
       " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
       " NULL) ON CONFLICT DO NOTHING" },
     { "hg_exists", "SELECT 1 FROM executions WHERE id = $1" },
-    /* A fire time's claim for $3, made when $4, our digest of the job's
-     * definition, is the one most live instances hold (ties: the one held
+    /* The claims of fire times ($1 jobs, $2 fire times, $3 executions, $4
+     * our digests of the jobs' definitions: arrays, one element a claim),
+     * a row each in the arrays' order: the holder committed before the
+     * statement began (held: another execution, or ours after a COMMIT
+     * whose answer was lost), or else our claim (won), made when our
+     * digest is the one most live instances hold (ok; ties: the one held
      * longest, so that a newcomer with another definition does not take
-     * the job over); no row back when it is not. An existing claim is returned
-     * as it is (and locked until COMMIT): whoever holds it, holds it. */
-    { "hg_claim", "INSERT INTO fire_claims (job_id, fire_time, claimed_at,"
-      " exec_id) SELECT $1, $2, " HG_PG_NOW ", $3 WHERE $4 = (SELECT d.hash"
-      " FROM job_definitions d JOIN instances i ON i.name = d.instance"
-      " WHERE d.job_id = $1 AND NOT i.gone AND i.lease_until > " HG_PG_NOW
-      " GROUP BY d.hash ORDER BY count(*) DESC, min(d.updated_at),"
-      " d.hash LIMIT 1)"
-      " ON CONFLICT (job_id, fire_time) DO UPDATE"
-      " SET exec_id = fire_claims.exec_id RETURNING exec_id" },
+     * the job over). A claim committed while the statement waited for its
+     * transaction is neither: lost. Made in the arrays' order, so that two
+     * instances lock rows in the same order. A held claim costs an index
+     * read (its job's definitions are not read for it), and DO NOTHING,
+     * not DO UPDATE: a loser locks and rewrites no row, so the next loser
+     * does not wait for it too. */
+    { "hg_claim", "WITH r AS (SELECT * FROM unnest($1::text[],"
+      " $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY"
+      " AS r (job_id, fire_time, exec_id, hash, n)),"
+      " held AS (SELECT r.*, (SELECT c.exec_id FROM fire_claims c"
+      " WHERE c.job_id = r.job_id AND c.fire_time = r.fire_time) AS holder"
+      " FROM r),"
+      " free AS (SELECT * FROM held WHERE holder IS NULL),"
+      " maj AS (SELECT j.job_id, m.hash FROM (SELECT DISTINCT job_id"
+      " FROM free) j, LATERAL (SELECT d.hash FROM job_definitions d"
+      " JOIN instances i ON i.name = d.instance WHERE d.job_id = j.job_id"
+      " AND NOT i.gone AND i.lease_until > " HG_PG_NOW " GROUP BY d.hash"
+      " ORDER BY count(*) DESC, min(d.updated_at), d.hash LIMIT 1) m),"
+      " ins AS (INSERT INTO fire_claims (job_id, fire_time, claimed_at,"
+      " exec_id) SELECT f.job_id, f.fire_time, " HG_PG_NOW ", f.exec_id"
+      " FROM free f JOIN maj m ON m.job_id = f.job_id AND m.hash = f.hash"
+      " ORDER BY f.n ON CONFLICT (job_id, fire_time) DO NOTHING"
+      " RETURNING job_id, fire_time, exec_id)"
+      " SELECT r.n, r.holder, m.hash IS NOT DISTINCT FROM r.hash,"
+      " i.exec_id FROM held r LEFT JOIN maj m ON m.job_id = r.job_id"
+      " LEFT JOIN ins i ON i.job_id = r.job_id AND i.fire_time = r.fire_time"
+      " AND i.exec_id = r.exec_id ORDER BY r.n" },
     /* Our digest of job $1's definition ($3; $2 is us). */
     { "hg_define", "INSERT INTO job_definitions (job_id, instance, hash,"
       " updated_at) VALUES ($1, $2, $3, " HG_PG_NOW ") ON CONFLICT (job_id,"
       " instance) DO UPDATE SET hash = excluded.hash, updated_at ="
       " excluded.updated_at WHERE job_definitions.hash <> excluded.hash" },
     /* The cluster's lease ($1 instance, $2 term, $3 lease ms): pushed
-     * ahead, and so locked until COMMIT, only while the term is ours. */
+     * ahead, and so locked until COMMIT, only while the term is ours; with
+     * the names of the live instances, us included, in order, for the
+     * preferred claimer of each fire time (hg_pg_prefer). */
     { "hg_lease", "UPDATE instances SET lease_until = " HG_PG_NOW " + $3,"
       " renewed_at = " HG_PG_NOW " WHERE name = $1 AND term = $2"
-      " RETURNING term" },
+      " RETURNING term, (SELECT string_agg(l.name, ',' ORDER BY l.name)"
+      " FROM instances l WHERE l.name = $1 OR (NOT l.gone"
+      " AND l.lease_until > " HG_PG_NOW "))" },
     /* Peers whose lease lapsed; one another instance is taking over (or
      * renewing now) is skipped. */
     { "hg_lapsed", "SELECT name, " HG_PG_NOW " - lease_until FROM instances"
@@ -359,22 +414,28 @@ static const struct {
       " ORDER BY scheduled_for, id" },
     { "hg_old", "SELECT job_id, status, scheduled_for, started_at,"
       " finished_at, duration_ms FROM executions WHERE id = $1 FOR UPDATE" },
-    /* A job's state: its last fire; the paused flag only when the row is
-     * new. A pause or resume ($4 true) sets the flag too, under a new
-     * version, as ours ($5) -- so a fire recorded here is never taken for
-     * a resume of a peer's pause this instance has not read yet. Alone
-     * ($5 NULL), every put sets the flag, as before; no version. */
+    /* Job states (arrays: $1 jobs, $2 last fires, $3 paused flags, $4
+     * whether the put was a pause or resume): each its last fire; the
+     * paused flag only when the row is new. A pause or resume sets the
+     * flag too, under a new version, as ours ($5) -- so a fire recorded
+     * here is never taken for a resume of a peer's pause this instance has
+     * not read yet. Alone ($5 NULL), every put sets the flag, as before;
+     * no version. In job order: instances writing the same jobs lock
+     * their rows in the same order. */
     { "hg_state", "INSERT INTO job_state (job_id, last_fire, paused,"
-      " version, changed_by) VALUES ($1, $2, $3, CASE WHEN $4::boolean"
-      " AND $5::text IS NOT NULL THEN nextval('job_state_version')"
-      " ELSE 0 END, $5)"
+      " version, changed_by) SELECT s.job_id, s.last_fire, s.paused,"
+      " CASE WHEN s.pause AND $5::text IS NOT NULL"
+      " THEN nextval('job_state_version') ELSE 0 END, $5"
+      " FROM unnest($1::text[], $2::bigint[], $3::boolean[],"
+      " $4::boolean[]) AS s (job_id, last_fire, paused, pause)"
+      " ORDER BY s.job_id"
       " ON CONFLICT (job_id) DO UPDATE SET last_fire = excluded.last_fire,"
-      " paused = CASE WHEN $4::boolean THEN excluded.paused"
-      "   ELSE job_state.paused END,"
-      " version = CASE WHEN $4::boolean THEN excluded.version"
-      "   ELSE job_state.version END,"
-      " changed_by = CASE WHEN $4::boolean THEN excluded.changed_by"
-      "   ELSE job_state.changed_by END" },
+      " paused = CASE WHEN excluded.version > 0 OR $5 IS NULL"
+      "   THEN excluded.paused ELSE job_state.paused END,"
+      " version = CASE WHEN excluded.version > 0 OR $5 IS NULL"
+      "   THEN excluded.version ELSE job_state.version END,"
+      " changed_by = CASE WHEN excluded.version > 0 OR $5 IS NULL"
+      "   THEN excluded.changed_by ELSE job_state.changed_by END" },
     /* Shared queued executions due by the database's clock, up to $2,
      * highest priority first, then the longest due (scheduled_for: its
      * run_at, or when it was enqueued), become ours ($1);
@@ -413,9 +474,29 @@ static const struct {
     /* The pauses and resumes of jobs, with their versions (0: never). */
     { "hg_paused", "SELECT job_id, paused, version FROM job_state"
       " WHERE version > 0 AND changed_by IS DISTINCT FROM $1" },
-    { "hg_stats", HG_PG_STATS_UPSERT },
+    /* The statistics' deltas (arrays, one element a job), added in job
+     * order: instances writing the same jobs lock their rows in the same
+     * order. */
+    { "hg_stats", "INSERT INTO job_stats (job_id, runs, successes,"
+      " failures, durations, duration_sum, duration_max, last_run,"
+      " last_status) SELECT * FROM unnest($1::text[], $2::bigint[],"
+      " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],"
+      " $7::bigint[], $8::bigint[], $9::text[]) AS s ORDER BY 1"
+      " ON CONFLICT (job_id) DO UPDATE SET"
+      " runs = job_stats.runs + excluded.runs,"
+      " successes = job_stats.successes + excluded.successes,"
+      " failures = job_stats.failures + excluded.failures,"
+      " durations = job_stats.durations + excluded.durations,"
+      " duration_sum = job_stats.duration_sum + excluded.duration_sum,"
+      " duration_max = GREATEST(job_stats.duration_max,"
+      "   excluded.duration_max),"
+      " last_status = CASE WHEN excluded.last_status IS NOT NULL"
+      "   AND excluded.last_run >= job_stats.last_run"
+      "   THEN excluded.last_status ELSE job_stats.last_status END,"
+      " last_run = GREATEST(job_stats.last_run, excluded.last_run)" },
     { "hg_bucket", "INSERT INTO job_durations (job_id, bucket, count)"
-      " VALUES ($1, $2, $3) ON CONFLICT (job_id, bucket) DO UPDATE SET"
+      " SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[])"
+      " AS b ORDER BY 1, 2 ON CONFLICT (job_id, bucket) DO UPDATE SET"
       " count = job_durations.count + excluded.count" },
 };
 
@@ -456,6 +537,11 @@ typedef struct hg_pg_s {
     int64_t lead_term;
     json_t *runs;
     int64_t runs_since;
+    /* The writer thread's, from each lease (hg_pg_lease): how many
+     * instances are live, us included, and where we stand among their
+     * names in order (hg_pg_prefer); 0 live: not known yet. */
+    size_t nlive;
+    size_t self;
 } hg_pg_t;
 
 typedef struct hg_pg_def_s {
@@ -726,6 +812,15 @@ hg_pg_writer_ready(hg_pg_t *d, char *err, size_t errlen)
         }
         (void) PQsetNoticeProcessor(d->wconn, hg_pg_notice, NULL);
     }
+    if (!d->w_prepared) {
+        /* The writer's statements take arrays of any length: a plan made
+         * for each execution (a custom plan, which PostgreSQL keeps
+         * choosing for one-element arrays) cost more than the statement
+         * (1.5 ms for the claims'). Their generic plans read by index
+         * whatever the arrays hold. A server before 12 keeps its way. */
+        PQclear(PQexec(d->wconn, "SET plan_cache_mode ="
+                       " force_generic_plan"));
+    }
     for (i = 0; !d->w_prepared && i < HG_NELEMS(hg_pg_writer_sql); i++) {
         res = PQprepare(d->wconn, hg_pg_writer_sql[i].name,
                         hg_pg_writer_sql[i].sql, 0, NULL);
@@ -954,6 +1049,145 @@ hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
 }
 
 /*
+ * A PostgreSQL array literal, built element by element: a statement that
+ * takes arrays (unnest) writes many rows for the executor's start of one,
+ * which is most of what a one-row statement costs.
+ */
+typedef struct hg_pg_array_s {
+    char *buf;
+    size_t len, cap;
+    bool failed;                            /* out of memory */
+} hg_pg_array_t;
+
+static void
+hg_pg_array_put(hg_pg_array_t *a, const char *bytes, size_t len)
+{
+    char *grown;
+    size_t cap;
+
+    if (a->failed) {
+        return;
+    }
+    if (a->len + len + 1 > a->cap) {
+        cap = a->cap > 0 ? a->cap : 1024;
+        while (a->len + len + 1 > cap) {
+            cap *= 2;
+        }
+        grown = realloc(a->buf, cap);
+        if (grown == NULL) {
+            a->failed = true;
+            return;
+        }
+        a->buf = grown;
+        a->cap = cap;
+    }
+    memcpy(a->buf + a->len, bytes, len);
+    a->len += len;
+    a->buf[a->len] = '\0';
+}
+
+/* Opens the next element: "{" before the first, "," before the others. */
+static void
+hg_pg_array_next(hg_pg_array_t *a)
+{
+    hg_pg_array_put(a, a->len == 0 ? "{" : ",", 1);
+}
+
+/* TEXT (NULL: a NULL) as the next element, quoted, its quotes and
+ * backslashes escaped and a byte that is not UTF-8 replaced by '?' (see
+ * hg_pg_clean). */
+static void
+hg_pg_array_text(hg_pg_array_t *a, const char *text)
+{
+    const unsigned char *u = (const unsigned char *) text;
+    size_t i, n, run = 0;
+
+    hg_pg_array_next(a);
+    if (text == NULL) {
+        hg_pg_array_put(a, "NULL", 4);
+        return;
+    }
+    hg_pg_array_put(a, "\"", 1);
+    for (i = 0; u[i] != '\0'; i += n) {
+        n = hg_pg_utf8_len(u + i);
+        if (n > 0 && u[i] != '"' && u[i] != '\\') {
+            continue;
+        }
+        hg_pg_array_put(a, text + run, i - run);
+        hg_pg_array_put(a, n == 0 ? "?" : u[i] == '"' ? "\\\"" : "\\\\",
+                        n == 0 ? 1 : 2);
+        n = 1;
+        run = i + 1;
+    }
+    hg_pg_array_put(a, text + run, i - run);
+    hg_pg_array_put(a, "\"", 1);
+}
+
+static void
+hg_pg_array_int(hg_pg_array_t *a, int64_t v)
+{
+    char num[24];
+
+    hg_pg_array_next(a);
+    hg_pg_array_put(a, num, (size_t) snprintf(num, sizeof(num), "%" PRId64,
+                                              v));
+}
+
+static void
+hg_pg_array_bool(hg_pg_array_t *a, bool v)
+{
+    hg_pg_array_next(a);
+    hg_pg_array_put(a, v ? "t" : "f", 1);
+}
+
+/* BYTES (NULL: a NULL) as the next element, bytea's hex form. */
+static void
+hg_pg_array_bytes(hg_pg_array_t *a, const void *bytes, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = bytes;
+    char pair[128];
+    size_t i, k = 0;
+
+    hg_pg_array_next(a);
+    if (bytes == NULL) {
+        hg_pg_array_put(a, "NULL", 4);
+        return;
+    }
+    hg_pg_array_put(a, "\"\\\\x", 4);
+    for (i = 0; i < len; i++) {
+        pair[k++] = hex[b[i] >> 4];
+        pair[k++] = hex[b[i] & 0xf];
+        if (k == sizeof(pair)) {
+            hg_pg_array_put(a, pair, k);
+            k = 0;
+        }
+    }
+    hg_pg_array_put(a, pair, k);
+    hg_pg_array_put(a, "\"", 1);
+}
+
+/* Closes the literal ("{}" when empty); whether it could be built. */
+static bool
+hg_pg_array_end(hg_pg_array_t *a)
+{
+    if (a->len == 0) {
+        hg_pg_array_put(a, "{}", 2);
+    } else {
+        hg_pg_array_put(a, "}", 1);
+    }
+    return !a->failed;
+}
+
+static void
+hg_pg_arrays_free(hg_pg_array_t *a, size_t n)
+{
+    while (n > 0) {
+        free(a[--n].buf);
+    }
+}
+
+/*
  * A pipeline of the writer's statements (libpq's pipeline mode): a batch
  * costs a few round trips instead of one per statement. Results are read
  * every HG_PG_PIPE statements, so that the server never waits for us to
@@ -965,7 +1199,6 @@ hg_pg_unstat_old(hg_pg_t *d, hg_map_t *deltas, const char *id, char *err,
 typedef struct hg_pg_pipe_s {
     PGconn *conn;
     int n;                                  /* sent, not yet read */
-    hg_store_item_t *items[HG_PG_PIPE];     /* a fast put's, else NULL */
     hg_store_item_t **slow;                 /* fast puts that wrote nothing */
     size_t nslow, capslow;
     bool failed;
@@ -992,14 +1225,32 @@ hg_pg_pipe_fail(hg_pg_pipe_t *pp, const PGresult *res)
     snprintf(pp->state, sizeof(pp->state), "%s", code != NULL ? code : "");
 }
 
-/* Syncs and reads every result sent; a fast put that wrote nothing goes
- * to the slow list. HG_ERROR once anything failed (the first reason in
- * err); the connection is then left as the failure left it. */
+/* ITEM, a fast put that wrote nothing, goes to the slow list. */
+static void
+hg_pg_pipe_slow(hg_pg_pipe_t *pp, hg_store_item_t *item)
+{
+    hg_store_item_t **grown;
+
+    if (pp->nslow == pp->capslow) {
+        pp->capslow = pp->capslow ? pp->capslow * 2 : 16;
+        grown = realloc(pp->slow, pp->capslow * sizeof(*grown));
+        if (grown == NULL) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            pp->failed = true;
+            return;
+        }
+        pp->slow = grown;
+    }
+    pp->slow[pp->nslow++] = item;
+}
+
+/* Syncs and reads every result sent. HG_ERROR once anything failed (the
+ * first reason in err); the connection is then left as the failure left
+ * it. */
 static int
 hg_pg_pipe_read(hg_pg_pipe_t *pp)
 {
     PGresult *res;
-    hg_store_item_t **grown;
     int i;
 
     if (pp->n == 0) {
@@ -1017,22 +1268,6 @@ hg_pg_pipe_read(hg_pg_pipe_t *pp)
         }
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             hg_pg_pipe_fail(pp, res);
-        } else if (pp->items[i] != NULL
-                   && strcmp(PQcmdTuples(res), "0") == 0)
-        {
-            if (pp->nslow == pp->capslow) {
-                pp->capslow = pp->capslow ? pp->capslow * 2 : 16;
-                grown = realloc(pp->slow, pp->capslow * sizeof(*grown));
-                if (grown == NULL) {
-                    snprintf(pp->err, pp->errlen, "out of memory");
-                    pp->failed = true;
-                } else {
-                    pp->slow = grown;
-                }
-            }
-            if (pp->nslow < pp->capslow) {
-                pp->slow[pp->nslow++] = pp->items[i];
-            }
         }
         PQclear(res);
         while ((res = PQgetResult(pp->conn)) != NULL) {   /* its end */
@@ -1050,10 +1285,9 @@ hg_pg_pipe_read(hg_pg_pipe_t *pp)
     return pp->failed ? HG_ERROR : HG_OK;
 }
 
-/* Sends the prepared statement NAME (ITEM: a fast put's record). */
+/* Sends the prepared statement NAME. */
 static int
-hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
-                hg_store_item_t *item)
+hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p)
 {
     if (pp->n == HG_PG_PIPE && hg_pg_pipe_read(pp) != HG_OK) {
         return HG_ERROR;
@@ -1064,64 +1298,98 @@ hg_pg_pipe_send(hg_pg_pipe_t *pp, const char *name, const hg_pg_params_t *p,
         hg_pg_pipe_fail(pp, NULL);
         return HG_ERROR;
     }
-    pp->items[pp->n++] = item;
+    pp->n++;
     return HG_OK;
 }
 
-/* The job states and the statistics' deltas of a batch, pipelined. */
+/* Sends NAME with the N arrays of A (and EXTRA, a last text parameter,
+ * when WITH_EXTRA), unless the first is empty; frees them. */
 static int
-hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_store_batch_t *batch,
-                hg_map_t *deltas)
+hg_pg_pipe_arrays(hg_pg_pipe_t *pp, const char *name, hg_pg_array_t *a,
+                  size_t n, bool with_extra, const char *extra)
 {
     hg_pg_params_t p;
+    size_t k;
+    int rc = HG_OK;
+
+    p.n = 0;
+    for (k = 0; k < n; k++) {
+        if (!hg_pg_array_end(&a[k])) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            pp->failed = true;
+            rc = HG_ERROR;
+        }
+        hg_pg_text(&p, a[k].buf);
+    }
+    if (with_extra) {
+        hg_pg_text(&p, extra);
+    }
+    if (rc == HG_OK && strcmp(a[0].buf, "{}") != 0) {
+        rc = hg_pg_pipe_send(pp, name, &p);
+    }
+    hg_pg_arrays_free(a, n);
+    return rc;
+}
+
+/* The job states (STATES, or none) and the statistics' deltas of a
+ * transaction, pipelined: a statement each, of arrays. */
+static int
+hg_pg_pipe_rest(hg_pg_pipe_t *pp, const hg_map_t *states, hg_map_t *deltas)
+{
+    hg_pg_array_t st[4], sa[9], ba[3];
     size_t i = 0, b;
     const char *key;
     void *value;
 
-    while (hg_map_next(&batch->states, &i, &key, &value)) {
-        hg_store_state_t *st = value;
+    memset(st, 0, sizeof(st));
+    memset(sa, 0, sizeof(sa));
+    memset(ba, 0, sizeof(ba));
+    while (states != NULL && hg_map_next(states, &i, &key, &value)) {
+        hg_store_state_t *state = value;
 
-        p.n = 0;
-        hg_pg_text(&p, st->job_id);
-        hg_pg_int(&p, st->last_fire);
-        hg_pg_text(&p, st->paused ? "t" : "f");
+        hg_pg_array_text(&st[0], state->job_id);
+        hg_pg_array_int(&st[1], state->last_fire);
+        hg_pg_array_bool(&st[2], state->paused);
         /* Alone, every put is the instance's word on the flag. */
-        hg_pg_text(&p, st->pause || pp->instance == NULL ? "t" : "f");
-        hg_pg_text(&p, pp->instance);
-        if (hg_pg_pipe_send(pp, "hg_state", &p, NULL) != HG_OK) {
-            return HG_ERROR;
-        }
+        hg_pg_array_bool(&st[3], state->pause || pp->instance == NULL);
     }
     i = 0;
     while (hg_map_next(deltas, &i, &key, &value)) {
         hg_store_delta_t *delta = value;
 
-        p.n = 0;
-        hg_pg_text(&p, delta->job_id);
-        hg_pg_int(&p, delta->runs);
-        hg_pg_int(&p, delta->successes);
-        hg_pg_int(&p, delta->failures);
-        hg_pg_int(&p, delta->durations);
-        hg_pg_int(&p, delta->duration_sum);
-        hg_pg_int(&p, delta->duration_max);
-        hg_pg_int(&p, delta->last_run);
-        hg_pg_text(&p, delta->has_last
-                       ? hg_exec_status_name(delta->last_status) : NULL);
-        if (hg_pg_pipe_send(pp, "hg_stats", &p, NULL) != HG_OK) {
-            return HG_ERROR;
-        }
+        hg_pg_array_text(&sa[0], delta->job_id);
+        hg_pg_array_int(&sa[1], delta->runs);
+        hg_pg_array_int(&sa[2], delta->successes);
+        hg_pg_array_int(&sa[3], delta->failures);
+        hg_pg_array_int(&sa[4], delta->durations);
+        hg_pg_array_int(&sa[5], delta->duration_sum);
+        hg_pg_array_int(&sa[6], delta->duration_max);
+        hg_pg_array_int(&sa[7], delta->last_run);
+        hg_pg_array_text(&sa[8], delta->has_last
+                         ? hg_exec_status_name(delta->last_status) : NULL);
         for (b = 0; b < delta->nbuckets; b++) {
             if (delta->buckets[b].count == 0) {
                 continue;
             }
-            p.n = 0;
-            hg_pg_text(&p, delta->job_id);
-            hg_pg_int(&p, delta->buckets[b].bucket);
-            hg_pg_int(&p, delta->buckets[b].count);
-            if (hg_pg_pipe_send(pp, "hg_bucket", &p, NULL) != HG_OK) {
-                return HG_ERROR;
-            }
+            hg_pg_array_text(&ba[0], delta->job_id);
+            hg_pg_array_int(&ba[1], delta->buckets[b].bucket);
+            hg_pg_array_int(&ba[2], delta->buckets[b].count);
         }
+    }
+    /* Each frees its arrays, sent or not. */
+    if (hg_pg_pipe_arrays(pp, "hg_state", st, 4, true, pp->instance)
+        != HG_OK)
+    {
+        hg_pg_arrays_free(sa, 9);
+        hg_pg_arrays_free(ba, 3);
+        return HG_ERROR;
+    }
+    if (hg_pg_pipe_arrays(pp, "hg_stats", sa, 9, false, NULL) != HG_OK) {
+        hg_pg_arrays_free(ba, 3);
+        return HG_ERROR;
+    }
+    if (hg_pg_pipe_arrays(pp, "hg_bucket", ba, 3, false, NULL) != HG_OK) {
+        return HG_ERROR;
     }
     return hg_pg_pipe_read(pp);
 }
@@ -1275,104 +1543,143 @@ hg_pg_claim_result(hg_pg_pipe_t *cp, ExecStatusType want, bool *gone)
     return res;
 }
 
-/* Up to HG_PG_CLAIM_CHUNK claims down the pipeline, in one round trip:
- * each preceded by its job's definition when not written yet; those lost
- * (another execution holds the fire time, or our definition is not the
- * cluster's) go into LOST and are said lost to the writer. */
+/*
+ * Up to HG_PG_CLAIM_CHUNK claims down the pipeline, in one round trip and
+ * ONE statement (arrays, in the chunk's (job, fire time) order: the
+ * statement's per-row cost is the executor's start, not the row): each
+ * job's definition first when not written yet; those lost (another
+ * execution holds the fire time, or our definition is not the cluster's)
+ * go into LOST and are said lost to the writer.
+ */
 static int
 hg_pg_claim_chunk(hg_pg_t *d, hg_store_writer_t *w, hg_store_item_t **claims,
                   size_t n, hg_map_t *lost, hg_pg_pipe_t *cp)
 {
     bool define[HG_PG_CLAIM_CHUNK], gone = false;
     char hash[HG_PG_CLAIM_CHUNK][24];
+    hg_pg_array_t arr[4];
     const hg_exec_record_t *r;
     const char *holder;
     hg_pg_params_t p;
-    PGresult *res;
-    size_t i;
+    PGresult *res = NULL;
+    size_t i, k;
+    int row;
 
-    if (PQenterPipelineMode(d->wconn) != 1) {
-        hg_pg_pipe_fail(cp, NULL);
-        return HG_ERROR;
-    }
+    memset(arr, 0, sizeof(arr));
     for (i = 0; i < n; i++) {
         r = &claims[i]->row.r;
         snprintf(hash[i], sizeof(hash[i]), "%016" PRIx64, r->def_hash);
+        hg_pg_array_text(&arr[0], r->job_id);
+        hg_pg_array_int(&arr[1], r->scheduled_for);
+        hg_pg_array_text(&arr[2], r->id);
+        hg_pg_array_text(&arr[3], hash[i]);
+    }
+    p.n = 0;
+    for (k = 0; k < 4; k++) {
+        if (!hg_pg_array_end(&arr[k])) {
+            snprintf(cp->err, cp->errlen, "out of memory");
+            cp->failed = true;
+            goto done;
+        }
+        hg_pg_text(&p, arr[k].buf);
+    }
+    if (PQenterPipelineMode(d->wconn) != 1) {
+        hg_pg_pipe_fail(cp, NULL);
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        hg_pg_params_t dp;
+
+        r = &claims[i]->row.r;
         define[i] = hg_pg_define_due(d, r);
         if (define[i]) {
-            hg_pg_define_params(&p, d, r, hash[i]);
-            if (PQsendQueryPrepared(d->wconn, "hg_define", p.n, p.values,
-                                    p.lengths, p.formats, 0) != 1)
+            hg_pg_define_params(&dp, d, r, hash[i]);
+            if (PQsendQueryPrepared(d->wconn, "hg_define", dp.n, dp.values,
+                                    dp.lengths, dp.formats, 0) != 1)
             {
                 hg_pg_pipe_fail(cp, NULL);
-                return HG_ERROR;
+                goto done;
             }
         }
-        p.n = 0;
-        hg_pg_text(&p, r->job_id);
-        hg_pg_int(&p, r->scheduled_for);
-        hg_pg_text(&p, r->id);
-        hg_pg_text(&p, hash[i]);
-        if (PQsendQueryPrepared(d->wconn, "hg_claim", p.n, p.values,
-                                p.lengths, p.formats, 0) != 1)
-        {
-            hg_pg_pipe_fail(cp, NULL);
-            return HG_ERROR;
-        }
     }
-    if (PQpipelineSync(d->wconn) != 1) {
+    if (PQsendQueryPrepared(d->wconn, "hg_claim", p.n, p.values, p.lengths,
+                            p.formats, 0) != 1
+        || PQpipelineSync(d->wconn) != 1)
+    {
         hg_pg_pipe_fail(cp, NULL);
-        return HG_ERROR;
+        goto done;
     }
     for (i = 0; i < n && !gone; i++) {
-        r = &claims[i]->row.r;
         if (define[i]) {
             PQclear(hg_pg_claim_result(cp, PGRES_COMMAND_OK, &gone));
-            if (gone) {
-                break;
-            }
         }
+    }
+    if (!gone) {
         res = hg_pg_claim_result(cp, PGRES_TUPLES_OK, &gone);
-        if (res == NULL) {
-            continue;                   /* aborted: read to the sync */
+    }
+    if (res != NULL && (size_t) PQntuples(res) != n) {
+        snprintf(cp->err, cp->errlen, "%zu claims read %d rows", n,
+                 PQntuples(res));
+        cp->failed = true;
+    }
+    /* Row i: claims[i] (the rows come in the arrays' order). Ours if made
+     * now, or made by this execution before; else lost (a NULL reads as
+     * ""). Whether our definition is the cluster's is known only when the
+     * claim was tried (none was held). */
+    for (row = 0; res != NULL && !cp->failed && row < PQntuples(res); row++) {
+        r = &claims[row]->row.r;
+        if (PQgetisnull(res, row, 1)) {
+            hg_pg_odd(d, w, r, hash[row],
+                      strcmp(PQgetvalue(res, row, 2), "t") != 0);
         }
-        hg_pg_odd(d, w, r, hash[i], PQntuples(res) == 0);
-        holder = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-                 ? PQgetvalue(res, 0, 0) : "";
+        holder = !PQgetisnull(res, row, 3) ? PQgetvalue(res, row, 3)
+                                           : PQgetvalue(res, row, 1);
         if (strcmp(holder, r->id) != 0
-            && (hg_map_put(lost, r->id, claims[i]) != HG_OK
+            && (hg_map_put(lost, r->id, claims[row]) != HG_OK
                 || hg_store_writer_lose(w, r->id) != HG_OK))
         {
             snprintf(cp->err, cp->errlen, "out of memory");
             cp->failed = true;
         }
-        PQclear(res);
     }
+    PQclear(res);
     if (gone) {
-        return HG_ERROR;
+        goto done;                      /* the failure is kept in CP */
     }
     res = PQgetResult(d->wconn);
     if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
         hg_pg_pipe_fail(cp, res);
         PQclear(res);
-        return HG_ERROR;
+        goto done;
     }
     PQclear(res);
     if (PQexitPipelineMode(d->wconn) != 1) {
         hg_pg_pipe_fail(cp, NULL);
-        return HG_ERROR;
     }
+
+done:
+    hg_pg_arrays_free(arr, 4);
     return cp->failed ? HG_ERROR : HG_OK;
 }
 
+/* Whether ITEM goes in the later transaction of its batch (a claim left
+ * to its fire time's preferred claimer first). */
+static bool
+hg_pg_later(const hg_map_t *deferred, const hg_store_item_t *item)
+{
+    return deferred->count > 0
+           && hg_map_get(deferred, item->row.r.id) != NULL;
+}
+
 /* In the transaction open on wconn: the claim of every claiming record of
- * BATCH; those whose fire time another execution holds, or whose job's
+ * BATCH in this transaction (LATER: the deferred ones, else the others);
+ * those whose fire time another execution holds, or whose job's
  * definition here is not the cluster's, go into LOST (and are said lost
  * to the writer). */
 static int
 hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
-            hg_map_t *lost, char *err, size_t errlen, char *state,
-            size_t statelen)
+            const hg_map_t *deferred, bool later, hg_map_t *lost, char *err,
+            size_t errlen, char *state, size_t statelen)
 {
     hg_store_item_t *item, **claims = NULL;
     hg_pg_pipe_t cp;
@@ -1380,7 +1687,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     int rc = HG_OK;
 
     for (item = batch->head; item != NULL; item = item->next) {
-        n += item->row.r.claim;
+        n += item->row.r.claim && hg_pg_later(deferred, item) == later;
     }
     if (n == 0) {
         return HG_OK;
@@ -1392,7 +1699,7 @@ hg_pg_claim(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
     }
     n = 0;
     for (item = batch->head; item != NULL; item = item->next) {
-        if (item->row.r.claim) {
+        if (item->row.r.claim && hg_pg_later(deferred, item) == later) {
             claims[n++] = item;
         }
     }
@@ -1422,9 +1729,97 @@ static const char *hg_pg_str(const PGresult *res, int row, int col);
 static int hg_pg_read_row(hg_pg_t *d, const PGresult *res, int i,
                           hg_exec_row_t *row);
 
+#define HG_PG_PUT_CHUNK  256        /* fast puts a statement */
+
+/* The fast puts of ITEMS (N of them) in one statement (hg_put_many);
+ * those that wrote nothing go to the pipe's slow list. */
+static int
+hg_pg_put_many(hg_pg_t *d, hg_pg_pipe_t *pp, hg_store_item_t **items,
+               size_t n)
+{
+    hg_pg_array_t a[HG_PG_NCOLS];
+    const hg_exec_record_t *r;
+    hg_pg_params_t p;
+    hg_map_t written;
+    PGresult *res = NULL;
+    size_t i, k;
+    int row;
+
+    memset(a, 0, sizeof(a));
+    hg_map_init(&written);
+    for (i = 0; i < n; i++) {
+        r = &items[i]->row.r;
+        hg_pg_array_text(&a[0], r->id);
+        hg_pg_array_text(&a[1], r->run_id);
+        hg_pg_array_text(&a[2], r->job_id);
+        hg_pg_array_text(&a[3], hg_exec_status_name(r->status));
+        hg_pg_array_int(&a[4], r->attempt);
+        hg_pg_array_text(&a[5], r->trigger);
+        hg_pg_array_int(&a[6], r->scheduled_for);
+        hg_pg_array_int(&a[7], r->started_at);
+        hg_pg_array_int(&a[8], r->finished_at);
+        hg_pg_array_int(&a[9], r->duration_ms);
+        hg_pg_array_int(&a[10], r->exit_code);
+        hg_pg_array_int(&a[11], r->signo);
+        hg_pg_array_bytes(&a[12], r->output, r->output_len);
+        hg_pg_array_bool(&a[13], r->output_truncated);
+        hg_pg_array_text(&a[14], r->error);
+        hg_pg_array_int(&a[15], r->worker_pid);
+        hg_pg_array_int(&a[16], r->max_rss_kb);
+        hg_pg_array_int(&a[17], r->cpu_user_ms);
+        hg_pg_array_int(&a[18], r->cpu_sys_ms);
+        hg_pg_array_bytes(&a[19], r->payload, r->payload_len);
+        hg_pg_array_int(&a[20], r->priority);
+        hg_pg_array_int(&a[21], r->run_at);
+        hg_pg_array_text(&a[22], r->unique_key);
+        hg_pg_array_int(&a[23], r->retry_at);
+    }
+    p.n = 0;
+    for (k = 0; k < HG_PG_NCOLS; k++) {
+        if (!hg_pg_array_end(&a[k])) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            goto done;
+        }
+        hg_pg_text(&p, a[k].buf);
+    }
+    res = hg_pg_exec_prepared(d, "hg_put_many", &p, PGRES_TUPLES_OK,
+                              pp->err, pp->errlen, pp->state,
+                              sizeof(pp->state));
+    if (res == NULL) {
+        goto done;
+    }
+    for (row = 0; row < PQntuples(res); row++) {
+        if (hg_map_put(&written, PQgetvalue(res, row, 0), res) != HG_OK) {
+            snprintf(pp->err, pp->errlen, "out of memory");
+            PQclear(res);
+            res = NULL;
+            goto done;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (hg_map_get(&written, items[i]->row.r.id) == NULL) {
+            hg_pg_pipe_slow(pp, items[i]);
+        }
+    }
+    if (pp->failed) {
+        PQclear(res);
+        res = NULL;
+    }
+
+done:
+    hg_map_free(&written);
+    hg_pg_arrays_free(a, HG_PG_NCOLS);
+    if (res == NULL) {
+        return HG_ERROR;
+    }
+    PQclear(res);
+    return HG_OK;
+}
+
 /*
- * The backend's commit (writer thread): everything in BATCH in one
- * transaction, or nothing and the reason in err. The fast puts go down a
+ * One transaction of the backend's commit: the records of BATCH in it
+ * (LATER: the claims DEFERRED to their preferred claimers, else all the
+ * others), and the job states with the last. The fast puts go down a
  * pipeline; those that wrote nothing (a final row overwritten, a key
  * changed) take the slow way one by one: the old row out of the
  * statistics, then the put. Every record then counts in its job's
@@ -1535,16 +1930,16 @@ hg_pg_put_all_keyed(hg_pg_t *d, hg_store_writer_t *w,
 }
 
 static hg_store_write_t
-hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
-             char *err, size_t errlen)
+hg_pg_pass(hg_pg_t *d, hg_store_writer_t *w, const hg_store_batch_t *batch,
+           const hg_map_t *deferred, bool later, hg_map_t *lost, char *err,
+           size_t errlen)
 {
-    hg_pg_t *d = be;
     hg_pg_pipe_t pp;
-    hg_map_t deltas, lost;
-    hg_store_item_t *item;
+    hg_map_t deltas;
+    hg_store_item_t *item, **fast = NULL;
     hg_pg_params_t p;
     PGresult *res;
-    size_t i;
+    size_t i, nfast = 0;
     int rc;
     char *state = pp.state;
 
@@ -1553,34 +1948,43 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     pp.errlen = errlen;
     pp.instance = d->instance;
     hg_map_init(&deltas);
-    hg_map_init(&lost);
     if (hg_pg_writer_begin(d, err, errlen) != HG_OK
         || hg_pg_lease(d, w, err, errlen, state, sizeof(pp.state)) != HG_OK
-        || hg_pg_claim(d, w, batch, &lost, err, errlen, state,
-                       sizeof(pp.state)) != HG_OK)
+        || hg_pg_claim(d, w, batch, deferred, later, lost, err, errlen,
+                       state, sizeof(pp.state)) != HG_OK)
     {
         goto failed;
     }
     pp.conn = d->wconn;                 /* begin may have replaced it */
+    fast = malloc((batch->count > 0 ? batch->count : 1) * sizeof(*fast));
+    if (fast == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto failed;
+    }
     if (PQenterPipelineMode(d->wconn) != 1) {
         hg_pg_pipe_fail(&pp, NULL);
         goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
-        if (hg_map_get(&lost, item->row.r.id) != NULL) {
-            continue;                   /* another execution's fire time */
+        if (hg_pg_later(deferred, item) != later
+            || hg_map_get(lost, item->row.r.id) != NULL)
+        {
+            continue;                   /* the other transaction's, or
+                                           another execution's fire time */
         }
         if (hg_pg_keyed(d, &item->row.r)) {
             continue;                   /* after the pipeline */
         }
+        if (!item->row.r.shared || d->instance == NULL) {
+            fast[nfast++] = item;
+            continue;
+        }
+        /* A shared one is new: it is inserted or left, never slow. */
         if (hg_pg_put_params(&p, &item->row.r) != HG_OK) {
             snprintf(err, errlen, "out of memory");
             goto failed;
         }
-        /* A shared one is new: it is inserted or left, never slow. */
-        rc = item->row.r.shared && d->instance != NULL
-             ? hg_pg_pipe_send(&pp, "hg_put_shared", &p, NULL)
-             : hg_pg_pipe_send(&pp, "hg_put_fast", &p, item);
+        rc = hg_pg_pipe_send(&pp, "hg_put_shared", &p);
         hg_pg_params_free(&p);              /* libpq copied them */
         if (rc != HG_OK) {
             goto failed;
@@ -1591,6 +1995,14 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
     {
         hg_pg_pipe_fail(&pp, NULL);
         goto failed;
+    }
+    for (i = 0; i < nfast; i += HG_PG_PUT_CHUNK) {
+        if (hg_pg_put_many(d, &pp, fast + i, nfast - i < HG_PG_PUT_CHUNK
+                                             ? nfast - i : HG_PG_PUT_CHUNK)
+            != HG_OK)
+        {
+            goto failed;
+        }
     }
     for (i = 0; i < pp.nslow; i++) {
         if (hg_pg_unstat_old(d, &deltas, pp.slow[i]->row.r.id, err, errlen,
@@ -1610,13 +2022,16 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         }
         PQclear(res);
     }
-    if (hg_pg_put_all_keyed(d, w, batch, &lost, err, errlen, state,
-                            sizeof(pp.state)) != HG_OK)
+    /* Keyed ones are never claims: the first transaction's. */
+    if (!later && hg_pg_put_all_keyed(d, w, batch, lost, err, errlen, state,
+                                      sizeof(pp.state)) != HG_OK)
     {
         goto failed;
     }
     for (item = batch->head; item != NULL; item = item->next) {
-        if (hg_map_get(&lost, item->row.r.id) != NULL) {
+        if (hg_pg_later(deferred, item) != later
+            || hg_map_get(lost, item->row.r.id) != NULL)
+        {
             continue;
         }
         if (hg_store_delta_apply(&deltas, &item->row.r, 1) != HG_OK) {
@@ -1628,21 +2043,25 @@ hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
         hg_pg_pipe_fail(&pp, NULL);
         goto failed;
     }
-    if (hg_pg_pipe_rest(&pp, batch, &deltas) != HG_OK) {
+    /* The job states with the last transaction: a restart that finds a
+     * fire time done finds its claim decided too. */
+    if (hg_pg_pipe_rest(&pp, later || deferred->count == 0
+                             ? &batch->states : NULL, &deltas) != HG_OK)
+    {
         goto failed;
     }
     hg_pg_pipe_end(d, &pp);
     if (hg_pg_command(d->wconn, false, "COMMIT", err, errlen) != HG_OK) {
         goto failed;
     }
+    free(fast);
     hg_store_deltas_free(&deltas);
-    hg_map_free(&lost);
     return HG_STORE_WRITE_OK;
 
 failed:
+    free(fast);
     hg_pg_pipe_end(d, &pp);
     hg_store_deltas_free(&deltas);
-    hg_map_free(&lost);
     /* What this transaction wrote of our definitions is gone with it. */
     hg_map_free_values(&d->defined);
     hg_map_init(&d->defined);
@@ -1661,6 +2080,67 @@ failed:
         }
     }
     return hg_pg_kind(d->wconn, state[0] != '\0' ? state : NULL);
+}
+
+/* Whether this instance is the preferred claimer of R's fire time: one of
+ * the live instances (as the last lease read them), the same one in each,
+ * by a hash of the job and the fire time. Alone, or before the first
+ * lease, every fire time is ours to claim at once. */
+static bool
+hg_pg_prefer(const hg_pg_t *d, const hg_exec_record_t *r)
+{
+    return d->nlive <= 1
+           || hg_store_preferred(r->job_id, r->scheduled_for, d->nlive)
+              == d->self;
+}
+
+/*
+ * The backend's commit (writer thread): everything in BATCH, or nothing
+ * and the reason in err. In a cluster of several live instances, the
+ * claims whose fire time prefers another instance (hg_pg_prefer) are
+ * deferred: a first transaction writes everything else, a second one,
+ * at once after it, the deferred claims and their records (those won)
+ * and the job states. By then the preferred claimer has usually
+ * committed its claim, and a deferred one loses to a committed row
+ * without waiting; each fire time's claim is still decided by its row
+ * alone. A failure of either is the batch's: it is retried whole, and
+ * what the first committed is written again to the same effect (its
+ * claims are found ours).
+ */
+static hg_store_write_t
+hg_pg_commit(void *be, hg_store_writer_t *w, const hg_store_batch_t *batch,
+             char *err, size_t errlen)
+{
+    hg_pg_t *d = be;
+    hg_map_t deferred, lost;
+    hg_store_item_t *item;
+    hg_store_write_t rc = HG_STORE_WRITE_OK;
+    size_t first = 0;
+
+    hg_map_init(&deferred);
+    hg_map_init(&lost);
+    for (item = batch->head; item != NULL; item = item->next) {
+        if (item->row.r.claim && !hg_pg_prefer(d, &item->row.r)) {
+            if (hg_map_put(&deferred, item->row.r.id, item) != HG_OK) {
+                snprintf(err, errlen, "out of memory");
+                rc = HG_STORE_WRITE_FAILED;
+                goto done;
+            }
+        } else {
+            first++;
+        }
+    }
+    if (first > 0 || deferred.count == 0) {
+        rc = hg_pg_pass(d, w, batch, &deferred, false, &lost, err, errlen);
+    }
+    if (rc == HG_STORE_WRITE_OK && deferred.count > 0) {
+        rc = hg_pg_pass(d, w, batch, &deferred, true, &lost, err, errlen);
+    }
+
+done:
+    hg_map_free(&deferred);
+    hg_map_free(&lost);
+    return rc;
 }
 
 /* --- the cluster's lease ------------------------------------------------- */
@@ -1696,6 +2176,32 @@ hg_pg_writer_rollback(hg_pg_t *d)
     }
 }
 
+/* The live instances' names as the lease read them ("a,b,c", in order,
+ * us among them): how many, and our place. */
+static void
+hg_pg_live(hg_pg_t *d, const char *names)
+{
+    size_t len = strlen(d->instance), n = 0;
+    const char *p = names, *end;
+
+    d->self = 0;
+    for (;;) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        if ((size_t) (end - p) == len && memcmp(p, d->instance, len) == 0) {
+            d->self = n;
+        }
+        n++;
+        if (*end == '\0') {
+            break;
+        }
+        p = end + 1;
+    }
+    d->nlive = n;
+}
+
 /* In the transaction open on wconn: the lease pushed ahead, or HG_ERROR
  * (fenced: said to the writer; or the statement failed). */
 static int
@@ -1719,6 +2225,9 @@ hg_pg_lease(hg_pg_t *d, hg_store_writer_t *w, char *err, size_t errlen,
         return HG_ERROR;
     }
     held = PQntuples(res) == 1;
+    if (held) {
+        hg_pg_live(d, PQgetvalue(res, 0, 1));
+    }
     PQclear(res);
     if (!held) {
         snprintf(err, errlen, "cluster: instance \"%s\" no longer holds "

@@ -5,7 +5,8 @@
  * field round trips (bytes with NULs included), statistics move as a
  * record's status does, the reads the admin API and recovery use, the
  * API's jobs, retention cleanup, text that is not UTF-8, the schema
- * created once and a newer one refused, the claim of a fire time,
+ * created once and a newer one refused, the claim of a fire time and
+ * its preferred claimer in a cluster,
  * `hourglass -t`'s check without a server, and the server stopped under
  * the store: one line says so, the records wait, and arrive when it is
  * back.
@@ -45,7 +46,7 @@ typedef struct fixture_s {
 static int
 helper(const char *args, char *out, size_t outlen)
 {
-    char cmd[1280];
+    char cmd[2048];
     FILE *fp;
     int status;
 
@@ -514,7 +515,7 @@ test_cluster_leases(void **state)
 static int
 helper_sql(fixture_t *f, const char *sql, char *out, size_t outlen)
 {
-    char args[1024];
+    char args[1800];
 
     snprintf(args, sizeof(args), "sql '%s' '%s'", f->url, sql);
     return helper(args, out, outlen);
@@ -623,6 +624,71 @@ test_cluster_shared(void **state)
     assert_string_equal(out, "2000truea");
     hg_store_close(a);
     hg_store_close(b);
+}
+
+/*
+ * The preferred claimer: a shares the cluster with b and c, live by their
+ * leases but never claiming (killed, or stopped, before their leases
+ * lapse). a claims, in one batch, fire times that prefer it and fire
+ * times that prefer b or c: the first in a transaction of their own,
+ * committed before the others' (left to their preferred claimers first);
+ * a wins every one, each once, as the preferred ones are dead.
+ */
+static void
+test_cluster_prefer(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *a;
+    rec_t buf[30];
+    hg_exec_record_t r;
+    char sql[900], mine[400] = "", out[256];
+    size_t i, nmine = 0;
+
+    a = open_instance(f, "a", 60000);
+    assert_int_equal(helper_sql(f, "INSERT INTO instances (name, term,"
+                                " lease_until, joined_at, renewed_at)"
+                                " SELECT n, 1, (extract(epoch FROM"
+                                " clock_timestamp()) * 1000)::bigint"
+                                " + 600000, 0, 0 FROM unnest(ARRAY[$$b$$,"
+                                " $$c$$]) n", NULL, 0), 0);
+    /* A commit of a reads the live instances with its lease. */
+    assert_int_equal(hg_store_put_job_state(a, "other", 1000, false), HG_OK);
+    assert_true(committed_within(a, 5000));
+
+    hg_store_gather(a);                 /* the claims in one batch */
+    for (i = 0; i < HG_NELEMS(buf); i++) {
+        r = *rec(&buf[i], "job", (int) i + 1, HG_EXEC_RUNNING, -1);
+        buf[i].r.claim = true;
+        buf[i].r.def_hash = 7;
+        put(a, &buf[i].r);
+        if (hg_store_preferred("job", r.scheduled_for, 3) == 0) {
+            snprintf(mine + strlen(mine), sizeof(mine) - strlen(mine),
+                     "%s%" PRId64, nmine++ > 0 ? "," : "", r.scheduled_for);
+        }
+    }
+    assert_true(committed_within(a, 5000));
+    settle(a, 10);
+    /* a prefers some of them, not all (b and c the rest) */
+    assert_true(nmine > 0 && nmine < HG_NELEMS(buf));
+    for (i = 0; i < HG_NELEMS(buf); i++) {
+        assert_false(hg_store_claim_lost(a, buf[i].r.id));
+    }
+    assert_int_equal(helper_sql(f, "SELECT count(*), count(DISTINCT"
+                                " (job_id, fire_time)) FROM fire_claims"
+                                " WHERE instance = $$a$$", out,
+                                sizeof(out)), 0);
+    assert_string_equal(out, "30|30");
+    /* No transaction holds both a claim a prefers and one it deferred,
+     * and the ones it prefers were committed first. */
+    snprintf(sql, sizeof(sql), "WITH c AS (SELECT xmin::text::bigint x,"
+             " fire_time IN (%s) p FROM fire_claims), t AS (SELECT x,"
+             " count(*) FILTER (WHERE p) m, count(*) FILTER (WHERE NOT p) o"
+             " FROM c GROUP BY x) SELECT count(*) FILTER (WHERE m > 0 AND"
+             " o > 0), count(*) FILTER (WHERE m = 0), bool_and(m = 0 OR x <"
+             " (SELECT min(x) FROM c WHERE NOT p)) FROM t", mine);
+    assert_int_equal(helper_sql(f, sql, out, sizeof(out)), 0);
+    assert_string_equal(out, "0|1|t");
+    hg_store_close(a);
 }
 
 static void
@@ -739,6 +805,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cluster_leases, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cluster_shared, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_prefer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
