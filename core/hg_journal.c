@@ -167,6 +167,7 @@ void
 hg_journal_ack(hg_master_t *m)
 {
     uint64_t acked;
+    bool degraded;
 
     acked = hg_store_ack(m->store);
     if (acked > m->acked) {
@@ -179,16 +180,20 @@ hg_journal_ack(hg_master_t *m)
                        : (7.0 * m->commit_ns + sample) / 8.0;
         m->probe_ticket = 0;
     }
-    if (m->store->failing && !m->store_degraded) {
+    if (m->store->failing) {
+        m->probe_ticket = 0;        /* a failing store's delay is no sample */
+    }
+    /* In a cluster a start never goes without its record: a fenced
+     * instance's writes fail too, and another instance may run the work
+     * by then. There, executions wait for the store as fire times do. */
+    degraded = m->store->failing && !m->cycle->conf->cluster.enabled;
+    if (degraded && !m->store_degraded) {
         hg_log(HG_LOG_ERROR, "store: writes are failing; executions start "
                "without waiting for their records (kept in memory and "
                "written when the store recovers)");
-    } else if (!m->store->failing && m->store_degraded) {
+    } else if (!degraded && m->store_degraded) {
         hg_log(HG_LOG_INFO, "store: writes succeed again; executions wait "
                "for their records once more");
     }
-    m->store_degraded = m->store->failing;
-    if (m->store_degraded) {
-        m->probe_ticket = 0;        /* a failing store's delay is no sample */
-    }
+    m->store_degraded = degraded;
 }

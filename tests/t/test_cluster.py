@@ -355,6 +355,9 @@ def test_a_paused_instance_is_fenced_and_stops(hg, db, tmp_path):
     said = [e for e in b.events() if "no longer holds its lease"
             in e.get("message", "")]
     assert said, "\n".join(b.lines()[-10:])
+    # Its failing writes never let a start go without its record.
+    assert not [e for e in b.events() if "start without waiting"
+                in e.get("message", "")], "\n".join(b.lines()[-10:])
     time.sleep(2)
     a.stop()
     assert_each_fire_time_once(server, name)
