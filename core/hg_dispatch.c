@@ -28,7 +28,10 @@
 #include "hg_uuid.h"
 
 /* Executions primed at most (see hg_dispatch_prime_depth). */
-#define HG_PRIME_MAX  256
+#define HG_PRIME_MAX  1024
+/* A pool whose executions end closer together than this runs quick
+ * ones: a burst of them is primed whole (up to HG_PRIME_MAX). */
+#define HG_PRIME_QUICK_NS  1000000.0
 
 static void hg_dispatch_on_turn_passed(hg_timer_t *timer);
 static void hg_dispatch_hand_ahead(hg_master_t *m);
@@ -288,8 +291,12 @@ hg_dispatch_note_finish(hg_master_t *m)
 
     if (m->last_finish_ns != 0) {
         gap = (double) (now - m->last_finish_ns);
-        m->finish_gap_ns = m->finish_gap_ns == 0.0 || gap > 1e9
-                           ? gap : (7.0 * m->finish_gap_ns + gap) / 8.0;
+        /* After a second without a finish the rate before says nothing
+         * of the spell that starts (a burst after a quiet night): it is
+         * measured again from its own finishes. */
+        m->finish_gap_ns = gap > 1e9 ? 0.0
+                           : m->finish_gap_ns == 0.0 ? gap
+                           : (7.0 * m->finish_gap_ns + gap) / 8.0;
     }
     m->last_finish_ns = now;
 }
@@ -301,7 +308,11 @@ hg_dispatch_note_finish(hg_master_t *m)
  * margin). The finish rate is that of the last few finishes, unless the
  * pool has been quiet longer than that says: long executions finish
  * rarely, so they are not primed and do not show as running while they
- * wait.
+ * wait. Quick ones (finishes under HG_PRIME_QUICK_NS apart) are primed
+ * up to HG_PRIME_MAX: a burst of them then costs a few commits of a
+ * chunk each, written while the workers run the chunk before; sized from
+ * the commit delay instead, it went in as many small commits as loop
+ * turns, and the pool waited for each.
  */
 static size_t
 hg_dispatch_prime_depth(hg_master_t *m)
@@ -314,6 +325,12 @@ hg_dispatch_prime_depth(hg_master_t *m)
     quiet = (double) (hg_clock_ns(CLOCK_MONOTONIC) - m->last_finish_ns);
     if (quiet > gap) {
         gap = quiet;
+    }
+    if (gap < HG_PRIME_QUICK_NS) {
+        /* Quick executions, many waiting (a burst): record them running
+         * all at once, in a few large commits, rather than a few at a
+         * time in as many commits as there are loop turns. */
+        return HG_PRIME_MAX;
     }
     depth = 4.0 * m->commit_ns / gap;
     if (depth >= HG_PRIME_MAX) {
@@ -474,6 +491,10 @@ hg_dispatch_run(hg_master_t *m)
     hg_dispatch_hand_ahead(m);
     hg_dispatch_prime(m);
     hg_dispatch_share_room(m);
+    if (m->store != NULL) {
+        hg_store_set_starting(m->store, m->ready.count + m->primed.count
+                                        + m->committing.count > 0);
+    }
 }
 
 void

@@ -573,6 +573,14 @@ hg_store_set_capacity(hg_store_t *store, size_t free_workers)
     }
 }
 
+void
+hg_store_set_starting(hg_store_t *store, bool starting)
+{
+    if (store->writer != NULL) {
+        hg_store_writer_set_starting(store, starting);
+    }
+}
+
 int
 hg_store_put_pause(hg_store_t *store, const char *job_id, int64_t last_fire,
                    bool paused)

@@ -559,6 +559,12 @@ int hg_store_release(hg_store_t *store, const char *id);
  * {job: true (paused) | false}, or NULL when none; the caller owns it.
  */
 void hg_store_set_capacity(hg_store_t *store, size_t free_workers);
+/* The master, at the end of each dispatch turn: whether executions wait
+ * to start (ready, primed, or waiting for their records). While they do,
+ * a store that commits in chunks holds back the records nobody waits for
+ * (finals, queued fires), for at most 100 ms: the starts' records, and
+ * the starts, get the machine (hg_store_writer.c). */
+void hg_store_set_starting(hg_store_t *store, bool starting);
 int hg_store_put_pause(hg_store_t *store, const char *job_id,
                        int64_t last_fire, bool paused);
 json_t *hg_store_paused(hg_store_t *store);

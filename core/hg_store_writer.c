@@ -83,13 +83,12 @@
 /* Tickets of successive puts are this far apart, leaving room below each
  * queued record for those a barrier moves ahead of it (hg_sw_hasten). */
 #define HG_SW_GAP             (UINT64_C(1) << 16)
-/* While starts wait for their records, the records nobody waits for
- * (finals, queued fires) are held back: behind every record a barrier
- * moves ahead, and not written at all until HG_SW_HOLD_IDLE_MS pass
- * without such a barrier -- but never once the oldest of them has waited
- * HG_SW_HOLD_MAX_MS. See hg_sw_hasten and hg_sw_hold_until. */
+/* While executions wait to start, the records nobody waits for (finals,
+ * queued fires) are held back: behind every record a barrier moves
+ * ahead, and not written at all while the master says executions wait
+ * (hg_store_writer_set_starting) -- but never once the oldest of them
+ * has waited HG_SW_HOLD_MAX_MS. See hg_sw_hasten and hg_sw_hold_until. */
 #define HG_SW_HOLD_MAX_MS     100
-#define HG_SW_HOLD_IDLE_MS    5
 
 struct hg_store_writer_s {
     const hg_store_backend_t *ops;
@@ -124,7 +123,9 @@ struct hg_store_writer_s {
     hg_store_item_t *urgent_tail;   /* the last record moved ahead, or
                                        NULL: the queue's head up to it is
                                        what starts wait for */
-    int64_t hastened_ms;            /* monotonic ms of the last move */
+    bool starting;                  /* the master's: executions wait to
+                                       start (atomic, outside mu) */
+    bool holding;                   /* the writer holds records back */
     uint64_t wanted;                /* the highest ticket a barrier or a
                                        query waits for: never held */
     uint64_t batch_ticket;          /* the ticket of the last batch taken */
@@ -396,9 +397,15 @@ hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
         return true;
     }
     hg_sw_queue_init(batch);
-    if (w->urgent_tail != NULL) {
+    if (w->urgent_tail != NULL && w->urgent_tail->next != NULL
+        && hg_sw_mono_ms() - w->urgent_tail->next->put_ms
+           < HG_SW_HOLD_MAX_MS)
+    {
         /* Starts wait for the records moved ahead: this transaction is
-         * theirs alone, the rest follows at once. */
+         * theirs alone, the rest follows at once. Once the oldest of the
+         * rest has waited HG_SW_HOLD_MAX_MS, a chunk is the moved ones
+         * and then the oldest of the rest, so that none waits for ever
+         * behind starts. */
         for (n = 1, item = w->q.head; item != w->urgent_tail && n < limit;
              item = item->next)
         {
@@ -425,9 +432,8 @@ hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
  * behind those moved before it, under a ticket between theirs and the
  * next record's: the queue stays in ticket order, and a ticket is still
  * committed when every record up to it is. It stays where it is when
- * the writer is failing (the queue holds older records again), when the
- * record it would pass has waited HG_SW_HOLD_MAX_MS already, or when no
- * ticket is left between the two. */
+ * the writer is failing (the queue holds older records again), or when
+ * no ticket is left between the two. */
 static void
 hg_sw_hasten(hg_store_writer_t *w, hg_store_item_t *item)
 {
@@ -441,13 +447,10 @@ hg_sw_hasten(hg_store_writer_t *w, hg_store_item_t *item)
     if (first == item) {
         item->urgent = true;
         w->urgent_tail = item;
-        w->hastened_ms = hg_sw_mono_ms();
         return;
     }
     low = w->urgent_tail != NULL ? w->urgent_tail->seq : w->batch_ticket;
-    if (first == NULL || first->seq - low < 2
-        || hg_sw_mono_ms() - first->put_ms >= HG_SW_HOLD_MAX_MS)
-    {
+    if (first == NULL || first->seq - low < 2) {
         return;
     }
     hg_sw_unlink(&w->q, item);
@@ -463,7 +466,6 @@ hg_sw_hasten(hg_store_writer_t *w, hg_store_item_t *item)
     }
     w->q.count++;
     w->urgent_tail = item;
-    w->hastened_ms = hg_sw_mono_ms();
 }
 
 /* --- the writer ---------------------------------------------------------- */
@@ -818,32 +820,30 @@ hg_sw_succeeded(hg_store_writer_t *w, size_t records, bool drained)
  * Under mu: until when (monotonic ms) the writer holds back the records
  * queued, or 0 to write them now. Only a backend whose transactions are
  * cheap (one that commits in chunks: SQLite's WAL, no sync each) holds
- * anything: while starts wait for their records, each transaction is
- * theirs alone (hg_sw_take), and the records nobody waits for stay
- * queued -- where a fire's queued record is still overwritten in place
- * by its running one, and where they cost no start the time to write
- * them. PostgreSQL's commit waits for an fsync: one transaction takes
- * everything. A record is never held once a barrier or a query waits for
- * it, while failing or stopping, nor longer than HG_SW_HOLD_MAX_MS.
+ * anything: while executions wait to start, each transaction is the
+ * moved records' alone (hg_sw_take), and the records nobody waits for
+ * stay queued -- where a fire's queued record is still overwritten in
+ * place by its running one, and where writing them takes no time from
+ * the starts. PostgreSQL's commit waits for an fsync: one transaction
+ * takes everything. A record is never held once a barrier or a query
+ * waits for it, while failing or stopping, nor longer than
+ * HG_SW_HOLD_MAX_MS.
  */
 static int64_t
 hg_sw_hold_until(const hg_store_writer_t *w)
 {
     const hg_store_item_t *head = w->q.head;
-    int64_t until, now;
+    int64_t until;
 
     if (w->ops->chunk == 0 || head == NULL || w->urgent_tail != NULL
         || w->failing || w->stop || w->limit_changed
-        || head->seq <= w->wanted || w->hastened_ms == 0)
+        || head->seq <= w->wanted
+        || !__atomic_load_n(&w->starting, __ATOMIC_RELAXED))
     {
         return 0;
     }
-    until = w->hastened_ms + HG_SW_HOLD_IDLE_MS;
-    if (head->put_ms + HG_SW_HOLD_MAX_MS < until) {
-        until = head->put_ms + HG_SW_HOLD_MAX_MS;
-    }
-    now = hg_sw_mono_ms();
-    return until > now ? until : 0;
+    until = head->put_ms + HG_SW_HOLD_MAX_MS;
+    return until > hg_sw_mono_ms() ? until : 0;
 }
 
 /* Under mu: waits for work, or until the records held back are due. */
@@ -873,7 +873,9 @@ hg_sw_wait_for_work(hg_store_writer_t *w)
         }
         at.tv_sec = hold / 1000;
         at.tv_nsec = (hold % 1000) * 1000000;
+        w->holding = true;
         (void) pthread_cond_timedwait(&w->cond, &w->mu, &at);
+        w->holding = false;
     }
 }
 
@@ -1287,6 +1289,21 @@ hg_store_writer_set_capacity(hg_store_t *store, size_t n)
     __atomic_store_n(&store->writer->capacity, n, __ATOMIC_RELAXED);
 }
 
+void
+hg_store_writer_set_starting(hg_store_t *store, bool starting)
+{
+    hg_store_writer_t *w = store->writer;
+
+    if (__atomic_exchange_n(&w->starting, starting, __ATOMIC_RELAXED)
+        && !starting)
+    {
+        /* What it held waits for nothing now. */
+        pthread_mutex_lock(&w->mu);
+        hg_sw_wake(w);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 size_t
 hg_store_writer_capacity(hg_store_writer_t *w)
 {
@@ -1431,7 +1448,12 @@ hg_store_writer_flush(hg_store_t *store)
     pthread_mutex_lock(&w->mu);
     if (w->unflushed) {
         w->unflushed = false;
-        hg_sw_wake(w);
+        /* A writer holding records back wakes for a start's, not for
+         * more of those it holds: a burst's loop turns would wake it
+         * thousands of times for nothing. */
+        if (!w->holding || w->urgent_tail != NULL) {
+            hg_sw_wake(w);
+        }
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -1464,8 +1486,17 @@ hg_store_writer_barrier_for(hg_store_t *store, const char *exec_id,
     }
     /* Not queued: its last put is in the batch taken last or before. */
     *ticket = item != NULL ? item->seq : w->batch_ticket;
-    w->unflushed = false;
-    hg_sw_wake(w);
+    /* A writer that waits starts at once; one at work finds the record
+     * moved ahead when it looks again. Either way a gathering caller's
+     * later barriers of the same turn go together, as its puts do: a
+     * turn that starts a hundred executions makes a transaction or two,
+     * not a hundred. */
+    if (w->idle || w->holding || !w->gathering) {
+        w->unflushed = false;
+        hg_sw_wake(w);
+    } else {
+        w->unflushed = true;
+    }
     pthread_mutex_unlock(&w->mu);
     return HG_OK;
 }

@@ -133,6 +133,7 @@ int hg_store_writer_put_job_state(hg_store_t *store, const char *job_id,
 int hg_store_writer_put_pause(hg_store_t *store, const char *job_id,
                               int64_t last_fire, bool paused);
 void hg_store_writer_set_capacity(hg_store_t *store, size_t n);
+void hg_store_writer_set_starting(hg_store_t *store, bool starting);
 json_t *hg_store_writer_paused(hg_store_t *store);
 json_t *hg_store_writer_jobs(hg_store_t *store);
 int hg_store_writer_barrier(hg_store_t *store, uint64_t *ticket);

@@ -409,7 +409,7 @@ test_queued_survives_restart(void **state)
 /* --- pipelined starts ---------------------------------------------------- */
 
 #define PUMP_WINDOW  500
-#define HG_PRIME_MAX_TEST  256      /* hg_dispatch.c's HG_PRIME_MAX */
+#define HG_PRIME_MAX_TEST  1024     /* hg_dispatch.c's HG_PRIME_MAX */
 
 /* Trigger executions of JOB, keeping up to PUMP_WINDOW waiting, until
  * TOTAL have finished (or, with until_primed, until some are primed and
