@@ -779,9 +779,11 @@ def test_the_peers_of_a_cluster(hg, db, chrome):
     chrome.get_log("browser")
     page = Page(chrome, port)
     try:
-        rows = peers_rows(page, 2)
-        assert [r[:2] for r in rows] == [["a (this one)", "live"],
-                                         ["b", "live"]], rows
+        rows = page.wait(lambda: (lambda r: sum("(leader)" in x[0]
+                                                for x in r) == 1 and r)(
+                             peers_rows(page, 2)), "one of them the leader")
+        assert [[r[0].replace(" (leader)", ""), r[1]] for r in rows] \
+            == [["a (this one)", "live"], ["b", "live"]], rows
         assert all(re.fullmatch(r"\d+ ms|\d+\.\d s", r[2]) for r in rows), \
             rows
         assert all(int(r[4]) >= 1 and r[5] == "" for r in rows), rows
@@ -793,8 +795,11 @@ def test_the_peers_of_a_cluster(hg, db, chrome):
         rows = page.wait(lambda: (lambda r: r[1][1] == "dead" and r[1][5]
                                   == "a" and r)(page.rows("#peers")),
                          "b shown dead, taken over by a")
-        assert rows[0][:2] == ["a (this one)", "live"], rows
+        assert rows[0][1] == "live" and rows[0][0].startswith("a (this one)"), \
+            rows
         assert rows[1][2].startswith("lapsed "), rows
+        page.wait(lambda: page.rows("#peers")[0][0]
+                  == "a (this one) (leader)", "a the leader once b is dead")
         page.shot("11-cluster-peer-taken-over")
         page.not_reloaded()
         page.check_clean()
