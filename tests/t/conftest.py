@@ -21,6 +21,7 @@ goes to a `receiver`: a python http.server on 127.0.0.1 in a thread of
 the test, closed at the test's end.
 """
 
+import glob
 import http.server
 import json
 import math
@@ -544,7 +545,29 @@ class Daemon:
             w = self.workers()
             return w if len(w) == n and not set(w) & set(exclude) else None
         return wait_until(pred, timeout, lambda: "%d workers, none of %s "
-                          "(have %s)" % (n, list(exclude), self.workers()))
+                          "(have %s); the master's state %s, kernel stack:"
+                          "\n%s\nlog tail:\n%s"
+                          % (n, list(exclude), self.workers(),
+                             self.master_state(), self.master_stack(),
+                             "\n".join(self.lines()[-30:])))
+
+    def master_state(self):
+        st = proc_stat(self.pid) if self.pid is not None else None
+        return st[0] if st is not None else "gone"
+
+    def master_stack(self):
+        """Where the master is, for a report: the kernel's stack of each of
+        its threads (root only) and what they wait in."""
+        out = []
+        for task in sorted(glob.glob("/proc/%s/task/*" % self.pid)):
+            for name in ("comm", "wchan", "stack"):
+                try:
+                    with open(os.path.join(task, name)) as f:
+                        out.append("%s %s: %s" % (os.path.basename(task),
+                                                  name, f.read().strip()))
+                except OSError:
+                    pass
+        return "\n".join(out)
 
     def execution_ids(self):
         """Ids of the executions this daemon's log names (text or JSON)."""
