@@ -542,6 +542,12 @@ class Daemon:
         """Waits until the master has exactly N live workers (none of them
         in EXCLUDE); returns their pids."""
         def pred():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    "the master exited (status %s) while waiting for %d "
+                    "workers;\nits output:\n%s\nlog tail:\n%s"
+                    % (self.proc.returncode, n, self.master_output(),
+                       "\n".join(self.lines()[-20:])))
             w = self.workers()
             return w if len(w) == n and not set(w) & set(exclude) else None
         return wait_until(pred, timeout, lambda: "%d workers, none of %s "
