@@ -483,6 +483,16 @@ class Daemon:
             out.append(e)
         return out
 
+    def fail_if_exited(self, what):
+        """Raises, with its output and log tail, when the master has exited
+        while a test waits for WHAT."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(
+                "the master exited (status %s) while waiting for %s;\n"
+                "its output:\n%s\nlog tail:\n%s"
+                % (self.proc.returncode, what, self.master_output(),
+                   "\n".join(self.lines()[-20:])))
+
     def wait_for(self, pred, timeout=WAIT, what="a log condition"):
         """Polls the log until PRED(events) is truthy; returns its value.
         Gives up at once if the master exits meanwhile."""
@@ -491,12 +501,7 @@ class Daemon:
             value = pred(self.events())
             if value:
                 return value
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(
-                    "the master exited (status %s) while waiting for %s;\n"
-                    "its output:\n%s\nlog tail:\n%s"
-                    % (self.proc.returncode, what, self.master_output(),
-                       "\n".join(self.lines()[-20:])))
+            self.fail_if_exited(what)
             if time.monotonic() > deadline:
                 raise AssertionError(
                     "timed out after %.1f s waiting for %s; log tail:\n%s"
@@ -542,12 +547,7 @@ class Daemon:
         """Waits until the master has exactly N live workers (none of them
         in EXCLUDE); returns their pids."""
         def pred():
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(
-                    "the master exited (status %s) while waiting for %d "
-                    "workers;\nits output:\n%s\nlog tail:\n%s"
-                    % (self.proc.returncode, n, self.master_output(),
-                       "\n".join(self.lines()[-20:])))
+            self.fail_if_exited("%d workers" % n)
             w = self.workers()
             return w if len(w) == n and not set(w) & set(exclude) else None
         return wait_until(pred, timeout, lambda: "%d workers, none of %s "
