@@ -381,6 +381,15 @@ hg_sw_take_states(hg_store_writer_t *w, hg_store_batch_t *batch,
     }
 }
 
+/* Whether ITEM has been held back as long as records may be
+ * (HG_SW_HOLD_MAX_MS): hg_sw_hold_until holds the queue no longer, and
+ * hg_sw_take mixes it into the chunk of the moved records. */
+static bool
+hg_sw_held_long(const hg_store_item_t *item)
+{
+    return hg_sw_mono_ms() - item->put_ms >= HG_SW_HOLD_MAX_MS;
+}
+
 /* Under mu (or with the writer stopped): moves the oldest records of the
  * queue into BATCH, at most LIMIT of them (0 = all), and the job states
  * they cover. Returns whether the queue is empty after. */
@@ -398,8 +407,7 @@ hg_sw_take(hg_store_writer_t *w, hg_store_batch_t *batch, size_t limit)
     }
     hg_sw_queue_init(batch);
     if (w->urgent_tail != NULL && w->urgent_tail->next != NULL
-        && hg_sw_mono_ms() - w->urgent_tail->next->put_ms
-           < HG_SW_HOLD_MAX_MS)
+        && !hg_sw_held_long(w->urgent_tail->next))
     {
         /* Starts wait for the records moved ahead: this transaction is
          * theirs alone, the rest follows at once. Once the oldest of the
@@ -692,18 +700,22 @@ hg_sw_tick(hg_store_writer_t *w)
     w->next_tick = hg_sw_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
 }
 
-/* Under mu, idle: waits for work, waking for the backend's tick. */
+/* Under mu: waits to be woken, at most until UNTIL_MS (monotonic; 0: no
+ * limit) or the backend's next tick, whichever comes first. */
 static void
-hg_sw_wait(hg_store_writer_t *w)
+hg_sw_wait(hg_store_writer_t *w, int64_t until_ms)
 {
     struct timespec at;
 
-    if (w->ops->tick == NULL) {
+    if (w->ops->tick != NULL && (until_ms == 0 || w->next_tick < until_ms)) {
+        until_ms = w->next_tick > 0 ? w->next_tick : 1;   /* due now */
+    }
+    if (until_ms == 0) {
         pthread_cond_wait(&w->cond, &w->mu);
         return;
     }
-    at.tv_sec = w->next_tick / 1000;
-    at.tv_nsec = (w->next_tick % 1000) * 1000000;
+    at.tv_sec = until_ms / 1000;
+    at.tv_nsec = (until_ms % 1000) * 1000000;
     (void) pthread_cond_timedwait(&w->cond, &w->mu, &at);
 }
 
@@ -833,7 +845,6 @@ static int64_t
 hg_sw_hold_until(const hg_store_writer_t *w)
 {
     const hg_store_item_t *head = w->q.head;
-    int64_t until;
 
     if (w->ops->chunk == 0 || head == NULL || w->urgent_tail != NULL
         || w->failing || w->stop || w->limit_changed
@@ -842,15 +853,13 @@ hg_sw_hold_until(const hg_store_writer_t *w)
     {
         return 0;
     }
-    until = head->put_ms + HG_SW_HOLD_MAX_MS;
-    return until > hg_sw_mono_ms() ? until : 0;
+    return hg_sw_held_long(head) ? 0 : head->put_ms + HG_SW_HOLD_MAX_MS;
 }
 
 /* Under mu: waits for work, or until the records held back are due. */
 static void
 hg_sw_wait_for_work(hg_store_writer_t *w)
 {
-    struct timespec at;
     int64_t hold;
 
     for (;;) {
@@ -860,7 +869,7 @@ hg_sw_wait_for_work(hg_store_writer_t *w)
         }
         if (!hg_sw_has_work(w)) {
             w->idle = true;
-            hg_sw_wait(w);
+            hg_sw_wait(w, 0);
             w->idle = false;
             continue;
         }
@@ -868,13 +877,8 @@ hg_sw_wait_for_work(hg_store_writer_t *w)
         if (hold == 0) {
             return;
         }
-        if (w->ops->tick != NULL && w->next_tick < hold) {
-            hold = w->next_tick;
-        }
-        at.tv_sec = hold / 1000;
-        at.tv_nsec = (hold % 1000) * 1000000;
         w->holding = true;
-        (void) pthread_cond_timedwait(&w->cond, &w->mu, &at);
+        hg_sw_wait(w, hold);
         w->holding = false;
     }
 }
