@@ -10,7 +10,8 @@
 #   // fuzz-seed-file: /usr/share/zoneinfo/Europe/Berlin
 #   // fuzz-libs: -lcurl                   (beyond the core's own libraries)
 # Exits non-zero when a target does not build or finds a crash (the input
-# is left in objs/fuzz/NAME-crash-*). FUZZ_ONLY=NAME runs one target.
+# is left in objs/fuzz/NAME-crash-*). FUZZ_ONLY=NAME runs one target;
+# FUZZ_JOBS=N runs N targets at a time.
 set -u
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
@@ -28,6 +29,14 @@ if [ ! -f objs/hg_auto_config.h ]; then
     exit 1
 fi
 mkdir -p "$out/corpus"
+# FUZZ_JOBS=N: N targets at a time, each run by a copy of this script
+# (a target is one process: two cores fuzz two targets).
+if [ "${FUZZ_JOBS:-1}" -gt 1 ] && [ -z "${FUZZ_ONLY:-}" ]; then
+    for src in tests/fuzz/fuzz_*.c; do basename "$src" .c; done |
+        xargs -P "$FUZZ_JOBS" -I{} env FUZZ_JOBS=1 FUZZ_ONLY={} \
+            sh "$root/tests/fuzz/run.sh"
+    exit $?
+fi
 # every target may use what the core links: libconfig, jansson, libdl, libm
 core_flags=$(pkg-config --cflags --libs libconfig jansson 2>/dev/null)
 
