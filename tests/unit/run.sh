@@ -1,9 +1,10 @@
 #!/bin/sh
 # Runs the unit test binaries two at a time (the machine's two cores),
-# each under a wrapper if one is given (valgrind, say): test_master, the
-# longest by far, goes first and has a core to itself while the others
-# share the other. A binary's output is shown whole when it ends, never
-# interleaved with another's: all of it with -v, else only when it fails.
+# each under a wrapper if one is given (valgrind, say): test_master and
+# test_store, the longest by far, go first, one on each core, and the
+# others fill in as they end. A binary's output is shown whole when it
+# ends, never interleaved with another's: all of it with -v, else only
+# when it fails.
 #
 #   HG_UNITS="objs/tests/test_a objs/tests/test_b" \
 #       sh tests/unit/run.sh [-v] [WRAPPER...]
@@ -19,11 +20,12 @@ fi
 units=${HG_UNITS:-$(ls objs/tests/test_*)}
 logs=$(mktemp -d) || exit 1
 trap 'rm -rf "$logs"' EXIT
+# The longest first, so that the short ones fill in beside them.
 for t in $units; do
-    case $t in */test_master) echo "$t" ;; esac
+    case $t in */test_master|*/test_store) echo "$t" ;; esac
 done >"$logs/order"
 for t in $units; do
-    case $t in */test_master) ;; *) echo "$t" ;; esac
+    case $t in */test_master|*/test_store) ;; *) echo "$t" ;; esac
 done >>"$logs/order"
 # A failing binary does not stop the others; flock keeps two reports
 # from mixing.
