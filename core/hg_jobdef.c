@@ -718,27 +718,35 @@ hg_jobdef_peer_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     hg_jobdef_check(m, cmd);
 }
 
+/* The peers' changes read since the last turn, a command for each job:
+ * each is checked alone, so a job this instance refuses (one of a module
+ * it does not load, say) holds back none of the others. */
 void
 hg_jobdef_peer(hg_master_t *m)
 {
-    json_t *changes;
-    hg_jobdef_cmd_t *cmd;
+    json_t *changes, *record, *one;
+    const char *id;
 
     if (m->store == NULL || (changes = hg_store_peer_jobs(m->store)) == NULL)
     {
         return;
     }
-    if (hg_jobdef_submit(m, HG_JOBDEF_PEER, "", NULL,
-                         "another instance of the cluster", NULL, NULL)
-        != HG_OK)
-    {
-        hg_log(HG_LOG_ERROR, "out of memory: another instance's change of "
-               "API jobs is applied at the next reload or restart");
-        json_decref(changes);
-        return;
+    json_object_foreach(changes, id, record) {
+        one = json_pack("{s:O}", id, record);
+        if (one == NULL
+            || hg_jobdef_submit(m, HG_JOBDEF_PEER, id, NULL,
+                                "another instance of the cluster", NULL,
+                                NULL) != HG_OK)
+        {
+            json_decref(one);
+            hg_log(HG_LOG_ERROR, "out of memory: another instance's change "
+                   "of API job \"%s\" is applied at the next reload or "
+                   "restart", id);
+            continue;
+        }
+        m->jobdef_tail->records = one;
     }
-    cmd = m->jobdef_tail;
-    cmd->records = changes;
+    json_decref(changes);
 }
 
 /* What can be said without the reader: the job's existence and owner. */

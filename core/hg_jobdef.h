@@ -25,12 +25,13 @@ int hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
                      const json_t *definition, const char *actor,
                      hg_master_reply_pt reply, void *data);
 /* Cluster: the changes peers made to the API's jobs that the store read
- * (hg_store_peer_jobs), queued as one command: the jobs added or
- * replaced are checked as the API's own (a reader, against the
- * configuration in force), then put in force with the deleted ones,
- * without writing the store again. A job of this instance's file keeps
- * its id; a change refused here is logged and left out (the store
- * keeps it: a restart or the peer's next change brings it again). */
+ * (hg_store_peer_jobs), queued as a command per job: a job added or
+ * replaced is checked as the API's own (a reader, against the
+ * configuration in force), then put in force, as a deleted one is,
+ * without writing the store again; one refused holds back no other.
+ * A job of this instance's file keeps its id; a change refused here is
+ * logged and left out (the store keeps it: a restart or the peer's next
+ * change brings it again). */
 void hg_jobdef_peer(hg_master_t *m);
 /* Start the next command when nothing holds the reader: true when it
  * did something (started one, or answered one at once), so the caller

@@ -20,8 +20,9 @@ from test_store_pg import db, pg_config, rows, server  # noqa: F401
 JOBS = 10
 
 
-def cluster_config(d, url, instance, jobs, api="", lease="10s"):
-    return pg_config(d, url, workers=2, jobs=jobs, extra=(
+def cluster_config(d, url, instance, jobs, api="", lease="10s",
+                   load=("shell",)):
+    return pg_config(d, url, workers=2, jobs=jobs, load=load, extra=(
         "cluster = { instance = %s; lease = \"%s\"; }; %s"
         % (conf_value(instance), lease, api)))
 
@@ -875,6 +876,36 @@ def test_unique_key_is_the_clusters(hg, db, tmp_path):
         "job": "q", "payload": "twice", "unique_key": "k00"})
     assert status == 409 and body["error"]["code"] == "exists", body
     for d in daemons:
+        d.stop()
+
+
+def test_a_peer_job_refused_here_holds_back_no_other(hg, db):
+    """Two jobs made through a's API in the same moment, one of a module
+    b does not load: b refuses that one, saying why, and takes the other
+    (each peer change is checked alone)."""
+    server, name, url = db
+    ports, daemons = {}, {}
+    for instance, load in (("a", ("shell", "system")), ("b", ("shell",))):
+        d = instance_daemon(hg, instance)
+        ports[instance] = free_port()
+        d.start(cluster_config(d, url, instance, [],
+                               api_section(ports[instance]), lease="3s",
+                               load=load))
+        daemons[instance] = d
+    a, b = Api(ports["a"]), Api(ports["b"])
+    for body in ({"id": "sys", "type": "system", "task": "noop",
+                  "every": "1h"},
+                 {"id": "sh", "type": "shell", "command": "true",
+                  "every": "1h"}):
+        status, reply = a.json("POST", "/api/v1/jobs", body)
+        assert status == 201, reply
+    refused = daemons["b"].wait_event("job_refused", job="sys", timeout=15)
+    assert "unknown module type" in refused[0]["message"], refused
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/sh")[0] == 200,
+               timeout=15, what="sh on b")
+    assert b.json("GET", "/api/v1/jobs/sys")[0] == 404
+    assert a.json("GET", "/api/v1/jobs/sys")[0] == 200
+    for d in daemons.values():
         d.stop()
 
 
