@@ -400,9 +400,14 @@ static const struct {
       " FROM instances l WHERE l.name = $1 OR (NOT l.gone"
       " AND l.lease_until > " HG_PG_NOW "))" },
     /* Peers whose lease lapsed; one another instance is taking over (or
-     * renewing now) is skipped. */
+     * renewing now) is skipped. A lease that lapsed while the server was
+     * down says nothing of its holder: each peer has one lease of its own
+     * length from the server's start to renew, so a restart of
+     * PostgreSQL longer than a lease fences no live instance. */
     { "hg_lapsed", "SELECT name, " HG_PG_NOW " - lease_until FROM instances"
       " WHERE name <> $1 AND NOT gone AND lease_until < " HG_PG_NOW
+      " AND (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint"
+      " + (lease_until - renewed_at) < " HG_PG_NOW
       " ORDER BY name FOR UPDATE SKIP LOCKED" },
     /* $2's term grows (what it writes next is refused) and its unfinished
      * executions become $1's, returned in start-up recovery's order. */

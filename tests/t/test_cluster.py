@@ -16,6 +16,7 @@ import time
 from conftest import MEMORY_STORE, conf_value, job, run_hourglass, wait_until
 from test_api import Api, api_section, free_port
 from test_store_pg import db, pg_config, rows, server  # noqa: F401
+import pg
 
 JOBS = 10
 
@@ -270,6 +271,46 @@ def wait_rows(server, name, sql, pred, what, timeout=20):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for %s: %s" % (what, got))
         time.sleep(0.2)
+
+
+def test_a_postgres_restart_longer_than_the_lease_fences_nobody(hg, db,
+                                                                tmp_path):
+    """PostgreSQL stopped for longer than the lease, then started: every
+    lease lapsed meanwhile, which says nothing of the instances. b, held
+    still (SIGSTOP) through the outage and half a second past it, comes
+    back after a has reconnected, and must find itself not fenced: a peer
+    is taken over only once it had a lease from the server's start to
+    renew. Both keep running; each fire time runs once."""
+    server, name, url = db
+    out = tmp_path / "ran"
+    daemons = []
+    for instance in ("a", "b"):
+        d = instance_daemon(hg, instance)
+        d.start(cluster_config(d, url, instance, shared_jobs(out),
+                               lease="3s"))
+        daemons.append(d)
+    a, b = daemons
+    wait_lines(out, lambda r: len(r) >= 10, "the jobs running")
+    server.stop()
+    b.signal(signal.SIGSTOP)
+    time.sleep(4)
+    server.start()
+    pg.wait_ready(server)
+    time.sleep(0.5)
+    b.signal(signal.SIGCONT)
+    after = len(ran_lines(out))
+    wait_lines(out, lambda r: len(r) >= after + 3 * JOBS,
+               "the jobs running again")
+    time.sleep(3)
+    for d in daemons:
+        assert d.running(), (str(d.dir), d.lines()[-5:])
+        assert not [e for e in d.events() if "no longer holds its lease"
+                    in e.get("message", "")], d.lines()[-10:]
+        assert not [e for e in d.events() if "stopped renewing its lease"
+                    in e.get("message", "")], d.lines()[-10:]
+    for d in daemons:
+        d.stop()
+    assert_each_fire_time_once(server, name)
 
 
 def test_a_dead_instance_is_taken_over_within_its_lease(hg, db, tmp_path):
