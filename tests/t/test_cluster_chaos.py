@@ -70,14 +70,11 @@ class Cluster:
                     self.items.append(payload)
                     break
 
-    def revive(self, name):
-        """An instance that found itself fenced on its own (its lease lapsed
-        while it could not renew) has exited 1: its service manager would
-        start it again, and so does this. Any other exit fails the test."""
+    def restart_fenced(self, name, timeout=30):
+        """NAME's master must exit 1, having found itself fenced (its lease
+        taken over); it is started again, as its service manager would."""
         d = self.daemons[name]
-        if d.running():
-            return d
-        code = d.wait_exit()
+        code = d.wait_exit(timeout=timeout)
         assert code == 1, (name, code, d.lines()[-5:])
         assert [e for e in d.events() if "no longer holds its lease"
                 in e.get("message", "")], d.lines()[-10:]
@@ -85,6 +82,13 @@ class Cluster:
         self.fenced += 1
         d.start()
         return d
+
+    def revive(self, name):
+        """An instance that found itself fenced on its own (its lease lapsed
+        while it could not renew) has exited: started again. Any exit other
+        than a fenced one fails the test."""
+        d = self.daemons[name]
+        return d if d.running() else self.restart_fenced(name)
 
     def kill(self, name):
         d = self.revive(name)
@@ -100,13 +104,7 @@ class Cluster:
         d.signal(signal.SIGSTOP)
         time.sleep(LEASE + 2.5)
         d.signal(signal.SIGCONT)
-        code = d.wait_exit(timeout=30)
-        assert code == 1, (name, code, d.lines()[-5:])
-        assert [e for e in d.events() if "no longer holds its lease"
-                in e.get("message", "")], d.lines()[-10:]
-        kill_strays(d)
-        self.fenced += 1
-        d.start()
+        self.restart_fenced(name)
 
     def stop(self):
         for d in self.daemons.values():
