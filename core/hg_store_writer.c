@@ -107,6 +107,7 @@ struct hg_store_writer_s {
     pthread_mutex_t mu;
     pthread_cond_t cond;            /* the writer's; CLOCK_MONOTONIC */
     pthread_cond_t tasks_cond;      /* the maintenance thread's */
+    bool query_waits;               /* it waits on tasks_cond for a commit */
 
     /* The writer thread's own: claims lost in the transaction it
      * commits now (hg_store_writer_lose). */
@@ -946,15 +947,22 @@ hg_sw_writer(void *arg)
             if (ticket > w->committed) {
                 /* Read without mu by hg_store_writer_peek. */
                 __atomic_store_n(&w->committed, ticket, __ATOMIC_RELEASE);
-                /* a query may wait for this ticket */
-                pthread_cond_broadcast(&w->tasks_cond);
+                /* A query may wait for this ticket. Only then: a burst
+                 * commits hundreds of times, and each broadcast woke the
+                 * idle maintenance thread for nothing, onto one of the
+                 * CPUs the starts need. */
+                if (w->query_waits) {
+                    pthread_cond_broadcast(&w->tasks_cond);
+                }
             }
             hg_sw_succeeded(w, batch.count, drained);
             backoff = 0;
         } else {
             hg_sw_failed(w, &batch, rc, err, &backoff);
             /* a query waits no longer: it reads what the file has */
-            pthread_cond_broadcast(&w->tasks_cond);
+            if (w->query_waits) {
+                pthread_cond_broadcast(&w->tasks_cond);
+            }
             if (last_try && w->moved) {
                 break;                  /* hg_sw_rescue writes them */
             }
@@ -1691,7 +1699,9 @@ hg_sw_maintainer(void *arg)
         while (task->kind == HG_STORE_TASK_QUERY && task->after > w->committed
                && !w->stop && !w->failing)
         {
+            w->query_waits = true;
             pthread_cond_wait(&w->tasks_cond, &w->mu);
+            w->query_waits = false;
         }
         pthread_mutex_unlock(&w->mu);
 
