@@ -310,6 +310,13 @@ class Receiver:
         self.server.server_close()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: changes what every test shares (the system "
+        "clock, the cgroup tree, objs/hourglass): tests/t/run.sh runs it "
+        "alone, before the others")
+
+
 @pytest.fixture
 def receiver():
     """Factory of Receivers: receiver(fail_first=N) starts one; every one

@@ -16,9 +16,12 @@ import pytest
 
 from conftest import job, sched
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("HG_TEST_CLOCK") != "1" or os.geteuid() != 0,
-    reason="steps the system clock: set HG_TEST_CLOCK=1 (as root)")
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("HG_TEST_CLOCK") != "1" or os.geteuid() != 0,
+        reason="steps the system clock: set HG_TEST_CLOCK=1 (as root)"),
+    pytest.mark.serial,                 # every daemon sees the steps
+]
 
 
 class ClockStep:

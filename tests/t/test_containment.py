@@ -24,6 +24,10 @@ import pytest
 from conftest import (HOURGLASS, all_pids, alive, at_ahead, etime, job,
                       proc_environ, rfc3339, wait_until)
 
+# Alone (tests/t/run.sh): every master removes the cgroups of the dead
+# masters it finds, and these tests check who removed what and when.
+pytestmark = pytest.mark.serial
+
 # Everything a job can do to leave processes behind.
 ESCAPES = ("(sleep 300 &); (setsid sleep 300 &); setsid -f sleep 300; "
            "nohup sleep 300 >/dev/null 2>&1 &")

@@ -99,6 +99,7 @@ def test_the_allow_list_comes_first(daemon):
     assert json.loads(body)["error"]["code"] == "forbidden"
 
 
+@pytest.mark.serial                     # rebuilds objs/hourglass
 def test_make_install_puts_the_dashboard_where_the_daemon_serves_it(daemon):
     """make install PREFIX=DIR copies html/ to DIR/html, and a daemon with
     that prefix serves each file as it is in the tree."""

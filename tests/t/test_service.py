@@ -195,6 +195,7 @@ def readme_module():
     return code, cmd
 
 
+@pytest.mark.serial                     # rebuilds objs/hourglass
 def test_make_install_compiles_the_prefix_in(tmp_path):
     """make install PREFIX=X DESTDIR=D: the tree under D/X, and a binary
     that, once the tree is at X, finds its configuration and modules
@@ -387,6 +388,7 @@ def source_copy(dest):
             shutil.copy2(str(REPO / name), str(dest / name))
 
 
+@pytest.mark.serial                     # builds with every CPU
 def test_debian_package(tmp_path):
     """dpkg-buildpackage -b builds hourglass and hourglass-dev, lintian has
     nothing to say, and the packages hold what they promise: extracted
