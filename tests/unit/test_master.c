@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -32,7 +33,6 @@
 #include "fault_alloc.h"
 
 #define MAX_SEEN 64
-#define HG_AHEAD_TURN_MS_TEST 10    /* the master's default turn */
 
 typedef struct {
     char id[40];
@@ -758,8 +758,39 @@ test_handed_ahead_recorded_once(void **state)
     }
 }
 
-/* Both workers busy with 400 ms runs of a job that counts as quick, and
- * an echo triggered behind them, handed ahead to one: its id in ID. */
+/* Until every busy worker has read its frame out of its pipe. A worker
+ * slow to get the CPU (two test binaries run at once) would otherwise
+ * read the frame handed next in the same read as its own, and run it in
+ * turn: nothing is left in the pipe to take back (a best effort, by
+ * design), and the tests of taking back would fail for the scheduler's
+ * sake. */
+static void
+wait_frames_read(fixture_t *f)
+{
+    int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC) + 5 * HG_NSEC_PER_SEC;
+    hg_worker_t *w;
+    int unread, n;
+
+    for (;;) {
+        unread = 0;
+        for (w = f->master->pool.head; w != NULL; w = w->next) {
+            if (w->state == HG_WORKER_BUSY && w->back_fd >= 0) {
+                assert_int_equal(ioctl(w->back_fd, FIONREAD, &n), 0);
+                unread += n;
+            }
+        }
+        if (unread == 0) {
+            return;
+        }
+        assert_true(hg_clock_ns(CLOCK_MONOTONIC) < deadline);
+        usleep(100);
+    }
+}
+
+/* Both workers busy with BUSY_MS runs of a job that counts as quick, each
+ * frame read, and an echo triggered behind them, handed ahead to one: its
+ * id in ID. A handed execution goes only behind one that began less than
+ * half a turn (TURN_MS) ago. */
 static void
 hand_echo_behind_busy(fixture_t *f, int64_t turn_ms, int busy_ms,
                       char id[40])
@@ -770,6 +801,7 @@ hand_echo_behind_busy(fixture_t *f, int64_t turn_ms, int busy_ms,
     pretend_quick(f, "busy");
     trigger(f, "busy");
     trigger(f, "busy");
+    wait_frames_read(f);
     snprintf(id, 40, "%s", trigger(f, "echo")->id);
     assert_non_null(holder(f));
     assert_int_equal(f->master->handed_total, 1);
@@ -783,7 +815,9 @@ test_handed_ahead_taken_back(void **state)
     fixture_t *f = *state;
     char id[40];
 
-    hand_echo_behind_busy(f, HG_AHEAD_TURN_MS_TEST, 400, id);
+    /* Ten turns before the busy runs end: the window in which it may be
+     * handed (half a turn) holds the wait for the workers' reads. */
+    hand_echo_behind_busy(f, 40, 400, id);
     run_until(f, 3);
     assert_int_equal(f->master->taken_back_total, 1);
     assert_int_equal(seen_of(f, id)->status, HG_EXEC_SUCCEEDED);
