@@ -16,7 +16,8 @@
 PYTHON=${PYTHON:-python3}
 JOBS=${E2E_JOBS:-3}
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 # NAME PYTEST_ARGS...: runs pytest, its output shown and kept in
 # $tmp/NAME.out, its status in $tmp/NAME.rc.
