@@ -922,6 +922,7 @@ hg_cron_parse(const char *expr, char *err, size_t errlen)
     c = cron_alloc(start, len, zone_at, zone_len);
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");
+        errno = ENOMEM;
         return NULL;
     }
     body = c->text + rest_at;

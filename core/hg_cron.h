@@ -21,7 +21,8 @@
 typedef struct hg_cron_s hg_cron_t;
 
 /* NULL and a message in err ("field 3 (day of month): 32 is out of range
- * 1-31", "never fires: day 30 does not occur in February") on error. */
+ * 1-31", "never fires: day 30 does not occur in February") on error; errno
+ * ENOMEM (and "out of memory") when the fault is not the expression's. */
 hg_cron_t *hg_cron_parse(const char *expr, char *err, size_t errlen);
 /*
  * A parsed expression never changes, so the jobs that share a text can

@@ -657,7 +657,13 @@ ct_job(ct_out_t *o, const ct_table_t *t, size_t lineno, const char *line,
         }
         schedule = full;
     }
+    errno = 0;
     cron = hg_cron_parse(schedule, err, sizeof(err));
+    if (cron == NULL && errno == ENOMEM) {
+        o->failed = true;               /* not the line's fault: no skip */
+        free(full);
+        return;
+    }
     if (cron == NULL) {
         char why[400];
         if (strchr(schedule, '~') != NULL) {

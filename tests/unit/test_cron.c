@@ -44,6 +44,9 @@
 #include "hg_hint.h"
 #include "hg_tz.h"
 
+#include "fault_alloc.h"
+#include "run_main.h"
+
 typedef struct {
     const char *expr;
     const char *zone;
@@ -3174,6 +3177,120 @@ test_next_env(void **state)
     unsetenv("TZ");
 }
 
+
+/* ---- import-crontab under out-of-memory --------------------------------- */
+
+/* A user's table with every kind of line the importer reads or skips. */
+static const char test_user_crontab[] =
+    "# a user's table\n"
+    "SHELL=/bin/bash\n"
+    "PATH=\"/usr/local/bin:/usr/bin:/bin\"\n"
+    "HOME='/srv/app'\n"
+    " LANG = C.UTF-8 \n"
+    "CRON_TZ=Europe/Berlin\n"
+    "RANDOM_DELAY=5\n"
+    "RANDOM_DELAY=lots\n"
+    "MAILTO=ops@example.com\n"
+    "MAILFROM=cron@example.com\n"
+    "PATH=/usr/bin:/bin\n"
+    "1BAD=x\n"
+    "WEIRD.NAME=y\n"
+    "0 2 * * * /usr/local/bin/backup --full > /var/log/backup.log 2>&1\n"
+    "*/15 9-17 * * mon-fri cd /srv/app && ./sync.sh # synced\n"
+    "@reboot /usr/bin/start-things\n"
+    "@daily echo \"tab\there\"\n"
+    "30 4 1 jan,jul * mail -s report ops%Dear ops,%100\\% done%CRON_INPUT%"
+    "bye\n"
+    "5 0 * * * printf 'x\001y'\n"
+    "~ 3 * * * randomised\n"
+    "0 12 * * * /usr/bin/backup\n"
+    "0 12 * * * /usr/bin/backup\n"
+    "0 13 * * * ---\n"
+    "0 14 * * * [ -x /bin/true ] && /bin/true\n"
+    "this line is not cron\n";
+
+/* The system format: a user column, and /etc/cron.d's habits. */
+static const char test_system_crontab[] =
+    "SHELL=/bin/sh\n"
+    "17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly\n"
+    "25 6\t* * *\troot\ttest -x /usr/sbin/anacron || run-parts /etc/daily\n"
+    "@weekly nobody /usr/bin/weekly%input\n"
+    "0 1 * * *\n";
+
+static void
+test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * Every allocation of an import refused in turn: the command fails with
+ * status 1 and says "out of memory", or succeeds with the same output; it
+ * never crashes, prints half a table with status 0, or leaks (ASan and
+ * valgrind run this test too).
+ */
+static void
+test_import_crontab_out_of_memory(void **state)
+{
+    char dir[] = "/tmp/hg_test_crontab.XXXXXX", user[64], sys[64];
+    char *argv_user[] = { "import-crontab", user, sys, NULL };
+    char *argv_sys[] = { "import-crontab", "--system", sys, NULL };
+    struct { int argc; char **argv; } runs[] = {
+        { 3, argv_user }, { 3, argv_sys },
+    };
+    run_main_t want, got;
+    unsigned long refused = 0;
+    size_t i;
+
+    HG_UNUSED(state);
+    assert_non_null(mkdtemp(dir));
+    snprintf(user, sizeof(user), "%s/user", dir);
+    snprintf(sys, sizeof(sys), "%s/system", dir);
+    test_write_file(user, test_user_crontab);
+    test_write_file(sys, test_system_crontab);
+
+    for (i = 0; i < HG_NELEMS(runs); i++) {
+        assert_int_equal(run_main(hg_crontab_main, runs[i].argc,
+                                  runs[i].argv, 0, &want), 0);
+        assert_int_equal(want.status, 0);
+        /* what the table has, so that the loop below runs all of it */
+        assert_non_null(strstr(want.out, i == 0 ? "<<'CRON_INPUT_1'"
+                                                : "<<'CRON_INPUT'"));
+        for (FAULT_ALLOC_LOOP(n)) {
+            assert_int_equal(run_main(hg_crontab_main, runs[i].argc,
+                                      runs[i].argv, n, &got), 0);
+            if (got.status == 0) {
+                if (strcmp(got.out, want.out) != 0) {
+                    fail_msg("import %zu, allocation %lu refused: status 0 "
+                             "with another output:\n%s", i, n, got.out);
+                }
+            } else {
+                assert_true(got.fired);
+                assert_int_equal(got.status, 1);
+                if (strstr(got.err, "out of memory") == NULL) {
+                    fail_msg("import %zu, allocation %lu refused: \"%s\"", i,
+                             n, got.err);
+                }
+                refused++;
+            }
+            run_main_free(&got);
+            if (!got.fired) {
+                break;
+            }
+        }
+        run_main_free(&want);
+    }
+    print_message("refusals that failed the import: %lu\n", refused);
+    assert_true(refused > 0);
+    unlink(user);
+    unlink(sys);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -3190,7 +3307,9 @@ main(void)
         cmocka_unit_test(test_against_scan),
         cmocka_unit_test(test_next_command),
         cmocka_unit_test(test_next_env),
+        cmocka_unit_test(test_import_crontab_out_of_memory),
     };
 
+    fault_alloc_setup();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
