@@ -499,6 +499,37 @@ static void hg_conf_error_addv(hg_conf_errors_t *errors, const char *file,
                                int line, const char *fmt, va_list ap)
     HG_PRINTF(4, 0);
 
+/*
+ * The record of an error that could not be recorded for want of memory:
+ * static, so that saying so needs none. The list keeps a free slot after
+ * every addition for it; a list that could not be allocated at all
+ * becomes the static one-item list (never written, never freed), and
+ * takes nothing more.
+ */
+static char hg_conf_nomem_text[] = "out of memory";
+static hg_conf_error_t hg_conf_nomem_list[1] = {
+    { NULL, 0, hg_conf_nomem_text }
+};
+
+static void
+hg_conf_error_nomem(hg_conf_errors_t *errors)
+{
+    hg_conf_error_t *e;
+
+    if (errors->capacity == 0) {
+        errors->items = hg_conf_nomem_list;
+        errors->count = 1;
+        return;
+    }
+    if (errors->items[errors->count - 1].message == hg_conf_nomem_text) {
+        return;                     /* said once */
+    }
+    e = &errors->items[errors->count++];
+    e->file = NULL;
+    e->line = 0;
+    e->message = hg_conf_nomem_text;
+}
+
 static void
 hg_conf_error_addv(hg_conf_errors_t *errors, const char *file, int line,
                    const char *fmt, va_list ap)
@@ -506,23 +537,26 @@ hg_conf_error_addv(hg_conf_errors_t *errors, const char *file, int line,
     hg_conf_error_t *e;
     char *msg = NULL, *f = NULL;
 
-    if (errors == NULL) {
+    if (errors == NULL || errors->items == hg_conf_nomem_list) {
         return;
     }
-    if (errors->count == errors->capacity) {
+    if (errors->count + 1 >= errors->capacity) {
         size_t cap = errors->capacity ? errors->capacity * 2 : 8;
         hg_conf_error_t *items = realloc(errors->items, cap * sizeof(*items));
         if (items == NULL) {
+            hg_conf_error_nomem(errors);
             return;
         }
         errors->items = items;
         errors->capacity = cap;
     }
     if (vasprintf(&msg, fmt, ap) < 0) {
+        hg_conf_error_nomem(errors);
         return;
     }
     if (file != NULL && (f = strdup(file)) == NULL) {
         free(msg);
+        hg_conf_error_nomem(errors);
         return;
     }
     e = &errors->items[errors->count++];
@@ -567,11 +601,17 @@ hg_conf_errors_free(hg_conf_errors_t *errors)
     if (errors == NULL) {
         return;
     }
-    for (i = 0; i < errors->count; i++) {
+    for (i = 0; errors->items != hg_conf_nomem_list && i < errors->count;
+         i++)
+    {
         free(errors->items[i].file);
-        free(errors->items[i].message);
+        if (errors->items[i].message != hg_conf_nomem_text) {
+            free(errors->items[i].message);
+        }
     }
-    free(errors->items);
+    if (errors->items != hg_conf_nomem_list) {
+        free(errors->items);
+    }
     errors->items = NULL;
     errors->count = 0;
     errors->capacity = 0;
@@ -2477,17 +2517,21 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
     bool keep = false;
     char *id = NULL;
     json_t *prev;
-    int i, n;
+    int i, n, rc;
 
     /* The label for messages is the id when it is usable, else the job's
      * position: read the id quietly first; its errors come from the walk
      * below, once. */
     ids = config_setting_get_member(e, "id");
-    if (ids != NULL && config_setting_type(ids) == CONFIG_TYPE_STRING
-        && hg_conf_value(ld, config_setting_get_string(ids), &id, err,
-                         sizeof(err)) == HG_OK
-        && hg_conf_id_ok(id))
-    {
+    rc = ids != NULL && config_setting_type(ids) == CONFIG_TYPE_STRING
+         ? hg_conf_value(ld, config_setting_get_string(ids), &id, err,
+                         sizeof(err))
+         : HG_ERROR;
+    if (rc == HG_CONF_NOMEM) {
+        ld->oom = true;             /* not "job #N": the id is fine */
+        return false;
+    }
+    if (rc == HG_OK && hg_conf_id_ok(id)) {
         snprintf(label, sizeof(label), "job \"%s\"", id);
     } else if (ordinal > 0) {
         snprintf(label, sizeof(label), "job #%u", ordinal);
@@ -3428,13 +3472,26 @@ hg_conf_check_job_keys(const hg_job_conf_t *job,
 
     json_object_foreach(job->definition, key, value) {
         const char *hint;
+        bool module_expect = strcmp(key, "expect") == 0
+                             && !json_is_object(value);
 
-        if (hg_conf_is_job_key(key)) {
+        if (hg_conf_is_job_key(key) && !module_expect) {
             continue;
         }
         for (i = 0; i < nm && strcmp(module_keys[i], key) != 0; i++) {
         }
         if (i < nm) {
+            continue;
+        }
+        if (module_expect) {
+            /* not the dead-man group, and the type has no expect of its
+             * own: ignored, it would check nothing the user meant */
+            hg_conf_error_add(errors, job->file,
+                              hg_conf_job_key_line(job, key),
+                              "job \"%s\": expect: expected a group { "
+                              "success_within = \"26h\"; } (a job of type "
+                              "\"%s\" has no expect of its own)", job->id,
+                              job->type ? job->type : "?");
             continue;
         }
         hint = names != NULL ? hg_hint_closest(key, names) : NULL;

@@ -21,6 +21,7 @@
 #include "hg_conf.h"
 
 #include "test_dump.h"
+#include "fault_alloc.h"
 
 #define PREFIX  "/opt/hg"
 
@@ -952,7 +953,8 @@ test_check_job_keys(void **state)
                      "      comand = \"true\";\n"
                      "      cwd = \"/\";\n"
                      "      timout = \"1m\";\n"
-                     "      zzz = 1; }\n"
+                     "      zzz = 1;\n"
+                     "      expect = 5; }\n"
                      ");\n", &errors);
     assert_non_null(conf);
     /* not common keys: left to the module, not errors of the file */
@@ -971,8 +973,26 @@ test_check_job_keys(void **state)
         "T/scheduler.conf:5: unknown key \"timout\" in job \"x\" (did you "
         "mean \"timeout\"?)\n"
         "T/scheduler.conf:6: unknown key \"zzz\" in job \"x\" (neither a "
-        "common job key nor a key of type \"shell\")\n");
+        "common job key nor a key of type \"shell\")\n"
+        /* not the dead-man group: the module's, which shell has not */
+        "T/scheduler.conf:7: job \"x\": expect: expected a group { "
+        "success_within = \"26h\"; } (a job of type \"shell\" has no "
+        "expect of its own)\n");
     free(text);
+    hg_conf_errors_free(&errors);
+
+    /* a type with an expect of its own (http: status codes) takes it */
+    {
+        static const char *const http_keys[] = { "url", "expect", NULL };
+        hg_conf_t *h = load_text("jobs = ( { id = \"h\"; type = \"http\";\n"
+                                 "  url = \"http://x/\"; expect = [ 200 ]; "
+                                 "} );\n", &errors);
+
+        assert_non_null(h);
+        hg_conf_check_job_keys(&h->jobs[0], http_keys, &errors);
+        assert_no_errors(&errors);
+        hg_conf_free(h);
+    }
 
     assert_true(hg_conf_is_job_key("timeout"));
     assert_true(hg_conf_is_job_key("backoff"));
@@ -1453,6 +1473,72 @@ static const bad_case_t bad_cases[] = {
       "workers = 1;\n@include \"jobs.d/missing.conf\"\n", NULL, NULL,
       "T/scheduler.conf:2: cannot open include file (@include paths are "
       "relative to T)\n" },
+    { "channels not a list",
+      "channels = 5;\n", NULL, NULL,
+      "T/scheduler.conf:1: channels: expected a list of channels, ( { name = "
+      "\"...\"; type = \"webhook\"; url = \"...\"; }, ... ), got an integer "
+      "5\n" },
+    { "a channel not a group",
+      "channels = ( 5 );\n", NULL, NULL,
+      "T/scheduler.conf:1: channels[0]: expected a group { name = \"...\"; "
+      "type = \"...\"; ... }, got an integer 5\n" },
+    { "a webhook's url not http",
+      "channels = ( { name = \"w\"; type = \"webhook\"; url = \"ftp://x/y\"; "
+      "} );\n", NULL, NULL,
+      "T/scheduler.conf:1: channels[0].url: \"ftp://x/y\" is not an http:// "
+      "or https:// URL\n" },
+    { "a command channel without command, a webhook with one",
+      "channels = (\n { name = \"c\"; type = \"command\"; },\n"
+      " { name = \"w\"; type = \"webhook\"; url = \"http://x/\";\n"
+      "   command = \"cat\"; },\n"
+      " { name = \"d\"; type = \"command\"; command = \"cat\";\n"
+      "   url = \"http://x/\"; } );\n", NULL, NULL,
+      "T/scheduler.conf:2: channels[0]: a command channel needs command\n"
+      "T/scheduler.conf:4: channels[1].command: only for type = \"command\"\n"
+      "T/scheduler.conf:6: channels[2].url: only for type = \"webhook\"\n" },
+    { "two channels of one name",
+      "channels = ( { name = \"c\"; type = \"command\"; command = \"cat\"; },\n"
+      "  { name = \"c\"; type = \"command\"; command = \"cat\"; } );\n",
+      NULL, NULL,
+      "T/scheduler.conf:2: channels[1].name: \"c\" is already the name of "
+      "channels[0]\n" },
+    { "notify: not a group, an unknown key, empty or odd lists, half",
+      "channels = ( { name = \"c\"; type = \"command\"; command = \"cat\"; } );\n"
+      "defaults = { notify = 5; };\n"
+      "jobs = (\n"
+      " { id = \"a\"; type = \"t\"; notify = { on = [ \"failure\" ];\n"
+      "   via = [ \"c\" ]; wehn = 1; }; },\n"
+      " { id = \"b\"; type = \"t\"; notify = { on = [ ]; via = [ \"c\" ]; }; },\n"
+      " { id = \"c\"; type = \"t\"; notify = { on = [ 1 ]; via = [ \"c\" ]; }; },\n"
+      " { id = \"d\"; type = \"t\"; notify = { on = [ \"failure\" ]; }; },\n"
+      " { id = \"e\"; type = \"t\"; notify = { on = [ \"failur\" ];\n"
+      "   via = [ \"d\" ]; }; } );\n", NULL, NULL,
+      "T/scheduler.conf:5: job \"a\": notify: unknown key \"wehn\" (known "
+      "keys: on, via)\n"
+      "T/scheduler.conf:6: job \"b\": notify.on: expected a non-empty list of "
+      "strings, [ \"...\", ... ]\n"
+      "T/scheduler.conf:7: job \"c\": notify.on[0]: expected a string\n"
+      "T/scheduler.conf:8: job \"d\": notify: needs both on (the events) and "
+      "via (the channels)\n"
+      "T/scheduler.conf:9: job \"e\": notify.on: unknown event \"failur\" "
+      "(did you mean \"failure\"?)\n"
+      "T/scheduler.conf:10: job \"e\": notify.via: unknown channel \"d\" "
+      "(not in channels)\n"
+      /* defaults are read after the jobs (a job starts from them) */
+      "T/scheduler.conf:2: defaults.notify: expected a group { on = [ "
+      "\"failure\" ]; via = [ \"CHANNEL\" ]; }\n" },
+    { "expect: an unknown key, too short, empty",
+      "jobs = (\n"
+      " { id = \"a\"; type = \"t\"; expect = { success_within = \"1h\";\n"
+      "   succes_within = \"2h\"; }; },\n"
+      " { id = \"b\"; type = \"t\"; expect = { run_within = \"10ms\"; }; },\n"
+      " { id = \"c\"; type = \"t\"; expect = { }; } );\n", NULL, NULL,
+      "T/scheduler.conf:3: job \"a\": expect: unknown key \"succes_within\" "
+      "(did you mean \"success_within\"?)\n"
+      "T/scheduler.conf:4: job \"b\": expect.run_within: expected a duration "
+      "of 1s or more (\"26h\")\n"
+      "T/scheduler.conf:5: job \"c\": expect: give success_within or "
+      "run_within (e.g. expect = { success_within = \"26h\"; })\n" },
     { "every problem reported, not just the first",
       "workers = 0;\n"
       "log = { level = \"loud\"; };\n"
@@ -1497,6 +1583,129 @@ test_bad_configs(void **state)
     }
     assert_true(HG_NELEMS(bad_cases) >= 25);
     assert_int_equal(failed, 0);
+}
+
+
+/* --- out of memory ----------------------------------------------------- */
+
+/* The keys full_conf leaves out: notifications, dead-man checks, a
+ * cluster, tracing, TLS, ${VAR} and pass_env, an @include. */
+static const char features_conf[] =
+    "modules = { path = \"${HG_T_HOME}/modules\"; load = [ \"shell\", "
+    "\"http\" ]; };\n"
+    "store = { driver = \"postgres\"; url = \"postgresql://u@h/db\"; };\n"
+    "cluster = { instance = \"${HG_T_UNSET:-node-a}\"; lease = \"5s\"; };\n"
+    "tracing = { otlp = \"http://127.0.0.1:4318\"; service_name = \"hg\"; };\n"
+    "api = { listen = \"127.0.0.1:9443\";\n"
+    "    tls = { cert = \"tls/c.pem\"; key = \"tls/k.pem\"; };\n"
+    "    tokens = ( { name = \"ops\"; token = \"${HG_T_HOME}\"; "
+    "role = \"admin\"; } ); };\n"
+    "channels = ( { name = \"hook\"; type = \"webhook\";\n"
+    "               url = \"https://hooks.example/x\"; },\n"
+    "             { name = \"page\"; type = \"command\"; command = \"cat\"; } );\n"
+    "defaults = { notify = { on = [ \"failure\", \"dead\" ]; "
+    "via = [ \"hook\" ]; }; };\n"
+    "jobs = (\n"
+    "    { id = \"a\"; type = \"shell\"; schedule = \"CRON_TZ=UTC 0 2 * * *\";\n"
+    "      command = \"tar czf ${HG_T_HOME}/b.tgz /etc\";\n"
+    "      pass_env = [ \"LANG\" ];\n"
+    "      notify = { on = [ \"missed\", \"overdue\" ]; via = [ \"page\" ]; };\n"
+    "      expect = { success_within = \"26h\"; run_within = \"1h\"; }; },\n"
+    "    { id = \"h\"; type = \"http\"; url = \"http://x/\"; "
+    "expect = [ 200 ]; every = \"1m\"; },\n"
+    "@include \"jobs.d/more.conf\"\n"
+    ");\n";
+
+/*
+ * The load of FILE, each of its allocations refused in turn: it fails with
+ * an error saying "out of memory", or gives what it gives unrefused (the
+ * configuration WANT dumps, or the errors WANT_ERRORS). Returns how many
+ * refusals failed it.
+ */
+static const char *oom_case = "";
+
+static unsigned long
+oom_load(const char *want, const char *want_errors)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    unsigned long failed = 0;
+    hg_conf_t *conf;
+    char *text;
+    bool fired;
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        fault_alloc_arm(n);
+        conf = load_file("scheduler.conf", &errors);
+        fired = fault_alloc_disarm();
+        text = errors_text(&errors);
+        if (conf != NULL && want != NULL) {
+            char *got = dump_text(conf);
+            if (strcmp(got, want) != 0) {
+                fail_msg("allocation %lu refused: loaded another "
+                         "configuration:\n%s", n, got);
+            }
+            free(got);
+        } else if (!fired || strstr(text, "out of memory") == NULL) {
+            if (want == NULL && strcmp(text, want_errors) == 0) {
+                /* the refusal changed nothing the user sees */
+            } else {
+                fail_msg("%s: allocation %lu %s: %s (%zu errors)\n%s",
+                         oom_case, n,
+                         fired ? "refused" : "(none refused)",
+                         conf != NULL ? "loaded" : "failed", errors.count,
+                         text);
+            }
+        } else {
+            failed++;
+        }
+        free(text);
+        hg_conf_free(conf);
+        hg_conf_errors_free(&errors);
+        if (!fired) {
+            break;
+        }
+    }
+    return failed;
+}
+
+static void
+test_out_of_memory(void **state)
+{
+    const char *good[] = { full_conf, features_conf };
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    unsigned long failed_load = 0, failed_bad = 0;
+    hg_conf_t *conf;
+    char *want;
+    size_t i;
+
+    HG_UNUSED(state);
+    write_file("jobs.d/more.conf", "{ id = \"m\"; type = \"shell\"; "
+               "command = \"true\"; every = \"5s\"; }\n");
+    for (i = 0; i < HG_NELEMS(good); i++) {
+        conf = load_text(good[i], &errors);
+        if (conf == NULL) {
+            char *text = errors_text(&errors);
+            fail_msg("good[%zu]:\n%s", i, text);
+        }
+        want = dump_text(conf);
+        oom_case = i == 0 ? "full_conf" : "features_conf";
+        failed_load += oom_load(want, NULL);
+        free(want);
+        hg_conf_free(conf);
+    }
+    for (i = 0; i < HG_NELEMS(bad_cases); i++) {
+        const bad_case_t *c = &bad_cases[i];
+
+        if (c->extra_name != NULL) {
+            write_file(c->extra_name, c->extra);
+        }
+        write_file("scheduler.conf", c->conf);
+        oom_case = c->name;
+        failed_bad += oom_load(NULL, c->want);
+    }
+    print_message("refusals that failed it: good files %lu, bad files %lu\n",
+                  failed_load, failed_bad);
+    assert_true(failed_load > 0 && failed_bad > 0);
 }
 
 /* --- the shipped files ------------------------------------------------- */
@@ -1586,8 +1795,10 @@ main(void)
         cmocka_unit_test(test_job_from_json),
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_shipped_configs),
     };
 
+    fault_alloc_setup();
     return cmocka_run_group_tests(tests, setup, teardown);
 }
