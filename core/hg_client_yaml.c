@@ -73,6 +73,24 @@ hg_yaml_plain(const char *text, size_t len)
     return json_stringn(text, len);
 }
 
+/*
+ * jansson's NULL for a string is text that is not UTF-8 or a lack of
+ * memory; only the second sets errno (ENOMEM, as malloc does), so that
+ * the message can say which.
+ */
+static void
+hg_yaml_text_error(const yaml_node_t *node, const char *what, char *err,
+                   size_t errlen)
+{
+    if (errno == ENOMEM) {
+        snprintf(err, errlen, "out of memory");
+    } else {
+        snprintf(err, errlen, "%zu:%zu: %s is not UTF-8 text",
+                 node->start_mark.line + 1, node->start_mark.column + 1,
+                 what);
+    }
+}
+
 static json_t *
 hg_yaml_mapping(yaml_document_t *doc, yaml_node_t *node, int depth,
                 char *err, size_t errlen)
@@ -100,11 +118,11 @@ hg_yaml_mapping(yaml_document_t *doc, yaml_node_t *node, int depth,
         if (value == NULL) {
             goto failed;
         }
+        errno = 0;
         if (json_object_setn_new(obj, (const char *) key->data.scalar.value,
                                  key->data.scalar.length, value) != 0)
         {
-            snprintf(err, errlen, "%zu:%zu: the key is not UTF-8 text",
-                     key->start_mark.line + 1, key->start_mark.column + 1);
+            hg_yaml_text_error(key, "the key", err, errlen);
             goto failed;
         }
     }
@@ -134,14 +152,14 @@ hg_yaml_node(yaml_document_t *doc, yaml_node_t *node, int depth, char *err,
     }
     switch (node->type) {
     case YAML_SCALAR_NODE:
+        errno = 0;
         v = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
             ? hg_yaml_plain((const char *) node->data.scalar.value,
                             node->data.scalar.length)
             : json_stringn((const char *) node->data.scalar.value,
                            node->data.scalar.length);
         if (v == NULL) {
-            snprintf(err, errlen, "%zu:%zu: not UTF-8 text",
-                     node->start_mark.line + 1, node->start_mark.column + 1);
+            hg_yaml_text_error(node, "the value", err, errlen);
         }
         return v;
     case YAML_SEQUENCE_NODE:
@@ -155,7 +173,10 @@ hg_yaml_node(yaml_document_t *doc, yaml_node_t *node, int depth, char *err,
                 json_decref(v);
                 return NULL;
             }
-            json_array_append_new(v, member);
+            if (json_array_append_new(v, member) != 0) {
+                json_decref(v);
+                v = NULL;               /* never a list with one missing */
+            }
         }
         if (v == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -184,8 +205,11 @@ hg_yaml_job(json_t *v)
         return json_incref(v);
     }
     job = json_deep_copy(spec);
-    if (job != NULL && json_object_get(job, "id") == NULL) {
-        json_object_set(job, "id", name);
+    if (job != NULL && json_object_get(job, "id") == NULL
+        && json_object_set(job, "id", name) != 0)
+    {
+        json_decref(job);
+        job = NULL;                     /* out of memory, as its caller says */
     }
     return job;
 }
@@ -215,6 +239,25 @@ hg_yaml_add_jobs(json_t *jobs, json_t *doc)
     return HG_OK;
 }
 
+/* The line and column of byte OFFSET of DATA: libyaml's reader gives
+ * only the offset of the bytes it cannot decode. */
+static void
+hg_yaml_mark_at(const char *data, size_t len, size_t offset, yaml_mark_t *at)
+{
+    size_t i;
+
+    at->line = 0;
+    at->column = 0;
+    for (i = 0; i < offset && i < len; i++) {
+        if (data[i] == '\n') {
+            at->line++;
+            at->column = 0;
+        } else {
+            at->column++;
+        }
+    }
+}
+
 json_t *
 hg_client_yaml_jobs(const char *data, size_t len, char *err, size_t errlen)
 {
@@ -233,9 +276,13 @@ hg_client_yaml_jobs(const char *data, size_t len, char *err, size_t errlen)
     /* every document of the stream ("---" between them) */
     while (!done) {
         if (!yaml_parser_load(&parser, &doc)) {
-            snprintf(err, errlen, "%zu:%zu: %s%s%s",
-                     parser.problem_mark.line + 1,
-                     parser.problem_mark.column + 1,
+            yaml_mark_t at = parser.problem_mark;
+
+            if (parser.error == YAML_READER_ERROR) {
+                hg_yaml_mark_at(data, len, parser.problem_offset, &at);
+            }
+            snprintf(err, errlen, "%zu:%zu: %s%s%s", at.line + 1,
+                     at.column + 1,
                      parser.context != NULL ? parser.context : "",
                      parser.context != NULL ? ": " : "",
                      parser.problem != NULL ? parser.problem : "not YAML");

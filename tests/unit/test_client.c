@@ -1,7 +1,8 @@
 /*
  * Unit tests for hg_client_print: the client's relative times ("in 3m",
  * "2h ago"), durations with units, local times, the API's times read back
- * with their milliseconds, and aligned tables.
+ * with their milliseconds, and aligned tables; and for hg_client_yaml: the
+ * jobs of a YAML stream, its errors, and its allocations refused.
  */
 
 #include "hg_core.h"
@@ -10,6 +11,8 @@
 #include <cmocka.h>
 
 #include "hg_client.h"
+
+#include "fault_alloc.h"
 
 static void
 expect_relative(int64_t then_ms, int64_t now_ms, const char *want)
@@ -141,6 +144,156 @@ test_table(void **state)
     hg_client_table_free(&t);
 }
 
+
+/* ---- YAML ------------------------------------------------------------- */
+
+/* Every shape hg_client_yaml_jobs reads, in one stream. */
+static const char yaml_stream[] =
+    "# a list of jobs\n"
+    "- id: backup\n"
+    "  type: shell\n"
+    "  schedule: \"0 2 * * *\"\n"
+    "  enabled: yes\n"
+    "  paused: off\n"
+    "  max_retries: 3\n"
+    "  ratio: 0.5\n"
+    "  big: -12\n"
+    "  hex: 0x1f\n"
+    "  nothing: ~\n"
+    "  empty:\n"
+    "  tags: [nightly, 'db', \"x\"]\n"
+    "  env: {A: \"1\", B: two}\n"
+    "---\n"
+    "jobs:\n"
+    "  - {id: j1, type: system, task: noop}\n"
+    "  - {id: j2, type: system, task: noop}\n"
+    "---\n"
+    "kind: List\n"
+    "items:\n"
+    "  - kind: Job\n"
+    "    metadata: {name: k8s}\n"
+    "    spec: {type: shell, command: \"true\", every: 1m}\n"
+    "  - kind: Job\n"
+    "    metadata: {name: named}\n"
+    "    spec: {id: own, type: shell, command: \"true\"}\n"
+    "---\n"
+    "id: single\n"
+    "type: shell\n"
+    "argv: [/bin/echo, \"a b\", 3, true, null]\n";
+
+static const char yaml_want[] =
+    "[{\"id\": \"backup\", \"type\": \"shell\", \"schedule\": \"0 2 * * *\","
+    " \"enabled\": \"yes\", \"paused\": \"off\", \"max_retries\": 3,"
+    " \"ratio\": 0.5, \"big\": -12, \"hex\": \"0x1f\", \"nothing\": null,"
+    " \"empty\": null, \"tags\": [\"nightly\", \"db\", \"x\"],"
+    " \"env\": {\"A\": \"1\", \"B\": \"two\"}},"
+    " {\"id\": \"j1\", \"type\": \"system\", \"task\": \"noop\"},"
+    " {\"id\": \"j2\", \"type\": \"system\", \"task\": \"noop\"},"
+    " {\"id\": \"k8s\", \"type\": \"shell\", \"command\": \"true\","
+    " \"every\": \"1m\"},"
+    " {\"id\": \"own\", \"type\": \"shell\", \"command\": \"true\"},"
+    " {\"id\": \"single\", \"type\": \"shell\","
+    " \"argv\": [\"/bin/echo\", \"a b\", 3, true, null]}]";
+
+static void
+test_yaml(void **state)
+{
+    static const struct {
+        const char *yaml;
+        const char *err;
+    } bad[] = {
+        { "- id: x\n  type: [unclosed\n", "3:1: while parsing a flow "
+          "sequence: did not find expected ',' or ']'" },
+        { "? [a, b]\n: c\n", "1:1: a key must be a plain name" },
+        /* libyaml checks the text, so jansson never finds bad UTF-8 */
+        { "a: \"\\uDC00\"\n", "1:7: while parsing a quoted scalar: found "
+          "invalid Unicode character escape code" },
+        { "a: 1\nb: \xff\n", "2:4: invalid leading UTF-8 octet" },
+    };
+    json_t *jobs, *want;
+    char err[256];
+    size_t i;
+
+    (void) state;
+    jobs = hg_client_yaml_jobs(yaml_stream, strlen(yaml_stream), err,
+                               sizeof(err));
+    if (jobs == NULL) {
+        fail_msg("%s", err);
+    }
+    want = json_loads(yaml_want, 0, NULL);
+    assert_non_null(want);
+    if (!json_equal(jobs, want)) {
+        char *got = json_dumps(jobs, JSON_COMPACT);
+        fail_msg("got %s", got);
+    }
+    json_decref(jobs);
+    json_decref(want);
+
+    /* an empty stream has no jobs; errors say where */
+    jobs = hg_client_yaml_jobs("", 0, err, sizeof(err));
+    assert_true(json_is_array(jobs) && json_array_size(jobs) == 0);
+    json_decref(jobs);
+    for (i = 0; i < HG_NELEMS(bad); i++) {
+        err[0] = '\0';
+        jobs = hg_client_yaml_jobs(bad[i].yaml, strlen(bad[i].yaml), err,
+                                   sizeof(err));
+        if (jobs != NULL || strcmp(err, bad[i].err) != 0) {
+            fail_msg("bad[%zu]: \"%s\"", i, err);
+        }
+    }
+
+    /* nested deeper than the reader follows */
+    {
+        char deep[2 * 70 + 3];
+
+        memset(deep, '[', 70);
+        deep[70] = '1';
+        memset(deep + 71, ']', 70);
+        memcpy(deep + 141, "\n", 2);
+        jobs = hg_client_yaml_jobs(deep, strlen(deep), err, sizeof(err));
+        assert_null(jobs);
+        assert_string_equal(err, "1:66: nested deeper than 64 levels");
+    }
+}
+
+/* Each allocation refused in turn: "out of memory", or the same jobs;
+ * never a list with a job or a key missing. */
+static void
+test_yaml_out_of_memory(void **state)
+{
+    json_t *jobs, *want;
+    unsigned long failed = 0;
+    char err[256];
+    bool fired;
+
+    (void) state;
+    want = json_loads(yaml_want, 0, NULL);
+    assert_non_null(want);
+    for (FAULT_ALLOC_LOOP(n)) {
+        err[0] = '\0';
+        fault_alloc_arm(n);
+        jobs = hg_client_yaml_jobs(yaml_stream, strlen(yaml_stream), err,
+                                   sizeof(err));
+        fired = fault_alloc_disarm();
+        if (jobs == NULL) {
+            if (!fired || strcmp(err, "out of memory") != 0) {
+                fail_msg("allocation %lu refused: \"%s\"", n, err);
+            }
+            failed++;
+        } else if (!json_equal(jobs, want)) {
+            char *got = json_dumps(jobs, JSON_COMPACT);
+            fail_msg("allocation %lu refused: other jobs: %s", n, got);
+        }
+        json_decref(jobs);
+        if (!fired) {
+            break;
+        }
+    }
+    json_decref(want);
+    print_message("refusals that failed it: %lu\n", failed);
+    assert_true(failed > 0);
+}
+
 int
 main(void)
 {
@@ -150,8 +303,11 @@ main(void)
         cmocka_unit_test(test_api_time),
         cmocka_unit_test(test_local_time),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_yaml),
+        cmocka_unit_test(test_yaml_out_of_memory),
     };
 
+    fault_alloc_setup();
     setenv("TZ", "Europe/Berlin", 1);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
