@@ -12,6 +12,7 @@
 
 #include "hg_api_http.h"
 #include "hg_log.h"
+#include "hg_json.h"
 
 /* A client's bound: what it has not read yet, beyond which it is dropped
  * rather than let grow (or hold the loop). */
@@ -120,7 +121,7 @@ hg_api_on_notice(void *data, const char *event, const json_t *body)
     if (api->sse == NULL) {
         return;
     }
-    json = json_dumps(body, JSON_COMPACT);
+    json = hg_json_dumps(body, JSON_COMPACT);
     len = json != NULL ? asprintf(&text, "event: %s\ndata: %s\n\n", event,
                                   json)
                        : -1;

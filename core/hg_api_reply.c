@@ -14,6 +14,7 @@
 
 #include "hg_api_http.h"
 #include "hg_timer.h"
+#include "hg_json.h"
 
 /* --- answers -------------------------------------------------------------- */
 
@@ -68,7 +69,7 @@ hg_api_send_json(hg_api_req_t *req)
         hg_api_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                      "out of memory");
     }
-    text = req->answer != NULL ? json_dumps(req->answer, JSON_COMPACT) : NULL;
+    text = req->answer != NULL ? hg_json_dumps(req->answer, JSON_COMPACT) : NULL;
     if (text == NULL) {
         return MHD_NO;
     }

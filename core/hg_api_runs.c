@@ -11,6 +11,7 @@
 
 #include "hg_api_http.h"
 #include "hg_tz.h"
+#include "hg_json.h"
 
 void
 hg_api_execution_get(hg_api_t *api, hg_api_req_t *req)
@@ -191,7 +192,7 @@ hg_api_enqueue(hg_api_t *api, hg_api_req_t *req)
     if (json_is_string(payload)) {
         text = json_string_value(payload);
     } else if (payload != NULL) {
-        dumped = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+        dumped = hg_json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
         text = dumped;
     }
     hg_api_actor(req, actor, sizeof(actor));

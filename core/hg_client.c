@@ -22,6 +22,7 @@
 #include "hg_conf.h"
 #include "hg_conf_table.h"
 #include "hg_tz.h"
+#include "hg_json.h"
 
 #define HG_CLIENT_PAGE        500   /* the API's largest page */
 #define HG_CLIENT_RUNS        20    /* runs and dead without -n */
@@ -626,19 +627,20 @@ hg_client_call(const hg_client_t *c, const char *method, const char *fmt,
         return hg_client_fail("out of memory");
     }
     rc = hg_client_request(c, method, path, body, &reply, err, sizeof(err));
-    free(path);
     if (rc != HG_OK) {
+        free(path);
         return hg_client_fail("%s", err);
     }
     if (reply.status >= 300) {
         rc = hg_client_api_error(c, &reply);
     } else if (reply.body == NULL) {
         rc = hg_client_fail("the answer of %s%s is not JSON (is %s the "
-                            "daemon's admin API?)", c->url, fmt, c->url);
+                            "daemon's admin API?)", c->url, path, c->url);
     } else {
         *out = json_incref(reply.body);
         rc = HG_CLIENT_EXIT_OK;
     }
+    free(path);
     hg_client_reply_free(&reply);
     return rc;
 }
@@ -958,7 +960,7 @@ hg_client_print_definition(const json_t *def)
             printf("  %-*s  %s\n", width, key, json_string_value(value));
             continue;
         }
-        text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+        text = hg_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
         printf("  %-*s  %s\n", width, key, text != NULL ? text : "?");
         free(text);
     }
@@ -1237,9 +1239,13 @@ hg_client_read_all(const char *file, const char *what, char **data,
     for (;;) {
         if (*len + 1 >= cap) {
             cap = cap == 0 ? 4096 : cap * 2;
-            grown = cap <= HG_CLIENT_PAYLOAD_MAX ? realloc(*data, cap) : NULL;
-            if (grown == NULL) {
+            if (cap > HG_CLIENT_PAYLOAD_MAX) {
                 rc = hg_client_fail("%s: the %s is too large", file, what);
+                break;
+            }
+            grown = realloc(*data, cap);
+            if (grown == NULL) {
+                rc = hg_client_fail("%s: out of memory", file);
                 break;
             }
             *data = grown;
@@ -1276,9 +1282,12 @@ hg_client_read_payload(const char *file, json_t **out)
     *out = NULL;
     rc = hg_client_read_all(file, "payload", &data, &len);
     if (rc == HG_CLIENT_EXIT_OK) {
+        errno = 0;                  /* jansson's NULL: bad text, or ENOMEM */
         *out = json_stringn(data, len);
         if (*out == NULL) {
-            rc = hg_client_fail("%s: the payload is not UTF-8 text", file);
+            rc = hg_client_fail("%s: %s", file, errno == ENOMEM
+                                ? "out of memory"
+                                : "the payload is not UTF-8 text");
         }
     }
     free(data);

@@ -9,6 +9,7 @@
 #include "hg_core.h"
 
 #include "hg_client.h"
+#include "hg_json.h"
 
 #if HG_HAVE_CURL
 
@@ -53,6 +54,7 @@ hg_client_request(const hg_client_t *c, const char *method,
     hg_client_buf_t buf = { NULL, 0, false };
     char curl_err[CURL_ERROR_SIZE] = "", *url = NULL, *auth = NULL;
     char *text = NULL, *data = NULL;
+    json_error_t jerr;
     size_t size = 0;
     CURLcode rc;
     CURL *curl = NULL;
@@ -90,7 +92,7 @@ hg_client_request(const hg_client_t *c, const char *method,
         headers = more;
     }
     if (body != NULL) {
-        text = json_dumps(body, JSON_COMPACT);
+        text = hg_json_dumps(body, JSON_COMPACT);
         more = text != NULL
                ? curl_slist_append(headers, "Content-Type: application/json")
                : NULL;
@@ -152,7 +154,16 @@ hg_client_request(const hg_client_t *c, const char *method,
     buf.f = NULL;
     reply->text = data;             /* NUL-terminated by the stream */
     data = NULL;
-    reply->body = json_loads(reply->text, JSON_DECODE_ANY, NULL);
+    /* jansson does not always say that it ran out of memory (a string
+     * it cannot copy is "invalid syntax"); malloc's ENOMEM does */
+    errno = 0;
+    reply->body = json_loads(reply->text, JSON_DECODE_ANY, &jerr);
+    if (reply->body == NULL
+        && (json_error_code(&jerr) == json_error_out_of_memory
+            || errno == ENOMEM))
+    {
+        goto nomem;                 /* not "the answer is not JSON" */
+    }
     ret = HG_OK;
     goto done;
 

@@ -36,6 +36,7 @@
 #include "hg_hint.h"
 #include "hg_map.h"
 #include "hg_units.h"
+#include "hg_json.h"
 
 #define HG_CONF_DAY_MS        86400000LL
 /* A century: longer durations are typos, and keeping them this small
@@ -2626,7 +2627,7 @@ hg_conf_read_job(hg_conf_loader_t *ld, const config_setting_t *e,
     if (job->tags == NULL && (job->tags = json_array()) == NULL) {
         ld->oom = true;
     }
-    job->definition_text = json_dumps(job->definition,
+    job->definition_text = hg_json_dumps(job->definition,
                                       JSON_COMPACT | JSON_SORT_KEYS);
     if (job->definition_text == NULL) {
         ld->oom = true;

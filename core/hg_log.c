@@ -15,6 +15,7 @@
 #include <sys/time.h>
 
 #include "hg_log.h"
+#include "hg_json.h"
 
 #define HG_LOG_LINE_MAX     8192
 #define HG_LOG_BUFFER_MAX   (256 * 1024)
@@ -472,13 +473,13 @@ hg_log_json(hg_log_level_t level, const char *event, const char *job_id,
     if (message != NULL && *message != '\0') {
         json_object_set_new(obj, "message", json_string(message));
     }
-    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    text = hg_json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
     if (text == NULL) {
         return;
     }
     len = strlen(text);
-    text[len] = '\n';    /* json_dumps leaves room: overwrite the NUL */
+    text[len] = '\n';    /* hg_json_dumps leaves room: overwrite the NUL */
     hg_log_emit(text, len + 1);
     free(text);
 }

@@ -11,6 +11,7 @@
 
 #include "hg_maintenance.h"
 #include "hg_timer.h"
+#include "hg_json.h"
 
 /* The tasks a worker may ask for, with the store's part of each. */
 static const struct {
@@ -175,7 +176,7 @@ hg_maintenance_reply(hg_ipc_buf_t *out, hg_store_t *store,
         return hg_maintenance_refuse(out, req->exec_id, req->task.error);
     }
     report = hg_maintenance_report(store, req);
-    text = report != NULL ? json_dumps(report, JSON_COMPACT
+    text = report != NULL ? hg_json_dumps(report, JSON_COMPACT
                                                | JSON_PRESERVE_ORDER)
                           : NULL;
     json_decref(report);

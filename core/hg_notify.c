@@ -39,6 +39,7 @@
 #include "hg_query.h"
 #include "hg_tz.h"
 #include "hg_units.h"
+#include "hg_json.h"
 
 /* The output a notification carries: its last lines, at most this many
  * lines and bytes (a chat message, not a log). */
@@ -150,7 +151,7 @@ hg_notify_internal_job(hg_master_t *m, const json_t *def, int64_t timeout_ms,
                        int retries, hg_priority_t priority)
 {
     const char *id = json_string_value(json_object_get(def, "id"));
-    char *text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = hg_json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
     hg_job_t *job = NULL;
 
     if (text == NULL || id == NULL
@@ -233,7 +234,7 @@ hg_notify_channel_job(hg_master_t *m, const char *name)
     if (n == NULL || found == NULL) {
         return NULL;
     }
-    spec = json_dumps(found, JSON_COMPACT | JSON_SORT_KEYS);
+    spec = hg_json_dumps(found, JSON_COMPACT | JSON_SORT_KEYS);
     if (spec == NULL) {
         return NULL;
     }
@@ -431,7 +432,7 @@ hg_notify_deliver(hg_master_t *m, const char *channel, const char *job_id,
         hg_notify_count(m, channel, "error");
         return;
     }
-    body = json_dumps(ev, JSON_COMPACT);
+    body = hg_json_dumps(ev, JSON_COMPACT);
     exec = body != NULL ? hg_execution_new(m, job, hg_now_ms(), 1, "notify")
                         : NULL;
     if (exec == NULL

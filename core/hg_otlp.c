@@ -35,6 +35,7 @@
 #include "hg_notify.h"
 #include "hg_otlp.h"
 #include "hg_trace.h"
+#include "hg_json.h"
 
 /* OTLP's SPAN_KIND_INTERNAL and STATUS_CODE_OK / _ERROR. */
 #define HG_OTLP_KIND_INTERNAL  1
@@ -250,7 +251,7 @@ hg_otlp_job(hg_master_t *m, struct hg_otlp_s *o)
                     "type", "http", "url", url, "method", "POST", "headers",
                     "Content-Type", "application/json");
     if (def == NULL
-        || (text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS)) == NULL
+        || (text = hg_json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS)) == NULL
         || asprintf(&spec, "%s %" PRId64 " %d %" PRId64 " %" PRId64 " %g %g",
                     text, conf->tracing.timeout_ms, conf->tracing.retries,
                     conf->defaults.backoff.initial_ms,
@@ -331,7 +332,7 @@ hg_otlp_export(hg_master_t *m)
                                 conf->cluster.enabled
                                 ? conf->cluster.instance : o->host);
     batch = NULL;                   /* taken */
-    if (body == NULL || (text = json_dumps(body, JSON_COMPACT)) == NULL
+    if (body == NULL || (text = hg_json_dumps(body, JSON_COMPACT)) == NULL
         || (job = hg_otlp_job(m, o)) == NULL
         || (exec = hg_execution_new(m, job, hg_now_ms(), 1, "trace"))
            == NULL

@@ -88,6 +88,7 @@
 
 #include <libpq-fe.h>
 
+#include "hg_json.h"
 #include "hg_log.h"
 #include "hg_map.h"
 #include "hg_store.h"
@@ -3642,7 +3643,7 @@ hg_pg_put_job(hg_pg_t *d, const char *id, const json_t *record)
         return hg_pg_change(d, false, "deleting a job", "DELETE FROM jobs"
                             " WHERE id = $1", &p, NULL);
     }
-    text = json_dumps(json_object_get(record, "definition"),
+    text = hg_json_dumps(json_object_get(record, "definition"),
                       JSON_COMPACT | JSON_SORT_KEYS);
     if (text == NULL) {
         return HG_ERROR;

@@ -107,6 +107,7 @@
 
 #include <sqlite3.h>
 
+#include "hg_json.h"
 #include "hg_log.h"
 #include "hg_map.h"
 #include "hg_store.h"
@@ -2027,7 +2028,7 @@ hg_sq_put_job(hg_sq_t *d, const char *id, const json_t *record)
     int rc;
 
     if (record != NULL) {
-        text = json_dumps(json_object_get(record, "definition"),
+        text = hg_json_dumps(json_object_get(record, "definition"),
                           JSON_COMPACT | JSON_SORT_KEYS);
         if (text == NULL) {
             return HG_ERROR;

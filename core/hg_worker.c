@@ -31,6 +31,7 @@
 #include "hg_units.h"
 #include "hg_uuid.h"
 #include "hg_worker.h"
+#include "hg_json.h"
 
 typedef struct hg_worker_state_s {
     hg_modules_t *mods;
@@ -479,7 +480,7 @@ hg_worker_dispatch(hg_worker_state_t *w, const hg_ipc_frame_t *frame)
     r.error = exec.error;
     r.retry_after_ms = exec.retry_after_ms;
     if (exec.metrics != NULL) {
-        metrics = json_dumps(exec.metrics, JSON_COMPACT);
+        metrics = hg_json_dumps(exec.metrics, JSON_COMPACT);
         r.metrics = metrics;
     }
     r.has_times = true;

@@ -1,0 +1,420 @@
+/*
+ * Unit tests for the client's commands (hg_client.c, hg_client_http.c)
+ * run in this process against a real daemon (objs/hourglass, a memory
+ * store, its admin API on loopback): usage errors word for word, and
+ * every command with each of its allocations refused in turn. A refusal
+ * ends the command with status 1 and "out of memory" (or strerror's
+ * words for ENOMEM, where a write failed for it), or changes nothing
+ * the user sees (the --json answers compared, digits aside: times move);
+ * never a crash, a leak (ASan, valgrind) or another message.
+ */
+
+#include "hg_core.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "hg_client.h"
+
+#include "fault_alloc.h"
+#include "run_main.h"
+
+#define TOKEN  "s3cret-token-of-ops"
+
+/*
+ * The answers are parsed with their allocations spared (linked with
+ * -Wl,--wrap=json_loads): jansson's lexer goes on with a character
+ * missing when it cannot grow a token (see fault_alloc.h), so a refusal
+ * there yields another answer that no caller can tell from the real one.
+ * Everything else jansson allocates for the client is refused as usual.
+ */
+json_t *__real_json_loads(const char *input, size_t flags,
+                          json_error_t *error);
+json_t *__wrap_json_loads(const char *input, size_t flags,
+                          json_error_t *error);
+
+json_t *
+__wrap_json_loads(const char *input, size_t flags, json_error_t *error)
+{
+    json_t *v;
+
+    fault_alloc_spare_json(true);
+    v = __real_json_loads(input, flags, error);
+    fault_alloc_spare_json(false);
+    return v;
+}
+
+static char dir[64];
+static char url[64];
+static pid_t daemon_pid;
+
+static int
+client_main(int argc, char **argv)
+{
+    optind = 0;                     /* getopt starts over, as in a new process */
+    return hg_client_main(argc, argv);
+}
+
+/* A client command line: "hourglass" and ARGS (NULL-terminated). */
+static int
+client(unsigned long fault, run_main_t *r, char **args)
+{
+    char *argv[16];
+    int argc = 0;
+
+    argv[argc++] = "hourglass";
+    while (*args != NULL && argc < 15) {
+        argv[argc++] = *args++;
+    }
+    argv[argc] = NULL;
+    return run_main(client_main, argc, argv, fault, r);
+}
+
+#define CLIENT(fault, r, ...)                                                 \
+    do {                                                                      \
+        char *args_[] = { __VA_ARGS__, NULL };                                \
+        assert_int_equal(client((fault), (r), args_), 0);                     \
+    } while (0)
+
+static int
+free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0
+        && getsockname(fd, (struct sockaddr *) &a, &len) == 0)
+    {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+static int
+write_text(const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    if (f == NULL || fputs(text, f) < 0) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    return fclose(f);
+}
+
+/* Whether the answer of `--json runs` has N finished executions. */
+static bool
+runs_finished(size_t n)
+{
+    run_main_t r;
+    json_t *doc, *e;
+    size_t i, done = 0;
+
+    CLIENT(0, &r, "--json", "runs");
+    doc = json_loads(r.out, 0, NULL);
+    json_array_foreach(json_object_get(doc, "executions"), i, e) {
+        const char *st = json_string_value(json_object_get(e, "status"));
+        done += st != NULL && (strcmp(st, "succeeded") == 0
+                               || strcmp(st, "dead") == 0
+                               || strcmp(st, "failed") == 0);
+    }
+    json_decref(doc);
+    run_main_free(&r);
+    return done >= n;
+}
+
+static int
+setup(void **state)
+{
+    char conf[PATH_MAX + 1024], modules[PATH_MAX], path[PATH_MAX];
+    run_main_t r;
+    int port, i;
+
+    HG_UNUSED(state);
+    snprintf(dir, sizeof(dir), "/tmp/hg_test_client.XXXXXX");
+    if (mkdtemp(dir) == NULL || realpath("modules", modules) == NULL
+        || (port = free_port()) < 0)
+    {
+        return -1;
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    snprintf(conf, sizeof(conf),
+             "pid = \"hg.pid\";\n"
+             "log = { file = \"hg.log\"; };\n"
+             "workers = 2;\n"
+             "modules = { path = \"%s\"; load = [ \"shell\" ]; };\n"
+             "store = { driver = \"memory\"; };\n"
+             "api = { listen = \"127.0.0.1:%d\";\n"
+             "    tokens = ( { name = \"ops\"; token = \"" TOKEN "\";\n"
+             "                 role = \"admin\"; } ); };\n"
+             "jobs = (\n"
+             "  { id = \"ok\"; type = \"shell\"; command = \"echo hello\";\n"
+             "    tags = [ \"demo\" ]; },\n"
+             "  { id = \"bad\"; type = \"shell\"; max_retries = 0;\n"
+             "    command = \"echo oops >&2; exit 3\"; },\n"
+             "  { id = \"later\"; type = \"shell\"; command = \"true\";\n"
+             "    schedule = \"0 3 1 1 *\"; timezone = \"UTC\"; }\n"
+             ");\n", modules, port);
+    if (write_text("scheduler.conf", conf) != 0
+        || write_text("import.yaml", "- id: imported\n  type: shell\n"
+                      "  command: \"true\"\n") != 0
+        || write_text("payload.json", "{\"n\": 1}\n") != 0)
+    {
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/scheduler.conf", dir);
+    daemon_pid = fork();
+    if (daemon_pid < 0) {
+        return -1;
+    }
+    if (daemon_pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        /* gone with this test, even if it crashes before its teardown */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execl("objs/hourglass", "hourglass", "-p", dir, "-c", path,
+              (char *) NULL);
+        _exit(127);
+    }
+    setenv("HOURGLASS_URL", url, 1);
+    setenv("HOURGLASS_TOKEN", TOKEN, 1);
+    setenv("TZ", "UTC", 1);
+    for (i = 0; i < 200; i++) {
+        char *argv[] = { "hourglass", "status", NULL };
+
+        if (run_main(client_main, 2, argv, 0, &r) == 0 && r.status == 0) {
+            run_main_free(&r);
+            break;
+        }
+        run_main_free(&r);
+        usleep(50 * 1000);
+    }
+    if (i == 200) {
+        return -1;
+    }
+    /* executions to list: one that succeeded, one dead */
+    CLIENT(0, &r, "trigger", "ok");
+    run_main_free(&r);
+    CLIENT(0, &r, "trigger", "bad");
+    run_main_free(&r);
+    for (i = 0; i < 200 && !runs_finished(2); i++) {
+        usleep(50 * 1000);
+    }
+    return i < 200 ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    char cmd[128];
+    int status;
+
+    HG_UNUSED(state);
+    if (daemon_pid > 0) {
+        kill(daemon_pid, SIGTERM);
+        waitpid(daemon_pid, &status, 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* --- usage --------------------------------------------------------------- */
+
+static void
+test_usage_errors(void **state)
+{
+    static const struct {
+        char *args[6];
+        const char *err;
+    } cases[] = {
+        { { NULL }, "hourglass: a command is expected" },
+        { { "frobnicate" }, "hourglass: unknown command \"frobnicate\"" },
+        { { "--colour", "jobs" }, "hourglass: --colour: unknown option" },
+        { { "jobs", "--url" }, "hourglass: --url needs a value" },
+        { { "jobs", "--bogus" }, "hourglass: --bogus: unknown option for "
+          "jobs" },
+        { { "runs", "-n", "0" }, "hourglass: -n 0: a count from 1 to" },
+        { { "runs", "-n", "12x" }, "hourglass: -n 12x: a count from 1 to" },
+        { { "status", "extra" }, "hourglass: unexpected argument \"extra\"" },
+        { { "runs", "a", "b" }, "hourglass: unexpected argument \"b\"" },
+        { { "show" }, "hourglass: show needs JOB" },
+        { { "jobs", "--payload", "x" }, "hourglass: --payload: not an "
+          "option of jobs" },
+        { { "enqueue", "ok", "--at", "+soon" }, "hourglass: --at +soon: a "
+          "duration after \"+\" is expected" },
+    };
+    run_main_t r;
+    size_t i;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        assert_int_equal(client(0, &r, (char **) cases[i].args), 0);
+        if (r.status != HG_CLIENT_EXIT_USAGE
+            || strncmp(r.err, cases[i].err, strlen(cases[i].err)) != 0)
+        {
+            fail_msg("case %zu: status %d, \"%s\"", i, r.status, r.err);
+        }
+        run_main_free(&r);
+    }
+
+    /* -h: the usage on stdout, status 0; for a command, its line too */
+    CLIENT(0, &r, "-h");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Usage"));
+    run_main_free(&r);
+    CLIENT(0, &r, "runs", "-h");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "runs: hourglass [OPTIONS] runs [JOB]"));
+    run_main_free(&r);
+}
+
+/* --- out of memory ------------------------------------------------------- */
+
+/* TEXT with each run of digits as "#": what stays when only times move. */
+static void
+digits_out(char *text)
+{
+    char *w = text, *p = text;
+
+    while (*p != '\0') {
+        if (isdigit((unsigned char) *p)) {
+            while (isdigit((unsigned char) *p)) {
+                p++;                /* past the run before writing over it */
+            }
+            *w++ = '#';
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+}
+
+/*
+ * ARGS with each allocation refused in turn. SAME: the answer (--json)
+ * must be the unrefused one; else a success only has to succeed (a table
+ * of relative times, or a command that changes the daemon).
+ */
+static unsigned long
+oom_command(char **args, bool same)
+{
+    unsigned long failed = 0;
+    run_main_t want, got;
+
+    assert_int_equal(client(0, &want, args), 0);
+    if (want.status != 0) {
+        fail_msg("%s: status %d: %s", args[0], want.status, want.err);
+    }
+    digits_out(want.out);
+    for (unsigned long n = 1; n < FAULT_ALLOC_MAX; n += fault_step()) {
+        assert_int_equal(client(n, &got, args), 0);
+        if (got.status == 0) {
+            digits_out(got.out);
+            if (same && strcmp(got.out, want.out) != 0) {
+                fail_msg("%s %s, allocation %lu refused: status 0 and "
+                         "another answer:\n%s", args[0],
+                         args[1] ? args[1] : "", n, got.out);
+            }
+        } else if (!got.fired || got.status != HG_CLIENT_EXIT_API
+                   || (strstr(got.err, "out of memory") == NULL
+                       && strstr(got.err, strerror(ENOMEM)) == NULL))
+        {
+            fail_msg("%s %s, allocation %lu %s: status %d: %s", args[0],
+                     args[1] ? args[1] : "", n,
+                     got.fired ? "refused" : "(none refused)", got.status,
+                     got.err);
+        } else {
+            failed++;
+        }
+        run_main_free(&got);
+        if (!got.fired) {
+            break;
+        }
+    }
+    run_main_free(&want);
+    return failed;
+}
+
+static void
+test_commands_out_of_memory(void **state)
+{
+    static char *reads[][6] = {
+        { "--json", "status" },
+        { "--json", "jobs" },
+        { "--json", "jobs", "--tag", "demo" },
+        { "--json", "show", "later" },
+        { "--json", "runs", "-n", "5" },
+        { "--json", "runs", "ok" },
+        { "--json", "dead" },
+        { "export" },
+        { "export", "--conf" },
+    };
+    static char *tables[][6] = {
+        { "status" },
+        { "jobs" },
+        { "jobs", "--status", "active" },
+        { "show", "ok" },
+        { "show", "later" },
+        { "runs" },
+        { "runs", "bad" },
+        { "dead" },
+    };
+    char payload[PATH_MAX], import[PATH_MAX];
+    char *changes[][8] = {
+        { "pause", "later" },
+        { "resume", "later" },
+        { "trigger", "ok", "--payload", payload },
+        { "enqueue", "ok", "--priority", "high", "--at", "+1h" },
+        { "import", import },
+    };
+    unsigned long failed = 0;
+    size_t i;
+
+    HG_UNUSED(state);
+    snprintf(payload, sizeof(payload), "%s/payload.json", dir);
+    snprintf(import, sizeof(import), "%s/import.yaml", dir);
+    for (i = 0; i < HG_NELEMS(reads); i++) {
+        failed += oom_command(reads[i], true);
+    }
+    for (i = 0; i < HG_NELEMS(tables); i++) {
+        failed += oom_command(tables[i], false);
+    }
+    for (i = 0; i < HG_NELEMS(changes); i++) {
+        failed += oom_command(changes[i], false);
+    }
+    print_message("refusals that failed a command: %lu\n", failed);
+    assert_true(failed > 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_commands_out_of_memory),
+    };
+
+    fault_alloc_setup();
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
