@@ -438,6 +438,7 @@ hg_cycle_reader_read(hg_cycle_reader_t *r)
             cap = r->cap ? r->cap * 2 : 4 * HG_READER_CHUNK;
             grown = realloc(r->buf, cap);
             if (grown == NULL) {
+                r->nomem = true;
                 return HG_ERROR;
             }
             r->buf = grown;
@@ -508,7 +509,10 @@ hg_cycle_reader_end(hg_cycle_reader_t *r, hg_conf_errors_t *errors)
 
     snprintf(stage, sizeof(stage), "%.*s", HG_READER_STAGE_SIZE - 1,
              r->stage ? r->stage : "starting");
-    if (r->killed) {
+    if (r->nomem) {
+        hg_conf_error_add(errors, r->file, 0, "out of memory keeping the "
+                          "configuration reader's result");
+    } else if (r->killed) {
         hg_conf_error_add(errors, r->file, 0, "configuration reader timed "
                           "out after %g s while %s", r->timeout_ms / 1000.0,
                           stage);

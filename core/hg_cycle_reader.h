@@ -43,6 +43,9 @@ typedef struct hg_cycle_reader_s {
     bool eof;
     bool reaped;
     bool killed;                    /* by hg_cycle_reader_kill */
+    bool nomem;                     /* its result could not all be kept
+                                       (and it was killed for that, not
+                                       for its time) */
 } hg_cycle_reader_t;
 
 /* Start a reader of FILE; INPUT (NULL: none) is handed to it: the jobs

@@ -47,6 +47,10 @@ typedef struct hg_jobdef_cmd_s {
     hg_cycle_t *cycle;              /* checked, to apply once written */
     json_t *records;                /* what the store keeps: {id: record,
                                        or null for a job deleted} */
+    json_t *mirror;                 /* m->api_jobs with the records in,
+                                       made before the write: once the
+                                       store has them, taking it cannot
+                                       fail for want of memory */
 } hg_jobdef_cmd_t;
 
 static void
@@ -55,6 +59,7 @@ hg_jobdef_cmd_free(hg_jobdef_cmd_t *cmd)
     hg_cycle_destroy(cmd->cycle);
     json_decref(cmd->definition);
     json_decref(cmd->records);
+    json_decref(cmd->mirror);
     free(cmd->id);
     free(cmd->actor);
     free(cmd);
@@ -287,6 +292,24 @@ hg_jobdef_record(hg_master_t *m, const hg_jobdef_cmd_t *cmd, const char *id,
                      "updated_at", (json_int_t) now);
 }
 
+/* A copy of the set (the records shared); NULL when out of memory. Not
+ * json_copy: jansson's ignores a member it could not set, and returns the
+ * copy as whole. */
+static json_t *
+hg_jobdef_copy(const json_t *set)
+{
+    json_t *copy = json_object(), *record;
+    const char *id;
+
+    json_object_foreach((json_t *) set, id, record) {
+        if (copy == NULL || json_object_set(copy, id, record) != 0) {
+            json_decref(copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
 static void hg_jobdef_peer_apply(hg_master_t *m, hg_jobdef_cmd_t *cmd);
 
 static void
@@ -322,7 +345,8 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
     want = cmd->op == HG_JOBDEF_IMPORT ? json_array_size(cmd->definition) : 1;
     given = hg_jobdef_given(cmd);
     cmd->records = json_object();
-    if (given == NULL || cmd->records == NULL) {
+    cmd->mirror = hg_jobdef_copy(m->api_jobs);
+    if (given == NULL || cmd->records == NULL || cmd->mirror == NULL) {
         json_decref(given);
         hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
         return;
@@ -337,7 +361,9 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
             return;
         }
         if (json_object_set_new(cmd->records, id, hg_jobdef_record(
-                                    m, cmd, id, definition, now)) != 0)
+                                    m, cmd, id, definition, now)) != 0
+            || json_object_set(cmd->mirror, id,
+                               json_object_get(cmd->records, id)) != 0)
         {
             json_decref(given);
             hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory");
@@ -368,7 +394,7 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
 {
     hg_master_t *m = data;
     hg_jobdef_cmd_t *cmd = m->jobdef_current;
-    json_t *created, *replaced, *record;
+    json_t *created = NULL, *replaced = NULL, *record, *old, *said;
     hg_log_field_t field;
     const char *id;
     hg_job_t *job;
@@ -397,44 +423,64 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
                                                   cmd->id, "deleted", 1));
         return;
     }
-    created = json_array();
-    replaced = json_array();
-    if (created == NULL || replaced == NULL
-        || hg_reload_apply_jobs(m, cmd->cycle) != HG_OK)
-    {
+    /* the set as the store now has it: taken whole, nothing to allocate */
+    old = m->api_jobs;
+    m->api_jobs = cmd->mirror;
+    cmd->mirror = NULL;
+    if (hg_reload_apply_jobs(m, cmd->cycle) != HG_OK) {
         goto failed;
     }
+    created = json_array();
+    replaced = json_array();
     json_object_foreach(cmd->records, id, record) {
-        added = json_object_get(m->api_jobs, id) == NULL;
-        if (json_object_set(m->api_jobs, id, record) != 0
-            || hg_job_find(m, id) == NULL)
-        {
+        added = json_object_get(old, id) == NULL;
+        if (hg_job_find(m, id) == NULL) {
             goto failed;
         }
-        json_array_append_new(added ? created : replaced, json_string(id));
         hg_jobdef_say(m, cmd, id, added);
+        if (created != NULL && replaced != NULL
+            && json_array_append_new(added ? created : replaced,
+                                     json_string(id)) != 0)
+        {
+            json_decref(created);
+            created = NULL;             /* the answer, not the change */
+        }
     }
-    if (cmd->op == HG_JOBDEF_IMPORT) {
-        hg_jobdef_finish(m, cmd, HG_OK, json_pack(
-            "{s:I, s:o, s:o}", "imported",
-            (json_int_t) json_object_size(cmd->records), "created", created,
-            "replaced", replaced));
-        return;
-    }
+    json_decref(old);
+    old = NULL;
+    said = cmd->op == HG_JOBDEF_IMPORT
+             ? (created != NULL && replaced != NULL
+                ? json_pack("{s:I, s:O, s:O}", "imported",
+                            (json_int_t) json_object_size(cmd->records),
+                            "created", created, "replaced", replaced)
+                : NULL)
+             : hg_jobdef_job_json(m, hg_job_find(m, cmd->id),
+                                  json_object_get(cmd->records, cmd->id));
     json_decref(created);
     json_decref(replaced);
-    hg_jobdef_finish(m, cmd, HG_OK, hg_jobdef_job_json(
-        m, hg_job_find(m, cmd->id), json_object_get(cmd->records, cmd->id)));
+    if (said == NULL) {
+        hg_jobdef_refuse(m, cmd, HG_ERROR, "the change is made (stored and "
+                         "in force), but its answer could not be built: out "
+                         "of memory");
+        return;
+    }
+    hg_jobdef_finish(m, cmd, HG_OK, said);
     return;
 
 failed:
     json_decref(created);
     json_decref(replaced);
+    json_decref(old);
+    /* The store has the change, and part of it may be in force already:
+     * a reload (which reads the set just taken) puts the rest in force,
+     * rather than leave the two apart until someone reloads. */
+    m->reload_again = true;
     hg_log(HG_LOG_ERROR, "out of memory putting %s in force; the store has "
-           "it, a reload or restart applies it", cmd->op == HG_JOBDEF_IMPORT
+           "it, and a reload follows to apply it", cmd->op == HG_JOBDEF_IMPORT
            ? "an import" : "a job");
     hg_jobdef_refuse(m, cmd, HG_ERROR, "out of memory putting the change "
-                     "in force");
+                     "in force: the store has it, and a reload follows to "
+                     "apply it");
 }
 
 /* An id that is none: said before anything else, and before a message

@@ -31,6 +31,7 @@
 #define FAULT_ALLOC_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -147,10 +148,20 @@ fault_sqlite_realloc(void *p, int size)
 }
 #endif
 
+/* A forked child (a worker, a configuration reader) starts unarmed: the
+ * faults are the arming process's, and a child's refusal would show in
+ * the parent as another failure than the one the test looks for. */
+static void
+fault_alloc_child(void)
+{
+    fault_count_disarm(&fault_alloc_count);
+}
+
 /* Once, in main, before anything uses jansson or SQLite. */
 static void
 fault_alloc_setup(void)
 {
+    pthread_atfork(NULL, NULL, fault_alloc_child);
     json_set_alloc_funcs(fault_json_malloc, free);
 #if HG_HAVE_SQLITE
     {

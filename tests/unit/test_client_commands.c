@@ -168,8 +168,9 @@ setup(void **state)
              "    tokens = ( { name = \"ops\"; token = \"" TOKEN "\";\n"
              "                 role = \"admin\"; } ); };\n"
              "jobs = (\n"
+             /* triggered again and again: never "running, skipped" */
              "  { id = \"ok\"; type = \"shell\"; command = \"echo hello\";\n"
-             "    tags = [ \"demo\" ]; },\n"
+             "    tags = [ \"demo\" ]; overlap = \"allow\"; },\n"
              "  { id = \"bad\"; type = \"shell\"; max_retries = 0;\n"
              "    command = \"echo oops >&2; exit 3\"; },\n"
              "  { id = \"later\"; type = \"shell\"; command = \"true\";\n"

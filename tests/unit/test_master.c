@@ -1364,6 +1364,218 @@ test_queries_out_of_memory(void **state)
     stop_master(f);
 }
 
+/* --- job commands out of memory ----------------------------------------- */
+
+enum { JOBDEF_CREATE, JOBDEF_REPLACE, JOBDEF_PATCH, JOBDEF_IMPORT,
+       JOBDEF_DELETE };
+
+/* Job command OP (on n1, or n2 and n3 for the import) with the Nth
+ * allocation of the master's thread refused from the call to the reply
+ * (0: none). HG_OK once the reply came, or the call's own HG_ERROR. */
+static int
+jobdef_op(fixture_t *f, int op, unsigned long n, reply_t *r)
+{
+    static const char *const defs[] = {
+        "{\"id\": \"n1\", \"type\": \"echo\", \"every\": \"1h\", "
+        "\"tags\": [\"a\"]}",
+        "{\"id\": \"n1\", \"type\": \"echo\", \"every\": \"2h\"}",
+        "{\"every\": \"3h\", \"tags\": null}",
+        "[{\"id\": \"n2\", \"type\": \"echo\", \"schedule\": \"0 3 * * *\"}, "
+        "{\"id\": \"n3\", \"type\": \"echo\", \"at\": "
+        "\"2099-01-01T00:00:00Z\"}]",
+    };
+    json_t *def = op < JOBDEF_DELETE ? json_loads(defs[op], 0, NULL) : NULL;
+    int rc = HG_ERROR;
+
+    assert_true(op == JOBDEF_DELETE || def != NULL);
+    reply_reset(r);
+    if (n > 0) {
+        fault_alloc_arm(n);
+    }
+    switch (op) {
+    case JOBDEF_CREATE:
+    case JOBDEF_REPLACE:
+        rc = hg_master_put_job(f->master, def, op == JOBDEF_CREATE, "api:ops",
+                               on_reply_faulty, r);
+        break;
+    case JOBDEF_PATCH:
+        rc = hg_master_patch_job(f->master, "n1", def, "api:ops",
+                                 on_reply_faulty, r);
+        break;
+    case JOBDEF_IMPORT:
+        rc = hg_master_import_jobs(f->master, def, "api:ops",
+                                   on_reply_faulty, r);
+        break;
+    case JOBDEF_DELETE:
+        rc = hg_master_delete_job(f->master, "n1", "api:ops",
+                                  on_reply_faulty, r);
+        break;
+    }
+    json_decref(def);
+    if (rc != HG_OK) {
+        r->fired = fault_alloc_disarm();
+        return rc;
+    }
+    await_reply(f, r);
+    return HG_OK;
+}
+
+static void
+jobdef_delete(fixture_t *f, const char *id)
+{
+    reply_t r;
+
+    memset(&r, 0, sizeof(r));
+    reply_reset(&r);
+    assert_int_equal(hg_master_delete_job(f->master, id, "api:ops", on_reply,
+                                          &r), HG_OK);
+    await_reply(f, &r);
+    assert_int_equal(r.rc, HG_OK);
+    reply_reset(&r);
+}
+
+/* The schedule of JOB_ID in force ("-": not in force). */
+static const char *
+jobdef_every(fixture_t *f, const char *id)
+{
+    hg_job_t *job = hg_master_find_job(f->master, id);
+    json_t *def;
+
+    if (job == NULL) {
+        return "-";
+    }
+    def = json_object_get(f->master->api_jobs, id);
+    def = json_object_get(json_object_get(def, "definition"), "every");
+    return json_is_string(def) ? json_string_value(def)
+                               : "? (in force, not in the set)";
+}
+
+/*
+ * The job commands (create, replace, patch, import, delete) with each
+ * allocation of the master's thread refused in turn, from the call to the
+ * reply: the call refused, or an error reply, and then the job table is
+ * as before; or the reply HG_OK and the change in force. Never a reply
+ * HG_OK with the change missing, or a change made under an error (but
+ * the two the error names: the answer alone refused, or the change stored
+ * and a reload to put it in force). The cycle reader (a child) starts
+ * unarmed: its faults are not the master's.
+ */
+static void
+test_job_commands_out_of_memory(void **state)
+{
+    static const char *const names[] = {
+        "create", "replace", "patch", "import", "delete"
+    };
+    fixture_t *f = *state;
+    unsigned long failures = 0;
+    reply_t r;
+    int op;
+
+    memset(&r, 0, sizeof(r));
+    write_conf_jobs(f, "memory", 1,
+                    "  { id = \"file\"; type = \"echo\"; every = \"1h\"; }");
+    start_master(f);
+
+    for (op = JOBDEF_CREATE; op <= JOBDEF_DELETE; op++) {
+        /* the state before: n1 as created, except for the create */
+        if (op != JOBDEF_CREATE) {
+            assert_int_equal(jobdef_op(f, JOBDEF_CREATE, 0, &r), HG_OK);
+            assert_int_equal(r.rc, HG_OK);
+        }
+        /* each refusal costs a configuration reader (a process, some
+         * 40 ms), so this samples: every allocation of a delete (no
+         * reader), every third of a create and an import, every ninth of
+         * a replace and a patch (the create's path), each from another
+         * start */
+        static const unsigned long steps[] = { 3, 9, 9, 3, 1 };
+        static const unsigned long starts[] = { 1, 3, 6, 2, 1 };
+        unsigned long step = fault_step() * steps[op];
+
+        for (unsigned long n = starts[op]; n < FAULT_ALLOC_MAX; n += step) {
+            const char *want_ok, *want_err;
+            bool done;
+
+            want_err = op == JOBDEF_CREATE ? "-" : "1h";
+            want_ok = op == JOBDEF_REPLACE ? "2h" : op == JOBDEF_PATCH ? "3h"
+                      : op == JOBDEF_DELETE ? "-" : "1h";
+            if (op == JOBDEF_IMPORT) {
+                want_ok = want_err = "1h";          /* n1 untouched */
+            }
+            done = jobdef_op(f, op, n, &r) == HG_OK && r.rc == HG_OK;
+            if (!done) {
+                const char *why = json_string_value(json_object_get(r.answer,
+                                                                    "error"));
+                int64_t deadline = hg_clock_ns(CLOCK_MONOTONIC)
+                                   + 10 * HG_NSEC_PER_SEC;
+
+                if (!r.fired) {
+                    fail_msg("%s, allocation %lu: rc %d without a refusal",
+                             names[op], n, r.rc);
+                }
+                failures++;
+                /* refused once the store had it: a reload puts it all in
+                 * force, as if done */
+                if (why != NULL && strstr(why, "the change is made") != NULL) {
+                    done = true;        /* only its answer was refused */
+                } else if (why != NULL
+                           && strstr(why, "a reload follows") != NULL)
+                {
+                    while (hg_master_reloading(f->master)
+                           && hg_clock_ns(CLOCK_MONOTONIC) < deadline)
+                    {
+                        hg_master_turn(f->master, 50);
+                    }
+                    assert_false(hg_master_reloading(f->master));
+                    done = true;
+                }
+            }
+            if (strcmp(jobdef_every(f, "n1"), done ? want_ok : want_err)
+                != 0)
+            {
+                dump_log(f, 30);
+                fail_msg("%s, allocation %lu: %s, and n1 every %s", names[op],
+                         n, done ? "done" : "refused", jobdef_every(f, "n1"));
+            }
+            if (op == JOBDEF_IMPORT
+                && (hg_master_find_job(f->master, "n2") != NULL) != done)
+            {
+                fail_msg("import, allocation %lu: %s, n2 %s", n,
+                         done ? "done" : "refused",
+                         done ? "missing" : "in force");
+            }
+            if (!r.fired) {
+                break;
+            }
+            /* back to the state before */
+            if (done && op == JOBDEF_IMPORT) {
+                jobdef_delete(f, "n2");
+                jobdef_delete(f, "n3");
+            } else if (done && op == JOBDEF_CREATE) {
+                jobdef_delete(f, "n1");
+            } else if (done && op == JOBDEF_DELETE) {
+                assert_int_equal(jobdef_op(f, JOBDEF_CREATE, 0, &r), HG_OK);
+                assert_int_equal(r.rc, HG_OK);
+            } else if (done) {
+                jobdef_delete(f, "n1");
+                assert_int_equal(jobdef_op(f, JOBDEF_CREATE, 0, &r), HG_OK);
+                assert_int_equal(r.rc, HG_OK);
+            }
+        }
+        if (op != JOBDEF_DELETE && op != JOBDEF_IMPORT) {
+            jobdef_delete(f, "n1");
+        } else if (op == JOBDEF_IMPORT) {
+            jobdef_delete(f, "n1");
+            jobdef_delete(f, "n2");
+            jobdef_delete(f, "n3");
+        }
+    }
+    print_message("refusals that failed a command: %lu\n", failures);
+    assert_true(failures > 0);
+    reply_reset(&r);
+    stop_master(f);
+
+}
+
 /* An execution handed ahead starts on its worker as soon as the one
  * before it ends, before the master hears of that: its deadline is the
  * worker's. A module that gives up there (hg_exec_cancelled) has timed
@@ -2506,6 +2718,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dead_in_bulk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_commands_out_of_memory,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries_out_of_memory, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
