@@ -24,6 +24,9 @@
 #include "hg_store.h"
 
 #include "store_helpers.h"
+#if HG_HAVE_POSTGRES
+#include "fault_pg.h"
+#endif
 
 #define PG_HELPER "tests/t/pg.py"
 
@@ -769,6 +772,175 @@ test_outage(void **state)
                                   "committed"), 1);
 }
 
+#if HG_HAVE_POSTGRES
+/* The reads of the admin API and of recovery, their answer as text. */
+static int
+pg_reads(hg_store_t *store, char *out, size_t len)
+{
+    hg_exec_row_t row, *rows = NULL;
+    hg_job_stats_t st;
+    json_t *states = NULL, *jobs = NULL;
+    size_t count = 0, unfinished = 0;
+    uint64_t n = 0;
+    bool pending = false;
+    char *s1 = NULL, *s2 = NULL;
+    int rc;
+
+    memset(&row, 0, sizeof(row));
+    rc = hg_store_get_execution(store, "pgf-000001", &row);
+    if (rc == HG_OK) {
+        rc = hg_store_job_stats(store, "pgf", &st);
+    }
+    if (rc == HG_OK) {
+        rc = hg_store_list_executions(store, "pgf", NULL, 5, 0, &rows,
+                                      &count);
+    }
+    if (rc == HG_OK) {
+        hg_exec_rows_free(rows, count);
+        rc = hg_store_count_executions(store, "pgf", "succeeded", &n);
+    }
+    if (rc == HG_OK) {
+        rc = hg_store_load_unfinished(store, &rows, &unfinished);
+    }
+    if (rc == HG_OK) {
+        hg_exec_rows_free(rows, unfinished);
+        rc = hg_store_load_job_states(store, &states);
+    }
+    if (rc == HG_OK) {
+        rc = hg_store_unique_key_pending(store, "pgf-key", &pending);
+    }
+    if (rc == HG_OK) {
+        rc = hg_store_load_jobs(store, &jobs);
+    }
+    if (rc == HG_OK) {
+        s1 = json_dumps(states, JSON_COMPACT | JSON_SORT_KEYS);
+        s2 = json_dumps(jobs, JSON_COMPACT | JSON_SORT_KEYS);
+        snprintf(out, len, "%s %d %" PRId64 " %" PRIu64 " %" PRIu64 " %zu "
+                 "%zu %d %s %s", row.r.id, (int) row.r.status,
+                 row.r.duration_ms, st.runs, n, count, unfinished,
+                 (int) pending, s1 ? s1 : "-", s2 ? s2 : "-");
+    }
+    free(s1);
+    free(s2);
+    json_decref(states);
+    json_decref(jobs);
+    if (row.r.id != NULL) {
+        hg_exec_row_free(&row);
+    }
+    return rc;
+}
+
+/*
+ * Each libpq call that sends a statement refused in turn, once, by the
+ * server as fault_pg.h makes it (every thread's calls counted): writes
+ * of records and a job state are retried until they commit, none lost
+ * and none counted twice; an API job's write (the caller's to retry) and
+ * the reads fail with HG_ERROR or do as they would without the fault.
+ */
+/* The write side of test_call_faults on STORE, for runs of JOB (their
+ * records, the job's state, an API job); *FAILED_JOBS counts the API
+ * job's refused writes. Returns how many rounds it took. */
+static unsigned long
+pg_write_faults(hg_store_t *store, const char *job,
+                unsigned long *failed_jobs)
+{
+    unsigned long n, writes = 0;
+    hg_job_stats_t st;
+    hg_exec_row_t row;
+    json_t *record;
+    char id[48];
+    rec_t b;
+    bool fired;
+    int rc;
+
+    record = json_pack("{s:{s:s, s:s}, s:s, s:I, s:I}", "definition", "id",
+                       "pj", "every", "1m", "created_by", "ops",
+                       "created_at", (json_int_t) 1000, "updated_at",
+                       (json_int_t) 2000);
+    assert_non_null(record);
+    for (n = 1; n < 10000; n += fault_step()) {
+        fault_pg_arm(n);
+        put(store, rec(&b, job, (int) n, HG_EXEC_RUNNING, 0));
+        put(store, rec(&b, job, (int) n, HG_EXEC_SUCCEEDED, 7));
+        assert_int_equal(hg_store_put_job_state(store, job,
+                                                1800000000000LL
+                                                + (int64_t) n, false),
+                         HG_OK);
+        sync_store(store);
+        /* an API job's write is the caller's to retry: refused or done */
+        rc = hg_store_put_job(store, "pj", record);
+        fired = fault_pg_disarm();
+        assert_true(rc == HG_OK || (rc == HG_ERROR && fired));
+        *failed_jobs += rc != HG_OK;
+        writes++;
+        snprintf(id, sizeof(id), "%s-%06lu", job, n);
+        assert_int_equal(hg_store_get_execution(store, id, &row), HG_OK);
+        assert_int_equal(row.r.status, HG_EXEC_SUCCEEDED);
+        assert_int_equal(row.r.duration_ms, 7);
+        hg_exec_row_free(&row);
+        if (!fired) {
+            break;
+        }
+    }
+    json_decref(record);
+    /* every run counted once, however often its batch was retried */
+    assert_int_equal(hg_store_job_stats(store, job, &st), HG_OK);
+    assert_int_equal(st.runs, writes);
+    assert_int_equal(st.successes, writes);
+    return writes;
+}
+
+/*
+ * Each libpq call that sends a statement refused in turn, once, by the
+ * server as fault_pg.h makes it (every thread's calls counted), alone and
+ * as an instance of a cluster (claims, leases): writes of records and a
+ * job state are retried until they commit, none lost and none counted
+ * twice; an API job's write (the caller's to retry) and the reads fail
+ * with HG_ERROR or do as they would without the fault.
+ */
+static void
+test_call_faults(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *store = open_store(f);
+    unsigned long n, writes, cluster_writes, failed_reads = 0;
+    unsigned long failed_jobs = 0;
+    char want[4096], got[4096];
+    bool fired;
+    int rc;
+
+    writes = pg_write_faults(store, "pgf", &failed_jobs);
+    assert_int_equal(pg_reads(store, want, sizeof(want)), HG_OK);
+    for (n = 1; n < 10000; n += fault_step()) {
+        fault_pg_arm(n);
+        rc = pg_reads(store, got, sizeof(got));
+        fired = fault_pg_disarm();
+        if (rc != HG_OK) {
+            assert_int_equal(rc, HG_ERROR);
+            assert_true(fired);
+            failed_reads++;
+        } else if (strcmp(got, want) != 0) {
+            fail_msg("reads, call %lu failed: another answer:\n%s\n%s", n,
+                     got, want);
+        }
+        if (!fired) {
+            break;
+        }
+    }
+    hg_store_close(store);
+
+    store = open_instance(f, "c1", 600);
+    cluster_writes = pg_write_faults(store, "pgc", &failed_jobs);
+    hg_store_close(store);
+    print_message("writes retried through %lu refusals alone, %lu in a "
+                  "cluster (an API job's refused %lu times); reads failed "
+                  "by %lu\n", writes - 1, cluster_writes - 1, failed_jobs,
+                  failed_reads);
+    assert_true(writes > 1 && cluster_writes > 1 && failed_jobs > 0
+                && failed_reads > 0);
+}
+#endif
+
 /* The server for the whole run, or why there is none. */
 static bool
 server_start(server_t *s, const char **why)
@@ -810,6 +982,9 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
+#if HG_HAVE_POSTGRES
+        cmocka_unit_test_setup_teardown(test_call_faults, setup, teardown),
+#endif
     };
     const char *why;
 
