@@ -25,6 +25,9 @@
 #include "hg_store.h"
 
 #include "store_helpers.h"
+#if HG_HAVE_REDIS
+#include "fault_redis.h"
+#endif
 
 typedef struct server_s {
     pid_t pid;
@@ -459,6 +462,61 @@ test_check(void **state)
     assert_int_equal(hg_store_check(&f->conf, err, sizeof(err)), HG_OK);
 }
 
+#if HG_HAVE_REDIS
+/*
+ * Each reply the store reads from Redis failed in turn, once (fault_redis.h:
+ * a broken connection or an error reply, every thread's counted): a fire
+ * claimed under it is still this instance's once the store is through
+ * (never lost to a fault: no other instance claimed it), its record
+ * written once; the records and the leader's picture carry on.
+ */
+static void
+test_reply_faults(void **state)
+{
+    fixture_t *f = *state;
+    hg_store_t *a = open_instance(f, "a", f->db[0]);
+    unsigned long n, rounds = 0;
+    hg_exec_record_t r;
+    hg_job_stats_t st;
+    char id[32];
+    bool fired;
+
+    for (n = 1; n < 10000; n += fault_step()) {
+        int k;
+
+        fault_redis_arm(n);
+        /* three fires claimed, each run to its end */
+        for (k = 0; k < 3; k++) {
+            int i = (int) (3 * rounds) + k + 1;
+
+            r = claiming(id, sizeof(id), i, 1000 * (int64_t) i);
+            put_committed(a, &r);
+            if (hg_store_claim_lost(a, id)) {
+                fail_msg("reply %lu failed: the fire of %s lost", n, id);
+            }
+            r.status = HG_EXEC_SUCCEEDED;
+            r.claim = false;
+            r.started_at = r.scheduled_for + 1;
+            r.finished_at = r.started_at + 5;
+            r.duration_ms = 5;
+            r.exit_code = 0;
+            put_committed(a, &r);
+            assert_true(recorded(a, id));
+        }
+        fired = fault_redis_disarm();
+        rounds++;
+        if (!fired) {
+            break;
+        }
+    }
+    assert_int_equal(hg_store_job_stats(a, "job", &st), HG_OK);
+    assert_int_equal(st.runs, 3 * rounds);
+    print_message("claims made through %lu failed replies\n", rounds - 1);
+    assert_true(rounds > 1);
+    hg_store_close(a);
+}
+#endif
+
 int
 main(void)
 {
@@ -470,6 +528,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
+#if HG_HAVE_REDIS
+        cmocka_unit_test_setup_teardown(test_reply_faults, setup, teardown),
+#endif
     };
     server_t *s = &the_server;
 
