@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -54,6 +55,7 @@ __wrap_json_loads(const char *input, size_t flags, json_error_t *error)
 
 static char dir[64];
 static char url[64];
+static char conf_text[PATH_MAX + 1024];    /* the daemon's configuration */
 static pid_t daemon_pid;
 
 static int
@@ -174,8 +176,11 @@ setup(void **state)
              "  { id = \"bad\"; type = \"shell\"; max_retries = 0;\n"
              "    command = \"echo oops >&2; exit 3\"; },\n"
              "  { id = \"later\"; type = \"shell\"; command = \"true\";\n"
-             "    schedule = \"0 3 1 1 *\"; timezone = \"UTC\"; }\n"
+             "    schedule = \"0 3 1 1 *\"; timezone = \"UTC\"; },\n"
+             "  { id = \"off\"; type = \"shell\"; command = \"true\";\n"
+             "    enabled = false; }\n"
              ");\n", modules, port);
+    snprintf(conf_text, sizeof(conf_text), "%s", conf);
     if (write_text("scheduler.conf", conf) != 0
         || write_text("import.yaml", "- id: imported\n  type: shell\n"
                       "  command: \"true\"\n") != 0
@@ -288,6 +293,139 @@ test_usage_errors(void **state)
     CLIENT(0, &r, "runs", "-h");
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "runs: hourglass [OPTIONS] runs [JOB]"));
+    run_main_free(&r);
+}
+
+/* --- where the daemon is, who asks, what it says ------------------------ */
+
+/* The daemon's configuration with api.listen = LISTEN, as FILE. */
+static void
+conf_listening(const char *file, const char *listen)
+{
+    char text[sizeof(conf_text) + 64], *at, *end;
+
+    snprintf(text, sizeof(text), "%s", conf_text);
+    at = strstr(text, "listen = \"");
+    assert_non_null(at);
+    at += strlen("listen = \"");
+    end = strchr(at, '"');
+    assert_non_null(end);
+    memmove(at + strlen(listen), end, strlen(end) + 1);
+    memcpy(at, listen, strlen(listen));
+    assert_int_equal(write_text(file, text), 0);
+}
+
+/*
+ * The URL from the configuration (-c, or -p's conf/scheduler.conf), a
+ * wildcard listen address meaning this machine; the token from a file;
+ * the daemon's error answers as the user reads them.
+ */
+static void
+test_finding_the_daemon(void **state)
+{
+    char file[PATH_MAX], tokens[PATH_MAX], empty[PATH_MAX], port[16];
+    const char *colon = strrchr(url, ':');
+    run_main_t r;
+
+    HG_UNUSED(state);
+    snprintf(port, sizeof(port), "%s", colon + 1);
+    unsetenv("HOURGLASS_URL");
+
+    /* -c FILE: its api.listen; 0.0.0.0 is reached on 127.0.0.1 */
+    snprintf(file, sizeof(file), "%s/any.conf", dir);
+    {
+        char listen[64];
+
+        snprintf(listen, sizeof(listen), "0.0.0.0:%s", port);
+        conf_listening("any.conf", listen);
+    }
+    CLIENT(0, &r, "-c", file, "--json", "status");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"jobs\": 4"));
+    run_main_free(&r);
+    /* -p PREFIX: PREFIX/conf/scheduler.conf */
+    {
+        char sub[PATH_MAX], listen[64];
+
+        snprintf(sub, sizeof(sub), "%s/conf", dir);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
+        conf_listening("conf/scheduler.conf", listen);
+    }
+    CLIENT(0, &r, "-p", dir, "status");
+    assert_int_equal(r.status, 0);
+    run_main_free(&r);
+    /* no api section where it looks: says which file it read */
+    CLIENT(0, &r, "-c", "/nonexistent/scheduler.conf", "status");
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.err, "/nonexistent/scheduler.conf"));
+    run_main_free(&r);
+    setenv("HOURGLASS_URL", url, 1);
+
+    /* the token from a file: its first line, blanks at its end left */
+    unsetenv("HOURGLASS_TOKEN");
+    snprintf(tokens, sizeof(tokens), "%s/token", dir);
+    snprintf(empty, sizeof(empty), "%s/empty", dir);
+    assert_int_equal(write_text("token", TOKEN " \r\nsecond line\n"), 0);
+    assert_int_equal(write_text("empty", "\n"), 0);
+    CLIENT(0, &r, "--token-file", tokens, "jobs");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "disabled"));     /* job "off" */
+    run_main_free(&r);
+    setenv("HOURGLASS_TOKEN_FILE", tokens, 1);
+    CLIENT(0, &r, "jobs", "--status", "disabled");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "off"));
+    run_main_free(&r);
+    unsetenv("HOURGLASS_TOKEN_FILE");
+    CLIENT(0, &r, "--token-file", empty, "jobs");
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.err, "no token in the file"));
+    run_main_free(&r);
+    /* without one: 401, and the client says no token was given */
+    CLIENT(0, &r, "status");
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.err, "HTTP 401"));
+    assert_non_null(strstr(r.err, "no token was given"));
+    run_main_free(&r);
+    /* a wrong one: where it came from */
+    CLIENT(0, &r, "--token", "wrong", "status");
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.err, "the token was given by --token"));
+    run_main_free(&r);
+    setenv("HOURGLASS_TOKEN", TOKEN, 1);
+
+    /* an id that needs escaping reaches the daemon whole: not found */
+    CLIENT(0, &r, "show", "no such/job?");
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.err, "HTTP 404"));
+    run_main_free(&r);
+    CLIENT(0, &r, "--json", "show", "nosuch");
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.out, "\"error\""));    /* the answer, as JSON */
+    run_main_free(&r);
+    /* nothing to list */
+    CLIENT(0, &r, "runs", "later");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "No executions.\n");
+    run_main_free(&r);
+    CLIENT(0, &r, "jobs", "--tag", "nosuchtag");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "No jobs"));
+    run_main_free(&r);
+    CLIENT(0, &r, "show", "ok");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "none (runs when triggered or "
+                                  "enqueued)"));
+    run_main_free(&r);
+    /* an import with bad jobs: each named, nothing changed */
+    assert_int_equal(write_text("bad.json", "{\"jobs\": [{\"id\": \"b1\", "
+                                "\"type\": \"shell\"}, {\"id\": \"b2\", "
+                                "\"type\": \"nosuchtype\"}]}"), 0);
+    snprintf(file, sizeof(file), "%s/bad.json", dir);
+    CLIENT(0, &r, "import", file);
+    assert_int_equal(r.status, HG_CLIENT_EXIT_API);
+    assert_non_null(strstr(r.err, "bad jobs, nothing changed"));
     run_main_free(&r);
 }
 
@@ -413,6 +551,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_finding_the_daemon),
         cmocka_unit_test(test_commands_out_of_memory),
     };
 
