@@ -1708,6 +1708,136 @@ test_out_of_memory(void **state)
     assert_true(failed_load > 0 && failed_bad > 0);
 }
 
+/*
+ * Jobs of the admin API added to a configuration, each allocation refused
+ * in turn: HG_ERROR with "out of memory" said, or the jobs added as
+ * without the refusal; a job the file defines too is an error either way.
+ */
+static void
+test_api_jobs_out_of_memory(void **state)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    unsigned long failed = 0;
+    json_t *defs, *clash;
+    hg_conf_t *conf;
+    char *want, *got, *text;
+    bool fired;
+    int rc;
+
+    HG_UNUSED(state);
+    defs = json_loads("[{\"id\": \"a1\", \"type\": \"shell\", \"command\": "
+                      "\"echo $$HOME\", \"every\": \"5m\", \"tags\": [\"x\"], "
+                      "\"backoff\": {\"initial\": \"2s\"}},"
+                      " {\"id\": \"a2\", \"type\": \"http\", \"url\": "
+                      "\"http://x/\", \"expect\": [200], \"at\": "
+                      "\"2099-01-01T00:00:00Z\", \"priority\": \"high\"}]",
+                      0, NULL);
+    clash = json_loads("[{\"id\": \"f\", \"type\": \"shell\", \"command\": "
+                       "\"true\"}, {\"id\": \"a1\", \"type\": \"shell\", "
+                       "\"command\": \"true\"}, {\"id\": \"a1\", \"type\": "
+                       "\"shell\", \"command\": \"true\"}]", 0, NULL);
+    assert_non_null(defs);
+    assert_non_null(clash);
+    write_file("scheduler.conf", "jobs = ( { id = \"f\"; type = \"shell\"; "
+               "command = \"true\"; } );\n");
+    conf = load_file("scheduler.conf", &errors);
+    assert_non_null(conf);
+    if (hg_conf_add_api_jobs(conf, defs, &errors) != HG_OK) {
+        text = errors_text(&errors);
+        fail_msg("%s", text);
+    }
+    want = dump_text(conf);
+    hg_conf_free(conf);
+
+    for (FAULT_ALLOC_LOOP(n)) {
+        conf = load_file("scheduler.conf", &errors);
+        assert_non_null(conf);
+        fault_alloc_arm(n);
+        rc = hg_conf_add_api_jobs(conf, defs, &errors);
+        fired = fault_alloc_disarm();
+        text = errors_text(&errors);
+        if (rc == HG_OK) {
+            got = dump_text(conf);
+            if (strcmp(got, want) != 0) {
+                fail_msg("allocation %lu refused: other jobs:\n%s", n, got);
+            }
+            free(got);
+        } else if (!fired || strstr(text, "out of memory") == NULL) {
+            fail_msg("allocation %lu: %s", n, text);
+        } else {
+            failed++;
+        }
+        free(text);
+        hg_conf_errors_free(&errors);
+        hg_conf_free(conf);
+        if (!fired) {
+            break;
+        }
+    }
+
+    /* the file's id and one given twice: each named */
+    conf = load_file("scheduler.conf", &errors);
+    assert_non_null(conf);
+    assert_int_equal(hg_conf_add_api_jobs(conf, clash, &errors), HG_ERROR);
+    text = errors_text(&errors);
+    assert_non_null(strstr(text, "job \"f\""));
+    assert_non_null(strstr(text, "a1"));
+    free(text);
+    hg_conf_errors_free(&errors);
+    hg_conf_free(conf);
+    print_message("refusals that failed it: %lu\n", failed);
+    assert_true(failed > 0);
+    free(want);
+    json_decref(defs);
+    json_decref(clash);
+}
+
+/* Settings the loader fills in: a redis store coordinates a cluster, and
+ * an instance without a name is the machine's. */
+static void
+test_cluster_defaults(void **state)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    char host[256];
+    hg_conf_t *conf;
+
+    HG_UNUSED(state);
+    conf = load_text("store = { driver = \"redis\"; "
+                     "url = \"redis://127.0.0.1:6379\"; };\n", &errors);
+    assert_non_null(conf);
+    assert_no_errors(&errors);
+    assert_true(conf->cluster.enabled);
+    assert_int_equal(conf->cluster.lease_ms, 10000);
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    assert_string_equal(conf->cluster.instance, host);
+    hg_conf_free(conf);
+}
+
+/* Where the log goes, checked as -t does: a directory that cannot be
+ * made is said, with why. */
+static void
+test_log_place(void **state)
+{
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    hg_conf_t *conf;
+    char *text;
+
+    HG_UNUSED(state);
+    conf = load_text("log = { file = \"/dev/null/sub/hg.log\"; };\n", &errors);
+    assert_non_null(conf);
+    assert_int_equal(hg_conf_log_place(conf, true, &errors), HG_ERROR);
+    text = errors_text(&errors);
+    if (strcmp(text, "T/scheduler.conf:1: log.file: cannot create the log "
+                     "directory of /dev/null/sub/hg.log: /dev/null is not a "
+                     "directory\n") != 0)
+    {
+        fail_msg("%s", text);
+    }
+    free(text);
+    hg_conf_errors_free(&errors);
+    hg_conf_free(conf);
+}
+
 /* --- the shipped files ------------------------------------------------- */
 
 /* The keys of the bundled modules (modules/NAME/), to check that the
@@ -1796,6 +1926,9 @@ main(void)
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_api_jobs_out_of_memory),
+        cmocka_unit_test(test_cluster_defaults),
+        cmocka_unit_test(test_log_place),
         cmocka_unit_test(test_shipped_configs),
     };
 
