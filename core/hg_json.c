@@ -1,7 +1,8 @@
 /*
- * hg_json.c owns turning JSON into text for the daemon and the client:
- * every document the daemon stores, logs, sends or answers with goes
- * through hg_json_dumps. It never parses, and it never returns part of a
+ * hg_json.c owns turning JSON into text for the daemon and the client
+ * (every document the daemon stores, logs, sends or answers with goes
+ * through hg_json_dumps), and bytes that may not be text into a JSON
+ * string (hg_json_text). It never parses, and it never returns part of a
  * document.
  *
  * Why not json_dumps: jansson (up to 2.14 at least) ignores the result of
@@ -72,4 +73,76 @@ hg_json_dumps(const json_t *value, size_t flags)
         return NULL;
     }
     return t.text;
+}
+
+/* The length of the UTF-8 character at S (N bytes left), or 0 when the
+ * byte there does not start one (overlong forms, surrogates and code
+ * points past U+10FFFF included, as jansson refuses them). */
+static size_t
+hg_json_utf8_len(const unsigned char *s, size_t n)
+{
+    uint32_t cp, min;
+    size_t len, i;
+
+    if (s[0] > 0 && s[0] < 0x80) {
+        return 1;
+    }
+    if ((s[0] & 0xE0) == 0xC0) {
+        len = 2; min = 0x80; cp = s[0] & 0x1F;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        len = 3; min = 0x800; cp = s[0] & 0x0F;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        len = 4; min = 0x10000; cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n) {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+json_t *
+hg_json_text(const char *text, size_t len, const char *bad)
+{
+    const unsigned char *u = (const unsigned char *) text;
+    size_t badlen = strlen(bad), i = 0, n, o = 0;
+    json_t *s;
+    char *clean;
+
+    s = json_stringn(text, len);
+    if (s != NULL) {
+        return s;                   /* UTF-8 as it is */
+    }
+    if (len > (SIZE_MAX - 1) / (badlen > 0 ? badlen : 1)) {
+        return NULL;
+    }
+    clean = malloc(len * (badlen > 0 ? badlen : 1) + 1);
+    if (clean == NULL) {
+        return NULL;
+    }
+    while (i < len) {
+        n = hg_json_utf8_len(u + i, len - i);
+        if (n == 0) {
+            memcpy(clean + o, bad, badlen);
+            o += badlen;
+            i++;
+        } else {
+            memcpy(clean + o, text + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    s = json_stringn(clean, o);
+    free(clean);
+    return s;
 }

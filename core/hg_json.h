@@ -14,4 +14,11 @@
  */
 char *hg_json_dumps(const json_t *value, size_t flags);
 
+/*
+ * TEXT (LEN bytes, a job's output, say: anything) as a JSON string: its
+ * UTF-8 kept, each byte that is not part of a character (and each NUL)
+ * replaced by BAD ("?", or U+FFFD's bytes). NULL only when out of memory.
+ */
+json_t *hg_json_text(const char *text, size_t len, const char *bad);
+
 #endif /* HG_JSON_H */

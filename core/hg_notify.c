@@ -273,20 +273,7 @@ hg_notify_channel_job(hg_master_t *m, const char *name)
 static json_t *
 hg_notify_string(const char *text, size_t len)
 {
-    json_t *s = json_stringn(text, len);
-    char *copy;
-    size_t i;
-
-    if (s != NULL || (copy = malloc(len + 1)) == NULL) {
-        return s;
-    }
-    for (i = 0; i < len; i++) {
-        copy[i] = (unsigned char) text[i] < 0x80 && text[i] != '\0'
-                  ? text[i] : '?';
-    }
-    s = json_stringn(copy, len);
-    free(copy);
-    return s;
+    return hg_json_text(text, len, "?");
 }
 
 /* The last lines of OUTPUT (LEN bytes): where a failure says why. */

@@ -17,6 +17,7 @@
 #include "hg_job.h"
 #include "hg_journal.h"
 #include "hg_log.h"
+#include "hg_json.h"
 #include "hg_query.h"
 #include "hg_tz.h"
 
@@ -370,41 +371,13 @@ hg_query_time(int64_t ms)
     return json_string(text);
 }
 
-/* Text as JSON. A text that is not UTF-8 as a whole keeps its ASCII
- * (NUL aside) and has every other byte replaced by U+FFFD, so an output
- * that is not text still reads (its length is said apart). */
+/* Text as JSON: its UTF-8 kept, every other byte (and NUL) read as
+ * U+FFFD, so an output that is not text still reads (its length is said
+ * apart). */
 static json_t *
 hg_query_text(const char *s, size_t len)
 {
-    json_t *text;
-    char *clean, *p;
-    size_t i;
-
-    if (s == NULL) {
-        return json_null();
-    }
-    text = json_stringn(s, len);
-    if (text != NULL) {
-        return text;
-    }
-    clean = malloc(len * 3 + 1);
-    if (clean == NULL) {
-        return NULL;
-    }
-    for (i = 0, p = clean; i < len; i++) {
-        unsigned char c = (unsigned char) s[i];
-        if (c >= 0x20 && c < 0x80) {
-            *p++ = (char) c;
-        } else if (c < 0x20 && c != 0) {
-            *p++ = (char) c;
-        } else {
-            memcpy(p, "\xef\xbf\xbd", 3);
-            p += 3;
-        }
-    }
-    text = json_stringn(clean, (size_t) (p - clean));
-    free(clean);
-    return text;
+    return s != NULL ? hg_json_text(s, len, "\xef\xbf\xbd") : json_null();
 }
 
 static json_t *

@@ -91,6 +91,35 @@ def test_webhook_body_retry_and_metric(hg, receiver):
     assert [e["status"] for e in tries] == ["failed", "succeeded"]
 
 
+def test_signal_and_bytes_that_are_not_text(hg, tmp_path):
+    """A run killed by a signal says which, in `signal` and in `text`; an
+    output that is not UTF-8 reaches the channel as text, each byte that
+    is not shown as "?", and its last lines only."""
+    out = tmp_path / "events.jsonl"
+    data = tmp_path / "bytes"
+    data.write_bytes(b"caf\xc3\xa9 \xff\xfe end\n")
+    d = hg()
+    d.start(extra="\n".join([
+        DEFAULTS,
+        channels('{ name = "page"; type = "command"; command = "cat >> %s; '
+                 'echo >> %s"; }' % (out, out))]),
+        jobs=[job("killed", at=rfc3339(at_ahead(1.0)),
+                  # "$$$$": the shell's $$ ("$$" is a "$" in the file)
+                  command="cat %s; kill -TERM $$$$" % data,
+                  notify={"on": ["failure"], "via": ["page"]})])
+
+    def events():
+        if not out.exists():
+            return []
+        return [json.loads(l) for l in out.read_text().splitlines() if l]
+    [ev] = wait_until(lambda: events() or None, timeout=15,
+                      what="the event in the command's file")
+    assert ev["event"] == "failure" and ev["status"] == "dead"
+    assert ev["signal"] == "SIGTERM" and ev["exit_code"] is None, ev
+    assert "signal TERM" in ev["text"], ev["text"]
+    assert ev["output"] == "caf\u00e9 ?? end\n", ev["output"]
+
+
 def test_command_channel_failure_then_recovered(hg, tmp_path):
     """A command channel gets the event on stdin; the first success after
     a failure raises `recovered`."""

@@ -1259,14 +1259,14 @@ query(fixture_t *f, int q, const char *id, unsigned long n, reply_t *r)
  * answer given without faults; one reply per query accepted, never
  * another answer; a purge refused before the store's side purged
  * nothing (one refused in its answer has purged). The execution's
- * output is not UTF-8: the answer keeps its ASCII and reads the rest as
- * U+FFFD, with the byte count apart (hg_query_text). */
+ * output is not UTF-8: the answer keeps its characters and reads each
+ * other byte as U+FFFD, with the byte count apart (hg_query_text). */
 static void
 test_queries_out_of_memory(void **state)
 {
     static const char payload[] = "ok\x01 \xff\xfe\xc3\xa9 \0end";
-    static const char shown[] = "ok\x01 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
-                                "\xef\xbf\xbd \xef\xbf\xbd" "end";
+    static const char shown[] = "ok\x01 \xef\xbf\xbd\xef\xbf\xbd\xc3\xa9 "
+                                "\xef\xbf\xbd" "end";
     static const char *const names[] = {
         "execution", "job", "dead list", "purge"
     };
