@@ -1838,6 +1838,66 @@ test_log_place(void **state)
     hg_conf_free(conf);
 }
 
+/* Values of the wrong type in a job of the API (JSON: no libconfig type
+ * check before): each refused, naming the key and what it wanted. */
+static void
+test_job_from_json_types(void **state)
+{
+    static const struct {
+        const char *def;
+        const char *want;
+    } cases[] = {
+        { "\"enabled\": \"yes\"", "enabled: expected true or false" },
+        { "\"max_retries\": \"3\"", "max_retries: expected an integer" },
+        { "\"max_retries\": 1e3", "max_retries: expected an integer" },
+        { "\"backoff\": {\"multiplier\": \"2\"}", "backoff.multiplier: "
+          "expected a number" },
+        { "\"backoff\": {\"multiplier\": 0.5}", "backoff.multiplier: 0.5 "
+          "is out of range" },
+        { "\"timeout\": 5", "timeout: 5 is not a" },
+        { "\"timeout\": true", "timeout: expected" },
+        { "\"timeout\": \"5\"", "timeout: \"5\" is not a duration" },
+        { "\"name\": 5", "name: expected" },
+        { "\"tags\": \"db\"", "tags: expected" },
+        { "\"tags\": [1]", "tags" },
+        { "\"priority\": 1", "priority: expected" },
+        { "\"overlap\": \"sometimes\"", "overlap: \"sometimes\" is not one "
+          "of" },
+        { "\"jitter\": [1]", "jitter: expected" },
+        { "\"misfire\": 2", "misfire: expected" },
+        { "\"starting_deadline\": \"-5s\"", "starting_deadline" },
+    };
+    hg_conf_errors_t errors = { NULL, 0, 0 };
+    hg_job_conf_t job;
+    hg_conf_t *conf;
+    char text[512], *got;
+    json_t *def;
+    size_t i;
+
+    HG_UNUSED(state);
+    conf = load_text("workers = 1;\n", &errors);
+    assert_non_null(conf);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        snprintf(text, sizeof(text), "{\"id\": \"t\", \"type\": \"shell\", "
+                 "\"command\": \"true\", %s}", cases[i].def);
+        def = json_loads(text, 0, NULL);
+        assert_non_null(def);
+        memset(&job, 0, sizeof(job));
+        if (hg_conf_job_from_json(conf, def, &job, &errors) == HG_OK) {
+            fail_msg("case %zu (%s): accepted", i, cases[i].def);
+        }
+        got = errors_text(&errors);
+        if (strstr(got, cases[i].want) == NULL) {
+            fail_msg("case %zu (%s): %s", i, cases[i].def, got);
+        }
+        free(got);
+        hg_conf_errors_free(&errors);
+        hg_conf_job_free(&job);
+        json_decref(def);
+    }
+    hg_conf_free(conf);
+}
+
 /* --- the shipped files ------------------------------------------------- */
 
 /* The keys of the bundled modules (modules/NAME/), to check that the
@@ -1929,6 +1989,7 @@ main(void)
         cmocka_unit_test(test_api_jobs_out_of_memory),
         cmocka_unit_test(test_cluster_defaults),
         cmocka_unit_test(test_log_place),
+        cmocka_unit_test(test_job_from_json_types),
         cmocka_unit_test(test_shipped_configs),
     };
 
