@@ -3291,6 +3291,91 @@ test_import_crontab_out_of_memory(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* import-crontab's command line: its errors (status 2), -h, "--", a
+ * line too long for cron, a file it cannot read, --user NAME, -n. */
+static void
+test_import_crontab_usage(void **state)
+{
+    static const struct {
+        char *args[5];
+        int status;
+        const char *err;
+    } cases[] = {
+        { { "--frob" }, 2, "unknown option \"--frob\"" },
+        { { "--user" }, 2, "--user needs a user name" },
+        { { "--user=" }, 2, "--user needs a user name" },
+        { { "--user", "root", "--system" }, 2, "--user and --system: the "
+          "system format names the user on each line" },
+        { { "--user", "root", "/etc/crontab" }, 2, "--user: /etc/crontab "
+          "names the user on each line" },
+        { { "/nonexistent/crontab" }, 1, "/nonexistent/crontab: No such "
+          "file" },
+        { { "--user", "nosuchuser-hg" }, 1, "no crontab of "
+          "\"nosuchuser-hg\"" },
+    };
+    char dir[] = "/tmp/hg_test_ctu.XXXXXX", path[64], dash[64], *line;
+    char *argv[8];
+    run_main_t r;
+    size_t i, k;
+
+    HG_UNUSED(state);
+    for (i = 0; i < HG_NELEMS(cases); i++) {
+        argv[0] = "import-crontab";
+        for (k = 0; cases[i].args[k] != NULL; k++) {
+            argv[k + 1] = cases[i].args[k];
+        }
+        argv[k + 1] = NULL;
+        assert_int_equal(run_main(hg_crontab_main, (int) k + 1, argv, 0, &r),
+                         0);
+        if (r.status != cases[i].status
+            || strstr(r.err, cases[i].err) == NULL)
+        {
+            fail_msg("case %zu: status %d: %s", i, r.status, r.err);
+        }
+        run_main_free(&r);
+    }
+
+    argv[0] = "import-crontab";
+    argv[1] = "-h";
+    argv[2] = NULL;
+    assert_int_equal(run_main(hg_crontab_main, 2, argv, 0, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Usage: hourglass import-crontab"));
+    run_main_free(&r);
+
+    /* "--" ends the options: a file named -n; a line of 8 KiB and more
+     * is refused, as cron refuses it; "-n" (mail on failure only) */
+    assert_non_null(mkdtemp(dir));
+    snprintf(dash, sizeof(dash), "%s/-n", dir);
+    test_write_file(dash, "MAILTO=ops\n0 1 * * * -n backup\n"
+                    "0 2 * * * echo \"a\\\\b\"\n");
+    argv[1] = "--";
+    argv[2] = dash;
+    argv[3] = NULL;
+    assert_int_equal(run_main(hg_crontab_main, 3, argv, 0, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "(on failure only)"));
+    run_main_free(&r);
+    line = malloc(9000);
+    assert_non_null(line);
+    memset(line, 'x', 8999);
+    line[8998] = '\n';
+    line[8999] = '\0';
+    memcpy(line, "0 1 * * * ", 10);
+    snprintf(path, sizeof(path), "%s/long", dir);
+    test_write_file(path, line);
+    free(line);
+    argv[1] = path;
+    argv[2] = NULL;
+    assert_int_equal(run_main(hg_crontab_main, 2, argv, 0, &r), 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, ":1: line longer"));
+    run_main_free(&r);
+    unlink(path);
+    unlink(dash);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -3308,6 +3393,7 @@ main(void)
         cmocka_unit_test(test_next_command),
         cmocka_unit_test(test_next_env),
         cmocka_unit_test(test_import_crontab_out_of_memory),
+        cmocka_unit_test(test_import_crontab_usage),
     };
 
     fault_alloc_setup();
