@@ -171,7 +171,8 @@ hg_reload_apply_list_stale(hg_master_t *m, hg_reload_apply_t *a)
 }
 
 /* Apply about LIMIT jobs more: HG_AGAIN while some are left, HG_OK once
- * the configuration is in force, HG_ERROR when out of memory. */
+ * the configuration is in force, HG_ERROR when out of memory (a->failed:
+ * jobs not put in force; else the stale ones not removed). */
 static int
 hg_reload_apply_step(hg_master_t *m, hg_reload_apply_t *a, size_t limit)
 {
@@ -201,7 +202,9 @@ hg_reload_apply_step(hg_master_t *m, hg_reload_apply_t *a, size_t limit)
         hg_log(HG_LOG_INFO, "jobs: %u added, %u changed, %u removed, %zu "
                "defined", a->added, a->changed, a->removed, m->jobs.count);
     }
-    return HG_OK;
+    /* a job that could not be put in force (each said above) is not a
+     * configuration in force: the start fails, a reload says so */
+    return a->failed == 0 ? HG_OK : HG_ERROR;
 }
 
 static void
@@ -362,22 +365,30 @@ hg_reload_fail(hg_master_t *m)
 static void
 hg_reload_applied(hg_master_t *m, hg_reload_t *r)
 {
+    const char *result = r->apply.failed == 0 ? "ok" : "failed";
     hg_log_field_t fields[] = {
-        HG_LOG_STR("result", "ok"),
+        HG_LOG_STR("result", result),
         HG_LOG_INT("apply_ms", r->apply_ns / HG_NSEC_PER_MSEC),
         HG_LOG_INT("hold_ms", r->hold_ns / HG_NSEC_PER_MSEC),
         HG_LOG_INT("duration_ms", (hg_clock_ns(CLOCK_MONOTONIC)
                                    - r->started_ns) / HG_NSEC_PER_MSEC),
     };
 
-    const char *labels[] = { "ok" };
+    const char *labels[] = { result };
 
     hg_metric_add(m->metric.reloads, labels, 1);
-    hg_notice(m, "reload", json_pack("{s:s, s:I}", "result", "ok", "jobs",
+    hg_notice(m, "reload", json_pack("{s:s, s:I}", "result", result, "jobs",
                                      (json_int_t) m->jobs.count));
-    hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
-                 HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
-                 "%d workers", m->jobs.count, m->workers);
+    if (r->apply.failed > 0) {
+        hg_log_event(HG_LOG_ERROR, "reload", NULL, NULL, fields,
+                     HG_NELEMS(fields), "configuration reloaded in part: "
+                     "%u jobs could not be put in force for want of memory "
+                     "(named above); reload again", r->apply.failed);
+    } else {
+        hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
+                     HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
+                     "%d workers", m->jobs.count, m->workers);
+    }
     hg_service_reloaded(m->jobs.count);
     hg_cycle_release_jobs(m->cycle, &r->old_jobs, &r->nold_jobs);
     if (r->old_jobs != NULL
@@ -411,7 +422,7 @@ hg_reload_apply_slice(hg_master_t *m)
         return;
     }
     hg_reload_apply_free(&r->apply);
-    if (rc != HG_OK) {
+    if (rc != HG_OK && r->apply.failed == 0) {
         hg_log(HG_LOG_ERROR, "reload: out of memory removing the jobs the "
                "new configuration dropped; they stay defined");
     }

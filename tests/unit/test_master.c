@@ -1364,6 +1364,59 @@ test_queries_out_of_memory(void **state)
     stop_master(f);
 }
 
+/*
+ * The master's start with each allocation refused in turn: NULL, with the
+ * cycle freed and the reason logged, or a master that runs a job as
+ * without the refusal; never a crash, a leak or a half-built master.
+ */
+static void
+test_start_out_of_memory(void **state)
+{
+    fixture_t *f = *state;
+    unsigned long failures = 0;
+    hg_conf_errors_t errors;
+    hg_cycle_t *cycle;
+    char err[512];
+    bool fired;
+
+    write_conf_jobs(f, "memory", 1,
+        "  { id = \"echo\"; type = \"echo\"; max_retries = 0; }");
+    for (unsigned long n = 1; n < FAULT_ALLOC_MAX; n += fault_step()) {
+        memset(&errors, 0, sizeof(errors));
+        cycle = hg_cycle_create(f->conf, f->dir, &errors);
+        assert_non_null(cycle);
+        assert_int_equal(hg_log_open(cycle->conf->log.file, HG_LOG_INFO,
+                                     HG_LOG_FORMAT_TEXT), HG_OK);
+        f->store = hg_store_open_with(cycle->conf, &f->store_options, err,
+                                      sizeof(err));
+        assert_non_null(f->store);
+        fault_alloc_arm(n);
+        f->master = hg_master_create(cycle, f->conf, f->dir, f->store);
+        fired = fault_alloc_disarm();
+        if (f->master == NULL) {
+            assert_true(fired);
+            failures++;
+        } else {
+            /* it runs */
+            f->nseen = 0;
+            hg_master_observe(f->master, observe, f);
+            if (hg_master_find_job(f->master, "echo") == NULL) {
+                fail_msg("allocation %lu %s: a master without its job", n,
+                         fired ? "refused" : "(none refused)");
+            }
+            trigger(f, "echo");
+            run_until(f, 1);
+            assert_int_equal(f->seen[0].status, HG_EXEC_SUCCEEDED);
+        }
+        stop_master(f);
+        if (!fired) {
+            break;
+        }
+    }
+    print_message("refusals that failed the start: %lu\n", failures);
+    assert_true(failures > 0);
+}
+
 /* --- job commands out of memory ----------------------------------------- */
 
 enum { JOBDEF_CREATE, JOBDEF_REPLACE, JOBDEF_PATCH, JOBDEF_IMPORT,
@@ -2720,6 +2773,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_job_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_commands_out_of_memory,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_out_of_memory, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queries_out_of_memory, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queued_recorded_once, setup,
