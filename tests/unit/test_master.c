@@ -1218,8 +1218,9 @@ on_reply_faulty(void *data, int rc, const json_t *answer)
 }
 
 /* Query Q (0 execution ID, 1 job ID, 2 dead list of ID, 3 purge of the
- * dead execution ID), with the Nth allocation of the master's thread
- * refused from the call to the reply (0: none). */
+ * dead execution ID, 4 the job listing, 5 the executions of job ID),
+ * with the Nth allocation of the master's thread refused from the call
+ * to the reply (0: none). */
 static int
 query(fixture_t *f, int q, const char *id, unsigned long n, reply_t *r)
 {
@@ -1242,6 +1243,16 @@ query(fixture_t *f, int q, const char *id, unsigned long n, reply_t *r)
     case 3:
         rc = hg_master_purge_dead(f->master, id, NULL, 0, on_reply_faulty,
                                   r);
+        break;
+    case 4: {
+        hg_job_filter_t filter = { NULL, NULL, NULL };
+
+        rc = hg_master_jobs(f->master, &filter, 10, 0, on_reply_faulty, r);
+        break;
+    }
+    case 5:
+        rc = hg_master_executions(f->master, id, NULL, 0, 0, 10, 0,
+                                  on_reply_faulty, r);
         break;
     }
     if (rc != HG_OK) {
@@ -1268,7 +1279,7 @@ test_queries_out_of_memory(void **state)
     static const char shown[] = "ok\x01 \xef\xbf\xbd\xef\xbf\xbd\xc3\xa9 "
                                 "\xef\xbf\xbd" "end";
     static const char *const names[] = {
-        "execution", "job", "dead list", "purge"
+        "execution", "job", "dead list", "purge", "jobs", "executions"
     };
     fixture_t *f = *state;
     hg_execution_t *e;
@@ -1297,13 +1308,13 @@ test_queries_out_of_memory(void **state)
                                                         "output_bytes")),
                      sizeof(payload) - 1);
 
-    for (q = 0; q < 4; q++) {
-        const char *arg = q == 0 ? id : q == 1 ? "echo" : q == 2 ? "bad"
-                                                                 : dead;
+    for (q = 0; q < 6; q++) {
+        const char *arg = q == 0 ? id : q == 1 || q == 5 ? "echo"
+                          : q == 2 ? "bad" : q == 3 ? dead : NULL;
         unsigned long failures = 0;
 
         want = NULL;
-        if (q < 3) {
+        if (q != 3) {
             assert_int_equal(query(f, q, arg, 0, &r), HG_OK);
             assert_int_equal(r.rc, HG_OK);
             want = r.answer;
