@@ -468,10 +468,36 @@ hg_conf_dump_channels(const hg_conf_key_t *key, const char *base, FILE *out,
     hg_dump_indent(out, indent);
     fputs(");\n", out);
     if (conf->notify != NULL) {
+        char *text = NULL, *line, *next;
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+
+        /* a comment on every line of the group: the dump must read back */
+        if (m != NULL) {
+            hg_conf_dump_json(conf->notify, m, 0);
+        }
+        if (m == NULL || fclose(m) != 0 || text == NULL) {
+            free(text);
+            text = NULL;
+        }
         hg_dump_indent(out, indent);
         fputs("# defaults.notify (merged into each job without one): ", out);
-        hg_conf_dump_json(conf->notify, out, 0);
-        fputs("\n", out);
+        for (line = text; line != NULL; line = next) {
+            next = strchr(line, '\n');
+            if (next != NULL) {
+                *next++ = '\0';
+            }
+            if (line != text) {
+                hg_dump_indent(out, indent);
+                fputs("#   ", out);
+            }
+            fputs(line, out);
+            fputc('\n', out);
+        }
+        if (text == NULL) {
+            fputs("(cannot be shown)\n", out);
+        }
+        free(text);
     }
     return HG_OK;
 }
