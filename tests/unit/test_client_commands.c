@@ -178,7 +178,12 @@ setup(void **state)
              "  { id = \"later\"; type = \"shell\"; command = \"true\";\n"
              "    schedule = \"0 3 1 1 *\"; timezone = \"UTC\"; },\n"
              "  { id = \"off\"; type = \"shell\"; command = \"true\";\n"
-             "    enabled = false; }\n"
+             "    enabled = false; },\n"
+             /* "$$$$": the shell's $$ */
+             "  { id = \"sig\"; type = \"shell\"; max_retries = 0;\n"
+             "    command = \"kill -KILL $$$$\"; },\n"
+             "  { id = \"big\"; type = \"shell\"; output_limit = \"1KiB\";\n"
+             "    command = \"head -c 5000 /dev/zero | tr '\\\\0' x\"; }\n"
              ");\n", modules, port);
     snprintf(conf_text, sizeof(conf_text), "%s", conf);
     if (write_text("scheduler.conf", conf) != 0
@@ -341,7 +346,7 @@ test_finding_the_daemon(void **state)
     }
     CLIENT(0, &r, "-c", file, "--json", "status");
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "\"jobs\": 4"));
+    assert_non_null(strstr(r.out, "\"jobs\": 6"));
     run_main_free(&r);
     /* -p PREFIX: PREFIX/conf/scheduler.conf */
     {
@@ -426,6 +431,93 @@ test_finding_the_daemon(void **state)
     CLIENT(0, &r, "import", file);
     assert_int_equal(r.status, HG_CLIENT_EXIT_API);
     assert_non_null(strstr(r.err, "bad jobs, nothing changed"));
+    run_main_free(&r);
+}
+
+/* The id of the first execution of JOB in `--json ARGS` (runs, dead). */
+static bool
+first_id(const char *list, const char *job, char *id, size_t len)
+{
+    char *argv[] = { "hourglass", "--json", (char *) list, NULL };
+    run_main_t r;
+    json_t *doc, *e;
+    size_t i;
+    bool found = false;
+
+    assert_int_equal(run_main(client_main, 3, argv, 0, &r), 0);
+    doc = json_loads(r.out, 0, NULL);
+    json_array_foreach(json_object_get(doc, "executions"), i, e) {
+        const char *j = json_string_value(json_object_get(e, "job_id"));
+        const char *st = json_string_value(json_object_get(e, "status"));
+
+        if (!found && j != NULL && strcmp(j, job) == 0 && st != NULL
+            && strcmp(st, "running") != 0 && strcmp(st, "queued") != 0)
+        {
+            snprintf(id, len, "%s",
+                     json_string_value(json_object_get(e, "id")));
+            found = true;
+        }
+    }
+    json_decref(doc);
+    run_main_free(&r);
+    return found;
+}
+
+/* A dead execution retried and purged by hand, a stop with nothing
+ * running, a run killed by a signal, an output cut at its limit: as the
+ * tables and messages say them. */
+static void
+test_dead_letters_and_runs(void **state)
+{
+    char dead[64], again[64], id[64];
+    run_main_t r;
+    int i;
+
+    HG_UNUSED(state);
+    assert_true(first_id("dead", "bad", dead, sizeof(dead)));
+    CLIENT(0, &r, "retry", dead);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "off the dead-letter list, queued again "
+                                  "as execution"));
+    run_main_free(&r);
+    /* it fails again: dead again, under another execution */
+    for (i = 0; i < 200; i++) {
+        if (first_id("dead", "bad", again, sizeof(again))
+            && strcmp(again, dead) != 0)
+        {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    assert_true(i < 200);
+    CLIENT(0, &r, "purge", again);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "purged from the dead-letter list"));
+    run_main_free(&r);
+
+    CLIENT(0, &r, "stop", "ok");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "ok: 0 running executions killed"));
+    run_main_free(&r);
+
+    CLIENT(0, &r, "trigger", "sig");
+    run_main_free(&r);
+    CLIENT(0, &r, "trigger", "big");
+    run_main_free(&r);
+    for (i = 0; i < 200 && !(first_id("runs", "sig", id, sizeof(id))
+                             && first_id("runs", "big", id, sizeof(id)));
+         i++)
+    {
+        usleep(50 * 1000);
+    }
+    assert_true(i < 200);
+    CLIENT(0, &r, "runs", "sig");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "signal 9"));
+    run_main_free(&r);
+    CLIENT(0, &r, "output", id);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "the output was truncated"));
     run_main_free(&r);
 }
 
@@ -552,6 +644,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_finding_the_daemon),
+        cmocka_unit_test(test_dead_letters_and_runs),
         cmocka_unit_test(test_commands_out_of_memory),
     };
 
