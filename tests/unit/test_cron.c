@@ -3356,6 +3356,28 @@ test_import_crontab_usage(void **state)
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "(on failure only)"));
     run_main_free(&r);
+    /* odd names and values: each carried over or said why not */
+    snprintf(path, sizeof(path), "%s/odd", dir);
+    test_write_file(path,
+                    "_X=1\nA9=1\nlow-er=1\nQ='abc\nR=\"a\"b\"\n"
+                    "RANDOM_DELAY=-1\nRANDOM_DELAY=99999\nRANDOM_DELAY=3\n"
+                    "0 1 * * * BACKUP.- --now\n"
+                    "0 2 * * * averyveryveryveryveryveryveryverylongcommandname"
+                    "thatgoesonandon --x\n"
+                    "0 3 * * * mail x%one \\% two%three\n"
+                    "@reboot\ttrue\n");
+    argv[1] = path;
+    argv[2] = NULL;
+    assert_int_equal(run_main(hg_crontab_main, 2, argv, 0, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "_X=1"));         /* a comment, why */
+    assert_non_null(strstr(r.out, "A9 = \"1\""));
+    assert_non_null(strstr(r.out, "id = \"backup\""));
+    assert_non_null(strstr(r.out, "RANDOM_DELAY is not a number"));
+    assert_non_null(strstr(r.out, "one % two"));
+    run_main_free(&r);
+    unlink(path);
+
     line = malloc(9000);
     assert_non_null(line);
     memset(line, 'x', 8999);
