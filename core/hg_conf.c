@@ -522,7 +522,9 @@ hg_conf_error_nomem(hg_conf_errors_t *errors)
         errors->count = 1;
         return;
     }
-    if (errors->items[errors->count - 1].message == hg_conf_nomem_text) {
+    if (errors->count > 0
+        && errors->items[errors->count - 1].message == hg_conf_nomem_text)
+    {
         return;                     /* said once */
     }
     e = &errors->items[errors->count++];

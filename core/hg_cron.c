@@ -705,8 +705,9 @@ cron_prefix(const char *text, size_t len, size_t *zone_at, size_t *zone_len,
                  text);
         return HG_ERROR;
     }
-    if (memcmp(text + p, "CRON_TZ=", 8) == 0 || memcmp(text + p, "TZ=", 3)
-        == 0)
+    /* within the text: a short rest ("@daily") must not be read past */
+    if ((len - p >= 8 && memcmp(text + p, "CRON_TZ=", 8) == 0)
+        || (len - p >= 3 && memcmp(text + p, "TZ=", 3) == 0))
     {
         snprintf(err, errlen, "more than one time zone prefix");
         return HG_ERROR;

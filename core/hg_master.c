@@ -483,6 +483,7 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     struct sigaction sa;
 
     memset(m, 0, sizeof(*m));
+    m->cycle = cycle;               /* the master's from here: freed with it */
     m->ahead_turn_ms = HG_AHEAD_TURN_MS;
     m->started_ms = hg_now_ms();
     if (hg_meter_init(m) != HG_OK) {
@@ -493,7 +494,6 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     hg_exec_list_init(&m->committing, offsetof(hg_execution_t, start));
     hg_exec_list_init(&m->primed, offsetof(hg_execution_t, start));
     hg_exec_list_init(&m->claiming, offsetof(hg_execution_t, start));
-    m->cycle = cycle;
     m->conf_file = conf_file;
     m->prefix = prefix;
     m->workers = cycle->conf->workers;
