@@ -1,4 +1,4 @@
-// fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_units.c core/hg_hint.c core/hg_map.c core/hg_cron.c core/hg_tz.c
+// fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_json.c core/hg_units.c core/hg_hint.c core/hg_map.c core/hg_cron.c core/hg_tz.c
 // fuzz-max-len: 2048
 // fuzz-seed: {"id": "a", "type": "shell", "command": "echo hi", "every": "1m"}
 // fuzz-seed: {"id": "b", "type": "http", "url": "http://127.0.0.1/", "schedule": "*/5 * * * * *", "timezone": "Europe/Berlin", "tags": ["x"], "backoff": {"initial": "1s", "jitter": 0.5}}

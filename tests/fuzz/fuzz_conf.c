@@ -1,4 +1,4 @@
-// fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_units.c core/hg_hint.c core/hg_map.c core/hg_cron.c core/hg_tz.c
+// fuzz-sources: core/hg_conf.c core/hg_conf_dump.c core/hg_json.c core/hg_units.c core/hg_hint.c core/hg_map.c core/hg_cron.c core/hg_tz.c
 // fuzz-max-len: 4096
 // fuzz-seed-file: conf/scheduler.conf
 // fuzz-seed-file: conf/examples/backup.conf
@@ -24,7 +24,8 @@
  * Build (tests/fuzz/run.sh does this from the first line):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
  *     -Iinclude -Icore -Iobjs tests/fuzz/fuzz_conf.c core/hg_conf.c \
- *     core/hg_conf_dump.c core/hg_units.c core/hg_hint.c core/hg_map.c \
+ *     core/hg_conf_dump.c core/hg_json.c core/hg_units.c core/hg_hint.c \
+ *     core/hg_map.c \
  *     $(pkg-config --cflags --libs libconfig jansson) -o objs/fuzz/fuzz_conf
  */
 
