@@ -1151,32 +1151,11 @@ static bool
 hg_conf_utf8_ok(const char *text)
 {
     const unsigned char *s = (const unsigned char *) text;
+    size_t len = strlen(text), i, n;
 
-    while (*s != '\0') {
-        uint32_t cp, min;
-        int n, k;
-
-        if (*s < 0x80) {
-            s++;
-            continue;
-        }
-        if ((*s & 0xE0) == 0xC0) {
-            n = 1; min = 0x80; cp = *s & 0x1F;
-        } else if ((*s & 0xF0) == 0xE0) {
-            n = 2; min = 0x800; cp = *s & 0x0F;
-        } else if ((*s & 0xF8) == 0xF0) {
-            n = 3; min = 0x10000; cp = *s & 0x07;
-        } else {
-            return false;
-        }
-        s++;
-        for (k = 0; k < n; k++, s++) {
-            if ((*s & 0xC0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (*s & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    for (i = 0; i < len; i += n) {
+        n = hg_json_utf8_len(s + i, len - i);
+        if (n == 0) {
             return false;
         }
     }

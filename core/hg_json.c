@@ -1,9 +1,10 @@
 /*
  * hg_json.c owns turning JSON into text for the daemon and the client
  * (every document the daemon stores, logs, sends or answers with goes
- * through hg_json_dumps), and bytes that may not be text into a JSON
- * string (hg_json_text). It never parses, and it never returns part of a
- * document.
+ * through hg_json_dumps), bytes that may not be text into a JSON
+ * string (hg_json_text), and what UTF-8 is (hg_json_utf8_len: also for
+ * what PostgreSQL and the log take). It never parses, and it never returns
+ * part of a document.
  *
  * Why not json_dumps: jansson (up to 2.14 at least) ignores the result of
  * writing an object's key (dump_string in do_dump), so a text buffer that
@@ -75,16 +76,13 @@ hg_json_dumps(const json_t *value, size_t flags)
     return t.text;
 }
 
-/* The length of the UTF-8 character at S (N bytes left), or 0 when the
- * byte there does not start one (overlong forms, surrogates and code
- * points past U+10FFFF included, as jansson refuses them). */
-static size_t
+size_t
 hg_json_utf8_len(const unsigned char *s, size_t n)
 {
     uint32_t cp, min;
     size_t len, i;
 
-    if (s[0] > 0 && s[0] < 0x80) {
+    if (s[0] < 0x80) {
         return 1;
     }
     if ((s[0] & 0xE0) == 0xC0) {
@@ -131,7 +129,7 @@ hg_json_text(const char *text, size_t len, const char *bad)
         return NULL;
     }
     while (i < len) {
-        n = hg_json_utf8_len(u + i, len - i);
+        n = u[i] != '\0' ? hg_json_utf8_len(u + i, len - i) : 0;
         if (n == 0) {
             memcpy(clean + o, bad, badlen);
             o += badlen;

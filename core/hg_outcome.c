@@ -26,6 +26,7 @@
 #include "hg_outcome.h"
 #include "hg_meter.h"
 #include "hg_uuid.h"
+#include "hg_json.h"
 
 int64_t
 hg_outcome_backoff_ms(const hg_backoff_t *b, unsigned attempt)
@@ -126,28 +127,6 @@ hg_outcome_release_waiting(hg_master_t *m, hg_job_t *job)
 #define HG_OUTCOME_TAIL_LINES  3
 #define HG_OUTCOME_TAIL_BYTES  200
 
-static size_t
-hg_outcome_utf8_len(const unsigned char *p, size_t avail)
-{
-    size_t n, i;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-    n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2
-        : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-        : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-    if (n == 0 || n > avail) {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 static void
 hg_outcome_tail(const char *output, size_t len, char *out, size_t outlen)
 {
@@ -171,7 +150,7 @@ hg_outcome_tail(const char *output, size_t len, char *out, size_t outlen)
         start++;
     }
     for (i = start; i < end && o + 4 < outlen; i += n) {
-        n = hg_outcome_utf8_len(p + i, end - i);
+        n = hg_json_utf8_len(p + i, end - i);
         if (n == 0 || p[i] == '\0') {
             out[o++] = '?';
             n = 1;

@@ -881,42 +881,6 @@ hg_pg_exec_prepared(hg_pg_t *d, const char *name, const hg_pg_params_t *p,
     return NULL;
 }
 
-/* The length of the valid UTF-8 sequence at S, 0 if there is none. */
-static size_t
-hg_pg_utf8_len(const unsigned char *s)
-{
-    size_t len, i;
-    unsigned cp;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    {
-        return 0;
-    }
-    return len;
-}
-
 /*
  * TEXT as a parameter of P, a byte that is not UTF-8 replaced by '?'. A
  * database in UTF-8 refuses the whole transaction for one such byte, and
@@ -927,26 +891,25 @@ static int
 hg_pg_clean(hg_pg_params_t *p, const char *text)
 {
     const unsigned char *u = (const unsigned char *) text;
-    size_t i, n, len;
+    size_t i, n, len = text != NULL ? strlen(text) : 0;
     char *copy;
 
-    for (i = 0; text != NULL && u[i] != '\0'; i += n) {
-        n = hg_pg_utf8_len(u + i);
+    for (i = 0; i < len; i += n) {
+        n = hg_json_utf8_len(u + i, len - i);
         if (n == 0) {
             break;
         }
     }
-    if (text == NULL || u[i] == '\0') {
+    if (i == len) {
         hg_pg_text(p, text);
         return HG_OK;
     }
-    len = strlen(text);
     copy = malloc(len + 1);
     if (copy == NULL) {
         return HG_ERROR;
     }
     for (i = 0; i < len; i += n) {
-        n = hg_pg_utf8_len(u + i);
+        n = hg_json_utf8_len(u + i, len - i);
         if (n == 0) {
             copy[i] = '?';
             n = 1;
@@ -1106,16 +1069,17 @@ static void
 hg_pg_array_text(hg_pg_array_t *a, const char *text)
 {
     const unsigned char *u = (const unsigned char *) text;
-    size_t i, n, run = 0;
+    size_t i, n, run = 0, len;
 
     hg_pg_array_next(a);
     if (text == NULL) {
         hg_pg_array_put(a, "NULL", 4);
         return;
     }
+    len = strlen(text);
     hg_pg_array_put(a, "\"", 1);
-    for (i = 0; u[i] != '\0'; i += n) {
-        n = hg_pg_utf8_len(u + i);
+    for (i = 0; i < len; i += n) {
+        n = hg_json_utf8_len(u + i, len - i);
         if (n > 0 && u[i] != '"' && u[i] != '\\') {
             continue;
         }
