@@ -17,7 +17,8 @@
  *
  * In a cluster the peers' changes come in the same way, as a command of
  * their own (HG_JOBDEF_PEER): checked, then put in force without being
- * written again (the store has them).
+ * written again (the store has them). One refused here is kept
+ * (m->peer_refused) and checked again after the next reload.
  *
  * It never touches a job of scheduler.conf (those answer "read only"),
  * never runs module code in the master (the reader does), and never
@@ -312,6 +313,43 @@ hg_jobdef_copy(const json_t *set)
 
 static void hg_jobdef_peer_apply(hg_master_t *m, hg_jobdef_cmd_t *cmd);
 
+/* A peer's change of job ID refused here: kept for the next reload
+ * (hg_jobdef_peer_retry). Out of memory it is only logged: the store
+ * keeps it, and a restart or the peer's next change brings it again. */
+static void
+hg_jobdef_peer_keep_one(hg_master_t *m, const char *id, json_t *record)
+{
+    if (m->peer_refused == NULL) {
+        m->peer_refused = json_object();
+    }
+    if (m->peer_refused == NULL
+        || json_object_set(m->peer_refused, id, record) != 0)
+    {
+        hg_log(HG_LOG_ERROR, "out of memory keeping another instance's "
+               "change of API job \"%s\" for the next reload: a restart "
+               "or its next change brings it again", id);
+    }
+}
+
+static void
+hg_jobdef_peer_keep(hg_master_t *m, json_t *records)
+{
+    const char *id;
+    json_t *record;
+
+    json_object_foreach(records, id, record) {
+        hg_jobdef_peer_keep_one(m, id, record);
+    }
+}
+
+static void
+hg_jobdef_peer_forget(hg_master_t *m, const char *id)
+{
+    if (m->peer_refused != NULL) {
+        (void) json_object_del(m->peer_refused, id);
+    }
+}
+
 static void
 hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
                   const hg_conf_errors_t *errors, void *data)
@@ -328,6 +366,9 @@ hg_jobdef_checked(hg_master_t *m, hg_cycle_t *cycle,
         return;
     }
     if (cycle == NULL) {
+        if (cmd->op == HG_JOBDEF_PEER) {
+            hg_jobdef_peer_keep(m, cmd->records);
+        }
         hg_log_event(HG_LOG_INFO, "job_refused", cmd->id[0] != '\0'
                      ? cmd->id : NULL, NULL, NULL, 0, "%s from %s refused: "
                      "%s", cmd->op == HG_JOBDEF_IMPORT ? "an import"
@@ -408,6 +449,13 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
         hg_jobdef_refuse(m, cmd, HG_ERROR, "the store could not write the "
                          "change (the log says why): nothing changed");
         return;
+    }
+    /* This instance's change is newer than any peer's refused before. */
+    if (cmd->op == HG_JOBDEF_DELETE) {
+        hg_jobdef_peer_forget(m, cmd->id);
+    }
+    json_object_foreach(cmd->records, id, record) {
+        hg_jobdef_peer_forget(m, id);
     }
     if (cmd->op == HG_JOBDEF_DELETE) {
         field = (hg_log_field_t) HG_LOG_STR("by", cmd->actor);
@@ -730,6 +778,7 @@ hg_jobdef_peer_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     json_object_foreach(cmd->records, id, record) {
         job = hg_job_find(m, id);
         if (job != NULL && !job->api) {
+            hg_jobdef_peer_keep_one(m, id, record);
             hg_log_event(HG_LOG_WARN, "job_refused", id, NULL, NULL, 0,
                          "another instance of the cluster changed API job "
                          "\"%s\", which is a job of this instance's "
@@ -764,13 +813,35 @@ hg_jobdef_peer_start(hg_master_t *m, hg_jobdef_cmd_t *cmd)
     hg_jobdef_check(m, cmd);
 }
 
+/* A peer's change of job ID (RECORD, or null: deleted), queued as a
+ * command of its own; out of memory, kept for the next reload. */
+static void
+hg_jobdef_peer_submit(hg_master_t *m, const char *id, json_t *record)
+{
+    json_t *one = json_pack("{s:O}", id, record);
+
+    if (one == NULL
+        || hg_jobdef_submit(m, HG_JOBDEF_PEER, id, NULL,
+                            "another instance of the cluster", NULL,
+                            NULL) != HG_OK)
+    {
+        json_decref(one);
+        hg_log(HG_LOG_ERROR, "out of memory: another instance's change "
+               "of API job \"%s\" is applied at the next reload or "
+               "restart", id);
+        hg_jobdef_peer_keep_one(m, id, record);
+        return;
+    }
+    m->jobdef_tail->records = one;
+}
+
 /* The peers' changes read since the last turn, a command for each job:
  * each is checked alone, so a job this instance refuses (one of a module
  * it does not load, say) holds back none of the others. */
 void
 hg_jobdef_peer(hg_master_t *m)
 {
-    json_t *changes, *record, *one;
+    json_t *changes, *record;
     const char *id;
 
     if (m->store == NULL || (changes = hg_store_peer_jobs(m->store)) == NULL)
@@ -778,21 +849,28 @@ hg_jobdef_peer(hg_master_t *m)
         return;
     }
     json_object_foreach(changes, id, record) {
-        one = json_pack("{s:O}", id, record);
-        if (one == NULL
-            || hg_jobdef_submit(m, HG_JOBDEF_PEER, id, NULL,
-                                "another instance of the cluster", NULL,
-                                NULL) != HG_OK)
-        {
-            json_decref(one);
-            hg_log(HG_LOG_ERROR, "out of memory: another instance's change "
-                   "of API job \"%s\" is applied at the next reload or "
-                   "restart", id);
-            continue;
-        }
-        m->jobdef_tail->records = one;
+        hg_jobdef_peer_forget(m, id);   /* this change is newer */
+        hg_jobdef_peer_submit(m, id, record);
     }
     json_decref(changes);
+}
+
+void
+hg_jobdef_peer_retry(hg_master_t *m)
+{
+    json_t *refused = m->peer_refused, *record;
+    const char *id;
+
+    if (refused == NULL) {
+        return;
+    }
+    m->peer_refused = NULL;             /* a refusal again keeps it again */
+    json_object_foreach(refused, id, record) {
+        hg_log(HG_LOG_INFO, "another instance's change of API job \"%s\", "
+               "refused here before, is checked again after the reload", id);
+        hg_jobdef_peer_submit(m, id, record);
+    }
+    json_decref(refused);
 }
 
 /* What can be said without the reader: the job's existence and owner. */
@@ -932,4 +1010,6 @@ hg_jobdef_free_all(hg_master_t *m)
         hg_jobdef_refuse(m, cmd, HG_ERROR, "the daemon is shutting down");
     }
     m->jobdef_tail = NULL;
+    json_decref(m->peer_refused);
+    m->peer_refused = NULL;
 }

@@ -30,9 +30,13 @@ int hg_jobdef_submit(hg_master_t *m, hg_jobdef_op_t op, const char *job_id,
  * configuration in force), then put in force, as a deleted one is,
  * without writing the store again; one refused holds back no other.
  * A job of this instance's file keeps its id; a change refused here is
- * logged and left out (the store keeps it: a restart or the peer's next
- * change brings it again). */
+ * logged, left out and kept (m->peer_refused) until a reload applies, the
+ * peer changes the job again, or this instance does. */
 void hg_jobdef_peer(hg_master_t *m);
+/* After a reload that applied: the peers' changes refused here before are
+ * checked again, as if they had just come (the reload may have loaded
+ * their module, or taken their job out of the file). */
+void hg_jobdef_peer_retry(hg_master_t *m);
 /* Start the next command when nothing holds the reader: true when it
  * did something (started one, or answered one at once), so the caller
  * may call again. */
@@ -42,7 +46,8 @@ bool hg_jobdef_pump(hg_master_t *m);
 bool hg_jobdef_busy(const hg_master_t *m);
 /* {jobs: [definitions of the API's jobs, by id]}; NULL: out of memory. */
 json_t *hg_jobdef_export(hg_master_t *m);
-/* The master goes: every command is answered HG_ERROR and freed. */
+/* The master goes: every command is answered HG_ERROR and freed, and
+ * the refused peers' changes with them. */
 void hg_jobdef_free_all(hg_master_t *m);
 
 #endif /* HG_JOBDEF_H */

@@ -595,8 +595,9 @@ hg_master_init(hg_master_t *m, hg_cycle_t *cycle, const char *conf_file,
     return HG_OK;
 }
 
-/* A reload asked for while the reader was busy, then the next job
- * command: one at a time, as each needs the reader and the job set. A
+/* A reload asked for while the reader was busy, the peers' changes
+ * refused before a reload that applied (checked again), then the next
+ * job command: one at a time, as each needs the reader and the job set. A
  * store without a thread answers a command's write at once, and the next
  * command may go then. */
 static void
@@ -611,6 +612,10 @@ hg_master_next_change(hg_master_t *m)
         {
             m->reload_again = false;
             hg_reload_start(m);
+        }
+        if (m->peer_retry_due && m->reload == NULL) {
+            m->peer_retry_due = false;
+            hg_jobdef_peer_retry(m);
         }
     } while (hg_jobdef_pump(m));
 }

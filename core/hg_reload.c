@@ -388,6 +388,7 @@ hg_reload_applied(hg_master_t *m, hg_reload_t *r)
         hg_log_event(HG_LOG_INFO, "reload", NULL, NULL, fields,
                      HG_NELEMS(fields), "configuration reloaded: %zu jobs, "
                      "%d workers", m->jobs.count, m->workers);
+        m->peer_retry_due = true;
     }
     hg_service_reloaded(m->jobs.count);
     hg_cycle_release_jobs(m->cycle, &r->old_jobs, &r->nold_jobs);

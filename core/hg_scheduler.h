@@ -263,6 +263,13 @@ struct hg_master_s {
     struct hg_jobdef_cmd_s *jobdef_current;
     bool applying_peer;             /* a peer's change of API jobs is being
                                        put in force (hg_jobdef_peer) */
+    /* Cluster: peers' changes of API jobs refused here (a module not
+     * loaded, a job of this instance's file), id -> record; checked again
+     * after each reload that applies (hg_jobdef_peer_retry). NULL when
+     * none. */
+    json_t *peer_refused;
+    bool peer_retry_due;            /* a reload applied: peer_refused is
+                                       checked again once it is over */
     struct hg_jobdef_cmd_s *jobdef_head, *jobdef_tail;
 };
 

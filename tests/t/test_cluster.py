@@ -15,7 +15,7 @@ import time
 
 from conftest import MEMORY_STORE, conf_value, job, run_hourglass, wait_until
 from test_api import Api, api_section, free_port
-from test_store_pg import db, pg_config, rows, server  # noqa: F401
+from test_store_pg import db, messages, pg_config, rows, server  # noqa: F401
 import pg
 
 JOBS = 10
@@ -923,7 +923,8 @@ def test_unique_key_is_the_clusters(hg, db, tmp_path):
 def test_a_peer_job_refused_here_holds_back_no_other(hg, db):
     """Two jobs made through a's API in the same moment, one of a module
     b does not load: b refuses that one, saying why, and takes the other
-    (each peer change is checked alone)."""
+    (each peer change is checked alone). A reload of b that loads the
+    module checks the refused job again, as a's latest change has it."""
     server, name, url = db
     ports, daemons = {}, {}
     for instance, load in (("a", ("shell", "system")), ("b", ("shell",))):
@@ -946,6 +947,30 @@ def test_a_peer_job_refused_here_holds_back_no_other(hg, db):
                timeout=15, what="sh on b")
     assert b.json("GET", "/api/v1/jobs/sys")[0] == 404
     assert a.json("GET", "/api/v1/jobs/sys")[0] == 200
+    # a changes sys again: b refuses the newer definition too
+    status, reply = a.json("PUT", "/api/v1/jobs/sys", {
+        "id": "sys", "type": "system", "task": "noop", "every": "2h"})
+    assert status == 200, reply
+    daemons["b"].wait_event("job_refused", count=2, job="sys", timeout=15)
+    # a reload of b that loads system checks the refused change again
+    # (the newest), and b takes it; the reload after that has nothing
+    # left to check
+    nb = daemons["b"]
+    nb.write(cluster_config(nb, url, "b", [], api_section(ports["b"]),
+                            lease="3s", load=("shell", "system")))
+    nb.signal(signal.SIGHUP)
+    wait_until(lambda: b.json("GET", "/api/v1/jobs/sys")[0] == 200,
+               timeout=15, what="sys on b after the reload that loads "
+               "its module")
+    job = b.json("GET", "/api/v1/jobs/sys")[1]
+    assert job["definition"]["every"] == "2h", job
+    assert len(nb.wait_event("job_added", job="sys")) == 1
+    nb.signal(signal.SIGHUP)
+    nb.wait_event("reload", count=2, result="ok")
+    time.sleep(1)
+    assert len(messages(nb, 'API job "sys", refused here before')) == 1
+    assert len([e for e in nb.events() if e.get("event") == "job_added"
+                and e.get("job") == "sys"]) == 1
     for d in daemons.values():
         d.stop()
 
