@@ -11,6 +11,9 @@
 /* With nothing to wait for, a realtime set still arms its timerfd this far
  * ahead so that TFD_TIMER_CANCEL_ON_SET keeps reporting clock steps. */
 #define HG_TIMER_IDLE_NS  (3600LL * HG_NSEC_PER_SEC)
+/* A change of the wall clock's offset from CLOCK_MONOTONIC past this is a
+ * step; the two readings that measure it are a few microseconds apart. */
+#define HG_TIMER_STEP_NS  (1LL * HG_NSEC_PER_MSEC)
 
 int64_t
 hg_clock_ns(clockid_t clock)
@@ -79,26 +82,46 @@ hg_timers_rearm(void *data)
     hg_timers_arm(set, when);
 }
 
+static int64_t
+hg_timers_offset(void)
+{
+    return hg_clock_ns(CLOCK_REALTIME) - hg_clock_ns(CLOCK_MONOTONIC);
+}
+
+/* Whether the wall clock was stepped since the set last looked: its
+ * offset from CLOCK_MONOTONIC moved (then kept as the new one). */
+static bool
+hg_timers_stepped(hg_timers_t *set)
+{
+    int64_t offset = hg_timers_offset(), moved = offset - set->offset;
+
+    if (moved > -HG_TIMER_STEP_NS && moved < HG_TIMER_STEP_NS) {
+        return false;
+    }
+    set->offset = offset;
+    return true;
+}
+
 static void
 hg_timers_expire(hg_event_t *ev, uint32_t events)
 {
     hg_timers_t *set = ev->data;
     uint64_t ticks;
-    ssize_t n;
     size_t handled = 0;
     int64_t now;
 
     HG_UNUSED(events);
-    n = read(set->fd, &ticks, sizeof(ticks));
-    if (n < 0 && errno == ECANCELED) {
-        /* The wall clock was stepped: the timerfd is disarmed; the owner
-         * recomputes its deadlines and the hook re-arms before the wait. */
-        set->armed = -1;
-        if (set->clock_changed != NULL) {
-            set->clock_changed(set);
-        }
-    }
+    /* ECANCELED (the kernel's word for a step) or ticks: either way the
+     * timerfd is disarmed now, and re-armed by the hook before the wait.
+     * A step is told to the owner before any timer fires, whichever of
+     * the two came first (hg_timer.h), and once. */
+    (void) read(set->fd, &ticks, sizeof(ticks));
     set->armed = -1;
+    if (set->clock == CLOCK_REALTIME && hg_timers_stepped(set)
+        && set->clock_changed != NULL)
+    {
+        set->clock_changed(set);
+    }
     now = hg_clock_ns(set->clock);
     while (handled < set->max_per_turn) {
         hg_heap_node_t *min = hg_heap_min(&set->heap);
@@ -119,6 +142,7 @@ hg_timers_init(hg_timers_t *set, hg_event_loop_t *loop, clockid_t clock)
     memset(set, 0, sizeof(*set));
     set->clock = clock;
     set->armed = -1;
+    set->offset = hg_timers_offset();
     set->max_per_turn = 4096;
     hg_heap_init(&set->heap);
     set->fd = timerfd_create(clock, TFD_NONBLOCK | TFD_CLOEXEC);

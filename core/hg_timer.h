@@ -5,8 +5,13 @@
  * before the loop waits, and only when the earliest deadline changed.
  *
  * A timer set on CLOCK_REALTIME also notices wall-clock steps (NTP, date
- * -s) through TFD_TIMER_CANCEL_ON_SET and calls its clock_changed hook, so
- * the owner can recompute wall-clock deadlines.
+ * -s) and calls its clock_changed hook, once per step and before any of
+ * its timers fires, so the owner can recompute wall-clock deadlines. The
+ * kernel says so through TFD_TIMER_CANCEL_ON_SET, but not always first:
+ * a deadline the step jumped over can expire, and be read, before the
+ * timerfd is cancelled. So each wake-up also compares the wall clock's
+ * offset from CLOCK_MONOTONIC with the last one seen (NTP's slewing moves
+ * both clocks alike; only a step moves one from the other).
  */
 
 #ifndef HG_TIMER_H
@@ -37,6 +42,8 @@ struct hg_timers_s {
     size_t max_per_turn;            /* expiries handled per wake-up */
     void (*clock_changed)(hg_timers_t *set);
     void *data;
+    int64_t offset;                 /* CLOCK_REALTIME - CLOCK_MONOTONIC,
+                                       ns, as last seen (realtime sets) */
 };
 
 int64_t hg_clock_ns(clockid_t clock);
