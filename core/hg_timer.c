@@ -115,7 +115,9 @@ hg_timers_expire(hg_event_t *ev, uint32_t events)
      * timerfd is disarmed now, and re-armed by the hook before the wait.
      * A step is told to the owner before any timer fires, whichever of
      * the two came first (hg_timer.h), and once. */
-    (void) read(set->fd, &ticks, sizeof(ticks));
+    if (read(set->fd, &ticks, sizeof(ticks)) < 0) {
+        ticks = 0;                      /* ECANCELED, or woken for nothing */
+    }
     set->armed = -1;
     if (set->clock == CLOCK_REALTIME && hg_timers_stepped(set)
         && set->clock_changed != NULL)
