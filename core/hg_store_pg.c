@@ -18,15 +18,14 @@
  * Three connections, opened together by this process before the threads
  * start, as the sqlite driver opens its three (its open, too, reads and
  * writes synchronously at start: the schema). WCONN is the writer
- * thread's: hg_pg_commit writes one batch in ONE transaction (two in a
- * cluster, below), its records, claims, job states and statistics as
- * statements of arrays (unnest), 128 to 256 rows a statement: a one-row
- * statement costs the executor's start, most of what writing a row
- * costs. RCONN
- * serves the start-up reads in the caller's thread, then the QUERY tasks
- * on the maintenance thread (and hg_store_claim_fire, a claim outside
- * any record, which the master does not use). MCONN is the maintenance
- * thread's: cleanup and vacuum.
+ * thread's: hg_pg_commit (hg_store_pg_write.c) writes one batch in ONE
+ * transaction (two in a cluster, below), its records, claims, job states
+ * and statistics as statements of arrays (unnest), 128 to 256 rows a
+ * statement: a one-row statement costs the executor's start, most of
+ * what writing a row costs. RCONN serves the start-up reads in the
+ * caller's thread, then the QUERY tasks on the maintenance thread (and
+ * hg_store_claim_fire, a claim outside any record, which the master does
+ * not use). MCONN is the maintenance thread's: cleanup and vacuum.
  *
  * Durability: a commit is acknowledged by PostgreSQL (synchronous_commit
  * as the server has it, on by default) before the writer publishes its
