@@ -667,7 +667,58 @@ class Daemon:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        # A master killed with -9 leaves its cgroups: the test's, so its
+        # teardown's (the next daemon on the machine would log each).
+        remove_stale_cgroups(self.pid)
         return described
+
+
+def own_cgroup_dirs():
+    """The directories of this process's cgroups, one per hierarchy (v2
+    and each v1 one): where a master started from here makes its
+    hourglass.<pid> groups."""
+    mounts = []                         # (mount point, fs type, options)
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 4 and parts[2] in ("cgroup", "cgroup2"):
+                mounts.append((parts[1], parts[2], parts[3].split(",")))
+    dirs = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            hid, controllers, path = line.rstrip("\n").split(":", 2)
+            for point, fstype, options in mounts:
+                if (hid == "0" and fstype == "cgroup2") or (
+                        fstype == "cgroup" and controllers and all(
+                            c in options for c in controllers.split(","))):
+                    dirs.append(point + path.rstrip("/"))
+                    break
+    return dirs
+
+
+def remove_stale_cgroups(pid):
+    """Removes the hourglass.PID groups of a master that died without
+    removing them (kill -9), killing what is left in them: what the next
+    master on the machine would do, saying so in its log."""
+    for parent in own_cgroup_dirs():
+        top = os.path.join(parent, "hourglass.%d" % pid)
+        if not os.path.isdir(top):
+            continue
+        for _ in range(50):
+            for root, _dirs, _files in os.walk(top, topdown=False):
+                try:
+                    with open(os.path.join(root, "cgroup.procs")) as f:
+                        for p in f.read().split():
+                            os.kill(int(p), signal.SIGKILL)
+                except OSError:
+                    pass
+                try:
+                    os.rmdir(root)
+                except OSError:
+                    pass
+            if not os.path.isdir(top):
+                break
+            time.sleep(POLL)
 
 
 def etime(e):
