@@ -451,13 +451,11 @@ hg_jobdef_stored(void *data, int rc, const json_t *answer)
         return;
     }
     /* This instance's change is newer than any peer's refused before. */
-    if (cmd->op == HG_JOBDEF_DELETE) {
-        hg_jobdef_peer_forget(m, cmd->id);
-    }
     json_object_foreach(cmd->records, id, record) {
         hg_jobdef_peer_forget(m, id);
     }
     if (cmd->op == HG_JOBDEF_DELETE) {
+        hg_jobdef_peer_forget(m, cmd->id);
         field = (hg_log_field_t) HG_LOG_STR("by", cmd->actor);
         job = hg_job_find(m, cmd->id);
         if (job != NULL) {
